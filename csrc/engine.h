@@ -1,0 +1,106 @@
+/* engine.h -- the per-thread pipeline: frame -> net -> mold -> itch -> (book).
+ *
+ * Each arrow is an inlined call; sources (src_pcap.c, src_binfile.c) call
+ * fh_engine_frame() / fh_engine_msg() from their walk loops, so one source loop
+ * compiles to one function with no call per packet or message.  Counters live
+ * in the context and are written by its one thread only. */
+#ifndef FH_ENGINE_H
+#define FH_ENGINE_H
+
+#include "fh_common.h"
+#include "itch.h"
+#include "mold.h"
+#include "net.h"
+
+/* How often (frames) a walk loop publishes progress and checks the stop flag. */
+#define FH_POLL_EVERY 4096u
+
+struct fh_replay {
+    fh_stats_t st;
+    fh_mold_table_t streams;
+    int stop;                       /* set by fh_replay_stop(), read with __atomic */
+    uint32_t _pad;
+    uint64_t progress_done;         /* bytes of the current input walked */
+    uint64_t progress_total;
+};
+
+FH_INLINE int fh_engine_should_stop(const fh_replay_t *r)
+{
+    return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
+}
+
+FH_INLINE void fh_engine_progress(fh_replay_t *r, uint64_t done)
+{
+    __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
+}
+
+/* One ITCH message (a MoldUDP64 block or a BinaryFILE record), len > 0. */
+FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
+{
+    fh_replay_t *r = ctx;
+    fh_itch_msg_t m;
+    const int rc = fh_itch_decode_inline(p, len, &m);
+    if (FH_LIKELY(rc == FH_DECODE_OK)) {
+        r->st.messages++;
+        r->st.by_type[m.type]++;
+        r->st.checksum += fh_itch_fold(&m);
+        return;
+    }
+    r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
+}
+
+/* One MoldUDP64 datagram: sequencing against its stream, then its blocks. */
+FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
+{
+    fh_stats_t *st = &r->st;
+    const uint8_t *p = u->payload;
+    if (FH_UNLIKELY(u->len < FH_MOLD_HLEN)) { st->errors[FH_ERR_MOLD_TRUNCATED]++; return; }
+    st->mold_packets++;
+    const uint64_t seq = fh_be64(p + 10);
+    const uint32_t count = fh_be16(p + 18);
+
+    fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u->dst_port, p, seq, &st->streams);
+    if (FH_UNLIKELY(!s)) st->errors[FH_ERR_STREAM_TABLE_FULL]++;
+
+    if (FH_UNLIKELY(count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END)) {
+        if (count == FH_MOLD_END) st->end_of_session++;
+        else st->heartbeats++;
+        /* Both carry the next sequence: anything before it that never came is lost. */
+        if (s && seq > s->next_seq) { st->gaps += seq - s->next_seq; s->next_seq = seq; }
+        if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
+        return;
+    }
+
+    uint32_t skip = 0;
+    if (FH_LIKELY(s != NULL)) {
+        if (FH_UNLIKELY(seq < s->next_seq)) {
+            const uint64_t behind = s->next_seq - seq;
+            skip = behind >= count ? count : (uint32_t)behind;
+        } else if (FH_UNLIKELY(seq > s->next_seq)) {
+            st->gaps += seq - s->next_seq;
+            s->next_seq = seq;
+        }
+    }
+    const uint32_t whole = fh_mold_walk(p, u->len, count, skip, fh_engine_msg, r, st);
+    /* Blocks a short packet promised but did not carry stay unreceived: a later
+     * copy of them is applied, not called a duplicate. */
+    if (s && seq + whole > s->next_seq) s->next_seq = seq + whole;
+}
+
+FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len)
+{
+    fh_udp_view_t u;
+    r->st.packets++;
+    r->st.bytes += len;
+    if (FH_LIKELY(fh_net_parse(f, len, &u, r->st.errors))) fh_engine_mold(r, &u);
+}
+
+/* Sources: walk a whole in-memory input.  Return 0, or 1 when the input was
+ * corrupt or truncated part-way (what came before is decoded and counted; err
+ * says where), or -1 when nothing could be decoded (bad header). */
+int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, size_t errlen);
+int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, size_t errlen);
+int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, size_t errlen);
+int fh_src_binfile_plausible(const uint8_t *buf, size_t len);
+
+#endif

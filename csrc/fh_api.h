@@ -1,0 +1,300 @@
+/* fh_api.h -- the C core's public interface.
+ *
+ * CFFI reads this file verbatim as its cdef, so it holds no preprocessor lines:
+ * C files include <stdint.h> and <stddef.h> before it.  Every struct here has an
+ * exact, padding-explicit layout; fh_layout.c asserts sizes and offsets with
+ * _Static_assert and tests/test_layout.py asserts the same numbers from Python.
+ *
+ * Units: prices are raw ITCH integers (Price(4) = 1/10000 USD, Price(8) =
+ * 1/100000000 USD); timestamps are u64 nanoseconds (ITCH: since midnight;
+ * capture: since the Unix epoch); shares are integer counts.
+ */
+
+/* ---------------------------------------------------------------- counters */
+
+/* Why a frame, datagram or message was skipped.  Order is part of the ABI of
+ * fh_stats_t.errors[]; names come from fh_err_name(). */
+enum fh_err {
+    FH_ERR_ETH_TRUNCATED = 0,      /* frame shorter than an Ethernet header */
+    FH_ERR_VLAN_TRUNCATED = 1,     /* VLAN tag cut short, or more than 2 tags */
+    FH_ERR_ARP = 2,                /* ARP frame (not market data) */
+    FH_ERR_IPV6 = 3,               /* IPv6 frame (not carried by ITCH feeds) */
+    FH_ERR_ETHERTYPE_OTHER = 4,    /* any other ethertype */
+    FH_ERR_IP_TRUNCATED = 5,       /* frame ends inside the IPv4 header */
+    FH_ERR_IP_BAD_VERSION = 6,     /* version nibble is not 4 */
+    FH_ERR_IP_BAD_HDR_LEN = 7,     /* IHL < 5 or past the frame */
+    FH_ERR_IP_BAD_TOTAL_LEN = 8,   /* total length < IHL or past the frame */
+    FH_ERR_IP_FRAGMENT = 9,        /* MF set or fragment offset != 0 */
+    FH_ERR_IP_NOT_UDP = 10,        /* TCP, ICMP, IGMP, ... */
+    FH_ERR_UDP_TRUNCATED = 11,     /* IPv4 payload shorter than a UDP header */
+    FH_ERR_UDP_BAD_LEN = 12,       /* UDP length < 8 or past the IPv4 payload */
+    FH_ERR_MOLD_TRUNCATED = 13,    /* UDP payload shorter than the 20-byte header */
+    FH_ERR_MOLD_COUNT_OVERRUN = 14,/* count says more blocks than the datagram holds */
+    FH_ERR_MOLD_BLOCK_OVERRUN = 15,/* a block's length runs past the datagram */
+    FH_ERR_MOLD_TRAILING = 16,     /* bytes left after the last counted block */
+    FH_ERR_MOLD_ZERO_BLOCK = 17,   /* a block of length 0 (skipped) */
+    FH_ERR_ITCH_UNKNOWN_TYPE = 18, /* type byte not in ITCH 5.0 (skipped by length) */
+    FH_ERR_ITCH_BAD_LENGTH = 19,   /* known type, wrong block length */
+    FH_ERR_SRC_TRUNCATED = 20,     /* capture record or block cut short at end of file */
+    FH_ERR_SRC_SNAPPED = 21,       /* captured length < wire length (frame still parsed) */
+    FH_ERR_SRC_LINKTYPE = 22,      /* capture interface is not Ethernet */
+    FH_ERR_SRC_BAD_RECORD = 23,    /* record/block header inconsistent (file resynced or stopped) */
+    FH_ERR_STREAM_TABLE_FULL = 24, /* more sessions than the stream table holds (not sequenced) */
+    FH_ERR_BINFILE_ZERO_LEN = 25,  /* BinaryFILE record of length 0 */
+    FH_ERR__COUNT = 26
+};
+
+/* Everything one replay counted.  All fields are totals since the start. */
+typedef struct fh_stats {
+    uint64_t packets;          /* frames (pcap) or messages (BinaryFILE) read */
+    uint64_t bytes;            /* bytes of those frames/messages */
+    uint64_t mold_packets;     /* UDP datagrams parsed as MoldUDP64 */
+    uint64_t heartbeats;       /* MoldUDP64 datagrams with count 0 */
+    uint64_t end_of_session;   /* MoldUDP64 datagrams with count 0xFFFF */
+    uint64_t messages;         /* ITCH messages decoded and delivered */
+    uint64_t gaps;             /* messages missing from sequence (not recovered) */
+    uint64_t recovered;        /* messages recovered by re-request */
+    uint64_t duplicates;       /* messages seen again (A/B copy, retransmit) */
+    uint64_t checksum;         /* fold of decoded fields; equal inputs give equal sums */
+    uint64_t first_ts_ns;      /* capture time of the first frame, ns since epoch (0 for BinaryFILE) */
+    uint64_t last_ts_ns;       /* capture time of the last frame */
+    uint64_t elapsed_ns;       /* wall time inside the decode loops, monotonic clock */
+    uint64_t streams;          /* distinct (UDP port, MoldUDP64 session) streams seen */
+    uint64_t errors[32];       /* indexed by enum fh_err */
+    uint64_t by_type[256];     /* ITCH messages delivered, indexed by type byte */
+} fh_stats_t;
+
+const char *fh_err_name(int err);
+const char *fh_version(void);
+
+/* ------------------------------------------------------------- ITCH 5.0 */
+
+/* One struct per message type, fields in wire order, named as in the spec
+ * (snake_case).  stock/mpid fields keep their space padding, not NUL-terminated.
+ * The common header (type, stock_locate, tracking_number, timestamp) lives in
+ * fh_itch_msg_t. */
+typedef struct { uint8_t event_code; } fh_itch_S_t;                    /* System Event, 12 B */
+typedef struct {                                                        /* Stock Directory, 39 B */
+    char     stock[8];
+    uint8_t  market_category;
+    uint8_t  financial_status_indicator;
+    uint8_t  round_lots_only;
+    uint8_t  issue_classification;
+    uint32_t round_lot_size;
+    char     issue_sub_type[2];
+    uint8_t  authenticity;
+    uint8_t  short_sale_threshold_indicator;
+    uint8_t  ipo_flag;
+    uint8_t  luld_reference_price_tier;
+    uint8_t  etp_flag;
+    uint8_t  inverse_indicator;
+    uint32_t etp_leverage_factor;
+} fh_itch_R_t;
+typedef struct {                                                        /* Stock Trading Action, 25 B */
+    char     stock[8];
+    uint8_t  trading_state;
+    uint8_t  reserved;
+    char     reason[4];
+} fh_itch_H_t;
+typedef struct { char stock[8]; uint8_t reg_sho_action; } fh_itch_Y_t;  /* Reg SHO, 20 B */
+typedef struct {                                                        /* Market Participant Position, 26 B */
+    char     mpid[4];
+    char     stock[8];
+    uint8_t  primary_market_maker;
+    uint8_t  market_maker_mode;
+    uint8_t  market_participant_state;
+} fh_itch_L_t;
+typedef struct { uint64_t level_1; uint64_t level_2; uint64_t level_3; } fh_itch_V_t; /* MWCB Decline Level, 35 B, Price(8) */
+typedef struct { uint8_t breached_level; } fh_itch_W_t;                 /* MWCB Status, 12 B */
+typedef struct {                                                        /* IPO Quoting Period Update, 28 B */
+    char     stock[8];
+    uint32_t ipo_quotation_release_time;   /* seconds since midnight */
+    uint32_t ipo_price;                    /* Price(4) */
+    uint8_t  ipo_quotation_release_qualifier;
+    uint8_t  _pad[3];
+} fh_itch_K_t;
+typedef struct {                                                        /* LULD Auction Collar, 35 B */
+    char     stock[8];
+    uint32_t auction_collar_reference_price;
+    uint32_t upper_auction_collar_price;
+    uint32_t lower_auction_collar_price;
+    uint32_t auction_collar_extension;
+} fh_itch_J_t;
+typedef struct {                                                        /* Operational Halt, 21 B */
+    char     stock[8];
+    uint8_t  market_code;
+    uint8_t  operational_halt_action;
+} fh_itch_h_t;
+typedef struct {                                                        /* Add Order (A 36 B) / Add Order MPID (F 40 B) */
+    uint64_t order_reference_number;
+    uint32_t shares;
+    uint32_t price;                        /* Price(4) */
+    char     stock[8];
+    uint8_t  buy_sell_indicator;           /* 'B' or 'S' */
+    char     attribution[4];               /* F only; zeros for A */
+    uint8_t  _pad[3];
+} fh_itch_A_t;
+typedef struct {                                                        /* Order Executed, 31 B */
+    uint64_t order_reference_number;
+    uint64_t match_number;
+    uint32_t executed_shares;
+    uint32_t _pad;
+} fh_itch_E_t;
+typedef struct {                                                        /* Order Executed With Price, 36 B */
+    uint64_t order_reference_number;
+    uint64_t match_number;
+    uint32_t executed_shares;
+    uint32_t execution_price;              /* Price(4) */
+    uint8_t  printable;
+    uint8_t  _pad[7];
+} fh_itch_C_t;
+typedef struct { uint64_t order_reference_number; uint32_t cancelled_shares; uint32_t _pad; } fh_itch_X_t; /* Order Cancel, 23 B */
+typedef struct { uint64_t order_reference_number; } fh_itch_D_t;       /* Order Delete, 19 B */
+typedef struct {                                                        /* Order Replace, 35 B */
+    uint64_t original_order_reference_number;
+    uint64_t new_order_reference_number;
+    uint32_t shares;
+    uint32_t price;
+} fh_itch_U_t;
+typedef struct {                                                        /* Trade (non-cross), 44 B */
+    uint64_t order_reference_number;
+    uint64_t match_number;
+    uint32_t shares;
+    uint32_t price;
+    char     stock[8];
+    uint8_t  buy_sell_indicator;
+    uint8_t  _pad[7];
+} fh_itch_P_t;
+typedef struct {                                                        /* Cross Trade, 40 B */
+    uint64_t shares;
+    uint64_t match_number;
+    char     stock[8];
+    uint32_t cross_price;
+    uint8_t  cross_type;
+    uint8_t  _pad[3];
+} fh_itch_Q_t;
+typedef struct { uint64_t match_number; } fh_itch_B_t;                 /* Broken Trade, 19 B */
+typedef struct {                                                        /* NOII, 50 B */
+    uint64_t paired_shares;
+    uint64_t imbalance_shares;
+    char     stock[8];
+    uint32_t far_price;
+    uint32_t near_price;
+    uint32_t current_reference_price;
+    uint8_t  imbalance_direction;
+    uint8_t  cross_type;
+    uint8_t  price_variation_indicator;
+    uint8_t  _pad;
+} fh_itch_I_t;
+typedef struct { char stock[8]; uint8_t interest_flag; } fh_itch_N_t;  /* RPII, 20 B */
+typedef struct {                                                        /* DLCR Price Discovery, 48 B */
+    char     stock[8];
+    uint64_t near_execution_time;          /* u64 as on the wire (spec gives no unit) */
+    uint32_t minimum_allowable_price;
+    uint32_t maximum_allowable_price;
+    uint32_t near_execution_price;
+    uint32_t lower_price_range_collar;
+    uint32_t upper_price_range_collar;
+    uint8_t  open_eligibility_status;
+    uint8_t  _pad[3];
+} fh_itch_O_t;
+
+/* A decoded ITCH 5.0 message: the common header and one body per type.
+ * The body member to read is the one named by `type` (A and F share `A`). */
+typedef struct fh_itch_msg {
+    uint8_t  type;
+    uint8_t  _pad0;
+    uint16_t stock_locate;
+    uint16_t tracking_number;
+    uint16_t _pad1;
+    uint64_t timestamp;                    /* ns since midnight (6 bytes on the wire) */
+    union {
+        fh_itch_S_t S; fh_itch_R_t R; fh_itch_H_t H; fh_itch_Y_t Y; fh_itch_L_t L;
+        fh_itch_V_t V; fh_itch_W_t W; fh_itch_K_t K; fh_itch_J_t J; fh_itch_h_t h;
+        fh_itch_A_t A; fh_itch_E_t E; fh_itch_C_t C; fh_itch_X_t X; fh_itch_D_t D;
+        fh_itch_U_t U; fh_itch_P_t P; fh_itch_Q_t Q; fh_itch_B_t B; fh_itch_I_t I;
+        fh_itch_N_t N; fh_itch_O_t O;
+    } u;
+} fh_itch_msg_t;
+
+/* Result of decoding one message block. */
+enum fh_decode_result {
+    FH_DECODE_OK = 0,
+    FH_DECODE_UNKNOWN_TYPE = 1,
+    FH_DECODE_BAD_LENGTH = 2,
+    FH_DECODE_EMPTY = 3
+};
+
+/* Wire length of a type's message, including the type byte; 0 if unknown. */
+uint32_t fh_itch_msg_len(uint8_t type);
+
+/* Decode one ITCH message of exactly `len` bytes (type byte first). */
+int fh_itch_decode(const uint8_t *p, size_t len, fh_itch_msg_t *out);
+
+/* Parse one Ethernet frame down to its ITCH messages, with no session state
+ * (no gap or duplicate tracking).  Writes at most `cap` messages to `out`,
+ * returns how many were decoded (more may have been counted in `st`).
+ * Every skip is counted in `st`.  For tests and tools, not the hot path. */
+size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, size_t cap,
+                       fh_stats_t *st);
+
+/* ---------------------------------------------------------------- replay */
+
+enum fh_format {
+    FH_FMT_UNKNOWN = 0,
+    FH_FMT_PCAP_US = 1,
+    FH_FMT_PCAP_NS = 2,
+    FH_FMT_PCAPNG = 3,
+    FH_FMT_BINFILE = 4
+};
+
+typedef struct fh_replay_cfg {
+    uint32_t max_streams;      /* (UDP port, session) streams tracked; default 64 */
+    uint32_t _pad;
+} fh_replay_cfg_t;
+
+typedef struct fh_replay fh_replay_t;
+
+/* Create a replay context.  Returns NULL with a message in err on failure. */
+fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen);
+void fh_replay_free(fh_replay_t *r);
+
+/* Open, detect (gzip is inflated in memory first) and decode one input file,
+ * adding to the context's counters.  Blocks until done or stopped; returns 0,
+ * or -1 with a message in err (unreadable, empty, corrupt, unknown format).
+ * `format_out` (may be NULL) receives the detected enum fh_format. */
+int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err, size_t errlen);
+
+/* Decode an in-memory capture/BinaryFILE (same detection, no gzip). */
+int fh_replay_buffer(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out,
+                     char *err, size_t errlen);
+
+/* Ask a running fh_replay_file to stop at the next frame; safe from any thread. */
+void fh_replay_stop(fh_replay_t *r);
+
+/* Snapshot of the counters (safe while a replay runs: plain copy, may be a few
+ * frames stale). */
+void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out);
+
+/* Bytes of the current input consumed so far and its total size. */
+void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
+
+/* ------------------------------------------------------------- generator */
+
+typedef struct fh_gen_cfg {
+    const char *out_prefix;    /* writes PREFIX.pcap, PREFIX.bin, PREFIX.json */
+    uint64_t messages;         /* ITCH messages in the day, all channels together */
+    uint64_t seed;
+    uint32_t symbols;
+    uint32_t channels;
+    uint32_t lines;            /* 1 = line A only, 2 = lines A and B */
+    uint32_t max_payload;      /* max UDP payload bytes per datagram; default 1358 */
+    double   loss_a;           /* probability a packet is dropped on line A */
+    double   loss_b;
+    uint32_t batch_ns;         /* packetiser flush window; 0 = default */
+    uint32_t _pad;
+} fh_gen_cfg_t;
+
+/* Generate a synthetic trading day.  Returns 0, or -1 with a message in err.
+ * `progress` (may be NULL) is updated with messages generated so far. */
+int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, size_t errlen);

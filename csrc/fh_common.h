@@ -1,0 +1,54 @@
+/* fh_common.h -- internal helpers shared by every C module (never seen by CFFI).
+ *
+ * Big-endian reads go through memcpy + bswap: no unaligned loads, no aliasing UB,
+ * and the compiler turns each into one load + bswap (movbe where available). */
+#ifndef FH_COMMON_H
+#define FH_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdarg.h>
+
+#include "fh_api.h"
+
+#define FH_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define FH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define FH_INLINE      static inline __attribute__((always_inline))
+#define FH_CACHELINE   64
+
+FH_INLINE uint16_t fh_be16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
+FH_INLINE uint32_t fh_be32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
+FH_INLINE uint64_t fh_be64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return __builtin_bswap64(v); }
+/* ITCH timestamps are 6 bytes: read exactly 6, never 8. */
+FH_INLINE uint64_t fh_be48(const uint8_t *p)
+{
+    uint16_t hi; uint32_t lo;
+    memcpy(&hi, p, 2); memcpy(&lo, p + 2, 4);
+    return ((uint64_t)__builtin_bswap16(hi) << 32) | __builtin_bswap32(lo);
+}
+FH_INLINE uint16_t fh_le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+FH_INLINE uint32_t fh_le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+FH_INLINE void fh_put_be16(uint8_t *p, uint16_t v) { v = __builtin_bswap16(v); memcpy(p, &v, 2); }
+FH_INLINE void fh_put_be32(uint8_t *p, uint32_t v) { v = __builtin_bswap32(v); memcpy(p, &v, 4); }
+FH_INLINE void fh_put_be64(uint8_t *p, uint64_t v) { v = __builtin_bswap64(v); memcpy(p, &v, 8); }
+FH_INLINE void fh_put_be48(uint8_t *p, uint64_t v)
+{
+    fh_put_be16(p, (uint16_t)(v >> 32));
+    fh_put_be32(p + 2, (uint32_t)v);
+}
+
+/* Cold path only: format an error message into a caller's buffer. */
+__attribute__((format(printf, 3, 4)))
+static inline void fh_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+#endif

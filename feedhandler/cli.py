@@ -1,0 +1,206 @@
+"""The `feedhandler` command line (see DESIGN.md for the contract)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+EXIT_OK = 0
+EXIT_INPUT = 1      # an input was unreadable, corrupt or truncated
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return "%.2f %s" % (n / div, unit)
+    return "%.0f" % n
+
+
+def print_stats(stats: dict, out=sys.stdout, inputs=None) -> None:
+    w = out.write
+    if inputs:
+        for i in inputs:
+            status = "ok" if i.ok else ("PARTIAL" if i.partial else "FAILED")
+            w("input     %s  [%s%s]  %s\n" % (i.path, i.format, ", gzip" if i.gzip else "", status))
+    w("packets       %14s\n" % format(stats["packets"], ","))
+    w("mold packets  %14s   heartbeats %s, end of session %s, streams %s\n" % (
+        format(stats["mold_packets"], ","), format(stats["heartbeats"], ","),
+        format(stats["end_of_session"], ","), stats["streams"]))
+    w("messages      %14s\n" % format(stats["messages"], ","))
+    total = stats["messages"] or 1
+    for t, n in sorted(stats["by_type"].items(), key=lambda kv: (-kv[1], kv[0])):
+        w("    %s %16s  %6.2f%%\n" % (t, format(n, ","), 100.0 * n / total))
+    w("gaps %s, recovered %s, duplicates %s\n" % (
+        format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ",")))
+    if stats["errors"]:
+        w("errors (skipped, by reason):\n")
+        for k, v in sorted(stats["errors"].items()):
+            w("    %-24s %12s\n" % (k, format(v, ",")))
+    else:
+        w("errors        none\n")
+    w("elapsed       %.6f s decode, %s msgs/s\n" % (stats["elapsed_s"], _human(stats["msgs_per_s"])))
+
+
+def cmd_replay(args) -> int:
+    from .replay import Replay, ReplayError
+
+    try:
+        r = Replay()
+    except ReplayError as exc:
+        print("feedhandler replay: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    results = []
+    rc = EXIT_OK
+    try:
+        for path in args.inputs:
+            res = r.run_file(path, progress=None if not args.quiet else False)
+            results.append(res)
+            if not res.ok:
+                print("feedhandler replay: %s" % res.error, file=sys.stderr)
+                rc = EXIT_INPUT
+    except KeyboardInterrupt:
+        print("feedhandler replay: interrupted; counters so far:", file=sys.stderr)
+        rc = EXIT_INTERRUPTED
+    stats = r.stats()
+    print_stats(stats, inputs=results)
+    if args.stats_json:
+        stats_out = dict(stats)
+        stats_out["inputs"] = [{"path": i.path, "format": i.format, "gzip": i.gzip, "ok": i.ok,
+                                "error": i.error} for i in results]
+        try:
+            with open(args.stats_json, "w") as f:
+                json.dump(stats_out, f, indent=2, sort_keys=True)
+                f.write("\n")
+        except OSError as exc:
+            print("feedhandler replay: cannot write --stats-json: %s" % exc, file=sys.stderr)
+            return EXIT_INPUT
+    return rc
+
+
+def cmd_gen(args) -> int:
+    from .gen import generate
+
+    try:
+        summary = generate(args.out, messages=args.messages, symbols=args.symbols, channels=args.channels,
+                           seed=args.seed, lines=args.lines, loss_a=args.loss_a, loss_b=args.loss_b,
+                           batch_ns=args.batch_ns, max_payload=args.max_payload,
+                           progress=None if not args.quiet else False)
+    except (ValueError, OSError) as exc:
+        print("feedhandler gen: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("feedhandler gen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print("wrote %s.pcap, %s.bin, %s.json" % (args.out, args.out, args.out))
+    print("messages %s in %s packets (line A), %d channel(s), %d symbols, seed %d" % (
+        format(summary.get("messages", 0), ","), format(summary.get("packets", {}).get("a", 0), ","),
+        args.channels, args.symbols, args.seed))
+    if "elapsed_s" in summary and summary["elapsed_s"]:
+        print("generated at %s msgs/s" % _human(summary["messages"] / summary["elapsed_s"]))
+    return EXIT_OK
+
+
+def _probability(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % s)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError("a probability in [0, 1) is needed, got %s" % s)
+    return v
+
+
+def _positive(s: str) -> int:
+    try:
+        v = int(s.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an integer: %r" % s)
+    if v <= 0:
+        raise argparse.ArgumentTypeError("must be positive, got %s" % s)
+    return v
+
+
+def _nonneg(s: str) -> int:
+    try:
+        v = int(s.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an integer: %r" % s)
+    if v < 0:
+        raise argparse.ArgumentTypeError("must not be negative, got %s" % s)
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="feedhandler",
+        description="Low-latency NASDAQ TotalView-ITCH 5.0 / MoldUDP64 feed handler with a C core.",
+        epilog="Run `feedhandler COMMAND --help` for each command's options.")
+    from . import __version__
+    p.add_argument("--version", action="version", version="feedhandler " + __version__)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser(
+        "replay", help="decode captures or BinaryFILEs through the C pipeline",
+        description="Decode every ITCH 5.0 message of one or more inputs through the C pipeline "
+                    "(Ethernet/VLAN/IPv4/UDP -> MoldUDP64 -> ITCH 5.0) and print packets, messages "
+                    "per type, errors by reason, elapsed decode time and messages/s. The format of "
+                    "each INPUT is detected from its first bytes: pcap (us or ns, either byte order), "
+                    "pcapng, gzip (of any of these), else NASDAQ BinaryFILE. Exit status: 0 ok, "
+                    "1 an input was unreadable/corrupt/truncated (counters still printed), 2 usage, "
+                    "130 interrupted.")
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="capture or BinaryFILE path(s), decoded in order")
+    r.add_argument("--stats-json", metavar="FILE",
+                   help="write counters as JSON: packets, messages, by_type, gaps, recovered, "
+                        "duplicates, errors, elapsed_s, msgs_per_s (and more)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_replay)
+
+    g = sub.add_parser(
+        "gen", help="generate a synthetic ITCH 5.0 trading day (pcap + BinaryFILE)",
+        description="Write a synthetic but realistic NASDAQ TotalView-ITCH 5.0 trading day: "
+                    "PREFIX.pcap (nanosecond pcap, MoldUDP64 over UDP/IPv4 multicast, one group per "
+                    "channel and line), PREFIX.bin (NASDAQ BinaryFILE of the same messages) and "
+                    "PREFIX.json (what was generated: counts per type, packets, loss). "
+                    "Deterministic for a seed.")
+    g.add_argument("--out", required=True, metavar="PREFIX", help="output path prefix")
+    g.add_argument("--messages", type=_positive, default=1_000_000, metavar="N",
+                   help="ITCH messages in the day, all channels (default 1000000)")
+    g.add_argument("--symbols", type=_positive, default=100, metavar="N", help="instruments (default 100)")
+    g.add_argument("--channels", type=_positive, default=1, metavar="N",
+                   help="channels (multicast groups); instruments are partitioned across them (default 1)")
+    g.add_argument("--seed", type=_nonneg, default=1, metavar="N", help="random seed (default 1)")
+    g.add_argument("--lines", choices=["a", "ab"], default="a",
+                   help="'ab' also writes the B line: same packets on another group (default a)")
+    g.add_argument("--loss-a", type=_probability, default=0.0, metavar="P",
+                   help="probability a packet is lost on line A (default 0)")
+    g.add_argument("--loss-b", type=_probability, default=0.0, metavar="P",
+                   help="probability a packet is lost on line B (default 0)")
+    g.add_argument("--batch-ns", type=_nonneg, default=0, metavar="NS",
+                   help="packetiser flush window in ns (default: the generator's own)")
+    g.add_argument("--max-payload", type=_nonneg, default=0, metavar="BYTES",
+                   help="largest UDP payload per datagram (default 1358: frames up to 1400 bytes)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_gen)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `feedhandler replay ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

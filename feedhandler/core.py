@@ -1,0 +1,129 @@
+"""Loads the CFFI-built C core and checks it matches this Python package."""
+from __future__ import annotations
+
+from . import __version__
+
+try:
+    from ._core import ffi, lib  # type: ignore[attr-defined]
+except ImportError as exc:  # pragma: no cover - only on a broken install
+    raise ImportError(
+        "feedhandler's C core (feedhandler._core) is not built: install the package with "
+        "`pip install .` (or `pip install -e .`) so CFFI compiles csrc/. Original error: %s" % exc
+    ) from exc
+
+_core_version = ffi.string(lib.fh_version()).decode()
+if _core_version != __version__:  # a stale in-place build next to a newer checkout
+    raise ImportError(
+        "feedhandler C core version %s does not match the Python package %s: rebuild with "
+        "`pip install -e .`" % (_core_version, __version__)
+    )
+
+ERR_NAMES = [ffi.string(lib.fh_err_name(i)).decode() for i in range(lib.FH_ERR__COUNT)]
+
+
+def errbuf():
+    """A buffer for the C core's error messages."""
+    return ffi.new("char[512]")
+
+
+def errstr(buf) -> str:
+    return ffi.string(buf).decode(errors="replace")
+
+
+# ------------------------------------------------------------------ decoding
+# Field lists per ITCH type, read from the C structs themselves so Python can
+# never drift from the layout.  Every 1-byte ITCH field is Alpha(1): it comes
+# back as a 1-char str; char[N] fields as the N wire bytes.
+_BODY_MEMBER = {t: t for t in "SRHYLVWKJhAEXCDUPQBINO"}
+_BODY_MEMBER["F"] = "A"
+
+
+def _fields_of(member: str):
+    ctype = ffi.typeof("fh_itch_%s_t" % member)
+    out = []
+    for name, field in ctype.fields:
+        if name.startswith("_"):
+            continue
+        t = field.type
+        if t.kind == "array":
+            out.append((name, "bytes", t.length))
+        elif t.cname == "uint8_t":
+            out.append((name, "char", 1))
+        else:
+            out.append((name, "int", 0))
+    return out
+
+
+_FIELDS = {t: _fields_of(m) for t, m in _BODY_MEMBER.items()}
+_FIELDS["A"] = [f for f in _FIELDS["A"] if f[0] != "attribution"]
+
+#: ITCH 5.0 message types and their wire lengths (type byte included).
+MSG_LENGTHS = {t: lib.fh_itch_msg_len(ord(t)) for t in _BODY_MEMBER}
+
+
+def msg_to_dict(m) -> dict:
+    """A decoded ``fh_itch_msg_t`` as a dict named like the C struct fields."""
+    t = chr(m.type)
+    body = getattr(m.u, _BODY_MEMBER[t])
+    d = {"type": t, "stock_locate": m.stock_locate, "tracking_number": m.tracking_number,
+         "timestamp": m.timestamp}
+    for name, kind, n in _FIELDS[t]:
+        v = getattr(body, name)
+        if kind == "bytes":
+            d[name] = bytes(ffi.buffer(v, n))
+        elif kind == "char":
+            d[name] = chr(v)
+        else:
+            d[name] = int(v)
+    return d
+
+
+def decode_message(data: bytes) -> dict:
+    """Decode one ITCH 5.0 message (type byte first, exact length) with the C decoder."""
+    m = ffi.new("fh_itch_msg_t *")
+    rc = lib.fh_itch_decode(data, len(data), m)
+    if rc == lib.FH_DECODE_UNKNOWN_TYPE:
+        raise ValueError("unknown ITCH message type %r" % data[:1])
+    if rc == lib.FH_DECODE_BAD_LENGTH:
+        raise ValueError("ITCH %r message of %d bytes, expected %d"
+                         % (chr(data[0]), len(data), lib.fh_itch_msg_len(data[0])))
+    if rc != lib.FH_DECODE_OK:
+        raise ValueError("empty ITCH message")
+    return msg_to_dict(m)
+
+
+def stats_to_dict(st) -> dict:
+    """An ``fh_stats_t`` as the stats-json contract's fields (plus extras)."""
+    by_type = {chr(i): int(st.by_type[i]) for i in range(256) if st.by_type[i]}
+    errors = {ERR_NAMES[i]: int(st.errors[i]) for i in range(lib.FH_ERR__COUNT) if st.errors[i]}
+    elapsed = st.elapsed_ns / 1e9
+    return {
+        "packets": int(st.packets),
+        "messages": int(st.messages),
+        "by_type": by_type,
+        "gaps": int(st.gaps),
+        "recovered": int(st.recovered),
+        "duplicates": int(st.duplicates),
+        "errors": errors,
+        "elapsed_s": elapsed,
+        "msgs_per_s": (st.messages / elapsed) if elapsed > 0 else 0.0,
+        "bytes": int(st.bytes),
+        "mold_packets": int(st.mold_packets),
+        "heartbeats": int(st.heartbeats),
+        "end_of_session": int(st.end_of_session),
+        "streams": int(st.streams),
+        "checksum": "%016x" % st.checksum,
+        "first_ts_ns": int(st.first_ts_ns),
+        "last_ts_ns": int(st.last_ts_ns),
+    }
+
+
+def decode_frame(frame: bytes, cap: int = 1024):
+    """Parse one Ethernet frame down to its ITCH messages (no session state).
+
+    Returns ``(messages, stats)``: a list of dicts (see :func:`msg_to_dict`) and
+    the stats dict of what was counted (errors by reason included)."""
+    out = ffi.new("fh_itch_msg_t[]", cap)
+    st = ffi.new("fh_stats_t *")
+    n = lib.fh_decode_frame(frame, len(frame), out, cap, st)
+    return [msg_to_dict(out[i]) for i in range(n)], stats_to_dict(st)

@@ -1,0 +1,71 @@
+"""A progress bar on stderr for long C calls run in a worker thread.
+
+The C call runs in a thread (CFFI releases the GIL); the calling thread polls a
+(done, total) source every 100 ms and draws a bar once the work has taken more
+than a second, and only when stderr is a terminal.  Ctrl-C in the calling
+thread is passed to the worker through `on_interrupt`.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Callable, Optional, Tuple
+
+
+def run_with_progress(work: Callable[[], object], poll: Callable[[], Tuple[int, int]], label: str,
+                      enabled: Optional[bool] = None, on_interrupt: Optional[Callable[[], None]] = None,
+                      unit: str = "B"):
+    """Run ``work()`` in a thread; return its result (or re-raise its exception)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # handed to the caller below
+            box["exc"] = exc
+
+    t = threading.Thread(target=target, name="feedhandler-" + label, daemon=True)
+    start = time.monotonic()
+    t.start()
+    drawn = False
+    interrupted = False
+    while True:
+        try:
+            t.join(0.1)
+        except KeyboardInterrupt:
+            if on_interrupt is None or interrupted:
+                raise
+            interrupted = True
+            on_interrupt()
+            continue
+        if not t.is_alive():
+            break
+        if enabled and time.monotonic() - start > 1.0:
+            done, total = poll()
+            _draw(label, done, total, time.monotonic() - start, unit)
+            drawn = True
+    if drawn:
+        done, total = poll()
+        _draw(label, total or done, total, time.monotonic() - start, unit)
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    if "exc" in box:
+        raise box["exc"]
+    if interrupted:
+        raise KeyboardInterrupt
+    return box.get("result")
+
+
+def _draw(label: str, done: int, total: int, elapsed: float, unit: str) -> None:
+    width = 30
+    frac = min(1.0, done / total) if total else 0.0
+    bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate > 0 and total else 0.0
+    scale = 1e6 if unit == "B" else 1e6
+    sys.stderr.write("\r%-8s [%s] %5.1f%%  %8.1f M%s/s  eta %5.1fs " % (
+        label, bar, 100 * frac, rate / scale, unit, eta))
+    sys.stderr.flush()
