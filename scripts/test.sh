@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up everything, then run the whole test suite twice: against the optimised
+# C core (-O3 -Werror), and against a copy built with AddressSanitizer + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+bash scripts/setup.sh
+PY=$ROOT/.venv/bin/python
+
+echo "== tests (optimised build)"
+"$PY" -m pytest -q "$@" tests
+
+echo "== tests (AddressSanitizer + UBSan build)"
+ASAN_TREE=$(mktemp -d /tmp/feedhandler-asan.XXXXXX)
+trap 'rm -rf "$ASAN_TREE"' EXIT
+cp -r csrc feedhandler tests pcaps setup.py pyproject.toml "$ASAN_TREE"/
+rm -f "$ASAN_TREE"/feedhandler/_core*.so
+(cd "$ASAN_TREE" && FEEDHANDLER_SANITIZE=1 "$PY" feedhandler/_build_core.py >build.log 2>&1) \
+    || { cat "$ASAN_TREE/build.log"; exit 1; }
+ASAN_LIB=$(gcc -print-file-name=libasan.so)
+# Leak checking is off: CPython itself keeps memory alive at exit.
+(cd "$ASAN_TREE" && \
+    PYTHONPATH="$ASAN_TREE" LD_PRELOAD="$ASAN_LIB" \
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$PY" -c 'import feedhandler.core as c, sys; assert c.__file__.startswith(sys.argv[1]), c.__file__' "$ASAN_TREE" && \
+    PYTHONPATH="$ASAN_TREE" LD_PRELOAD="$ASAN_LIB" \
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    FEEDHANDLER_SANITIZED=1 \
+    "$PY" -m pytest -q -p no:cacheprovider "$@" tests)
+echo "== all tests passed"
