@@ -182,6 +182,11 @@ static uint8_t *gunzip(const uint8_t *in, size_t in_len, size_t *out_len, char *
         }
     }
     inflateEnd(&z);
+    /* Give back the slack (and, under ASan, make the buffer exactly the data). */
+    if (n && n < cap) {
+        uint8_t *p = realloc(out, n);
+        if (p) out = p;
+    }
     *out_len = n;
     return out;
 }
@@ -203,6 +208,15 @@ static uint8_t *slurp(int fd, size_t *len_out, char *err, size_t errlen)
         if (k == 0) break;
         n += (size_t)k;
     }
+#ifdef FH_EXACT_BUFFERS
+    if (n) {
+        uint8_t *exact = malloc(n);
+        if (!exact) { free(b); fh_errf(err, errlen, "out of memory"); return NULL; }
+        memcpy(exact, b, n);
+        free(b);
+        b = exact;
+    }
+#endif
     *len_out = n;
     return b;
 }
@@ -220,7 +234,11 @@ int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err,
     size_t len;
     void *map = NULL;
     uint8_t *heap = NULL;
+#ifdef FH_EXACT_BUFFERS
+    if (0) {
+#else
     if (S_ISREG(sb.st_mode)) {
+#endif
         len = (size_t)sb.st_size;
         if (len == 0) { fh_errf(err, errlen, "%s is empty", path); close(fd); return -1; }
         /* Populate now so page faults land in start-up, not in the timed walk. */

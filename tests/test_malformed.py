@@ -86,6 +86,15 @@ def test_block_past_end_keeps_good_prefix():
     assert [m["type"] for m in msgs] == ["A"] and errs == {"mold_block_overrun": 1}
 
 
+@pytest.mark.parametrize("short", [1, 4, 8])
+def test_last_block_a_few_bytes_short(short):
+    """A block whose length fits its type but runs a few bytes past the datagram:
+    rejected before any field is read (ASan build: any read past the frame aborts)."""
+    raw = block(msg_A(ref=1)) + block(msg_D(ref=2))[:-short]
+    msgs, errs = errors_of(frame(mold(count=2, raw_blocks=raw)))
+    assert [m["type"] for m in msgs] == ["A"] and errs == {"mold_block_overrun": 1}
+
+
 def test_zero_length_block_skipped():
     raw = block(msg_A(ref=1)) + block(b"") + block(msg_D(ref=1))
     msgs, errs = errors_of(frame(mold(count=3, raw_blocks=raw)))
