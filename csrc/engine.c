@@ -318,10 +318,3 @@ size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, siz
     return s.n;
 }
 
-/* TEMPORARY until gen.c lands: lets the module load without the generator. */
-__attribute__((weak)) int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, size_t errlen)
-{
-    (void)cfg; (void)progress;
-    fh_errf(err, errlen, "generator not built");
-    return -1;
-}

@@ -1,0 +1,1393 @@
+/* gen.c -- a synthetic but realistic NASDAQ TotalView-ITCH 5.0 trading day.
+ *
+ * One call of fh_gen_run() writes three files from one deterministic stream:
+ *   PREFIX.pcap  nanosecond pcap, Ethernet/IPv4/UDP/MoldUDP64, line A (and B)
+ *   PREFIX.bin   NASDAQ BinaryFILE: the same messages, u16 BE length before each
+ *   PREFIX.json  a summary (counts, channels, symbols) for tests and users
+ *
+ * The day is the merge of two time-ordered streams:
+ *   - a schedule built up front (system events, stock directory, trading
+ *     actions, Reg SHO, market makers, MWCB, IPO, LULD collars, halts, NOII
+ *     imbalances, opening/closing/halt crosses, a broken trade), sorted by time;
+ *   - order flow (A F D U E X C P) from 04:00 to 20:00, drawn in bursts on one
+ *     channel each, with a U-shaped intraday rate (inverse CDF of a per-second
+ *     intensity table), so the packetiser batches several messages per packet.
+ * Messages are generated in timestamp order; each is written once into the
+ * BinaryFILE buffer (whose u16 length + message record is byte-for-byte a
+ * MoldUDP64 message block) and copied into its channel's open packet.
+ *
+ * Every order reference stays valid: each channel keeps a preallocated pool of
+ * its live orders (O(1) random pick, swap-remove), so D/E/X/C/U only name live
+ * orders of their channel, never over-execute, and U retires the old reference.
+ * Order references and match numbers are day-wide counters, strictly increasing.
+ *
+ * Packets of all channels and both lines are written in capture-time order: the
+ * packetiser's flush deadlines and heartbeat timers are processed as events in
+ * time order before each message, and line B frames wait in a short ring until
+ * line A has passed their capture time.  A last clamp keeps capture timestamps
+ * non-decreasing even where the wire model alone would not.
+ *
+ * No allocation, no syscall per message: all memory is taken before the loop,
+ * output goes through large buffers.  Randomness is xoshiro256** seeded by
+ * splitmix64 from cfg->seed, in separate streams for the day, the schedule and
+ * each line's loss, so loss settings never change the messages.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "fh_common.h"
+#include "gen.h"
+
+#define FH_GEN_INF UINT64_MAX
+#define FH_GEN_OUTBUF (8u << 20)
+#define FH_GEN_BRING 512u              /* line B frames in flight (power of two) */
+#define FH_GEN_REC_COPY 56u            /* >= the longest record, 2 + 50 bytes */
+#define FH_GEN_SLACK 64u
+
+/* ------------------------------------------------------------------ PRNG */
+
+typedef struct { uint64_t s[4]; } fh_gen_rng_t;
+
+static uint64_t fh_gen_splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void fh_gen_rng_seed(fh_gen_rng_t *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL);
+    for (int i = 0; i < 4; i++) r->s[i] = fh_gen_splitmix(&x);
+}
+
+FH_INLINE uint64_t fh_gen_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+FH_INLINE uint64_t fh_gen_next(fh_gen_rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = fh_gen_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = fh_gen_rotl(s[3], 45);
+    return out;
+}
+
+/* Uniform in [0, n) by multiply-shift; the bias (< n / 2^32) is irrelevant here. */
+FH_INLINE uint32_t fh_gen_below(fh_gen_rng_t *r, uint32_t n)
+{
+    return (uint32_t)(((fh_gen_next(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+FH_INLINE double fh_gen_unit(fh_gen_rng_t *r)
+{
+    return (double)(fh_gen_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* ---------------------------------------------------------------- output */
+
+typedef struct {
+    FILE    *f;
+    uint8_t *buf;
+    size_t   pos, cap;
+    int      err_no;                   /* first write error, 0 if none */
+    const char *path;
+} fh_gen_out_t;
+
+static void fh_gen_out_flush(fh_gen_out_t *o)
+{
+    if (o->pos && !o->err_no && fwrite(o->buf, 1, o->pos, o->f) != o->pos)
+        o->err_no = errno ? errno : EIO;
+    o->pos = 0;
+}
+
+/* Room for n more bytes at buf + pos (n is far below the buffer size). */
+FH_INLINE uint8_t *fh_gen_out_reserve(fh_gen_out_t *o, size_t n)
+{
+    if (FH_UNLIKELY(o->pos + n > o->cap)) fh_gen_out_flush(o);
+    return o->buf + o->pos;
+}
+
+FH_INLINE void fh_gen_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+/* ---------------------------------------------------------------- model */
+
+enum { FH_GEN_LINE_A = 0, FH_GEN_LINE_B = 1 };
+
+typedef struct {
+    uint64_t ref;
+    uint32_t shares;                   /* remaining */
+    uint32_t price;                    /* Price(4) */
+    uint16_t locate;
+    uint8_t  side;                     /* 'B' or 'S' */
+    uint8_t  _pad[5];
+} fh_gen_order_t;
+
+typedef struct {
+    char     stock[8];                 /* space padded */
+    uint32_t mid;                      /* Price(4) on the tick grid, random walk */
+    uint32_t open;                     /* starting price, the walk's anchor */
+    uint64_t last_match;               /* last match number printed for it */
+    double   weight;                   /* Zipf activity weight */
+    uint16_t ch;
+    uint8_t  famous;                   /* index + 1 into fh_gen_famous, or 0 */
+    uint8_t  ipo;
+    uint32_t rank;                     /* activity rank, 0 = most active */
+} fh_gen_sym_t;
+
+/* One MoldUDP64 channel: its open packet and its live orders. */
+typedef struct {
+    uint8_t  frame[FH_GEN_FRAME_MAX + FH_GEN_SLACK];  /* headers + Mold header + blocks */
+    uint32_t len;                      /* frame bytes used */
+    uint32_t count;                    /* messages in the open packet */
+    uint64_t next_seq;                 /* sequence of the open packet's first message */
+    uint64_t first_ts, last_ts;        /* ITCH ns of the open packet's messages */
+    uint64_t ev;                       /* next event: flush deadline if open, else heartbeat */
+    uint64_t last_match;
+    uint32_t group[2];                 /* multicast group per line, host order */
+    uint16_t tracking;                 /* tracking number = channel + 1 */
+    uint16_t lo, hi;                   /* its locates, contiguous */
+    char     session[11];
+    uint8_t  ended;
+    fh_gen_order_t *pool;
+    uint32_t n_live, cap_live;
+    /* stats */
+    uint64_t messages, data_packets, heartbeats, eos;
+    uint64_t pool_full;
+} fh_gen_chan_t;
+
+typedef struct {
+    uint64_t ts;
+    uint32_t idx;                      /* tiebreak: schedule insertion order */
+    uint16_t locate;
+    uint16_t ch;
+    uint8_t  type;
+    uint8_t  arg;                      /* event code / state / cross type ... */
+    uint8_t  _pad[6];
+} fh_gen_sched_t;
+
+typedef struct {
+    uint64_t ts;
+    uint32_t len;
+    uint32_t _pad;
+    uint8_t  data[FH_GEN_FRAME_MAX];
+} fh_gen_bslot_t;
+
+/* Order-flow types, in the order of their weights below. */
+enum { FT_A, FT_D, FT_U, FT_E, FT_X, FT_F, FT_P, FT_C, FT__N };
+/* Relative weight of each flow type (per 100k flow messages).  With ~1% NOII and
+ * the administrative messages on top, the day comes out near NASDAQ's mix:
+ * A 44%, D 43%, U 7.4%, E 2.2%, X 1.3%, I 1%. */
+static const uint32_t fh_gen_ft_weight[FT__N] = { 44950, 43600, 7500, 2220, 1310, 450, 350, 80 };
+
+typedef struct {
+    const fh_gen_cfg_t *cfg;
+    fh_gen_rng_t rng, rng_sched, rng_loss[2];
+    uint32_t nsym, nch, lines, max_payload, batch_ns, frame_limit;
+    double   loss[2];
+    fh_gen_sym_t  *sym;                /* [nsym + 1], index = locate */
+    fh_gen_chan_t *ch;                 /* [nch] */
+    fh_gen_order_t *orders;            /* backing store of every channel's pool */
+    /* symbol picking by activity: Vose alias table over locates 1..nsym */
+    double   *alias_p;
+    uint32_t *alias_i;
+    /* schedule */
+    fh_gen_sched_t *sched;
+    size_t   nsched;
+    /* flow */
+    uint64_t nflow;
+    double  *cdf;                      /* [FH_GEN_FLOW_SECS + 1] */
+    uint32_t cdf_pos;
+    uint32_t ft_cum[FT__N];
+    uint32_t need;                     /* flow types not yet emitted (bit per FT_) */
+    uint64_t tcur;
+    /* day-wide counters */
+    uint64_t ref, match;
+    uint64_t emitted;
+    volatile uint64_t *progress;
+    uint64_t by_type[256];
+    /* event queue over channels: min of ch[].ev */
+    uint64_t gmin;
+    uint32_t garg;
+    /* output */
+    fh_gen_out_t pcap, bin;
+    uint64_t pcap_hwm;                 /* last capture timestamp written */
+    uint16_t ip_id[2];
+    fh_gen_bslot_t *bring;
+    uint32_t bhead, bcount;
+    /* stats */
+    uint64_t sent[2], written[2], lost[2];
+    uint64_t data_packets, mpp_max, heartbeats, eos;
+    uint64_t first_cap, last_cap, last_its;
+} fh_gen_t;
+
+/* Order flow runs 04:00:00.001 .. 19:59:59.999, binned per second. */
+#define FH_GEN_FLOW_SECS   57600u
+#define FH_GEN_FLOW_START  (FH_GEN_HMS(4, 0, 0) + 1000000ULL)
+#define FH_GEN_FLOW_END    (FH_GEN_HMS(20, 0, 0) - 1000000ULL)
+
+/* ------------------------------------------------------------- symbols */
+
+/* Names everyone recognises lead the activity ranking (prices in Price(4)). */
+static const struct { const char *name; uint32_t price; uint8_t etp; uint8_t lev; uint8_t inv; } fh_gen_famous[] = {
+    { "AAPL", 2345600, 0, 0, 0 }, { "NVDA", 1382500, 0, 0, 0 }, { "TSLA", 3421700, 0, 0, 0 },
+    { "MSFT", 4187300, 0, 0, 0 }, { "AMZN", 2014500, 0, 0, 0 }, { "QQQ", 5073200, 1, 1, 0 },
+    { "META", 5789000, 0, 0, 0 }, { "AMD", 1419300, 0, 0, 0 }, { "GOOGL", 1712400, 0, 0, 0 },
+    { "TQQQ", 781500, 1, 3, 0 }, { "SQQQ", 74200, 1, 3, 1 }, { "AVGO", 1689000, 0, 0, 0 },
+    { "INTC", 219800, 0, 0, 0 }, { "NFLX", 7055000, 0, 0, 0 }, { "COST", 8912300, 0, 0, 0 },
+    { "PLTR", 412500, 0, 0, 0 }, { "CSCO", 572100, 0, 0, 0 }, { "PEP", 1654000, 0, 0, 0 },
+    { "SIRI", 23100, 0, 0, 0 }, { "MARA", 188400, 0, 0, 0 }, { "SOFI", 124300, 0, 0, 0 },
+    { "ADBE", 5121000, 0, 0, 0 }, { "SNDL", 19700, 0, 0, 0 }, { "MULN", 4300, 0, 0, 0 },
+};
+#define FH_GEN_NFAMOUS (sizeof fh_gen_famous / sizeof fh_gen_famous[0])
+
+static const char fh_gen_mpids[][5] = {
+    "GSCO", "MSCO", "JPMS", "CDRG", "VIRT", "UBSS", "CITD", "NITE", "SUSQ", "JANE",
+    "HRTF", "TMBR", "BOFA", "DBAB", "BARD", "XTXM",
+};
+#define FH_GEN_NMPID (sizeof fh_gen_mpids / sizeof fh_gen_mpids[0])
+
+static int fh_gen_cmp_stock(const void *a, const void *b)
+{
+    return memcmp(((const fh_gen_sym_t *)a)->stock, ((const fh_gen_sym_t *)b)->stock, 8);
+}
+
+FH_INLINE uint32_t fh_gen_tick(uint32_t price) { return price >= 10000 ? 100 : 1; }
+
+/* Nearest price on the tick grid ($0.01 from $1 up, $0.0001 below), never 0. */
+FH_INLINE uint32_t fh_gen_grid(uint32_t price)
+{
+    if (price >= 10000) price = (price + 50) / 100 * 100;
+    return price ? price : 1;
+}
+
+/* Distinct tickers (famous first, then 1-5 random letters), sorted so that
+ * locates follow the alphabet as NASDAQ assigns them; Zipf weights by rank. */
+static int fh_gen_symbols(fh_gen_t *g)
+{
+    uint32_t n = g->nsym;
+    fh_gen_sym_t *s = calloc((size_t)n + 1, sizeof *s);
+    uint32_t hcap = 1;
+    while (hcap < 2 * n + 64) hcap <<= 1;
+    uint64_t *hash = calloc(hcap, sizeof *hash);      /* 0 = empty slot */
+    double *ptab = malloc(1200 * sizeof *ptab);
+    if (!s || !hash || !ptab) { free(s); free(hash); free(ptab); return -1; }
+    g->sym = s;
+
+    /* Starting prices: log-spaced $0.20 .. ~$1000, picked triangular (median ~$14). */
+    double p = 2000.0;
+    for (int k = 0; k < 1200; k++) { ptab[k] = p; p *= 1.00712; }
+
+    fh_gen_sym_t *v = s + 1;           /* fill v[0..n-1], sort, locate = index + 1 */
+    uint32_t i = 0;
+    while (i < n) {
+        char name[8];
+        memset(name, ' ', 8);
+        uint32_t price;
+        uint8_t famous = 0;
+        if (i < FH_GEN_NFAMOUS) {
+            memcpy(name, fh_gen_famous[i].name, strlen(fh_gen_famous[i].name));
+            price = fh_gen_famous[i].price;
+            famous = (uint8_t)(i + 1);
+        } else {
+            uint32_t r = fh_gen_below(&g->rng_sched, 100);
+            uint32_t len = r < 2 ? 1 : r < 10 ? 2 : r < 40 ? 3 : r < 95 ? 4 : 5;
+            for (uint32_t k = 0; k < len; k++) name[k] = (char)('A' + fh_gen_below(&g->rng_sched, 26));
+            uint32_t k = (fh_gen_below(&g->rng_sched, 600) + fh_gen_below(&g->rng_sched, 600));
+            double d = ptab[k];
+            price = d >= 10000.0 ? (uint32_t)(d / 100.0) * 100u : (uint32_t)d;
+        }
+        uint64_t key;
+        memcpy(&key, name, 8);
+        uint32_t h = (uint32_t)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (hcap - 1);
+        int dup = 0;
+        while (hash[h]) {
+            if (hash[h] == key) { dup = 1; break; }
+            h = (h + 1) & (hcap - 1);
+        }
+        if (dup) continue;             /* famous names are distinct, so only randoms retry */
+        hash[h] = key;
+        memcpy(v[i].stock, name, 8);
+        v[i].open = v[i].mid = price;
+        v[i].famous = famous;
+        v[i].rank = i;
+        v[i].weight = 1.0 / ((double)i + 1.5);
+        i++;
+    }
+    free(hash);
+    free(ptab);
+    qsort(v, n, sizeof *v, fh_gen_cmp_stock);
+    return 0;
+}
+
+/* Vose's alias method: O(1) weighted pick of a locate. */
+static int fh_gen_alias(fh_gen_t *g)
+{
+    uint32_t n = g->nsym;
+    g->alias_p = malloc(n * sizeof *g->alias_p);
+    g->alias_i = malloc(n * sizeof *g->alias_i);
+    uint32_t *small = malloc(n * sizeof *small), *large = malloc(n * sizeof *large);
+    double *q = malloc(n * sizeof *q);
+    if (!g->alias_p || !g->alias_i || !small || !large || !q) {
+        free(small); free(large); free(q); return -1;
+    }
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) total += g->sym[i + 1].weight;
+    uint32_t ns = 0, nl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        q[i] = g->sym[i + 1].weight * n / total;
+        if (q[i] < 1.0) small[ns++] = i; else large[nl++] = i;
+    }
+    while (ns && nl) {
+        uint32_t a = small[--ns], b = large[--nl];
+        g->alias_p[a] = q[a];
+        g->alias_i[a] = b;
+        q[b] -= 1.0 - q[a];
+        if (q[b] < 1.0) small[ns++] = b; else large[nl++] = b;
+    }
+    while (nl) { uint32_t b = large[--nl]; g->alias_p[b] = 1.0; g->alias_i[b] = b; }
+    while (ns) { uint32_t a = small[--ns]; g->alias_p[a] = 1.0; g->alias_i[a] = a; }
+    free(small); free(large); free(q);
+    return 0;
+}
+
+FH_INLINE uint32_t fh_gen_pick_locate(fh_gen_t *g, fh_gen_rng_t *r)
+{
+    uint64_t x = fh_gen_next(r);
+    uint32_t i = (uint32_t)(((x >> 32) * (uint64_t)g->nsym) >> 32);
+    double u = (double)(x & 0xffffffffu) * 0x1.0p-32;
+    return (u < g->alias_p[i] ? i : g->alias_i[i]) + 1;
+}
+
+/* ------------------------------------------------------------- schedule */
+
+/* Adds one scheduled message, or only counts it while s->sched is NULL. */
+static void fh_gen_at(fh_gen_t *g, uint64_t ts, uint32_t ch, uint8_t type, uint32_t locate, uint8_t arg)
+{
+    if (g->sched) {
+        fh_gen_sched_t *e = &g->sched[g->nsched];
+        memset(e, 0, sizeof *e);
+        e->ts = ts; e->idx = (uint32_t)g->nsched; e->ch = (uint16_t)ch;
+        e->type = type; e->locate = (uint16_t)locate; e->arg = arg;
+    }
+    g->nsched++;
+}
+
+static uint64_t fh_gen_noii_count(uint64_t messages) { return messages / 100; }
+
+/* Everything of the day that is not order flow.  Run twice: to count, to fill.
+ * Times per channel c are offset by a few microseconds so channels interleave. */
+static void fh_gen_build_schedule(fh_gen_t *g, uint64_t messages)
+{
+    fh_gen_rng_t r;
+    fh_gen_rng_seed(&r, g->cfg->seed, 7);   /* same draws in both passes */
+    g->nsched = 0;
+    for (uint32_t c = 0; c < g->nch; c++) {
+        fh_gen_chan_t *ch = &g->ch[c];
+        uint32_t n = (uint32_t)ch->hi - ch->lo + 1u;
+        uint64_t tc = (uint64_t)c * 1700;
+        uint64_t t = FH_GEN_HMS(3, 2, 5) + tc * 1000;
+        fh_gen_at(g, t, c, 'S', 0, 'O');
+        /* start-of-day administration: a burst of directory and state messages */
+        t += 1000000;
+        for (uint32_t j = 0; j < n; j++, t += 2500) fh_gen_at(g, t, c, 'R', ch->lo + j, 0);
+        for (uint32_t j = 0; j < n; j++, t += 2500) fh_gen_at(g, t, c, 'H', ch->lo + j, 'T');
+        fh_gen_at(g, t, c, 'V', 0, 0); t += 2500;
+        for (uint32_t j = 0; j < n; j += 8, t += 2500) fh_gen_at(g, t, c, 'Y', ch->lo + j, 0);
+        for (uint32_t j = 0; j < n; j += 4, t += 2500) fh_gen_at(g, t, c, 'L', ch->lo + j, 0);
+
+        fh_gen_at(g, FH_GEN_HMS(4, 0, 0) + tc, c, 'S', 0, 'S');
+        fh_gen_at(g, FH_GEN_HMS(9, 30, 0) + tc, c, 'S', 0, 'Q');
+        fh_gen_at(g, FH_GEN_HMS(16, 0, 0) + tc, c, 'S', 0, 'M');
+        fh_gen_at(g, FH_GEN_HMS(20, 0, 0) + tc, c, 'S', 0, 'E');
+        fh_gen_at(g, FH_GEN_HMS(20, 5, 0) + tc, c, 'S', 0, 'C');
+
+        /* opening and closing crosses for every instrument */
+        for (uint32_t j = 0; j < n; j++) {
+            fh_gen_at(g, FH_GEN_HMS(9, 30, 0) + 50000 + tc + (uint64_t)j * 1000, c, 'Q', ch->lo + j, 'O');
+            fh_gen_at(g, FH_GEN_HMS(16, 0, 0) + 50000 + tc + (uint64_t)j * 1000, c, 'Q', ch->lo + j, 'C');
+        }
+        /* retail price improvement interest through the day */
+        for (uint32_t j = 0; j < n; j += 16)
+            fh_gen_at(g, FH_GEN_HMS(9, 40, 0) + (uint64_t)j * 7000000 + tc, c, 'N', ch->lo + j, 0);
+
+        /* LULD pauses: halt, quotation period with an auction collar, halt
+         * cross, resume -- spread over 10:00-15:00 */
+        uint32_t nh = 1 + n / 200;
+        for (uint32_t k = 0; k < nh; k++) {
+            uint32_t loc = ch->lo + (uint32_t)(((uint64_t)k * n) / nh + (n / nh) / 2);
+            uint64_t th = FH_GEN_HMS(10, 0, 0) + (uint64_t)k * (FH_GEN_HMS(5, 0, 0) / nh)
+                          + tc * 1000 + fh_gen_below(&r, 1000000000u);
+            fh_gen_at(g, th, c, 'H', loc, 'H');
+            fh_gen_at(g, th + FH_GEN_HMS(0, 5, 0), c, 'H', loc, 'Q');
+            fh_gen_at(g, th + FH_GEN_HMS(0, 5, 0) + 1000000, c, 'J', loc, 0);
+            fh_gen_at(g, th + FH_GEN_HMS(0, 5, 5), c, 'Q', loc, 'H');
+            fh_gen_at(g, th + FH_GEN_HMS(0, 5, 5) + 1000, c, 'H', loc, 'T');
+        }
+        /* an operational halt of one instrument, two minutes */
+        uint32_t hloc = ch->lo + n / 3;
+        fh_gen_at(g, FH_GEN_HMS(11, 0, 0) + tc * 1000, c, 'h', hloc, 'H');
+        fh_gen_at(g, FH_GEN_HMS(11, 2, 0) + tc * 1000, c, 'h', hloc, 'T');
+        /* a broken trade on the channel's busiest instrument */
+        uint32_t best = ch->lo;
+        for (uint32_t l = ch->lo; l <= ch->hi; l++) if (g->sym[l].rank < g->sym[best].rank) best = l;
+        fh_gen_at(g, FH_GEN_HMS(13, 0, 0) + tc * 1000, c, 'B', best, 0);
+    }
+    /* market-wide circuit breaker status once, an IPO on channel 0's last
+     * instrument: quoting period update before the open, price discovery */
+    uint32_t ipo = g->ch[0].hi;
+    g->sym[ipo].ipo = 1;
+    fh_gen_at(g, FH_GEN_HMS(7, 30, 0), 0, 'K', ipo, 0);
+    fh_gen_at(g, FH_GEN_HMS(11, 25, 0), 0, 'O', ipo, 0);
+    fh_gen_at(g, FH_GEN_HMS(12, 0, 0), 0, 'W', 0, '1');
+
+    /* NOII imbalances before the crosses: 09:25-09:30 and 15:50-16:00 */
+    uint64_t ni = fh_gen_noii_count(messages);
+    for (uint64_t k = 0; k < ni; k++) {
+        uint32_t loc = fh_gen_pick_locate(g, &r);
+        int open = fh_gen_below(&r, 5) < 2;
+        uint64_t t0 = open ? FH_GEN_HMS(9, 25, 0) : FH_GEN_HMS(15, 50, 0);
+        uint64_t span = open ? FH_GEN_HMS(0, 5, 0) : FH_GEN_HMS(0, 10, 0);
+        uint64_t ts = t0 + (uint64_t)(fh_gen_unit(&r) * (double)span);
+        fh_gen_at(g, ts, g->sym[loc].ch, 'I', loc, open ? 'O' : 'C');
+    }
+}
+
+static int fh_gen_cmp_sched(const void *a, const void *b)
+{
+    const fh_gen_sched_t *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* ------------------------------------------------------- intraday shape */
+
+/* Relative message rate at second-of-day s: thin pre-market rising into the
+ * open, U-shaped regular session with spikes in its first and last minutes,
+ * after-hours decaying to a trickle. */
+static double fh_gen_intensity(uint32_t s)
+{
+    const double open = 9.5 * 3600, close = 16 * 3600;
+    double x = s;
+    if (x < 8 * 3600) return 0.010;
+    if (x < open) return 0.010 + 0.09 * (x - 8 * 3600) / (open - 8 * 3600);
+    if (x < close) {
+        double m = (x - open) / (close - open) * 2 - 1;      /* -1 .. 1 */
+        double v = 0.45 + 1.6 * m * m;
+        if (x < open + 300) v *= 2.5;
+        if (x >= close - 300) v *= 2.0;
+        return v;
+    }
+    if (x < 16.5 * 3600) return 0.12;
+    if (x < 18 * 3600) return 0.03;
+    return 0.004;
+}
+
+static int fh_gen_cdf(fh_gen_t *g)
+{
+    g->cdf = malloc((FH_GEN_FLOW_SECS + 1) * sizeof *g->cdf);
+    if (!g->cdf) return -1;
+    double acc = 0;
+    g->cdf[0] = 0;
+    for (uint32_t k = 0; k < FH_GEN_FLOW_SECS; k++) {
+        acc += fh_gen_intensity(4 * 3600 + k);
+        g->cdf[k + 1] = acc;
+    }
+    for (uint32_t k = 1; k <= FH_GEN_FLOW_SECS; k++) g->cdf[k] /= acc;
+    g->cdf[FH_GEN_FLOW_SECS] = 1.0;
+    return 0;
+}
+
+/* Time of quantile u (non-decreasing calls, so the table walk is amortised O(1)). */
+FH_INLINE uint64_t fh_gen_inv_cdf(fh_gen_t *g, double u)
+{
+    uint32_t k = g->cdf_pos;
+    while (k < FH_GEN_FLOW_SECS - 1 && g->cdf[k + 1] <= u) k++;
+    g->cdf_pos = k;
+    double lo = g->cdf[k], hi = g->cdf[k + 1];
+    double frac = hi > lo ? (u - lo) / (hi - lo) : 0.0;
+    if (frac > 1.0) frac = 1.0;
+    const double w = (double)(FH_GEN_FLOW_END - FH_GEN_FLOW_START) / FH_GEN_FLOW_SECS;
+    return FH_GEN_FLOW_START + (uint64_t)(((double)k + frac) * w);
+}
+
+/* --------------------------------------------------------------- packets */
+
+/* Ones' complement sum of native 16-bit words (RFC 1071): byte order only
+ * matters when storing, and the folded native sum stores correctly with memcpy.
+ * p must start at an even offset of the checksummed range. */
+FH_INLINE uint64_t fh_gen_sum(const uint8_t *p, size_t n, uint64_t acc)
+{
+    while (n >= 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4); memcpy(&b, p + 4, 4);
+        acc += a; acc += b;
+        p += 8; n -= 8;
+    }
+    if (n >= 4) { uint32_t a; memcpy(&a, p, 4); acc += a; p += 4; n -= 4; }
+    if (n >= 2) { uint16_t a; memcpy(&a, p, 2); acc += a; p += 2; n -= 2; }
+    if (n) { uint8_t t[2] = { p[0], 0 }; uint16_t a; memcpy(&a, t, 2); acc += a; }
+    return acc;
+}
+
+FH_INLINE uint16_t fh_gen_fold(uint64_t acc)
+{
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)~acc;
+}
+
+static void fh_gen_pcap_record(fh_gen_t *g, const uint8_t *frame, uint32_t len, uint64_t ts)
+{
+    if (ts < g->pcap_hwm) ts = g->pcap_hwm;   /* one capture point: time never runs back */
+    g->pcap_hwm = ts;
+    if (!g->first_cap) g->first_cap = ts;
+    g->last_cap = ts;
+    uint8_t *p = fh_gen_out_reserve(&g->pcap, 16 + (size_t)len);
+    fh_gen_put_le32(p, (uint32_t)(ts / FH_GEN_NS_PER_S));
+    fh_gen_put_le32(p + 4, (uint32_t)(ts % FH_GEN_NS_PER_S));
+    fh_gen_put_le32(p + 8, len);
+    fh_gen_put_le32(p + 12, len);
+    memcpy(p + 16, frame, len);
+    g->pcap.pos += 16 + (size_t)len;
+}
+
+/* Line B frames whose capture time line A has reached go out first. */
+static void fh_gen_bring_drain(fh_gen_t *g, uint64_t upto)
+{
+    while (g->bcount && g->bring[g->bhead].ts <= upto) {
+        fh_gen_bslot_t *s = &g->bring[g->bhead];
+        fh_gen_pcap_record(g, s->data, s->len, s->ts);
+        g->bhead = (g->bhead + 1) & (FH_GEN_BRING - 1);
+        g->bcount--;
+    }
+}
+
+/* Stamp line `line`'s Ethernet/IPv4/UDP headers onto a frame whose Mold
+ * payload is final; psum is the payload's ones' complement sum. */
+static void fh_gen_headers(fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *f, uint32_t flen,
+                           int line, uint64_t psum)
+{
+    static const uint8_t src_mac[2][6] = { { 0x00, 0x1b, 0x21, 0x4e, 0x51, 0x0a },
+                                           { 0x00, 0x1b, 0x21, 0x4e, 0x51, 0x0b } };
+    static const uint32_t src_ip[2] = { 0xCEC82B48u, 0xCEC88F48u };   /* 206.200.43.72 / 206.200.143.72 */
+    uint32_t grp = ch->group[line];
+    uint32_t c = ch->tracking - 1u;
+    uint16_t udp_len = (uint16_t)(flen - FH_GEN_OFF_UDP);
+    /* Ethernet: IPv4 multicast MAC = 01:00:5e + low 23 bits of the group */
+    f[0] = 0x01; f[1] = 0x00; f[2] = 0x5e;
+    f[3] = (uint8_t)((grp >> 16) & 0x7f); f[4] = (uint8_t)(grp >> 8); f[5] = (uint8_t)grp;
+    memcpy(f + 6, src_mac[line], 6);
+    f[12] = 0x08; f[13] = 0x00;
+    /* IPv4: no options, DF clear, TTL 32 */
+    uint8_t *ip = f + FH_GEN_OFF_IP;
+    ip[0] = 0x45; ip[1] = 0;
+    fh_put_be16(ip + 2, (uint16_t)(flen - FH_GEN_OFF_IP));
+    fh_put_be16(ip + 4, g->ip_id[line]);
+    ip[6] = 0; ip[7] = 0; ip[8] = 32; ip[9] = 17;
+    ip[10] = 0; ip[11] = 0;
+    fh_put_be32(ip + 12, src_ip[line]);
+    fh_put_be32(ip + 16, grp);
+    uint16_t ipc = fh_gen_fold(fh_gen_sum(ip, 20, 0));
+    memcpy(ip + 10, &ipc, 2);
+    /* UDP with its checksum over the pseudo-header */
+    uint8_t *udp = f + FH_GEN_OFF_UDP;
+    fh_put_be16(udp, (uint16_t)(50000u + c));
+    fh_put_be16(udp + 2, 26477);
+    fh_put_be16(udp + 4, udp_len);
+    udp[6] = 0; udp[7] = 0;
+    uint8_t pseudo[12];
+    memcpy(pseudo, ip + 12, 8);
+    pseudo[8] = 0; pseudo[9] = 17;
+    fh_put_be16(pseudo + 10, udp_len);
+    uint16_t uc = fh_gen_fold(fh_gen_sum(udp, 8, fh_gen_sum(pseudo, 12, psum)));
+    if (uc == 0) uc = 0xffff;          /* 0 means "no checksum" in UDP over IPv4 */
+    memcpy(udp + 6, &uc, 2);
+}
+
+FH_INLINE void fh_gen_set_ev(fh_gen_t *g, uint32_t c, uint64_t ev)
+{
+    g->ch[c].ev = ev;
+    if (ev < g->gmin) { g->gmin = ev; g->garg = c; return; }
+    if (c != g->garg) return;
+    uint64_t m = FH_GEN_INF;
+    uint32_t a = 0;
+    for (uint32_t k = 0; k < g->nch; k++)
+        if (g->ch[k].ev < m) { m = g->ch[k].ev; a = k; }
+    g->gmin = m;
+    g->garg = a;
+}
+
+/* Send channel c's packet (data, heartbeat or end of session) stamped `its`
+ * (ITCH ns since midnight), on every line, each with its own loss draw. */
+static void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t its)
+{
+    fh_gen_chan_t *ch = &g->ch[c];
+    uint8_t *f = ch->frame;
+    uint32_t flen = ch->len;
+    fh_put_be64(f + FH_GEN_OFF_MOLD + 10, ch->next_seq);
+    fh_put_be16(f + FH_GEN_OFF_MOLD + 18, mold_count);
+    uint64_t psum = fh_gen_sum(f + FH_GEN_OFF_MOLD, flen - FH_GEN_OFF_MOLD, 0);
+    uint64_t cap = FH_GEN_MIDNIGHT_NS + its + FH_GEN_WIRE_NS + (uint64_t)flen * 4 / 5;
+    for (uint32_t line = 0; line < g->lines; line++) {
+        /* always draw, so a line's losses depend only on the seed and its rate */
+        int lost = fh_gen_unit(&g->rng_loss[line]) < g->loss[line];
+        g->ip_id[line]++;
+        g->sent[line]++;
+        if (lost) { g->lost[line]++; continue; }
+        g->written[line]++;
+        if (line == FH_GEN_LINE_A) {
+            fh_gen_headers(g, ch, f, flen, FH_GEN_LINE_A, psum);
+            fh_gen_bring_drain(g, cap);
+            fh_gen_pcap_record(g, f, flen, cap);
+        } else {
+            if (g->bcount == FH_GEN_BRING) {        /* full: oldest goes now */
+                fh_gen_bslot_t *o = &g->bring[g->bhead];
+                fh_gen_pcap_record(g, o->data, o->len, o->ts);
+                g->bhead = (g->bhead + 1) & (FH_GEN_BRING - 1);
+                g->bcount--;
+            }
+            fh_gen_bslot_t *s = &g->bring[(g->bhead + g->bcount) & (FH_GEN_BRING - 1)];
+            memcpy(s->data, f, flen);
+            s->len = flen;
+            s->ts = cap + FH_GEN_LINE_B_NS + (ch->next_seq * 37) % 400;
+            fh_gen_headers(g, ch, s->data, flen, FH_GEN_LINE_B, psum);
+            g->bcount++;
+        }
+    }
+    if (mold_count == 0) { ch->heartbeats++; g->heartbeats++; }
+    else if (mold_count == 0xFFFF) { ch->eos++; g->eos++; }
+    else {
+        ch->data_packets++; g->data_packets++;
+        if (mold_count > g->mpp_max) g->mpp_max = mold_count;
+        ch->next_seq += mold_count;
+    }
+    ch->len = FH_GEN_OFF_BLOCKS;
+    ch->count = 0;
+    g->last_its = its;
+    fh_gen_set_ev(g, c, mold_count == 0xFFFF ? FH_GEN_INF : its + FH_GEN_HEARTBEAT_NS);
+}
+
+/* Run every packetiser deadline and heartbeat timer that falls before t. */
+FH_INLINE void fh_gen_advance(fh_gen_t *g, uint64_t t)
+{
+    while (FH_UNLIKELY(g->gmin < t)) {
+        uint32_t c = g->garg;
+        fh_gen_chan_t *ch = &g->ch[c];
+        if (ch->count) fh_gen_send(g, c, (uint16_t)ch->count, ch->last_ts);
+        else fh_gen_send(g, c, 0, ch->ev);
+    }
+}
+
+/* ------------------------------------------------------------- messages */
+
+/* Start a message: flush what must go first, then write the BinaryFILE record
+ * header and the ITCH common header; returns the record (length prefix first). */
+FH_INLINE uint8_t *fh_gen_begin(fh_gen_t *g, fh_gen_chan_t *ch, uint8_t type, uint32_t len,
+                               uint32_t locate, uint64_t ts)
+{
+    fh_gen_advance(g, ts);
+    if (ch->count && ch->len + 2 + len > g->frame_limit)
+        fh_gen_send(g, (uint32_t)(ch - g->ch), (uint16_t)ch->count, ch->last_ts);
+    uint8_t *rec = fh_gen_out_reserve(&g->bin, 2 + (size_t)len);
+    fh_put_be16(rec, (uint16_t)len);
+    rec[2] = type;
+    fh_put_be16(rec + 3, (uint16_t)locate);
+    fh_put_be16(rec + 5, ch->tracking);
+    fh_put_be48(rec + 7, ts);
+    return rec;
+}
+
+/* Finish it: into the channel's open packet, counted. */
+FH_INLINE void fh_gen_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *rec, uint32_t len, uint64_t ts)
+{
+    /* a fixed-size copy (vector moves) beats an exact one (rep movs) for
+     * records this small; frame and buffers carry FH_GEN_SLACK spare bytes */
+    memcpy(ch->frame + ch->len, rec, FH_GEN_REC_COPY);
+    ch->len += 2 + len;
+    if (ch->count++ == 0) {
+        ch->first_ts = ts;
+        fh_gen_set_ev(g, (uint32_t)(ch - g->ch), ts + g->batch_ns);
+    }
+    ch->last_ts = ts;
+    ch->messages++;
+    g->bin.pos += 2 + (size_t)len;
+    g->by_type[rec[2]]++;
+    if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress)
+        *g->progress = g->emitted;
+}
+
+/* Price near the mid on its side, on the tick grid (most within a few ticks). */
+FH_INLINE uint32_t fh_gen_quote(fh_gen_sym_t *s, uint8_t side, uint32_t r)
+{
+    uint32_t b = r & 255, d;
+    if (b < 77) d = 0;
+    else if (b < 133) d = 1;
+    else if (b < 169) d = 2;
+    else if (b < 192) d = 3;
+    else if (b < 207) d = 4;
+    else if (b < 238) d = 5 + ((r >> 8) % 5);
+    else d = 10 + ((r >> 8) % 40);
+    uint32_t mid = s->mid, tick = fh_gen_tick(mid), p;
+    if (side == 'B') {
+        p = mid > d * tick ? mid - d * tick : tick;
+        if (p >= 10000) p -= p % 100;
+    } else {
+        p = mid + (d + 1) * tick;
+        if (p >= 10000 && p % 100) p += 100 - p % 100;
+    }
+    return p ? p : 1;
+}
+
+/* Shares: mostly round lots, some odd lots, a few blocks; 10x below $1. */
+FH_INLINE uint32_t fh_gen_shares(const fh_gen_sym_t *s, uint32_t r)
+{
+    static const uint16_t lots[16] = { 100, 100, 100, 100, 100, 100, 200, 200, 300, 400, 500, 500, 1000, 1000, 2000, 5000 };
+    uint32_t b = r & 255, v;
+    if (b < 31) v = 1 + ((r >> 8) % 99);
+    else if (b < 250) v = lots[(r >> 8) & 15];
+    else v = 100 * (1 + ((r >> 12) % 200));
+    return s->mid < 10000 ? v * 10 : v;
+}
+
+/* Mid random walk, one tick, pulled back towards the day's start price. */
+FH_INLINE void fh_gen_walk(fh_gen_sym_t *s, uint32_t r)
+{
+    if ((r & 7) != 0) return;
+    uint32_t mid = s->mid, tick = fh_gen_tick(mid);
+    int up = (r >> 3) & 1;
+    if (mid > s->open + s->open / 4) up = 0;
+    else if (mid < s->open - s->open / 4 || mid <= 10 * tick) up = 1;
+    if (up) mid += tick;
+    else mid -= (mid >= 10000 && mid - 100 < 10000) ? 100 : fh_gen_tick(mid - 1);
+    if (mid >= 10000 && mid % 100) mid -= mid % 100;
+    s->mid = mid;
+}
+
+FH_INLINE uint32_t fh_gen_part(uint32_t rem, uint32_t r)
+{
+    /* 1 .. rem-1, round lots where the order allows */
+    if (rem > 200) return 100 * (1 + r % ((rem - 1) / 100));
+    return 1 + r % (rem - 1);
+}
+
+/* ITCH 5.0 wire length (type byte included) of the types the generator writes. */
+static uint32_t fh_gen_len(uint8_t type)
+{
+    switch (type) {
+    case 'S': return 12; case 'R': return 39; case 'H': return 25; case 'Y': return 20;
+    case 'L': return 26; case 'V': return 35; case 'W': return 12; case 'K': return 28;
+    case 'J': return 35; case 'h': return 21; case 'A': return 36; case 'F': return 40;
+    case 'E': return 31; case 'C': return 36; case 'X': return 23; case 'D': return 19;
+    case 'U': return 35; case 'P': return 44; case 'Q': return 40; case 'B': return 19;
+    case 'I': return 50; case 'N': return 20; case 'O': return 48;
+    default: return 0;
+    }
+}
+
+static void fh_gen_stock(uint8_t *dst, const fh_gen_sym_t *s) { memcpy(dst, s->stock, 8); }
+
+/* One order-flow message on locate `focus`'s channel at ts. */
+static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
+{
+    fh_gen_sym_t *s = &g->sym[focus];
+    fh_gen_chan_t *ch = &g->ch[s->ch];
+    uint64_t r = fh_gen_next(&g->rng);
+    uint32_t r32 = (uint32_t)r, rh = (uint32_t)(r >> 32);
+    int t = 0;
+    while (t < FT__N - 1 && r32 >= g->ft_cum[t]) t++;
+    if (FH_UNLIKELY(force)) t = __builtin_ctz(g->need);
+
+    uint32_t idx = 0;
+    fh_gen_order_t *o = NULL;
+    if (t == FT_D || t == FT_E || t == FT_X || t == FT_C || t == FT_U) {
+        uint32_t n = ch->n_live;
+        if (n == 0) t = FT_A;
+        else {
+            /* most cancels and fills hit recent orders, the array's tail */
+            if ((rh & 3) != 0 && n > 1) idx = n - 1 - ((rh >> 2) % (n < 64 ? n : 64));
+            else idx = (uint32_t)(((uint64_t)(rh >> 2) * n) >> 30);
+            o = &ch->pool[idx];
+            if (t == FT_X && o->shares < 2) t = FT_D;
+        }
+    } else if ((t == FT_A || t == FT_F) && ch->n_live == ch->cap_live) {
+        ch->pool_full++;
+        t = FT_D;
+        idx = (uint32_t)(((uint64_t)(rh >> 2) * ch->n_live) >> 30);
+        o = &ch->pool[idx];
+    }
+    g->need &= ~(1u << t);
+
+    uint64_t r2 = fh_gen_next(&g->rng);
+    uint32_t a = (uint32_t)r2, b = (uint32_t)(r2 >> 32);
+    uint8_t *m;
+    switch (t) {
+    case FT_A:
+    case FT_F: {
+        uint32_t len = t == FT_A ? 36 : 40;
+        uint8_t side = (a >> 31) ? 'B' : 'S';
+        fh_gen_walk(s, b >> 8);
+        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, side, b);
+        g->ref += 1 + (a & 3);
+        m = fh_gen_begin(g, ch, t == FT_A ? 'A' : 'F', len, focus, ts) + 2;
+        fh_put_be64(m + 11, g->ref);
+        m[19] = side;
+        fh_put_be32(m + 20, sh);
+        fh_gen_stock(m + 24, s);
+        fh_put_be32(m + 32, px);
+        if (t == FT_F) memcpy(m + 36, fh_gen_mpids[(a >> 20) % FH_GEN_NMPID], 4);
+        fh_gen_end(g, ch, m - 2, len, ts);
+        fh_gen_order_t *no = &ch->pool[ch->n_live++];
+        no->ref = g->ref; no->shares = sh; no->price = px; no->locate = (uint16_t)focus; no->side = side;
+        break;
+    }
+    case FT_D:
+        m = fh_gen_begin(g, ch, 'D', 19, o->locate, ts) + 2;
+        fh_put_be64(m + 11, o->ref);
+        fh_gen_end(g, ch, m - 2, 19, ts);
+        *o = ch->pool[--ch->n_live];
+        break;
+    case FT_X: {
+        uint32_t x = fh_gen_part(o->shares, a);
+        m = fh_gen_begin(g, ch, 'X', 23, o->locate, ts) + 2;
+        fh_put_be64(m + 11, o->ref);
+        fh_put_be32(m + 19, x);
+        fh_gen_end(g, ch, m - 2, 23, ts);
+        o->shares -= x;
+        break;
+    }
+    case FT_E:
+    case FT_C: {
+        uint32_t len = t == FT_E ? 31 : 36;
+        uint32_t x = (o->shares < 2 || (a & 255) < 140) ? o->shares : fh_gen_part(o->shares, a >> 8);
+        fh_gen_sym_t *os = &g->sym[o->locate];
+        m = fh_gen_begin(g, ch, t == FT_E ? 'E' : 'C', len, o->locate, ts) + 2;
+        fh_put_be64(m + 11, o->ref);
+        fh_put_be32(m + 19, x);
+        fh_put_be64(m + 23, ++g->match);
+        if (t == FT_C) {
+            /* executed away from the displayed price: price improvement */
+            uint32_t tk = fh_gen_tick(o->price), px = o->price;
+            if (o->side == 'B' && px > tk) px -= tk * (1 + (b & 1));
+            else if (o->side == 'S') px += tk * (1 + (b & 1));
+            m[31] = (b >> 8) % 10 ? 'Y' : 'N';
+            fh_put_be32(m + 32, fh_gen_grid(px));
+        }
+        fh_gen_end(g, ch, m - 2, len, ts);
+        os->last_match = ch->last_match = g->match;
+        if (x == o->shares) *o = ch->pool[--ch->n_live];
+        else o->shares -= x;
+        break;
+    }
+    case FT_U: {
+        fh_gen_sym_t *os = &g->sym[o->locate];
+        fh_gen_walk(os, b >> 8);
+        uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(os, a >> 2);
+        uint32_t px = fh_gen_quote(os, o->side, b);
+        g->ref += 1 + (a >> 30);
+        m = fh_gen_begin(g, ch, 'U', 35, o->locate, ts) + 2;
+        fh_put_be64(m + 11, o->ref);
+        fh_put_be64(m + 19, g->ref);
+        fh_put_be32(m + 27, sh);
+        fh_put_be32(m + 31, px);
+        fh_gen_end(g, ch, m - 2, 35, ts);
+        o->ref = g->ref; o->shares = sh; o->price = px;
+        break;
+    }
+    case FT_P: {
+        /* hidden (non-displayed) execution: NASDAQ zeroes the order reference */
+        uint8_t side = (a >> 31) ? 'B' : 'S';
+        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, side, b);
+        m = fh_gen_begin(g, ch, 'P', 44, focus, ts) + 2;
+        fh_put_be64(m + 11, 0);
+        m[19] = side;
+        fh_put_be32(m + 20, sh);
+        fh_gen_stock(m + 24, s);
+        fh_put_be32(m + 32, px);
+        fh_put_be64(m + 36, ++g->match);
+        fh_gen_end(g, ch, m - 2, 44, ts);
+        s->last_match = ch->last_match = g->match;
+        break;
+    }
+    }
+}
+
+/* One scheduled message; field values drawn now, from the current market. */
+static void fh_gen_scheduled(fh_gen_t *g, const fh_gen_sched_t *e)
+{
+    fh_gen_chan_t *ch = &g->ch[e->ch];
+    fh_gen_sym_t *s = &g->sym[e->locate];      /* sym[0] for market-wide: unused */
+    uint64_t r = fh_gen_next(&g->rng);
+    uint32_t a = (uint32_t)r, b = (uint32_t)(r >> 32);
+    uint64_t ts = e->ts;
+    uint8_t *m;
+    uint32_t len = fh_gen_len(e->type);
+    m = fh_gen_begin(g, ch, e->type, len, e->locate, ts) + 2;
+    switch (e->type) {
+    case 'S':
+    case 'W':
+        m[11] = e->arg;
+        break;
+    case 'R': {
+        uint8_t f = s->famous;
+        fh_gen_stock(m + 11, s);
+        m[19] = f && f <= 12 ? 'Q' : "QGS"[a % 3];                 /* market category */
+        m[20] = (a >> 8) % 50 ? 'N' : 'D';                         /* financial status */
+        fh_put_be32(m + 21, 100);                                  /* round lot */
+        m[25] = 'N';
+        m[26] = f && fh_gen_famous[f - 1].etp ? 'Q' : 'C';         /* issue classification */
+        memcpy(m + 27, f && fh_gen_famous[f - 1].etp ? "EF" : "Z ", 2);
+        m[29] = 'P';                                               /* production */
+        m[30] = 'N';
+        m[31] = s->ipo ? 'Y' : 'N';
+        m[32] = s->open >= 30000 && (f || (a >> 16) % 3 == 0) ? '1' : '2';
+        m[33] = f && fh_gen_famous[f - 1].etp ? 'Y' : 'N';
+        fh_put_be32(m + 34, f ? fh_gen_famous[f - 1].lev : 0);
+        m[38] = f && fh_gen_famous[f - 1].inv ? 'Y' : 'N';
+        break;
+    }
+    case 'H':
+        fh_gen_stock(m + 11, s);
+        m[19] = e->arg;
+        m[20] = ' ';
+        memcpy(m + 21, e->arg == 'T' ? "    " : "LUDP", 4);
+        break;
+    case 'Y':
+        fh_gen_stock(m + 11, s);
+        m[19] = a % 20 ? '0' : '1';
+        break;
+    case 'L':
+        memcpy(m + 11, fh_gen_mpids[a % FH_GEN_NMPID], 4);
+        fh_gen_stock(m + 15, s);
+        m[23] = (b & 3) == 0 ? 'Y' : 'N';
+        m[24] = 'N';
+        m[25] = 'A';
+        break;
+    case 'V':
+        /* MWCB decline levels 7/13/20% below a ~6400 S&P 500 close, Price(8) */
+        fh_put_be64(m + 11, 595200000000ULL);
+        fh_put_be64(m + 19, 556800000000ULL);
+        fh_put_be64(m + 27, 512000000000ULL);
+        break;
+    case 'K':
+        fh_gen_stock(m + 11, s);
+        fh_put_be32(m + 19, 11 * 3600 + 30 * 60);                  /* release 11:30:00 */
+        m[23] = 'A';                                               /* anticipated */
+        fh_put_be32(m + 24, s->open);
+        break;
+    case 'O': {
+        uint32_t p = s->mid, w = s->mid / 10;
+        fh_gen_stock(m + 11, s);
+        m[19] = 'Y';
+        fh_put_be32(m + 20, fh_gen_grid(p - w));
+        fh_put_be32(m + 24, fh_gen_grid(p + w));
+        fh_put_be32(m + 28, p);
+        fh_put_be64(m + 32, FH_GEN_HMS(11, 30, 0));
+        fh_put_be32(m + 40, fh_gen_grid(p - w / 2));
+        fh_put_be32(m + 44, fh_gen_grid(p + w / 2));
+        break;
+    }
+    case 'J': {
+        uint32_t p = s->mid, w = p / 20;
+        fh_gen_stock(m + 11, s);
+        fh_put_be32(m + 19, p);
+        fh_put_be32(m + 23, fh_gen_grid(p + w));
+        fh_put_be32(m + 27, fh_gen_grid(p - w));
+        fh_put_be32(m + 31, 0);
+        break;
+    }
+    case 'h':
+        fh_gen_stock(m + 11, s);
+        m[19] = 'Q';
+        m[20] = e->arg;
+        break;
+    case 'N':
+        fh_gen_stock(m + 11, s);
+        m[19] = "BSAN"[a & 3];
+        break;
+    case 'Q': {
+        uint64_t sh = e->arg == 'H' ? 100ULL * (1 + a % 500) : 100ULL * (1 + a % 20000);
+        fh_put_be64(m + 11, s->rank < 50 ? sh * 10 : sh);
+        fh_gen_stock(m + 19, s);
+        fh_put_be32(m + 27, s->mid);
+        fh_put_be64(m + 31, ++g->match);
+        m[39] = e->arg;
+        s->last_match = ch->last_match = g->match;
+        break;
+    }
+    case 'B': {
+        /* break the instrument's last print (the opening cross at worst) */
+        uint64_t mt = s->last_match ? s->last_match : ch->last_match;
+        fh_put_be64(m + 11, mt ? mt : g->match);
+        break;
+    }
+    case 'I': {
+        uint32_t p = s->mid, tk = fh_gen_tick(p);
+        uint64_t paired = 100ULL * (1 + a % 5000), imb = 100ULL * (b % 800);
+        fh_put_be64(m + 11, paired);
+        fh_put_be64(m + 19, imb);
+        m[27] = imb == 0 ? 'N' : "BS"[(b >> 20) & 1];
+        fh_gen_stock(m + 28, s);
+        fh_put_be32(m + 36, e->arg == 'O' ? 0 : fh_gen_grid(p + tk * ((a >> 24) % 5)));
+        fh_put_be32(m + 40, fh_gen_grid(p + tk * ((a >> 20) % 3)));
+        fh_put_be32(m + 44, p);
+        m[48] = e->arg;
+        m[49] = " L123456789ABC"[(b >> 24) % 14];
+        break;
+    }
+    }
+    fh_gen_end(g, ch, m - 2, len, ts);
+}
+
+/* ------------------------------------------------------------------ run */
+
+static void fh_gen_free(fh_gen_t *g)
+{
+    if (!g) return;
+    if (g->pcap.f) fclose(g->pcap.f);
+    if (g->bin.f) fclose(g->bin.f);
+    free(g->pcap.buf); free(g->bin.buf);
+    free(g->sym); free(g->ch); free(g->orders);
+    free(g->alias_p); free(g->alias_i);
+    free(g->sched); free(g->cdf); free(g->bring);
+    free(g);
+}
+
+static char *fh_gen_path(const char *prefix, const char *ext)
+{
+    size_t n = strlen(prefix) + strlen(ext) + 1;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s%s", prefix, ext);
+    return p;
+}
+
+static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
+{
+    if (!cfg) { fh_errf(err, errlen, "invalid gen config: cfg is NULL"); return -1; }
+    if (!cfg->out_prefix || !cfg->out_prefix[0]) {
+        fh_errf(err, errlen, "invalid gen config: empty output prefix"); return -1;
+    }
+    if (cfg->symbols < 1 || cfg->symbols > 65535) {
+        fh_errf(err, errlen, "invalid gen config: symbols must be 1..65535, got %u", cfg->symbols); return -1;
+    }
+    if (cfg->channels < 1 || cfg->channels > FH_GEN_MAX_CHANNELS || cfg->channels > cfg->symbols) {
+        fh_errf(err, errlen, "invalid gen config: channels must be 1..%u and <= symbols (%u), got %u",
+                FH_GEN_MAX_CHANNELS, cfg->symbols, cfg->channels);
+        return -1;
+    }
+    if (cfg->lines != 1 && cfg->lines != 2) {
+        fh_errf(err, errlen, "invalid gen config: lines must be 1 (A) or 2 (A and B), got %u", cfg->lines); return -1;
+    }
+    if (!(cfg->loss_a >= 0.0 && cfg->loss_a < 1.0) || !(cfg->loss_b >= 0.0 && cfg->loss_b < 1.0)) {
+        fh_errf(err, errlen, "invalid gen config: loss probabilities must be in [0, 1), got %g and %g",
+                cfg->loss_a, cfg->loss_b);
+        return -1;
+    }
+    if (cfg->max_payload && (cfg->max_payload < FH_GEN_PAYLOAD_MIN || cfg->max_payload > FH_GEN_PAYLOAD_MAX)) {
+        fh_errf(err, errlen, "invalid gen config: max_payload must be 0 (default %u) or %u..%u, got %u",
+                FH_GEN_PAYLOAD_DEFAULT, FH_GEN_PAYLOAD_MIN, FH_GEN_PAYLOAD_MAX, cfg->max_payload);
+        return -1;
+    }
+    if (cfg->messages > FH_GEN_MAX_MESSAGES) {
+        fh_errf(err, errlen, "invalid gen config: at most %llu messages, got %llu",
+                (unsigned long long)FH_GEN_MAX_MESSAGES, (unsigned long long)cfg->messages);
+        return -1;
+    }
+    return 0;
+}
+
+static int fh_gen_open(fh_gen_out_t *o, const char *path, char *err, size_t errlen)
+{
+    o->path = path;
+    o->f = fopen(path, "wb");
+    if (!o->f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    o->buf = malloc(FH_GEN_OUTBUF + FH_GEN_SLACK);
+    o->cap = FH_GEN_OUTBUF;
+    if (!o->buf) { fh_errf(err, errlen, "out of memory for output buffers"); return -1; }
+    return 0;
+}
+
+static int fh_gen_close(fh_gen_out_t *o, char *err, size_t errlen)
+{
+    fh_gen_out_flush(o);
+    int e = o->err_no;
+    if (fclose(o->f) != 0 && !e) e = errno ? errno : EIO;
+    o->f = NULL;
+    if (e) { fh_errf(err, errlen, "write error on %s: %s", o->path, strerror(e)); return -1; }
+    return 0;
+}
+
+static void fh_gen_ip(char *dst, size_t n, uint32_t ip)
+{
+    snprintf(dst, n, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    const fh_gen_cfg_t *cfg = g->cfg;
+    fprintf(f, "{\n  \"format\": \"feedhandler-gen/1\",\n");
+    fprintf(f, "  \"seed\": %llu,\n  \"messages\": %llu,\n", (unsigned long long)cfg->seed,
+            (unsigned long long)g->emitted);
+    fprintf(f, "  \"scheduled_messages\": %llu,\n  \"flow_messages\": %llu,\n",
+            (unsigned long long)g->nsched, (unsigned long long)g->nflow);
+    fprintf(f, "  \"symbol_count\": %u,\n  \"channel_count\": %u,\n  \"lines\": \"%s\",\n",
+            g->nsym, g->nch, g->lines == 2 ? "ab" : "a");
+    fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
+    fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
+    fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
+            FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
+    fprintf(f, "  \"udp_port\": 26477,\n  \"partition\": \"contiguous\",\n");
+    fprintf(f, "  \"by_type\": {");
+    int first = 1;
+    for (int t = 0; t < 256; t++) {
+        if (!g->by_type[t]) continue;
+        fprintf(f, "%s\"%c\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
+        first = 0;
+    }
+    fprintf(f, "},\n");
+    fprintf(f, "  \"packets\": {\"a\": %llu, \"b\": %llu},\n",
+            (unsigned long long)g->written[0], (unsigned long long)g->written[1]);
+    fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n",
+            (unsigned long long)g->sent[0], (unsigned long long)g->sent[1]);
+    fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu},\n",
+            (unsigned long long)g->lost[0], (unsigned long long)g->lost[1]);
+    fprintf(f, "  \"data_packets\": %llu,\n  \"heartbeats\": %llu,\n  \"end_of_session\": %llu,\n",
+            (unsigned long long)g->data_packets, (unsigned long long)g->heartbeats,
+            (unsigned long long)g->eos);
+    fprintf(f, "  \"messages_per_packet\": {\"mean\": %.4f, \"max\": %llu},\n",
+            g->data_packets ? (double)g->emitted / (double)g->data_packets : 0.0,
+            (unsigned long long)g->mpp_max);
+    fprintf(f, "  \"pcap_records\": %llu,\n  \"first_capture_ns\": %llu,\n  \"last_capture_ns\": %llu,\n",
+            (unsigned long long)(g->written[0] + g->written[1]),
+            (unsigned long long)g->first_cap, (unsigned long long)g->last_cap);
+    uint64_t live = 0, full = 0;
+    for (uint32_t c = 0; c < g->nch; c++) { live += g->ch[c].n_live; full += g->ch[c].pool_full; }
+    fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n",
+            (unsigned long long)g->ref, (unsigned long long)g->match);
+    fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
+            (unsigned long long)live, (unsigned long long)full);
+    fprintf(f, "  \"channels\": [\n");
+    for (uint32_t c = 0; c < g->nch; c++) {
+        const fh_gen_chan_t *ch = &g->ch[c];
+        char a[20], b[20];
+        fh_gen_ip(a, sizeof a, ch->group[0]);
+        fh_gen_ip(b, sizeof b, ch->group[1]);
+        fprintf(f, "    {\"name\": \"itch-%u\", \"session\": \"%s\", \"line_a\": \"%s:26477\", "
+                   "\"line_b\": \"%s:26477\", \"locates\": [%u, %u], \"tracking_number\": %u, "
+                   "\"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
+                   "\"end_of_session\": %llu, \"next_sequence\": %llu}%s\n",
+                c + 1, ch->session, a, b, ch->lo, ch->hi, ch->tracking,
+                (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
+                (unsigned long long)ch->heartbeats, (unsigned long long)ch->eos,
+                (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"symbols\": {");
+    for (uint32_t l = 1; l <= g->nsym; l++) {
+        const fh_gen_sym_t *s = &g->sym[l];
+        int n = 8;
+        while (n > 0 && s->stock[n - 1] == ' ') n--;
+        fprintf(f, "%s\"%u\": \"%.*s\"", l > 1 ? ", " : "", l, n, s->stock);
+    }
+    fprintf(f, "}\n}\n");
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad) { fh_errf(err, errlen, "write error on %s", path); return -1; }
+    return 0;
+}
+
+/* Burst size: one message, a few, or a sweep/reprice storm. */
+FH_INLINE uint32_t fh_gen_burst(uint32_t r)
+{
+    uint32_t b = r & 255;
+    if (b < 115) return 1;
+    if (b < 192) return 2 + (r >> 8) % 3;
+    if (b < 238) return 5 + (r >> 8) % 12;
+    return 17 + (r >> 8) % 48;
+}
+
+static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
+{
+    const fh_gen_cfg_t *cfg = g->cfg;
+    g->nsym = cfg->symbols;
+    g->nch = cfg->channels;
+    g->lines = cfg->lines;
+    g->max_payload = cfg->max_payload ? cfg->max_payload : FH_GEN_PAYLOAD_DEFAULT;
+    g->batch_ns = cfg->batch_ns ? cfg->batch_ns : FH_GEN_BATCH_NS_DEFAULT;
+    g->frame_limit = FH_GEN_OFF_UDP + 8 + g->max_payload;
+    g->loss[0] = cfg->loss_a;
+    g->loss[1] = cfg->loss_b;
+    g->progress = NULL;
+    fh_gen_rng_seed(&g->rng, cfg->seed, 1);
+    fh_gen_rng_seed(&g->rng_sched, cfg->seed, 2);
+    fh_gen_rng_seed(&g->rng_loss[0], cfg->seed, 3);
+    fh_gen_rng_seed(&g->rng_loss[1], cfg->seed, 4);
+
+    if (fh_gen_symbols(g) || fh_gen_alias(g) || fh_gen_cdf(g)) goto oom;
+    g->ch = calloc(g->nch, sizeof *g->ch);
+    if (!g->ch) goto oom;
+    /* contiguous locate ranges: NASDAQ partitions channels alphabetically too */
+    uint64_t sid = fh_gen_splitmix(&(uint64_t){ cfg->seed ^ 0x5e5510aULL }) % 10000000u;
+    for (uint32_t c = 0; c < g->nch; c++) {
+        fh_gen_chan_t *ch = &g->ch[c];
+        ch->lo = (uint16_t)((uint64_t)c * g->nsym / g->nch + 1);
+        ch->hi = (uint16_t)((uint64_t)(c + 1) * g->nsym / g->nch);
+        for (uint32_t l = ch->lo; l <= ch->hi; l++) g->sym[l].ch = (uint16_t)c;
+        ch->tracking = (uint16_t)(c + 1);
+        ch->group[0] = (233u << 24) | (54u << 16) | (12u << 8) | (111u + c);
+        ch->group[1] = (233u << 24) | (49u << 16) | (196u << 8) | (111u + c);
+        snprintf(ch->session, sizeof ch->session, "%07lluA%02u", (unsigned long long)sid, c % 100u);
+        memcpy(ch->frame + FH_GEN_OFF_MOLD, ch->session, 10);
+        ch->len = FH_GEN_OFF_BLOCKS;
+        ch->next_seq = 1;
+        ch->ev = FH_GEN_INF;
+    }
+    g->gmin = FH_GEN_INF;
+
+    /* schedule: count, check the day is big enough, fill, sort */
+    g->sched = NULL;
+    fh_gen_build_schedule(g, cfg->messages);
+    size_t n = g->nsched;
+    if (cfg->messages < n + FH_GEN_MIN_FLOW) {
+        /* the smallest day that fits: scheduled messages less the NOII share
+         * (1% of the day), plus the minimum order flow */
+        uint64_t fixed = n - fh_gen_noii_count(cfg->messages), least = fixed + FH_GEN_MIN_FLOW;
+        while (least < fixed + fh_gen_noii_count(least) + FH_GEN_MIN_FLOW) least++;
+        fh_errf(err, errlen, "invalid gen config: %u symbol(s) on %u channel(s) need at least %llu "
+                "messages (start-of-day, crosses, imbalances and %u order flow), got %llu",
+                g->nsym, g->nch, (unsigned long long)least, FH_GEN_MIN_FLOW,
+                (unsigned long long)cfg->messages);
+        return -1;
+    }
+    g->sched = malloc((n ? n : 1) * sizeof *g->sched);
+    if (!g->sched) goto oom;
+    fh_gen_build_schedule(g, cfg->messages);
+    qsort(g->sched, g->nsched, sizeof *g->sched, fh_gen_cmp_sched);
+    g->nflow = cfg->messages - g->nsched;
+
+    /* live-order pools, one slice per channel sized by its share of activity;
+     * the day only ever holds ~1% of its adds live, a full pool forces deletes */
+    uint64_t total = g->nflow / 32 + 65536;
+    if (total > (1u << 24)) total = 1u << 24;
+    double wsum = 0, wch[FH_GEN_MAX_CHANNELS] = { 0 };
+    for (uint32_t l = 1; l <= g->nsym; l++) { wsum += g->sym[l].weight; wch[g->sym[l].ch] += g->sym[l].weight; }
+    size_t need = 0, caps[FH_GEN_MAX_CHANNELS];
+    for (uint32_t c = 0; c < g->nch; c++) {
+        caps[c] = (size_t)((double)total * wch[c] / wsum) + 1024;
+        need += caps[c];
+    }
+    g->orders = malloc(need * sizeof *g->orders);
+    if (!g->orders) goto oom;
+    size_t off = 0;
+    for (uint32_t c = 0; c < g->nch; c++) {
+        g->ch[c].pool = g->orders + off;
+        g->ch[c].cap_live = (uint32_t)caps[c];
+        off += caps[c];
+    }
+
+    uint32_t acc = 0, wt = 0;
+    for (int t = 0; t < FT__N; t++) wt += fh_gen_ft_weight[t];
+    for (int t = 0; t < FT__N; t++) {
+        acc += fh_gen_ft_weight[t];
+        g->ft_cum[t] = (uint32_t)((double)acc / wt * 4294967295.0);
+    }
+    g->need = (1u << FT__N) - 1;
+    if (g->lines == 2) {
+        g->bring = malloc(FH_GEN_BRING * sizeof *g->bring);
+        if (!g->bring) goto oom;
+    }
+    return 0;
+oom:
+    fh_errf(err, errlen, "out of memory setting up a %llu-message day",
+            (unsigned long long)cfg->messages);
+    return -1;
+}
+
+static void fh_gen_day(fh_gen_t *g)
+{
+    size_t si = 0;
+    uint64_t fi = 0, nflow = g->nflow, half = nflow / 2;
+    uint32_t left = 0, focus = 1;
+    g->tcur = FH_GEN_FLOW_START;
+    while (fi < nflow) {
+        if (left == 0) {
+            uint64_t r = fh_gen_next(&g->rng);
+            uint32_t k = fh_gen_burst((uint32_t)r);
+            if (k > nflow - fi) k = (uint32_t)(nflow - fi);
+            double u = ((double)fi + (double)k * (double)(r >> 40) * 0x1.0p-24) / (double)nflow;
+            uint64_t t = fh_gen_inv_cdf(g, u);
+            if (t > g->tcur) g->tcur = t;
+            focus = fh_gen_pick_locate(g, &g->rng);
+            left = k;
+        } else {
+            uint64_t r = fh_gen_next(&g->rng);
+            g->tcur += 20 + (r & 511) + (((r >> 9) & 15) == 0 ? (r >> 16) % 5000 : 0);
+        }
+        if (g->tcur > FH_GEN_FLOW_END) g->tcur = FH_GEN_FLOW_END;
+        while (si < g->nsched && g->sched[si].ts <= g->tcur) fh_gen_scheduled(g, &g->sched[si++]);
+        fh_gen_flow(g, focus, g->tcur, fi >= half && g->need);
+        fi++;
+        left--;
+    }
+    while (si < g->nsched) fh_gen_scheduled(g, &g->sched[si++]);
+
+    /* flush every open packet, then one end-of-session per channel */
+    uint64_t tend = 0;
+    for (uint32_t c = 0; c < g->nch; c++) if (g->ch[c].last_ts > tend) tend = g->ch[c].last_ts;
+    tend += (uint64_t)g->batch_ns + 1000000;
+    for (uint32_t c = 0; c < g->nch; c++) {
+        uint64_t t = tend + (uint64_t)c * 1000;
+        fh_gen_advance(g, t + 1);
+        fh_gen_send(g, c, 0xFFFF, t);
+    }
+    if (g->bcount) fh_gen_bring_drain(g, FH_GEN_INF);
+}
+
+int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, size_t errlen)
+{
+    if (fh_gen_validate(cfg, err, errlen)) return -1;
+    fh_gen_t *g = calloc(1, sizeof *g);
+    char *ppcap = fh_gen_path(cfg->out_prefix, ".pcap");
+    char *pbin = fh_gen_path(cfg->out_prefix, ".bin");
+    char *pjson = fh_gen_path(cfg->out_prefix, ".json");
+    int rc = -1;
+    if (!g || !ppcap || !pbin || !pjson) { fh_errf(err, errlen, "out of memory"); goto out; }
+    g->cfg = cfg;
+    if (fh_gen_setup(g, err, errlen)) goto out;
+    if (fh_gen_open(&g->pcap, ppcap, err, errlen) || fh_gen_open(&g->bin, pbin, err, errlen)) goto out;
+    g->progress = progress;
+    if (progress) *progress = 0;
+
+    /* pcap global header: nanosecond magic, v2.4, snaplen 65535, Ethernet */
+    uint8_t *h = fh_gen_out_reserve(&g->pcap, 24);
+    fh_gen_put_le32(h, 0xa1b23c4du);
+    h[4] = 2; h[5] = 0; h[6] = 4; h[7] = 0;
+    memset(h + 8, 0, 8);
+    fh_gen_put_le32(h + 16, 65535);
+    fh_gen_put_le32(h + 20, 1);
+    g->pcap.pos += 24;
+
+    fh_gen_day(g);
+
+    if (fh_gen_close(&g->pcap, err, errlen) || fh_gen_close(&g->bin, err, errlen)) goto out;
+    if (progress) *progress = g->emitted;
+    if (fh_gen_json(g, pjson, err, errlen)) goto out;
+    rc = 0;
+out:
+    fh_gen_free(g);
+    free(ppcap); free(pbin); free(pjson);
+    return rc;
+}

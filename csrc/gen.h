@@ -1,0 +1,63 @@
+/* gen.h -- internals of the synthetic trading-day generator (gen.c).
+ *
+ * Only gen.c includes this; the public entry point is fh_gen_run() in fh_api.h.
+ * The constants are here so that the model the generator follows (times, sizes,
+ * defaults) is readable in one place and documented once.
+ */
+#ifndef FH_GEN_H
+#define FH_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fh_common.h"
+
+/* The trading date every generated day claims: Wednesday 2026-11-25, a regular
+ * full session (Thanksgiving is the day after).  Midnight America/New_York (EST,
+ * UTC-5) as Unix epoch nanoseconds; capture time = this + ITCH timestamp + wire. */
+#define FH_GEN_DATE              "2026-11-25"
+#define FH_GEN_MIDNIGHT_NS       1795582800000000000ULL
+
+#define FH_GEN_NS_PER_S          1000000000ULL
+#define FH_GEN_HMS(h, m, s)      ((((uint64_t)(h) * 60 + (m)) * 60 + (s)) * FH_GEN_NS_PER_S)
+
+/* Frame layout of every packet: Ethernet II (14) + IPv4 without options (20) +
+ * UDP (8) + MoldUDP64 header (20: session 10, sequence 8, count 2) + blocks. */
+#define FH_GEN_OFF_IP            14
+#define FH_GEN_OFF_UDP           34
+#define FH_GEN_OFF_MOLD          42
+#define FH_GEN_OFF_BLOCKS        62
+#define FH_GEN_MOLD_HDR          20
+
+/* UDP payload limits.  The default keeps frames at 1400 bytes, what NASDAQ's
+ * feeds use; the maximum is a 9000-byte jumbo MTU (never fragmented).  The
+ * minimum holds the Mold header plus the longest ITCH record (2 + 50). */
+#define FH_GEN_PAYLOAD_DEFAULT   1358u
+#define FH_GEN_PAYLOAD_MIN       72u
+#define FH_GEN_PAYLOAD_MAX       8972u
+#define FH_GEN_FRAME_MAX         (FH_GEN_OFF_UDP + 8 + FH_GEN_PAYLOAD_MAX)
+
+/* Packetiser flush window when cfg->batch_ns is 0: a packet is sent once a
+ * message arrives more than this long after the packet's first message.  20 us
+ * groups the microsecond bursts of one channel into one datagram, as exchange
+ * packetisers do, without holding a lone message for long. */
+#define FH_GEN_BATCH_NS_DEFAULT  20000u
+
+/* MoldUDP64 heartbeat once a channel has sent nothing for this long. */
+#define FH_GEN_HEARTBEAT_NS      FH_GEN_NS_PER_S
+
+/* Deterministic wire model: line A reaches the capture point this long after
+ * the packet's last message was stamped, plus 0.8 ns per byte (10GbE
+ * serialisation); line B is this much later again. */
+#define FH_GEN_WIRE_NS           1800u
+#define FH_GEN_LINE_B_NS         3150u
+
+/* Order-flow messages the day needs besides the scheduled (administrative,
+ * cross, imbalance) ones, so that every flow type can appear. */
+#define FH_GEN_MIN_FLOW          1000u
+#define FH_GEN_MAX_MESSAGES      2000000000ULL
+#define FH_GEN_MAX_CHANNELS      64u
+
+#define FH_GEN_PROGRESS_EVERY    65536u
+
+#endif

@@ -1,0 +1,102 @@
+"""Synthetic NASDAQ TotalView-ITCH 5.0 trading days (the C generator in csrc/gen.c).
+
+``generate(prefix, ...)`` writes ``PREFIX.pcap`` (nanosecond pcap of MoldUDP64 over
+UDP/IPv4 multicast, line A and optionally line B), ``PREFIX.bin`` (NASDAQ BinaryFILE
+of the same messages, all channels merged in timestamp order) and ``PREFIX.json``
+(what was generated), and returns that JSON as a dict.  The day is byte-identical
+for a given seed and arguments.
+
+Conventions a reader of the files can rely on (see csrc/gen.c for the model):
+  - channel ``c`` (0-based) carries locates ``channels[c]["locates"]`` (contiguous,
+    alphabetical like NASDAQ), on 233.54.12.(111+c) (A) / 233.49.196.(111+c) (B),
+    UDP port 26477, and stamps tracking_number ``c + 1`` on every message, so the
+    merged BinaryFILE can be split back into channels (system events have locate 0);
+  - packets are flushed when the next message would overflow ``max_payload`` or
+    arrives more than ``batch_ns`` (default 20 us) after the packet's first message;
+  - heartbeats (count 0) after each idle second, one end-of-session (count 0xFFFF)
+    per channel at the end; loss draws are per packet and line, from their own
+    random streams, so loss never changes the messages.
+
+Summary keys (PREFIX.json): ``messages`` (exactly as asked), ``by_type``, ``packets``/
+``packets_sent``/``packets_lost`` (per line, every kind of packet), ``data_packets``,
+``heartbeats`` and ``end_of_session`` (generated, once per channel, not per line),
+``messages_per_packet`` (mean, max over data packets), ``channels`` (name, session,
+line_a, line_b, locates [lo, hi], tracking_number, counts), ``symbols`` (locate ->
+ticker), ``trading_date``, ``midnight_ns``, ``last_order_reference``,
+``last_match_number``, ``live_orders_at_end``; ``generate`` adds ``elapsed_s``, ``files``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Optional
+
+from .core import errbuf, errstr, ffi, lib
+from .progress import run_with_progress
+
+LINES = {"a": 1, "ab": 2}
+
+
+def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, channels: int = 1,
+             seed: int = 1, lines: str = "a", loss_a: float = 0.0, loss_b: float = 0.0,
+             batch_ns: int = 0, max_payload: int = 0, progress: Optional[bool] = None) -> dict:
+    """Generate a trading day; return the parsed ``PREFIX.json`` summary.
+
+    ``progress`` draws a bar on stderr after the first second (default: when stderr
+    is a terminal).  Raises ``ValueError`` for bad arguments, ``OSError`` when an
+    output cannot be written, ``MemoryError`` when the day does not fit in memory.
+    """
+    if lines not in LINES:
+        raise ValueError("lines must be 'a' or 'ab', got %r" % (lines,))
+    ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
+                batch_ns=batch_ns, max_payload=max_payload)
+    for name, v in ints.items():
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError("%s must be an integer, got %r" % (name, v))
+    limits = dict(messages=2**64 - 1, seed=2**64 - 1, symbols=2**32 - 1, channels=2**32 - 1,
+                  batch_ns=2**32 - 1, max_payload=2**32 - 1)
+    for name, v in ints.items():
+        if not 0 <= v <= limits[name]:
+            raise ValueError("%s out of range: %r" % (name, v))
+    for name, v in (("loss_a", loss_a), ("loss_b", loss_b)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("%s must be a number, got %r" % (name, v))
+    prefix = os.fspath(out_prefix)
+    if not prefix:
+        raise ValueError("empty output prefix")
+
+    c_prefix = ffi.new("char[]", prefix.encode())
+    cfg = ffi.new("fh_gen_cfg_t *")
+    cfg.out_prefix = c_prefix
+    cfg.messages = messages
+    cfg.seed = seed
+    cfg.symbols = symbols
+    cfg.channels = channels
+    cfg.lines = LINES[lines]
+    cfg.max_payload = max_payload
+    cfg.loss_a = float(loss_a)
+    cfg.loss_b = float(loss_b)
+    cfg.batch_ns = batch_ns
+    done = ffi.new("uint64_t *")
+    err = errbuf()
+
+    def work():
+        return lib.fh_gen_run(cfg, done, err, len(err))
+
+    start = time.monotonic()
+    rc = run_with_progress(work, lambda: (int(done[0]), messages), "gen", enabled=progress,
+                           unit="msg")
+    elapsed = time.monotonic() - start
+    if rc != 0:
+        msg = errstr(err)
+        if msg.startswith("invalid gen config: "):
+            raise ValueError(msg[len("invalid gen config: "):])
+        if msg.startswith("out of memory"):
+            raise MemoryError(msg)
+        raise OSError(msg)
+    with open(prefix + ".json") as f:
+        summary = json.load(f)
+    summary["elapsed_s"] = elapsed
+    summary["files"] = {"pcap": prefix + ".pcap", "bin": prefix + ".bin", "json": prefix + ".json"}
+    return summary

@@ -1,0 +1,405 @@
+"""The synthetic trading-day generator (csrc/gen.c, feedhandler/gen.py).
+
+Every check parses the outputs here in Python, independently of the C code: the
+BinaryFILE walk re-plays the order book references, the pcap walk re-checks
+every header and checksum.  Days are small (tens of thousands of messages).
+"""
+from __future__ import annotations
+
+import collections
+import struct
+
+import pytest
+
+from feedhandler.gen import generate
+
+ITCH_LEN = {
+    "S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35, "h": 21,
+    "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44, "Q": 40, "B": 19,
+    "I": 50, "N": 20, "O": 48,
+}
+ADMIN = "SRHYLVWKJhNO"
+MIDNIGHT_NS = 1795582800000000000     # 2026-11-25 00:00 America/New_York
+
+
+# ------------------------------------------------------------------ parsers
+
+def read_bin(path):
+    """[(type, locate, tracking, ts, message bytes)] from a BinaryFILE."""
+    data = open(path, "rb").read()
+    out, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from(">H", data, pos)
+        m = data[pos + 2:pos + 2 + n]
+        assert len(m) == n, "truncated record"
+        t = chr(m[0])
+        assert ITCH_LEN[t] == n, "type %s has length %d" % (t, n)
+        loc, trk = struct.unpack_from(">HH", m, 1)
+        ts = int.from_bytes(m[5:11], "big")
+        out.append((t, loc, trk, ts, m))
+        pos += 2 + n
+    return out
+
+
+def inet_sum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def read_pcap(path, max_payload=1358):
+    """Validate every record; return [(ts_ns, group, session, seq, count, [messages], payload)]."""
+    data = open(path, "rb").read()
+    magic, vmaj, vmin, _, _, snap, link = struct.unpack_from("<IHHiIII", data, 0)
+    assert (magic, vmaj, vmin, snap, link) == (0xA1B23C4D, 2, 4, 65535, 1)
+    pos, out, last_ts = 24, [], 0
+    while pos < len(data):
+        sec, nsec, incl, orig = struct.unpack_from("<IIII", data, pos)
+        assert incl == orig and nsec < 10**9
+        f = data[pos + 16:pos + 16 + incl]
+        assert len(f) == incl
+        pos += 16 + incl
+        ts = sec * 10**9 + nsec
+        assert ts >= last_ts, "capture time runs back"
+        last_ts = ts
+        assert f[12:14] == b"\x08\x00"
+        ip = f[14:34]
+        assert ip[0] == 0x45 and ip[9] == 17 and ip[8] > 0
+        assert struct.unpack_from("!H", ip, 6)[0] == 0, "DF/MF/offset must be clear"
+        assert inet_sum(ip) == 0xFFFF, "IPv4 header checksum"
+        total = struct.unpack_from("!H", ip, 2)[0]
+        assert total == len(f) - 14
+        dst = ip[16:20]
+        assert f[0:3] == b"\x01\x00\x5e" and f[3] == dst[1] & 0x7F and f[4:6] == dst[2:4]
+        udp = f[34:42]
+        sport, dport, ulen, ucs = struct.unpack("!HHHH", udp)
+        assert dport == 26477 and ulen == len(f) - 34 and ucs != 0
+        pseudo = ip[12:20] + struct.pack("!BBH", 0, 17, ulen)
+        assert inet_sum(pseudo + f[34:]) == 0xFFFF, "UDP checksum"
+        payload = f[42:]
+        assert len(payload) <= max_payload
+        session = payload[:10].decode("ascii")
+        seq, count = struct.unpack_from("!QH", payload, 10)
+        msgs, p = [], 20
+        if count != 0xFFFF:
+            for _ in range(count):
+                (n,) = struct.unpack_from("!H", payload, p)
+                msgs.append(payload[p + 2:p + 2 + n])
+                assert len(msgs[-1]) == n and ITCH_LEN[chr(payload[p + 2])] == n
+                p += 2 + n
+        assert p == len(payload), "Mold count does not match the blocks"
+        group = "%d.%d.%d.%d" % tuple(dst)
+        out.append((ts, group, session, seq, count, msgs, payload))
+    return out
+
+
+# ----------------------------------------------------------------- fixtures
+
+DAY = dict(messages=60_000, symbols=60, channels=3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("gen") / "day")
+    summary = generate(prefix, progress=False, **DAY)
+    return prefix, summary, read_bin(prefix + ".bin"), read_pcap(prefix + ".pcap")
+
+
+@pytest.fixture(scope="module")
+def lossy(tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("gen") / "lossy")
+    summary = generate(prefix, lines="ab", loss_a=0.05, loss_b=0.10, progress=False, **DAY)
+    return prefix, summary, read_pcap(prefix + ".pcap")
+
+
+# -------------------------------------------------------------------- tests
+
+def test_deterministic(day, tmp_path):
+    prefix, summary, _, _ = day
+    again = str(tmp_path / "again")
+    generate(again, progress=False, **DAY)
+    for ext in (".pcap", ".bin", ".json"):
+        assert open(prefix + ext, "rb").read() == open(again + ext, "rb").read(), ext
+    other = str(tmp_path / "other")
+    generate(other, progress=False, **dict(DAY, seed=12))
+    assert open(prefix + ".bin", "rb").read() != open(other + ".bin", "rb").read()
+    assert open(prefix + ".pcap", "rb").read() != open(other + ".pcap", "rb").read()
+
+
+def test_exact_count_and_summary(day):
+    _, s, msgs, _ = day
+    assert len(msgs) == DAY["messages"] == s["messages"]
+    by_type = collections.Counter(m[0] for m in msgs)
+    assert dict(by_type) == s["by_type"]
+    assert s["seed"] == DAY["seed"] and s["trading_date"] == "2026-11-25"
+    assert s["symbol_count"] == DAY["symbols"] and len(s["symbols"]) == DAY["symbols"]
+    names = list(s["symbols"].values())
+    assert len(set(names)) == len(names)
+    assert all(1 <= len(n) <= 5 and n.isalpha() and n.isupper() for n in names)
+    assert s["messages_per_packet"]["mean"] > 1.5
+
+
+def test_message_mix(day):
+    _, s, msgs, _ = day
+    n = len(msgs)
+    pct = {t: 100.0 * c / n for t, c in collections.Counter(m[0] for m in msgs).items()}
+    for t, want, tol in (("A", 44, 2.5), ("D", 43, 2.5), ("U", 7.4, 1.0), ("E", 2.2, 0.6),
+                         ("X", 1.3, 0.4), ("I", 1.0, 0.3)):
+        assert abs(pct[t] - want) <= tol, (t, pct[t])
+    for t in "CFPQB" + ADMIN:
+        assert pct.get(t, 0) > 0, "type %s missing" % t
+
+
+def test_day_structure(day):
+    _, s, msgs, _ = day
+    ts = [m[3] for m in msgs]
+    assert ts == sorted(ts), "BinaryFILE not in timestamp order"
+    nch = DAY["channels"]
+    events = collections.defaultdict(list)
+    for t, loc, trk, when, m in msgs:
+        if t == "S":
+            assert loc == 0
+            events[trk].append((chr(m[11]), when))
+        if t in "VW":
+            assert loc == 0
+    assert set(events) == set(range(1, nch + 1))
+    for trk, ev in events.items():
+        assert [e for e, _ in ev] == list("OSQMEC")
+        hours = [w / 3.6e12 for _, w in ev]
+        assert 3 <= hours[0] < 4 and 4 <= hours[1] < 4.01 and 9.5 <= hours[2] < 9.51
+        assert 16 <= hours[3] < 16.01 and 20 <= hours[4] < 20.01 and 20.08 < hours[5] < 20.1
+    # order flow between 04:00 and 20:00, most of it in the regular session
+    flow = [m[3] for m in msgs if m[0] in "AFDUEXC"]
+    assert min(flow) >= 4 * 3.6e12 and max(flow) < 20 * 3.6e12
+    rth = sum(1 for w in flow if 9.5 * 3.6e12 <= w < 16 * 3.6e12)
+    assert rth / len(flow) > 0.7
+    # every instrument has a directory entry before any order
+    first_r = {}
+    for t, loc, _, when, _ in msgs:
+        if t == "R":
+            first_r[loc] = when
+    assert sorted(first_r) == list(range(1, DAY["symbols"] + 1))
+
+
+def test_references_live_and_consistent(day):
+    """Walk the BinaryFILE as a book would: every reference is to a live order of
+    the same instrument, never over-executed; refs and match numbers increase."""
+    _, s, msgs, _ = day
+    live = {}                 # ref -> [locate, shares]
+    last_ref = 0
+    last_match = 0
+    matches = set()
+    loc_channel = {}
+    for i, ch in enumerate(s["channels"]):
+        lo, hi = ch["locates"]
+        for loc in range(lo, hi + 1):
+            loc_channel[loc] = i + 1
+
+    def on_grid(price):
+        assert price > 0 and (price < 10000 or price % 100 == 0), "off the tick grid: %d" % price
+
+    def new_match(mn):
+        nonlocal last_match
+        assert mn > last_match
+        last_match = mn
+        matches.add(mn)
+
+    for t, loc, trk, _, m in msgs:
+        if loc:
+            assert loc_channel[loc] == trk, "message on the wrong channel"
+        if t in "AF":
+            ref, side, shares = struct.unpack_from(">QcI", m, 11)
+            price = struct.unpack_from(">I", m, 32)[0]
+            assert ref > last_ref and ref not in live and side in (b"B", b"S")
+            assert shares > 0
+            on_grid(price)
+            assert m[24:32].decode().rstrip() == s["symbols"][str(loc)]
+            last_ref = ref
+            live[ref] = [loc, shares]
+        elif t == "D":
+            (ref,) = struct.unpack_from(">Q", m, 11)
+            assert live[ref][0] == loc
+            del live[ref]
+        elif t in "EC":
+            ref, x, mn = struct.unpack_from(">QIQ", m, 11)
+            o = live[ref]
+            assert o[0] == loc and 0 < x <= o[1]
+            new_match(mn)
+            if t == "C":
+                assert m[31:32] in (b"Y", b"N")
+                on_grid(struct.unpack_from(">I", m, 32)[0])
+            o[1] -= x
+            if o[1] == 0:
+                del live[ref]
+        elif t == "X":
+            ref, x = struct.unpack_from(">QI", m, 11)
+            o = live[ref]
+            assert o[0] == loc and 0 < x <= o[1]
+            o[1] -= x
+            if o[1] == 0:
+                del live[ref]
+        elif t == "U":
+            old, new, shares, price = struct.unpack_from(">QQII", m, 11)
+            assert live[old][0] == loc
+            assert new > last_ref and new not in live and shares > 0
+            on_grid(price)
+            last_ref = new
+            del live[old]
+            live[new] = [loc, shares]
+        elif t == "P":
+            on_grid(struct.unpack_from(">I", m, 32)[0])
+            new_match(struct.unpack_from(">Q", m, 36)[0])
+        elif t == "Q":
+            on_grid(struct.unpack_from(">I", m, 27)[0])
+            new_match(struct.unpack_from(">Q", m, 31)[0])
+        elif t == "I":
+            far, near, ref_price = struct.unpack_from(">III", m, 36)
+            for p in (near, ref_price) + ((far,) if far else ()):
+                on_grid(p)
+        elif t == "J":
+            for p in struct.unpack_from(">III", m, 19):
+                on_grid(p)
+        elif t == "B":
+            (mn,) = struct.unpack_from(">Q", m, 11)
+            assert mn in matches
+    assert s["last_order_reference"] == last_ref
+    assert s["live_orders_at_end"] == len(live)
+
+
+def test_channels_partition_locates(day):
+    _, s, _, _ = day
+    chans = s["channels"]
+    assert len(chans) == DAY["channels"]
+    seen = []
+    for i, ch in enumerate(chans):
+        lo, hi = ch["locates"]
+        seen += range(lo, hi + 1)
+        assert ch["line_a"] == "233.54.12.%d:26477" % (111 + i)
+        assert ch["line_b"] == "233.49.196.%d:26477" % (111 + i)
+        assert len(ch["session"]) == 10 and ch["session"].isascii()
+    assert sorted(seen) == list(range(1, DAY["symbols"] + 1))
+    assert len({ch["session"] for ch in chans}) == len(chans)
+
+
+def test_pcap_structure(day):
+    _, s, _, pkts = day
+    chans = {"233.54.12.%d" % (111 + i): ch for i, ch in enumerate(s["channels"])}
+    assert {p[1] for p in pkts} == set(chans)
+    assert len(pkts) == s["packets"]["a"]
+    per = collections.defaultdict(list)
+    for p in pkts:
+        per[p[1]].append(p)
+    total_hb = 0
+    for group, ps in per.items():
+        ch = chans[group]
+        assert {p[2] for p in ps} == {ch["session"]}
+        expect = 1
+        eos = 0
+        for ts, _, _, seq, count, msgs, _ in ps:
+            assert eos == 0, "packet after end of session"
+            assert seq == expect, "sequence gap on a lossless line"
+            if count == 0xFFFF:
+                eos += 1
+            elif count == 0:
+                total_hb += 1
+            else:
+                expect += count
+                last_its = int.from_bytes(msgs[-1][5:11], "big")
+                assert ts >= MIDNIGHT_NS + last_its, "captured before it was stamped"
+                assert ts - (MIDNIGHT_NS + last_its) < 10**9
+        assert eos == 1 and ps[-1][4] == 0xFFFF
+        assert expect == ch["next_sequence"] == ch["messages"] + 1
+    assert total_hb == s["heartbeats"] > 0
+    # heartbeats fill idle seconds: none closer than 1 s to the channel's previous packet
+    for ps in per.values():
+        prev = None
+        for ts, _, _, _, count, _, _ in ps:
+            if count == 0 and prev is not None:
+                assert ts - prev >= 10**9 - 10**6
+            prev = ts
+
+
+def test_bin_equals_pcap_line_a(day):
+    _, s, msgs, pkts = day
+    by_chan_bin = collections.defaultdict(list)
+    for _, _, trk, _, m in msgs:
+        by_chan_bin[trk].append(m)
+    by_chan_pcap = collections.defaultdict(list)
+    for i, ch in enumerate(s["channels"]):
+        group = "233.54.12.%d" % (111 + i)
+        for p in pkts:
+            if p[1] == group and p[4] != 0xFFFF:
+                by_chan_pcap[i + 1].extend(p[5])
+    assert set(by_chan_bin) == set(by_chan_pcap)
+    for c in by_chan_bin:
+        assert by_chan_bin[c] == by_chan_pcap[c]
+
+
+def test_small_payload_and_batch(tmp_path):
+    prefix = str(tmp_path / "small")
+    s = generate(prefix, messages=20_000, symbols=10, channels=1, seed=3, max_payload=200,
+                 batch_ns=5_000_000, progress=False)
+    pkts = read_pcap(prefix + ".pcap", max_payload=200)
+    assert s["max_payload"] == 200 and s["batch_ns"] == 5_000_000
+    assert sum(p[4] for p in pkts if p[4] != 0xFFFF) == 20_000
+    assert max(len(p[6]) for p in pkts) <= 200
+
+
+def test_lines_ab_with_loss(day, lossy):
+    prefix, s, pkts = lossy
+    assert s["lines"] == "ab"
+    # loss never changes the messages
+    assert open(prefix + ".bin", "rb").read() == open(day[0] + ".bin", "rb").read()
+    a = [p for p in pkts if p[1].startswith("233.54.12.")]
+    b = [p for p in pkts if p[1].startswith("233.49.196.")]
+    assert len(a) == s["packets"]["a"] and len(b) == s["packets"]["b"]
+    sent = s["packets_sent"]["a"]
+    assert s["packets_sent"]["b"] == sent == day[1]["packets"]["a"]
+    assert s["packets_lost"]["a"] + len(a) == sent and s["packets_lost"]["b"] + len(b) == sent
+    assert abs(s["packets_lost"]["a"] / sent - 0.05) < 0.01
+    assert abs(s["packets_lost"]["b"] / sent - 0.10) < 0.015
+    # same data packet, same sequence and payload on both lines
+    pa = {(p[2], p[3]): p for p in a if 0 < p[4] < 0xFFFF}
+    pb = {(p[2], p[3]): p for p in b if 0 < p[4] < 0xFFFF}
+    common = set(pa) & set(pb)
+    assert len(common) > 0.8 * s["data_packets"]
+    for k in common:
+        assert pa[k][6] == pb[k][6]
+        assert pb[k][0] > pa[k][0], "line B is later"
+    # line A plus line B covers more of the day than either alone
+    assert len(set(pa) | set(pb)) > max(len(pa), len(pb))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(symbols=0), dict(symbols=65536), dict(channels=0), dict(channels=65, symbols=100),
+    dict(channels=5, symbols=4), dict(lines="c"), dict(loss_a=1.0), dict(loss_b=-0.1),
+    dict(loss_a=float("nan")), dict(messages=10), dict(max_payload=10), dict(max_payload=100000),
+    dict(messages=-1), dict(seed=1.5),
+])
+def test_bad_arguments(tmp_path, kwargs):
+    args = dict(messages=20_000, symbols=10, channels=1, progress=False)
+    args.update(kwargs)
+    with pytest.raises(ValueError):
+        generate(str(tmp_path / "bad"), **args)
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_unwritable_output(tmp_path):
+    with pytest.raises(OSError, match="cannot write"):
+        generate(str(tmp_path / "no" / "such" / "dir" / "x"), messages=20_000, symbols=10, progress=False)
+
+
+def test_decoder_agrees(day, lossy):
+    """The C decoder counts the same messages in the lossless pcap, the BinaryFILE
+    and the A+B pcap whose losses the other line covers."""
+    replay = pytest.importorskip("feedhandler.replay").replay
+    prefix, s, _, _ = day
+    from_pcap = replay([prefix + ".pcap"], progress=False).stats
+    from_bin = replay([prefix + ".bin"], progress=False).stats
+    assert from_pcap["by_type"] == from_bin["by_type"] == s["by_type"]
+    assert from_pcap["gaps"] == 0 and from_pcap["end_of_session"] == DAY["channels"]
+    both = replay([lossy[0] + ".pcap"], progress=False).stats
+    assert both["messages"] + both["gaps"] == DAY["messages"]
