@@ -292,7 +292,7 @@ typedef struct fh_gen_cfg {
     double   loss_a;           /* probability a packet is dropped on line A */
     double   loss_b;
     uint32_t batch_ns;         /* packetiser flush window; 0 = default */
-    uint32_t _pad;
+    uint32_t heartbeat_ms;     /* heartbeat after this much idle time; 0 = 1000 (MoldUDP64 norm) */
 } fh_gen_cfg_t;
 
 /* Generate a synthetic trading day.  Returns 0, or -1 with a message in err.

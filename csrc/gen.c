@@ -193,6 +193,7 @@ typedef struct {
     const fh_gen_cfg_t *cfg;
     fh_gen_rng_t rng, rng_sched, rng_loss[2];
     uint32_t nsym, nch, lines, max_payload, batch_ns, frame_limit;
+    uint64_t heartbeat_ns;
     double   loss[2];
     fh_gen_sym_t  *sym;                /* [nsym + 1], index = locate */
     fh_gen_chan_t *ch;                 /* [nch] */
@@ -677,7 +678,7 @@ static void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t i
     ch->len = FH_GEN_OFF_BLOCKS;
     ch->count = 0;
     g->last_its = its;
-    fh_gen_set_ev(g, c, mold_count == 0xFFFF ? FH_GEN_INF : its + FH_GEN_HEARTBEAT_NS);
+    fh_gen_set_ev(g, c, mold_count == 0xFFFF ? FH_GEN_INF : its + g->heartbeat_ns);
 }
 
 /* Run every packetiser deadline and heartbeat timer that falls before t. */
@@ -1148,6 +1149,7 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
             g->nsym, g->nch, g->lines == 2 ? "ab" : "a");
     fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
     fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
+    fprintf(f, "  \"heartbeat_ns\": %llu,\n", (unsigned long long)g->heartbeat_ns);
     fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
             FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
     fprintf(f, "  \"udp_port\": 26477,\n  \"partition\": \"contiguous\",\n");
@@ -1227,6 +1229,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     g->lines = cfg->lines;
     g->max_payload = cfg->max_payload ? cfg->max_payload : FH_GEN_PAYLOAD_DEFAULT;
     g->batch_ns = cfg->batch_ns ? cfg->batch_ns : FH_GEN_BATCH_NS_DEFAULT;
+    g->heartbeat_ns = cfg->heartbeat_ms ? (uint64_t)cfg->heartbeat_ms * 1000000ull : FH_GEN_HEARTBEAT_NS;
     g->frame_limit = FH_GEN_OFF_UDP + 8 + g->max_payload;
     g->loss[0] = cfg->loss_a;
     g->loss[1] = cfg->loss_b;

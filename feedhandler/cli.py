@@ -88,6 +88,7 @@ def cmd_gen(args) -> int:
         summary = generate(args.out, messages=args.messages, symbols=args.symbols, channels=args.channels,
                            seed=args.seed, lines=args.lines, loss_a=args.loss_a, loss_b=args.loss_b,
                            batch_ns=args.batch_ns, max_payload=args.max_payload,
+                           heartbeat_ms=args.heartbeat_ms,
                            progress=None if not args.quiet else False)
     except (ValueError, OSError) as exc:
         print("feedhandler gen: %s" % exc, file=sys.stderr)
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="packetiser flush window in ns (default: the generator's own)")
     g.add_argument("--max-payload", type=_nonneg, default=0, metavar="BYTES",
                    help="largest UDP payload per datagram (default 1358: frames up to 1400 bytes)")
+    g.add_argument("--heartbeat-ms", type=_nonneg, default=0, metavar="MS",
+                   help="MoldUDP64 heartbeat after this much idle time per channel (default 1000, the "
+                        "usual exchange setting; larger values make small day files smaller)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_gen)
     return p

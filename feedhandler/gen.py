@@ -40,7 +40,7 @@ LINES = {"a": 1, "ab": 2}
 
 def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, channels: int = 1,
              seed: int = 1, lines: str = "a", loss_a: float = 0.0, loss_b: float = 0.0,
-             batch_ns: int = 0, max_payload: int = 0, progress: Optional[bool] = None) -> dict:
+             batch_ns: int = 0, max_payload: int = 0, heartbeat_ms: int = 0, progress: Optional[bool] = None) -> dict:
     """Generate a trading day; return the parsed ``PREFIX.json`` summary.
 
     ``progress`` draws a bar on stderr after the first second (default: when stderr
@@ -50,12 +50,12 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     if lines not in LINES:
         raise ValueError("lines must be 'a' or 'ab', got %r" % (lines,))
     ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
-                batch_ns=batch_ns, max_payload=max_payload)
+                batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms)
     for name, v in ints.items():
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError("%s must be an integer, got %r" % (name, v))
     limits = dict(messages=2**64 - 1, seed=2**64 - 1, symbols=2**32 - 1, channels=2**32 - 1,
-                  batch_ns=2**32 - 1, max_payload=2**32 - 1)
+                  batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1)
     for name, v in ints.items():
         if not 0 <= v <= limits[name]:
             raise ValueError("%s out of range: %r" % (name, v))
@@ -78,6 +78,7 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     cfg.loss_a = float(loss_a)
     cfg.loss_b = float(loss_b)
     cfg.batch_ns = batch_ns
+    cfg.heartbeat_ms = heartbeat_ms
     done = ffi.new("uint64_t *")
     err = errbuf()
 
