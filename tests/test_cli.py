@@ -1,0 +1,97 @@
+"""CLI behaviour beyond decoding: progress bar, stopping, argument errors."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from feedhandler.progress import run_with_progress
+from feedhandler.replay import Replay
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def test_progress_bar_after_one_second(capsys):
+    assert run_with_progress(lambda: time.sleep(1.4) or 7, lambda: (5, 10), "work", enabled=True) == 7
+    err = capsys.readouterr().err
+    assert "work" in err and "[" in err and "%" in err
+
+
+def test_no_progress_bar_when_quick_or_disabled(capsys):
+    run_with_progress(lambda: None, lambda: (1, 1), "quick", enabled=True)
+    run_with_progress(lambda: time.sleep(1.2), lambda: (1, 2), "off", enabled=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_worker_exception_reaches_caller():
+    def boom():
+        raise OSError("disk on fire")
+    with pytest.raises(OSError, match="disk on fire"):
+        run_with_progress(boom, lambda: (0, 0), "x", enabled=False)
+
+
+def test_stop_ends_walk_at_next_poll():
+    r = Replay()
+    r.stop()
+    res = r.run_file(os.path.join(ROOT, "pcaps", "sample.bin.gz"), progress=False)
+    st = r.stats()
+    assert res.ok and 0 < st["packets"] < 40000      # stopped after the first poll interval
+
+
+def test_sigint_prints_counters_and_exits_130(tmp_path):
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", str(fifo)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    w = open(fifo, "wb")                 # the replay blocks reading the pipe
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    w.close()                            # the reader sees EOF and returns
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, (out, err)
+    assert "interrupted" in err and "Traceback" not in err
+    assert "messages" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--messages", "0"], "must be positive"),
+    (["--loss-a", "1.5"], "probability"),
+    (["--channels", "5", "--symbols", "2"], "channels"),
+    (["--symbols", "70000"], "symbols"),
+])
+def test_gen_bad_arguments(tmp_path, args, needle):
+    p = cli("gen", "--out", str(tmp_path / "x"), *args)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_gen_unwritable_output():
+    p = cli("gen", "--out", "/nonexistent-dir/x", "--messages", "20000")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.strip()
+
+
+def test_gen_then_replay_agree(tmp_path):
+    prefix = str(tmp_path / "d")
+    p = cli("gen", "--out", prefix, "--messages", "30000", "--symbols", "10", "--channels", "3", "--seed", "5")
+    assert p.returncode == 0, p.stderr
+    for ext in (".pcap", ".bin"):
+        q = cli("replay", prefix + ext, "--stats-json", str(tmp_path / "s.json"))
+        assert q.returncode == 0, q.stderr
+        import json
+        st = json.loads((tmp_path / "s.json").read_text())
+        day = json.loads(open(prefix + ".json").read())
+        assert st["by_type"] == day["by_type"] and st["gaps"] == 0 and st["errors"] == {}
+
+
+def test_top_level_help_lists_commands():
+    p = cli("--help")
+    assert p.returncode == 0 and "replay" in p.stdout and "gen" in p.stdout
+    p = cli()
+    assert p.returncode == 2
