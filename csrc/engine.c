@@ -53,26 +53,146 @@ const char *fh_err_name(int e)
     return (e >= 0 && e < FH_ERR__COUNT && err_names[e]) ? err_names[e] : "unknown";
 }
 
+#define FH_DEFAULT_ORDERS      (2u << 20)
+#define FH_DEFAULT_INSTRUMENTS 10000u
+#define FH_DEFAULT_LEVELS      (4u << 20)
+#define FH_DEFAULT_DEPTH       10u
+#define FH_DEFAULT_RING        (1u << 20)
+
 fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
 {
-    uint32_t streams = cfg && cfg->max_streams ? cfg->max_streams : FH_DEFAULT_STREAMS;
-    if (streams > 1u << 20) { fh_errf(err, errlen, "max_streams %u is absurd (limit 1048576)", streams); return NULL; }
+    fh_replay_cfg_t c;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    const uint32_t streams = c.max_streams ? c.max_streams : FH_DEFAULT_STREAMS;
+    if (streams > 1u << 16) { fh_errf(err, errlen, "max_streams %u is absurd (limit 65536)", streams); return NULL; }
+    if (c.mode > FH_MODE_DECODE) { fh_errf(err, errlen, "unknown mode %u", c.mode); return NULL; }
+    const uint32_t depth = c.depth ? c.depth : FH_DEFAULT_DEPTH;
+    if (depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return NULL; }
+    const uint32_t n_instr = c.max_instruments ? c.max_instruments : FH_DEFAULT_INSTRUMENTS;
+    const uint32_t ring = c.ring_events ? c.ring_events : FH_DEFAULT_RING;
+
     fh_replay_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
+    r->mode = c.mode;
     if (fh_mold_table_init(&r->streams, streams) != 0) {
-        free(r);
         fh_errf(err, errlen, "out of memory for %u streams", streams);
-        return NULL;
+        goto fail;
+    }
+    if (r->mode != FH_MODE_DECODE) {
+        if (fh_book_init(&r->book, c.max_orders ? c.max_orders : FH_DEFAULT_ORDERS, n_instr,
+                         c.max_levels ? c.max_levels : FH_DEFAULT_LEVELS, depth, err, errlen) != 0)
+            goto fail;
+        r->book.ctr = &r->st.book;
+        r->seen_bytes = (n_instr + 1 + 7) / 8;
+        r->seen = calloc(streams, r->seen_bytes);
+        if (!r->seen) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
+    }
+    if (r->mode == FH_MODE_PUBLISH) {
+        fh_tsc_calibrate(&r->tsc);
+        if (fh_shm_create(&r->shm, c.shm_name, c.shm_mode, n_instr + 1, depth, ring, err, errlen) != 0) goto fail;
+        r->book.publish = 1;
+        r->book.shm = &r->shm;
+        r->book.tsc = &r->tsc;
+        fh_book_publish_all(&r->book);
+        fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+        FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
     }
     return r;
+fail:
+    fh_replay_free(r);
+    return NULL;
 }
 
 void fh_replay_free(fh_replay_t *r)
 {
     if (!r) return;
+    if (r->shm.base) {
+        FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+        fh_shm_close(&r->shm);
+    }
+    fh_book_free(&r->book);
+    free(r->seen);
     fh_mold_table_free(&r->streams);
     free(r);
+}
+
+void fh_engine_poll(fh_replay_t *r, uint64_t done)
+{
+    __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
+    if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+}
+
+void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing)
+{
+    if (r->mode == FH_MODE_DECODE) return;
+    const uint8_t *bits = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    for (uint32_t i = 0; i < r->seen_bytes; i++) {
+        if (!bits[i]) continue;
+        for (uint32_t k = 0; k < 8; k++)
+            if (bits[i] & (1u << k)) fh_book_mark_stale(&r->book, i * 8 + k, missing);
+    }
+}
+
+void fh_replay_finish(fh_replay_t *r)
+{
+    if (!r->shm.base) return;
+    fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+    FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+}
+
+void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)
+{
+    *book_bytes = r->book.bytes;
+    *shm_bytes = r->shm.size;
+}
+
+uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate)
+{
+    if (r->mode == FH_MODE_DECODE || locate < 1 || locate > r->book.n_instr) return 0;
+    return r->book.instr[locate].flags;
+}
+
+uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size)
+{
+    if (size) *size = r->shm.size;
+    return r->shm.base;
+}
+
+int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char *err, size_t errlen)
+{
+    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
+    FILE *f = fopen(path, "w");
+    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    const fh_book_t *b = &r->book;
+    fputs("locate,symbol,side,level,price,shares,orders\n", f);
+    for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
+        const fh_instr_t *in = &b->instr[loc];
+        if (!in->side[0].n && !in->side[1].n) continue;
+        /* The symbol as R gave it, trailing spaces off; bytes that would break
+         * the CSV are replaced. */
+        char sym[9];
+        size_t n = 8;
+        while (n && (in->symbol[n - 1] == ' ' || in->symbol[n - 1] == 0)) n--;
+        for (size_t i = 0; i < n; i++) {
+            const char ch = in->symbol[i];
+            sym[i] = (ch > 32 && ch < 127 && ch != ',' && ch != '"') ? ch : '?';
+        }
+        sym[n] = 0;
+        for (int side = 0; side < 2; side++) {
+            const fh_bside_t *s = &in->side[side];
+            const fh_level_t *L = &b->levels[s->off];
+            for (uint32_t i = 0; i < s->n && i < depth; i++) {
+                const fh_level_t *lv = &L[s->n - 1 - i];
+                fprintf(f, "%u,%s,%c,%u,%u,%llu,%u\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, lv->price,
+                        (unsigned long long)lv->shares, lv->orders);
+            }
+        }
+    }
+    const int bad = ferror(f);
+    if (fclose(f) != 0 || bad) { fh_errf(err, errlen, "error writing %s", path); return -1; }
+    return 0;
 }
 
 void fh_replay_stop(fh_replay_t *r) { __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED); }

@@ -7,10 +7,13 @@
 #ifndef FH_ENGINE_H
 #define FH_ENGINE_H
 
+#include "book.h"
 #include "fh_common.h"
 #include "itch.h"
 #include "mold.h"
 #include "net.h"
+#include "shm.h"
+#include "tsc.h"
 
 /* How often (frames) a walk loop publishes progress and checks the stop flag. */
 #define FH_POLL_EVERY 4096u
@@ -19,20 +22,28 @@ struct fh_replay {
     fh_stats_t st;
     fh_mold_table_t streams;
     int stop;                       /* set by fh_replay_stop(), read with __atomic */
-    uint32_t _pad;
+    uint32_t mode;                  /* enum fh_mode */
     uint64_t progress_done;         /* bytes of the current input walked */
     uint64_t progress_total;
+    fh_book_t book;
+    fh_shm_t shm;
+    fh_tsc_t tsc;
+    uint8_t *seen;                  /* per stream: bitmap of the locates it carried */
+    uint32_t seen_bytes;            /* bytes of one stream's bitmap */
+    uint32_t _pad;
 };
+
+/* A gap on stream s: every instrument it carried may now be wrong (cold path). */
+void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing);
 
 FH_INLINE int fh_engine_should_stop(const fh_replay_t *r)
 {
     return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
 }
 
-FH_INLINE void fh_engine_progress(fh_replay_t *r, uint64_t done)
-{
-    __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
-}
+/* Every FH_POLL_EVERY frames (and at the end): progress and counters out. */
+void fh_engine_poll(fh_replay_t *r, uint64_t done);
+#define fh_engine_progress fh_engine_poll
 
 /* One ITCH message (a MoldUDP64 block or a BinaryFILE record), len > 0. */
 FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
@@ -44,6 +55,7 @@ FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
         r->st.messages++;
         r->st.by_type[m.type]++;
         r->st.checksum += fh_itch_fold(&m);
+        if (r->mode != FH_MODE_DECODE) fh_book_apply(&r->book, &m);
         return;
     }
     r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
@@ -66,7 +78,11 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
         if (count == FH_MOLD_END) st->end_of_session++;
         else st->heartbeats++;
         /* Both carry the next sequence: anything before it that never came is lost. */
-        if (s && seq > s->next_seq) { st->gaps += seq - s->next_seq; s->next_seq = seq; }
+        if (s && seq > s->next_seq) {
+            st->gaps += seq - s->next_seq;
+            fh_engine_gap(r, s, seq - s->next_seq);
+            s->next_seq = seq;
+        }
         if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
         return;
     }
@@ -78,8 +94,12 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
             skip = behind >= count ? count : (uint32_t)behind;
         } else if (FH_UNLIKELY(seq > s->next_seq)) {
             st->gaps += seq - s->next_seq;
+            fh_engine_gap(r, s, seq - s->next_seq);
             s->next_seq = seq;
         }
+        r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    } else {
+        r->book.stream_seen = NULL;
     }
     const uint32_t whole = fh_mold_walk(p, u->len, count, skip, fh_engine_msg, r, st);
     /* Blocks a short packet promised but did not carry stay unreceived: a later
@@ -87,9 +107,10 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
     if (s && seq + whole > s->next_seq) s->next_seq = seq + whole;
 }
 
-FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len)
+FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)
 {
     fh_udp_view_t u;
+    r->book.rx_ts = rx_ts;
     r->st.packets++;
     r->st.bytes += len;
     if (FH_LIKELY(fh_net_parse(f, len, &u, r->st.errors))) fh_engine_mold(r, &u);

@@ -44,6 +44,31 @@ enum fh_err {
     FH_ERR__COUNT = 26
 };
 
+/* What the order books did.  Every message a book could not apply is counted
+ * here by reason; none is dropped silently. */
+typedef struct fh_book_counters {
+    uint64_t orders_live;      /* live orders now */
+    uint64_t orders_peak;      /* most live orders at once */
+    uint64_t adds;             /* A, F and the new half of U applied */
+    uint64_t executes;         /* E and C applied */
+    uint64_t cancels;          /* X applied */
+    uint64_t deletes;          /* D applied */
+    uint64_t replaces;         /* U applied */
+    uint64_t trades;           /* trade events: E, printable C, P, Q */
+    uint64_t breaks;           /* B */
+    uint64_t unknown_ref;      /* E/C/X/D/U for a reference not live: ignored */
+    uint64_t add_replaced;     /* A/F/U on a live reference: the old order replaced */
+    uint64_t exec_clamped;     /* E/C larger than the order: clamped to it */
+    uint64_t cancel_clamped;   /* X larger than the order: clamped to it */
+    uint64_t zero_rejected;    /* add/replace with zero shares or zero price: rejected */
+    uint64_t bad_side;         /* add with a side other than 'B'/'S': rejected */
+    uint64_t locate_range;     /* stock locate 0 or above the instrument capacity: ignored */
+    uint64_t order_full;       /* add dropped: order capacity exhausted (instrument flagged) */
+    uint64_t level_full;       /* add dropped: price-level capacity exhausted (instrument flagged) */
+    uint64_t publishes;        /* instrument slots written to shared memory */
+    uint64_t events;           /* events written to the ring */
+} fh_book_counters_t;
+
 /* Everything one replay counted.  All fields are totals since the start. */
 typedef struct fh_stats {
     uint64_t packets;          /* frames (pcap) or messages (BinaryFILE) read */
@@ -62,6 +87,7 @@ typedef struct fh_stats {
     uint64_t streams;          /* distinct (UDP port, MoldUDP64 session) streams seen */
     uint64_t errors[32];       /* indexed by enum fh_err */
     uint64_t by_type[256];     /* ITCH messages delivered, indexed by type byte */
+    fh_book_counters_t book;   /* what the books did with those messages */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -248,9 +274,23 @@ enum fh_format {
     FH_FMT_BINFILE = 4
 };
 
+/* Pipeline stages a replay runs (benchmarks turn the later ones off). */
+enum fh_mode {
+    FH_MODE_PUBLISH = 0,       /* decode + books + shared memory (the default) */
+    FH_MODE_BOOK = 1,          /* decode + books, nothing published */
+    FH_MODE_DECODE = 2         /* decode only */
+};
+
 typedef struct fh_replay_cfg {
     uint32_t max_streams;      /* (UDP port, session) streams tracked; default 64 */
-    uint32_t _pad;
+    uint32_t mode;             /* enum fh_mode */
+    uint32_t max_orders;       /* live orders; default 2097152 */
+    uint32_t max_instruments;  /* instrument slots = highest stock locate; default 10000 */
+    uint32_t max_levels;       /* price levels, all instruments and sides; default 4194304 */
+    uint32_t depth;            /* levels per side published; default 10, 1..64 */
+    uint32_t ring_events;      /* event ring capacity, power of two; default 1048576 */
+    uint32_t shm_mode;         /* permission bits of a named segment; default 0600 */
+    const char *shm_name;      /* segment name under /dev/shm; NULL or "" = private memory */
 } fh_replay_cfg_t;
 
 typedef struct fh_replay fh_replay_t;
@@ -276,6 +316,18 @@ void fh_replay_stop(fh_replay_t *r);
  * frames stale). */
 void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out);
 
+/* Write the books as the --dump-books CSV (top `depth` levels per side). */
+int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char *err, size_t errlen);
+
+/* End of all inputs: final counters into shared memory, segment marked finished. */
+void fh_replay_finish(fh_replay_t *r);
+
+/* Memory held by the book structures and by the shared-memory segment (bytes). */
+void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes);
+
+/* Flags of an instrument's book (enum fh_slot_flags), 0 if out of range. */
+uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate);
+
 /* Bytes of the current input consumed so far and its total size. */
 void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
 
@@ -298,3 +350,135 @@ typedef struct fh_gen_cfg {
 /* Generate a synthetic trading day.  Returns 0, or -1 with a message in err.
  * `progress` (may be NULL) is updated with messages generated so far. */
 int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, size_t errlen);
+
+/* ---------------------------------------------------------- shared memory
+ *
+ * One segment per replay/engine: header | counters | instrument slots | event ring.
+ * All integers native-endian (the reader is on the same host).  Every offset is
+ * from the segment start.  The layout version changes whenever any of this does. */
+
+enum fh_shm_consts {
+    FH_SHM_LAYOUT_VERSION = 1,
+    FH_SHM_HEADER_SIZE = 256,
+    FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
+    FH_SHM_EVENT_SIZE = 64,
+    FH_SHM_MAX_DEPTH = 64
+};
+
+enum fh_shm_state { FH_SHM_STARTING = 0, FH_SHM_RUNNING = 1, FH_SHM_FINISHED = 2 };
+
+typedef struct fh_shm_header {
+    char     magic[8];             /* "FHBOOKS" NUL */
+    uint32_t layout_version;       /* FH_SHM_LAYOUT_VERSION */
+    uint32_t header_size;          /* bytes: FH_SHM_HEADER_SIZE */
+    uint64_t total_size;           /* bytes of the whole segment */
+    uint32_t depth;                /* levels per side in every slot */
+    uint32_t n_slots;              /* instrument slots; slot i holds stock locate i (0 unused) */
+    uint32_t slot_size;            /* bytes per slot, multiple of 64 */
+    uint32_t event_size;           /* bytes per event: FH_SHM_EVENT_SIZE */
+    uint64_t ring_capacity;        /* events the ring holds, power of two */
+    uint64_t counters_offset;      /* fh_stats_t */
+    uint64_t slots_offset;
+    uint64_t ring_offset;
+    uint64_t created_ns;           /* CLOCK_REALTIME ns since the epoch */
+    int64_t  writer_pid;
+    uint32_t state;                /* enum fh_shm_state */
+    uint8_t  system_event;         /* last S event code ('O','S','Q','M','E','C'), 0 none */
+    uint8_t  _pad0[3];
+    uint64_t counters_updated_ns;  /* CLOCK_REALTIME ns of the last counters copy */
+    uint8_t  _pad1[24];
+    uint64_t ring_head;            /* events written so far (next sequence number); own cache line */
+    uint8_t  _pad2[120];
+} fh_shm_header_t;
+
+/* Slot flags */
+enum fh_slot_flags {
+    FH_SLOT_STALE = 1,             /* the book may be wrong (gap not recovered) */
+    FH_SLOT_DROPPED = 2,           /* a capacity was exhausted: the book is incomplete */
+    FH_SLOT_OP_HALT = 4,           /* operational halt ('h') in force on some market */
+    FH_SLOT_DIRECTORY = 8          /* a stock directory (R) was seen */
+};
+
+/* One instrument, guarded by a single-writer sequence lock (see shm.h).
+ * Followed by depth-sized arrays, best level first, zero past n_bid/n_ask:
+ *   uint32_t bid_price[depth]  Price(4)     uint32_t bid_orders[depth]  count
+ *   uint64_t bid_shares[depth] shares       then the same three for ask. */
+typedef struct fh_shm_slot {
+    uint64_t seq;                  /* even: stable; odd: being written */
+    uint64_t exch_ts;              /* ns since midnight: ITCH timestamp of the last message applied */
+    uint64_t rx_ts;                /* ns since the epoch: capture/receive time of its packet */
+    uint64_t publish_ts;           /* ns since the epoch (CLOCK_REALTIME) when published */
+    uint64_t updates;              /* messages applied to this instrument, as of this publish */
+    uint64_t last_trade_shares;
+    uint64_t last_trade_match;     /* match number */
+    uint64_t last_trade_ts;        /* ns since midnight */
+    uint64_t noii_paired_shares;
+    uint64_t noii_imbalance_shares;
+    uint32_t last_trade_price;     /* Price(4) */
+    uint32_t round_lot_size;       /* shares, from R */
+    uint32_t n_bid;                /* valid entries in the bid arrays (<= depth) */
+    uint32_t n_ask;                /* valid entries in the ask arrays (<= depth) */
+    uint32_t luld_reference_price; /* Price(4), from J */
+    uint32_t luld_upper_price;
+    uint32_t luld_lower_price;
+    uint32_t noii_near_price;      /* Price(4), from I */
+    uint32_t noii_far_price;
+    uint32_t noii_reference_price;
+    uint16_t locate;
+    char     symbol[8];            /* space padded, from R */
+    uint8_t  trading_state;        /* H: 'H' halted, 'P' paused, 'Q' quotation only, 'T' trading; 0 unknown */
+    uint8_t  reg_sho_action;       /* Y: '0', '1', '2'; 0 unknown */
+    uint8_t  market_category;      /* R */
+    uint8_t  noii_imbalance_direction;
+    uint8_t  flags;                /* enum fh_slot_flags */
+    uint8_t  _pad[57];
+} fh_shm_slot_t;
+
+enum fh_event_type {
+    FH_EV_BBO = 1,                 /* price1/qty1: best bid, price2/qty2: best ask (0 = empty side) */
+    FH_EV_TRADE = 2,               /* price1 Price(4), qty1 shares, qty2 match number, aux = 'E','C','P','Q', or 'B' (break: qty2 only) */
+    FH_EV_STATE = 3,               /* aux = 'H' (price1 = trading state), 'h' (price1 = halt action) or 'Y' (price1 = Reg SHO action) */
+    FH_EV_STALE = 4,               /* aux = 1 stale, 0 recovered; qty1 = messages missing */
+    FH_EV_SYSTEM = 5               /* aux = S event code; locate 0 */
+};
+
+typedef struct fh_shm_event {
+    uint64_t seq;                  /* event number + 1; written last (0 while being written) */
+    uint64_t exch_ts;              /* ns since midnight */
+    uint64_t rx_ts;                /* ns since the epoch */
+    uint64_t publish_ts;           /* ns since the epoch */
+    uint16_t locate;
+    uint8_t  type;                 /* enum fh_event_type */
+    uint8_t  aux;
+    uint32_t price1;
+    uint32_t price2;
+    uint32_t _pad;
+    uint64_t qty1;
+    uint64_t qty2;
+} fh_shm_event_t;
+
+/* Reader side: base is a mapping of the whole segment (read-only is enough). */
+int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen);
+/* Consistent copy of slot `locate` (slot_size bytes into out).  0, or -1 if the
+ * writer kept it busy for `max_spins` tries (a writer that died mid-update). */
+int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
+/* Consistent copies of slots [first, first+n) into out; returns how many were
+ * copied (stops at the first one that stays busy). */
+uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
+/* Copy up to `max` events from *cursor on.  Returns how many; advances *cursor.
+ * If the writer lapped the reader, *lapped gets the number of events lost and
+ * the cursor jumps to the oldest event still in the ring. */
+/* Consistent copy of the counters (the writer refreshes them every few
+ * thousand frames and at the end).  The counters area is a u64 sequence lock
+ * followed, 64 bytes in, by an fh_stats_t. */
+int fh_shm_read_counters(const uint8_t *base, fh_stats_t *out, uint32_t max_spins);
+uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
+                            uint64_t *lapped);
+
+/* Writer side, for tests: the replay's segment base and size. */
+uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
+/* Torture writer for the torn-read test: `iterations` updates of slot `locate`
+ * where every level field is derived from one counter k (bid_price[i] = k + i,
+ * ask_price[i] = k + 1000 + i, shares = k * (i + 1), orders = k ^ i), plus one
+ * event per update with price1 = k, qty1 = k * 3, qty2 = ~k. */
+void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t iterations);

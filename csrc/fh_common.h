@@ -18,6 +18,15 @@
 #define FH_INLINE      static inline __attribute__((always_inline))
 #define FH_CACHELINE   64
 
+/* Spin-wait hint for retry loops (readers only; the hot path never waits). */
+#if defined(__x86_64__) || defined(__i386__)
+#define FH_CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define FH_CPU_RELAX() __asm__ volatile("yield")
+#else
+#define FH_CPU_RELAX() ((void)0)
+#endif
+
 FH_INLINE uint16_t fh_be16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
 FH_INLINE uint32_t fh_be32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
 FH_INLINE uint64_t fh_be64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return __builtin_bswap64(v); }

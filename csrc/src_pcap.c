@@ -71,7 +71,7 @@ int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, s
         const uint64_t ts = (uint64_t)rd32(rec, swap) * 1000000000ull + (uint64_t)rd32(rec + 4, swap) * frac_mul;
         if (FH_UNLIKELY(r->st.first_ts_ns == 0)) r->st.first_ts_ns = ts;
         r->st.last_ts_ns = ts;
-        fh_engine_frame(r, rec + FH_PCAP_RLEN, caplen);
+        fh_engine_frame(r, rec + FH_PCAP_RLEN, caplen, ts);
         off += FH_PCAP_RLEN + caplen;
     }
     fh_engine_progress(r, len);
@@ -201,7 +201,7 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
             const uint64_t units = ((uint64_t)rd32(body + 4, swap) << 32) | rd32(body + 8, swap);
             last_ts = ts_to_ns(&ifs[ifid], units);
             note_ts(&r->st, last_ts);
-            fh_engine_frame(r, body + 20, caplen);
+            fh_engine_frame(r, body + 20, caplen, last_ts);
         } else if (bt == FH_PCAPNG_SPB) {
             /* Simple packets: interface 0, no timestamp, captured = min(wire, snaplen, room). */
             if (FH_UNLIKELY(body_len < 4 || n_if == 0)) { r->st.errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
@@ -212,7 +212,7 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
             if (ifs[0].snaplen && ifs[0].snaplen < caplen) caplen = ifs[0].snaplen;
             if (caplen < wirelen) r->st.errors[FH_ERR_SRC_SNAPPED]++;
             note_ts(&r->st, last_ts);
-            fh_engine_frame(r, body + 4, caplen);
+            fh_engine_frame(r, body + 4, caplen, last_ts);
         } else if (bt == FH_PCAPNG_IDB) {
             if (FH_UNLIKELY(body_len < 8 || n_if == FH_PCAPNG_MAX_IF)) { r->st.errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
             fh_pcapng_if_t *ifc = &ifs[n_if++];

@@ -49,10 +49,17 @@ def cmd_replay(args) -> int:
     from .replay import Replay, ReplayError
 
     try:
-        r = Replay()
+        r = Replay(mode=args.mode, shm=args.shm, depth=args.depth, max_orders=args.max_orders,
+                   max_instruments=args.max_instruments, max_levels=args.max_levels,
+                   ring_events=args.ring_events)
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
+    if args.dump_books and args.mode == "decode":
+        print("feedhandler replay: --dump-books needs books (not --mode decode)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.shm:
+        print("publishing to /dev/shm/%s (depth %d)" % (args.shm, args.depth), file=sys.stderr)
     results = []
     rc = EXIT_OK
     try:
@@ -65,10 +72,18 @@ def cmd_replay(args) -> int:
     except KeyboardInterrupt:
         print("feedhandler replay: interrupted; counters so far:", file=sys.stderr)
         rc = EXIT_INTERRUPTED
+    r.finish()
     stats = r.stats()
     print_stats(stats, inputs=results)
+    if args.dump_books:
+        try:
+            r.dump_books(args.dump_books, args.depth)
+        except ReplayError as exc:
+            print("feedhandler replay: %s" % exc, file=sys.stderr)
+            return EXIT_INPUT
     if args.stats_json:
         stats_out = dict(stats)
+        stats_out["mode"] = args.mode
         stats_out["inputs"] = [{"path": i.path, "format": i.format, "gzip": i.gzip, "ok": i.ok,
                                 "error": i.error} for i in results]
         try:
@@ -79,6 +94,85 @@ def cmd_replay(args) -> int:
             print("feedhandler replay: cannot write --stats-json: %s" % exc, file=sys.stderr)
             return EXIT_INPUT
     return rc
+
+
+def _ladder(snap, depth: int) -> str:
+    from .shm import FLAG_DROPPED, FLAG_OP_HALT, FLAG_STALE
+    bp, bs, bo = snap.bids
+    ap, as_, ao = snap.asks
+    flags = [n for bit, n in ((FLAG_STALE, "STALE"), (FLAG_DROPPED, "INCOMPLETE"), (FLAG_OP_HALT, "OP-HALT"))
+             if int(snap.flags) & bit]
+    state = chr(int(snap.trading_state)) if int(snap.trading_state) else "?"
+    lines = ["%s (locate %d)  state %s  %s  last trade %s x %d  exch ts %s" % (
+        snap.symbol or "?", int(snap.locate), state, " ".join(flags) or "",
+        _px(int(snap.last_trade_price)), int(snap.last_trade_shares), _hms(int(snap.exch_ts)))]
+    lines.append("%8s %10s %12s | %-12s %-10s %-8s" % ("orders", "shares", "bid", "ask", "shares", "orders"))
+    for i in range(max(len(bp), len(ap), 1)):
+        left = "%8d %10d %12s" % (bo[i], bs[i], _px(int(bp[i]))) if i < len(bp) else " " * 32
+        right = "%-12s %-10d %-8d" % (_px(int(ap[i])), as_[i], ao[i]) if i < len(ap) else ""
+        lines.append("%s | %s" % (left, right))
+    return "\n".join(lines)
+
+
+def _px(p: int) -> str:
+    return "%d.%04d" % divmod(p, 10000)
+
+
+def _hms(ns: int) -> str:
+    s, frac = divmod(ns, 1_000_000_000)
+    return "%02d:%02d:%02d.%09d" % (s // 3600, s // 60 % 60, s % 60, frac)
+
+
+def cmd_book(args) -> int:
+    import time
+    from .shm import ShmError, attach
+
+    try:
+        seg = attach(args.shm)
+        key = int(args.symbol) if args.symbol.isdigit() else args.symbol
+        snap = seg.book(key)
+    except (ShmError, KeyError) as exc:
+        print("feedhandler book: %s" % (exc.args[0] if exc.args else exc), file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        while True:
+            out = _ladder(snap, seg.depth)
+            if args.once or not sys.stdout.isatty():
+                print(out)
+                return EXIT_OK
+            sys.stdout.write("\x1b[H\x1b[2J" + out + "\n(segment %s, writer %s; Ctrl-C to quit)\n" % (
+                seg.state, seg.writer_pid))
+            sys.stdout.flush()
+            time.sleep(args.interval)
+            snap = seg.book(key)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_stats(args) -> int:
+    from .shm import ShmError, attach
+
+    try:
+        seg = attach(args.shm)
+        st = seg.counters()
+    except ShmError as exc:
+        print("feedhandler stats: %s" % exc, file=sys.stderr)
+        return EXIT_INPUT
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+        return EXIT_OK
+    print("segment /dev/shm/%s: %s, writer pid %d, depth %d, %d slots, ring %d events (head %d)" % (
+        args.shm, seg.state, seg.writer_pid, seg.depth, seg.n_slots - 1, seg.ring_capacity, seg.ring_head))
+    print_stats(st)
+    b = st["book"]
+    print("book: %s live orders (peak %s); adds %s, executes %s, cancels %s, deletes %s, replaces %s, trades %s" % tuple(
+        format(b[k], ",") for k in ("orders_live", "orders_peak", "adds", "executes", "cancels", "deletes",
+                                    "replaces", "trades")))
+    rej = {k: v for k, v in b.items() if k in ("unknown_ref", "add_replaced", "exec_clamped", "cancel_clamped",
+                                               "zero_rejected", "bad_side", "locate_range", "order_full",
+                                               "level_full") and v}
+    print("book exceptions: %s" % (", ".join("%s %s" % (k, format(v, ",")) for k, v in rej.items()) or "none"))
+    return EXIT_OK
 
 
 def cmd_gen(args) -> int:
@@ -125,6 +219,20 @@ def _positive(s: str) -> int:
     return v
 
 
+def _depth(s: str) -> int:
+    v = _positive(s)
+    if v > 64:
+        raise argparse.ArgumentTypeError("depth must be 1..64, got %s" % s)
+    return v
+
+
+def _pow2(s: str) -> int:
+    v = _positive(s)
+    if v < 2 or v & (v - 1):
+        raise argparse.ArgumentTypeError("must be a power of two >= 2, got %s" % s)
+    return v
+
+
 def _nonneg(s: str) -> int:
     try:
         v = int(s.replace("_", ""), 0)
@@ -158,8 +266,44 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stats-json", metavar="FILE",
                    help="write counters as JSON: packets, messages, by_type, gaps, recovered, "
                         "duplicates, errors, elapsed_s, msgs_per_s (and more)")
+    r.add_argument("--shm", metavar="NAME",
+                   help="publish books, events and counters to /dev/shm/NAME (mode 0600) for readers in "
+                        "other processes (feedhandler.shm.attach, `feedhandler book`, `feedhandler stats`); "
+                        "the segment stays after the replay ends, marked finished")
+    r.add_argument("--depth", type=_depth, default=10, metavar="N",
+                   help="price levels per side published and dumped (1..64, default 10)")
+    r.add_argument("--dump-books", metavar="FILE.csv",
+                   help="write the final books: locate,symbol,side,level,price,shares,orders "
+                        "(top --depth levels per side, rows by locate, B before S, level)")
+    r.add_argument("--mode", choices=["publish", "book", "decode"], default="publish",
+                   help="pipeline stages: publish = decode + books + shared memory (default); "
+                        "book = no publishing; decode = decode only (for benchmarks)")
+    r.add_argument("--max-orders", type=_positive, default=0, metavar="N",
+                   help="live-order capacity, preallocated (default 2097152)")
+    r.add_argument("--max-instruments", type=_positive, default=0, metavar="N",
+                   help="instrument capacity = highest stock locate accepted (default 10000, max 65535)")
+    r.add_argument("--max-levels", type=_positive, default=0, metavar="N",
+                   help="price-level capacity over all instruments and sides (default 4194304)")
+    r.add_argument("--ring-events", type=_pow2, default=0, metavar="N",
+                   help="event ring capacity, a power of two (default 1048576)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
+
+    b = sub.add_parser("book", help="print an instrument's book from shared memory",
+                       description="Print the top-of-book ladder of one instrument (by symbol or stock locate) "
+                                   "from a segment published with `replay --shm NAME`; refreshes on a terminal.")
+    b.add_argument("symbol", metavar="SYMBOL", help="symbol (e.g. AAPL) or stock locate")
+    b.add_argument("--shm", required=True, metavar="NAME", help="segment name under /dev/shm")
+    b.add_argument("--once", action="store_true", help="print once and exit (the default when not a terminal)")
+    b.add_argument("--interval", type=float, default=0.5, metavar="S", help="refresh interval (default 0.5 s)")
+    b.set_defaults(func=cmd_book)
+
+    s = sub.add_parser("stats", help="print the counters of a shared-memory segment",
+                       description="Print the counters a replay publishes in /dev/shm/NAME: packets, messages "
+                                   "per type, errors by reason, gaps, book counters.")
+    s.add_argument("--shm", required=True, metavar="NAME", help="segment name under /dev/shm")
+    s.add_argument("--json", action="store_true", help="as JSON")
+    s.set_defaults(func=cmd_stats)
 
     g = sub.add_parser(
         "gen", help="generate a synthetic ITCH 5.0 trading day (pcap + BinaryFILE)",

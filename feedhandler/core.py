@@ -92,6 +92,9 @@ def decode_message(data: bytes) -> dict:
     return msg_to_dict(m)
 
 
+BOOK_COUNTERS = [name for name, _ in ffi.typeof("fh_book_counters_t").fields]
+
+
 def stats_to_dict(st) -> dict:
     """An ``fh_stats_t`` as the stats-json contract's fields (plus extras)."""
     by_type = {chr(i): int(st.by_type[i]) for i in range(256) if st.by_type[i]}
@@ -115,6 +118,7 @@ def stats_to_dict(st) -> dict:
         "checksum": "%016x" % st.checksum,
         "first_ts_ns": int(st.first_ts_ns),
         "last_ts_ns": int(st.last_ts_ns),
+        "book": {name: int(getattr(st.book, name)) for name in BOOK_COUNTERS},
     }
 
 

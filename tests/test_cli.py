@@ -38,7 +38,7 @@ def test_worker_exception_reaches_caller():
 
 
 def test_stop_ends_walk_at_next_poll():
-    r = Replay()
+    r = Replay(max_orders=1 << 16, max_levels=1 << 18, ring_events=1 << 16)
     r.stop()
     res = r.run_file(os.path.join(ROOT, "pcaps", "sample.bin.gz"), progress=False)
     st = r.stats()

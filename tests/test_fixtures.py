@@ -21,7 +21,7 @@ with open(os.path.join(PCAPS, "expected.json")) as _f:
 
 
 def replay(*names):
-    r = Replay()
+    r = Replay(max_orders=1 << 16, max_levels=1 << 18, ring_events=1 << 16)
     for n in names:
         res = r.run_file(os.path.join(PCAPS, n), progress=False)
         assert res.ok, res.error

@@ -1,6 +1,10 @@
 """C layouts seen from Python: the same sizes and offsets csrc/layout.c asserts
-with _Static_assert, so a change on one side fails on the other."""
+with _Static_assert, and every numpy dtype in feedhandler.shm checked field by
+field against the C structs through CFFI, so a change on one side fails here."""
+import pytest
+
 from feedhandler.core import ffi, lib
+from feedhandler import shm
 
 
 def test_msg_layout():
@@ -17,15 +21,54 @@ def test_msg_layout():
 
 
 def test_stats_layout():
-    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256)
+    assert ffi.sizeof("fh_book_counters_t") == 8 * 20
+    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256 + 20)
     assert ffi.offsetof("fh_stats_t", "errors") == 8 * 14
     assert ffi.offsetof("fh_stats_t", "by_type") == 8 * (14 + 32)
+    assert ffi.offsetof("fh_stats_t", "book") == 8 * (14 + 32 + 256)
     assert lib.FH_ERR__COUNT <= 32
 
 
 def test_cfg_layouts():
-    assert ffi.sizeof("fh_replay_cfg_t") == 8
+    assert ffi.sizeof("fh_replay_cfg_t") == 40
+    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 32
     assert ffi.sizeof("fh_gen_cfg_t") == 64
+
+
+def test_shm_header_layout():
+    assert ffi.sizeof("fh_shm_header_t") == lib.FH_SHM_HEADER_SIZE == 256
+    assert ffi.offsetof("fh_shm_header_t", "ring_head") == 128      # its own cache line
+    assert ffi.offsetof("fh_shm_header_t", "magic") == 0
+
+
+def _check_dtype(dtype, cstruct, skip=()):
+    for name, field in ffi.typeof(cstruct).fields:
+        if name.startswith("_") or name in skip:
+            continue
+        assert name in dtype.names, (cstruct, name)
+        off = dtype.fields[name][1]
+        assert off == field.offset, (cstruct, name, off, field.offset)
+        assert dtype.fields[name][0].itemsize == ffi.sizeof(field.type), (cstruct, name)
+
+
+@pytest.mark.parametrize("depth", [1, 5, 10, 64])
+def test_slot_dtype_matches_c(depth):
+    assert ffi.sizeof("fh_shm_slot_t") == lib.FH_SHM_SLOT_FIXED == 192
+    dt = shm.slot_dtype(depth)
+    _check_dtype(dt, "fh_shm_slot_t")
+    # Level arrays follow the fixed part in the order fh_api.h documents.
+    off = lib.FH_SHM_SLOT_FIXED
+    for side in ("bid", "ask"):
+        for name, width in (("price", 4), ("orders", 4), ("shares", 8)):
+            f = dt.fields["%s_%s" % (side, name)]
+            assert f[1] == off and f[0].shape == (depth,) and f[0].base.itemsize == width
+            off += width * depth
+    assert dt.itemsize == (off + 63) // 64 * 64
+
+
+def test_event_dtype_matches_c():
+    assert ffi.sizeof("fh_shm_event_t") == lib.FH_SHM_EVENT_SIZE == shm.EVENT_DTYPE.itemsize == 64
+    _check_dtype(shm.EVENT_DTYPE, "fh_shm_event_t")
 
 
 def test_every_error_has_a_name():

@@ -163,7 +163,7 @@ def test_mutated_frames_never_crash():
 # ---------------------------------------------------------------- sequencing
 
 def replay_frames(frames):
-    r = Replay()
+    r = Replay(mode="decode")
     res = r.run_buffer(pcap_bytes((1_700_000_000_000_000_000 + i, f) for i, f in enumerate(frames)))
     assert res.ok, res.error
     return r.stats()

@@ -34,7 +34,7 @@ def records():
 def run(tmp_path, name, data):
     p = tmp_path / name
     p.write_bytes(data)
-    r = Replay()
+    r = Replay(mode="decode")
     res = r.run_file(str(p), progress=False)
     return res, r.stats()
 
@@ -94,7 +94,7 @@ def test_missing_file(tmp_path):
 
 
 def run_path(p):
-    r = Replay()
+    r = Replay(mode="decode")
     return r.run_file(str(p), progress=False), r.stats()
 
 
@@ -219,7 +219,7 @@ def test_mutated_files_never_crash(tmp_path, records, kind):
             else:
                 j = rnd.randrange(len(d) + 1)
                 d = d[:j] + d[j:j + rnd.randrange(64)] * 2 + d[j:]
-        r = Replay()
+        r = Replay(mode="decode")
         res = r.run_buffer(bytes(d)) if i % 2 else run(tmp_path, "m." + kind, bytes(d))[0]
         outcomes.add("ok" if res.ok else "partial" if res.partial else "error")
     assert "ok" in outcomes or "partial" in outcomes

@@ -1,0 +1,98 @@
+/* book.h -- per-core L3 order books and L2 price levels, applied message by message.
+ *
+ * Orders: an open-addressing hash table keyed by order reference that holds
+ * the orders themselves (linear probing, backward-shift deletion, so one
+ * lookup is one cache line; consecutive references stay in consecutive
+ * entries, see ref_home).  Levels: per instrument and side, a sorted array of (price, orders,
+ * shares) with the best level LAST, so the busy end is the cheap end to insert
+ * into; arrays come from one preallocated arena in power-of-two size classes.
+ * Nothing is allocated after start-up: when max_orders are live or the arena is full the
+ * add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
+ *
+ * Rules (DESIGN.md): unknown reference -> counted, ignored; add on a live
+ * reference -> replaces it; execute/cancel larger than the order -> clamped;
+ * zero shares or zero price -> rejected; books keep applying during halts. */
+#ifndef FH_BOOK_H
+#define FH_BOOK_H
+
+#include "fh_common.h"
+#include "shm.h"
+#include "tsc.h"
+
+#define FH_SIDE_BID 0
+#define FH_SIDE_ASK 1
+#define FH_LVL_MIN_CAP 8u
+#define FH_LVL_CLASSES 24
+
+/* A live order, stored in the hash table itself; shares == 0 marks an empty entry. */
+typedef struct fh_order {
+    uint64_t ref;
+    uint32_t shares;
+    uint32_t price;
+    uint16_t locate;
+    uint8_t  side;
+    uint8_t  _pad[5];
+} fh_order_t;
+
+typedef struct fh_level {
+    uint32_t price;            /* Price(4); free blocks keep their list link here */
+    uint32_t orders;
+    uint64_t shares;
+} fh_level_t;
+
+typedef struct fh_bside {
+    uint32_t off;              /* first level in the arena */
+    uint32_t n;                /* levels in use, sorted worst .. best */
+    uint32_t cap;              /* 0 until the first add */
+    uint16_t shown;            /* levels in the slot at the last publish */
+    uint16_t dirty_from;       /* shallowest rank (0 = best) changed since then */
+} fh_bside_t;
+
+typedef struct fh_instr {
+    fh_bside_t side[2];
+    uint64_t applied;          /* messages applied to this instrument */
+    uint64_t exch_ts;
+    uint64_t rx_ts;
+    uint64_t last_trade_shares, last_trade_match, last_trade_ts;
+    uint64_t noii_paired, noii_imbalance;
+    uint32_t last_trade_price, round_lot;
+    uint32_t luld_ref, luld_up, luld_lo;
+    uint32_t noii_near, noii_far, noii_ref;
+    uint32_t bbo_bid_px, bbo_ask_px;     /* last BBO an event reported */
+    uint64_t bbo_bid_sh, bbo_ask_sh;
+    char     symbol[8];
+    uint8_t  trading_state, reg_sho, market_category, noii_dir, flags;
+    uint8_t  dirty;            /* a visible field changed since the last publish */
+    uint8_t  _pad[2];
+} fh_instr_t;
+
+typedef struct fh_book {
+    fh_order_t *table;         /* open addressing, 2x max_orders entries (power of two) */
+    fh_level_t *levels;
+    fh_instr_t *instr;         /* index = stock locate, 1..n_instr */
+    uint32_t max_orders, table_bits;
+    uint64_t table_mask;
+    uint64_t seed;             /* scrambles reference blocks (see ref_home) */
+    uint32_t max_levels, lvl_bump;
+    uint32_t lvl_free[FH_LVL_CLASSES];
+    uint32_t n_instr;          /* highest locate accepted */
+    uint32_t depth;
+    int      publish;          /* write slots and events to shm */
+    fh_shm_t *shm;
+    const fh_tsc_t *tsc;
+    fh_book_counters_t *ctr;
+    uint64_t rx_ts;            /* capture/receive time of the frame being applied */
+    uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
+    uint64_t bytes;            /* memory held by the structures above */
+} fh_book_t;
+
+int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
+                  uint32_t depth, char *err, size_t errlen);
+void fh_book_free(fh_book_t *b);
+void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m);
+/* Flag an instrument's book as possibly wrong (gap) and publish that. */
+void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
+/* Publish every instrument (start-up, end of input). */
+void fh_book_publish_all(fh_book_t *b);
+
+#endif

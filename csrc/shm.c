@@ -1,0 +1,300 @@
+/* shm.c -- segment creation and the reader side of the sequence lock and ring.
+ * Creation is start-up work; the readers run in other processes, on a
+ * read-only mapping, and never write anything. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm.h"
+#include "tsc.h"
+
+_Static_assert(sizeof(fh_shm_header_t) == FH_SHM_HEADER_SIZE, "header size");
+_Static_assert(offsetof(fh_shm_header_t, ring_head) == 128, "ring_head has its own cache line");
+_Static_assert(sizeof(fh_shm_slot_t) == FH_SHM_SLOT_FIXED, "slot fixed part");
+_Static_assert(sizeof(fh_shm_event_t) == FH_SHM_EVENT_SIZE, "event size");
+_Static_assert(FH_SHM_SLOT_FIXED % 64 == 0, "slots cache aligned");
+
+#define FH_COUNTERS_SEQ_PAD 64
+
+uint32_t fh_shm_slot_size(uint32_t depth)
+{
+    const uint32_t raw = FH_SHM_SLOT_FIXED + depth * 2u * (4u + 4u + 8u);
+    return (raw + 63u) & ~63u;
+}
+
+static uint64_t counters_size(void) { return (FH_COUNTERS_SEQ_PAD + sizeof(fh_stats_t) + 63u) & ~(uint64_t)63u; }
+
+uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity)
+{
+    return FH_SHM_HEADER_SIZE + counters_size() + (uint64_t)n_slots * fh_shm_slot_size(depth)
+           + ring_capacity * FH_SHM_EVENT_SIZE;
+}
+
+static int name_ok(const char *n)
+{
+    size_t i = 0;
+    for (; n[i]; i++) {
+        const char c = n[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return i > 0 && i < 200 && n[0] != '.';
+}
+
+/* A segment left by a writer that no longer runs may be replaced; one whose
+ * writer is alive may not. */
+static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        const int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+        if (fd >= 0) {
+            fchmod(fd, (mode_t)mode);   /* not narrowed by the umask */
+            return fd;
+        }
+        if (errno != EEXIST) { fh_errf(err, errlen, "cannot create /dev/shm%s: %s", path, strerror(errno)); return -1; }
+        const int old = shm_open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (old < 0) { fh_errf(err, errlen, "/dev/shm%s exists and cannot be opened: %s", path, strerror(errno)); return -1; }
+        struct stat sb;
+        int64_t pid = 0;
+        if (fstat(old, &sb) == 0 && (size_t)sb.st_size >= sizeof(fh_shm_header_t)) {
+            fh_shm_header_t h;
+            if (pread(old, &h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h.magic, FH_SHM_MAGIC, 8) == 0)
+                pid = h.writer_pid;
+        }
+        close(old);
+        if (pid > 0 && pid != (int64_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+            fh_errf(err, errlen, "/dev/shm%s is in use by a running writer (pid %lld)", path, (long long)pid);
+            return -1;
+        }
+        /* Unlink, not overwrite: readers still mapping the old one keep a
+         * consistent (finished) segment instead of one changing under them. */
+        shm_unlink(path);
+    }
+    fh_errf(err, errlen, "cannot create /dev/shm%s: it keeps reappearing", path);
+    return -1;
+}
+
+int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots, uint32_t depth,
+                  uint64_t ring_capacity, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    if (depth < 1 || depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return -1; }
+    if (ring_capacity < 2 || (ring_capacity & (ring_capacity - 1))) {
+        fh_errf(err, errlen, "event ring capacity %llu is not a power of two >= 2", (unsigned long long)ring_capacity);
+        return -1;
+    }
+    const uint64_t size = fh_shm_total_size(n_slots, depth, ring_capacity);
+    void *mem;
+    if (name && name[0]) {
+        if (!name_ok(name)) {
+            fh_errf(err, errlen, "bad shared-memory name '%s': use letters, digits, '_', '-', '.' (no '/')", name);
+            return -1;
+        }
+        snprintf(s->name, sizeof s->name, "/%s", name);
+        const int fd = open_fresh(s->name, mode ? mode : 0600, err, errlen);
+        if (fd < 0) return -1;
+        if (ftruncate(fd, (off_t)size) != 0) {
+            fh_errf(err, errlen, "cannot size /dev/shm%s to %llu bytes: %s", s->name, (unsigned long long)size, strerror(errno));
+            close(fd); shm_unlink(s->name); return -1;
+        }
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+        close(fd);
+        if (mem == MAP_FAILED) {
+            fh_errf(err, errlen, "cannot map /dev/shm%s (%llu bytes): %s", s->name, (unsigned long long)size, strerror(errno));
+            shm_unlink(s->name); return -1;
+        }
+        s->named = 1;
+    } else {
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (mem == MAP_FAILED) {
+            fh_errf(err, errlen, "cannot allocate %llu bytes of book memory: %s", (unsigned long long)size, strerror(errno));
+            return -1;
+        }
+    }
+    s->base = mem;
+    s->size = size;
+    s->hdr = mem;
+    s->depth = depth;
+    s->slot_size = fh_shm_slot_size(depth);
+    fh_shm_header_t *h = s->hdr;
+    h->header_size = FH_SHM_HEADER_SIZE;
+    h->total_size = size;
+    h->depth = depth;
+    h->n_slots = n_slots;
+    h->slot_size = s->slot_size;
+    h->event_size = FH_SHM_EVENT_SIZE;
+    h->ring_capacity = ring_capacity;
+    h->counters_offset = FH_SHM_HEADER_SIZE;
+    h->slots_offset = h->counters_offset + counters_size();
+    h->ring_offset = h->slots_offset + (uint64_t)n_slots * s->slot_size;
+    h->created_ns = fh_clock_ns(CLOCK_REALTIME);
+    h->writer_pid = getpid();
+    h->state = FH_SHM_STARTING;
+    s->slots = s->base + h->slots_offset;
+    s->ring = (fh_shm_event_t *)(s->base + h->ring_offset);
+    s->ring_mask = ring_capacity - 1;
+    for (uint32_t i = 0; i < n_slots; i++) fh_shm_slot(s, i)->locate = (uint16_t)i;
+    /* Readers check the magic and version last-written-first: publish them
+     * only once everything they describe is in place. */
+    h->layout_version = FH_SHM_LAYOUT_VERSION;
+    FH_FENCE_RELEASE();
+    memcpy(h->magic, FH_SHM_MAGIC, 8);
+    return 0;
+}
+
+void fh_shm_close(fh_shm_t *s)
+{
+    if (s->base) munmap(s->base, s->size);
+    memset(s, 0, sizeof *s);
+}
+
+void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns)
+{
+    uint64_t *seq = (uint64_t *)(s->base + s->hdr->counters_offset);
+    FH_STORE_RELAXED(seq, *seq + 1);
+    FH_FENCE_RELEASE();
+    memcpy((uint8_t *)seq + FH_COUNTERS_SEQ_PAD, st, sizeof *st);
+    FH_STORE_RELEASE(seq, *seq + 1);
+    FH_STORE_RELAXED(&s->hdr->counters_updated_ns, now_ns);
+}
+
+/* ------------------------------------------------------------------ reader */
+
+int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
+{
+    if (size < sizeof(fh_shm_header_t)) { fh_errf(err, errlen, "segment too small (%llu bytes) to be a feedhandler segment", (unsigned long long)size); return -1; }
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    if (memcmp(h->magic, FH_SHM_MAGIC, 8) != 0) { fh_errf(err, errlen, "not a feedhandler segment (bad magic), or still being created"); return -1; }
+    if (h->layout_version != FH_SHM_LAYOUT_VERSION) {
+        fh_errf(err, errlen, "segment layout version %u, this reader understands %d: use the feedhandler that wrote it",
+                h->layout_version, FH_SHM_LAYOUT_VERSION);
+        return -1;
+    }
+    if (h->header_size != FH_SHM_HEADER_SIZE || h->event_size != FH_SHM_EVENT_SIZE || h->depth < 1 ||
+        h->depth > FH_SHM_MAX_DEPTH || h->slot_size != fh_shm_slot_size(h->depth) ||
+        h->ring_capacity < 2 || (h->ring_capacity & (h->ring_capacity - 1)) ||
+        h->total_size != fh_shm_total_size(h->n_slots, h->depth, h->ring_capacity) ||
+        h->counters_offset != FH_SHM_HEADER_SIZE || h->slots_offset != h->counters_offset + counters_size() ||
+        h->ring_offset != h->slots_offset + (uint64_t)h->n_slots * h->slot_size) {
+        fh_errf(err, errlen, "segment header is inconsistent (corrupt or a different build)");
+        return -1;
+    }
+    if (h->total_size > size) {
+        fh_errf(err, errlen, "segment is %llu bytes but its header says %llu", (unsigned long long)size, (unsigned long long)h->total_size);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst, size_t n, uint32_t max_spins)
+{
+    for (uint32_t spin = 0; spin <= max_spins; spin++) {
+        const uint64_t s1 = FH_LOAD_ACQUIRE(seqp);
+        if (s1 & 1) { FH_CPU_RELAX(); continue; }
+        memcpy(dst, src, n);
+        FH_FENCE_ACQUIRE();
+        if (FH_LOAD_RELAXED(seqp) == s1) return 0;
+    }
+    return -1;
+}
+
+int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    if (locate >= h->n_slots) return -2;
+    const uint8_t *sl = base + h->slots_offset + (size_t)locate * h->slot_size;
+    return read_seqlocked((const uint64_t *)sl, sl, out, h->slot_size, max_spins);
+}
+
+uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    uint32_t i = 0;
+    for (; i < n && first + i < h->n_slots; i++)
+        if (fh_shm_read_slot(base, first + i, out + (size_t)i * h->slot_size, max_spins) != 0) break;
+    return i;
+}
+
+int fh_shm_read_counters(const uint8_t *base, fh_stats_t *out, uint32_t max_spins)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    const uint8_t *c = base + h->counters_offset;
+    return read_seqlocked((const uint64_t *)c, c + FH_COUNTERS_SEQ_PAD, (uint8_t *)out, sizeof *out, max_spins);
+}
+
+uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
+                            uint64_t *lapped)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    const fh_shm_event_t *ring = (const fh_shm_event_t *)(base + h->ring_offset);
+    const uint64_t cap = h->ring_capacity, mask = cap - 1;
+    uint64_t c = *cursor, lost = 0, head = FH_LOAD_ACQUIRE(&h->ring_head);
+    uint32_t k = 0;
+    while (k < max) {
+        if (c >= head) break;
+        if (head - c > cap) {                        /* already overwritten */
+            lost += head - cap - c;
+            c = head - cap;
+        }
+        const fh_shm_event_t *e = &ring[c & mask];
+        const uint64_t s1 = FH_LOAD_ACQUIRE(&e->seq);
+        memcpy(&out[k], e, sizeof *e);
+        FH_FENCE_ACQUIRE();
+        const uint64_t s2 = FH_LOAD_RELAXED(&e->seq);
+        if (FH_UNLIKELY(s1 != c + 1 || s2 != s1)) {
+            /* The writer is overwriting this entry: skip ahead of it, with one
+             * event of margin, and count what was lost. */
+            head = FH_LOAD_ACQUIRE(&h->ring_head);
+            const uint64_t next = head >= cap ? head - cap + 1 : c + 1;
+            lost += next > c ? next - c : 1;
+            c = next > c ? next : c + 1;
+            continue;
+        }
+        k++;
+        c++;
+        if (c == head) head = FH_LOAD_ACQUIRE(&h->ring_head);
+    }
+    *cursor = c;
+    if (lapped) *lapped = lost;
+    return k;
+}
+
+/* --------------------------------------------------- torn-read test writer */
+
+void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t iterations)
+{
+    fh_shm_header_t *h = (fh_shm_header_t *)base;
+    fh_shm_t s;
+    memset(&s, 0, sizeof s);
+    s.base = base; s.hdr = h; s.slots = base + h->slots_offset;
+    s.ring = (fh_shm_event_t *)(base + h->ring_offset);
+    s.ring_mask = h->ring_capacity - 1;
+    s.head = h->ring_head;
+    s.slot_size = h->slot_size; s.depth = h->depth;
+    if (locate >= h->n_slots) return;
+    fh_shm_slot_t *sl = fh_shm_slot(&s, locate);
+    const uint32_t d = h->depth;
+    for (uint64_t k = 1; k <= iterations; k++) {
+        fh_shm_write_begin(sl);
+        uint32_t *bp = fh_slot_bid_price(sl), *bo = bp + d;
+        uint64_t *bs = (uint64_t *)(bo + d);
+        uint32_t *ap = (uint32_t *)(bs + d), *ao = ap + d;
+        uint64_t *as = (uint64_t *)(ao + d);
+        for (uint32_t i = 0; i < d; i++) {
+            bp[i] = (uint32_t)k + i; bo[i] = (uint32_t)k ^ i; bs[i] = k * (i + 1);
+            ap[i] = (uint32_t)k + 1000 + i; ao[i] = (uint32_t)k ^ i; as[i] = k * (i + 1);
+        }
+        sl->updates = k; sl->exch_ts = k; sl->last_trade_price = (uint32_t)k; sl->n_bid = d; sl->n_ask = d;
+        fh_shm_write_end(sl);
+        fh_shm_event_t *e = fh_shm_event_begin(&s);
+        e->locate = (uint16_t)locate; e->type = FH_EV_TRADE; e->price1 = (uint32_t)k; e->qty1 = k * 3; e->qty2 = ~k;
+        e->exch_ts = k;
+        fh_shm_event_commit(&s, e);
+    }
+}

@@ -1,0 +1,102 @@
+/* shm.h -- the shared-memory segment: layout, sequence lock, event ring.
+ *
+ * Sequence lock (one writer per slot, any number of readers, nobody waits on
+ * anybody):
+ *
+ *   writer                              reader (fh_shm_read_slot)
+ *   s = slot->seq                       do {
+ *   slot->seq = s + 1   (odd: busy)         s1 = load_acquire(slot->seq)
+ *   release fence                           if (s1 odd) continue      (writer inside)
+ *   ... write the slot ...                  copy the slot
+ *   store_release(slot->seq, s + 2)         acquire fence
+ *                                           s2 = load(slot->seq)
+ *                                       } while (s1 != s2)            (torn: retry)
+ *
+ * A reader never sees a half-written slot: if the writer touched it while the
+ * reader copied, the sequence moved and the copy is thrown away.  The retry
+ * loop is C (fh_shm_read_slot) so Python never runs it.  A writer that dies
+ * inside leaves the sequence odd; readers give up after max_spins and say so.
+ *
+ * Event ring: a power-of-two array of 64-byte events.  The writer clears an
+ * event's seq, writes the fields, then stores seq = n + 1 and the header's
+ * ring_head = n + 1 with release order.  Each reader keeps its own cursor;
+ * an event whose seq is not cursor + 1 after the copy was overwritten: the
+ * reader was lapped and is told how many events it lost. */
+#ifndef FH_SHM_H
+#define FH_SHM_H
+
+#include "fh_common.h"
+
+#define FH_SHM_MAGIC "FHBOOKS"
+
+/* Memory ordering, named (Aeron style). */
+#define FH_STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define FH_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define FH_LOAD_ACQUIRE(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define FH_LOAD_RELAXED(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#define FH_FENCE_RELEASE()     __atomic_thread_fence(__ATOMIC_RELEASE)
+#define FH_FENCE_ACQUIRE()     __atomic_thread_fence(__ATOMIC_ACQUIRE)
+
+/* Writer's view of a mapped segment. */
+typedef struct fh_shm {
+    uint8_t *base;
+    uint64_t size;
+    fh_shm_header_t *hdr;
+    uint8_t *slots;
+    fh_shm_event_t *ring;
+    uint64_t ring_mask;
+    uint64_t head;             /* writer's copy of hdr->ring_head */
+    uint32_t slot_size;
+    uint32_t depth;
+    int named;                 /* a /dev/shm file (else private anonymous memory) */
+    char name[256];
+} fh_shm_t;
+
+/* Segment size for a configuration (bytes), and the slot size. */
+uint32_t fh_shm_slot_size(uint32_t depth);
+uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity);
+
+/* Create (replacing a segment whose writer is dead) or make a private one. */
+int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots, uint32_t depth,
+                  uint64_t ring_capacity, char *err, size_t errlen);
+void fh_shm_close(fh_shm_t *s);
+
+FH_INLINE fh_shm_slot_t *fh_shm_slot(const fh_shm_t *s, uint32_t locate)
+{
+    return (fh_shm_slot_t *)(s->slots + (size_t)locate * s->slot_size);
+}
+
+/* Level arrays of a slot, in the order fh_api.h documents. */
+FH_INLINE uint32_t *fh_slot_bid_price(fh_shm_slot_t *sl) { return (uint32_t *)((uint8_t *)sl + FH_SHM_SLOT_FIXED); }
+
+FH_INLINE void fh_shm_write_begin(fh_shm_slot_t *sl)
+{
+    FH_STORE_RELAXED(&sl->seq, sl->seq + 1);
+    FH_FENCE_RELEASE();
+}
+
+FH_INLINE void fh_shm_write_end(fh_shm_slot_t *sl)
+{
+    FH_STORE_RELEASE(&sl->seq, sl->seq + 1);
+}
+
+/* Claim the next ring entry; fill it, then fh_shm_event_commit(). */
+FH_INLINE fh_shm_event_t *fh_shm_event_begin(fh_shm_t *s)
+{
+    fh_shm_event_t *e = &s->ring[s->head & s->ring_mask];
+    FH_STORE_RELAXED(&e->seq, 0);
+    FH_FENCE_RELEASE();
+    return e;
+}
+
+FH_INLINE void fh_shm_event_commit(fh_shm_t *s, fh_shm_event_t *e)
+{
+    const uint64_t n = ++s->head;
+    FH_STORE_RELEASE(&e->seq, n);
+    FH_STORE_RELEASE(&s->hdr->ring_head, n);
+}
+
+/* Copy the counters into the segment (cold path: every few thousand frames). */
+void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns);
+
+#endif

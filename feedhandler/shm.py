@@ -1,0 +1,259 @@
+"""Read books, events and counters that a replay (or engine) publishes in shared memory.
+
+    from feedhandler.shm import attach
+    seg = attach("books")                 # /dev/shm/books, read-only, from any process
+    snap = seg.book("AAPL")               # consistent top-N snapshot (the seqlock loop runs in C)
+    snap.bids, snap.asks                  # (price, shares, orders) numpy arrays, best first
+    everything = seg.snapshot_all()       # one structured array, a consistent copy of every slot
+    for ev in seg.events(): ...           # new events since the last call (numpy structured array)
+    seg.lapped                            # events this reader lost because the writer lapped it
+
+The numpy dtypes mirror csrc/fh_api.h (tests/test_layout.py asserts every offset
+against the C structs).  Units: prices are raw ITCH Price(4) integers, shares
+are counts, ``*_ts`` are u64 nanoseconds (``exch_ts``/``last_trade_ts``: since
+midnight, ITCH; ``rx_ts``/``publish_ts``: since the epoch).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Dict, Optional, Union
+
+import numpy as np
+
+from .core import errbuf, errstr, ffi, lib, stats_to_dict
+
+SLOT_FIXED = lib.FH_SHM_SLOT_FIXED
+MAX_SPINS = 1_000_000
+
+#: Fixed part of an instrument slot (fh_shm_slot_t); level arrays follow.
+SLOT_FIELDS = [
+    ("seq", "<u8", 0), ("exch_ts", "<u8", 8), ("rx_ts", "<u8", 16), ("publish_ts", "<u8", 24),
+    ("updates", "<u8", 32), ("last_trade_shares", "<u8", 40), ("last_trade_match", "<u8", 48),
+    ("last_trade_ts", "<u8", 56), ("noii_paired_shares", "<u8", 64), ("noii_imbalance_shares", "<u8", 72),
+    ("last_trade_price", "<u4", 80), ("round_lot_size", "<u4", 84), ("n_bid", "<u4", 88), ("n_ask", "<u4", 92),
+    ("luld_reference_price", "<u4", 96), ("luld_upper_price", "<u4", 100), ("luld_lower_price", "<u4", 104),
+    ("noii_near_price", "<u4", 108), ("noii_far_price", "<u4", 112), ("noii_reference_price", "<u4", 116),
+    ("locate", "<u2", 120), ("symbol", "S8", 122), ("trading_state", "u1", 130), ("reg_sho_action", "u1", 131),
+    ("market_category", "u1", 132), ("noii_imbalance_direction", "u1", 133), ("flags", "u1", 134),
+]
+
+EVENT_DTYPE = np.dtype({
+    "names": ["seq", "exch_ts", "rx_ts", "publish_ts", "locate", "type", "aux", "price1", "price2", "qty1", "qty2"],
+    "formats": ["<u8", "<u8", "<u8", "<u8", "<u2", "u1", "u1", "<u4", "<u4", "<u8", "<u8"],
+    "offsets": [0, 8, 16, 24, 32, 34, 35, 36, 40, 48, 56],
+    "itemsize": lib.FH_SHM_EVENT_SIZE,
+})
+
+EV_BBO, EV_TRADE, EV_STATE, EV_STALE, EV_SYSTEM = (lib.FH_EV_BBO, lib.FH_EV_TRADE, lib.FH_EV_STATE,
+                                                  lib.FH_EV_STALE, lib.FH_EV_SYSTEM)
+EVENT_NAMES = {EV_BBO: "bbo", EV_TRADE: "trade", EV_STATE: "state", EV_STALE: "stale", EV_SYSTEM: "system"}
+FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY = (lib.FH_SLOT_STALE, lib.FH_SLOT_DROPPED,
+                                                          lib.FH_SLOT_OP_HALT, lib.FH_SLOT_DIRECTORY)
+STATES = {0: "starting", 1: "running", 2: "finished"}
+
+
+class ShmError(Exception):
+    """No segment, or one this reader cannot read (other layout version, corrupt)."""
+
+
+def slot_dtype(depth: int) -> np.dtype:
+    """The numpy dtype of one slot for a segment of this depth."""
+    names, formats, offsets = [], [], []
+    for n, f, o in SLOT_FIELDS:
+        names.append(n); formats.append(f); offsets.append(o)
+    off = SLOT_FIXED
+    for side in ("bid", "ask"):
+        for n, f, w in (("price", "<u4", 4), ("orders", "<u4", 4), ("shares", "<u8", 8)):
+            names.append("%s_%s" % (side, n))
+            formats.append((f, (depth,)))
+            offsets.append(off)
+            off += w * depth
+    size = (off + 63) & ~63
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+class Snapshot:
+    """One consistent copy of an instrument's slot."""
+
+    __slots__ = ("rec",)
+
+    def __init__(self, rec):
+        self.rec = rec
+
+    def __getattr__(self, name):
+        try:
+            return self.rec[name]
+        except (KeyError, ValueError):
+            raise AttributeError(name)
+
+    @property
+    def symbol(self) -> str:
+        return bytes(self.rec["symbol"]).decode("ascii", "replace").rstrip()
+
+    @property
+    def bids(self):
+        n = int(self.rec["n_bid"])
+        return self.rec["bid_price"][:n], self.rec["bid_shares"][:n], self.rec["bid_orders"][:n]
+
+    @property
+    def asks(self):
+        n = int(self.rec["n_ask"])
+        return self.rec["ask_price"][:n], self.rec["ask_shares"][:n], self.rec["ask_orders"][:n]
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.rec["flags"] & FLAG_STALE)
+
+    def __repr__(self):
+        b, a = self.bids, self.asks
+        return "<Snapshot %s locate=%d bid=%s ask=%s>" % (
+            self.symbol, self.rec["locate"], (int(b[0][0]), int(b[1][0])) if len(b[0]) else None,
+            (int(a[0][0]), int(a[1][0])) if len(a[0]) else None)
+
+
+class Segment:
+    """A mapped segment.  Use :func:`attach` (by name, read-only) or
+    ``Replay.segment()`` (the replay's own, in-process)."""
+
+    def __init__(self, buf, size: int, owner=None, name: Optional[str] = None):
+        self._buf = buf                     # keeps the mapping alive
+        self._owner = owner                 # keeps an in-process replay alive
+        self.name = name
+        self._base = ffi.from_buffer("uint8_t[]", buf) if not isinstance(buf, ffi.CData) else buf
+        err = errbuf()
+        if lib.fh_shm_check(self._base, size, err, len(err)) != 0:
+            raise ShmError(errstr(err))
+        self._hdr = ffi.cast("fh_shm_header_t *", self._base)
+        self.depth = int(self._hdr.depth)
+        self.n_slots = int(self._hdr.n_slots)
+        self.slot_size = int(self._hdr.slot_size)
+        self.ring_capacity = int(self._hdr.ring_capacity)
+        self.dtype = slot_dtype(self.depth)
+        if self.dtype.itemsize != self.slot_size:
+            raise ShmError("slot size %d does not match this reader's layout (%d)" % (self.slot_size, self.dtype.itemsize))
+        self._cursor = ffi.new("uint64_t *", 0)
+        self._lost = ffi.new("uint64_t *", 0)
+        self.lapped = 0
+        self._by_symbol: Dict[str, int] = {}
+
+    # -------------------------------------------------------------- header
+    @property
+    def state(self) -> str:
+        return STATES.get(int(self._hdr.state), "unknown")
+
+    @property
+    def writer_pid(self) -> int:
+        return int(self._hdr.writer_pid)
+
+    @property
+    def created_ns(self) -> int:
+        return int(self._hdr.created_ns)
+
+    @property
+    def ring_head(self) -> int:
+        return int(self._hdr.ring_head)
+
+    @property
+    def system_event(self) -> str:
+        c = int(self._hdr.system_event)
+        return chr(c) if c else ""
+
+    # --------------------------------------------------------------- slots
+    def _locate(self, key: Union[int, str]) -> int:
+        if isinstance(key, (int, np.integer)):
+            loc = int(key)
+        else:
+            loc = self._by_symbol.get(key)
+            if loc is None:
+                self._by_symbol = self.symbols(reverse=True)
+                loc = self._by_symbol.get(key)
+                if loc is None:
+                    raise KeyError("no instrument %r in this segment" % (key,))
+        if not 0 < loc < self.n_slots:
+            raise KeyError("locate %d out of range 1..%d" % (loc, self.n_slots - 1))
+        return loc
+
+    def book(self, key: Union[int, str]) -> Snapshot:
+        """Consistent snapshot of one instrument, by symbol or stock locate."""
+        loc = self._locate(key)
+        out = np.empty((), dtype=self.dtype)
+        rc = lib.fh_shm_read_slot(self._base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
+        if rc != 0:
+            raise ShmError("slot %d stayed busy: the writer died while updating it" % loc)
+        return Snapshot(out)
+
+    def snapshot_all(self) -> np.ndarray:
+        """Consistent copies of every slot (each one consistent) as one structured array;
+        index = stock locate."""
+        out = np.empty(self.n_slots, dtype=self.dtype)
+        n = lib.fh_shm_read_slots(self._base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
+        if n != self.n_slots:
+            raise ShmError("slot %d stayed busy: the writer died while updating it" % n)
+        return out
+
+    def symbols(self, reverse: bool = False) -> dict:
+        """locate -> symbol for every instrument the stock directory named
+        (symbol -> locate with reverse=True)."""
+        a = self.snapshot_all()
+        named = np.nonzero(a["flags"] & FLAG_DIRECTORY)[0]
+        pairs = {int(i): bytes(a["symbol"][i]).decode("ascii", "replace").rstrip() for i in named}
+        return {v: k for k, v in pairs.items()} if reverse else pairs
+
+    # -------------------------------------------------------------- events
+    def seek(self, position: str = "now") -> None:
+        """Start following events from now ('now') or the oldest still in the ring ('oldest')."""
+        head = self.ring_head
+        self._cursor[0] = head if position == "now" else max(0, head - self.ring_capacity)
+
+    def events(self, max: int = 65536) -> np.ndarray:
+        """Events since the last call (at most `max`), oldest first.  If the writer
+        lapped this reader, `lapped` grows by the number lost and reading resumes
+        at the oldest event still in the ring."""
+        out = np.empty(max, dtype=EVENT_DTYPE)
+        n = lib.fh_shm_poll_events(self._base, self._cursor, ffi.from_buffer("fh_shm_event_t[]", out), max,
+                                   self._lost)
+        self.lapped += int(self._lost[0])
+        return out[:n]
+
+    @property
+    def cursor(self) -> int:
+        return int(self._cursor[0])
+
+    # ------------------------------------------------------------ counters
+    def counters(self) -> dict:
+        st = ffi.new("fh_stats_t *")
+        if lib.fh_shm_read_counters(self._base, st, MAX_SPINS) != 0:
+            raise ShmError("counters stayed busy: the writer died while updating them")
+        d = stats_to_dict(st)
+        d["counters_updated_ns"] = int(self._hdr.counters_updated_ns)
+        return d
+
+    def close(self) -> None:
+        self._base = None
+        if isinstance(self._buf, mmap.mmap):
+            try:
+                self._buf.close()
+            except BufferError:   # numpy views still alive: the OS unmaps at exit
+                pass
+
+
+def attach(name: str) -> Segment:
+    """Map /dev/shm/NAME read-only and check its layout."""
+    if not name or "/" in name:
+        raise ShmError("bad segment name %r" % (name,))
+    path = os.path.join("/dev/shm", name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ShmError("no shared-memory segment %r (is a replay running with --shm %s?)" % (name, name))
+    except OSError as exc:
+        raise ShmError("cannot open %s: %s" % (path, exc.strerror))
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise ShmError("segment %r is empty (still being created?)" % name)
+        mm = mmap.mmap(fd, size, prot=mmap.PROT_READ, flags=mmap.MAP_SHARED)
+    finally:
+        os.close(fd)
+    return Segment(mm, size, name=name)
