@@ -459,8 +459,10 @@ typedef struct fh_shm_event {
 
 /* Reader side: base is a mapping of the whole segment (read-only is enough). */
 int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen);
-/* Consistent copy of slot `locate` (slot_size bytes into out).  0, or -1 if the
- * writer kept it busy for `max_spins` tries (a writer that died mid-update). */
+/* Consistent copy of slot `locate` (slot_size bytes into out).  0; -1 if the
+ * writer left it mid-update for `max_spins` tries (it died there); -2 for a
+ * locate out of range; -3 if a live writer kept changing it for 64 x max_spins
+ * tries (the reader never hangs). */
 int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
 /* Consistent copies of slots [first, first+n) into out; returns how many were
  * copied (stops at the first one that stays busy). */
@@ -477,8 +479,9 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_
 
 /* Writer side, for tests: the replay's segment base and size. */
 uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
-/* Torture writer for the torn-read test: `iterations` updates of slot `locate`
- * where every level field is derived from one counter k (bid_price[i] = k + i,
- * ask_price[i] = k + 1000 + i, shares = k * (i + 1), orders = k ^ i), plus one
- * event per update with price1 = k, qty1 = k * 3, qty2 = ~k. */
-void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t iterations);
+/* Torture writer for the torn-read test: updates of slot `locate` for k =
+ * first_k .. first_k + iterations - 1, every level field derived from k
+ * (bid_price[i] = k + i, ask_price[i] = k + 1000 + i, shares = k * (i + 1),
+ * orders = k ^ i; updates = exch_ts = last_trade_price = k), plus one event
+ * per update with price1 = k, qty1 = k * 3, qty2 = ~k, exch_ts = k. */
+void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t iterations);

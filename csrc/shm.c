@@ -47,8 +47,10 @@ static int name_ok(const char *n)
     return i > 0 && i < 200 && n[0] != '.';
 }
 
-/* A segment left by a writer that no longer runs may be replaced; one whose
- * writer is alive may not. */
+/* A segment whose writer finished or no longer runs may be replaced; one
+ * whose writer is alive and writing may not.  Anything that is not a
+ * feedhandler segment is replaced only if it is a plain file we own (shm_open
+ * with O_NOFOLLOW refuses symlinks). */
 static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -64,11 +66,12 @@ static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
         int64_t pid = 0;
         if (fstat(old, &sb) == 0 && (size_t)sb.st_size >= sizeof(fh_shm_header_t)) {
             fh_shm_header_t h;
-            if (pread(old, &h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h.magic, FH_SHM_MAGIC, 8) == 0)
+            if (pread(old, &h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h.magic, FH_SHM_MAGIC, 8) == 0 &&
+                h.state != FH_SHM_FINISHED)
                 pid = h.writer_pid;
         }
         close(old);
-        if (pid > 0 && pid != (int64_t)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
             fh_errf(err, errlen, "/dev/shm%s is in use by a running writer (pid %lld)", path, (long long)pid);
             return -1;
         }
@@ -192,16 +195,28 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
     return 0;
 }
 
+/* The reader's side of the sequence lock.  A writer that keeps the sequence
+ * odd and unchanged for max_spins tries has died inside an update: -1.  One
+ * that keeps changing it is alive; retry, up to a bound so a reader can never
+ * hang (-3 if even that is exhausted). */
 static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst, size_t n, uint32_t max_spins)
 {
-    for (uint32_t spin = 0; spin <= max_spins; spin++) {
+    uint64_t last = FH_LOAD_RELAXED(seqp);
+    uint32_t stuck = 0;
+    for (uint64_t tries = 0; tries < (uint64_t)max_spins * 64; tries++) {
         const uint64_t s1 = FH_LOAD_ACQUIRE(seqp);
-        if (s1 & 1) { FH_CPU_RELAX(); continue; }
+        if (s1 & 1) {
+            if (s1 != last) { last = s1; stuck = 0; }
+            else if (++stuck > max_spins) return -1;
+            FH_CPU_RELAX();
+            continue;
+        }
         memcpy(dst, src, n);
         FH_FENCE_ACQUIRE();
         if (FH_LOAD_RELAXED(seqp) == s1) return 0;
+        stuck = 0;
     }
-    return -1;
+    return -3;
 }
 
 int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins)
@@ -267,7 +282,7 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_
 
 /* --------------------------------------------------- torn-read test writer */
 
-void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t iterations)
+void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t iterations)
 {
     fh_shm_header_t *h = (fh_shm_header_t *)base;
     fh_shm_t s;
@@ -280,7 +295,7 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t iterations)
     if (locate >= h->n_slots) return;
     fh_shm_slot_t *sl = fh_shm_slot(&s, locate);
     const uint32_t d = h->depth;
-    for (uint64_t k = 1; k <= iterations; k++) {
+    for (uint64_t k = first_k; k < first_k + iterations; k++) {
         fh_shm_write_begin(sl);
         uint32_t *bp = fh_slot_bid_price(sl), *bo = bp + d;
         uint64_t *bs = (uint64_t *)(bo + d);

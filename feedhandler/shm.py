@@ -24,7 +24,7 @@ import numpy as np
 from .core import errbuf, errstr, ffi, lib, stats_to_dict
 
 SLOT_FIXED = lib.FH_SHM_SLOT_FIXED
-MAX_SPINS = 1_000_000
+MAX_SPINS = 100_000
 
 #: Fixed part of an instrument slot (fh_shm_slot_t); level arrays follow.
 SLOT_FIELDS = [
@@ -71,6 +71,12 @@ def slot_dtype(depth: int) -> np.dtype:
             off += w * depth
     size = (off + 63) & ~63
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+def _busy(rc: int, what: str) -> str:
+    if rc == -1:
+        return "%s left mid-update: the writer died while updating it" % what
+    return "%s kept changing faster than it could be copied; try again" % what
 
 
 class Snapshot:
@@ -180,7 +186,7 @@ class Segment:
         out = np.empty((), dtype=self.dtype)
         rc = lib.fh_shm_read_slot(self._base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if rc != 0:
-            raise ShmError("slot %d stayed busy: the writer died while updating it" % loc)
+            raise ShmError(_busy(rc, "slot %d" % loc))
         return Snapshot(out)
 
     def snapshot_all(self) -> np.ndarray:
@@ -189,7 +195,8 @@ class Segment:
         out = np.empty(self.n_slots, dtype=self.dtype)
         n = lib.fh_shm_read_slots(self._base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if n != self.n_slots:
-            raise ShmError("slot %d stayed busy: the writer died while updating it" % n)
+            rc = lib.fh_shm_read_slot(self._base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
+            raise ShmError(_busy(rc, "slot %d" % n))
         return out
 
     def symbols(self, reverse: bool = False) -> dict:
@@ -223,8 +230,9 @@ class Segment:
     # ------------------------------------------------------------ counters
     def counters(self) -> dict:
         st = ffi.new("fh_stats_t *")
-        if lib.fh_shm_read_counters(self._base, st, MAX_SPINS) != 0:
-            raise ShmError("counters stayed busy: the writer died while updating them")
+        rc = lib.fh_shm_read_counters(self._base, st, MAX_SPINS)
+        if rc != 0:
+            raise ShmError(_busy(rc, "counters"))
         d = stats_to_dict(st)
         d["counters_updated_ns"] = int(self._hdr.counters_updated_ns)
         return d

@@ -1,0 +1,382 @@
+"""Shared memory: consistent snapshots under a full-speed writer (torn-read
+test across processes), the event ring (lapping, many readers), attaching,
+layout/version checks, staleness on gaps, capacity flags."""
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from feedhandler.core import ffi, lib
+from feedhandler.replay import Replay, ReplayError
+from feedhandler import shm
+from feedhandler.shm import ShmError, attach
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PCAPS = os.path.join(ROOT, "pcaps")
+SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=64)
+
+
+@pytest.fixture
+def name(request):
+    n = "fhtest-%d-%s" % (os.getpid(), request.node.name.replace("[", "_").replace("]", "")[:60])
+    yield n
+    try:
+        os.unlink("/dev/shm/" + n)
+    except FileNotFoundError:
+        pass
+
+
+def run_reader(code, timeout=120):
+    """Run reader code in another process; it prints one JSON line."""
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                       timeout=timeout, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def start_reader(code):
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+TORN_READER = """
+import json, sys, time
+import numpy as np
+from feedhandler.shm import attach
+seg = attach(sys.argv[1] if len(sys.argv) > 1 else %r)
+loc, d = %d, seg.depth
+snaps = bad = busy = 0
+versions = set()
+ev_bad = ev_seen = 0
+ev_gaps = 0
+last_k = None
+deadline = time.time() + 60
+print("ready", flush=True)
+from feedhandler.shm import ShmError
+while time.time() < deadline:
+    try:
+        s = seg.book(loc)
+    except ShmError:
+        busy += 1
+        continue
+    k = int(s.rec["bid_price"][0])
+    if k:
+        i = np.arange(d)
+        ok = (np.array_equal(s.rec["bid_price"], (k + i).astype(np.uint32))
+              and np.array_equal(s.rec["ask_price"], (k + 1000 + i).astype(np.uint32))
+              and np.array_equal(s.rec["bid_shares"], (k * (i + 1)).astype(np.uint64))
+              and np.array_equal(s.rec["ask_shares"], (k * (i + 1)).astype(np.uint64))
+              and np.array_equal(s.rec["bid_orders"], (k ^ i).astype(np.uint32))
+              and int(s.rec["updates"]) == k and int(s.rec["exch_ts"]) == k
+              and int(s.rec["last_trade_price"]) == k and int(s.rec["n_bid"]) == d)
+        bad += not ok
+        snaps += 1
+        versions.add(k)
+    ev = seg.events(4096)
+    if len(ev):
+        k_ev = ev["price1"].astype(np.uint64)
+        ok = (ev["qty1"] == k_ev * 3) & (ev["qty2"] == ~k_ev) & (ev["exch_ts"] == k_ev) & (ev["type"] == 2)
+        ev_bad += int((~ok).sum())
+        ev_seen += len(ev)
+        # Within a batch and across batches, events come in order; holes only where lapped.
+        steps = np.diff(np.concatenate([[last_k] if last_k is not None else [], k_ev]).astype(np.int64))
+        ev_gaps += int((steps != 1).sum())
+        assert (steps > 0).all(), "events out of order"
+        last_k = int(k_ev[-1])
+    if seg.state == "finished" and not len(ev):
+        break
+print(json.dumps({"snaps": snaps, "bad": bad, "busy": busy, "versions": len(versions), "ev_seen": ev_seen,
+                  "ev_bad": ev_bad, "lapped": seg.lapped, "ev_gaps": ev_gaps, "last_k": last_k}))
+"""
+
+
+@pytest.mark.parametrize("depth", [10, 64])
+def test_no_torn_snapshot_under_full_speed_writer(name, depth):
+    """The C writer rewrites one slot (and pushes one event) as fast as it can
+    while a reader process snapshots it: every snapshot is one whole version."""
+    r = Replay(shm=name, depth=depth, ring_events=1 << 12, **SMALL)
+    base = lib.fh_replay_shm(r._r, ffi.NULL)
+    readers = [start_reader(TORN_READER % (name, 7)) for _ in range(2)]
+    for p in readers:
+        assert p.stdout.readline().strip() == "ready"
+    # Full speed for 2 s, in chunks of 200k updates (the GIL is released inside).
+    k, chunk, t0 = 1, 200_000, time.time()
+    while time.time() - t0 < 2.0:
+        lib.fh_shm_torture(base, 7, k, chunk)
+        k += chunk
+    iters = k - 1
+    r.finish()
+    results = []
+    for p in readers:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    for res in results:
+        assert res["bad"] == 0 and res["ev_bad"] == 0, res
+        assert res["snaps"] > 100 and res["versions"] > 10, res
+        assert res["busy"] >= 0
+        # The writer is far faster than a Python reader with a 4096-event ring:
+        # the reader is lapped, told so, and resynchronises (keeps reading in order).
+        assert res["lapped"] > 0 and res["ev_seen"] > 0 and res["last_k"] == iters, res
+    # Final slot as the writer left it.
+    seg = r.segment()
+    assert int(seg.book(7).rec["bid_price"][0]) == iters
+
+
+def replay_sample(name, ring_events=1 << 16, path="sample.pcap", **kw):
+    args = dict(SMALL)
+    args.update(kw)
+    r = Replay(shm=name, ring_events=ring_events, **args)
+    res = r.run_file(os.path.join(PCAPS, path), progress=False)
+    assert res.ok, res.error
+    r.finish()
+    return r
+
+
+ALL_EVENTS = """
+import json, sys
+import numpy as np
+from feedhandler.shm import attach
+seg = attach(%r)
+%s
+chunks = []
+while True:
+    ev = seg.events(1000)
+    if not len(ev):
+        break
+    chunks.append(ev)
+ev = np.concatenate(chunks) if chunks else np.empty(0)
+# publish_ts is wall-clock time: everything else is a pure function of the input.
+keep = ["exch_ts", "rx_ts", "locate", "type", "aux", "price1", "price2", "qty1", "qty2"]
+def digest(e):
+    return __import__("hashlib").sha256(b"".join(np.ascontiguousarray(e[k]).tobytes() for k in keep)).hexdigest()
+print(json.dumps({"n": len(ev), "lapped": seg.lapped, "seq": ev["seq"].tolist()[:5] if len(ev) else [],
+                  "digest": digest(ev) if len(ev) else "", "tail_digest": digest(ev[-1024:]) if len(ev) else ""}))
+"""
+
+
+SEEK = 'seg.seek("oldest")'
+
+
+def test_many_readers_see_the_same_events(name):
+    r = replay_sample(name)
+    n_events = r.stats()["book"]["events"]
+    assert 0 < n_events < 1 << 16
+    a = run_reader(ALL_EVENTS % (name, SEEK))
+    b = run_reader(ALL_EVENTS % (name, SEEK))
+    assert a == b
+    assert a["n"] == n_events and a["lapped"] == 0 and a["seq"][:3] == [1, 2, 3]
+    # An in-process reader agrees with the other processes.
+    seg = r.segment()
+    seg.seek("oldest")
+    ev = seg.events(1 << 16)
+    assert len(ev) == n_events
+    types = set(np.unique(ev["type"]).tolist())
+    assert {shm.EV_BBO, shm.EV_TRADE, shm.EV_STATE, shm.EV_SYSTEM} <= types
+
+
+def test_slow_reader_is_told_it_was_lapped(name, tmp_path):
+    r_big = replay_sample(name + "-big")
+    try:
+        big = run_reader(ALL_EVENTS % (name + "-big", SEEK))
+    finally:
+        del r_big
+        os.unlink("/dev/shm/" + name + "-big")
+    r = replay_sample(name, ring_events=1024)
+    small = run_reader(ALL_EVENTS % (name, ""))          # a reader still at event 0
+    # The reader starting at 0 lost everything but the last ring-full, was told
+    # how many, and the events it got are exactly the newest ones.
+    assert small["lapped"] == big["n"] - 1024 and small["n"] == 1024
+    assert small["tail_digest"] == big["tail_digest"]
+
+
+def test_reader_lapped_mid_stream_resynchronises(name):
+    r = Replay(shm=name, ring_events=64, **SMALL)
+    seg = r.segment()
+    seg.seek("now")
+    base = lib.fh_replay_shm(r._r, ffi.NULL)
+    lib.fh_shm_torture(base, 3, 1, 10)
+    ev = seg.events(5)
+    assert ev["price1"].tolist() == [1, 2, 3, 4, 5] and seg.lapped == 0
+    lib.fh_shm_torture(base, 3, 11, 490)      # 490 more events through a ring of 64
+    ev = seg.events(1000)
+    assert seg.lapped > 0
+    assert len(ev) <= 64 and ev["price1"][-1] == 500
+    assert (np.diff(ev["price1"].astype(np.int64)) == 1).all()
+
+
+def test_snapshots_match_dump_and_bulk(name, tmp_path):
+    r = replay_sample(name, depth=5)
+    csv_path = tmp_path / "books.csv"
+    r.dump_books(str(csv_path))
+    rows = [l.split(",") for l in csv_path.read_text().splitlines()[1:]]
+    seg = attach(name)
+    allslots = seg.snapshot_all()
+    syms = seg.symbols()
+    assert len(syms) == 24 and syms[1] == "AAPL"
+    for loc in sorted({int(r_[0]) for r_ in rows}):
+        snap = seg.book(loc)
+        by_sym = seg.book(syms[loc])
+        assert by_sym.rec.tobytes() == snap.rec.tobytes()
+        assert allslots[loc]["seq"] == snap.rec["seq"] and allslots[loc].tobytes() == snap.rec.tobytes()
+        want = {(s, int(lv)): (int(p), int(q), int(o)) for l_, _, s, lv, p, q, o in rows if int(l_) == loc}
+        got = {}
+        for side, (px, sh, od) in (("B", snap.bids), ("S", snap.asks)):
+            for i in range(len(px)):
+                got[(side, i + 1)] = (int(px[i]), int(sh[i]), int(od[i]))
+        assert got == want, loc
+        assert snap.symbol == syms[loc]
+    assert seg.state == "finished" and seg.writer_pid == os.getpid()
+    c = seg.counters()
+    st = r.stats()
+    for k in ("packets", "messages", "by_type", "gaps", "errors", "book"):
+        assert c[k] == st[k], k
+    assert seg.system_event == "C"
+
+
+def test_segment_created_0600(name):
+    Replay(shm=name, **SMALL)
+    mode = stat.S_IMODE(os.stat("/dev/shm/" + name).st_mode)
+    assert mode == 0o600
+
+
+def test_attach_errors(name, tmp_path):
+    with pytest.raises(ShmError, match="no shared-memory segment"):
+        attach(name)
+    with pytest.raises(ShmError, match="bad segment name"):
+        attach("../etc/passwd")
+    with open("/dev/shm/" + name, "wb") as f:
+        f.write(b"\0" * 4096)
+    with pytest.raises(ShmError, match="magic"):
+        attach(name)
+    os.unlink("/dev/shm/" + name)
+    # A segment of another layout version.
+    r = replay_sample(name)
+    data = bytearray(open("/dev/shm/" + name, "rb").read())
+    del r
+    os.unlink("/dev/shm/" + name)
+    data[8:12] = (99).to_bytes(4, "little")
+    with open("/dev/shm/" + name, "wb") as f:
+        f.write(data)
+    with pytest.raises(ShmError, match="layout version 99"):
+        attach(name)
+    os.unlink("/dev/shm/" + name)
+    # A symlink planted in /dev/shm is never followed, by the reader or the writer.
+    target = tmp_path / "target"
+    target.write_bytes(b"x" * 100)
+    os.symlink(target, "/dev/shm/" + name)
+    with pytest.raises(ShmError):
+        attach(name)
+    with pytest.raises(ReplayError):
+        Replay(shm=name, **SMALL)
+    assert target.read_bytes() == b"x" * 100
+
+
+def test_live_writer_not_replaced_dead_writer_replaced(name):
+    r = Replay(shm=name, **SMALL)
+    with pytest.raises(ReplayError, match="in use by a running writer"):
+        Replay(shm=name, **SMALL)
+    del r
+    # The file stays after the writer is gone (readers may still want it) ...
+    assert os.path.exists("/dev/shm/" + name)
+    # ... and a segment whose writer has died is replaced safely.
+    code = ("from feedhandler.replay import Replay; r = Replay(shm=%r, max_orders=1024, max_levels=4096, "
+            "max_instruments=8); import os; os._exit(0)" % name)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+    r2 = Replay(shm=name, **SMALL)
+    assert attach(name).writer_pid == os.getpid()
+    del r2
+
+
+def test_bad_names_and_sizes():
+    for bad in ("a/b", "", ".hidden", "x" * 300):
+        if not bad:
+            continue
+        with pytest.raises(ReplayError):
+            Replay(shm=bad, **SMALL)
+    with pytest.raises(ReplayError, match="depth"):
+        Replay(depth=65, **SMALL)
+    with pytest.raises(ReplayError, match="power of two"):
+        Replay(ring_events=1000, **SMALL)
+
+
+def test_gap_marks_instruments_stale(name):
+    r = replay_sample(name, path="sample_ab.pcap")
+    st = r.stats()
+    assert st["gaps"] > 0
+    seg = r.segment()
+    seg.seek("oldest")
+    ev = seg.events(1 << 16)
+    stale_ev = ev[ev["type"] == shm.EV_STALE]
+    assert len(stale_ev) > 0
+    flagged = {int(l) for l in stale_ev["locate"]}
+    for loc in flagged:
+        assert seg.book(loc).stale and r.flags(loc) & shm.FLAG_STALE
+    # Without gaps nothing is stale.
+    r2 = replay_sample(name + "-clean")
+    try:
+        seg2 = r2.segment()
+        assert not (seg2.snapshot_all()["flags"] & shm.FLAG_STALE).any()
+    finally:
+        del r2, seg2
+        os.unlink("/dev/shm/" + name + "-clean")
+
+
+def test_capacity_exhaustion_flags_and_counts(name):
+    r = replay_sample(name, max_orders=40, max_instruments=64)
+    b = r.stats()["book"]
+    assert b["order_full"] > 0 and b["orders_peak"] <= 40
+    flagged = [loc for loc in range(1, 25) if r.flags(loc) & shm.FLAG_DROPPED]
+    assert flagged
+    seg = r.segment()
+    assert all(seg.book(loc).rec["flags"] & shm.FLAG_DROPPED for loc in flagged)
+    # Too few instrument slots: counted, not a crash.
+    r2 = Replay(mode="book", max_orders=1 << 12, max_levels=1 << 14, max_instruments=3)
+    r2.run_file(os.path.join(PCAPS, "sample.pcap"), progress=False)
+    assert r2.stats()["book"]["locate_range"] > 0
+    # Too few level slots.
+    r3 = Replay(mode="book", max_orders=1 << 12, max_levels=16, max_instruments=64)
+    r3.run_file(os.path.join(PCAPS, "sample.pcap"), progress=False)
+    assert r3.stats()["book"]["level_full"] > 0
+
+
+def test_in_process_reader_while_replay_runs(name):
+    """A reader in the same process follows a replay running in a thread."""
+    r = Replay(shm=name, ring_events=1 << 16, **SMALL)
+    seg = r.segment()
+    seg.seek("oldest")
+    t = threading.Thread(target=r.run_file, args=(os.path.join(PCAPS, "sample.pcap"), False))
+    t.start()
+    got = []
+    while t.is_alive():
+        got.append(seg.events(512))
+        seg.book(1)
+    t.join()
+    got.append(seg.events(1 << 16))
+    ev = np.concatenate(got)
+    assert len(ev) == r.stats()["book"]["events"] and seg.lapped == 0
+    assert (np.diff(ev["seq"].astype(np.int64)) == 1).all()
+
+
+def test_cli_book_and_stats(name):
+    r = replay_sample(name)
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--once"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "AAPL" in p.stdout and "bid" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "stats", "--shm", name, "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)["messages"] == 40000
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "NOPE", "--shm", name, "--once"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "NOPE" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "stats", "--shm", name + "-missing"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "no shared-memory segment" in p.stderr
