@@ -8,10 +8,16 @@
 
 static void *big_alloc(size_t n, uint64_t *acct)
 {
-    /* Anonymous mappings: zeroed, page-aligned, and populated now rather than
-     * faulted in on the hot path. */
-    void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    /* Anonymous mappings, faulted in now rather than on the hot path, on huge
+     * pages where the kernel allows: the order table and the level arena are
+     * read at random, and with 4 KiB pages every lookup was a TLB miss too. */
+    n = n ? n : 1;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, n, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, n);
     *acct += n;
     return p;
 }
@@ -21,7 +27,8 @@ static void big_free(void *p, size_t n)
     if (p) munmap(p, n ? n : 1);
 }
 
-static size_t table_bytes(const fh_book_t *b) { return (size_t)(b->table_mask + 1) * sizeof *b->table; }
+static size_t table_bytes(const fh_book_t *b) { return ((size_t)1 << b->table_max_bits) * sizeof *b->table; }
+static size_t scratch_bytes(const fh_book_t *b) { return (size_t)b->max_orders * sizeof *b->scratch; }
 
 int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
                  uint32_t depth, char *err, size_t errlen)
@@ -34,16 +41,23 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->max_levels = max_levels;
     b->n_instr = max_instruments;
     b->depth = depth;
-    /* Load factor <= 1/2 keeps linear-probe runs short. */
+    /* Load factor <= 1/2 keeps linear-probe runs short.  Memory for the full
+     * capacity is taken now; the table in use starts small and doubles as the
+     * live orders grow (see table_grow), so a day with few live orders keeps
+     * them in a few MB of cache instead of spread over the whole capacity. */
     uint32_t bits = 4;
     while ((1ull << bits) < 2ull * max_orders) bits++;
-    b->table_bits = bits;
-    b->table_mask = (1ull << bits) - 1;
+    b->table_max_bits = bits;
+    b->table_bits = bits < FH_TABLE_START_BITS ? bits : FH_TABLE_START_BITS;
+    b->table_mask = (1ull << b->table_bits) - 1;
     b->seed = fh_clock_ns(CLOCK_MONOTONIC) * 0xD6E8FEB86659FD93ull;
     b->table = big_alloc(table_bytes(b), &b->bytes);
-    b->levels = big_alloc((size_t)max_levels * sizeof *b->levels, &b->bytes);
+    b->scratch = big_alloc(scratch_bytes(b), &b->bytes);
+    b->lkey = big_alloc((size_t)max_levels * sizeof *b->lkey, &b->bytes);
+    b->lord = big_alloc((size_t)max_levels * sizeof *b->lord, &b->bytes);
+    b->lsh = big_alloc((size_t)max_levels * sizeof *b->lsh, &b->bytes);
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, &b->bytes);
-    if (!b->table || !b->levels || !b->instr) {
+    if (!b->table || !b->scratch || !b->lkey || !b->lord || !b->lsh || !b->instr) {
         fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
                 max_orders, max_levels, max_instruments);
         fh_book_free(b);
@@ -55,7 +69,10 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
 void fh_book_free(fh_book_t *b)
 {
     if (b->table) big_free(b->table, table_bytes(b));
-    big_free(b->levels, (size_t)b->max_levels * sizeof *b->levels);
+    if (b->scratch) big_free(b->scratch, scratch_bytes(b));
+    big_free(b->lkey, (size_t)b->max_levels * sizeof *b->lkey);
+    big_free(b->lord, (size_t)b->max_levels * sizeof *b->lord);
+    big_free(b->lsh, (size_t)b->max_levels * sizeof *b->lsh);
     big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
     memset(b, 0, sizeof *b);
 }
@@ -109,32 +126,52 @@ static void table_erase(fh_book_t *b, uint64_t i)
     }
 }
 
+/* Double the table in use (memory was reserved at start-up): move the live
+ * orders aside, clear, reinsert.  A pause proportional to the live orders,
+ * taken at most log2(capacity / start) times a day, each time the live count
+ * reaches a new high; a deployment that knows its peak can avoid it with a
+ * larger FH_TABLE_START_BITS. */
+static __attribute__((noinline, cold)) void table_grow(fh_book_t *b)
+{
+    const uint64_t size = b->table_mask + 1;
+    uint32_t n = 0;
+    for (uint64_t i = 0; i < size; i++)
+        if (b->table[i].shares) b->scratch[n++] = b->table[i];
+    memset(b->table, 0, (size_t)size * 2 * sizeof *b->table);
+    b->table_bits++;
+    b->table_mask = (b->table_mask << 1) | 1;
+    for (uint32_t k = 0; k < n; k++) {
+        int found;
+        const uint64_t pos = table_find(b, b->scratch[k].ref, &found);
+        b->table[pos] = b->scratch[k];
+    }
+    b->table_grows++;
+}
+
 /* ----------------------------------------------------------- price levels */
 
 /* Asks sort by inverted price so both sides keep their best level last. */
 FH_INLINE uint32_t lvl_key(uint32_t price, int side) { return price ^ (0u - (uint32_t)side); }
 
-/* Index of the first level whose key is >= key (levels sorted ascending by
- * key, best last).  Orders arrive, trade and cancel mostly within a few ticks
- * of the best price, so walk down from the top first: a few predictable
- * steps, where a binary search over a deep book costs a mispredicted branch
- * per halving.  Deep prices fall back to a branch-free binary search. */
-#define FH_LVL_TOP_SCAN 16u
-
-FH_INLINE uint32_t lvl_lower_bound(const fh_level_t *L, uint32_t n, uint32_t key, int side)
+/* Index of the first level whose key is >= key (keys ascending, best last).
+ * Orders arrive, trade and cancel mostly within a few ticks of the best, so
+ * walk down from the top first (a 16-wide SSE2 count of the top keys measured
+ * no faster); only a price below the top FH_LVL_MIN_CAP levels pays for a
+ * branch-free binary search. */
+FH_INLINE uint32_t lvl_lower_bound(const uint32_t *K, uint32_t n, uint32_t key)
 {
-    const uint32_t stop = n > FH_LVL_TOP_SCAN ? n - FH_LVL_TOP_SCAN : 0;
+    const uint32_t w = n > FH_LVL_MIN_CAP ? n - FH_LVL_MIN_CAP : 0;
     uint32_t i = n;
-    while (i > stop && lvl_key(L[i - 1].price, side) >= key) i--;
-    if (i > stop || stop == 0) return i;
-    /* key lies at or below L[stop]: search [0, stop]. */
-    uint32_t lo = 0, len = stop + 1;
+    while (i > w && K[i - 1] >= key) i--;
+    if (i > w || w == 0) return i;
+    /* Every key in [w, n) is >= key: the answer is in [0, w]. */
+    uint32_t lo = 0, len = w + 1;
     while (len > 1) {
         const uint32_t half = len >> 1;
-        lo = lvl_key(L[lo + half - 1].price, side) < key ? lo + half : lo;
+        lo = K[lo + half - 1] < key ? lo + half : lo;
         len -= half;
     }
-    return lo + (lvl_key(L[lo].price, side) < key);
+    return lo + (K[lo] < key);
 }
 
 static uint32_t lvl_class(uint32_t cap)
@@ -149,7 +186,7 @@ static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
     if (cls >= FH_LVL_CLASSES) return UINT32_MAX;
     if (b->lvl_free[cls]) {
         const uint32_t off = b->lvl_free[cls] - 1;
-        b->lvl_free[cls] = b->levels[off].price;
+        b->lvl_free[cls] = b->lkey[off];          /* free blocks keep their list link in key 0 */
         return off;
     }
     const uint32_t n = FH_LVL_MIN_CAP << cls;
@@ -162,7 +199,7 @@ static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
 static void lvl_block_free(fh_book_t *b, uint32_t off, uint32_t cap)
 {
     const uint32_t cls = lvl_class(cap);
-    b->levels[off].price = b->lvl_free[cls];
+    b->lkey[off] = b->lvl_free[cls];
     b->lvl_free[cls] = off + 1;
 }
 
@@ -173,7 +210,9 @@ static int lvl_grow(fh_book_t *b, fh_bside_t *s)
     const uint32_t off = lvl_block_alloc(b, lvl_class(ncap));
     if (off == UINT32_MAX) return -1;
     if (s->cap) {
-        memcpy(&b->levels[off], &b->levels[s->off], (size_t)s->n * sizeof(fh_level_t));
+        memcpy(&b->lkey[off], &b->lkey[s->off], (size_t)s->n * sizeof *b->lkey);
+        memcpy(&b->lord[off], &b->lord[s->off], (size_t)s->n * sizeof *b->lord);
+        memcpy(&b->lsh[off], &b->lsh[s->off], (size_t)s->n * sizeof *b->lsh);
         lvl_block_free(b, s->off, s->cap);
     }
     s->off = off;
@@ -196,21 +235,20 @@ FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
 FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares)
 {
     const uint32_t key = lvl_key(price, side);
-    fh_level_t *L = &b->levels[s->off];
-    uint32_t pos = lvl_lower_bound(L, s->n, key, side);
-    if (pos < s->n && L[pos].price == price) {
-        L[pos].shares += shares;
-        L[pos].orders++;
+    const uint32_t pos = lvl_lower_bound(&b->lkey[s->off], s->n, key);
+    if (pos < s->n && b->lkey[s->off + pos] == key) {
+        b->lsh[s->off + pos] += shares;
+        b->lord[s->off + pos]++;
         return lvl_touch(b, s, s->n - 1 - pos);
     }
-    if (s->n == s->cap) {
-        if (lvl_grow(b, s) != 0) return -1;
-        L = &b->levels[s->off];
-    }
-    memmove(&L[pos + 1], &L[pos], (size_t)(s->n - pos) * sizeof *L);
-    L[pos].price = price;
-    L[pos].orders = 1;
-    L[pos].shares = shares;
+    if (s->n == s->cap && lvl_grow(b, s) != 0) return -1;
+    const uint32_t at = s->off + pos, tail = s->n - pos;
+    memmove(&b->lkey[at + 1], &b->lkey[at], (size_t)tail * sizeof *b->lkey);
+    memmove(&b->lord[at + 1], &b->lord[at], (size_t)tail * sizeof *b->lord);
+    memmove(&b->lsh[at + 1], &b->lsh[at], (size_t)tail * sizeof *b->lsh);
+    b->lkey[at] = key;
+    b->lord[at] = 1;
+    b->lsh[at] = shares;
     s->n++;
     return lvl_touch(b, s, s->n - 1 - pos);
 }
@@ -219,20 +257,39 @@ FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uin
  * returns 2/1/0 as lvl_add. */
 FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, int order_gone)
 {
-    fh_level_t *L = &b->levels[s->off];
-    const uint32_t pos = lvl_lower_bound(L, s->n, lvl_key(price, side), side);
-    if (FH_UNLIKELY(pos >= s->n || L[pos].price != price)) return 0;   /* cannot happen: orders own their level */
+    const uint32_t key = lvl_key(price, side);
+    const uint32_t pos = lvl_lower_bound(&b->lkey[s->off], s->n, key);
+    if (FH_UNLIKELY(pos >= s->n || b->lkey[s->off + pos] != key)) return 0;   /* cannot happen: orders own their level */
     const int visible = lvl_touch(b, s, s->n - 1 - pos);
-    L[pos].shares -= shares;
-    L[pos].orders -= (uint32_t)order_gone;
-    if (L[pos].orders == 0) {
-        memmove(&L[pos], &L[pos + 1], (size_t)(s->n - pos - 1) * sizeof *L);
+    const uint32_t at = s->off + pos;
+    b->lsh[at] -= shares;
+    b->lord[at] -= (uint32_t)order_gone;
+    if (b->lord[at] == 0) {
+        const uint32_t tail = s->n - pos - 1;
+        memmove(&b->lkey[at], &b->lkey[at + 1], (size_t)tail * sizeof *b->lkey);
+        memmove(&b->lord[at], &b->lord[at + 1], (size_t)tail * sizeof *b->lord);
+        memmove(&b->lsh[at], &b->lsh[at + 1], (size_t)tail * sizeof *b->lsh);
         s->n--;
     }
     return visible;
 }
 
+/* Level `rank` (0 = best) of a side: price, shares, orders. */
+FH_INLINE uint32_t lvl_price(const fh_book_t *b, const fh_bside_t *s, int side, uint32_t rank)
+{
+    return lvl_key(b->lkey[s->off + s->n - 1 - rank], side);
+}
+
 /* ------------------------------------------------------------- publishing */
+
+/* Publish time, read once per message: its slot write and its events carry
+ * the same stamp, and the TSC is read only for messages that publish. */
+FH_INLINE uint64_t now_ns(fh_book_t *b)
+{
+    if (!b->now) b->now = fh_tsc_ns(b->tsc);
+    return b->now;
+}
+
 
 static void publish_slot(fh_book_t *b, uint32_t locate)
 {
@@ -244,7 +301,7 @@ static void publish_slot(fh_book_t *b, uint32_t locate)
     fh_shm_write_begin(sl);
     sl->exch_ts = in->exch_ts;
     sl->rx_ts = in->rx_ts;
-    sl->publish_ts = fh_tsc_ns(b->tsc);
+    sl->publish_ts = now_ns(b);
     sl->updates = in->applied;
     sl->last_trade_shares = in->last_trade_shares;
     sl->last_trade_match = in->last_trade_match;
@@ -270,14 +327,13 @@ static void publish_slot(fh_book_t *b, uint32_t locate)
         fh_bside_t *s = &in->side[side];
         uint32_t *price = px + (size_t)side * d * 4, *orders = price + d;
         uint64_t *shares = (uint64_t *)(orders + d);
-        const fh_level_t *L = &b->levels[s->off];
         const uint32_t show = s->n < d ? s->n : d;
+        const uint32_t top = s->off + s->n - 1;
         /* Levels above the shallowest change are as last published. */
         for (uint32_t i = s->dirty_from; i < show; i++) {
-            const fh_level_t *lv = &L[s->n - 1 - i];
-            price[i] = lv->price;
-            orders[i] = lv->orders;
-            shares[i] = lv->shares;
+            price[i] = lvl_key(b->lkey[top - i], side);
+            orders[i] = b->lord[top - i];
+            shares[i] = b->lsh[top - i];
         }
         for (uint32_t i = show; i < s->shown; i++) { price[i] = 0; orders[i] = 0; shares[i] = 0; }
         s->shown = (uint16_t)show;
@@ -294,7 +350,7 @@ FH_INLINE fh_shm_event_t *event_begin(fh_book_t *b, uint32_t locate, uint8_t typ
     fh_shm_event_t *e = fh_shm_event_begin(b->shm);
     e->exch_ts = exch_ts;
     e->rx_ts = b->rx_ts;
-    e->publish_ts = fh_tsc_ns(b->tsc);
+    e->publish_ts = now_ns(b);
     e->locate = (uint16_t)locate;
     e->type = type;
     e->aux = aux;
@@ -314,10 +370,10 @@ static void check_bbo(fh_book_t *b, uint32_t locate)
 {
     fh_instr_t *in = &b->instr[locate];
     const fh_bside_t *bs = &in->side[FH_SIDE_BID], *as = &in->side[FH_SIDE_ASK];
-    const uint32_t bp = bs->n ? b->levels[bs->off + bs->n - 1].price : 0;
-    const uint64_t bq = bs->n ? b->levels[bs->off + bs->n - 1].shares : 0;
-    const uint32_t ap = as->n ? b->levels[as->off + as->n - 1].price : 0;
-    const uint64_t aq = as->n ? b->levels[as->off + as->n - 1].shares : 0;
+    const uint32_t bp = bs->n ? lvl_price(b, bs, FH_SIDE_BID, 0) : 0;
+    const uint64_t bq = bs->n ? b->lsh[bs->off + bs->n - 1] : 0;
+    const uint32_t ap = as->n ? lvl_price(b, as, FH_SIDE_ASK, 0) : 0;
+    const uint64_t aq = as->n ? b->lsh[as->off + as->n - 1] : 0;
     if (bp == in->bbo_bid_px && bq == in->bbo_bid_sh && ap == in->bbo_ask_px && aq == in->bbo_ask_sh) return;
     in->bbo_bid_px = bp; in->bbo_bid_sh = bq; in->bbo_ask_px = ap; in->bbo_ask_sh = aq;
     if (!b->publish) return;
@@ -402,6 +458,10 @@ static int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, uint
         }
         pos = table_find(b, ref, &found);
     }
+    if (FH_UNLIKELY(2 * (b->ctr->orders_live + 1) > b->table_mask + 1) && b->table_bits < b->table_max_bits) {
+        table_grow(b);
+        pos = table_find(b, ref, &found);
+    }
     if (FH_UNLIKELY(b->ctr->orders_live >= b->max_orders)) {
         b->ctr->order_full++;
         in->flags |= FH_SLOT_DROPPED;
@@ -446,6 +506,7 @@ static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
 void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m)
 {
     fh_book_counters_t *c = b->ctr;
+    b->now = 0;
     const uint64_t ts = m->timestamp;
     uint32_t locate = m->stock_locate;
     int found;
@@ -599,6 +660,7 @@ void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
 {
     if (!locate_ok(b, locate)) return;
     fh_instr_t *in = &b->instr[locate];
+    b->now = 0;
     in->flags |= FH_SLOT_STALE;
     publish_slot(b, locate);
     if (b->publish) {
@@ -612,4 +674,17 @@ void fh_book_publish_all(fh_book_t *b)
 {
     if (!b->publish) return;
     for (uint32_t i = 1; i <= b->n_instr; i++) publish_slot(b, i);
+}
+
+_Static_assert(offsetof(fh_instr_t, flags) < 64, "hot instrument fields share the first cache line");
+_Static_assert(sizeof(fh_instr_t) % 64 == 0, "instruments are whole cache lines");
+
+void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
+                   uint32_t *orders)
+{
+    const fh_bside_t *s = &b->instr[locate].side[side];
+    const uint32_t at = s->off + s->n - 1 - rank;
+    *price = lvl_key(b->lkey[at], side);
+    *shares = b->lsh[at];
+    *orders = b->lord[at];
 }

@@ -5,7 +5,8 @@
  * lookup is one cache line; consecutive references stay in consecutive
  * entries, see ref_home).  Levels: per instrument and side, a sorted array of (price, orders,
  * shares) with the best level LAST, so the busy end is the cheap end to insert
- * into; arrays come from one preallocated arena in power-of-two size classes.
+ * into; arrays (struct-of-arrays: keys, orders, shares) come from one
+ * preallocated arena in power-of-two size classes.
  * Nothing is allocated after start-up: when max_orders are live or the arena is full the
  * add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
  *
@@ -21,8 +22,9 @@
 
 #define FH_SIDE_BID 0
 #define FH_SIDE_ASK 1
-#define FH_LVL_MIN_CAP 8u
+#define FH_LVL_MIN_CAP 16u     /* smallest level block: also the top-of-book scan width */
 #define FH_LVL_CLASSES 24
+#define FH_TABLE_START_BITS 16    /* 64 Ki entries (1.5 MiB) in use at start-up */
 
 /* A live order, stored in the hash table itself; shares == 0 marks an empty entry. */
 typedef struct fh_order {
@@ -34,11 +36,6 @@ typedef struct fh_order {
     uint8_t  _pad[5];
 } fh_order_t;
 
-typedef struct fh_level {
-    uint32_t price;            /* Price(4); free blocks keep their list link here */
-    uint32_t orders;
-    uint64_t shares;
-} fh_level_t;
 
 typedef struct fh_bside {
     uint32_t off;              /* first level in the arena */
@@ -48,29 +45,40 @@ typedef struct fh_bside {
     uint16_t dirty_from;       /* shallowest rank (0 = best) changed since then */
 } fh_bside_t;
 
+/* One instrument.  The first cache line holds what every message touches;
+ * the rest is read when something visible changes. */
 typedef struct fh_instr {
     fh_bside_t side[2];
     uint64_t applied;          /* messages applied to this instrument */
     uint64_t exch_ts;
     uint64_t rx_ts;
+    uint8_t  dirty;            /* a visible field changed since the last publish */
+    uint8_t  flags;            /* enum fh_slot_flags */
+    uint8_t  trading_state, reg_sho, market_category, noii_dir;
+    uint8_t  _pad0[2];
+    /* --- second line on: cold */
     uint64_t last_trade_shares, last_trade_match, last_trade_ts;
     uint64_t noii_paired, noii_imbalance;
+    uint64_t bbo_bid_sh, bbo_ask_sh;     /* last BBO an event reported */
+    uint32_t bbo_bid_px, bbo_ask_px;
     uint32_t last_trade_price, round_lot;
     uint32_t luld_ref, luld_up, luld_lo;
     uint32_t noii_near, noii_far, noii_ref;
-    uint32_t bbo_bid_px, bbo_ask_px;     /* last BBO an event reported */
-    uint64_t bbo_bid_sh, bbo_ask_sh;
     char     symbol[8];
-    uint8_t  trading_state, reg_sho, market_category, noii_dir, flags;
-    uint8_t  dirty;            /* a visible field changed since the last publish */
-    uint8_t  _pad[2];
-} fh_instr_t;
+    uint8_t  _pad1[40];
+} __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {
     fh_order_t *table;         /* open addressing, 2x max_orders entries (power of two) */
-    fh_level_t *levels;
+    uint32_t   *lkey;          /* level arena, three parallel arrays: sort key (price, inverted for asks) */
+    uint32_t   *lord;          /*   orders at the level */
+    uint64_t   *lsh;           /*   shares at the level */
     fh_instr_t *instr;         /* index = stock locate, 1..n_instr */
-    uint32_t max_orders, table_bits;
+    fh_order_t *scratch;       /* max_orders entries, used while the table grows */
+    uint32_t max_orders;
+    uint32_t table_bits;       /* log2 of the entries in use */
+    uint32_t table_max_bits;   /* log2 of the entries reserved (2 x max_orders) */
+    uint32_t table_grows;
     uint64_t table_mask;
     uint64_t seed;             /* scrambles reference blocks (see ref_home) */
     uint32_t max_levels, lvl_bump;
@@ -82,6 +90,7 @@ typedef struct fh_book {
     const fh_tsc_t *tsc;
     fh_book_counters_t *ctr;
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */
+    uint64_t now;              /* publish time of the message being applied, 0 = not read yet */
     uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
     uint64_t bytes;            /* memory held by the structures above */
 } fh_book_t;
@@ -94,5 +103,8 @@ void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m);
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
 /* Publish every instrument (start-up, end of input). */
 void fh_book_publish_all(fh_book_t *b);
+/* Level `rank` (0 = best, < side's n) of an instrument's side (cold path). */
+void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
+                   uint32_t *orders);
 
 #endif

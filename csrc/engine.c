@@ -181,12 +181,12 @@ int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char 
         }
         sym[n] = 0;
         for (int side = 0; side < 2; side++) {
-            const fh_bside_t *s = &in->side[side];
-            const fh_level_t *L = &b->levels[s->off];
-            for (uint32_t i = 0; i < s->n && i < depth; i++) {
-                const fh_level_t *lv = &L[s->n - 1 - i];
-                fprintf(f, "%u,%s,%c,%u,%u,%llu,%u\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, lv->price,
-                        (unsigned long long)lv->shares, lv->orders);
+            for (uint32_t i = 0; i < in->side[side].n && i < depth; i++) {
+                uint32_t price, orders;
+                uint64_t shares;
+                fh_book_level(b, loc, side, i, &price, &shares, &orders);
+                fprintf(f, "%u,%s,%c,%u,%u,%llu,%u\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, price,
+                        (unsigned long long)shares, orders);
             }
         }
     }
