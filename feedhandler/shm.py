@@ -180,14 +180,25 @@ class Segment:
             raise KeyError("locate %d out of range 1..%d" % (loc, self.n_slots - 1))
         return loc
 
-    def book(self, key: Union[int, str]) -> Snapshot:
-        """Consistent snapshot of one instrument, by symbol or stock locate."""
+    def book(self, key: Union[int, str], out: Optional[np.ndarray] = None) -> Snapshot:
+        """Consistent snapshot of one instrument, by symbol or stock locate.
+
+        ``out`` (from :meth:`new_buffer`) is reused instead of allocating: the
+        snapshot then changes with the next call that reuses it (a hot loop
+        taking ~0.2 us per snapshot instead of ~2 us)."""
         loc = self._locate(key)
-        out = np.empty((), dtype=self.dtype)
+        if out is None:
+            out = np.empty((), dtype=self.dtype)
+        elif out.dtype != self.dtype or out.size != 1:
+            raise ValueError("out must come from new_buffer()")
         rc = lib.fh_shm_read_slot(self._base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if rc != 0:
             raise ShmError(_busy(rc, "slot %d" % loc))
         return Snapshot(out)
+
+    def new_buffer(self) -> np.ndarray:
+        """A reusable output buffer for :meth:`book`."""
+        return np.empty((), dtype=self.dtype)
 
     def snapshot_all(self) -> np.ndarray:
         """Consistent copies of every slot (each one consistent) as one structured array;

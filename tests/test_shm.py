@@ -380,3 +380,30 @@ def test_cli_book_and_stats(name):
     p = subprocess.run([sys.executable, "-m", "feedhandler", "stats", "--shm", name + "-missing"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "no shared-memory segment" in p.stderr
+
+
+def test_book_into_reused_buffer(name):
+    r = replay_sample(name)
+    seg = attach(name)
+    buf = seg.new_buffer()
+    a = seg.book(1, out=buf)
+    assert a.rec.tobytes() == seg.book(1).rec.tobytes()
+    with pytest.raises(ValueError):
+        seg.book(1, out=np.empty(3, dtype=seg.dtype))
+
+
+def test_strategy_example_follows_a_replay(name):
+    """The example strategy, in its own process, follows a replay running in another."""
+    strat = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "strategy_example.py"), "--shm", name,
+                              "--from-start", "--threshold", "0.5"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(PCAPS, "sample.pcap"),
+                        "--shm", name, "--stats-json", "/dev/stdout", "--max-orders", "65536",
+                        "--ring-events", "65536"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out, err = strat.communicate(timeout=120)
+    assert strat.returncode == 0, err
+    st = json.loads(p.stdout[p.stdout.index("{"):])
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("strategy: %d events" % st["book"]["events"]), (summary, st["book"])
+    assert " BUY " in out or " SELL" in out
