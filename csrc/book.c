@@ -6,18 +6,19 @@
 
 /* ------------------------------------------------------------ allocation */
 
-static void *big_alloc(size_t n, uint64_t *acct)
+/* Anonymous mappings on huge pages where the kernel allows (the order table
+ * and the level arena are read at random: with 4 KiB pages every lookup was a
+ * TLB miss too), the first `hot` bytes faulted in now rather than on the hot
+ * path.  The rest is only touched by the cold paths that grow into it. */
+static void *big_alloc(size_t n, size_t hot, uint64_t *acct)
 {
-    /* Anonymous mappings, faulted in now rather than on the hot path, on huge
-     * pages where the kernel allows: the order table and the level arena are
-     * read at random, and with 4 KiB pages every lookup was a TLB miss too. */
     n = n ? n : 1;
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
     madvise(p, n, MADV_HUGEPAGE);
 #endif
-    memset(p, 0, n);
+    memset(p, 0, hot < n ? hot : n);
     *acct += n;
     return p;
 }
@@ -51,12 +52,13 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->table_bits = bits < FH_TABLE_START_BITS ? bits : FH_TABLE_START_BITS;
     b->table_mask = (1ull << b->table_bits) - 1;
     b->seed = fh_clock_ns(CLOCK_MONOTONIC) * 0xD6E8FEB86659FD93ull;
-    b->table = big_alloc(table_bytes(b), &b->bytes);
-    b->scratch = big_alloc(scratch_bytes(b), &b->bytes);
-    b->lkey = big_alloc((size_t)max_levels * sizeof *b->lkey, &b->bytes);
-    b->lord = big_alloc((size_t)max_levels * sizeof *b->lord, &b->bytes);
-    b->lsh = big_alloc((size_t)max_levels * sizeof *b->lsh, &b->bytes);
-    b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, &b->bytes);
+    const size_t lvl = (size_t)max_levels;
+    b->table = big_alloc(table_bytes(b), ((size_t)1 << b->table_bits) * sizeof *b->table, &b->bytes);
+    b->scratch = big_alloc(scratch_bytes(b), 0, &b->bytes);
+    b->lkey = big_alloc(lvl * sizeof *b->lkey, lvl * sizeof *b->lkey, &b->bytes);
+    b->lord = big_alloc(lvl * sizeof *b->lord, lvl * sizeof *b->lord, &b->bytes);
+    b->lsh = big_alloc(lvl * sizeof *b->lsh, lvl * sizeof *b->lsh, &b->bytes);
+    b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
     if (!b->table || !b->scratch || !b->lkey || !b->lord || !b->lsh || !b->instr) {
         fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
                 max_orders, max_levels, max_instruments);
@@ -87,13 +89,6 @@ void fh_book_free(fh_book_t *b)
  * seeded, scrambled offset per block, so references that share their low bits
  * do not pile onto one probe run, and the offsets cannot be predicted to build
  * collisions on purpose. */
-FH_INLINE uint64_t ref_home(const fh_book_t *b, uint64_t ref)
-{
-    uint64_t hi = (ref >> b->table_bits) ^ b->seed;
-    hi *= 0x9E3779B97F4A7C15ull;
-    hi ^= hi >> 29;
-    return (ref ^ hi) & b->table_mask;
-}
 
 /* Position of `ref` in the table, or of the empty entry where it would go.
  * Orders live in the table itself: one cache line per lookup, not two. */
@@ -294,6 +289,7 @@ FH_INLINE uint64_t now_ns(fh_book_t *b)
 static void publish_slot(fh_book_t *b, uint32_t locate)
 {
     fh_instr_t *in = &b->instr[locate];
+    const int full = in->dirty;      /* a non-level field changed (trade, state, directory, flags) */
     in->dirty = 0;
     if (!b->publish) return;
     fh_shm_slot_t *sl = fh_shm_slot(b->shm, locate);
@@ -303,31 +299,34 @@ static void publish_slot(fh_book_t *b, uint32_t locate)
     sl->rx_ts = in->rx_ts;
     sl->publish_ts = now_ns(b);
     sl->updates = in->applied;
-    sl->last_trade_shares = in->last_trade_shares;
-    sl->last_trade_match = in->last_trade_match;
-    sl->last_trade_ts = in->last_trade_ts;
-    sl->noii_paired_shares = in->noii_paired;
-    sl->noii_imbalance_shares = in->noii_imbalance;
-    sl->last_trade_price = in->last_trade_price;
-    sl->round_lot_size = in->round_lot;
-    sl->luld_reference_price = in->luld_ref;
-    sl->luld_upper_price = in->luld_up;
-    sl->luld_lower_price = in->luld_lo;
-    sl->noii_near_price = in->noii_near;
-    sl->noii_far_price = in->noii_far;
-    sl->noii_reference_price = in->noii_ref;
-    memcpy(sl->symbol, in->symbol, 8);
-    sl->trading_state = in->trading_state;
-    sl->reg_sho_action = in->reg_sho;
-    sl->market_category = in->market_category;
-    sl->noii_imbalance_direction = in->noii_dir;
-    sl->flags = in->flags;
+    if (full) {
+        sl->last_trade_shares = in->last_trade_shares;
+        sl->last_trade_match = in->last_trade_match;
+        sl->last_trade_ts = in->last_trade_ts;
+        sl->noii_paired_shares = in->noii_paired;
+        sl->noii_imbalance_shares = in->noii_imbalance;
+        sl->last_trade_price = in->last_trade_price;
+        sl->round_lot_size = in->round_lot;
+        sl->luld_reference_price = in->luld_ref;
+        sl->luld_upper_price = in->luld_up;
+        sl->luld_lower_price = in->luld_lo;
+        sl->noii_near_price = in->noii_near;
+        sl->noii_far_price = in->noii_far;
+        sl->noii_reference_price = in->noii_ref;
+        memcpy(sl->symbol, in->symbol, 8);
+        sl->trading_state = in->trading_state;
+        sl->reg_sho_action = in->reg_sho;
+        sl->market_category = in->market_category;
+        sl->noii_imbalance_direction = in->noii_dir;
+        sl->flags = in->flags;
+    }
     uint32_t *px = fh_slot_bid_price(sl);
     for (int side = 0; side < 2; side++) {
         fh_bside_t *s = &in->side[side];
+        const uint32_t show = s->n < d ? s->n : d;
+        if (s->dirty_from >= show && show == s->shown) continue;     /* this side's top is as published */
         uint32_t *price = px + (size_t)side * d * 4, *orders = price + d;
         uint64_t *shares = (uint64_t *)(orders + d);
-        const uint32_t show = s->n < d ? s->n : d;
         const uint32_t top = s->off + s->n - 1;
         /* Levels above the shallowest change are as last published. */
         for (uint32_t i = s->dirty_from; i < show; i++) {
@@ -662,6 +661,7 @@ void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
     fh_instr_t *in = &b->instr[locate];
     b->now = 0;
     in->flags |= FH_SLOT_STALE;
+    in->dirty = 1;
     publish_slot(b, locate);
     if (b->publish) {
         fh_shm_event_t *e = event_begin(b, locate, FH_EV_STALE, 1, in->exch_ts);
@@ -673,7 +673,10 @@ void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
 void fh_book_publish_all(fh_book_t *b)
 {
     if (!b->publish) return;
-    for (uint32_t i = 1; i <= b->n_instr; i++) publish_slot(b, i);
+    for (uint32_t i = 1; i <= b->n_instr; i++) {
+        b->instr[i].dirty = 1;
+        publish_slot(b, i);
+    }
 }
 
 _Static_assert(offsetof(fh_instr_t, flags) < 64, "hot instrument fields share the first cache line");

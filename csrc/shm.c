@@ -114,11 +114,15 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
         }
         s->named = 1;
     } else {
-        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) {
             fh_errf(err, errlen, "cannot allocate %llu bytes of book memory: %s", (unsigned long long)size, strerror(errno));
             return -1;
         }
+#ifdef MADV_HUGEPAGE
+        madvise(mem, size, MADV_HUGEPAGE);
+#endif
+        memset(mem, 0, size);
     }
     s->base = mem;
     s->size = size;
