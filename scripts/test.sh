@@ -13,7 +13,7 @@ echo "== tests (optimised build)"
 echo "== tests (AddressSanitizer + UBSan build)"
 ASAN_TREE=$(mktemp -d /tmp/feedhandler-asan.XXXXXX)
 trap 'rm -rf "$ASAN_TREE"' EXIT
-cp -r csrc feedhandler tests setup.py pyproject.toml "$ASAN_TREE"/
+cp -r csrc feedhandler tests scripts setup.py pyproject.toml "$ASAN_TREE"/
 [ -d pcaps ] && cp -r pcaps "$ASAN_TREE"/
 rm -f "$ASAN_TREE"/feedhandler/_core*.so
 (cd "$ASAN_TREE" && FEEDHANDLER_SANITIZE=1 "$PY" feedhandler/_build_core.py >build.log 2>&1) \
