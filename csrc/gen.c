@@ -16,9 +16,16 @@
  * BinaryFILE buffer (whose u16 length + message record is byte-for-byte a
  * MoldUDP64 message block) and copied into its channel's open packet.
  *
- * Every order reference stays valid: each channel keeps a preallocated pool of
- * its live orders (O(1) random pick, swap-remove), so D/E/X/C/U only name live
- * orders of their channel, never over-execute, and U retires the old reference.
+ * Every instrument keeps its own book, preallocated at start-up: its live
+ * orders (stable slots, a live list for O(1) random picks) and per side its
+ * price levels, sorted with the best last, each a FIFO of its orders.  So
+ * D/E/X/C/U only name live orders of the burst's instrument, never over-execute,
+ * and U retires the old reference.  The books are never crossed or locked: a
+ * per-instrument mid random-walks inside the spread (best bid <= mid < best
+ * ask), adds and replaces quote passively around it (bids at or below the mid,
+ * asks above it), and executions (E, C) hit the oldest order of the best level
+ * of one side -- the aggressor is implicit -- so when a best level is consumed
+ * the mid steps after it.
  * Order references and match numbers are day-wide counters, strictly increasing.
  *
  * Packets of all channels and both lines are written in capture-time order: the
@@ -123,28 +130,50 @@ FH_INLINE void fh_gen_put_le32(uint8_t *p, uint32_t v)
 
 enum { FH_GEN_LINE_A = 0, FH_GEN_LINE_B = 1 };
 
+#define FH_GEN_NIL UINT32_MAX
+
+/* A live order in its instrument's slot range; prev/next chain the FIFO of its
+ * price level (oldest first), next also the instrument's free slots. */
 typedef struct {
     uint64_t ref;
     uint32_t shares;                   /* remaining */
     uint32_t price;                    /* Price(4) */
-    uint16_t locate;
-    uint8_t  side;                     /* 'B' or 'S' */
-    uint8_t  _pad[5];
+    uint32_t prev, next;               /* slot numbers, FH_GEN_NIL at the ends */
+    uint8_t  side;                     /* 0 bid ('B'), 1 ask ('S') */
+    uint8_t  _pad[7];
 } fh_gen_order_t;
+
+/* One price level.  key = price for bids, ~price for asks, so both sides sort
+ * ascending with the best level last (where most adds and fills happen). */
+typedef struct {
+    uint32_t key;
+    uint32_t n;                        /* orders at the level */
+    uint32_t head, tail;               /* oldest, newest slot */
+} fh_gen_level_t;
 
 typedef struct {
     char     stock[8];                 /* space padded */
-    uint32_t mid;                      /* Price(4) on the tick grid, random walk */
+    uint32_t mid;                      /* Price(4) on the tick grid: best bid <= mid < best ask */
     uint32_t open;                     /* starting price, the walk's anchor */
     uint64_t last_match;               /* last match number printed for it */
-    double   weight;                   /* Zipf activity weight */
     uint16_t ch;
     uint8_t  famous;                   /* index + 1 into fh_gen_famous, or 0 */
     uint8_t  ipo;
-    uint32_t rank;                     /* activity rank, 0 = most active */
-} fh_gen_sym_t;
+    uint16_t rank;                     /* activity rank, 0 = most active */
+    uint8_t  up;                       /* last direction the walk tried */
+    uint8_t  _pad;
+    /* its book: slots [base, base + cap) of g->slots, bid levels at
+     * g->levels + 2 * base, ask levels cap further */
+    uint32_t base, cap;
+    uint32_t nord[2];                  /* live orders per side */
+    uint32_t hwm, free_head;           /* slots ever used, free list */
+    uint32_t nlv[2];                   /* price levels per side */
+} fh_gen_sym_t;                        /* one cache line (64-byte aligned array) */
 
-/* One MoldUDP64 channel: its open packet and its live orders. */
+_Static_assert(sizeof(fh_gen_sym_t) == 64, "an instrument is one cache line");
+_Static_assert(sizeof(fh_gen_order_t) == 32, "two orders per cache line");
+
+/* One MoldUDP64 channel: its open packet. */
 typedef struct {
     uint8_t  frame[FH_GEN_FRAME_MAX + FH_GEN_SLACK];  /* headers + Mold header + blocks */
     uint32_t len;                      /* frame bytes used */
@@ -158,8 +187,6 @@ typedef struct {
     uint16_t lo, hi;                   /* its locates, contiguous */
     char     session[11];
     uint8_t  ended;
-    fh_gen_order_t *pool;
-    uint32_t n_live, cap_live;
     /* stats */
     uint64_t messages, data_packets, heartbeats, eos;
     uint64_t pool_full;
@@ -186,8 +213,10 @@ typedef struct {
 enum { FT_A, FT_D, FT_U, FT_E, FT_X, FT_F, FT_P, FT_C, FT__N };
 /* Relative weight of each flow type (per 100k flow messages).  With ~1% NOII and
  * the administrative messages on top, the day comes out near NASDAQ's mix:
- * A 44%, D 43%, U 7.4%, E 2.2%, X 1.3%, I 1%. */
-static const uint32_t fh_gen_ft_weight[FT__N] = { 44950, 43600, 7500, 2220, 1310, 450, 350, 80 };
+ * A 44%, D 43%, U 7.4%, E 2.2%, X 1.3%, I 1%.  D X U E C on an instrument
+ * without orders (on that side) become adds, which is why D weighs more than
+ * the mix it gives. */
+static const uint32_t fh_gen_ft_weight[FT__N] = { 43500, 45050, 7500, 2220, 1310, 450, 350, 80 };
 
 typedef struct {
     const fh_gen_cfg_t *cfg;
@@ -197,7 +226,8 @@ typedef struct {
     double   loss[2];
     fh_gen_sym_t  *sym;                /* [nsym + 1], index = locate */
     fh_gen_chan_t *ch;                 /* [nch] */
-    fh_gen_order_t *orders;            /* backing store of every channel's pool */
+    fh_gen_order_t *slots;             /* every instrument's order slots */
+    fh_gen_level_t *levels;            /* every instrument's price levels, 2 per slot */
     /* symbol picking by activity: Vose alias table over locates 1..nsym */
     double   *alias_p;
     uint32_t *alias_i;
@@ -262,6 +292,19 @@ static int fh_gen_cmp_stock(const void *a, const void *b)
     return memcmp(((const fh_gen_sym_t *)a)->stock, ((const fh_gen_sym_t *)b)->stock, 8);
 }
 
+/* Square root by Newton's method (set-up only; keeps libm out of the link). */
+static double fh_gen_sqrt(double x)
+{
+    if (!(x > 0)) return 0;
+    double r = x > 1 ? x : 1;
+    for (int i = 0; i < 64; i++) {
+        double n = 0.5 * (r + x / r);
+        if (n >= r) break;
+        r = n;
+    }
+    return r;
+}
+
 FH_INLINE uint32_t fh_gen_tick(uint32_t price) { return price >= 10000 ? 100 : 1; }
 
 /* Nearest price on the tick grid ($0.01 from $1 up, $0.0001 below), never 0. */
@@ -276,7 +319,8 @@ FH_INLINE uint32_t fh_gen_grid(uint32_t price)
 static int fh_gen_symbols(fh_gen_t *g)
 {
     uint32_t n = g->nsym;
-    fh_gen_sym_t *s = calloc((size_t)n + 1, sizeof *s);
+    fh_gen_sym_t *s = aligned_alloc(64, ((size_t)n + 1) * sizeof *s);   /* a multiple of 64 */
+    if (s) memset(s, 0, ((size_t)n + 1) * sizeof *s);
     uint32_t hcap = 1;
     while (hcap < 2 * n + 64) hcap <<= 1;
     uint64_t *hash = calloc(hcap, sizeof *hash);      /* 0 = empty slot */
@@ -320,8 +364,7 @@ static int fh_gen_symbols(fh_gen_t *g)
         memcpy(v[i].stock, name, 8);
         v[i].open = v[i].mid = price;
         v[i].famous = famous;
-        v[i].rank = i;
-        v[i].weight = 1.0 / ((double)i + 1.5);
+        v[i].rank = (uint16_t)i;
         i++;
     }
     free(hash);
@@ -329,6 +372,9 @@ static int fh_gen_symbols(fh_gen_t *g)
     qsort(v, n, sizeof *v, fh_gen_cmp_stock);
     return 0;
 }
+
+/* Zipf activity weight by rank. */
+static double fh_gen_weight(const fh_gen_sym_t *s) { return 1.0 / ((double)s->rank + 1.5); }
 
 /* Vose's alias method: O(1) weighted pick of a locate. */
 static int fh_gen_alias(fh_gen_t *g)
@@ -342,10 +388,10 @@ static int fh_gen_alias(fh_gen_t *g)
         free(small); free(large); free(q); return -1;
     }
     double total = 0;
-    for (uint32_t i = 0; i < n; i++) total += g->sym[i + 1].weight;
+    for (uint32_t i = 0; i < n; i++) total += fh_gen_weight(&g->sym[i + 1]);
     uint32_t ns = 0, nl = 0;
     for (uint32_t i = 0; i < n; i++) {
-        q[i] = g->sym[i + 1].weight * n / total;
+        q[i] = fh_gen_weight(&g->sym[i + 1]) * n / total;
         if (q[i] < 1.0) small[ns++] = i; else large[nl++] = i;
     }
     while (ns && nl) {
@@ -763,18 +809,158 @@ FH_INLINE uint32_t fh_gen_shares(const fh_gen_sym_t *s, uint32_t r)
     return s->mid < 10000 ? v * 10 : v;
 }
 
-/* Mid random walk, one tick, pulled back towards the day's start price. */
-FH_INLINE void fh_gen_walk(fh_gen_sym_t *s, uint32_t r)
+/* Neighbouring prices on the tick grid ($0.01 from $1 up, $0.0001 below). */
+FH_INLINE uint32_t fh_gen_px_up(uint32_t p) { return p >= 10000 ? p + 100 : p + 1; }
+FH_INLINE uint32_t fh_gen_px_down(uint32_t p) { return p > 10000 ? p - 100 : p - 1; }
+
+/* ------------------------------------------------------------- books */
+
+FH_INLINE fh_gen_level_t *fh_gen_lv(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side)
+{
+    return g->levels + 2 * (size_t)s->base + (side ? s->cap : 0);
+}
+
+FH_INLINE uint32_t fh_gen_key(uint32_t side, uint32_t price) { return side ? ~price : price; }
+
+/* Best price of a side, 0 when the side is empty (no order has price 0). */
+FH_INLINE uint32_t fh_gen_best(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side)
+{
+    uint32_t n = s->nlv[side];
+    if (!n) return 0;
+    uint32_t k = fh_gen_lv(g, s, side)[n - 1].key;
+    return side ? ~k : k;
+}
+
+/* Index of the level with `key`, or where it would be inserted.  Most adds,
+ * fills and cancels are at or near the best level, the end: look there first. */
+static uint32_t fh_gen_lv_find(const fh_gen_level_t *lv, uint32_t n, uint32_t key)
+{
+    uint32_t hi = n;
+    for (int k = 0; k < 4 && hi; k++, hi--) {
+        if (lv[hi - 1].key < key) return hi;
+        if (lv[hi - 1].key == key) return hi - 1;
+    }
+    uint32_t lo = 0;
+    while (lo < hi) {
+        uint32_t m = (lo + hi) >> 1;
+        if (lv[m].key < key) lo = m + 1; else hi = m;
+    }
+    return lo;
+}
+
+/* Queue slot at the back of its price level (a new level if there is none).
+ * Levels never outnumber the instrument's orders, so cap levels always fit. */
+static void fh_gen_book_add(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot)
+{
+    fh_gen_order_t *o = &g->slots[slot];
+    uint32_t side = o->side, n = s->nlv[side], key = fh_gen_key(side, o->price);
+    fh_gen_level_t *lv = fh_gen_lv(g, s, side);
+    uint32_t i = fh_gen_lv_find(lv, n, key);
+    o->next = FH_GEN_NIL;
+    if (i < n && lv[i].key == key) {
+        o->prev = lv[i].tail;
+        g->slots[lv[i].tail].next = slot;
+        lv[i].tail = slot;
+        lv[i].n++;
+    } else {
+        memmove(lv + i + 1, lv + i, (size_t)(n - i) * sizeof *lv);
+        lv[i].key = key;
+        lv[i].n = 1;
+        lv[i].head = lv[i].tail = slot;
+        o->prev = FH_GEN_NIL;
+        s->nlv[side] = n + 1;
+    }
+}
+
+/* Take slot out of level i of its side (the level goes when it empties). */
+static void fh_gen_book_unlink(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot, uint32_t i)
+{
+    fh_gen_order_t *o = &g->slots[slot];
+    uint32_t side = o->side, n = s->nlv[side];
+    fh_gen_level_t *lv = fh_gen_lv(g, s, side);
+    if (--lv[i].n == 0) {
+        memmove(lv + i, lv + i + 1, (size_t)(n - i - 1) * sizeof *lv);
+        s->nlv[side] = n - 1;
+        return;
+    }
+    if (o->prev != FH_GEN_NIL) g->slots[o->prev].next = o->next; else lv[i].head = o->next;
+    if (o->next != FH_GEN_NIL) g->slots[o->next].prev = o->prev; else lv[i].tail = o->prev;
+}
+
+/* A free slot of the instrument (fewer than cap live orders). */
+FH_INLINE uint32_t fh_gen_slot_new(fh_gen_t *g, fh_gen_sym_t *s)
+{
+    uint32_t slot;
+    if (s->free_head != FH_GEN_NIL) {
+        slot = s->free_head;
+        s->free_head = g->slots[slot].next;
+    } else {
+        slot = s->base + s->hwm++;
+    }
+    return slot;
+}
+
+/* Remove a live order at level i of its side. */
+FH_INLINE void fh_gen_slot_free(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot, uint32_t i)
+{
+    fh_gen_book_unlink(g, s, slot, i);
+    g->slots[slot].next = s->free_head;
+    s->free_head = slot;
+    s->nord[g->slots[slot].side]--;
+}
+
+/* After an order left `side` (delete, fill, replace): if the side's best price
+ * got worse (its best level is gone), the mid steps one tick after it, where
+ * the spread and the walk's band allow.  So prices move as books empty. */
+static void fh_gen_follow(const fh_gen_t *g, fh_gen_sym_t *s, uint32_t side, uint32_t was)
+{
+    uint32_t now = fh_gen_best(g, s, side), mid = s->mid;
+    if (side) {
+        if (now && now <= was) return;
+        if (mid > s->open + s->open / 4) return;
+        uint32_t m = fh_gen_px_up(mid);
+        if (!now || m < now) s->mid = m;
+    } else {
+        if (now >= was) return;
+        if (mid < s->open - s->open / 4 || mid <= 10 * fh_gen_tick(mid)) return;
+        uint32_t m = fh_gen_px_down(mid);
+        if (m >= now) s->mid = m;
+    }
+}
+
+/* Warm the cache for a burst on s: its levels near the touch and the slot the
+ * next add takes.  The instrument itself was fetched a burst earlier. */
+FH_INLINE void fh_gen_prefetch_book(const fh_gen_t *g, const fh_gen_sym_t *s)
+{
+    for (uint32_t side = 0; side < 2; side++) {
+        uint32_t n = s->nlv[side];
+        if (n) {
+            const fh_gen_level_t *lv = fh_gen_lv(g, s, side) + n - 1;
+            __builtin_prefetch(lv);
+            if (n > 4) __builtin_prefetch(lv - 4);
+        }
+    }
+    if (s->free_head != FH_GEN_NIL) __builtin_prefetch(&g->slots[s->free_head]);
+}
+
+/* Mid random walk, one tick, pulled back towards the day's start price, and
+ * kept inside the spread (best bid <= mid < best ask): a step the book does
+ * not allow is not taken. */
+FH_INLINE void fh_gen_walk(const fh_gen_t *g, fh_gen_sym_t *s, uint32_t r)
 {
     if ((r & 7) != 0) return;
     uint32_t mid = s->mid, tick = fh_gen_tick(mid);
     int up = (r >> 3) & 1;
     if (mid > s->open + s->open / 4) up = 0;
     else if (mid < s->open - s->open / 4 || mid <= 10 * tick) up = 1;
-    if (up) mid += tick;
-    else mid -= (mid >= 10000 && mid - 100 < 10000) ? 100 : fh_gen_tick(mid - 1);
-    if (mid >= 10000 && mid % 100) mid -= mid % 100;
-    s->mid = mid;
+    s->up = (uint8_t)up;
+    if (up) {
+        uint32_t m = fh_gen_px_up(mid), ask = fh_gen_best(g, s, 1);
+        if (!ask || m < ask) s->mid = m;
+    } else {
+        uint32_t m = fh_gen_px_down(mid);
+        if (m >= fh_gen_best(g, s, 0)) s->mid = m;
+    }
 }
 
 FH_INLINE uint32_t fh_gen_part(uint32_t rem, uint32_t r)
@@ -800,7 +986,7 @@ static uint32_t fh_gen_len(uint8_t type)
 
 static void fh_gen_stock(uint8_t *dst, const fh_gen_sym_t *s) { memcpy(dst, s->stock, 8); }
 
-/* One order-flow message on locate `focus`'s channel at ts. */
+/* One order-flow message on instrument `focus` at ts. */
 static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
 {
     fh_gen_sym_t *s = &g->sym[focus];
@@ -811,58 +997,86 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     while (t < FT__N - 1 && r32 >= g->ft_cum[t]) t++;
     if (FH_UNLIKELY(force)) t = __builtin_ctz(g->need);
 
-    uint32_t idx = 0;
+    uint32_t slot = 0, side = 0, li = 0;
+    uint8_t aside = 0;                 /* side of an add, 0: drawn */
     fh_gen_order_t *o = NULL;
-    if (t == FT_D || t == FT_E || t == FT_X || t == FT_C || t == FT_U) {
-        uint32_t n = ch->n_live;
-        if (n == 0) t = FT_A;
-        else {
-            /* most cancels and fills hit recent orders, the array's tail */
-            if ((rh & 3) != 0 && n > 1) idx = n - 1 - ((rh >> 2) % (n < 64 ? n : 64));
-            else idx = (uint32_t)(((uint64_t)(rh >> 2) * n) >> 30);
-            o = &ch->pool[idx];
+    if (t != FT_A && t != FT_F && t != FT_P) {
+        /* D X U: mostly an order near the touch, its level's newest more often
+         * than its oldest; sometimes any level (stale orders get cancelled).
+         * E C: an aggressor takes the oldest order at the best price of one
+         * side, mostly the side the walk last leaned towards (up: lifts asks). */
+        int exec = t == FT_E || t == FT_C;
+        side = exec ? ((rh & 3) ? s->up : !s->up) : (rh >> 31);
+        if (!s->nlv[side]) side ^= 1;
+        uint32_t n = s->nlv[side];
+        if (!n) t = FT_A;
+        else if (t == FT_D && s->nord[side] < FH_GEN_MIN_ORDERS) {
+            /* a thin side: its market makers quote instead of cancelling */
+            t = FT_A;
+            aside = (uint8_t)(side ? 'S' : 'B');
+        } else {
+            const fh_gen_level_t *lv = fh_gen_lv(g, s, side);
+            if (exec) li = n - 1;
+            else if ((rh & 3) != 0) {
+                /* k levels from the touch with probability 2^-(k+1) */
+                uint32_t k = (uint32_t)__builtin_ctz(((rh >> 2) & 0x7f) | 0x80);
+                li = n - 1 - (k < n ? k : n - 1);
+            }
+            else li = (uint32_t)(((uint64_t)((rh >> 2) & 0x1fffffff) * n) >> 29);
+            slot = (exec || ((rh >> 5) & 3) == 0) ? lv[li].head : lv[li].tail;
+            o = &g->slots[slot];
             if (t == FT_X && o->shares < 2) t = FT_D;
         }
-    } else if ((t == FT_A || t == FT_F) && ch->n_live == ch->cap_live) {
+    }
+    if ((t == FT_A || t == FT_F) && s->nord[0] + s->nord[1] == s->cap) {
+        /* a full book: someone cancels instead (the oldest order of the
+         * deepest level of a side) */
         ch->pool_full++;
         t = FT_D;
-        idx = (uint32_t)(((uint64_t)(rh >> 2) * ch->n_live) >> 30);
-        o = &ch->pool[idx];
+        side = s->nlv[rh & 1] ? rh & 1 : !(rh & 1);
+        li = 0;
+        slot = fh_gen_lv(g, s, side)[0].head;
+        o = &g->slots[slot];
     }
     g->need &= ~(1u << t);
 
     uint64_t r2 = fh_gen_next(&g->rng);
     uint32_t a = (uint32_t)r2, b = (uint32_t)(r2 >> 32);
+    uint32_t was = o ? fh_gen_best(g, s, side) : 0;   /* best price before a removal */
     uint8_t *m;
     switch (t) {
     case FT_A:
     case FT_F: {
         uint32_t len = t == FT_A ? 36 : 40;
-        uint8_t side = (a >> 31) ? 'B' : 'S';
-        fh_gen_walk(s, b >> 8);
-        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, side, b);
+        uint8_t bs = aside ? aside : (a >> 31) ? 'B' : 'S';
+        fh_gen_walk(g, s, b >> 8);
+        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, bs, b);
         g->ref += 1 + (a & 3);
         m = fh_gen_begin(g, ch, t == FT_A ? 'A' : 'F', len, focus, ts) + 2;
         fh_put_be64(m + 11, g->ref);
-        m[19] = side;
+        m[19] = bs;
         fh_put_be32(m + 20, sh);
         fh_gen_stock(m + 24, s);
         fh_put_be32(m + 32, px);
         if (t == FT_F) memcpy(m + 36, fh_gen_mpids[(a >> 20) % FH_GEN_NMPID], 4);
         fh_gen_end(g, ch, m - 2, len, ts);
-        fh_gen_order_t *no = &ch->pool[ch->n_live++];
-        no->ref = g->ref; no->shares = sh; no->price = px; no->locate = (uint16_t)focus; no->side = side;
+        slot = fh_gen_slot_new(g, s);
+        o = &g->slots[slot];
+        o->ref = g->ref; o->shares = sh; o->price = px; o->side = bs == 'S';
+        s->nord[o->side]++;
+        fh_gen_book_add(g, s, slot);
         break;
     }
     case FT_D:
-        m = fh_gen_begin(g, ch, 'D', 19, o->locate, ts) + 2;
+        m = fh_gen_begin(g, ch, 'D', 19, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_gen_end(g, ch, m - 2, 19, ts);
-        *o = ch->pool[--ch->n_live];
+        fh_gen_slot_free(g, s, slot, li);
+        fh_gen_follow(g, s, side, was);
         break;
     case FT_X: {
         uint32_t x = fh_gen_part(o->shares, a);
-        m = fh_gen_begin(g, ch, 'X', 23, o->locate, ts) + 2;
+        m = fh_gen_begin(g, ch, 'X', 23, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_put_be32(m + 19, x);
         fh_gen_end(g, ch, m - 2, 23, ts);
@@ -873,47 +1087,50 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_C: {
         uint32_t len = t == FT_E ? 31 : 36;
         uint32_t x = (o->shares < 2 || (a & 255) < 140) ? o->shares : fh_gen_part(o->shares, a >> 8);
-        fh_gen_sym_t *os = &g->sym[o->locate];
-        m = fh_gen_begin(g, ch, t == FT_E ? 'E' : 'C', len, o->locate, ts) + 2;
+        m = fh_gen_begin(g, ch, t == FT_E ? 'E' : 'C', len, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_put_be32(m + 19, x);
         fh_put_be64(m + 23, ++g->match);
         if (t == FT_C) {
             /* executed away from the displayed price: price improvement */
             uint32_t tk = fh_gen_tick(o->price), px = o->price;
-            if (o->side == 'B' && px > tk) px -= tk * (1 + (b & 1));
-            else if (o->side == 'S') px += tk * (1 + (b & 1));
+            if (o->side == 0 && px > 2 * tk) px -= tk * (1 + (b & 1));
+            else if (o->side == 1) px += tk * (1 + (b & 1));
             m[31] = (b >> 8) % 10 ? 'Y' : 'N';
             fh_put_be32(m + 32, fh_gen_grid(px));
         }
         fh_gen_end(g, ch, m - 2, len, ts);
-        os->last_match = ch->last_match = g->match;
-        if (x == o->shares) *o = ch->pool[--ch->n_live];
-        else o->shares -= x;
+        s->last_match = ch->last_match = g->match;
+        if (x < o->shares) { o->shares -= x; break; }
+        fh_gen_slot_free(g, s, slot, li);
+        fh_gen_follow(g, s, side, was);
         break;
     }
     case FT_U: {
-        fh_gen_sym_t *os = &g->sym[o->locate];
-        fh_gen_walk(os, b >> 8);
-        uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(os, a >> 2);
-        uint32_t px = fh_gen_quote(os, o->side, b);
+        /* cancel-replace: a new reference at the back of its (passive) price */
+        fh_gen_walk(g, s, b >> 8);
+        uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(s, a >> 2);
+        uint32_t px = fh_gen_quote(s, o->side ? 'S' : 'B', b);
         g->ref += 1 + (a >> 30);
-        m = fh_gen_begin(g, ch, 'U', 35, o->locate, ts) + 2;
+        m = fh_gen_begin(g, ch, 'U', 35, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_put_be64(m + 19, g->ref);
         fh_put_be32(m + 27, sh);
         fh_put_be32(m + 31, px);
         fh_gen_end(g, ch, m - 2, 35, ts);
+        fh_gen_book_unlink(g, s, slot, li);
         o->ref = g->ref; o->shares = sh; o->price = px;
+        fh_gen_book_add(g, s, slot);
+        fh_gen_follow(g, s, side, was);
         break;
     }
     case FT_P: {
         /* hidden (non-displayed) execution: NASDAQ zeroes the order reference */
-        uint8_t side = (a >> 31) ? 'B' : 'S';
-        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, side, b);
+        uint8_t bs = (a >> 31) ? 'B' : 'S';
+        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, bs, b);
         m = fh_gen_begin(g, ch, 'P', 44, focus, ts) + 2;
         fh_put_be64(m + 11, 0);
-        m[19] = side;
+        m[19] = bs;
         fh_put_be32(m + 20, sh);
         fh_gen_stock(m + 24, s);
         fh_put_be32(m + 32, px);
@@ -1060,7 +1277,8 @@ static void fh_gen_free(fh_gen_t *g)
     if (g->pcap.f) fclose(g->pcap.f);
     if (g->bin.f) fclose(g->bin.f);
     free(g->pcap.buf); free(g->bin.buf);
-    free(g->sym); free(g->ch); free(g->orders);
+    free(g->sym); free(g->ch);
+    free(g->slots); free(g->levels);
     free(g->alias_p); free(g->alias_i);
     free(g->sched); free(g->cdf); free(g->bring);
     free(g);
@@ -1177,7 +1395,8 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
             (unsigned long long)(g->written[0] + g->written[1]),
             (unsigned long long)g->first_cap, (unsigned long long)g->last_cap);
     uint64_t live = 0, full = 0;
-    for (uint32_t c = 0; c < g->nch; c++) { live += g->ch[c].n_live; full += g->ch[c].pool_full; }
+    for (uint32_t l = 1; l <= g->nsym; l++) live += g->sym[l].nord[0] + g->sym[l].nord[1];
+    for (uint32_t c = 0; c < g->nch; c++) full += g->ch[c].pool_full;
     fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n",
             (unsigned long long)g->ref, (unsigned long long)g->match);
     fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
@@ -1281,24 +1500,37 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     qsort(g->sched, g->nsched, sizeof *g->sched, fh_gen_cmp_sched);
     g->nflow = cfg->messages - g->nsched;
 
-    /* live-order pools, one slice per channel sized by its share of activity;
-     * the day only ever holds ~1% of its adds live, a full pool forces deletes */
-    uint64_t total = g->nflow / 32 + 65536;
-    if (total > (1u << 24)) total = 1u << 24;
-    double wsum = 0, wch[FH_GEN_MAX_CHANNELS] = { 0 };
-    for (uint32_t l = 1; l <= g->nsym; l++) { wsum += g->sym[l].weight; wch[g->sym[l].ch] += g->sym[l].weight; }
-    size_t need = 0, caps[FH_GEN_MAX_CHANNELS];
-    for (uint32_t c = 0; c < g->nch; c++) {
-        caps[c] = (size_t)((double)total * wch[c] / wsum) + 1024;
-        need += caps[c];
+    /* books: each instrument's slot range is sized by its expected share of
+     * the flow, n: its live orders drift up by ~0.5% of n through the day and
+     * wander like a random walk around that (~sqrt n), so n / 32 + 4 sqrt n
+     * + 32 is rarely reached (a full book forces a cancel).  Only the slots a
+     * day uses are ever touched. */
+    double wsum = 0;
+    for (uint32_t l = 1; l <= g->nsym; l++) wsum += fh_gen_weight(&g->sym[l]);
+    uint64_t need = 0;
+    for (uint32_t l = 1; l <= g->nsym; l++) {
+        double nf = (double)g->nflow * fh_gen_weight(&g->sym[l]) / wsum;
+        uint64_t cap = (uint64_t)(nf / 32 + 4 * fh_gen_sqrt(nf)) + 32;
+        g->sym[l].cap = (uint32_t)(cap < FH_GEN_BOOK_MAX ? cap : FH_GEN_BOOK_MAX);
+        need += g->sym[l].cap;
     }
-    g->orders = malloc(need * sizeof *g->orders);
-    if (!g->orders) goto oom;
-    size_t off = 0;
-    for (uint32_t c = 0; c < g->nch; c++) {
-        g->ch[c].pool = g->orders + off;
-        g->ch[c].cap_live = (uint32_t)caps[c];
-        off += caps[c];
+    if (need > FH_GEN_BOOK_MAX) {            /* huge days: scale down, keep the floor */
+        uint64_t scaled = 0;
+        for (uint32_t l = 1; l <= g->nsym; l++) {
+            g->sym[l].cap = (uint32_t)((uint64_t)g->sym[l].cap * (FH_GEN_BOOK_MAX / 2) / need) + 32;
+            scaled += g->sym[l].cap;
+        }
+        need = scaled;
+    }
+    g->slots = malloc(need * sizeof *g->slots);
+    g->levels = malloc(2 * need * sizeof *g->levels);
+    if (!g->slots || !g->levels) goto oom;
+    uint32_t off = 0;
+    for (uint32_t l = 1; l <= g->nsym; l++) {
+        fh_gen_sym_t *sy = &g->sym[l];
+        sy->base = off;
+        sy->free_head = FH_GEN_NIL;
+        off += sy->cap;
     }
 
     uint32_t acc = 0, wt = 0;
@@ -1324,6 +1556,9 @@ static void fh_gen_day(fh_gen_t *g)
     size_t si = 0;
     uint64_t fi = 0, nflow = g->nflow, half = nflow / 2;
     uint32_t left = 0, focus = 1;
+    /* bursts' instruments are drawn two ahead, so that their books can be
+     * fetched while the bursts before run (the books are spread over memory) */
+    uint32_t next1 = fh_gen_pick_locate(g, &g->rng), next2 = fh_gen_pick_locate(g, &g->rng);
     g->tcur = FH_GEN_FLOW_START;
     while (fi < nflow) {
         if (left == 0) {
@@ -1333,7 +1568,11 @@ static void fh_gen_day(fh_gen_t *g)
             double u = ((double)fi + (double)k * (double)(r >> 40) * 0x1.0p-24) / (double)nflow;
             uint64_t t = fh_gen_inv_cdf(g, u);
             if (t > g->tcur) g->tcur = t;
-            focus = fh_gen_pick_locate(g, &g->rng);
+            focus = next1;
+            next1 = next2;
+            fh_gen_prefetch_book(g, &g->sym[next1]);
+            next2 = fh_gen_pick_locate(g, &g->rng);
+            __builtin_prefetch(&g->sym[next2]);
             left = k;
         } else {
             uint64_t r = fh_gen_next(&g->rng);

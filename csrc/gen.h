@@ -60,4 +60,14 @@
 
 #define FH_GEN_PROGRESS_EVERY    65536u
 
+/* Order slots of all instruments' books together (one order is 32 bytes, its
+ * live-list entry 4, its share of price levels 32): 16 M slots, ~1.1 GB at
+ * most, reached only by days of ~300 M messages and more. */
+#define FH_GEN_BOOK_MAX          (1ULL << 24)
+
+/* A delete on a book side with fewer live orders than this is an add on that
+ * side instead: liquidity providers keep quoting, so books stay a few orders
+ * deep and rarely go one-sided. */
+#define FH_GEN_MIN_ORDERS        4u
+
 #endif

@@ -15,7 +15,10 @@ Conventions a reader of the files can rely on (see csrc/gen.c for the model):
     arrives more than ``batch_ns`` (default 20 us) after the packet's first message;
   - heartbeats (count 0) after each idle second, one end-of-session (count 0xFFFF)
     per channel at the end; loss draws are per packet and line, from their own
-    random streams, so loss never changes the messages.
+    random streams, so loss never changes the messages;
+  - no instrument's book is ever crossed or locked (best bid < best ask after
+    every message): adds and replaces are passive, and E/C execute the oldest
+    order at the best price of its side.
 
 Summary keys (PREFIX.json): ``messages`` (exactly as asked), ``by_type``, ``packets``/
 ``packets_sent``/``packets_lost`` (per line, every kind of packet), ``data_packets``,

@@ -24,7 +24,7 @@ FIXTURES = {
     # name: gen arguments
     "sample": ["--messages", "40000", "--symbols", "24", "--channels", "2", "--seed", "2026",
                "--heartbeat-ms", "60000"],
-    "sample_ab": ["--messages", "12000", "--symbols", "8", "--channels", "1", "--seed", "7",
+    "sample_ab": ["--messages", "12000", "--symbols", "8", "--channels", "1", "--seed", "15",
                   "--lines", "ab", "--loss-a", "0.05", "--loss-b", "0.05", "--heartbeat-ms", "60000"],
 }
 

@@ -403,3 +403,78 @@ def test_decoder_agrees(day, lossy):
     assert from_pcap["gaps"] == 0 and from_pcap["end_of_session"] == DAY["channels"]
     both = replay([lossy[0] + ".pcap"], progress=False).stats
     assert both["messages"] + both["gaps"] == DAY["messages"]
+
+
+# ------------------------------------------------------------- book never crossed
+
+def _check_uncrossed(path):
+    """Replay a BinaryFILE through a minimal book of our own (price -> order count
+    per instrument and side) and assert, after every message, that no book is
+    crossed or locked (best bid < best ask whenever both sides hold orders), and
+    that every execution (E, C) takes the best price of its side, oldest first."""
+    data = open(path, "rb").read()
+    orders = {}                                   # ref -> [locate, side (0 bid, 1 ask), price, shares]
+    levels = collections.defaultdict(dict)        # (locate, side) -> {price: [refs, oldest first]}
+    checked = 0
+
+    def remove(ref):
+        loc, side, price, _ = orders.pop(ref)
+        lv = levels[(loc, side)]
+        lv[price].remove(ref)
+        if not lv[price]:
+            del lv[price]
+
+    pos = 0
+    while pos < len(data):
+        (n,) = struct.unpack_from(">H", data, pos)
+        m = data[pos + 2:pos + 2 + n]
+        pos += 2 + n
+        t = chr(m[0])
+        if t in "AF":
+            ref, side, shares = struct.unpack_from(">QcI", m, 11)
+            price = struct.unpack_from(">I", m, 32)[0]
+            loc = struct.unpack_from(">H", m, 1)[0]
+            s = side == b"S"
+            orders[ref] = [loc, s, price, shares]
+            levels[(loc, s)].setdefault(price, []).append(ref)
+        elif t == "D":
+            (ref,) = struct.unpack_from(">Q", m, 11)
+            loc = orders[ref][0]
+            remove(ref)
+        elif t in "ECX":
+            ref, x = struct.unpack_from(">QI", m, 11)
+            o = orders[ref]
+            loc = o[0]
+            if t != "X":
+                lv = levels[(loc, o[1])]
+                best = min(lv) if o[1] else max(lv)
+                assert o[2] == best, "%s at %d, not at the best price %d" % (t, o[2], best)
+                assert lv[best][0] == ref, "%s not on the oldest order at the best price" % t
+            o[3] -= x
+            assert o[3] >= 0
+            if o[3] == 0:
+                remove(ref)
+        elif t == "U":
+            old, new, shares, price = struct.unpack_from(">QQII", m, 11)
+            loc, s = orders[old][0], orders[old][1]
+            remove(old)
+            orders[new] = [loc, s, price, shares]
+            levels[(loc, s)].setdefault(price, []).append(new)
+        else:
+            continue
+        bids, asks = levels[(loc, False)], levels[(loc, True)]
+        if bids and asks:
+            bb, ba = max(bids), min(asks)
+            assert bb < ba, "locate %d crossed or locked after message %d (%s): bid %d >= ask %d" % (
+                loc, checked, t, bb, ba)
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize("seed,symbols,channels", [(31, 5, 1), (32, 50, 3), (33, 50, 1), (34, 5, 3)])
+def test_books_never_crossed(tmp_path, seed, symbols, channels):
+    """The day's books are never crossed or locked, for any instrument, after
+    any message: adds and replaces are passive, executions hit the best level."""
+    prefix = str(tmp_path / "day")
+    s = generate(prefix, messages=100_000, symbols=symbols, channels=channels, seed=seed, progress=False)
+    assert _check_uncrossed(prefix + ".bin") > 0.9 * s["messages"]
