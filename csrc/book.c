@@ -55,11 +55,12 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     const size_t lvl = (size_t)max_levels;
     b->table = big_alloc(table_bytes(b), ((size_t)1 << b->table_bits) * sizeof *b->table, &b->bytes);
     b->scratch = big_alloc(scratch_bytes(b), 0, &b->bytes);
-    b->lkey = big_alloc(lvl * sizeof *b->lkey, lvl * sizeof *b->lkey, &b->bytes);
-    b->lord = big_alloc(lvl * sizeof *b->lord, lvl * sizeof *b->lord, &b->bytes);
-    b->lsh = big_alloc(lvl * sizeof *b->lsh, lvl * sizeof *b->lsh, &b->bytes);
+    b->ikey = big_alloc(lvl * sizeof *b->ikey, lvl * sizeof *b->ikey, &b->bytes);
+    b->iid = big_alloc(lvl * sizeof *b->iid, lvl * sizeof *b->iid, &b->bytes);
+    b->lv_sh = big_alloc(lvl * sizeof *b->lv_sh, lvl * sizeof *b->lv_sh, &b->bytes);
+    b->lv_ord = big_alloc(lvl * sizeof *b->lv_ord, lvl * sizeof *b->lv_ord, &b->bytes);
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
-    if (!b->table || !b->scratch || !b->lkey || !b->lord || !b->lsh || !b->instr) {
+    if (!b->table || !b->scratch || !b->ikey || !b->iid || !b->lv_sh || !b->lv_ord || !b->instr) {
         fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
                 max_orders, max_levels, max_instruments);
         fh_book_free(b);
@@ -72,9 +73,10 @@ void fh_book_free(fh_book_t *b)
 {
     if (b->table) big_free(b->table, table_bytes(b));
     if (b->scratch) big_free(b->scratch, scratch_bytes(b));
-    big_free(b->lkey, (size_t)b->max_levels * sizeof *b->lkey);
-    big_free(b->lord, (size_t)b->max_levels * sizeof *b->lord);
-    big_free(b->lsh, (size_t)b->max_levels * sizeof *b->lsh);
+    big_free(b->ikey, (size_t)b->max_levels * sizeof *b->ikey);
+    big_free(b->iid, (size_t)b->max_levels * sizeof *b->iid);
+    big_free(b->lv_sh, (size_t)b->max_levels * sizeof *b->lv_sh);
+    big_free(b->lv_ord, (size_t)b->max_levels * sizeof *b->lv_ord);
     big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
     memset(b, 0, sizeof *b);
 }
@@ -181,7 +183,7 @@ static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
     if (cls >= FH_LVL_CLASSES) return UINT32_MAX;
     if (b->lvl_free[cls]) {
         const uint32_t off = b->lvl_free[cls] - 1;
-        b->lvl_free[cls] = b->lkey[off];          /* free blocks keep their list link in key 0 */
+        b->lvl_free[cls] = b->ikey[off];          /* free blocks keep their list link in key 0 */
         return off;
     }
     const uint32_t n = FH_LVL_MIN_CAP << cls;
@@ -194,25 +196,41 @@ static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
 static void lvl_block_free(fh_book_t *b, uint32_t off, uint32_t cap)
 {
     const uint32_t cls = lvl_class(cap);
-    b->lkey[off] = b->lvl_free[cls];
+    b->ikey[off] = b->lvl_free[cls];
     b->lvl_free[cls] = off + 1;
 }
 
-/* Room for one more level on a side: grow into the next size class. */
+/* Room for one more level in a side's index: grow into the next size class. */
 static int lvl_grow(fh_book_t *b, fh_bside_t *s)
 {
     const uint32_t ncap = s->cap ? s->cap * 2 : FH_LVL_MIN_CAP;
     const uint32_t off = lvl_block_alloc(b, lvl_class(ncap));
     if (off == UINT32_MAX) return -1;
     if (s->cap) {
-        memcpy(&b->lkey[off], &b->lkey[s->off], (size_t)s->n * sizeof *b->lkey);
-        memcpy(&b->lord[off], &b->lord[s->off], (size_t)s->n * sizeof *b->lord);
-        memcpy(&b->lsh[off], &b->lsh[s->off], (size_t)s->n * sizeof *b->lsh);
+        memcpy(&b->ikey[off], &b->ikey[s->off], (size_t)s->n * sizeof *b->ikey);
+        memcpy(&b->iid[off], &b->iid[s->off], (size_t)s->n * sizeof *b->iid);
         lvl_block_free(b, s->off, s->cap);
     }
     s->off = off;
     s->cap = ncap;
     return 0;
+}
+
+/* Level pool: stable ids, a free list threaded through lv_ord. */
+FH_INLINE uint32_t lv_alloc(fh_book_t *b)
+{
+    if (b->lv_free) {
+        const uint32_t id = b->lv_free - 1;
+        b->lv_free = b->lv_ord[id];
+        return id;
+    }
+    return b->lv_bump < b->max_levels ? b->lv_bump++ : UINT32_MAX;
+}
+
+FH_INLINE void lv_release(fh_book_t *b, uint32_t id)
+{
+    b->lv_ord[id] = b->lv_free;
+    b->lv_free = id + 1;
 }
 
 /* A level at `rank` (0 = best) changed: remember the shallowest rank to
@@ -224,55 +242,75 @@ FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
     return rank == 0 ? 2 : 1;
 }
 
-/* Add shares (and one order) at a price.  Returns 2 if the best level
- * changed, 1 if another of the top `depth` levels did, 0 if none did, -1 if
- * the arena is full. */
-FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares)
+/* Add shares (and one order) at a price; *level gets the level's id.  Returns
+ * 2 if the best level changed, 1 if another of the top `depth` levels did, 0
+ * if none did, -1 if the level pool or the index arena is full. */
+FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, uint32_t *level)
 {
     const uint32_t key = lvl_key(price, side);
-    const uint32_t pos = lvl_lower_bound(&b->lkey[s->off], s->n, key);
-    if (pos < s->n && b->lkey[s->off + pos] == key) {
-        b->lsh[s->off + pos] += shares;
-        b->lord[s->off + pos]++;
+    const uint32_t pos = lvl_lower_bound(&b->ikey[s->off], s->n, key);
+    if (pos < s->n && b->ikey[s->off + pos] == key) {
+        const uint32_t id = b->iid[s->off + pos];
+        b->lv_sh[id] += shares;
+        b->lv_ord[id]++;
+        *level = id;
         return lvl_touch(b, s, s->n - 1 - pos);
     }
-    if (s->n == s->cap && lvl_grow(b, s) != 0) return -1;
+    const uint32_t id = lv_alloc(b);
+    if (id == UINT32_MAX) return -1;
+    if (s->n == s->cap && lvl_grow(b, s) != 0) { lv_release(b, id); return -1; }
     const uint32_t at = s->off + pos, tail = s->n - pos;
-    memmove(&b->lkey[at + 1], &b->lkey[at], (size_t)tail * sizeof *b->lkey);
-    memmove(&b->lord[at + 1], &b->lord[at], (size_t)tail * sizeof *b->lord);
-    memmove(&b->lsh[at + 1], &b->lsh[at], (size_t)tail * sizeof *b->lsh);
-    b->lkey[at] = key;
-    b->lord[at] = 1;
-    b->lsh[at] = shares;
+    memmove(&b->ikey[at + 1], &b->ikey[at], (size_t)tail * sizeof *b->ikey);
+    memmove(&b->iid[at + 1], &b->iid[at], (size_t)tail * sizeof *b->iid);
+    b->ikey[at] = key;
+    b->iid[at] = id;
+    b->lv_sh[id] = shares;
+    b->lv_ord[id] = 1;
     s->n++;
+    *level = id;
     return lvl_touch(b, s, s->n - 1 - pos);
 }
 
-/* Take shares (and, when the order is gone, one order) off a price level;
- * returns 2/1/0 as lvl_add. */
-FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, int order_gone)
+/* Take shares (and, when the order is gone, one order) off level `id` at
+ * `price`; returns 2/1/0 as lvl_add.  The level is found through its id: the
+ * index is searched only when the level empties, and to rank a change that
+ * is visible and below the best while publishing. */
+FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t id, uint32_t shares,
+                         int order_gone)
 {
     const uint32_t key = lvl_key(price, side);
-    const uint32_t pos = lvl_lower_bound(&b->lkey[s->off], s->n, key);
-    if (FH_UNLIKELY(pos >= s->n || b->lkey[s->off + pos] != key)) return 0;   /* cannot happen: orders own their level */
-    const int visible = lvl_touch(b, s, s->n - 1 - pos);
-    const uint32_t at = s->off + pos;
-    b->lsh[at] -= shares;
-    b->lord[at] -= (uint32_t)order_gone;
-    if (b->lord[at] == 0) {
-        const uint32_t tail = s->n - pos - 1;
-        memmove(&b->lkey[at], &b->lkey[at + 1], (size_t)tail * sizeof *b->lkey);
-        memmove(&b->lord[at], &b->lord[at + 1], (size_t)tail * sizeof *b->lord);
-        memmove(&b->lsh[at], &b->lsh[at + 1], (size_t)tail * sizeof *b->lsh);
+    const uint32_t *K = &b->ikey[s->off];
+    const uint32_t n = s->n, d = b->depth;
+    b->lv_sh[id] -= shares;
+    b->lv_ord[id] -= (uint32_t)order_gone;
+    if (b->lv_ord[id] == 0) {
+        const uint32_t pos = lvl_lower_bound(K, n, key);
+        if (FH_UNLIKELY(pos >= n || K[pos] != key)) return 0;   /* cannot happen: orders own their level */
+        const int vis = lvl_touch(b, s, n - 1 - pos);
+        const uint32_t at = s->off + pos, tail = n - pos - 1;
+        memmove(&b->ikey[at], &b->ikey[at + 1], (size_t)tail * sizeof *b->ikey);
+        memmove(&b->iid[at], &b->iid[at + 1], (size_t)tail * sizeof *b->iid);
         s->n--;
+        lv_release(b, id);
+        return vis;
     }
-    return visible;
+    if (key == K[n - 1]) return lvl_touch(b, s, 0);
+    if (n > d && key < K[n - d]) return 0;                       /* below the shown levels */
+    if (!b->publish) return 1;                                   /* no slot to republish: rank not needed */
+    uint32_t rank = 1;
+    while (K[n - 1 - rank] != key) rank++;                       /* < depth steps: it is shown */
+    return lvl_touch(b, s, rank);
 }
 
-/* Level `rank` (0 = best) of a side: price, shares, orders. */
+/* Level `rank` (0 = best, < n) of a side. */
 FH_INLINE uint32_t lvl_price(const fh_book_t *b, const fh_bside_t *s, int side, uint32_t rank)
 {
-    return lvl_key(b->lkey[s->off + s->n - 1 - rank], side);
+    return lvl_key(b->ikey[s->off + s->n - 1 - rank], side);
+}
+
+FH_INLINE uint32_t lvl_id(const fh_book_t *b, const fh_bside_t *s, uint32_t rank)
+{
+    return b->iid[s->off + s->n - 1 - rank];
 }
 
 /* ------------------------------------------------------------- publishing */
@@ -330,9 +368,10 @@ static void publish_slot(fh_book_t *b, uint32_t locate)
         const uint32_t top = s->off + s->n - 1;
         /* Levels above the shallowest change are as last published. */
         for (uint32_t i = s->dirty_from; i < show; i++) {
-            price[i] = lvl_key(b->lkey[top - i], side);
-            orders[i] = b->lord[top - i];
-            shares[i] = b->lsh[top - i];
+            const uint32_t id = b->iid[top - i];
+            price[i] = lvl_key(b->ikey[top - i], side);
+            orders[i] = b->lv_ord[id];
+            shares[i] = b->lv_sh[id];
         }
         for (uint32_t i = show; i < s->shown; i++) { price[i] = 0; orders[i] = 0; shares[i] = 0; }
         s->shown = (uint16_t)show;
@@ -370,9 +409,9 @@ static void check_bbo(fh_book_t *b, uint32_t locate)
     fh_instr_t *in = &b->instr[locate];
     const fh_bside_t *bs = &in->side[FH_SIDE_BID], *as = &in->side[FH_SIDE_ASK];
     const uint32_t bp = bs->n ? lvl_price(b, bs, FH_SIDE_BID, 0) : 0;
-    const uint64_t bq = bs->n ? b->lsh[bs->off + bs->n - 1] : 0;
+    const uint64_t bq = bs->n ? b->lv_sh[lvl_id(b, bs, 0)] : 0;
     const uint32_t ap = as->n ? lvl_price(b, as, FH_SIDE_ASK, 0) : 0;
-    const uint64_t aq = as->n ? b->lsh[as->off + as->n - 1] : 0;
+    const uint64_t aq = as->n ? b->lv_sh[lvl_id(b, as, 0)] : 0;
     if (bp == in->bbo_bid_px && bq == in->bbo_bid_sh && ap == in->bbo_ask_px && aq == in->bbo_ask_sh) return;
     in->bbo_bid_px = bp; in->bbo_bid_sh = bq; in->bbo_ask_px = ap; in->bbo_ask_sh = aq;
     if (!b->publish) return;
@@ -418,7 +457,7 @@ FH_INLINE int order_reduce(fh_book_t *b, uint64_t pos, uint32_t shares)
     fh_instr_t *in = &b->instr[o->locate];
     const int gone = shares >= o->shares;
     const uint32_t take = gone ? o->shares : shares;
-    const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, take, gone);
+    const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, o->level, take, gone);
     if (gone) {
         table_erase(b, pos);
         b->ctr->orders_live--;
@@ -467,7 +506,8 @@ static int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, uint
         in->dirty = 1;
         return vis ? vis : -1;
     }
-    const int lv = lvl_add(b, &in->side[side], side, price, shares);
+    uint32_t level = 0;
+    const int lv = lvl_add(b, &in->side[side], side, price, shares, &level);
     if (FH_UNLIKELY(lv < 0)) {
         b->ctr->level_full++;
         in->flags |= FH_SLOT_DROPPED;
@@ -480,6 +520,7 @@ static int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, uint
     o->price = price;
     o->locate = (uint16_t)locate;
     o->side = (uint8_t)side;
+    o->level = level;
     b->ctr->adds++;
     if (++b->ctr->orders_live > b->ctr->orders_peak) b->ctr->orders_peak = b->ctr->orders_live;
     return vis > lv ? vis : lv;
@@ -686,8 +727,8 @@ void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank,
                    uint32_t *orders)
 {
     const fh_bside_t *s = &b->instr[locate].side[side];
-    const uint32_t at = s->off + s->n - 1 - rank;
-    *price = lvl_key(b->lkey[at], side);
-    *shares = b->lsh[at];
-    *orders = b->lord[at];
+    const uint32_t id = lvl_id(b, s, rank);
+    *price = lvl_price(b, s, side, rank);
+    *shares = b->lv_sh[id];
+    *orders = b->lv_ord[id];
 }

@@ -3,10 +3,13 @@
  * Orders: an open-addressing hash table keyed by order reference that holds
  * the orders themselves (linear probing, backward-shift deletion, so one
  * lookup is one cache line; consecutive references stay in consecutive
- * entries, see ref_home).  Levels: per instrument and side, a sorted array of (price, orders,
- * shares) with the best level LAST, so the busy end is the cheap end to insert
- * into; arrays (struct-of-arrays: keys, orders, shares) come from one
- * preallocated arena in power-of-two size classes.
+ * entries, see ref_home).  Levels: (shares, orders) in a pool with stable
+ * ids, each order holding its level's id, so executes, cancels and deletes
+ * (most messages) update their level without searching for it.  Per
+ * instrument and side a sorted index of (price key, level id) with the best
+ * LAST, so the busy end is the cheap end to insert into, finds the level for
+ * an add and gives ranks; index arrays come from one preallocated arena in
+ * power-of-two size classes.
  * Nothing is allocated after start-up: when max_orders are live or the arena is full the
  * add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
  *
@@ -33,7 +36,8 @@ typedef struct fh_order {
     uint32_t price;
     uint16_t locate;
     uint8_t  side;
-    uint8_t  _pad[5];
+    uint8_t  _pad;
+    uint32_t level;            /* its price level in the level pool */
 } fh_order_t;
 
 
@@ -70,9 +74,11 @@ typedef struct fh_instr {
 
 typedef struct fh_book {
     fh_order_t *table;         /* open addressing, 2x max_orders entries (power of two) */
-    uint32_t   *lkey;          /* level arena, three parallel arrays: sort key (price, inverted for asks) */
-    uint32_t   *lord;          /*   orders at the level */
-    uint64_t   *lsh;           /*   shares at the level */
+    uint32_t   *ikey;          /* per-side sorted index (arena blocks): sort key (price, inverted for asks) */
+    uint32_t   *iid;           /*   and the level it names */
+    uint64_t   *lv_sh;         /* level pool: shares at the level */
+    uint32_t   *lv_ord;        /*   orders at the level (free entries: next free + 1) */
+    uint32_t   lv_free, lv_bump;
     fh_instr_t *instr;         /* index = stock locate, 1..n_instr */
     fh_order_t *scratch;       /* max_orders entries, used while the table grows */
     uint32_t max_orders;
@@ -102,13 +108,16 @@ typedef struct fh_book {
  * probe a cache miss: 3x slower).  The bits above the table size pick a
  * seeded, scrambled offset per block, so references that share their low bits
  * do not pile onto one probe run, and the offsets cannot be predicted to build
- * collisions on purpose. */
+ * collisions on purpose.  Consecutive references land two entries apart: the
+ * free entry between them ends the probe run, so deleting an order does not
+ * shift a whole run of its neighbours (backward-shift deletion scans to the
+ * next free entry). */
 FH_INLINE uint64_t ref_home(const fh_book_t *b, uint64_t ref)
 {
     uint64_t hi = (ref >> b->table_bits) ^ b->seed;
     hi *= 0x9E3779B97F4A7C15ull;
     hi ^= hi >> 29;
-    return (ref ^ hi) & b->table_mask;
+    return ((ref ^ hi) << 1) & b->table_mask;
 }
 
 int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
