@@ -96,7 +96,7 @@ typedef struct fh_book {
     const fh_tsc_t *tsc;
     fh_book_counters_t *ctr;
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */
-    uint64_t now;              /* publish time of the message being applied, 0 = not read yet */
+    uint64_t now;              /* publish time of the packet being applied, 0 = not read yet */
     uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
     uint64_t bytes;            /* memory held by the structures above */
 } fh_book_t;

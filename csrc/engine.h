@@ -111,6 +111,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
 {
     fh_udp_view_t u;
     r->book.rx_ts = rx_ts;
+    r->book.now = 0;
     r->st.packets++;
     r->st.bytes += len;
     if (FH_LIKELY(fh_net_parse(f, len, &u, r->st.errors))) fh_engine_mold(r, &u);

@@ -407,7 +407,7 @@ typedef struct fh_shm_slot {
     uint64_t seq;                  /* even: stable; odd: being written */
     uint64_t exch_ts;              /* ns since midnight: ITCH timestamp of the last message applied */
     uint64_t rx_ts;                /* ns since the epoch: capture/receive time of its packet */
-    uint64_t publish_ts;           /* ns since the epoch (CLOCK_REALTIME) when published */
+    uint64_t publish_ts;           /* ns since the epoch (TSC, calibrated to CLOCK_REALTIME) when published: read once per input packet (per 16 records of a BinaryFILE) */
     uint64_t updates;              /* messages applied to this instrument, as of this publish */
     uint64_t last_trade_shares;
     uint64_t last_trade_match;     /* match number */
