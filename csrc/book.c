@@ -259,9 +259,11 @@ FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uin
     const uint32_t id = lv_alloc(b);
     if (id == UINT32_MAX) return -1;
     if (s->n == s->cap && lvl_grow(b, s) != 0) { lv_release(b, id); return -1; }
-    const uint32_t at = s->off + pos, tail = s->n - pos;
-    memmove(&b->ikey[at + 1], &b->ikey[at], (size_t)tail * sizeof *b->ikey);
-    memmove(&b->iid[at + 1], &b->iid[at], (size_t)tail * sizeof *b->iid);
+    const uint32_t at = s->off + pos;
+    for (uint32_t i = s->off + s->n; i > at; i--) {      /* the levels above: ~2 on average */
+        b->ikey[i] = b->ikey[i - 1];
+        b->iid[i] = b->iid[i - 1];
+    }
     b->ikey[at] = key;
     b->iid[at] = id;
     b->lv_sh[id] = shares;
@@ -287,9 +289,10 @@ FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, 
         const uint32_t pos = lvl_lower_bound(K, n, key);
         if (FH_UNLIKELY(pos >= n || K[pos] != key)) return 0;   /* cannot happen: orders own their level */
         const int vis = lvl_touch(b, s, n - 1 - pos);
-        const uint32_t at = s->off + pos, tail = n - pos - 1;
-        memmove(&b->ikey[at], &b->ikey[at + 1], (size_t)tail * sizeof *b->ikey);
-        memmove(&b->iid[at], &b->iid[at + 1], (size_t)tail * sizeof *b->iid);
+        for (uint32_t i = s->off + pos; i + 1 < s->off + n; i++) {
+            b->ikey[i] = b->ikey[i + 1];
+            b->iid[i] = b->iid[i + 1];
+        }
         s->n--;
         lv_release(b, id);
         return vis;
