@@ -33,7 +33,7 @@ def feedhandler_cmd():
 def replay_stats(cmd, path, pin=None):
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
-    argv = cmd + ["replay", "-q", path, "--stats-json", out]
+    argv = cmd + ["replay", "-q", "--mode", "decode", path, "--stats-json", out]
     if pin is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(pin)] + argv
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
