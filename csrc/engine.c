@@ -45,6 +45,7 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_SRC_BAD_RECORD] = "capture_bad_record",
     [FH_ERR_STREAM_TABLE_FULL] = "stream_table_full",
     [FH_ERR_BINFILE_ZERO_LEN] = "binfile_zero_length",
+    [FH_ERR_GAP_BUFFER_FULL] = "gap_buffer_full",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -58,6 +59,8 @@ const char *fh_err_name(int e)
 #define FH_DEFAULT_LEVELS      (4u << 20)
 #define FH_DEFAULT_DEPTH       10u
 #define FH_DEFAULT_RING        (1u << 20)
+#define FH_DEFAULT_GAP_WINDOW_US 1000u
+#define FH_DEFAULT_GAP_BUFFER  4096u
 
 fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
 {
@@ -76,6 +79,12 @@ fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
     r->mode = c.mode;
+    r->gap_window_ns = (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u;
+    r->pend_cap = c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER;
+    r->pend = calloc(r->pend_cap, sizeof *r->pend);
+    if (!r->pend) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", r->pend_cap); goto fail; }
+    for (uint32_t i = 0; i < r->pend_cap; i++) r->pend[i].next = i + 2 <= r->pend_cap ? i + 2 : 0;
+    r->pend_free = 1;
     if (fh_mold_table_init(&r->streams, streams) != 0) {
         fh_errf(err, errlen, "out of memory for %u streams", streams);
         goto fail;
@@ -114,6 +123,7 @@ void fh_replay_free(fh_replay_t *r)
     }
     fh_book_free(&r->book);
     free(r->seen);
+    free(r->pend);
     fh_mold_table_free(&r->streams);
     free(r);
 }
@@ -121,7 +131,143 @@ void fh_replay_free(fh_replay_t *r)
 void fh_engine_poll(fh_replay_t *r, uint64_t done)
 {
     __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
+    /* A stream that went quiet after a hole gets no packet to close it. */
+    fh_engine_expire_holes(r, r->book.rx_ts);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+}
+
+/* ------------------------------------------------ holes and A/B arbitration
+ *
+ * A packet past the next expected sequence opens a hole.  Usually the other
+ * line's copy of the missing packet is a few microseconds behind: packets
+ * after the hole are held (sorted by sequence, in a preallocated pool) and
+ * applied in order as soon as the hole fills.  A hole still open gap_window_ns
+ * of receive time after it was seen (or when the pool is full, or at the end
+ * of the input) is given up: its messages are counted as gaps, the stream's
+ * instruments flagged stale, and the held packets applied. */
+
+static void pend_free(fh_replay_t *r, uint32_t i)
+{
+    r->pend[i].next = r->pend_free;
+    r->pend_free = i + 1;
+}
+
+/* Apply held packets the stream has now reached. */
+static void hole_drain(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    const uint64_t rx = r->book.rx_ts;
+    while (s->pend_head && r->pend[s->pend_head - 1].seq <= s->next_seq) {
+        const uint32_t i = s->pend_head - 1;
+        fh_pending_t *h = &r->pend[i];
+        s->pend_head = h->next;
+        r->book.rx_ts = h->rx_ts;          /* applied now, received then */
+        r->book.now = 0;
+        fh_engine_apply(r, s, h->data, h->len, h->seq, h->count);
+        pend_free(r, i);
+    }
+    r->book.rx_ts = rx;
+    r->book.now = 0;
+    if (!s->pend_head && s->next_seq >= s->hole_end && s->hole_since) {
+        s->hole_since = 0;
+        r->holes--;
+    }
+}
+
+/* The hole at next_seq will not fill: count it, flag, move on. */
+static void hole_give_up(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    while (s->hole_since) {
+        const uint64_t upto = s->pend_head ? r->pend[s->pend_head - 1].seq : s->hole_end;
+        if (upto > s->next_seq) {
+            r->st.gaps += upto - s->next_seq;
+            fh_engine_gap(r, s, upto - s->next_seq);
+            s->next_seq = upto;
+        }
+        hole_drain(r, s);
+        if (s->hole_since && !s->pend_head && s->next_seq >= s->hole_end) {
+            s->hole_since = 0;
+            r->holes--;
+        }
+    }
+}
+
+static void hole_open(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    if (!s->hole_since) {
+        s->hole_since = r->book.rx_ts ? r->book.rx_ts : 1;
+        r->holes++;
+    }
+}
+
+static void hole_check_window(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    if (s->hole_since && r->book.rx_ts - s->hole_since > r->gap_window_ns) hole_give_up(r, s);
+}
+
+void fh_engine_hole_heartbeat(fh_replay_t *r, fh_mold_stream_t *s, uint64_t seq)
+{
+    hole_check_window(r, s);
+    if (seq > s->next_seq) {
+        if (seq > s->hole_end) s->hole_end = seq;
+        hole_open(r, s);
+    }
+    hole_check_window(r, s);
+}
+
+void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                           uint32_t count)
+{
+    /* A hole whose window passed before this packet came is lost already: a
+     * late copy of it is not applied out of order (it counts as a duplicate). */
+    hole_check_window(r, s);
+    if (seq <= s->next_seq) {
+        /* Fills (the start of) the hole, or is a copy of what was applied. */
+        fh_engine_apply(r, s, p, len, seq, count);
+        hole_drain(r, s);
+        return;
+    }
+    hole_open(r, s);
+    /* Held in sequence order; a copy of a held packet is a duplicate. */
+    uint32_t *link = &s->pend_head;
+    while (*link && r->pend[*link - 1].seq < seq) link = &r->pend[*link - 1].next;
+    if (*link && r->pend[*link - 1].seq == seq && r->pend[*link - 1].count >= count) {
+        r->st.duplicates += count;
+        return;
+    }
+    if (len <= FH_PEND_DATA && r->pend_free) {
+        const uint32_t i = r->pend_free - 1;
+        fh_pending_t *h = &r->pend[i];
+        r->pend_free = h->next;
+        h->seq = seq;
+        h->rx_ts = r->book.rx_ts;
+        h->len = len;
+        h->count = count;
+        memcpy(h->data, p, len);
+        h->next = *link;
+        *link = i + 1;
+        return;
+    }
+    /* Nowhere to hold it: the hole is given up now rather than lose this packet. */
+    r->st.errors[FH_ERR_GAP_BUFFER_FULL]++;
+    hole_give_up(r, s);
+    if (seq > s->next_seq) {
+        r->st.gaps += seq - s->next_seq;
+        fh_engine_gap(r, s, seq - s->next_seq);
+        s->next_seq = seq;
+    }
+    fh_engine_apply(r, s, p, len, seq, count);
+}
+
+void fh_engine_expire_holes(fh_replay_t *r, uint64_t now)
+{
+    if (!r->holes) return;
+    const uint64_t rx = r->book.rx_ts;
+    r->book.rx_ts = now;
+    for (uint32_t i = 0; i < r->streams.n && r->holes; i++) {
+        fh_mold_stream_t *s = &r->streams.v[i];
+        if (s->hole_since && (now == UINT64_MAX || now - s->hole_since > r->gap_window_ns)) hole_give_up(r, s);
+    }
+    r->book.rx_ts = rx;
 }
 
 void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing)
@@ -137,6 +283,8 @@ void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing)
 
 void fh_replay_finish(fh_replay_t *r)
 {
+    /* The input is over: no hole can fill any more. */
+    fh_engine_expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
     FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);

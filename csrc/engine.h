@@ -30,8 +30,30 @@ struct fh_replay {
     fh_tsc_t tsc;
     uint8_t *seen;                  /* per stream: bitmap of the locates it carried */
     uint32_t seen_bytes;            /* bytes of one stream's bitmap */
-    uint32_t _pad;
+    uint32_t holes;                 /* streams waiting on a hole */
+    struct fh_pending *pend;        /* packets held behind holes (pool, preallocated) */
+    uint32_t pend_cap, pend_free;   /* pool size; free list head (index + 1) */
+    uint64_t gap_window_ns;         /* how long a hole waits for the other line, in receive time */
 };
+
+/* A packet that arrived past a hole, held until the hole fills or is given up. */
+#define FH_PEND_DATA 2016u
+typedef struct fh_pending {
+    uint64_t seq;
+    uint64_t rx_ts;
+    uint32_t len;                   /* MoldUDP64 payload bytes in data */
+    uint32_t count;
+    uint32_t next;                  /* next held packet of the stream (index + 1), by sequence */
+    uint32_t _pad;
+    uint8_t  data[FH_PEND_DATA];
+} fh_pending_t;
+
+/* Out-of-sequence packets: the cold path of A/B arbitration (engine.c). */
+void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                           uint32_t count);
+void fh_engine_hole_heartbeat(fh_replay_t *r, fh_mold_stream_t *s, uint64_t seq);
+/* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
+void fh_engine_expire_holes(fh_replay_t *r, uint64_t now);
 
 /* A gap on stream s: every instrument it carried may now be wrong (cold path). */
 void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing);
@@ -61,7 +83,26 @@ FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
     r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
 }
 
-/* One MoldUDP64 datagram: sequencing against its stream, then its blocks. */
+/* Apply a datagram's blocks in sequence: what is already applied is counted
+ * as duplicates (the other line's copy, a retransmission, an overlap). */
+FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                               uint32_t count)
+{
+    uint32_t skip = 0;
+    if (FH_UNLIKELY(seq < s->next_seq)) {
+        const uint64_t behind = s->next_seq - seq;
+        skip = behind >= count ? count : (uint32_t)behind;
+    }
+    r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    const uint32_t whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);
+    /* Blocks a short packet promised but did not carry stay unreceived: a later
+     * copy of them is applied, not called a duplicate. */
+    if (seq + whole > s->next_seq) s->next_seq = seq + whole;
+}
+
+/* One MoldUDP64 datagram: sequencing against its stream (A/B arbitration),
+ * then its blocks.  In sequence is the hot path; a packet past a hole is held
+ * (up to the gap window) for the other line to fill the hole first. */
 FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
 {
     fh_stats_t *st = &r->st;
@@ -72,39 +113,26 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
     const uint32_t count = fh_be16(p + 18);
 
     fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u->dst_port, p, seq, &st->streams);
-    if (FH_UNLIKELY(!s)) st->errors[FH_ERR_STREAM_TABLE_FULL]++;
 
     if (FH_UNLIKELY(count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END)) {
         if (count == FH_MOLD_END) st->end_of_session++;
         else st->heartbeats++;
-        /* Both carry the next sequence: anything before it that never came is lost. */
-        if (s && seq > s->next_seq) {
-            st->gaps += seq - s->next_seq;
-            fh_engine_gap(r, s, seq - s->next_seq);
-            s->next_seq = seq;
-        }
+        /* Both carry the next sequence: anything before it not yet seen is missing. */
+        if (s && (seq > s->next_seq || s->hole_since)) fh_engine_hole_heartbeat(r, s, seq);
         if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
         return;
     }
-
-    uint32_t skip = 0;
-    if (FH_LIKELY(s != NULL)) {
-        if (FH_UNLIKELY(seq < s->next_seq)) {
-            const uint64_t behind = s->next_seq - seq;
-            skip = behind >= count ? count : (uint32_t)behind;
-        } else if (FH_UNLIKELY(seq > s->next_seq)) {
-            st->gaps += seq - s->next_seq;
-            fh_engine_gap(r, s, seq - s->next_seq);
-            s->next_seq = seq;
-        }
-        r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
-    } else {
+    if (FH_UNLIKELY(!s)) {
+        st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         r->book.stream_seen = NULL;
+        fh_mold_walk(p, u->len, count, 0, fh_engine_msg, r, st);
+        return;
     }
-    const uint32_t whole = fh_mold_walk(p, u->len, count, skip, fh_engine_msg, r, st);
-    /* Blocks a short packet promised but did not carry stay unreceived: a later
-     * copy of them is applied, not called a duplicate. */
-    if (s && seq + whole > s->next_seq) s->next_seq = seq + whole;
+    if (FH_UNLIKELY(s->hole_since || seq > s->next_seq)) {
+        fh_engine_hole_packet(r, s, p, u->len, seq, count);
+        return;
+    }
+    fh_engine_apply(r, s, p, u->len, seq, count);
 }
 
 FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)

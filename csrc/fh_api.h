@@ -41,7 +41,8 @@ enum fh_err {
     FH_ERR_SRC_BAD_RECORD = 23,    /* record/block header inconsistent (file resynced or stopped) */
     FH_ERR_STREAM_TABLE_FULL = 24, /* more sessions than the stream table holds (not sequenced) */
     FH_ERR_BINFILE_ZERO_LEN = 25,  /* BinaryFILE record of length 0 */
-    FH_ERR__COUNT = 26
+    FH_ERR_GAP_BUFFER_FULL = 26,   /* no room to hold packets behind a hole: gap declared before its window ended */
+    FH_ERR__COUNT = 27
 };
 
 /* What the order books did.  Every message a book could not apply is counted
@@ -290,6 +291,8 @@ typedef struct fh_replay_cfg {
     uint32_t depth;            /* levels per side published; default 10, 1..64 */
     uint32_t ring_events;      /* event ring capacity, power of two; default 1048576 */
     uint32_t shm_mode;         /* permission bits of a named segment; default 0600 */
+    uint32_t gap_window_us;    /* how long (receive time) a hole waits for the other line; default 1000 */
+    uint32_t gap_buffer;       /* packets held behind holes, all streams; default 4096 */
     const char *shm_name;      /* segment name under /dev/shm; NULL or "" = private memory */
 } fh_replay_cfg_t;
 

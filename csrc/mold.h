@@ -20,9 +20,11 @@
 
 typedef struct fh_mold_stream {
     uint64_t next_seq;                      /* next sequence number expected */
+    uint64_t hole_since;                    /* receive time a hole at next_seq was seen; 0 = none */
+    uint64_t hole_end;                      /* a heartbeat said the stream reached this sequence */
+    uint32_t pend_head;                     /* packets held behind the hole (pool index + 1), by sequence */
     uint16_t port;
     uint8_t  session[FH_MOLD_SESSION_LEN];
-    uint32_t _pad;
 } fh_mold_stream_t;
 
 typedef struct fh_mold_table {

@@ -51,7 +51,7 @@ def cmd_replay(args) -> int:
     try:
         r = Replay(mode=args.mode, shm=args.shm, depth=args.depth, max_orders=args.max_orders,
                    max_instruments=args.max_instruments, max_levels=args.max_levels,
-                   ring_events=args.ring_events)
+                   ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer)
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
@@ -199,6 +199,56 @@ def cmd_gen(args) -> int:
     return EXIT_OK
 
 
+def cmd_rewind_server(args) -> int:
+    import signal
+    from .rewind import RewindError, RewindServer, describe_index, index_capture, write_stats_json
+
+    host, _, port = args.listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        print("feedhandler rewind-server: --listen needs HOST:PORT, got %r" % args.listen, file=sys.stderr)
+        return EXIT_USAGE
+    if not 23 <= args.max_datagram <= 65507:
+        print("feedhandler rewind-server: --max-datagram must be 23..65507 bytes, got %d" % args.max_datagram,
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        idx = index_capture(args.input)
+        for line in describe_index(idx):
+            print(line)
+        log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+        server = RewindServer(None, host, int(port), max_datagram=args.max_datagram, index=idx, log=log)
+    except RewindError as exc:
+        print("feedhandler rewind-server: %s" % exc, file=sys.stderr)
+        return EXIT_INPUT
+    except MemoryError:
+        print("feedhandler rewind-server: %s does not fit in memory" % args.input, file=sys.stderr)
+        return EXIT_INPUT
+
+    def on_signal(signum, frame):
+        server.stop()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    print("listening on udp %s:%d (max datagram %d bytes); Ctrl-C to stop" % (
+        server.address[0], server.address[1], server.max_datagram), flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    st = server.stats
+    print("stopped: requests %s, replies %s, messages sent %s, bytes sent %s" % tuple(
+        format(st[k], ",") for k in ("requests", "replies", "messages_sent", "bytes_sent")))
+    print("ignored: %s" % ", ".join("%s %s" % (k, format(v, ",")) for k, v in st["ignored"].items()))
+    if args.stats_json:
+        try:
+            write_stats_json(server, args.stats_json)
+        except OSError as exc:
+            print("feedhandler rewind-server: cannot write --stats-json: %s" % exc, file=sys.stderr)
+            return EXIT_INPUT
+    return EXIT_OK
+
+
 def _probability(s: str) -> float:
     try:
         v = float(s)
@@ -286,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price-level capacity over all instruments and sides (default 4194304)")
     r.add_argument("--ring-events", type=_pow2, default=0, metavar="N",
                    help="event ring capacity, a power of two (default 1048576)")
+    r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
+                   help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
+                        "line's copy before its messages count as gaps (default 1000)")
+    r.add_argument("--gap-buffer", type=_positive, default=0, metavar="N",
+                   help="packets that can be held behind holes, all streams (default 4096); when full, "
+                        "the oldest hole is given up early and counted (gap_buffer_full)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
 
@@ -334,6 +390,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "usual exchange setting; larger values make small day files smaller)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_gen)
+
+    w = sub.add_parser(
+        "rewind-server", help="answer MoldUDP64 re-requests from a capture",
+        description="Index every MoldUDP64 message of a pcap/pcapng capture (or gzip of either) by "
+                    "(session, sequence number), A/B copies once, and answer MoldUDP64 re-requests "
+                    "(20-byte UDP datagrams: session, first sequence number, message count) like an "
+                    "exchange's re-request server: each reply is a MoldUDP64 packet of as many of the "
+                    "requested messages as fit in --max-datagram bytes, sent to the requester only. "
+                    "Malformed requests, unknown sessions, zero counts and sequences the capture does not "
+                    "hold are ignored and counted. SIGINT/SIGTERM stop it and print the counters. "
+                    "Exit status: 0 ok, 1 the input cannot be served, 2 usage.")
+    w.add_argument("input", metavar="INPUT", help="pcap or pcapng capture (gzip too); not a BinaryFILE")
+    w.add_argument("--listen", required=True, metavar="HOST:PORT",
+                   help="UDP address to answer on (port 0: any free port, printed at start-up)")
+    w.add_argument("--max-datagram", type=_positive, default=1400, metavar="BYTES",
+                   help="largest UDP payload of a reply (23..65507, default 1400)")
+    w.add_argument("--stats-json", metavar="FILE",
+                   help="on exit, write the counters (requests, replies, messages_sent, bytes_sent, "
+                        "ignored by reason) and what was indexed as JSON")
+    w.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
+    w.set_defaults(func=cmd_rewind_server)
     return p
 
 

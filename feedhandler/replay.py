@@ -60,14 +60,15 @@ class Replay:
 
     def __init__(self, mode: str = "publish", shm: Optional[str] = None, depth: int = 10,
                  max_orders: int = 0, max_instruments: int = 0, max_levels: int = 0, ring_events: int = 0,
-                 max_streams: int = 0, shm_mode: int = 0o600):
+                 max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0):
         if mode not in MODES:
             raise ReplayError("mode must be one of %s" % ", ".join(MODES))
         self._name = ffi.new("char[]", shm.encode()) if shm else ffi.NULL
         cfg = ffi.new("fh_replay_cfg_t *", {
             "max_streams": max_streams, "mode": MODES[mode], "max_orders": max_orders,
             "max_instruments": max_instruments, "max_levels": max_levels, "depth": depth,
-            "ring_events": ring_events, "shm_mode": shm_mode, "shm_name": self._name})
+            "ring_events": ring_events, "shm_mode": shm_mode, "gap_window_us": gap_window_us,
+            "gap_buffer": gap_buffer, "shm_name": self._name})
         err = errbuf()
         ptr = lib.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:
@@ -101,7 +102,8 @@ class Replay:
         lib.fh_replay_stop(self._r)
 
     def finish(self) -> None:
-        """All inputs done: final counters to shared memory, segment marked finished."""
+        """All inputs done: holes still waiting for the other line are given up
+        (counted as gaps), final counters to shared memory, segment marked finished."""
         lib.fh_replay_finish(self._r)
 
     def progress(self):

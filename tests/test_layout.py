@@ -30,8 +30,8 @@ def test_stats_layout():
 
 
 def test_cfg_layouts():
-    assert ffi.sizeof("fh_replay_cfg_t") == 40
-    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 32
+    assert ffi.sizeof("fh_replay_cfg_t") == 48
+    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 40
     assert ffi.sizeof("fh_gen_cfg_t") == 64
 
 

@@ -166,6 +166,7 @@ def replay_frames(frames):
     r = Replay(mode="decode")
     res = r.run_buffer(pcap_bytes((1_700_000_000_000_000_000 + i, f) for i, f in enumerate(frames)))
     assert res.ok, res.error
+    r.finish()
     return r.stats()
 
 
@@ -203,3 +204,79 @@ def test_sessions_are_separate_streams():
     st = replay_frames([frame(mold([msg_A(ref=1)], seq=1, session=b"SESSIONAAA")),
                         frame(mold([msg_A(ref=1)], seq=1, session=b"SESSIONBBB"))])
     assert st["messages"] == 2 and st["duplicates"] == 0 and st["streams"] == 2
+
+
+# ------------------------------------------------------ A/B arbitration window
+
+def replay_timed(frames, finish=True, **kw):
+    """frames: list of (capture ns offset, frame)."""
+    r = Replay(mode="decode", **kw)
+    res = r.run_buffer(pcap_bytes((1_700_000_000_000_000_000 + t, f) for t, f in frames))
+    assert res.ok, res.error
+    if finish:
+        r.finish()
+    return r.stats()
+
+
+B = "233.49.196.111"
+
+
+def test_line_a_loss_filled_by_late_b_copy_is_not_a_gap():
+    p1 = mold([msg_A(ref=1)], seq=1)
+    p2 = mold([msg_A(ref=2)], seq=2)
+    p3 = mold([msg_A(ref=3)], seq=3)
+    # A loses p2 and its p3 arrives before B's p2.
+    st = replay_timed([(0, frame(p1)), (100, frame(p1, dst=B)), (1000, frame(p3)), (2000, frame(p2, dst=B)),
+                       (3000, frame(p3, dst=B))], finish=False)
+    assert st["gaps"] == 0 and st["messages"] == 3 and st["duplicates"] == 2
+
+
+def test_hole_not_filled_within_window_is_a_gap():
+    p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 6)]
+    # seq 2 never comes; 3 and 4 are held, then the window (1 ms) passes at seq 5.
+    st = replay_timed([(0, frame(p[0])), (10_000, frame(p[2])), (20_000, frame(p[3])),
+                       (2_000_000, frame(p[4]))], finish=False)
+    assert st["gaps"] == 1 and st["messages"] == 4
+
+
+def test_held_packets_wait_for_the_window_then_apply_in_order():
+    p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 5)]
+    st = replay_timed([(0, frame(p[0])), (10, frame(p[3])), (20, frame(p[2]))], finish=False)
+    assert st["messages"] == 1 and st["gaps"] == 0          # 3 and 4 held behind the hole at 2
+    st = replay_timed([(0, frame(p[0])), (10, frame(p[3])), (20, frame(p[2]))], finish=True)
+    assert st["messages"] == 3 and st["gaps"] == 1           # end of input: the hole is given up
+
+
+def test_heartbeat_hole_filled_by_other_line():
+    p1 = mold([msg_A(ref=1)], seq=1)
+    p2 = mold([msg_A(ref=2)], seq=2)
+    st = replay_timed([(0, frame(p1)), (100, frame(mold(count=0, seq=3))), (200, frame(p2, dst=B))])
+    assert st["gaps"] == 0 and st["messages"] == 2 and st["heartbeats"] == 1
+
+
+def test_gap_window_is_configurable():
+    p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 4)]
+    frames = [(0, frame(p[0])), (10_000, frame(p[2])), (60_000, frame(p[1], dst=B))]
+    assert replay_timed(frames)["gaps"] == 0                              # 50 us late: within 1 ms
+    st = replay_timed(frames, gap_window_us=20)                            # 20 us window: too late
+    # Declared lost when seq 2 came 50 us late: not applied out of order, counted as a copy.
+    assert st["gaps"] == 1 and st["duplicates"] == 1 and st["messages"] == 2
+
+
+def test_full_gap_buffer_gives_up_early_and_loses_nothing_more():
+    p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 8)]
+    # seq 2 lost on both lines; 3..7 arrive; only 2 packets can be held.
+    frames = [(0, frame(p[0]))] + [(10 * i, frame(p[i])) for i in range(2, 7)]
+    st = replay_timed(frames, gap_buffer=2)
+    assert st["errors"].get("gap_buffer_full", 0) >= 1
+    assert st["gaps"] == 1 and st["messages"] == 6
+
+
+def test_silent_stream_hole_expires_on_other_traffic():
+    """A stream that goes quiet after a hole still gets its gap declared once
+    receive time has moved past the window (checked every few thousand frames)."""
+    s1 = [mold([msg_A(ref=i)], seq=i, session=b"SESSIONAAA") for i in range(1, 4)]
+    other = [mold([msg_D(ref=i)], seq=i, session=b"SESSIONBBB") for i in range(1, 6001)]
+    frames = [(0, frame(s1[0])), (10, frame(s1[2]))] + [(2_000_000 + i, frame(o)) for i, o in enumerate(other)]
+    st = replay_timed(frames, finish=False)
+    assert st["gaps"] == 1 and st["messages"] == 2 + 6000
