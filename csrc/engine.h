@@ -93,7 +93,7 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
         const uint64_t behind = s->next_seq - seq;
         skip = behind >= count ? count : (uint32_t)behind;
     }
-    r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
     const uint32_t whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);
     /* Blocks a short packet promised but did not carry stay unreceived: a later
      * copy of them is applied, not called a duplicate. */
