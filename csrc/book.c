@@ -398,7 +398,7 @@ FH_INLINE fh_shm_event_t *event_begin(fh_book_t *b, uint32_t locate, uint8_t typ
     e->type = type;
     e->aux = aux;
     e->price1 = e->price2 = 0;
-    e->_pad = 0;
+    e->lane = b->shm->lane;
     e->qty1 = e->qty2 = 0;
     return e;
 }

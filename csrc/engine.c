@@ -1,8 +1,11 @@
 /* engine.c -- replay contexts: open an input, detect its format, run a source
  * walk over it, keep the counters.  Everything here is start-up or per-file;
  * the per-frame work is the inline pipeline in engine.h. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -62,7 +65,10 @@ const char *fh_err_name(int e)
 #define FH_DEFAULT_GAP_WINDOW_US 1000u
 #define FH_DEFAULT_GAP_BUFFER  4096u
 
-fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
+/* Lane `lane` of a replay; lane 0 (first == NULL) creates the segment, the
+ * others take their view of first's. */
+static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane, char *err,
+                                  size_t errlen)
 {
     fh_replay_cfg_t c;
     memset(&c, 0, sizeof c);
@@ -74,11 +80,21 @@ fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
     if (depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return NULL; }
     const uint32_t n_instr = c.max_instruments ? c.max_instruments : FH_DEFAULT_INSTRUMENTS;
     const uint32_t ring = c.ring_events ? c.ring_events : FH_DEFAULT_RING;
+    const uint32_t lanes = c.lanes ? c.lanes : 1;
+    if (lanes > FH_SHM_MAX_LANES) { fh_errf(err, errlen, "%u lanes: at most %d", lanes, FH_SHM_MAX_LANES); return NULL; }
 
     fh_replay_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
+    r->cfg = c;
+    if (c.shm_name) {
+        snprintf(r->shm_name, sizeof r->shm_name, "%s", c.shm_name);
+        r->cfg.shm_name = r->shm_name;
+    }
     r->mode = c.mode;
+    r->lane = lane;
+    r->n_lanes = lanes;
+    r->src_errors = lane == 0 ? r->st.errors : r->discard;
     r->gap_window_ns = (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u;
     r->pend_cap = c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER;
     r->pend = calloc(r->pend_cap, sizeof *r->pend);
@@ -99,14 +115,20 @@ fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
         if (!r->seen) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
     }
     if (r->mode == FH_MODE_PUBLISH) {
-        fh_tsc_calibrate(&r->tsc);
-        if (fh_shm_create(&r->shm, c.shm_name, c.shm_mode, n_instr + 1, depth, ring, err, errlen) != 0) goto fail;
+        if (first) {
+            r->tsc = first->tsc;
+            fh_shm_lane_view(&first->shm, lane, &r->shm);
+        } else {
+            fh_tsc_calibrate(&r->tsc);
+            if (fh_shm_create(&r->shm, c.shm_name, c.shm_mode, n_instr + 1, depth, ring, lanes, err, errlen) != 0)
+                goto fail;
+        }
         r->book.publish = 1;
         r->book.shm = &r->shm;
         r->book.tsc = &r->tsc;
-        fh_book_publish_all(&r->book);
+        if (!first) fh_book_publish_all(&r->book);      /* every slot once, before any lane runs */
         fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
-        FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
+        if (!first) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
     }
     return r;
 fail:
@@ -114,11 +136,36 @@ fail:
     return NULL;
 }
 
+fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
+{
+    return replay_create(cfg, NULL, 0, err, errlen);
+}
+
+fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen)
+{
+    if (!first || first->lane != 0 || lane == 0 || lane >= first->n_lanes) {
+        fh_errf(err, errlen, "lane %u of a %u-lane replay does not exist", lane, first ? first->n_lanes : 0);
+        return NULL;
+    }
+    return replay_create(&first->cfg, first, lane, err, errlen);
+}
+
+int fh_pin_thread(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu < 0 || cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
+    CPU_SET(cpu, &set);
+    const int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0) { errno = rc; return -1; }
+    return 0;
+}
+
 void fh_replay_free(fh_replay_t *r)
 {
     if (!r) return;
     if (r->shm.base) {
-        FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+        if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
         fh_shm_close(&r->shm);
     }
     fh_book_free(&r->book);
@@ -287,7 +334,7 @@ void fh_replay_finish(fh_replay_t *r)
     fh_engine_expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
-    FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+    if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
 }
 
 void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)

@@ -31,6 +31,11 @@ struct fh_replay {
     uint8_t *seen;                  /* per stream: bitmap of the locates it carried */
     uint32_t seen_bytes;            /* bytes of one stream's bitmap */
     uint32_t holes;                 /* streams waiting on a hole */
+    uint32_t lane, n_lanes;         /* this context's share of the input (see fh_replay_new) */
+    uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
+    uint64_t discard[32];           /* where other lanes count them instead */
+    fh_replay_cfg_t cfg;            /* as created (lanes copy it) */
+    char shm_name[256];
     struct fh_pending *pend;        /* packets held behind holes (pool, preallocated) */
     uint32_t pend_cap, pend_free;   /* pool size; free list head (index + 1) */
     uint64_t gap_window_ns;         /* how long a hole waits for the other line, in receive time */
@@ -100,19 +105,16 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
     if (seq + whole > s->next_seq) s->next_seq = seq + whole;
 }
 
-/* One MoldUDP64 datagram: sequencing against its stream (A/B arbitration),
- * then its blocks.  In sequence is the hot path; a packet past a hole is held
- * (up to the gap window) for the other line to fill the hole first. */
-FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
+/* One MoldUDP64 datagram of stream s: sequencing (A/B arbitration), then its
+ * blocks.  In sequence is the hot path; a packet past a hole is held (up to
+ * the gap window) for the other line to fill the hole first. */
+FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
 {
     fh_stats_t *st = &r->st;
     const uint8_t *p = u->payload;
-    if (FH_UNLIKELY(u->len < FH_MOLD_HLEN)) { st->errors[FH_ERR_MOLD_TRUNCATED]++; return; }
     st->mold_packets++;
     const uint64_t seq = fh_be64(p + 10);
     const uint32_t count = fh_be16(p + 18);
-
-    fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u->dst_port, p, seq, &st->streams);
 
     if (FH_UNLIKELY(count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END)) {
         if (count == FH_MOLD_END) st->end_of_session++;
@@ -135,14 +137,42 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u)
     fh_engine_apply(r, s, p, u->len, seq, count);
 }
 
+/* One captured frame.  With several lanes every lane sees every frame and
+ * keeps the same stream table (streams are numbered in order of first
+ * appearance), and a frame is processed by the lane its stream belongs to;
+ * what cannot be attributed to a stream belongs to lane 0. */
 FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)
 {
     fh_udp_view_t u;
+    fh_stats_t *st = &r->st;
+    const int lane0 = r->lane == 0;
+    if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->discard))) {
+        if (lane0) { st->packets++; st->bytes += len; }
+        return;
+    }
+    if (FH_UNLIKELY(u.len < FH_MOLD_HLEN)) {
+        if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; }
+        return;
+    }
+    const uint32_t before = r->streams.n;
+    uint64_t fresh = 0;
+    fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u.dst_port, u.payload, fh_be64(u.payload + 10), &fresh);
+    if (FH_UNLIKELY(r->n_lanes > 1)) {
+        const uint32_t owner = s ? (uint32_t)(s - r->streams.v) % r->n_lanes : 0;
+        if (owner != r->lane) return;
+    }
+    if (FH_UNLIKELY(r->streams.n != before)) st->streams++;
+    st->packets++;
+    st->bytes += len;
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
-    r->st.packets++;
-    r->st.bytes += len;
-    if (FH_LIKELY(fh_net_parse(f, len, &u, r->st.errors))) fh_engine_mold(r, &u);
+    fh_engine_mold(r, &u, s);
+}
+
+/* The lane a BinaryFILE message belongs to: by stock locate (offset 1). */
+FH_INLINE uint32_t fh_engine_msg_lane(const fh_replay_t *r, const uint8_t *msg, size_t len)
+{
+    return len >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0;
 }
 
 /* Sources: walk a whole in-memory input.  Return 0, or 1 when the input was

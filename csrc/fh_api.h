@@ -293,13 +293,30 @@ typedef struct fh_replay_cfg {
     uint32_t shm_mode;         /* permission bits of a named segment; default 0600 */
     uint32_t gap_window_us;    /* how long (receive time) a hole waits for the other line; default 1000 */
     uint32_t gap_buffer;       /* packets held behind holes, all streams; default 4096 */
+    uint32_t lanes;            /* writer threads sharing the work (one per core); default 1 */
+    uint32_t _pad;
     const char *shm_name;      /* segment name under /dev/shm; NULL or "" = private memory */
 } fh_replay_cfg_t;
 
 typedef struct fh_replay fh_replay_t;
 
-/* Create a replay context.  Returns NULL with a message in err on failure. */
+/* Create a replay context: lane 0 of cfg->lanes.  Returns NULL with a message
+ * in err on failure.
+ *
+ * Several lanes split one input between threads, as NIC steering splits a
+ * feed between cores: every lane walks the whole input, and each frame is
+ * processed by exactly one lane (MoldUDP64 streams go to lanes by order of
+ * first appearance; BinaryFILE messages by stock locate; frames that cannot
+ * be attributed to lane 0).  Instruments therefore live on one lane each, so
+ * books, counters and the dump are the same whatever the lane count. */
 fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen);
+
+/* Lane `lane` (1 .. lanes-1) of the replay `first` (its lane 0), with the same
+ * configuration and the same shared-memory segment.  Free lanes before `first`. */
+fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen);
+
+/* Pin the calling thread to one CPU (0, or -1 with errno set). */
+int fh_pin_thread(int cpu);
 void fh_replay_free(fh_replay_t *r);
 
 /* Open, detect (gzip is inflated in memory first) and decode one input file,
@@ -361,15 +378,25 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
  * from the segment start.  The layout version changes whenever any of this does. */
 
 enum fh_shm_consts {
-    FH_SHM_LAYOUT_VERSION = 1,
-    FH_SHM_HEADER_SIZE = 256,
+    FH_SHM_LAYOUT_VERSION = 2,
+    FH_SHM_HEADER_SIZE = 4096,
     FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
     FH_SHM_EVENT_SIZE = 64,
-    FH_SHM_MAX_DEPTH = 64
+    FH_SHM_MAX_DEPTH = 64,
+    FH_SHM_MAX_LANES = 32          /* writer threads (cores) per segment */
 };
 
 enum fh_shm_state { FH_SHM_STARTING = 0, FH_SHM_RUNNING = 1, FH_SHM_FINISHED = 2 };
 
+/* Each lane's ring head on its own cache line. */
+typedef struct fh_shm_lane_head {
+    uint64_t head;                 /* events written so far to this lane's ring (next sequence number) */
+    uint8_t  _pad[56];
+} fh_shm_lane_head_t;
+
+/* Several writer threads ("lanes", one per core) share a segment: every
+ * instrument belongs to exactly one lane, which alone writes its slot; each
+ * lane has its own event ring and its own counters (readers add them up). */
 typedef struct fh_shm_header {
     char     magic[8];             /* "FHBOOKS" NUL */
     uint32_t layout_version;       /* FH_SHM_LAYOUT_VERSION */
@@ -379,19 +406,21 @@ typedef struct fh_shm_header {
     uint32_t n_slots;              /* instrument slots; slot i holds stock locate i (0 unused) */
     uint32_t slot_size;            /* bytes per slot, multiple of 64 */
     uint32_t event_size;           /* bytes per event: FH_SHM_EVENT_SIZE */
-    uint64_t ring_capacity;        /* events the ring holds, power of two */
-    uint64_t counters_offset;      /* fh_stats_t */
+    uint64_t ring_capacity;        /* events each lane's ring holds, power of two */
+    uint64_t counters_offset;      /* n_lanes counter areas, counters_stride bytes apart */
     uint64_t slots_offset;
-    uint64_t ring_offset;
+    uint64_t ring_offset;          /* n_lanes rings, ring_capacity events each, lane after lane */
     uint64_t created_ns;           /* CLOCK_REALTIME ns since the epoch */
     int64_t  writer_pid;
     uint32_t state;                /* enum fh_shm_state */
     uint8_t  system_event;         /* last S event code ('O','S','Q','M','E','C'), 0 none */
     uint8_t  _pad0[3];
     uint64_t counters_updated_ns;  /* CLOCK_REALTIME ns of the last counters copy */
-    uint8_t  _pad1[24];
-    uint64_t ring_head;            /* events written so far (next sequence number); own cache line */
-    uint8_t  _pad2[120];
+    uint32_t n_lanes;
+    uint32_t counters_stride;      /* bytes: a u64 sequence lock, 64 bytes in an fh_stats_t */
+    uint8_t  _pad1[144];
+    fh_shm_lane_head_t ring_head[32];  /* at offset 256; FH_SHM_MAX_LANES entries */
+    uint8_t  _pad2[1792];
 } fh_shm_header_t;
 
 /* Slot flags */
@@ -455,7 +484,7 @@ typedef struct fh_shm_event {
     uint8_t  aux;
     uint32_t price1;
     uint32_t price2;
-    uint32_t _pad;
+    uint32_t lane;                 /* the lane (core) whose ring carried it */
     uint64_t qty1;
     uint64_t qty2;
 } fh_shm_event_t;
@@ -470,14 +499,14 @@ int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_
 /* Consistent copies of slots [first, first+n) into out; returns how many were
  * copied (stops at the first one that stays busy). */
 uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
-/* Copy up to `max` events from *cursor on.  Returns how many; advances *cursor.
+/* Copy up to `max` events of one lane's ring from *cursor on.  Returns how many; advances *cursor.
  * If the writer lapped the reader, *lapped gets the number of events lost and
  * the cursor jumps to the oldest event still in the ring. */
-/* Consistent copy of the counters (the writer refreshes them every few
- * thousand frames and at the end).  The counters area is a u64 sequence lock
+/* Consistent copy of one lane's counters (the writer refreshes them every few
+ * thousand frames and at the end).  A counters area is a u64 sequence lock
  * followed, 64 bytes in, by an fh_stats_t. */
-int fh_shm_read_counters(const uint8_t *base, fh_stats_t *out, uint32_t max_spins);
-uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
+int fh_shm_read_counters(const uint8_t *base, uint32_t lane, fh_stats_t *out, uint32_t max_spins);
+uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
                             uint64_t *lapped);
 
 /* Writer side, for tests: the replay's segment base and size. */

@@ -14,7 +14,8 @@
 #include "tsc.h"
 
 _Static_assert(sizeof(fh_shm_header_t) == FH_SHM_HEADER_SIZE, "header size");
-_Static_assert(offsetof(fh_shm_header_t, ring_head) == 128, "ring_head has its own cache line");
+_Static_assert(offsetof(fh_shm_header_t, ring_head) == 256, "ring heads on their own cache lines");
+_Static_assert(sizeof(((fh_shm_header_t *)0)->ring_head) / sizeof(fh_shm_lane_head_t) == FH_SHM_MAX_LANES, "lanes");
 _Static_assert(sizeof(fh_shm_slot_t) == FH_SHM_SLOT_FIXED, "slot fixed part");
 _Static_assert(sizeof(fh_shm_event_t) == FH_SHM_EVENT_SIZE, "event size");
 _Static_assert(FH_SHM_SLOT_FIXED % 64 == 0, "slots cache aligned");
@@ -29,10 +30,10 @@ uint32_t fh_shm_slot_size(uint32_t depth)
 
 static uint64_t counters_size(void) { return (FH_COUNTERS_SEQ_PAD + sizeof(fh_stats_t) + 63u) & ~(uint64_t)63u; }
 
-uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity)
+uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity, uint32_t n_lanes)
 {
-    return FH_SHM_HEADER_SIZE + counters_size() + (uint64_t)n_slots * fh_shm_slot_size(depth)
-           + ring_capacity * FH_SHM_EVENT_SIZE;
+    return FH_SHM_HEADER_SIZE + n_lanes * counters_size() + (uint64_t)n_slots * fh_shm_slot_size(depth)
+           + n_lanes * ring_capacity * FH_SHM_EVENT_SIZE;
 }
 
 static int name_ok(const char *n)
@@ -84,15 +85,16 @@ static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
 }
 
 int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots, uint32_t depth,
-                  uint64_t ring_capacity, char *err, size_t errlen)
+                  uint64_t ring_capacity, uint32_t n_lanes, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    if (n_lanes < 1 || n_lanes > FH_SHM_MAX_LANES) { fh_errf(err, errlen, "%u lanes: 1..%d", n_lanes, FH_SHM_MAX_LANES); return -1; }
     if (depth < 1 || depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return -1; }
     if (ring_capacity < 2 || (ring_capacity & (ring_capacity - 1))) {
         fh_errf(err, errlen, "event ring capacity %llu is not a power of two >= 2", (unsigned long long)ring_capacity);
         return -1;
     }
-    const uint64_t size = fh_shm_total_size(n_slots, depth, ring_capacity);
+    const uint64_t size = fh_shm_total_size(n_slots, depth, ring_capacity, n_lanes);
     void *mem;
     if (name && name[0]) {
         if (!name_ok(name)) {
@@ -137,8 +139,10 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
     h->slot_size = s->slot_size;
     h->event_size = FH_SHM_EVENT_SIZE;
     h->ring_capacity = ring_capacity;
+    h->n_lanes = n_lanes;
+    h->counters_stride = (uint32_t)counters_size();
     h->counters_offset = FH_SHM_HEADER_SIZE;
-    h->slots_offset = h->counters_offset + counters_size();
+    h->slots_offset = h->counters_offset + n_lanes * counters_size();
     h->ring_offset = h->slots_offset + (uint64_t)n_slots * s->slot_size;
     h->created_ns = fh_clock_ns(CLOCK_REALTIME);
     h->writer_pid = getpid();
@@ -146,6 +150,9 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
     s->slots = s->base + h->slots_offset;
     s->ring = (fh_shm_event_t *)(s->base + h->ring_offset);
     s->ring_mask = ring_capacity - 1;
+    s->ring_head = &h->ring_head[0].head;
+    s->counters = s->base + h->counters_offset;
+    s->owner = 1;
     for (uint32_t i = 0; i < n_slots; i++) fh_shm_slot(s, i)->locate = (uint16_t)i;
     /* Readers check the magic and version last-written-first: publish them
      * only once everything they describe is in place. */
@@ -155,15 +162,27 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
     return 0;
 }
 
+void fh_shm_lane_view(const fh_shm_t *first, uint32_t lane, fh_shm_t *out)
+{
+    *out = *first;
+    const fh_shm_header_t *h = first->hdr;
+    out->lane = lane;
+    out->owner = 0;
+    out->ring = (fh_shm_event_t *)(first->base + h->ring_offset) + (size_t)lane * h->ring_capacity;
+    out->ring_head = &first->hdr->ring_head[lane].head;
+    out->head = 0;
+    out->counters = first->base + h->counters_offset + (size_t)lane * h->counters_stride;
+}
+
 void fh_shm_close(fh_shm_t *s)
 {
-    if (s->base) munmap(s->base, s->size);
+    if (s->base && s->owner) munmap(s->base, s->size);
     memset(s, 0, sizeof *s);
 }
 
 void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns)
 {
-    uint64_t *seq = (uint64_t *)(s->base + s->hdr->counters_offset);
+    uint64_t *seq = (uint64_t *)s->counters;
     FH_STORE_RELAXED(seq, *seq + 1);
     FH_FENCE_RELEASE();
     memcpy((uint8_t *)seq + FH_COUNTERS_SEQ_PAD, st, sizeof *st);
@@ -186,8 +205,10 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
     if (h->header_size != FH_SHM_HEADER_SIZE || h->event_size != FH_SHM_EVENT_SIZE || h->depth < 1 ||
         h->depth > FH_SHM_MAX_DEPTH || h->slot_size != fh_shm_slot_size(h->depth) ||
         h->ring_capacity < 2 || (h->ring_capacity & (h->ring_capacity - 1)) ||
-        h->total_size != fh_shm_total_size(h->n_slots, h->depth, h->ring_capacity) ||
-        h->counters_offset != FH_SHM_HEADER_SIZE || h->slots_offset != h->counters_offset + counters_size() ||
+        h->n_lanes < 1 || h->n_lanes > FH_SHM_MAX_LANES || h->counters_stride != counters_size() ||
+        h->total_size != fh_shm_total_size(h->n_slots, h->depth, h->ring_capacity, h->n_lanes) ||
+        h->counters_offset != FH_SHM_HEADER_SIZE ||
+        h->slots_offset != h->counters_offset + h->n_lanes * counters_size() ||
         h->ring_offset != h->slots_offset + (uint64_t)h->n_slots * h->slot_size) {
         fh_errf(err, errlen, "segment header is inconsistent (corrupt or a different build)");
         return -1;
@@ -240,20 +261,24 @@ uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint
     return i;
 }
 
-int fh_shm_read_counters(const uint8_t *base, fh_stats_t *out, uint32_t max_spins)
+int fh_shm_read_counters(const uint8_t *base, uint32_t lane, fh_stats_t *out, uint32_t max_spins)
 {
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
-    const uint8_t *c = base + h->counters_offset;
+    if (lane >= h->n_lanes) return -2;
+    const uint8_t *c = base + h->counters_offset + (size_t)lane * h->counters_stride;
     return read_seqlocked((const uint64_t *)c, c + FH_COUNTERS_SEQ_PAD, (uint8_t *)out, sizeof *out, max_spins);
 }
 
-uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
+uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
                             uint64_t *lapped)
 {
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
-    const fh_shm_event_t *ring = (const fh_shm_event_t *)(base + h->ring_offset);
+    if (lapped) *lapped = 0;
+    if (lane >= h->n_lanes) return 0;
+    const fh_shm_event_t *ring = (const fh_shm_event_t *)(base + h->ring_offset) + (size_t)lane * h->ring_capacity;
+    const uint64_t *headp = &h->ring_head[lane].head;
     const uint64_t cap = h->ring_capacity, mask = cap - 1;
-    uint64_t c = *cursor, lost = 0, head = FH_LOAD_ACQUIRE(&h->ring_head);
+    uint64_t c = *cursor, lost = 0, head = FH_LOAD_ACQUIRE(headp);
     uint32_t k = 0;
     while (k < max) {
         if (c >= head) break;
@@ -269,7 +294,7 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_
         if (FH_UNLIKELY(s1 != c + 1 || s2 != s1)) {
             /* The writer is overwriting this entry: skip ahead of it, with one
              * event of margin, and count what was lost. */
-            head = FH_LOAD_ACQUIRE(&h->ring_head);
+            head = FH_LOAD_ACQUIRE(headp);
             const uint64_t next = head >= cap ? head - cap + 1 : c + 1;
             lost += next > c ? next - c : 1;
             c = next > c ? next : c + 1;
@@ -277,7 +302,7 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint64_t *cursor, fh_shm_event_
         }
         k++;
         c++;
-        if (c == head) head = FH_LOAD_ACQUIRE(&h->ring_head);
+        if (c == head) head = FH_LOAD_ACQUIRE(headp);
     }
     *cursor = c;
     if (lapped) *lapped = lost;
@@ -294,7 +319,8 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
     s.base = base; s.hdr = h; s.slots = base + h->slots_offset;
     s.ring = (fh_shm_event_t *)(base + h->ring_offset);
     s.ring_mask = h->ring_capacity - 1;
-    s.head = h->ring_head;
+    s.ring_head = &h->ring_head[0].head;
+    s.head = *s.ring_head;
     s.slot_size = h->slot_size; s.depth = h->depth;
     if (locate >= h->n_slots) return;
     fh_shm_slot_t *sl = fh_shm_slot(&s, locate);

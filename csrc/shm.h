@@ -17,9 +17,9 @@
  * loop is C (fh_shm_read_slot) so Python never runs it.  A writer that dies
  * inside leaves the sequence odd; readers give up after max_spins and say so.
  *
- * Event ring: a power-of-two array of 64-byte events.  The writer clears an
- * event's seq, writes the fields, then stores seq = n + 1 and the header's
- * ring_head = n + 1 with release order.  Each reader keeps its own cursor;
+ * Event ring (one per lane): a power-of-two array of 64-byte events.  The
+ * writer clears an event's seq, writes the fields, then stores seq = n + 1
+ * and its lane's ring head = n + 1 with release order.  Each reader keeps its own cursor;
  * an event whose seq is not cursor + 1 after the copy was overwritten: the
  * reader was lapped and is told how many events it lost. */
 #ifndef FH_SHM_H
@@ -37,28 +37,35 @@
 #define FH_FENCE_RELEASE()     __atomic_thread_fence(__ATOMIC_RELEASE)
 #define FH_FENCE_ACQUIRE()     __atomic_thread_fence(__ATOMIC_ACQUIRE)
 
-/* Writer's view of a mapped segment. */
+/* One lane's (writer thread's) view of a mapped segment. */
 typedef struct fh_shm {
     uint8_t *base;
     uint64_t size;
     fh_shm_header_t *hdr;
     uint8_t *slots;
-    fh_shm_event_t *ring;
+    fh_shm_event_t *ring;      /* this lane's ring */
     uint64_t ring_mask;
-    uint64_t head;             /* writer's copy of hdr->ring_head */
+    uint64_t head;             /* writer's copy of this lane's ring head */
+    uint64_t *ring_head;       /* hdr->ring_head[lane].head */
+    uint8_t *counters;         /* this lane's counters area */
     uint32_t slot_size;
     uint32_t depth;
+    uint32_t lane;
     int named;                 /* a /dev/shm file (else private anonymous memory) */
+    int owner;                 /* lane 0 maps and unmaps; other lanes borrow */
     char name[256];
 } fh_shm_t;
 
 /* Segment size for a configuration (bytes), and the slot size. */
 uint32_t fh_shm_slot_size(uint32_t depth);
-uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity);
+uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity, uint32_t n_lanes);
 
-/* Create (replacing a segment whose writer is dead) or make a private one. */
+/* Create (replacing a segment whose writer is dead) or make a private one;
+ * `s` becomes lane 0's view. */
 int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots, uint32_t depth,
-                  uint64_t ring_capacity, char *err, size_t errlen);
+                  uint64_t ring_capacity, uint32_t n_lanes, char *err, size_t errlen);
+/* Lane `lane`'s view of the segment lane 0 (`first`) created. */
+void fh_shm_lane_view(const fh_shm_t *first, uint32_t lane, fh_shm_t *out);
 void fh_shm_close(fh_shm_t *s);
 
 FH_INLINE fh_shm_slot_t *fh_shm_slot(const fh_shm_t *s, uint32_t locate)
@@ -96,7 +103,7 @@ FH_INLINE void fh_shm_event_commit(fh_shm_t *s, fh_shm_event_t *e)
 {
     const uint64_t n = ++s->head;
     FH_STORE_RELEASE(&e->seq, n);
-    FH_STORE_RELEASE(&s->hdr->ring_head, n);
+    FH_STORE_RELEASE(s->ring_head, n);
 }
 
 /* Copy the counters into the segment (cold path: every few thousand frames). */

@@ -24,16 +24,20 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
             if (fh_engine_should_stop(r)) return 0;
         }
         if (FH_UNLIKELY(len - off < 2)) {
-            r->st.errors[FH_ERR_SRC_TRUNCATED]++;
+            r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "BinaryFILE truncated: 1 stray byte at offset %zu", off);
             return 1;
         }
         const size_t mlen = fh_be16(buf + off);
         if (FH_UNLIKELY(mlen > len - off - 2)) {
-            r->st.errors[FH_ERR_SRC_TRUNCATED]++;
+            r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "BinaryFILE truncated: message at offset %zu needs %zu bytes, %zu left",
                     off, mlen, len - off - 2);
             return 1;
+        }
+        if (FH_UNLIKELY(r->n_lanes > 1) && fh_engine_msg_lane(r, buf + off + 2, mlen) != r->lane) {
+            off += 2 + mlen;
+            continue;
         }
         /* No packets in a BinaryFILE: refresh the publish stamp every 16 records. */
         if ((r->st.packets++ & 15) == 0) r->book.now = 0;

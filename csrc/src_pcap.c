@@ -35,7 +35,7 @@ int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, s
     ns = (swap ? __builtin_bswap32(magic) : magic) == FH_PCAP_MAGIC_NS;
     const uint32_t linktype = rd32(buf + 20, swap) & 0x0FFFFFFu;   /* upper bits: FCS info */
     if (linktype != FH_LINKTYPE_ETHERNET) {
-        r->st.errors[FH_ERR_SRC_LINKTYPE]++;
+        r->src_errors[FH_ERR_SRC_LINKTYPE]++;
         fh_errf(err, errlen, "pcap link type %u is not Ethernet (1); only Ethernet captures are supported", linktype);
         return -1;
     }
@@ -49,7 +49,7 @@ int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, s
             if (fh_engine_should_stop(r)) return 0;
         }
         if (FH_UNLIKELY(len - off < FH_PCAP_RLEN)) {
-            r->st.errors[FH_ERR_SRC_TRUNCATED]++;
+            r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "pcap truncated: partial record header at offset %zu", off);
             return 1;
         }
@@ -57,17 +57,17 @@ int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, s
         const uint32_t caplen = rd32(rec + 8, swap);
         const uint32_t wirelen = rd32(rec + 12, swap);
         if (FH_UNLIKELY(caplen > FH_MAX_FRAME)) {
-            r->st.errors[FH_ERR_SRC_BAD_RECORD]++;
+            r->src_errors[FH_ERR_SRC_BAD_RECORD]++;
             fh_errf(err, errlen, "pcap corrupt: record at offset %zu claims %u captured bytes", off, caplen);
             return 1;
         }
         if (FH_UNLIKELY(caplen > len - off - FH_PCAP_RLEN)) {
-            r->st.errors[FH_ERR_SRC_TRUNCATED]++;
+            r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "pcap truncated: record at offset %zu needs %u bytes, %zu left",
                     off, caplen, len - off - FH_PCAP_RLEN);
             return 1;
         }
-        if (FH_UNLIKELY(caplen < wirelen)) r->st.errors[FH_ERR_SRC_SNAPPED]++;
+        if (FH_UNLIKELY(caplen < wirelen)) r->src_errors[FH_ERR_SRC_SNAPPED]++;
         const uint64_t ts = (uint64_t)rd32(rec, swap) * 1000000000ull + (uint64_t)rd32(rec + 4, swap) * frac_mul;
         if (FH_UNLIKELY(r->st.first_ts_ns == 0)) r->st.first_ts_ns = ts;
         r->st.last_ts_ns = ts;
@@ -150,7 +150,7 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
             if (fh_engine_should_stop(r)) return 0;
         }
         if (FH_UNLIKELY(len - off < 12)) {
-            r->st.errors[FH_ERR_SRC_TRUNCATED]++;
+            r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "pcapng truncated: partial block header at offset %zu", off);
             return have_shb ? 1 : -1;
         }
@@ -162,7 +162,7 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
             if (bom == FH_PCAPNG_BOM) swap = 0;
             else if (__builtin_bswap32(bom) == FH_PCAPNG_BOM) swap = 1;
             else {
-                r->st.errors[FH_ERR_SRC_BAD_RECORD]++;
+                r->src_errors[FH_ERR_SRC_BAD_RECORD]++;
                 fh_errf(err, errlen, "pcapng corrupt: bad byte-order magic at offset %zu", off);
                 return have_shb ? 1 : -1;
             }
@@ -174,17 +174,17 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
         }
         const uint32_t blen = rd32(b + 4, swap);
         if (FH_UNLIKELY(blen < 12 || (blen & 3u))) {
-            r->st.errors[FH_ERR_SRC_BAD_RECORD]++;
+            r->src_errors[FH_ERR_SRC_BAD_RECORD]++;
             fh_errf(err, errlen, "pcapng corrupt: block at offset %zu has length %u", off, blen);
             return 1;
         }
         if (FH_UNLIKELY(blen > len - off)) {
-            r->st.errors[FH_ERR_SRC_TRUNCATED]++;
+            r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "pcapng truncated: block at offset %zu needs %u bytes, %zu left", off, blen, len - off);
             return 1;
         }
         if (FH_UNLIKELY(rd32(b + blen - 4, swap) != blen)) {
-            r->st.errors[FH_ERR_SRC_BAD_RECORD]++;
+            r->src_errors[FH_ERR_SRC_BAD_RECORD]++;
             fh_errf(err, errlen, "pcapng corrupt: block at offset %zu: trailing length differs", off);
             return 1;
         }
@@ -192,29 +192,29 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
         const size_t body_len = blen - 12;
         const uint32_t bt = swap && btype != FH_PCAPNG_SHB ? __builtin_bswap32(btype) : btype;
         if (bt == FH_PCAPNG_EPB) {
-            if (FH_UNLIKELY(body_len < 20)) { r->st.errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
+            if (FH_UNLIKELY(body_len < 20)) { r->src_errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
             const uint32_t ifid = rd32(body, swap);
             const uint32_t caplen = rd32(body + 12, swap), wirelen = rd32(body + 16, swap);
-            if (FH_UNLIKELY(ifid >= n_if || caplen > body_len - 20)) { r->st.errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
-            if (FH_UNLIKELY(ifs[ifid].linktype != FH_LINKTYPE_ETHERNET)) { r->st.errors[FH_ERR_SRC_LINKTYPE]++; goto next; }
-            if (FH_UNLIKELY(caplen < wirelen)) r->st.errors[FH_ERR_SRC_SNAPPED]++;
+            if (FH_UNLIKELY(ifid >= n_if || caplen > body_len - 20)) { r->src_errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
+            if (FH_UNLIKELY(ifs[ifid].linktype != FH_LINKTYPE_ETHERNET)) { r->src_errors[FH_ERR_SRC_LINKTYPE]++; goto next; }
+            if (FH_UNLIKELY(caplen < wirelen)) r->src_errors[FH_ERR_SRC_SNAPPED]++;
             const uint64_t units = ((uint64_t)rd32(body + 4, swap) << 32) | rd32(body + 8, swap);
             last_ts = ts_to_ns(&ifs[ifid], units);
             note_ts(&r->st, last_ts);
             fh_engine_frame(r, body + 20, caplen, last_ts);
         } else if (bt == FH_PCAPNG_SPB) {
             /* Simple packets: interface 0, no timestamp, captured = min(wire, snaplen, room). */
-            if (FH_UNLIKELY(body_len < 4 || n_if == 0)) { r->st.errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
-            if (FH_UNLIKELY(ifs[0].linktype != FH_LINKTYPE_ETHERNET)) { r->st.errors[FH_ERR_SRC_LINKTYPE]++; goto next; }
+            if (FH_UNLIKELY(body_len < 4 || n_if == 0)) { r->src_errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
+            if (FH_UNLIKELY(ifs[0].linktype != FH_LINKTYPE_ETHERNET)) { r->src_errors[FH_ERR_SRC_LINKTYPE]++; goto next; }
             const uint32_t wirelen = rd32(body, swap);
             size_t caplen = body_len - 4;
             if (wirelen < caplen) caplen = wirelen;
             if (ifs[0].snaplen && ifs[0].snaplen < caplen) caplen = ifs[0].snaplen;
-            if (caplen < wirelen) r->st.errors[FH_ERR_SRC_SNAPPED]++;
+            if (caplen < wirelen) r->src_errors[FH_ERR_SRC_SNAPPED]++;
             note_ts(&r->st, last_ts);
             fh_engine_frame(r, body + 4, caplen, last_ts);
         } else if (bt == FH_PCAPNG_IDB) {
-            if (FH_UNLIKELY(body_len < 8 || n_if == FH_PCAPNG_MAX_IF)) { r->st.errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
+            if (FH_UNLIKELY(body_len < 8 || n_if == FH_PCAPNG_MAX_IF)) { r->src_errors[FH_ERR_SRC_BAD_RECORD]++; goto next; }
             fh_pcapng_if_t *ifc = &ifs[n_if++];
             ifc->linktype = rd16(body, swap);
             ifc->snaplen = rd32(body + 4, swap);

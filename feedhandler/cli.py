@@ -51,7 +51,8 @@ def cmd_replay(args) -> int:
     try:
         r = Replay(mode=args.mode, shm=args.shm, depth=args.depth, max_orders=args.max_orders,
                    max_instruments=args.max_instruments, max_levels=args.max_levels,
-                   ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer)
+                   ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
+                   cores=args.cores)
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
@@ -224,6 +225,9 @@ def cmd_rewind_server(args) -> int:
     except MemoryError:
         print("feedhandler rewind-server: %s does not fit in memory" % args.input, file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("feedhandler rewind-server: interrupted while indexing", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
     def on_signal(signum, frame):
         server.stop()
@@ -267,6 +271,31 @@ def _positive(s: str) -> int:
     if v <= 0:
         raise argparse.ArgumentTypeError("must be positive, got %s" % s)
     return v
+
+
+def _cpulist(s: str):
+    cpus = []
+    try:
+        for part in s.split(","):
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                cpus.extend(range(lo, hi + 1))
+            else:
+                cpus.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a CPU list (e.g. 0,1 or 2-5): %r" % s)
+    ncpu = os.cpu_count() or 1
+    bad = [c for c in cpus if c < 0 or c >= ncpu]
+    if bad:
+        raise argparse.ArgumentTypeError("CPU %s does not exist: this machine has CPUs 0-%d"
+                                         % (",".join(map(str, bad)), ncpu - 1))
+    if len(set(cpus)) != len(cpus):
+        raise argparse.ArgumentTypeError("a CPU is listed twice: %r" % s)
+    if len(cpus) > 32:
+        raise argparse.ArgumentTypeError("at most 32 cores")
+    return cpus
 
 
 def _depth(s: str) -> int:
@@ -336,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price-level capacity over all instruments and sides (default 4194304)")
     r.add_argument("--ring-events", type=_pow2, default=0, metavar="N",
                    help="event ring capacity, a power of two (default 1048576)")
+    r.add_argument("--cores", type=_cpulist, default=None, metavar="LIST",
+                   help="CPUs to run on, e.g. 0,1 or 2-5: one pinned thread each; MoldUDP64 streams (channels) "
+                        "are shared out between them as NIC steering would (BinaryFILE messages by stock "
+                        "locate); books and counters are the same whatever the count (default: one thread)")
     r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
                    help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
                         "line's copy before its messages count as gaps (default 1000)")

@@ -131,3 +131,37 @@ def decode_frame(frame: bytes, cap: int = 1024):
     st = ffi.new("fh_stats_t *")
     n = lib.fh_decode_frame(frame, len(frame), out, cap, st)
     return [msg_to_dict(out[i]) for i in range(n)], stats_to_dict(st)
+
+
+def merge_stats(parts) -> dict:
+    """Counters of several lanes (threads) as one: sums, except the elapsed
+    time (the lanes ran at the same time: the longest), capture time span (min
+    first, max last) and the checksum (a sum modulo 2**64).  Note that
+    book.orders_peak becomes the sum of the lanes' peaks (an upper bound)."""
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for k in parts[0]:
+        vals = [p[k] for p in parts]
+        if k in ("by_type", "errors", "book"):
+            d = {}
+            for v in vals:
+                for kk, n in v.items():
+                    d[kk] = d.get(kk, 0) + n
+            out[k] = {kk: n for kk, n in d.items() if n or k == "book"}
+        elif k == "elapsed_s":
+            out[k] = max(vals)
+        elif k == "first_ts_ns":
+            nz = [v for v in vals if v]
+            out[k] = min(nz) if nz else 0
+        elif k in ("last_ts_ns", "counters_updated_ns"):
+            out[k] = max(vals)
+        elif k == "checksum":
+            out[k] = "%016x" % (sum(int(v, 16) for v in vals) & (2 ** 64 - 1))
+        elif isinstance(vals[0], (int, float)):
+            out[k] = sum(vals)
+        else:
+            out[k] = vals[0]
+    out["msgs_per_s"] = out["messages"] / out["elapsed_s"] if out.get("elapsed_s") else 0.0
+    return out

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
-from .core import errbuf, errstr, ffi, lib, stats_to_dict
+from .core import errbuf, errstr, ffi, lib, merge_stats, stats_to_dict
 from .progress import run_with_progress
 
 FORMAT_NAMES = {
@@ -52,59 +54,107 @@ def _is_gzip(path: str) -> bool:
 
 
 class Replay:
-    """One replay context: inputs decoded in order into per-instrument books,
-    published (mode 'publish') to shared memory, counters accumulated.
+    """One replay: inputs decoded in order into per-instrument books, published
+    (mode 'publish') to shared memory, counters accumulated.
 
     ``shm``: segment name under /dev/shm (None: private memory, readable only
-    through :meth:`segment`).  Capacities are preallocated here, never later."""
+    through :meth:`segment`).  Capacities are preallocated here, never later.
+    ``cores``: CPUs to run on, one pinned thread (lane) each; every lane walks
+    the input and takes its share of it as NIC steering would (MoldUDP64
+    streams by order of first appearance, BinaryFILE messages by stock locate),
+    so books and counters are the same whatever the number of cores.  None:
+    one lane on the calling thread's CPUs.
+    ``gap_window_us``: how long (in receive/capture time) a hole in a stream
+    waits for the other line's copy before it is counted as a gap (default
+    1000); ``gap_buffer``: packets that can be held behind holes (default 4096)."""
 
     def __init__(self, mode: str = "publish", shm: Optional[str] = None, depth: int = 10,
                  max_orders: int = 0, max_instruments: int = 0, max_levels: int = 0, ring_events: int = 0,
-                 max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0):
+                 max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
+                 cores: Optional[Sequence[int]] = None):
         if mode not in MODES:
             raise ReplayError("mode must be one of %s" % ", ".join(MODES))
+        self.cores = list(cores) if cores else None
+        n_lanes = len(self.cores) if self.cores else 1
+        if self.cores:
+            bad = [c for c in self.cores if c < 0 or c >= (os.cpu_count() or 1)]
+            if bad:
+                raise ReplayError("cores %s do not exist (this machine has CPUs 0..%d)"
+                                  % (",".join(map(str, bad)), (os.cpu_count() or 1) - 1))
+            if len(set(self.cores)) != len(self.cores):
+                raise ReplayError("a core is listed twice in %s" % self.cores)
         self._name = ffi.new("char[]", shm.encode()) if shm else ffi.NULL
         cfg = ffi.new("fh_replay_cfg_t *", {
             "max_streams": max_streams, "mode": MODES[mode], "max_orders": max_orders,
             "max_instruments": max_instruments, "max_levels": max_levels, "depth": depth,
             "ring_events": ring_events, "shm_mode": shm_mode, "gap_window_us": gap_window_us,
-            "gap_buffer": gap_buffer, "shm_name": self._name})
+            "gap_buffer": gap_buffer, "lanes": n_lanes, "shm_name": self._name})
         err = errbuf()
         ptr = lib.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:
             raise ReplayError(errstr(err))
-        self._r = ffi.gc(ptr, lib.fh_replay_free)
+        self._lanes = [ffi.gc(ptr, lib.fh_replay_free)]
+        for lane in range(1, n_lanes):
+            p = lib.fh_replay_new_lane(self._lanes[0], lane, err, len(err))
+            if p == ffi.NULL:
+                raise ReplayError(errstr(err))
+            self._lanes.append(ffi.gc(p, lib.fh_replay_free))
+        self._r = self._lanes[0]
         self.mode = mode
         self.depth = depth
         self.shm_name = shm
 
+    def _pin(self, lane: int) -> None:
+        if self.cores and lib.fh_pin_thread(self.cores[lane]) != 0:
+            raise ReplayError("cannot pin a thread to CPU %d: %s" % (self.cores[lane], os.strerror(ffi.errno)))
+
     def run_file(self, path: str, progress: Optional[bool] = None) -> InputResult:
-        err = errbuf()
-        fmt = ffi.new("int *")
         path_b = os.fsencode(path)
+        n = len(self._lanes)
+        errs = [errbuf() for _ in range(n)]
+        fmts = [ffi.new("int *") for _ in range(n)]
+        rcs = [None] * n
+
+        def lane_work(i):
+            self._pin(i)
+            rcs[i] = lib.fh_replay_file(self._lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
 
         def work():
-            return lib.fh_replay_file(self._r, path_b, fmt, err, len(err))
+            if n == 1:
+                lane_work(0)
+                return
+            threads = [threading.Thread(target=lane_work, args=(i,), name="feedhandler-lane%d" % i)
+                       for i in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
 
-        rc = run_with_progress(work, self.progress, os.path.basename(path)[:8] or "replay",
-                               enabled=progress, on_interrupt=self.stop)
-        return InputResult(path=path, format=FORMAT_NAMES.get(fmt[0], "unknown"), gzip=_is_gzip(path),
-                           ok=rc == 0, error=errstr(err) if rc != 0 else None, partial=rc == 1)
+        run_with_progress(work, self.progress, os.path.basename(path)[:8] or "replay",
+                          enabled=progress, on_interrupt=self.stop)
+        rc = next((x for x in rcs if x), 0) if None not in rcs else -1
+        return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=_is_gzip(path),
+                           ok=rc == 0, error=errstr(errs[0]) if rc != 0 else None, partial=rc == 1)
 
     def run_buffer(self, data: bytes) -> InputResult:
+        """Decode an in-memory input (lanes one after the other, on this thread)."""
         err = errbuf()
         fmt = ffi.new("int *")
-        rc = lib.fh_replay_buffer(self._r, data, len(data), fmt, err, len(err))
+        rc = 0
+        for lane in self._lanes:
+            rc = lib.fh_replay_buffer(lane, data, len(data), fmt, err, len(err))
         return InputResult(path="<buffer>", format=FORMAT_NAMES.get(fmt[0], "unknown"), gzip=False,
                            ok=rc == 0, error=errstr(err) if rc != 0 else None, partial=rc == 1)
 
     def stop(self) -> None:
-        lib.fh_replay_stop(self._r)
+        for lane in self._lanes:
+            lib.fh_replay_stop(lane)
 
     def finish(self) -> None:
         """All inputs done: holes still waiting for the other line are given up
         (counted as gaps), final counters to shared memory, segment marked finished."""
-        lib.fh_replay_finish(self._r)
+        for lane in reversed(self._lanes):
+            lib.fh_replay_finish(lane)
 
     def progress(self):
         done = ffi.new("uint64_t *")
@@ -112,28 +162,62 @@ class Replay:
         lib.fh_replay_progress(self._r, done, total)
         return int(done[0]), int(total[0])
 
+    def lane_stats(self) -> List[dict]:
+        out = []
+        for lane in self._lanes:
+            st = ffi.new("fh_stats_t *")
+            lib.fh_replay_stats(lane, st)
+            out.append(stats_to_dict(st))
+        return out
+
     def stats(self) -> dict:
-        st = ffi.new("fh_stats_t *")
-        lib.fh_replay_stats(self._r, st)
-        d = stats_to_dict(st)
+        d = merge_stats(self.lane_stats())
         d["memory"] = self.memory()
+        d["lanes"] = len(self._lanes)
         return d
 
     def memory(self) -> dict:
         book = ffi.new("uint64_t *")
         shm = ffi.new("uint64_t *")
+        total_book = 0
+        for lane in self._lanes:
+            lib.fh_replay_memory(lane, book, shm)
+            total_book += int(book[0])
         lib.fh_replay_memory(self._r, book, shm)
-        return {"book_bytes": int(book[0]), "shm_bytes": int(shm[0])}
+        return {"book_bytes": total_book, "shm_bytes": int(shm[0])}
 
     def flags(self, locate: int) -> int:
         """Book flags of an instrument (feedhandler.shm.FLAG_*)."""
-        return int(lib.fh_replay_instrument_flags(self._r, locate))
+        f = 0
+        for lane in self._lanes:
+            f |= int(lib.fh_replay_instrument_flags(lane, locate))
+        return f
 
     def dump_books(self, path: str, depth: Optional[int] = None) -> None:
         """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders)."""
         err = errbuf()
-        if lib.fh_replay_dump_books(self._r, os.fsencode(path), depth or self.depth, err, len(err)) != 0:
-            raise ReplayError(errstr(err))
+        depth = depth or self.depth
+        if len(self._lanes) == 1:
+            if lib.fh_replay_dump_books(self._r, os.fsencode(path), depth, err, len(err)) != 0:
+                raise ReplayError(errstr(err))
+            return
+        # Each instrument lives on one lane: merge the lanes' rows by locate.
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, lane in enumerate(self._lanes):
+                part = os.path.join(tmp, "lane%d.csv" % i)
+                if lib.fh_replay_dump_books(lane, os.fsencode(part), depth, err, len(err)) != 0:
+                    raise ReplayError(errstr(err))
+                with open(part) as f:
+                    header = f.readline()
+                    rows.extend(f.readlines())
+        rows.sort(key=lambda line: int(line.split(",", 1)[0]))     # stable: lane order kept within a locate
+        try:
+            with open(path, "w") as f:
+                f.write(header)
+                f.writelines(rows)
+        except OSError as exc:
+            raise ReplayError("cannot write %s: %s" % (path, exc.strerror))
 
     def segment(self):
         """This replay's shared memory, read in-process like any other reader."""

@@ -379,11 +379,9 @@ def _index_frames(buf: np.ndarray, fo: np.ndarray, fl: np.ndarray, idx: CaptureI
     # IPv4 (options fine, fragments not), UDP.
     f.add(ip=f.fo + f.l2, avail=f.fl - f.l2)
     f.keep(f.avail >= 20, "ip_truncated")
-    vh = buf[f.ip]
-    f.keep((vh >> 4) == 4, "ip_bad_version")
-    ihl = (buf[f.ip] & 15).astype(np.int64) * 4
-    f.keep((ihl >= 20) & (ihl <= f.avail), "ip_bad_header_length")
+    f.keep((buf[f.ip] >> 4) == 4, "ip_bad_version")
     f.add(ihl=(buf[f.ip] & 15).astype(np.int64) * 4)
+    f.keep((f.ihl >= 20) & (f.ihl <= f.avail), "ip_bad_header_length")
     f.add(tot=_be16(buf, f.ip + 2))
     f.keep((f.tot >= f.ihl) & (f.tot <= f.avail), "ip_bad_total_length")
     f.keep((_be16(buf, f.ip + 6) & 0x3FFF) == 0, "ip_fragment")
@@ -396,7 +394,7 @@ def _index_frames(buf: np.ndarray, fo: np.ndarray, fl: np.ndarray, idx: CaptureI
     f.keep(f.ulen - 8 >= MOLD_HEADER, "mold_truncated")
     pay = f.udp + 8
     end = f.udp + f.ulen
-    del f, vh, ihl
+    del f
     idx.datagrams = len(pay)
     if not len(pay):
         return
@@ -414,8 +412,8 @@ def _index_frames(buf: np.ndarray, fo: np.ndarray, fl: np.ndarray, idx: CaptureI
     p.keep((p.seq >= 1) & (p.seq < np.uint64(1 << 62)), "mold_bad_sequence")
     if not len(p):
         return
-    # Sessions change rarely along a capture: name the runs of equal sessions
-    # (few) in Python, then spread the ids over the packets.
+    # Runs of packets of one session are far fewer than packets: name each
+    # run in Python, then spread the session ids over the packets.
     sess = buf[p.pay[:, None] + np.arange(10)]
     starts = np.flatnonzero(np.concatenate(([True], (sess[1:] != sess[:-1]).any(axis=1))))
     run_names = [sess[i].tobytes() for i in starts]

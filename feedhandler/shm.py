@@ -21,7 +21,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from .core import errbuf, errstr, ffi, lib, stats_to_dict
+from .core import errbuf, errstr, ffi, lib, merge_stats, stats_to_dict
 
 SLOT_FIXED = lib.FH_SHM_SLOT_FIXED
 MAX_SPINS = 100_000
@@ -39,9 +39,10 @@ SLOT_FIELDS = [
 ]
 
 EVENT_DTYPE = np.dtype({
-    "names": ["seq", "exch_ts", "rx_ts", "publish_ts", "locate", "type", "aux", "price1", "price2", "qty1", "qty2"],
-    "formats": ["<u8", "<u8", "<u8", "<u8", "<u2", "u1", "u1", "<u4", "<u4", "<u8", "<u8"],
-    "offsets": [0, 8, 16, 24, 32, 34, 35, 36, 40, 48, 56],
+    "names": ["seq", "exch_ts", "rx_ts", "publish_ts", "locate", "type", "aux", "price1", "price2", "lane",
+              "qty1", "qty2"],
+    "formats": ["<u8", "<u8", "<u8", "<u8", "<u2", "u1", "u1", "<u4", "<u4", "<u4", "<u8", "<u8"],
+    "offsets": [0, 8, 16, 24, 32, 34, 35, 36, 40, 44, 48, 56],
     "itemsize": lib.FH_SHM_EVENT_SIZE,
 })
 
@@ -138,7 +139,8 @@ class Segment:
         self.dtype = slot_dtype(self.depth)
         if self.dtype.itemsize != self.slot_size:
             raise ShmError("slot size %d does not match this reader's layout (%d)" % (self.slot_size, self.dtype.itemsize))
-        self._cursor = ffi.new("uint64_t *", 0)
+        self.n_lanes = int(self._hdr.n_lanes)
+        self._cursors = [ffi.new("uint64_t *", 0) for _ in range(self.n_lanes)]
         self._lost = ffi.new("uint64_t *", 0)
         self.lapped = 0
         self._by_symbol: Dict[str, int] = {}
@@ -158,7 +160,8 @@ class Segment:
 
     @property
     def ring_head(self) -> int:
-        return int(self._hdr.ring_head)
+        """Events written so far, all lanes together."""
+        return sum(int(self._hdr.ring_head[i].head) for i in range(self.n_lanes))
 
     @property
     def system_event(self) -> str:
@@ -221,31 +224,44 @@ class Segment:
     # -------------------------------------------------------------- events
     def seek(self, position: str = "now") -> None:
         """Start following events from now ('now') or the oldest still in the ring ('oldest')."""
-        head = self.ring_head
-        self._cursor[0] = head if position == "now" else max(0, head - self.ring_capacity)
+        for i, cur in enumerate(self._cursors):
+            head = int(self._hdr.ring_head[i].head)
+            cur[0] = head if position == "now" else max(0, head - self.ring_capacity)
 
     def events(self, max: int = 65536) -> np.ndarray:
-        """Events since the last call (at most `max`), oldest first.  If the writer
-        lapped this reader, `lapped` grows by the number lost and reading resumes
-        at the oldest event still in the ring."""
+        """Events since the last call (at most `max`), oldest first within each
+        lane (a writer thread: one per core; an instrument's events all come
+        from one lane, in order).  If a writer lapped this reader, `lapped`
+        grows by the number lost and reading resumes at the oldest event still
+        in that ring."""
         out = np.empty(max, dtype=EVENT_DTYPE)
-        n = lib.fh_shm_poll_events(self._base, self._cursor, ffi.from_buffer("fh_shm_event_t[]", out), max,
-                                   self._lost)
-        self.lapped += int(self._lost[0])
+        n = 0
+        for lane, cur in enumerate(self._cursors):
+            if n == max:
+                break
+            got = lib.fh_shm_poll_events(self._base, lane, cur, ffi.from_buffer("fh_shm_event_t[]", out[n:]),
+                                         max - n, self._lost)
+            self.lapped += int(self._lost[0])
+            n += got
         return out[:n]
 
     @property
     def cursor(self) -> int:
-        return int(self._cursor[0])
+        return sum(int(c[0]) for c in self._cursors)
 
     # ------------------------------------------------------------ counters
     def counters(self) -> dict:
-        st = ffi.new("fh_stats_t *")
-        rc = lib.fh_shm_read_counters(self._base, st, MAX_SPINS)
-        if rc != 0:
-            raise ShmError(_busy(rc, "counters"))
-        d = stats_to_dict(st)
+        """The writer's counters, all lanes added up (see core.merge_stats)."""
+        parts = []
+        for lane in range(self.n_lanes):
+            st = ffi.new("fh_stats_t *")
+            rc = lib.fh_shm_read_counters(self._base, lane, st, MAX_SPINS)
+            if rc != 0:
+                raise ShmError(_busy(rc, "counters"))
+            parts.append(stats_to_dict(st))
+        d = merge_stats(parts)
         d["counters_updated_ns"] = int(self._hdr.counters_updated_ns)
+        d["lanes"] = self.n_lanes
         return d
 
     def close(self) -> None:

@@ -30,14 +30,16 @@ def test_stats_layout():
 
 
 def test_cfg_layouts():
-    assert ffi.sizeof("fh_replay_cfg_t") == 48
-    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 40
+    assert ffi.sizeof("fh_replay_cfg_t") == 56
+    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 48
     assert ffi.sizeof("fh_gen_cfg_t") == 64
 
 
 def test_shm_header_layout():
-    assert ffi.sizeof("fh_shm_header_t") == lib.FH_SHM_HEADER_SIZE == 256
-    assert ffi.offsetof("fh_shm_header_t", "ring_head") == 128      # its own cache line
+    assert ffi.sizeof("fh_shm_header_t") == lib.FH_SHM_HEADER_SIZE == 4096
+    assert ffi.offsetof("fh_shm_header_t", "ring_head") == 256      # each lane's head on its own cache line
+    assert ffi.sizeof("fh_shm_lane_head_t") == 64
+    assert ffi.offsetof("fh_shm_header_t", "n_lanes") == 104
     assert ffi.offsetof("fh_shm_header_t", "magic") == 0
 
 
