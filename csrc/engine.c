@@ -49,6 +49,7 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_STREAM_TABLE_FULL] = "stream_table_full",
     [FH_ERR_BINFILE_ZERO_LEN] = "binfile_zero_length",
     [FH_ERR_GAP_BUFFER_FULL] = "gap_buffer_full",
+    [FH_ERR_UNCONFIGURED] = "unconfigured_group",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -92,6 +93,8 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
         r->cfg.shm_name = r->shm_name;
     }
     r->mode = c.mode;
+    if (c.speed < 0 || c.speed != c.speed) { fh_errf(err, errlen, "speed must be a positive factor"); goto fail; }
+    r->pace_scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
     r->lane = lane;
     r->n_lanes = lanes;
     r->src_errors = lane == 0 ? r->st.errors : r->discard;
@@ -114,12 +117,14 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
         r->seen = calloc(streams, r->seen_bytes);
         if (!r->seen) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
     }
+    if (r->pace_scale != 0.0 || r->mode == FH_MODE_PUBLISH) {
+        if (first) r->tsc = first->tsc;
+        else fh_tsc_calibrate(&r->tsc);
+    }
     if (r->mode == FH_MODE_PUBLISH) {
         if (first) {
-            r->tsc = first->tsc;
             fh_shm_lane_view(&first->shm, lane, &r->shm);
         } else {
-            fh_tsc_calibrate(&r->tsc);
             if (fh_shm_create(&r->shm, c.shm_name, c.shm_mode, n_instr + 1, depth, ring, lanes, err, errlen) != 0)
                 goto fail;
         }
@@ -148,6 +153,16 @@ fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, si
         return NULL;
     }
     return replay_create(&first->cfg, first, lane, err, errlen);
+}
+
+int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane)
+{
+    if (r->n_lines == sizeof r->lines / sizeof r->lines[0] || lane >= r->n_lanes) return -1;
+    r->lines[r->n_lines].group = group;
+    r->lines[r->n_lines].port = port;
+    r->lines[r->n_lines].lane = (uint16_t)lane;
+    r->n_lines++;
+    return 0;
 }
 
 int fh_pin_thread(int cpu)

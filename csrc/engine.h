@@ -35,6 +35,11 @@ struct fh_replay {
     uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
     uint64_t discard[32];           /* where other lanes count them instead */
     fh_replay_cfg_t cfg;            /* as created (lanes copy it) */
+    uint32_t n_lines;               /* configured channel lines (0: steer by stream order) */
+    uint32_t line_last;             /* last line matched: datagrams come in runs */
+    struct { uint32_t group; uint16_t port; uint16_t lane; } lines[64];
+    double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
+    uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
     struct fh_pending *pend;        /* packets held behind holes (pool, preallocated) */
     uint32_t pend_cap, pend_free;   /* pool size; free list head (index + 1) */
@@ -154,10 +159,24 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
         if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; }
         return;
     }
+    if (FH_UNLIKELY(r->n_lines)) {
+        /* A config names the channels: steer by destination group, as the NIC would. */
+        uint32_t i = r->line_last;
+        if (r->lines[i].group != u.dst_ip || r->lines[i].port != u.dst_port) {
+            for (i = 0; i < r->n_lines; i++)
+                if (r->lines[i].group == u.dst_ip && r->lines[i].port == u.dst_port) break;
+            if (i == r->n_lines) {
+                if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_UNCONFIGURED]++; }
+                return;
+            }
+            r->line_last = i;
+        }
+        if (r->lines[i].lane != r->lane) return;
+    }
     const uint32_t before = r->streams.n;
     uint64_t fresh = 0;
     fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u.dst_port, u.payload, fh_be64(u.payload + 10), &fresh);
-    if (FH_UNLIKELY(r->n_lanes > 1)) {
+    if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines) {
         const uint32_t owner = s ? (uint32_t)(s - r->streams.v) % r->n_lanes : 0;
         if (owner != r->lane) return;
     }
@@ -167,6 +186,25 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
     fh_engine_mold(r, &u, s);
+}
+
+/* Pacing (--speed): hold the walk until wall time catches up with the
+ * capture's clock, scaled.  A busy wait on the TSC, checking the stop flag;
+ * a replay that falls behind simply runs at full speed until it catches up. */
+FH_INLINE void fh_engine_pace(fh_replay_t *r, uint64_t ts)
+{
+    if (FH_LIKELY(r->pace_scale == 0.0) || ts == 0) return;
+    if (FH_UNLIKELY(r->pace_t0 == 0)) {
+        r->pace_t0 = ts;
+        r->pace_w0 = fh_tsc_ns(&r->tsc);
+        return;
+    }
+    if (ts <= r->pace_t0) return;
+    const uint64_t target = r->pace_w0 + (uint64_t)((double)(ts - r->pace_t0) * r->pace_scale);
+    while (fh_tsc_ns(&r->tsc) < target) {
+        if (fh_engine_should_stop(r)) return;
+        FH_CPU_RELAX();
+    }
 }
 
 /* The lane a BinaryFILE message belongs to: by stock locate (offset 1). */

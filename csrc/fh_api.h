@@ -42,7 +42,8 @@ enum fh_err {
     FH_ERR_STREAM_TABLE_FULL = 24, /* more sessions than the stream table holds (not sequenced) */
     FH_ERR_BINFILE_ZERO_LEN = 25,  /* BinaryFILE record of length 0 */
     FH_ERR_GAP_BUFFER_FULL = 26,   /* no room to hold packets behind a hole: gap declared before its window ended */
-    FH_ERR__COUNT = 27
+    FH_ERR_UNCONFIGURED = 27,      /* UDP datagram to a group:port no configured channel has */
+    FH_ERR__COUNT = 28
 };
 
 /* What the order books did.  Every message a book could not apply is counted
@@ -295,6 +296,7 @@ typedef struct fh_replay_cfg {
     uint32_t gap_buffer;       /* packets held behind holes, all streams; default 4096 */
     uint32_t lanes;            /* writer threads sharing the work (one per core); default 1 */
     uint32_t _pad;
+    double   speed;            /* pacing: 0 = as fast as possible; 1 = the capture's own clock; 2 = twice as fast */
     const char *shm_name;      /* segment name under /dev/shm; NULL or "" = private memory */
 } fh_replay_cfg_t;
 
@@ -314,6 +316,12 @@ fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
 /* Lane `lane` (1 .. lanes-1) of the replay `first` (its lane 0), with the same
  * configuration and the same shared-memory segment.  Free lanes before `first`. */
 fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen);
+
+/* Channels from a config: datagrams to group:port (host byte order) belong
+ * to `lane`; with any channel added, datagrams to other groups are skipped
+ * and counted (FH_ERR_UNCONFIGURED).  Add the same channels to every lane,
+ * before any input.  0, or -1 when the table (64 lines) is full. */
+int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane);
 
 /* Pin the calling thread to one CPU (0, or -1 with errno set). */
 int fh_pin_thread(int cpu);

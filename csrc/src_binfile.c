@@ -35,6 +35,8 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
                     off, mlen, len - off - 2);
             return 1;
         }
+        /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
+        if (FH_UNLIKELY(r->pace_scale != 0.0) && mlen >= 11) fh_engine_pace(r, fh_be48(buf + off + 2 + 5));
         if (FH_UNLIKELY(r->n_lanes > 1) && fh_engine_msg_lane(r, buf + off + 2, mlen) != r->lane) {
             off += 2 + mlen;
             continue;

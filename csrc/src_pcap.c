@@ -71,6 +71,7 @@ int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, s
         const uint64_t ts = (uint64_t)rd32(rec, swap) * 1000000000ull + (uint64_t)rd32(rec + 4, swap) * frac_mul;
         if (FH_UNLIKELY(r->st.first_ts_ns == 0)) r->st.first_ts_ns = ts;
         r->st.last_ts_ns = ts;
+        fh_engine_pace(r, ts);
         fh_engine_frame(r, rec + FH_PCAP_RLEN, caplen, ts);
         off += FH_PCAP_RLEN + caplen;
     }
@@ -201,6 +202,7 @@ int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err,
             const uint64_t units = ((uint64_t)rd32(body + 4, swap) << 32) | rd32(body + 8, swap);
             last_ts = ts_to_ns(&ifs[ifid], units);
             note_ts(&r->st, last_ts);
+            fh_engine_pace(r, last_ts);
             fh_engine_frame(r, body + 20, caplen, last_ts);
         } else if (bt == FH_PCAPNG_SPB) {
             /* Simple packets: interface 0, no timestamp, captured = min(wire, snaplen, room). */

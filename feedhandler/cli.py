@@ -46,13 +46,29 @@ def print_stats(stats: dict, out=sys.stdout, inputs=None) -> None:
 
 
 def cmd_replay(args) -> int:
+    from .config import ConfigError, load
     from .replay import Replay, ReplayError
 
+    channels = None
+    if args.config:
+        try:
+            channels = load(args.config, args.cores)
+        except ConfigError as exc:
+            print("feedhandler replay: %s" % exc, file=sys.stderr)
+            return EXIT_USAGE
+        for ch in channels:
+            print("channel %-12s core %d  line A %s:%d%s" % (
+                ch.name, ch.core, ch.line_a[0], ch.line_a[1],
+                "  line B %s:%d" % ch.line_b if ch.line_b else ""), file=sys.stderr)
+            if ch.rerequest:
+                print("channel %-12s re-request server %s:%d configured, but re-request recovery is not "
+                      "implemented yet: holes the other line does not fill are counted as gaps and flagged "
+                      "stale" % ((ch.name,) + ch.rerequest), file=sys.stderr)
     try:
         r = Replay(mode=args.mode, shm=args.shm, depth=args.depth, max_orders=args.max_orders,
                    max_instruments=args.max_instruments, max_levels=args.max_levels,
                    ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
-                   cores=args.cores)
+                   cores=args.cores, speed=args.speed, channels=channels)
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
@@ -273,6 +289,20 @@ def _positive(s: str) -> int:
     return v
 
 
+def _speed(s: str) -> float:
+    if s == "max":
+        return 0.0
+    if s == "realtime":
+        return 1.0
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError("speed is max, realtime or a positive factor, not %r" % s)
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError("speed factor must be positive, got %s" % s)
+    return v
+
+
 def _cpulist(s: str):
     cpus = []
     try:
@@ -365,10 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price-level capacity over all instruments and sides (default 4194304)")
     r.add_argument("--ring-events", type=_pow2, default=0, metavar="N",
                    help="event ring capacity, a power of two (default 1048576)")
+    r.add_argument("--config", metavar="FILE.toml",
+                   help="channel config: [[channel]] tables with name, line_a, line_b (optional), rerequest "
+                        "(optional), core; datagrams to other groups are skipped and counted. Without it "
+                        "every (UDP port, MoldUDP64 session) is a channel and every group carrying it a line")
     r.add_argument("--cores", type=_cpulist, default=None, metavar="LIST",
                    help="CPUs to run on, e.g. 0,1 or 2-5: one pinned thread each; MoldUDP64 streams (channels) "
                         "are shared out between them as NIC steering would (BinaryFILE messages by stock "
                         "locate); books and counters are the same whatever the count (default: one thread)")
+    r.add_argument("--speed", type=_speed, default=0.0, metavar="max|realtime|FACTOR",
+                   help="pacing: max = as fast as possible (default); realtime = the capture's own "
+                        "inter-packet gaps (BinaryFILE: its ITCH timestamps), busy-waiting on the TSC; "
+                        "FACTOR = that many times faster (e.g. 10, 0.5)")
     r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
                    help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
                         "line's copy before its messages count as gaps (default 1000)")

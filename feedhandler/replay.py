@@ -64,6 +64,12 @@ class Replay:
     streams by order of first appearance, BinaryFILE messages by stock locate),
     so books and counters are the same whatever the number of cores.  None:
     one lane on the calling thread's CPUs.
+    ``channels``: from :func:`feedhandler.config.load`: datagrams go to the
+    lane of their channel's core (others are skipped, counted
+    ``unconfigured_group``); without, every (UDP port, MoldUDP64 session) is a
+    channel and every group carrying it one of its lines.
+    ``speed``: 0 = as fast as possible; 1 = paced to the capture's clock
+    (BinaryFILE: its ITCH timestamps); 2.0 = twice as fast, 0.5 = half.
     ``gap_window_us``: how long (in receive/capture time) a hole in a stream
     waits for the other line's copy before it is counted as a gap (default
     1000); ``gap_buffer``: packets that can be held behind holes (default 4096)."""
@@ -71,10 +77,14 @@ class Replay:
     def __init__(self, mode: str = "publish", shm: Optional[str] = None, depth: int = 10,
                  max_orders: int = 0, max_instruments: int = 0, max_levels: int = 0, ring_events: int = 0,
                  max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
-                 cores: Optional[Sequence[int]] = None):
+                 cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None):
         if mode not in MODES:
             raise ReplayError("mode must be one of %s" % ", ".join(MODES))
+        if channels:
+            from .config import cores_of
+            cores = cores_of(channels, cores)
         self.cores = list(cores) if cores else None
+        self.channels = list(channels) if channels else []
         n_lanes = len(self.cores) if self.cores else 1
         if self.cores:
             bad = [c for c in self.cores if c < 0 or c >= (os.cpu_count() or 1)]
@@ -88,7 +98,7 @@ class Replay:
             "max_streams": max_streams, "mode": MODES[mode], "max_orders": max_orders,
             "max_instruments": max_instruments, "max_levels": max_levels, "depth": depth,
             "ring_events": ring_events, "shm_mode": shm_mode, "gap_window_us": gap_window_us,
-            "gap_buffer": gap_buffer, "lanes": n_lanes, "shm_name": self._name})
+            "gap_buffer": gap_buffer, "lanes": n_lanes, "speed": float(speed), "shm_name": self._name})
         err = errbuf()
         ptr = lib.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:
@@ -100,6 +110,13 @@ class Replay:
                 raise ReplayError(errstr(err))
             self._lanes.append(ffi.gc(p, lib.fh_replay_free))
         self._r = self._lanes[0]
+        for ch in self.channels:
+            lane = self.cores.index(ch.core) if self.cores else 0
+            for host, port in ch.lines():
+                group = int.from_bytes(bytes(int(x) for x in host.split(".")), "big")
+                for r in self._lanes:
+                    if lib.fh_replay_add_line(r, group, port, lane) != 0:
+                        raise ReplayError("too many channel lines (at most 64)")
         self.mode = mode
         self.depth = depth
         self.shm_name = shm

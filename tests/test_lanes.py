@@ -130,3 +130,45 @@ def test_cli_two_cores(day, tmp_path):
         outs.append((json.loads(j.read_text()), c.read_text()))
     assert outs[0][1] == outs[1][1]
     compare(outs[0][0], outs[1][0])
+
+
+# ------------------------------------------------------------------- pacing
+
+def test_speed_paces_to_the_capture_clock(tmp_path):
+    """--speed F: the replay takes (capture span)/F at least, and decodes the same."""
+    path = os.path.join(ROOT, "pcaps", "sample.pcap")
+    r = Replay(mode="book", **SMALL)
+    r.run_file(path, progress=False)
+    fast = r.stats()
+    span_s = (fast["last_ts_ns"] - fast["first_ts_ns"]) / 1e9
+    speed = span_s / 0.4                                   # paced to ~0.4 s
+    r = Replay(mode="book", speed=speed, **SMALL)
+    r.run_file(path, progress=False)
+    paced = r.stats()
+    assert paced["elapsed_s"] >= 0.9 * span_s / speed
+    for k in ("messages", "by_type", "checksum", "gaps", "book"):
+        assert paced[k] == fast[k], k
+
+
+def test_speed_on_binfile_uses_itch_timestamps(day):
+    r = Replay(mode="decode", speed=1e6)                    # ~16 h of ITCH time in ~0.06 s
+    r.run_file(day + ".bin", progress=False)
+    assert r.stats()["elapsed_s"] >= 0.03
+
+
+def test_speed_cli_values():
+    for bad in ("fast", "0", "-2", "nan"):
+        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--speed", bad],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "speed" in p.stderr, bad
+    # realtime on a 17-hour capture: still running after a second, and Ctrl-C stops it cleanly.
+    import signal
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", "-q", "--mode", "decode", "--speed",
+                          "realtime", os.path.join(ROOT, "pcaps", "sample.pcap")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "interrupted" in err and "messages" in out

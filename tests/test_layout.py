@@ -30,8 +30,9 @@ def test_stats_layout():
 
 
 def test_cfg_layouts():
-    assert ffi.sizeof("fh_replay_cfg_t") == 56
-    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 48
+    assert ffi.sizeof("fh_replay_cfg_t") == 64
+    assert ffi.offsetof("fh_replay_cfg_t", "speed") == 48
+    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 56
     assert ffi.sizeof("fh_gen_cfg_t") == 64
 
 

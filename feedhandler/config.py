@@ -1,0 +1,126 @@
+"""Channel configuration (TOML), as DESIGN.md specifies:
+
+    [[channel]]
+    name = "itch-1"
+    line_a = "233.54.12.111:26477"
+    line_b = "233.49.196.111:26477"     # optional
+    rerequest = "127.0.0.1:26500"       # optional MoldUDP64 re-request server
+    core = 0
+
+Every value is checked here, with messages that name the channel and the key,
+before anything is allocated.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+try:                                    # Python 3.11+
+    import tomllib as _toml
+except ImportError:                     # pragma: no cover - older Pythons
+    try:
+        import tomli as _toml           # type: ignore
+    except ImportError:
+        _toml = None
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or wrong; the message says where."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    line_a: Tuple[str, int]
+    line_b: Optional[Tuple[str, int]]
+    rerequest: Optional[Tuple[str, int]]
+    core: int
+
+    def lines(self):
+        return [l for l in (self.line_a, self.line_b) if l]
+
+
+def parse_endpoint(value, what: str, multicast: bool = False) -> Tuple[str, int]:
+    if not isinstance(value, str) or value.count(":") != 1:
+        raise ConfigError("%s: expected \"IPv4:PORT\", got %r" % (what, value))
+    host, port_s = value.split(":")
+    try:
+        ip = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ConfigError("%s: %r is not an IPv4 address" % (what, host))
+    if multicast and not ip.is_multicast:
+        raise ConfigError("%s: %s is not a multicast group (224.0.0.0/4)" % (what, host))
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError("%s: port %r is not a number" % (what, port_s))
+    if not 0 < port < 65536:
+        raise ConfigError("%s: port %d out of range 1..65535" % (what, port))
+    return str(ip), port
+
+
+def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
+    """Read and check a channel config.  `cores` (from --cores) bounds the
+    cores channels may name; without it, any CPU of this machine."""
+    if _toml is None:
+        raise ConfigError("reading TOML needs Python 3.11+ or `pip install tomli`")
+    try:
+        with open(path, "rb") as f:
+            doc = _toml.load(f)
+    except OSError as exc:
+        raise ConfigError("cannot read config %s: %s" % (path, exc.strerror))
+    except _toml.TOMLDecodeError as exc:
+        raise ConfigError("config %s is not valid TOML: %s" % (path, exc))
+    unknown = set(doc) - {"channel"}
+    if unknown:
+        raise ConfigError("config %s: unknown top-level key(s) %s (expected [[channel]] tables)"
+                          % (path, ", ".join(sorted(unknown))))
+    raw = doc.get("channel")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("config %s: no [[channel]] tables" % path)
+    ncpu = os.cpu_count() or 1
+    channels, seen_lines, names = [], {}, set()
+    for i, ch in enumerate(raw):
+        where = "config %s, channel %d" % (path, i + 1)
+        if not isinstance(ch, dict):
+            raise ConfigError("%s: not a table" % where)
+        extra = set(ch) - {"name", "line_a", "line_b", "rerequest", "core"}
+        if extra:
+            raise ConfigError("%s: unknown key(s) %s" % (where, ", ".join(sorted(extra))))
+        name = ch.get("name", "channel-%d" % (i + 1))
+        if not isinstance(name, str) or not name:
+            raise ConfigError("%s: name must be a non-empty string" % where)
+        where = "config %s, channel %r" % (path, name)
+        if name in names:
+            raise ConfigError("%s: duplicate channel name" % where)
+        names.add(name)
+        if "line_a" not in ch:
+            raise ConfigError("%s: line_a is required" % where)
+        a = parse_endpoint(ch["line_a"], where + ", line_a", multicast=True)
+        b = parse_endpoint(ch["line_b"], where + ", line_b", multicast=True) if "line_b" in ch else None
+        rr = parse_endpoint(ch["rerequest"], where + ", rerequest") if "rerequest" in ch else None
+        core = ch.get("core", 0)
+        if isinstance(core, bool) or not isinstance(core, int):
+            raise ConfigError("%s: core must be an integer" % where)
+        if cores is not None and core not in cores:
+            raise ConfigError("%s: core %d is not in --cores %s" % (where, core, ",".join(map(str, cores))))
+        if not 0 <= core < ncpu:
+            raise ConfigError("%s: core %d does not exist (this machine has CPUs 0-%d)" % (where, core, ncpu - 1))
+        for line in (a, b):
+            if line is None:
+                continue
+            if line in seen_lines:
+                raise ConfigError("%s: line %s:%d is already channel %r's" % (where, line[0], line[1],
+                                                                              seen_lines[line]))
+            seen_lines[line] = name
+        channels.append(Channel(name=name, line_a=a, line_b=b, rerequest=rr, core=core))
+    if len(seen_lines) > 64:
+        raise ConfigError("config %s: %d lines; at most 64 are supported" % (path, len(seen_lines)))
+    return channels
+
+
+def cores_of(channels: Sequence[Channel], cores: Optional[Sequence[int]] = None) -> List[int]:
+    """The cores to run: --cores if given, else those the channels name."""
+    return list(cores) if cores else sorted({c.core for c in channels})
