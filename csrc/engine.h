@@ -101,7 +101,10 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
     uint32_t skip = 0;
     if (FH_UNLIKELY(seq < s->next_seq)) {
         const uint64_t behind = s->next_seq - seq;
-        skip = behind >= count ? count : (uint32_t)behind;
+        /* Wholly applied already (the other line's copy, usually): nothing in
+         * it will be used, so its blocks are not even walked. */
+        if (behind >= count) { r->st.duplicates += count; return; }
+        skip = (uint32_t)behind;
     }
     if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
     const uint32_t whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Engine benchmark: scaling from 1 to 2 cores, and the cost of A/B arbitration.
+
+Generates (once, cached under --dir) a 2-channel day as line A only and as
+lines A+B (same messages, every packet twice), then replays each from the CLI
+with `--cores 0` and `--cores 0,1`, in the chosen mode, and reports messages/s
+as the C core measures it (its decode loops; with two cores the slower lane's
+time).  Targets (the engine issue): >= 1.8x from 1 to 2 cores; A+B costing no
+more than 10% of single-core throughput against A only.
+
+    python scripts/bench_engine.py [--messages 10000000] [--mode publish] [--runs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+
+def fh():
+    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
+    if os.path.exists(here):
+        return [here]
+    exe = shutil.which("feedhandler")
+    return [exe] if exe else [sys.executable, "-m", "feedhandler"]
+
+
+def replay(path, cores, mode, extra=()):
+    fd, out = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    subprocess.run(fh() + ["replay", "-q", path, "--cores", cores, "--mode", mode, "--stats-json", out] + list(extra),
+                   check=True, stdout=subprocess.DEVNULL, timeout=900)
+    with open(out) as f:
+        st = json.load(f)
+    os.unlink(out)
+    return st
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=10_000_000)
+    ap.add_argument("--symbols", type=int, default=2000)
+    ap.add_argument("--mode", choices=["decode", "book", "publish"], default="publish")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("needs 2 CPUs")
+    os.makedirs(args.dir, exist_ok=True)
+    days = {}
+    for lines in ("a", "ab"):
+        prefix = os.path.join(args.dir, "engine-%d-%d-%s" % (args.messages, args.symbols, lines))
+        if not os.path.exists(prefix + ".json"):
+            print("generating %s.pcap ..." % prefix, file=sys.stderr)
+            subprocess.run(fh() + ["gen", "-q", "--out", prefix, "--messages", str(args.messages), "--symbols",
+                                   str(args.symbols), "--channels", "2", "--seed", "9", "--lines", lines],
+                           check=True, stdout=subprocess.DEVNULL)
+        days[lines] = prefix + ".pcap"
+        with open(days[lines], "rb") as f:          # page cache
+            while f.read(1 << 24):
+                pass
+    results = {}
+    for lines, path in days.items():
+        for cores in ("0", "0,1"):
+            rates, st = [], None
+            for _ in range(args.runs):
+                st = replay(path, cores, args.mode)
+                rates.append(st["msgs_per_s"])
+            results["%s/%s" % (lines, cores)] = {"median_msgs_per_s": statistics.median(rates), "runs": rates,
+                                                 "messages": st["messages"], "duplicates": st["duplicates"],
+                                                 "gaps": st["gaps"], "packets": st["packets"]}
+    a1 = results["a/0"]["median_msgs_per_s"]
+    a2 = results["a/0,1"]["median_msgs_per_s"]
+    ab1 = results["ab/0"]["median_msgs_per_s"]
+    ab2 = results["ab/0,1"]["median_msgs_per_s"]
+    print("2-channel day, %d messages, %d instruments, mode %s, medians of %d (C-measured msgs/s)"
+          % (args.messages, args.symbols, args.mode, args.runs))
+    print("%-28s %12s %12s %8s" % ("", "1 core", "2 cores", "scaling"))
+    print("%-28s %10.2f M %10.2f M %7.2fx" % ("line A", a1 / 1e6, a2 / 1e6, a2 / a1))
+    print("%-28s %10.2f M %10.2f M %7.2fx" % ("lines A+B (every packet x2)", ab1 / 1e6, ab2 / 1e6, ab2 / ab1))
+    print("scaling target 1.8x: %s; A+B vs A on one core: %.1f%% slower (target <= 10%%: %s)" % (
+        "ok" if a2 / a1 >= 1.8 else "MISSED", 100 * (1 - ab1 / a1), "ok" if ab1 >= 0.9 * a1 else "MISSED"))
+    results["scaling"] = a2 / a1
+    results["ab_cost"] = 1 - ab1 / a1
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
