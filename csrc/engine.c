@@ -4,8 +4,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -50,6 +54,8 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_BINFILE_ZERO_LEN] = "binfile_zero_length",
     [FH_ERR_GAP_BUFFER_FULL] = "gap_buffer_full",
     [FH_ERR_UNCONFIGURED] = "unconfigured_group",
+    [FH_ERR_RR_TIMEOUT] = "rerequest_timeout",
+    [FH_ERR_RR_FOREIGN] = "rerequest_foreign_reply",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -93,6 +99,8 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
         r->cfg.shm_name = r->shm_name;
     }
     r->mode = c.mode;
+    r->rr_fd = -1;
+    r->rr_timeout_ms = 20;
     if (c.speed < 0 || c.speed != c.speed) { fh_errf(err, errlen, "speed must be a positive factor"); goto fail; }
     r->pace_scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
     r->lane = lane;
@@ -155,13 +163,37 @@ fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, si
     return replay_create(&first->cfg, first, lane, err, errlen);
 }
 
-int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane)
+static int rr_socket(fh_replay_t *r, char *err, size_t errlen)
+{
+    if (r->rr_fd >= 0) return 0;
+    r->rr_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (r->rr_fd < 0) { fh_errf(err, errlen, "cannot open a UDP socket for re-requests: %s", strerror(errno)); return -1; }
+    return 0;
+}
+
+int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
+                       uint16_t rr_port)
 {
     if (r->n_lines == sizeof r->lines / sizeof r->lines[0] || lane >= r->n_lanes) return -1;
+    if (rr_ip && rr_socket(r, NULL, 0) != 0) return -1;
     r->lines[r->n_lines].group = group;
     r->lines[r->n_lines].port = port;
     r->lines[r->n_lines].lane = (uint16_t)lane;
+    r->lines[r->n_lines].rr_ip = rr_ip;
+    r->lines[r->n_lines].rr_port = rr_port;
     r->n_lines++;
+    return 0;
+}
+
+int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
+                            size_t errlen)
+{
+    if (timeout_ms) r->rr_timeout_ms = timeout_ms;
+    if (!ip) return 0;
+    if (!port) { fh_errf(err, errlen, "re-request server port 0"); return -1; }
+    if (rr_socket(r, err, errlen) != 0) return -1;
+    r->rr_ip = ip;
+    r->rr_port = port;
     return 0;
 }
 
@@ -186,6 +218,7 @@ void fh_replay_free(fh_replay_t *r)
     fh_book_free(&r->book);
     free(r->seen);
     free(r->pend);
+    if (r->rr_fd >= 0) close(r->rr_fd);
     fh_mold_table_free(&r->streams);
     free(r);
 }
@@ -235,9 +268,71 @@ static void hole_drain(fh_replay_t *r, fh_mold_stream_t *s)
     }
 }
 
-/* The hole at next_seq will not fill: count it, flag, move on. */
+/* Ask the stream's re-request server for what the hole is missing and apply
+ * what comes back, until the hole is filled, the server stops answering
+ * (3 tries of rr_timeout_ms each) or has nothing more.  Cold path: a syscall
+ * per request and reply, taken only when both lines lost the same packets. */
+static void hole_recover(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    if (!s->rr_ip || r->rr_fd < 0) return;
+    struct sockaddr_in srv;
+    memset(&srv, 0, sizeof srv);
+    srv.sin_family = AF_INET;
+    srv.sin_addr.s_addr = htonl(s->rr_ip);
+    srv.sin_port = htons(s->rr_port);
+    uint8_t buf[65536];
+    int tries = 0;
+    while (s->hole_since && tries < 3) {
+        const uint64_t upto = s->pend_head ? r->pend[s->pend_head - 1].seq : s->hole_end;
+        if (upto <= s->next_seq) break;
+        const uint64_t want = upto - s->next_seq;
+        uint8_t req[FH_MOLD_HLEN];
+        memcpy(req, s->session, FH_MOLD_SESSION_LEN);
+        fh_put_be64(req + 10, s->next_seq);
+        fh_put_be16(req + 18, (uint16_t)(want > 0xFFFE ? 0xFFFE : want));
+        if (sendto(r->rr_fd, req, sizeof req, 0, (const struct sockaddr *)&srv, sizeof srv) != (ssize_t)sizeof req) {
+            r->st.errors[FH_ERR_RR_TIMEOUT]++;
+            return;
+        }
+        const uint64_t before = s->next_seq;
+        struct pollfd pfd = {.fd = r->rr_fd, .events = POLLIN};
+        int got = 0;
+        while (!got && poll(&pfd, 1, (int)r->rr_timeout_ms) > 0) {
+            struct sockaddr_in from;
+            socklen_t fl = sizeof from;
+            const ssize_t n = recvfrom(r->rr_fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+            if (n < 0) break;
+            /* Only our server, only our session, only a well-formed header. */
+            if (from.sin_addr.s_addr != srv.sin_addr.s_addr || from.sin_port != srv.sin_port ||
+                n < FH_MOLD_HLEN || memcmp(buf, s->session, FH_MOLD_SESSION_LEN) != 0) {
+                r->st.errors[FH_ERR_RR_FOREIGN]++;
+                continue;
+            }
+            const uint64_t seq = fh_be64(buf + 10);
+            const uint32_t count = fh_be16(buf + 18);
+            if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END || seq > s->next_seq) {
+                r->st.errors[FH_ERR_RR_FOREIGN]++;
+                continue;
+            }
+            got = 1;
+            fh_engine_apply(r, s, buf, (uint32_t)n, seq, count);
+            r->st.recovered += s->next_seq - before;
+            hole_drain(r, s);
+        }
+        if (!got) {
+            r->st.errors[FH_ERR_RR_TIMEOUT]++;
+            tries++;
+        } else if (s->next_seq == before) {
+            break;                                  /* an answer with nothing new: the server has no more */
+        }
+    }
+}
+
+/* The hole at next_seq will not fill from the lines: re-request it if a
+ * server is configured, then count what is still missing, flag, move on. */
 static void hole_give_up(fh_replay_t *r, fh_mold_stream_t *s)
 {
+    hole_recover(r, s);
     while (s->hole_since) {
         const uint64_t upto = s->pend_head ? r->pend[s->pend_head - 1].seq : s->hole_end;
         if (upto > s->next_seq) {

@@ -37,7 +37,11 @@ struct fh_replay {
     fh_replay_cfg_t cfg;            /* as created (lanes copy it) */
     uint32_t n_lines;               /* configured channel lines (0: steer by stream order) */
     uint32_t line_last;             /* last line matched: datagrams come in runs */
-    struct { uint32_t group; uint16_t port; uint16_t lane; } lines[64];
+    struct { uint32_t group; uint16_t port; uint16_t lane; uint32_t rr_ip; uint16_t rr_port; } lines[64];
+    uint32_t rr_ip;                 /* default re-request server (host order), 0 = none */
+    uint16_t rr_port;
+    int rr_fd;                      /* UDP socket for re-requests, -1 = none */
+    uint32_t rr_timeout_ms;
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
@@ -179,6 +183,15 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
     const uint32_t before = r->streams.n;
     uint64_t fresh = 0;
     fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u.dst_port, u.payload, fh_be64(u.payload + 10), &fresh);
+    if (FH_UNLIKELY(r->streams.n != before) && s) {
+        /* A new stream: its re-request server is its line's, else the default. */
+        s->rr_ip = r->rr_ip;
+        s->rr_port = r->rr_port;
+        if (r->n_lines && r->lines[r->line_last].rr_ip) {
+            s->rr_ip = r->lines[r->line_last].rr_ip;
+            s->rr_port = r->lines[r->line_last].rr_port;
+        }
+    }
     if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines) {
         const uint32_t owner = s ? (uint32_t)(s - r->streams.v) % r->n_lanes : 0;
         if (owner != r->lane) return;

@@ -43,7 +43,9 @@ enum fh_err {
     FH_ERR_BINFILE_ZERO_LEN = 25,  /* BinaryFILE record of length 0 */
     FH_ERR_GAP_BUFFER_FULL = 26,   /* no room to hold packets behind a hole: gap declared before its window ended */
     FH_ERR_UNCONFIGURED = 27,      /* UDP datagram to a group:port no configured channel has */
-    FH_ERR__COUNT = 28
+    FH_ERR_RR_TIMEOUT = 28,        /* a re-request the server did not answer in time */
+    FH_ERR_RR_FOREIGN = 29,        /* a datagram on the re-request socket not from our server or session: ignored */
+    FH_ERR__COUNT = 30
 };
 
 /* What the order books did.  Every message a book could not apply is counted
@@ -321,7 +323,17 @@ fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, si
  * to `lane`; with any channel added, datagrams to other groups are skipped
  * and counted (FH_ERR_UNCONFIGURED).  Add the same channels to every lane,
  * before any input.  0, or -1 when the table (64 lines) is full. */
-int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane);
+int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
+                       uint16_t rr_port);
+
+/* MoldUDP64 re-request server (IPv4, host byte order) for streams whose line
+ * names none (rr_ip 0 above); 0, or -1 with a message (socket failure).  A
+ * hole still open when its gap window ends is re-requested (up to 3 tries of
+ * timeout_ms each, replay paused meanwhile) before it is counted as a gap;
+ * what comes back is counted in `recovered`.  Only replies from that address
+ * and for the stream's session are used. */
+int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
+                            size_t errlen);
 
 /* Pin the calling thread to one CPU (0, or -1 with errno set). */
 int fh_pin_thread(int cpu);

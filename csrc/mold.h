@@ -25,6 +25,9 @@ typedef struct fh_mold_stream {
     uint32_t pend_head;                     /* packets held behind the hole (pool index + 1), by sequence */
     uint16_t port;
     uint8_t  session[FH_MOLD_SESSION_LEN];
+    uint32_t rr_ip;                         /* re-request server (host order), 0 = none */
+    uint16_t rr_port;
+    uint16_t _pad;
 } fh_mold_stream_t;
 
 typedef struct fh_mold_table {

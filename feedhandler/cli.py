@@ -61,14 +61,21 @@ def cmd_replay(args) -> int:
                 ch.name, ch.core, ch.line_a[0], ch.line_a[1],
                 "  line B %s:%d" % ch.line_b if ch.line_b else ""), file=sys.stderr)
             if ch.rerequest:
-                print("channel %-12s re-request server %s:%d configured, but re-request recovery is not "
-                      "implemented yet: holes the other line does not fill are counted as gaps and flagged "
-                      "stale" % ((ch.name,) + ch.rerequest), file=sys.stderr)
+                print("channel %-12s re-request server %s:%d" % ((ch.name,) + ch.rerequest), file=sys.stderr)
+    rerequest = None
+    if args.rerequest:
+        from .config import parse_endpoint
+        try:
+            rerequest = parse_endpoint(args.rerequest, "--rerequest")
+        except ConfigError as exc:
+            print("feedhandler replay: %s" % exc, file=sys.stderr)
+            return EXIT_USAGE
     try:
         r = Replay(mode=args.mode, shm=args.shm, depth=args.depth, max_orders=args.max_orders,
                    max_instruments=args.max_instruments, max_levels=args.max_levels,
                    ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
-                   cores=args.cores, speed=args.speed, channels=channels)
+                   cores=args.cores, speed=args.speed, channels=channels, rerequest=rerequest,
+                   rerequest_timeout_ms=args.rerequest_timeout_ms)
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
@@ -407,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pacing: max = as fast as possible (default); realtime = the capture's own "
                         "inter-packet gaps (BinaryFILE: its ITCH timestamps), busy-waiting on the TSC; "
                         "FACTOR = that many times faster (e.g. 10, 0.5)")
+    r.add_argument("--rerequest", metavar="HOST:PORT",
+                   help="MoldUDP64 re-request server (e.g. `feedhandler rewind-server`) for streams whose "
+                        "channel names none: holes both lines missed are re-requested before they count "
+                        "as gaps; recovered messages are counted in `recovered`")
+    r.add_argument("--rerequest-timeout-ms", type=_positive, default=0, metavar="MS",
+                   help="wait per re-request try (3 tries; default 20)")
     r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
                    help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
                         "line's copy before its messages count as gaps (default 1000)")

@@ -5,7 +5,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from .core import errbuf, errstr, ffi, lib, merge_stats, stats_to_dict
 from .progress import run_with_progress
@@ -68,6 +68,11 @@ class Replay:
     lane of their channel's core (others are skipped, counted
     ``unconfigured_group``); without, every (UDP port, MoldUDP64 session) is a
     channel and every group carrying it one of its lines.
+    ``rerequest``: (host, port) of a MoldUDP64 re-request server for streams
+    whose channel names none: a hole still open when its gap window ends is
+    re-requested (replay paused meanwhile; ``rerequest_timeout_ms`` per try,
+    default 20, 3 tries) before it counts as a gap; recovered messages are
+    counted in ``recovered``.
     ``speed``: 0 = as fast as possible; 1 = paced to the capture's clock
     (BinaryFILE: its ITCH timestamps); 2.0 = twice as fast, 0.5 = half.
     ``gap_window_us``: how long (in receive/capture time) a hole in a stream
@@ -77,7 +82,8 @@ class Replay:
     def __init__(self, mode: str = "publish", shm: Optional[str] = None, depth: int = 10,
                  max_orders: int = 0, max_instruments: int = 0, max_levels: int = 0, ring_events: int = 0,
                  max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
-                 cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None):
+                 cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None,
+                 rerequest: Optional[Tuple[str, int]] = None, rerequest_timeout_ms: int = 0):
         if mode not in MODES:
             raise ReplayError("mode must be one of %s" % ", ".join(MODES))
         if channels:
@@ -110,13 +116,17 @@ class Replay:
                 raise ReplayError(errstr(err))
             self._lanes.append(ffi.gc(p, lib.fh_replay_free))
         self._r = self._lanes[0]
+        for r in self._lanes:
+            rr_ip, rr_port = (_ip(rerequest[0]), rerequest[1]) if rerequest else (0, 0)
+            if lib.fh_replay_set_rerequest(r, rr_ip, rr_port, rerequest_timeout_ms, err, len(err)) != 0:
+                raise ReplayError(errstr(err))
         for ch in self.channels:
             lane = self.cores.index(ch.core) if self.cores else 0
+            rr_ip, rr_port = (_ip(ch.rerequest[0]), ch.rerequest[1]) if ch.rerequest else (0, 0)
             for host, port in ch.lines():
-                group = int.from_bytes(bytes(int(x) for x in host.split(".")), "big")
                 for r in self._lanes:
-                    if lib.fh_replay_add_line(r, group, port, lane) != 0:
-                        raise ReplayError("too many channel lines (at most 64)")
+                    if lib.fh_replay_add_line(r, _ip(host), port, lane, rr_ip, rr_port) != 0:
+                        raise ReplayError("too many channel lines (at most 64), or no socket for re-requests")
         self.mode = mode
         self.depth = depth
         self.shm_name = shm
@@ -244,6 +254,14 @@ class Replay:
         size = ffi.new("uint64_t *")
         base = lib.fh_replay_shm(self._r, size)
         return Segment(ffi.buffer(base, size[0]), int(size[0]), owner=self, name=self.shm_name)
+
+
+def _ip(host: str) -> int:
+    import socket
+    try:
+        return int.from_bytes(socket.inet_aton(socket.gethostbyname(host)), "big")
+    except OSError:
+        raise ReplayError("cannot resolve %r to an IPv4 address" % host)
 
 
 def replay(paths: Sequence[str], progress: Optional[bool] = None, **kw) -> ReplayResult:
