@@ -75,7 +75,7 @@ def test_cli_config(day, tmp_path):
     p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", day + ".pcap", "--config",
                         write(tmp_path, TWO), "--mode", "decode"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert "itch-2" in p.stderr and "not implemented yet" in p.stderr and "unconfigured_group" in p.stdout
+    assert "itch-2" in p.stderr and "re-request server 127.0.0.1:26500" in p.stderr and "unconfigured_group" in p.stdout
 
 
 BAD = {
