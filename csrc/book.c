@@ -715,6 +715,19 @@ void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
     }
 }
 
+void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on)
+{
+    if (!locate_ok(b, locate)) return;
+    fh_instr_t *in = &b->instr[locate];
+    const uint8_t f = on ? (uint8_t)(in->flags | FH_SLOT_SILENT) : (uint8_t)(in->flags & ~FH_SLOT_SILENT);
+    if (f == in->flags) return;
+    in->flags = f;
+    in->dirty = 1;
+    b->now = 0;
+    publish_slot(b, locate);
+    if (b->publish) event_commit(b, event_begin(b, locate, FH_EV_SILENT, (uint8_t)(on != 0), in->exch_ts));
+}
+
 void fh_book_publish_all(fh_book_t *b)
 {
     if (!b->publish) return;

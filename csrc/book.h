@@ -126,6 +126,8 @@ void fh_book_free(fh_book_t *b);
 void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m);
 /* Flag an instrument's book as possibly wrong (gap) and publish that. */
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
+/* Flag (on = 1) or clear an instrument's SILENT flag and publish that. */
+void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on);
 /* Publish every instrument (start-up, end of input). */
 void fh_book_publish_all(fh_book_t *b);
 /* Level `rank` (0 = best, < side's n) of an instrument's side (cold path). */

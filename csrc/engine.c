@@ -71,6 +71,7 @@ const char *fh_err_name(int e)
 #define FH_DEFAULT_RING        (1u << 20)
 #define FH_DEFAULT_GAP_WINDOW_US 1000u
 #define FH_DEFAULT_GAP_BUFFER  4096u
+#define FH_DEFAULT_SILENCE_MS  3000u
 
 /* Lane `lane` of a replay; lane 0 (first == NULL) creates the segment, the
  * others take their view of first's. */
@@ -101,6 +102,7 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     r->mode = c.mode;
     r->rr_fd = -1;
     r->rr_timeout_ms = 20;
+    r->silence_ns = (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull;
     if (c.speed < 0 || c.speed != c.speed) { fh_errf(err, errlen, "speed must be a positive factor"); goto fail; }
     r->pace_scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
     r->lane = lane;
@@ -425,6 +427,62 @@ void fh_engine_expire_holes(fh_replay_t *r, uint64_t now)
         if (s->hole_since && (now == UINT64_MAX || now - s->hole_since > r->gap_window_ns)) hole_give_up(r, s);
     }
     r->book.rx_ts = rx;
+}
+
+/* ------------------------------------------------------- line supervision */
+
+static void mark_stream(fh_replay_t *r, const fh_mold_stream_t *s, int silent)
+{
+    if (r->mode == FH_MODE_DECODE) return;
+    const uint8_t *bits = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    for (uint32_t i = 0; i < r->seen_bytes; i++) {
+        if (!bits[i]) continue;
+        for (uint32_t k = 0; k < 8; k++)
+            if (bits[i] & (1u << k)) fh_book_mark_silent(&r->book, i * 8 + k, silent);
+    }
+}
+
+/* Heartbeats keep a stream alive: one with no packet at all for silence_ns
+ * (receive time) is flagged silent, with its instruments, until it speaks
+ * again.  Swept every 100 ms of receive time, over this lane's streams. */
+void fh_engine_check_silence(fh_replay_t *r, uint64_t now)
+{
+    r->next_silence_check = now + 100000000ull;
+    if (!r->silence_ns) return;
+    for (uint32_t i = 0; i < r->streams.n; i++) {
+        fh_mold_stream_t *s = &r->streams.v[i];
+        if (!s->last_rx || s->ended || s->silent || now - s->last_rx <= r->silence_ns) continue;
+        s->silent = 1;
+        r->st.silences++;
+        mark_stream(r, s, 1);
+    }
+}
+
+void fh_engine_alive(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    s->silent = 0;
+    mark_stream(r, s, 0);
+}
+
+/* A line (group:port) now carrying a session other than the one it carried:
+ * the exchange started a new session (or a line was re-pointed).  Counted; the
+ * new session is a new stream with its own sequence. */
+void fh_engine_line_session(fh_replay_t *r, const fh_udp_view_t *u)
+{
+    for (uint32_t i = 0; i < r->n_groups; i++) {
+        if (r->groups[i].ip != u->dst_ip || r->groups[i].port != u->dst_port) continue;
+        r->group_last = i;
+        if (memcmp(r->groups[i].session, u->payload, FH_MOLD_SESSION_LEN) != 0) {
+            r->st.session_changes++;
+            memcpy(r->groups[i].session, u->payload, FH_MOLD_SESSION_LEN);
+        }
+        return;
+    }
+    if (r->n_groups == sizeof r->groups / sizeof r->groups[0]) return;   /* beyond 64 lines: not tracked */
+    r->groups[r->n_groups].ip = u->dst_ip;
+    r->groups[r->n_groups].port = u->dst_port;
+    memcpy(r->groups[r->n_groups].session, u->payload, FH_MOLD_SESSION_LEN);
+    r->group_last = r->n_groups++;
 }
 
 void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing)

@@ -42,6 +42,10 @@ struct fh_replay {
     uint16_t rr_port;
     int rr_fd;                      /* UDP socket for re-requests, -1 = none */
     uint32_t rr_timeout_ms;
+    uint64_t silence_ns;            /* a stream quiet this long is silent */
+    uint64_t next_silence_check;    /* receive time of the next sweep */
+    uint32_t n_groups, group_last;  /* lines seen: which session each carries */
+    struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
@@ -68,6 +72,11 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
 void fh_engine_hole_heartbeat(fh_replay_t *r, fh_mold_stream_t *s, uint64_t seq);
 /* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
 void fh_engine_expire_holes(fh_replay_t *r, uint64_t now);
+/* Cold paths of line supervision: a sweep for silent streams, a silent stream
+ * back, a line whose session is not the one it carried. */
+void fh_engine_check_silence(fh_replay_t *r, uint64_t now);
+void fh_engine_alive(fh_replay_t *r, fh_mold_stream_t *s);
+void fh_engine_line_session(fh_replay_t *r, const fh_udp_view_t *u);
 
 /* A gap on stream s: every instrument it carried may now be wrong (cold path). */
 void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing);
@@ -129,8 +138,12 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
     const uint32_t count = fh_be16(p + 18);
 
     if (FH_UNLIKELY(count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END)) {
-        if (count == FH_MOLD_END) st->end_of_session++;
-        else st->heartbeats++;
+        if (count == FH_MOLD_END) {
+            st->end_of_session++;
+            if (s) s->ended = 1;
+        } else {
+            st->heartbeats++;
+        }
         /* Both carry the next sequence: anything before it not yet seen is missing. */
         if (s && (seq > s->next_seq || s->hole_since)) fh_engine_hole_heartbeat(r, s, seq);
         if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
@@ -201,6 +214,17 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
     st->bytes += len;
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
+    /* Which session this line carries: the common case is the last line again. */
+    const uint32_t g = r->group_last;
+    if (FH_UNLIKELY(g >= r->n_groups || r->groups[g].ip != u.dst_ip || r->groups[g].port != u.dst_port ||
+                    memcmp(r->groups[g].session, u.payload, FH_MOLD_SESSION_LEN) != 0))
+        fh_engine_line_session(r, &u);
+    /* The sweep first: a packet ending a quiet spell must not hide it. */
+    if (FH_UNLIKELY(rx_ts >= r->next_silence_check)) fh_engine_check_silence(r, rx_ts);
+    if (FH_LIKELY(s != NULL)) {
+        s->last_rx = rx_ts;
+        if (FH_UNLIKELY(s->silent)) fh_engine_alive(r, s);
+    }
     fh_engine_mold(r, &u, s);
 }
 

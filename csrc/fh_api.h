@@ -92,6 +92,8 @@ typedef struct fh_stats {
     uint64_t errors[32];       /* indexed by enum fh_err */
     uint64_t by_type[256];     /* ITCH messages delivered, indexed by type byte */
     fh_book_counters_t book;   /* what the books did with those messages */
+    uint64_t session_changes;  /* a line (group:port) started carrying another MoldUDP64 session */
+    uint64_t silences;         /* a stream went quiet (no packet, not even a heartbeat) past its timeout */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -297,7 +299,7 @@ typedef struct fh_replay_cfg {
     uint32_t gap_window_us;    /* how long (receive time) a hole waits for the other line; default 1000 */
     uint32_t gap_buffer;       /* packets held behind holes, all streams; default 4096 */
     uint32_t lanes;            /* writer threads sharing the work (one per core); default 1 */
-    uint32_t _pad;
+    uint32_t silence_ms;       /* a stream with no packet for this long (receive time) is silent; default 3000 */
     double   speed;            /* pacing: 0 = as fast as possible; 1 = the capture's own clock; 2 = twice as fast */
     const char *shm_name;      /* segment name under /dev/shm; NULL or "" = private memory */
 } fh_replay_cfg_t;
@@ -448,7 +450,8 @@ enum fh_slot_flags {
     FH_SLOT_STALE = 1,             /* the book may be wrong (gap not recovered) */
     FH_SLOT_DROPPED = 2,           /* a capacity was exhausted: the book is incomplete */
     FH_SLOT_OP_HALT = 4,           /* operational halt ('h') in force on some market */
-    FH_SLOT_DIRECTORY = 8          /* a stock directory (R) was seen */
+    FH_SLOT_DIRECTORY = 8,         /* a stock directory (R) was seen */
+    FH_SLOT_SILENT = 16            /* its stream has been silent past its timeout (line down?) */
 };
 
 /* One instrument, guarded by a single-writer sequence lock (see shm.h).
@@ -491,7 +494,8 @@ enum fh_event_type {
     FH_EV_TRADE = 2,               /* price1 Price(4), qty1 shares, qty2 match number, aux = 'E','C','P','Q', or 'B' (break: qty2 only) */
     FH_EV_STATE = 3,               /* aux = 'H' (price1 = trading state), 'h' (price1 = halt action) or 'Y' (price1 = Reg SHO action) */
     FH_EV_STALE = 4,               /* aux = 1 stale, 0 recovered; qty1 = messages missing */
-    FH_EV_SYSTEM = 5               /* aux = S event code; locate 0 */
+    FH_EV_SYSTEM = 5,              /* aux = S event code; locate 0 */
+    FH_EV_SILENT = 6               /* aux = 1 the instrument's stream went silent, 0 it is back */
 };
 
 typedef struct fh_shm_event {

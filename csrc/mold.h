@@ -27,7 +27,9 @@ typedef struct fh_mold_stream {
     uint8_t  session[FH_MOLD_SESSION_LEN];
     uint32_t rr_ip;                         /* re-request server (host order), 0 = none */
     uint16_t rr_port;
-    uint16_t _pad;
+    uint8_t  ended;                         /* end of session seen */
+    uint8_t  silent;                        /* quiet past the silence timeout */
+    uint64_t last_rx;                       /* receive time of its last packet (this lane's streams) */
 } fh_mold_stream_t;
 
 typedef struct fh_mold_table {

@@ -34,8 +34,9 @@ def print_stats(stats: dict, out=sys.stdout, inputs=None) -> None:
     total = stats["messages"] or 1
     for t, n in sorted(stats["by_type"].items(), key=lambda kv: (-kv[1], kv[0])):
         w("    %s %16s  %6.2f%%\n" % (t, format(n, ","), 100.0 * n / total))
-    w("gaps %s, recovered %s, duplicates %s\n" % (
-        format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ",")))
+    w("gaps %s, recovered %s, duplicates %s, session changes %s, silences %s\n" % (
+        format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ","),
+        format(stats.get("session_changes", 0), ","), format(stats.get("silences", 0), ",")))
     if stats["errors"]:
         w("errors (skipped, by reason):\n")
         for k, v in sorted(stats["errors"].items()):
@@ -75,7 +76,7 @@ def cmd_replay(args) -> int:
                    max_instruments=args.max_instruments, max_levels=args.max_levels,
                    ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
                    cores=args.cores, speed=args.speed, channels=channels, rerequest=rerequest,
-                   rerequest_timeout_ms=args.rerequest_timeout_ms)
+                   rerequest_timeout_ms=args.rerequest_timeout_ms, silence_ms=args.silence_ms)
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
@@ -420,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "as gaps; recovered messages are counted in `recovered`")
     r.add_argument("--rerequest-timeout-ms", type=_positive, default=0, metavar="MS",
                    help="wait per re-request try (3 tries; default 20)")
+    r.add_argument("--silence-ms", type=_positive, default=0, metavar="MS",
+                   help="a stream with no packet, not even a heartbeat, for this long (capture time) is "
+                        "flagged SILENT in shared memory with its instruments, until it speaks again "
+                        "(default 3000; MoldUDP64 heartbeats come every second)")
     r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
                    help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
                         "line's copy before its messages count as gaps (default 1000)")

@@ -119,6 +119,8 @@ def stats_to_dict(st) -> dict:
         "first_ts_ns": int(st.first_ts_ns),
         "last_ts_ns": int(st.last_ts_ns),
         "book": {name: int(getattr(st.book, name)) for name in BOOK_COUNTERS},
+        "session_changes": int(st.session_changes),
+        "silences": int(st.silences),
     }
 
 

@@ -73,6 +73,9 @@ class Replay:
     re-requested (replay paused meanwhile; ``rerequest_timeout_ms`` per try,
     default 20, 3 tries) before it counts as a gap; recovered messages are
     counted in ``recovered``.
+    ``silence_ms``: a stream with no packet (not even a heartbeat) for this
+    long, in receive time, is flagged silent with its instruments (default
+    3000); end of session ends that watch.
     ``speed``: 0 = as fast as possible; 1 = paced to the capture's clock
     (BinaryFILE: its ITCH timestamps); 2.0 = twice as fast, 0.5 = half.
     ``gap_window_us``: how long (in receive/capture time) a hole in a stream
@@ -83,7 +86,8 @@ class Replay:
                  max_orders: int = 0, max_instruments: int = 0, max_levels: int = 0, ring_events: int = 0,
                  max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
                  cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None,
-                 rerequest: Optional[Tuple[str, int]] = None, rerequest_timeout_ms: int = 0):
+                 rerequest: Optional[Tuple[str, int]] = None, rerequest_timeout_ms: int = 0,
+                 silence_ms: int = 0):
         if mode not in MODES:
             raise ReplayError("mode must be one of %s" % ", ".join(MODES))
         if channels:
@@ -104,7 +108,7 @@ class Replay:
             "max_streams": max_streams, "mode": MODES[mode], "max_orders": max_orders,
             "max_instruments": max_instruments, "max_levels": max_levels, "depth": depth,
             "ring_events": ring_events, "shm_mode": shm_mode, "gap_window_us": gap_window_us,
-            "gap_buffer": gap_buffer, "lanes": n_lanes, "speed": float(speed), "shm_name": self._name})
+            "gap_buffer": gap_buffer, "lanes": n_lanes, "silence_ms": silence_ms, "speed": float(speed), "shm_name": self._name})
         err = errbuf()
         ptr = lib.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:

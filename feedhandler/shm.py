@@ -46,11 +46,12 @@ EVENT_DTYPE = np.dtype({
     "itemsize": lib.FH_SHM_EVENT_SIZE,
 })
 
-EV_BBO, EV_TRADE, EV_STATE, EV_STALE, EV_SYSTEM = (lib.FH_EV_BBO, lib.FH_EV_TRADE, lib.FH_EV_STATE,
-                                                  lib.FH_EV_STALE, lib.FH_EV_SYSTEM)
-EVENT_NAMES = {EV_BBO: "bbo", EV_TRADE: "trade", EV_STATE: "state", EV_STALE: "stale", EV_SYSTEM: "system"}
-FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY = (lib.FH_SLOT_STALE, lib.FH_SLOT_DROPPED,
-                                                          lib.FH_SLOT_OP_HALT, lib.FH_SLOT_DIRECTORY)
+EV_BBO, EV_TRADE, EV_STATE, EV_STALE, EV_SYSTEM, EV_SILENT = (
+    lib.FH_EV_BBO, lib.FH_EV_TRADE, lib.FH_EV_STATE, lib.FH_EV_STALE, lib.FH_EV_SYSTEM, lib.FH_EV_SILENT)
+EVENT_NAMES = {EV_BBO: "bbo", EV_TRADE: "trade", EV_STATE: "state", EV_STALE: "stale", EV_SYSTEM: "system",
+               EV_SILENT: "silent"}
+FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY, FLAG_SILENT = (
+    lib.FH_SLOT_STALE, lib.FH_SLOT_DROPPED, lib.FH_SLOT_OP_HALT, lib.FH_SLOT_DIRECTORY, lib.FH_SLOT_SILENT)
 STATES = {0: "starting", 1: "running", 2: "finished"}
 
 

@@ -280,3 +280,21 @@ def test_silent_stream_hole_expires_on_other_traffic():
     frames = [(0, frame(s1[0])), (10, frame(s1[2]))] + [(2_000_000 + i, frame(o)) for i, o in enumerate(other)]
     st = replay_timed(frames, finish=False)
     assert st["gaps"] == 1 and st["messages"] == 2 + 6000
+
+
+def test_session_change_on_a_line_is_counted():
+    st = replay_timed([(0, frame(mold([msg_A(ref=1)], seq=1, session=b"SESSION001"))),
+                       (10, frame(mold(count=0xFFFF, seq=2, session=b"SESSION001"))),
+                       (20, frame(mold([msg_A(ref=2)], seq=1, session=b"SESSION002"))),
+                       (30, frame(mold([msg_A(ref=3)], seq=2, session=b"SESSION002")))])
+    assert st["session_changes"] == 1 and st["streams"] == 2 and st["end_of_session"] == 1
+    assert st["messages"] == 3 and st["gaps"] == 0 and st["duplicates"] == 0
+
+
+def test_silence_counted_once_per_quiet_spell():
+    f = [(0, frame(mold([msg_A(ref=1)], seq=1)))]
+    f += [(5_000_000_000, frame(mold(count=0, seq=2)))]                    # 5 s quiet, then a heartbeat
+    f += [(5_000_000_000 + i * 1_000_000, frame(mold([msg_A(ref=i)], seq=i, session=b"OTHERSESS1")))
+          for i in range(1, 3)]
+    st = replay_timed(f, silence_ms=1000)
+    assert st["silences"] == 1

@@ -21,6 +21,9 @@ from feedhandler.shm import ShmError, attach
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(ROOT, "pcaps")
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=64)
+# The fixtures send a heartbeat per idle minute (to stay small): with the default
+# 3 s silence timeout every quiet minute would flag the lines silent.
+QUIET = 120_000
 
 
 @pytest.fixture
@@ -134,7 +137,7 @@ def test_no_torn_snapshot_under_full_speed_writer(name, depth):
 
 
 def replay_sample(name, ring_events=1 << 16, path="sample.pcap", **kw):
-    args = dict(SMALL)
+    args = dict(SMALL, silence_ms=QUIET)
     args.update(kw)
     r = Replay(shm=name, ring_events=ring_events, **args)
     res = r.run_file(os.path.join(PCAPS, path), progress=False)
@@ -352,7 +355,7 @@ def test_capacity_exhaustion_flags_and_counts(name):
 
 def test_in_process_reader_while_replay_runs(name):
     """A reader in the same process follows a replay running in a thread."""
-    r = Replay(shm=name, ring_events=1 << 16, **SMALL)
+    r = Replay(shm=name, ring_events=1 << 16, silence_ms=QUIET, **SMALL)
     seg = r.segment()
     seg.seek("oldest")
     t = threading.Thread(target=r.run_file, args=(os.path.join(PCAPS, "sample.pcap"), False))
@@ -402,7 +405,8 @@ def test_strategy_example_follows_a_replay(name):
                              stderr=subprocess.PIPE, text=True)
     p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(PCAPS, "sample.pcap"),
                         "--shm", name, "--stats-json", "/dev/stdout", "--max-orders", "65536",
-                        "--ring-events", "65536"], capture_output=True, text=True, timeout=120)
+                        "--ring-events", "65536", "--silence-ms", str(QUIET)], capture_output=True, text=True,
+                       timeout=120)
     assert p.returncode == 0, p.stderr
     out, err = strat.communicate(timeout=120)
     assert strat.returncode == 0, err
@@ -410,3 +414,18 @@ def test_strategy_example_follows_a_replay(name):
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("strategy: %d events" % st["book"]["events"]), (summary, st["book"])
     assert " BUY " in out or " SELL" in out
+
+
+def test_silent_line_flagged_and_cleared(name):
+    """The fixture's quiet minutes (one heartbeat a minute) exceed a 3 s silence
+    timeout: the instruments are flagged SILENT, and cleared when it speaks again."""
+    r = replay_sample(name, silence_ms=3000)
+    st = r.stats()
+    assert st["silences"] > 0
+    seg = r.segment()
+    seg.seek("oldest")
+    ev = seg.events(1 << 16)
+    sil = ev[ev["type"] == shm.EV_SILENT]
+    assert (sil["aux"] == 1).sum() > 0 and (sil["aux"] == 0).sum() > 0
+    # At the end (after end of session) nothing is left flagged silent.
+    assert not (seg.snapshot_all()["flags"] & shm.FLAG_SILENT).any()
