@@ -144,3 +144,34 @@ def test_config_channel_rerequest(days, server, tmp_path):
     _, csv_full = books(days[0] + ".pcap", tmp_path, "full")
     st, csv = books(days[1] + ".pcap", tmp_path, "cfg", channels=load(str(cfg)))
     assert st["gaps"] == 0 and st["recovered"] > 0 and csv == csv_full
+
+
+def test_independent_loss_never_both_needs_no_recovery(tmp_path):
+    """Seeded independent loss on each line, never the same packet on both:
+    arbitration alone gives the lossless books, zero gaps, copies counted."""
+    import random
+    prefix = str(tmp_path / "ab")
+    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "60000",
+                    "--symbols", "20", "--channels", "2", "--seed", "17", "--lines", "ab"], check=True, timeout=120)
+    recs = F.parse_pcap(open(prefix + ".pcap", "rb").read())
+    rnd = random.Random(5)
+    kept, dropped = [], 0
+    # Pair each packet's A and B copies by (session, sequence, count) and drop at most one of them.
+    fate = {}
+    for ts, fr in recs:
+        ihl = (fr[14] & 15) * 4
+        key = fr[14 + ihl + 8:14 + ihl + 8 + 20]
+        group_b = fr[14 + 16] == 233 and fr[14 + 17] == 49
+        if key not in fate:
+            fate[key] = rnd.choice(["none", "none", "a", "b"])   # ~25% each line, never both
+        if (fate[key] == "a" and not group_b) or (fate[key] == "b" and group_b):
+            dropped += 1
+            continue
+        kept.append((ts, fr))
+    lossy = tmp_path / "lossy.pcap"
+    lossy.write_bytes(F.pcap_bytes(kept))
+    assert dropped > 1000
+    _, csv_full = books(prefix + ".bin", tmp_path, "full")
+    st, csv = books(str(lossy), tmp_path, "arb")
+    assert st["gaps"] == 0 and st["recovered"] == 0 and st["duplicates"] > 0
+    assert csv == csv_full
