@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/feedhandler replay pcaps/sample.pcap "$@"
+# The sample sends one heartbeat per idle minute (to stay small): a silence timeout
+# above that keeps its quiet minutes from being reported as line outages.
+exec .venv/bin/feedhandler replay pcaps/sample.pcap --silence-ms 120000 "$@"
