@@ -1,4 +1,25 @@
 # The C core is built by CFFI (API mode, out-of-line); everything else is in pyproject.toml.
+# The DPDK extension is built only where DPDK is installed (pkg-config libdpdk).
+import os
+import subprocess
+import sys
+
 from setuptools import setup
 
-setup(cffi_modules=["feedhandler/_build_core.py:ffibuilder"])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "feedhandler"))
+
+
+def have_dpdk():
+    if os.environ.get("FEEDHANDLER_NO_DPDK") == "1":
+        return False
+    try:
+        return subprocess.run(["pkg-config", "--exists", "libdpdk"]).returncode == 0
+    except OSError:
+        return False
+
+
+modules = ["feedhandler/_build_core.py:ffibuilder"]
+if have_dpdk():
+    modules.append("feedhandler/_build_dpdk.py:ffibuilder")
+
+setup(cffi_modules=modules)

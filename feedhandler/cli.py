@@ -121,6 +121,57 @@ def cmd_replay(args) -> int:
     return rc
 
 
+def cmd_run(args) -> int:
+    """Kernel-bypass receive: the replay pipeline fed by a DPDK port."""
+    from .config import ConfigError, load
+    from .dpdk import DpdkError, DpdkRun, backend
+    from .replay import ReplayError
+
+    try:
+        backend()
+    except DpdkError as exc:
+        print("feedhandler run: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    channels = None
+    if args.config:
+        try:
+            channels = load(args.config)
+        except ConfigError as exc:
+            print("feedhandler run: %s" % exc, file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        run = DpdkRun(args.dpdk, port=args.port, mbufs=args.mbufs, mode=args.mode, shm=args.shm, depth=args.depth,
+                      max_orders=args.max_orders, max_instruments=args.max_instruments, max_levels=args.max_levels,
+                      ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
+                      silence_ms=args.silence_ms, channels=channels)
+    except (DpdkError, ReplayError) as exc:
+        print("feedhandler run: %s" % exc, file=sys.stderr)
+        return EXIT_INPUT
+    print("dpdk: %s" % run.chosen, file=sys.stderr)
+    rc = EXIT_OK
+    try:
+        run.run(duration_s=args.duration, stop_on_eos=not args.no_eos_stop)
+    except KeyboardInterrupt:
+        print("feedhandler run: interrupted; counters so far:", file=sys.stderr)
+        rc = EXIT_INTERRUPTED
+    except DpdkError as exc:
+        print("feedhandler run: %s" % exc, file=sys.stderr)
+        rc = EXIT_INPUT
+    stats = run.stats()
+    print_stats(stats)
+    d = stats["dpdk"]
+    print("dpdk port: ipackets %s, imissed %s, ierrors %s, rx_nombuf %s; %s bursts in %s polls" % tuple(
+        format(d[k], ",") for k in ("ipackets", "imissed", "ierrors", "rx_nombuf", "bursts", "polls")))
+    if args.dump_books:
+        run.replay.dump_books(args.dump_books, args.depth)
+    if args.stats_json:
+        with open(args.stats_json, "w") as f:
+            json.dump(stats, f, indent=2, sort_keys=True)
+            f.write("\n")
+    run.close()
+    return rc
+
+
 def _ladder(snap, depth: int) -> str:
     from .shm import FLAG_DROPPED, FLAG_OP_HALT, FLAG_STALE
     bp, bs, bo = snap.bids
@@ -433,6 +484,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "the oldest hole is given up early and counted (gap_buffer_full)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser(
+        "run", help="receive a feed through DPDK (kernel bypass) into the same pipeline",
+        description="Receive exchange multicast in user space through DPDK: the EAL arguments are passed "
+                    "through (e.g. \"-l 0 --no-huge --no-pci -m 512 --file-prefix fh "
+                    "--vdev=net_pcap0,rx_pcap=day.pcap\" on a laptop, or \"-l 2 -a 0000:3b:00.0\" with a NIC "
+                    "bound to vfio-pci, see scripts/dpdk/README.md). The burst loop is C and feeds the "
+                    "replay pipeline (sessions, books, shared memory). Stops on Ctrl-C, after --duration, or "
+                    "when every stream has ended its session.")
+    d.add_argument("--dpdk", required=True, metavar="EAL_ARGS", help="DPDK EAL arguments, as one string")
+    d.add_argument("--port", type=_nonneg, default=0, help="DPDK port id (default 0)")
+    d.add_argument("--mbufs", type=_positive, default=8191, help="mbuf pool size (default 8191; fits -m 512)")
+    d.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long (default: no limit)")
+    d.add_argument("--no-eos-stop", action="store_true", help="keep running after every stream's end of session")
+    d.add_argument("--config", metavar="FILE.toml", help="channel config, as for replay")
+    for a in ("--shm", "--dump-books", "--stats-json"):
+        d.add_argument(a, metavar="NAME" if a == "--shm" else "FILE", help="as for replay")
+    d.add_argument("--depth", type=_depth, default=10, metavar="N", help="as for replay")
+    d.add_argument("--mode", choices=["publish", "book", "decode"], default="publish", help="as for replay")
+    for a in ("--max-orders", "--max-instruments", "--max-levels", "--gap-window-us", "--gap-buffer",
+              "--silence-ms"):
+        d.add_argument(a, type=_positive, default=0, metavar="N", help="as for replay")
+    d.add_argument("--ring-events", type=_pow2, default=0, metavar="N", help="as for replay")
+    d.set_defaults(func=cmd_run)
 
     b = sub.add_parser("book", help="print an instrument's book from shared memory",
                        description="Print the top-of-book ladder of one instrument (by symbol or stock locate) "

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from .core import errbuf, errstr, ffi, lib, merge_stats, stats_to_dict
+from .core import lib, merge_stats, stats_to_dict
 from .progress import run_with_progress
 
 FORMAT_NAMES = {
@@ -87,7 +87,13 @@ class Replay:
                  max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
                  cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None,
                  rerequest: Optional[Tuple[str, int]] = None, rerequest_timeout_ms: int = 0,
-                 silence_ms: int = 0):
+                 silence_ms: int = 0, backend=None):
+        # backend: the CFFI module to run on (feedhandler._core, or feedhandler._dpdk
+        # for kernel-bypass receive: the same pipeline linked with DPDK).
+        if backend is None:
+            from . import _core as backend  # type: ignore[attr-defined]
+        ffi, lib = backend.ffi, backend.lib
+        self._ffi, self._lib = ffi, lib
         if mode not in MODES:
             raise ReplayError("mode must be one of %s" % ", ".join(MODES))
         if channels:
@@ -109,21 +115,21 @@ class Replay:
             "max_instruments": max_instruments, "max_levels": max_levels, "depth": depth,
             "ring_events": ring_events, "shm_mode": shm_mode, "gap_window_us": gap_window_us,
             "gap_buffer": gap_buffer, "lanes": n_lanes, "silence_ms": silence_ms, "speed": float(speed), "shm_name": self._name})
-        err = errbuf()
+        err = ffi.new("char[512]")
         ptr = lib.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:
-            raise ReplayError(errstr(err))
+            raise ReplayError(ffi.string(err).decode(errors="replace"))
         self._lanes = [ffi.gc(ptr, lib.fh_replay_free)]
         for lane in range(1, n_lanes):
             p = lib.fh_replay_new_lane(self._lanes[0], lane, err, len(err))
             if p == ffi.NULL:
-                raise ReplayError(errstr(err))
+                raise ReplayError(ffi.string(err).decode(errors="replace"))
             self._lanes.append(ffi.gc(p, lib.fh_replay_free))
         self._r = self._lanes[0]
         for r in self._lanes:
             rr_ip, rr_port = (_ip(rerequest[0]), rerequest[1]) if rerequest else (0, 0)
             if lib.fh_replay_set_rerequest(r, rr_ip, rr_port, rerequest_timeout_ms, err, len(err)) != 0:
-                raise ReplayError(errstr(err))
+                raise ReplayError(ffi.string(err).decode(errors="replace"))
         for ch in self.channels:
             lane = self.cores.index(ch.core) if self.cores else 0
             rr_ip, rr_port = (_ip(ch.rerequest[0]), ch.rerequest[1]) if ch.rerequest else (0, 0)
@@ -136,19 +142,19 @@ class Replay:
         self.shm_name = shm
 
     def _pin(self, lane: int) -> None:
-        if self.cores and lib.fh_pin_thread(self.cores[lane]) != 0:
-            raise ReplayError("cannot pin a thread to CPU %d: %s" % (self.cores[lane], os.strerror(ffi.errno)))
+        if self.cores and self._lib.fh_pin_thread(self.cores[lane]) != 0:
+            raise ReplayError("cannot pin a thread to CPU %d: %s" % (self.cores[lane], os.strerror(self._ffi.errno)))
 
     def run_file(self, path: str, progress: Optional[bool] = None) -> InputResult:
         path_b = os.fsencode(path)
         n = len(self._lanes)
-        errs = [errbuf() for _ in range(n)]
-        fmts = [ffi.new("int *") for _ in range(n)]
+        errs = [self._ffi.new("char[512]") for _ in range(n)]
+        fmts = [self._ffi.new("int *") for _ in range(n)]
         rcs = [None] * n
 
         def lane_work(i):
             self._pin(i)
-            rcs[i] = lib.fh_replay_file(self._lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
+            rcs[i] = self._lib.fh_replay_file(self._lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
 
         def work():
             if n == 1:
@@ -165,39 +171,39 @@ class Replay:
                           enabled=progress, on_interrupt=self.stop)
         rc = next((x for x in rcs if x), 0) if None not in rcs else -1
         return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=_is_gzip(path),
-                           ok=rc == 0, error=errstr(errs[0]) if rc != 0 else None, partial=rc == 1)
+                           ok=rc == 0, error=self._ffi.string(errs[0]).decode(errors="replace") if rc != 0 else None, partial=rc == 1)
 
     def run_buffer(self, data: bytes) -> InputResult:
         """Decode an in-memory input (lanes one after the other, on this thread)."""
-        err = errbuf()
-        fmt = ffi.new("int *")
+        err = self._ffi.new("char[512]")
+        fmt = self._ffi.new("int *")
         rc = 0
         for lane in self._lanes:
-            rc = lib.fh_replay_buffer(lane, data, len(data), fmt, err, len(err))
+            rc = self._lib.fh_replay_buffer(lane, data, len(data), fmt, err, len(err))
         return InputResult(path="<buffer>", format=FORMAT_NAMES.get(fmt[0], "unknown"), gzip=False,
-                           ok=rc == 0, error=errstr(err) if rc != 0 else None, partial=rc == 1)
+                           ok=rc == 0, error=self._ffi.string(err).decode(errors="replace") if rc != 0 else None, partial=rc == 1)
 
     def stop(self) -> None:
         for lane in self._lanes:
-            lib.fh_replay_stop(lane)
+            self._lib.fh_replay_stop(lane)
 
     def finish(self) -> None:
         """All inputs done: holes still waiting for the other line are given up
         (counted as gaps), final counters to shared memory, segment marked finished."""
         for lane in reversed(self._lanes):
-            lib.fh_replay_finish(lane)
+            self._lib.fh_replay_finish(lane)
 
     def progress(self):
-        done = ffi.new("uint64_t *")
-        total = ffi.new("uint64_t *")
-        lib.fh_replay_progress(self._r, done, total)
+        done = self._ffi.new("uint64_t *")
+        total = self._ffi.new("uint64_t *")
+        self._lib.fh_replay_progress(self._r, done, total)
         return int(done[0]), int(total[0])
 
     def lane_stats(self) -> List[dict]:
         out = []
         for lane in self._lanes:
-            st = ffi.new("fh_stats_t *")
-            lib.fh_replay_stats(lane, st)
+            st = self._ffi.new("fh_stats_t *")
+            self._lib.fh_replay_stats(lane, st)
             out.append(stats_to_dict(st))
         return out
 
@@ -208,37 +214,37 @@ class Replay:
         return d
 
     def memory(self) -> dict:
-        book = ffi.new("uint64_t *")
-        shm = ffi.new("uint64_t *")
+        book = self._ffi.new("uint64_t *")
+        shm = self._ffi.new("uint64_t *")
         total_book = 0
         for lane in self._lanes:
-            lib.fh_replay_memory(lane, book, shm)
+            self._lib.fh_replay_memory(lane, book, shm)
             total_book += int(book[0])
-        lib.fh_replay_memory(self._r, book, shm)
+        self._lib.fh_replay_memory(self._r, book, shm)
         return {"book_bytes": total_book, "shm_bytes": int(shm[0])}
 
     def flags(self, locate: int) -> int:
         """Book flags of an instrument (feedhandler.shm.FLAG_*)."""
         f = 0
         for lane in self._lanes:
-            f |= int(lib.fh_replay_instrument_flags(lane, locate))
+            f |= int(self._lib.fh_replay_instrument_flags(lane, locate))
         return f
 
     def dump_books(self, path: str, depth: Optional[int] = None) -> None:
         """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders)."""
-        err = errbuf()
+        err = self._ffi.new("char[512]")
         depth = depth or self.depth
         if len(self._lanes) == 1:
-            if lib.fh_replay_dump_books(self._r, os.fsencode(path), depth, err, len(err)) != 0:
-                raise ReplayError(errstr(err))
+            if self._lib.fh_replay_dump_books(self._r, os.fsencode(path), depth, err, len(err)) != 0:
+                raise ReplayError(self._ffi.string(err).decode(errors="replace"))
             return
         # Each instrument lives on one lane: merge the lanes' rows by locate.
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             for i, lane in enumerate(self._lanes):
                 part = os.path.join(tmp, "lane%d.csv" % i)
-                if lib.fh_replay_dump_books(lane, os.fsencode(part), depth, err, len(err)) != 0:
-                    raise ReplayError(errstr(err))
+                if self._lib.fh_replay_dump_books(lane, os.fsencode(part), depth, err, len(err)) != 0:
+                    raise ReplayError(self._ffi.string(err).decode(errors="replace"))
                 with open(part) as f:
                     header = f.readline()
                     rows.extend(f.readlines())
@@ -255,9 +261,9 @@ class Replay:
         from .shm import Segment
         if self.mode != "publish":
             raise ReplayError("mode %r publishes nothing" % self.mode)
-        size = ffi.new("uint64_t *")
-        base = lib.fh_replay_shm(self._r, size)
-        return Segment(ffi.buffer(base, size[0]), int(size[0]), owner=self, name=self.shm_name)
+        size = self._ffi.new("uint64_t *")
+        base = self._lib.fh_replay_shm(self._r, size)
+        return Segment(self._ffi.buffer(base, size[0]), int(size[0]), owner=self, name=self.shm_name)
 
 
 def _ip(host: str) -> int:

@@ -1,0 +1,206 @@
+/* src_dpdk.c -- kernel-bypass receive: EAL, ports, queues, and the burst loop
+ * that feeds the same pipeline as replay mode (engine.h).
+ *
+ * Shape of the DPDK examples (skeleton, l2fwd): port_init / the lcore's burst
+ * loop / stats on the control thread.  rte_eth_rx_burst and the mbuf
+ * accessors are static inline, so they are called from here, never through
+ * the FFI; Python is never called per packet. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "../engine.h"
+#include "fh_dpdk.h"
+
+#define FH_BURST 32
+#define FH_RX_RING 1024
+#define FH_MAX_PORTS 32
+#define FH_MAX_ARGS 64
+
+static int eal_ready;
+static struct rte_mempool *pools[FH_MAX_PORTS];
+
+int fh_dpdk_eal_init(const char *args, char *err, size_t errlen)
+{
+    if (eal_ready) { fh_errf(err, errlen, "the DPDK EAL is already initialised in this process"); return -1; }
+    char *copy = strdup(args ? args : "");
+    if (!copy) { fh_errf(err, errlen, "out of memory"); return -1; }
+    char *argv[FH_MAX_ARGS + 2];
+    int argc = 0;
+    argv[argc++] = (char *)"feedhandler";
+    for (char *save = NULL, *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (argc == FH_MAX_ARGS) { free(copy); fh_errf(err, errlen, "more than %d EAL arguments", FH_MAX_ARGS - 1); return -1; }
+        argv[argc++] = tok;
+    }
+    argv[argc] = NULL;
+    /* rte_eal_init keeps pointers into argv: the copy stays allocated for the
+     * life of the process (once per process, by design). */
+    const int rc = rte_eal_init(argc, argv);
+    if (rc < 0) {
+        fh_errf(err, errlen, "DPDK EAL init failed: %s (arguments: %s)", rte_strerror(rte_errno), args ? args : "");
+        return -1;
+    }
+    eal_ready = 1;
+    return 0;
+}
+
+uint16_t fh_dpdk_port_count(void) { return eal_ready ? rte_eth_dev_count_avail() : 0; }
+
+int fh_dpdk_port_info(uint16_t port, fh_dpdk_port_info_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!eal_ready || !rte_eth_dev_is_valid_port(port)) return -1;
+    struct rte_eth_dev_info info;
+    if (rte_eth_dev_info_get(port, &info) != 0) return -1;
+    rte_eth_dev_get_name_by_port(port, out->name);
+    snprintf(out->driver, sizeof out->driver, "%s", info.driver_name ? info.driver_name : "?");
+    out->port = port;
+    out->max_rx_queues = info.max_rx_queues;
+    return 0;
+}
+
+int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char *chosen, size_t chosen_len,
+                       char *err, size_t errlen)
+{
+    if (!eal_ready) { fh_errf(err, errlen, "the DPDK EAL is not initialised"); return -1; }
+    if (port >= FH_MAX_PORTS || !rte_eth_dev_is_valid_port(port)) {
+        fh_errf(err, errlen, "no DPDK port %u (%u available: check the --vdev / -a arguments)", port,
+                rte_eth_dev_count_avail());
+        return -1;
+    }
+    struct rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(port, &info);
+    if (rc != 0) { fh_errf(err, errlen, "port %u: cannot read device info: %s", port, rte_strerror(-rc)); return -1; }
+    if (n_queues < 1 || n_queues > info.max_rx_queues) {
+        fh_errf(err, errlen, "port %u (%s) offers %u RX queues, %u asked", port, info.driver_name, info.max_rx_queues,
+                n_queues);
+        return -1;
+    }
+    char pname[RTE_MEMPOOL_NAMESIZE];
+    snprintf(pname, sizeof pname, "fh_mbufs_%u", port);
+    if (!pools[port]) {
+        pools[port] = rte_pktmbuf_pool_create(pname, n_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                              (int)rte_eth_dev_socket_id(port) < 0 ? (int)rte_socket_id()
+                                                                                   : rte_eth_dev_socket_id(port));
+        if (!pools[port]) {
+            fh_errf(err, errlen, "port %u: cannot create a pool of %u mbufs: %s (give the EAL more memory, -m, or "
+                    "ask for fewer mbufs)", port, n_mbufs, rte_strerror(rte_errno));
+            return -1;
+        }
+    }
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof conf);
+    const char *steer = "one queue";
+    if (n_queues > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_IP)) {
+        /* RSS on the IP addresses: each multicast group lands on one queue. */
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = RTE_ETH_RSS_IP & info.flow_type_rss_offloads;
+        steer = "RSS on IP addresses";
+    } else if (n_queues > 1) {
+        steer = "no RSS on this device: queues beyond the first stay empty";
+    }
+    rc = rte_eth_dev_configure(port, n_queues, 1, &conf);
+    if (rc != 0) { fh_errf(err, errlen, "port %u: configure failed: %s", port, rte_strerror(-rc)); return -1; }
+    uint16_t nb_rxd = FH_RX_RING, nb_txd = 256;
+    rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
+    for (uint16_t q = 0; q < n_queues; q++) {
+        rc = rte_eth_rx_queue_setup(port, q, nb_rxd, rte_eth_dev_socket_id(port), NULL, pools[port]);
+        if (rc != 0) { fh_errf(err, errlen, "port %u: RX queue %u setup failed: %s", port, q, rte_strerror(-rc)); return -1; }
+    }
+    rc = rte_eth_tx_queue_setup(port, 0, nb_txd, rte_eth_dev_socket_id(port), NULL);
+    if (rc != 0) { fh_errf(err, errlen, "port %u: TX queue setup failed: %s", port, rte_strerror(-rc)); return -1; }
+    rc = rte_eth_dev_start(port);
+    if (rc != 0) { fh_errf(err, errlen, "port %u: start failed: %s", port, rte_strerror(-rc)); return -1; }
+    /* Multicast reception: promiscuous where the device allows, else all-multicast. */
+    const char *mc = "promiscuous";
+    if (rte_eth_promiscuous_enable(port) != 0) {
+        mc = rte_eth_allmulticast_enable(port) == 0 ? "all-multicast" : "neither promiscuous nor all-multicast";
+    }
+    if (chosen)
+        snprintf(chosen, chosen_len, "port %u (%s, %s): %u RX queue(s) of %u descriptors, %u mbufs, %s, steering: %s",
+                 port, info.driver_name, info.device ? rte_dev_name(info.device) : "?", n_queues, nb_rxd, n_mbufs,
+                 mc, steer);
+    return 0;
+}
+
+static int all_ended(const fh_replay_t *r)
+{
+    if (r->streams.n == 0) return 0;
+    for (uint32_t i = 0; i < r->streams.n; i++)
+        if (!r->streams.v[i].ended) return 0;
+    return 1;
+}
+
+int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
+                    fh_dpdk_stats_t *ours, char *err, size_t errlen)
+{
+    if (!eal_ready || port >= FH_MAX_PORTS || !pools[port]) { fh_errf(err, errlen, "port %u is not started", port); return -1; }
+    if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
+    struct rte_mbuf *burst[FH_BURST];
+    fh_dpdk_stats_t st;
+    memset(&st, 0, sizeof st);
+    const uint64_t t0 = fh_tsc_ns(&r->tsc);
+    const uint64_t start = fh_clock_ns(CLOCK_MONOTONIC);
+    for (uint32_t tick = 1;; tick++) {
+        const uint16_t n = rte_eth_rx_burst(port, queue, burst, FH_BURST);
+        st.polls++;
+        if (n) {
+            st.bursts++;
+            /* One RX stamp per burst: the TSC, converted to ns since the epoch. */
+            const uint64_t rx = fh_tsc_ns(&r->tsc);
+            for (uint16_t i = 0; i < n; i++) {
+                struct rte_mbuf *m = burst[i];
+                if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void *));
+                if (FH_UNLIKELY(m->nb_segs != 1)) st.multiseg++;
+                else fh_engine_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), rx);
+                rte_pktmbuf_free(m);
+            }
+        }
+        /* The cheap checks, every 1024 polls whether busy or idle. */
+        if (FH_UNLIKELY((tick & 1023) == 0)) {
+            fh_engine_poll(r, 0);
+            if (fh_engine_should_stop(r)) break;
+            if (duration_ns && fh_clock_ns(CLOCK_MONOTONIC) - start >= duration_ns) break;
+            if (stop_on_eos && all_ended(r)) break;
+        }
+    }
+    r->st.elapsed_ns += fh_tsc_ns(&r->tsc) - t0;
+    if (ours) *ours = st;
+    return 0;
+}
+
+int fh_dpdk_port_stats(uint16_t port, fh_dpdk_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    struct rte_eth_stats s;
+    if (!eal_ready || rte_eth_stats_get(port, &s) != 0) return -1;
+    out->ipackets = s.ipackets;
+    out->ibytes = s.ibytes;
+    out->imissed = s.imissed;
+    out->ierrors = s.ierrors;
+    out->rx_nombuf = s.rx_nombuf;
+    return 0;
+}
+
+void fh_dpdk_port_close(uint16_t port)
+{
+    if (!eal_ready || !rte_eth_dev_is_valid_port(port)) return;
+    rte_eth_dev_stop(port);
+    rte_eth_dev_close(port);
+}
+
+int fh_dpdk_cleanup(void)
+{
+    if (!eal_ready) return 0;
+    eal_ready = 0;
+    return rte_eal_cleanup();
+}

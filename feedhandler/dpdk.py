@@ -1,0 +1,104 @@
+"""Kernel-bypass receive through DPDK: `feedhandler run --dpdk "EAL ARGS"`.
+
+The EAL, the ports and the burst loop are C (csrc/dpdk/src_dpdk.c, in the
+feedhandler._dpdk extension built where `pkg-config libdpdk` answers); the loop
+feeds the same pipeline as replay mode, with the GIL released, and Python is
+never called per packet.  The EAL can be initialised once per process, and it
+re-pins the calling thread: this module restores the thread's CPU affinity.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Optional
+
+from .replay import Replay, ReplayError
+
+
+class DpdkError(Exception):
+    """DPDK is missing, or the EAL / a port could not be set up; the message says why."""
+
+
+def backend():
+    """The DPDK extension module, or a DpdkError saying why there is none."""
+    try:
+        from . import _dpdk  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise DpdkError("this install has no DPDK support: feedhandler._dpdk was not built (install "
+                        "libdpdk-dev so that `pkg-config libdpdk` works, then reinstall the package)"
+                        " [%s]" % exc)
+    return _dpdk
+
+
+def available() -> bool:
+    try:
+        backend()
+        return True
+    except DpdkError:
+        return False
+
+
+class DpdkRun:
+    """EAL up, one port started, a Replay pipeline to feed from it."""
+
+    def __init__(self, eal_args: str, port: int = 0, queues: int = 1, mbufs: int = 8191, **replay_kw):
+        self.m = backend()
+        ffi, lib = self.m.ffi, self.m.lib
+        err = ffi.new("char[512]")
+        affinity = os.sched_getaffinity(0)
+        rc = lib.fh_dpdk_eal_init(eal_args.encode(), err, len(err))
+        os.sched_setaffinity(0, affinity)      # rte_eal_init pinned this thread: give it back
+        if rc != 0:
+            raise DpdkError(ffi.string(err).decode(errors="replace"))
+        self.port = port
+        self.queues = queues
+        chosen = ffi.new("char[512]")
+        if lib.fh_dpdk_port_start(port, queues, mbufs, chosen, len(chosen), err, len(err)) != 0:
+            raise DpdkError(ffi.string(err).decode(errors="replace"))
+        self.chosen = ffi.string(chosen).decode(errors="replace")
+        if queues != 1:
+            raise DpdkError("one RX queue per run for now (multi-queue lanes are not wired to DPDK yet)")
+        self.replay = Replay(backend=self.m, **replay_kw)
+        self.ours = ffi.new("fh_dpdk_stats_t *")
+        self._rc = None
+
+    def run(self, duration_s: float = 0.0, stop_on_eos: bool = True) -> None:
+        """Busy-poll until Ctrl-C, `duration_s`, or every stream's end of session."""
+        ffi, lib = self.m.ffi, self.m.lib
+        err = ffi.new("char[512]")
+
+        def work():
+            self._rc = lib.fh_dpdk_rx_loop(self.replay._r, self.port, 0, int(duration_s * 1e9), int(stop_on_eos),
+                                           self.ours, err, len(err))
+
+        t = threading.Thread(target=work, name="feedhandler-dpdk-rx", daemon=True)
+        t.start()
+        try:
+            while t.is_alive():
+                t.join(0.1)
+        except KeyboardInterrupt:
+            self.replay.stop()
+            t.join(10)
+            raise
+        finally:
+            self.replay.finish()
+        if self._rc != 0:
+            raise DpdkError(ffi.string(err).decode(errors="replace"))
+
+    def port_stats(self) -> dict:
+        ffi, lib = self.m.ffi, self.m.lib
+        s = ffi.new("fh_dpdk_stats_t *")
+        lib.fh_dpdk_port_stats(self.port, s)
+        return {"ipackets": int(s.ipackets), "ibytes": int(s.ibytes), "imissed": int(s.imissed),
+                "ierrors": int(s.ierrors), "rx_nombuf": int(s.rx_nombuf), "polls": int(self.ours.polls),
+                "bursts": int(self.ours.bursts), "multiseg_skipped": int(self.ours.multiseg)}
+
+    def stats(self) -> dict:
+        st = self.replay.stats()
+        st["dpdk"] = self.port_stats()
+        return st
+
+    def close(self) -> None:
+        self.m.lib.fh_dpdk_port_close(self.port)
+        self.m.lib.fh_dpdk_cleanup()
