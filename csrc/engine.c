@@ -199,6 +199,12 @@ int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t
     return 0;
 }
 
+void fh_replay_own_all(fh_replay_t *r)
+{
+    r->own_all = 1;
+    r->src_errors = r->st.errors;
+}
+
 int fh_pin_thread(int cpu)
 {
     cpu_set_t set;

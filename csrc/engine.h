@@ -32,6 +32,7 @@ struct fh_replay {
     uint32_t seen_bytes;            /* bytes of one stream's bitmap */
     uint32_t holes;                 /* streams waiting on a hole */
     uint32_t lane, n_lanes;         /* this context's share of the input (see fh_replay_new) */
+    uint32_t own_all;               /* steered upstream (a NIC queue per lane): keep every frame seen */
     uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
     uint64_t discard[32];           /* where other lanes count them instead */
     fh_replay_cfg_t cfg;            /* as created (lanes copy it) */
@@ -170,7 +171,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
 {
     fh_udp_view_t u;
     fh_stats_t *st = &r->st;
-    const int lane0 = r->lane == 0;
+    const int lane0 = r->lane == 0 || r->own_all;
     if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->discard))) {
         if (lane0) { st->packets++; st->bytes += len; }
         return;
@@ -191,7 +192,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
             }
             r->line_last = i;
         }
-        if (r->lines[i].lane != r->lane) return;
+        if (r->lines[i].lane != r->lane && !r->own_all) return;
     }
     const uint32_t before = r->streams.n;
     uint64_t fresh = 0;
@@ -205,7 +206,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
             s->rr_port = r->lines[r->line_last].rr_port;
         }
     }
-    if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines) {
+    if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines && !r->own_all) {
         const uint32_t owner = s ? (uint32_t)(s - r->streams.v) % r->n_lanes : 0;
         if (owner != r->lane) return;
     }

@@ -337,6 +337,10 @@ int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t l
 int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
                             size_t errlen);
 
+/* This lane's frames are already steered to it (its own NIC queue): it keeps
+ * every frame it is given instead of taking its share of a common input. */
+void fh_replay_own_all(fh_replay_t *r);
+
 /* Pin the calling thread to one CPU (0, or -1 with errno set). */
 int fh_pin_thread(int cpu);
 void fh_replay_free(fh_replay_t *r);

@@ -140,7 +140,7 @@ def cmd_run(args) -> int:
             print("feedhandler run: %s" % exc, file=sys.stderr)
             return EXIT_USAGE
     try:
-        run = DpdkRun(args.dpdk, port=args.port, mbufs=args.mbufs, mode=args.mode, shm=args.shm, depth=args.depth,
+        run = DpdkRun(args.dpdk, port=args.port, cores=args.cores, mbufs=args.mbufs, mode=args.mode, shm=args.shm, depth=args.depth,
                       max_orders=args.max_orders, max_instruments=args.max_instruments, max_levels=args.max_levels,
                       ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
                       silence_ms=args.silence_ms, channels=channels)
@@ -499,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long (default: no limit)")
     d.add_argument("--no-eos-stop", action="store_true", help="keep running after every stream's end of session")
     d.add_argument("--config", metavar="FILE.toml", help="channel config, as for replay")
+    d.add_argument("--cores", type=_cpulist, default=None, metavar="LIST",
+                   help="one RX queue and one pinned polling thread per core listed (default: one queue, "
+                        "polled on this thread's CPUs); the device steers groups to queues (RSS)")
     for a in ("--shm", "--dump-books", "--stats-json"):
         d.add_argument(a, metavar="NAME" if a == "--shm" else "FILE", help="as for replay")
     d.add_argument("--depth", type=_depth, default=10, metavar="N", help="as for replay")

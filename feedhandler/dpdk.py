@@ -42,7 +42,7 @@ def available() -> bool:
 class DpdkRun:
     """EAL up, one port started, a Replay pipeline to feed from it."""
 
-    def __init__(self, eal_args: str, port: int = 0, queues: int = 1, mbufs: int = 8191, **replay_kw):
+    def __init__(self, eal_args: str, port: int = 0, cores=None, mbufs: int = 8191, **replay_kw):
         self.m = backend()
         ffi, lib = self.m.ffi, self.m.lib
         err = ffi.new("char[512]")
@@ -52,47 +52,58 @@ class DpdkRun:
         if rc != 0:
             raise DpdkError(ffi.string(err).decode(errors="replace"))
         self.port = port
-        self.queues = queues
+        self.cores = list(cores) if cores else None
+        self.queues = len(self.cores) if self.cores else 1
         chosen = ffi.new("char[512]")
-        if lib.fh_dpdk_port_start(port, queues, mbufs, chosen, len(chosen), err, len(err)) != 0:
+        if lib.fh_dpdk_port_start(port, self.queues, mbufs, chosen, len(chosen), err, len(err)) != 0:
             raise DpdkError(ffi.string(err).decode(errors="replace"))
         self.chosen = ffi.string(chosen).decode(errors="replace")
-        if queues != 1:
-            raise DpdkError("one RX queue per run for now (multi-queue lanes are not wired to DPDK yet)")
-        self.replay = Replay(backend=self.m, **replay_kw)
-        self.ours = ffi.new("fh_dpdk_stats_t *")
-        self._rc = None
+        # One lane (pinned thread) per RX queue; the NIC (or the PMD) has steered
+        # each queue's frames already, so every lane keeps all it receives.
+        self.replay = Replay(backend=self.m, cores=self.cores, **replay_kw)
+        if self.queues > 1:
+            for lane in self.replay._lanes:
+                lib.fh_replay_own_all(lane)
+        self.ours = [ffi.new("fh_dpdk_stats_t *") for _ in range(self.queues)]
+        self._rc = [None] * self.queues
 
     def run(self, duration_s: float = 0.0, stop_on_eos: bool = True) -> None:
         """Busy-poll until Ctrl-C, `duration_s`, or every stream's end of session."""
         ffi, lib = self.m.ffi, self.m.lib
-        err = ffi.new("char[512]")
+        errs = [ffi.new("char[512]") for _ in range(self.queues)]
 
-        def work():
-            self._rc = lib.fh_dpdk_rx_loop(self.replay._r, self.port, 0, int(duration_s * 1e9), int(stop_on_eos),
-                                           self.ours, err, len(err))
+        def work(q):
+            self.replay._pin(q)
+            self._rc[q] = lib.fh_dpdk_rx_loop(self.replay._lanes[q], self.port, q, int(duration_s * 1e9),
+                                              int(stop_on_eos), self.ours[q], errs[q], len(errs[q]))
 
-        t = threading.Thread(target=work, name="feedhandler-dpdk-rx", daemon=True)
-        t.start()
+        threads = [threading.Thread(target=work, args=(q,), name="feedhandler-dpdk-q%d" % q, daemon=True)
+                   for q in range(self.queues)]
+        for t in threads:
+            t.start()
         try:
-            while t.is_alive():
-                t.join(0.1)
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(0.1)
         except KeyboardInterrupt:
             self.replay.stop()
-            t.join(10)
+            for t in threads:
+                t.join(10)
             raise
         finally:
             self.replay.finish()
-        if self._rc != 0:
-            raise DpdkError(ffi.string(err).decode(errors="replace"))
+        for q, rc in enumerate(self._rc):
+            if rc != 0:
+                raise DpdkError(ffi.string(errs[q]).decode(errors="replace"))
 
     def port_stats(self) -> dict:
         ffi, lib = self.m.ffi, self.m.lib
         s = ffi.new("fh_dpdk_stats_t *")
         lib.fh_dpdk_port_stats(self.port, s)
         return {"ipackets": int(s.ipackets), "ibytes": int(s.ibytes), "imissed": int(s.imissed),
-                "ierrors": int(s.ierrors), "rx_nombuf": int(s.rx_nombuf), "polls": int(self.ours.polls),
-                "bursts": int(self.ours.bursts), "multiseg_skipped": int(self.ours.multiseg)}
+                "ierrors": int(s.ierrors), "rx_nombuf": int(s.rx_nombuf), "queues": self.queues,
+                "polls": sum(int(o.polls) for o in self.ours), "bursts": sum(int(o.bursts) for o in self.ours),
+                "multiseg_skipped": sum(int(o.multiseg) for o in self.ours)}
 
     def stats(self) -> dict:
         st = self.replay.stats()

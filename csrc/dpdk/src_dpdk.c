@@ -145,6 +145,12 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
 {
     if (!eal_ready || port >= FH_MAX_PORTS || !pools[port]) { fh_errf(err, errlen, "port %u is not started", port); return -1; }
     if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
+    /* A thread of ours polling a queue: give it an lcore id, so the mbuf
+     * pool's per-lcore cache serves it like an EAL lcore. */
+    if (rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() != 0) {
+        fh_errf(err, errlen, "cannot register the polling thread with DPDK: %s", rte_strerror(rte_errno));
+        return -1;
+    }
     struct rte_mbuf *burst[FH_BURST];
     fh_dpdk_stats_t st;
     memset(&st, 0, sizeof st);
