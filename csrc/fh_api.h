@@ -94,6 +94,9 @@ typedef struct fh_stats {
     fh_book_counters_t book;   /* what the books did with those messages */
     uint64_t session_changes;  /* a line (group:port) started carrying another MoldUDP64 session */
     uint64_t silences;         /* a stream went quiet (no packet, not even a heartbeat) past its timeout */
+    uint64_t nic_imissed;      /* DPDK port: packets the NIC dropped, RX ring full (lane 0 of a port) */
+    uint64_t nic_ierrors;      /* DPDK port: erroneous packets */
+    uint64_t nic_rx_nombuf;    /* DPDK port: no mbuf to receive into */
 } fh_stats_t;
 
 const char *fh_err_name(int err);

@@ -12,7 +12,7 @@ FH_ASSERT_SIZE(fh_itch_A_t, 32);
 FH_ASSERT_SIZE(fh_itch_R_t, 28);
 FH_ASSERT_SIZE(fh_itch_O_t, 40);
 FH_ASSERT_SIZE(fh_itch_I_t, 40);
-FH_ASSERT_SIZE(fh_stats_t, 8 * (14 + 32 + 256 + 20 + 2));
+FH_ASSERT_SIZE(fh_stats_t, 8 * (14 + 32 + 256 + 20 + 5));
 FH_ASSERT_OFF(fh_stats_t, book, 8 * (14 + 32 + 256));
 FH_ASSERT_SIZE(fh_book_counters_t, 8 * 20);
 FH_ASSERT_OFF(fh_stats_t, errors, 8 * 14);

@@ -37,6 +37,9 @@ def print_stats(stats: dict, out=sys.stdout, inputs=None) -> None:
     w("gaps %s, recovered %s, duplicates %s, session changes %s, silences %s\n" % (
         format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ","),
         format(stats.get("session_changes", 0), ","), format(stats.get("silences", 0), ",")))
+    if stats.get("nic_imissed") or stats.get("nic_ierrors") or stats.get("nic_rx_nombuf"):
+        w("NIC drops: imissed %s, ierrors %s, rx_nombuf %s\n" % (
+            format(stats["nic_imissed"], ","), format(stats["nic_ierrors"], ","), format(stats["nic_rx_nombuf"], ",")))
     if stats["errors"]:
         w("errors (skipped, by reason):\n")
         for k, v in sorted(stats["errors"].items()):

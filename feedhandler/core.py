@@ -121,6 +121,9 @@ def stats_to_dict(st) -> dict:
         "book": {name: int(getattr(st.book, name)) for name in BOOK_COUNTERS},
         "session_changes": int(st.session_changes),
         "silences": int(st.silences),
+        "nic_imissed": int(st.nic_imissed),
+        "nic_ierrors": int(st.nic_ierrors),
+        "nic_rx_nombuf": int(st.nic_rx_nombuf),
     }
 
 

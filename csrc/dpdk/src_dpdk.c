@@ -132,6 +132,15 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
     return 0;
 }
 
+static void nic_counters(fh_replay_t *r, uint16_t port)
+{
+    struct rte_eth_stats s;
+    if (rte_eth_stats_get(port, &s) != 0) return;
+    r->st.nic_imissed = s.imissed;
+    r->st.nic_ierrors = s.ierrors;
+    r->st.nic_rx_nombuf = s.rx_nombuf;
+}
+
 static int all_ended(const fh_replay_t *r)
 {
     if (r->streams.n == 0) return 0;
@@ -171,14 +180,17 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
                 rte_pktmbuf_free(m);
             }
         }
-        /* The cheap checks, every 1024 polls whether busy or idle. */
+        /* The cheap checks, every 1024 polls whether busy or idle; the NIC's
+         * own drop counters join ours (and the published counters) here. */
         if (FH_UNLIKELY((tick & 1023) == 0)) {
+            if (queue == 0) nic_counters(r, port);
             fh_engine_poll(r, 0);
             if (fh_engine_should_stop(r)) break;
             if (duration_ns && fh_clock_ns(CLOCK_MONOTONIC) - start >= duration_ns) break;
             if (stop_on_eos && all_ended(r)) break;
         }
     }
+    if (queue == 0) nic_counters(r, port);
     r->st.elapsed_ns += fh_tsc_ns(&r->tsc) - t0;
     if (ours) *ours = st;
     return 0;
