@@ -12,7 +12,7 @@ from feedhandler.dpdk import available
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
-pytestmark = pytest.mark.skipif(not available(), reason="no DPDK support in this install (feedhandler._dpdk not "
+NO_DPDK = pytest.mark.skipif(not available(), reason="no DPDK support in this install (feedhandler._dpdk not "
                                 "built: libdpdk-dev / pkg-config libdpdk missing at build time)")
 CAPS = ["--max-orders", "65536", "--max-levels", "131072", "--max-instruments", "128", "--ring-events", "65536"]
 
@@ -39,6 +39,7 @@ def both(tmp_path, pcap, tag, extra=()):
     return ra, rb, (tmp_path / "r.csv").read_text(), (tmp_path / "d.csv").read_text()
 
 
+@NO_DPDK
 def test_pcap_pmd_same_books_and_counters_as_replay(tmp_path):
     ra, rb, ca, cb = both(tmp_path, SAMPLE, "sample")
     assert ca == cb and ca.count("\n") > 20
@@ -48,6 +49,7 @@ def test_pcap_pmd_same_books_and_counters_as_replay(tmp_path):
     assert rb["dpdk"]["ipackets"] == ra["packets"] and rb["dpdk"]["imissed"] == 0
 
 
+@NO_DPDK
 def test_pcap_pmd_lossy_ab_day(tmp_path):
     prefix = str(tmp_path / "ab")
     g = fh("gen", "-q", "--out", prefix, "--messages", "60000", "--symbols", "30", "--channels", "2",
@@ -64,6 +66,7 @@ def test_pcap_pmd_lossy_ab_day(tmp_path):
     assert ra["gaps"] > 0 and ra["duplicates"] > 0
 
 
+@NO_DPDK
 def test_duration_stops_an_endless_source(tmp_path):
     # infinite_rx keeps the whole capture in mbufs: the pool must hold it (8586 frames).
     p = fh("run", "--dpdk", eal("dur", "net_pcap0,rx_pcap=%s,infinite_rx=1" % SAMPLE), "--mode", "decode",
@@ -74,21 +77,25 @@ def test_duration_stops_an_endless_source(tmp_path):
     assert st["packets"] > 8586 and st["messages"] == 40000 and st["duplicates"] > 0
 
 
+@NO_DPDK
 def test_bad_eal_arguments():
     p = fh("run", "--dpdk", "--bogus-arg x -l 0 --no-huge --file-prefix fhtest-bad", timeout=60)
     assert p.returncode == 1 and "EAL init failed" in p.stderr and "Traceback" not in p.stderr
 
 
+@NO_DPDK
 def test_missing_device():
     p = fh("run", "--dpdk", eal("nodev", "net_pcap0,rx_pcap=/nonexistent.pcap"), timeout=60)
     assert p.returncode == 1 and "no DPDK port" in p.stderr and "Traceback" not in p.stderr
 
 
+@NO_DPDK
 def test_port_that_cannot_be_configured():
     p = fh("run", "--dpdk", eal("cfg", "net_pcap0,rx_pcap=" + SAMPLE), "--mbufs", "100000000", timeout=60)
     assert p.returncode == 1 and "mbufs" in p.stderr and "Traceback" not in p.stderr
 
 
+@NO_DPDK
 def test_affinity_restored_and_segment_published(tmp_path):
     code = """
 import os, sys
@@ -151,6 +158,7 @@ def _can_netns():
     return os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
 
 
+@NO_DPDK
 @pytest.mark.skipif(not _can_netns(), reason="needs root and iproute2 (ip netns) for a veth pair")
 def test_af_packet_veth_from_another_namespace(tmp_path):
     """Real packets: a sender in another network namespace writes a generated
@@ -195,6 +203,7 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
     assert b["dpdk"]["imissed"] == 0
 
 
+@NO_DPDK
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs for 2 queues on 2 cores")
 def test_pcap_pmd_two_queues_two_cores(tmp_path):
     """Two RX queues (the pcap PMD takes one capture per queue: here one per
@@ -223,3 +232,30 @@ def test_pcap_pmd_two_queues_two_cores(tmp_path):
     for k in ("messages", "by_type", "gaps", "duplicates", "checksum", "packets"):
         assert ra[k] == rb[k], k
     assert rb["lanes"] == 2 and rb["dpdk"]["queues"] == 2
+
+
+@pytest.mark.parametrize("script,args", [("hugepages.sh", ["512", "--dry-run"]),
+                                         ("bind_nic.sh", ["0000:3b:00.0", "--dry-run"])])
+def test_host_scripts_dry_run(script, args):
+    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "dpdk", script)] + args, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("+ "), p.stderr
+
+
+def test_host_script_rejects_bad_input():
+    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "dpdk", "bind_nic.sh"), "eth0"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2 and "PCI address" in p.stderr
+    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "dpdk", "hugepages.sh"), "lots", "--dry-run"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2
+
+
+def test_sample_config_parses():
+    from feedhandler.config import ConfigError, load
+    path = os.path.join(ROOT, "scripts", "dpdk", "channels.toml")
+    try:
+        chans = load(path)
+        assert [c.core for c in chans] == [2, 3]
+    except ConfigError as exc:            # a machine with fewer than 4 CPUs
+        assert "core 2 does not exist" in str(exc)
