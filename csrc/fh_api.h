@@ -523,9 +523,9 @@ typedef struct fh_shm_event {
 /* Reader side: base is a mapping of the whole segment (read-only is enough). */
 int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen);
 /* Consistent copy of slot `locate` (slot_size bytes into out).  0; -1 if the
- * writer left it mid-update for `max_spins` tries (it died there); -2 for a
- * locate out of range; -3 if a live writer kept changing it for 64 x max_spins
- * tries (the reader never hangs). */
+ * writer left it mid-update for a second (it died there); -2 for a locate out
+ * of range; -3 if a live writer kept changing it for 64 x max_spins copies
+ * (the reader never hangs). */
 int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
 /* Consistent copies of slots [first, first+n) into out; returns how many were
  * copied (stops at the first one that stays busy). */

@@ -3,6 +3,7 @@
  * read-only mapping, and never write anything. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -221,25 +222,33 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
 }
 
 /* The reader's side of the sequence lock.  A writer that keeps the sequence
- * odd and unchanged for max_spins tries has died inside an update: -1.  One
- * that keeps changing it is alive; retry, up to a bound so a reader can never
- * hang (-3 if even that is exhausted). */
+ * odd and unchanged for a second has died inside an update: -1 (a live writer
+ * can be descheduled mid-update for milliseconds, so this is measured in time,
+ * checked every 1024 spins; after max_spins spins the reader also yields its
+ * CPU, in case the writer is waiting for it).  One that keeps changing it is
+ * alive: retry, up to 64 x max_spins copies, so a reader never hangs (-3). */
 static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst, size_t n, uint32_t max_spins)
 {
-    uint64_t last = FH_LOAD_RELAXED(seqp);
-    uint32_t stuck = 0;
+    uint64_t last = FH_LOAD_RELAXED(seqp), stuck_since = 0;
+    uint32_t spins = 0;
     for (uint64_t tries = 0; tries < (uint64_t)max_spins * 64; tries++) {
         const uint64_t s1 = FH_LOAD_ACQUIRE(seqp);
         if (s1 & 1) {
-            if (s1 != last) { last = s1; stuck = 0; }
-            else if (++stuck > max_spins) return -1;
+            if (s1 != last) { last = s1; spins = 0; stuck_since = 0; }
+            if (++spins % 1024 == 0) {
+                const uint64_t now = fh_clock_ns(CLOCK_MONOTONIC);
+                if (!stuck_since) stuck_since = now;
+                else if (now - stuck_since > 1000000000ull) return -1;
+                if (spins > max_spins) sched_yield();
+            }
             FH_CPU_RELAX();
             continue;
         }
         memcpy(dst, src, n);
         FH_FENCE_ACQUIRE();
         if (FH_LOAD_RELAXED(seqp) == s1) return 0;
-        stuck = 0;
+        spins = 0;
+        stuck_since = 0;
     }
     return -3;
 }

@@ -429,3 +429,20 @@ def test_silent_line_flagged_and_cleared(name):
     assert (sil["aux"] == 1).sum() > 0 and (sil["aux"] == 0).sum() > 0
     # At the end (after end of session) nothing is left flagged silent.
     assert not (seg.snapshot_all()["flags"] & shm.FLAG_SILENT).any()
+
+
+def test_writer_dead_mid_update_is_reported_not_hung(name):
+    """A slot left odd (the writer died inside an update): the reader gives up
+    after about a second with a clear error, it never hangs or returns garbage."""
+    r = replay_sample(name)
+    seg = r.segment()
+    base = lib.fh_replay_shm(r._r, ffi.NULL)
+    hdr = ffi.cast("fh_shm_header_t *", base)
+    slot = ffi.cast("fh_shm_slot_t *", base + hdr.slots_offset + 5 * hdr.slot_size)
+    slot.seq += 1                                   # odd: "being written", forever
+    t0 = time.monotonic()
+    with pytest.raises(ShmError, match="mid-update"):
+        seg.book(5)
+    assert time.monotonic() - t0 < 10
+    slot.seq += 1
+    assert seg.book(5).rec["locate"] == 5
