@@ -229,9 +229,9 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
  * alive: retry, up to 64 x max_spins copies, so a reader never hangs (-3). */
 static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst, size_t n, uint32_t max_spins)
 {
-    uint64_t last = FH_LOAD_RELAXED(seqp), stuck_since = 0;
+    uint64_t last = FH_LOAD_RELAXED(seqp), stuck_since = 0, busy_since = 0;
     uint32_t spins = 0;
-    for (uint64_t tries = 0; tries < (uint64_t)max_spins * 64; tries++) {
+    for (uint64_t tries = 0; tries < (uint64_t)max_spins * 64;) {
         const uint64_t s1 = FH_LOAD_ACQUIRE(seqp);
         if (s1 & 1) {
             if (s1 != last) { last = s1; spins = 0; stuck_since = 0; }
@@ -239,6 +239,9 @@ static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst
                 const uint64_t now = fh_clock_ns(CLOCK_MONOTONIC);
                 if (!stuck_since) stuck_since = now;
                 else if (now - stuck_since > 1000000000ull) return -1;
+                /* A live writer updating non-stop: bounded too, in time. */
+                if (!busy_since) busy_since = now;
+                else if (now - busy_since > 5000000000ull) return -3;
                 if (spins > max_spins) sched_yield();
             }
             FH_CPU_RELAX();
@@ -247,6 +250,7 @@ static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst
         memcpy(dst, src, n);
         FH_FENCE_ACQUIRE();
         if (FH_LOAD_RELAXED(seqp) == s1) return 0;
+        tries++;                                 /* torn: the writer moved while we copied */
         spins = 0;
         stuck_since = 0;
     }
