@@ -52,12 +52,32 @@ class DpdkRun:
         if rc != 0:
             raise DpdkError(ffi.string(err).decode(errors="replace"))
         self.port = port
+        channels = replay_kw.get("channels") or []
+        if channels and not cores:
+            from .config import cores_of
+            cores = cores_of(channels)
         self.cores = list(cores) if cores else None
         self.queues = len(self.cores) if self.cores else 1
         chosen = ffi.new("char[512]")
         if lib.fh_dpdk_port_start(port, self.queues, mbufs, chosen, len(chosen), err, len(err)) != 0:
             raise DpdkError(ffi.string(err).decode(errors="replace"))
         self.chosen = ffi.string(chosen).decode(errors="replace")
+        # Exact steering where the device supports rte_flow: each channel's
+        # groups to the queue of its core; otherwise the RSS set up above.
+        if channels and self.queues > 1:
+            flows = unsupported = 0
+            for ch in channels:
+                q = self.cores.index(ch.core)
+                for host, udp in ch.lines():
+                    group = int.from_bytes(bytes(int(x) for x in host.split(".")), "big")
+                    rc = lib.fh_dpdk_flow_steer(port, group, udp, q, err, len(err))
+                    if rc < 0:
+                        raise DpdkError(ffi.string(err).decode(errors="replace"))
+                    flows += rc == 0
+                    unsupported += rc == 1
+            self.chosen += ("; rte_flow: %d rule(s) steer each channel's groups to its core's queue" % flows
+                            if not unsupported else
+                            "; rte_flow not supported by this device: channels follow RSS")
         # One lane (pinned thread) per RX queue; the NIC (or the PMD) has steered
         # each queue's frames already, so every lane keeps all it receives.
         self.replay = Replay(backend=self.m, cores=self.cores, **replay_kw)

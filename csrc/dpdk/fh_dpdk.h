@@ -35,6 +35,10 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
  * every stream seen has ended its session.  RX time = the TSC at burst. */
 int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
                     fh_dpdk_stats_t *ours, char *err, size_t errlen);
+/* Steer UDP datagrams to group:udp_port (host byte order) to RX queue `queue`
+ * with an rte_flow rule.  0 when installed, 1 when the device cannot (the
+ * caller falls back to RSS), -1 with a message on another error. */
+int fh_dpdk_flow_steer(uint16_t port, uint32_t group, uint16_t udp_port, uint16_t queue, char *err, size_t errlen);
 int fh_dpdk_port_stats(uint16_t port, fh_dpdk_stats_t *out);
 void fh_dpdk_port_close(uint16_t port);
 int fh_dpdk_cleanup(void);

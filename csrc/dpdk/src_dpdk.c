@@ -14,6 +14,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -193,6 +194,44 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
     if (queue == 0) nic_counters(r, port);
     r->st.elapsed_ns += fh_tsc_ns(&r->tsc) - t0;
     if (ours) *ours = st;
+    return 0;
+}
+
+int fh_dpdk_flow_steer(uint16_t port, uint32_t group, uint16_t udp_port, uint16_t queue, char *err, size_t errlen)
+{
+    if (!eal_ready || !rte_eth_dev_is_valid_port(port)) { fh_errf(err, errlen, "no DPDK port %u", port); return -1; }
+    struct rte_flow_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.ingress = 1;
+    struct rte_flow_item_ipv4 ip_spec, ip_mask;
+    memset(&ip_spec, 0, sizeof ip_spec);
+    memset(&ip_mask, 0, sizeof ip_mask);
+    ip_spec.hdr.dst_addr = rte_cpu_to_be_32(group);
+    ip_mask.hdr.dst_addr = UINT32_MAX;
+    struct rte_flow_item_udp udp_spec, udp_mask;
+    memset(&udp_spec, 0, sizeof udp_spec);
+    memset(&udp_mask, 0, sizeof udp_mask);
+    udp_spec.hdr.dst_port = rte_cpu_to_be_16(udp_port);
+    udp_mask.hdr.dst_port = UINT16_MAX;
+    struct rte_flow_item pattern[] = {
+        {.type = RTE_FLOW_ITEM_TYPE_ETH},
+        {.type = RTE_FLOW_ITEM_TYPE_IPV4, .spec = &ip_spec, .mask = &ip_mask},
+        {.type = RTE_FLOW_ITEM_TYPE_UDP, .spec = &udp_spec, .mask = &udp_mask},
+        {.type = RTE_FLOW_ITEM_TYPE_END},
+    };
+    struct rte_flow_action_queue to = {.index = queue};
+    struct rte_flow_action actions[] = {
+        {.type = RTE_FLOW_ACTION_TYPE_QUEUE, .conf = &to},
+        {.type = RTE_FLOW_ACTION_TYPE_END},
+    };
+    struct rte_flow_error fe;
+    memset(&fe, 0, sizeof fe);
+    if (rte_flow_validate(port, &attr, pattern, actions, &fe) != 0) return 1;
+    if (!rte_flow_create(port, &attr, pattern, actions, &fe)) {
+        fh_errf(err, errlen, "port %u: rte_flow rule for group %u.%u.%u.%u:%u failed: %s", port, group >> 24,
+                (group >> 16) & 255, (group >> 8) & 255, group & 255, udp_port, fe.message ? fe.message : "?");
+        return -1;
+    }
     return 0;
 }
 
