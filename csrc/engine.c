@@ -199,6 +199,24 @@ int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t
     return 0;
 }
 
+int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen)
+{
+    if (r->lat) return 0;
+    r->lat = calloc(FH_HIST_STAGES, sizeof *r->lat);
+    if (!r->lat) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
+    if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
+    return 0;
+}
+
+int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out)
+{
+    if (!r->lat || stage >= FH_HIST_STAGES) return -1;
+    memcpy(out, &r->lat[stage], sizeof *out);
+    return 0;
+}
+
+uint64_t fh_replay_tsc_hz(const fh_replay_t *r) { return r->tsc.hz; }
+
 void fh_replay_own_all(fh_replay_t *r)
 {
     r->own_all = 1;
@@ -226,6 +244,7 @@ void fh_replay_free(fh_replay_t *r)
     fh_book_free(&r->book);
     free(r->seen);
     free(r->pend);
+    free(r->lat);
     if (r->rr_fd >= 0) close(r->rr_fd);
     fh_mold_table_free(&r->streams);
     free(r);

@@ -9,6 +9,7 @@
 
 #include "book.h"
 #include "fh_common.h"
+#include "hist.h"
 #include "itch.h"
 #include "mold.h"
 #include "net.h"
@@ -47,6 +48,8 @@ struct fh_replay {
     uint64_t next_silence_check;    /* receive time of the next sweep */
     uint32_t n_groups, group_last;  /* lines seen: which session each carries */
     struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
+    fh_hist_t *lat;                 /* FH_HIST_STAGES latency histograms, or NULL (off) */
+    uint64_t lat_due;               /* when the frame being handled was due/received (TSC ns); 0 = now */
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
@@ -226,7 +229,18 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
         s->last_rx = rx_ts;
         if (FH_UNLIKELY(s->silent)) fh_engine_alive(r, s);
     }
+    if (FH_LIKELY(!r->lat)) {
+        fh_engine_mold(r, &u, s);
+        return;
+    }
+    /* Latency on: stamp the start and the end of this packet's work. */
+    const uint64_t t0 = fh_tsc_ns(&r->tsc);
+    const uint64_t due = r->lat_due ? r->lat_due : t0;
     fh_engine_mold(r, &u, s);
+    const uint64_t t1 = fh_tsc_ns(&r->tsc);
+    fh_hist_record(&r->lat[0], t0 > due ? t0 - due : 0);
+    fh_hist_record(&r->lat[1], t1 - t0);
+    fh_hist_record(&r->lat[2], t1 > due ? t1 - due : 0);
 }
 
 /* Pacing (--speed): hold the walk until wall time catches up with the
@@ -242,6 +256,9 @@ FH_INLINE void fh_engine_pace(fh_replay_t *r, uint64_t ts)
     }
     if (ts <= r->pace_t0) return;
     const uint64_t target = r->pace_w0 + (uint64_t)((double)(ts - r->pace_t0) * r->pace_scale);
+    /* Latency counts from when the packet was due, not from when a late
+     * replay got to it: falling behind shows up (coordinated omission). */
+    r->lat_due = target;
     while (fh_tsc_ns(&r->tsc) < target) {
         if (fh_engine_should_stop(r)) return;
         FH_CPU_RELAX();

@@ -548,3 +548,39 @@ uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
  * orders = k ^ i; updates = exch_ts = last_trade_price = k), plus one event
  * per update with price1 = k, qty1 = k * 3, qty2 = ~k, exch_ts = k. */
 void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t iterations);
+
+/* ------------------------------------------------------------- latency */
+
+enum fh_hist_consts {
+    FH_HIST_COUNTS = 26624,        /* (34 - 10 + 2) x 1024 buckets: 1 ns .. 2^35 ns at 3 significant digits */
+    FH_HIST_STAGES = 3             /* per packet: rx->start, rx->books applied, rx->published */
+};
+
+typedef struct fh_hist {
+    uint64_t count;                /* values recorded */
+    uint64_t overflow;             /* of which above fh_hist_max_ns() (recorded as that value) */
+    uint64_t min, max;             /* ns */
+    uint64_t sum;                  /* ns */
+    uint64_t counts[26624];        /* FH_HIST_COUNTS buckets */
+} fh_hist_t;
+
+uint64_t fh_hist_max_ns(void);    /* 2^35 - 1 ns (34 s) */
+void fh_hist_reset(fh_hist_t *h);
+void fh_hist_record_n(fh_hist_t *h, const uint64_t *values, size_t n);
+void fh_hist_merge(fh_hist_t *into, const fh_hist_t *from);
+/* Lowest value v such that `pct` percent of the recorded values are <= v
+ * (the bucket's highest equivalent value, as HdrHistogram reports it). */
+uint64_t fh_hist_value_at(const fh_hist_t *h, double pct);
+/* Lowest and highest value that share bucket `index` (for exporting). */
+uint64_t fh_hist_bucket_low(uint32_t index);
+uint64_t fh_hist_bucket_high(uint32_t index);
+
+/* Per-packet latency stages, TSC-stamped, recorded per lane (start-up
+ * allocation).  rx is the receive stamp (DPDK: the burst; paced replay: the
+ * time the packet was due, so falling behind shows as latency rather than
+ * hiding it; full-speed replay: when the walk reached it). */
+int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen);
+/* Copy stage `stage` (0 rx->start, 1 rx->books, 2 rx->published) out; -1 if
+ * latency is not enabled. */
+int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out);
+uint64_t fh_replay_tsc_hz(const fh_replay_t *r);

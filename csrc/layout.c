@@ -1,6 +1,7 @@
 /* layout.c -- compile-time checks of every struct shared with Python.
  * tests/test_layout.py asserts the same sizes and offsets through CFFI. */
 #include "fh_common.h"
+#include "hist.h"
 
 #define FH_ASSERT_SIZE(T, n) _Static_assert(sizeof(T) == (n), #T " size changed: update test_layout.py")
 #define FH_ASSERT_OFF(T, f, n) _Static_assert(offsetof(T, f) == (n), #T "." #f " moved: update test_layout.py")
@@ -41,3 +42,5 @@ FH_ASSERT_SIZE(fh_shm_event_t, 64);
 FH_ASSERT_OFF(fh_shm_event_t, locate, 32);
 FH_ASSERT_OFF(fh_shm_event_t, price1, 36);
 FH_ASSERT_OFF(fh_shm_event_t, qty1, 48);
+FH_ASSERT_SIZE(fh_hist_t, 8 * (5 + FH_HIST_COUNTS));
+FH_ASSERT_OFF(fh_hist_t, counts, 40);

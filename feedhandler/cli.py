@@ -79,7 +79,8 @@ def cmd_replay(args) -> int:
                    max_instruments=args.max_instruments, max_levels=args.max_levels,
                    ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
                    cores=args.cores, speed=args.speed, channels=channels, rerequest=rerequest,
-                   rerequest_timeout_ms=args.rerequest_timeout_ms, silence_ms=args.silence_ms)
+                   rerequest_timeout_ms=args.rerequest_timeout_ms, silence_ms=args.silence_ms,
+                   latency=bool(args.latency_json))
     except ReplayError as exc:
         print("feedhandler replay: %s" % exc, file=sys.stderr)
         return EXIT_USAGE
@@ -109,6 +110,16 @@ def cmd_replay(args) -> int:
         except ReplayError as exc:
             print("feedhandler replay: %s" % exc, file=sys.stderr)
             return EXIT_INPUT
+    if args.latency_json:
+        from .latency import collect
+        doc = collect(r, stats)
+        doc["speed"] = args.speed or "max"
+        with open(args.latency_json, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        t = doc["stages"]["rx_to_published"]
+        print("latency rx->published: p50 %d ns, p99 %d ns, p99.9 %d ns, max %d ns (%d packets)" % (
+            t["p50"], t["p99"], t["p99_9"], t["max"], t["count"]))
     if args.stats_json:
         stats_out = dict(stats)
         stats_out["mode"] = args.mode
@@ -479,6 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a stream with no packet, not even a heartbeat, for this long (capture time) is "
                         "flagged SILENT in shared memory with its instruments, until it speaks again "
                         "(default 3000; MoldUDP64 heartbeats come every second)")
+    r.add_argument("--latency-json", metavar="FILE",
+                   help="stamp every packet with the TSC and write per-stage latency (rx->start, processing, "
+                        "rx->published; ns: count, min, p50, p90, p99, p99.9, p99.99, max, per core), the "
+                        "achieved rate and the machine. With --speed, latency counts from when each packet "
+                        "was due, so a replay that falls behind shows it")
     r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
                    help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
                         "line's copy before its messages count as gaps (default 1000)")

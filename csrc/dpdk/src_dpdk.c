@@ -173,6 +173,7 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
             st.bursts++;
             /* One RX stamp per burst: the TSC, converted to ns since the epoch. */
             const uint64_t rx = fh_tsc_ns(&r->tsc);
+            r->lat_due = rx;                     /* latency counts from the burst */
             for (uint16_t i = 0; i < n; i++) {
                 struct rte_mbuf *m = burst[i];
                 if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void *));

@@ -1,0 +1,78 @@
+"""Latency histograms (csrc/hist.*) against numpy, and the --latency-json output."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from feedhandler.core import ffi, lib
+from feedhandler.latency import STAGES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX = lib.fh_hist_max_ns()
+
+
+def hist_of(values):
+    h = ffi.new("fh_hist_t *")
+    v = np.ascontiguousarray(values, dtype=np.uint64)
+    lib.fh_hist_record_n(h, ffi.cast("uint64_t *", ffi.from_buffer(v)), len(v))
+    return h
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_percentiles_match_numpy_to_3_significant_digits(seed):
+    rnd = np.random.default_rng(seed)
+    values = np.concatenate([rnd.lognormal(6, 1.5, 200_000), rnd.integers(0, 3000, 5000),
+                             [0, 1, 2047, 2048, 2049, 10_000_000_000]]).astype(np.uint64)
+    h = hist_of(values)
+    assert h.count == len(values) and h.min == values.min() and h.max == values.max()
+    assert h.sum == int(values.sum())
+    for p in (1, 10, 50, 90, 99, 99.9, 99.99):
+        want = int(np.percentile(values, p, method="inverted_cdf"))
+        got = int(lib.fh_hist_value_at(h, p))
+        # HdrHistogram semantics: the highest value equivalent to the true one.
+        assert want <= got <= max(want, want + want // 1024 + 1), (p, want, got)
+    assert lib.fh_hist_value_at(h, 100) == values.max() and lib.fh_hist_value_at(h, 0) == values.min()
+
+
+def test_small_values_exact_and_buckets_contiguous():
+    h = hist_of(np.arange(0, 2048))
+    for p in (10, 50, 90):
+        assert lib.fh_hist_value_at(h, p) == int(np.percentile(np.arange(2048), p, method="inverted_cdf"))
+    prev_high = -1
+    for i in range(lib.FH_HIST_COUNTS):
+        lo, hi = lib.fh_hist_bucket_low(i), lib.fh_hist_bucket_high(i)
+        assert lo == prev_high + 1 and hi >= lo
+        assert hi - lo <= max(0, lo // 1024)          # 3 significant digits
+        prev_high = hi
+    assert prev_high == MAX
+
+
+def test_overflow_counted_and_clamped():
+    h = hist_of([5, MAX, MAX + 1, 2 ** 63])
+    assert h.overflow == 2 and h.max == MAX and h.count == 4
+
+
+def test_merge():
+    a, b = hist_of([1, 2, 3]), hist_of([1000, 2000])
+    lib.fh_hist_merge(a, b)
+    assert a.count == 5 and a.min == 1 and a.max == 2000 and lib.fh_hist_value_at(a, 100) == 2000
+
+
+def test_latency_json_schema(tmp_path):
+    out = tmp_path / "lat.json"
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
+                        "--latency-json", str(out), "--speed", "200000", "--max-orders", "65536"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "latency rx->published" in p.stdout
+    d = json.loads(out.read_text())
+    assert d["unit"] == "ns" and set(d["stages"]) == set(STAGES)
+    for name, st in d["stages"].items():
+        for k in ("count", "min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "overflow", "mean", "per_core"):
+            assert k in st, (name, k)
+        assert st["count"] == 8586 and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
+    assert d["rate"]["messages"] == 40000 and d["rate"]["msgs_per_s"] > 0
+    assert d["machine"]["tsc_hz"] >= 0 and d["machine"]["cpu"] and d["speed"] == 200000
