@@ -148,7 +148,7 @@ while off + 16 <= len(data):                 # bounded: one pass over the captur
     s.send(data[off + 16:off + 16 + cap])
     off += 16 + cap
     n += 1
-    if n % 50 == 0:
+    if n % 20 == 0:
         time.sleep(0.001)                    # a paced sender: the test is about correctness, not rate
 print(n)
 """
@@ -176,8 +176,11 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
         sh("ip", "link", "set", v1, "netns", ns)
         sh("ip", "link", "set", v0, "up")
         sh("ip", "netns", "exec", ns, "ip", "link", "set", v1, "up")
+        # A deep af_packet ring and a paced sender: a busy CI box must not drop frames;
+        # --duration is only a safety net (it stops by itself at end of session).
         rx = subprocess.Popen([sys.executable, "-m", "feedhandler", "run", "--dpdk",
-                               eal("af", "net_af_packet0,iface=" + v0), "--mode", "book", "--silence-ms", "120000",
+                               eal("af", "net_af_packet0,iface=%s,framecnt=4096" % v0), "--mode", "book",
+                               "--silence-ms", "120000", "--duration", "90",
                                "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"),
                                *CAPS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -186,7 +189,7 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
             sent = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, prefix + ".pcap"],
                                   capture_output=True, text=True, timeout=120)
             assert sent.returncode == 0, sent.stderr
-            out, err = rx.communicate(timeout=60)    # stops by itself: every stream ended its session
+            out, err = rx.communicate(timeout=120)   # stops by itself: every stream ended its session
         finally:
             if rx.poll() is None:
                 rx.kill()
