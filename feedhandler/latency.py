@@ -29,6 +29,24 @@ def summary(ffi_, lib_, h) -> dict:
     return out
 
 
+def distribution(lib_, h, ticks_per_half: int = 5) -> list:
+    """HdrHistogram-style percentile distribution: [percentile, value_ns, count
+    at or below], ticks closer together towards the tail, up to 100%."""
+    out = []
+    if not h.count:
+        return out
+    k = 0
+    while True:
+        pct = 100.0 * (1.0 - 0.5 ** (k / ticks_per_half))
+        seen = min(int(h.count), max(1, int(-(-pct * h.count // 100))))
+        out.append([pct, int(lib_.fh_hist_value_at(h, pct)), seen])
+        if seen >= h.count or k > 40 * ticks_per_half:
+            break
+        k += 1
+    out.append([100.0, int(h.max), int(h.count)])
+    return out
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -55,6 +73,7 @@ def collect(replay, stats: dict) -> dict:
             l.fh_hist_merge(merged, h)
         d = summary(f, l, merged)
         d["per_core"] = per_core
+        d["distribution"] = distribution(l, merged)
         stages[name] = d
     return {
         "unit": "ns",

@@ -76,3 +76,24 @@ def test_latency_json_schema(tmp_path):
         assert st["count"] == 8586 and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
     assert d["rate"]["messages"] == 40000 and d["rate"]["msgs_per_s"] > 0
     assert d["machine"]["tsc_hz"] >= 0 and d["machine"]["cpu"] and d["speed"] == 200000
+
+
+def test_report_script_table_plot_and_hgrm(tmp_path):
+    pytest.importorskip("matplotlib")
+    lat = tmp_path / "a.json"
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
+                        "--latency-json", str(lat), "--max-orders", "65536"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    b = tmp_path / "b.json"
+    b.write_text(lat.read_text())
+    png, prefix = tmp_path / "p.png", str(tmp_path / "h")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "latency_report.py"), str(lat), str(b),
+                        "--png", str(png), "--hgrm", prefix], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "rx_to_published" in r.stdout and r.stdout.count("p99.9") >= 3      # a table per stage, both runs
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    h = open(prefix + ".a.rx_to_published.hgrm").read().splitlines()
+    assert h[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+    rows = [l.split() for l in h[2:] if l and not l.startswith("#")]
+    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == 8586
+    assert [float(x[1]) for x in rows] == sorted(float(x[1]) for x in rows)
