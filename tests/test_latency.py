@@ -97,3 +97,26 @@ def test_report_script_table_plot_and_hgrm(tmp_path):
     rows = [l.split() for l in h[2:] if l and not l.startswith("#")]
     assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == 8586
     assert [float(x[1]) for x in rows] == sorted(float(x[1]) for x in rows)
+
+
+def test_reader_latency_script_follows_a_replay(tmp_path):
+    name = "fhtest-rlat-%d" % os.getpid()
+    out = tmp_path / "r.json"
+    try:
+        rd = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "reader_latency.py"), "--shm", name,
+                               "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q",
+                            os.path.join(ROOT, "pcaps", "sample.pcap"), "--shm", name, "--speed", "50000",
+                            "--silence-ms", "1000000", "--max-orders", "65536", "--stats-json", str(tmp_path / "s.json")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        o, e = rd.communicate(timeout=60)
+        assert rd.returncode == 0, e
+    finally:
+        if os.path.exists("/dev/shm/" + name):
+            os.unlink("/dev/shm/" + name)
+    d = json.loads(out.read_text())["stages"]["publish_to_reader"]
+    events = json.loads((tmp_path / "s.json").read_text())["book"]["events"]
+    # The reader starts following "now": it sees every event published after it attached.
+    assert 0 < d["count"] <= events and d["lapped"] == 0
+    assert d["min"] <= d["p50"] <= d["p99"] <= d["max"]

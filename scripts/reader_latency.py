@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Publish -> Python reader latency: how long after the C writer published an
+event a busy-polling Python reader in another process has it in hand.
+
+    feedhandler replay day.pcap --shm books --speed 100 &
+    python scripts/reader_latency.py --shm books [--json OUT]
+
+Polls the event ring in batches (numpy), stamps each batch with
+CLOCK_REALTIME as it arrives, and records now - publish_ts (the writer's TSC
+stamp, calibrated to CLOCK_REALTIME) for every event into the same C histogram
+as the pipeline's stages.  Stops when the writer has finished and the ring is
+drained (or after --duration).  Prints percentiles; --json writes them in the
+--latency-json stage format (stage "publish_to_reader").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from feedhandler.core import ffi, lib
+from feedhandler.latency import summary, distribution
+from feedhandler.shm import ShmError, attach
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shm", required=True)
+    ap.add_argument("--duration", type=float, default=0.0)
+    ap.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the segment")
+    ap.add_argument("--json", help="write the histogram summary here")
+    args = ap.parse_args(argv)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            seg = attach(args.shm)
+            break
+        except ShmError:
+            if time.monotonic() > deadline:
+                sys.exit("reader_latency: no segment %r" % args.shm)
+            time.sleep(0.01)
+    seg.seek("now")
+    h = ffi.new("fh_hist_t *")
+    t0 = time.monotonic()
+    n = lapped = 0
+    while True:
+        ev = seg.events(4096)
+        if len(ev):
+            now = time.time_ns()
+            lat = np.maximum(now - ev["publish_ts"].astype(np.int64), 0).astype(np.uint64)
+            lib.fh_hist_record_n(h, ffi.cast("uint64_t *", ffi.from_buffer(lat)), len(lat))
+            n += len(ev)
+            continue
+        if seg.state == "finished" or (args.duration and time.monotonic() - t0 > args.duration):
+            break
+    lapped = seg.lapped
+    s = summary(ffi, lib, h)
+    s["distribution"] = distribution(lib, h)
+    s["lapped"] = lapped
+    print("publish -> Python reader: %d events, p50 %d ns, p90 %d ns, p99 %d ns, p99.9 %d ns, max %d ns, lapped %d"
+          % (s["count"], s["p50"], s["p90"], s["p99"], s["p99_9"], s["max"], lapped))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"unit": "ns", "stages": {"publish_to_reader": s},
+                       "rate": {"messages": n, "packets": n, "elapsed_s": time.monotonic() - t0,
+                                "msgs_per_s": 0.0, "packets_per_s": 0.0}}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
