@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--mode", choices=["decode", "book", "publish"], default="publish")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
+    ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "dpdk-%d-%d" % (args.messages, args.symbols))
@@ -101,6 +102,11 @@ def main():
     tp = testpmd(sample, 8)
     print("dpdk-testpmd --forward-mode=rxonly, same vdev: %s" % (
         "%.2f M packets/s" % (tp / 1e6) if tp else "not measured (apt install dpdk-dev for dpdk-testpmd)"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"replay_msgs_per_s": med["replay"], "dpdk_msgs_per_s": med["dpdk"],
+                       "ratio": med["dpdk"] / med["replay"],
+                       "infinite_rx_packets_per_s": st["packets"] / st["elapsed_s"], "testpmd_rx_pps": tp}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""The whole benchmark suite in one command: a table and one JSON.
+
+Runs, each on its generated day (cached under --dir) and each as its own script
+so they can also be run alone:
+  bench_decode.py   decode-only msgs/s per core (pcap and BinaryFILE), and both cores at once
+  bench_book.py     decode+book and decode+book+publish msgs/s on one core, against itch-book 0.2.1
+                    when installed (pip install itch-book==0.2.1), plus the Python reader:
+                    one consistent snapshot, snapshot_all, events/s in batches
+  bench_engine.py   1 vs 2 cores on a 2-channel day, and the cost of A/B arbitration
+  bench_dpdk.py     DPDK pcap PMD vs replay (when DPDK is built), dpdk-testpmd rxonly beside it
+
+    python scripts/bench.py [--messages 10000000] [--quick] [--json OUT]
+
+--quick uses 2 M-message days and one run each (a smoke run, not numbers to quote).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(script, args, out):
+    cmd = [sys.executable, os.path.join(HERE, script)] + args + ["--json", out]
+    print("== %s %s" % (script, " ".join(args)), flush=True)
+    p = subprocess.run(cmd, text=True)
+    if p.returncode != 0 or not os.path.exists(out):
+        return None
+    with open(out) as f:
+        return json.load(f)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=10_000_000)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", help="write everything here")
+    args = ap.parse_args()
+    n = 2_000_000 if args.quick else args.messages
+    runs = ["--runs", "1"] if args.quick else ["--runs", "3"]
+    tmp = tempfile.mkdtemp(prefix="fh-bench-")
+    res = {}
+    res["decode"] = run("bench_decode.py", ["--messages", str(n)] + runs, os.path.join(tmp, "decode.json"))
+    res["book"] = run("bench_book.py", ["--messages", str(n)] + runs, os.path.join(tmp, "book.json"))
+    res["engine"] = run("bench_engine.py", ["--messages", str(n)] + runs, os.path.join(tmp, "engine.json"))
+    try:
+        from feedhandler.dpdk import available
+        dp = available()
+    except Exception:
+        dp = False
+    res["dpdk"] = (run("bench_dpdk.py", ["--messages", str(min(n, 5_000_000))] + runs, os.path.join(tmp, "dpdk.json"))
+                   if dp else None)
+    print("\n== summary (M msgs/s unless stated)")
+    d = res.get("decode") or {}
+    for fmt, r in (d.get("inputs") or {}).items():
+        print("decode-only %-5s          1 core %7.2f   %d cores at once %7.2f" % (
+            fmt, r["median_msgs_per_s"] / 1e6, r["parallel_cores"], r["parallel_aggregate_msgs_per_s"] / 1e6))
+    b = res.get("book") or {}
+    for k, v in sorted(b.items()):
+        if isinstance(v, dict) and "median_msgs_per_s" in v:
+            print("%-34s %7.2f" % (k, v["median_msgs_per_s"] / 1e6))
+    e = res.get("engine") or {}
+    if e:
+        print("2 cores / 1 core (line A)           %7.2fx;  A+B costs %.1f%% on one core" % (
+            e["scaling"], 100 * e["ab_cost"]))
+    p = res.get("dpdk") or {}
+    if p:
+        print("DPDK pcap PMD / replay              %7.2f  (testpmd rxonly %s M pps)" % (
+            p["ratio"], "%.1f" % (p["testpmd_rx_pps"] / 1e6) if p.get("testpmd_rx_pps") else "n/a"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+        print("wrote %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
