@@ -648,18 +648,23 @@ class RewindServer:
         if reply is None:
             self._ignore(reason, addr)
             return None
-        try:
-            self._sock.sendto(reply, addr)     # only ever to the requester
-        except OSError as exc:
-            with self._lock:
-                self._stats["send_errors"] += 1
-            if self.log:
-                self.log("%s:%d reply failed: %s" % (addr[0], addr[1], exc))
-            return None
+        # Counted before it leaves, so a client that has the reply never sees
+        # counters without it (and taken back if the send fails).
         with self._lock:
             self._stats["replies"] += 1
             self._stats["messages_sent"] += k
             self._stats["bytes_sent"] += len(reply)
+        try:
+            self._sock.sendto(reply, addr)     # only ever to the requester
+        except OSError as exc:
+            with self._lock:
+                self._stats["replies"] -= 1
+                self._stats["messages_sent"] -= k
+                self._stats["bytes_sent"] -= len(reply)
+                self._stats["send_errors"] += 1
+            if self.log:
+                self.log("%s:%d reply failed: %s" % (addr[0], addr[1], exc))
+            return None
         if self.log:
             seq = _REQ.unpack(request)[1]
             self.log("%s:%d %s seq %d count %d -> %d message(s), %d bytes" % (
