@@ -186,6 +186,11 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
          * own drop counters join ours (and the published counters) here. */
         if (FH_UNLIKELY((tick & 1023) == 0)) {
             if (queue == 0) nic_counters(r, port);
+            /* Live receive time moves on when nothing arrives: gap windows and
+             * silence expire on the clock, not only on the next packet. */
+            const uint64_t now = fh_tsc_ns(&r->tsc);
+            r->book.rx_ts = now;
+            fh_engine_check_silence(r, now);
             fh_engine_poll(r, 0);
             if (fh_engine_should_stop(r)) break;
             if (duration_ns && fh_clock_ns(CLOCK_MONOTONIC) - start >= duration_ns) break;
