@@ -456,14 +456,20 @@ void fh_engine_expire_holes(fh_replay_t *r, uint64_t now)
 
 /* ------------------------------------------------------- line supervision */
 
-static void mark_stream(fh_replay_t *r, const fh_mold_stream_t *s, int silent)
+/* Every instrument stream s has carried (its locate bitmap): a gap or a
+ * silence on the stream concerns all of them.  `stale` flags them stale with
+ * `missing` messages; otherwise `silent` sets or clears their SILENT flag. */
+static void mark_stream(fh_replay_t *r, const fh_mold_stream_t *s, int stale, uint64_t missing, int silent)
 {
     if (r->mode == FH_MODE_DECODE) return;
     const uint8_t *bits = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
     for (uint32_t i = 0; i < r->seen_bytes; i++) {
         if (!bits[i]) continue;
-        for (uint32_t k = 0; k < 8; k++)
-            if (bits[i] & (1u << k)) fh_book_mark_silent(&r->book, i * 8 + k, silent);
+        for (uint32_t k = 0; k < 8; k++) {
+            if (!(bits[i] & (1u << k))) continue;
+            if (stale) fh_book_mark_stale(&r->book, i * 8 + k, missing);
+            else fh_book_mark_silent(&r->book, i * 8 + k, silent);
+        }
     }
 }
 
@@ -479,14 +485,14 @@ void fh_engine_check_silence(fh_replay_t *r, uint64_t now)
         if (!s->last_rx || s->ended || s->silent || now - s->last_rx <= r->silence_ns) continue;
         s->silent = 1;
         r->st.silences++;
-        mark_stream(r, s, 1);
+        mark_stream(r, s, 0, 0, 1);
     }
 }
 
 void fh_engine_alive(fh_replay_t *r, fh_mold_stream_t *s)
 {
     s->silent = 0;
-    mark_stream(r, s, 0);
+    mark_stream(r, s, 0, 0, 0);
 }
 
 /* A line (group:port) now carrying a session other than the one it carried:
@@ -512,13 +518,7 @@ void fh_engine_line_session(fh_replay_t *r, const fh_udp_view_t *u)
 
 void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing)
 {
-    if (r->mode == FH_MODE_DECODE) return;
-    const uint8_t *bits = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
-    for (uint32_t i = 0; i < r->seen_bytes; i++) {
-        if (!bits[i]) continue;
-        for (uint32_t k = 0; k < 8; k++)
-            if (bits[i] & (1u << k)) fh_book_mark_stale(&r->book, i * 8 + k, missing);
-    }
+    mark_stream(r, s, 1, missing, 0);
 }
 
 void fh_replay_finish(fh_replay_t *r)

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 
+from feedhandler.latency import cpu_model
+
 
 def feedhandler_cmd():
     exe = shutil.which("feedhandler")
@@ -61,7 +63,7 @@ def main():
                               "--symbols", str(args.symbols), "--seed", str(args.seed)], check=True)
     with open(prefix + ".json") as f:
         day = json.load(f)
-    results = {"messages": day["messages"], "cpu": _cpu(), "inputs": {}}
+    results = {"messages": day["messages"], "cpu": cpu_model(), "inputs": {}}
     for ext in (".pcap", ".bin"):
         path = prefix + ext
         with open(path, "rb") as f:           # page cache
@@ -93,17 +95,6 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":
