@@ -425,6 +425,52 @@ def _nonneg(s: str) -> int:
     return v
 
 
+def _pipeline_options(p) -> None:
+    """Options of the pipeline that replay and run share."""
+    p.add_argument("--stats-json", metavar="FILE",
+                   help="write counters as JSON: packets, messages, by_type, gaps, recovered, "
+                        "duplicates, errors, elapsed_s, msgs_per_s (and more)")
+    p.add_argument("--shm", metavar="NAME",
+                   help="publish books, events and counters to /dev/shm/NAME (mode 0600) for readers in "
+                        "other processes (feedhandler.shm.attach, `feedhandler book`, `feedhandler stats`); "
+                        "the segment stays after the replay ends, marked finished")
+    p.add_argument("--depth", type=_depth, default=10, metavar="N",
+                   help="price levels per side published and dumped (1..64, default 10)")
+    p.add_argument("--dump-books", metavar="FILE.csv",
+                   help="write the final books: locate,symbol,side,level,price,shares,orders "
+                        "(top --depth levels per side, rows by locate, B before S, level)")
+    p.add_argument("--mode", choices=["publish", "book", "decode"], default="publish",
+                   help="pipeline stages: publish = decode + books + shared memory (default); "
+                        "book = no publishing; decode = decode only (for benchmarks)")
+    p.add_argument("--max-orders", type=_positive, default=0, metavar="N",
+                   help="live-order capacity, preallocated (default 2097152)")
+    p.add_argument("--max-instruments", type=_positive, default=0, metavar="N",
+                   help="instrument capacity = highest stock locate accepted (default 10000, max 65535)")
+    p.add_argument("--max-levels", type=_positive, default=0, metavar="N",
+                   help="price-level capacity over all instruments and sides (default 4194304)")
+    p.add_argument("--ring-events", type=_pow2, default=0, metavar="N",
+                   help="event ring capacity, a power of two (default 1048576)")
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="channel config: [[channel]] tables with name, line_a, line_b (optional), rerequest "
+                        "(optional), core; datagrams to other groups are skipped and counted. Without it "
+                        "every (UDP port, MoldUDP64 session) is a channel and every group carrying it a line")
+    p.add_argument("--cores", type=_cpulist, default=None, metavar="LIST",
+                   help="CPUs to run on, e.g. 0,1 or 2-5: one pinned thread each (run: one RX queue each, "
+                        "steered by the device); replay shares MoldUDP64 streams (channels) out between them "
+                        "as NIC steering would (BinaryFILE messages by stock locate); books and counters are "
+                        "the same whatever the count (default: one thread)")
+    p.add_argument("--silence-ms", type=_positive, default=0, metavar="MS",
+                   help="a stream with no packet, not even a heartbeat, for this long (receive time) is "
+                        "flagged SILENT in shared memory with its instruments, until it speaks again "
+                        "(default 3000; MoldUDP64 heartbeats come every second)")
+    p.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
+                   help="A/B arbitration: how long (receive time) a hole in a stream waits for the other "
+                        "line's copy before its messages count as gaps (default 1000)")
+    p.add_argument("--gap-buffer", type=_positive, default=0, metavar="N",
+                   help="packets that can be held behind holes, all streams (default 4096); when full, "
+                        "the oldest hole is given up early and counted (gap_buffer_full)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="feedhandler",
@@ -445,37 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "1 an input was unreadable/corrupt/truncated (counters still printed), 2 usage, "
                     "130 interrupted.")
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="capture or BinaryFILE path(s), decoded in order")
-    r.add_argument("--stats-json", metavar="FILE",
-                   help="write counters as JSON: packets, messages, by_type, gaps, recovered, "
-                        "duplicates, errors, elapsed_s, msgs_per_s (and more)")
-    r.add_argument("--shm", metavar="NAME",
-                   help="publish books, events and counters to /dev/shm/NAME (mode 0600) for readers in "
-                        "other processes (feedhandler.shm.attach, `feedhandler book`, `feedhandler stats`); "
-                        "the segment stays after the replay ends, marked finished")
-    r.add_argument("--depth", type=_depth, default=10, metavar="N",
-                   help="price levels per side published and dumped (1..64, default 10)")
-    r.add_argument("--dump-books", metavar="FILE.csv",
-                   help="write the final books: locate,symbol,side,level,price,shares,orders "
-                        "(top --depth levels per side, rows by locate, B before S, level)")
-    r.add_argument("--mode", choices=["publish", "book", "decode"], default="publish",
-                   help="pipeline stages: publish = decode + books + shared memory (default); "
-                        "book = no publishing; decode = decode only (for benchmarks)")
-    r.add_argument("--max-orders", type=_positive, default=0, metavar="N",
-                   help="live-order capacity, preallocated (default 2097152)")
-    r.add_argument("--max-instruments", type=_positive, default=0, metavar="N",
-                   help="instrument capacity = highest stock locate accepted (default 10000, max 65535)")
-    r.add_argument("--max-levels", type=_positive, default=0, metavar="N",
-                   help="price-level capacity over all instruments and sides (default 4194304)")
-    r.add_argument("--ring-events", type=_pow2, default=0, metavar="N",
-                   help="event ring capacity, a power of two (default 1048576)")
-    r.add_argument("--config", metavar="FILE.toml",
-                   help="channel config: [[channel]] tables with name, line_a, line_b (optional), rerequest "
-                        "(optional), core; datagrams to other groups are skipped and counted. Without it "
-                        "every (UDP port, MoldUDP64 session) is a channel and every group carrying it a line")
-    r.add_argument("--cores", type=_cpulist, default=None, metavar="LIST",
-                   help="CPUs to run on, e.g. 0,1 or 2-5: one pinned thread each; MoldUDP64 streams (channels) "
-                        "are shared out between them as NIC steering would (BinaryFILE messages by stock "
-                        "locate); books and counters are the same whatever the count (default: one thread)")
+    _pipeline_options(r)
     r.add_argument("--speed", type=_speed, default=0.0, metavar="max|realtime|FACTOR",
                    help="pacing: max = as fast as possible (default); realtime = the capture's own "
                         "inter-packet gaps (BinaryFILE: its ITCH timestamps), busy-waiting on the TSC; "
@@ -486,21 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "as gaps; recovered messages are counted in `recovered`")
     r.add_argument("--rerequest-timeout-ms", type=_positive, default=0, metavar="MS",
                    help="wait per re-request try (3 tries; default 20)")
-    r.add_argument("--silence-ms", type=_positive, default=0, metavar="MS",
-                   help="a stream with no packet, not even a heartbeat, for this long (capture time) is "
-                        "flagged SILENT in shared memory with its instruments, until it speaks again "
-                        "(default 3000; MoldUDP64 heartbeats come every second)")
     r.add_argument("--latency-json", metavar="FILE",
                    help="stamp every packet with the TSC and write per-stage latency (rx->start, processing, "
                         "rx->published; ns: count, min, p50, p90, p99, p99.9, p99.99, max, per core), the "
                         "achieved rate and the machine. With --speed, latency counts from when each packet "
                         "was due, so a replay that falls behind shows it")
-    r.add_argument("--gap-window-us", type=_positive, default=0, metavar="US",
-                   help="A/B arbitration: how long (capture time) a hole in a stream waits for the other "
-                        "line's copy before its messages count as gaps (default 1000)")
-    r.add_argument("--gap-buffer", type=_positive, default=0, metavar="N",
-                   help="packets that can be held behind holes, all streams (default 4096); when full, "
-                        "the oldest hole is given up early and counted (gap_buffer_full)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
 
@@ -517,18 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mbufs", type=_positive, default=8191, help="mbuf pool size (default 8191; fits -m 512)")
     d.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long (default: no limit)")
     d.add_argument("--no-eos-stop", action="store_true", help="keep running after every stream's end of session")
-    d.add_argument("--config", metavar="FILE.toml", help="channel config, as for replay")
-    d.add_argument("--cores", type=_cpulist, default=None, metavar="LIST",
-                   help="one RX queue and one pinned polling thread per core listed (default: one queue, "
-                        "polled on this thread's CPUs); the device steers groups to queues (RSS)")
-    for a in ("--shm", "--dump-books", "--stats-json"):
-        d.add_argument(a, metavar="NAME" if a == "--shm" else "FILE", help="as for replay")
-    d.add_argument("--depth", type=_depth, default=10, metavar="N", help="as for replay")
-    d.add_argument("--mode", choices=["publish", "book", "decode"], default="publish", help="as for replay")
-    for a in ("--max-orders", "--max-instruments", "--max-levels", "--gap-window-us", "--gap-buffer",
-              "--silence-ms"):
-        d.add_argument(a, type=_positive, default=0, metavar="N", help="as for replay")
-    d.add_argument("--ring-events", type=_pow2, default=0, metavar="N", help="as for replay")
+    _pipeline_options(d)
     d.set_defaults(func=cmd_run)
 
     b = sub.add_parser("book", help="print an instrument's book from shared memory",

@@ -57,6 +57,8 @@ import tempfile
 import threading
 import time
 
+from feedhandler.latency import cpu_model
+
 TARGET_RATIO = 1.5
 TARGET_BOOK = 22e6
 TARGET_PUBLISH = 15e6
@@ -137,17 +139,6 @@ def warm(path):
     with open(path, "rb") as f:
         while f.read(1 << 24):
             pass
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def busy_cores(interval=0.5):
@@ -471,7 +462,7 @@ def main():
               file=sys.stderr)
     cpu = args.cpu if args.cpu >= 0 else None
     results = {"messages": n, "symbols": day.get("symbol_count"), "seed": args.seed, "file": path,
-               "file_bytes": os.path.getsize(path), "cpu": _cpu_model(),
+               "file_bytes": os.path.getsize(path), "cpu": cpu_model(),
                "pinned_cpu": cpu if shutil.which("taskset") else None, "runs": args.runs,
                "cli": caps, "feedhandler": {}, "itch_book": {}, "targets": {}}
     print("day: %s, %d messages, %s instruments, %.1f MB; CPU %s; pinned to core %s" % (
