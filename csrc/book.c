@@ -60,7 +60,8 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->lv_sh = big_alloc(lvl * sizeof *b->lv_sh, lvl * sizeof *b->lv_sh, &b->bytes);
     b->lv_ord = big_alloc(lvl * sizeof *b->lv_ord, lvl * sizeof *b->lv_ord, &b->bytes);
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
-    if (!b->table || !b->scratch || !b->ikey || !b->iid || !b->lv_sh || !b->lv_ord || !b->instr) {
+    b->pub_list = big_alloc(((size_t)max_instruments + 1) * sizeof *b->pub_list, SIZE_MAX, &b->bytes);
+    if (!b->table || !b->scratch || !b->ikey || !b->iid || !b->lv_sh || !b->lv_ord || !b->instr || !b->pub_list) {
         fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
                 max_orders, max_levels, max_instruments);
         fh_book_free(b);
@@ -78,6 +79,7 @@ void fh_book_free(fh_book_t *b)
     big_free(b->lv_sh, (size_t)b->max_levels * sizeof *b->lv_sh);
     big_free(b->lv_ord, (size_t)b->max_levels * sizeof *b->lv_ord);
     big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
+    big_free(b->pub_list, ((size_t)b->n_instr + 1) * sizeof *b->pub_list);
     memset(b, 0, sizeof *b);
 }
 
@@ -541,9 +543,25 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
     if (b->stream_seen) b->stream_seen[locate >> 3] |= (uint8_t)(1u << (locate & 7));
     if (!b->publish) return;
     if (visible > 0 || in->dirty) {
-        publish_slot(b, locate);
-        if (visible > 1) check_bbo(b, locate);
+        /* Published at the flush, once per instrument however many messages
+         * of the packet touched it. */
+        if (!in->queued) b->pub_list[b->n_pub++] = locate;
+        in->queued |= (uint8_t)(visible > 1 ? 3 : 1);
     }
+}
+
+void fh_book_flush(fh_book_t *b)
+{
+    const uint32_t n = b->n_pub;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t locate = b->pub_list[i];
+        fh_instr_t *in = &b->instr[locate];
+        const uint8_t q = in->queued;
+        in->queued = 0;
+        publish_slot(b, locate);
+        if (q & 2) check_bbo(b, locate);
+    }
+    b->n_pub = 0;
 }
 
 static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }

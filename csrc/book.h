@@ -59,7 +59,8 @@ typedef struct fh_instr {
     uint8_t  dirty;            /* a visible field changed since the last publish */
     uint8_t  flags;            /* enum fh_slot_flags */
     uint8_t  trading_state, reg_sho, market_category, noii_dir;
-    uint8_t  _pad0[2];
+    uint8_t  queued;           /* in the packet's publish list: 1, | 2 when its top changed (BBO check) */
+    uint8_t  _pad0;
     /* --- second line on: cold */
     uint64_t last_trade_shares, last_trade_match, last_trade_ts;
     uint64_t noii_paired, noii_imbalance;
@@ -98,6 +99,8 @@ typedef struct fh_book {
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */
     uint64_t now;              /* publish time of the packet being applied, 0 = not read yet */
     uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
+    uint32_t *pub_list;        /* instruments touched since the last flush, each once (n_instr + 1 entries) */
+    uint32_t n_pub;
     uint64_t bytes;            /* memory held by the structures above */
 } fh_book_t;
 
@@ -124,6 +127,12 @@ int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, u
                   uint32_t depth, char *err, size_t errlen);
 void fh_book_free(fh_book_t *b);
 void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m);
+/* Publish what the messages applied since the last flush changed: each touched
+ * instrument's slot once, and a BBO event where its best prices or sizes moved.
+ * The engine flushes once per packet (what arrived together is published
+ * together, and a burst on one instrument costs one slot write), a BinaryFILE
+ * after every record. */
+void fh_book_flush(fh_book_t *b);
 /* Flag an instrument's book as possibly wrong (gap) and publish that. */
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
 /* Flag (on = 1) or clear an instrument's SILENT flag and publish that. */

@@ -110,6 +110,8 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     r->src_errors = lane == 0 ? r->st.errors : r->discard;
     r->gap_window_ns = (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u;
     r->pend_cap = c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER;
+    r->msgs = malloc(FH_PKT_MSGS * sizeof *r->msgs);
+    if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
     r->pend = calloc(r->pend_cap, sizeof *r->pend);
     if (!r->pend) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", r->pend_cap); goto fail; }
     for (uint32_t i = 0; i < r->pend_cap; i++) r->pend[i].next = i + 2 <= r->pend_cap ? i + 2 : 0;
@@ -244,6 +246,7 @@ void fh_replay_free(fh_replay_t *r)
     fh_book_free(&r->book);
     free(r->seen);
     free(r->pend);
+    free(r->msgs);
     free(r->lat);
     if (r->rr_fd >= 0) close(r->rr_fd);
     fh_mold_table_free(&r->streams);

@@ -19,6 +19,10 @@
 /* How often (frames) a walk loop publishes progress and checks the stop flag. */
 #define FH_POLL_EVERY 4096u
 
+/* A packet's messages are decoded into this many slots before they are
+ * applied; a larger packet (jumbo frames) is applied in chunks of this size. */
+#define FH_PKT_MSGS 512u
+
 struct fh_replay {
     fh_stats_t st;
     fh_mold_table_t streams;
@@ -50,6 +54,10 @@ struct fh_replay {
     struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
     fh_hist_t *lat;                 /* FH_HIST_STAGES latency histograms, or NULL (off) */
     uint64_t lat_due;               /* when the frame being handled was due/received (TSC ns); 0 = now */
+    uint64_t t_dec, t_book;         /* latency on: when the last packet applied was decoded, booked */
+    uint32_t pkt_msgs;              /* messages the frame being handled applied */
+    uint32_t n_msgs;                /* decoded messages waiting in msgs */
+    fh_itch_msg_t *msgs;            /* FH_PKT_MSGS decoded messages of the packet being applied */
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
@@ -94,7 +102,8 @@ FH_INLINE int fh_engine_should_stop(const fh_replay_t *r)
 void fh_engine_poll(fh_replay_t *r, uint64_t done);
 #define fh_engine_progress fh_engine_poll
 
-/* One ITCH message (a MoldUDP64 block or a BinaryFILE record), len > 0. */
+/* One ITCH message (a BinaryFILE record, or a block of a packet outside the
+ * sequenced path), len > 0: decoded and applied; the caller flushes. */
 FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
@@ -105,6 +114,33 @@ FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
         r->st.by_type[m.type]++;
         r->st.checksum += fh_itch_fold(&m);
         if (r->mode != FH_MODE_DECODE) fh_book_apply(&r->book, &m);
+        return;
+    }
+    r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
+}
+
+/* Apply the decoded messages waiting in r->msgs to the books. */
+FH_INLINE void fh_engine_apply_decoded(fh_replay_t *r)
+{
+    const uint32_t n = r->n_msgs;
+    for (uint32_t i = 0; i < n; i++) fh_book_apply(&r->book, &r->msgs[i]);
+    r->pkt_msgs += n;
+    r->n_msgs = 0;
+}
+
+/* Walk sink of the sequenced path: decode one block into the packet's array
+ * (the decode stage); the books take the whole packet after. */
+FH_INLINE void fh_engine_decode(void *ctx, const uint8_t *p, size_t len)
+{
+    fh_replay_t *r = ctx;
+    if (FH_UNLIKELY(r->n_msgs == FH_PKT_MSGS)) fh_engine_apply_decoded(r);
+    fh_itch_msg_t *m = &r->msgs[r->n_msgs];
+    const int rc = fh_itch_decode_inline(p, len, m);
+    if (FH_LIKELY(rc == FH_DECODE_OK)) {
+        r->st.messages++;
+        r->st.by_type[m->type]++;
+        r->st.checksum += fh_itch_fold(m);
+        r->n_msgs++;
         return;
     }
     r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
@@ -124,7 +160,20 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
         skip = (uint32_t)behind;
     }
     if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
-    const uint32_t whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);
+    uint32_t whole;
+    if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
+        whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);
+        r->pkt_msgs += whole > skip ? whole - skip : 0;
+        if (r->lat) r->t_dec = r->t_book = fh_tsc_ns(&r->tsc);
+    } else {
+        /* Three stages per packet: decode every block, apply them all to the
+         * books, publish each instrument touched once. */
+        whole = fh_mold_walk(p, len, count, skip, fh_engine_decode, r, &r->st);
+        if (r->lat) r->t_dec = fh_tsc_ns(&r->tsc);
+        fh_engine_apply_decoded(r);
+        if (r->lat) r->t_book = fh_tsc_ns(&r->tsc);
+        fh_book_flush(&r->book);
+    }
     /* Blocks a short packet promised but did not carry stay unreceived: a later
      * copy of them is applied, not called a duplicate. */
     if (seq + whole > s->next_seq) s->next_seq = seq + whole;
@@ -157,6 +206,7 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
         st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         r->book.stream_seen = NULL;
         fh_mold_walk(p, u->len, count, 0, fh_engine_msg, r, st);
+        fh_book_flush(&r->book);
         return;
     }
     if (FH_UNLIKELY(s->hole_since || seq > s->next_seq)) {
@@ -233,14 +283,26 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
         fh_engine_mold(r, &u, s);
         return;
     }
-    /* Latency on: stamp the start and the end of this packet's work. */
+    /* Latency on: stamp the start, the stages (fh_engine_apply) and the end
+     * of this packet's work.  Only packets that applied messages count: a
+     * copy already applied from the other line, a heartbeat or a packet held
+     * behind a hole updates no book, so it has no "rx to published". */
     const uint64_t t0 = fh_tsc_ns(&r->tsc);
     const uint64_t due = r->lat_due ? r->lat_due : t0;
+    r->pkt_msgs = 0;
     fh_engine_mold(r, &u, s);
+    if (!r->pkt_msgs) return;
     const uint64_t t1 = fh_tsc_ns(&r->tsc);
-    fh_hist_record(&r->lat[0], t0 > due ? t0 - due : 0);
-    fh_hist_record(&r->lat[1], t1 - t0);
-    fh_hist_record(&r->lat[2], t1 > due ? t1 - due : 0);
+    fh_hist_t *h = r->lat;
+    fh_hist_record(&h[FH_LAT_RX_TO_START], t0 > due ? t0 - due : 0);
+    fh_hist_record(&h[FH_LAT_PROCESSING], t1 - t0);
+    fh_hist_record(&h[FH_LAT_RX_TO_PUBLISHED], t1 > due ? t1 - due : 0);
+    fh_hist_record(&h[FH_LAT_DECODE], r->t_dec > t0 ? r->t_dec - t0 : 0);
+    if (r->mode != FH_MODE_DECODE) {
+        fh_hist_record(&h[FH_LAT_BOOK], r->t_book - r->t_dec);
+        fh_hist_record(&h[FH_LAT_PUBLISH], t1 - r->t_book);
+    }
+    fh_hist_record(&h[FH_LAT_MSGS_PER_PACKET], r->pkt_msgs);
 }
 
 /* Pacing (--speed): hold the walk until wall time catches up with the

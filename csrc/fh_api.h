@@ -553,7 +553,22 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
 
 enum fh_hist_consts {
     FH_HIST_COUNTS = 26624,        /* (34 - 10 + 2) x 1024 buckets: 1 ns .. 2^35 ns at 3 significant digits */
-    FH_HIST_STAGES = 3             /* per packet: rx->start, rx->books applied, rx->published */
+    FH_HIST_STAGES = 7             /* histograms per lane: enum fh_lat_stage */
+};
+
+/* Per packet that applied messages, TSC-stamped: rx (DPDK: burst return;
+ * paced replay: when the packet was due; full-speed replay: when the walk
+ * reached it), start of its work, decode done (all blocks), books applied,
+ * published (slots written, events out).  Durations in ns, except the last
+ * histogram, which counts the messages each packet applied. */
+enum fh_lat_stage {
+    FH_LAT_RX_TO_START = 0,        /* rx -> start of work (queueing, pacing lateness) */
+    FH_LAT_PROCESSING = 1,         /* start -> published */
+    FH_LAT_RX_TO_PUBLISHED = 2,    /* rx -> last book update published */
+    FH_LAT_DECODE = 3,             /* start -> every block decoded */
+    FH_LAT_BOOK = 4,               /* decoded -> applied to the books */
+    FH_LAT_PUBLISH = 5,            /* applied -> published to shared memory */
+    FH_LAT_MSGS_PER_PACKET = 6     /* not a time: messages applied per packet */
 };
 
 typedef struct fh_hist {
@@ -580,7 +595,7 @@ uint64_t fh_hist_bucket_high(uint32_t index);
  * time the packet was due, so falling behind shows as latency rather than
  * hiding it; full-speed replay: when the walk reached it). */
 int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen);
-/* Copy stage `stage` (0 rx->start, 1 rx->books, 2 rx->published) out; -1 if
- * latency is not enabled. */
+/* Copy histogram `stage` (enum fh_lat_stage) out; -1 if latency is not
+ * enabled. */
 int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out);
 uint64_t fh_replay_tsc_hz(const fh_replay_t *r);

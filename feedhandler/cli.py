@@ -49,6 +49,22 @@ def print_stats(stats: dict, out=sys.stdout, inputs=None) -> None:
     w("elapsed       %.6f s decode, %s msgs/s\n" % (stats["elapsed_s"], _human(stats["msgs_per_s"])))
 
 
+def _write_latency(args, replay, stats) -> None:
+    """--latency-json: the document, and a short summary on stdout."""
+    from .latency import collect
+    doc = collect(replay, stats)
+    doc["speed"] = getattr(args, "speed", 0.0) or "max"
+    with open(args.latency_json, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    for name in ("decode", "book", "publish", "rx_to_published"):
+        t = doc["stages"][name]
+        print("latency %-16s p50 %7d ns  p99 %7d ns  p99.9 %8d ns  max %9d ns  (%d packets)" % (
+            name.replace("_to_", "->"), t["p50"], t["p99"], t["p99_9"], t["max"], t["count"]))
+    m = doc["messages_per_packet"]
+    print("messages/packet  mean %.2f  p50 %d  p99 %d  max %d" % (m["mean"], m["p50"], m["p99"], m["max"]))
+
+
 def cmd_replay(args) -> int:
     from .config import ConfigError, load
     from .replay import Replay, ReplayError
@@ -111,15 +127,7 @@ def cmd_replay(args) -> int:
             print("feedhandler replay: %s" % exc, file=sys.stderr)
             return EXIT_INPUT
     if args.latency_json:
-        from .latency import collect
-        doc = collect(r, stats)
-        doc["speed"] = args.speed or "max"
-        with open(args.latency_json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        t = doc["stages"]["rx_to_published"]
-        print("latency rx->published: p50 %d ns, p99 %d ns, p99.9 %d ns, max %d ns (%d packets)" % (
-            t["p50"], t["p99"], t["p99_9"], t["max"], t["count"]))
+        _write_latency(args, r, stats)
     if args.stats_json:
         stats_out = dict(stats)
         stats_out["mode"] = args.mode
@@ -157,7 +165,7 @@ def cmd_run(args) -> int:
         run = DpdkRun(args.dpdk, port=args.port, cores=args.cores, mbufs=args.mbufs, mode=args.mode, shm=args.shm, depth=args.depth,
                       max_orders=args.max_orders, max_instruments=args.max_instruments, max_levels=args.max_levels,
                       ring_events=args.ring_events, gap_window_us=args.gap_window_us, gap_buffer=args.gap_buffer,
-                      silence_ms=args.silence_ms, channels=channels)
+                      silence_ms=args.silence_ms, channels=channels, latency=bool(args.latency_json))
     except (DpdkError, ReplayError) as exc:
         print("feedhandler run: %s" % exc, file=sys.stderr)
         return EXIT_INPUT
@@ -178,6 +186,8 @@ def cmd_run(args) -> int:
         format(d[k], ",") for k in ("ipackets", "imissed", "ierrors", "rx_nombuf", "bursts", "polls")))
     if args.dump_books:
         run.replay.dump_books(args.dump_books, args.depth)
+    if args.latency_json:
+        _write_latency(args, run.replay, stats)
     if args.stats_json:
         with open(args.stats_json, "w") as f:
             json.dump(stats, f, indent=2, sort_keys=True)
@@ -427,6 +437,13 @@ def _nonneg(s: str) -> int:
 
 def _pipeline_options(p) -> None:
     """Options of the pipeline that replay and run share."""
+    p.add_argument("--latency-json", metavar="FILE",
+                   help="stamp every packet with the TSC and write per-stage latency (rx->start, decode, "
+                        "book, publish, processing, rx->published; ns: count, min, p50, p90, p99, p99.9, "
+                        "p99.99, max, per core, and the percentile distribution), the messages-per-packet "
+                        "distribution, the achieved rate and the machine (CPU, cores, TSC Hz, invariant TSC). "
+                        "DPDK: rx is the burst's TSC stamp. With --speed, latency counts from when each packet was due, so a replay that falls "
+                        "behind shows it. Read it with scripts/latency_report.py")
     p.add_argument("--stats-json", metavar="FILE",
                    help="write counters as JSON: packets, messages, by_type, gaps, recovered, "
                         "duplicates, errors, elapsed_s, msgs_per_s (and more)")
@@ -502,11 +519,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "as gaps; recovered messages are counted in `recovered`")
     r.add_argument("--rerequest-timeout-ms", type=_positive, default=0, metavar="MS",
                    help="wait per re-request try (3 tries; default 20)")
-    r.add_argument("--latency-json", metavar="FILE",
-                   help="stamp every packet with the TSC and write per-stage latency (rx->start, processing, "
-                        "rx->published; ns: count, min, p50, p90, p99, p99.9, p99.99, max, per core), the "
-                        "achieved rate and the machine. With --speed, latency counts from when each packet "
-                        "was due, so a replay that falls behind shows it")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
 

@@ -1,12 +1,19 @@
 """Latency histograms from the C core (csrc/hist.h): per stage, per core.
 
-Stages, per packet (TSC-stamped in C, nothing allocated while recording):
+Stages, per packet that applied messages (TSC-stamped in C, nothing allocated
+while recording; a packet is decoded whole, then applied to the books, then
+each instrument it touched is published once):
   rx_to_start      from when the packet was received (DPDK: its burst) or due
                    (paced replay: the capture's clock, so a replay that falls
                    behind shows it: no coordinated omission) to the start of its
                    processing;
-  processing       decode, books and publishing of all its messages;
-  rx_to_published  receive/due time to its last update published.
+  decode           start -> every block decoded;
+  book             decoded -> every message applied to the books;
+  publish          applied -> slots written and events out in shared memory;
+  processing       start -> published (decode + book + publish);
+  rx_to_published  receive/due time to its last book update published.
+Beside them, ``messages_per_packet``: how many messages each of those packets
+applied (the same histogram type, values are counts).
 """
 from __future__ import annotations
 
@@ -16,7 +23,10 @@ from typing import Dict, List
 
 from .core import ffi, lib
 
-STAGES = ["rx_to_start", "processing", "rx_to_published"]
+# Histogram index in C (enum fh_lat_stage) -> name, in the order reports show them.
+STAGES = ["rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"]
+_INDEX = {"rx_to_start": 0, "processing": 1, "rx_to_published": 2, "decode": 3, "book": 4, "publish": 5,
+          "messages_per_packet": 6}
 PERCENTILES = [50, 90, 99, 99.9, 99.99]
 
 
@@ -58,29 +68,39 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _histogram(replay, name: str) -> dict:
+    f, l = replay._ffi, replay._lib
+    merged = f.new("fh_hist_t *")
+    per_core: List[dict] = []
+    for lane in replay._lanes:
+        h = f.new("fh_hist_t *")
+        if l.fh_replay_latency(lane, _INDEX[name], h) != 0:
+            raise RuntimeError("latency was not enabled for this replay")
+        per_core.append(summary(f, l, h))
+        l.fh_hist_merge(merged, h)
+    d = summary(f, l, merged)
+    d["per_core"] = per_core
+    d["distribution"] = distribution(l, merged)
+    return d
+
+
 def collect(replay, stats: dict) -> dict:
     """The --latency-json document for a finished Replay (or DpdkRun.replay)."""
-    f, l = replay._ffi, replay._lib
-    stages: Dict[str, dict] = {}
-    for i, name in enumerate(STAGES):
-        merged = f.new("fh_hist_t *")
-        per_core: List[dict] = []
-        for lane in replay._lanes:
-            h = f.new("fh_hist_t *")
-            if l.fh_replay_latency(lane, i, h) != 0:
-                raise RuntimeError("latency was not enabled for this replay")
-            per_core.append(summary(f, l, h))
-            l.fh_hist_merge(merged, h)
-        d = summary(f, l, merged)
-        d["per_core"] = per_core
-        d["distribution"] = distribution(l, merged)
-        stages[name] = d
+    l = replay._lib
+    stages: Dict[str, dict] = {name: _histogram(replay, name) for name in STAGES}
+    mpp = _histogram(replay, "messages_per_packet")
+    mpp.pop("overflow", None)
+    tsc_hz = int(l.fh_replay_tsc_hz(replay._r))
     return {
         "unit": "ns",
         "stages": stages,
+        "messages_per_packet": mpp,
         "rate": {"messages": stats["messages"], "packets": stats["packets"], "elapsed_s": stats["elapsed_s"],
                  "msgs_per_s": stats["msgs_per_s"],
                  "packets_per_s": stats["packets"] / stats["elapsed_s"] if stats["elapsed_s"] else 0.0},
         "machine": {"cpu": cpu_model(), "cores_used": replay.cores or [None], "online_cpus": os.cpu_count(),
-                    "tsc_hz": int(l.fh_replay_tsc_hz(replay._r))},
+                    "tsc_hz": tsc_hz,
+                    # Stamps come from an invariant TSC (calibrated at start-up) or, where
+                    # the CPU has none, from clock_gettime (slower, ~20 ns a stamp).
+                    "tsc_invariant": tsc_hz > 0, "clock": "tsc" if tsc_hz else "clock_gettime"},
     }

@@ -61,21 +61,58 @@ def test_merge():
     assert a.count == 5 and a.min == 1 and a.max == 2000 and lib.fh_hist_value_at(a, 100) == 2000
 
 
+def _msgs_per_packet(path):
+    """Messages of every packet that carries some, counted from the capture in Python."""
+    from frames import mold_messages, parse_pcap
+    with open(path, "rb") as f:
+        return np.array([n for n in (len(mold_messages(fr)) for _, fr in parse_pcap(f.read())) if n], dtype=np.int64)
+
+
 def test_latency_json_schema(tmp_path):
+    sample = os.path.join(ROOT, "pcaps", "sample.pcap")
     out = tmp_path / "lat.json"
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", sample,
                         "--latency-json", str(out), "--speed", "200000", "--max-orders", "65536"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert "latency rx->published" in p.stdout
+    assert "latency rx->published" in p.stdout and "messages/packet" in p.stdout
     d = json.loads(out.read_text())
     assert d["unit"] == "ns" and set(d["stages"]) == set(STAGES)
+    assert set(STAGES) == {"rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"}
+    # Every packet that applied messages is stamped; heartbeats and the end of
+    # session update no book and are not (the fixture has 8586 packets).
+    mpp = _msgs_per_packet(sample)
+    assert len(mpp) == 7337 and mpp.sum() == 40000
     for name, st in d["stages"].items():
-        for k in ("count", "min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "overflow", "mean", "per_core"):
+        for k in ("count", "min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "overflow", "mean", "per_core",
+                  "distribution"):
             assert k in st, (name, k)
-        assert st["count"] == 8586 and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
+        assert st["count"] == len(mpp) and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
+        assert len(st["per_core"]) == 1 and st["per_core"][0]["count"] == len(mpp)
+    # The three stages split each packet's processing exactly (same stamps).
+    s = d["stages"]
+    split = sum(s[k]["mean"] for k in ("decode", "book", "publish"))
+    assert split == pytest.approx(s["processing"]["mean"], rel=1e-9)
+    assert s["rx_to_published"]["max"] >= s["processing"]["max"]
+    # Messages per packet: exact below 2048, so it equals the capture's own count.
+    m = d["messages_per_packet"]
+    assert m["count"] == len(mpp) and round(m["mean"] * m["count"]) == 40000
+    assert m["min"] == mpp.min() and m["max"] == mpp.max()
+    assert m["p50"] == int(np.percentile(mpp, 50, method="inverted_cdf"))
+    assert m["p99"] == int(np.percentile(mpp, 99, method="inverted_cdf"))
     assert d["rate"]["messages"] == 40000 and d["rate"]["msgs_per_s"] > 0
-    assert d["machine"]["tsc_hz"] >= 0 and d["machine"]["cpu"] and d["speed"] == 200000
+    mach = d["machine"]
+    assert mach["tsc_hz"] >= 0 and mach["cpu"] and d["speed"] == 200000
+    assert mach["tsc_invariant"] == (mach["tsc_hz"] > 0) and mach["clock"] in ("tsc", "clock_gettime")
+
+
+def test_latency_decode_mode_has_no_book_stages(tmp_path):
+    out = tmp_path / "lat.json"
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
+                        "--mode", "decode", "--latency-json", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(out.read_text())["stages"]
+    assert s["decode"]["count"] == 7337 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
 
 
 def test_report_script_table_plot_and_hgrm(tmp_path):
@@ -98,7 +135,7 @@ def test_report_script_table_plot_and_hgrm(tmp_path):
     h = open(prefix + ".a.rx_to_published.hgrm").read().splitlines()
     assert h[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
     rows = [l.split() for l in h[2:] if l and not l.startswith("#")]
-    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == 8586
+    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == 7337
     assert [float(x[1]) for x in rows] == sorted(float(x[1]) for x in rows)
 
 
