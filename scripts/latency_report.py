@@ -7,7 +7,9 @@
 Each input is a `feedhandler replay|run --latency-json` file; with --run, the
 replay is run first (extra arguments after the input go to `feedhandler replay`).
 Prints, per stage, count and p50/p90/p99/p99.9/p99.99/max in ns side by side
-for every run, with each run's achieved rate; --png writes a percentile plot
+for every run, with each run's achieved rate and messages per packet; with two
+or more runs, every later run also gets a row of changes against the first
+(the baseline: +12% is slower), so two runs compare at a glance; --png writes a percentile plot
 (log latency against 1/(1-percentile), one curve per stage and run; needs
 matplotlib: pip install 'feedhandler[report]'); --hgrm writes one
 HdrHistogram-compatible percentile text file per run and stage
@@ -41,20 +43,49 @@ def run_replay(inp, extra):
     return out
 
 
+def change(new, base):
+    """Relative change of a latency against the baseline run, as text."""
+    if base == new:
+        return "0%"
+    if base <= 0:
+        return "n/a"
+    return "%+.1f%%" % (100.0 * (new - base) / base)
+
+
+def stages_of(runs):
+    """Stages in the order of the first run, then any only later runs have."""
+    out = []
+    for d in runs.values():
+        out += [s for s in d["stages"] if s not in out]
+    return out
+
+
 def table(runs):
     names = list(runs)
-    stages = list(next(iter(runs.values()))["stages"])
     for name in names:
         r = runs[name]["rate"]
         m = runs[name].get("machine", {})
-        print("%s: %.3f M msgs/s, %.3f M packets/s over %.3f s; %s, TSC %.3f GHz, speed %s" % (
+        clock = "TSC %.3f GHz" % (m["tsc_hz"] / 1e9) if m.get("tsc_hz") else "clock_gettime (no invariant TSC)"
+        print("%s: %.3f M msgs/s, %.3f M packets/s over %.3f s; %s, cores %s, %s, speed %s" % (
             name, r["msgs_per_s"] / 1e6, r["packets_per_s"] / 1e6, r["elapsed_s"], m.get("cpu", "?"),
-            m.get("tsc_hz", 0) / 1e9, runs[name].get("speed", "?")))
-    for st in stages:
+            m.get("cores_used", "?"), clock, runs[name].get("speed", "?")))
+        mpp = runs[name].get("messages_per_packet")
+        if mpp and mpp["count"]:
+            print("%s  messages per packet: mean %.2f, p50 %d, p90 %d, p99 %d, max %d (%d packets)" % (
+                " " * len(name), mpp["mean"], mpp["p50"], mpp["p90"], mpp["p99"], mpp["max"], mpp["count"]))
+    base = names[0]
+    for st in stages_of(runs):
         print("\n%-18s %-14s %10s" % (st, "run", "count") + "".join("%12s" % c for _, c in COLS) + "  (ns)")
         for name in names:
-            s = runs[name]["stages"][st]
+            s = runs[name]["stages"].get(st)
+            if s is None:
+                print("%-18s %-14s %10s" % ("", name[:14], "-"))
+                continue
             print("%-18s %-14s %10d" % ("", name[:14], s["count"]) + "".join("%12d" % s[k] for k, _ in COLS))
+            b = runs[base]["stages"].get(st)
+            if name != base and b is not None:
+                print("%-18s %-14s %10s" % ("", "  vs " + base[:10], "") +
+                      "".join("%12s" % change(s[k], b[k]) for k, _ in COLS))
 
 
 def hgrm(runs, prefix):
@@ -75,7 +106,7 @@ def hgrm(runs, prefix):
     return written
 
 
-def plot(runs, path):
+def plot(runs, path, only=None):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -85,6 +116,8 @@ def plot(runs, path):
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for name, d in runs.items():
         for st, s in d["stages"].items():
+            if only and st not in only:
+                continue
             dist = [p for p in s.get("distribution", []) if p[0] < 100]
             if not dist:
                 continue
@@ -113,6 +146,8 @@ def main(argv=None):
                     "every argument after INPUT goes to the replay")
     ap.add_argument("--png", help="write a percentile plot here")
     ap.add_argument("--hgrm", metavar="PREFIX", help="write HdrHistogram percentile files PREFIX.RUN.STAGE.hgrm")
+    ap.add_argument("--stages", metavar="LIST",
+                    help="comma-separated stages to plot (default: all), e.g. rx_to_published,processing")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--run" in argv:
@@ -133,7 +168,12 @@ def main(argv=None):
         for p in hgrm(runs, args.hgrm):
             print("wrote %s" % p)
     if args.png:
-        print("wrote %s" % plot(runs, args.png))
+        only = [x for x in args.stages.split(",") if x] if args.stages else None
+        known = stages_of(runs)
+        bad = [x for x in (only or []) if x not in known]
+        if bad:
+            ap.error("--stages: unknown stage(s) %s; the runs have %s" % (", ".join(bad), ", ".join(known)))
+        print("wrote %s" % plot(runs, args.png, only))
 
 
 if __name__ == "__main__":

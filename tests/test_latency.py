@@ -122,7 +122,10 @@ def test_report_script_table_plot_and_hgrm(tmp_path):
                         "--latency-json", str(lat), "--max-orders", "65536"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     b = tmp_path / "b.json"
-    b.write_text(lat.read_text())
+    doc = json.loads(lat.read_text())
+    base_p50 = doc["stages"]["rx_to_published"]["p50"]
+    doc["stages"]["rx_to_published"]["p50"] = base_p50 * 2        # a run twice as slow at the median
+    b.write_text(json.dumps(doc))
     png, prefix = tmp_path / "p.png", str(tmp_path / "h")
     # The report is plain Python + matplotlib (no feedhandler C): under the
     # sanitizer run, keep ASan's preload away from matplotlib's C++.
@@ -130,7 +133,14 @@ def test_report_script_table_plot_and_hgrm(tmp_path):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "latency_report.py"), str(lat), str(b),
                         "--png", str(png), "--hgrm", prefix], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
-    assert "rx_to_published" in r.stdout and r.stdout.count("p99.9") >= 3      # a table per stage, both runs
+    assert "rx_to_published" in r.stdout and r.stdout.count("p99.9") >= 6      # a table per stage, both runs
+    assert "messages per packet: mean 5.45" in r.stdout
+    # The second run gets a row of changes against the first (the baseline).
+    lines = r.stdout.splitlines()
+    i = next(k for k, l in enumerate(lines) if l.startswith("rx_to_published"))
+    assert lines[i + 1].split()[:3] == ["a", "7337", str(base_p50)]
+    assert lines[i + 2].split()[:3] == ["b", "7337", str(base_p50 * 2)]
+    assert lines[i + 3].split()[:4] == ["vs", "a", "+100.0%", "0%"]
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     h = open(prefix + ".a.rx_to_published.hgrm").read().splitlines()
     assert h[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
