@@ -110,8 +110,9 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     r->src_errors = lane == 0 ? r->st.errors : r->discard;
     r->gap_window_ns = (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u;
     r->pend_cap = c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER;
-    r->msgs = malloc(FH_PKT_MSGS * sizeof *r->msgs);
+    r->msgs = calloc(FH_PKT_MSGS, sizeof *r->msgs);
     if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
+    fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
     r->pend = calloc(r->pend_cap, sizeof *r->pend);
     if (!r->pend) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", r->pend_cap); goto fail; }
     for (uint32_t i = 0; i < r->pend_cap; i++) r->pend[i].next = i + 2 <= r->pend_cap ? i + 2 : 0;
@@ -206,6 +207,8 @@ int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen)
     if (r->lat) return 0;
     r->lat = calloc(FH_HIST_STAGES, sizeof *r->lat);
     if (!r->lat) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
+    /* Recording a value in a bucket never used before must not fault a page in. */
+    fh_prefault(r->lat, FH_HIST_STAGES * sizeof *r->lat);
     if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
     return 0;
 }

@@ -60,4 +60,14 @@ static inline void fh_errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Write every page of a start-up allocation, so the hot path never takes the
+ * page fault of a first touch (calloc'ed memory is often untouched zero pages;
+ * a volatile store per page cannot be optimised away). */
+static inline void fh_prefault(void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+    for (size_t i = 0; i < n; i += 4096) v[i] = 0;
+    if (n) v[n - 1] = 0;
+}
+
 #endif

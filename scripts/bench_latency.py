@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Latency benchmark: rx -> published at a steady message rate, the cost of
+measuring it, and publish -> Python reader.
+
+Generates (once, cached under --dir) a day at a steady --rate messages/s
+(`feedhandler gen --rate`: the whole day compressed to messages / rate
+seconds, order flow at a flat rate, and the exchange's packetiser batching by
+time, so packets carry what a real feed carries at that rate), then:
+
+  1. paced replay: `feedhandler replay DAY --speed realtime --cores CORE
+     --latency-json`, one pinned core, every packet due at its capture time
+     (latency counts from then: a replay that falls behind shows it), with a
+     busy-polling Python reader (scripts/reader_latency.py) following the
+     shared memory segment on another core: per-stage percentiles, the
+     messages-per-packet distribution, the achieved rate, and publish ->
+     reader percentiles;
+  2. the overhead of measurement: the same day at full speed with and without
+     --latency-json (medians of --runs), as the fraction of throughput lost.
+
+Targets (the latency issue, this machine): rx -> published p50 < 500 ns,
+p99 < 2 us, p99.9 < 20 us at 1 M msgs/s on one pinned core; publish -> Python
+reader p50 < 10 us; measurement overhead < 5%.
+
+    python scripts/bench_latency.py [--rate 1000000] [--messages 5000000] [--runs 3] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGETS = [("rx_to_published", "p50", 500), ("rx_to_published", "p99", 2000), ("rx_to_published", "p99_9", 20000)]
+READER_P50_TARGET = 10000
+OVERHEAD_TARGET = 0.05
+
+
+def fh():
+    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
+    if os.path.exists(here):
+        return [here]
+    exe = shutil.which("feedhandler")
+    return [exe] if exe else [sys.executable, "-m", "feedhandler"]
+
+
+def tmpfile(suffix):
+    fd, out = tempfile.mkstemp(suffix=suffix, prefix="fh-lat-")
+    os.close(fd)
+    return out
+
+
+def load(path):
+    with open(path) as f:
+        d = json.load(f)
+    os.unlink(path)
+    return d
+
+
+def full_speed(path, core, latency):
+    st, lat = tmpfile(".json"), tmpfile(".json")
+    cmd = fh() + ["replay", "-q", path, "--cores", str(core), "--stats-json", st, "--silence-ms", "600000"]
+    if latency:
+        cmd += ["--latency-json", lat]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=900)
+    os.unlink(lat)
+    return load(st)["msgs_per_s"]
+
+
+def paced(path, core, reader_core, shm):
+    lat, st, rd = tmpfile(".json"), tmpfile(".json"), tmpfile(".json")
+    reader = None
+    if reader_core is not None:
+        reader = subprocess.Popen(["taskset", "-c", str(reader_core), sys.executable,
+                                   os.path.join(HERE, "reader_latency.py"), "--shm", shm, "--json", rd],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        subprocess.run(fh() + ["replay", "-q", path, "--cores", str(core), "--speed", "realtime",
+                               "--latency-json", lat, "--stats-json", st, "--shm", shm, "--silence-ms", "600000"],
+                       check=True, stdout=subprocess.DEVNULL, timeout=900)
+        reader_doc = None
+        if reader is not None:
+            out, err = reader.communicate(timeout=120)
+            if reader.returncode != 0:
+                sys.exit("bench_latency: reader failed: %s" % err)
+            reader_doc = load(rd)["stages"]["publish_to_reader"]
+    finally:
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+        if os.path.exists("/dev/shm/" + shm):
+            os.unlink("/dev/shm/" + shm)
+    return load(lat), load(st), reader_doc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=int, default=1_000_000, help="messages/s of the generated day (default 1 M)")
+    ap.add_argument("--messages", type=int, default=5_000_000, help="messages in the day (default 5 M: 5 s at 1 M/s)")
+    ap.add_argument("--symbols", type=int, default=500)
+    ap.add_argument("--core", type=int, default=None, help="core for the pipeline (default: the last online CPU)")
+    ap.add_argument("--reader-core", type=int, default=None,
+                    help="core for the Python reader (default: the CPU before --core; -1 = no reader)")
+    ap.add_argument("--runs", type=int, default=3, help="full-speed runs for the overhead (medians)")
+    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    core = args.core if args.core is not None else cpus[-1]
+    reader_core = args.reader_core
+    if reader_core is None:
+        others = [c for c in cpus if c != core]
+        reader_core = others[-1] if others else None
+    elif reader_core < 0:
+        reader_core = None
+    os.makedirs(args.dir, exist_ok=True)
+    prefix = os.path.join(args.dir, "rate-%d-%d-%d" % (args.rate, args.messages, args.symbols))
+    if not os.path.exists(prefix + ".json"):
+        print("generating %s.pcap ..." % prefix, file=sys.stderr)
+        subprocess.run(fh() + ["gen", "-q", "--out", prefix, "--messages", str(args.messages), "--symbols",
+                               str(args.symbols), "--rate", str(args.rate), "--seed", "11"],
+                       check=True, stdout=subprocess.DEVNULL)
+    day = prefix + ".pcap"
+    with open(day, "rb") as f:                      # into the page cache
+        while f.read(1 << 24):
+            pass
+    with open(prefix + ".json") as f:
+        gen = json.load(f)
+
+    shm = "fh-bench-lat-%d" % os.getpid()
+    doc, stats, reader = paced(day, core, reader_core, shm)
+    off = [full_speed(day, core, False) for _ in range(args.runs)]
+    on = [full_speed(day, core, True) for _ in range(args.runs)]
+    overhead = 1 - statistics.median(on) / statistics.median(off)
+
+    r, s, mpp = doc["rate"], doc["stages"], doc["messages_per_packet"]
+    print("machine: %s, pipeline on core %d, reader on core %s, clock %s" % (
+        doc["machine"]["cpu"], core, reader_core, doc["machine"]["clock"]))
+    print("day: %d messages at --rate %d (%.2f s of capture), %d symbols" % (
+        gen["messages"], args.rate, gen["messages"] / args.rate, args.symbols))
+    print("paced replay (--speed realtime): achieved %.3f M msgs/s, %.3f M packets/s over %.2f s" % (
+        r["msgs_per_s"] / 1e6, r["packets_per_s"] / 1e6, r["elapsed_s"]))
+    print("messages per packet: mean %.2f, p50 %d, p90 %d, p99 %d, p99.9 %d, max %d (%d packets)" % (
+        mpp["mean"], mpp["p50"], mpp["p90"], mpp["p99"], mpp["p99_9"], mpp["max"], mpp["count"]))
+    print("\n%-18s" % "stage (ns)" + "".join("%10s" % c for c in ("p50", "p90", "p99", "p99.9", "p99.99", "max")))
+    for name in ("rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"):
+        t = s[name]
+        print("%-18s" % name + "".join("%10d" % t[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max")))
+    if reader:
+        print("%-18s" % "publish_to_reader" + "".join(
+            "%10d" % reader[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max")))
+    print("\ntargets:")
+    checks = []
+    for stage, k, limit in TARGETS:
+        v = s[stage][k]
+        checks.append({"what": "%s %s" % (stage, k), "value_ns": v, "target_ns": limit, "met": v < limit})
+    if reader:
+        checks.append({"what": "publish_to_reader p50", "value_ns": reader["p50"], "target_ns": READER_P50_TARGET,
+                       "met": reader["p50"] < READER_P50_TARGET})
+    for c in checks:
+        print("  %-24s %9d ns  (target < %d ns)  %s" % (c["what"], c["value_ns"], c["target_ns"],
+                                                       "met" if c["met"] else "MISSED"))
+    print("  %-24s %8.1f %%   (target < %.0f %%)   %s   full speed %.2f M msgs/s off, %.2f on (medians of %d)" % (
+        "measurement overhead", 100 * overhead, 100 * OVERHEAD_TARGET, "met" if overhead < OVERHEAD_TARGET else "MISSED",
+        statistics.median(off) / 1e6, statistics.median(on) / 1e6, args.runs))
+    res = {"rate_target": args.rate, "core": core, "reader_core": reader_core, "latency": doc, "reader": reader,
+           "stats": {k: stats[k] for k in ("messages", "packets", "gaps", "duplicates")},
+           "overhead": {"off_msgs_per_s": off, "on_msgs_per_s": on, "fraction": overhead}, "targets": checks}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+        print("wrote %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
