@@ -394,6 +394,10 @@ typedef struct fh_gen_cfg {
     double   loss_b;
     uint32_t batch_ns;         /* packetiser flush window; 0 = default */
     uint32_t heartbeat_ms;     /* heartbeat after this much idle time; 0 = 1000 (MoldUDP64 norm) */
+    uint64_t rate;             /* messages per second: 0 = the normal day (04:00-20:00, U-shaped
+                                  rate); 1000..100000000 = the whole day compressed into
+                                  messages / rate seconds at that flat rate, for benchmarks
+                                  replayed at the capture's pace */
 } fh_gen_cfg_t;
 
 /* Generate a synthetic trading day.  Returns 0, or -1 with a message in err.

@@ -12,6 +12,12 @@
  *   - order flow (A F D U E X C P) from 04:00 to 20:00, drawn in bursts on one
  *     channel each, with a U-shaped intraday rate (inverse CDF of a per-second
  *     intensity table), so the packetiser batches several messages per packet.
+ * With cfg->rate R > 0 (flat-rate mode, for latency benchmarks replayed at the
+ * capture's pace) the same day is compressed into messages / R seconds: the
+ * schedule's times map linearly into that window (fh_gen_rate_map), order flow
+ * is drawn with a flat intensity over it, and the packetiser's default window
+ * shrinks to FH_GEN_BATCH_NS_RATE, so there are no idle hours and packets carry
+ * what a feed at that rate carries.  Rate 0 is the normal day, byte for byte.
  * Messages are generated in timestamp order; each is written once into the
  * BinaryFILE buffer (whose u16 length + message record is byte-for-byte a
  * MoldUDP64 message block) and copied into its channel's open packet.
@@ -236,8 +242,14 @@ typedef struct {
     size_t   nsched;
     /* flow */
     uint64_t nflow;
-    double  *cdf;                      /* [FH_GEN_FLOW_SECS + 1] */
+    double  *cdf;                      /* [FH_GEN_FLOW_SECS + 1]; normal day only */
     uint32_t cdf_pos;
+    /* flow window (ITCH ns): 04:00-20:00, or [04:00:00.001, + messages / rate]
+     * in flat-rate mode, where rate_k is its length over the normal window's */
+    uint64_t flow_t0, flow_t1;
+    uint64_t rate;
+    double   rate_k;
+    uint64_t spacing;                  /* intra-burst gap multiplier, 16.16 fixed point */
     uint32_t ft_cum[FT__N];
     uint32_t need;                     /* flow types not yet emitted (bit per FT_) */
     uint64_t tcur;
@@ -259,12 +271,33 @@ typedef struct {
     uint64_t sent[2], written[2], lost[2];
     uint64_t data_packets, mpp_max, heartbeats, eos;
     uint64_t first_cap, last_cap, last_its;
+    uint64_t first_ts, last_ts;        /* ITCH ns of the day's first and last message */
 } fh_gen_t;
 
 /* Order flow runs 04:00:00.001 .. 19:59:59.999, binned per second. */
 #define FH_GEN_FLOW_SECS   57600u
 #define FH_GEN_FLOW_START  (FH_GEN_HMS(4, 0, 0) + 1000000ULL)
 #define FH_GEN_FLOW_END    (FH_GEN_HMS(20, 0, 0) - 1000000ULL)
+
+/* Flat-rate mode: where a time of the normal day lands in the compressed one.
+ * Linear over the normal flow window (04:00:00.001-19:59:59.999, where the
+ * crosses, halts, imbalances and the flow are), onto [flow_t0, flow_t1], so
+ * the day keeps its proportions and its order.  The off-hours blocks outside
+ * it -- start of messages and the start-of-day directory before 04:00, end of
+ * system hours and end of messages after 20:00 -- are pinned to the window's
+ * edges (1 ns past the end), since a linear map would stretch their idle hour
+ * before 04:00 and five minutes after 20:00 into 6% and 0.5% of the capture
+ * with nothing in it.  So the directory still comes before the first order
+ * and the end of messages after the last.  Monotone, so sorted stays sorted;
+ * the identity on a normal day. */
+static uint64_t fh_gen_rate_map(const fh_gen_t *g, uint64_t t)
+{
+    if (!g->rate) return t;
+    if (t > FH_GEN_FLOW_END) return g->flow_t1 + 1;
+    if (t < FH_GEN_FLOW_START) t = FH_GEN_FLOW_START;
+    uint64_t d = (uint64_t)((double)(t - FH_GEN_FLOW_START) * g->rate_k), w = g->flow_t1 - g->flow_t0;
+    return g->flow_t0 + (d < w ? d : w);
+}
 
 /* ------------------------------------------------------------- symbols */
 
@@ -772,6 +805,7 @@ FH_INLINE void fh_gen_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *rec, ui
     ch->messages++;
     g->bin.pos += 2 + (size_t)len;
     g->by_type[rec[2]]++;
+    if (FH_UNLIKELY(g->emitted == 0)) g->first_ts = ts;   /* messages go out in time order */
     if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress)
         *g->progress = g->emitted;
 }
@@ -1201,7 +1235,8 @@ static void fh_gen_scheduled(fh_gen_t *g, const fh_gen_sched_t *e)
         break;
     case 'K':
         fh_gen_stock(m + 11, s);
-        fh_put_be32(m + 19, 11 * 3600 + 30 * 60);                  /* release 11:30:00 */
+        /* release 11:30:00 (seconds; where 11:30 lands in a compressed day) */
+        fh_put_be32(m + 19, (uint32_t)(fh_gen_rate_map(g, FH_GEN_HMS(11, 30, 0)) / FH_GEN_NS_PER_S));
         m[23] = 'A';                                               /* anticipated */
         fh_put_be32(m + 24, s->open);
         break;
@@ -1212,7 +1247,7 @@ static void fh_gen_scheduled(fh_gen_t *g, const fh_gen_sched_t *e)
         fh_put_be32(m + 20, fh_gen_grid(p - w));
         fh_put_be32(m + 24, fh_gen_grid(p + w));
         fh_put_be32(m + 28, p);
-        fh_put_be64(m + 32, FH_GEN_HMS(11, 30, 0));
+        fh_put_be64(m + 32, fh_gen_rate_map(g, FH_GEN_HMS(11, 30, 0)));
         fh_put_be32(m + 40, fh_gen_grid(p - w / 2));
         fh_put_be32(m + 44, fh_gen_grid(p + w / 2));
         break;
@@ -1324,6 +1359,20 @@ static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
                 (unsigned long long)FH_GEN_MAX_MESSAGES, (unsigned long long)cfg->messages);
         return -1;
     }
+    if (cfg->rate && (cfg->rate < FH_GEN_RATE_MIN || cfg->rate > FH_GEN_RATE_MAX)) {
+        fh_errf(err, errlen, "invalid gen config: rate must be 0 (the normal day) or %llu..%llu "
+                "messages per second, got %llu", (unsigned long long)FH_GEN_RATE_MIN,
+                (unsigned long long)FH_GEN_RATE_MAX, (unsigned long long)cfg->rate);
+        return -1;
+    }
+    /* a flat-rate day compresses the normal one: it cannot be longer */
+    if (cfg->rate && cfg->messages * FH_GEN_NS_PER_S / cfg->rate > FH_GEN_FLOW_END - FH_GEN_FLOW_START) {
+        fh_errf(err, errlen, "invalid gen config: %llu messages at rate %llu per second would last "
+                "%llu s, longer than the normal day's 16 hours of order flow; raise the rate",
+                (unsigned long long)cfg->messages, (unsigned long long)cfg->rate,
+                (unsigned long long)(cfg->messages / cfg->rate));
+        return -1;
+    }
     return 0;
 }
 
@@ -1368,6 +1417,7 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
     fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
     fprintf(f, "  \"heartbeat_ns\": %llu,\n", (unsigned long long)g->heartbeat_ns);
+    fprintf(f, "  \"rate\": %llu,\n", (unsigned long long)g->rate);
     fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
             FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
     fprintf(f, "  \"udp_port\": 26477,\n  \"partition\": \"contiguous\",\n");
@@ -1394,6 +1444,8 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     fprintf(f, "  \"pcap_records\": %llu,\n  \"first_capture_ns\": %llu,\n  \"last_capture_ns\": %llu,\n",
             (unsigned long long)(g->written[0] + g->written[1]),
             (unsigned long long)g->first_cap, (unsigned long long)g->last_cap);
+    fprintf(f, "  \"first_ts\": %llu,\n  \"last_ts\": %llu,\n",
+            (unsigned long long)g->first_ts, (unsigned long long)g->last_ts);
     uint64_t live = 0, full = 0;
     for (uint32_t l = 1; l <= g->nsym; l++) live += g->sym[l].nord[0] + g->sym[l].nord[1];
     for (uint32_t c = 0; c < g->nch; c++) full += g->ch[c].pool_full;
@@ -1447,7 +1499,19 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     g->nch = cfg->channels;
     g->lines = cfg->lines;
     g->max_payload = cfg->max_payload ? cfg->max_payload : FH_GEN_PAYLOAD_DEFAULT;
-    g->batch_ns = cfg->batch_ns ? cfg->batch_ns : FH_GEN_BATCH_NS_DEFAULT;
+    g->batch_ns = cfg->batch_ns ? cfg->batch_ns
+                : cfg->rate ? FH_GEN_BATCH_NS_RATE : FH_GEN_BATCH_NS_DEFAULT;
+    g->rate = cfg->rate;
+    g->flow_t0 = FH_GEN_FLOW_START;
+    g->flow_t1 = FH_GEN_FLOW_END;
+    g->spacing = 1u << 16;
+    if (g->rate) {
+        /* validated: the window fits the normal one, so times stay below 20:00 */
+        g->flow_t1 = g->flow_t0 + cfg->messages * FH_GEN_NS_PER_S / g->rate;
+        g->rate_k = (double)(g->flow_t1 - g->flow_t0) / (double)(FH_GEN_FLOW_END - FH_GEN_FLOW_START);
+        if (g->rate > FH_GEN_RATE_FULL_SPACING)
+            g->spacing = (FH_GEN_RATE_FULL_SPACING << 16) / g->rate;
+    }
     g->heartbeat_ns = cfg->heartbeat_ms ? (uint64_t)cfg->heartbeat_ms * 1000000ull : FH_GEN_HEARTBEAT_NS;
     g->frame_limit = FH_GEN_OFF_UDP + 8 + g->max_payload;
     g->loss[0] = cfg->loss_a;
@@ -1458,7 +1522,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     fh_gen_rng_seed(&g->rng_loss[0], cfg->seed, 3);
     fh_gen_rng_seed(&g->rng_loss[1], cfg->seed, 4);
 
-    if (fh_gen_symbols(g) || fh_gen_alias(g) || fh_gen_cdf(g)) goto oom;
+    if (fh_gen_symbols(g) || fh_gen_alias(g) || (!g->rate && fh_gen_cdf(g))) goto oom;
     g->ch = calloc(g->nch, sizeof *g->ch);
     if (!g->ch) goto oom;
     /* contiguous locate ranges: NASDAQ partitions channels alphabetically too */
@@ -1498,6 +1562,10 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     if (!g->sched) goto oom;
     fh_gen_build_schedule(g, cfg->messages);
     qsort(g->sched, g->nsched, sizeof *g->sched, fh_gen_cmp_sched);
+    /* compressed after sorting by the normal day's times: where the map
+     * makes times equal, they keep that day's order */
+    if (g->rate)
+        for (size_t i = 0; i < g->nsched; i++) g->sched[i].ts = fh_gen_rate_map(g, g->sched[i].ts);
     g->nflow = cfg->messages - g->nsched;
 
     /* books: each instrument's slot range is sized by its expected share of
@@ -1559,14 +1627,16 @@ static void fh_gen_day(fh_gen_t *g)
     /* bursts' instruments are drawn two ahead, so that their books can be
      * fetched while the bursts before run (the books are spread over memory) */
     uint32_t next1 = fh_gen_pick_locate(g, &g->rng), next2 = fh_gen_pick_locate(g, &g->rng);
-    g->tcur = FH_GEN_FLOW_START;
+    g->tcur = g->flow_t0;
     while (fi < nflow) {
         if (left == 0) {
             uint64_t r = fh_gen_next(&g->rng);
             uint32_t k = fh_gen_burst((uint32_t)r);
             if (k > nflow - fi) k = (uint32_t)(nflow - fi);
             double u = ((double)fi + (double)k * (double)(r >> 40) * 0x1.0p-24) / (double)nflow;
-            uint64_t t = fh_gen_inv_cdf(g, u);
+            /* flat-rate mode: a linear CDF, burst starts uniform over the window */
+            uint64_t t = g->rate ? g->flow_t0 + (uint64_t)(u * (double)(g->flow_t1 - g->flow_t0))
+                                 : fh_gen_inv_cdf(g, u);
             if (t > g->tcur) g->tcur = t;
             focus = next1;
             next1 = next2;
@@ -1576,9 +1646,10 @@ static void fh_gen_day(fh_gen_t *g)
             left = k;
         } else {
             uint64_t r = fh_gen_next(&g->rng);
-            g->tcur += 20 + (r & 511) + (((r >> 9) & 15) == 0 ? (r >> 16) % 5000 : 0);
+            uint64_t gap = 20 + (r & 511) + (((r >> 9) & 15) == 0 ? (r >> 16) % 5000 : 0);
+            g->tcur += (gap * g->spacing) >> 16;           /* exact gap unless rate > 2 M/s */
         }
-        if (g->tcur > FH_GEN_FLOW_END) g->tcur = FH_GEN_FLOW_END;
+        if (g->tcur > g->flow_t1) g->tcur = g->flow_t1;
         while (si < g->nsched && g->sched[si].ts <= g->tcur) fh_gen_scheduled(g, &g->sched[si++]);
         fh_gen_flow(g, focus, g->tcur, fi >= half && g->need);
         fi++;
@@ -1589,6 +1660,7 @@ static void fh_gen_day(fh_gen_t *g)
     /* flush every open packet, then one end-of-session per channel */
     uint64_t tend = 0;
     for (uint32_t c = 0; c < g->nch; c++) if (g->ch[c].last_ts > tend) tend = g->ch[c].last_ts;
+    g->last_ts = tend;
     tend += (uint64_t)g->batch_ns + 1000000;
     for (uint32_t c = 0; c < g->nch; c++) {
         uint64_t t = tend + (uint64_t)c * 1000;

@@ -43,6 +43,25 @@
  * packetisers do, without holding a lone message for long. */
 #define FH_GEN_BATCH_NS_DEFAULT  20000u
 
+/* Flat-rate mode (cfg->rate > 0, see fh_gen_rate_map in gen.c): the day is
+ * compressed into messages / rate seconds so that a replay paced to the
+ * capture's clock sees a steady rate and no idle hours.  Its default flush
+ * window is short: exchange packetisers send a matching-engine burst as soon
+ * as it ends rather than wait for more, and at 1 M msgs/s a 2 us window gives
+ * a few messages per packet, what a real feed carries at that rate (the 20 us
+ * window would batch ~25 and hide the per-packet cost a benchmark measures).
+ * An explicit cfg->batch_ns still wins. */
+#define FH_GEN_BATCH_NS_RATE     2000u
+#define FH_GEN_RATE_MIN          1000ULL
+#define FH_GEN_RATE_MAX          100000000ULL
+
+/* Messages within a burst are 20..531 ns apart (sometimes up to 5 us more),
+ * ~360 ns per message on average: bursts fill about a third of the time at
+ * 1 M msgs/s.  Up to this rate the spacing is kept as it is; above it, it
+ * shrinks in proportion to the rate, or bursts would overrun the next ones'
+ * start times and the day would outlast its window. */
+#define FH_GEN_RATE_FULL_SPACING 2000000ULL
+
 /* MoldUDP64 heartbeat once a channel has sent nothing for this long. */
 #define FH_GEN_HEARTBEAT_NS      FH_GEN_NS_PER_S
 

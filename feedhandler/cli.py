@@ -282,7 +282,7 @@ def cmd_gen(args) -> int:
         summary = generate(args.out, messages=args.messages, symbols=args.symbols, channels=args.channels,
                            seed=args.seed, lines=args.lines, loss_a=args.loss_a, loss_b=args.loss_b,
                            batch_ns=args.batch_ns, max_payload=args.max_payload,
-                           heartbeat_ms=args.heartbeat_ms,
+                           heartbeat_ms=args.heartbeat_ms, rate=args.rate,
                            progress=None if not args.quiet else False)
     except (ValueError, OSError) as exc:
         print("feedhandler gen: %s" % exc, file=sys.stderr)
@@ -575,12 +575,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--loss-b", type=_probability, default=0.0, metavar="P",
                    help="probability a packet is lost on line B (default 0)")
     g.add_argument("--batch-ns", type=_nonneg, default=0, metavar="NS",
-                   help="packetiser flush window in ns (default: the generator's own)")
+                   help="packetiser flush window in ns (default 20000; 2000 with --rate)")
     g.add_argument("--max-payload", type=_nonneg, default=0, metavar="BYTES",
                    help="largest UDP payload per datagram (default 1358: frames up to 1400 bytes)")
     g.add_argument("--heartbeat-ms", type=_nonneg, default=0, metavar="MS",
                    help="MoldUDP64 heartbeat after this much idle time per channel (default 1000, the "
                         "usual exchange setting; larger values make small day files smaller)")
+    g.add_argument("--rate", type=_nonneg, default=0, metavar="MSGS_PER_S",
+                   help="steady message rate: the whole day (schedule and order flow, in order) is "
+                        "compressed into MESSAGES / MSGS_PER_S seconds with a flat rate and no idle "
+                        "hours, for latency benchmarks replayed with --speed realtime; the default "
+                        "batching window is then 2 us (a few messages per packet at 1 M/s). "
+                        "1000..100000000, or 0 (default) for the normal 04:00-20:00 day")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_gen)
 

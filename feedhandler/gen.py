@@ -12,7 +12,14 @@ Conventions a reader of the files can rely on (see csrc/gen.c for the model):
     UDP port 26477, and stamps tracking_number ``c + 1`` on every message, so the
     merged BinaryFILE can be split back into channels (system events have locate 0);
   - packets are flushed when the next message would overflow ``max_payload`` or
-    arrives more than ``batch_ns`` (default 20 us) after the packet's first message;
+    arrives more than ``batch_ns`` (default 20 us; 2 us with ``rate``) after the
+    packet's first message;
+  - ``rate`` (messages per second, 0 = off) compresses the whole day into
+    ``messages / rate`` seconds at a flat rate: the schedule (system events,
+    directory, crosses, halts, imbalances) keeps its order and proportions, order
+    flow is uniform in time, so a replay paced to the capture (``--speed realtime``)
+    sees a steady rate with no idle hours; the normal day runs 04:00-20:00 with a
+    U-shaped rate;
   - heartbeats (count 0) after each idle second, one end-of-session (count 0xFFFF)
     per channel at the end; loss draws are per packet and line, from their own
     random streams, so loss never changes the messages;
@@ -23,7 +30,9 @@ Conventions a reader of the files can rely on (see csrc/gen.c for the model):
 Summary keys (PREFIX.json): ``messages`` (exactly as asked), ``by_type``, ``packets``/
 ``packets_sent``/``packets_lost`` (per line, every kind of packet), ``data_packets``,
 ``heartbeats`` and ``end_of_session`` (generated, once per channel, not per line),
-``messages_per_packet`` (mean, max over data packets), ``channels`` (name, session,
+``messages_per_packet`` (mean, max over data packets), ``rate`` and ``batch_ns`` (as
+used), ``first_ts``/``last_ts`` (ITCH ns since midnight of the first and last message),
+``first_capture_ns``/``last_capture_ns`` (pcap times), ``channels`` (name, session,
 line_a, line_b, locates [lo, hi], tracking_number, counts), ``symbols`` (locate ->
 ticker), ``trading_date``, ``midnight_ns``, ``last_order_reference``,
 ``last_match_number``, ``live_orders_at_end``; ``generate`` adds ``elapsed_s``, ``files``.
@@ -43,7 +52,8 @@ LINES = {"a": 1, "ab": 2}
 
 def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, channels: int = 1,
              seed: int = 1, lines: str = "a", loss_a: float = 0.0, loss_b: float = 0.0,
-             batch_ns: int = 0, max_payload: int = 0, heartbeat_ms: int = 0, progress: Optional[bool] = None) -> dict:
+             batch_ns: int = 0, max_payload: int = 0, heartbeat_ms: int = 0, rate: int = 0,
+             progress: Optional[bool] = None) -> dict:
     """Generate a trading day; return the parsed ``PREFIX.json`` summary.
 
     ``progress`` draws a bar on stderr after the first second (default: when stderr
@@ -53,12 +63,12 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     if lines not in LINES:
         raise ValueError("lines must be 'a' or 'ab', got %r" % (lines,))
     ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
-                batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms)
+                batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms, rate=rate)
     for name, v in ints.items():
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError("%s must be an integer, got %r" % (name, v))
     limits = dict(messages=2**64 - 1, seed=2**64 - 1, symbols=2**32 - 1, channels=2**32 - 1,
-                  batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1)
+                  batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1, rate=2**64 - 1)
     for name, v in ints.items():
         if not 0 <= v <= limits[name]:
             raise ValueError("%s out of range: %r" % (name, v))
@@ -82,6 +92,7 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     cfg.loss_b = float(loss_b)
     cfg.batch_ns = batch_ns
     cfg.heartbeat_ms = heartbeat_ms
+    cfg.rate = rate
     done = ffi.new("uint64_t *")
     err = errbuf()
 

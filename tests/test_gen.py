@@ -2,12 +2,17 @@
 
 Every check parses the outputs here in Python, independently of the C code: the
 BinaryFILE walk re-plays the order book references, the pcap walk re-checks
-every header and checksum.  Days are small (tens of thousands of messages).
+every header and checksum.  Days are small (tens of thousands of messages; the
+flat-rate day 200 000, 0.2 s at 1 M msgs/s).
 """
 from __future__ import annotations
 
+import bisect
 import collections
+import json
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -140,6 +145,9 @@ def test_exact_count_and_summary(day):
     assert len(set(names)) == len(names)
     assert all(1 <= len(n) <= 5 and n.isalpha() and n.isupper() for n in names)
     assert s["messages_per_packet"]["mean"] > 1.5
+    # the normal day: no rate, the 20 us window; first/last ITCH times as in the file
+    assert s["rate"] == 0 and s["batch_ns"] == 20_000
+    assert (s["first_ts"], s["last_ts"]) == (msgs[0][3], msgs[-1][3])
 
 
 def test_message_mix(day):
@@ -188,6 +196,10 @@ def test_references_live_and_consistent(day):
     """Walk the BinaryFILE as a book would: every reference is to a live order of
     the same instrument, never over-executed; refs and match numbers increase."""
     _, s, msgs, _ = day
+    _check_references(s, msgs)
+
+
+def _check_references(s, msgs):
     live = {}                 # ref -> [locate, shares]
     last_ref = 0
     last_match = 0
@@ -324,6 +336,10 @@ def test_pcap_structure(day):
 
 def test_bin_equals_pcap_line_a(day):
     _, s, msgs, pkts = day
+    _check_bin_equals_pcap(s, msgs, pkts)
+
+
+def _check_bin_equals_pcap(s, msgs, pkts):
     by_chan_bin = collections.defaultdict(list)
     for _, _, trk, _, m in msgs:
         by_chan_bin[trk].append(m)
@@ -378,6 +394,8 @@ def test_lines_ab_with_loss(day, lossy):
     dict(channels=5, symbols=4), dict(lines="c"), dict(loss_a=1.0), dict(loss_b=-0.1),
     dict(loss_a=float("nan")), dict(messages=10), dict(max_payload=10), dict(max_payload=100000),
     dict(messages=-1), dict(seed=1.5),
+    dict(rate=999), dict(rate=100_000_001), dict(rate=-1), dict(rate=1.5), dict(rate=True),
+    dict(messages=60_000_000, rate=1000),       # 60 000 s: longer than the day it compresses
 ])
 def test_bad_arguments(tmp_path, kwargs):
     args = dict(messages=20_000, symbols=10, channels=1, progress=False)
@@ -478,3 +496,141 @@ def test_books_never_crossed(tmp_path, seed, symbols, channels):
     prefix = str(tmp_path / "day")
     s = generate(prefix, messages=100_000, symbols=symbols, channels=channels, seed=seed, progress=False)
     assert _check_uncrossed(prefix + ".bin") > 0.9 * s["messages"]
+
+
+# ------------------------------------------------------------- flat-rate days
+
+RATE = 1_000_000
+RATE_DAY = dict(messages=200_000, symbols=50, channels=2, seed=21, rate=RATE)
+
+
+@pytest.fixture(scope="module")
+def rate_day(tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp("gen") / "rate")
+    summary = generate(prefix, progress=False, **RATE_DAY)
+    return prefix, summary, read_bin(prefix + ".bin"), read_pcap(prefix + ".pcap")
+
+
+def test_rate_day_is_paced(rate_day):
+    """A replay paced to the capture sees the asked rate throughout: the capture
+    lasts messages / rate, no 20 ms window runs far above or below the rate, no
+    packet waits long for the one before, and packets carry a few messages each."""
+    _, s, msgs, pkts = rate_day
+    want = RATE_DAY["messages"] / RATE * 1e9              # 0.2 s
+    assert s["rate"] == RATE and s["batch_ns"] == 2000   # the rate mode's own window
+    ts = [p[0] for p in pkts]
+    assert abs((ts[-1] - ts[0]) - want) <= 0.15 * want, (ts[-1] - ts[0]) / 1e9
+    assert abs((msgs[-1][3] - msgs[0][3]) - want) <= 0.15 * want
+    assert (s["first_ts"], s["last_ts"]) == (msgs[0][3], msgs[-1][3])
+    assert s["first_capture_ns"] == ts[0] and s["last_capture_ns"] == ts[-1]
+    gap = max(b - a for a, b in zip(ts, ts[1:]))
+    assert gap <= 5_000_000, "a %.1f ms wait in the capture" % (gap / 1e6)
+    assert s["heartbeats"] == 0                           # never a second idle
+    # messages per sliding 20 ms window of capture time: flat, neither bursts of
+    # several times the rate nor lulls (the normal day's U shape, compressed,
+    # peaks near 3x and sinks to ~1% of the rate before the open)
+    at = [p[0] for p in pkts for _ in range(p[4] if p[4] != 0xFFFF else 0)]
+    window = 20_000_000
+    per_window = RATE * window / 1e9
+    counts = [bisect.bisect_left(at, t + window) - i for i, t in enumerate(at) if t + window <= at[-1]]
+    assert max(counts) <= 2 * per_window, max(counts)
+    assert min(counts) >= per_window / 2, min(counts)
+    data = [p for p in pkts if 0 < p[4] < 0xFFFF]
+    mean = sum(p[4] for p in data) / len(data)
+    assert 1.5 <= mean <= 10, mean
+    assert abs(s["messages_per_packet"]["mean"] - mean) < 1e-3
+
+
+def test_rate_day_is_a_valid_day(rate_day):
+    """Everything the normal day guarantees still holds when compressed: counts,
+    every type, time order, live references, books never crossed, pcap = file."""
+    prefix, s, msgs, pkts = rate_day
+    assert len(msgs) == RATE_DAY["messages"] == s["messages"]
+    by_type = collections.Counter(m[0] for m in msgs)
+    assert dict(by_type) == s["by_type"]
+    for t in "AFDUEXCPQBI" + ADMIN:
+        assert by_type[t] > 0, "type %s missing" % t
+    assert [m[3] for m in msgs] == sorted(m[3] for m in msgs), "BinaryFILE not in timestamp order"
+    _check_references(s, msgs)
+    _check_bin_equals_pcap(s, msgs, pkts)
+    assert _check_uncrossed(prefix + ".bin") > 0.9 * s["messages"]
+    per = collections.defaultdict(list)
+    for p in pkts:
+        per[p[1]].append(p)
+    for i, ch in enumerate(s["channels"]):
+        ps = per["233.54.12.%d" % (111 + i)]
+        assert sum(p[4] for p in ps[:-1]) == ch["messages"] and ps[-1][4] == 0xFFFF
+
+
+def test_rate_day_keeps_the_schedule(rate_day):
+    """The schedule is compressed with the flow: start of day and the directory
+    before the first order, the crosses where 09:30 and 16:00 fall in the window,
+    end of system hours and end of messages after the last order."""
+    _, s, msgs, _ = rate_day
+    flow = [m[3] for m in msgs if m[0] in "AFDUEXCP"]
+    t0, t1 = min(flow), max(flow)
+    span = t1 - t0
+    first_order = next(i for i, m in enumerate(msgs) if m[0] in "AFDUEXCP")
+    last_order = max(i for i, m in enumerate(msgs) if m[0] in "AFDUEXCP")
+    assert {m[1] for m in msgs[:first_order] if m[0] == "R"} == set(range(1, RATE_DAY["symbols"] + 1))
+    for trk in range(1, RATE_DAY["channels"] + 1):
+        ev = [(chr(m[4][11]), i, m[3]) for i, m in enumerate(msgs) if m[0] == "S" and m[2] == trk]
+        assert [e for e, _, _ in ev] == list("OSQMEC")
+        assert ev[0][1] < first_order and ev[4][1] > last_order
+        # 09:30 and 16:00 are 5.5 h and 12 h into the normal day's 16 hours of flow
+        for (_, _, when), frac in ((ev[2], 5.5 / 16), (ev[3], 12 / 16)):
+            assert abs((when - t0) / span - frac) < 0.01, ((when - t0) / span, frac)
+    assert msgs[-1][0] == "S" and chr(msgs[-1][4][11]) == "C"
+    # no idle stretch before the first order or after the last: the start-of-day
+    # block and end of day sit at the window's edges, not an hour before or
+    # five minutes after in proportion
+    assert msgs[0][3] >= t0 - span // 1000 and msgs[-1][3] <= t1 + span // 1000
+
+
+def test_rate_above_burst_capacity_stays_flat(tmp_path):
+    """At 20 M msgs/s bursts' own spacing (~360 ns a message) would not fit between
+    their start times; it shrinks, so the day still lasts messages / rate and
+    the flow is not piled up at the window's end."""
+    prefix = str(tmp_path / "fast")
+    generate(prefix, messages=100_000, symbols=20, seed=4, rate=20_000_000, progress=False)
+    ts = [m[3] for m in read_bin(prefix + ".bin")]
+    t0, t1 = ts[0], ts[-1]
+    assert abs((t1 - t0) - 5_000_000) <= 0.15 * 5_000_000
+    tenths = collections.Counter(min(9, (t - t0) * 10 // (t1 - t0)) for t in ts)
+    assert all(0.08 * len(ts) <= tenths[k] <= 0.12 * len(ts) for k in range(10)), sorted(tenths.items())
+
+
+def test_rate_explicit_batch_wins(tmp_path):
+    prefix = str(tmp_path / "batch")
+    s = generate(prefix, messages=50_000, symbols=20, seed=5, rate=RATE, batch_ns=20_000, progress=False)
+    assert s["rate"] == RATE and s["batch_ns"] == 20_000
+    small = generate(str(tmp_path / "small"), messages=50_000, symbols=20, seed=5, rate=RATE,
+                     progress=False)
+    assert small["batch_ns"] == 2000
+    assert s["messages_per_packet"]["mean"] > 2 * small["messages_per_packet"]["mean"]
+    # the packetiser window changes packets only, never the messages
+    assert open(prefix + ".bin", "rb").read() == open(str(tmp_path / "small.bin"), "rb").read()
+
+
+@pytest.mark.parametrize("rate,needle", [
+    ("999", "rate must be 0 (the normal day) or 1000..100000000"),
+    ("100000001", "rate must be 0 (the normal day) or 1000..100000000"),
+    ("-5", "must not be negative"),
+    ("fast", "not an integer"),
+])
+def test_cli_rate_errors(tmp_path, rate, needle):
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", str(tmp_path / "x"),
+                        "--messages", "20000", "--symbols", "10", "--rate", rate],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_rate_day(tmp_path):
+    prefix = str(tmp_path / "r")
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "20000",
+                        "--symbols", "10", "--rate", "500000"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    s = json.load(open(prefix + ".json"))
+    assert s["rate"] == 500_000 and s["batch_ns"] == 2000
+    assert abs((s["last_ts"] - s["first_ts"]) - 40_000_000) < 0.15 * 40_000_000

@@ -35,7 +35,8 @@ def test_cfg_layouts():
     assert ffi.sizeof("fh_replay_cfg_t") == 64
     assert ffi.offsetof("fh_replay_cfg_t", "speed") == 48
     assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 56
-    assert ffi.sizeof("fh_gen_cfg_t") == 64
+    assert ffi.sizeof("fh_gen_cfg_t") == 72
+    assert ffi.offsetof("fh_gen_cfg_t", "rate") == 64
 
 
 def test_shm_header_layout():
