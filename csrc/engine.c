@@ -144,7 +144,14 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
         r->book.publish = 1;
         r->book.shm = &r->shm;
         r->book.tsc = &r->tsc;
-        if (!first) fh_book_publish_all(&r->book);      /* every slot once, before any lane runs */
+        if (!first) {
+            fh_shm_header_t *h = r->shm.hdr;
+            h->tsc_base = r->tsc.base_tsc;
+            h->tsc_base_ns = r->tsc.base_ns;
+            h->tsc_mult = r->tsc.mult;
+            h->tsc_hz = r->tsc.hz;
+            fh_book_publish_all(&r->book);              /* every slot once, before any lane runs */
+        }
         fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
         if (!first) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
     }
@@ -202,8 +209,10 @@ int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t
     return 0;
 }
 
-int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen)
+int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t errlen)
 {
+    if (every == 0) { fh_errf(err, errlen, "latency sampling interval must be >= 1 packet"); return -1; }
+    r->lat_every = r->lat_left = every;
     if (r->lat) return 0;
     r->lat = calloc(FH_HIST_STAGES, sizeof *r->lat);
     if (!r->lat) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
@@ -216,11 +225,38 @@ int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen)
 int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out)
 {
     if (!r->lat || stage >= FH_HIST_STAGES) return -1;
+    if (!r->lat_due_seen && (stage == FH_LAT_RX_TO_START || stage == FH_LAT_RX_TO_PUBLISHED)) {
+        /* No receive/due times (full-speed replay): rx is when the walk
+         * reached the packet, so these were not recorded on the hot path. */
+        const fh_hist_t *p = &r->lat[FH_LAT_PROCESSING];
+        if (stage == FH_LAT_RX_TO_PUBLISHED) { memcpy(out, p, sizeof *out); return 0; }
+        memset(out, 0, sizeof *out);
+        out->count = out->counts[0] = p->count;
+        return 0;
+    }
     memcpy(out, &r->lat[stage], sizeof *out);
     return 0;
 }
 
 uint64_t fh_replay_tsc_hz(const fh_replay_t *r) { return r->tsc.hz; }
+
+uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, fh_hist_t *out)
+{
+    fh_tsc_t t;
+    fh_tsc_calibrate(&t);
+    uint64_t lost = 0, prev = fh_tsc_ns(&t);
+    const uint64_t end = prev + duration_ns;
+    while (prev < end) {
+        const uint64_t now = fh_tsc_ns(&t);
+        const uint64_t gap = now - prev;
+        if (FH_UNLIKELY(gap > threshold_ns)) {
+            fh_hist_record(out, gap);
+            lost += gap;
+        }
+        prev = now;
+    }
+    return lost;
+}
 
 void fh_replay_own_all(fh_replay_t *r)
 {

@@ -54,7 +54,10 @@ struct fh_replay {
     struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
     fh_hist_t *lat;                 /* FH_HIST_STAGES latency histograms, or NULL (off) */
     uint64_t lat_due;               /* when the frame being handled was due/received (TSC ns); 0 = now */
-    uint64_t t_dec, t_book;         /* latency on: when the last packet applied was decoded, booked */
+    uint64_t t_dec, t_book;         /* latency on: when the last packet applied was decoded, booked (TSC ticks) */
+    uint32_t lat_due_seen;          /* some packet had a receive/due time (paced, DPDK) */
+    uint32_t lat_every, lat_left;   /* stamp every lat_every-th frame; frames until the next */
+    uint32_t lat_on;                /* the frame being handled is stamped */
     uint32_t pkt_msgs;              /* messages the frame being handled applied */
     uint32_t n_msgs;                /* decoded messages waiting in msgs */
     fh_itch_msg_t *msgs;            /* FH_PKT_MSGS decoded messages of the packet being applied */
@@ -164,14 +167,14 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
         whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);
         r->pkt_msgs += whole > skip ? whole - skip : 0;
-        if (r->lat) r->t_dec = r->t_book = fh_tsc_ns(&r->tsc);
+        if (r->lat_on) r->t_dec = r->t_book = fh_tsc_ticks(&r->tsc);
     } else {
         /* Three stages per packet: decode every block, apply them all to the
          * books, publish each instrument touched once. */
         whole = fh_mold_walk(p, len, count, skip, fh_engine_decode, r, &r->st);
-        if (r->lat) r->t_dec = fh_tsc_ns(&r->tsc);
+        if (r->lat_on) r->t_dec = fh_tsc_ticks(&r->tsc);
         fh_engine_apply_decoded(r);
-        if (r->lat) r->t_book = fh_tsc_ns(&r->tsc);
+        if (r->lat_on) r->t_book = fh_tsc_ticks(&r->tsc);
         fh_book_flush(&r->book);
     }
     /* Blocks a short packet promised but did not carry stay unreceived: a later
@@ -279,30 +282,44 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
         s->last_rx = rx_ts;
         if (FH_UNLIKELY(s->silent)) fh_engine_alive(r, s);
     }
-    if (FH_LIKELY(!r->lat)) {
+    if (FH_LIKELY(!r->lat) || FH_LIKELY(--r->lat_left != 0)) {
         fh_engine_mold(r, &u, s);
         return;
     }
+    r->lat_left = r->lat_every;
     /* Latency on: stamp the start, the stages (fh_engine_apply) and the end
-     * of this packet's work.  Only packets that applied messages count: a
-     * copy already applied from the other line, a heartbeat or a packet held
-     * behind a hole updates no book, so it has no "rx to published". */
-    const uint64_t t0 = fh_tsc_ns(&r->tsc);
-    const uint64_t due = r->lat_due ? r->lat_due : t0;
+     * of this packet's work, as raw TSC ticks (a stamp is one rdtsc, ~8 ns
+     * here; each interval is converted once).  Only packets that applied
+     * messages count: a copy already applied from the other line, a heartbeat
+     * or a packet held behind a hole updates no book, so it has no "rx to
+     * published".  Without a receive/due time (full-speed replay: rx is when
+     * the walk reached the packet) rx->start is 0 and rx->published is the
+     * processing time: those two are filled in when read, not recorded.
+     * With --latency-sample N only every Nth frame is stamped. */
+    const fh_tsc_t *tc = &r->tsc;
+    const uint64_t c0 = fh_tsc_ticks(tc);
     r->pkt_msgs = 0;
+    r->lat_on = 1;
     fh_engine_mold(r, &u, s);
+    r->lat_on = 0;
     if (!r->pkt_msgs) return;
-    const uint64_t t1 = fh_tsc_ns(&r->tsc);
+    const uint64_t c1 = fh_tsc_ticks(tc);
     fh_hist_t *h = r->lat;
-    fh_hist_record(&h[FH_LAT_RX_TO_START], t0 > due ? t0 - due : 0);
-    fh_hist_record(&h[FH_LAT_PROCESSING], t1 - t0);
-    fh_hist_record(&h[FH_LAT_RX_TO_PUBLISHED], t1 > due ? t1 - due : 0);
-    fh_hist_record(&h[FH_LAT_DECODE], r->t_dec > t0 ? r->t_dec - t0 : 0);
+    const uint64_t proc = fh_tsc_delta_ns(tc, c1 - c0);
+    fh_hist_record(&h[FH_LAT_PROCESSING], proc);
+    fh_hist_record(&h[FH_LAT_DECODE], fh_tsc_delta_ns(tc, r->t_dec - c0));
     if (r->mode != FH_MODE_DECODE) {
-        fh_hist_record(&h[FH_LAT_BOOK], r->t_book - r->t_dec);
-        fh_hist_record(&h[FH_LAT_PUBLISH], t1 - r->t_book);
+        fh_hist_record(&h[FH_LAT_BOOK], fh_tsc_delta_ns(tc, r->t_book - r->t_dec));
+        fh_hist_record(&h[FH_LAT_PUBLISH], fh_tsc_delta_ns(tc, c1 - r->t_book));
     }
     fh_hist_record(&h[FH_LAT_MSGS_PER_PACKET], r->pkt_msgs);
+    if (r->lat_due) {
+        const uint64_t t0 = fh_tsc_ticks_ns(tc, c0);
+        const uint64_t late = t0 > r->lat_due ? t0 - r->lat_due : 0;
+        fh_hist_record(&h[FH_LAT_RX_TO_START], late);
+        fh_hist_record(&h[FH_LAT_RX_TO_PUBLISHED], late + proc);
+        r->lat_due_seen = 1;
+    }
 }
 
 /* Pacing (--speed): hold the walk until wall time catches up with the
@@ -314,9 +331,10 @@ FH_INLINE void fh_engine_pace(fh_replay_t *r, uint64_t ts)
     if (FH_UNLIKELY(r->pace_t0 == 0)) {
         r->pace_t0 = ts;
         r->pace_w0 = fh_tsc_ns(&r->tsc);
+        r->lat_due = r->pace_w0;
         return;
     }
-    if (ts <= r->pace_t0) return;
+    if (ts <= r->pace_t0) { r->lat_due = r->pace_w0; return; }   /* as early as the first: due at once */
     const uint64_t target = r->pace_w0 + (uint64_t)((double)(ts - r->pace_t0) * r->pace_scale);
     /* Latency counts from when the packet was due, not from when a late
      * replay got to it: falling behind shows up (coordinated omission). */

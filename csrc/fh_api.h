@@ -451,7 +451,16 @@ typedef struct fh_shm_header {
     uint64_t counters_updated_ns;  /* CLOCK_REALTIME ns of the last counters copy */
     uint32_t n_lanes;
     uint32_t counters_stride;      /* bytes: a u64 sequence lock, 64 bytes in an fh_stats_t */
-    uint8_t  _pad1[144];
+    /* The writer's clock (publish_ts, rx_ts of DPDK): TSC ticks -> ns since the
+     * epoch as base_ns + ((tsc - base_tsc) * mult >> 32).  A reader on the same
+     * machine reads its own TSC through these (fh_shm_clock_ns) and so measures
+     * publish -> seen on the writer's clock, with no calibration error between
+     * two clocks.  tsc_hz 0: the writer uses CLOCK_REALTIME (no invariant TSC). */
+    uint64_t tsc_base;             /* at offset 112 */
+    uint64_t tsc_base_ns;
+    uint64_t tsc_mult;             /* ns per tick, 32.32 fixed point */
+    uint64_t tsc_hz;
+    uint8_t  _pad1[112];
     fh_shm_lane_head_t ring_head[32];  /* at offset 256; FH_SHM_MAX_LANES entries */
     uint8_t  _pad2[1792];
 } fh_shm_header_t;
@@ -546,6 +555,10 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor
 
 /* Writer side, for tests: the replay's segment base and size. */
 uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
+/* Now, in ns since the epoch, on the clock of the segment's writer (see
+ * fh_shm_header_t.tsc_*): comparable with publish_ts to the nanosecond. */
+uint64_t fh_shm_clock_ns(const uint8_t *base);
+
 /* Torture writer for the torn-read test: updates of slot `locate` for k =
  * first_k .. first_k + iterations - 1, every level field derived from k
  * (bid_price[i] = k + i, ask_price[i] = k + 1000 + i, shares = k * (i + 1),
@@ -597,9 +610,18 @@ uint64_t fh_hist_bucket_high(uint32_t index);
 /* Per-packet latency stages, TSC-stamped, recorded per lane (start-up
  * allocation).  rx is the receive stamp (DPDK: the burst; paced replay: the
  * time the packet was due, so falling behind shows as latency rather than
- * hiding it; full-speed replay: when the walk reached it). */
-int fh_replay_enable_latency(fh_replay_t *r, char *err, size_t errlen);
+ * hiding it; full-speed replay: when the walk reached it).  every: stamp
+ * every frame (1) or every Nth (each stamped packet costs 4 TSC reads and
+ * 5-7 histogram updates, ~60 ns here). */
+int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t errlen);
 /* Copy histogram `stage` (enum fh_lat_stage) out; -1 if latency is not
  * enabled. */
 int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out);
 uint64_t fh_replay_tsc_hz(const fh_replay_t *r);
+
+/* Machine jitter ("hiccups"): spin on the calling thread for duration_ns,
+ * reading the TSC back to back, and record every gap between two reads longer
+ * than threshold_ns into out (interrupts, preemption, SMIs, a hypervisor
+ * stealing the CPU).  What no code running on this core can do better than.
+ * Returns the total ns lost to such gaps. */
+uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, fh_hist_t *out);

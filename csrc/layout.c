@@ -28,6 +28,8 @@ FH_ASSERT_OFF(fh_shm_header_t, layout_version, 8);
 FH_ASSERT_OFF(fh_shm_header_t, depth, 24);
 FH_ASSERT_OFF(fh_shm_header_t, ring_capacity, 40);
 FH_ASSERT_OFF(fh_shm_header_t, counters_offset, 48);
+FH_ASSERT_OFF(fh_shm_header_t, tsc_base, 112);
+FH_ASSERT_OFF(fh_shm_header_t, tsc_hz, 136);
 FH_ASSERT_OFF(fh_shm_header_t, created_ns, 72);
 FH_ASSERT_OFF(fh_shm_header_t, state, 88);
 FH_ASSERT_OFF(fh_shm_header_t, system_event, 92);

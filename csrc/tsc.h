@@ -46,4 +46,27 @@ FH_INLINE uint64_t fh_tsc_ns(const fh_tsc_t *t)
     return fh_clock_ns(CLOCK_REALTIME);
 }
 
+/* Raw stamps for intervals measured on the hot path: the TSC itself (no
+ * conversion per stamp), turned into ns per interval by fh_tsc_delta_ns.
+ * Without a usable TSC both are CLOCK_REALTIME ns. */
+FH_INLINE uint64_t fh_tsc_ticks(const fh_tsc_t *t)
+{
+#if FH_HAVE_TSC
+    if (FH_LIKELY(t->hz)) return __rdtsc();
+#endif
+    (void)t;
+    return fh_clock_ns(CLOCK_REALTIME);
+}
+
+FH_INLINE uint64_t fh_tsc_delta_ns(const fh_tsc_t *t, uint64_t ticks)
+{
+    return t->hz ? (uint64_t)(((unsigned __int128)ticks * t->mult) >> 32) : ticks;
+}
+
+/* A raw stamp as ns since the epoch (what fh_tsc_ns would have read then). */
+FH_INLINE uint64_t fh_tsc_ticks_ns(const fh_tsc_t *t, uint64_t ticks)
+{
+    return t->hz ? t->base_ns + fh_tsc_delta_ns(t, ticks - t->base_tsc) : ticks;
+}
+
 #endif

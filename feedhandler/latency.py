@@ -95,6 +95,7 @@ def collect(replay, stats: dict) -> dict:
         "unit": "ns",
         "stages": stages,
         "messages_per_packet": mpp,
+        "sample_every": int(getattr(replay, "latency_every", 1) or 1),
         "rate": {"messages": stats["messages"], "packets": stats["packets"], "elapsed_s": stats["elapsed_s"],
                  "msgs_per_s": stats["msgs_per_s"],
                  "packets_per_s": stats["packets"] / stats["elapsed_s"] if stats["elapsed_s"] else 0.0},

@@ -87,7 +87,7 @@ class Replay:
                  max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
                  cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None,
                  rerequest: Optional[Tuple[str, int]] = None, rerequest_timeout_ms: int = 0,
-                 silence_ms: int = 0, backend=None, latency: bool = False):
+                 silence_ms: int = 0, backend=None, latency: int = 0):
         # backend: the CFFI module to run on (feedhandler._core, or feedhandler._dpdk
         # for kernel-bypass receive: the same pipeline linked with DPDK).
         if backend is None:
@@ -126,11 +126,17 @@ class Replay:
                 raise ReplayError(ffi.string(err).decode(errors="replace"))
             self._lanes.append(ffi.gc(p, lib.fh_replay_free))
         self._r = self._lanes[0]
+        # latency: 0/False off; True or 1 stamps every packet; N every Nth.
+        if isinstance(latency, bool):
+            latency = int(latency)
+        if not isinstance(latency, int) or latency < 0 or latency >= 2 ** 32:
+            raise ReplayError("latency must be 0 (off), 1 (every packet) or N (every Nth packet)")
         if latency:
             for r in self._lanes:
-                if lib.fh_replay_enable_latency(r, err, len(err)) != 0:
+                if lib.fh_replay_enable_latency(r, latency, err, len(err)) != 0:
                     raise ReplayError(ffi.string(err).decode(errors="replace"))
-        self.latency_on = latency
+        self.latency_on = bool(latency)
+        self.latency_every = latency
         for r in self._lanes:
             rr_ip, rr_port = (_ip(rerequest[0]), rerequest[1]) if rerequest else (0, 0)
             if lib.fh_replay_set_rerequest(r, rr_ip, rr_port, rerequest_timeout_ms, err, len(err)) != 0:

@@ -151,6 +151,12 @@ class Segment:
     def state(self) -> str:
         return STATES.get(int(self._hdr.state), "unknown")
 
+    def clock_ns(self) -> int:
+        """Now, in ns since the epoch, on the writer's clock (its TSC
+        calibration, published in the header): subtract a ``publish_ts`` to get
+        publish -> seen with no error between two clocks' calibrations."""
+        return int(lib.fh_shm_clock_ns(self._base))
+
     @property
     def writer_pid(self) -> int:
         return int(self._hdr.writer_pid)

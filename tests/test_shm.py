@@ -491,3 +491,22 @@ def test_a_packet_is_published_once_per_instrument_it_touched(name):
     assert sorted(int(x) for x in ev2[ev2["type"] == shm.EV_BBO]["locate"]) == [1, 1, 1, 2]
     assert b2["publishes"] - per_packet == 2
     del seg2
+
+
+def test_reader_clock_is_the_writers_clock(name):
+    """publish_ts and Segment.clock_ns() come from one TSC through one
+    calibration (the writer's, in the header): a reader's "now" is never
+    before a publish it has seen, and both track the wall clock."""
+    r = replay_sample(name)
+    seg = r.segment()
+    seg.seek("oldest")
+    ev = seg.events(1 << 16)
+    now = seg.clock_ns()
+    assert len(ev) and int(ev["publish_ts"].max()) <= now
+    assert abs(now - time.time_ns()) < 50_000_000
+    hdr = seg._hdr
+    if int(hdr.tsc_hz):
+        assert int(hdr.tsc_mult) > 0 and int(hdr.tsc_base_ns) >= int(hdr.created_ns) - 1_000_000_000
+    a = seg.clock_ns()
+    time.sleep(0.01)
+    assert 9_000_000 <= seg.clock_ns() - a < 500_000_000
