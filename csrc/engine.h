@@ -339,7 +339,12 @@ FH_INLINE void fh_engine_pace(fh_replay_t *r, uint64_t ts)
     /* Latency counts from when the packet was due, not from when a late
      * replay got to it: falling behind shows up (coordinated omission). */
     r->lat_due = target;
-    while (fh_tsc_ns(&r->tsc) < target) {
+    uint64_t prev = fh_tsc_ns(&r->tsc), now;
+    while ((now = fh_tsc_ns(&r->tsc)) < target) {
+        /* Measuring: while waiting, a gap between two reads is time the
+         * machine took the core away (interrupt, preemption, hypervisor). */
+        if (FH_UNLIKELY(now - prev > 1000) && r->lat) fh_hist_record(&r->lat[FH_LAT_IDLE_GAPS], now - prev);
+        prev = now;
         if (fh_engine_should_stop(r)) return;
         FH_CPU_RELAX();
     }

@@ -570,7 +570,7 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
 
 enum fh_hist_consts {
     FH_HIST_COUNTS = 26624,        /* (34 - 10 + 2) x 1024 buckets: 1 ns .. 2^35 ns at 3 significant digits */
-    FH_HIST_STAGES = 7             /* histograms per lane: enum fh_lat_stage */
+    FH_HIST_STAGES = 8             /* histograms per lane: enum fh_lat_stage */
 };
 
 /* Per packet that applied messages, TSC-stamped: rx (DPDK: burst return;
@@ -585,7 +585,9 @@ enum fh_lat_stage {
     FH_LAT_DECODE = 3,             /* start -> every block decoded */
     FH_LAT_BOOK = 4,               /* decoded -> applied to the books */
     FH_LAT_PUBLISH = 5,            /* applied -> published to shared memory */
-    FH_LAT_MSGS_PER_PACKET = 6     /* not a time: messages applied per packet */
+    FH_LAT_MSGS_PER_PACKET = 6,    /* not a time: messages applied per packet */
+    FH_LAT_IDLE_GAPS = 7           /* paced replay: gaps > 1 us between two TSC reads of the thread
+                                    * waiting for the next packet (the machine took the core away) */
 };
 
 typedef struct fh_hist {

@@ -13,7 +13,10 @@ each instrument it touched is published once):
   processing       start -> published (decode + book + publish);
   rx_to_published  receive/due time to its last book update published.
 Beside them, ``messages_per_packet``: how many messages each of those packets
-applied (the same histogram type, values are counts).
+applied (the same histogram type, values are counts), and ``idle_gaps``: in a
+paced replay, every gap over 1 us between two TSC reads of the thread waiting
+for the next packet's time: what the machine took from the core (interrupts,
+preemption, a hypervisor), measured during the run itself.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from .core import ffi, lib
 # Histogram index in C (enum fh_lat_stage) -> name, in the order reports show them.
 STAGES = ["rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"]
 _INDEX = {"rx_to_start": 0, "processing": 1, "rx_to_published": 2, "decode": 3, "book": 4, "publish": 5,
-          "messages_per_packet": 6}
+          "messages_per_packet": 6, "idle_gaps": 7}
 PERCENTILES = [50, 90, 99, 99.9, 99.99]
 
 
@@ -90,12 +93,16 @@ def collect(replay, stats: dict) -> dict:
     stages: Dict[str, dict] = {name: _histogram(replay, name) for name in STAGES}
     mpp = _histogram(replay, "messages_per_packet")
     mpp.pop("overflow", None)
+    gaps = _histogram(replay, "idle_gaps")
     tsc_hz = int(l.fh_replay_tsc_hz(replay._r))
     return {
         "unit": "ns",
         "stages": stages,
         "messages_per_packet": mpp,
         "sample_every": int(getattr(replay, "latency_every", 1) or 1),
+        # Paced replay: gaps > 1 us the waiting thread saw between two TSC reads
+        # (the machine, not the pipeline, took the core), with the time they cover.
+        "idle_gaps": gaps,
         "rate": {"messages": stats["messages"], "packets": stats["packets"], "elapsed_s": stats["elapsed_s"],
                  "msgs_per_s": stats["msgs_per_s"],
                  "packets_per_s": stats["packets"] / stats["elapsed_s"] if stats["elapsed_s"] else 0.0},

@@ -103,6 +103,9 @@ def test_latency_json_schema(tmp_path):
     assert m["p50"] == int(np.percentile(mpp, 50, method="inverted_cdf"))
     assert m["p99"] == int(np.percentile(mpp, 99, method="inverted_cdf"))
     assert d["rate"]["messages"] == 40000 and d["rate"]["msgs_per_s"] > 0
+    # Paced: the waits between packets watch for the machine taking the core.
+    g = d["idle_gaps"]
+    assert g["count"] == 0 or g["min"] > 1000
     mach = d["machine"]
     assert mach["tsc_hz"] >= 0 and mach["cpu"] and d["speed"] == 200000
     assert mach["tsc_invariant"] == (mach["tsc_hz"] > 0) and mach["clock"] in ("tsc", "clock_gettime")
@@ -129,6 +132,16 @@ def test_latency_sampling_stamps_every_nth_packet(tmp_path):
     assert bad.returncode == 2 and "--latency-sample" in bad.stderr
 
 
+def test_hiccups_probe_records_only_gaps_over_the_threshold():
+    h = ffi.new("fh_hist_t *")
+    lost = lib.fh_hiccups(20_000_000, 0, h)           # every gap: one per TSC read
+    assert h.count > 1000 and lost == h.sum and h.min <= 1000
+    h2 = ffi.new("fh_hist_t *")
+    lost2 = lib.fh_hiccups(20_000_000, 5000, h2)
+    assert lost2 == h2.sum and (h2.count == 0 or h2.min > 5000)
+    assert lost2 < 20_000_000
+
+
 def test_full_speed_rx_stages_are_processing(tmp_path):
     """Without receive/due times rx is when the walk reached the packet:
     rx->start is 0 and rx->published is the processing time."""
@@ -136,7 +149,9 @@ def test_full_speed_rx_stages_are_processing(tmp_path):
     p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
                         "--latency-json", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    s = json.loads(out.read_text())["stages"]
+    doc = json.loads(out.read_text())
+    s = doc["stages"]
+    assert doc["idle_gaps"]["count"] == 0                 # nothing waited
     assert s["rx_to_start"]["count"] == 7337 and s["rx_to_start"]["max"] == 0
     assert {k: v for k, v in s["rx_to_published"].items() if k != "per_core"} == \
         {k: v for k, v in s["processing"].items() if k != "per_core"}
