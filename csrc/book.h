@@ -133,6 +133,12 @@ void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m);
  * together, and a burst on one instrument costs one slot write), a BinaryFILE
  * after every record. */
 void fh_book_flush(fh_book_t *b);
+/* The hot-path form: no call when nothing is waiting (decode-only, book mode,
+ * messages that changed nothing visible). */
+FH_INLINE void fh_book_flush_pending(fh_book_t *b)
+{
+    if (b->n_pub) fh_book_flush(b);
+}
 /* Flag an instrument's book as possibly wrong (gap) and publish that. */
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
 /* Flag (on = 1) or clear an instrument's SILENT flag and publish that. */

@@ -175,7 +175,7 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
         if (r->lat_on) r->t_dec = fh_tsc_ticks(&r->tsc);
         fh_engine_apply_decoded(r);
         if (r->lat_on) r->t_book = fh_tsc_ticks(&r->tsc);
-        fh_book_flush(&r->book);
+        fh_book_flush_pending(&r->book);
     }
     /* Blocks a short packet promised but did not carry stay unreceived: a later
      * copy of them is applied, not called a duplicate. */
@@ -209,7 +209,7 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
         st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         r->book.stream_seen = NULL;
         fh_mold_walk(p, u->len, count, 0, fh_engine_msg, r, st);
-        fh_book_flush(&r->book);
+        fh_book_flush_pending(&r->book);
         return;
     }
     if (FH_UNLIKELY(s->hole_since || seq > s->next_seq)) {

@@ -625,5 +625,8 @@ uint64_t fh_replay_tsc_hz(const fh_replay_t *r);
  * reading the TSC back to back, and record every gap between two reads longer
  * than threshold_ns into out (interrupts, preemption, SMIs, a hypervisor
  * stealing the CPU).  What no code running on this core can do better than.
- * Returns the total ns lost to such gaps. */
-uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, fh_hist_t *out);
+ * touch_bytes > 0: also read one new cache line of a buffer that size per
+ * iteration (allocated and written before the clock starts), to see what
+ * memory traffic costs on this machine.  Returns the total ns lost to such
+ * gaps, or UINT64_MAX if the buffer cannot be allocated. */
+uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, size_t touch_bytes, fh_hist_t *out);

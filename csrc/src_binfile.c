@@ -46,7 +46,7 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
         r->st.bytes += mlen + 2;
         if (FH_LIKELY(mlen != 0)) {
             fh_engine_msg(r, buf + off + 2, mlen);
-            fh_book_flush(&r->book);
+            fh_book_flush_pending(&r->book);
         } else r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
         off += 2 + mlen;
     }

@@ -101,20 +101,22 @@ def paced(path, core, reader_core, shm):
     return load(lat), load(st), reader_doc
 
 
-def hiccups(core, seconds):
-    """Gaps > 1 us seen by a thread spinning on the TSC on `core` (C: fh_hiccups)."""
+def hiccups(core, seconds, touch=0):
+    """Gaps > 1 us seen by a thread spinning on the TSC on `core` (C: fh_hiccups),
+    reading a new cache line of a `touch`-byte buffer per iteration if touch > 0."""
     from feedhandler.core import ffi, lib
     from feedhandler.latency import summary
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
         h = ffi.new("fh_hist_t *")
-        lost = lib.fh_hiccups(int(seconds * 1e9), 1000, h)
+        lost = lib.fh_hiccups(int(seconds * 1e9), 1000, touch, h)
     finally:
         os.sched_setaffinity(0, before)
     s = summary(ffi, lib, h)
     gaps = [(int(lib.fh_hist_bucket_high(i)), int(h.counts[i])) for i in range(lib.FH_HIST_COUNTS) if h.counts[i]]
     over10 = sum(c for g, c in gaps if g > 10000)
+    over50 = sum(c for g, c in gaps if g > 50000)
     # The floor these gaps put under a packet's lateness: a packet due at a
     # random instant waits out the rest of any gap it lands in, so
     # P(late > L) = sum over gaps g > L of (g - L) / time.  Solve for the
@@ -130,7 +132,8 @@ def hiccups(core, seconds):
             else:
                 hi = mid
         return hi
-    return {"seconds": seconds, "gaps_over_1us": s["count"], "gaps_over_10us": over10,
+    return {"seconds": seconds, "touch_bytes": touch, "gaps_over_1us": s["count"], "gaps_over_10us": over10,
+            "gaps_over_50us": over50,
             "lost_fraction": lost / total, "p50": s["p50"], "p99": s["p99"], "max": s["max"],
             "floor_p99": floor(99), "floor_p99_9": floor(99.9)}
 
@@ -173,6 +176,9 @@ def main():
         gen = json.load(f)
 
     jitter = hiccups(core, args.jitter_s) if args.jitter_s > 0 else None
+    # The same while reading through memory the caches cannot hold (the pipeline
+    # streams its input and touches books and slots spread over 100s of MB).
+    jitter_mem = hiccups(core, args.jitter_s, 256 << 20) if args.jitter_s > 0 else None
     shm = "fh-bench-lat-%d" % os.getpid()
     doc, stats, reader = paced(day, core, reader_core, shm)
     off, on, sampled = [], [], []
@@ -207,6 +213,12 @@ def main():
                   jitter["p99"], jitter["max"], 100 * jitter["lost_fraction"]))
         print("  lateness those gaps alone put under a packet due at a random instant: p99 %d ns, p99.9 %d ns" % (
             jitter["floor_p99"], jitter["floor_p99_9"]))
+    if jitter_mem:
+        j = jitter_mem
+        print("same, reading a new cache line of 256 MB per TSC read: %d gaps > 50 us (%.0f/s), max %d ns; %.2f%% of the "
+              "core lost; lateness floor p99 %d ns, p99.9 %d ns" % (
+                  j["gaps_over_50us"], j["gaps_over_50us"] / j["seconds"], j["max"], 100 * j["lost_fraction"],
+                  j["floor_p99"], j["floor_p99_9"]))
     g = doc.get("idle_gaps") or {}
     if g.get("count"):
         print("during the paced run the waiting pipeline thread lost the core %d times for > 1 us "
@@ -232,7 +244,7 @@ def main():
            "stats": {k: stats[k] for k in ("messages", "packets", "gaps", "duplicates")},
            "overhead": {"off_msgs_per_s": off, "on_msgs_per_s": on, "fraction": overhead,
                         "sample_every": args.sample, "sampled_msgs_per_s": sampled, "sampled_fraction": overhead_sampled},
-           "jitter": jitter, "targets": checks}
+           "jitter": jitter, "jitter_memory": jitter_mem, "targets": checks}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
