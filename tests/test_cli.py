@@ -45,11 +45,18 @@ def test_stop_ends_walk_at_next_poll():
     assert res.ok and 0 < st["packets"] < 40000      # stopped after the first poll interval
 
 
+def sigint_default():
+    """In the child: SIGINT back to its default.  A test run started in the
+    background by a non-interactive shell (CI scripts, nohup ... &) inherits
+    SIGINT ignored, and Python then installs no handler for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_prints_counters_and_exits_130(tmp_path):
     fifo = tmp_path / "feed"
     os.mkfifo(fifo)
     p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", str(fifo)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     w = open(fifo, "wb")                 # the replay blocks reading the pipe
     time.sleep(1.0)
     p.send_signal(signal.SIGINT)
