@@ -341,7 +341,8 @@ static void hole_drain(fh_replay_t *r, fh_mold_stream_t *s)
         s->pend_head = h->next;
         r->book.rx_ts = h->rx_ts;          /* applied now, received then */
         r->book.now = 0;
-        fh_engine_apply(r, s, h->data, h->len, h->seq, h->count);
+        r->st.pkt_held--;
+        fh_engine_apply_counted(r, s, h->data, h->len, h->seq, h->count);
         pend_free(r, i);
     }
     r->book.rx_ts = rx;
@@ -399,7 +400,7 @@ static void hole_recover(fh_replay_t *r, fh_mold_stream_t *s)
                 continue;
             }
             got = 1;
-            fh_engine_apply(r, s, buf, (uint32_t)n, seq, count);
+            (void)fh_engine_apply(r, s, buf, (uint32_t)n, seq, count);   /* a reply: not in the packet ledger */
             r->st.recovered += s->next_seq - before;
             hole_drain(r, s);
         }
@@ -463,7 +464,7 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
     hole_check_window(r, s);
     if (seq <= s->next_seq) {
         /* Fills (the start of) the hole, or is a copy of what was applied. */
-        fh_engine_apply(r, s, p, len, seq, count);
+        fh_engine_apply_counted(r, s, p, len, seq, count);
         hole_drain(r, s);
         return;
     }
@@ -473,6 +474,7 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
     while (*link && r->pend[*link - 1].seq < seq) link = &r->pend[*link - 1].next;
     if (*link && r->pend[*link - 1].seq == seq && r->pend[*link - 1].count >= count) {
         r->st.duplicates += count;
+        r->st.pkt_duplicate++;
         return;
     }
     if (len <= FH_PEND_DATA && r->pend_free) {
@@ -486,6 +488,7 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
         memcpy(h->data, p, len);
         h->next = *link;
         *link = i + 1;
+        r->st.pkt_held++;
         return;
     }
     /* Nowhere to hold it: the hole is given up now rather than lose this packet. */
@@ -496,7 +499,7 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
         fh_engine_gap(r, s, seq - s->next_seq);
         s->next_seq = seq;
     }
-    fh_engine_apply(r, s, p, len, seq, count);
+    fh_engine_apply_counted(r, s, p, len, seq, count);
 }
 
 void fh_engine_expire_holes(fh_replay_t *r, uint64_t now)

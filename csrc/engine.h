@@ -67,6 +67,7 @@ struct fh_replay {
     struct fh_pending *pend;        /* packets held behind holes (pool, preallocated) */
     uint32_t pend_cap, pend_free;   /* pool size; free list head (index + 1) */
     uint64_t gap_window_ns;         /* how long a hole waits for the other line, in receive time */
+    uint64_t rx_last;               /* latest receive time seen: the receive clock never runs backwards */
 };
 
 /* A packet that arrived past a hole, held until the hole fills or is given up. */
@@ -150,16 +151,17 @@ FH_INLINE void fh_engine_decode(void *ctx, const uint8_t *p, size_t len)
 }
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted
- * as duplicates (the other line's copy, a retransmission, an overlap). */
-FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                               uint32_t count)
+ * as duplicates (the other line's copy, a retransmission, an overlap).
+ * Returns 1 if the whole datagram was a duplicate, else 0. */
+FH_INLINE int fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                              uint32_t count)
 {
     uint32_t skip = 0;
     if (FH_UNLIKELY(seq < s->next_seq)) {
         const uint64_t behind = s->next_seq - seq;
         /* Wholly applied already (the other line's copy, usually): nothing in
          * it will be used, so its blocks are not even walked. */
-        if (behind >= count) { r->st.duplicates += count; return; }
+        if (behind >= count) { r->st.duplicates += count; return 1; }
         skip = (uint32_t)behind;
     }
     if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
@@ -180,6 +182,15 @@ FH_INLINE void fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_
     /* Blocks a short packet promised but did not carry stay unreceived: a later
      * copy of them is applied, not called a duplicate. */
     if (seq + whole > s->next_seq) s->next_seq = seq + whole;
+    return 0;
+}
+
+/* A received datagram's fate in the packet ledger, once applied. */
+FH_INLINE void fh_engine_apply_counted(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len,
+                                       uint64_t seq, uint32_t count)
+{
+    if (fh_engine_apply(r, s, p, len, seq, count)) r->st.pkt_duplicate++;
+    else r->st.pkt_applied++;
 }
 
 /* One MoldUDP64 datagram of stream s: sequencing (A/B arbitration), then its
@@ -208,6 +219,7 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
     if (FH_UNLIKELY(!s)) {
         st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         r->book.stream_seen = NULL;
+        st->pkt_applied++;
         fh_mold_walk(p, u->len, count, 0, fh_engine_msg, r, st);
         fh_book_flush_pending(&r->book);
         return;
@@ -216,7 +228,7 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
         fh_engine_hole_packet(r, s, p, u->len, seq, count);
         return;
     }
-    fh_engine_apply(r, s, p, u->len, seq, count);
+    fh_engine_apply_counted(r, s, p, u->len, seq, count);
 }
 
 /* One captured frame.  With several lanes every lane sees every frame and
@@ -229,11 +241,11 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
     fh_stats_t *st = &r->st;
     const int lane0 = r->lane == 0 || r->own_all;
     if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->discard))) {
-        if (lane0) { st->packets++; st->bytes += len; }
+        if (lane0) { st->packets++; st->bytes += len; st->pkt_rejected++; }
         return;
     }
     if (FH_UNLIKELY(u.len < FH_MOLD_HLEN)) {
-        if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; }
+        if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; st->pkt_rejected++; }
         return;
     }
     if (FH_UNLIKELY(r->n_lines)) {
@@ -243,7 +255,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
             for (i = 0; i < r->n_lines; i++)
                 if (r->lines[i].group == u.dst_ip && r->lines[i].port == u.dst_port) break;
             if (i == r->n_lines) {
-                if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_UNCONFIGURED]++; }
+                if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_UNCONFIGURED]++; st->pkt_rejected++; }
                 return;
             }
             r->line_last = i;
@@ -269,6 +281,11 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
     if (FH_UNLIKELY(r->streams.n != before)) st->streams++;
     st->packets++;
     st->bytes += len;
+    /* Gap windows and silence are measured on receive time: a capture whose
+     * clock steps back (merged interfaces, an NTP step) must not make them
+     * run backwards (an unsigned difference would call every hole expired). */
+    if (FH_UNLIKELY(rx_ts < r->rx_last)) { rx_ts = r->rx_last; st->rx_time_back++; }
+    r->rx_last = rx_ts;
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
     /* Which session this line carries: the common case is the last line again. */

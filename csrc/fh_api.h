@@ -97,6 +97,19 @@ typedef struct fh_stats {
     uint64_t nic_imissed;      /* DPDK port: packets the NIC dropped, RX ring full (lane 0 of a port) */
     uint64_t nic_ierrors;      /* DPDK port: erroneous packets */
     uint64_t nic_rx_nombuf;    /* DPDK port: no mbuf to receive into */
+    /* The packet ledger: every frame counted in `packets` (BinaryFILE: every
+     * record) ends in exactly one place, so nothing is lost silently:
+     *   packets == pkt_rejected + heartbeats + end_of_session
+     *              + pkt_applied + pkt_duplicate + pkt_held
+     * (re-request replies are not received frames: they count in `recovered`). */
+    uint64_t pkt_applied;      /* datagrams (records) whose new messages went to the decoder and books */
+    uint64_t pkt_duplicate;    /* datagrams wholly applied before (the other line's copy, a retransmission) */
+    uint64_t pkt_rejected;     /* frames dropped before sequencing, reason in errors: not IPv4/UDP/MoldUDP64,
+                                * malformed, unconfigured group; BinaryFILE records of length 0 */
+    uint64_t pkt_held;         /* datagrams held behind a hole now (0 once an input is finished) */
+    uint64_t rx_time_back;     /* frames stamped earlier than the frame before (merged or stepped captures):
+                                * taken as received at that frame's time, so windows and timeouts never
+                                * run backwards */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -411,7 +424,7 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
  * from the segment start.  The layout version changes whenever any of this does. */
 
 enum fh_shm_consts {
-    FH_SHM_LAYOUT_VERSION = 2,
+    FH_SHM_LAYOUT_VERSION = 3,
     FH_SHM_HEADER_SIZE = 4096,
     FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
     FH_SHM_EVENT_SIZE = 64,

@@ -45,9 +45,13 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
         if ((r->st.packets++ & 15) == 0) r->book.now = 0;
         r->st.bytes += mlen + 2;
         if (FH_LIKELY(mlen != 0)) {
+            r->st.pkt_applied++;
             fh_engine_msg(r, buf + off + 2, mlen);
             fh_book_flush_pending(&r->book);
-        } else r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
+        } else {
+            r->st.pkt_rejected++;
+            r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
+        }
         off += 2 + mlen;
     }
     fh_engine_progress(r, len);

@@ -30,6 +30,13 @@ def print_stats(stats: dict, out=sys.stdout, inputs=None) -> None:
     w("mold packets  %14s   heartbeats %s, end of session %s, streams %s\n" % (
         format(stats["mold_packets"], ","), format(stats["heartbeats"], ","),
         format(stats["end_of_session"], ","), stats["streams"]))
+    if "pkt_applied" in stats:
+        from .core import ledger
+        lg = ledger(stats)
+        w("  where they went: %s applied, %s duplicate, %s heartbeat, %s end of session, %s rejected, %s held%s\n" % (
+            format(lg["pkt_applied"], ","), format(lg["pkt_duplicate"], ","), format(lg["heartbeats"], ","),
+            format(lg["end_of_session"], ","), format(lg["pkt_rejected"], ","), format(lg["pkt_held"], ","),
+            "" if lg["unaccounted"] == 0 else "  (UNACCOUNTED %d: please report)" % lg["unaccounted"]))
     w("messages      %14s\n" % format(stats["messages"], ","))
     total = stats["messages"] or 1
     for t, n in sorted(stats["by_type"].items(), key=lambda kv: (-kv[1], kv[0])):

@@ -124,7 +124,24 @@ def stats_to_dict(st) -> dict:
         "nic_imissed": int(st.nic_imissed),
         "nic_ierrors": int(st.nic_ierrors),
         "nic_rx_nombuf": int(st.nic_rx_nombuf),
+        "pkt_applied": int(st.pkt_applied),
+        "pkt_duplicate": int(st.pkt_duplicate),
+        "pkt_rejected": int(st.pkt_rejected),
+        "pkt_held": int(st.pkt_held),
+        "rx_time_back": int(st.rx_time_back),
     }
+
+
+LEDGER_PARTS = ("pkt_rejected", "heartbeats", "end_of_session", "pkt_applied", "pkt_duplicate", "pkt_held")
+
+
+def ledger(stats: dict) -> dict:
+    """The packet ledger of a stats dict: where every packet (frame, or
+    BinaryFILE record) went.  ``unaccounted`` is packets minus the parts: 0
+    always (a test checks it after every chaos and mutation run)."""
+    parts = {k: int(stats.get(k, 0)) for k in LEDGER_PARTS}
+    return dict(packets=int(stats["packets"]), **parts,
+                unaccounted=int(stats["packets"]) - sum(parts.values()))
 
 
 def decode_frame(frame: bytes, cap: int = 1024):

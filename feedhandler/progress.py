@@ -29,24 +29,32 @@ def run_with_progress(work: Callable[[], object], poll: Callable[[], Tuple[int, 
 
     t = threading.Thread(target=target, name="feedhandler-" + label, daemon=True)
     start = time.monotonic()
-    t.start()
     drawn = False
     interrupted = False
-    while True:
-        try:
-            t.join(0.1)
-        except KeyboardInterrupt:
-            if on_interrupt is None or interrupted:
-                raise
-            interrupted = True
+    t.start()
+    try:
+        while True:
+            try:
+                t.join(0.1)
+            except KeyboardInterrupt:
+                if on_interrupt is None or interrupted:
+                    raise
+                interrupted = True
+                on_interrupt()
+                continue
+            if not t.is_alive():
+                break
+            if enabled and time.monotonic() - start > 1.0:
+                done, total = poll()
+                _draw(label, done, total, time.monotonic() - start, unit)
+                drawn = True
+    finally:
+        # Whatever ends this loop early (a second Ctrl-C, an interrupt landing
+        # between two statements), the work is told to stop and waited for:
+        # nothing may go on touching the pipeline behind the caller's back.
+        if t.is_alive() and on_interrupt is not None:
             on_interrupt()
-            continue
-        if not t.is_alive():
-            break
-        if enabled and time.monotonic() - start > 1.0:
-            done, total = poll()
-            _draw(label, done, total, time.monotonic() - start, unit)
-            drawn = True
+            t.join()
     if drawn:
         done, total = poll()
         _draw(label, total or done, total, time.monotonic() - start, unit)

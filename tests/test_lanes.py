@@ -166,7 +166,9 @@ def test_speed_cli_values():
     import time
     p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", "-q", "--mode", "decode", "--speed",
                           "realtime", os.path.join(ROOT, "pcaps", "sample.pcap")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         # SIGINT may be inherited ignored (a suite started in the background)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1.5)
     assert p.poll() is None
     p.send_signal(signal.SIGINT)

@@ -22,7 +22,9 @@ def test_msg_layout():
 
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
-    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256 + 20 + 5)
+    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256 + 20 + 10)
+    assert [ffi.offsetof("fh_stats_t", f) for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held",
+                                                  "rx_time_back")] == [8 * (14 + 32 + 256 + 20 + 5 + i) for i in range(5)]
     assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 32 + 256 + 20 + 2)
     assert ffi.offsetof("fh_stats_t", "session_changes") == 8 * (14 + 32 + 256 + 20)
     assert ffi.offsetof("fh_stats_t", "errors") == 8 * 14
