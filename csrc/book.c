@@ -53,6 +53,20 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->table_mask = (1ull << b->table_bits) - 1;
     b->seed = fh_clock_ns(CLOCK_MONOTONIC) * 0xD6E8FEB86659FD93ull;
     const size_t lvl = (size_t)max_levels;
+    {
+        const uint64_t lvl_bytes = (uint64_t)lvl * (sizeof *b->ikey + sizeof *b->iid + sizeof *b->lv_sh +
+                                                    sizeof *b->lv_ord);
+        const uint64_t fixed = ((uint64_t)max_instruments + 1) * (sizeof *b->instr + sizeof *b->pub_list);
+        const uint64_t table_start = ((uint64_t)1 << b->table_bits) * sizeof *b->table;
+        char what[160];
+        snprintf(what, sizeof what, "the books (%u orders, %u levels, %u instruments)", max_orders, max_levels,
+                 max_instruments);
+        if (fh_mem_check(table_bytes(b) + scratch_bytes(b) + lvl_bytes + fixed, table_start + lvl_bytes + fixed,
+                         what, err, errlen) != 0) {
+            memset(b, 0, sizeof *b);
+            return -1;
+        }
+    }
     b->table = big_alloc(table_bytes(b), ((size_t)1 << b->table_bits) * sizeof *b->table, &b->bytes);
     b->scratch = big_alloc(scratch_bytes(b), 0, &b->bytes);
     b->ikey = big_alloc(lvl * sizeof *b->ikey, lvl * sizeof *b->ikey, &b->bytes);

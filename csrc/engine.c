@@ -113,6 +113,12 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     r->msgs = calloc(FH_PKT_MSGS, sizeof *r->msgs);
     if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
     fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
+    {
+        char what[96];
+        snprintf(what, sizeof what, "a %u-packet gap buffer", r->pend_cap);
+        const uint64_t pend_bytes = (uint64_t)r->pend_cap * sizeof *r->pend;
+        if (fh_mem_check(pend_bytes, pend_bytes, what, err, errlen) != 0) goto fail;
+    }
     r->pend = calloc(r->pend_cap, sizeof *r->pend);
     if (!r->pend) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", r->pend_cap); goto fail; }
     for (uint32_t i = 0; i < r->pend_cap; i++) r->pend[i].next = i + 2 <= r->pend_cap ? i + 2 : 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <stdarg.h>
+#include <unistd.h>
 
 #include "fh_api.h"
 
@@ -68,6 +69,45 @@ static inline void fh_prefault(void *p, size_t n)
     volatile uint8_t *v = p;
     for (size_t i = 0; i < n; i += 4096) v[i] = 0;
     if (n) v[n - 1] = 0;
+}
+
+/* Start-up only: will `reserve` bytes of address space backed on demand, of
+ * which `touch` are written now, fit this machine?  Capacities come from the
+ * command line and config: one too large must be a clear error here, not an
+ * OOM kill (or minutes of swapping) while the memory is faulted in.  Memory
+ * free now is MemAvailable (page cache counts as free: it is given back). */
+static inline int fh_mem_check(uint64_t reserve, uint64_t touch, const char *what, char *err, size_t errlen)
+{
+    const long pg = sysconf(_SC_PAGESIZE), phys = sysconf(_SC_PHYS_PAGES);
+    if (pg <= 0 || phys <= 0) return 0;                /* unknown: the allocation decides */
+    const uint64_t total = (uint64_t)phys * (uint64_t)pg;
+    uint64_t avail = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[128];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) { avail = (uint64_t)kb * 1024u; break; }
+        fclose(f);
+    }
+    if (!avail) {
+        const long av = sysconf(_SC_AVPHYS_PAGES);
+        avail = av > 0 ? (uint64_t)av * (uint64_t)pg : total;
+    }
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    if (reserve > total) {
+        fh_errf(err, errlen, "%s would need %.2f GiB of memory, more than this machine has (%.2f GiB): "
+                "reduce the capacities", what, (double)reserve / gib, (double)total / gib);
+        return -1;
+    }
+    /* Leave the rest of the system some room: a tenth of what is free, at most 1 GiB. */
+    const uint64_t room = avail / 10 < (1ull << 30) ? avail / 10 : (1ull << 30);
+    if (touch > avail - room) {
+        fh_errf(err, errlen, "%s must fault in %.2f GiB at start-up, more than the %.2f GiB available now: "
+                "reduce the capacities", what, (double)touch / gib, (double)avail / gib);
+        return -1;
+    }
+    return 0;
 }
 
 #endif

@@ -96,6 +96,10 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
         return -1;
     }
     const uint64_t size = fh_shm_total_size(n_slots, depth, ring_capacity, n_lanes);
+    char what[160];
+    snprintf(what, sizeof what, "the shared-memory segment (%u slots at depth %u, %u x %llu events)", n_slots, depth,
+             n_lanes, (unsigned long long)ring_capacity);
+    if (fh_mem_check(size, size, what, err, errlen) != 0) return -1;
     void *mem;
     if (name && name[0]) {
         if (!name_ok(name)) {

@@ -112,3 +112,21 @@ def test_missing_config_and_core_outside_cores(tmp_path):
         load(str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="not in --cores"):
         load(write(tmp_path, '[[channel]]\nline_a="233.54.12.1:1"\ncore=0\n'), cores=[5])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--max-orders", "1000000000"], "the books"),
+    (["--ring-events", str(1 << 30)], "shared-memory segment"),
+    (["--gap-buffer", "100000000"], "gap buffer"),
+])
+def test_capacities_that_do_not_fit_in_memory(args, needle):
+    """A capacity too large for this machine is a clear error at start-up,
+    not an OOM kill or minutes of paging while it is faulted in."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(root, "pcaps", "sample.pcap")]
+                       + args, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert needle in p.stderr and "GiB" in p.stderr and "reduce the capacities" in p.stderr
