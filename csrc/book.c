@@ -554,7 +554,16 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
     in->applied++;
     in->exch_ts = ts;
     in->rx_ts = b->rx_ts;
-    if (b->stream_seen) b->stream_seen[locate >> 3] |= (uint8_t)(1u << (locate & 7));
+    if (b->stream_seen) {
+        uint8_t *w = &b->stream_seen[locate >> 3];
+        const uint8_t bit = (uint8_t)(1u << (locate & 7));
+        if (FH_UNLIKELY(!(*w & bit))) {
+            *w |= bit;
+            /* First seen after a gap on its stream: what the gap lost may have
+             * been this instrument's first messages, so its book is suspect too. */
+            if (FH_UNLIKELY(b->stream_gapped)) fh_book_mark_stale(b, locate, 0);
+        }
+    }
     if (!b->publish) return;
     if (visible > 0 || in->dirty) {
         /* Published at the flush, once per instrument however many messages

@@ -99,6 +99,8 @@ typedef struct fh_book {
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */
     uint64_t now;              /* publish time of the packet being applied, 0 = not read yet */
     uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
+    int      stream_gapped;    /* the current stream lost messages for good: a locate it shows for the
+                                * first time may have lost its first messages (directory, adds) */
     uint32_t *pub_list;        /* instruments touched since the last flush, each once (n_instr + 1 entries) */
     uint32_t n_pub;
     uint64_t bytes;            /* memory held by the structures above */

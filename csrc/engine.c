@@ -582,8 +582,9 @@ void fh_engine_line_session(fh_replay_t *r, const fh_udp_view_t *u)
     r->group_last = r->n_groups++;
 }
 
-void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing)
+void fh_engine_gap(fh_replay_t *r, fh_mold_stream_t *s, uint64_t missing)
 {
+    s->gapped = 1;
     mark_stream(r, s, 1, missing, 0);
 }
 

@@ -95,7 +95,7 @@ void fh_engine_alive(fh_replay_t *r, fh_mold_stream_t *s);
 void fh_engine_line_session(fh_replay_t *r, const fh_udp_view_t *u);
 
 /* A gap on stream s: every instrument it carried may now be wrong (cold path). */
-void fh_engine_gap(fh_replay_t *r, const fh_mold_stream_t *s, uint64_t missing);
+void fh_engine_gap(fh_replay_t *r, fh_mold_stream_t *s, uint64_t missing);
 
 FH_INLINE int fh_engine_should_stop(const fh_replay_t *r)
 {
@@ -165,6 +165,7 @@ FH_INLINE int fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t
         skip = (uint32_t)behind;
     }
     if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    r->book.stream_gapped = s->gapped;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
         whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);

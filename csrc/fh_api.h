@@ -473,7 +473,9 @@ typedef struct fh_shm_header {
     uint64_t tsc_base_ns;
     uint64_t tsc_mult;             /* ns per tick, 32.32 fixed point */
     uint64_t tsc_hz;
-    uint8_t  _pad1[112];
+    uint64_t writer_start;         /* at offset 144: the writer process's start time (/proc/PID/stat field
+                                    * 22, clock ticks since boot), so a reused pid is not taken for it */
+    uint8_t  _pad1[104];
     fh_shm_lane_head_t ring_head[32];  /* at offset 256; FH_SHM_MAX_LANES entries */
     uint8_t  _pad2[1792];
 } fh_shm_header_t;
@@ -568,6 +570,12 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor
 
 /* Writer side, for tests: the replay's segment base and size. */
 uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
+/* Is the segment's writer process alive?  1 yes, 0 no (gone, a zombie, or
+ * its pid now names another process), -1 cannot tell (no /proc, another PID
+ * namespace).  Readers use it to tell a dead writer's frozen segment from a
+ * live one; a new writer uses it before replacing a segment. */
+int fh_shm_writer_alive(const uint8_t *base);
+
 /* Now, in ns since the epoch, on the clock of the segment's writer (see
  * fh_shm_header_t.tsc_*): comparable with publish_ts to the nanosecond. */
 uint64_t fh_shm_clock_ns(const uint8_t *base);

@@ -31,6 +31,7 @@ FH_ASSERT_OFF(fh_shm_header_t, ring_capacity, 40);
 FH_ASSERT_OFF(fh_shm_header_t, counters_offset, 48);
 FH_ASSERT_OFF(fh_shm_header_t, tsc_base, 112);
 FH_ASSERT_OFF(fh_shm_header_t, tsc_hz, 136);
+FH_ASSERT_OFF(fh_shm_header_t, writer_start, 144);
 FH_ASSERT_OFF(fh_shm_header_t, created_ns, 72);
 FH_ASSERT_OFF(fh_shm_header_t, state, 88);
 FH_ASSERT_OFF(fh_shm_header_t, system_event, 92);

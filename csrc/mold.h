@@ -29,6 +29,8 @@ typedef struct fh_mold_stream {
     uint16_t rr_port;
     uint8_t  ended;                         /* end of session seen */
     uint8_t  silent;                        /* quiet past the silence timeout */
+    uint8_t  gapped;                        /* lost messages for good (a gap): instruments first seen
+                                             * after it are flagged stale too */
     uint64_t last_rx;                       /* receive time of its last packet (this lane's streams) */
 } fh_mold_stream_t;
 

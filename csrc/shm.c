@@ -53,6 +53,57 @@ static int name_ok(const char *n)
  * whose writer is alive and writing may not.  Anything that is not a
  * feedhandler segment is replaced only if it is a plain file we own (shm_open
  * with O_NOFOLLOW refuses symlinks). */
+/* /proc/PID/stat: the process's state letter and start time (field 22).
+ * Returns 0, or -1 when there is no such process (or no /proc). */
+static int proc_stat(int64_t pid, char *state, uint64_t *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* The command name (field 2) may hold spaces and ')': fields resume after the last ')'. */
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ') return -1;
+    *state = p[2];
+    p += 2;
+    for (int field = 3; field < 22 && p; field++) {          /* p points at field `field` */
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    *start = p ? strtoull(p, NULL, 10) : 0;
+    return 0;
+}
+
+static uint64_t self_start(void)
+{
+    char st;
+    uint64_t start = 0;
+    return proc_stat(getpid(), &st, &start) == 0 ? start : 0;
+}
+
+static int writer_alive(int64_t pid, uint64_t start)
+{
+    if (pid <= 0) return 0;
+    char st;
+    uint64_t now_start = 0;
+    if (proc_stat(pid, &st, &now_start) == 0) {
+        if (st == 'Z' || st == 'X') return 0;                /* killed, not yet reaped: dead all the same */
+        if (start && now_start && now_start != start) return 0;   /* the pid names another process now */
+        return 1;
+    }
+    if (kill((pid_t)pid, 0) == 0 || errno == EPERM) return -1;   /* exists, but /proc does not say more */
+    return errno == ESRCH ? 0 : -1;
+}
+
+int fh_shm_writer_alive(const uint8_t *base)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    return writer_alive(h->writer_pid, h->writer_start);
+}
+
 static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -66,14 +117,19 @@ static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
         if (old < 0) { fh_errf(err, errlen, "/dev/shm%s exists and cannot be opened: %s", path, strerror(errno)); return -1; }
         struct stat sb;
         int64_t pid = 0;
+        uint64_t start = 0;
         if (fstat(old, &sb) == 0 && (size_t)sb.st_size >= sizeof(fh_shm_header_t)) {
             fh_shm_header_t h;
             if (pread(old, &h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h.magic, FH_SHM_MAGIC, 8) == 0 &&
-                h.state != FH_SHM_FINISHED)
+                h.state != FH_SHM_FINISHED) {
                 pid = h.writer_pid;
+                start = h.writer_start;
+            }
         }
         close(old);
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+        /* Only a live writer keeps its name: a dead one's (killed, a zombie,
+         * its pid reused) is replaced.  Cannot tell: assume alive, refuse. */
+        if (pid > 0 && writer_alive(pid, start) != 0) {
             fh_errf(err, errlen, "/dev/shm%s is in use by a running writer (pid %lld)", path, (long long)pid);
             return -1;
         }
@@ -163,6 +219,7 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
     h->ring_offset = h->slots_offset + (uint64_t)n_slots * s->slot_size;
     h->created_ns = fh_clock_ns(CLOCK_REALTIME);
     h->writer_pid = getpid();
+    h->writer_start = self_start();
     h->state = FH_SHM_STARTING;
     s->slots = s->base + h->slots_offset;
     s->ring = (fh_shm_event_t *)(s->base + h->ring_offset);

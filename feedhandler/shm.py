@@ -149,7 +149,20 @@ class Segment:
     # -------------------------------------------------------------- header
     @property
     def state(self) -> str:
-        return STATES.get(int(self._hdr.state), "unknown")
+        """starting, running, finished -- or dead: the header says starting or
+        running but its writer process is gone (killed; the books are frozen
+        wherever it stopped and must not be traded on)."""
+        st = STATES.get(int(self._hdr.state), "unknown")
+        if st in ("starting", "running") and self.writer_alive is False:
+            return "dead"
+        return st
+
+    @property
+    def writer_alive(self) -> Optional[bool]:
+        """True/False whether the writer process lives; None when this process
+        cannot tell (no /proc, another PID namespace)."""
+        rc = lib.fh_shm_writer_alive(self._base)
+        return None if rc < 0 else bool(rc)
 
     def clock_ns(self) -> int:
         """Now, in ns since the epoch, on the writer's clock (its TSC

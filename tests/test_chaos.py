@@ -551,11 +551,6 @@ def test_loss_on_both_lines_stale_then_recovered(abday, tmp_path, rewind):
     check_ledgers(ran)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A gap flags STALE only the instruments the stream had already carried (engine.c mark_stream walks the "
-    "stream's seen-locate bitmap at the moment of the gap): an instrument whose first messages were in the lost "
-    "packet (here the stock directory of locates 1-9) is first seen after the gap and is never flagged, although "
-    "its book (symbol, DIRECTORY flag) is wrong"))
 def test_gap_before_an_instruments_first_message_still_flags_it(abday, tmp_path):
     """The packet carrying channel 0's stock directory is lost on both lines
     (no re-request server).  The gap is counted, and every instrument whose
@@ -752,7 +747,7 @@ while time.monotonic() < deadline:
         except ShmError as exc:
             out["errors"].append(str(exc))
     seg.events()
-    if seg.state != "finished" and not pid_alive(pid):
+    if seg.state == "dead":                 # the reader API itself says so (killed writer, zombie or reused pid)
         break
 else:
     print(json.dumps({"error": "writer never seen dead"}), flush=True)
@@ -793,7 +788,7 @@ print("after " + json.dumps(after), flush=True)
 def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
     """The handler (CLI replay --shm NAME, paced) is SIGKILLed mid-run while a
     reader process follows it.  The reader notices the dead writer (state
-    still not finished and writer_pid gone) within a couple of seconds; every
+    "dead": not finished and its writer process gone) within a couple of seconds; every
     read it made was a consistent book or a clear ShmError saying the writer
     died mid-update, never garbage; the dead writer's last published counters
     still balance.  The handler restarted with the same NAME replaces the stale
@@ -860,7 +855,7 @@ def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
         kill_all(procs)
     assert detect_s < 5, detect_s
     assert not dead["bad"], dead
-    assert dead["reads"] > 0 and dead["dead_state"] in ("starting", "running")
+    assert dead["reads"] > 0 and dead["dead_state"] == "dead"
     assert all("writer died" in e for e in dead["errors"]), dead["errors"]
     if dead["counters"] is not None:
         balanced(dead["counters"], finished=False)
@@ -868,6 +863,7 @@ def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
     assert (tmp_path / "w2.csv").read_text() == paced["csv"]
     same_counters(st2, paced["stats"])
     assert after["changed"] == 0 and after["old_pid"] == w1.pid and not after["old_pid_alive"]
+    assert after["old_state"] == "dead"
     assert after["new_pid"] == w2.pid and after["new_created_ns"] == fresh_created
     assert after["old_created_ns"] != after["new_created_ns"]
     check_ledgers([st2, paced["stats"]])
@@ -888,11 +884,6 @@ os.kill(os.getpid(), signal.SIGKILL)       # no finish(): the segment stays 'run
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Segment.state only reads the header, which a SIGKILLed writer can never update: a dead writer's segment "
-    "reads 'running' forever (and `feedhandler stats/book --shm` print it so). Readers must probe writer_pid "
-    "themselves, which breaks across PID namespaces and after PID reuse; the C side already makes that check "
-    "when it replaces a segment (shm.c open_fresh) but the reader API does not expose it."))
 def test_reader_api_says_the_writer_is_dead(shm_name):
     """A reader attached to a segment whose writer was killed (never finished)
     must be told so by the reader API itself: Segment.state must not claim the
@@ -1009,3 +1000,43 @@ def test_stalled_reader_is_lapped_and_resynchronises(paced, tmp_path, shm_name):
     same_counters(st, paced["stats"])
     assert (tmp_path / "w.csv").read_text() == paced["csv"]
     check_ledgers([st, paced["stats"]])
+
+
+def test_killed_writer_not_yet_reaped_does_not_hold_the_name(shm_name):
+    """A writer SIGKILLed but not yet reaped by its parent (a zombie: kill(pid, 0)
+    still succeeds) is dead all the same: readers are told so and a new writer
+    takes the name at once, instead of "in use by a running writer"."""
+    from feedhandler.replay import Replay
+    name = shm_name()
+    w = subprocess.Popen([sys.executable, "-c", DEAD_WRITER.replace("os.kill(os.getpid(), signal.SIGKILL)",
+                                                                      "import time; time.sleep(60)"), name],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        seg = None
+        while seg is None and time.monotonic() < deadline:
+            try:
+                seg = attach(name)
+            except ShmError:                  # not there yet, or still being created
+                time.sleep(0.02)
+        while seg.state != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seg.state == "running" and seg.writer_alive is True
+        os.kill(w.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while seg.state != "dead" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seg.state == "dead" and seg.writer_alive is False
+        with open("/proc/%d/stat" % w.pid) as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"     # not reaped: a zombie
+        r = Replay(shm=name, max_orders=1024, max_levels=4096, max_instruments=16, ring_events=1 << 10)
+        fresh = attach(name)
+        assert fresh.writer_pid == os.getpid() and fresh.state == "running" and fresh.writer_alive is True
+        del r, fresh
+        seg.close()
+    finally:
+        if w.poll() is None:
+            w.kill()
+        w.wait(10)
+        if os.path.exists("/dev/shm/" + name):
+            os.unlink("/dev/shm/" + name)

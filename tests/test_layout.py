@@ -46,8 +46,8 @@ def test_shm_header_layout():
     assert ffi.offsetof("fh_shm_header_t", "ring_head") == 256      # each lane's head on its own cache line
     assert ffi.sizeof("fh_shm_lane_head_t") == 64
     assert ffi.offsetof("fh_shm_header_t", "n_lanes") == 104
-    assert [ffi.offsetof("fh_shm_header_t", f) for f in ("tsc_base", "tsc_base_ns", "tsc_mult", "tsc_hz")] == \
-        [112, 120, 128, 136]
+    assert [ffi.offsetof("fh_shm_header_t", f) for f in ("tsc_base", "tsc_base_ns", "tsc_mult", "tsc_hz",
+                                                       "writer_start")] == [112, 120, 128, 136, 144]
     assert ffi.offsetof("fh_shm_header_t", "magic") == 0
 
 
