@@ -352,6 +352,31 @@ static void hole_drain(fh_replay_t *r, fh_mold_stream_t *s)
     }
 }
 
+/* A reply from the re-request server to stream s: network input, so split
+ * from the socket loop below to be testable (and fuzzed) without sockets.
+ * Only our session, only a well-formed header, only a packet that starts at
+ * or before the hole is applied; anything else is counted foreign.  Returns 1
+ * when applied (what it filled is counted recovered, held packets it
+ * released are not). */
+int fh_engine_rr_reply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, size_t n)
+{
+    if (n < FH_MOLD_HLEN || n > UINT32_MAX || memcmp(p, s->session, FH_MOLD_SESSION_LEN) != 0) {
+        r->st.errors[FH_ERR_RR_FOREIGN]++;
+        return 0;
+    }
+    const uint64_t seq = fh_be64(p + 10);
+    const uint32_t count = fh_be16(p + 18);
+    if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END || seq > s->next_seq) {
+        r->st.errors[FH_ERR_RR_FOREIGN]++;
+        return 0;
+    }
+    const uint64_t before = s->next_seq;
+    fh_engine_apply(r, s, p, (uint32_t)n, seq, count);
+    r->st.recovered += s->next_seq - before;
+    hole_drain(r, s);
+    return 1;
+}
+
 /* Ask the stream's re-request server for what the hole is missing and apply
  * what comes back, until the hole is filled, the server stops answering
  * (3 tries of rr_timeout_ms each) or has nothing more.  Cold path: a syscall
@@ -386,22 +411,12 @@ static void hole_recover(fh_replay_t *r, fh_mold_stream_t *s)
             socklen_t fl = sizeof from;
             const ssize_t n = recvfrom(r->rr_fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
             if (n < 0) break;
-            /* Only our server, only our session, only a well-formed header. */
-            if (from.sin_addr.s_addr != srv.sin_addr.s_addr || from.sin_port != srv.sin_port ||
-                n < FH_MOLD_HLEN || memcmp(buf, s->session, FH_MOLD_SESSION_LEN) != 0) {
+            /* Only our server. */
+            if (from.sin_addr.s_addr != srv.sin_addr.s_addr || from.sin_port != srv.sin_port) {
                 r->st.errors[FH_ERR_RR_FOREIGN]++;
                 continue;
             }
-            const uint64_t seq = fh_be64(buf + 10);
-            const uint32_t count = fh_be16(buf + 18);
-            if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END || seq > s->next_seq) {
-                r->st.errors[FH_ERR_RR_FOREIGN]++;
-                continue;
-            }
-            got = 1;
-            fh_engine_apply(r, s, buf, (uint32_t)n, seq, count);
-            r->st.recovered += s->next_seq - before;
-            hole_drain(r, s);
+            got = fh_engine_rr_reply(r, s, buf, (size_t)n);
         }
         if (!got) {
             r->st.errors[FH_ERR_RR_TIMEOUT]++;
