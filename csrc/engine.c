@@ -325,6 +325,15 @@ void fh_engine_poll(fh_replay_t *r, uint64_t done)
  * of the input) is given up: its messages are counted as gaps, the stream's
  * instruments flagged stale, and the held packets applied. */
 
+/* Sequence numbers are the sender's word: one corrupt or hostile packet or
+ * heartbeat can claim a stream reached 2^64 - 1, and a few of those on
+ * several streams would wrap the total.  It saturates instead: a counter of
+ * totals never goes down. */
+static void count_gap(fh_replay_t *r, uint64_t missing)
+{
+    r->st.gaps = r->st.gaps + missing < r->st.gaps ? UINT64_MAX : r->st.gaps + missing;
+}
+
 static void pend_free(fh_replay_t *r, uint32_t i)
 {
     r->pend[i].next = r->pend_free;
@@ -435,7 +444,7 @@ static void hole_give_up(fh_replay_t *r, fh_mold_stream_t *s)
     while (s->hole_since) {
         const uint64_t upto = s->pend_head ? r->pend[s->pend_head - 1].seq : s->hole_end;
         if (upto > s->next_seq) {
-            r->st.gaps += upto - s->next_seq;
+            count_gap(r, upto - s->next_seq);
             fh_engine_gap(r, s, upto - s->next_seq);
             s->next_seq = upto;
         }
@@ -507,7 +516,7 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
     r->st.errors[FH_ERR_GAP_BUFFER_FULL]++;
     hole_give_up(r, s);
     if (seq > s->next_seq) {
-        r->st.gaps += seq - s->next_seq;
+        count_gap(r, seq - s->next_seq);
         fh_engine_gap(r, s, seq - s->next_seq);
         s->next_seq = seq;
     }
