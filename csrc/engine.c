@@ -331,6 +331,15 @@ void fh_engine_poll(fh_replay_t *r, uint64_t done)
  * of the input) is given up: its messages are counted as gaps, the stream's
  * instruments flagged stale, and the held packets applied. */
 
+/* Sequence numbers are the sender's word: one corrupt or hostile packet or
+ * heartbeat can claim a stream reached 2^64 - 1, and a few of those on
+ * several streams would wrap the total.  It saturates instead: a counter of
+ * totals never goes down. */
+static void count_gap(fh_replay_t *r, uint64_t missing)
+{
+    r->st.gaps = r->st.gaps + missing < r->st.gaps ? UINT64_MAX : r->st.gaps + missing;
+}
+
 static void pend_free(fh_replay_t *r, uint32_t i)
 {
     r->pend[i].next = r->pend_free;
@@ -357,6 +366,31 @@ static void hole_drain(fh_replay_t *r, fh_mold_stream_t *s)
         s->hole_since = 0;
         r->holes--;
     }
+}
+
+/* A reply from the re-request server to stream s: network input, so split
+ * from the socket loop below to be testable (and fuzzed) without sockets.
+ * Only our session, only a well-formed header, only a packet that starts at
+ * or before the hole is applied; anything else is counted foreign.  Returns 1
+ * when applied (what it filled is counted recovered, held packets it
+ * released are not). */
+int fh_engine_rr_reply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, size_t n)
+{
+    if (n < FH_MOLD_HLEN || n > UINT32_MAX || memcmp(p, s->session, FH_MOLD_SESSION_LEN) != 0) {
+        r->st.errors[FH_ERR_RR_FOREIGN]++;
+        return 0;
+    }
+    const uint64_t seq = fh_be64(p + 10);
+    const uint32_t count = fh_be16(p + 18);
+    if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END || seq > s->next_seq) {
+        r->st.errors[FH_ERR_RR_FOREIGN]++;
+        return 0;
+    }
+    const uint64_t before = s->next_seq;
+    (void)fh_engine_apply(r, s, p, (uint32_t)n, seq, count);    /* a reply: not in the packet ledger */
+    r->st.recovered += s->next_seq - before;
+    hole_drain(r, s);
+    return 1;
 }
 
 /* Ask the stream's re-request server for what the hole is missing and apply
@@ -393,22 +427,12 @@ static void hole_recover(fh_replay_t *r, fh_mold_stream_t *s)
             socklen_t fl = sizeof from;
             const ssize_t n = recvfrom(r->rr_fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
             if (n < 0) break;
-            /* Only our server, only our session, only a well-formed header. */
-            if (from.sin_addr.s_addr != srv.sin_addr.s_addr || from.sin_port != srv.sin_port ||
-                n < FH_MOLD_HLEN || memcmp(buf, s->session, FH_MOLD_SESSION_LEN) != 0) {
+            /* Only our server. */
+            if (from.sin_addr.s_addr != srv.sin_addr.s_addr || from.sin_port != srv.sin_port) {
                 r->st.errors[FH_ERR_RR_FOREIGN]++;
                 continue;
             }
-            const uint64_t seq = fh_be64(buf + 10);
-            const uint32_t count = fh_be16(buf + 18);
-            if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END || seq > s->next_seq) {
-                r->st.errors[FH_ERR_RR_FOREIGN]++;
-                continue;
-            }
-            got = 1;
-            (void)fh_engine_apply(r, s, buf, (uint32_t)n, seq, count);   /* a reply: not in the packet ledger */
-            r->st.recovered += s->next_seq - before;
-            hole_drain(r, s);
+            got = fh_engine_rr_reply(r, s, buf, (size_t)n);
         }
         if (!got) {
             r->st.errors[FH_ERR_RR_TIMEOUT]++;
@@ -427,7 +451,7 @@ static void hole_give_up(fh_replay_t *r, fh_mold_stream_t *s)
     while (s->hole_since) {
         const uint64_t upto = s->pend_head ? r->pend[s->pend_head - 1].seq : s->hole_end;
         if (upto > s->next_seq) {
-            r->st.gaps += upto - s->next_seq;
+            count_gap(r, upto - s->next_seq);
             fh_engine_gap(r, s, upto - s->next_seq);
             s->next_seq = upto;
         }
@@ -501,7 +525,7 @@ void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p
     r->st.errors[FH_ERR_GAP_BUFFER_FULL]++;
     hole_give_up(r, s);
     if (seq > s->next_seq) {
-        r->st.gaps += seq - s->next_seq;
+        count_gap(r, seq - s->next_seq);
         fh_engine_gap(r, s, seq - s->next_seq);
         s->next_seq = seq;
     }

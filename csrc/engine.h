@@ -86,6 +86,9 @@ typedef struct fh_pending {
 void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                            uint32_t count);
 void fh_engine_hole_heartbeat(fh_replay_t *r, fh_mold_stream_t *s, uint64_t seq);
+/* A reply to a re-request for stream s (n bytes as received): applied if
+ * it is for s and starts at or before its hole; 1 when applied (engine.c). */
+int fh_engine_rr_reply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, size_t n);
 /* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
 void fh_engine_expire_holes(fh_replay_t *r, uint64_t now);
 /* Cold paths of line supervision: a sweep for silent streams, a silent stream

@@ -286,6 +286,11 @@ int fh_itch_decode(const uint8_t *p, size_t len, fh_itch_msg_t *out);
 size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, size_t cap,
                        fh_stats_t *st);
 
+/* A MoldUDP64 re-request datagram (Session, Alpha(10); Sequence Number, u64
+ * BE; Requested Message Count, u16 BE): 0 with its fields out, or -1 when it
+ * is not exactly 20 bytes (what a rewind server ignores as malformed). */
+int fh_mold_parse_request(const uint8_t *p, size_t n, uint8_t session[10], uint64_t *seq, uint32_t *count);
+
 /* ---------------------------------------------------------------- replay */
 
 enum fh_format {

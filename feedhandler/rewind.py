@@ -38,6 +38,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .core import ffi, lib
+
 MOLD_HEADER = 20                  # session (10) + sequence number (8) + message count (2)
 REQUEST_LEN = 20                  # session (10) + sequence number (8) + requested count (2)
 DEFAULT_MAX_DATAGRAM = 1400
@@ -558,8 +560,20 @@ def index_capture(path: str) -> CaptureIndex:
 
 # -------------------------------------------------------------------- server
 
-_REQ = struct.Struct(">10sQH")
 _HDR = struct.Struct(">QH")
+
+
+def parse_request(request: bytes) -> Optional[Tuple[bytes, int, int]]:
+    """(session, sequence number, requested count) of a re-request datagram,
+    or None when it is not one (not exactly REQUEST_LEN bytes).  The parse is
+    the C core's (fh_mold_parse_request), with the rest of the wire parsing."""
+    request = bytes(request)
+    session = ffi.new("uint8_t[10]")
+    seq = ffi.new("uint64_t *")
+    count = ffi.new("uint32_t *")
+    if lib.fh_mold_parse_request(request, len(request), session, seq, count) != 0:
+        return None
+    return ffi.buffer(session)[:], int(seq[0]), int(count[0])
 
 
 class RewindServer:
@@ -615,9 +629,10 @@ class RewindServer:
 
     def reply_for(self, request: bytes) -> Tuple[Optional[bytes], str, int]:
         """(reply datagram or None, ignore reason or "", messages in it): no I/O, no counting."""
-        if len(request) != REQUEST_LEN:
+        parsed = parse_request(request)
+        if parsed is None:
             return None, "malformed", 0
-        session, seq, count = _REQ.unpack(request)
+        session, seq, count = parsed
         s = self.index.sessions.get(session)
         if s is None:
             return None, "unknown_session", 0
@@ -666,9 +681,9 @@ class RewindServer:
                 self.log("%s:%d reply failed: %s" % (addr[0], addr[1], exc))
             return None
         if self.log:
-            seq = _REQ.unpack(request)[1]
+            session, seq, count = parse_request(request)
             self.log("%s:%d %s seq %d count %d -> %d message(s), %d bytes" % (
-                addr[0], addr[1], request[:10].decode("latin-1"), seq, _REQ.unpack(request)[2], k, len(reply)))
+                addr[0], addr[1], session.decode("latin-1"), seq, count, k, len(reply)))
         return reply
 
     def serve_forever(self) -> None:

@@ -16,10 +16,13 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 python3 -c 'import sysconfig,os,sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"],"Python.h")) else 1)' 2>/dev/null || need_apt+=(python3-dev)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
-# Optional: DPDK headers for the kernel-bypass source, tshark for checking captures.
+# Optional: DPDK headers for the kernel-bypass source, tshark for checking captures,
+# clang-14 with libFuzzer for scripts/fuzz.sh (skipped without them).
 optional_apt=()
 pkg-config --exists libdpdk 2>/dev/null || optional_apt+=(libdpdk-dev)
 command -v tshark >/dev/null 2>&1 || optional_apt+=(tshark)
+command -v clang-14 >/dev/null 2>&1 || optional_apt+=(clang-14)
+[ -n "$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a 2>/dev/null)" ] || optional_apt+=(libclang-rt-14-dev)
 
 if [ ${#need_apt[@]} -gt 0 ] || [ ${#optional_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

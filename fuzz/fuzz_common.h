@@ -1,0 +1,150 @@
+/* fuzz_common.h -- what the libFuzzer harnesses share (built by scripts/fuzz.sh).
+ *
+ * Each harness is one C file compiled straight against the csrc/ sources with
+ * -fsanitize=fuzzer,address,undefined, and creates a fresh replay context per
+ * input with small capacities, so that a run is fast, starts from nothing and
+ * cannot be affected by the input before it.
+ *
+ * Two things differ from the package build, both for speed, neither for
+ * behaviour on the paths fuzzed:
+ *   - csrc/tsc.c is left out and fh_tsc_calibrate() is defined here: the real
+ *     one measures the TSC for 5 ms, which a publish-mode context does at
+ *     creation and would cap a harness at 200 runs a second.  This one sets a
+ *     plausible invariant TSC (1 GHz) so the TSC code paths still run.
+ *   - FH_EXACT_BUFFERS is defined, as in the sanitizer build of the package:
+ *     inputs read from files go into exact-size heap buffers, so ASan sees a
+ *     read one byte past any of them. */
+#ifndef FH_FUZZ_COMMON_H
+#define FH_FUZZ_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+void fh_tsc_calibrate(fh_tsc_t *t)
+{
+    memset(t, 0, sizeof *t);
+#if FH_HAVE_TSC
+    t->hz = 1000000000ull;
+    t->mult = 1ull << 32;                   /* 1 ns per tick */
+    t->base_ns = 1700000000000000000ull;
+    t->base_tsc = __rdtsc();
+#endif
+}
+
+/* An invariant broken is a bug like a crash: say which and abort, so that
+ * libFuzzer keeps the input as a crash artifact. */
+#define FUZZ_CHECK(cond, ...)                                                          \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "fuzz invariant broken at %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+            abort();                                                                   \
+        }                                                                              \
+    } while (0)
+
+/* Counters are totals since the start: none may ever go down.  (checksum is
+ * a sum modulo 2^64, first/last_ts and orders_live are not totals.) */
+static void fuzz_check_monotonic(const fh_stats_t *a, const fh_stats_t *b)
+{
+#define MONO(f) FUZZ_CHECK(b->f >= a->f, "%s went from %llu to %llu", #f, (unsigned long long)a->f, \
+                           (unsigned long long)b->f)
+    MONO(packets); MONO(bytes); MONO(mold_packets); MONO(heartbeats); MONO(end_of_session);
+    MONO(messages); MONO(gaps); MONO(recovered); MONO(duplicates); MONO(streams);
+    MONO(session_changes); MONO(silences);
+    MONO(book.orders_peak); MONO(book.adds); MONO(book.executes); MONO(book.cancels); MONO(book.deletes);
+    MONO(book.replaces); MONO(book.trades); MONO(book.breaks); MONO(book.unknown_ref);
+    MONO(book.add_replaced); MONO(book.exec_clamped); MONO(book.cancel_clamped); MONO(book.zero_rejected);
+    MONO(book.bad_side); MONO(book.locate_range); MONO(book.order_full); MONO(book.level_full);
+    MONO(book.publishes); MONO(book.events);
+#undef MONO
+    for (int i = 0; i < 32; i++)
+        FUZZ_CHECK(b->errors[i] >= a->errors[i], "errors[%s] went down", fh_err_name(i));
+    for (int i = 0; i < 256; i++) FUZZ_CHECK(b->by_type[i] >= a->by_type[i], "by_type[%d] went down", i);
+    FUZZ_CHECK(b->book.orders_live <= b->book.orders_peak, "orders_live %llu above orders_peak %llu",
+               (unsigned long long)b->book.orders_live, (unsigned long long)b->book.orders_peak);
+}
+
+/* Consistency of one context at rest: what it counted adds up. */
+static void fuzz_check_totals(const fh_stats_t *st)
+{
+    uint64_t typed = 0;
+    for (int i = 0; i < 256; i++) typed += st->by_type[i];
+    FUZZ_CHECK(typed == st->messages, "by_type sums to %llu, messages %llu", (unsigned long long)typed,
+               (unsigned long long)st->messages);
+    FUZZ_CHECK(st->mold_packets <= st->packets, "more MoldUDP64 packets (%llu) than frames (%llu)",
+               (unsigned long long)st->mold_packets, (unsigned long long)st->packets);
+}
+
+/* Small capacities: a run takes microseconds and every "full" path is
+ * reachable by a short input. */
+static void fuzz_small_cfg(fh_replay_cfg_t *c, uint32_t mode)
+{
+    memset(c, 0, sizeof *c);
+    c->mode = mode;
+    c->max_streams = 4;
+    c->max_orders = 1024;
+    c->max_levels = 4096;
+    c->max_instruments = 64;
+    c->depth = 5;
+    c->ring_events = 1024;
+    c->gap_window_us = 200;
+    c->gap_buffer = 8;
+    c->silence_ms = 5;
+}
+
+/* A copy of n bytes in its own exact-size heap block: ASan then reports any
+ * read past the end of what the pipeline was given. */
+static uint8_t *fuzz_exact(const uint8_t *p, size_t n)
+{
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) abort();
+    if (n) memcpy(b, p, n);
+    return b;
+}
+
+/* At rest (after fh_replay_finish): every hole closed, every held packet
+ * back in the pool, nothing decoded left unapplied, the totals add up. */
+static void fuzz_check_at_rest(fh_replay_t *r)
+{
+    FUZZ_CHECK(r->holes == 0, "%u holes open after finish", r->holes);
+    for (uint32_t i = 0; i < r->streams.n; i++) {
+        FUZZ_CHECK(!r->streams.v[i].hole_since, "stream %u still has a hole", i);
+        FUZZ_CHECK(!r->streams.v[i].pend_head, "stream %u still holds packets", i);
+    }
+    uint32_t free_n = 0;
+    for (uint32_t k = r->pend_free; k && free_n <= r->pend_cap; k = r->pend[k - 1].next) free_n++;
+    FUZZ_CHECK(free_n == r->pend_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->pend_cap);
+    FUZZ_CHECK(r->n_msgs == 0, "%u decoded messages left unapplied", r->n_msgs);
+    fuzz_check_totals(&r->st);
+}
+
+/* The segment as a reader sees it: it checks out, every slot and the
+ * counters read back consistently, no ring yields more than it holds. */
+static void fuzz_check_segment(fh_replay_t *r, uint32_t lanes)
+{
+    uint64_t size = 0;
+    const uint8_t *base = fh_replay_shm(r, &size);
+    if (!base) return;
+    char err[256];
+    FUZZ_CHECK(fh_shm_check(base, size, err, sizeof err) == 0, "segment check: %s", err);
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    static uint8_t slots[65 * 8192];
+    FUZZ_CHECK((uint64_t)h->slot_size * h->n_slots <= sizeof slots, "slots larger than expected");
+    FUZZ_CHECK(fh_shm_read_slots(base, 0, h->n_slots, slots, 16) == h->n_slots, "a slot stays busy at rest");
+    for (uint32_t lane = 0; lane < lanes; lane++) {
+        fh_stats_t c;
+        FUZZ_CHECK(fh_shm_read_counters(base, lane, &c, 16) == 0, "lane %u counters busy at rest", lane);
+        uint64_t cursor = 0, lapped = 0;
+        fh_shm_event_t ev[64];
+        uint32_t got, total = 0;
+        while ((got = fh_shm_poll_events(base, lane, &cursor, ev, 64, &lapped)) != 0) total += got;
+        FUZZ_CHECK(total <= h->ring_capacity, "%u events from a %llu-event ring", total,
+                   (unsigned long long)h->ring_capacity);
+    }
+}
+
+#endif

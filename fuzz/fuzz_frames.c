@@ -1,0 +1,115 @@
+/* fuzz_frames.c -- libFuzzer harness: captured frames through the whole pipeline.
+ *
+ * frame -> net (Ethernet/VLAN/IPv4/UDP) -> MoldUDP64 (streams, A/B
+ * arbitration, holes, gap buffer, silence, session changes) -> ITCH decode ->
+ * books -> publish, then what fh_replay_finish does (holes given up), then the
+ * shared-memory segment read back as a reader would.
+ *
+ * Input:
+ *   byte 0       options: bits 0-1 mode (0 publish, 1 book, 2 decode, 3 publish),
+ *                bit 2 channel config (the A and B lines of tests/frames.py, port
+ *                26477, so that other groups are unconfigured), bit 3 two lanes
+ *                (each frame goes to both, as in a two-core replay), bit 4
+ *                latency stamps on every packet
+ *   then frames: u16 little-endian length, u8 receive-time step (x 10 us),
+ *                that many bytes (the last frame may be cut short: it is what
+ *                is left)
+ * Each frame is copied into its own exact-size heap block, so ASan catches a
+ * read one byte past it.  Invariants: counters never go down, at the end every
+ * hole is closed and every held packet is back in the pool, by_type adds up
+ * to messages, and the segment checks out and reads back. */
+#include "fuzz_common.h"
+
+#define GROUP_A 0xE9360C6Fu   /* 233.54.12.111 */
+#define GROUP_B 0xE931C46Fu   /* 233.49.196.111 */
+#define PORT 26477
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) return 0;
+    const uint8_t opt = data[0];
+    uint32_t mode = opt & 3u;
+    if (mode == 3) mode = FH_MODE_PUBLISH;
+    const uint32_t lanes = (opt & 8u) ? 2 : 1;
+    fh_replay_cfg_t cfg;
+    fuzz_small_cfg(&cfg, mode);
+    cfg.lanes = lanes;
+    char err[256];
+    fh_replay_t *r[2] = {NULL, NULL};
+    r[0] = fh_replay_new(&cfg, err, sizeof err);
+    FUZZ_CHECK(r[0] != NULL, "fh_replay_new: %s", err);
+    if (lanes == 2) {
+        r[1] = fh_replay_new_lane(r[0], 1, err, sizeof err);
+        FUZZ_CHECK(r[1] != NULL, "fh_replay_new_lane: %s", err);
+    }
+    for (uint32_t l = 0; l < lanes; l++) {
+        if (opt & 4u) {
+            FUZZ_CHECK(fh_replay_add_line(r[l], GROUP_A, PORT, 0, 0, 0) == 0, "add_line A");
+            FUZZ_CHECK(fh_replay_add_line(r[l], GROUP_B, PORT, lanes - 1, 0, 0) == 0, "add_line B");
+        }
+        if (opt & 16u) FUZZ_CHECK(fh_replay_enable_latency(r[l], 1, err, sizeof err) == 0, "latency: %s", err);
+    }
+
+    fh_stats_t prev[2];
+    memset(prev, 0, sizeof prev);
+    uint64_t rx = 1700000000000000000ull;
+    size_t off = 1;
+    while (off < size) {
+        size_t len = 0;
+        uint32_t step = 0;
+        if (size - off >= 3) {
+            len = (size_t)data[off] | (size_t)data[off + 1] << 8;
+            step = data[off + 2];
+            off += 3;
+        } else {
+            off = size;                             /* a cut length prefix: nothing left */
+        }
+        if (len > size - off) len = size - off;
+        rx += (uint64_t)step * 10000u;
+        uint8_t *f = fuzz_exact(data + off, len);
+        for (uint32_t l = 0; l < lanes; l++) {
+            fh_engine_frame(r[l], f, len, rx);
+            fh_stats_t now;
+            fh_replay_stats(r[l], &now);
+            if (getenv("FUZZ_TRACE"))
+                fprintf(stderr, "lane %u frame at %zu (%zu B): next_seq %llu gaps %llu holes %u\n", l, off, len,
+                        r[l]->streams.n ? (unsigned long long)r[l]->streams.v[0].next_seq : 0ull,
+                        (unsigned long long)now.gaps, r[l]->holes);
+            fuzz_check_monotonic(&prev[l], &now);
+            prev[l] = now;
+        }
+        free(f);
+        off += len;
+    }
+    for (uint32_t l = 0; l < lanes; l++) {
+        if (getenv("FUZZ_TRACE"))
+            for (uint32_t i = 0; i < r[l]->streams.n; i++) {
+                const fh_mold_stream_t *s = &r[l]->streams.v[i];
+                fprintf(stderr, "stream %u next %llu hole_since %llu hole_end %llu held:", i,
+                        (unsigned long long)s->next_seq, (unsigned long long)s->hole_since,
+                        (unsigned long long)s->hole_end);
+                for (uint32_t k = s->pend_head; k; k = r[l]->pend[k - 1].next)
+                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->pend[k - 1].seq, r[l]->pend[k - 1].count);
+                fputc('\n', stderr);
+            }
+        fh_engine_poll(r[l], size);
+        if (getenv("FUZZ_TRACE"))
+            fprintf(stderr, "lane %u after poll: gaps %llu holes %u\n", l, (unsigned long long)r[l]->st.gaps,
+                    r[l]->holes);
+    }
+    for (uint32_t l = lanes; l-- > 0;) {
+        fh_replay_finish(r[l]);
+        fh_stats_t now;
+        fh_replay_stats(r[l], &now);
+        fuzz_check_monotonic(&prev[l], &now);
+        fuzz_check_at_rest(r[l]);
+        if (mode != FH_MODE_DECODE)
+            for (uint32_t loc = 0; loc <= 65; loc++) (void)fh_replay_instrument_flags(r[l], loc);
+    }
+    if (mode == FH_MODE_PUBLISH) fuzz_check_segment(r[0], lanes);
+    if (mode != FH_MODE_DECODE)
+        FUZZ_CHECK(fh_replay_dump_books(r[0], "/dev/null", 5, err, sizeof err) == 0, "dump: %s", err);
+    if (r[1]) fh_replay_free(r[1]);
+    fh_replay_free(r[0]);
+    return 0;
+}
