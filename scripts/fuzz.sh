@@ -46,22 +46,33 @@ mkdir -p "$OUT/obj"
 CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DFH_EXACT_BUFFERS=1
         -Icsrc -Wall -Wextra -Werror -Wno-unused-function)
 OBJS=()
+JOBS=$(nproc 2>/dev/null || echo 2)
+pids=()
+# Compiles run $JOBS at a time (the sanitized, instrumented build is most of
+# this script's time in CI).
+wait_some() {
+    while [ "$(jobs -rp | wc -l)" -ge "$1" ]; do wait -n || { echo "fuzz: build failed" >&2; exit 2; }; done
+}
 for f in csrc/*.c; do
     [ "$f" = csrc/tsc.c ] && continue
     o=$OUT/obj/$(basename "${f%.c}").o
     if [ ! -f "$o" ] || [ -n "$(find csrc -newer "$o" -name '*.[ch]' -print -quit)" ]; then
         echo "fuzz: compiling $f"
-        "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$f" -o "$o"
+        wait_some "$JOBS"
+        "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$f" -o "$o" &
     fi
     OBJS+=("$o")
 done
+wait_some 1
 for h in "${HARNESSES[@]}"; do
     [ -f "fuzz/$h.c" ] || { echo "fuzz: no harness fuzz/$h.c" >&2; exit 2; }
     if [ ! -x "$OUT/$h" ] || [ -n "$(find fuzz csrc -newer "$OUT/$h" -name '*.[ch]' -print -quit)" ]; then
         echo "fuzz: building $OUT/$h"
-        "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer,address,undefined "fuzz/$h.c" "${OBJS[@]}" -lz -lpthread -o "$OUT/$h"
+        wait_some "$JOBS"
+        "$CC" "${CFLAGS[@]}" -fsanitize=fuzzer,address,undefined "fuzz/$h.c" "${OBJS[@]}" -lz -lpthread -o "$OUT/$h" &
     fi
 done
+wait_some 1
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

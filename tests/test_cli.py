@@ -57,12 +57,17 @@ def test_sigint_prints_counters_and_exits_130(tmp_path):
     os.mkfifo(fifo)
     p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", str(fifo)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
-    w = open(fifo, "wb")                 # the replay blocks reading the pipe
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    time.sleep(0.3)
-    w.close()                            # the reader sees EOF and returns
-    out, err = p.communicate(timeout=30)
+    try:
+        w = open(fifo, "wb")                 # the replay blocks reading the pipe
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        w.close()                            # the reader sees EOF and returns
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
     assert p.returncode == 130, (out, err)
     assert "interrupted" in err and "Traceback" not in err
     assert "messages" in out

@@ -169,8 +169,13 @@ def test_speed_cli_values():
                          stderr=subprocess.PIPE, text=True,
                          # SIGINT may be inherited ignored (a suite started in the background)
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(1.5)
-    assert p.poll() is None
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:                 # never leave a 17-hour paced replay behind
+            p.kill()
+            p.wait(10)
     assert p.returncode == 130 and "interrupted" in err and "messages" in out
