@@ -56,6 +56,7 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_UNCONFIGURED] = "unconfigured_group",
     [FH_ERR_RR_TIMEOUT] = "rerequest_timeout",
     [FH_ERR_RR_FOREIGN] = "rerequest_foreign_reply",
+    [FH_ERR_MOLD_SEQ_IMPLAUSIBLE] = "mold_seq_implausible",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -450,6 +451,28 @@ static void hole_give_up(fh_replay_t *r, fh_mold_stream_t *s)
     hole_recover(r, s);
     while (s->hole_since) {
         const uint64_t upto = s->pend_head ? r->pend[s->pend_head - 1].seq : s->hole_end;
+        if (upto > s->next_seq && upto - s->next_seq > FH_SEQ_IMPLAUSIBLE && s->next_seq > s->hole_seq0) {
+            /* The stream went on in sequence past where this hole opened while
+             * the far-ahead number never came closer: a corrupt sequence
+             * number (one bad datagram or heartbeat), not millions of lost
+             * messages.  Taking it would make every genuine packet after it
+             * a "duplicate"; it is dropped and counted instead. */
+            r->st.errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
+            if (s->pend_head) {
+                const uint32_t i = s->pend_head - 1;
+                s->pend_head = r->pend[i].next;
+                pend_free(r, i);
+                r->st.pkt_held--;
+                r->st.pkt_rejected++;
+            } else {
+                s->hole_end = s->next_seq;
+            }
+            if (!s->pend_head && s->next_seq >= s->hole_end) {
+                s->hole_since = 0;
+                r->holes--;
+            }
+            continue;
+        }
         if (upto > s->next_seq) {
             count_gap(r, upto - s->next_seq);
             fh_engine_gap(r, s, upto - s->next_seq);
@@ -467,6 +490,7 @@ static void hole_open(fh_replay_t *r, fh_mold_stream_t *s)
 {
     if (!s->hole_since) {
         s->hole_since = r->book.rx_ts ? r->book.rx_ts : 1;
+        s->hole_seq0 = s->next_seq;
         r->holes++;
     }
 }

@@ -220,6 +220,12 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
         if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
         return;
     }
+    if (FH_UNLIKELY(seq > UINT64_MAX - count)) {
+        /* Its last message's number would wrap 2^64: no real session gets there. */
+        st->errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
+        st->pkt_rejected++;
+        return;
+    }
     if (FH_UNLIKELY(!s)) {
         st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         r->book.stream_seen = NULL;

@@ -45,7 +45,9 @@ enum fh_err {
     FH_ERR_UNCONFIGURED = 27,      /* UDP datagram to a group:port no configured channel has */
     FH_ERR_RR_TIMEOUT = 28,        /* a re-request the server did not answer in time */
     FH_ERR_RR_FOREIGN = 29,        /* a datagram on the re-request socket not from our server or session: ignored */
-    FH_ERR__COUNT = 30
+    FH_ERR_MOLD_SEQ_IMPLAUSIBLE = 30, /* sequence number that cannot be real: wraps 2^64, or far ahead while the
+                                   * stream went on in sequence (corrupt): dropped, not taken as a gap */
+    FH_ERR__COUNT = 31
 };
 
 /* What the order books did.  Every message a book could not apply is counted

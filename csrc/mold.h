@@ -18,6 +18,11 @@
 #define FH_MOLD_HEARTBEAT   0
 #define FH_MOLD_END         0xFFFF
 
+/* A hole given up this far ahead of a stream that kept advancing in sequence
+ * is a corrupt sequence number, not loss: 16 M messages is minutes of the
+ * busiest feed lost on both lines, while the stream itself went on. */
+#define FH_SEQ_IMPLAUSIBLE  (1ull << 24)
+
 typedef struct fh_mold_stream {
     uint64_t next_seq;                      /* next sequence number expected */
     uint64_t hole_since;                    /* receive time a hole at next_seq was seen; 0 = none */
@@ -32,6 +37,7 @@ typedef struct fh_mold_stream {
     uint8_t  gapped;                        /* lost messages for good (a gap): instruments first seen
                                              * after it are flagged stale too */
     uint64_t last_rx;                       /* receive time of its last packet (this lane's streams) */
+    uint64_t hole_seq0;                     /* next_seq when the open hole was seen */
 } fh_mold_stream_t;
 
 typedef struct fh_mold_table {

@@ -163,3 +163,38 @@ def test_capture_clock_stepping_back_does_not_expire_holes():
     res, st = run(recs)
     lg = balanced(st)
     assert st["gaps"] == 0 and st["messages"] == 6 and st["rx_time_back"] == 1 and lg["pkt_applied"] == 4
+
+
+def test_corrupt_far_ahead_sequence_does_not_poison_the_stream():
+    """One datagram whose sequence number is corrupt (2^40) while the stream
+    goes on in sequence: once its hole is given up it is dropped as
+    implausible, and every genuine packet after it is applied (it used to
+    move the stream to 2^40 and make the rest 'duplicates')."""
+    recs, t, seq = [], T0, 1
+    for i in range(40):
+        t += 1_000_000                                    # 1 ms apart: the gap window passes
+        recs.append((t, pkt(seq, 2)))
+        seq += 2
+        if i == 5:
+            recs.append((t + 10, pkt(1 << 40, 1, ref0=999_999)))
+    res, st = run(recs)
+    lg = balanced(st)
+    assert st["messages"] == 80 and st["gaps"] == 0 and st["duplicates"] == 0
+    assert st["errors"]["mold_seq_implausible"] == 1 and lg["pkt_rejected"] == 1 and lg["pkt_applied"] == 40
+
+
+def test_a_real_jump_is_still_a_gap():
+    """Far ahead, but nothing comes in sequence meanwhile: that is loss (both
+    lines missed it), counted as a gap, and the stream moves on."""
+    recs = [(T0 + 1000, pkt(1, 2)), (T0 + 2_000_000, pkt(1 << 30, 2)), (T0 + 4_000_000, pkt((1 << 30) + 2, 2))]
+    res, st = run(recs)
+    lg = balanced(st)
+    assert st["gaps"] == (1 << 30) - 3 and st["messages"] == 6 and "mold_seq_implausible" not in st["errors"]
+    assert lg["pkt_applied"] == 3
+
+
+def test_sequence_that_would_wrap_is_rejected():
+    recs = [(T0 + 1000, pkt(1, 2)), (T0 + 2000, pkt((1 << 64) - 2, 3, ref0=7)), (T0 + 3000, pkt(3, 1))]
+    res, st = run(recs)
+    lg = balanced(st)
+    assert st["errors"]["mold_seq_implausible"] == 1 and lg["pkt_rejected"] == 1 and st["messages"] == 3
