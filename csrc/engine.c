@@ -247,39 +247,6 @@ int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out)
 
 uint64_t fh_replay_tsc_hz(const fh_replay_t *r) { return r->tsc.hz; }
 
-uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, size_t touch_bytes, fh_hist_t *out)
-{
-    fh_tsc_t t;
-    fh_tsc_calibrate(&t);
-    uint8_t *buf = NULL;
-    size_t pos = 0;
-    if (touch_bytes) {
-        touch_bytes = (touch_bytes + 63) & ~(size_t)63;
-        buf = malloc(touch_bytes);
-        if (!buf) return UINT64_MAX;
-        memset(buf, 1, touch_bytes);
-    }
-    uint64_t lost = 0, sink = 0, prev = fh_tsc_ns(&t);
-    const uint64_t end = prev + duration_ns;
-    while (prev < end) {
-        if (buf) {
-            sink += buf[pos];
-            pos += 64;
-            if (pos == touch_bytes) pos = 0;
-        }
-        const uint64_t now = fh_tsc_ns(&t);
-        const uint64_t gap = now - prev;
-        if (FH_UNLIKELY(gap > threshold_ns)) {
-            fh_hist_record(out, gap);
-            lost += gap;
-        }
-        prev = now;
-    }
-    free(buf);
-    __asm__ volatile("" : : "r"(sink));
-    return lost;
-}
-
 void fh_replay_own_all(fh_replay_t *r)
 {
     r->own_all = 1;

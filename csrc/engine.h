@@ -109,21 +109,28 @@ FH_INLINE int fh_engine_should_stop(const fh_replay_t *r)
 void fh_engine_poll(fh_replay_t *r, uint64_t done);
 #define fh_engine_progress fh_engine_poll
 
+/* Decode one block into m and count it: 1 if it is a message, 0 if it was
+ * rejected (counted by reason). */
+FH_INLINE int fh_engine_decode_one(fh_replay_t *r, const uint8_t *p, size_t len, fh_itch_msg_t *m)
+{
+    const int rc = fh_itch_decode_inline(p, len, m);
+    if (FH_LIKELY(rc == FH_DECODE_OK)) {
+        r->st.messages++;
+        r->st.by_type[m->type]++;
+        r->st.checksum += fh_itch_fold(m);
+        return 1;
+    }
+    r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
+    return 0;
+}
+
 /* One ITCH message (a BinaryFILE record, or a block of a packet outside the
  * sequenced path), len > 0: decoded and applied; the caller flushes. */
 FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
     fh_itch_msg_t m;
-    const int rc = fh_itch_decode_inline(p, len, &m);
-    if (FH_LIKELY(rc == FH_DECODE_OK)) {
-        r->st.messages++;
-        r->st.by_type[m.type]++;
-        r->st.checksum += fh_itch_fold(&m);
-        if (r->mode != FH_MODE_DECODE) fh_book_apply(&r->book, &m);
-        return;
-    }
-    r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
+    if (fh_engine_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply(&r->book, &m);
 }
 
 /* Apply the decoded messages waiting in r->msgs to the books. */
@@ -141,16 +148,7 @@ FH_INLINE void fh_engine_decode(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
     if (FH_UNLIKELY(r->n_msgs == FH_PKT_MSGS)) fh_engine_apply_decoded(r);
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs];
-    const int rc = fh_itch_decode_inline(p, len, m);
-    if (FH_LIKELY(rc == FH_DECODE_OK)) {
-        r->st.messages++;
-        r->st.by_type[m->type]++;
-        r->st.checksum += fh_itch_fold(m);
-        r->n_msgs++;
-        return;
-    }
-    r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_ITCH_BAD_LENGTH : FH_ERR_ITCH_UNKNOWN_TYPE]++;
+    r->n_msgs += (uint32_t)fh_engine_decode_one(r, p, len, &r->msgs[r->n_msgs]);
 }
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted

@@ -177,7 +177,7 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
                     s->name, strerror(fa));
             close(fd); shm_unlink(s->name); return -1;
         }
-        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         close(fd);
         if (mem == MAP_FAILED) {
             fh_errf(err, errlen, "cannot map /dev/shm%s (%llu bytes): %s", s->name, (unsigned long long)size, strerror(errno));

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from typing import Optional
 
-from .replay import Replay, ReplayError
+from .replay import Replay
 
 
 class DpdkError(Exception):

@@ -24,12 +24,14 @@ import os
 import platform
 from typing import Dict, List
 
-from .core import ffi, lib
+from .core import lib
 
 # Histogram index in C (enum fh_lat_stage) -> name, in the order reports show them.
 STAGES = ["rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"]
-_INDEX = {"rx_to_start": 0, "processing": 1, "rx_to_published": 2, "decode": 3, "book": 4, "publish": 5,
-          "messages_per_packet": 6, "idle_gaps": 7}
+_INDEX = {"rx_to_start": lib.FH_LAT_RX_TO_START, "processing": lib.FH_LAT_PROCESSING,
+          "rx_to_published": lib.FH_LAT_RX_TO_PUBLISHED, "decode": lib.FH_LAT_DECODE, "book": lib.FH_LAT_BOOK,
+          "publish": lib.FH_LAT_PUBLISH, "messages_per_packet": lib.FH_LAT_MSGS_PER_PACKET,
+          "idle_gaps": lib.FH_LAT_IDLE_GAPS}
 PERCENTILES = [50, 90, 99, 99.9, 99.99]
 
 

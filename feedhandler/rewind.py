@@ -24,6 +24,7 @@ malformed frame or packet costs a counter, never a crash.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import mmap
@@ -716,6 +717,21 @@ class RewindServer:
 
     def __exit__(self, *exc):
         self.close()
+
+    @contextlib.contextmanager
+    def in_background(self, join_s: float = 10.0):
+        """Serve from a daemon thread for the duration of a ``with`` block
+        (tests, embedding): stopped and joined on the way out; RuntimeError
+        if it has not stopped within join_s."""
+        t = threading.Thread(target=self.serve_forever, name="rewind-server", daemon=True)
+        t.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            t.join(join_s)
+        if t.is_alive():
+            raise RuntimeError("rewind server did not stop within %.1f s" % join_s)
 
 
 def describe_index(idx: CaptureIndex) -> List[str]:

@@ -17,32 +17,17 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 
+from benchlib import day, fh, stats_json, warm
 from feedhandler.latency import cpu_model
 
 
-def feedhandler_cmd():
-    exe = shutil.which("feedhandler")
-    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
-    if os.path.exists(here):
-        return [here]
-    return [exe] if exe else [sys.executable, "-m", "feedhandler"]
-
-
 def replay_stats(cmd, path, pin=None):
-    fd, out = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    argv = cmd + ["replay", "-q", "--mode", "decode", path, "--stats-json", out]
+    argv = cmd + ["replay", "-q", "--mode", "decode", path]
     if pin is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(pin)] + argv
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    with open(out) as f:
-        st = json.load(f)
-    os.unlink(out)
-    return st
+    return stats_json(argv)
 
 
 def main():
@@ -55,24 +40,18 @@ def main():
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
-    cmd = feedhandler_cmd()
+    cmd = fh()
     os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "day-%d-%d-%d" % (args.messages, args.symbols, args.seed))
-    if not os.path.exists(prefix + ".json"):
-        subprocess.run(cmd + ["gen", "-q", "--out", prefix, "--messages", str(args.messages),
-                              "--symbols", str(args.symbols), "--seed", str(args.seed)], check=True)
-    with open(prefix + ".json") as f:
-        day = json.load(f)
-    results = {"messages": day["messages"], "cpu": cpu_model(), "inputs": {}}
+    gen = day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--seed", str(args.seed)])
+    results = {"messages": gen["messages"], "cpu": cpu_model(), "inputs": {}}
     for ext in (".pcap", ".bin"):
         path = prefix + ext
-        with open(path, "rb") as f:           # page cache
-            while f.read(1 << 24):
-                pass
+        warm(path)
         rates = []
         for _ in range(args.runs):
             st = replay_stats(cmd, path, pin=0)
-            assert st["messages"] == day["messages"], (st["messages"], day["messages"])
+            assert st["messages"] == gen["messages"], (st["messages"], gen["messages"])
             assert not st["errors"], st["errors"]
             rates.append(st["msgs_per_s"])
         size = os.path.getsize(path)

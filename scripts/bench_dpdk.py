@@ -21,24 +21,9 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 
-
-def fh():
-    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
-    return [here] if os.path.exists(here) else [sys.executable, "-m", "feedhandler"]
-
-
-def run_json(argv):
-    fd, out = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    subprocess.run(argv + ["--stats-json", out], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=900)
-    with open(out) as f:
-        st = json.load(f)
-    os.unlink(out)
-    return st
+from benchlib import day, fh, stats_json
 
 
 def testpmd(pcap, seconds):
@@ -69,9 +54,7 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "dpdk-%d-%d" % (args.messages, args.symbols))
-    if not os.path.exists(prefix + ".json"):
-        subprocess.run(fh() + ["gen", "-q", "--out", prefix, "--messages", str(args.messages), "--symbols",
-                               str(args.symbols), "--seed", "3"], check=True, stdout=subprocess.DEVNULL)
+    day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--seed", "3"])
     pcap = prefix + ".pcap"
     with open(pcap, "rb") as f:
         while f.read(1 << 24):
@@ -79,10 +62,10 @@ def main():
     caps = ["--mode", args.mode, "--silence-ms", "1000000"]
     res = {"replay": [], "dpdk": []}
     for i in range(args.runs):
-        res["replay"].append(run_json(fh() + ["replay", "-q", pcap] + caps))
+        res["replay"].append(stats_json(fh() + ["replay", "-q", pcap] + caps, quiet_stderr=True))
         eal = ("-l 0 --no-huge --no-pci -m 1024 --file-prefix fhbench%d-%d --log-level=error "
                "--vdev=net_pcap0,rx_pcap=%s" % (os.getpid(), i, pcap))
-        res["dpdk"].append(run_json(fh() + ["run", "--dpdk", eal, "--mbufs", "16383"] + caps))
+        res["dpdk"].append(stats_json(fh() + ["run", "--dpdk", eal, "--mbufs", "16383"] + caps, quiet_stderr=True))
     print("day: %s, %d messages; mode %s; one core; medians of %d" % (pcap, args.messages, args.mode, args.runs))
     med = {}
     for k, runs in res.items():
@@ -96,7 +79,8 @@ def main():
     sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pcaps", "sample.pcap")
     eal = ("-l 0 --no-huge --no-pci -m 1024 --file-prefix fhbench-inf%d --log-level=error "
            "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % (os.getpid(), sample))
-    st = run_json(fh() + ["run", "--dpdk", eal, "--mbufs", "16383", "--duration", "4", "--no-eos-stop"] + caps)
+    st = stats_json(fh() + ["run", "--dpdk", eal, "--mbufs", "16383", "--duration", "4", "--no-eos-stop"] + caps,
+                    quiet_stderr=True)
     print("pcap PMD infinite_rx on pcaps/sample.pcap, 4 s: feedhandler %.2f M packets/s through the pipeline "
           "(repeats are duplicates)" % (st["packets"] / st["elapsed_s"] / 1e6))
     tp = testpmd(sample, 8)

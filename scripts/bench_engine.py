@@ -15,30 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
-
-def fh():
-    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
-    if os.path.exists(here):
-        return [here]
-    exe = shutil.which("feedhandler")
-    return [exe] if exe else [sys.executable, "-m", "feedhandler"]
+from benchlib import day, fh, stats_json, warm
 
 
 def replay(path, cores, mode, extra=()):
-    fd, out = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    subprocess.run(fh() + ["replay", "-q", path, "--cores", cores, "--mode", mode, "--stats-json", out] + list(extra),
-                   check=True, stdout=subprocess.DEVNULL, timeout=900)
-    with open(out) as f:
-        st = json.load(f)
-    os.unlink(out)
-    return st
+    return stats_json(fh() + ["replay", "-q", path, "--cores", cores, "--mode", mode] + list(extra))
 
 
 def main():
@@ -56,15 +41,10 @@ def main():
     days = {}
     for lines in ("a", "ab"):
         prefix = os.path.join(args.dir, "engine-%d-%d-%s" % (args.messages, args.symbols, lines))
-        if not os.path.exists(prefix + ".json"):
-            print("generating %s.pcap ..." % prefix, file=sys.stderr)
-            subprocess.run(fh() + ["gen", "-q", "--out", prefix, "--messages", str(args.messages), "--symbols",
-                                   str(args.symbols), "--channels", "2", "--seed", "9", "--lines", lines],
-                           check=True, stdout=subprocess.DEVNULL)
+        day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--channels", "2",
+                     "--seed", "9", "--lines", lines])
         days[lines] = prefix + ".pcap"
-        with open(days[lines], "rb") as f:          # page cache
-            while f.read(1 << 24):
-                pass
+        warm(days[lines])
     results = {}
     for lines, path in days.items():
         for cores in ("0", "0,1"):

@@ -33,24 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 
+from benchlib import day, fh, stats_json, warm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = [("rx_to_published", "p50", 500), ("rx_to_published", "p99", 2000), ("rx_to_published", "p99_9", 20000)]
 READER_P50_TARGET = 10000
 OVERHEAD_TARGET = 0.05
-
-
-def fh():
-    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
-    if os.path.exists(here):
-        return [here]
-    exe = shutil.which("feedhandler")
-    return [exe] if exe else [sys.executable, "-m", "feedhandler"]
 
 
 def tmpfile(suffix):
@@ -67,13 +60,14 @@ def load(path):
 
 
 def full_speed(path, core, latency):
-    st, lat = tmpfile(".json"), tmpfile(".json")
-    cmd = fh() + ["replay", "-q", path, "--cores", str(core), "--stats-json", st, "--silence-ms", "600000"]
+    lat = tmpfile(".json")
+    cmd = fh() + ["replay", "-q", path, "--cores", str(core), "--silence-ms", "600000"]
     if latency:
         cmd += ["--latency-json", lat, "--latency-sample", str(latency)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=900)
-    os.unlink(lat)
-    return load(st)["msgs_per_s"]
+    try:
+        return stats_json(cmd)["msgs_per_s"]
+    finally:
+        os.unlink(lat)
 
 
 def paced(path, core, reader_core, shm):
@@ -163,29 +157,22 @@ def main():
         reader_core = None
     os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "rate-%d-%d-%d" % (args.rate, args.messages, args.symbols))
-    if not os.path.exists(prefix + ".json"):
-        print("generating %s.pcap ..." % prefix, file=sys.stderr)
-        subprocess.run(fh() + ["gen", "-q", "--out", prefix, "--messages", str(args.messages), "--symbols",
-                               str(args.symbols), "--rate", str(args.rate), "--seed", "11"],
-                       check=True, stdout=subprocess.DEVNULL)
-    day = prefix + ".pcap"
-    with open(day, "rb") as f:                      # into the page cache
-        while f.read(1 << 24):
-            pass
-    with open(prefix + ".json") as f:
-        gen = json.load(f)
+    gen = day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--rate", str(args.rate),
+                       "--seed", "11"])
+    pcap = prefix + ".pcap"
+    warm(pcap)
 
     jitter = hiccups(core, args.jitter_s) if args.jitter_s > 0 else None
     # The same while reading through memory the caches cannot hold (the pipeline
     # streams its input and touches books and slots spread over 100s of MB).
     jitter_mem = hiccups(core, args.jitter_s, 256 << 20) if args.jitter_s > 0 else None
     shm = "fh-bench-lat-%d" % os.getpid()
-    doc, stats, reader = paced(day, core, reader_core, shm)
+    doc, stats, reader = paced(pcap, core, reader_core, shm)
     off, on, sampled = [], [], []
     for _ in range(args.runs):                      # interleaved: drift hits all three alike
-        off.append(full_speed(day, core, 0))
-        on.append(full_speed(day, core, 1))
-        sampled.append(full_speed(day, core, args.sample))
+        off.append(full_speed(pcap, core, 0))
+        on.append(full_speed(pcap, core, 1))
+        sampled.append(full_speed(pcap, core, args.sample))
     overhead = 1 - statistics.median(on) / statistics.median(off)
     overhead_sampled = 1 - statistics.median(sampled) / statistics.median(off)
 

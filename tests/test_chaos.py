@@ -505,14 +505,8 @@ def test_reordering_and_duplicates_on_either_line(abday, tmp_path):
 
 @pytest.fixture
 def rewind(abday):
-    srv = RewindServer(abday["prefix"] + ".pcap", "127.0.0.1", 0)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with RewindServer(abday["prefix"] + ".pcap", "127.0.0.1", 0).in_background() as srv:
         yield srv
-    finally:
-        srv.stop()
-        t.join(10)
 
 
 def both_lines_lossy(recs, seed, p=0.15):

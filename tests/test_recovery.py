@@ -47,14 +47,8 @@ def lost_on_both(path):
 
 @pytest.fixture
 def server(days):
-    srv = RewindServer(days[0] + ".pcap", "127.0.0.1", 0)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
+    with RewindServer(days[0] + ".pcap", "127.0.0.1", 0).in_background() as srv:
         yield srv
-    finally:
-        srv.stop()
-        t.join(10)
 
 
 def books(path, tmp_path, tag, **kw):

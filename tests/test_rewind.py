@@ -81,18 +81,14 @@ def sample_ref():
 @contextlib.contextmanager
 def serving(path, **kw):
     srv = RewindServer(path, "127.0.0.1", 0, poll_s=0.05, **kw)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
     cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     cli.bind(("127.0.0.1", 0))
     try:
-        yield srv, cli
+        with srv.in_background(join_s=5):
+            yield srv, cli
     finally:
-        srv.stop()
-        t.join(5)
         srv.close()
         cli.close()
-        assert not t.is_alive()
 
 
 def ask(cli, srv, session, seq, count, timeout=2.0):
