@@ -1,4 +1,5 @@
-/* book.c -- order store, price levels, and publishing what changed. */
+/* book.c -- order store, price levels, batched apply, and publishing what changed.
+ * The layout and why it is fast at full-day scale: book.h and docs/performance.md. */
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -6,10 +7,10 @@
 
 /* ------------------------------------------------------------ allocation */
 
-/* Anonymous mappings on huge pages where the kernel allows (the order table
- * and the level arena are read at random: with 4 KiB pages every lookup was a
+/* Anonymous mappings on huge pages where the kernel allows (the order window,
+ * hash and level arena are read at random: with 4 KiB pages every lookup was a
  * TLB miss too), the first `hot` bytes faulted in now rather than on the hot
- * path.  The rest is only touched by the cold paths that grow into it. */
+ * path.  The rest is touched as the day grows into it. */
 static void *big_alloc(size_t n, size_t hot, uint64_t *acct)
 {
     n = n ? n : 1;
@@ -43,6 +44,18 @@ static void big_free(void *p, size_t n)
 
 static size_t table_bytes(const fh_book_t *b) { return ((size_t)1 << b->table_max_bits) * sizeof *b->table; }
 static size_t scratch_bytes(const fh_book_t *b) { return (size_t)b->max_orders * sizeof *b->scratch; }
+static size_t win_bytes(const fh_book_t *b) { return (size_t)b->win_size * sizeof *b->win; }
+
+/* The window spans 8x the order capacity (a power of two, at most
+ * 2^FH_WIN_MAX_BITS references): references are handed out a few apart
+ * across the whole market, so an order added a few million references ago
+ * is still found by index; older ones are few and live in the hash. */
+static uint64_t win_size_for(uint32_t max_orders)
+{
+    uint64_t w = 64;
+    while (w < 8ull * max_orders && w < (1ull << FH_WIN_MAX_BITS)) w <<= 1;
+    return w;
+}
 
 int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
                  uint32_t depth, char *err, size_t errlen)
@@ -55,10 +68,11 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->max_levels = max_levels;
     b->n_instr = max_instruments;
     b->depth = depth;
-    /* Load factor <= 1/2 keeps linear-probe runs short.  Memory for the full
-     * capacity is taken now; the table in use starts small and doubles as the
-     * live orders grow (see table_grow), so a day with few live orders keeps
-     * them in a few MB of cache instead of spread over the whole capacity. */
+    b->win_size = win_size_for(max_orders);
+    b->win_mask = b->win_size - 1;
+    /* Hash load factor <= 1/2 keeps linear-probe runs short.  Memory for the
+     * full capacity is taken now; the part in use starts small and doubles as
+     * the orders outside the window grow (see table_grow). */
     uint32_t bits = 4;
     while ((1ull << bits) < 2ull * max_orders) bits++;
     b->table_max_bits = bits;
@@ -67,28 +81,28 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->seed = fh_clock_ns(CLOCK_MONOTONIC) * 0xD6E8FEB86659FD93ull;
     const size_t lvl = (size_t)max_levels;
     {
-        const uint64_t lvl_bytes = (uint64_t)lvl * (sizeof *b->ikey + sizeof *b->iid + sizeof *b->lv_sh +
-                                                    sizeof *b->lv_ord);
+        const uint64_t lvl_bytes = (uint64_t)lvl * sizeof *b->lv;
         const uint64_t fixed = ((uint64_t)max_instruments + 1) * (sizeof *b->instr + sizeof *b->pub_list);
         const uint64_t table_start = ((uint64_t)1 << b->table_bits) * sizeof *b->table;
         char what[160];
         snprintf(what, sizeof what, "the books (%u orders, %u levels, %u instruments)", max_orders, max_levels,
                  max_instruments);
-        if (fh_mem_check(table_bytes(b) + scratch_bytes(b) + lvl_bytes + fixed, table_start + lvl_bytes + fixed,
-                         what, err, errlen) != 0) {
+        if (fh_mem_check(win_bytes(b) + table_bytes(b) + scratch_bytes(b) + lvl_bytes + fixed,
+                         win_bytes(b) + table_start + lvl_bytes + fixed, what, err, errlen) != 0) {
             memset(b, 0, sizeof *b);
             return -1;
         }
     }
+    /* The window is faulted in now: written as the day's references advance,
+     * each new huge page would otherwise cost a 2 MiB clear on the hot path
+     * (12% of a full day's time, measured). */
+    b->win = big_alloc(win_bytes(b), SIZE_MAX, &b->bytes);
     b->table = big_alloc(table_bytes(b), ((size_t)1 << b->table_bits) * sizeof *b->table, &b->bytes);
     b->scratch = big_alloc(scratch_bytes(b), 0, &b->bytes);
-    b->ikey = big_alloc(lvl * sizeof *b->ikey, lvl * sizeof *b->ikey, &b->bytes);
-    b->iid = big_alloc(lvl * sizeof *b->iid, lvl * sizeof *b->iid, &b->bytes);
-    b->lv_sh = big_alloc(lvl * sizeof *b->lv_sh, lvl * sizeof *b->lv_sh, &b->bytes);
-    b->lv_ord = big_alloc(lvl * sizeof *b->lv_ord, lvl * sizeof *b->lv_ord, &b->bytes);
+    b->lv = big_alloc(lvl * sizeof *b->lv, lvl * sizeof *b->lv, &b->bytes);
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
     b->pub_list = big_alloc(((size_t)max_instruments + 1) * sizeof *b->pub_list, SIZE_MAX, &b->bytes);
-    if (!b->table || !b->scratch || !b->ikey || !b->iid || !b->lv_sh || !b->lv_ord || !b->instr || !b->pub_list) {
+    if (!b->win || !b->table || !b->scratch || !b->lv || !b->instr || !b->pub_list) {
         fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
                 max_orders, max_levels, max_instruments);
         fh_book_free(b);
@@ -99,37 +113,25 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
 
 void fh_book_free(fh_book_t *b)
 {
+    if (b->win) big_free(b->win, win_bytes(b));
     if (b->table) big_free(b->table, table_bytes(b));
     if (b->scratch) big_free(b->scratch, scratch_bytes(b));
-    big_free(b->ikey, (size_t)b->max_levels * sizeof *b->ikey);
-    big_free(b->iid, (size_t)b->max_levels * sizeof *b->iid);
-    big_free(b->lv_sh, (size_t)b->max_levels * sizeof *b->lv_sh);
-    big_free(b->lv_ord, (size_t)b->max_levels * sizeof *b->lv_ord);
-    big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
-    big_free(b->pub_list, ((size_t)b->n_instr + 1) * sizeof *b->pub_list);
+    if (b->lv) big_free(b->lv, (size_t)b->max_levels * sizeof *b->lv);
+    if (b->instr) big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
+    if (b->pub_list) big_free(b->pub_list, ((size_t)b->n_instr + 1) * sizeof *b->pub_list);
     memset(b, 0, sizeof *b);
 }
 
 /* ------------------------------------------------------------ order store */
 
-/* Table position of a reference.  NASDAQ assigns references in increasing
- * order and most orders die young, so the live ones are mostly recent,
- * consecutive numbers: keeping consecutive references in consecutive entries
- * keeps the busy part of the table in cache (a scattering hash made every
- * probe a cache miss: 3x slower).  The bits above the table size pick a
- * seeded, scrambled offset per block, so references that share their low bits
- * do not pile onto one probe run, and the offsets cannot be predicted to build
- * collisions on purpose. */
-
-/* Position of `ref` in the table, or of the empty entry where it would go.
- * Orders live in the table itself: one cache line per lookup, not two. */
+/* Hash position of `ref`, or of the empty entry where it would go. */
 FH_INLINE uint64_t table_find(const fh_book_t *b, uint64_t ref, int *found)
 {
     uint64_t i = ref_home(b, ref);
     for (;;) {
-        const fh_order_t *o = &b->table[i];
-        if (o->shares == 0) { *found = 0; return i; }     /* live orders never have 0 shares */
-        if (o->ref == ref) { *found = 1; return i; }
+        const fh_horder_t *h = &b->table[i];
+        if (h->o.shares == 0) { *found = 0; return i; }     /* live orders never have 0 shares */
+        if (h->ref == ref) { *found = 1; return i; }
         i = (i + 1) & b->table_mask;
     }
 }
@@ -138,31 +140,29 @@ FH_INLINE uint64_t table_find(const fh_book_t *b, uint64_t ref, int *found)
 static void table_erase(fh_book_t *b, uint64_t i)
 {
     for (;;) {
-        b->table[i].shares = 0;
+        b->table[i].o.shares = 0;
         uint64_t j = i;
         for (;;) {
             j = (j + 1) & b->table_mask;
-            const fh_order_t *o = &b->table[j];
-            if (o->shares == 0) return;
-            const uint64_t home = ref_home(b, o->ref);
+            const fh_horder_t *h = &b->table[j];
+            if (h->o.shares == 0) return;
+            const uint64_t home = ref_home(b, h->ref);
             /* Move it back to i unless its home lies cyclically in (i, j]. */
             const int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-            if (!stays) { b->table[i] = *o; i = j; break; }
+            if (!stays) { b->table[i] = *h; i = j; break; }
         }
     }
 }
 
-/* Double the table in use (memory was reserved at start-up): move the live
- * orders aside, clear, reinsert.  A pause proportional to the live orders,
- * taken at most log2(capacity / start) times a day, each time the live count
- * reaches a new high; a deployment that knows its peak can avoid it with a
- * larger FH_TABLE_START_BITS. */
+/* Double the hash in use (memory was reserved at start-up): move the live
+ * orders aside, clear, reinsert.  A pause proportional to the orders outside
+ * the window, taken at most log2(capacity / start) times a day. */
 static __attribute__((noinline, cold)) void table_grow(fh_book_t *b)
 {
     const uint64_t size = b->table_mask + 1;
     uint32_t n = 0;
     for (uint64_t i = 0; i < size; i++)
-        if (b->table[i].shares) b->scratch[n++] = b->table[i];
+        if (b->table[i].o.shares) b->scratch[n++] = b->table[i];
     memset(b->table, 0, (size_t)size * 2 * sizeof *b->table);
     b->table_bits++;
     b->table_mask = (b->table_mask << 1) | 1;
@@ -174,30 +174,137 @@ static __attribute__((noinline, cold)) void table_grow(fh_book_t *b)
     b->table_grows++;
 }
 
+/* A free hash entry for `ref` (not live), the table grown first if needed.
+ * Live orders never exceed max_orders, so there always is one. */
+static fh_order_t *table_insert(fh_book_t *b, uint64_t ref)
+{
+    if (FH_UNLIKELY(2 * (b->h_live + 1) > b->table_mask + 1) && b->table_bits < b->table_max_bits) table_grow(b);
+    int found;
+    fh_horder_t *h = &b->table[table_find(b, ref, &found)];
+    h->ref = ref;
+    b->h_live++;
+    return &h->o;
+}
+
+FH_INLINE int in_window(const fh_book_t *b, uint64_t ref) { return ref - b->win_base < b->win_size; }
+
+/* The live order `ref`, or NULL.  A reference in the window's range is in
+ * the window, unless it was added while far ahead of the window (then it went
+ * to the hash: see ord_new), which only refs up to h_ahead_max can be. */
+FH_INLINE fh_order_t *ord_find(fh_book_t *b, uint64_t ref)
+{
+    if (FH_LIKELY(in_window(b, ref))) {
+        fh_order_t *o = &b->win[ref & b->win_mask];
+        if (FH_LIKELY(o->shares != 0) || FH_LIKELY(ref > b->h_ahead_max)) return o->shares ? o : NULL;
+    }
+    if (!b->h_live) return NULL;
+    int found;
+    const uint64_t pos = table_find(b, ref, &found);
+    return found ? &b->table[pos].o : NULL;
+}
+
+/* Free a live order's entry (window or hash). */
+FH_INLINE void ord_erase(fh_book_t *b, fh_order_t *o)
+{
+    if (FH_LIKELY(o >= b->win && o < b->win + b->win_size)) {
+        o->shares = 0;
+        b->win_live--;
+        return;
+    }
+    const fh_horder_t *h = (const fh_horder_t *)(const void *)((const char *)o - offsetof(fh_horder_t, o));
+    table_erase(b, (uint64_t)(h - b->table));
+    b->h_live--;
+}
+
+/* Slide the window so that it ends just past `ref`: the live orders of the
+ * references it leaves behind move to the hash.  Called with ref past the
+ * window's end; each reference is passed over once, so the scan costs a few
+ * entries per add, sequential (the lines ahead are fetched as it goes). */
+static void win_slide(fh_book_t *b, uint64_t ref)
+{
+    uint64_t to = (ref - b->win_size + 1 + 15) & ~(uint64_t)15;   /* whole lines of entries */
+    uint64_t from = b->win_base;
+    if (b->win_live == 0 || to - from >= b->win_size) {
+        /* Nothing to keep in order, or everything passes: one sweep of the live entries. */
+        if (b->win_live)
+            for (uint64_t j = 0; j < b->win_size; j++) {
+                fh_order_t *o = &b->win[j];
+                if (!o->shares) continue;
+                /* Its reference is the one of the old window with these low bits. */
+                const uint64_t r = from + ((j - from) & b->win_mask);
+                *table_insert(b, r) = *o;
+                o->shares = 0;
+            }
+        b->win_live = 0;
+        b->win_base = to;
+        if (b->h_ahead_max < to) b->h_ahead_max = 0;
+        return;
+    }
+    for (uint64_t r = from; r < to; r++) {
+        fh_order_t *o = &b->win[r & b->win_mask];
+        if (FH_UNLIKELY(o->shares != 0)) {
+            *table_insert(b, r) = *o;
+            o->shares = 0;
+            b->win_live--;
+        }
+    }
+    __builtin_prefetch(&b->win[(to + 64) & b->win_mask], 1, 0);
+    b->win_base = to;
+    if (b->h_ahead_max < to) b->h_ahead_max = 0;     /* what went ahead is now behind: a hash ref like any */
+}
+
+/* The entry a new order `ref` (not live) goes into. */
+FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref)
+{
+    if (FH_LIKELY(in_window(b, ref))) {
+        b->win_live++;
+        return &b->win[ref & b->win_mask];
+    }
+    if (FH_UNLIKELY(!b->win_set) && b->win_live == 0) {
+        /* The first add past the start places the window: references from here on. */
+        b->win_set = 1;
+        b->win_base = ref & ~(uint64_t)15;
+        b->win_live++;
+        return &b->win[ref & b->win_mask];
+    }
+    /* Past the end by less than a window (the day moving on), or anywhere when
+     * the window is empty: slide.  Below it (an old reference), or far past it
+     * (corrupt or hostile: sliding there would evict every live order): hash. */
+    if (ref >= b->win_base && (ref - b->win_base < 2 * b->win_size || b->win_live == 0)) {
+        win_slide(b, ref);
+        b->win_live++;
+        return &b->win[ref & b->win_mask];
+    }
+    if (ref > b->win_base && ref > b->h_ahead_max) b->h_ahead_max = ref;
+    return table_insert(b, ref);
+}
+
 /* ----------------------------------------------------------- price levels */
 
 /* Asks sort by inverted price so both sides keep their best level last. */
 FH_INLINE uint32_t lvl_key(uint32_t price, int side) { return price ^ (0u - (uint32_t)side); }
 
 /* Index of the first level whose key is >= key (keys ascending, best last).
- * Orders arrive, trade and cancel mostly within a few ticks of the best, so
- * walk down from the top first (a 16-wide SSE2 count of the top keys measured
- * no faster); only a price below the top FH_LVL_MIN_CAP levels pays for a
- * branch-free binary search. */
-FH_INLINE uint32_t lvl_lower_bound(const uint32_t *K, uint32_t n, uint32_t key)
+ * Orders arrive, trade and cancel mostly within a few ticks of the best: the
+ * top 8 keys are counted without branches (a walk down from the top
+ * mispredicted its exit on most messages); only a price below them pays for
+ * a branch-free binary search. */
+#define FH_LVL_SCAN 8u
+FH_INLINE uint32_t lvl_lower_bound(const fh_level_t *L, uint32_t n, uint32_t key)
 {
-    const uint32_t w = n > FH_LVL_MIN_CAP ? n - FH_LVL_MIN_CAP : 0;
-    uint32_t i = n;
-    while (i > w && K[i - 1] >= key) i--;
-    if (i > w || w == 0) return i;
-    /* Every key in [w, n) is >= key: the answer is in [0, w]. */
+    const uint32_t m = n < FH_LVL_SCAN ? n : FH_LVL_SCAN;
+    uint32_t c = 0;
+    for (uint32_t k = 1; k <= m; k++) c += L[n - k].key >= key;
+    if (FH_LIKELY(c < m || n == m)) return n - c;
+    /* Every key in [n - 8, n) is >= key: the answer is in [0, n - 8]. */
+    const uint32_t w = n - FH_LVL_SCAN;
     uint32_t lo = 0, len = w + 1;
     while (len > 1) {
         const uint32_t half = len >> 1;
-        lo = K[lo + half - 1] < key ? lo + half : lo;
+        lo = L[lo + half - 1].key < key ? lo + half : lo;
         len -= half;
     }
-    return lo + (K[lo] < key);
+    return lo + (lo < w && L[lo].key < key);
 }
 
 static uint32_t lvl_class(uint32_t cap)
@@ -212,7 +319,7 @@ static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
     if (cls >= FH_LVL_CLASSES) return UINT32_MAX;
     if (b->lvl_free[cls]) {
         const uint32_t off = b->lvl_free[cls] - 1;
-        b->lvl_free[cls] = b->ikey[off];          /* free blocks keep their list link in key 0 */
+        b->lvl_free[cls] = b->lv[off].key;          /* free blocks keep their list link in key 0 */
         return off;
     }
     const uint32_t n = FH_LVL_MIN_CAP << cls;
@@ -225,41 +332,23 @@ static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
 static void lvl_block_free(fh_book_t *b, uint32_t off, uint32_t cap)
 {
     const uint32_t cls = lvl_class(cap);
-    b->ikey[off] = b->lvl_free[cls];
+    b->lv[off].key = b->lvl_free[cls];
     b->lvl_free[cls] = off + 1;
 }
 
-/* Room for one more level in a side's index: grow into the next size class. */
-static int lvl_grow(fh_book_t *b, fh_bside_t *s)
+/* Room for one more level in a side's array: grow into the next size class. */
+static __attribute__((noinline)) int lvl_grow(fh_book_t *b, fh_bside_t *s)
 {
     const uint32_t ncap = s->cap ? s->cap * 2 : FH_LVL_MIN_CAP;
     const uint32_t off = lvl_block_alloc(b, lvl_class(ncap));
     if (off == UINT32_MAX) return -1;
     if (s->cap) {
-        memcpy(&b->ikey[off], &b->ikey[s->off], (size_t)s->n * sizeof *b->ikey);
-        memcpy(&b->iid[off], &b->iid[s->off], (size_t)s->n * sizeof *b->iid);
+        memcpy(&b->lv[off], &b->lv[s->off], (size_t)s->n * sizeof *b->lv);
         lvl_block_free(b, s->off, s->cap);
     }
     s->off = off;
     s->cap = ncap;
     return 0;
-}
-
-/* Level pool: stable ids, a free list threaded through lv_ord. */
-FH_INLINE uint32_t lv_alloc(fh_book_t *b)
-{
-    if (b->lv_free) {
-        const uint32_t id = b->lv_free - 1;
-        b->lv_free = b->lv_ord[id];
-        return id;
-    }
-    return b->lv_bump < b->max_levels ? b->lv_bump++ : UINT32_MAX;
-}
-
-FH_INLINE void lv_release(fh_book_t *b, uint32_t id)
-{
-    b->lv_ord[id] = b->lv_free;
-    b->lv_free = id + 1;
 }
 
 /* A level at `rank` (0 = best) changed: remember the shallowest rank to
@@ -271,78 +360,54 @@ FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
     return rank == 0 ? 2 : 1;
 }
 
-/* Add shares (and one order) at a price; *level gets the level's id.  Returns
- * 2 if the best level changed, 1 if another of the top `depth` levels did, 0
- * if none did, -1 if the level pool or the index arena is full. */
-FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, uint32_t *level)
+/* Add shares (and one order) at a price.  Returns 2 if the best level
+ * changed, 1 if another of the top `depth` levels did, 0 if none did, -1 if
+ * the arena is full. */
+FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares)
 {
     const uint32_t key = lvl_key(price, side);
-    const uint32_t pos = lvl_lower_bound(&b->ikey[s->off], s->n, key);
-    if (pos < s->n && b->ikey[s->off + pos] == key) {
-        const uint32_t id = b->iid[s->off + pos];
-        b->lv_sh[id] += shares;
-        b->lv_ord[id]++;
-        *level = id;
+    fh_level_t *L = &b->lv[s->off];
+    const uint32_t pos = lvl_lower_bound(L, s->n, key);
+    if (pos < s->n && L[pos].key == key) {
+        L[pos].shares += shares;
+        L[pos].orders++;
         return lvl_touch(b, s, s->n - 1 - pos);
     }
-    const uint32_t id = lv_alloc(b);
-    if (id == UINT32_MAX) return -1;
-    if (s->n == s->cap && lvl_grow(b, s) != 0) { lv_release(b, id); return -1; }
-    const uint32_t at = s->off + pos;
-    for (uint32_t i = s->off + s->n; i > at; i--) {      /* the levels above: ~2 on average */
-        b->ikey[i] = b->ikey[i - 1];
-        b->iid[i] = b->iid[i - 1];
+    if (FH_UNLIKELY(s->n == s->cap)) {
+        if (lvl_grow(b, s) != 0) return -1;
+        L = &b->lv[s->off];
     }
-    b->ikey[at] = key;
-    b->iid[at] = id;
-    b->lv_sh[id] = shares;
-    b->lv_ord[id] = 1;
+    for (uint32_t i = s->n; i > pos; i--) L[i] = L[i - 1];      /* the levels above: ~2 on average */
+    L[pos].key = key;
+    L[pos].orders = 1;
+    L[pos].shares = shares;
     s->n++;
-    *level = id;
     return lvl_touch(b, s, s->n - 1 - pos);
 }
 
-/* Take shares (and, when the order is gone, one order) off level `id` at
- * `price`; returns 2/1/0 as lvl_add.  The level is found through its id: the
- * index is searched only when the level empties, and to rank a change that
- * is visible and below the best while publishing. */
-FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t id, uint32_t shares,
-                         int order_gone)
+/* Take shares (and, when the order is gone, one order) off the level at
+ * `price`; returns 2/1/0 as lvl_add. */
+FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, int order_gone)
 {
     const uint32_t key = lvl_key(price, side);
-    const uint32_t *K = &b->ikey[s->off];
-    const uint32_t n = s->n, d = b->depth;
-    b->lv_sh[id] -= shares;
-    b->lv_ord[id] -= (uint32_t)order_gone;
-    if (b->lv_ord[id] == 0) {
-        const uint32_t pos = lvl_lower_bound(K, n, key);
-        if (FH_UNLIKELY(pos >= n || K[pos] != key)) return 0;   /* cannot happen: orders own their level */
-        const int vis = lvl_touch(b, s, n - 1 - pos);
-        for (uint32_t i = s->off + pos; i + 1 < s->off + n; i++) {
-            b->ikey[i] = b->ikey[i + 1];
-            b->iid[i] = b->iid[i + 1];
-        }
+    fh_level_t *L = &b->lv[s->off];
+    const uint32_t n = s->n;
+    const uint32_t pos = lvl_lower_bound(L, n, key);
+    if (FH_UNLIKELY(pos >= n || L[pos].key != key)) return 0;   /* cannot happen: orders own their level */
+    const int vis = lvl_touch(b, s, n - 1 - pos);
+    L[pos].shares -= shares;
+    L[pos].orders -= (uint32_t)order_gone;
+    if (L[pos].orders == 0) {
+        for (uint32_t i = pos; i + 1 < n; i++) L[i] = L[i + 1];
         s->n--;
-        lv_release(b, id);
-        return vis;
     }
-    if (key == K[n - 1]) return lvl_touch(b, s, 0);
-    if (n > d && key < K[n - d]) return 0;                       /* below the shown levels */
-    if (!b->publish) return 1;                                   /* no slot to republish: rank not needed */
-    uint32_t rank = 1;
-    while (K[n - 1 - rank] != key) rank++;                       /* < depth steps: it is shown */
-    return lvl_touch(b, s, rank);
+    return vis;
 }
 
 /* Level `rank` (0 = best, < n) of a side. */
-FH_INLINE uint32_t lvl_price(const fh_book_t *b, const fh_bside_t *s, int side, uint32_t rank)
+FH_INLINE const fh_level_t *lvl_at(const fh_book_t *b, const fh_bside_t *s, uint32_t rank)
 {
-    return lvl_key(b->ikey[s->off + s->n - 1 - rank], side);
-}
-
-FH_INLINE uint32_t lvl_id(const fh_book_t *b, const fh_bside_t *s, uint32_t rank)
-{
-    return b->iid[s->off + s->n - 1 - rank];
+    return &b->lv[s->off + s->n - 1 - rank];
 }
 
 /* ------------------------------------------------------------- publishing */
@@ -399,13 +464,14 @@ static void publish_slot(fh_book_t *b, uint32_t locate)
         if (s->dirty_from >= show && show == s->shown) continue;     /* this side's top is as published */
         uint32_t *price = px + (size_t)side * d * 4, *orders = price + d;
         uint64_t *shares = (uint64_t *)(orders + d);
-        const uint32_t top = s->off + s->n - 1;
-        /* Levels above the shallowest change are as last published. */
+        /* Levels above the shallowest change are as last published; the rest
+         * come from the top of one contiguous array, best last. */
+        const fh_level_t *top = &b->lv[s->off + s->n - 1];
         for (uint32_t i = s->dirty_from; i < show; i++) {
-            const uint32_t id = b->iid[top - i];
-            price[i] = lvl_key(b->ikey[top - i], side);
-            orders[i] = b->lv_ord[id];
-            shares[i] = b->lv_sh[id];
+            const fh_level_t *l = top - i;
+            price[i] = lvl_key(l->key, side);
+            orders[i] = l->orders;
+            shares[i] = l->shares;
         }
         for (uint32_t i = show; i < s->shown; i++) { price[i] = 0; orders[i] = 0; shares[i] = 0; }
         s->shown = (uint16_t)show;
@@ -442,10 +508,11 @@ static void check_bbo(fh_book_t *b, uint32_t locate)
 {
     fh_instr_t *in = &b->instr[locate];
     const fh_bside_t *bs = &in->side[FH_SIDE_BID], *as = &in->side[FH_SIDE_ASK];
-    const uint32_t bp = bs->n ? lvl_price(b, bs, FH_SIDE_BID, 0) : 0;
-    const uint64_t bq = bs->n ? b->lv_sh[lvl_id(b, bs, 0)] : 0;
-    const uint32_t ap = as->n ? lvl_price(b, as, FH_SIDE_ASK, 0) : 0;
-    const uint64_t aq = as->n ? b->lv_sh[lvl_id(b, as, 0)] : 0;
+    const fh_level_t *bl = bs->n ? lvl_at(b, bs, 0) : NULL, *al = as->n ? lvl_at(b, as, 0) : NULL;
+    const uint32_t bp = bl ? lvl_key(bl->key, FH_SIDE_BID) : 0;
+    const uint64_t bq = bl ? bl->shares : 0;
+    const uint32_t ap = al ? lvl_key(al->key, FH_SIDE_ASK) : 0;
+    const uint64_t aq = al ? al->shares : 0;
     if (bp == in->bbo_bid_px && bq == in->bbo_bid_sh && ap == in->bbo_ask_px && aq == in->bbo_ask_sh) return;
     in->bbo_bid_px = bp; in->bbo_bid_sh = bq; in->bbo_ask_px = ap; in->bbo_ask_sh = aq;
     if (!b->publish) return;
@@ -483,17 +550,16 @@ static void state_event(fh_book_t *b, uint32_t locate, uint8_t kind, uint8_t val
 
 FH_INLINE int locate_ok(const fh_book_t *b, uint32_t locate) { return locate >= 1 && locate <= b->n_instr; }
 
-/* Remove `shares` from the live order at table position pos (all of it when
- * gone); returns whether the top levels changed. */
-FH_INLINE int order_reduce(fh_book_t *b, uint64_t pos, uint32_t shares)
+/* Remove `shares` from the live order o (all of it when gone); returns whether
+ * the top levels changed. */
+FH_INLINE int order_reduce(fh_book_t *b, fh_order_t *o, uint32_t shares)
 {
-    fh_order_t *o = &b->table[pos];
     fh_instr_t *in = &b->instr[o->locate];
     const int gone = shares >= o->shares;
     const uint32_t take = gone ? o->shares : shares;
-    const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, o->level, take, gone);
+    const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, take, gone);
     if (gone) {
-        table_erase(b, pos);
+        ord_erase(b, o);
         b->ctr->orders_live--;
     } else {
         o->shares -= take;
@@ -501,66 +567,57 @@ FH_INLINE int order_reduce(fh_book_t *b, uint64_t pos, uint32_t shares)
     return vis;
 }
 
+/* An add on a live reference replaces it: the old order goes (cold path). */
+static __attribute__((noinline)) int order_replace_live(fh_book_t *b, fh_order_t *old, uint32_t locate, uint64_t ts)
+{
+    const uint32_t old_loc = old->locate;
+    b->ctr->add_replaced++;
+    const int v_old = order_reduce(b, old, UINT32_MAX);
+    if (old_loc == locate) return v_old;
+    fh_instr_t *oin = &b->instr[old_loc];
+    oin->applied++;
+    oin->exch_ts = ts;
+    oin->rx_ts = b->rx_ts;
+    if (b->publish && (v_old || oin->dirty)) {
+        publish_slot(b, old_loc);
+        if (v_old > 1) check_bbo(b, old_loc);
+    }
+    return 0;
+}
+
 /* Add a new live order.  Returns visibility, or -1 when it was dropped. */
-static int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, uint32_t shares, uint32_t price,
-                     uint64_t ts)
+FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, uint32_t shares, uint32_t price,
+                        uint64_t ts)
 {
     fh_instr_t *in = &b->instr[locate];
-    int found, vis = 0;
-    /* References grow through the day: the entries the next adds will probe
-     * are a few ahead of this one, and cold.  Fetch them now. */
-    __builtin_prefetch(&b->table[ref_home(b, ref + 16)], 1, 1);
-    uint64_t pos = table_find(b, ref, &found);
-    if (found) {
-        /* An add on a live reference replaces it. */
-        const uint32_t old_loc = b->table[pos].locate;
-        b->ctr->add_replaced++;
-        const int v_old = order_reduce(b, pos, UINT32_MAX);
-        if (old_loc == locate) {
-            vis = v_old;
-        } else {
-            fh_instr_t *oin = &b->instr[old_loc];
-            oin->applied++;
-            oin->exch_ts = ts;
-            oin->rx_ts = b->rx_ts;
-            if (b->publish && (v_old || oin->dirty)) {
-                publish_slot(b, old_loc);
-                if (v_old > 1) check_bbo(b, old_loc);
-            }
-        }
-        pos = table_find(b, ref, &found);
-    }
-    if (FH_UNLIKELY(2 * (b->ctr->orders_live + 1) > b->table_mask + 1) && b->table_bits < b->table_max_bits) {
-        table_grow(b);
-        pos = table_find(b, ref, &found);
-    }
+    int vis = 0;
+    fh_order_t *old = ord_find(b, ref);
+    if (FH_UNLIKELY(old != NULL)) vis = order_replace_live(b, old, locate, ts);
     if (FH_UNLIKELY(b->ctr->orders_live >= b->max_orders)) {
         b->ctr->order_full++;
         in->flags |= FH_SLOT_DROPPED;
         in->dirty = 1;
         return vis ? vis : -1;
     }
-    uint32_t level = 0;
-    const int lv = lvl_add(b, &in->side[side], side, price, shares, &level);
+    const int lv = lvl_add(b, &in->side[side], side, price, shares);
     if (FH_UNLIKELY(lv < 0)) {
         b->ctr->level_full++;
         in->flags |= FH_SLOT_DROPPED;
         in->dirty = 1;
         return vis ? vis : -1;
     }
-    fh_order_t *o = &b->table[pos];
-    o->ref = ref;
+    fh_order_t *o = ord_new(b, ref);
     o->shares = shares;
     o->price = price;
     o->locate = (uint16_t)locate;
     o->side = (uint8_t)side;
-    o->level = level;
     b->ctr->adds++;
     if (++b->ctr->orders_live > b->ctr->orders_peak) b->ctr->orders_peak = b->ctr->orders_live;
     return vis > lv ? vis : lv;
 }
 
-/* After a change to instrument `locate`: publish if anything visible moved. */
+/* After a change to instrument `locate`: queue it for publishing if anything
+ * visible moved. */
 FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
 {
     fh_instr_t *in = &b->instr[locate];
@@ -580,7 +637,7 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
     if (!b->publish) return;
     if (visible > 0 || in->dirty) {
         /* Published at the flush, once per instrument however many messages
-         * of the packet touched it. */
+         * of the packet (window) touched it. */
         if (!in->queued) b->pub_list[b->n_pub++] = locate;
         in->queued |= (uint8_t)(visible > 1 ? 3 : 1);
     }
@@ -589,7 +646,13 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
 void fh_book_flush(fh_book_t *b)
 {
     const uint32_t n = b->n_pub;
+    const uint32_t lines = (b->shm->slot_size + 63) / 64;
     for (uint32_t i = 0; i < n; i++) {
+        /* The slot two instruments on is written next but one: claim its lines now. */
+        if (i + 2 < n) {
+            const uint8_t *next = (const uint8_t *)fh_shm_slot(b->shm, b->pub_list[i + 2]);
+            for (uint32_t k = 0; k < lines; k++) __builtin_prefetch(next + 64 * k, 1, 3);
+        }
         const uint32_t locate = b->pub_list[i];
         fh_instr_t *in = &b->instr[locate];
         const uint8_t q = in->queued;
@@ -602,12 +665,11 @@ void fh_book_flush(fh_book_t *b)
 
 static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
 
-void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m)
+FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
 {
     fh_book_counters_t *c = b->ctr;
     const uint64_t ts = m->timestamp;
     uint32_t locate = m->stock_locate;
-    int found;
     switch (m->type) {
     case 'A':
     case 'F': {
@@ -620,21 +682,21 @@ void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m)
         return;
     }
     case 'D': {
-        const uint64_t pos = table_find(b, m->u.D.order_reference_number, &found);
-        if (FH_UNLIKELY(!found)) { c->unknown_ref++; return; }
-        locate = b->table[pos].locate;
+        fh_order_t *o = ord_find(b, m->u.D.order_reference_number);
+        if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
+        locate = o->locate;
         c->deletes++;
-        touched(b, locate, order_reduce(b, pos, UINT32_MAX), ts);
+        touched(b, locate, order_reduce(b, o, UINT32_MAX), ts);
         return;
     }
     case 'U': {
         const fh_itch_U_t *u = &m->u.U;
-        const uint64_t pos = table_find(b, u->original_order_reference_number, &found);
-        if (FH_UNLIKELY(!found)) { c->unknown_ref++; return; }
-        locate = b->table[pos].locate;
-        const int side = b->table[pos].side;
+        fh_order_t *o = ord_find(b, u->original_order_reference_number);
+        if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
+        locate = o->locate;
+        const int side = o->side;
         c->replaces++;
-        int vis = order_reduce(b, pos, UINT32_MAX);
+        int vis = order_reduce(b, o, UINT32_MAX);
         if (FH_UNLIKELY(u->shares == 0 || u->price == 0)) c->zero_rejected++;
         else {
             const int v2 = order_add(b, u->new_order_reference_number, locate, side, u->shares, u->price, ts);
@@ -650,9 +712,8 @@ void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m)
                            : m->type == 'E' ? m->u.E.order_reference_number : m->u.C.order_reference_number;
         const uint32_t want = m->type == 'X' ? m->u.X.cancelled_shares
                             : m->type == 'E' ? m->u.E.executed_shares : m->u.C.executed_shares;
-        const uint64_t pos = table_find(b, ref, &found);
-        if (FH_UNLIKELY(!found)) { c->unknown_ref++; return; }
-        const fh_order_t *o = &b->table[pos];
+        fh_order_t *o = ord_find(b, ref);
+        if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
         locate = o->locate;
         const uint32_t price = o->price;
         const uint32_t done = want > o->shares ? o->shares : want;
@@ -663,7 +724,7 @@ void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m)
             c->executes++;
             if (want > o->shares) c->exec_clamped++;
         }
-        const int vis = order_reduce(b, pos, done);
+        const int vis = order_reduce(b, o, done);
         if (m->type == 'E') trade(b, locate, 'E', price, done, m->u.E.match_number, ts);
         else if (m->type == 'C' && m->u.C.printable == 'Y')
             trade(b, locate, 'C', m->u.C.execution_price, done, m->u.C.match_number, ts);
@@ -754,6 +815,95 @@ void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m)
     }
 }
 
+
+/* ------------------------------------------------------- batched applying */
+
+/* How far ahead (in messages) each stage fetches.  A message applies in a few
+ * tens of ns when its lines are in cache and a miss costs ~100 ns or more here,
+ * so each stage reads only lines the previous one asked for several messages
+ * earlier.  Measured with scripts/bench_scale.py (docs/performance.md). */
+#define FH_PF_ORDER 24u
+#define FH_PF_INSTR 12u
+#define FH_PF_LEVEL 6u
+
+/* Bit t - 'A' set for the types that name a live order by reference (the
+ * reference is the first body field of each: asserted below). */
+#define FH_T_BIT(t) (1u << ((t) - 'A'))
+#define FH_T_ADD   (FH_T_BIT('A') | FH_T_BIT('F'))
+#define FH_T_ORDER (FH_T_BIT('D') | FH_T_BIT('E') | FH_T_BIT('X') | FH_T_BIT('C') | FH_T_BIT('U'))
+_Static_assert(offsetof(fh_itch_A_t, order_reference_number) == 0 && offsetof(fh_itch_D_t, order_reference_number) == 0 &&
+               offsetof(fh_itch_E_t, order_reference_number) == 0 && offsetof(fh_itch_X_t, order_reference_number) == 0 &&
+               offsetof(fh_itch_C_t, order_reference_number) == 0 &&
+               offsetof(fh_itch_U_t, original_order_reference_number) == 0, "references lead every order body");
+
+FH_INLINE uint32_t type_bit(uint8_t t) { return (uint32_t)(t - 'A') < 26u ? FH_T_BIT(t) : 0; }
+
+/* Where the entry of `ref` is, if it is live (its first probe, in the hash). */
+FH_INLINE const fh_order_t *pf_entry(const fh_book_t *b, uint64_t ref)
+{
+    if (FH_LIKELY(in_window(b, ref))) return &b->win[ref & b->win_mask];
+    return &b->table[ref_home(b, ref)].o;
+}
+
+FH_INLINE const fh_instr_t *pf_instr(const fh_book_t *b, uint32_t locate)
+{
+    return &b->instr[locate <= b->n_instr ? locate : 0];
+}
+
+/* The top levels of a side: the best and the 8 below it (3 lines). */
+FH_INLINE void pf_levels(const fh_book_t *b, const fh_bside_t *s)
+{
+    const uint32_t top = s->off + s->n - (s->n != 0);
+    __builtin_prefetch(&b->lv[top], 1, 3);
+    __builtin_prefetch(&b->lv[top >= 4 ? top - 4 : 0], 1, 3);
+    __builtin_prefetch(&b->lv[top >= 8 ? top - 8 : 0], 1, 3);
+}
+
+/* Stage 1: the order entry (an add's new entry, or the order named), and an
+ * add's instrument -- addresses from the message alone. */
+FH_INLINE void pf_stage1(const fh_book_t *b, const fh_itch_msg_t *m)
+{
+    const uint32_t t = type_bit(m->type);
+    if (!(t & (FH_T_ADD | FH_T_ORDER))) return;
+    __builtin_prefetch(pf_entry(b, m->u.D.order_reference_number), 1, 3);
+    if (t & FH_T_ADD) __builtin_prefetch(pf_instr(b, m->stock_locate), 1, 3);
+}
+
+/* Stage 2: an add's levels (its instrument came in stage 1); the instrument
+ * of the order named (its entry came in stage 1). */
+FH_INLINE void pf_stage2(const fh_book_t *b, const fh_itch_msg_t *m)
+{
+    const uint32_t t = type_bit(m->type);
+    if (t & FH_T_ADD) {
+        pf_levels(b, &pf_instr(b, m->stock_locate)->side[m->u.A.buy_sell_indicator == 'S']);
+    } else if (t & FH_T_ORDER) {
+        const fh_order_t *o = pf_entry(b, m->u.D.order_reference_number);
+        if (o->shares) __builtin_prefetch(&b->instr[o->locate], 1, 3);
+    }
+}
+
+/* Stage 3: the levels of the order named (its instrument came in stage 2). */
+FH_INLINE void pf_stage3(const fh_book_t *b, const fh_itch_msg_t *m)
+{
+    if (!(type_bit(m->type) & FH_T_ORDER)) return;
+    const fh_order_t *o = pf_entry(b, m->u.D.order_reference_number);
+    if (o->shares) pf_levels(b, &b->instr[o->locate].side[o->side & 1]);
+}
+
+void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n)
+{
+    /* Prime the pipeline; a short packet fetches everything first, then applies. */
+    for (uint32_t i = 0; i < n && i < FH_PF_ORDER; i++) pf_stage1(b, &m[i]);
+    for (uint32_t i = 0; i < n && i < FH_PF_INSTR; i++) pf_stage2(b, &m[i]);
+    for (uint32_t i = 0; i < n && i < FH_PF_LEVEL; i++) pf_stage3(b, &m[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + FH_PF_ORDER < n) pf_stage1(b, &m[i + FH_PF_ORDER]);
+        if (i + FH_PF_INSTR < n) pf_stage2(b, &m[i + FH_PF_INSTR]);
+        if (i + FH_PF_LEVEL < n) pf_stage3(b, &m[i + FH_PF_LEVEL]);
+        book_apply(b, &m[i]);
+    }
+}
+
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
 {
     if (!locate_ok(b, locate)) return;
@@ -793,13 +943,13 @@ void fh_book_publish_all(fh_book_t *b)
 
 _Static_assert(offsetof(fh_instr_t, flags) < 64, "hot instrument fields share the first cache line");
 _Static_assert(sizeof(fh_instr_t) % 64 == 0, "instruments are whole cache lines");
+_Static_assert(sizeof(fh_order_t) == 16 && sizeof(fh_level_t) == 16, "four orders or levels a cache line");
 
 void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
                    uint32_t *orders)
 {
-    const fh_bside_t *s = &b->instr[locate].side[side];
-    const uint32_t id = lvl_id(b, s, rank);
-    *price = lvl_price(b, s, side, rank);
-    *shares = b->lv_sh[id];
-    *orders = b->lv_ord[id];
+    const fh_level_t *l = lvl_at(b, &b->instr[locate].side[side], rank);
+    *price = lvl_key(l->key, side);
+    *shares = l->shares;
+    *orders = l->orders;
 }

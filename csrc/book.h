@@ -1,21 +1,39 @@
-/* book.h -- per-core L3 order books and L2 price levels, applied message by message.
+/* book.h -- per-core L3 order books and L2 price levels, applied in batches.
  *
- * Orders: an open-addressing hash table keyed by order reference that holds
- * the orders themselves (linear probing, backward-shift deletion, so one
- * lookup is one cache line; consecutive references stay in consecutive
- * entries, see ref_home).  Levels: (shares, orders) in a pool with stable
- * ids, each order holding its level's id, so executes, cancels and deletes
- * (most messages) update their level without searching for it.  Per
- * instrument and side a sorted index of (price key, level id) with the best
- * LAST, so the busy end is the cheap end to insert into, finds the level for
- * an add and gives ranks; index arrays come from one preallocated arena in
- * power-of-two size classes.
- * Nothing is allocated after start-up: when max_orders are live or the arena is full the
- * add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
+ * Built for a whole trading day's working set (hundreds of thousands of live
+ * orders, thousands of instruments: far more than the caches), where every
+ * message costs a few cache misses unless they are fetched ahead.  Layout
+ * (docs/performance.md explains the choices and the measurements):
  *
- * Rules (DESIGN.md): unknown reference -> counted, ignored; add on a live
- * reference -> replaces it; execute/cancel larger than the order -> clamped;
- * zero shares or zero price -> rejected; books keep applying during halts. */
+ * Orders: a window of 2^k 16-byte entries indexed directly by reference
+ * number (ref & mask) covering the most recent references [win_base,
+ * win_base + 2^k).  NASDAQ assigns references in increasing order, so new
+ * orders land in consecutive entries and an order's entry is one multiply-free
+ * address away from its reference: it can be prefetched before the message is
+ * applied, with no dependent load.  When a new reference passes the window's
+ * end the window slides: live orders it leaves behind (resting for hours) move
+ * to an open-addressing hash table keyed by reference (linear probing,
+ * backward-shift deletion), as do references from outside the window
+ * (hostile, out-of-order, or far ahead).
+ *
+ * Levels: per instrument and side one sorted array of (price key, orders,
+ * shares) with the best LAST, in blocks of a preallocated arena (power-of-two
+ * size classes).  A level is found by price, the top few compared without
+ * branches; the top 10 are 160 contiguous bytes, so publishing them is one
+ * copy from two or three cache lines.
+ *
+ * Applying: fh_book_apply_batch() takes a packet's (or a BinaryFILE window's)
+ * decoded messages and fetches ahead in three stages: the order entries (and
+ * the instrument of an add) 24 messages ahead, the instrument of an order 12
+ * ahead, the top levels of its side 6 ahead, so the misses of many messages
+ * overlap instead of following one another.
+ *
+ * Nothing is allocated after start-up: when max_orders are live or the arena is
+ * full the add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
+ *
+ * Rules: unknown reference -> counted, ignored; add on a live reference ->
+ * replaces it; execute/cancel larger than the order -> clamped; zero shares or
+ * zero price -> rejected; books keep applying during halts. */
 #ifndef FH_BOOK_H
 #define FH_BOOK_H
 
@@ -25,21 +43,33 @@
 
 #define FH_SIDE_BID 0
 #define FH_SIDE_ASK 1
-#define FH_LVL_MIN_CAP 16u     /* smallest level block: also the top-of-book scan width */
+#define FH_LVL_MIN_CAP 16u     /* smallest level block */
 #define FH_LVL_CLASSES 24
-#define FH_TABLE_START_BITS 16    /* 64 Ki entries (1.5 MiB) in use at start-up */
+#define FH_TABLE_START_BITS 16    /* hash: 64 Ki entries in use at start-up */
+#define FH_WIN_MAX_BITS 24        /* order window: at most 2^24 references (256 MiB) */
 
-/* A live order, stored in the hash table itself; shares == 0 marks an empty entry. */
+/* A live order; shares == 0 marks a free entry. */
 typedef struct fh_order {
-    uint64_t ref;
     uint32_t shares;
     uint32_t price;
     uint16_t locate;
     uint8_t  side;
     uint8_t  _pad;
-    uint32_t level;            /* its price level in the level pool */
+    uint32_t _pad2;
 } fh_order_t;
 
+/* An order outside the window, in the hash table. */
+typedef struct fh_horder {
+    uint64_t   ref;
+    fh_order_t o;
+} fh_horder_t;
+
+/* A price level; per side an array of these sorted worst .. best. */
+typedef struct fh_level {
+    uint32_t key;              /* price, inverted for asks (see lvl_key) */
+    uint32_t orders;
+    uint64_t shares;
+} fh_level_t;
 
 typedef struct fh_bside {
     uint32_t off;              /* first level in the arena */
@@ -74,17 +104,19 @@ typedef struct fh_instr {
 } __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {
-    fh_order_t *table;         /* open addressing, 2x max_orders entries (power of two) */
-    uint32_t   *ikey;          /* per-side sorted index (arena blocks): sort key (price, inverted for asks) */
-    uint32_t   *iid;           /*   and the level it names */
-    uint64_t   *lv_sh;         /* level pool: shares at the level */
-    uint32_t   *lv_ord;        /*   orders at the level (free entries: next free + 1) */
-    uint32_t   lv_free, lv_bump;
+    fh_order_t *win;           /* order window: entry ref & win_mask for refs in [win_base, win_base + win_size) */
+    uint64_t   win_base, win_size, win_mask;
+    uint64_t   win_live;       /* live orders in the window */
+    int        win_set;        /* win_base has been placed (first add) */
+    fh_horder_t *table;        /* hash for orders outside the window, 2x max_orders entries (power of two) */
+    uint64_t   h_live;         /* live orders in the hash */
+    uint64_t   h_ahead_max;    /* highest reference put in the hash while far past the window, 0 = none */
+    fh_level_t *lv;            /* level arena (blocks of FH_LVL_MIN_CAP << class) */
     fh_instr_t *instr;         /* index = stock locate, 1..n_instr */
-    fh_order_t *scratch;       /* max_orders entries, used while the table grows */
+    fh_horder_t *scratch;      /* max_orders entries, used while the hash grows */
     uint32_t max_orders;
-    uint32_t table_bits;       /* log2 of the entries in use */
-    uint32_t table_max_bits;   /* log2 of the entries reserved (2 x max_orders) */
+    uint32_t table_bits;       /* log2 of the hash entries in use */
+    uint32_t table_max_bits;   /* log2 of the hash entries reserved (2 x max_orders) */
     uint32_t table_grows;
     uint64_t table_mask;
     uint64_t seed;             /* scrambles reference blocks (see ref_home) */
@@ -103,20 +135,17 @@ typedef struct fh_book {
                                 * first time may have lost its first messages (directory, adds) */
     uint32_t *pub_list;        /* instruments touched since the last flush, each once (n_instr + 1 entries) */
     uint32_t n_pub;
-    uint64_t bytes;            /* memory held by the structures above */
+    uint64_t bytes;            /* memory reserved for the structures above */
 } fh_book_t;
 
-/* Table position of a reference.  NASDAQ assigns references in increasing
- * order and most orders die young, so the live ones are mostly recent,
- * consecutive numbers: keeping consecutive references in consecutive entries
- * keeps the busy part of the table in cache (a scattering hash made every
- * probe a cache miss: 3x slower).  The bits above the table size pick a
- * seeded, scrambled offset per block, so references that share their low bits
- * do not pile onto one probe run, and the offsets cannot be predicted to build
- * collisions on purpose.  Consecutive references land two entries apart: the
- * free entry between them ends the probe run, so deleting an order does not
- * shift a whole run of its neighbours (backward-shift deletion scans to the
- * next free entry). */
+/* Hash position of a reference outside the window.  Consecutive references
+ * stay in nearby entries (orders evicted together are looked up together);
+ * the bits above the table size pick a seeded, scrambled offset per block,
+ * so references that share their low bits do not pile onto one probe run,
+ * and the offsets cannot be predicted to build collisions on purpose.
+ * Consecutive references land two entries apart: the free entry between
+ * them ends the probe run, so deleting an order does not shift a whole run of
+ * its neighbours (backward-shift deletion scans to the next free entry). */
 FH_INLINE uint64_t ref_home(const fh_book_t *b, uint64_t ref)
 {
     uint64_t hi = (ref >> b->table_bits) ^ b->seed;
@@ -128,7 +157,9 @@ FH_INLINE uint64_t ref_home(const fh_book_t *b, uint64_t ref)
 int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
                   uint32_t depth, char *err, size_t errlen);
 void fh_book_free(fh_book_t *b);
-void fh_book_apply(fh_book_t *b, const fh_itch_msg_t *m);
+/* Apply n decoded messages in order (a packet, or a window of BinaryFILE
+ * records); the caller flushes. */
+void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n);
 /* Publish what the messages applied since the last flush changed: each touched
  * instrument's slot once, and a BBO event where its best prices or sizes moved.
  * The engine flushes once per packet (what arrived together is published

@@ -130,14 +130,14 @@ FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
     fh_itch_msg_t m;
-    if (fh_engine_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply(&r->book, &m);
+    if (fh_engine_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply_batch(&r->book, &m, 1);
 }
 
 /* Apply the decoded messages waiting in r->msgs to the books. */
 FH_INLINE void fh_engine_apply_decoded(fh_replay_t *r)
 {
     const uint32_t n = r->n_msgs;
-    for (uint32_t i = 0; i < n; i++) fh_book_apply(&r->book, &r->msgs[i]);
+    fh_book_apply_batch(&r->book, r->msgs, n);
     r->pkt_msgs += n;
     r->n_msgs = 0;
 }

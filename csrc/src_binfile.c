@@ -1,8 +1,24 @@
 /* src_binfile.c -- NASDAQ BinaryFILE: each ITCH message prefixed by a u16 BE length.
  *
  * There is no session layer: every record goes straight to the decoder, in
- * file order, and counts as one "packet". */
+ * file order, and counts as one "packet".  With no packets to group them,
+ * records are decoded in windows of FH_BIN_WINDOW and each window is applied
+ * as one batch (the book fetches its orders and levels ahead) and published
+ * once per instrument it touched, as a packet is.  Paced replays apply every
+ * record as it falls due. */
 #include "engine.h"
+
+/* Records per window: enough for the book's prefetch distance (24 messages)
+ * to run ahead of applying; small enough that a window's lines stay in L1/L2. */
+#define FH_BIN_WINDOW 64u
+
+FH_INLINE void bin_window_apply(fh_replay_t *r)
+{
+    if (!r->n_msgs) return;
+    fh_engine_apply_decoded(r);
+    fh_book_flush_pending(&r->book);
+    r->book.now = 0;
+}
 
 /* Format detection for a file that is none of the capture formats: the first
  * record must be a whole, known ITCH message of exactly its type's length. */
@@ -17,19 +33,24 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
 {
     size_t off = 0;
     uint32_t poll = 0;
+    const int windowed = r->mode != FH_MODE_DECODE && r->pace_scale == 0.0;
+    r->n_msgs = 0;
     while (off < len) {
         if (FH_UNLIKELY(++poll == FH_POLL_EVERY)) {
             poll = 0;
+            bin_window_apply(r);
             fh_engine_progress(r, off);
             if (fh_engine_should_stop(r)) return 0;
         }
         if (FH_UNLIKELY(len - off < 2)) {
+            bin_window_apply(r);
             r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "BinaryFILE truncated: 1 stray byte at offset %zu", off);
             return 1;
         }
         const size_t mlen = fh_be16(buf + off);
         if (FH_UNLIKELY(mlen > len - off - 2)) {
+            bin_window_apply(r);
             r->src_errors[FH_ERR_SRC_TRUNCATED]++;
             fh_errf(err, errlen, "BinaryFILE truncated: message at offset %zu needs %zu bytes, %zu left",
                     off, mlen, len - off - 2);
@@ -41,19 +62,26 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
             off += 2 + mlen;
             continue;
         }
-        /* No packets in a BinaryFILE: refresh the publish stamp every 16 records. */
-        if ((r->st.packets++ & 15) == 0) r->book.now = 0;
+        r->st.packets++;
         r->st.bytes += mlen + 2;
         if (FH_LIKELY(mlen != 0)) {
             r->st.pkt_applied++;
-            fh_engine_msg(r, buf + off + 2, mlen);
-            fh_book_flush_pending(&r->book);
+            if (FH_LIKELY(windowed)) {
+                fh_engine_decode(r, buf + off + 2, mlen);
+                if (r->n_msgs >= FH_BIN_WINDOW) bin_window_apply(r);
+            } else {
+                /* Paced (or decode only): each record when it falls due. */
+                r->book.now = 0;
+                fh_engine_msg(r, buf + off + 2, mlen);
+                fh_book_flush_pending(&r->book);
+            }
         } else {
             r->st.pkt_rejected++;
             r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
         }
         off += 2 + mlen;
     }
+    bin_window_apply(r);
     fh_engine_progress(r, len);
     return 0;
 }
