@@ -2,6 +2,9 @@
  * The layout and why it is fast at full-day scale: book.h and docs/performance.md. */
 #include <stdlib.h>
 #include <sys/mman.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "book.h"
 
@@ -286,18 +289,59 @@ FH_INLINE uint32_t lvl_key(uint32_t price, int side) { return price ^ (0u - (uin
 
 /* Index of the first level whose key is >= key (keys ascending, best last).
  * Orders arrive, trade and cancel mostly within a few ticks of the best: the
- * top 8 keys are counted without branches (a walk down from the top
- * mispredicted its exit on most messages); only a price below them pays for
- * a branch-free binary search. */
+ * top 8 keys are compared at once, without branches (a walk down from the top
+ * mispredicted its exit on most messages: the depth of the next change is as
+ * random as the market); only a price below them pays for a branch-free
+ * binary search.  A side shorter than 8 compares its n keys: the block holds
+ * at least FH_LVL_MIN_CAP entries, so reading 8 from its start stays inside. */
 #define FH_LVL_SCAN 8u
+_Static_assert(FH_LVL_MIN_CAP >= FH_LVL_SCAN && FH_LVL_SCAN == 8, "a block holds the 8-level scan window");
+
+/* Bits set in an 8-bit mask. */
+static const uint8_t popcount8[256] = {
+#define FH_B2(n) n, n + 1, n + 1, n + 2
+#define FH_B4(n) FH_B2(n), FH_B2(n + 1), FH_B2(n + 1), FH_B2(n + 2)
+#define FH_B6(n) FH_B4(n), FH_B4(n + 1), FH_B4(n + 1), FH_B4(n + 2)
+    FH_B6(0), FH_B6(1), FH_B6(1), FH_B6(2)
+#undef FH_B2
+#undef FH_B4
+#undef FH_B6
+};
+
+/* Bit i set when T[i].key < key, for the 8 levels from T. */
+FH_INLINE uint32_t lvl_below8(const fh_level_t *T, uint32_t key)
+{
+#if defined(__SSE2__)
+    /* Levels are 16 bytes with the key first: gather the 8 keys with unpacks,
+     * compare unsigned through a sign flip, one movemask per 4. */
+    const __m128i flip = _mm_set1_epi32((int)0x80000000u);
+    const __m128i kv = _mm_xor_si128(_mm_set1_epi32((int)key), flip);
+    uint32_t bits = 0;
+    for (int h = 0; h < 2; h++) {
+        const __m128i *q = (const __m128i *)(const void *)(T + 4 * h);
+        const __m128i a = _mm_unpacklo_epi32(_mm_loadu_si128(q), _mm_loadu_si128(q + 1));      /* k0 k1 .. */
+        const __m128i c = _mm_unpacklo_epi32(_mm_loadu_si128(q + 2), _mm_loadu_si128(q + 3));  /* k2 k3 .. */
+        const __m128i k4 = _mm_xor_si128(_mm_unpacklo_epi64(a, c), flip);
+        bits |= (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(kv, k4))) << (4 * h);
+    }
+    return bits;
+#else
+    uint32_t bits = 0;
+    for (uint32_t i = 0; i < FH_LVL_SCAN; i++) bits |= (uint32_t)(T[i].key < key) << i;
+    return bits;
+#endif
+}
+
 FH_INLINE uint32_t lvl_lower_bound(const fh_level_t *L, uint32_t n, uint32_t key)
 {
-    const uint32_t m = n < FH_LVL_SCAN ? n : FH_LVL_SCAN;
-    uint32_t c = 0;
-    for (uint32_t k = 1; k <= m; k++) c += L[n - k].key >= key;
-    if (FH_LIKELY(c < m || n == m)) return n - c;
+    const uint32_t full = n >= FH_LVL_SCAN, all = 0u - full;
+    const uint32_t base = (n - FH_LVL_SCAN) & all;                  /* masks, not a branch on n */
+    const uint32_t valid = (((1u << (n & 7)) - 1) | all) & 0xFFu;
+    const uint32_t below = popcount8[lvl_below8(L + base, key) & valid];
+    /* below: how many of the scanned levels sort under key; they come first. */
+    if (FH_LIKELY(below != 0 || !full || n == FH_LVL_SCAN)) return base + below;
     /* Every key in [n - 8, n) is >= key: the answer is in [0, n - 8]. */
-    const uint32_t w = n - FH_LVL_SCAN;
+    const uint32_t w = base;
     uint32_t lo = 0, len = w + 1;
     while (len > 1) {
         const uint32_t half = len >> 1;
@@ -355,9 +399,11 @@ static __attribute__((noinline)) int lvl_grow(fh_book_t *b, fh_bside_t *s)
  * republish, and say whether the best (2) or another shown level (1) moved. */
 FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
 {
-    if (rank >= b->depth) return 0;
-    if (rank < s->dirty_from) s->dirty_from = (uint16_t)rank;
-    return rank == 0 ? 2 : 1;
+    /* Branch-free: dirty_from never exceeds depth, so a rank below the shown
+     * levels leaves it as it is. */
+    const uint32_t shown = rank < b->depth;
+    s->dirty_from = (uint16_t)(rank < s->dirty_from ? rank : s->dirty_from);
+    return (int)(shown + (shown & (rank == 0)));
 }
 
 /* Add shares (and one order) at a price.  Returns 2 if the best level
@@ -665,6 +711,10 @@ void fh_book_flush(fh_book_t *b)
 
 static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
 
+/* Buy/sell indicator -> side + 1; 0 = neither (rejected).  A table, not two
+ * compares: the side of the next add is a coin toss for a branch predictor. */
+static const uint8_t side_of[256] = { ['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_ASK + 1 };
+
 FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
 {
     fh_book_counters_t *c = b->ctr;
@@ -676,7 +726,7 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
         const fh_itch_A_t *a = &m->u.A;
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         if (FH_UNLIKELY(a->shares == 0 || a->price == 0)) { c->zero_rejected++; return; }
-        const int side = a->buy_sell_indicator == 'B' ? FH_SIDE_BID : a->buy_sell_indicator == 'S' ? FH_SIDE_ASK : -1;
+        const int side = side_of[a->buy_sell_indicator] - 1;
         if (FH_UNLIKELY(side < 0)) { c->bad_side++; return; }
         touched(b, locate, order_add(b, a->order_reference_number, locate, side, a->shares, a->price, ts), ts);
         return;
@@ -820,88 +870,75 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
 
 /* How far ahead (in messages) each stage fetches.  A message applies in a few
  * tens of ns when its lines are in cache and a miss costs ~100 ns or more here,
- * so each stage reads only lines the previous one asked for several messages
- * earlier.  Measured with scripts/bench_scale.py (docs/performance.md). */
-#define FH_PF_ORDER 24u
-#define FH_PF_INSTR 12u
-#define FH_PF_LEVEL 6u
+ * so the second stage reads only lines the first asked for several messages
+ * earlier.  Measured with scripts/bench_variants.sh (docs/performance.md). */
+#ifndef FH_PF_FAR                   /* -D overrides: for measuring alternatives only */
+#define FH_PF_FAR 16u
+#endif
+#ifndef FH_PF_NEAR
+#define FH_PF_NEAR 8u
+#endif
+_Static_assert(FH_PF_FAR > FH_PF_NEAR, "the far stage runs ahead of the near one");
 
-/* Bit t - 'A' set for the types that name a live order by reference (the
- * reference is the first body field of each: asserted below). */
-#define FH_T_BIT(t) (1u << ((t) - 'A'))
-#define FH_T_ADD   (FH_T_BIT('A') | FH_T_BIT('F'))
-#define FH_T_ORDER (FH_T_BIT('D') | FH_T_BIT('E') | FH_T_BIT('X') | FH_T_BIT('C') | FH_T_BIT('U'))
+/* The reference is the first body field of every message that has one, so
+ * the prefetch stages read it without looking at the type. */
 _Static_assert(offsetof(fh_itch_A_t, order_reference_number) == 0 && offsetof(fh_itch_D_t, order_reference_number) == 0 &&
                offsetof(fh_itch_E_t, order_reference_number) == 0 && offsetof(fh_itch_X_t, order_reference_number) == 0 &&
                offsetof(fh_itch_C_t, order_reference_number) == 0 &&
                offsetof(fh_itch_U_t, original_order_reference_number) == 0, "references lead every order body");
 
-FH_INLINE uint32_t type_bit(uint8_t t) { return (uint32_t)(t - 'A') < 26u ? FH_T_BIT(t) : 0; }
-
-/* Where the entry of `ref` is, if it is live (its first probe, in the hash). */
-FH_INLINE const fh_order_t *pf_entry(const fh_book_t *b, uint64_t ref)
-{
-    if (FH_LIKELY(in_window(b, ref))) return &b->win[ref & b->win_mask];
-    return &b->table[ref_home(b, ref)].o;
-}
-
+/* Both stages are free of branches on the message type: the type is as
+ * unpredictable as the market, and a mispredicted branch per stage cost more
+ * than the prefetches saved (measured: a typed three-stage pipeline was no
+ * faster than none).  Every ITCH message carries its stock locate, so the
+ * instrument needs no lookup; a message with no reference prefetches a
+ * harmless window entry. */
 FH_INLINE const fh_instr_t *pf_instr(const fh_book_t *b, uint32_t locate)
 {
     return &b->instr[locate <= b->n_instr ? locate : 0];
 }
 
-/* The top levels of a side: the best and the 8 below it (3 lines). */
-FH_INLINE void pf_levels(const fh_book_t *b, const fh_bside_t *s)
+/* Stage 1: the order's window entry and the instrument. */
+FH_INLINE void pf_far(const fh_book_t *b, const fh_itch_msg_t *m)
 {
+    __builtin_prefetch(&b->win[m->u.D.order_reference_number & b->win_mask], 1, 3);
+    __builtin_prefetch(pf_instr(b, m->stock_locate), 1, 3);
+}
+
+/* Stage 2: the top levels of the side the message works on: an add's side is
+ * in the message, an order's in its entry (both fetched by stage 1). */
+FH_INLINE void pf_near(const fh_book_t *b, const fh_itch_msg_t *m)
+{
+    const fh_order_t *o = &b->win[m->u.D.order_reference_number & b->win_mask];
+    const uint32_t is_add = (m->type == 'A') | (m->type == 'F');
+    const uint32_t side = ((m->u.A.buy_sell_indicator == 'S') & is_add) | ((uint32_t)o->side & 1 & (is_add - 1));
+    const fh_bside_t *s = &pf_instr(b, m->stock_locate)->side[side];
     const uint32_t top = s->off + s->n - (s->n != 0);
     __builtin_prefetch(&b->lv[top], 1, 3);
     __builtin_prefetch(&b->lv[top >= 4 ? top - 4 : 0], 1, 3);
-    __builtin_prefetch(&b->lv[top >= 8 ? top - 8 : 0], 1, 3);
-}
-
-/* Stage 1: the order entry (an add's new entry, or the order named), and an
- * add's instrument -- addresses from the message alone. */
-FH_INLINE void pf_stage1(const fh_book_t *b, const fh_itch_msg_t *m)
-{
-    const uint32_t t = type_bit(m->type);
-    if (!(t & (FH_T_ADD | FH_T_ORDER))) return;
-    __builtin_prefetch(pf_entry(b, m->u.D.order_reference_number), 1, 3);
-    if (t & FH_T_ADD) __builtin_prefetch(pf_instr(b, m->stock_locate), 1, 3);
-}
-
-/* Stage 2: an add's levels (its instrument came in stage 1); the instrument
- * of the order named (its entry came in stage 1). */
-FH_INLINE void pf_stage2(const fh_book_t *b, const fh_itch_msg_t *m)
-{
-    const uint32_t t = type_bit(m->type);
-    if (t & FH_T_ADD) {
-        pf_levels(b, &pf_instr(b, m->stock_locate)->side[m->u.A.buy_sell_indicator == 'S']);
-    } else if (t & FH_T_ORDER) {
-        const fh_order_t *o = pf_entry(b, m->u.D.order_reference_number);
-        if (o->shares) __builtin_prefetch(&b->instr[o->locate], 1, 3);
-    }
-}
-
-/* Stage 3: the levels of the order named (its instrument came in stage 2). */
-FH_INLINE void pf_stage3(const fh_book_t *b, const fh_itch_msg_t *m)
-{
-    if (!(type_bit(m->type) & FH_T_ORDER)) return;
-    const fh_order_t *o = pf_entry(b, m->u.D.order_reference_number);
-    if (o->shares) pf_levels(b, &b->instr[o->locate].side[o->side & 1]);
 }
 
 void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n)
 {
+#ifdef FH_PF_OFF
+    for (uint32_t i = 0; i < n; i++) book_apply(b, &m[i]);
+    return;
+#endif
     /* Prime the pipeline; a short packet fetches everything first, then applies. */
-    for (uint32_t i = 0; i < n && i < FH_PF_ORDER; i++) pf_stage1(b, &m[i]);
-    for (uint32_t i = 0; i < n && i < FH_PF_INSTR; i++) pf_stage2(b, &m[i]);
-    for (uint32_t i = 0; i < n && i < FH_PF_LEVEL; i++) pf_stage3(b, &m[i]);
-    for (uint32_t i = 0; i < n; i++) {
-        if (i + FH_PF_ORDER < n) pf_stage1(b, &m[i + FH_PF_ORDER]);
-        if (i + FH_PF_INSTR < n) pf_stage2(b, &m[i + FH_PF_INSTR]);
-        if (i + FH_PF_LEVEL < n) pf_stage3(b, &m[i + FH_PF_LEVEL]);
+    const uint32_t far = n < FH_PF_FAR ? n : FH_PF_FAR, near = n < FH_PF_NEAR ? n : FH_PF_NEAR;
+    for (uint32_t i = 0; i < far; i++) pf_far(b, &m[i]);
+    for (uint32_t i = 0; i < near; i++) pf_near(b, &m[i]);
+    uint32_t i = 0;
+    for (; i + FH_PF_FAR < n; i++) {
+        pf_far(b, &m[i + FH_PF_FAR]);
+        pf_near(b, &m[i + FH_PF_NEAR]);
         book_apply(b, &m[i]);
     }
+    for (; i + FH_PF_NEAR < n; i++) {
+        pf_near(b, &m[i + FH_PF_NEAR]);
+        book_apply(b, &m[i]);
+    }
+    for (; i < n; i++) book_apply(b, &m[i]);
 }
 
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)

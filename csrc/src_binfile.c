@@ -10,7 +10,9 @@
 
 /* Records per window: enough for the book's prefetch distance (24 messages)
  * to run ahead of applying; small enough that a window's lines stay in L1/L2. */
+#ifndef FH_BIN_WINDOW
 #define FH_BIN_WINDOW 64u
+#endif
 
 FH_INLINE void bin_window_apply(fh_replay_t *r)
 {
@@ -33,7 +35,8 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
 {
     size_t off = 0;
     uint32_t poll = 0;
-    const int windowed = r->mode != FH_MODE_DECODE && r->pace_scale == 0.0;
+    const int paced = r->pace_scale != 0.0, lanes = r->n_lanes > 1;
+    const int windowed = r->mode != FH_MODE_DECODE && !paced;
     r->n_msgs = 0;
     while (off < len) {
         if (FH_UNLIKELY(++poll == FH_POLL_EVERY)) {
@@ -57,8 +60,8 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
             return 1;
         }
         /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
-        if (FH_UNLIKELY(r->pace_scale != 0.0) && mlen >= 11) fh_engine_pace(r, fh_be48(buf + off + 2 + 5));
-        if (FH_UNLIKELY(r->n_lanes > 1) && fh_engine_msg_lane(r, buf + off + 2, mlen) != r->lane) {
+        if (FH_UNLIKELY(paced) && mlen >= 11) fh_engine_pace(r, fh_be48(buf + off + 2 + 5));
+        if (FH_UNLIKELY(lanes) && fh_engine_msg_lane(r, buf + off + 2, mlen) != r->lane) {
             off += 2 + mlen;
             continue;
         }

@@ -6,6 +6,8 @@ The cdef is ``csrc/fh_api.h`` read verbatim, so that header holds no preprocesso
 Environment switches (all opt-in; the default build is portable ``-O3``):
   FEEDHANDLER_NATIVE=1    add ``-march=native``
   FEEDHANDLER_SANITIZE=1  build with AddressSanitizer + UBSan (``-O1 -g``), for CI
+  FEEDHANDLER_CFLAGS=...  extra compiler flags, e.g. ``-DFH_PF_ORDER=16`` to measure a
+                          variant of a tuning constant (scripts/bench_variants.sh)
 """
 import glob
 import os
@@ -37,6 +39,7 @@ def _flags():
         cflags += ["-O3", "-fno-plt", "-fvisibility=hidden", "-fno-tree-loop-distribute-patterns"]
     if os.environ.get("FEEDHANDLER_NATIVE") == "1":
         cflags += ["-march=native"]
+    cflags += os.environ.get("FEEDHANDLER_CFLAGS", "").split()
     return cflags, ldflags
 
 
