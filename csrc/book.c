@@ -898,10 +898,19 @@ FH_INLINE const fh_instr_t *pf_instr(const fh_book_t *b, uint32_t locate)
     return &b->instr[locate <= b->n_instr ? locate : 0];
 }
 
-/* Stage 1: the order's window entry and the instrument. */
+/* The entry of `ref`: in the window, or its hash home (an order resting
+ * since long before the window; chosen by a select, not a branch). */
+FH_INLINE const fh_order_t *pf_entry(const fh_book_t *b, uint64_t ref)
+{
+    const fh_order_t *w = &b->win[ref & b->win_mask];
+    const fh_order_t *h = &b->table[ref_home(b, ref)].o;
+    return in_window(b, ref) ? w : h;
+}
+
+/* Stage 1: the order's entry and the instrument. */
 FH_INLINE void pf_far(const fh_book_t *b, const fh_itch_msg_t *m)
 {
-    __builtin_prefetch(&b->win[m->u.D.order_reference_number & b->win_mask], 1, 3);
+    __builtin_prefetch(pf_entry(b, m->u.D.order_reference_number), 1, 3);
     __builtin_prefetch(pf_instr(b, m->stock_locate), 1, 3);
 }
 
@@ -909,7 +918,7 @@ FH_INLINE void pf_far(const fh_book_t *b, const fh_itch_msg_t *m)
  * in the message, an order's in its entry (both fetched by stage 1). */
 FH_INLINE void pf_near(const fh_book_t *b, const fh_itch_msg_t *m)
 {
-    const fh_order_t *o = &b->win[m->u.D.order_reference_number & b->win_mask];
+    const fh_order_t *o = pf_entry(b, m->u.D.order_reference_number);
     const uint32_t is_add = (m->type == 'A') | (m->type == 'F');
     const uint32_t side = ((m->u.A.buy_sell_indicator == 'S') & is_add) | ((uint32_t)o->side & 1 & (is_add - 1));
     const fh_bside_t *s = &pf_instr(b, m->stock_locate)->side[side];
