@@ -37,6 +37,10 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
     uint32_t poll = 0;
     const int paced = r->pace_scale != 0.0, lanes = r->n_lanes > 1;
     const int windowed = r->mode != FH_MODE_DECODE && !paced;
+    /* Windows are counted in records of the file, whichever lane owns them, so
+     * each instrument is published at the same points (and the counters of
+     * publishing agree) whatever the number of lanes. */
+    uint32_t in_win = 0;
     r->n_msgs = 0;
     while (off < len) {
         if (FH_UNLIKELY(++poll == FH_POLL_EVERY)) {
@@ -59,30 +63,32 @@ int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err
                     off, mlen, len - off - 2);
             return 1;
         }
-        /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
-        if (FH_UNLIKELY(paced) && mlen >= 11) fh_engine_pace(r, fh_be48(buf + off + 2 + 5));
-        if (FH_UNLIKELY(lanes) && fh_engine_msg_lane(r, buf + off + 2, mlen) != r->lane) {
-            off += 2 + mlen;
-            continue;
-        }
-        r->st.packets++;
-        r->st.bytes += mlen + 2;
-        if (FH_LIKELY(mlen != 0)) {
-            r->st.pkt_applied++;
-            if (FH_LIKELY(windowed)) {
-                fh_engine_decode(r, buf + off + 2, mlen);
-                if (r->n_msgs >= FH_BIN_WINDOW) bin_window_apply(r);
-            } else {
-                /* Paced (or decode only): each record when it falls due. */
-                r->book.now = 0;
-                fh_engine_msg(r, buf + off + 2, mlen);
-                fh_book_flush_pending(&r->book);
-            }
-        } else {
-            r->st.pkt_rejected++;
-            r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
-        }
+        const uint8_t *msg = buf + off + 2;
         off += 2 + mlen;
+        /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
+        if (FH_UNLIKELY(paced) && mlen >= 11) fh_engine_pace(r, fh_be48(msg + 5));
+        if (FH_LIKELY(!lanes) || fh_engine_msg_lane(r, msg, mlen) == r->lane) {
+            r->st.packets++;
+            r->st.bytes += mlen + 2;
+            if (FH_LIKELY(mlen != 0)) {
+                r->st.pkt_applied++;
+                if (FH_LIKELY(windowed)) {
+                    fh_engine_decode(r, msg, mlen);
+                } else {
+                    /* Paced (or decode only): each record when it falls due. */
+                    r->book.now = 0;
+                    fh_engine_msg(r, msg, mlen);
+                    fh_book_flush_pending(&r->book);
+                }
+            } else {
+                r->st.pkt_rejected++;
+                r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
+            }
+        }
+        if (FH_UNLIKELY(++in_win == FH_BIN_WINDOW)) {
+            in_win = 0;
+            bin_window_apply(r);
+        }
     }
     bin_window_apply(r);
     fh_engine_progress(r, len);

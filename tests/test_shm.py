@@ -451,8 +451,10 @@ def test_writer_dead_mid_update_is_reported_not_hung(name):
 def test_a_packet_is_published_once_per_instrument_it_touched(name):
     """What arrives together is published together: three adds on one
     instrument in one packet write its slot once and report one BBO change
-    (the state after the packet), where a BinaryFILE of the same messages (no
-    packets) publishes after every message."""
+    (the state after the packet).  A BinaryFILE has no packets: it is
+    published once per window of 64 records, so the same messages as records
+    publish the same way, and a file longer than a window publishes an
+    instrument once per window it appears in."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from frames import binfile_bytes, frame, mold, msg_A, pcap_bytes
     msgs = [msg_A(ref=1, price=1000000, shares=100), msg_A(ref=2, price=1000100, shares=200),
@@ -487,10 +489,26 @@ def test_a_packet_is_published_once_per_instrument_it_touched(name):
     seg2 = r2.segment()
     seg2.seek("oldest")
     ev2 = seg2.events(1 << 10)
-    # One BBO event per message that moved a best price or size, one slot write per message.
-    assert sorted(int(x) for x in ev2[ev2["type"] == shm.EV_BBO]["locate"]) == [1, 1, 1, 2]
-    assert b2["publishes"] - per_packet == 2
+    # The four records are one window: published as the packet was.
+    assert sorted(int(x) for x in ev2[ev2["type"] == shm.EV_BBO]["locate"]) == [1, 2]
+    assert b2["publishes"] == per_packet
     del seg2
+    os.unlink("/dev/shm/" + name)
+
+    # 130 records (two whole windows and two records): locate 1 touched in
+    # every window, so published (and reporting its BBO) three times.
+    many = [msg_A(ref=10 + i, price=1000000 + 100 * i, shares=100) for i in range(130)]
+    r3 = Replay(shm=name, **SMALL)
+    r3.run_buffer(binfile_bytes(many))
+    r3.finish()
+    seg3 = r3.segment()
+    seg3.seek("oldest")
+    ev3 = seg3.events(1 << 10)
+    bbo3 = ev3[ev3["type"] == shm.EV_BBO]
+    assert [int(x) for x in bbo3["locate"]] == [1, 1, 1]
+    assert [int(x) for x in bbo3["price1"]] == [1000000 + 100 * 63, 1000000 + 100 * 127, 1000000 + 100 * 129]
+    assert int(seg3.book(1).updates) == 130
+    del seg3
 
 
 def test_reader_clock_is_the_writers_clock(name):
