@@ -92,13 +92,17 @@ def pinned(argv, cpu):
     return argv
 
 
-def run_child(argv, timeout, capture=True):
+def run_child(argv, timeout, capture=True, on_start=None):
     """Run argv; return (rc, stdout, stderr, wall_s, maxrss_bytes).  Never hangs:
     the child's process group is killed at the timeout.  Peak RSS comes from
-    wait4 on that very child (taskset execs into it, so it is the measured program)."""
+    wait4 on that very child (taskset execs into it, so it is the measured program).
+    on_start(pid), when given, is called right after the child starts and returns a
+    function called (no arguments) once it has exited, before it is reaped (so
+    /proc/PID still names it): bench_scale.py samples the child's memory with it."""
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                          stderr=subprocess.PIPE, start_new_session=True)
+    on_exit = on_start(p.pid) if on_start else None
     deadline = t0 + timeout
     # Drain pipes on threads so a chatty child cannot block on a full pipe.
     bufs = {"out": b"", "err": b""}
@@ -113,6 +117,13 @@ def run_child(argv, timeout, capture=True):
     rusage = None
     status = None
     while True:
+        if on_exit:
+            # Wait for the exit without reaping, so the sampler can stop while
+            # /proc/PID is still this child (not a recycled pid).
+            info = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if info is not None:
+                on_exit()
+                on_exit = None
         pid, status, rusage = os.wait4(p.pid, os.WNOHANG)
         if pid == p.pid:
             break
@@ -121,6 +132,8 @@ def run_child(argv, timeout, capture=True):
                 os.killpg(p.pid, signal.SIGKILL)
             except OSError:
                 pass
+            if on_exit:
+                on_exit()
             _, status, rusage = os.wait4(p.pid, 0)
             p.returncode = -9
             for t in threads:
@@ -195,12 +208,12 @@ def replay_caps(cmd, timeout):
     return caps
 
 
-def fh_replay(cmd, path, extra, cpu, timeout, want_messages):
+def fh_replay(cmd, path, extra, cpu, timeout, want_messages, on_start=None):
     fd, out = tempfile.mkstemp(suffix=".json", prefix="fh-bench-")
     os.close(fd)
     try:
         argv = pinned(cmd + ["replay", "-q", path, "--stats-json", out] + extra, cpu)
-        rc, _, err, wall, rss = run_child(argv, timeout, capture=True)
+        rc, _, err, wall, rss = run_child(argv, timeout, capture=True, on_start=on_start)
         if rc != 0:
             raise BenchError("%s exited %d: %s" % (" ".join(argv), rc, err.strip()[-600:]))
         with open(out) as f:
@@ -215,7 +228,7 @@ def fh_replay(cmd, path, extra, cpu, timeout, want_messages):
     if st.get("errors"):
         raise BenchError("feedhandler %s reported errors: %s" % (extra, st["errors"]))
     return {"msgs_per_s": st["msgs_per_s"], "elapsed_s": st["elapsed_s"], "wall_s": wall, "peak_rss_bytes": rss,
-            "book": st.get("book"), "memory": st.get("memory"), "messages": st["messages"]}
+            "book": st.get("book"), "memory": st.get("memory"), "messages": st["messages"], "mode": st.get("mode")}
 
 
 # ----------------------------------------------------------------- itch-book
@@ -244,8 +257,12 @@ def _rss_now():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def itch_book_worker(mode, path, date):
-    """Runs inside the pinned subprocess; prints one JSON line."""
+def itch_book_worker(mode, path, date, source="read"):
+    """Runs inside the pinned subprocess; prints one JSON line.  source (the modes
+    other than feed-*): "read" = the whole file read into an anonymous numpy buffer
+    (this script), "mmap" = the file mapped read-only with MAP_POPULATE and wrapped
+    by numpy without a copy (bench_scale.py: the input is then file-backed memory,
+    not counted as the worker's own, as feedhandler maps its input)."""
     import numpy as np
     import itch_book
     from itch_book._core import Session
@@ -269,8 +286,17 @@ def itch_book_worker(mode, path, date):
                           "struct_bytes_est": max(0, peak - rss0), "peak_rss_bytes": peak, "stats": st}))
         return
 
-    buf = np.fromfile(path, dtype=np.uint8)        # whole file in RAM, outside the clock
-    buf.setflags(write=False)
+    if source == "mmap":
+        import mmap
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                           prot=mmap.PROT_READ)
+        buf = np.frombuffer(mm, dtype=np.uint8)     # read-only view, pages mapped outside the clock
+    elif source == "read":
+        buf = np.fromfile(path, dtype=np.uint8)     # whole file in RAM, outside the clock
+        buf.setflags(write=False)
+    else:
+        raise SystemExit("unknown source " + source)
     rss0 = _rss_now()
     rows = 0
     if mode == "nodepth":
@@ -296,12 +322,14 @@ def itch_book_worker(mode, path, date):
     el = t1 - t0
     print(json.dumps({"version": itch_book.__version__, "mode": mode, "elapsed_s": el,
                       "msgs_per_s": st["messages"] / el, "messages": st["messages"], "depth_rows": rows,
-                      "struct_bytes_est": max(0, peak - rss0), "peak_rss_bytes": peak, "stats": st}))
+                      "struct_bytes_est": max(0, peak - rss0), "peak_rss_bytes": peak, "stats": st,
+                      "source": source}))
 
 
-def itch_book_run(mode, path, date, cpu, timeout, want_messages):
-    argv = pinned([sys.executable, os.path.abspath(__file__), "--_itch-book-worker", mode, path, date], cpu)
-    rc, out, err, wall, _ = run_child(argv, timeout)
+def itch_book_run(mode, path, date, cpu, timeout, want_messages, source="read", on_start=None):
+    argv = pinned([sys.executable, os.path.abspath(__file__), "--_itch-book-worker", mode, path, date]
+                  + ([source] if source != "read" else []), cpu)
+    rc, out, err, wall, _ = run_child(argv, timeout, on_start=on_start)
     if rc != 0:
         raise BenchError("itch-book %s exited %d: %s" % (mode, rc, err.strip()[-800:]))
     res = json.loads(out.strip().splitlines()[-1])
@@ -629,7 +657,7 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--_itch-book-worker":
-        itch_book_worker(sys.argv[2], sys.argv[3], sys.argv[4])
+        itch_book_worker(*sys.argv[2:6])
     elif len(sys.argv) >= 2 and sys.argv[1] == "--_reader-worker":
         reader_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     else:

@@ -1,6 +1,7 @@
 """The benchmark scripts are run by hand (numbers, not assertions), so a broken
 import or option would only show when someone measures: each must at least
 load and explain itself."""
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["bench.py", "bench_book.py", "bench_decode.py", "bench_dpdk.py", "bench_engine.py", "bench_gen.py",
-           "bench_latency.py", "latency_report.py", "reader_latency.py"]
+           "bench_latency.py", "bench_scale.py", "latency_report.py", "reader_latency.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -18,3 +19,31 @@ def test_script_loads_and_has_help(script):
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "usage:" in p.stdout
+
+
+def test_bench_scale_quick_on_a_tiny_day(tmp_path):
+    """bench_scale.py end to end on a 200k-message day, one run: every contender
+    decodes the whole day; without itch-book the feedhandler rows still come and
+    the report says why itch-book was skipped."""
+    out = tmp_path / "scale.json"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_scale.py"), "--quick",
+                        "--messages", "2e5", "--symbols", "50", "--runs", "1", "--wait-quiet", "0",
+                        "--dir", str(tmp_path), "--json", str(out), "--no-png"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.loads(out.read_text())
+    (day,) = res["days"]
+    assert (day["messages"], day["symbols"]) == (200000, 50)
+    for name in ("fh book", "fh publish"):
+        c = day["contenders"][name]
+        assert c["median_msgs_per_s"] > 0 and c["runs"][0]["messages"] == 200000
+        assert c["memory"]["book_bytes"] > 0
+        assert name + " " in p.stdout
+    assert day["contenders"]["fh publish"]["memory"]["shm_bytes"] > 0
+    if res["itch_book"]["skipped"]:
+        assert "itch-book skipped" in p.stderr
+    else:
+        assert day["contenders"]["itch-book nodepth"]["stats"]["messages"] == 200000
+        assert "itch-book depth10" in day["contenders"]
+    assert [t["measured"] for t in res["targets"]] == [False] * len(res["targets"])
+    assert "live orders at end" in p.stdout
