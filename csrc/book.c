@@ -694,10 +694,12 @@ void fh_book_flush(fh_book_t *b)
     const uint32_t n = b->n_pub;
     const uint32_t lines = (b->shm->slot_size + 63) / 64;
     for (uint32_t i = 0; i < n; i++) {
-        /* The slot two instruments on is written next but one: claim its lines now. */
+        /* The slot two instruments on is written next but one: claim its lines
+         * now, and the instrument's second line (the last BBO reported). */
         if (i + 2 < n) {
             const uint8_t *next = (const uint8_t *)fh_shm_slot(b->shm, b->pub_list[i + 2]);
             for (uint32_t k = 0; k < lines; k++) __builtin_prefetch(next + 64 * k, 1, 3);
+            __builtin_prefetch((const uint8_t *)&b->instr[b->pub_list[i + 2]] + 64, 1, 3);
         }
         const uint32_t locate = b->pub_list[i];
         fh_instr_t *in = &b->instr[locate];
