@@ -27,7 +27,12 @@
  * a uniform live order is a few draws away) and per side its price levels,
  * sorted with the best last, each a FIFO of its orders.  So D/E/X/C/U only
  * name live orders of the burst's instrument, never over-execute, and U
- * retires the old reference.
+ * retires the old reference.  The books are never crossed or locked: a
+ * per-instrument mid random-walks inside the spread (best bid <= mid < best
+ * ask), adds and replaces quote passively around it (bids at or below the mid,
+ * asks above it), and executions (E, C) hit the oldest order of the best level
+ * of one side -- the aggressor is implicit -- so when a best level is consumed
+ * the mid steps after it.
  *
  * What makes a real book slow is in the day too (docs/generator.md): activity
  * is Zipf-like over instruments (1 / (rank + 8)^1.25: the top 300 of 8 000
@@ -39,13 +44,8 @@
  * 15:45 some adds (12%, 37% after 16:00) are such cancels instead: day orders
  * are pulled into the close.  So live orders build up to hundreds of
  * thousands on a full day, peak before the close and thin out after it.
- * PREFIX.json's "book_stats" measures all of it.  The books are never crossed or locked: a
- * per-instrument mid random-walks inside the spread (best bid <= mid < best
- * ask), adds and replaces quote passively around it (bids at or below the mid,
- * asks above it), and executions (E, C) hit the oldest order of the best level
- * of one side -- the aggressor is implicit -- so when a best level is consumed
- * the mid steps after it.
- * Order references and match numbers are day-wide counters, strictly increasing.
+ * PREFIX.json's "book_stats" measures all of it.  Order references and match
+ * numbers are day-wide counters, strictly increasing.
  *
  * Packets of all channels and both lines are written in capture-time order: the
  * packetiser's flush deadlines and heartbeat timers are processed as events in

@@ -80,8 +80,8 @@
 #define FH_GEN_PROGRESS_EVERY    65536u
 
 /* Order slots of all instruments' books together (one order is 32 bytes, its
- * live-list entry 4, its share of price levels 32): 16 M slots, ~1.1 GB at
- * most, reached only by days of ~300 M messages and more. */
+ * share of price levels 32): 16 M slots, ~1.1 GB at most, reached only by days
+ * of ~300 M messages and more. */
 #define FH_GEN_BOOK_MAX          (1ULL << 24)
 
 /* A delete on a book side with fewer live orders near the touch (placed less
@@ -120,8 +120,9 @@
 
 /* book_stats in PREFIX.json: an order is old once it has rested longer than
  * this (day clock), and levels per book side are sampled every
- * FH_GEN_LEVEL_SAMPLE flow messages (more often on days under 256 of those:
- * 256 samples a day, at least FH_GEN_LEVEL_SAMPLE_MIN apart). */
+ * FH_GEN_LEVEL_SAMPLE flow messages, or on days with fewer than 256 times that
+ * every flow / 256 (at least FH_GEN_LEVEL_SAMPLE_MIN apart), into a histogram
+ * of FH_GEN_LEVEL_HIST bins (the last one collects the rest). */
 #define FH_GEN_OLD_NS            (3600ULL * FH_GEN_NS_PER_S)
 #define FH_GEN_LEVEL_SAMPLE      65536u
 #define FH_GEN_LEVEL_SAMPLE_MIN  256u

@@ -554,6 +554,11 @@ def test_rate_day_is_a_valid_day(rate_day):
     _check_references(s, msgs)
     _check_bin_equals_pcap(s, msgs, pkts)
     assert _check_uncrossed(prefix + ".bin") > 0.9 * s["messages"]
+    # the books keep the normal day's clock (ages, the close wave) at the same
+    # share of the flow: deep levels, old cancels, live orders peak before the end
+    bs = s["book_stats"]
+    assert set(bs) == BOOK_STATS and bs["levels_per_side_p99"] >= 20 and bs["old_cancel_share"] > 0.02
+    assert s["live_orders_at_end"] < 0.6 * bs["peak_live_orders"]
     per = collections.defaultdict(list)
     for p in pkts:
         per[p[1]].append(p)
@@ -661,6 +666,7 @@ def _book_walk(msgs, sample_every):
     lives = []                                    # [added ts, ticks worse than its side's best or None, removed ts]
     live = peak = touched = top5 = cancels = old = old_before_close = nflow = 0
     samples = []
+    old_deep = [0, 0]                             # old deep orders cancelled from 15:45 on, before
     flow = collections.Counter()
     max_levels = 0
     ts = 0
@@ -709,7 +715,10 @@ def _book_walk(msgs, sample_every):
                 cancels += 1
                 if ts - lives[o[4]][0] > HOUR:
                     old += 1
-                    old_before_close += ts < 15 * HOUR + 45 * 60 * 10**9
+                    before_close = ts < 15 * HOUR + 45 * 60 * 10**9
+                    old_before_close += before_close
+                    if (lives[o[4]][1] or 0) >= 10:
+                        old_deep[before_close] += 1
             if t == "D":
                 remove(ref)
             elif t in "ECX":
@@ -726,7 +735,7 @@ def _book_walk(msgs, sample_every):
     samples.sort()
     counts = sorted(flow.values(), reverse=True)
     return dict(peak=peak, live_end=live, top5=top5 / touched, old=old / cancels, old_n=old,
-                old_before_close=old_before_close,
+                old_before_close=old_before_close, old_deep=old_deep, cancels=cancels,
                 levels_mean=sum(samples) / len(samples), levels_p99=samples[len(samples) - len(samples) // 100 - 1],
                 top300=sum(counts[:300]) / sum(counts), flow=flow, lives=lives, end=ts, max_levels=max_levels)
 
@@ -776,14 +785,18 @@ def test_deep_resting_orders(walked):
 
 
 def test_old_orders_get_cancelled(day, walked):
-    """Cancels (D, X, U) name old orders too, through the day and in a wave into
-    the close, when day orders are pulled: the live orders peak before the end."""
+    """Cancels (D, X, U) name old orders too, not only young ones near the
+    touch: deep orders an hour old and more are cancelled through the day (a
+    live order of the instrument drawn uniformly) and in a wave into the close,
+    when day orders are pulled, so live orders peak before the end."""
     _, s, _, _ = day
     w = walked
-    assert w["old"] >= 0.03
-    # both during the day and from 15:45 on
-    assert w["old_before_close"] >= 0.1 * w["old_n"]
-    assert w["old_n"] - w["old_before_close"] >= 0.1 * w["old_n"]
+    assert w["old"] >= 0.06
+    close, during = w["old_deep"]
+    # without the uniform picks of the day these are ~30 (deep orders the price
+    # came to), without the close wave under 10
+    assert during >= 45, w["old_deep"]
+    assert close >= 100, w["old_deep"]
     assert s["live_orders_at_end"] < 0.85 * s["book_stats"]["peak_live_orders"]
 
 
