@@ -23,16 +23,29 @@
  * MoldUDP64 message block) and copied into its channel's open packet.
  *
  * Every instrument keeps its own book, preallocated at start-up: its live
- * orders (stable slots, a live list for O(1) random picks) and per side its
- * price levels, sorted with the best last, each a FIFO of its orders.  So
- * D/E/X/C/U only name live orders of the burst's instrument, never over-execute,
- * and U retires the old reference.  The books are never crossed or locked: a
+ * orders (stable slots below a high-water mark, a free slot has 0 shares, so
+ * a uniform live order is a few draws away) and per side its price levels,
+ * sorted with the best last, each a FIFO of its orders.  So D/E/X/C/U only
+ * name live orders of the burst's instrument, never over-execute, and U
+ * retires the old reference.  The books are never crossed or locked: a
  * per-instrument mid random-walks inside the spread (best bid <= mid < best
  * ask), adds and replaces quote passively around it (bids at or below the mid,
  * asks above it), and executions (E, C) hit the oldest order of the best level
  * of one side -- the aggressor is implicit -- so when a best level is consumed
  * the mid steps after it.
- * Order references and match numbers are day-wide counters, strictly increasing.
+ *
+ * What makes a real book slow is in the day too (docs/generator.md): activity
+ * is Zipf-like over instruments (1 / (rank + 8)^1.25: the top 300 of 8 000
+ * carry ~73% of the flow); 4% of adds and replaces rest deep, 10-639 ticks
+ * from the mid, log-uniform, and near-touch cancels never reach them, so they
+ * stay for hours and the books get deep levels; a share of D/X/U (0.6% of them
+ * through the day, 25% from 15:45, 50% after 16:00) cancels a live order drawn
+ * uniformly over the instrument's live orders, mostly old deep ones, and from
+ * 15:45 some adds (12%, 37% after 16:00) are such cancels instead: day orders
+ * are pulled into the close.  So live orders build up to hundreds of
+ * thousands on a full day, peak before the close and thin out after it.
+ * PREFIX.json's "book_stats" measures all of it.  Order references and match
+ * numbers are day-wide counters, strictly increasing.
  *
  * Packets of all channels and both lines are written in capture-time order: the
  * packetiser's flush deadlines and heartbeat timers are processed as events in
@@ -142,12 +155,21 @@ enum { FH_GEN_LINE_A = 0, FH_GEN_LINE_B = 1 };
  * price level (oldest first), next also the instrument's free slots. */
 typedef struct {
     uint64_t ref;
-    uint32_t shares;                   /* remaining */
+    uint32_t shares;                   /* remaining; 0 marks a free slot */
     uint32_t price;                    /* Price(4) */
     uint32_t prev, next;               /* slot numbers, FH_GEN_NIL at the ends */
+    uint32_t born_hi;                  /* day clock (ns) of its add or replace: */
+    uint16_t born_lo;                  /*   48 bits, hi << 16 | lo */
     uint8_t  side;                     /* 0 bid ('B'), 1 ask ('S') */
-    uint8_t  _pad[7];
+    uint8_t  deep;                     /* placed FH_GEN_DEEP_TICKS or more from the mid */
 } fh_gen_order_t;
+
+/* Per instrument, beside its cache line: deep orders per side, flow messages. */
+typedef struct {
+    uint32_t ndeep[2];
+    uint32_t flow;
+    uint32_t _pad;
+} fh_gen_symx_t;
 
 /* One price level.  key = price for bids, ~price for asks, so both sides sort
  * ascending with the best level last (where most adds and fills happen). */
@@ -231,6 +253,7 @@ typedef struct {
     uint64_t heartbeat_ns;
     double   loss[2];
     fh_gen_sym_t  *sym;                /* [nsym + 1], index = locate */
+    fh_gen_symx_t *symx;               /* [nsym + 1] */
     fh_gen_chan_t *ch;                 /* [nch] */
     fh_gen_order_t *slots;             /* every instrument's order slots */
     fh_gen_level_t *levels;            /* every instrument's price levels, 2 per slot */
@@ -242,7 +265,7 @@ typedef struct {
     size_t   nsched;
     /* flow */
     uint64_t nflow;
-    double  *cdf;                      /* [FH_GEN_FLOW_SECS + 1]; normal day only */
+    double  *cdf;                      /* [FH_GEN_FLOW_SECS + 1]: the normal day's flow by time */
     uint32_t cdf_pos;
     /* flow window (ITCH ns): 04:00-20:00, or [04:00:00.001, + messages / rate]
      * in flat-rate mode, where rate_k is its length over the normal window's */
@@ -253,6 +276,16 @@ typedef struct {
     uint32_t ft_cum[FT__N];
     uint32_t need;                     /* flow types not yet emitted (bit per FT_) */
     uint64_t tcur;
+    uint64_t dnow;                     /* day clock: tcur, or in flat-rate mode the normal day's time */
+    uint32_t q_old;                    /* old-order cancel share now, 32-bit threshold */
+    uint32_t q_drain;                  /* share of adds that cancel an old order instead, likewise */
+    /* book statistics */
+    uint64_t live, peak_live;
+    uint64_t touched, top5;            /* D X E C U; those in the top 5 levels of their side */
+    uint64_t cancels, old_cancels;     /* D X U; those naming an order older than FH_GEN_OLD_NS */
+    uint64_t *lv_hist;                 /* [FH_GEN_LEVEL_HIST]: levels per non-empty side, sampled */
+    uint64_t lv_sum, lv_n;
+    uint32_t lv_every;
     /* day-wide counters */
     uint64_t ref, match;
     uint64_t emitted;
@@ -406,8 +439,12 @@ static int fh_gen_symbols(fh_gen_t *g)
     return 0;
 }
 
-/* Zipf activity weight by rank. */
-static double fh_gen_weight(const fh_gen_sym_t *s) { return 1.0 / ((double)s->rank + 1.5); }
+/* Zipf activity weight by rank: 1 / (rank + 8)^1.25 (see FH_GEN_ZIPF_OFFSET). */
+static double fh_gen_weight(const fh_gen_sym_t *s)
+{
+    double x = (double)s->rank + FH_GEN_ZIPF_OFFSET;
+    return 1.0 / (x * fh_gen_sqrt(fh_gen_sqrt(x)));
+}
 
 /* Vose's alias method: O(1) weighted pick of a locate. */
 static int fh_gen_alias(fh_gen_t *g)
@@ -810,18 +847,32 @@ FH_INLINE void fh_gen_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *rec, ui
         *g->progress = g->emitted;
 }
 
-/* Price near the mid on its side, on the tick grid (most within a few ticks). */
-FH_INLINE uint32_t fh_gen_quote(fh_gen_sym_t *s, uint8_t side, uint32_t r)
+/* Price of an add or replace on its side, on the tick grid: 96% within 0-9
+ * ticks of the mid (most within a few), 4% deep, FH_GEN_DEEP_TICKS..639 ticks
+ * away, log-uniform (one more draw from g's stream); *deep says which.  With
+ * deep NULL (a hidden execution's price), always within 9 ticks. */
+FH_INLINE uint32_t fh_gen_quote(fh_gen_t *g, const fh_gen_sym_t *s, uint8_t side, uint32_t r, uint8_t *deep)
 {
     uint32_t b = r & 255, d;
+    uint32_t mid = s->mid, tick = fh_gen_tick(mid), p;
+    if (deep) *deep = 0;
     if (b < 77) d = 0;
     else if (b < 133) d = 1;
     else if (b < 169) d = 2;
     else if (b < 192) d = 3;
     else if (b < 207) d = 4;
-    else if (b < 238) d = 5 + ((r >> 8) % 5);
-    else d = 10 + ((r >> 8) % 40);
-    uint32_t mid = s->mid, tick = fh_gen_tick(mid), p;
+    else if (b < 256 - FH_GEN_DEEP_PER_256) d = 5 + ((r >> 8) % 5);
+    else if (!deep) d = 5 + ((r >> 8) % 5);
+    else {
+        /* resting far from the market: an equal share per octave */
+        uint64_t x = fh_gen_next(&g->rng);
+        uint32_t lo = FH_GEN_DEEP_TICKS << (uint32_t)((x >> 32) % FH_GEN_DEEP_OCTAVES);
+        d = lo + (uint32_t)(x % lo);
+        uint32_t most = side == 'B' ? mid / tick / 2 : mid / tick;
+        if (d > most) d = most;
+        if (d >= FH_GEN_DEEP_TICKS) *deep = 1;
+        else d = 5 + ((r >> 8) % 5);
+    }
     if (side == 'B') {
         p = mid > d * tick ? mid - d * tick : tick;
         if (p >= 10000) p -= p % 100;
@@ -937,10 +988,63 @@ FH_INLINE uint32_t fh_gen_slot_new(fh_gen_t *g, fh_gen_sym_t *s)
 /* Remove a live order at level i of its side. */
 FH_INLINE void fh_gen_slot_free(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot, uint32_t i)
 {
+    fh_gen_order_t *o = &g->slots[slot];
     fh_gen_book_unlink(g, s, slot, i);
-    g->slots[slot].next = s->free_head;
+    o->next = s->free_head;
+    o->shares = 0;
     s->free_head = slot;
-    s->nord[g->slots[slot].side]--;
+    s->nord[o->side]--;
+    if (o->deep) g->symx[s - g->sym].ndeep[o->side]--;
+    g->live--;
+}
+
+FH_INLINE void fh_gen_set_born(fh_gen_order_t *o, uint64_t t)
+{
+    o->born_hi = (uint32_t)(t >> 16);
+    o->born_lo = (uint16_t)t;
+}
+
+FH_INLINE uint64_t fh_gen_born(const fh_gen_order_t *o)
+{
+    return (uint64_t)o->born_hi << 16 | o->born_lo;
+}
+
+/* Whether a level (by key) is near the mid: less than FH_GEN_DEEP_TICKS away
+ * for bids, at most that for asks (they quote one tick further out). */
+FH_INLINE int fh_gen_near(const fh_gen_sym_t *s, uint32_t side, uint32_t key)
+{
+    uint32_t mid = s->mid, reach = FH_GEN_DEEP_TICKS * fh_gen_tick(mid);
+    return side ? ~key - mid <= reach : mid - key < reach;
+}
+
+/* An old-order pick: a live order of s drawn uniformly over its live orders
+ * (slots below the high-water mark, retried past free ones), else the oldest
+ * order of a uniformly drawn level of one side, which is mostly a deep one.
+ * Returns the slot and sets *side and *li (its level). */
+static uint32_t fh_gen_pick_old(fh_gen_t *g, const fh_gen_sym_t *s, uint32_t *side, uint32_t *li)
+{
+    uint32_t hw = s->hwm, slot = FH_GEN_NIL;
+    for (uint32_t k = 0; k < FH_GEN_OLD_TRIES; k += 2) {
+        uint64_t x = fh_gen_next(&g->rng);
+        uint32_t c0 = s->base + (uint32_t)(((x >> 32) * hw) >> 32);
+        uint32_t c1 = s->base + (uint32_t)(((x & 0xffffffffu) * hw) >> 32);
+        if (g->slots[c0].shares) { slot = c0; break; }
+        if (g->slots[c1].shares) { slot = c1; break; }
+    }
+    if (slot != FH_GEN_NIL) {
+        const fh_gen_order_t *o = &g->slots[slot];
+        uint32_t sd = o->side;
+        *side = sd;
+        *li = fh_gen_lv_find(fh_gen_lv(g, s, sd), s->nlv[sd], fh_gen_key(sd, o->price));
+        return slot;
+    }
+    uint64_t x = fh_gen_next(&g->rng);
+    uint32_t sd = (uint32_t)(x >> 63);
+    if (!s->nlv[sd]) sd ^= 1;
+    uint32_t i = (uint32_t)(((x & 0xffffffffu) * s->nlv[sd]) >> 32);
+    *side = sd;
+    *li = i;
+    return fh_gen_lv(g, s, sd)[i].head;
 }
 
 /* After an order left `side` (delete, fill, replace): if the side's best price
@@ -1024,6 +1128,7 @@ static void fh_gen_stock(uint8_t *dst, const fh_gen_sym_t *s) { memcpy(dst, s->s
 static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
 {
     fh_gen_sym_t *s = &g->sym[focus];
+    fh_gen_symx_t *sx = &g->symx[focus];
     fh_gen_chan_t *ch = &g->ch[s->ch];
     uint64_t r = fh_gen_next(&g->rng);
     uint32_t r32 = (uint32_t)r, rh = (uint32_t)(r >> 32);
@@ -1034,32 +1139,49 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     uint32_t slot = 0, side = 0, li = 0;
     uint8_t aside = 0;                 /* side of an add, 0: drawn */
     fh_gen_order_t *o = NULL;
-    if (t != FT_A && t != FT_F && t != FT_P) {
+    if ((t == FT_A || t == FT_F) && g->q_drain && !force && s->nord[0] + s->nord[1]
+        && (uint32_t)fh_gen_next(&g->rng) < g->q_drain) {
+        /* into the close and after it, day orders are pulled: some adds are
+         * cancels of an old order instead, so the books thin out */
+        t = FT_D;
+        slot = fh_gen_pick_old(g, s, &side, &li);
+        o = &g->slots[slot];
+    }
+    else if (t != FT_A && t != FT_F && t != FT_P) {
         /* D X U: mostly an order near the touch, its level's newest more often
-         * than its oldest; sometimes any level (stale orders get cancelled).
+         * than its oldest; a share (g->q_old, rising into the close) any live
+         * order of the instrument, uniformly, so old deep orders get cancelled.
          * E C: an aggressor takes the oldest order at the best price of one
          * side, mostly the side the walk last leaned towards (up: lifts asks). */
         int exec = t == FT_E || t == FT_C;
-        side = exec ? ((rh & 3) ? s->up : !s->up) : (rh >> 31);
-        if (!s->nlv[side]) side ^= 1;
-        uint32_t n = s->nlv[side];
-        if (!n) t = FT_A;
-        else if (t == FT_D && s->nord[side] < FH_GEN_MIN_ORDERS) {
-            /* a thin side: its market makers quote instead of cancelling */
-            t = FT_A;
-            aside = (uint8_t)(side ? 'S' : 'B');
-        } else {
-            const fh_gen_level_t *lv = fh_gen_lv(g, s, side);
-            if (exec) li = n - 1;
-            else if ((rh & 3) != 0) {
-                /* k levels from the touch with probability 2^-(k+1) */
-                uint32_t k = (uint32_t)__builtin_ctz(((rh >> 2) & 0x7f) | 0x80);
-                li = n - 1 - (k < n ? k : n - 1);
-            }
-            else li = (uint32_t)(((uint64_t)((rh >> 2) & 0x1fffffff) * n) >> 29);
-            slot = (exec || ((rh >> 5) & 3) == 0) ? lv[li].head : lv[li].tail;
+        if (!exec && s->nord[0] + s->nord[1]
+            && (uint32_t)fh_gen_next(&g->rng) < g->q_old) {
+            slot = fh_gen_pick_old(g, s, &side, &li);
             o = &g->slots[slot];
             if (t == FT_X && o->shares < 2) t = FT_D;
+        } else {
+            side = exec ? ((rh & 3) ? s->up : !s->up) : (rh >> 31);
+            if (!s->nlv[side]) side ^= 1;
+            uint32_t n = s->nlv[side];
+            if (!n) t = FT_A;
+            else if (t == FT_D && s->nord[side] - sx->ndeep[side] < FH_GEN_MIN_ORDERS) {
+                /* a thin touch: its market makers quote instead of cancelling */
+                t = FT_A;
+                aside = (uint8_t)(side ? 'S' : 'B');
+            } else {
+                const fh_gen_level_t *lv = fh_gen_lv(g, s, side);
+                if (exec) li = n - 1;
+                else {
+                    /* k levels from the touch with probability 2^-(k+1), among
+                     * those near the mid (deep levels are left to old picks) */
+                    uint32_t k = (uint32_t)__builtin_ctz(((rh >> 2) & 0x7f) | 0x80);
+                    li = n - 1 - (k < n ? k : n - 1);
+                    if (k && !fh_gen_near(s, side, lv[li].key)) li = n - 1;
+                }
+                slot = (exec || ((rh >> 9) & 3) == 0) ? lv[li].head : lv[li].tail;
+                o = &g->slots[slot];
+                if (t == FT_X && o->shares < 2) t = FT_D;
+            }
         }
     }
     if ((t == FT_A || t == FT_F) && s->nord[0] + s->nord[1] == s->cap) {
@@ -1073,6 +1195,16 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         o = &g->slots[slot];
     }
     g->need &= ~(1u << t);
+    sx->flow++;
+    if (o) {
+        /* D X E C U name a live order: where it sits, how old it is */
+        g->touched++;
+        if (s->nlv[side] - li <= 5) g->top5++;
+        if (t != FT_E && t != FT_C) {
+            g->cancels++;
+            if (g->dnow - fh_gen_born(o) > FH_GEN_OLD_NS) g->old_cancels++;
+        }
+    }
 
     uint64_t r2 = fh_gen_next(&g->rng);
     uint32_t a = (uint32_t)r2, b = (uint32_t)(r2 >> 32);
@@ -1082,9 +1214,9 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_A:
     case FT_F: {
         uint32_t len = t == FT_A ? 36 : 40;
-        uint8_t bs = aside ? aside : (a >> 31) ? 'B' : 'S';
+        uint8_t bs = aside ? aside : (a >> 31) ? 'B' : 'S', deep;
         fh_gen_walk(g, s, b >> 8);
-        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, bs, b);
+        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, &deep);
         g->ref += 1 + (a & 3);
         m = fh_gen_begin(g, ch, t == FT_A ? 'A' : 'F', len, focus, ts) + 2;
         fh_put_be64(m + 11, g->ref);
@@ -1097,8 +1229,12 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         slot = fh_gen_slot_new(g, s);
         o = &g->slots[slot];
         o->ref = g->ref; o->shares = sh; o->price = px; o->side = bs == 'S';
+        o->deep = deep;
+        fh_gen_set_born(o, g->dnow);
         s->nord[o->side]++;
+        sx->ndeep[o->side] += deep;
         fh_gen_book_add(g, s, slot);
+        if (++g->live > g->peak_live) g->peak_live = g->live;
         break;
     }
     case FT_D:
@@ -1143,8 +1279,9 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_U: {
         /* cancel-replace: a new reference at the back of its (passive) price */
         fh_gen_walk(g, s, b >> 8);
+        uint8_t deep;
         uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(s, a >> 2);
-        uint32_t px = fh_gen_quote(s, o->side ? 'S' : 'B', b);
+        uint32_t px = fh_gen_quote(g, s, o->side ? 'S' : 'B', b, &deep);
         g->ref += 1 + (a >> 30);
         m = fh_gen_begin(g, ch, 'U', 35, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
@@ -1153,7 +1290,9 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         fh_put_be32(m + 31, px);
         fh_gen_end(g, ch, m - 2, 35, ts);
         fh_gen_book_unlink(g, s, slot, li);
-        o->ref = g->ref; o->shares = sh; o->price = px;
+        sx->ndeep[o->side] += (uint32_t)deep - o->deep;
+        o->ref = g->ref; o->shares = sh; o->price = px; o->deep = deep;
+        fh_gen_set_born(o, g->dnow);
         fh_gen_book_add(g, s, slot);
         fh_gen_follow(g, s, side, was);
         break;
@@ -1161,7 +1300,7 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_P: {
         /* hidden (non-displayed) execution: NASDAQ zeroes the order reference */
         uint8_t bs = (a >> 31) ? 'B' : 'S';
-        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(s, bs, b);
+        uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, NULL);
         m = fh_gen_begin(g, ch, 'P', 44, focus, ts) + 2;
         fh_put_be64(m + 11, 0);
         m[19] = bs;
@@ -1312,7 +1451,7 @@ static void fh_gen_free(fh_gen_t *g)
     if (g->pcap.f) fclose(g->pcap.f);
     if (g->bin.f) fclose(g->bin.f);
     free(g->pcap.buf); free(g->bin.buf);
-    free(g->sym); free(g->ch);
+    free(g->sym); free(g->symx); free(g->ch); free(g->lv_hist);
     free(g->slots); free(g->levels);
     free(g->alias_p); free(g->alias_i);
     free(g->sched); free(g->cdf); free(g->bring);
@@ -1402,6 +1541,41 @@ static void fh_gen_ip(char *dst, size_t n, uint32_t ip)
     snprintf(dst, n, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
 }
 
+static int fh_gen_cmp_desc_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* "book_stats": what the day's books looked like (see docs/generator.md). */
+static void fh_gen_json_book_stats(fh_gen_t *g, FILE *f)
+{
+    uint32_t p99 = 0;
+    if (g->lv_n) {
+        uint64_t acc = 0, want = g->lv_n - g->lv_n / 100;   /* the 99th percentile: ceil(0.99 n) */
+        for (uint32_t v = 0; v < FH_GEN_LEVEL_HIST; v++) {
+            acc += g->lv_hist[v];
+            if (acc >= want) { p99 = v; break; }
+        }
+    }
+    /* flow messages of the 300 most active instruments */
+    uint64_t flow = 0, top = 0;
+    uint32_t *c = malloc((size_t)g->nsym * sizeof *c);
+    if (c) {
+        for (uint32_t l = 1; l <= g->nsym; l++) { c[l - 1] = g->symx[l].flow; flow += c[l - 1]; }
+        qsort(c, g->nsym, sizeof *c, fh_gen_cmp_desc_u32);
+        for (uint32_t k = 0; k < g->nsym && k < 300; k++) top += c[k];
+        free(c);
+    }
+    fprintf(f, "  \"book_stats\": {\"peak_live_orders\": %llu, \"levels_per_side_mean\": %.4f, "
+               "\"levels_per_side_p99\": %u, \"top5_share\": %.6f, \"old_cancel_share\": %.6f, "
+               "\"top300_message_share\": %.6f},\n",
+            (unsigned long long)g->peak_live, g->lv_n ? (double)g->lv_sum / (double)g->lv_n : 0.0, p99,
+            g->touched ? (double)g->top5 / (double)g->touched : 0.0,
+            g->cancels ? (double)g->old_cancels / (double)g->cancels : 0.0,
+            flow ? (double)top / (double)flow : 0.0);
+}
+
 static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
@@ -1453,6 +1627,7 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
             (unsigned long long)g->ref, (unsigned long long)g->match);
     fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
             (unsigned long long)live, (unsigned long long)full);
+    fh_gen_json_book_stats(g, f);
     fprintf(f, "  \"channels\": [\n");
     for (uint32_t c = 0; c < g->nch; c++) {
         const fh_gen_chan_t *ch = &g->ch[c];
@@ -1522,7 +1697,10 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     fh_gen_rng_seed(&g->rng_loss[0], cfg->seed, 3);
     fh_gen_rng_seed(&g->rng_loss[1], cfg->seed, 4);
 
-    if (fh_gen_symbols(g) || fh_gen_alias(g) || (!g->rate && fh_gen_cdf(g))) goto oom;
+    if (fh_gen_symbols(g) || fh_gen_alias(g) || fh_gen_cdf(g)) goto oom;
+    g->symx = calloc((size_t)g->nsym + 1, sizeof *g->symx);
+    g->lv_hist = calloc(FH_GEN_LEVEL_HIST, sizeof *g->lv_hist);
+    if (!g->symx || !g->lv_hist) goto oom;
     g->ch = calloc(g->nch, sizeof *g->ch);
     if (!g->ch) goto oom;
     /* contiguous locate ranges: NASDAQ partitions channels alphabetically too */
@@ -1567,12 +1745,17 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     if (g->rate)
         for (size_t i = 0; i < g->nsched; i++) g->sched[i].ts = fh_gen_rate_map(g, g->sched[i].ts);
     g->nflow = cfg->messages - g->nsched;
+    g->lv_every = FH_GEN_LEVEL_SAMPLE;
+    if (g->nflow / 256 < g->lv_every)
+        g->lv_every = g->nflow / 256 > FH_GEN_LEVEL_SAMPLE_MIN ? (uint32_t)(g->nflow / 256) : FH_GEN_LEVEL_SAMPLE_MIN;
 
     /* books: each instrument's slot range is sized by its expected share of
-     * the flow, n: its live orders drift up by ~0.5% of n through the day and
-     * wander like a random walk around that (~sqrt n), so n / 32 + 4 sqrt n
-     * + 32 is rarely reached (a full book forces a cancel).  Only the slots a
-     * day uses are ever touched. */
+     * the flow, n: its live orders (near-touch quotes, deep resting orders and
+     * quotes the price walked away from) build up to ~0.7% of n at 15:45 on
+     * the busiest instruments, a few percent on quiet ones, and wander like a
+     * random walk around that (~sqrt n), so n / 32 + 4 sqrt n + 32 is rarely
+     * reached (a full book forces a cancel).  Only the slots a day uses are
+     * ever touched. */
     double wsum = 0;
     for (uint32_t l = 1; l <= g->nsym; l++) wsum += fh_gen_weight(&g->sym[l]);
     uint64_t need = 0;
@@ -1619,11 +1802,37 @@ oom:
     return -1;
 }
 
+/* Levels per non-empty book side, every instrument, into the histogram. */
+static void fh_gen_sample_levels(fh_gen_t *g)
+{
+    for (uint32_t l = 1; l <= g->nsym; l++) {
+        const fh_gen_sym_t *s = &g->sym[l];
+        for (uint32_t side = 0; side < 2; side++) {
+            uint32_t n = s->nlv[side];
+            if (!n) continue;
+            g->lv_hist[n < FH_GEN_LEVEL_HIST ? n : FH_GEN_LEVEL_HIST - 1]++;
+            g->lv_sum += n;
+            g->lv_n++;
+        }
+    }
+}
+
+/* The shares of D/X/U that cancel an old order and of adds that do instead,
+ * by the day clock: the day, the last quarter hour before the close, after it. */
+static void fh_gen_phase(fh_gen_t *g, uint64_t dnow)
+{
+    int k = dnow < FH_GEN_HMS(15, 45, 0) ? 0 : dnow < FH_GEN_HMS(16, 0, 0) ? 1 : 2;
+    static const uint32_t q_old[3] = { FH_GEN_OLD_Q_DAY, FH_GEN_OLD_Q_CLOSE, FH_GEN_OLD_Q_AFTER };
+    static const uint32_t q_drain[3] = { 0, FH_GEN_DRAIN_Q_CLOSE, FH_GEN_DRAIN_Q_AFTER };
+    g->q_old = q_old[k] << 16;
+    g->q_drain = q_drain[k] << 16;
+}
+
 static void fh_gen_day(fh_gen_t *g)
 {
     size_t si = 0;
     uint64_t fi = 0, nflow = g->nflow, half = nflow / 2;
-    uint32_t left = 0, focus = 1;
+    uint32_t left = 0, focus = 1, sample = g->lv_every;
     /* bursts' instruments are drawn two ahead, so that their books can be
      * fetched while the bursts before run (the books are spread over memory) */
     uint32_t next1 = fh_gen_pick_locate(g, &g->rng), next2 = fh_gen_pick_locate(g, &g->rng);
@@ -1638,6 +1847,12 @@ static void fh_gen_day(fh_gen_t *g)
             uint64_t t = g->rate ? g->flow_t0 + (uint64_t)(u * (double)(g->flow_t1 - g->flow_t0))
                                  : fh_gen_inv_cdf(g, u);
             if (t > g->tcur) g->tcur = t;
+            /* the day clock: where the normal day is at this share of the flow */
+            if (g->rate) {
+                uint64_t d = fh_gen_inv_cdf(g, u);
+                if (d > g->dnow) g->dnow = d;
+            }
+            fh_gen_phase(g, g->rate ? g->dnow : g->tcur);
             focus = next1;
             next1 = next2;
             fh_gen_prefetch_book(g, &g->sym[next1]);
@@ -1650,10 +1865,15 @@ static void fh_gen_day(fh_gen_t *g)
             g->tcur += (gap * g->spacing) >> 16;           /* exact gap unless rate > 2 M/s */
         }
         if (g->tcur > g->flow_t1) g->tcur = g->flow_t1;
+        if (!g->rate) g->dnow = g->tcur;
         while (si < g->nsched && g->sched[si].ts <= g->tcur) fh_gen_scheduled(g, &g->sched[si++]);
         fh_gen_flow(g, focus, g->tcur, fi >= half && g->need);
         fi++;
         left--;
+        if (--sample == 0) {
+            fh_gen_sample_levels(g);
+            sample = g->lv_every;
+        }
     }
     while (si < g->nsched) fh_gen_scheduled(g, &g->sched[si++]);
 

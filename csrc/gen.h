@@ -80,13 +80,52 @@
 #define FH_GEN_PROGRESS_EVERY    65536u
 
 /* Order slots of all instruments' books together (one order is 32 bytes, its
- * live-list entry 4, its share of price levels 32): 16 M slots, ~1.1 GB at
- * most, reached only by days of ~300 M messages and more. */
+ * share of price levels 32): 16 M slots, ~1.1 GB at most, reached only by days
+ * of ~300 M messages and more. */
 #define FH_GEN_BOOK_MAX          (1ULL << 24)
 
-/* A delete on a book side with fewer live orders than this is an add on that
- * side instead: liquidity providers keep quoting, so books stay a few orders
- * deep and rarely go one-sided. */
+/* A delete on a book side with fewer live orders near the touch (placed less
+ * than FH_GEN_DEEP_TICKS from the mid) than this is an add on that side
+ * instead: liquidity providers keep quoting, so books stay a few orders deep at
+ * the touch and rarely go one-sided. */
 #define FH_GEN_MIN_ORDERS        4u
+
+/* Activity by instrument: weight 1 / (rank + FH_GEN_ZIPF_OFFSET)^1.25 (rank 0 =
+ * most active).  On 8 000 instruments the top 300 carry ~73% of the order flow,
+ * the top 10 ~23%, the busiest ~3.7%, and the least active still ~7 ppm. */
+#define FH_GEN_ZIPF_OFFSET       8.0
+
+/* Deep resting orders: FH_GEN_DEEP_PER_256 of 256 adds and replaces (4%) are placed
+ * FH_GEN_DEEP_TICKS..FH_GEN_DEEP_TICKS * 64 - 1 ticks away from the mid,
+ * log-uniform (an equal share per octave: 10-19, 20-39, ... 320-639 ticks),
+ * at most half the price below it for bids and the price above it for asks.
+ * The other adds quote within 0-9 ticks of the mid. */
+#define FH_GEN_DEEP_PER_256      10u
+#define FH_GEN_DEEP_TICKS        10u
+#define FH_GEN_DEEP_OCTAVES      6u
+
+/* Old-order cancels: this share (per 65536) of D, X and U names a live order of
+ * the instrument drawn uniformly over all its live orders (so mostly the deep,
+ * old ones) rather than one near the touch.  It rises into the close as day
+ * orders are pulled: before 15:45, 15:45-16:00, from 16:00 (day-clock time;
+ * in flat-rate mode the normal day's time at the same share of the flow). */
+#define FH_GEN_OLD_Q_DAY         400u
+#define FH_GEN_OLD_Q_CLOSE       16384u
+#define FH_GEN_OLD_Q_AFTER       32768u
+/* ... and this share (per 65536) of adds is a cancel of an old order instead,
+ * 15:45-16:00 and from 16:00: day orders are pulled and expire, the books thin. */
+#define FH_GEN_DRAIN_Q_CLOSE     8000u
+#define FH_GEN_DRAIN_Q_AFTER     24000u
+#define FH_GEN_OLD_TRIES         8u     /* uniform slot draws before taking a deep level's oldest */
+
+/* book_stats in PREFIX.json: an order is old once it has rested longer than
+ * this (day clock), and levels per book side are sampled every
+ * FH_GEN_LEVEL_SAMPLE flow messages, or on days with fewer than 256 times that
+ * every flow / 256 (at least FH_GEN_LEVEL_SAMPLE_MIN apart), into a histogram
+ * of FH_GEN_LEVEL_HIST bins (the last one collects the rest). */
+#define FH_GEN_OLD_NS            (3600ULL * FH_GEN_NS_PER_S)
+#define FH_GEN_LEVEL_SAMPLE      65536u
+#define FH_GEN_LEVEL_SAMPLE_MIN  256u
+#define FH_GEN_LEVEL_HIST        65536u
 
 #endif

@@ -35,7 +35,11 @@ used), ``first_ts``/``last_ts`` (ITCH ns since midnight of the first and last me
 ``first_capture_ns``/``last_capture_ns`` (pcap times), ``channels`` (name, session,
 line_a, line_b, locates [lo, hi], tracking_number, counts), ``symbols`` (locate ->
 ticker), ``trading_date``, ``midnight_ns``, ``last_order_reference``,
-``last_match_number``, ``live_orders_at_end``; ``generate`` adds ``elapsed_s``, ``files``.
+``last_match_number``, ``live_orders_at_end``, ``pool_full_events`` (adds turned into cancels
+because an instrument's preallocated book was full; 0 on ordinary days), ``book_stats``
+(``peak_live_orders``, ``levels_per_side_mean``/``levels_per_side_p99``, ``top5_share``,
+``old_cancel_share``, ``top300_message_share``: what the day's books did, see
+docs/generator.md); ``generate`` adds ``elapsed_s``, ``files``.
 """
 from __future__ import annotations
 

@@ -554,6 +554,11 @@ def test_rate_day_is_a_valid_day(rate_day):
     _check_references(s, msgs)
     _check_bin_equals_pcap(s, msgs, pkts)
     assert _check_uncrossed(prefix + ".bin") > 0.9 * s["messages"]
+    # the books keep the normal day's clock (ages, the close wave) at the same
+    # share of the flow: deep levels, old cancels, live orders peak before the end
+    bs = s["book_stats"]
+    assert set(bs) == BOOK_STATS and bs["levels_per_side_p99"] >= 20 and bs["old_cancel_share"] > 0.02
+    assert s["live_orders_at_end"] < 0.6 * bs["peak_live_orders"]
     per = collections.defaultdict(list)
     for p in pkts:
         per[p[1]].append(p)
@@ -634,3 +639,180 @@ def test_cli_rate_day(tmp_path):
     s = json.load(open(prefix + ".json"))
     assert s["rate"] == 500_000 and s["batch_ns"] == 2000
     assert abs((s["last_ts"] - s["first_ts"]) - 40_000_000) < 0.15 * 40_000_000
+
+
+# ------------------------------------------------------ what a book has to do
+
+HOUR = 3600 * 10**9
+BOOK_STATS = {"peak_live_orders", "levels_per_side_mean", "levels_per_side_p99", "top5_share",
+              "old_cancel_share", "top300_message_share"}
+
+
+def _tick(price):
+    return 100 if price >= 10000 else 1
+
+
+def _book_walk(msgs, sample_every):
+    """Replay the order flow through our own per-side sorted price levels and
+    measure, independently of the C code, what PREFIX.json's book_stats says:
+    live orders at their peak, where each D X E C U's order sat (levels from the
+    best of its side), how old the order each D X U names is, levels per
+    non-empty side after every `sample_every` flow messages, flow per
+    instrument.  Also every order's life (add to removal) and how far from its
+    side's best it was placed."""
+    orders = {}                                   # ref -> [locate, side, price, shares, index in lives]
+    prices = collections.defaultdict(list)        # (locate, side) -> sorted distinct prices
+    count = collections.Counter()                 # (locate, side, price) -> orders
+    lives = []                                    # [added ts, ticks worse than its side's best or None, removed ts]
+    live = peak = touched = top5 = cancels = old = old_before_close = nflow = 0
+    samples = []
+    old_deep = [0, 0]                             # old deep orders cancelled from 15:45 on, before
+    flow = collections.Counter()
+    max_levels = 0
+    ts = 0
+
+    def insert(ref, loc, side, price, shares):
+        nonlocal live, peak, max_levels
+        p = prices[(loc, side)]
+        away = None
+        if p:
+            best = p[-1] if side == 0 else p[0]
+            away = (best - price if side == 0 else price - best) // _tick(best)
+        if count[(loc, side, price)] == 0:
+            bisect.insort(p, price)
+            max_levels = max(max_levels, len(p))
+        count[(loc, side, price)] += 1
+        orders[ref] = [loc, side, price, shares, len(lives)]
+        lives.append([ts, away, None])
+        live += 1
+        peak = max(peak, live)
+
+    def remove(ref):
+        nonlocal live
+        loc, side, price, _, k = orders.pop(ref)
+        count[(loc, side, price)] -= 1
+        if count[(loc, side, price)] == 0:
+            p = prices[(loc, side)]
+            del p[bisect.bisect_left(p, price)]
+        lives[k][2] = ts
+        live -= 1
+
+    for t, loc, _, ts, m in msgs:
+        if t not in "AFDUEXCP":
+            continue
+        flow[loc] += 1
+        if t in "AF":
+            ref, side, shares = struct.unpack_from(">QcI", m, 11)
+            insert(ref, loc, int(side == b"S"), struct.unpack_from(">I", m, 32)[0], shares)
+        elif t != "P":
+            ref = struct.unpack_from(">Q", m, 11)[0]
+            o = orders[ref]
+            p = prices[(o[0], o[1])]
+            rank = len(p) - bisect.bisect_right(p, o[2]) if o[1] == 0 else bisect.bisect_left(p, o[2])
+            touched += 1
+            top5 += rank < 5
+            if t in "DXU":
+                cancels += 1
+                if ts - lives[o[4]][0] > HOUR:
+                    old += 1
+                    before_close = ts < 15 * HOUR + 45 * 60 * 10**9
+                    old_before_close += before_close
+                    if (lives[o[4]][1] or 0) >= 10:
+                        old_deep[before_close] += 1
+            if t == "D":
+                remove(ref)
+            elif t in "ECX":
+                o[3] -= struct.unpack_from(">I", m, 19)[0]
+                if o[3] == 0:
+                    remove(ref)
+            else:
+                new, shares, price = struct.unpack_from(">QII", m, 19)
+                remove(ref)
+                insert(new, loc, o[1], price, shares)
+        nflow += 1
+        if nflow % sample_every == 0:
+            samples += [len(p) for p in prices.values() if p]
+    samples.sort()
+    counts = sorted(flow.values(), reverse=True)
+    return dict(peak=peak, live_end=live, top5=top5 / touched, old=old / cancels, old_n=old,
+                old_before_close=old_before_close, old_deep=old_deep, cancels=cancels,
+                levels_mean=sum(samples) / len(samples), levels_p99=samples[len(samples) - len(samples) // 100 - 1],
+                top300=sum(counts[:300]) / sum(counts), flow=flow, lives=lives, end=ts, max_levels=max_levels)
+
+
+def _level_every(s):
+    """The generator's sampling interval for levels per side (gen.h)."""
+    return max(256, min(65536, s["flow_messages"] // 256))
+
+
+@pytest.fixture(scope="module")
+def walked(day):
+    _, s, msgs, _ = day
+    return _book_walk(msgs, _level_every(s))
+
+
+def test_book_stats_match_the_file(day, walked):
+    """book_stats in PREFIX.json is what the day's books did, to the message."""
+    _, s, _, _ = day
+    bs, w = s["book_stats"], walked
+    assert set(bs) == BOOK_STATS
+    assert bs["peak_live_orders"] == w["peak"]
+    assert s["live_orders_at_end"] == w["live_end"]
+    assert bs["levels_per_side_p99"] == w["levels_p99"]
+    assert abs(bs["levels_per_side_mean"] - w["levels_mean"]) < 1e-4
+    assert abs(bs["top5_share"] - w["top5"]) < 1e-6
+    assert abs(bs["old_cancel_share"] - w["old"]) < 1e-6
+    assert bs["top300_message_share"] == 1.0 == w["top300"]     # 60 instruments: all of them
+    # plausible: books several levels deep, most of the flow at the touch
+    assert 1 <= bs["levels_per_side_mean"] <= bs["levels_per_side_p99"] <= w["max_levels"]
+    assert 0.8 < bs["top5_share"] < 0.99
+
+
+def test_deep_resting_orders(walked):
+    """A share of adds rests well away from the touch (tens to hundreds of
+    ticks), and most of those rest for hours: the books get deep levels and the
+    live orders are not only young ones."""
+    w = walked
+    placed = [lv for lv in w["lives"] if lv[1] is not None]
+    deep = [lv for lv in placed if lv[1] >= 10]
+    assert len(deep) >= 0.02 * len(placed), (len(deep), len(placed))
+    assert sum(1 for lv in placed if lv[1] >= 100) >= 0.005 * len(placed)
+    # placed before noon: most still there two hours later (or at the end of the day)
+    early = [lv for lv in deep if lv[0] < 12 * HOUR]
+    rested = [lv for lv in early if (lv[2] if lv[2] is not None else w["end"]) - lv[0] >= 2 * HOUR]
+    assert len(rested) >= 0.6 * len(early), (len(rested), len(early))
+    assert w["max_levels"] >= 25
+
+
+def test_old_orders_get_cancelled(day, walked):
+    """Cancels (D, X, U) name old orders too, not only young ones near the
+    touch: deep orders an hour old and more are cancelled through the day (a
+    live order of the instrument drawn uniformly) and in a wave into the close,
+    when day orders are pulled, so live orders peak before the end."""
+    _, s, _, _ = day
+    w = walked
+    assert w["old"] >= 0.06
+    close, during = w["old_deep"]
+    # without the uniform picks of the day these are ~30 (deep orders the price
+    # came to), without the close wave under 10
+    assert during >= 45, w["old_deep"]
+    assert close >= 100, w["old_deep"]
+    assert s["live_orders_at_end"] < 0.85 * s["book_stats"]["peak_live_orders"]
+
+
+def test_zipf_concentration(tmp_path):
+    """Activity is Zipf-like over instruments, 1 / (rank + 8)^1.25: on 2 000
+    instruments the 300 most active carry ~80% of the order flow and the
+    busiest (AAPL) ~4.6%."""
+    prefix = str(tmp_path / "zipf")
+    s = generate(prefix, messages=200_000, symbols=2000, channels=2, seed=5, progress=False)
+    msgs = read_bin(prefix + ".bin")
+    w = _book_walk(msgs, _level_every(s))
+    assert abs(s["book_stats"]["top300_message_share"] - w["top300"]) < 1e-6
+    weights = [1 / (r + 8) ** 1.25 for r in range(2000)]
+    want = sum(weights[:300]) / sum(weights)
+    assert abs(w["top300"] - want) < 0.02, (w["top300"], want)
+    loc, n = w["flow"].most_common(1)[0]
+    assert s["symbols"][str(loc)] == "AAPL"
+    assert abs(n / sum(w["flow"].values()) - weights[0] / sum(weights)) < 0.01
+    assert s["book_stats"]["peak_live_orders"] == w["peak"] and s["pool_full_events"] == 0

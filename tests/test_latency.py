@@ -80,9 +80,9 @@ def test_latency_json_schema(tmp_path):
     assert d["unit"] == "ns" and set(d["stages"]) == set(STAGES)
     assert set(STAGES) == {"rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"}
     # Every packet that applied messages is stamped; heartbeats and the end of
-    # session update no book and are not (the fixture has 8586 packets).
+    # session update no book and are not (the fixture has 8324 packets).
     mpp = _msgs_per_packet(sample)
-    assert len(mpp) == 7337 and mpp.sum() == 40000
+    assert len(mpp) == 7079 and mpp.sum() == 40000
     for name, st in d["stages"].items():
         for k in ("count", "min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "overflow", "mean", "per_core",
                   "distribution"):
@@ -119,7 +119,7 @@ def test_latency_sampling_stamps_every_nth_packet(tmp_path):
     assert p.returncode == 0, p.stderr
     d = json.loads(out.read_text())
     assert d["sample_every"] == 8
-    # Every 8th frame is stamped (8586 frames); those without messages
+    # Every 8th frame is stamped (8324 frames); those without messages
     # (heartbeats, end of session) record nothing.
     from frames import mold_messages, parse_pcap
     with open(os.path.join(ROOT, "pcaps", "sample.pcap"), "rb") as f:
@@ -155,7 +155,7 @@ def test_full_speed_rx_stages_are_processing(tmp_path):
     doc = json.loads(out.read_text())
     s = doc["stages"]
     assert doc["idle_gaps"]["count"] == 0                 # nothing waited
-    assert s["rx_to_start"]["count"] == 7337 and s["rx_to_start"]["max"] == 0
+    assert s["rx_to_start"]["count"] == 7079 and s["rx_to_start"]["max"] == 0
     assert {k: v for k, v in s["rx_to_published"].items() if k != "per_core"} == \
         {k: v for k, v in s["processing"].items() if k != "per_core"}
 
@@ -166,7 +166,7 @@ def test_latency_decode_mode_has_no_book_stages(tmp_path):
                         "--mode", "decode", "--latency-json", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     s = json.loads(out.read_text())["stages"]
-    assert s["decode"]["count"] == 7337 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
+    assert s["decode"]["count"] == 7079 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
 
 
 def test_report_script_table_plot_and_hgrm(tmp_path):
@@ -188,18 +188,18 @@ def test_report_script_table_plot_and_hgrm(tmp_path):
                         "--png", str(png), "--hgrm", prefix], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
     assert "rx_to_published" in r.stdout and r.stdout.count("p99.9") >= 6      # a table per stage, both runs
-    assert "messages per packet: mean 5.45" in r.stdout
+    assert "messages per packet: mean 5.65" in r.stdout
     # The second run gets a row of changes against the first (the baseline).
     lines = r.stdout.splitlines()
     i = next(k for k, l in enumerate(lines) if l.startswith("rx_to_published"))
-    assert lines[i + 1].split()[:3] == ["a", "7337", str(base_p50)]
-    assert lines[i + 2].split()[:3] == ["b", "7337", str(base_p50 * 2)]
+    assert lines[i + 1].split()[:3] == ["a", "7079", str(base_p50)]
+    assert lines[i + 2].split()[:3] == ["b", "7079", str(base_p50 * 2)]
     assert lines[i + 3].split()[:4] == ["vs", "a", "+100.0%", "0%"]
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     h = open(prefix + ".a.rx_to_published.hgrm").read().splitlines()
     assert h[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
     rows = [l.split() for l in h[2:] if l and not l.startswith("#")]
-    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == 7337
+    assert float(rows[-1][1]) == 1.0 and int(rows[-1][2]) == 7079
     assert [float(x[1]) for x in rows] == sorted(float(x[1]) for x in rows)
 
 
