@@ -332,7 +332,23 @@ FH_INLINE uint32_t lvl_below8(const fh_level_t *T, uint32_t key)
 #endif
 }
 
-FH_INLINE uint32_t lvl_lower_bound(const fh_level_t *L, uint32_t n, uint32_t key)
+/* First index in [0, w] whose key is >= key, given every key from w on is. */
+static inline uint32_t lvl_bsearch(const fh_level_t *L, uint32_t w, uint32_t key)
+{
+    uint32_t lo = 0, len = w + 1;
+    while (len > 1) {
+        const uint32_t half = len >> 1;
+        lo = L[lo + half - 1].key < key ? lo + half : lo;
+        len -= half;
+    }
+    return lo + (lo < w && L[lo].key < key);
+}
+
+/* Index of the first level whose key is >= key.  `hint`: where the level was
+ * last seen (an order remembers its level's index, counted from the worst
+ * end, which only levels worse than it move: for a deep level, rarely), tried
+ * before a binary search below the top 8; UINT32_MAX for none. */
+FH_INLINE uint32_t lvl_lower_bound(const fh_level_t *L, uint32_t n, uint32_t key, uint32_t hint)
 {
     const uint32_t full = n >= FH_LVL_SCAN, all = 0u - full;
     const uint32_t base = (n - FH_LVL_SCAN) & all;                  /* masks, not a branch on n */
@@ -341,14 +357,8 @@ FH_INLINE uint32_t lvl_lower_bound(const fh_level_t *L, uint32_t n, uint32_t key
     /* below: how many of the scanned levels sort under key; they come first. */
     if (FH_LIKELY(below != 0 || !full || n == FH_LVL_SCAN)) return base + below;
     /* Every key in [n - 8, n) is >= key: the answer is in [0, n - 8]. */
-    const uint32_t w = base;
-    uint32_t lo = 0, len = w + 1;
-    while (len > 1) {
-        const uint32_t half = len >> 1;
-        lo = L[lo + half - 1].key < key ? lo + half : lo;
-        len -= half;
-    }
-    return lo + (lo < w && L[lo].key < key);
+    if (hint < base && L[hint].key == key) return hint;
+    return lvl_bsearch(L, base, key);
 }
 
 static uint32_t lvl_class(uint32_t cap)
@@ -409,11 +419,12 @@ FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
 /* Add shares (and one order) at a price.  Returns 2 if the best level
  * changed, 1 if another of the top `depth` levels did, 0 if none did, -1 if
  * the arena is full. */
-FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares)
+FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, uint32_t *at)
 {
     const uint32_t key = lvl_key(price, side);
     fh_level_t *L = &b->lv[s->off];
-    const uint32_t pos = lvl_lower_bound(L, s->n, key);
+    const uint32_t pos = lvl_lower_bound(L, s->n, key, UINT32_MAX);
+    *at = pos;
     if (pos < s->n && L[pos].key == key) {
         L[pos].shares += shares;
         L[pos].orders++;
@@ -432,13 +443,15 @@ FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uin
 }
 
 /* Take shares (and, when the order is gone, one order) off the level at
- * `price`; returns 2/1/0 as lvl_add. */
-FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, int order_gone)
+ * `price`, last seen at index *hint (updated); returns 2/1/0 as lvl_add. */
+FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, int order_gone,
+                         uint32_t *hint)
 {
     const uint32_t key = lvl_key(price, side);
     fh_level_t *L = &b->lv[s->off];
     const uint32_t n = s->n;
-    const uint32_t pos = lvl_lower_bound(L, n, key);
+    const uint32_t pos = lvl_lower_bound(L, n, key, *hint);
+    *hint = pos;
     if (FH_UNLIKELY(pos >= n || L[pos].key != key)) return 0;   /* cannot happen: orders own their level */
     const int vis = lvl_touch(b, s, n - 1 - pos);
     L[pos].shares -= shares;
@@ -603,7 +616,7 @@ FH_INLINE int order_reduce(fh_book_t *b, fh_order_t *o, uint32_t shares)
     fh_instr_t *in = &b->instr[o->locate];
     const int gone = shares >= o->shares;
     const uint32_t take = gone ? o->shares : shares;
-    const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, take, gone);
+    const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, take, gone, &o->level);
     if (gone) {
         ord_erase(b, o);
         b->ctr->orders_live--;
@@ -645,7 +658,8 @@ FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, u
         in->dirty = 1;
         return vis ? vis : -1;
     }
-    const int lv = lvl_add(b, &in->side[side], side, price, shares);
+    uint32_t at;
+    const int lv = lvl_add(b, &in->side[side], side, price, shares, &at);
     if (FH_UNLIKELY(lv < 0)) {
         b->ctr->level_full++;
         in->flags |= FH_SLOT_DROPPED;
@@ -657,6 +671,7 @@ FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, u
     o->price = price;
     o->locate = (uint16_t)locate;
     o->side = (uint8_t)side;
+    o->level = at;
     b->ctr->adds++;
     if (++b->ctr->orders_live > b->ctr->orders_peak) b->ctr->orders_peak = b->ctr->orders_live;
     return vis > lv ? vis : lv;

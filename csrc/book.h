@@ -55,7 +55,7 @@ typedef struct fh_order {
     uint16_t locate;
     uint8_t  side;
     uint8_t  _pad;
-    uint32_t _pad2;
+    uint32_t level;            /* index of its level in its side's array when last seen (a hint) */
 } fh_order_t;
 
 /* An order outside the window, in the hash table. */
