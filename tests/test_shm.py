@@ -452,7 +452,7 @@ def test_a_packet_is_published_once_per_instrument_it_touched(name):
     """What arrives together is published together: three adds on one
     instrument in one packet write its slot once and report one BBO change
     (the state after the packet).  A BinaryFILE has no packets: it is
-    published once per window of 64 records, so the same messages as records
+    published once per window of 128 records, so the same messages as records
     publish the same way, and a file longer than a window publishes an
     instrument once per window it appears in."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -495,9 +495,9 @@ def test_a_packet_is_published_once_per_instrument_it_touched(name):
     del seg2
     os.unlink("/dev/shm/" + name)
 
-    # 130 records (two whole windows and two records): locate 1 touched in
+    # 258 records (two whole windows and two records): locate 1 touched in
     # every window, so published (and reporting its BBO) three times.
-    many = [msg_A(ref=10 + i, price=1000000 + 100 * i, shares=100) for i in range(130)]
+    many = [msg_A(ref=10 + i, price=1000000 + 100 * i, shares=100) for i in range(258)]
     r3 = Replay(shm=name, **SMALL)
     r3.run_buffer(binfile_bytes(many))
     r3.finish()
@@ -506,8 +506,8 @@ def test_a_packet_is_published_once_per_instrument_it_touched(name):
     ev3 = seg3.events(1 << 10)
     bbo3 = ev3[ev3["type"] == shm.EV_BBO]
     assert [int(x) for x in bbo3["locate"]] == [1, 1, 1]
-    assert [int(x) for x in bbo3["price1"]] == [1000000 + 100 * 63, 1000000 + 100 * 127, 1000000 + 100 * 129]
-    assert int(seg3.book(1).updates) == 130
+    assert [int(x) for x in bbo3["price1"]] == [1000000 + 100 * 127, 1000000 + 100 * 255, 1000000 + 100 * 257]
+    assert int(seg3.book(1).updates) == 258
     del seg3
 
 
