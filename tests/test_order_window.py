@@ -6,7 +6,8 @@ compared exactly (dump and counters) with the Python reference book:
   - orders resting while the window slides past them many times (moved to the
     hash), then executed, cancelled, replaced and deleted there;
   - references far past the window (a corrupt or hostile jump: kept in the hash,
-    the window not moved) that the window later reaches;
+    the window not moved), some of which the window later reaches and passes
+    while they are live and worked;
   - references below the window (old numbers reused after their order died);
   - the window sized from --max-orders: small capacities slide it every few adds.
 """
@@ -37,7 +38,7 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
     rnd = random.Random(seed)
     out = [msg_R(loc, "W%03d" % loc) for loc in range(1, 5)]
     ts = T0
-    rest = list(range(1, resting + 1))
+    rest = list(range(9_000, 9_000 + resting))         # just below the flow: the window starts here
     for r in rest:
         ts += 5
         out.append(msg_A(r, side=rnd.choice((b"B", b"S")), shares=100 * rnd.randint(1, 9),
@@ -46,6 +47,7 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
     ref = 10_000
     young = []
     far_refs = []
+    near_far = []
     for i in range(steps):
         ts += 5
         ref += stride
@@ -63,6 +65,16 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
         if far and i == 4000:
             fr = far_refs.pop(0)
             out.append(msg_X(fr, 100, locate=1, ts=ts))
+        if far and i == 1000:
+            # Near-far jumps: more than two windows ahead of a small window (so
+            # kept in the hash), then reached by the window while still live,
+            # and worked while inside it.
+            near_far = [ref + 300, ref + 3000, ref + 20_000]
+            for nf in near_far:
+                out.append(msg_A(nf, side=b"B", shares=5000, price=980_000, locate=3, stock="W003", ts=ts))
+        if far and 1000 < i <= 1600 and i % 5 == 0:
+            for nf in near_far:
+                out.append(msg_X(nf, 1, locate=3, ts=ts))
         if i % 997 == 0:
             # an old number reused: its order died long ago (below the window)
             out.append(msg_A(5_000 + i, side=b"B", shares=50, price=990_000,
