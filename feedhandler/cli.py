@@ -471,7 +471,9 @@ def _pipeline_options(p) -> None:
                    help="pipeline stages: publish = decode + books + shared memory (default); "
                         "book = no publishing; decode = decode only (for benchmarks)")
     p.add_argument("--max-orders", type=_positive, default=0, metavar="N",
-                   help="live-order capacity, preallocated (default 2097152)")
+                   help="live-order capacity, preallocated (default 2097152); the order window indexed by "
+                        "reference holds 8x this many 16-byte entries (at most 2^24: 256 MiB), faulted in at "
+                        "start-up, per core")
     p.add_argument("--max-instruments", type=_positive, default=0, metavar="N",
                    help="instrument capacity = highest stock locate accepted (default 10000, max 65535)")
     p.add_argument("--max-levels", type=_positive, default=0, metavar="N",
