@@ -219,67 +219,64 @@ FH_INLINE void ord_erase(fh_book_t *b, fh_order_t *o)
     b->h_live--;
 }
 
-/* Slide the window so that it ends just past `ref`: the live orders of the
- * references it leaves behind move to the hash.  Called with ref past the
- * window's end; each reference is passed over once, so the scan costs a few
- * entries per add, sequential (the lines ahead are fetched as it goes). */
-static void win_slide(fh_book_t *b, uint64_t ref)
+/* Start the window at `to` (forward only: the hash holds nothing in the new
+ * range but what went there ahead of the window, see h_ahead_max). */
+FH_INLINE void win_move(fh_book_t *b, uint64_t to)
 {
-    uint64_t to = (ref - b->win_size + 1 + 15) & ~(uint64_t)15;   /* whole lines of entries */
-    uint64_t from = b->win_base;
-    if (b->win_live == 0 || to - from >= b->win_size) {
-        /* Nothing to keep in order, or everything passes: one sweep of the live entries. */
-        if (b->win_live)
-            for (uint64_t j = 0; j < b->win_size; j++) {
-                fh_order_t *o = &b->win[j];
-                if (!o->shares) continue;
-                /* Its reference is the one of the old window with these low bits. */
-                const uint64_t r = from + ((j - from) & b->win_mask);
-                *table_insert(b, r) = *o;
-                o->shares = 0;
-            }
-        b->win_live = 0;
-        b->win_base = to;
-        if (b->h_ahead_max < to) b->h_ahead_max = 0;
-        return;
-    }
-    for (uint64_t r = from; r < to; r++) {
-        fh_order_t *o = &b->win[r & b->win_mask];
-        if (FH_UNLIKELY(o->shares != 0)) {
-            *table_insert(b, r) = *o;
-            o->shares = 0;
-            b->win_live--;
-        }
-    }
-    __builtin_prefetch(&b->win[(to + 64) & b->win_mask], 1, 0);
     b->win_base = to;
     if (b->h_ahead_max < to) b->h_ahead_max = 0;     /* what went ahead is now behind: a hash ref like any */
+}
+
+/* Slide the window so that it ends just past `ref`: the live orders of the
+ * references it leaves behind move to the hash.  Called with ref past the
+ * window's end and live orders in it; each reference is passed over once, so
+ * the scan costs a few entries per add, sequential (the lines ahead are
+ * fetched as it goes). */
+static void win_slide(fh_book_t *b, uint64_t ref)
+{
+    const uint64_t to = (ref - b->win_size + 1 + 15) & ~(uint64_t)15;   /* whole lines of entries */
+    const uint64_t from = b->win_base;
+    if (to - from >= b->win_size) {
+        /* Everything passes: one sweep of the live entries. */
+        for (uint64_t j = 0; j < b->win_size; j++) {
+            fh_order_t *o = &b->win[j];
+            if (!o->shares) continue;
+            /* Its reference is the one of the old window with these low bits. */
+            *table_insert(b, from + ((j - from) & b->win_mask)) = *o;
+            o->shares = 0;
+        }
+        b->win_live = 0;
+    } else {
+        for (uint64_t r = from; r < to; r++) {
+            fh_order_t *o = &b->win[r & b->win_mask];
+            if (FH_UNLIKELY(o->shares != 0)) {
+                *table_insert(b, r) = *o;
+                o->shares = 0;
+                b->win_live--;
+            }
+        }
+        __builtin_prefetch(&b->win[(to + 64) & b->win_mask], 1, 0);
+    }
+    win_move(b, to);
 }
 
 /* The entry a new order `ref` (not live) goes into. */
 FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref)
 {
-    if (FH_LIKELY(in_window(b, ref))) {
-        b->win_live++;
-        return &b->win[ref & b->win_mask];
+    if (FH_UNLIKELY(!in_window(b, ref))) {
+        if (ref >= b->win_base && b->win_live == 0)
+            win_move(b, ref & ~(uint64_t)15);        /* an empty window moves for free: it starts here */
+        else if (ref >= b->win_base && ref - b->win_base < 2 * b->win_size)
+            win_slide(b, ref);                       /* the day moving on */
+        else {
+            /* Below the window (an old reference), or far past it while it holds
+             * live orders (corrupt or hostile: sliding there would evict them all). */
+            if (ref > b->win_base && ref > b->h_ahead_max) b->h_ahead_max = ref;
+            return table_insert(b, ref);
+        }
     }
-    if (FH_UNLIKELY(!b->win_set) && b->win_live == 0) {
-        /* The first add past the start places the window: references from here on. */
-        b->win_set = 1;
-        b->win_base = ref & ~(uint64_t)15;
-        b->win_live++;
-        return &b->win[ref & b->win_mask];
-    }
-    /* Past the end by less than a window (the day moving on), or anywhere when
-     * the window is empty: slide.  Below it (an old reference), or far past it
-     * (corrupt or hostile: sliding there would evict every live order): hash. */
-    if (ref >= b->win_base && (ref - b->win_base < 2 * b->win_size || b->win_live == 0)) {
-        win_slide(b, ref);
-        b->win_live++;
-        return &b->win[ref & b->win_mask];
-    }
-    if (ref > b->win_base && ref > b->h_ahead_max) b->h_ahead_max = ref;
-    return table_insert(b, ref);
+    b->win_live++;
+    return &b->win[ref & b->win_mask];
 }
 
 /* ----------------------------------------------------------- price levels */

@@ -1,8 +1,7 @@
 /* book.h -- per-core L3 order books and L2 price levels, applied in batches.
  *
  * Built for a whole trading day's working set (hundreds of thousands of live
- * orders, thousands of instruments: far more than the caches), where every
- * message costs a few cache misses unless they are fetched ahead.  Layout
+ * orders, thousands of instruments: far more than the caches).  Layout
  * (docs/performance.md explains the choices and the measurements):
  *
  * Orders: a window of 2^k 16-byte entries indexed directly by reference
@@ -23,10 +22,9 @@
  * copy from two or three cache lines.
  *
  * Applying: fh_book_apply_batch() takes a packet's (or a BinaryFILE window's)
- * decoded messages and fetches ahead in three stages: the order entries (and
- * the instrument of an add) 24 messages ahead, the instrument of an order 12
- * ahead, the top levels of its side 6 ahead, so the misses of many messages
- * overlap instead of following one another.
+ * decoded messages and fetches ahead in two stages that never branch on the
+ * message type: the order's entry and the instrument 16 messages ahead, the
+ * top levels of the side it works on 8 ahead.
  *
  * Nothing is allocated after start-up: when max_orders are live or the arena is
  * full the add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
@@ -107,7 +105,6 @@ typedef struct fh_book {
     fh_order_t *win;           /* order window: entry ref & win_mask for refs in [win_base, win_base + win_size) */
     uint64_t   win_base, win_size, win_mask;
     uint64_t   win_live;       /* live orders in the window */
-    int        win_set;        /* win_base has been placed (first add) */
     fh_horder_t *table;        /* hash for orders outside the window, 2x max_orders entries (power of two) */
     uint64_t   h_live;         /* live orders in the hash */
     uint64_t   h_ahead_max;    /* highest reference put in the hash while far past the window, 0 = none */
