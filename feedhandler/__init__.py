@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # `feedhandler.attach(name)` (DESIGN.md), imported on first use so the CLI
+    # `feedhandler.attach(name)` (docs/architecture.md), imported on first use so the CLI
     # does not pay for numpy and the C core before it needs them.
     if name == "attach":
         from .shm import attach

@@ -1,4 +1,4 @@
-"""The `feedhandler` command line (see DESIGN.md for the contract)."""
+"""The `feedhandler` command line (docs/architecture.md gives the contract)."""
 from __future__ import annotations
 
 import argparse

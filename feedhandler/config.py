@@ -1,4 +1,4 @@
-"""Channel configuration (TOML), as DESIGN.md specifies:
+"""Channel configuration (TOML), as docs/architecture.md specifies:
 
     [[channel]]
     name = "itch-1"

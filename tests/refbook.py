@@ -2,7 +2,7 @@
 
 Plain dicts, fed ITCH 5.0 messages as raw bytes and parsed here with struct: it
 shares no code with the C core, the generator or the scapy layers.  The rules
-are those of DESIGN.md ("Book rules") as spelled out for the C book:
+are those of docs/architecture.md ("Book rules") as spelled out for the C book:
 
 - orders are keyed by order reference number; A/F add (ref, side, shares,
   price, locate of the message header);
