@@ -6,7 +6,7 @@ import sys
 
 from setuptools import setup
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "feedhandler"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cffi_build"))
 
 
 def have_dpdk():
@@ -18,8 +18,8 @@ def have_dpdk():
         return False
 
 
-modules = ["feedhandler/_build_core.py:ffibuilder"]
+modules = ["cffi_build/build_core.py:ffibuilder"]
 if have_dpdk():
-    modules.append("feedhandler/_build_dpdk.py:ffibuilder")
+    modules.append("cffi_build/build_dpdk.py:ffibuilder")
 
 setup(cffi_modules=modules)

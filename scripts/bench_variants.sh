@@ -21,13 +21,13 @@ names=()
 for spec in "$@"; do
     name=${spec%%=*} flags=${spec#*=}
     dir=/tmp/fh-variant-$name
-    sig=$(printf "%s\n" "$flags"; cat csrc/*.[ch] feedhandler/_build_core.py | sha1sum)
+    sig=$(printf "%s\n" "$flags"; cat csrc/*.[ch] cffi_build/build_core.py | sha1sum)
     if [ ! -f "$dir/.sig" ] || [ "$(cat "$dir/.sig")" != "$sig" ]; then
         rm -rf "$dir" && mkdir -p "$dir"
-        cp -r csrc feedhandler "$dir"/
+        cp -r csrc cffi_build feedhandler "$dir"/
         rm -f "$dir"/feedhandler/_core*.so
         echo "building $name ($flags)" >&2
-        (cd "$dir" && FEEDHANDLER_CFLAGS="$flags" "$PY" feedhandler/_build_core.py >build.log 2>&1) \
+        (cd "$dir" && FEEDHANDLER_CFLAGS="$flags" "$PY" cffi_build/build_core.py >build.log 2>&1) \
             || { cat "$dir/build.log"; exit 1; }
         printf '%s' "$sig" >"$dir/.sig"
     fi

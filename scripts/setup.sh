@@ -48,7 +48,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Rebuild the C core whenever csrc/ or the build script changed since the last install.
 stamp="$VENV/.feedhandler-build"
-sig=$(find csrc feedhandler/_build_core.py feedhandler/_build_dpdk.py setup.py pyproject.toml -type f -print0 | sort -z | xargs -0 cat | sha1sum | cut -c1-40)
+sig=$(find csrc cffi_build setup.py pyproject.toml -type f -print0 | sort -z | xargs -0 cat | sha1sum | cut -c1-40)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ] || ! "$VENV/bin/python" -c 'import feedhandler.core' 2>/dev/null; then
     echo "setup: building feedhandler (C core via CFFI) into $VENV" >&2
     "$VENV/bin/python" -m pip install -q -e ".[test]"

@@ -14,10 +14,10 @@ echo "== tests (optimised build)"
 echo "== tests (AddressSanitizer + UBSan build)"
 ASAN_TREE=$(mktemp -d /tmp/feedhandler-asan.XXXXXX)
 trap 'rm -rf "$ASAN_TREE"' EXIT
-cp -r csrc feedhandler tests scripts setup.py pyproject.toml "$ASAN_TREE"/
+cp -r csrc cffi_build feedhandler tests scripts setup.py pyproject.toml "$ASAN_TREE"/
 [ -d pcaps ] && cp -r pcaps "$ASAN_TREE"/
 rm -f "$ASAN_TREE"/feedhandler/_core*.so
-(cd "$ASAN_TREE" && FEEDHANDLER_SANITIZE=1 "$PY" feedhandler/_build_core.py >build.log 2>&1) \
+(cd "$ASAN_TREE" && FEEDHANDLER_SANITIZE=1 "$PY" cffi_build/build_core.py >build.log 2>&1) \
     || { cat "$ASAN_TREE/build.log"; exit 1; }
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 # Leak checking is off: CPython itself keeps memory alive at exit.  PYTHONMALLOC=malloc

@@ -12,7 +12,7 @@ import subprocess
 
 from cffi import FFI
 
-from _build_core import CSRC, _flags, _sources  # noqa: E402  (same directory when run by setuptools)
+from build_core import CSRC, _flags, _sources  # noqa: E402  (same directory when run by setuptools)
 
 
 def have_dpdk() -> bool:
