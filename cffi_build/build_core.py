@@ -43,6 +43,22 @@ def _flags():
     return cflags, ldflags
 
 
+def _zstd():
+    """zstd input support where libzstd's headers are installed (pkg-config libzstd);
+    without them a zstd input is a clear error at run time."""
+    if os.environ.get("FEEDHANDLER_NO_ZSTD") == "1":
+        return [], []
+    try:
+        import subprocess
+        out = subprocess.run(["pkg-config", "--cflags", "--libs", "libzstd"], capture_output=True, text=True)
+    except OSError:
+        return [], []
+    if out.returncode != 0:
+        return [], []
+    flags = out.stdout.split()
+    return ["-DFH_HAVE_ZSTD"] + [f for f in flags if f.startswith("-I")], [f[2:] for f in flags if f.startswith("-l")]
+
+
 def _sources():
     # setuptools wants paths relative to the project root (setup.py's directory).
     rel = os.path.relpath(CSRC, os.getcwd())
@@ -54,13 +70,14 @@ with open(os.path.join(CSRC, "fh_api.h")) as f:
     ffibuilder.cdef(f.read())
 
 _cflags, _ldflags = _flags()
+_zflags, _zlibs = _zstd()
 ffibuilder.set_source(
     "feedhandler._core",
     "#include <stdint.h>\n#include <stddef.h>\n#include \"fh_api.h\"\n",
     sources=_sources(),
     include_dirs=[CSRC],
-    libraries=["z", "pthread"],
-    extra_compile_args=_cflags,
+    libraries=["z", "pthread"] + _zlibs,
+    extra_compile_args=_cflags + _zflags,
     extra_link_args=_ldflags,
 )
 

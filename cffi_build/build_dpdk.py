@@ -12,7 +12,7 @@ import subprocess
 
 from cffi import FFI
 
-from build_core import CSRC, _flags, _sources  # noqa: E402  (same directory when run by setuptools)
+from build_core import CSRC, _flags, _sources, _zstd  # noqa: E402  (same directory when run by setuptools)
 
 
 def have_dpdk() -> bool:
@@ -55,14 +55,15 @@ ffibuilder.cdef(_cdef)
 
 if have_dpdk():
     _cflags, _ldflags = _flags()
+    _zflags, _zlibs = _zstd()
     _rel = os.path.relpath(os.path.join(CSRC, "dpdk"), os.getcwd())
     ffibuilder.set_source(
         "feedhandler._dpdk",
         "#include <stdint.h>\n#include <stddef.h>\n#include \"fh_api.h\"\n#include \"dpdk/fh_dpdk.h\"\n",
         sources=_sources() + [os.path.join(_rel, "src_dpdk.c")],
         include_dirs=[CSRC],
-        libraries=["z", "pthread"],
-        extra_compile_args=_dpdk_cflags() + _cflags,
+        libraries=["z", "pthread"] + _zlibs,
+        extra_compile_args=_dpdk_cflags() + _cflags + _zflags,
         extra_link_args=_pkg("--libs") + _ldflags,
     )
 

@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "book.h"
+#include "publish.h"
 
 /* ------------------------------------------------------------ allocation */
 
@@ -281,9 +281,6 @@ FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref)
 
 /* ----------------------------------------------------------- price levels */
 
-/* Asks sort by inverted price so both sides keep their best level last. */
-FH_INLINE uint32_t lvl_key(uint32_t price, int side) { return price ^ (0u - (uint32_t)side); }
-
 /* Index of the first level whose key is >= key (keys ascending, best last).
  * Orders arrive, trade and cancel mostly within a few ticks of the best: the
  * top 8 keys are compared at once, without branches (a walk down from the top
@@ -460,148 +457,6 @@ FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, 
     return vis;
 }
 
-/* Level `rank` (0 = best, < n) of a side. */
-FH_INLINE const fh_level_t *lvl_at(const fh_book_t *b, const fh_bside_t *s, uint32_t rank)
-{
-    return &b->lv[s->off + s->n - 1 - rank];
-}
-
-/* ------------------------------------------------------------- publishing */
-
-/* Publish time, read from the TSC at the first publish of each input packet
- * (the source clears b->now per packet) and shared by every slot write and
- * event of that packet: reading the TSC per publish cost ~18 ns here, a
- * third of the publishing cost. */
-FH_INLINE uint64_t now_ns(fh_book_t *b)
-{
-    if (!b->now) b->now = fh_tsc_ns(b->tsc);
-    return b->now;
-}
-
-
-static void publish_slot(fh_book_t *b, uint32_t locate)
-{
-    fh_instr_t *in = &b->instr[locate];
-    const int full = in->dirty;      /* a non-level field changed (trade, state, directory, flags) */
-    in->dirty = 0;
-    if (!b->publish) return;
-    fh_shm_slot_t *sl = fh_shm_slot(b->shm, locate);
-    const uint32_t d = b->depth;
-    fh_shm_write_begin(sl);
-    sl->exch_ts = in->exch_ts;
-    sl->rx_ts = in->rx_ts;
-    sl->publish_ts = now_ns(b);
-    sl->updates = in->applied;
-    if (full) {
-        sl->last_trade_shares = in->last_trade_shares;
-        sl->last_trade_match = in->last_trade_match;
-        sl->last_trade_ts = in->last_trade_ts;
-        sl->noii_paired_shares = in->noii_paired;
-        sl->noii_imbalance_shares = in->noii_imbalance;
-        sl->last_trade_price = in->last_trade_price;
-        sl->round_lot_size = in->round_lot;
-        sl->luld_reference_price = in->luld_ref;
-        sl->luld_upper_price = in->luld_up;
-        sl->luld_lower_price = in->luld_lo;
-        sl->noii_near_price = in->noii_near;
-        sl->noii_far_price = in->noii_far;
-        sl->noii_reference_price = in->noii_ref;
-        memcpy(sl->symbol, in->symbol, 8);
-        sl->trading_state = in->trading_state;
-        sl->reg_sho_action = in->reg_sho;
-        sl->market_category = in->market_category;
-        sl->noii_imbalance_direction = in->noii_dir;
-        sl->flags = in->flags;
-    }
-    uint32_t *px = fh_slot_bid_price(sl);
-    for (int side = 0; side < 2; side++) {
-        fh_bside_t *s = &in->side[side];
-        const uint32_t show = s->n < d ? s->n : d;
-        if (s->dirty_from >= show && show == s->shown) continue;     /* this side's top is as published */
-        uint32_t *price = px + (size_t)side * d * 4, *orders = price + d;
-        uint64_t *shares = (uint64_t *)(orders + d);
-        /* Levels above the shallowest change are as last published; the rest
-         * come from the top of one contiguous array, best last. */
-        const fh_level_t *top = &b->lv[s->off + s->n - 1];
-        for (uint32_t i = s->dirty_from; i < show; i++) {
-            const fh_level_t *l = top - i;
-            price[i] = lvl_key(l->key, side);
-            orders[i] = l->orders;
-            shares[i] = l->shares;
-        }
-        for (uint32_t i = show; i < s->shown; i++) { price[i] = 0; orders[i] = 0; shares[i] = 0; }
-        s->shown = (uint16_t)show;
-        s->dirty_from = (uint16_t)d;
-    }
-    sl->n_bid = in->side[FH_SIDE_BID].shown;
-    sl->n_ask = in->side[FH_SIDE_ASK].shown;
-    fh_shm_write_end(sl);
-    b->ctr->publishes++;
-}
-
-FH_INLINE fh_shm_event_t *event_begin(fh_book_t *b, uint32_t locate, uint8_t type, uint8_t aux, uint64_t exch_ts)
-{
-    fh_shm_event_t *e = fh_shm_event_begin(b->shm);
-    e->exch_ts = exch_ts;
-    e->rx_ts = b->rx_ts;
-    e->publish_ts = now_ns(b);
-    e->locate = (uint16_t)locate;
-    e->type = type;
-    e->aux = aux;
-    e->price1 = e->price2 = 0;
-    e->lane = b->shm->lane;
-    e->qty1 = e->qty2 = 0;
-    return e;
-}
-
-FH_INLINE void event_commit(fh_book_t *b, fh_shm_event_t *e)
-{
-    fh_shm_event_commit(b->shm, e);
-    b->ctr->events++;
-}
-
-static void check_bbo(fh_book_t *b, uint32_t locate)
-{
-    fh_instr_t *in = &b->instr[locate];
-    const fh_bside_t *bs = &in->side[FH_SIDE_BID], *as = &in->side[FH_SIDE_ASK];
-    const fh_level_t *bl = bs->n ? lvl_at(b, bs, 0) : NULL, *al = as->n ? lvl_at(b, as, 0) : NULL;
-    const uint32_t bp = bl ? lvl_key(bl->key, FH_SIDE_BID) : 0;
-    const uint64_t bq = bl ? bl->shares : 0;
-    const uint32_t ap = al ? lvl_key(al->key, FH_SIDE_ASK) : 0;
-    const uint64_t aq = al ? al->shares : 0;
-    if (bp == in->bbo_bid_px && bq == in->bbo_bid_sh && ap == in->bbo_ask_px && aq == in->bbo_ask_sh) return;
-    in->bbo_bid_px = bp; in->bbo_bid_sh = bq; in->bbo_ask_px = ap; in->bbo_ask_sh = aq;
-    if (!b->publish) return;
-    fh_shm_event_t *e = event_begin(b, locate, FH_EV_BBO, 0, in->exch_ts);
-    e->price1 = bp; e->qty1 = bq; e->price2 = ap; e->qty2 = aq;
-    event_commit(b, e);
-}
-
-static void trade(fh_book_t *b, uint32_t locate, uint8_t kind, uint32_t price, uint64_t shares, uint64_t match,
-                  uint64_t ts)
-{
-    fh_instr_t *in = &b->instr[locate];
-    b->ctr->trades++;
-    in->last_trade_price = price;
-    in->last_trade_shares = shares;
-    in->last_trade_match = match;
-    in->last_trade_ts = ts;
-    in->dirty = 1;
-    if (!b->publish) return;
-    fh_shm_event_t *e = event_begin(b, locate, FH_EV_TRADE, kind, ts);
-    e->price1 = price; e->qty1 = shares; e->qty2 = match;
-    event_commit(b, e);
-}
-
-static void state_event(fh_book_t *b, uint32_t locate, uint8_t kind, uint8_t value, uint64_t ts)
-{
-    b->instr[locate].dirty = 1;
-    if (!b->publish) return;
-    fh_shm_event_t *e = event_begin(b, locate, FH_EV_STATE, kind, ts);
-    e->price1 = value;
-    event_commit(b, e);
-}
-
 /* ------------------------------------------------------------- order ops */
 
 FH_INLINE int locate_ok(const fh_book_t *b, uint32_t locate) { return locate >= 1 && locate <= b->n_instr; }
@@ -635,8 +490,8 @@ static __attribute__((noinline)) int order_replace_live(fh_book_t *b, fh_order_t
     oin->exch_ts = ts;
     oin->rx_ts = b->rx_ts;
     if (b->publish && (v_old || oin->dirty)) {
-        publish_slot(b, old_loc);
-        if (v_old > 1) check_bbo(b, old_loc);
+        fh_publish_slot(b, old_loc);
+        if (v_old > 1) fh_publish_check_bbo(b, old_loc);
     }
     return 0;
 }
@@ -699,28 +554,6 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
         if (!in->queued) b->pub_list[b->n_pub++] = locate;
         in->queued |= (uint8_t)(visible > 1 ? 3 : 1);
     }
-}
-
-void fh_book_flush(fh_book_t *b)
-{
-    const uint32_t n = b->n_pub;
-    const uint32_t lines = (b->shm->slot_size + 63) / 64;
-    for (uint32_t i = 0; i < n; i++) {
-        /* The slot two instruments on is written next but one: claim its lines
-         * now, and the instrument's second line (the last BBO reported). */
-        if (i + 2 < n) {
-            const uint8_t *next = (const uint8_t *)fh_shm_slot(b->shm, b->pub_list[i + 2]);
-            for (uint32_t k = 0; k < lines; k++) __builtin_prefetch(next + 64 * k, 1, 3);
-            __builtin_prefetch((const uint8_t *)&b->instr[b->pub_list[i + 2]] + 64, 1, 3);
-        }
-        const uint32_t locate = b->pub_list[i];
-        fh_instr_t *in = &b->instr[locate];
-        const uint8_t q = in->queued;
-        in->queued = 0;
-        publish_slot(b, locate);
-        if (q & 2) check_bbo(b, locate);
-    }
-    b->n_pub = 0;
 }
 
 static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
@@ -789,47 +622,47 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
             if (want > o->shares) c->exec_clamped++;
         }
         const int vis = order_reduce(b, o, done);
-        if (m->type == 'E') trade(b, locate, 'E', price, done, m->u.E.match_number, ts);
+        if (m->type == 'E') fh_pub_trade(b, locate, 'E', price, done, m->u.E.match_number, ts);
         else if (m->type == 'C' && m->u.C.printable == 'Y')
-            trade(b, locate, 'C', m->u.C.execution_price, done, m->u.C.match_number, ts);
+            fh_pub_trade(b, locate, 'C', m->u.C.execution_price, done, m->u.C.match_number, ts);
         touched(b, locate, vis, ts);
         return;
     }
     case 'P':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
-        trade(b, locate, 'P', m->u.P.price, m->u.P.shares, m->u.P.match_number, ts);
+        fh_pub_trade(b, locate, 'P', m->u.P.price, m->u.P.shares, m->u.P.match_number, ts);
         touched(b, locate, 0, ts);
         return;
     case 'Q':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
-        trade(b, locate, 'Q', m->u.Q.cross_price, m->u.Q.shares, m->u.Q.match_number, ts);
+        fh_pub_trade(b, locate, 'Q', m->u.Q.cross_price, m->u.Q.shares, m->u.Q.match_number, ts);
         touched(b, locate, 0, ts);
         return;
     case 'B':
         c->breaks++;
         if (b->publish) {
-            fh_shm_event_t *e = event_begin(b, locate_ok(b, locate) ? locate : 0, FH_EV_TRADE, 'B', ts);
+            fh_shm_event_t *e = fh_pub_event_begin(b, locate_ok(b, locate) ? locate : 0, FH_EV_TRADE, 'B', ts);
             e->qty2 = m->u.B.match_number;
-            event_commit(b, e);
+            fh_pub_event_commit(b, e);
         }
         return;
     case 'H':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         b->instr[locate].trading_state = m->u.H.trading_state;
-        state_event(b, locate, 'H', m->u.H.trading_state, ts);
+        fh_pub_state(b, locate, 'H', m->u.H.trading_state, ts);
         touched(b, locate, 0, ts);
         return;
     case 'h':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         if (m->u.h.operational_halt_action == 'H') b->instr[locate].flags |= FH_SLOT_OP_HALT;
         else b->instr[locate].flags &= (uint8_t)~FH_SLOT_OP_HALT;
-        state_event(b, locate, 'h', m->u.h.operational_halt_action, ts);
+        fh_pub_state(b, locate, 'h', m->u.h.operational_halt_action, ts);
         touched(b, locate, 0, ts);
         return;
     case 'Y':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         b->instr[locate].reg_sho = m->u.Y.reg_sho_action;
-        state_event(b, locate, 'Y', m->u.Y.reg_sho_action, ts);
+        fh_pub_state(b, locate, 'Y', m->u.Y.reg_sho_action, ts);
         touched(b, locate, 0, ts);
         return;
     case 'R': {
@@ -869,8 +702,8 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
     case 'S':
         if (b->publish) {
             FH_STORE_RELAXED(&b->shm->hdr->system_event, m->u.S.event_code);
-            fh_shm_event_t *e = event_begin(b, 0, FH_EV_SYSTEM, m->u.S.event_code, ts);
-            event_commit(b, e);
+            fh_shm_event_t *e = fh_pub_event_begin(b, 0, FH_EV_SYSTEM, m->u.S.event_code, ts);
+            fh_pub_event_commit(b, e);
         }
         return;
     default:
@@ -962,43 +795,6 @@ void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n)
         book_apply(b, &m[i]);
     }
     for (; i < n; i++) book_apply(b, &m[i]);
-}
-
-void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
-{
-    if (!locate_ok(b, locate)) return;
-    fh_instr_t *in = &b->instr[locate];
-    b->now = 0;
-    in->flags |= FH_SLOT_STALE;
-    in->dirty = 1;
-    publish_slot(b, locate);
-    if (b->publish) {
-        fh_shm_event_t *e = event_begin(b, locate, FH_EV_STALE, 1, in->exch_ts);
-        e->qty1 = missing;
-        event_commit(b, e);
-    }
-}
-
-void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on)
-{
-    if (!locate_ok(b, locate)) return;
-    fh_instr_t *in = &b->instr[locate];
-    const uint8_t f = on ? (uint8_t)(in->flags | FH_SLOT_SILENT) : (uint8_t)(in->flags & ~FH_SLOT_SILENT);
-    if (f == in->flags) return;
-    in->flags = f;
-    in->dirty = 1;
-    b->now = 0;
-    publish_slot(b, locate);
-    if (b->publish) event_commit(b, event_begin(b, locate, FH_EV_SILENT, (uint8_t)(on != 0), in->exch_ts));
-}
-
-void fh_book_publish_all(fh_book_t *b)
-{
-    if (!b->publish) return;
-    for (uint32_t i = 1; i <= b->n_instr; i++) {
-        b->instr[i].dirty = 1;
-        publish_slot(b, i);
-    }
 }
 
 _Static_assert(offsetof(fh_instr_t, flags) < 64, "hot instrument fields share the first cache line");

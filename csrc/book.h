@@ -151,30 +151,21 @@ FH_INLINE uint64_t ref_home(const fh_book_t *b, uint64_t ref)
     return ((ref ^ hi) << 1) & b->table_mask;
 }
 
+/* Asks sort by inverted price so both sides keep their best level last. */
+FH_INLINE uint32_t lvl_key(uint32_t price, int side) { return price ^ (0u - (uint32_t)side); }
+
+/* Level `rank` (0 = best, < n) of a side. */
+FH_INLINE const fh_level_t *lvl_at(const fh_book_t *b, const fh_bside_t *s, uint32_t rank)
+{
+    return &b->lv[s->off + s->n - 1 - rank];
+}
+
 int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
                   uint32_t depth, char *err, size_t errlen);
 void fh_book_free(fh_book_t *b);
 /* Apply n decoded messages in order (a packet, or a window of BinaryFILE
  * records); the caller flushes. */
 void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n);
-/* Publish what the messages applied since the last flush changed: each touched
- * instrument's slot once, and a BBO event where its best prices or sizes moved.
- * The engine flushes once per packet (what arrived together is published
- * together, and a burst on one instrument costs one slot write), a BinaryFILE
- * after every record. */
-void fh_book_flush(fh_book_t *b);
-/* The hot-path form: no call when nothing is waiting (decode-only, book mode,
- * messages that changed nothing visible). */
-FH_INLINE void fh_book_flush_pending(fh_book_t *b)
-{
-    if (b->n_pub) fh_book_flush(b);
-}
-/* Flag an instrument's book as possibly wrong (gap) and publish that. */
-void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
-/* Flag (on = 1) or clear an instrument's SILENT flag and publish that. */
-void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on);
-/* Publish every instrument (start-up, end of input). */
-void fh_book_publish_all(fh_book_t *b);
 /* Level `rank` (0 = best, < side's n) of an instrument's side (cold path). */
 void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
                    uint32_t *orders);

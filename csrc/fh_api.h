@@ -368,11 +368,18 @@ void fh_replay_own_all(fh_replay_t *r);
 int fh_pin_thread(int cpu);
 void fh_replay_free(fh_replay_t *r);
 
-/* Open, detect (gzip is inflated in memory first) and decode one input file,
- * adding to the context's counters.  Blocks until done or stopped; returns 0,
- * or -1 with a message in err (unreadable, empty, corrupt, unknown format).
- * `format_out` (may be NULL) receives the detected enum fh_format. */
+/* Open, detect and decode one input, adding to the context's counters.  A
+ * plain file is mapped; gzip and zstd inputs, pipes and "-" (standard input,
+ * one lane only) are streamed through a bounded buffer.  Blocks until done or
+ * stopped; returns 0, 1 when the input was corrupt or truncated part-way
+ * (everything before the damage is applied; err says where), or -1 with a
+ * message in err (unreadable, empty, unknown format).  `format_out` (may be
+ * NULL) receives the detected enum fh_format. */
 int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err, size_t errlen);
+/* The compression of an input's first bytes: 0 none, 1 gzip, 2 zstd. */
+int fh_input_compression(const uint8_t *head, size_t len);
+/* Whether this build reads zstd inputs (libzstd was found at build time). */
+int fh_input_have_zstd(void);
 
 /* Decode an in-memory capture/BinaryFILE (same detection, no gzip). */
 int fh_replay_buffer(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out,

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "pipeline.h"
 
 void fh_tsc_calibrate(fh_tsc_t *t)
 {
@@ -110,14 +110,14 @@ static uint8_t *fuzz_exact(const uint8_t *p, size_t n)
  * back in the pool, nothing decoded left unapplied, the totals add up. */
 static void fuzz_check_at_rest(fh_replay_t *r)
 {
-    FUZZ_CHECK(r->holes == 0, "%u holes open after finish", r->holes);
-    for (uint32_t i = 0; i < r->streams.n; i++) {
-        FUZZ_CHECK(!r->streams.v[i].hole_since, "stream %u still has a hole", i);
-        FUZZ_CHECK(!r->streams.v[i].pend_head, "stream %u still holds packets", i);
+    FUZZ_CHECK(r->sess.holes == 0, "%u holes open after finish", r->sess.holes);
+    for (uint32_t i = 0; i < r->sess.streams.n; i++) {
+        FUZZ_CHECK(!r->sess.streams.v[i].hole_since, "stream %u still has a hole", i);
+        FUZZ_CHECK(!r->sess.streams.v[i].pend_head, "stream %u still holds packets", i);
     }
     uint32_t free_n = 0;
-    for (uint32_t k = r->pend_free; k && free_n <= r->pend_cap; k = r->pend[k - 1].next) free_n++;
-    FUZZ_CHECK(free_n == r->pend_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->pend_cap);
+    for (uint32_t k = r->sess.pend_free; k && free_n <= r->sess.pend_cap; k = r->sess.pend[k - 1].next) free_n++;
+    FUZZ_CHECK(free_n == r->sess.pend_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->sess.pend_cap);
     FUZZ_CHECK(r->n_msgs == 0, "%u decoded messages left unapplied", r->n_msgs);
     fuzz_check_totals(&r->st);
 }

@@ -68,13 +68,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rx += (uint64_t)step * 10000u;
         uint8_t *f = fuzz_exact(data + off, len);
         for (uint32_t l = 0; l < lanes; l++) {
-            fh_engine_frame(r[l], f, len, rx);
+            fh_pipe_frame(r[l], f, len, rx);
             fh_stats_t now;
             fh_replay_stats(r[l], &now);
             if (getenv("FUZZ_TRACE"))
                 fprintf(stderr, "lane %u frame at %zu (%zu B): next_seq %llu gaps %llu holes %u\n", l, off, len,
-                        r[l]->streams.n ? (unsigned long long)r[l]->streams.v[0].next_seq : 0ull,
-                        (unsigned long long)now.gaps, r[l]->holes);
+                        r[l]->sess.streams.n ? (unsigned long long)r[l]->sess.streams.v[0].next_seq : 0ull,
+                        (unsigned long long)now.gaps, r[l]->sess.holes);
             fuzz_check_monotonic(&prev[l], &now);
             prev[l] = now;
         }
@@ -83,19 +83,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (uint32_t l = 0; l < lanes; l++) {
         if (getenv("FUZZ_TRACE"))
-            for (uint32_t i = 0; i < r[l]->streams.n; i++) {
-                const fh_mold_stream_t *s = &r[l]->streams.v[i];
+            for (uint32_t i = 0; i < r[l]->sess.streams.n; i++) {
+                const fh_mold_stream_t *s = &r[l]->sess.streams.v[i];
                 fprintf(stderr, "stream %u next %llu hole_since %llu hole_end %llu held:", i,
                         (unsigned long long)s->next_seq, (unsigned long long)s->hole_since,
                         (unsigned long long)s->hole_end);
-                for (uint32_t k = s->pend_head; k; k = r[l]->pend[k - 1].next)
-                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->pend[k - 1].seq, r[l]->pend[k - 1].count);
+                for (uint32_t k = s->pend_head; k; k = r[l]->sess.pend[k - 1].next)
+                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->sess.pend[k - 1].seq, r[l]->sess.pend[k - 1].count);
                 fputc('\n', stderr);
             }
-        fh_engine_poll(r[l], size);
+        fh_pipe_poll_slow(r[l], size);
         if (getenv("FUZZ_TRACE"))
             fprintf(stderr, "lane %u after poll: gaps %llu holes %u\n", l, (unsigned long long)r[l]->st.gaps,
-                    r[l]->holes);
+                    r[l]->sess.holes);
     }
     for (uint32_t l = lanes; l-- > 0;) {
         fh_replay_finish(r[l]);

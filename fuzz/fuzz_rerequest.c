@@ -10,7 +10,7 @@
  *     none a heartbeat saying the stream reached seq 6; bits 4-5 the mode
  *     (0 publish, 1 book, 2 decode, 3 publish).  The rest is the server's
  *     replies, u16 little-endian length + bytes each (the last may be cut),
- *     handed to fh_engine_rr_reply as hole_recover does, while the hole is
+ *     handed to fh_session_rr_reply as hole_recover does, while the hole is
  *     open; then fh_replay_finish gives up what is left.
  * Each reply is copied into its own exact-size heap block (hole_recover reads
  * into a 64 KiB stack buffer, where ASan could not see a read past the reply).
@@ -94,12 +94,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     static uint8_t f[42 + 20 + 8 * 38];
     const uint64_t rx = 1700000000000000000ull;
-    fh_engine_frame(r, f, build(f, 1, 2, 1), rx);
+    fh_pipe_frame(r, f, build(f, 1, 2, 1), rx);
     const uint32_t held = (opt >> 1) & 7u;
-    for (uint32_t k = 0; k < held; k++) fh_engine_frame(r, f, build(f, 6 + 2 * k, 1, 100 + k), rx);
-    if (!held) fh_engine_frame(r, f, build(f, 6, 0, 0), rx);
-    FUZZ_CHECK(r->streams.n == 1, "%u streams set up", r->streams.n);
-    fh_mold_stream_t *s = &r->streams.v[0];
+    for (uint32_t k = 0; k < held; k++) fh_pipe_frame(r, f, build(f, 6 + 2 * k, 1, 100 + k), rx);
+    if (!held) fh_pipe_frame(r, f, build(f, 6, 0, 0), rx);
+    FUZZ_CHECK(r->sess.streams.n == 1, "%u streams set up", r->sess.streams.n);
+    fh_mold_stream_t *s = &r->sess.streams.v[0];
     FUZZ_CHECK(s->hole_since && s->next_seq == 3, "no hole at seq 3 (next %llu)", (unsigned long long)s->next_seq);
 
     fh_stats_t prev, now;
@@ -116,11 +116,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len > size - off) len = size - off;
         uint8_t *reply = fuzz_exact(data + off, len);
         const uint64_t next = s->next_seq;
-        const int applied = fh_engine_rr_reply(r, s, reply, len);
+        const int applied = fh_session_rr_reply(&r->sess, s, reply, len);
         free(reply);
         fh_replay_stats(r, &now);
         fuzz_check_monotonic(&prev, &now);
-        FUZZ_CHECK(applied == 0 || applied == 1, "fh_engine_rr_reply gave %d", applied);
+        FUZZ_CHECK(applied == 0 || applied == 1, "fh_session_rr_reply gave %d", applied);
         FUZZ_CHECK(now.errors[FH_ERR_RR_FOREIGN] - prev.errors[FH_ERR_RR_FOREIGN] == (uint64_t)!applied,
                    "a reply %s but foreign went up by %llu", applied ? "applied" : "refused",
                    (unsigned long long)(now.errors[FH_ERR_RR_FOREIGN] - prev.errors[FH_ERR_RR_FOREIGN]));

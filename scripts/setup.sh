@@ -19,6 +19,8 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 # Optional: DPDK headers for the kernel-bypass source, tshark for checking captures,
 # clang-14 with libFuzzer for scripts/fuzz.sh (skipped without them).
 optional_apt=()
+# zstd-compressed inputs (.pcap.zst): optional, a clear error at run time without it.
+pkg-config --exists libzstd 2>/dev/null || optional_apt+=(libzstd-dev)
 pkg-config --exists libdpdk 2>/dev/null || optional_apt+=(libdpdk-dev)
 command -v tshark >/dev/null 2>&1 || optional_apt+=(tshark)
 command -v clang-14 >/dev/null 2>&1 || optional_apt+=(clang-14)

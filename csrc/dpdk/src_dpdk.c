@@ -19,7 +19,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
-#include "../engine.h"
+#include "../pipeline.h"
 #include "fh_dpdk.h"
 
 #define FH_BURST 32
@@ -137,24 +137,13 @@ static void nic_counters(fh_replay_t *r, uint16_t port)
 {
     struct rte_eth_stats s;
     if (rte_eth_stats_get(port, &s) != 0) return;
-    r->st.nic_imissed = s.imissed;
-    r->st.nic_ierrors = s.ierrors;
-    r->st.nic_rx_nombuf = s.rx_nombuf;
-}
-
-static int all_ended(const fh_replay_t *r)
-{
-    if (r->streams.n == 0) return 0;
-    for (uint32_t i = 0; i < r->streams.n; i++)
-        if (!r->streams.v[i].ended) return 0;
-    return 1;
+    fh_pipe_nic_counters(r, s.imissed, s.ierrors, s.rx_nombuf);
 }
 
 int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
                     fh_dpdk_stats_t *ours, char *err, size_t errlen)
 {
     if (!eal_ready || port >= FH_MAX_PORTS || !pools[port]) { fh_errf(err, errlen, "port %u is not started", port); return -1; }
-    if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
     /* A thread of ours polling a queue: give it an lcore id, so the mbuf
      * pool's per-lcore cache serves it like an EAL lcore. */
     if (rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() != 0) {
@@ -164,7 +153,7 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
     struct rte_mbuf *burst[FH_BURST];
     fh_dpdk_stats_t st;
     memset(&st, 0, sizeof st);
-    const uint64_t t0 = fh_tsc_ns(&r->tsc);
+    const uint64_t t0 = fh_pipe_clock_ns(r);
     const uint64_t start = fh_clock_ns(CLOCK_MONOTONIC);
     for (uint32_t tick = 1;; tick++) {
         const uint16_t n = rte_eth_rx_burst(port, queue, burst, FH_BURST);
@@ -172,13 +161,13 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
         if (n) {
             st.bursts++;
             /* One RX stamp per burst: the TSC, converted to ns since the epoch. */
-            const uint64_t rx = fh_tsc_ns(&r->tsc);
-            r->lat_due = rx;                     /* latency counts from the burst */
+            const uint64_t rx = fh_pipe_clock_ns(r);
+            fh_pipe_burst(r, rx);                /* latency counts from the burst */
             for (uint16_t i = 0; i < n; i++) {
                 struct rte_mbuf *m = burst[i];
                 if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void *));
                 if (FH_UNLIKELY(m->nb_segs != 1)) st.multiseg++;
-                else fh_engine_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), rx);
+                else fh_pipe_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), rx);
                 rte_pktmbuf_free(m);
             }
         }
@@ -188,17 +177,14 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
             if (queue == 0) nic_counters(r, port);
             /* Live receive time moves on when nothing arrives: gap windows and
              * silence expire on the clock, not only on the next packet. */
-            const uint64_t now = fh_tsc_ns(&r->tsc);
-            r->book.rx_ts = now;
-            fh_engine_check_silence(r, now);
-            fh_engine_poll(r, 0);
-            if (fh_engine_should_stop(r)) break;
+            fh_pipe_idle(r, fh_pipe_clock_ns(r));
+            if (fh_pipe_should_stop(r)) break;
             if (duration_ns && fh_clock_ns(CLOCK_MONOTONIC) - start >= duration_ns) break;
-            if (stop_on_eos && all_ended(r)) break;
+            if (stop_on_eos && fh_pipe_all_ended(r)) break;
         }
     }
     if (queue == 0) nic_counters(r, port);
-    r->st.elapsed_ns += fh_tsc_ns(&r->tsc) - t0;
+    fh_pipe_elapsed(r, fh_pipe_clock_ns(r) - t0);
     if (ours) *ours = st;
     return 0;
 }

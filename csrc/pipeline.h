@@ -1,20 +1,20 @@
-/* engine.h -- the per-thread pipeline: frame -> net -> mold -> itch -> (book).
+/* pipeline.h -- one lane's pipeline: frame -> net -> session -> decode -> book -> publish.
  *
- * Each arrow is an inlined call; sources (src_pcap.c, src_binfile.c) call
- * fh_engine_frame() / fh_engine_msg() from their walk loops, so one source loop
- * compiles to one function with no call per packet or message.  Counters live
- * in the context and are written by its one thread only. */
-#ifndef FH_ENGINE_H
-#define FH_ENGINE_H
+ * The per-lane context (struct fh_replay) and the inline frame path.  Every
+ * arrow is an inlined call: a source's walk loop (src_*.c) calls the sink API
+ * at the end of this file (fh_pipe_frame, fh_pipe_record, fh_pipe_pace,
+ * fh_pipe_poll, ...) and compiles to one function with no call per packet or
+ * message.  The session layer's cold paths (holes, re-requests, silence) call
+ * back through its hooks (pipeline.c).  Counters live in the context and are
+ * written by its one thread only. */
+#ifndef FH_PIPELINE_H
+#define FH_PIPELINE_H
 
-#include "book.h"
-#include "fh_common.h"
 #include "hist.h"
 #include "itch.h"
-#include "mold.h"
 #include "net.h"
-#include "shm.h"
-#include "tsc.h"
+#include "publish.h"
+#include "session.h"
 
 /* How often (frames) a walk loop publishes progress and checks the stop flag. */
 #define FH_POLL_EVERY 4096u
@@ -25,17 +25,17 @@
 
 struct fh_replay {
     fh_stats_t st;
-    fh_mold_table_t streams;
+    fh_session_t sess;              /* MoldUDP64 streams, holes, lines (session.h) */
     int stop;                       /* set by fh_replay_stop(), read with __atomic */
     uint32_t mode;                  /* enum fh_mode */
     uint64_t progress_done;         /* bytes of the current input walked */
     uint64_t progress_total;
+    uint32_t progress_by_input;     /* the input layer reports progress (compressed bytes), not the walk */
     fh_book_t book;
     fh_shm_t shm;
     fh_tsc_t tsc;
     uint8_t *seen;                  /* per stream: bitmap of the locates it carried */
     uint32_t seen_bytes;            /* bytes of one stream's bitmap */
-    uint32_t holes;                 /* streams waiting on a hole */
     uint32_t lane, n_lanes;         /* this context's share of the input (see fh_replay_new) */
     uint32_t own_all;               /* steered upstream (a NIC queue per lane): keep every frame seen */
     uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
@@ -46,12 +46,6 @@ struct fh_replay {
     struct { uint32_t group; uint16_t port; uint16_t lane; uint32_t rr_ip; uint16_t rr_port; } lines[64];
     uint32_t rr_ip;                 /* default re-request server (host order), 0 = none */
     uint16_t rr_port;
-    int rr_fd;                      /* UDP socket for re-requests, -1 = none */
-    uint32_t rr_timeout_ms;
-    uint64_t silence_ns;            /* a stream quiet this long is silent */
-    uint64_t next_silence_check;    /* receive time of the next sweep */
-    uint32_t n_groups, group_last;  /* lines seen: which session each carries */
-    struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
     fh_hist_t *lat;                 /* FH_HIST_STAGES latency histograms, or NULL (off) */
     uint64_t lat_due;               /* when the frame being handled was due/received (TSC ns); 0 = now */
     uint64_t t_dec, t_book;         /* latency on: when the last packet applied was decoded, booked (TSC ticks) */
@@ -61,57 +55,23 @@ struct fh_replay {
     uint32_t pkt_msgs;              /* messages the frame being handled applied */
     uint32_t n_msgs;                /* decoded messages waiting in msgs */
     fh_itch_msg_t *msgs;            /* FH_PKT_MSGS decoded messages of the packet being applied */
+    uint32_t bin_in_win;            /* BinaryFILE: records of the file in the current window */
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
-    struct fh_pending *pend;        /* packets held behind holes (pool, preallocated) */
-    uint32_t pend_cap, pend_free;   /* pool size; free list head (index + 1) */
-    uint64_t gap_window_ns;         /* how long a hole waits for the other line, in receive time */
-    uint64_t rx_last;               /* latest receive time seen: the receive clock never runs backwards */
 };
 
-/* A packet that arrived past a hole, held until the hole fills or is given up. */
-#define FH_PEND_DATA 2016u
-typedef struct fh_pending {
-    uint64_t seq;
-    uint64_t rx_ts;
-    uint32_t len;                   /* MoldUDP64 payload bytes in data */
-    uint32_t count;
-    uint32_t next;                  /* next held packet of the stream (index + 1), by sequence */
-    uint32_t _pad;
-    uint8_t  data[FH_PEND_DATA];
-} fh_pending_t;
+/* Every FH_POLL_EVERY frames (and at the end): progress and counters out (pipeline.c). */
+void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done);
 
-/* Out-of-sequence packets: the cold path of A/B arbitration (engine.c). */
-void fh_engine_hole_packet(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                           uint32_t count);
-void fh_engine_hole_heartbeat(fh_replay_t *r, fh_mold_stream_t *s, uint64_t seq);
-/* A reply to a re-request for stream s (n bytes as received): applied if
- * it is for s and starts at or before its hole; 1 when applied (engine.c). */
-int fh_engine_rr_reply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, size_t n);
-/* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
-void fh_engine_expire_holes(fh_replay_t *r, uint64_t now);
-/* Cold paths of line supervision: a sweep for silent streams, a silent stream
- * back, a line whose session is not the one it carried. */
-void fh_engine_check_silence(fh_replay_t *r, uint64_t now);
-void fh_engine_alive(fh_replay_t *r, fh_mold_stream_t *s);
-void fh_engine_line_session(fh_replay_t *r, const fh_udp_view_t *u);
-
-/* A gap on stream s: every instrument it carried may now be wrong (cold path). */
-void fh_engine_gap(fh_replay_t *r, fh_mold_stream_t *s, uint64_t missing);
-
-FH_INLINE int fh_engine_should_stop(const fh_replay_t *r)
+FH_INLINE int fh_pipe_should_stop(const fh_replay_t *r)
 {
     return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
 }
 
-/* Every FH_POLL_EVERY frames (and at the end): progress and counters out. */
-void fh_engine_poll(fh_replay_t *r, uint64_t done);
-#define fh_engine_progress fh_engine_poll
-
 /* Decode one block into m and count it: 1 if it is a message, 0 if it was
  * rejected (counted by reason). */
-FH_INLINE int fh_engine_decode_one(fh_replay_t *r, const uint8_t *p, size_t len, fh_itch_msg_t *m)
+FH_INLINE int fh_pipe_decode_one(fh_replay_t *r, const uint8_t *p, size_t len, fh_itch_msg_t *m)
 {
     const int rc = fh_itch_decode_inline(p, len, m);
     if (FH_LIKELY(rc == FH_DECODE_OK)) {
@@ -126,15 +86,15 @@ FH_INLINE int fh_engine_decode_one(fh_replay_t *r, const uint8_t *p, size_t len,
 
 /* One ITCH message (a BinaryFILE record, or a block of a packet outside the
  * sequenced path), len > 0: decoded and applied; the caller flushes. */
-FH_INLINE void fh_engine_msg(void *ctx, const uint8_t *p, size_t len)
+FH_INLINE void fh_pipe_msg(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
     fh_itch_msg_t m;
-    if (fh_engine_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply_batch(&r->book, &m, 1);
+    if (fh_pipe_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply_batch(&r->book, &m, 1);
 }
 
 /* Apply the decoded messages waiting in r->msgs to the books. */
-FH_INLINE void fh_engine_apply_decoded(fh_replay_t *r)
+FH_INLINE void fh_pipe_apply_decoded(fh_replay_t *r)
 {
     const uint32_t n = r->n_msgs;
     fh_book_apply_batch(&r->book, r->msgs, n);
@@ -144,18 +104,18 @@ FH_INLINE void fh_engine_apply_decoded(fh_replay_t *r)
 
 /* Walk sink of the sequenced path: decode one block into the packet's array
  * (the decode stage); the books take the whole packet after. */
-FH_INLINE void fh_engine_decode(void *ctx, const uint8_t *p, size_t len)
+FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
-    if (FH_UNLIKELY(r->n_msgs == FH_PKT_MSGS)) fh_engine_apply_decoded(r);
-    r->n_msgs += (uint32_t)fh_engine_decode_one(r, p, len, &r->msgs[r->n_msgs]);
+    if (FH_UNLIKELY(r->n_msgs == FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
+    r->n_msgs += (uint32_t)fh_pipe_decode_one(r, p, len, &r->msgs[r->n_msgs]);
 }
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted
  * as duplicates (the other line's copy, a retransmission, an overlap).
  * Returns 1 if the whole datagram was a duplicate, else 0. */
-FH_INLINE int fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                              uint32_t count)
+FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                            uint32_t count)
 {
     uint32_t skip = 0;
     if (FH_UNLIKELY(seq < s->next_seq)) {
@@ -165,19 +125,19 @@ FH_INLINE int fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t
         if (behind >= count) { r->st.duplicates += count; return 1; }
         skip = (uint32_t)behind;
     }
-    if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->streams.v) * r->seen_bytes;
+    if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes;
     r->book.stream_gapped = s->gapped;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
-        whole = fh_mold_walk(p, len, count, skip, fh_engine_msg, r, &r->st);
+        whole = fh_mold_walk(p, len, count, skip, fh_pipe_msg, r, &r->st);
         r->pkt_msgs += whole > skip ? whole - skip : 0;
         if (r->lat_on) r->t_dec = r->t_book = fh_tsc_ticks(&r->tsc);
     } else {
         /* Three stages per packet: decode every block, apply them all to the
          * books, publish each instrument touched once. */
-        whole = fh_mold_walk(p, len, count, skip, fh_engine_decode, r, &r->st);
+        whole = fh_mold_walk(p, len, count, skip, fh_pipe_decode, r, &r->st);
         if (r->lat_on) r->t_dec = fh_tsc_ticks(&r->tsc);
-        fh_engine_apply_decoded(r);
+        fh_pipe_apply_decoded(r);
         if (r->lat_on) r->t_book = fh_tsc_ticks(&r->tsc);
         fh_book_flush_pending(&r->book);
     }
@@ -187,18 +147,11 @@ FH_INLINE int fh_engine_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t
     return 0;
 }
 
-/* A received datagram's fate in the packet ledger, once applied. */
-FH_INLINE void fh_engine_apply_counted(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len,
-                                       uint64_t seq, uint32_t count)
-{
-    if (fh_engine_apply(r, s, p, len, seq, count)) r->st.pkt_duplicate++;
-    else r->st.pkt_applied++;
-}
-
 /* One MoldUDP64 datagram of stream s: sequencing (A/B arbitration), then its
- * blocks.  In sequence is the hot path; a packet past a hole is held (up to
- * the gap window) for the other line to fill the hole first. */
-FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
+ * blocks.  In sequence is the hot path; a packet past a hole goes to the
+ * session layer, which holds it (up to the gap window) for the other line to
+ * fill the hole first. */
+FH_INLINE void fh_pipe_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
 {
     fh_stats_t *st = &r->st;
     const uint8_t *p = u->payload;
@@ -214,7 +167,7 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
             st->heartbeats++;
         }
         /* Both carry the next sequence: anything before it not yet seen is missing. */
-        if (s && (seq > s->next_seq || s->hole_since)) fh_engine_hole_heartbeat(r, s, seq);
+        if (s && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->sess, s, seq);
         if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
         return;
     }
@@ -228,22 +181,29 @@ FH_INLINE void fh_engine_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_st
         st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         r->book.stream_seen = NULL;
         st->pkt_applied++;
-        fh_mold_walk(p, u->len, count, 0, fh_engine_msg, r, st);
+        fh_mold_walk(p, u->len, count, 0, fh_pipe_msg, r, st);
         fh_book_flush_pending(&r->book);
         return;
     }
-    if (FH_UNLIKELY(s->hole_since || seq > s->next_seq)) {
-        fh_engine_hole_packet(r, s, p, u->len, seq, count);
+    if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
+        fh_session_packet(&r->sess, s, p, u->len, seq, count);
         return;
     }
-    fh_engine_apply_counted(r, s, p, u->len, seq, count);
+    if (fh_pipe_apply(r, s, p, u->len, seq, count)) st->pkt_duplicate++;
+    else st->pkt_applied++;
 }
+
+/* ------------------------------------------------------------ the sink API
+ *
+ * What a source (src_*.c, dpdk/src_dpdk.c) may call: frames or records, the
+ * capture's clock, pacing, polling, its own errors.  Nothing else of the
+ * context is a source's business. */
 
 /* One captured frame.  With several lanes every lane sees every frame and
  * keeps the same stream table (streams are numbered in order of first
  * appearance), and a frame is processed by the lane its stream belongs to;
  * what cannot be attributed to a stream belongs to lane 0. */
-FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)
+FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)
 {
     fh_udp_view_t u;
     fh_stats_t *st = &r->st;
@@ -270,10 +230,10 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
         }
         if (r->lines[i].lane != r->lane && !r->own_all) return;
     }
-    const uint32_t before = r->streams.n;
+    const uint32_t before = r->sess.streams.n;
     uint64_t fresh = 0;
-    fh_mold_stream_t *s = fh_mold_lookup(&r->streams, u.dst_port, u.payload, fh_be64(u.payload + 10), &fresh);
-    if (FH_UNLIKELY(r->streams.n != before) && s) {
+    fh_mold_stream_t *s = fh_mold_lookup(&r->sess.streams, u.dst_port, u.payload, fh_be64(u.payload + 10), &fresh);
+    if (FH_UNLIKELY(r->sess.streams.n != before) && s) {
         /* A new stream: its re-request server is its line's, else the default. */
         s->rr_ip = r->rr_ip;
         s->rr_port = r->rr_port;
@@ -283,36 +243,22 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
         }
     }
     if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines && !r->own_all) {
-        const uint32_t owner = s ? (uint32_t)(s - r->streams.v) % r->n_lanes : 0;
+        const uint32_t owner = s ? (uint32_t)(s - r->sess.streams.v) % r->n_lanes : 0;
         if (owner != r->lane) return;
     }
-    if (FH_UNLIKELY(r->streams.n != before)) st->streams++;
+    if (FH_UNLIKELY(r->sess.streams.n != before)) st->streams++;
     st->packets++;
     st->bytes += len;
-    /* Gap windows and silence are measured on receive time: a capture whose
-     * clock steps back (merged interfaces, an NTP step) must not make them
-     * run backwards (an unsigned difference would call every hole expired). */
-    if (FH_UNLIKELY(rx_ts < r->rx_last)) { rx_ts = r->rx_last; st->rx_time_back++; }
-    r->rx_last = rx_ts;
+    rx_ts = fh_session_clock(&r->sess, rx_ts);
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
-    /* Which session this line carries: the common case is the last line again. */
-    const uint32_t g = r->group_last;
-    if (FH_UNLIKELY(g >= r->n_groups || r->groups[g].ip != u.dst_ip || r->groups[g].port != u.dst_port ||
-                    memcmp(r->groups[g].session, u.payload, FH_MOLD_SESSION_LEN) != 0))
-        fh_engine_line_session(r, &u);
-    /* The sweep first: a packet ending a quiet spell must not hide it. */
-    if (FH_UNLIKELY(rx_ts >= r->next_silence_check)) fh_engine_check_silence(r, rx_ts);
-    if (FH_LIKELY(s != NULL)) {
-        s->last_rx = rx_ts;
-        if (FH_UNLIKELY(s->silent)) fh_engine_alive(r, s);
-    }
+    fh_session_supervise(&r->sess, &u, s, rx_ts);
     if (FH_LIKELY(!r->lat) || FH_LIKELY(--r->lat_left != 0)) {
-        fh_engine_mold(r, &u, s);
+        fh_pipe_mold(r, &u, s);
         return;
     }
     r->lat_left = r->lat_every;
-    /* Latency on: stamp the start, the stages (fh_engine_apply) and the end
+    /* Latency on: stamp the start, the stages (fh_pipe_apply) and the end
      * of this packet's work, as raw TSC ticks (a stamp is one rdtsc, ~8 ns
      * here; each interval is converted once).  Only packets that applied
      * messages count: a copy already applied from the other line, a heartbeat
@@ -325,7 +271,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
     const uint64_t c0 = fh_tsc_ticks(tc);
     r->pkt_msgs = 0;
     r->lat_on = 1;
-    fh_engine_mold(r, &u, s);
+    fh_pipe_mold(r, &u, s);
     r->lat_on = 0;
     if (!r->pkt_msgs) return;
     const uint64_t c1 = fh_tsc_ticks(tc);
@@ -350,7 +296,7 @@ FH_INLINE void fh_engine_frame(fh_replay_t *r, const uint8_t *f, size_t len, uin
 /* Pacing (--speed): hold the walk until wall time catches up with the
  * capture's clock, scaled.  A busy wait on the TSC, checking the stop flag;
  * a replay that falls behind simply runs at full speed until it catches up. */
-FH_INLINE void fh_engine_pace(fh_replay_t *r, uint64_t ts)
+FH_INLINE void fh_pipe_pace(fh_replay_t *r, uint64_t ts)
 {
     if (FH_LIKELY(r->pace_scale == 0.0) || ts == 0) return;
     if (FH_UNLIKELY(r->pace_t0 == 0)) {
@@ -370,23 +316,110 @@ FH_INLINE void fh_engine_pace(fh_replay_t *r, uint64_t ts)
          * machine took the core away (interrupt, preemption, hypervisor). */
         if (FH_UNLIKELY(now - prev > 1000) && r->lat) fh_hist_record(&r->lat[FH_LAT_IDLE_GAPS], now - prev);
         prev = now;
-        if (fh_engine_should_stop(r)) return;
+        if (fh_pipe_should_stop(r)) return;
         FH_CPU_RELAX();
     }
 }
 
-/* The lane a BinaryFILE message belongs to: by stock locate (offset 1). */
-FH_INLINE uint32_t fh_engine_msg_lane(const fh_replay_t *r, const uint8_t *msg, size_t len)
+/* A BinaryFILE window: records decoded so far applied as one batch and
+ * published once per instrument they touched. */
+FH_INLINE void fh_pipe_window_apply(fh_replay_t *r)
 {
-    return len >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0;
+    if (!r->n_msgs) return;
+    fh_pipe_apply_decoded(r);
+    fh_book_flush_pending(&r->book);
+    r->book.now = 0;
 }
 
-/* Sources: walk a whole in-memory input.  Return 0, or 1 when the input was
- * corrupt or truncated part-way (what came before is decoded and counted; err
- * says where), or -1 when nothing could be decoded (bad header). */
-int fh_src_pcap_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, size_t errlen);
-int fh_src_pcapng_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, size_t errlen);
-int fh_src_binfile_run(fh_replay_t *r, const uint8_t *buf, size_t len, char *err, size_t errlen);
-int fh_src_binfile_plausible(const uint8_t *buf, size_t len);
+/* Records per window: long enough for the book's prefetch (16 messages ahead)
+ * to run ahead of applying and for publishing to conflate (128 measured 15%
+ * faster than 64 on a full day in the default mode, 256 no faster), short
+ * enough that a window is a few microseconds of a busy market and its lines
+ * stay in L1/L2. */
+#ifndef FH_BIN_WINDOW
+#define FH_BIN_WINDOW 128u
+#endif
+
+/* One BinaryFILE record (an ITCH message with no session layer), len bytes
+ * after its 2-byte length.  It counts as one "packet".  With several lanes a
+ * record belongs to the lane of its stock locate.  Full-speed replays decode
+ * records in windows of FH_BIN_WINDOW records of the file -- counted over
+ * every lane's records, so each instrument is published at the same points
+ * whatever the number of lanes -- applied as one batch; paced replays (and
+ * decode-only) apply each record as it falls due. */
+FH_INLINE void fh_pipe_record(fh_replay_t *r, const uint8_t *msg, size_t mlen)
+{
+    /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
+    const int paced = r->pace_scale != 0.0;
+    if (FH_UNLIKELY(paced) && mlen >= 11) fh_pipe_pace(r, fh_be48(msg + 5));
+    if (FH_LIKELY(r->n_lanes == 1) || (mlen >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0) == r->lane) {
+        r->st.packets++;
+        r->st.bytes += mlen + 2;
+        if (FH_LIKELY(mlen != 0)) {
+            r->st.pkt_applied++;
+            if (FH_LIKELY(r->mode != FH_MODE_DECODE && !paced)) {
+                fh_pipe_decode(r, msg, mlen);
+            } else {
+                r->book.now = 0;
+                fh_pipe_msg(r, msg, mlen);
+                fh_book_flush_pending(&r->book);
+            }
+        } else {
+            r->st.pkt_rejected++;
+            r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
+        }
+    }
+    if (FH_UNLIKELY(++r->bin_in_win == FH_BIN_WINDOW)) {
+        r->bin_in_win = 0;
+        fh_pipe_window_apply(r);
+    }
+}
+
+/* The source walked `done` bytes of its input (every FH_POLL_EVERY frames or
+ * records, and at the end): whatever is decoded is applied, progress and
+ * counters go out.  Returns 1 when the replay was asked to stop. */
+FH_INLINE int fh_pipe_poll(fh_replay_t *r, uint64_t done)
+{
+    fh_pipe_window_apply(r);
+    fh_pipe_poll_slow(r, done);
+    return fh_pipe_should_stop(r);
+}
+
+/* The end of an input (or of what the source could walk of it). */
+FH_INLINE void fh_pipe_input_end(fh_replay_t *r, uint64_t done)
+{
+    fh_pipe_window_apply(r);
+    fh_pipe_poll_slow(r, done);
+}
+
+/* A whole-input error of the source's (a truncated or corrupt record, a link
+ * type it cannot read): counted once, by lane 0. */
+FH_INLINE void fh_pipe_src_error(fh_replay_t *r, int code)
+{
+    r->src_errors[code]++;
+}
+
+/* The capture's clock (first and last timestamps, ns since the epoch). */
+FH_INLINE void fh_pipe_capture_ts(fh_replay_t *r, uint64_t ts)
+{
+    if (FH_UNLIKELY(r->st.first_ts_ns == 0)) r->st.first_ts_ns = ts;
+    r->st.last_ts_ns = ts;
+}
+
+/* Live sources (DPDK): a burst received at rx (TSC ns): latency counts from it. */
+FH_INLINE void fh_pipe_burst(fh_replay_t *r, uint64_t rx)
+{
+    r->lat_due = rx;
+}
+
+/* Live sources, when nothing arrives: receive time moves on, so gap windows
+ * and silence expire on the clock, not only on the next packet. */
+void fh_pipe_idle(fh_replay_t *r, uint64_t now);
+/* Live sources: the NIC's own drop counters join ours. */
+void fh_pipe_nic_counters(fh_replay_t *r, uint64_t imissed, uint64_t ierrors, uint64_t rx_nombuf);
+/* Live sources: time spent receiving; the pipeline's clock (TSC ns). */
+void fh_pipe_elapsed(fh_replay_t *r, uint64_t ns);
+uint64_t fh_pipe_clock_ns(fh_replay_t *r);
+int fh_pipe_all_ended(const fh_replay_t *r);
 
 #endif

@@ -1,0 +1,44 @@
+/* dump.c -- the books as CSV (--dump-books): the end of a replay, cold path.
+ *
+ * Columns: locate,symbol,side,level,price,shares,orders; prices in ITCH
+ * Price(4) units; levels 1..depth per side, best first. */
+#include <errno.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char *err, size_t errlen)
+{
+    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
+    FILE *f = fopen(path, "w");
+    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    const fh_book_t *b = &r->book;
+    fputs("locate,symbol,side,level,price,shares,orders\n", f);
+    for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
+        const fh_instr_t *in = &b->instr[loc];
+        if (!in->side[0].n && !in->side[1].n) continue;
+        /* The symbol as R gave it, trailing spaces off; bytes that would break
+         * the CSV are replaced. */
+        char sym[9];
+        size_t n = 8;
+        while (n && (in->symbol[n - 1] == ' ' || in->symbol[n - 1] == 0)) n--;
+        for (size_t i = 0; i < n; i++) {
+            const char ch = in->symbol[i];
+            sym[i] = (ch > 32 && ch < 127 && ch != ',' && ch != '"') ? ch : '?';
+        }
+        sym[n] = 0;
+        for (int side = 0; side < 2; side++) {
+            for (uint32_t i = 0; i < in->side[side].n && i < depth; i++) {
+                uint32_t price, orders;
+                uint64_t shares;
+                fh_book_level(b, loc, side, i, &price, &shares, &orders);
+                fprintf(f, "%u,%s,%c,%u,%u,%llu,%u\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, price,
+                        (unsigned long long)shares, orders);
+            }
+        }
+    }
+    const int bad = ferror(f);
+    if (fclose(f) != 0 || bad) { fh_errf(err, errlen, "error writing %s", path); return -1; }
+    return 0;
+}
+

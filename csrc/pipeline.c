@@ -1,0 +1,385 @@
+/* pipeline.c -- a lane's context: creation from the config (everything
+ * preallocated here), lines and re-request servers, latency histograms, the
+ * session layer's hooks, polling, the end of a replay, counters out.  Start-up
+ * and cold paths only: the per-frame work is inline in pipeline.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+                      uint64_t rx_ts);
+static void hook_gap(void *ctx, fh_mold_stream_t *s, uint64_t missing);
+static void hook_silent(void *ctx, fh_mold_stream_t *s, int on);
+
+#define FH_VERSION "0.1.0"
+#define FH_DEFAULT_STREAMS 64u
+
+const char *fh_version(void) { return FH_VERSION; }
+
+static const char *const err_names[FH_ERR__COUNT] = {
+    [FH_ERR_ETH_TRUNCATED] = "eth_truncated",
+    [FH_ERR_VLAN_TRUNCATED] = "vlan_truncated",
+    [FH_ERR_ARP] = "arp",
+    [FH_ERR_IPV6] = "ipv6",
+    [FH_ERR_ETHERTYPE_OTHER] = "ethertype_other",
+    [FH_ERR_IP_TRUNCATED] = "ip_truncated",
+    [FH_ERR_IP_BAD_VERSION] = "ip_bad_version",
+    [FH_ERR_IP_BAD_HDR_LEN] = "ip_bad_header_length",
+    [FH_ERR_IP_BAD_TOTAL_LEN] = "ip_bad_total_length",
+    [FH_ERR_IP_FRAGMENT] = "ip_fragment",
+    [FH_ERR_IP_NOT_UDP] = "ip_not_udp",
+    [FH_ERR_UDP_TRUNCATED] = "udp_truncated",
+    [FH_ERR_UDP_BAD_LEN] = "udp_bad_length",
+    [FH_ERR_MOLD_TRUNCATED] = "mold_truncated",
+    [FH_ERR_MOLD_COUNT_OVERRUN] = "mold_count_overrun",
+    [FH_ERR_MOLD_BLOCK_OVERRUN] = "mold_block_overrun",
+    [FH_ERR_MOLD_TRAILING] = "mold_trailing_bytes",
+    [FH_ERR_MOLD_ZERO_BLOCK] = "mold_zero_length_block",
+    [FH_ERR_ITCH_UNKNOWN_TYPE] = "itch_unknown_type",
+    [FH_ERR_ITCH_BAD_LENGTH] = "itch_bad_length",
+    [FH_ERR_SRC_TRUNCATED] = "capture_truncated",
+    [FH_ERR_SRC_SNAPPED] = "capture_snapped",
+    [FH_ERR_SRC_LINKTYPE] = "capture_link_type",
+    [FH_ERR_SRC_BAD_RECORD] = "capture_bad_record",
+    [FH_ERR_STREAM_TABLE_FULL] = "stream_table_full",
+    [FH_ERR_BINFILE_ZERO_LEN] = "binfile_zero_length",
+    [FH_ERR_GAP_BUFFER_FULL] = "gap_buffer_full",
+    [FH_ERR_UNCONFIGURED] = "unconfigured_group",
+    [FH_ERR_RR_TIMEOUT] = "rerequest_timeout",
+    [FH_ERR_RR_FOREIGN] = "rerequest_foreign_reply",
+    [FH_ERR_MOLD_SEQ_IMPLAUSIBLE] = "mold_seq_implausible",
+};
+_Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
+
+const char *fh_err_name(int e)
+{
+    return (e >= 0 && e < FH_ERR__COUNT && err_names[e]) ? err_names[e] : "unknown";
+}
+
+#define FH_DEFAULT_ORDERS      (2u << 20)
+#define FH_DEFAULT_INSTRUMENTS 10000u
+#define FH_DEFAULT_LEVELS      (4u << 20)
+#define FH_DEFAULT_DEPTH       10u
+#define FH_DEFAULT_RING        (1u << 20)
+#define FH_DEFAULT_GAP_WINDOW_US 1000u
+#define FH_DEFAULT_GAP_BUFFER  4096u
+#define FH_DEFAULT_SILENCE_MS  3000u
+
+/* Lane `lane` of a replay; lane 0 (first == NULL) creates the segment, the
+ * others take their view of first's. */
+static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane, char *err,
+                                  size_t errlen)
+{
+    fh_replay_cfg_t c;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    const uint32_t streams = c.max_streams ? c.max_streams : FH_DEFAULT_STREAMS;
+    if (streams > 1u << 16) { fh_errf(err, errlen, "max_streams %u is absurd (limit 65536)", streams); return NULL; }
+    if (c.mode > FH_MODE_DECODE) { fh_errf(err, errlen, "unknown mode %u", c.mode); return NULL; }
+    const uint32_t depth = c.depth ? c.depth : FH_DEFAULT_DEPTH;
+    if (depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return NULL; }
+    const uint32_t n_instr = c.max_instruments ? c.max_instruments : FH_DEFAULT_INSTRUMENTS;
+    const uint32_t ring = c.ring_events ? c.ring_events : FH_DEFAULT_RING;
+    const uint32_t lanes = c.lanes ? c.lanes : 1;
+    if (lanes > FH_SHM_MAX_LANES) { fh_errf(err, errlen, "%u lanes: at most %d", lanes, FH_SHM_MAX_LANES); return NULL; }
+
+    fh_replay_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
+    if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
+    memset(r, 0, sizeof *r);
+    fh_rr_init(&r->sess.rr);
+    r->cfg = c;
+    if (c.shm_name) {
+        snprintf(r->shm_name, sizeof r->shm_name, "%s", c.shm_name);
+        r->cfg.shm_name = r->shm_name;
+    }
+    r->mode = c.mode;
+    if (c.speed < 0 || c.speed != c.speed) { fh_errf(err, errlen, "speed must be a positive factor"); goto fail; }
+    r->pace_scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
+    r->lane = lane;
+    r->n_lanes = lanes;
+    r->src_errors = lane == 0 ? r->st.errors : r->discard;
+    r->msgs = calloc(FH_PKT_MSGS, sizeof *r->msgs);
+    if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
+    fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
+    {
+        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r};
+        if (fh_session_init(&r->sess, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
+                            (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u,
+                            (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks,
+                            err, errlen) != 0)
+            goto fail;
+    }
+    if (r->mode != FH_MODE_DECODE) {
+        if (fh_book_init(&r->book, c.max_orders ? c.max_orders : FH_DEFAULT_ORDERS, n_instr,
+                         c.max_levels ? c.max_levels : FH_DEFAULT_LEVELS, depth, err, errlen) != 0)
+            goto fail;
+        r->book.ctr = &r->st.book;
+        r->seen_bytes = (n_instr + 1 + 7) / 8;
+        r->seen = calloc(streams, r->seen_bytes);
+        if (!r->seen) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
+    }
+    if (r->pace_scale != 0.0 || r->mode == FH_MODE_PUBLISH) {
+        if (first) r->tsc = first->tsc;
+        else fh_tsc_calibrate(&r->tsc);
+    }
+    if (r->mode == FH_MODE_PUBLISH) {
+        if (first) {
+            fh_shm_lane_view(&first->shm, lane, &r->shm);
+        } else {
+            if (fh_shm_create(&r->shm, c.shm_name, c.shm_mode, n_instr + 1, depth, ring, lanes, err, errlen) != 0)
+                goto fail;
+        }
+        r->book.publish = 1;
+        r->book.shm = &r->shm;
+        r->book.tsc = &r->tsc;
+        if (!first) {
+            fh_shm_header_t *h = r->shm.hdr;
+            h->tsc_base = r->tsc.base_tsc;
+            h->tsc_base_ns = r->tsc.base_ns;
+            h->tsc_mult = r->tsc.mult;
+            h->tsc_hz = r->tsc.hz;
+            fh_book_publish_all(&r->book);              /* every slot once, before any lane runs */
+        }
+        fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+        if (!first) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
+    }
+    return r;
+fail:
+    fh_replay_free(r);
+    return NULL;
+}
+
+fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
+{
+    return replay_create(cfg, NULL, 0, err, errlen);
+}
+
+fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen)
+{
+    if (!first || first->lane != 0 || lane == 0 || lane >= first->n_lanes) {
+        fh_errf(err, errlen, "lane %u of a %u-lane replay does not exist", lane, first ? first->n_lanes : 0);
+        return NULL;
+    }
+    return replay_create(&first->cfg, first, lane, err, errlen);
+}
+
+int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
+                       uint16_t rr_port)
+{
+    if (r->n_lines == sizeof r->lines / sizeof r->lines[0] || lane >= r->n_lanes) return -1;
+    if (rr_ip && fh_rr_open(&r->sess.rr, NULL, 0) != 0) return -1;
+    r->lines[r->n_lines].group = group;
+    r->lines[r->n_lines].port = port;
+    r->lines[r->n_lines].lane = (uint16_t)lane;
+    r->lines[r->n_lines].rr_ip = rr_ip;
+    r->lines[r->n_lines].rr_port = rr_port;
+    r->n_lines++;
+    return 0;
+}
+
+int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
+                            size_t errlen)
+{
+    if (timeout_ms) r->sess.rr.timeout_ms = timeout_ms;
+    if (!ip) return 0;
+    if (!port) { fh_errf(err, errlen, "re-request server port 0"); return -1; }
+    if (fh_rr_open(&r->sess.rr, err, errlen) != 0) return -1;
+    r->rr_ip = ip;
+    r->rr_port = port;
+    return 0;
+}
+
+int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t errlen)
+{
+    if (every == 0) { fh_errf(err, errlen, "latency sampling interval must be >= 1 packet"); return -1; }
+    r->lat_every = r->lat_left = every;
+    if (r->lat) return 0;
+    r->lat = calloc(FH_HIST_STAGES, sizeof *r->lat);
+    if (!r->lat) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
+    /* Recording a value in a bucket never used before must not fault a page in. */
+    fh_prefault(r->lat, FH_HIST_STAGES * sizeof *r->lat);
+    if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
+    return 0;
+}
+
+int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out)
+{
+    if (!r->lat || stage >= FH_HIST_STAGES) return -1;
+    if (!r->lat_due_seen && (stage == FH_LAT_RX_TO_START || stage == FH_LAT_RX_TO_PUBLISHED)) {
+        /* No receive/due times (full-speed replay): rx is when the walk
+         * reached the packet, so these were not recorded on the hot path. */
+        const fh_hist_t *p = &r->lat[FH_LAT_PROCESSING];
+        if (stage == FH_LAT_RX_TO_PUBLISHED) { memcpy(out, p, sizeof *out); return 0; }
+        memset(out, 0, sizeof *out);
+        out->count = out->counts[0] = p->count;
+        return 0;
+    }
+    memcpy(out, &r->lat[stage], sizeof *out);
+    return 0;
+}
+
+uint64_t fh_replay_tsc_hz(const fh_replay_t *r) { return r->tsc.hz; }
+
+void fh_replay_own_all(fh_replay_t *r)
+{
+    r->own_all = 1;
+    r->src_errors = r->st.errors;
+}
+
+int fh_pin_thread(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cpu < 0 || cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
+    CPU_SET(cpu, &set);
+    const int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0) { errno = rc; return -1; }
+    return 0;
+}
+
+void fh_replay_free(fh_replay_t *r)
+{
+    if (!r) return;
+    if (r->shm.base) {
+        if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+        fh_shm_close(&r->shm);
+    }
+    fh_book_free(&r->book);
+    free(r->seen);
+    free(r->msgs);
+    free(r->lat);
+    fh_session_free(&r->sess);
+    free(r);
+}
+
+/* --------------------------------------------------- the session's hooks
+ *
+ * Cold paths: the session layer hands back held packets and re-request
+ * replies to apply (received then, applied now), and streams that lost
+ * messages or went quiet, whose instruments are flagged. */
+
+static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+                      uint64_t rx_ts)
+{
+    fh_replay_t *r = ctx;
+    r->book.rx_ts = rx_ts;
+    r->book.now = 0;
+    const int dup = fh_pipe_apply(r, s, p, len, seq, count);
+    r->book.rx_ts = r->sess.now;
+    r->book.now = 0;
+    return dup;
+}
+
+/* Every instrument stream s has carried (its locate bitmap): a gap or a
+ * silence on the stream concerns all of them.  `stale` flags them stale with
+ * `missing` messages; otherwise `silent` sets or clears their SILENT flag. */
+static void mark_stream(fh_replay_t *r, const fh_mold_stream_t *s, int stale, uint64_t missing, int silent)
+{
+    if (r->mode == FH_MODE_DECODE) return;
+    r->book.rx_ts = r->sess.now;
+    const uint8_t *bits = r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes;
+    for (uint32_t i = 0; i < r->seen_bytes; i++) {
+        if (!bits[i]) continue;
+        for (uint32_t k = 0; k < 8; k++) {
+            if (!(bits[i] & (1u << k))) continue;
+            if (stale) fh_book_mark_stale(&r->book, i * 8 + k, missing);
+            else fh_book_mark_silent(&r->book, i * 8 + k, silent);
+        }
+    }
+}
+
+static void hook_gap(void *ctx, fh_mold_stream_t *s, uint64_t missing)
+{
+    mark_stream(ctx, s, 1, missing, 0);
+}
+
+static void hook_silent(void *ctx, fh_mold_stream_t *s, int on)
+{
+    mark_stream(ctx, s, 0, 0, on);
+}
+
+/* Give up the holes whose window passed at receive time `now`. */
+static void expire_holes(fh_replay_t *r, uint64_t now)
+{
+    if (!r->sess.holes) return;
+    const uint64_t rx = r->book.rx_ts;
+    fh_session_expire(&r->sess, now);
+    r->book.rx_ts = rx;
+    r->book.now = 0;
+}
+
+void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
+{
+    if (!r->progress_by_input) __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
+    /* A stream that went quiet after a hole gets no packet to close it. */
+    expire_holes(r, r->book.rx_ts);
+    if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+}
+
+void fh_pipe_idle(fh_replay_t *r, uint64_t now)
+{
+    r->book.rx_ts = now;
+    r->sess.now = now;
+    fh_session_check_silence(&r->sess, now);
+    fh_pipe_poll_slow(r, 0);
+}
+
+void fh_pipe_nic_counters(fh_replay_t *r, uint64_t imissed, uint64_t ierrors, uint64_t rx_nombuf)
+{
+    r->st.nic_imissed = imissed;
+    r->st.nic_ierrors = ierrors;
+    r->st.nic_rx_nombuf = rx_nombuf;
+}
+
+void fh_pipe_elapsed(fh_replay_t *r, uint64_t ns) { r->st.elapsed_ns += ns; }
+
+uint64_t fh_pipe_clock_ns(fh_replay_t *r)
+{
+    if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
+    return fh_tsc_ns(&r->tsc);
+}
+
+int fh_pipe_all_ended(const fh_replay_t *r) { return fh_session_all_ended(&r->sess); }
+
+void fh_replay_finish(fh_replay_t *r)
+{
+    /* The input is over: no hole can fill any more. */
+    expire_holes(r, UINT64_MAX);
+    if (!r->shm.base) return;
+    fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+    if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+}
+
+void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)
+{
+    *book_bytes = r->book.bytes;
+    *shm_bytes = r->shm.size;
+}
+
+uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate)
+{
+    if (r->mode == FH_MODE_DECODE || locate < 1 || locate > r->book.n_instr) return 0;
+    return r->book.instr[locate].flags;
+}
+
+uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size)
+{
+    if (size) *size = r->shm.size;
+    return r->shm.base;
+}
+
+void fh_replay_stop(fh_replay_t *r) { __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED); }
+
+void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out) { memcpy(out, &r->st, sizeof *out); }
+
+void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total)
+{
+    *done = __atomic_load_n(&r->progress_done, __ATOMIC_RELAXED);
+    *total = __atomic_load_n(&r->progress_total, __ATOMIC_RELAXED);
+}
+

@@ -1,0 +1,331 @@
+/* session.c -- the cold paths of the MoldUDP64 session layer (session.h).
+ *
+ * Holes and A/B arbitration: a packet past the next expected sequence opens a
+ * hole.  Usually the other line's copy of the missing packet is a few
+ * microseconds behind: packets after the hole are held (sorted by sequence,
+ * in a preallocated pool) and applied in order as soon as the hole fills.  A
+ * hole still open gap_window_ns of receive time after it was seen (or when
+ * the pool is full, or at the end of the input) is given up: the re-request
+ * server is asked first, what is still missing is counted as gaps, the
+ * stream's instruments flagged stale, and the held packets applied. */
+#include <stdlib.h>
+
+#include "session.h"
+
+int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint32_t gap_buffer,
+                    uint64_t gap_window_ns, uint64_t silence_ns, const fh_session_hooks_t *hooks,
+                    char *err, size_t errlen)
+{
+    memset(ss, 0, sizeof *ss);
+    fh_rr_init(&ss->rr);
+    ss->st = st;
+    ss->hooks = *hooks;
+    ss->gap_window_ns = gap_window_ns;
+    ss->silence_ns = silence_ns;
+    ss->pend_cap = gap_buffer;
+    char what[96];
+    snprintf(what, sizeof what, "a %u-packet gap buffer", ss->pend_cap);
+    const uint64_t pend_bytes = (uint64_t)ss->pend_cap * sizeof *ss->pend;
+    if (fh_mem_check(pend_bytes, pend_bytes, what, err, errlen) != 0) return -1;
+    ss->pend = calloc(ss->pend_cap, sizeof *ss->pend);
+    if (!ss->pend) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", ss->pend_cap); return -1; }
+    for (uint32_t i = 0; i < ss->pend_cap; i++) ss->pend[i].next = i + 2 <= ss->pend_cap ? i + 2 : 0;
+    ss->pend_free = 1;
+    const uint32_t cap = max_streams ? max_streams : 1;
+    ss->streams.v = calloc(cap, sizeof *ss->streams.v);
+    if (!ss->streams.v) { fh_errf(err, errlen, "out of memory for %u streams", max_streams); return -1; }
+    ss->streams.cap = cap;
+    return 0;
+}
+
+void fh_session_free(fh_session_t *ss)
+{
+    free(ss->pend);
+    free(ss->streams.v);
+    fh_rr_close(&ss->rr);
+    ss->pend = NULL;
+    ss->streams.v = NULL;
+}
+
+/* Sequence numbers are the sender's word: one corrupt or hostile packet or
+ * heartbeat can claim a stream reached 2^64 - 1, and a few of those on
+ * several streams would wrap the total.  It saturates instead: a counter of
+ * totals never goes down. */
+static void count_gap(fh_session_t *ss, uint64_t missing)
+{
+    ss->st->gaps = ss->st->gaps + missing < ss->st->gaps ? UINT64_MAX : ss->st->gaps + missing;
+}
+
+static void gap(fh_session_t *ss, fh_mold_stream_t *s, uint64_t missing)
+{
+    count_gap(ss, missing);
+    s->gapped = 1;
+    ss->hooks.gap(ss->hooks.ctx, s, missing);
+}
+
+/* A datagram's fate in the packet ledger, once applied. */
+static void apply_counted(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                          uint32_t count, uint64_t rx_ts)
+{
+    if (ss->hooks.apply(ss->hooks.ctx, s, p, len, seq, count, rx_ts)) ss->st->pkt_duplicate++;
+    else ss->st->pkt_applied++;
+}
+
+static void pend_free(fh_session_t *ss, uint32_t i)
+{
+    ss->pend[i].next = ss->pend_free;
+    ss->pend_free = i + 1;
+}
+
+static void hole_close_if_done(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    if (s->hole_since && !s->pend_head && s->next_seq >= s->hole_end) {
+        s->hole_since = 0;
+        ss->holes--;
+    }
+}
+
+/* Apply held packets the stream has now reached (applied now, received then). */
+static void hole_drain(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    while (s->pend_head && ss->pend[s->pend_head - 1].seq <= s->next_seq) {
+        const uint32_t i = s->pend_head - 1;
+        fh_pending_t *h = &ss->pend[i];
+        s->pend_head = h->next;
+        ss->st->pkt_held--;
+        apply_counted(ss, s, h->data, h->len, h->seq, h->count, h->rx_ts);
+        pend_free(ss, i);
+    }
+    hole_close_if_done(ss, s);
+}
+
+/* A reply from the re-request server to stream s: network input, so split
+ * from the socket loop to be testable (and fuzzed) without sockets.  Only our
+ * session, only a well-formed header, only a packet that starts at or before
+ * the hole is applied; anything else is counted foreign.  Returns 1 when
+ * applied (what it filled is counted recovered, held packets it released are
+ * not). */
+int fh_session_rr_reply(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, size_t n)
+{
+    if (n < FH_MOLD_HLEN || n > UINT32_MAX || memcmp(p, s->session, FH_MOLD_SESSION_LEN) != 0) {
+        ss->st->errors[FH_ERR_RR_FOREIGN]++;
+        return 0;
+    }
+    const uint64_t seq = fh_be64(p + 10);
+    const uint32_t count = fh_be16(p + 18);
+    if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END || seq > s->next_seq) {
+        ss->st->errors[FH_ERR_RR_FOREIGN]++;
+        return 0;
+    }
+    const uint64_t before = s->next_seq;
+    (void)ss->hooks.apply(ss->hooks.ctx, s, p, (uint32_t)n, seq, count, ss->now);   /* not in the packet ledger */
+    ss->st->recovered += s->next_seq - before;
+    hole_drain(ss, s);
+    return 1;
+}
+
+typedef struct { fh_session_t *ss; fh_mold_stream_t *s; } rr_ctx_t;
+
+static int rr_reply(void *ctx, const uint8_t *p, size_t n)
+{
+    rr_ctx_t *c = ctx;
+    return fh_session_rr_reply(c->ss, c->s, p, n);
+}
+
+/* Ask the stream's re-request server for what the hole is missing and apply
+ * what comes back, until the hole is filled, the server stops answering
+ * (3 tries of the client's timeout each) or has nothing more. */
+static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    if (!s->rr_ip || ss->rr.fd < 0) return;
+    rr_ctx_t c = {ss, s};
+    int tries = 0;
+    while (s->hole_since && tries < 3) {
+        const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
+        if (upto <= s->next_seq) break;
+        const uint64_t want = upto - s->next_seq;
+        const uint64_t before = s->next_seq;
+        const int got = fh_rr_request(&ss->rr, s->rr_ip, s->rr_port, s->session, s->next_seq,
+                                      (uint16_t)(want > 0xFFFE ? 0xFFFE : want), rr_reply, &c,
+                                      &ss->st->errors[FH_ERR_RR_FOREIGN]);
+        if (got < 0) {
+            ss->st->errors[FH_ERR_RR_TIMEOUT]++;
+            return;
+        }
+        if (!got) {
+            ss->st->errors[FH_ERR_RR_TIMEOUT]++;
+            tries++;
+        } else if (s->next_seq == before) {
+            break;                                  /* an answer with nothing new: the server has no more */
+        }
+    }
+}
+
+/* The hole at next_seq will not fill from the lines: re-request it if a
+ * server is configured, then count what is still missing, flag, move on. */
+static void hole_give_up(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    hole_recover(ss, s);
+    while (s->hole_since) {
+        const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
+        if (upto > s->next_seq && upto - s->next_seq > FH_SEQ_IMPLAUSIBLE && s->next_seq > s->hole_seq0) {
+            /* The stream went on in sequence past where this hole opened while
+             * the far-ahead number never came closer: a corrupt sequence
+             * number (one bad datagram or heartbeat), not millions of lost
+             * messages.  Taking it would make every genuine packet after it
+             * a "duplicate"; it is dropped and counted instead. */
+            ss->st->errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
+            if (s->pend_head) {
+                const uint32_t i = s->pend_head - 1;
+                s->pend_head = ss->pend[i].next;
+                pend_free(ss, i);
+                ss->st->pkt_held--;
+                ss->st->pkt_rejected++;
+            } else {
+                s->hole_end = s->next_seq;
+            }
+            hole_close_if_done(ss, s);
+            continue;
+        }
+        if (upto > s->next_seq) {
+            gap(ss, s, upto - s->next_seq);
+            s->next_seq = upto;
+        }
+        hole_drain(ss, s);
+        hole_close_if_done(ss, s);
+    }
+}
+
+static void hole_open(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    if (!s->hole_since) {
+        s->hole_since = ss->now ? ss->now : 1;
+        s->hole_seq0 = s->next_seq;
+        ss->holes++;
+    }
+}
+
+static void hole_check_window(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    if (s->hole_since && ss->now - s->hole_since > ss->gap_window_ns) hole_give_up(ss, s);
+}
+
+void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq)
+{
+    hole_check_window(ss, s);
+    if (seq > s->next_seq) {
+        if (seq > s->hole_end) s->hole_end = seq;
+        hole_open(ss, s);
+    }
+    hole_check_window(ss, s);
+}
+
+void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                       uint32_t count)
+{
+    /* A hole whose window passed before this packet came is lost already: a
+     * late copy of it is not applied out of order (it counts as a duplicate). */
+    hole_check_window(ss, s);
+    if (seq <= s->next_seq) {
+        /* Fills (the start of) the hole, or is a copy of what was applied. */
+        apply_counted(ss, s, p, len, seq, count, ss->now);
+        hole_drain(ss, s);
+        return;
+    }
+    hole_open(ss, s);
+    /* Held in sequence order; a copy of a held packet is a duplicate. */
+    uint32_t *link = &s->pend_head;
+    while (*link && ss->pend[*link - 1].seq < seq) link = &ss->pend[*link - 1].next;
+    if (*link && ss->pend[*link - 1].seq == seq && ss->pend[*link - 1].count >= count) {
+        ss->st->duplicates += count;
+        ss->st->pkt_duplicate++;
+        return;
+    }
+    if (len <= FH_PEND_DATA && ss->pend_free) {
+        const uint32_t i = ss->pend_free - 1;
+        fh_pending_t *h = &ss->pend[i];
+        ss->pend_free = h->next;
+        h->seq = seq;
+        h->rx_ts = ss->now;
+        h->len = len;
+        h->count = count;
+        memcpy(h->data, p, len);
+        h->next = *link;
+        *link = i + 1;
+        ss->st->pkt_held++;
+        return;
+    }
+    /* Nowhere to hold it: the hole is given up now rather than lose this packet. */
+    ss->st->errors[FH_ERR_GAP_BUFFER_FULL]++;
+    hole_give_up(ss, s);
+    if (seq > s->next_seq) {
+        gap(ss, s, seq - s->next_seq);
+        s->next_seq = seq;
+    }
+    apply_counted(ss, s, p, len, seq, count, ss->now);
+}
+
+void fh_session_expire(fh_session_t *ss, uint64_t now)
+{
+    if (!ss->holes) return;
+    const uint64_t saved = ss->now;
+    ss->now = now;
+    for (uint32_t i = 0; i < ss->streams.n && ss->holes; i++) {
+        fh_mold_stream_t *s = &ss->streams.v[i];
+        if (s->hole_since && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns)) hole_give_up(ss, s);
+    }
+    ss->now = saved;
+}
+
+/* ------------------------------------------------------- line supervision */
+
+/* Heartbeats keep a stream alive: one with no packet at all for silence_ns
+ * (receive time) is flagged silent, with its instruments, until it speaks
+ * again.  Swept every 100 ms of receive time, over this lane's streams. */
+void fh_session_check_silence(fh_session_t *ss, uint64_t now)
+{
+    ss->next_silence_check = now + 100000000ull;
+    if (!ss->silence_ns) return;
+    for (uint32_t i = 0; i < ss->streams.n; i++) {
+        fh_mold_stream_t *s = &ss->streams.v[i];
+        if (!s->last_rx || s->ended || s->silent || now - s->last_rx <= ss->silence_ns) continue;
+        s->silent = 1;
+        ss->st->silences++;
+        ss->hooks.silent(ss->hooks.ctx, s, 1);
+    }
+}
+
+void fh_session_alive(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    s->silent = 0;
+    ss->hooks.silent(ss->hooks.ctx, s, 0);
+}
+
+/* A line (group:port) now carrying a session other than the one it carried:
+ * the exchange started a new session (or a line was re-pointed).  Counted; the
+ * new session is a new stream with its own sequence. */
+void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u)
+{
+    for (uint32_t i = 0; i < ss->n_groups; i++) {
+        if (ss->groups[i].ip != u->dst_ip || ss->groups[i].port != u->dst_port) continue;
+        ss->group_last = i;
+        if (memcmp(ss->groups[i].session, u->payload, FH_MOLD_SESSION_LEN) != 0) {
+            ss->st->session_changes++;
+            memcpy(ss->groups[i].session, u->payload, FH_MOLD_SESSION_LEN);
+        }
+        return;
+    }
+    if (ss->n_groups == sizeof ss->groups / sizeof ss->groups[0]) return;   /* beyond 64 lines: not tracked */
+    ss->groups[ss->n_groups].ip = u->dst_ip;
+    ss->groups[ss->n_groups].port = u->dst_port;
+    memcpy(ss->groups[ss->n_groups].session, u->payload, FH_MOLD_SESSION_LEN);
+    ss->group_last = ss->n_groups++;
+}
+
+int fh_session_all_ended(const fh_session_t *ss)
+{
+    if (ss->streams.n == 0) return 0;
+    for (uint32_t i = 0; i < ss->streams.n; i++)
+        if (!ss->streams.v[i].ended) return 0;
+    return 1;
+}
