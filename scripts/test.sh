@@ -14,7 +14,11 @@ echo "== tests (optimised build)"
 echo "== tests (AddressSanitizer + UBSan build)"
 ASAN_TREE=$(mktemp -d /tmp/feedhandler-asan.XXXXXX)
 trap 'rm -rf "$ASAN_TREE"' EXIT
-cp -r csrc cffi_build feedhandler tests scripts setup.py pyproject.toml "$ASAN_TREE"/
+# pyproject.toml joins the tree after the builds: CFFI's compile() parses a
+# pyproject.toml in its directory with the venv's setuptools, and one older than
+# the SPDX `license = "MIT"` (setuptools < 77; pip builds in its own, newer one)
+# rejects the file.
+cp -r csrc cffi_build feedhandler tests scripts setup.py "$ASAN_TREE"/
 [ -d pcaps ] && cp -r pcaps "$ASAN_TREE"/
 # Every extension the tests load, sanitized: the core, the generator and the
 # test/probe hooks (the generator and the probes compile core sources too).
@@ -23,6 +27,7 @@ rm -f "$ASAN_TREE"/feedhandler/_core*.so "$ASAN_TREE"/feedhandler/_gen*.so "$ASA
      FEEDHANDLER_SANITIZE=1 "$PY" "cffi_build/$b.py" || exit 1
  done >build.log 2>&1) \
     || { cat "$ASAN_TREE/build.log"; exit 1; }
+cp pyproject.toml "$ASAN_TREE"/
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 # Leak checking is off: CPython itself keeps memory alive at exit.  PYTHONMALLOC=malloc
 # puts every bytes object in its own malloc block, so ASan sees reads past a frame.
