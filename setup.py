@@ -1,5 +1,7 @@
 # The C core is built by CFFI (API mode, out-of-line); everything else is in pyproject.toml.
-# The DPDK extension is built only where DPDK is installed (pkg-config libdpdk).
+# Beside it, two extensions that are not the feed handler: the trading-day generator
+# (feedhandler._gen, csrc/gen/) and the test/measurement hooks (feedhandler._probe,
+# csrc/probe/).  The DPDK extension is built only where DPDK is installed (pkg-config libdpdk).
 import os
 import subprocess
 import sys
@@ -18,7 +20,9 @@ def have_dpdk():
         return False
 
 
-modules = ["cffi_build/build_core.py:ffibuilder"]
+modules = ["cffi_build/build_core.py:ffibuilder",
+           "cffi_build/build_gen.py:ffibuilder",
+           "cffi_build/build_probe.py:ffibuilder"]
 if have_dpdk():
     modules.append("cffi_build/build_dpdk.py:ffibuilder")
 

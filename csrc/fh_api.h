@@ -275,7 +275,9 @@ enum fh_decode_result {
     FH_DECODE_EMPTY = 3
 };
 
-/* Wire length of a type's message, including the type byte; 0 if unknown. */
+/* Wire length of a type's message, including the type byte; 0 if unknown.
+ * The one ITCH 5.0 length table (csrc/itch_spec.h), shared by the decoder,
+ * the generator and Python (feedhandler.core.MSG_LENGTHS). */
 uint32_t fh_itch_msg_len(uint8_t type);
 
 /* Decode one ITCH message of exactly `len` bytes (type byte first). */
@@ -406,30 +408,6 @@ uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate);
 
 /* Bytes of the current input consumed so far and its total size. */
 void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
-
-/* ------------------------------------------------------------- generator */
-
-typedef struct fh_gen_cfg {
-    const char *out_prefix;    /* writes PREFIX.pcap, PREFIX.bin, PREFIX.json */
-    uint64_t messages;         /* ITCH messages in the day, all channels together */
-    uint64_t seed;
-    uint32_t symbols;
-    uint32_t channels;
-    uint32_t lines;            /* 1 = line A only, 2 = lines A and B */
-    uint32_t max_payload;      /* max UDP payload bytes per datagram; default 1358 */
-    double   loss_a;           /* probability a packet is dropped on line A */
-    double   loss_b;
-    uint32_t batch_ns;         /* packetiser flush window; 0 = default */
-    uint32_t heartbeat_ms;     /* heartbeat after this much idle time; 0 = 1000 (MoldUDP64 norm) */
-    uint64_t rate;             /* messages per second: 0 = the normal day (04:00-20:00, U-shaped
-                                  rate); 1000..100000000 = the whole day compressed into
-                                  messages / rate seconds at that flat rate, for benchmarks
-                                  replayed at the capture's pace */
-} fh_gen_cfg_t;
-
-/* Generate a synthetic trading day.  Returns 0, or -1 with a message in err.
- * `progress` (may be NULL) is updated with messages generated so far. */
-int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, size_t errlen);
 
 /* ---------------------------------------------------------- shared memory
  *
@@ -594,13 +572,6 @@ int fh_shm_writer_alive(const uint8_t *base);
  * fh_shm_header_t.tsc_*): comparable with publish_ts to the nanosecond. */
 uint64_t fh_shm_clock_ns(const uint8_t *base);
 
-/* Torture writer for the torn-read test: updates of slot `locate` for k =
- * first_k .. first_k + iterations - 1, every level field derived from k
- * (bid_price[i] = k + i, ask_price[i] = k + 1000 + i, shares = k * (i + 1),
- * orders = k ^ i; updates = exch_ts = last_trade_price = k), plus one event
- * per update with price1 = k, qty1 = k * 3, qty2 = ~k, exch_ts = k. */
-void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t iterations);
-
 /* ------------------------------------------------------------- latency */
 
 enum fh_hist_consts {
@@ -655,13 +626,3 @@ int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t e
  * enabled. */
 int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out);
 uint64_t fh_replay_tsc_hz(const fh_replay_t *r);
-
-/* Machine jitter ("hiccups"): spin on the calling thread for duration_ns,
- * reading the TSC back to back, and record every gap between two reads longer
- * than threshold_ns into out (interrupts, preemption, SMIs, a hypervisor
- * stealing the CPU).  What no code running on this core can do better than.
- * touch_bytes > 0: also read one new cache line of a buffer that size per
- * iteration (allocated and written before the clock starts), to see what
- * memory traffic costs on this machine.  Returns the total ns lost to such
- * gaps, or UINT64_MAX if the buffer cannot be allocated. */
-uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, size_t touch_bytes, fh_hist_t *out);

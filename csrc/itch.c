@@ -1,12 +1,20 @@
 /* itch.c -- the ITCH 5.0 length table and the out-of-line entry points. */
 #include "itch.h"
 
-const uint8_t fh_itch_len_table[256] = {
-    ['S'] = 12, ['R'] = 39, ['H'] = 25, ['Y'] = 20, ['L'] = 26, ['V'] = 35, ['W'] = 12,
-    ['K'] = 28, ['J'] = 35, ['h'] = 21, ['A'] = 36, ['F'] = 40, ['E'] = 31, ['C'] = 36,
-    ['X'] = 23, ['D'] = 19, ['U'] = 35, ['P'] = 44, ['Q'] = 40, ['B'] = 19, ['I'] = 50,
-    ['N'] = 20, ['O'] = 48,
-};
+/* From the one table, itch_spec.h: [type] = length for every ITCH 5.0 type. */
+#define FH_ITCH_TABLE_ENTRY(type, tag, len, name) [type] = (len),
+const uint8_t fh_itch_len_table[256] = { FH_ITCH_MESSAGES(FH_ITCH_TABLE_ENTRY) };
+#undef FH_ITCH_TABLE_ENTRY
+
+/* Every length fits the table's bytes and FH_ITCH_MAX_LEN; no type listed twice
+ * (a duplicate designator would silently keep the last). */
+#define FH_ITCH_CHECK_LEN(type, tag, len, name) \
+    _Static_assert((len) > 11 && (len) <= FH_ITCH_MAX_LEN, "ITCH " #tag " length out of range");
+FH_ITCH_MESSAGES(FH_ITCH_CHECK_LEN)
+#undef FH_ITCH_CHECK_LEN
+#define FH_ITCH_CASE(type, tag, len, name) case type:
+static inline void fh_itch_spec_unique(int t) { switch (t) { FH_ITCH_MESSAGES(FH_ITCH_CASE) default: break; } }
+#undef FH_ITCH_CASE
 
 uint32_t fh_itch_msg_len(uint8_t type) { return fh_itch_len_table[type]; }
 

@@ -9,8 +9,10 @@
 #define FH_ITCH_H
 
 #include "fh_common.h"
+#include "itch_spec.h"
 
-/* Wire length (type byte included) of every ITCH 5.0 type; 0 = not ITCH 5.0. */
+/* Wire length (type byte included) of every ITCH 5.0 type; 0 = not ITCH 5.0.
+ * Built in itch.c from FH_ITCH_MESSAGES (itch_spec.h), the one length table. */
 extern const uint8_t fh_itch_len_table[256];
 
 FH_INLINE void fh_itch_copy(char *dst, const uint8_t *src, size_t n) { memcpy(dst, src, n); }

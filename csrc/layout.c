@@ -22,8 +22,6 @@ FH_ASSERT_OFF(fh_stats_t, by_type, 8 * (14 + 32));
 FH_ASSERT_SIZE(fh_replay_cfg_t, 64);
 FH_ASSERT_OFF(fh_replay_cfg_t, speed, 48);
 FH_ASSERT_OFF(fh_replay_cfg_t, shm_name, 56);
-FH_ASSERT_SIZE(fh_gen_cfg_t, 72);
-FH_ASSERT_OFF(fh_gen_cfg_t, rate, 64);
 FH_ASSERT_SIZE(fh_shm_header_t, 4096);
 FH_ASSERT_OFF(fh_shm_header_t, layout_version, 8);
 FH_ASSERT_OFF(fh_shm_header_t, depth, 24);

@@ -1,7 +1,4 @@
-/* tsc.c -- TSC calibration against CLOCK_REALTIME (start-up only), and the machine-jitter probe. */
-#include <stdlib.h>
-
-#include "hist.h"
+/* tsc.c -- TSC calibration against CLOCK_REALTIME (start-up only). */
 #include "tsc.h"
 
 void fh_tsc_calibrate(fh_tsc_t *t)
@@ -22,38 +19,4 @@ void fh_tsc_calibrate(fh_tsc_t *t)
     t->base_ns = fh_clock_ns(CLOCK_REALTIME);
     t->base_tsc = __rdtsc();
 #endif
-}
-
-/* Machine jitter probe (fh_api.h): cold, run by benchmarks, never by the pipeline. */
-uint64_t fh_hiccups(uint64_t duration_ns, uint64_t threshold_ns, size_t touch_bytes, fh_hist_t *out)
-{
-    fh_tsc_t t;
-    fh_tsc_calibrate(&t);
-    uint8_t *buf = NULL;
-    size_t pos = 0;
-    if (touch_bytes) {
-        touch_bytes = (touch_bytes + 63) & ~(size_t)63;
-        buf = malloc(touch_bytes);
-        if (!buf) return UINT64_MAX;
-        memset(buf, 1, touch_bytes);
-    }
-    uint64_t lost = 0, sink = 0, prev = fh_tsc_ns(&t);
-    const uint64_t end = prev + duration_ns;
-    while (prev < end) {
-        if (buf) {
-            sink += buf[pos];
-            pos += 64;
-            if (pos == touch_bytes) pos = 0;
-        }
-        const uint64_t now = fh_tsc_ns(&t);
-        const uint64_t gap = now - prev;
-        if (FH_UNLIKELY(gap > threshold_ns)) {
-            fh_hist_record(out, gap);
-            lost += gap;
-        }
-        prev = now;
-    }
-    free(buf);
-    __asm__ volatile("" : : "r"(sink));
-    return lost;
 }

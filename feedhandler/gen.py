@@ -1,4 +1,4 @@
-"""Synthetic NASDAQ TotalView-ITCH 5.0 trading days (the C generator in csrc/gen.c).
+"""Synthetic NASDAQ TotalView-ITCH 5.0 trading days (the C generator in csrc/gen/gen.c).
 
 ``generate(prefix, ...)`` writes ``PREFIX.pcap`` (nanosecond pcap of MoldUDP64 over
 UDP/IPv4 multicast, line A and optionally line B), ``PREFIX.bin`` (NASDAQ BinaryFILE
@@ -6,7 +6,7 @@ of the same messages, all channels merged in timestamp order) and ``PREFIX.json`
 (what was generated), and returns that JSON as a dict.  The day is byte-identical
 for a given seed and arguments.
 
-Conventions a reader of the files can rely on (see csrc/gen.c for the model):
+Conventions a reader of the files can rely on (see csrc/gen/gen.c for the model):
   - channel ``c`` (0-based) carries locates ``channels[c]["locates"]`` (contiguous,
     alphabetical like NASDAQ), on 233.54.12.(111+c) (A) / 233.49.196.(111+c) (B),
     UDP port 26477, and stamps tracking_number ``c + 1`` on every message, so the
@@ -48,8 +48,17 @@ import os
 import time
 from typing import Optional
 
-from .core import errbuf, errstr, ffi, lib
 from .progress import run_with_progress
+
+try:
+    # The generator is its own extension (feedhandler._gen, csrc/gen/), not part of
+    # the feed handler's core.
+    from ._gen import ffi, lib  # type: ignore[attr-defined]
+except ImportError as exc:  # pragma: no cover - only on a broken install
+    raise ImportError(
+        "feedhandler's generator extension (feedhandler._gen) is not built: install the package "
+        "with `pip install .` (or `pip install -e .`) so CFFI compiles csrc/gen/. Original error: %s" % exc
+    ) from exc
 
 LINES = {"a": 1, "ab": 2}
 
@@ -98,7 +107,7 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     cfg.heartbeat_ms = heartbeat_ms
     cfg.rate = rate
     done = ffi.new("uint64_t *")
-    err = errbuf()
+    err = ffi.new("char[512]")
 
     def work():
         return lib.fh_gen_run(cfg, done, err, len(err))
@@ -108,7 +117,7 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
                            unit="msg")
     elapsed = time.monotonic() - start
     if rc != 0:
-        msg = errstr(err)
+        msg = ffi.string(err).decode(errors="replace")
         if msg.startswith("invalid gen config: "):
             raise ValueError(msg[len("invalid gen config: "):])
         if msg.startswith("out of memory"):

@@ -49,9 +49,8 @@ IGNORE_REASONS = ("malformed", "unknown_session", "zero_count", "out_of_range", 
 
 # ITCH 5.0 wire lengths, type byte included: only to recognise a BinaryFILE and
 # say so clearly (the server itself never looks inside the messages it serves).
-_ITCH_LENGTHS = {b"S": 12, b"R": 39, b"H": 25, b"Y": 20, b"L": 26, b"V": 35, b"W": 12, b"K": 28,
-                 b"J": 35, b"h": 21, b"A": 36, b"F": 40, b"E": 31, b"C": 36, b"X": 23, b"D": 19,
-                 b"U": 35, b"P": 44, b"Q": 40, b"B": 19, b"I": 50, b"N": 20, b"O": 48}
+# The C core's table (csrc/itch_spec.h, the one the decoder uses), not a copy.
+_ITCH_LENGTHS = {bytes([t]): int(lib.fh_itch_msg_len(t)) for t in range(256) if lib.fh_itch_msg_len(t)}
 
 _PCAP_MAGICS = {0xA1B2C3D4: False, 0xA1B23C4D: True}   # value read little-endian -> nanosecond
 _LINKTYPE_ETHERNET = 1

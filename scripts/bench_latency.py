@@ -96,15 +96,17 @@ def paced(path, core, reader_core, shm):
 
 
 def hiccups(core, seconds, touch=0):
-    """Gaps > 1 us seen by a thread spinning on the TSC on `core` (C: fh_hiccups),
-    reading a new cache line of a `touch`-byte buffer per iteration if touch > 0."""
+    """Gaps > 1 us seen by a thread spinning on the TSC on `core` (C: fh_hiccups, in the
+    probe extension feedhandler._probe), reading a new cache line of a `touch`-byte
+    buffer per iteration if touch > 0."""
     from feedhandler.core import ffi, lib
+    from feedhandler._probe import lib as probe
     from feedhandler.latency import summary
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
         h = ffi.new("fh_hist_t *")
-        lost = lib.fh_hiccups(int(seconds * 1e9), 1000, touch, h)
+        lost = probe.fh_hiccups(int(seconds * 1e9), 1000, touch, h)
     finally:
         os.sched_setaffinity(0, before)
     s = summary(ffi, lib, h)

@@ -48,10 +48,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
-# Rebuild the C core whenever csrc/ or the build script changed since the last install.
+# Rebuild the C extensions (the core, the generator, the test/probe hooks) whenever
+# csrc/ (with csrc/gen/ and csrc/probe/) or a build script changed since the last install.
 stamp="$VENV/.feedhandler-build"
 sig=$(find csrc cffi_build setup.py pyproject.toml -type f -print0 | sort -z | xargs -0 cat | sha1sum | cut -c1-40)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ] || ! "$VENV/bin/python" -c 'import feedhandler.core' 2>/dev/null; then
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ] || ! "$VENV/bin/python" -c 'import feedhandler.core, feedhandler._gen, feedhandler._probe' 2>/dev/null; then
     echo "setup: building feedhandler (C core via CFFI) into $VENV" >&2
     "$VENV/bin/python" -m pip install -q -e ".[test]"
     echo "$sig" > "$stamp"

@@ -14,11 +14,20 @@ echo "== tests (optimised build)"
 echo "== tests (AddressSanitizer + UBSan build)"
 ASAN_TREE=$(mktemp -d /tmp/feedhandler-asan.XXXXXX)
 trap 'rm -rf "$ASAN_TREE"' EXIT
-cp -r csrc cffi_build feedhandler tests scripts setup.py pyproject.toml "$ASAN_TREE"/
+# pyproject.toml joins the tree after the builds: CFFI's compile() parses a
+# pyproject.toml in its directory with the venv's setuptools, and one older than
+# the SPDX `license = "MIT"` (setuptools < 77; pip builds in its own, newer one)
+# rejects the file.
+cp -r csrc cffi_build feedhandler tests scripts setup.py "$ASAN_TREE"/
 [ -d pcaps ] && cp -r pcaps "$ASAN_TREE"/
-rm -f "$ASAN_TREE"/feedhandler/_core*.so
-(cd "$ASAN_TREE" && FEEDHANDLER_SANITIZE=1 "$PY" cffi_build/build_core.py >build.log 2>&1) \
+# Every extension the tests load, sanitized: the core, the generator and the
+# test/probe hooks (the generator and the probes compile core sources too).
+rm -f "$ASAN_TREE"/feedhandler/_core*.so "$ASAN_TREE"/feedhandler/_gen*.so "$ASAN_TREE"/feedhandler/_probe*.so
+(cd "$ASAN_TREE" && for b in build_core build_gen build_probe; do
+     FEEDHANDLER_SANITIZE=1 "$PY" "cffi_build/$b.py" || exit 1
+ done >build.log 2>&1) \
     || { cat "$ASAN_TREE/build.log"; exit 1; }
+cp pyproject.toml "$ASAN_TREE"/
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 # Leak checking is off: CPython itself keeps memory alive at exit.  PYTHONMALLOC=malloc
 # puts every bytes object in its own malloc block, so ASan sees reads past a frame.
@@ -26,7 +35,8 @@ ASAN_LIB=$(gcc -print-file-name=libasan.so)
     PYTHONPATH="$ASAN_TREE" LD_PRELOAD="$ASAN_LIB" \
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$PY" -c 'import feedhandler.core as c, sys; assert c.__file__.startswith(sys.argv[1]), c.__file__' "$ASAN_TREE" && \
+    "$PY" -c 'import sys, feedhandler.core as c, feedhandler._gen as g, feedhandler._probe as p
+for m in (c, g, p): assert m.__file__.startswith(sys.argv[1]), m.__file__' "$ASAN_TREE" && \
     PYTHONPATH="$ASAN_TREE" LD_PRELOAD="$ASAN_LIB" \
     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from feedhandler.core import ffi, lib
+from feedhandler._probe import lib as probe  # measurement hooks: fh_hiccups
 from feedhandler.latency import STAGES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,14 +135,14 @@ def test_latency_sampling_stamps_every_nth_packet(tmp_path):
 
 def test_hiccups_probe_records_only_gaps_over_the_threshold():
     h = ffi.new("fh_hist_t *")
-    lost = lib.fh_hiccups(20_000_000, 0, 0, h)           # every gap: one per TSC read
+    lost = probe.fh_hiccups(20_000_000, 0, 0, h)         # every gap: one per TSC read
     assert h.count > 1000 and lost == h.sum and h.min <= 1000
     h2 = ffi.new("fh_hist_t *")
-    lost2 = lib.fh_hiccups(20_000_000, 5000, 0, h2)
+    lost2 = probe.fh_hiccups(20_000_000, 5000, 0, h2)
     assert lost2 == h2.sum and (h2.count == 0 or h2.min > 5000)
     assert lost2 < 20_000_000
     h3 = ffi.new("fh_hist_t *")                       # reading through 4 MB while timing
-    lost3 = lib.fh_hiccups(20_000_000, 0, 4 << 20, h3)
+    lost3 = probe.fh_hiccups(20_000_000, 0, 4 << 20, h3)
     assert lost3 == h3.sum and h3.count > 1000
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from feedhandler.core import ffi, lib
+from feedhandler._probe import lib as probe  # test hooks: fh_shm_torture
 from feedhandler.replay import Replay, ReplayError
 from feedhandler import shm
 from feedhandler.shm import ShmError, attach
@@ -123,7 +124,7 @@ def test_no_torn_snapshot_under_full_speed_writer(name, depth):
     k, chunk, t0 = 1, 20_000, time.time()
     waiting = {p.stdout.fileno(): p for p in readers}
     while time.time() - t0 < 2.0 or (waiting and time.time() - t0 < 120.0):
-        lib.fh_shm_torture(base, 7, k, chunk)
+        probe.fh_shm_torture(base, 7, k, chunk)
         k += chunk
         for fd in select.select(list(waiting), [], [], 0)[0]:
             if waiting[fd].stdout.readline().strip() == "enough":
@@ -219,10 +220,10 @@ def test_reader_lapped_mid_stream_resynchronises(name):
     seg = r.segment()
     seg.seek("now")
     base = lib.fh_replay_shm(r._r, ffi.NULL)
-    lib.fh_shm_torture(base, 3, 1, 10)
+    probe.fh_shm_torture(base, 3, 1, 10)
     ev = seg.events(5)
     assert ev["price1"].tolist() == [1, 2, 3, 4, 5] and seg.lapped == 0
-    lib.fh_shm_torture(base, 3, 11, 490)      # 490 more events through a ring of 64
+    probe.fh_shm_torture(base, 3, 11, 490)      # 490 more events through a ring of 64
     ev = seg.events(1000)
     assert seg.lapped > 0
     assert len(ev) <= 64 and ev["price1"][-1] == 500

@@ -72,6 +72,11 @@
 #define FH_GEN_OUTBUF (8u << 20)
 #define FH_GEN_BRING 512u              /* line B frames in flight (power of two) */
 #define FH_GEN_REC_COPY 56u            /* >= the longest record, 2 + 50 bytes */
+_Static_assert(FH_GEN_REC_COPY >= 2 + FH_ITCH_MAX_LEN, "record copy shorter than the longest record");
+
+/* The layout Python sees (tests/test_layout.py asserts the same numbers). */
+_Static_assert(sizeof(fh_gen_cfg_t) == 72, "fh_gen_cfg_t size changed: update test_layout.py");
+_Static_assert(offsetof(fh_gen_cfg_t, rate) == 64, "fh_gen_cfg_t.rate moved: update test_layout.py");
 #define FH_GEN_SLACK 64u
 
 /* ------------------------------------------------------------------ PRNG */
@@ -1108,18 +1113,15 @@ FH_INLINE uint32_t fh_gen_part(uint32_t rem, uint32_t r)
     return 1 + r % (rem - 1);
 }
 
-/* ITCH 5.0 wire length (type byte included) of the types the generator writes. */
+/* ITCH 5.0 wire length (type byte included): the one table, itch_spec.h. */
 static uint32_t fh_gen_len(uint8_t type)
 {
+#define FH_GEN_LEN_CASE(c, tag, len, name) case c: return (len);
     switch (type) {
-    case 'S': return 12; case 'R': return 39; case 'H': return 25; case 'Y': return 20;
-    case 'L': return 26; case 'V': return 35; case 'W': return 12; case 'K': return 28;
-    case 'J': return 35; case 'h': return 21; case 'A': return 36; case 'F': return 40;
-    case 'E': return 31; case 'C': return 36; case 'X': return 23; case 'D': return 19;
-    case 'U': return 35; case 'P': return 44; case 'Q': return 40; case 'B': return 19;
-    case 'I': return 50; case 'N': return 20; case 'O': return 48;
+    FH_ITCH_MESSAGES(FH_GEN_LEN_CASE)
     default: return 0;
     }
+#undef FH_GEN_LEN_CASE
 }
 
 static void fh_gen_stock(uint8_t *dst, const fh_gen_sym_t *s) { memcpy(dst, s->stock, 8); }
@@ -1213,7 +1215,7 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     switch (t) {
     case FT_A:
     case FT_F: {
-        uint32_t len = t == FT_A ? 36 : 40;
+        uint32_t len = t == FT_A ? FH_ITCH_LEN_A : FH_ITCH_LEN_F;
         uint8_t bs = aside ? aside : (a >> 31) ? 'B' : 'S', deep;
         fh_gen_walk(g, s, b >> 8);
         uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, &deep);
@@ -1238,24 +1240,24 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         break;
     }
     case FT_D:
-        m = fh_gen_begin(g, ch, 'D', 19, focus, ts) + 2;
+        m = fh_gen_begin(g, ch, 'D', FH_ITCH_LEN_D, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
-        fh_gen_end(g, ch, m - 2, 19, ts);
+        fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_D, ts);
         fh_gen_slot_free(g, s, slot, li);
         fh_gen_follow(g, s, side, was);
         break;
     case FT_X: {
         uint32_t x = fh_gen_part(o->shares, a);
-        m = fh_gen_begin(g, ch, 'X', 23, focus, ts) + 2;
+        m = fh_gen_begin(g, ch, 'X', FH_ITCH_LEN_X, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_put_be32(m + 19, x);
-        fh_gen_end(g, ch, m - 2, 23, ts);
+        fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_X, ts);
         o->shares -= x;
         break;
     }
     case FT_E:
     case FT_C: {
-        uint32_t len = t == FT_E ? 31 : 36;
+        uint32_t len = t == FT_E ? FH_ITCH_LEN_E : FH_ITCH_LEN_C;
         uint32_t x = (o->shares < 2 || (a & 255) < 140) ? o->shares : fh_gen_part(o->shares, a >> 8);
         m = fh_gen_begin(g, ch, t == FT_E ? 'E' : 'C', len, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
@@ -1283,12 +1285,12 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(s, a >> 2);
         uint32_t px = fh_gen_quote(g, s, o->side ? 'S' : 'B', b, &deep);
         g->ref += 1 + (a >> 30);
-        m = fh_gen_begin(g, ch, 'U', 35, focus, ts) + 2;
+        m = fh_gen_begin(g, ch, 'U', FH_ITCH_LEN_U, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_put_be64(m + 19, g->ref);
         fh_put_be32(m + 27, sh);
         fh_put_be32(m + 31, px);
-        fh_gen_end(g, ch, m - 2, 35, ts);
+        fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_U, ts);
         fh_gen_book_unlink(g, s, slot, li);
         sx->ndeep[o->side] += (uint32_t)deep - o->deep;
         o->ref = g->ref; o->shares = sh; o->price = px; o->deep = deep;
@@ -1301,14 +1303,14 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         /* hidden (non-displayed) execution: NASDAQ zeroes the order reference */
         uint8_t bs = (a >> 31) ? 'B' : 'S';
         uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, NULL);
-        m = fh_gen_begin(g, ch, 'P', 44, focus, ts) + 2;
+        m = fh_gen_begin(g, ch, 'P', FH_ITCH_LEN_P, focus, ts) + 2;
         fh_put_be64(m + 11, 0);
         m[19] = bs;
         fh_put_be32(m + 20, sh);
         fh_gen_stock(m + 24, s);
         fh_put_be32(m + 32, px);
         fh_put_be64(m + 36, ++g->match);
-        fh_gen_end(g, ch, m - 2, 44, ts);
+        fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_P, ts);
         s->last_match = ch->last_match = g->match;
         break;
     }

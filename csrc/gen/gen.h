@@ -1,6 +1,7 @@
 /* gen.h -- internals of the synthetic trading-day generator (gen.c).
  *
- * Only gen.c includes this; the public entry point is fh_gen_run() in fh_api.h.
+ * Only gen.c includes this; the public entry point is fh_gen_run() in gen_api.h
+ * (the feedhandler._gen extension, built from csrc/gen/ by cffi_build/build_gen.py).
  * The constants are here so that the model the generator follows (times, sizes,
  * defaults) is readable in one place and documented once.
  */
@@ -11,6 +12,8 @@
 #include <stdint.h>
 
 #include "fh_common.h"
+#include "itch_spec.h"
+#include "gen_api.h"
 
 /* The trading date every generated day claims: Wednesday 2026-11-25, a regular
  * full session (Thanksgiving is the day after).  Midnight America/New_York (EST,
@@ -34,6 +37,7 @@
  * minimum holds the Mold header plus the longest ITCH record (2 + 50). */
 #define FH_GEN_PAYLOAD_DEFAULT   1358u
 #define FH_GEN_PAYLOAD_MIN       72u
+_Static_assert(FH_GEN_PAYLOAD_MIN == FH_GEN_MOLD_HDR + 2 + FH_ITCH_MAX_LEN, "payload minimum");
 #define FH_GEN_PAYLOAD_MAX       8972u
 #define FH_GEN_FRAME_MAX         (FH_GEN_OFF_UDP + 8 + FH_GEN_PAYLOAD_MAX)
 
