@@ -146,6 +146,8 @@ typedef struct stream {
     int in_eof;                     /* read(2) said end of file */
     uint64_t in_total;              /* bytes read from fd */
     int done;                       /* the decompressed stream ended (or failed) */
+    int failed;                     /* ... because it is corrupt or truncated: err says how */
+    char err[256];
     z_stream gz;
     int gz_live;                    /* gz initialised */
     int gz_member_end;              /* the last gzip member ended: more input must be another member */
@@ -176,13 +178,16 @@ static int stream_fill(stream_t *s, char *err, size_t errlen)
 /* Compressed bytes consumed so far (what progress counts). */
 static uint64_t stream_consumed(const stream_t *s) { return s->in_total - (s->in_len - s->in_off); }
 
-/* Up to cap decompressed (or piped) bytes into out: > 0 bytes, 0 at the
- * clean end, -1 on a corrupt or truncated stream (err says where). */
-static ssize_t stream_read(stream_t *s, uint8_t *out, size_t cap, char *err, size_t errlen)
+/* Up to cap decompressed (or piped) bytes into out; 0 at the end of the
+ * stream, clean or not (s->failed and s->err say why not).  What was produced
+ * before damage is returned first. */
+static size_t stream_read(stream_t *s, uint8_t *out, size_t cap)
 {
+    char *err = s->err;
+    const size_t errlen = sizeof s->err;
     size_t n = 0;
     while (n < cap && !s->done) {
-        if (stream_fill(s, err, errlen) != 0) { s->done = 1; return -1; }
+        if (stream_fill(s, err, errlen) != 0) { s->done = s->failed = 1; break; }
         const int drained = s->in_eof && s->in_off == s->in_len;     /* no compressed bytes left at all */
         if (s->z == Z_NONE) {
             if (drained) { s->done = 1; break; }
@@ -197,10 +202,10 @@ static ssize_t stream_read(stream_t *s, uint8_t *out, size_t cap, char *err, siz
                 if (drained) { s->done = 1; break; }
                 /* Concatenated members are one file (gzip -c a b > c); anything else after one is not gzip. */
                 if (s->in[s->in_off] != 0x1F) {
-                    s->done = 1;
+                    s->done = s->failed = 1;
                     fh_errf(err, errlen, "corrupt gzip input: trailing garbage after a member at compressed byte %llu",
                             (unsigned long long)stream_consumed(s));
-                    return -1;
+                    break;
                 }
                 inflateReset(&s->gz);
                 s->gz_member_end = 0;
@@ -215,45 +220,46 @@ static ssize_t stream_read(stream_t *s, uint8_t *out, size_t cap, char *err, siz
             n = cap - s->gz.avail_out;
             if (zr == Z_STREAM_END) { s->gz_member_end = 1; continue; }
             if (zr != Z_OK && zr != Z_BUF_ERROR) {
-                s->done = 1;
+                s->done = s->failed = 1;
                 fh_errf(err, errlen, "corrupt gzip input at compressed byte %llu: %s",
                         (unsigned long long)stream_consumed(s), s->gz.msg ? s->gz.msg : "inflate error");
-                return -1;
+                break;
             }
             if (drained && n == n0) {
-                s->done = 1;
+                s->done = s->failed = 1;
                 fh_errf(err, errlen, "gzip input truncated at compressed byte %llu", (unsigned long long)s->in_total);
-                return -1;
+                break;
             }
             continue;
         }
 #ifdef FH_HAVE_ZSTD
-        const size_t n0 = n;
+        const size_t n0 = n, left0 = s->zs_left;
         ZSTD_inBuffer ib = {s->in, s->in_len, s->in_off};
         ZSTD_outBuffer ob = {out, cap, n};
         const size_t zr = ZSTD_decompressStream(s->zs, &ob, &ib);
         s->in_off = ib.pos;
         n = ob.pos;
         if (ZSTD_isError(zr)) {
-            s->done = 1;
+            s->done = s->failed = 1;
             fh_errf(err, errlen, "corrupt zstd input at compressed byte %llu: %s",
                     (unsigned long long)stream_consumed(s), ZSTD_getErrorName(zr));
-            return -1;
+            break;
         }
         s->zs_left = zr;
         if (drained && n == n0) {
             s->done = 1;
-            if (zr) {
+            if (left0) {
+                s->failed = 1;
                 fh_errf(err, errlen, "zstd input truncated at compressed byte %llu", (unsigned long long)s->in_total);
-                return -1;
+                break;
             }
         }
 #else
         s->done = 1;
-        return -1;
+        break;
 #endif
     }
-    return (ssize_t)n;
+    return n;
 }
 
 static int stream_open(stream_t *s, int fd, char *err, size_t errlen)
@@ -313,10 +319,12 @@ static int walk_stream(fh_replay_t *r, stream_t *s, uint64_t total, int *format_
     const uint64_t t0 = now_ns();
     for (;;) {
         while (have < cap && !eof) {
-            const ssize_t k = stream_read(s, buf + have, cap - have, zerr, sizeof zerr);
-            if (k < 0) { bad = 1; eof = 1; }
-            else if (k == 0) eof = 1;
-            else have += (size_t)k;
+            const size_t k = stream_read(s, buf + have, cap - have);
+            if (k == 0) {
+                eof = 1;
+                if (s->failed) { bad = 1; snprintf(zerr, sizeof zerr, "%s", s->err); }
+            }
+            have += k;
         }
         if (!src) {
             /* The first buffer: what is in it. */
