@@ -23,7 +23,7 @@ import tempfile
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .config import Channel, cores_of
 from .core import lib, merge_stats, stats_to_dict
@@ -315,7 +315,7 @@ class Replay:
     :meth:`lane_stats` and :meth:`memory` return what they were at close; anything
     else raises :class:`ReplayError`."""
 
-    def __init__(self, config: Optional[ReplayConfig] = None, /, **options: Any) -> None:
+    def __init__(self, config: Optional[ReplayConfig] = None, **options: Any) -> None:
         from . import _core  # type: ignore[attr-defined]
         self._setup(self._config_of(config, options), _core)
 

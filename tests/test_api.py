@@ -122,6 +122,8 @@ def test_replay_takes_config_or_kwargs_alike():
         b.run_file(SAMPLE, progress=False)
     with Replay(cfg, depth=5) as c:                     # a config with changes
         assert c.depth == 5 and c.config.mode == "book"
+    with Replay(config=cfg) as d:
+        assert d.config is cfg
     sa, sb = a.stats(), b.stats()
     for k in ("messages", "by_type", "checksum", "book"):
         assert sa[k] == sb[k]
@@ -330,3 +332,44 @@ def test_package_exports():
     assert feedhandler.attach is attach
     with pytest.raises(AttributeError):
         feedhandler.nope
+
+
+DPDK_CONTEXT = """
+import os, sys
+from feedhandler.dpdk import DpdkError, DpdkRun
+from feedhandler.replay import ReplayConfig
+from feedhandler.shm import attach
+cfg = ReplayConfig(max_orders=65536, max_levels=131072, max_instruments=128, ring_events=65536, shm=sys.argv[2])
+with DpdkRun(sys.argv[1], config=cfg) as run:
+    with attach(sys.argv[2]) as seg:
+        assert seg.state == "running"
+    run.run()
+    assert not run.closed
+assert run.closed and run.replay.closed
+with attach(sys.argv[2]) as seg:
+    assert seg.state == "finished" and seg.counters()["messages"] == 40000
+st = run.stats()                      # kept from close
+assert st["messages"] == 40000 and st["dpdk"]["ipackets"] == 8324, st["dpdk"]
+run.close()                           # idempotent
+try:
+    run.run()
+except DpdkError as exc:
+    assert "closed" in str(exc)
+else:
+    raise AssertionError("run() after close")
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not __import__("feedhandler.dpdk").dpdk.available(), reason="no DPDK support in this install")
+def test_dpdk_run_context_manager():
+    name = shm_name("dpdk")
+    eal = ("-l 0 --no-huge --no-pci -m 512 --file-prefix fhtest-api-%d --log-level=error --vdev=net_pcap0,rx_pcap=%s"
+           % (os.getpid(), SAMPLE))
+    try:
+        p = subprocess.run([sys.executable, "-c", DPDK_CONTEXT, eal, name], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT)
+        assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr
+    finally:
+        if os.path.exists("/dev/shm/" + name):
+            os.unlink("/dev/shm/" + name)
