@@ -129,8 +129,8 @@ class Segment:
     ``Replay.segment()`` (the replay's own, in-process).
 
     A context manager: leaving ``with attach(name) as seg:`` calls :meth:`close`,
-    which unmaps it (the segment itself stays in /dev/shm; only its writer's
-    replacement removes it).  After close every read raises :class:`ShmError`."""
+    which unmaps it from this process (the segment itself stays in /dev/shm).
+    After close every read raises :class:`ShmError`."""
 
     def __init__(self, buf: Any, size: int, owner: Any = None, name: Optional[str] = None) -> None:
         self._buf = buf                     # keeps the mapping alive
@@ -139,6 +139,8 @@ class Segment:
         self._base = ffi.from_buffer("uint8_t[]", buf) if not isinstance(buf, ffi.CData) else buf
         err = errbuf()
         if lib.fh_shm_check(self._base, size, err, len(err)) != 0:
+            if not isinstance(buf, ffi.CData):
+                ffi.release(self._base)     # so that attach() can unmap it
             raise c_error(ShmError, ffi, err)
         self._hdr = ffi.cast("fh_shm_header_t *", self._base)
         self.depth = int(self._hdr.depth)
