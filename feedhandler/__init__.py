@@ -2,14 +2,38 @@
 
 The decoding, sessions and books run in a C core built through CFFI
 (``feedhandler._core``); this package is the thin Python around it.
+
+    import feedhandler
+    cfg = feedhandler.ReplayConfig(mode="publish", shm="books")
+    with feedhandler.Replay(cfg) as r:
+        r.run_file("day.pcap")
+    with feedhandler.attach("books") as seg:
+        print(seg.book("AAPL"))
+
+Errors derive from :class:`feedhandler.FeedhandlerError` (see :mod:`feedhandler.errors`).
 """
+from typing import Any
+
+from .errors import (ConfigError, DpdkError, EndpointError, FeedhandlerError, ReplayConfigError, ReplayError,
+                     ShmError)
+
 __version__ = "0.1.0"
 
+__all__ = ["__version__", "attach", "Replay", "ReplayConfig", "Segment", "Snapshot",
+           "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
+           "DpdkError"]
 
-def __getattr__(name):
-    # `feedhandler.attach(name)` (docs/architecture.md), imported on first use so the CLI
-    # does not pay for numpy and the C core before it needs them.
-    if name == "attach":
-        from .shm import attach
-        return attach
-    raise AttributeError("module 'feedhandler' has no attribute %r" % name)
+# Imported on first use, so that the CLI does not pay for numpy and the C core
+# before it needs them (docs/architecture.md: `feedhandler.attach(name)`).
+_LAZY = {"attach": "shm", "Segment": "shm", "Snapshot": "shm",
+         "Replay": "replay", "ReplayConfig": "replay"}
+# (The function replay() stays feedhandler.replay.replay: the name feedhandler.replay
+# is the submodule once it is imported.)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'feedhandler' has no attribute %r" % name)
+    from importlib import import_module
+    return getattr(import_module("." + module, __name__), name)

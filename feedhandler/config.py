@@ -12,10 +12,14 @@ before anything is allocated.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
+
+from .endpoints import Endpoint, EndpointError, parse_endpoint as _parse_endpoint
+from .errors import ConfigError
+
+__all__ = ["Channel", "ConfigError", "EndpointError", "cores_of", "load", "parse_endpoint"]
 
 try:                                    # Python 3.11+
     import tomllib as _toml
@@ -26,39 +30,25 @@ except ImportError:                     # pragma: no cover - older Pythons
         _toml = None
 
 
-class ConfigError(ValueError):
-    """The config file is missing, unreadable or wrong; the message says where."""
-
-
 @dataclass(frozen=True)
 class Channel:
+    """One channel of a config: its lines (multicast group, UDP port), optional
+    re-request server, and the core whose thread (lane) handles it."""
     name: str
-    line_a: Tuple[str, int]
-    line_b: Optional[Tuple[str, int]]
-    rerequest: Optional[Tuple[str, int]]
+    line_a: Endpoint
+    line_b: Optional[Endpoint]
+    rerequest: Optional[Endpoint]
     core: int
 
-    def lines(self):
+    def lines(self) -> List[Endpoint]:
+        """Line A, then line B when there is one."""
         return [l for l in (self.line_a, self.line_b) if l]
 
 
-def parse_endpoint(value, what: str, multicast: bool = False) -> Tuple[str, int]:
-    if not isinstance(value, str) or value.count(":") != 1:
-        raise ConfigError("%s: expected \"IPv4:PORT\", got %r" % (what, value))
-    host, port_s = value.split(":")
-    try:
-        ip = ipaddress.IPv4Address(host)
-    except ValueError:
-        raise ConfigError("%s: %r is not an IPv4 address" % (what, host))
-    if multicast and not ip.is_multicast:
-        raise ConfigError("%s: %s is not a multicast group (224.0.0.0/4)" % (what, host))
-    try:
-        port = int(port_s)
-    except ValueError:
-        raise ConfigError("%s: port %r is not a number" % (what, port_s))
-    if not 0 < port < 65536:
-        raise ConfigError("%s: port %d out of range 1..65535" % (what, port))
-    return str(ip), port
+def parse_endpoint(value, what: str, multicast: bool = False) -> Endpoint:
+    """An ``IPv4:PORT`` config value as (address, port); see :func:`feedhandler.endpoints.parse_endpoint`.
+    Raises :class:`EndpointError` (a :class:`ConfigError`) naming ``what``."""
+    return _parse_endpoint(value, what, multicast=multicast)
 
 
 def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:

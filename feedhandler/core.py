@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import __version__
+from .errors import ERR_LEN, c_message
 
 try:
     from ._core import ffi, lib  # type: ignore[attr-defined]
@@ -22,12 +23,14 @@ ERR_NAMES = [ffi.string(lib.fh_err_name(i)).decode() for i in range(lib.FH_ERR__
 
 
 def errbuf():
-    """A buffer for the C core's error messages."""
-    return ffi.new("char[512]")
+    """A buffer for the C core's error messages (``char[ERR_LEN]``)."""
+    return ffi.new("char[]", ERR_LEN)
 
 
 def errstr(buf) -> str:
-    return ffi.string(buf).decode(errors="replace")
+    """The message the C core wrote into ``buf``; to raise it, use
+    :func:`feedhandler.errors.c_error`."""
+    return c_message(ffi, buf)
 
 
 # ------------------------------------------------------------------ decoding

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List
 
 from .core import lib
+from .errors import ReplayError
+
+if TYPE_CHECKING:                       # pragma: no cover
+    from .replay import Replay
 
 # Histogram index in C (enum fh_lat_stage) -> name, in the order reports show them.
 STAGES = ["rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"]
@@ -73,14 +77,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _histogram(replay, name: str) -> dict:
-    f, l = replay._ffi, replay._lib
+def _histogram(replay: "Replay", name: str) -> dict:
+    f, l = replay.ffi, replay.lib
     merged = f.new("fh_hist_t *")
     per_core: List[dict] = []
-    for lane in replay._lanes:
+    for lane in replay.handles:
         h = f.new("fh_hist_t *")
         if l.fh_replay_latency(lane, _INDEX[name], h) != 0:
-            raise RuntimeError("latency was not enabled for this replay")
+            raise ReplayError("latency was not enabled for this replay (ReplayConfig.latency)")
         per_core.append(summary(f, l, h))
         l.fh_hist_merge(merged, h)
     d = summary(f, l, merged)
@@ -89,14 +93,13 @@ def _histogram(replay, name: str) -> dict:
     return d
 
 
-def collect(replay, stats: dict) -> dict:
-    """The --latency-json document for a finished Replay (or DpdkRun.replay)."""
-    l = replay._lib
+def collect(replay: "Replay", stats: dict) -> dict:
+    """The --latency-json document for a finished (not yet closed) Replay (or DpdkRun.replay)."""
     stages: Dict[str, dict] = {name: _histogram(replay, name) for name in STAGES}
     mpp = _histogram(replay, "messages_per_packet")
     mpp.pop("overflow", None)
     gaps = _histogram(replay, "idle_gaps")
-    tsc_hz = int(l.fh_replay_tsc_hz(replay._r))
+    tsc_hz = replay.tsc_hz()
     return {
         "unit": "ns",
         "stages": stages,

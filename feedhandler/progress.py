@@ -20,12 +20,19 @@ def run_with_progress(work: Callable[[], object], poll: Callable[[], Tuple[int, 
     if enabled is None:
         enabled = sys.stderr.isatty()
     box: dict = {}
+    # Completion is an Event the worker sets, not Thread.join()/is_alive(): a
+    # KeyboardInterrupt landing inside Thread.join() can leave the Thread marked
+    # stopped while it still runs (CPython's bpo-45274 handling), and the caller
+    # would then free the pipeline under the worker's feet.
+    done = threading.Event()
 
     def target():
         try:
             box["result"] = work()
         except BaseException as exc:  # handed to the caller below
             box["exc"] = exc
+        finally:
+            done.set()
 
     t = threading.Thread(target=target, name="feedhandler-" + label, daemon=True)
     start = time.monotonic()
@@ -35,29 +42,29 @@ def run_with_progress(work: Callable[[], object], poll: Callable[[], Tuple[int, 
     try:
         while True:
             try:
-                t.join(0.1)
+                finished = done.wait(0.1)
             except KeyboardInterrupt:
                 if on_interrupt is None or interrupted:
                     raise
                 interrupted = True
                 on_interrupt()
                 continue
-            if not t.is_alive():
+            if finished:
                 break
             if enabled and time.monotonic() - start > 1.0:
-                done, total = poll()
-                _draw(label, done, total, time.monotonic() - start, unit)
+                done_bytes, total = poll()
+                _draw(label, done_bytes, total, time.monotonic() - start, unit)
                 drawn = True
     finally:
         # Whatever ends this loop early (a second Ctrl-C, an interrupt landing
         # between two statements), the work is told to stop and waited for:
         # nothing may go on touching the pipeline behind the caller's back.
-        if t.is_alive() and on_interrupt is not None:
+        if not done.is_set() and on_interrupt is not None:
             on_interrupt()
-            t.join()
+            wait_uninterrupted(done, on_interrupt)
     if drawn:
-        done, total = poll()
-        _draw(label, total or done, total, time.monotonic() - start, unit)
+        done_bytes, total = poll()
+        _draw(label, total or done_bytes, total, time.monotonic() - start, unit)
         sys.stderr.write("\n")
         sys.stderr.flush()
     if "exc" in box:
@@ -65,6 +72,17 @@ def run_with_progress(work: Callable[[], object], poll: Callable[[], Tuple[int, 
     if interrupted:
         raise KeyboardInterrupt
     return box.get("result")
+
+
+def wait_uninterrupted(event: threading.Event, on_interrupt: Optional[Callable[[], None]] = None) -> None:
+    """Wait for ``event``; a Ctrl-C meanwhile calls ``on_interrupt`` again and keeps waiting."""
+    while True:
+        try:
+            if event.wait(0.1):
+                return
+        except KeyboardInterrupt:
+            if on_interrupt is not None:
+                on_interrupt()
 
 
 def _draw(label: str, done: int, total: int, elapsed: float, unit: str) -> None:

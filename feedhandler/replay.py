@@ -1,14 +1,41 @@
-"""Replay of captures (pcap, pcapng, gzip) and NASDAQ BinaryFILEs through the C pipeline."""
+"""Replay of captures (pcap, pcapng, gzip) and NASDAQ BinaryFILEs through the C pipeline.
+
+    from feedhandler.replay import Replay, ReplayConfig
+
+    cfg = ReplayConfig(mode="book", max_orders=1 << 20)
+    with Replay(cfg) as r:                    # or Replay(mode="book", max_orders=1 << 20)
+        r.run_file("day.pcap")                # "-" reads standard input
+        r.dump_books("books.csv")
+    print(r.stats())                          # the counters as they were when it closed
+
+Leaving the ``with`` block finishes the replay (holes still open are given up and
+counted, final counters published, a named segment marked finished; the segment
+itself stays in /dev/shm for readers) and frees its memory.
+"""
 from __future__ import annotations
 
+import dataclasses
+import math
+import operator
 import os
+import re
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .config import Channel, cores_of
 from .core import lib, merge_stats, stats_to_dict
+from .endpoints import Endpoint, EndpointError, ipv4_to_int, parse_endpoint
+from .errors import ERR_LEN, ReplayConfigError, ReplayError, c_error, c_message
 from .progress import run_with_progress
+
+if TYPE_CHECKING:                       # pragma: no cover
+    from .shm import Segment
+
+__all__ = ["Replay", "ReplayConfig", "ReplayConfigError", "ReplayError", "ReplayResult", "InputResult",
+           "replay", "STDIN", "MODES", "FORMAT_NAMES"]
 
 FORMAT_NAMES = {
     lib.FH_FMT_UNKNOWN: "unknown",
@@ -20,13 +47,19 @@ FORMAT_NAMES = {
 
 MODES = {"publish": lib.FH_MODE_PUBLISH, "book": lib.FH_MODE_BOOK, "decode": lib.FH_MODE_DECODE}
 
+#: The input path that means standard input (passed to the C core as is).
+STDIN = "-"
 
-class ReplayError(Exception):
-    """An input could not be replayed (unreadable, empty, corrupt, unknown format)."""
+_U32 = 2 ** 32
+_MAX_DEPTH = 64
+_MAX_LANES = 32
+_MAX_LINES = 64
+_SHM_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
 
 
 @dataclass
 class InputResult:
+    """What became of one input: its detected format, and whether it decoded to its end."""
     path: str
     format: str
     gzip: bool
@@ -37,6 +70,7 @@ class InputResult:
 
 @dataclass
 class ReplayResult:
+    """The counters of a whole :func:`replay`, and each input's :class:`InputResult`."""
     stats: dict
     inputs: List[InputResult] = field(default_factory=list)
 
@@ -46,6 +80,10 @@ class ReplayResult:
 
 
 def _is_gzip(path: str) -> bool:
+    """Whether a file starts with the gzip magic.  Standard input ("-") is never
+    opened here: reading it would take bytes the replay needs."""
+    if path == STDIN:
+        return False
     try:
         with open(path, "rb") as f:
             return f.read(2) == b"\x1f\x8b"
@@ -53,121 +91,403 @@ def _is_gzip(path: str) -> bool:
         return False
 
 
+# ------------------------------------------------------------------ config
+def _bad(name: str, want: str, got: Any) -> ReplayConfigError:
+    return ReplayConfigError("%s must be %s, got %r" % (name, want, got))
+
+
+def _uint(name: str, value: Any, want: str, lo: int = 0, hi: int = _U32 - 1) -> int:
+    """``value`` as an int in lo..hi (bools refused), else a ReplayConfigError saying ``want``."""
+    if isinstance(value, bool):
+        raise _bad(name, want, value)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise _bad(name, want, value) from None
+    if not lo <= v <= hi:
+        raise _bad(name, want, value)
+    return v
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Everything a :class:`Replay` (and ``feedhandler replay`` / ``feedhandler run``)
+    is set up with.  Capacities are preallocated when the replay is created, never
+    later; 0 means the C core's default (given with each field).
+
+    Every field is checked when the config is made: a bad value raises
+    :class:`~feedhandler.errors.ReplayConfigError` (a ``ReplayError`` and a
+    ``ConfigError``) naming the field, the value and what would be valid.  Sequences
+    are stored as tuples and ``rerequest`` as ``(host, port)``; the config is frozen
+    (``dataclasses.replace(cfg, depth=5)`` makes a changed copy)."""
+
+    #: Pipeline stages: "publish" = decode + books + shared memory; "book" = no
+    #: publishing; "decode" = decode only (for benchmarks).
+    mode: str = "publish"
+    #: Segment name under /dev/shm (letters, digits, '_', '-', '.'; not starting with
+    #: '.'); None: private memory, readable only through :meth:`Replay.segment`.
+    shm: Optional[str] = None
+    #: Price levels per side published and dumped, 1..64 (0: the default, 10).
+    depth: int = 10
+    #: Live-order capacity (default 2097152).
+    max_orders: int = 0
+    #: Instrument capacity = highest stock locate accepted, 1..65535 (default 10000).
+    max_instruments: int = 0
+    #: Price-level capacity over all instruments and sides (default 4194304).
+    max_levels: int = 0
+    #: Event ring capacity, a power of two >= 2 (default 1048576).
+    ring_events: int = 0
+    #: (UDP port, MoldUDP64 session) streams tracked, up to 65536 (default 64).
+    max_streams: int = 0
+    #: Permission bits of a named segment (default 0o600).
+    shm_mode: int = 0o600
+    #: A/B arbitration: how long (receive time) a hole waits for the other line's
+    #: copy before its messages count as gaps, in us (default 1000).
+    gap_window_us: int = 0
+    #: Packets that can be held behind holes, all streams (default 4096).
+    gap_buffer: int = 0
+    #: CPUs to run on, one pinned thread (lane) each, at most 32; None: one lane on
+    #: the calling thread's CPUs (or the cores the channels name).
+    cores: Optional[Tuple[int, ...]] = None
+    #: Pacing: 0 = as fast as possible; 1 = the capture's own clock (BinaryFILE: its
+    #: ITCH timestamps); 2.0 = twice as fast, 0.5 = half.
+    speed: float = 0.0
+    #: Channels from :func:`feedhandler.config.load`: datagrams go to the lane of their
+    #: channel's core, others are skipped (counted ``unconfigured_group``).  Empty:
+    #: every (UDP port, MoldUDP64 session) is a channel.
+    channels: Tuple[Channel, ...] = ()
+    #: MoldUDP64 re-request server, (host, port) or "HOST:PORT", for streams whose
+    #: channel names none (a host name is resolved when the replay is created).
+    rerequest: Optional[Endpoint] = None
+    #: Wait per re-request try, 3 tries (default 20 ms).
+    rerequest_timeout_ms: int = 0
+    #: A stream silent this long (receive time) is flagged silent (default 3000 ms).
+    silence_ms: int = 0
+    #: Latency stamping: 0 off; 1 every packet; N every Nth packet (True = 1).
+    latency: int = 0
+
+    def __post_init__(self) -> None:
+        def set_(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.mode not in MODES:
+            raise ReplayConfigError("mode must be one of %s, got %r" % (", ".join(MODES), self.mode))
+        shm = self.shm or None
+        if shm is not None:
+            if not isinstance(shm, str):
+                raise _bad("shm", "a segment name (str) or None", shm)
+            if not _SHM_NAME.match(shm):
+                raise ReplayConfigError("bad shared-memory name %r: use letters, digits, '_', '-', '.' (no '/')"
+                                        % shm)
+            if shm.startswith(".") or len(shm) >= 200:
+                raise ReplayConfigError("bad shared-memory name %r: it must not start with '.' and has at "
+                                        "most 199 characters" % (shm if len(shm) < 60 else shm[:57] + "..."))
+        set_("shm", shm)
+        depth = _uint("depth", self.depth, "1..%d (price levels per side; 0: default 10)" % _MAX_DEPTH,
+                      hi=_MAX_DEPTH)
+        set_("depth", depth or 10)
+        for name, default in (("max_orders", "2097152"), ("max_levels", "4194304"), ("gap_window_us", "1000"),
+                              ("gap_buffer", "4096"), ("rerequest_timeout_ms", "20"), ("silence_ms", "3000")):
+            set_(name, _uint(name, getattr(self, name), "an integer 0..%d (0: default %s)" % (_U32 - 1, default)))
+        set_("max_instruments", _uint("max_instruments", self.max_instruments,
+                                      "0 (default 10000) or 1..65535 (stock locates are 16-bit)", hi=65535))
+        set_("max_streams", _uint("max_streams", self.max_streams, "0 (default 64) or 1..65536", hi=65536))
+        set_("shm_mode", _uint("shm_mode", self.shm_mode, "permission bits 0..0o7777 (0: default 0o600)",
+                               hi=0o7777))
+        ring = _uint("ring_events", self.ring_events, "0 (default 1048576) or a power of two >= 2")
+        if ring and (ring < 2 or ring & (ring - 1)):
+            raise _bad("ring_events", "0 (default 1048576) or a power of two >= 2", self.ring_events)
+        set_("ring_events", ring)
+        speed = self.speed
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) or speed < 0:
+            raise _bad("speed", "0 (as fast as possible) or a positive factor (1: the capture's own pace)", speed)
+        set_("speed", float(speed))
+        latency = self.latency
+        if isinstance(latency, bool):
+            latency = int(latency)
+        set_("latency", _uint("latency", latency, "0 (off), 1 (every packet) or N (every Nth packet)"))
+        set_("channels", self._check_channels(self.channels))
+        set_("cores", self._check_cores(self.cores))
+        if self.rerequest is not None:
+            try:
+                set_("rerequest", parse_endpoint(self.rerequest, "rerequest", ipv4=False))
+            except EndpointError as exc:
+                raise ReplayConfigError(str(exc)) from None
+
+    @staticmethod
+    def _check_channels(channels: Optional[Iterable[Channel]]) -> Tuple[Channel, ...]:
+        if channels is None:
+            return ()
+        try:
+            chans = tuple(channels)
+        except TypeError:
+            raise _bad("channels", "a sequence of feedhandler.config.Channel (from config.load)", channels) from None
+        for ch in chans:
+            if not isinstance(ch, Channel):
+                raise _bad("channels", "a sequence of feedhandler.config.Channel (from config.load)", ch)
+        n_lines = sum(len(ch.lines()) for ch in chans)
+        if n_lines > _MAX_LINES:
+            raise ReplayConfigError("channels have %d lines; at most %d are supported" % (n_lines, _MAX_LINES))
+        return chans
+
+    def _check_cores(self, cores: Optional[Iterable[int]]) -> Optional[Tuple[int, ...]]:
+        if cores is None:
+            given = None
+        else:
+            try:
+                given = tuple(_uint("cores", c, "CPU numbers (non-negative integers)", hi=_U32) for c in cores)
+            except TypeError:
+                raise _bad("cores", "a sequence of CPU numbers, e.g. [0, 1]", cores) from None
+            given = given or None
+        lanes = cores_of(self.channels, given) if self.channels else list(given or ())
+        if lanes:
+            ncpu = os.cpu_count() or 1
+            bad = [c for c in lanes if c >= ncpu]
+            if bad:
+                raise ReplayConfigError("cores %s do not exist (this machine has CPUs 0..%d)"
+                                        % (",".join(map(str, bad)), ncpu - 1))
+            if len(set(lanes)) != len(lanes):
+                raise ReplayConfigError("a core is listed twice in %s" % list(lanes))
+            if len(lanes) > _MAX_LANES:
+                raise ReplayConfigError("%d cores: at most %d" % (len(lanes), _MAX_LANES))
+            for ch in self.channels:
+                if ch.core not in lanes:
+                    raise ReplayConfigError("channel %r is on core %d, which is not in cores %s"
+                                            % (ch.name, ch.core, ",".join(map(str, lanes))))
+        return given
+
+    @property
+    def lane_cores(self) -> Optional[List[int]]:
+        """The CPUs the lanes run on: ``cores``, else the cores the channels name;
+        None: one lane, not pinned."""
+        if self.channels:
+            return cores_of(self.channels, self.cores)
+        return list(self.cores) if self.cores else None
+
+    @property
+    def lanes(self) -> int:
+        """How many lanes (pinned threads) the pipeline runs."""
+        cores = self.lane_cores
+        return len(cores) if cores else 1
+
+    @classmethod
+    def field_names(cls) -> List[str]:
+        """The names of the fields (the keyword arguments ``Replay(**kwargs)`` accepts)."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "ReplayConfig":
+        """A config from keyword arguments, with a clear TypeError for an unknown one."""
+        cls._check_names(kwargs)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "ReplayConfig":
+        """A copy with some fields changed (checked again)."""
+        self._check_names(changes)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def _check_names(cls, kwargs: Dict[str, Any]) -> None:
+        unknown = sorted(set(kwargs) - set(cls.field_names()))
+        if unknown:
+            hint = ("; the DPDK build of the pipeline is feedhandler.dpdk.DpdkRun" if "backend" in unknown else "")
+            raise TypeError("unknown Replay option(s) %s; valid: %s%s"
+                            % (", ".join(unknown), ", ".join(cls.field_names()), hint))
+
+
+# ------------------------------------------------------------------ replay
 class Replay:
     """One replay: inputs decoded in order into per-instrument books, published
     (mode 'publish') to shared memory, counters accumulated.
 
-    ``shm``: segment name under /dev/shm (None: private memory, readable only
-    through :meth:`segment`).  Capacities are preallocated here, never later.
-    ``cores``: CPUs to run on, one pinned thread (lane) each; every lane walks
-    the input and takes its share of it as NIC steering would (MoldUDP64
-    streams by order of first appearance, BinaryFILE messages by stock locate),
-    so books and counters are the same whatever the number of cores.  None:
-    one lane on the calling thread's CPUs.
-    ``channels``: from :func:`feedhandler.config.load`: datagrams go to the
-    lane of their channel's core (others are skipped, counted
-    ``unconfigured_group``); without, every (UDP port, MoldUDP64 session) is a
-    channel and every group carrying it one of its lines.
-    ``rerequest``: (host, port) of a MoldUDP64 re-request server for streams
-    whose channel names none: a hole still open when its gap window ends is
-    re-requested (replay paused meanwhile; ``rerequest_timeout_ms`` per try,
-    default 20, 3 tries) before it counts as a gap; recovered messages are
-    counted in ``recovered``.
-    ``silence_ms``: a stream with no packet (not even a heartbeat) for this
-    long, in receive time, is flagged silent with its instruments (default
-    3000); end of session ends that watch.
-    ``speed``: 0 = as fast as possible; 1 = paced to the capture's clock
-    (BinaryFILE: its ITCH timestamps); 2.0 = twice as fast, 0.5 = half.
-    ``gap_window_us``: how long (in receive/capture time) a hole in a stream
-    waits for the other line's copy before it is counted as a gap (default
-    1000); ``gap_buffer``: packets that can be held behind holes (default 4096)."""
+    ``Replay(config)`` takes a :class:`ReplayConfig`; ``Replay(**kwargs)`` builds one
+    from its fields (``Replay(mode="book", shm="books")``), and ``Replay(config,
+    **kwargs)`` changes some fields of ``config``.  See :class:`ReplayConfig` for
+    every setting.
 
-    def __init__(self, mode: str = "publish", shm: Optional[str] = None, depth: int = 10,
-                 max_orders: int = 0, max_instruments: int = 0, max_levels: int = 0, ring_events: int = 0,
-                 max_streams: int = 0, shm_mode: int = 0o600, gap_window_us: int = 0, gap_buffer: int = 0,
-                 cores: Optional[Sequence[int]] = None, speed: float = 0.0, channels=None,
-                 rerequest: Optional[Tuple[str, int]] = None, rerequest_timeout_ms: int = 0,
-                 silence_ms: int = 0, backend=None, latency: int = 0):
-        # backend: the CFFI module to run on (feedhandler._core, or feedhandler._dpdk
-        # for kernel-bypass receive: the same pipeline linked with DPDK).
-        if backend is None:
-            from . import _core as backend  # type: ignore[attr-defined]
-        ffi, lib = backend.ffi, backend.lib
-        self._ffi, self._lib = ffi, lib
-        if mode not in MODES:
-            raise ReplayError("mode must be one of %s" % ", ".join(MODES))
-        if channels:
-            from .config import cores_of
-            cores = cores_of(channels, cores)
-        self.cores = list(cores) if cores else None
-        self.channels = list(channels) if channels else []
-        n_lanes = len(self.cores) if self.cores else 1
-        if self.cores:
-            bad = [c for c in self.cores if c < 0 or c >= (os.cpu_count() or 1)]
-            if bad:
-                raise ReplayError("cores %s do not exist (this machine has CPUs 0..%d)"
-                                  % (",".join(map(str, bad)), (os.cpu_count() or 1) - 1))
-            if len(set(self.cores)) != len(self.cores):
-                raise ReplayError("a core is listed twice in %s" % self.cores)
-        self._name = ffi.new("char[]", shm.encode()) if shm else ffi.NULL
+    Lanes: with several ``cores`` each lane (a pinned thread) walks the input and
+    takes its share of it as NIC steering would (MoldUDP64 streams by order of
+    first appearance, BinaryFILE messages by stock locate), so books and counters
+    are the same whatever the number of cores.
+
+    A context manager: leaving ``with Replay(...) as r:`` calls :meth:`close`, which
+    finishes the replay and frees its memory.  After it, :meth:`stats`,
+    :meth:`lane_stats` and :meth:`memory` return what they were at close; anything
+    else raises :class:`ReplayError`."""
+
+    def __init__(self, config: Optional[ReplayConfig] = None, **options: Any) -> None:
+        from . import _core  # type: ignore[attr-defined]
+        self._setup(self._config_of(config, options), _core)
+
+    @classmethod
+    def on_backend(cls, backend: Any, config: ReplayConfig) -> "Replay":
+        """A replay running on another build of the same C pipeline: ``backend`` is
+        its CFFI module (``feedhandler._dpdk``, the pipeline linked with DPDK).  For
+        :class:`feedhandler.dpdk.DpdkRun`; applications use ``Replay(config)``."""
+        self = cls.__new__(cls)
+        self._setup(config, backend)
+        return self
+
+    @staticmethod
+    def _config_of(config: Any, options: Dict[str, Any]) -> ReplayConfig:
+        if config is None:
+            return ReplayConfig.from_kwargs(**options)
+        if not isinstance(config, ReplayConfig):
+            raise TypeError("Replay() takes a ReplayConfig or keyword arguments (e.g. mode=%r), not %r"
+                            % (config if isinstance(config, str) else "publish", type(config).__name__))
+        return config.replace(**options) if options else config
+
+    def _setup(self, config: ReplayConfig, backend: Any) -> None:
+        ffi, lib_ = backend.ffi, backend.lib
+        self._ffi, self._lib = ffi, lib_
+        self._lanes: List[Any] = []
+        self._r: Any = None
+        self._closed = False
+        self._final: Optional[Tuple[List[dict], dict]] = None
+        self._segments: "weakref.WeakSet[Segment]" = weakref.WeakSet()
+        self.config = config
+        self.mode = config.mode
+        self.depth = config.depth
+        self.shm_name = config.shm
+        self.cores: Optional[List[int]] = config.lane_cores
+        self.channels: List[Channel] = list(config.channels)
+        self.latency_on = bool(config.latency)
+        self.latency_every = config.latency
+        try:
+            self._create()
+        except BaseException:
+            self._release()       # a half-made replay frees its memory (and segment name) now
+            raise
+
+    def _create(self) -> None:
+        ffi, lib_, config = self._ffi, self._lib, self.config
+        n_lanes = config.lanes
+        self._name = ffi.new("char[]", config.shm.encode()) if config.shm else ffi.NULL
         cfg = ffi.new("fh_replay_cfg_t *", {
-            "max_streams": max_streams, "mode": MODES[mode], "max_orders": max_orders,
-            "max_instruments": max_instruments, "max_levels": max_levels, "depth": depth,
-            "ring_events": ring_events, "shm_mode": shm_mode, "gap_window_us": gap_window_us,
-            "gap_buffer": gap_buffer, "lanes": n_lanes, "silence_ms": silence_ms, "speed": float(speed), "shm_name": self._name})
-        err = ffi.new("char[512]")
-        ptr = lib.fh_replay_new(cfg, err, len(err))
+            "max_streams": config.max_streams, "mode": MODES[config.mode], "max_orders": config.max_orders,
+            "max_instruments": config.max_instruments, "max_levels": config.max_levels, "depth": config.depth,
+            "ring_events": config.ring_events, "shm_mode": config.shm_mode, "gap_window_us": config.gap_window_us,
+            "gap_buffer": config.gap_buffer, "lanes": n_lanes, "silence_ms": config.silence_ms,
+            "speed": config.speed, "shm_name": self._name})
+        err = ffi.new("char[]", ERR_LEN)
+        ptr = lib_.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:
-            raise ReplayError(ffi.string(err).decode(errors="replace"))
-        self._lanes = [ffi.gc(ptr, lib.fh_replay_free)]
-        for lane in range(1, n_lanes):
-            p = lib.fh_replay_new_lane(self._lanes[0], lane, err, len(err))
-            if p == ffi.NULL:
-                raise ReplayError(ffi.string(err).decode(errors="replace"))
-            self._lanes.append(ffi.gc(p, lib.fh_replay_free))
+            raise c_error(ReplayError, ffi, err)
+        self._lanes.append(ffi.gc(ptr, lib_.fh_replay_free))
         self._r = self._lanes[0]
-        # latency: 0/False off; True or 1 stamps every packet; N every Nth.
-        if isinstance(latency, bool):
-            latency = int(latency)
-        if not isinstance(latency, int) or latency < 0 or latency >= 2 ** 32:
-            raise ReplayError("latency must be 0 (off), 1 (every packet) or N (every Nth packet)")
-        if latency:
+        for lane in range(1, n_lanes):
+            p = lib_.fh_replay_new_lane(self._lanes[0], lane, err, len(err))
+            if p == ffi.NULL:
+                raise c_error(ReplayError, ffi, err)
+            self._lanes.append(ffi.gc(p, lib_.fh_replay_free))
+        if config.latency:
             for r in self._lanes:
-                if lib.fh_replay_enable_latency(r, latency, err, len(err)) != 0:
-                    raise ReplayError(ffi.string(err).decode(errors="replace"))
-        self.latency_on = bool(latency)
-        self.latency_every = latency
+                if lib_.fh_replay_enable_latency(r, config.latency, err, len(err)) != 0:
+                    raise c_error(ReplayError, ffi, err)
+        rr_ip, rr_port = self._server(config.rerequest)
         for r in self._lanes:
-            rr_ip, rr_port = (_ip(rerequest[0]), rerequest[1]) if rerequest else (0, 0)
-            if lib.fh_replay_set_rerequest(r, rr_ip, rr_port, rerequest_timeout_ms, err, len(err)) != 0:
-                raise ReplayError(ffi.string(err).decode(errors="replace"))
+            if lib_.fh_replay_set_rerequest(r, rr_ip, rr_port, config.rerequest_timeout_ms, err, len(err)) != 0:
+                raise c_error(ReplayError, ffi, err)
         for ch in self.channels:
             lane = self.cores.index(ch.core) if self.cores else 0
-            rr_ip, rr_port = (_ip(ch.rerequest[0]), ch.rerequest[1]) if ch.rerequest else (0, 0)
+            ch_ip, ch_port = self._server(ch.rerequest)
             for host, port in ch.lines():
+                group = self._ip(host, "channel %r line" % ch.name)
                 for r in self._lanes:
-                    if lib.fh_replay_add_line(r, _ip(host), port, lane, rr_ip, rr_port) != 0:
+                    if lib_.fh_replay_add_line(r, group, port, lane, ch_ip, ch_port) != 0:
                         raise ReplayError("too many channel lines (at most 64), or no socket for re-requests")
-        self.mode = mode
-        self.depth = depth
-        self.shm_name = shm
 
-    def _pin(self, lane: int) -> None:
+    @staticmethod
+    def _ip(host: str, what: str) -> int:
+        try:
+            return ipv4_to_int(host, what, resolve=True)
+        except EndpointError as exc:
+            raise ReplayConfigError(str(exc)) from None
+
+    def _server(self, endpoint: Optional[Endpoint]) -> Tuple[int, int]:
+        if not endpoint:
+            return 0, 0
+        return self._ip(endpoint[0], "rerequest"), endpoint[1]
+
+    # ----------------------------------------------------------- lifecycle
+    def __enter__(self) -> "Replay":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    def close(self) -> None:
+        """Finish (see :meth:`finish`) and free the pipeline's memory; the counters are
+        kept for :meth:`stats`.  A named segment stays in /dev/shm, marked finished, for
+        readers in other processes; segments from :meth:`segment` are closed.  Calling
+        it again does nothing."""
+        if self._closed:
+            return
+        try:
+            self.finish()
+            self._final = (self.lane_stats(), self.memory())
+        finally:
+            for seg in list(self._segments):
+                seg.close()
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        # Extra lanes first: they view lane 0's segment.
+        for lane in reversed(self._lanes):
+            self._ffi.release(lane)
+        self._lanes = []
+        self._r = None
+
+    def _live(self) -> List[Any]:
+        if self._closed:
+            raise ReplayError("this Replay is closed")
+        return self._lanes
+
+    # ------------------------------------------------------- C-level access
+    @property
+    def ffi(self) -> Any:
+        """The CFFI ``ffi`` of the C build this replay runs on (``feedhandler._core``,
+        or ``feedhandler._dpdk`` under DpdkRun), for code calling the C API on
+        :attr:`handles` (feedhandler.latency, feedhandler.dpdk)."""
+        return self._ffi
+
+    @property
+    def lib(self) -> Any:
+        """The CFFI ``lib`` matching :attr:`ffi`."""
+        return self._lib
+
+    @property
+    def handles(self) -> Tuple[Any, ...]:
+        """The C ``fh_replay_t *`` of every lane, lane 0 first (valid until :meth:`close`)."""
+        return tuple(self._live())
+
+    def pin_lane(self, lane: int) -> None:
+        """Pin the calling thread to lane ``lane``'s CPU (nothing without ``cores``)."""
         if self.cores and self._lib.fh_pin_thread(self.cores[lane]) != 0:
             raise ReplayError("cannot pin a thread to CPU %d: %s" % (self.cores[lane], os.strerror(self._ffi.errno)))
 
+    # --------------------------------------------------------------- inputs
     def run_file(self, path: str, progress: Optional[bool] = None) -> InputResult:
+        """Decode one input (pcap, pcapng, gzip of either, or BinaryFILE; ``"-"`` is
+        standard input).  ``progress``: a bar on stderr (None: when it is a terminal)."""
+        lanes = self._live()
         path_b = os.fsencode(path)
-        n = len(self._lanes)
-        errs = [self._ffi.new("char[512]") for _ in range(n)]
+        n = len(lanes)
+        errs = [self._ffi.new("char[]", ERR_LEN) for _ in range(n)]
         fmts = [self._ffi.new("int *") for _ in range(n)]
-        rcs = [None] * n
+        rcs: List[Optional[int]] = [None] * n
 
-        def lane_work(i):
-            self._pin(i)
-            rcs[i] = self._lib.fh_replay_file(self._lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
+        def lane_work(i: int) -> None:
+            self.pin_lane(i)
+            rcs[i] = self._lib.fh_replay_file(lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
 
-        def work():
+        def work() -> None:
             if n == 1:
                 lane_work(0)
                 return
@@ -178,39 +498,49 @@ class Replay:
             for t in threads:
                 t.join()
 
-        run_with_progress(work, self.progress, os.path.basename(path)[:8] or "replay",
-                          enabled=progress, on_interrupt=self.stop)
+        label = "stdin" if path == STDIN else (os.path.basename(path)[:8] or "replay")
+        run_with_progress(work, self.progress, label, enabled=progress, on_interrupt=self.stop)
         rc = next((x for x in rcs if x), 0) if None not in rcs else -1
         return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=_is_gzip(path),
-                           ok=rc == 0, error=self._ffi.string(errs[0]).decode(errors="replace") if rc != 0 else None, partial=rc == 1)
+                           ok=rc == 0, error=c_message(self._ffi, errs[0]) if rc != 0 else None,
+                           partial=rc == 1)
 
     def run_buffer(self, data: bytes) -> InputResult:
         """Decode an in-memory input (lanes one after the other, on this thread)."""
-        err = self._ffi.new("char[512]")
+        err = self._ffi.new("char[]", ERR_LEN)
         fmt = self._ffi.new("int *")
         rc = 0
-        for lane in self._lanes:
+        for lane in self._live():
             rc = self._lib.fh_replay_buffer(lane, data, len(data), fmt, err, len(err))
         return InputResult(path="<buffer>", format=FORMAT_NAMES.get(fmt[0], "unknown"), gzip=False,
-                           ok=rc == 0, error=self._ffi.string(err).decode(errors="replace") if rc != 0 else None, partial=rc == 1)
+                           ok=rc == 0, error=c_message(self._ffi, err) if rc != 0 else None,
+                           partial=rc == 1)
 
     def stop(self) -> None:
+        """Ask every lane to stop at its next poll (safe from another thread)."""
         for lane in self._lanes:
             self._lib.fh_replay_stop(lane)
 
     def finish(self) -> None:
         """All inputs done: holes still waiting for the other line are given up
-        (counted as gaps), final counters to shared memory, segment marked finished."""
+        (counted as gaps), final counters to shared memory, segment marked finished.
+        Nothing to do once closed."""
         for lane in reversed(self._lanes):
             self._lib.fh_replay_finish(lane)
 
-    def progress(self):
+    # ------------------------------------------------------------- results
+    def progress(self) -> Tuple[int, int]:
+        """(bytes done, bytes in total) of the input being read (total 0: unknown)."""
         done = self._ffi.new("uint64_t *")
         total = self._ffi.new("uint64_t *")
-        self._lib.fh_replay_progress(self._r, done, total)
+        self._lib.fh_replay_progress(self._live()[0], done, total)
         return int(done[0]), int(total[0])
 
     def lane_stats(self) -> List[dict]:
+        """The counters of each lane (see :func:`feedhandler.core.stats_to_dict`)."""
+        if self._closed:
+            assert self._final is not None
+            return [dict(d) for d in self._final[0]]
         out = []
         for lane in self._lanes:
             st = self._ffi.new("fh_stats_t *")
@@ -219,12 +549,17 @@ class Replay:
         return out
 
     def stats(self) -> dict:
+        """The counters of all lanes together, with ``memory`` and ``lanes``."""
         d = merge_stats(self.lane_stats())
         d["memory"] = self.memory()
-        d["lanes"] = len(self._lanes)
+        d["lanes"] = self.config.lanes
         return d
 
-    def memory(self) -> dict:
+    def memory(self) -> Dict[str, int]:
+        """Bytes preallocated: ``book_bytes`` (all lanes) and ``shm_bytes``."""
+        if self._closed:
+            assert self._final is not None
+            return dict(self._final[1])
         book = self._ffi.new("uint64_t *")
         shm = self._ffi.new("uint64_t *")
         total_book = 0
@@ -237,25 +572,31 @@ class Replay:
     def flags(self, locate: int) -> int:
         """Book flags of an instrument (feedhandler.shm.FLAG_*)."""
         f = 0
-        for lane in self._lanes:
+        for lane in self._live():
             f |= int(self._lib.fh_replay_instrument_flags(lane, locate))
         return f
 
+    def tsc_hz(self) -> int:
+        """The TSC frequency the replay calibrated (0: it stamps with clock_gettime)."""
+        return int(self._lib.fh_replay_tsc_hz(self._live()[0]))
+
     def dump_books(self, path: str, depth: Optional[int] = None) -> None:
         """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders)."""
-        err = self._ffi.new("char[512]")
+        lanes = self._live()
+        err = self._ffi.new("char[]", ERR_LEN)
         depth = depth or self.depth
-        if len(self._lanes) == 1:
-            if self._lib.fh_replay_dump_books(self._r, os.fsencode(path), depth, err, len(err)) != 0:
-                raise ReplayError(self._ffi.string(err).decode(errors="replace"))
+        if len(lanes) == 1:
+            if self._lib.fh_replay_dump_books(lanes[0], os.fsencode(path), depth, err, len(err)) != 0:
+                raise c_error(ReplayError, self._ffi, err)
             return
         # Each instrument lives on one lane: merge the lanes' rows by locate.
-        rows = []
+        rows: List[str] = []
+        header = ""
         with tempfile.TemporaryDirectory() as tmp:
-            for i, lane in enumerate(self._lanes):
+            for i, lane in enumerate(lanes):
                 part = os.path.join(tmp, "lane%d.csv" % i)
                 if self._lib.fh_replay_dump_books(lane, os.fsencode(part), depth, err, len(err)) != 0:
-                    raise ReplayError(self._ffi.string(err).decode(errors="replace"))
+                    raise c_error(ReplayError, self._ffi, err)
                 with open(part) as f:
                     header = f.readline()
                     rows.extend(f.readlines())
@@ -267,27 +608,29 @@ class Replay:
         except OSError as exc:
             raise ReplayError("cannot write %s: %s" % (path, exc.strerror))
 
-    def segment(self):
-        """This replay's shared memory, read in-process like any other reader."""
+    def segment(self) -> "Segment":
+        """This replay's shared memory, read in-process like any other reader.  The
+        segment keeps the replay alive; closing the replay closes it."""
         from .shm import Segment
+        lanes = self._live()
         if self.mode != "publish":
             raise ReplayError("mode %r publishes nothing" % self.mode)
         size = self._ffi.new("uint64_t *")
-        base = self._lib.fh_replay_shm(self._r, size)
-        return Segment(self._ffi.buffer(base, size[0]), int(size[0]), owner=self, name=self.shm_name)
+        base = self._lib.fh_replay_shm(lanes[0], size)
+        seg = Segment(self._ffi.buffer(base, size[0]), int(size[0]), owner=self, name=self.shm_name)
+        self._segments.add(seg)
+        return seg
+
+    def __repr__(self) -> str:
+        return "<Replay mode=%s shm=%r lanes=%d%s>" % (self.mode, self.shm_name, self.config.lanes,
+                                                       " closed" if self._closed else "")
 
 
-def _ip(host: str) -> int:
-    import socket
-    try:
-        return int.from_bytes(socket.inet_aton(socket.gethostbyname(host)), "big")
-    except OSError:
-        raise ReplayError("cannot resolve %r to an IPv4 address" % host)
-
-
-def replay(paths: Sequence[str], progress: Optional[bool] = None, **kw) -> ReplayResult:
-    """Decode every input in order into one set of books and counters."""
-    r = Replay(**kw)
-    results = [r.run_file(p, progress=progress) for p in paths]
-    r.finish()
+def replay(paths: Sequence[str], progress: Optional[bool] = None, config: Optional[ReplayConfig] = None,
+           **options: Any) -> ReplayResult:
+    """Decode every input in order into one set of books and counters; the replay is
+    finished and closed before this returns.  ``config`` / ``options`` as for
+    :class:`Replay`."""
+    with Replay(config, **options) as r:
+        results = [r.run_file(p, progress=progress) for p in paths]
     return ReplayResult(stats=r.stats(), inputs=results)

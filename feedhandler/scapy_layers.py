@@ -1,7 +1,9 @@
 """Scapy layers for MoldUDP64 and every NASDAQ TotalView-ITCH 5.0 message.
 
 For crafting test input and inspecting captures by hand; the feed handler itself
-never decodes in Python.  Field names are those of the C structs in
+never decodes in Python.  Needs scapy, an optional extra: ``pip install
+feedhandler[scapy]`` (importing this module without it raises an ImportError
+that says so).  Field names are those of the C structs in
 ``csrc/fh_api.h`` (and of the dicts ``feedhandler.core`` returns), so a value
 read here can be compared with the C decoder's field by field.
 
@@ -48,6 +50,14 @@ from __future__ import annotations
 
 import struct
 from typing import Dict, Type
+
+try:
+    import scapy  # noqa: F401  (scapy is the optional extra feedhandler[scapy])
+except ImportError as exc:
+    raise ImportError(
+        "feedhandler.scapy_layers needs scapy, an optional dependency: pip install feedhandler[scapy] "
+        "(or pip install 'scapy>=2.5'). The feed handler itself and every command run without it. "
+        "[%s]" % exc, name="scapy") from exc
 
 from scapy.compat import bytes_encode
 from scapy.config import conf

@@ -7,6 +7,7 @@
     everything = seg.snapshot_all()       # one structured array, a consistent copy of every slot
     for ev in seg.events(): ...           # new events since the last call (numpy structured array)
     seg.lapped                            # events this reader lost because the writer lapped it
+    seg.close()                           # or: with attach("books") as seg: ...
 
 The numpy dtypes mirror csrc/fh_api.h (tests/test_layout.py asserts every offset
 against the C structs).  Units: prices are raw ITCH Price(4) integers, shares
@@ -17,11 +18,16 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from .core import errbuf, errstr, ffi, lib, merge_stats, stats_to_dict
+from .core import errbuf, ffi, lib, merge_stats, stats_to_dict
+from .errors import ShmError, c_error
+
+__all__ = ["attach", "Segment", "Snapshot", "ShmError", "slot_dtype", "EVENT_DTYPE", "EVENT_NAMES", "STATES",
+           "FLAG_STALE", "FLAG_DROPPED", "FLAG_OP_HALT", "FLAG_DIRECTORY", "FLAG_SILENT",
+           "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT"]
 
 SLOT_FIXED = lib.FH_SHM_SLOT_FIXED
 MAX_SPINS = 100_000
@@ -55,10 +61,6 @@ FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY, FLAG_SILENT = (
 STATES = {0: "starting", 1: "running", 2: "finished"}
 
 
-class ShmError(Exception):
-    """No segment, or one this reader cannot read (other layout version, corrupt)."""
-
-
 def slot_dtype(depth: int) -> np.dtype:
     """The numpy dtype of one slot for a segment of this depth."""
     names, formats, offsets = [], [], []
@@ -86,10 +88,10 @@ class Snapshot:
 
     __slots__ = ("rec",)
 
-    def __init__(self, rec):
+    def __init__(self, rec: np.ndarray) -> None:
         self.rec = rec
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         try:
             return self.rec[name]
         except (KeyError, ValueError):
@@ -100,12 +102,14 @@ class Snapshot:
         return bytes(self.rec["symbol"]).decode("ascii", "replace").rstrip()
 
     @property
-    def bids(self):
+    def bids(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prices, shares, orders) of the bid levels, best first."""
         n = int(self.rec["n_bid"])
         return self.rec["bid_price"][:n], self.rec["bid_shares"][:n], self.rec["bid_orders"][:n]
 
     @property
-    def asks(self):
+    def asks(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prices, shares, orders) of the ask levels, best first."""
         n = int(self.rec["n_ask"])
         return self.rec["ask_price"][:n], self.rec["ask_shares"][:n], self.rec["ask_orders"][:n]
 
@@ -113,7 +117,7 @@ class Snapshot:
     def stale(self) -> bool:
         return bool(self.rec["flags"] & FLAG_STALE)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         b, a = self.bids, self.asks
         return "<Snapshot %s locate=%d bid=%s ask=%s>" % (
             self.symbol, self.rec["locate"], (int(b[0][0]), int(b[1][0])) if len(b[0]) else None,
@@ -122,16 +126,22 @@ class Snapshot:
 
 class Segment:
     """A mapped segment.  Use :func:`attach` (by name, read-only) or
-    ``Replay.segment()`` (the replay's own, in-process)."""
+    ``Replay.segment()`` (the replay's own, in-process).
 
-    def __init__(self, buf, size: int, owner=None, name: Optional[str] = None):
+    A context manager: leaving ``with attach(name) as seg:`` calls :meth:`close`,
+    which unmaps it from this process (the segment itself stays in /dev/shm).
+    After close every read raises :class:`ShmError`."""
+
+    def __init__(self, buf: Any, size: int, owner: Any = None, name: Optional[str] = None) -> None:
         self._buf = buf                     # keeps the mapping alive
         self._owner = owner                 # keeps an in-process replay alive
         self.name = name
         self._base = ffi.from_buffer("uint8_t[]", buf) if not isinstance(buf, ffi.CData) else buf
         err = errbuf()
         if lib.fh_shm_check(self._base, size, err, len(err)) != 0:
-            raise ShmError(errstr(err))
+            if not isinstance(buf, ffi.CData):
+                ffi.release(self._base)     # so that attach() can unmap it
+            raise c_error(ShmError, ffi, err)
         self._hdr = ffi.cast("fh_shm_header_t *", self._base)
         self.depth = int(self._hdr.depth)
         self.n_slots = int(self._hdr.n_slots)
@@ -152,7 +162,7 @@ class Segment:
         """starting, running, finished -- or dead: the header says starting or
         running but its writer process is gone (killed; the books are frozen
         wherever it stopped and must not be traded on)."""
-        st = STATES.get(int(self._hdr.state), "unknown")
+        st = STATES.get(int(self._header().state), "unknown")
         if st in ("starting", "running") and self.writer_alive is False:
             return "dead"
         return st
@@ -161,31 +171,31 @@ class Segment:
     def writer_alive(self) -> Optional[bool]:
         """True/False whether the writer process lives; None when this process
         cannot tell (no /proc, another PID namespace)."""
-        rc = lib.fh_shm_writer_alive(self._base)
+        rc = lib.fh_shm_writer_alive(self._mapped())
         return None if rc < 0 else bool(rc)
 
     def clock_ns(self) -> int:
         """Now, in ns since the epoch, on the writer's clock (its TSC
         calibration, published in the header): subtract a ``publish_ts`` to get
         publish -> seen with no error between two clocks' calibrations."""
-        return int(lib.fh_shm_clock_ns(self._base))
+        return int(lib.fh_shm_clock_ns(self._mapped()))
 
     @property
     def writer_pid(self) -> int:
-        return int(self._hdr.writer_pid)
+        return int(self._header().writer_pid)
 
     @property
     def created_ns(self) -> int:
-        return int(self._hdr.created_ns)
+        return int(self._header().created_ns)
 
     @property
     def ring_head(self) -> int:
         """Events written so far, all lanes together."""
-        return sum(int(self._hdr.ring_head[i].head) for i in range(self.n_lanes))
+        return sum(int(self._header().ring_head[i].head) for i in range(self.n_lanes))
 
     @property
     def system_event(self) -> str:
-        c = int(self._hdr.system_event)
+        c = int(self._header().system_event)
         return chr(c) if c else ""
 
     # --------------------------------------------------------------- slots
@@ -214,7 +224,10 @@ class Segment:
             out = np.empty((), dtype=self.dtype)
         elif out.dtype != self.dtype or out.size != 1:
             raise ValueError("out must come from new_buffer()")
-        rc = lib.fh_shm_read_slot(self._base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
+        base = self._base
+        if base is None:
+            raise self._closed_error()
+        rc = lib.fh_shm_read_slot(base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if rc != 0:
             raise ShmError(_busy(rc, "slot %d" % loc))
         return Snapshot(out)
@@ -226,10 +239,11 @@ class Segment:
     def snapshot_all(self) -> np.ndarray:
         """Consistent copies of every slot (each one consistent) as one structured array;
         index = stock locate."""
+        base = self._mapped()
         out = np.empty(self.n_slots, dtype=self.dtype)
-        n = lib.fh_shm_read_slots(self._base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
+        n = lib.fh_shm_read_slots(base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if n != self.n_slots:
-            rc = lib.fh_shm_read_slot(self._base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
+            rc = lib.fh_shm_read_slot(base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
             raise ShmError(_busy(rc, "slot %d" % n))
         return out
 
@@ -245,7 +259,7 @@ class Segment:
     def seek(self, position: str = "now") -> None:
         """Start following events from now ('now') or the oldest still in the ring ('oldest')."""
         for i, cur in enumerate(self._cursors):
-            head = int(self._hdr.ring_head[i].head)
+            head = int(self._header().ring_head[i].head)
             cur[0] = head if position == "now" else max(0, head - self.ring_capacity)
 
     def events(self, max: int = 65536) -> np.ndarray:
@@ -254,12 +268,13 @@ class Segment:
         from one lane, in order).  If a writer lapped this reader, `lapped`
         grows by the number lost and reading resumes at the oldest event still
         in that ring."""
+        base = self._mapped()
         out = np.empty(max, dtype=EVENT_DTYPE)
         n = 0
         for lane, cur in enumerate(self._cursors):
             if n == max:
                 break
-            got = lib.fh_shm_poll_events(self._base, lane, cur, ffi.from_buffer("fh_shm_event_t[]", out[n:]),
+            got = lib.fh_shm_poll_events(base, lane, cur, ffi.from_buffer("fh_shm_event_t[]", out[n:]),
                                          max - n, self._lost)
             self.lapped += int(self._lost[0])
             n += got
@@ -272,29 +287,68 @@ class Segment:
     # ------------------------------------------------------------ counters
     def counters(self) -> dict:
         """The writer's counters, all lanes added up (see core.merge_stats)."""
+        base = self._mapped()
         parts = []
         for lane in range(self.n_lanes):
             st = ffi.new("fh_stats_t *")
-            rc = lib.fh_shm_read_counters(self._base, lane, st, MAX_SPINS)
+            rc = lib.fh_shm_read_counters(base, lane, st, MAX_SPINS)
             if rc != 0:
                 raise ShmError(_busy(rc, "counters"))
             parts.append(stats_to_dict(st))
         d = merge_stats(parts)
-        d["counters_updated_ns"] = int(self._hdr.counters_updated_ns)
+        d["counters_updated_ns"] = int(self._header().counters_updated_ns)
         d["lanes"] = self.n_lanes
         return d
 
     def close(self) -> None:
-        self._base = None
+        """Unmap the segment (an attached one; a replay's own stays its replay's).
+        Every later read raises ShmError; calling it again does nothing."""
+        if self._base is None:
+            return
+        base, self._base, self._hdr = self._base, None, None
         if isinstance(self._buf, mmap.mmap):
+            ffi.release(base)            # the buffer export, so that the mapping can go
             try:
                 self._buf.close()
             except BufferError:   # numpy views still alive: the OS unmaps at exit
                 pass
+        self._owner = None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._base is None
+
+    def __enter__(self) -> "Segment":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _closed_error(self) -> ShmError:
+        return ShmError("segment %r is closed" % (self.name or "(in-process)",))
+
+    def _mapped(self) -> Any:
+        """The mapping's base pointer, or ShmError once closed (never a NULL to C)."""
+        if self._base is None:
+            raise self._closed_error()
+        return self._base
+
+    def _header(self) -> Any:
+        if self._hdr is None:
+            raise self._closed_error()
+        return self._hdr
+
+    def __repr__(self) -> str:
+        if self._base is None:
+            return "<Segment %r closed>" % (self.name,)
+        return "<Segment %r %s depth=%d slots=%d lanes=%d>" % (self.name, self.state, self.depth, self.n_slots - 1,
+                                                               self.n_lanes)
 
 
 def attach(name: str) -> Segment:
-    """Map /dev/shm/NAME read-only and check its layout."""
+    """Map /dev/shm/NAME read-only and check its layout.  ``with attach(name) as seg:``
+    unmaps it on exit."""
     if not name or "/" in name:
         raise ShmError("bad segment name %r" % (name,))
     path = os.path.join("/dev/shm", name)
@@ -311,4 +365,11 @@ def attach(name: str) -> Segment:
         mm = mmap.mmap(fd, size, prot=mmap.PROT_READ, flags=mmap.MAP_SHARED)
     finally:
         os.close(fd)
-    return Segment(mm, size, name=name)
+    try:
+        return Segment(mm, size, name=name)
+    except BaseException:
+        try:
+            mm.close()
+        except BufferError:       # the failed Segment's buffer export: the OS unmaps at exit
+            pass
+        raise

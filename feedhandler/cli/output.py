@@ -1,0 +1,112 @@
+"""How the commands print: counters, ladders, prices, times, JSON files.
+
+The formats here are the CLI's contract (docs/architecture.md; tests compare
+them line by line): change them only together with the docs and tests.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any, Iterable, Optional, TextIO
+
+if TYPE_CHECKING:                       # pragma: no cover
+    from ..replay import InputResult, Replay
+    from ..shm import Snapshot
+
+__all__ = ["human", "print_stats", "write_json", "write_latency", "ladder", "px", "hms"]
+
+
+def human(n: float) -> str:
+    """A rate with a k/M/G suffix: ``1.50 M``."""
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return "%.2f %s" % (n / div, unit)
+    return "%.0f" % n
+
+
+def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iterable["InputResult"]] = None) -> None:
+    """The counters block of `replay`, `run` and `stats` (inputs first, when given)."""
+    w = (out or sys.stdout).write
+    if inputs:
+        for i in inputs:
+            status = "ok" if i.ok else ("PARTIAL" if i.partial else "FAILED")
+            w("input     %s  [%s%s]  %s\n" % (i.path, i.format, ", gzip" if i.gzip else "", status))
+    w("packets       %14s\n" % format(stats["packets"], ","))
+    w("mold packets  %14s   heartbeats %s, end of session %s, streams %s\n" % (
+        format(stats["mold_packets"], ","), format(stats["heartbeats"], ","),
+        format(stats["end_of_session"], ","), stats["streams"]))
+    if "pkt_applied" in stats:
+        from ..core import ledger
+        lg = ledger(stats)
+        w("  where they went: %s applied, %s duplicate, %s heartbeat, %s end of session, %s rejected, %s held%s\n" % (
+            format(lg["pkt_applied"], ","), format(lg["pkt_duplicate"], ","), format(lg["heartbeats"], ","),
+            format(lg["end_of_session"], ","), format(lg["pkt_rejected"], ","), format(lg["pkt_held"], ","),
+            "" if lg["unaccounted"] == 0 else "  (UNACCOUNTED %d: please report)" % lg["unaccounted"]))
+    w("messages      %14s\n" % format(stats["messages"], ","))
+    total = stats["messages"] or 1
+    for t, n in sorted(stats["by_type"].items(), key=lambda kv: (-kv[1], kv[0])):
+        w("    %s %16s  %6.2f%%\n" % (t, format(n, ","), 100.0 * n / total))
+    w("gaps %s, recovered %s, duplicates %s, session changes %s, silences %s\n" % (
+        format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ","),
+        format(stats.get("session_changes", 0), ","), format(stats.get("silences", 0), ",")))
+    if stats.get("nic_imissed") or stats.get("nic_ierrors") or stats.get("nic_rx_nombuf"):
+        w("NIC drops: imissed %s, ierrors %s, rx_nombuf %s\n" % (
+            format(stats["nic_imissed"], ","), format(stats["nic_ierrors"], ","), format(stats["nic_rx_nombuf"], ",")))
+    if stats["errors"]:
+        w("errors (skipped, by reason):\n")
+        for k, v in sorted(stats["errors"].items()):
+            w("    %-24s %12s\n" % (k, format(v, ",")))
+    else:
+        w("errors        none\n")
+    w("elapsed       %.6f s decode, %s msgs/s\n" % (stats["elapsed_s"], human(stats["msgs_per_s"])))
+
+
+def write_json(path: str, doc: Any, sort_keys: bool = True) -> None:
+    """``doc`` as indented JSON with a final newline (raises OSError)."""
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=sort_keys)
+        f.write("\n")
+
+
+def write_latency(path: str, replay: "Replay", stats: dict, speed: float = 0.0) -> None:
+    """--latency-json: the document, and a short summary on stdout."""
+    from ..latency import collect
+    doc = collect(replay, stats)
+    doc["speed"] = speed or "max"
+    write_json(path, doc, sort_keys=False)
+    for name in ("decode", "book", "publish", "rx_to_published"):
+        t = doc["stages"][name]
+        print("latency %-16s p50 %7d ns  p99 %7d ns  p99.9 %8d ns  max %9d ns  (%d packets)" % (
+            name.replace("_to_", "->"), t["p50"], t["p99"], t["p99_9"], t["max"], t["count"]))
+    m = doc["messages_per_packet"]
+    print("messages/packet  mean %.2f  p50 %d  p99 %d  max %d" % (m["mean"], m["p50"], m["p99"], m["max"]))
+
+
+def px(p: int) -> str:
+    """A raw ITCH Price(4) as ``123.4500``."""
+    return "%d.%04d" % divmod(p, 10000)
+
+
+def hms(ns: int) -> str:
+    """Nanoseconds since midnight as ``HH:MM:SS.nnnnnnnnn``."""
+    s, frac = divmod(ns, 1_000_000_000)
+    return "%02d:%02d:%02d.%09d" % (s // 3600, s // 60 % 60, s % 60, frac)
+
+
+def ladder(snap: "Snapshot", depth: int) -> str:
+    """The `book` command's view of one instrument: header line, then bids | asks."""
+    from ..shm import FLAG_DROPPED, FLAG_OP_HALT, FLAG_STALE
+    bp, bs, bo = snap.bids
+    ap, as_, ao = snap.asks
+    flags = [n for bit, n in ((FLAG_STALE, "STALE"), (FLAG_DROPPED, "INCOMPLETE"), (FLAG_OP_HALT, "OP-HALT"))
+             if int(snap.flags) & bit]
+    state = chr(int(snap.trading_state)) if int(snap.trading_state) else "?"
+    lines = ["%s (locate %d)  state %s  %s  last trade %s x %d  exch ts %s" % (
+        snap.symbol or "?", int(snap.locate), state, " ".join(flags) or "",
+        px(int(snap.last_trade_price)), int(snap.last_trade_shares), hms(int(snap.exch_ts)))]
+    lines.append("%8s %10s %12s | %-12s %-10s %-8s" % ("orders", "shares", "bid", "ask", "shares", "orders"))
+    for i in range(max(len(bp), len(ap), 1)):
+        left = "%8d %10d %12s" % (bo[i], bs[i], px(int(bp[i]))) if i < len(bp) else " " * 32
+        right = "%-12s %-10d %-8d" % (px(int(ap[i])), as_[i], ao[i]) if i < len(ap) else ""
+        lines.append("%s | %s" % (left, right))
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""The exceptions feedhandler raises, and the one way a C error becomes one.
+
+Every error the package raises on purpose derives from :class:`FeedhandlerError`,
+so an application can catch them all in one place::
+
+    FeedhandlerError
+    +-- ConfigError (also ValueError)     a setting is wrong: config file, option, endpoint
+    |   +-- EndpointError                 a HOST:PORT that does not parse or is out of range
+    +-- ReplayError                       an input could not be replayed, or the pipeline set up
+    |   +-- ReplayConfigError             (also a ConfigError) a ReplayConfig field is invalid
+    +-- ShmError                          a shared-memory segment cannot be read
+    +-- DpdkError                         DPDK is missing, or the EAL / a port could not be set up
+
+The classes are re-exported where they were first defined (``feedhandler.replay.ReplayError``,
+``feedhandler.shm.ShmError``, ``feedhandler.dpdk.DpdkError``, ``feedhandler.config.ConfigError``),
+so existing ``except`` clauses keep working.
+
+This module imports neither numpy nor the C core: the CLI and ``import feedhandler``
+can use it before either is loaded.
+"""
+from __future__ import annotations
+
+from typing import Any, Type, TypeVar
+
+__all__ = [
+    "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
+    "DpdkError", "c_message", "c_error", "ERR_LEN",
+]
+
+#: Size of the error buffers handed to the C core (``char err[ERR_LEN]``).
+ERR_LEN = 512
+
+
+class FeedhandlerError(Exception):
+    """Base class of every error feedhandler raises on purpose."""
+
+
+class ConfigError(FeedhandlerError, ValueError):
+    """A setting is wrong (config file, option, endpoint); the message says which and why."""
+
+
+class EndpointError(ConfigError):
+    """A ``HOST:PORT`` endpoint that does not parse, or whose host or port is not valid.
+
+    ``what`` names the setting (e.g. ``--rerequest``), ``value`` is what was given and
+    ``reason`` why it was refused (the message is ``"WHAT: REASON"``)."""
+
+    def __init__(self, what: str, value: Any, reason: str):
+        super().__init__("%s: %s" % (what, reason))
+        self.what = what
+        self.value = value
+        self.reason = reason
+
+
+class ReplayError(FeedhandlerError):
+    """An input could not be replayed (unreadable, empty, corrupt, unknown format), or the
+    pipeline could not be set up (capacities, shared memory, cores)."""
+
+
+class ReplayConfigError(ReplayError, ConfigError):
+    """A :class:`feedhandler.replay.ReplayConfig` field is invalid; the message names the
+    field, the value given and what would be valid."""
+
+
+class ShmError(FeedhandlerError):
+    """No segment, or one this reader cannot read (other layout version, corrupt, closed)."""
+
+
+class DpdkError(FeedhandlerError):
+    """DPDK is missing, or the EAL / a port could not be set up; the message says why."""
+
+
+E = TypeVar("E", bound=FeedhandlerError)
+
+
+def c_message(ffi: Any, err: Any) -> str:
+    """The text the C core wrote into the error buffer ``err`` (a ``char[]`` of ``ffi``)."""
+    return ffi.string(err).decode(errors="replace")
+
+
+def c_error(cls: Type[E], ffi: Any, err: Any, default: str = "the C core reported an error") -> E:
+    """An exception of class ``cls`` carrying the C core's message from ``err``.
+
+    ``raise c_error(ReplayError, ffi, err)`` is the one way a failed C call becomes a
+    Python exception; ``default`` is used when the C side left the buffer empty."""
+    return cls(c_message(ffi, err) or default)
