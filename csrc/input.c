@@ -39,7 +39,9 @@
 #ifndef FH_STREAM_BUF
 #define FH_STREAM_BUF (8u << 20)
 #endif
+#ifndef FH_STREAM_IN
 #define FH_STREAM_IN  (1u << 20)      /* compressed bytes read per read(2) */
+#endif
 
 static uint64_t now_ns(void)
 {
