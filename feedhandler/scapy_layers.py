@@ -177,11 +177,10 @@ class UInt48Field(Field):
 # ------------------------------------------------------------------ ITCH 5.0
 
 ITCH_CLASSES: Dict[str, Type["ItchMessage"]] = {}
-ITCH_LENGTHS = {
-    "S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35,
-    "h": 21, "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44,
-    "Q": 40, "B": 19, "I": 50, "N": 20, "O": 48,
-}
+# The one ITCH 5.0 length table (csrc/itch_spec.h), read from the C core: the
+# layers' own sizes are checked against it by tests/test_scapy_roundtrip.py.
+from .core import lib as _lib  # noqa: E402
+ITCH_LENGTHS = {chr(t): int(_lib.fh_itch_msg_len(t)) for t in range(256) if _lib.fh_itch_msg_len(t)}
 
 
 def _header(letter):
