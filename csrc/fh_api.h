@@ -626,3 +626,39 @@ int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t e
  * enabled. */
 int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out);
 uint64_t fh_replay_tsc_hz(const fh_replay_t *r);
+
+/* ------------------------------------------------- capture index (rewind)
+ *
+ * The re-request ("rewind") server's index of a capture (feedhandler/rewind.py):
+ * the input is read by the replay's own input layer and walkers (pcap, pcapng,
+ * gzip, zstd, pipes, "-"), frames by the same net parse and MoldUDP64 block
+ * walk, with the same counters (fh_index_stats); only what happens to a
+ * datagram differs: each message block is copied, as its wire block (u16 BE
+ * length + message), into per-session storage by sequence number.  The first
+ * copy of a (session, sequence) is kept; later ones count as duplicates.
+ * Start-up work, not the hot path: it allocates as it goes. */
+typedef struct fh_index fh_index_t;
+
+fh_index_t *fh_index_new(char *err, size_t errlen);
+/* Index one input (as fh_replay_file): 0, 1 when the input was corrupt or
+ * truncated part-way (what came before is indexed; err says where), -1 with a
+ * message (unreadable, empty, unknown format, a BinaryFILE, out of memory),
+ * -2 when stopped by fh_index_stop.  format_out: enum fh_format. */
+int fh_index_file(fh_index_t *ix, const char *path, int *format_out, char *err, size_t errlen);
+/* Ask a running fh_index_file to stop soon; safe from any thread. */
+void fh_index_stop(fh_index_t *ix);
+/* The counters of the walk, as fh_replay_stats (packets, errors[], ...). */
+void fh_index_stats(const fh_index_t *ix, fh_stats_t *out);
+/* Message blocks read (every copy), copies of a (session, sequence) already
+ * kept, and of those the ones whose length differs from the kept copy. */
+void fh_index_counts(const fh_index_t *ix, uint64_t *blocks, uint64_t *duplicates, uint64_t *duplicate_mismatch);
+/* Sessions with at least one message, in byte order of their names. */
+uint32_t fh_index_sessions(const fh_index_t *ix);
+/* Session k: its 10-byte name, its n messages by ascending unique sequence
+ * number (seqs[n]), and their blocks: message i is blob[offsets[i] + 2,
+ * offsets[i + 1]) after its u16 BE length (offsets[n + 1], offsets[0] = 0,
+ * offsets[n] = blob bytes).  Pointers stay valid until fh_index_free.
+ * 0, or -1 when k is out of range. */
+int fh_index_session(const fh_index_t *ix, uint32_t k, uint8_t *name, uint64_t *n, const uint64_t **seqs,
+                     const int64_t **offsets, const uint8_t **blob);
+void fh_index_free(fh_index_t *ix);

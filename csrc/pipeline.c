@@ -316,6 +316,9 @@ static void expire_holes(fh_replay_t *r, uint64_t now)
 void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
 {
     if (!r->progress_by_input) __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
+    /* Index mode has no use for a BinaryFILE (no sessions, no sequence
+     * numbers): its records are ITCH messages decoded, so stop at once. */
+    if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_replay_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));

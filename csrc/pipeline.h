@@ -41,6 +41,10 @@ struct fh_replay {
     uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
     uint64_t discard[32];           /* where other lanes count them instead */
     fh_replay_cfg_t cfg;            /* as created (lanes copy it) */
+    /* Index mode (index.c, the rewind server's capture index): every MoldUDP64
+     * datagram goes to index_frame instead of the session layer; NULL otherwise. */
+    void (*index_frame)(fh_replay_t *r, const fh_udp_view_t *u, size_t frame_len);
+    void *index;
     uint32_t n_lines;               /* configured channel lines (0: steer by stream order) */
     uint32_t line_last;             /* last line matched: datagrams come in runs */
     struct { uint32_t group; uint16_t port; uint16_t lane; uint32_t rr_ip; uint16_t rr_port; } lines[64];
@@ -216,6 +220,7 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
         if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; st->pkt_rejected++; }
         return;
     }
+    if (FH_UNLIKELY(r->index_frame != NULL)) { r->index_frame(r, &u, len); return; }
     if (FH_UNLIKELY(r->n_lines)) {
         /* A config names the channels: steer by destination group, as the NIC would. */
         uint32_t i = r->line_last;

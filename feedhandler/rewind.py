@@ -1,13 +1,14 @@
 """A MoldUDP64 re-request ("rewind") server that answers from a capture.
 
-``index_capture(path)`` reads a pcap / pcapng capture (gzip of either too) and
-indexes every MoldUDP64 message of every UDP datagram in it by (session,
-sequence number).  The parse is vectorised with numpy over all frames at once
-(one Python step per capture record, one numpy step per block position), and
-the index is compact: the kept messages are copied, as their MoldUDP64 wire
-blocks (u16 big-endian length + message), into one byte array in (session,
-sequence) order, with one u64 sequence number and one i64 offset per message;
-no Python object per message.  The capture itself is released afterwards.
+``index_capture(path)`` indexes every MoldUDP64 message of every UDP datagram
+of a capture by (session, sequence number).  The capture is read by the C core
+(csrc/index.c) with the replay's own input layer and parsing rules -- pcap,
+pcapng, gzip, zstd, pipes and standard input; Ethernet/VLAN/IPv4/UDP; the
+MoldUDP64 header and block walk -- and the replay's counters.  The index is
+compact and lives in C memory, seen from Python as numpy arrays with no
+Python object per message: per session, the kept messages as their MoldUDP64
+wire blocks (u16 big-endian length + message) in sequence order in one byte
+array, with one u64 sequence number and one i64 offset per message.
 
 ``RewindServer`` answers MoldUDP64 re-requests from that index the way an
 exchange's re-request server does: a request is a 20-byte UDP datagram
@@ -25,37 +26,23 @@ malformed frame or packet costs a counter, never a crash.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
-import mmap
 import os
 import socket
 import struct
 import threading
 import time
-import zlib
-from array import array
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .core import ffi, lib
+from .core import ffi, lib, stats_to_dict
 
 MOLD_HEADER = 20                  # session (10) + sequence number (8) + message count (2)
 REQUEST_LEN = 20                  # session (10) + sequence number (8) + requested count (2)
 DEFAULT_MAX_DATAGRAM = 1400
 MAX_UDP_PAYLOAD = 65507           # IPv4: 65535 - 20 (IP) - 8 (UDP)
 IGNORE_REASONS = ("malformed", "unknown_session", "zero_count", "out_of_range", "missing", "too_large")
-
-# ITCH 5.0 wire lengths, type byte included: only to recognise a BinaryFILE and
-# say so clearly (the server itself never looks inside the messages it serves).
-# The C core's table (csrc/itch_spec.h, the one the decoder uses), not a copy.
-_ITCH_LENGTHS = {bytes([t]): int(lib.fh_itch_msg_len(t)) for t in range(256) if lib.fh_itch_msg_len(t)}
-
-_PCAP_MAGICS = {0xA1B2C3D4: False, 0xA1B23C4D: True}   # value read little-endian -> nanosecond
-_LINKTYPE_ETHERNET = 1
-_MAX_RECORD = 1 << 18             # a record longer than this is corrupt, not a frame
-
 
 class RewindError(Exception):
     """The input cannot be served (unreadable, not a capture, no MoldUDP64 messages)."""
@@ -66,10 +53,12 @@ class RewindError(Exception):
 class SessionIndex:
     """The messages of one MoldUDP64 session, in sequence order.
 
-    ``seqs`` (u64, sorted, unique) and ``offsets`` (i64, ``len(seqs) + 1``):
-    message ``i`` (sequence ``seqs[i]``) is ``blob[offsets[i] + 2:offsets[i + 1]]``
-    of the index's byte array, preceded by its u16 big-endian length, so that
-    ``blob[offsets[i]:offsets[i + k]]`` is ready-made MoldUDP64 message blocks."""
+    ``seqs`` (u64, sorted, unique) and ``offsets`` (i64, ``len(seqs) + 1``,
+    from 0): message ``i`` (sequence ``seqs[i]``) is
+    ``blob[offsets[i] + 2:offsets[i + 1]]`` of the session's byte array,
+    preceded by its u16 big-endian length, so that
+    ``blob[offsets[i]:offsets[i + k]]`` is ready-made MoldUDP64 message blocks.
+    The arrays are read-only views of the C index's memory."""
 
     __slots__ = ("session", "seqs", "offsets", "_blob")
 
@@ -98,7 +87,7 @@ class SessionIndex:
 
     def find(self, seq: int) -> int:
         """Position of sequence ``seq``, or -1 when the capture does not hold it."""
-        if seq < 1 or seq > self.last:
+        if seq < self.first or seq > self.last:
             return -1
         i = int(np.searchsorted(self.seqs, np.uint64(seq)))
         return i if i < len(self.seqs) and int(self.seqs[i]) == seq else -1
@@ -126,8 +115,9 @@ class CaptureIndex:
         self.path = path
         self.format = fmt
         self.gzip = gzipped
+        self.compression: Optional[str] = "gzip" if gzipped else None   # "gzip", "zstd" or None
         self.sessions: Dict[bytes, SessionIndex] = {}
-        self.blob = np.zeros(0, np.uint8)
+        self.message_bytes = 0        # bytes of the kept messages' blocks
         self.frames = 0               # capture records that held a frame
         self.datagrams = 0            # UDP datagrams carrying a MoldUDP64 header
         self.mold_packets = 0         # ... of which data packets (count 1..0xFFFE)
@@ -136,17 +126,14 @@ class CaptureIndex:
         self.blocks = 0               # message blocks read, every line (duplicates included)
         self.duplicates = 0           # the same (session, sequence) again: the B copy, a retransmission
         self.duplicate_mismatch = 0   # ... whose length differs from the copy kept (first seen is kept)
-        self.skipped: Dict[str, int] = {}
+        self.skipped: Dict[str, int] = {}      # the replay's nonzero error counters (fh_err_name)
         self.truncated: Optional[str] = None   # where the capture was found cut short / corrupt
         self.elapsed_s = 0.0
+        self.counters: dict = {}      # the walk's counters, as Replay.stats() has them (core.stats_to_dict)
 
     @property
     def messages(self) -> int:
         return sum(s.count for s in self.sessions.values())
-
-    @property
-    def message_bytes(self) -> int:
-        return int(self.blob.nbytes)
 
     def session(self, name) -> SessionIndex:
         if isinstance(name, str):
@@ -163,352 +150,56 @@ class CaptureIndex:
                 "truncated": self.truncated, "elapsed_s": self.elapsed_s,
                 "sessions": [s.summary() for s in self.sessions.values()]}
 
-    def _skip(self, reason: str, n: int = 1) -> None:
-        if n:
-            self.skipped[reason] = self.skipped.get(reason, 0) + int(n)
+
+_FORMATS = {int(lib.FH_FMT_PCAP_US): "pcap (us)", int(lib.FH_FMT_PCAP_NS): "pcap (ns)",
+            int(lib.FH_FMT_PCAPNG): "pcapng", int(lib.FH_FMT_BINFILE): "NASDAQ BinaryFILE"}
 
 
-def _load(path: str):
-    """(bytes-like of the whole capture, gzipped, closer)."""
+def _compression(path: str) -> int:
+    """0 plain, 1 gzip, 2 zstd: the C input layer's reading of the first bytes
+    (standard input and special files: not looked at, 0)."""
+    if path == "-":
+        return 0
     try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise RewindError("cannot open %s: %s" % (path, exc.strerror or exc)) from None
-    with f:
-        head = f.read(2)
-        if head == b"\x1f\x8b":
-            f.seek(0)
-            try:
-                with gzip.GzipFile(fileobj=f) as g:
-                    data = g.read()
-            except (OSError, EOFError, zlib.error) as exc:
-                raise RewindError("%s: corrupt gzip: %s" % (path, exc)) from None
-            return data, True, lambda: None
-        try:
-            size = os.fstat(f.fileno()).st_size
-        except OSError as exc:
-            raise RewindError("cannot read %s: %s" % (path, exc)) from None
-        if size == 0:
-            raise RewindError("%s is empty" % path)
-        try:
-            m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):          # a pipe or special file: read it
-            f.seek(0)
-            return f.read(), False, lambda: None
-
-        def close():
-            try:
-                m.close()
-            except BufferError:                # a view still exists; the GC frees it
-                pass
-        return m, False, close
+        with open(path, "rb") as f:
+            if not os.path.isfile(path):
+                return 0
+            head = f.read(4)
+    except OSError:
+        return 0
+    return int(lib.fh_input_compression(head, len(head)))
 
 
-def _looks_like_binfile(data) -> bool:
-    if len(data) < 3:
-        return False
-    n = (data[0] << 8) | data[1]
-    return _ITCH_LENGTHS.get(bytes(data[2:3])) == n and len(data) >= 2 + n
+def _view(owner, ptr, n: int, dtype) -> np.ndarray:
+    """A read-only numpy view of n items at ptr that keeps ``owner`` (the C
+    index) alive as long as the view lives."""
+    if n == 0:
+        return np.zeros(0, dtype)
+    keep = ffi.gc(ptr, lambda _p, _owner=owner: None)
+    a = np.frombuffer(ffi.buffer(keep, n * np.dtype(dtype).itemsize), dtype)
+    a.flags.writeable = False
+    return a
 
 
-def _pcap_records(data, idx: CaptureIndex) -> Tuple[np.ndarray, np.ndarray]:
-    magic_le = struct.unpack_from("<I", data, 0)[0]
-    if magic_le in _PCAP_MAGICS:
-        e, ns = "<", _PCAP_MAGICS[magic_le]
-    else:
-        e, ns = ">", _PCAP_MAGICS[struct.unpack_from(">I", data, 0)[0]]
-    idx.format = "pcap (ns)" if ns else "pcap (us)"
-    n = len(data)
-    if n < 24:
-        idx.truncated = "file header cut short"
-        idx._skip("capture_truncated")
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    linktype = struct.unpack_from(e + "I", data, 20)[0] & 0xFFFF
-    rec = struct.Struct(e + "8xII")
-    offs, lens = array("q"), array("q")
-    off, snapped = 24, 0
-    unpack, o_app, l_app = rec.unpack_from, offs.append, lens.append
-    while off + 16 <= n:
-        cap, orig = unpack(data, off)
-        if cap > _MAX_RECORD:
-            idx.truncated = "record at byte %d has an impossible length %d" % (off, cap)
-            idx._skip("capture_bad_record")
-            break
-        if off + 16 + cap > n:
-            idx.truncated = "last record (byte %d) cut short" % off
-            idx._skip("capture_truncated")
-            break
-        o_app(off + 16)
-        l_app(cap)
-        if cap < orig:
-            snapped += 1
-        off += 16 + cap
-    else:
-        if off != n:
-            idx.truncated = "last record header (byte %d) cut short" % off
-            idx._skip("capture_truncated")
-    idx._skip("capture_snapped", snapped)
-    fo = np.frombuffer(offs, np.int64) if len(offs) else np.zeros(0, np.int64)
-    fl = np.frombuffer(lens, np.int64) if len(lens) else np.zeros(0, np.int64)
-    if linktype != _LINKTYPE_ETHERNET:
-        idx._skip("capture_link_type", len(fo))
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return fo, fl
-
-
-def _pcapng_records(data, idx: CaptureIndex) -> Tuple[np.ndarray, np.ndarray]:
-    idx.format = "pcapng"
-    n = len(data)
-    offs, lens = array("q"), array("q")
-    off, e, links = 0, "<", []
-    snapped = bad_link = 0
-    while off + 12 <= n:
-        btype_le = struct.unpack_from("<I", data, off)[0]
-        if btype_le == 0x0A0D0D0A:             # section header: its own byte order
-            if off + 28 > n:
-                idx.truncated = "section header at byte %d cut short" % off
-                idx._skip("capture_truncated")
-                break
-            bom = struct.unpack_from("<I", data, off + 8)[0]
-            if bom == 0x1A2B3C4D:
-                e = "<"
-            elif bom == 0x4D3C2B1A:
-                e = ">"
-            else:
-                idx.truncated = "bad byte-order magic at byte %d" % off
-                idx._skip("capture_bad_record")
-                break
-            links = []
-        btype, blen = struct.unpack_from(e + "II", data, off)
-        if blen < 12 or blen % 4 or blen > _MAX_RECORD + 64:
-            idx.truncated = "block at byte %d has an impossible length %d" % (off, blen)
-            idx._skip("capture_bad_record")
-            break
-        if off + blen > n:
-            idx.truncated = "last block (byte %d) cut short" % off
-            idx._skip("capture_truncated")
-            break
-        if btype == 1:                         # interface description
-            links.append(struct.unpack_from(e + "H", data, off + 8)[0] if blen >= 16 else -1)
-        elif btype == 6:                       # enhanced packet
-            if blen < 32:
-                idx._skip("capture_bad_record")
-            else:
-                ifid, cap, orig = struct.unpack_from(e + "I8xII", data, off + 8)
-                if cap > blen - 32:
-                    idx._skip("capture_bad_record")
-                elif ifid >= len(links) or links[ifid] != _LINKTYPE_ETHERNET:
-                    bad_link += 1
-                else:
-                    offs.append(off + 28)
-                    lens.append(cap)
-                    snapped += cap < orig
-        elif btype == 3:                       # simple packet: interface 0, length from the block
-            if blen < 16:
-                idx._skip("capture_bad_record")
-            else:
-                orig = struct.unpack_from(e + "I", data, off + 8)[0]
-                cap = min(orig, blen - 16)
-                if not links or links[0] != _LINKTYPE_ETHERNET:
-                    bad_link += 1
-                else:
-                    offs.append(off + 12)
-                    lens.append(cap)
-                    snapped += cap < orig
-        off += blen
-    else:
-        if off != n:
-            idx.truncated = "last block header (byte %d) cut short" % off
-            idx._skip("capture_truncated")
-    idx._skip("capture_snapped", snapped)
-    idx._skip("capture_link_type", bad_link)
-    fo = np.frombuffer(offs, np.int64) if len(offs) else np.zeros(0, np.int64)
-    fl = np.frombuffer(lens, np.int64) if len(lens) else np.zeros(0, np.int64)
-    return fo, fl
-
-
-class _Alive:
-    """Parallel arrays over the frames (or packets) still in play; ``keep``
-    drops the rest and counts them under a reason."""
-
-    def __init__(self, idx: CaptureIndex, **arrays):
-        self._idx = idx
-        self.__dict__.update(arrays)
-        self._names = list(arrays)
-
-    def keep(self, mask: np.ndarray, reason: Optional[str]) -> None:
-        if mask.all():
-            return
-        if reason:
-            self._idx._skip(reason, int(np.count_nonzero(~mask)))
-        for k in self._names:
-            setattr(self, k, getattr(self, k)[mask])
-
-    def add(self, **arrays):
-        self.__dict__.update(arrays)
-        self._names += [k for k in arrays if k not in self._names]
-
-    def __len__(self):
-        return len(getattr(self, self._names[0]))
-
-
-def _be16(buf: np.ndarray, o: np.ndarray) -> np.ndarray:
-    return (buf[o].astype(np.int64) << 8) | buf[o + 1]
-
-
-def _be64(buf: np.ndarray, o: np.ndarray) -> np.ndarray:
-    b = buf[o[:, None] + np.arange(8)]
-    return np.ascontiguousarray(b).view(">u8").ravel().astype(np.uint64)
-
-
-def _index_frames(buf: np.ndarray, fo: np.ndarray, fl: np.ndarray, idx: CaptureIndex) -> None:
-    idx.frames = len(fo)
-    f = _Alive(idx, fo=fo, fl=fl)
-    # Ethernet, up to two VLAN tags (802.1Q, 802.1ad QinQ, 0x9100).
-    f.keep(f.fl >= 14, "eth_truncated")
-    f.add(l2=np.full(len(f), 14, np.int64), et=_be16(buf, f.fo + 12))
-    for _ in range(2):
-        tagged = (f.et == 0x8100) | (f.et == 0x88A8) | (f.et == 0x9100)
-        f.keep(~tagged | (f.fl >= f.l2 + 4), "vlan_truncated")
-        tagged = (f.et == 0x8100) | (f.et == 0x88A8) | (f.et == 0x9100)
-        if tagged.any():
-            f.et = np.where(tagged, _be16(buf, f.fo + np.where(tagged, f.l2 + 2, 0)), f.et)
-            f.l2 = f.l2 + 4 * tagged
-    f.keep(~((f.et == 0x8100) | (f.et == 0x88A8) | (f.et == 0x9100)), "vlan_truncated")
-    f.keep(f.et != 0x0806, "arp")
-    f.keep(f.et != 0x86DD, "ipv6")
-    f.keep(f.et == 0x0800, "ethertype_other")
-    # IPv4 (options fine, fragments not), UDP.
-    f.add(ip=f.fo + f.l2, avail=f.fl - f.l2)
-    f.keep(f.avail >= 20, "ip_truncated")
-    f.keep((buf[f.ip] >> 4) == 4, "ip_bad_version")
-    f.add(ihl=(buf[f.ip] & 15).astype(np.int64) * 4)
-    f.keep((f.ihl >= 20) & (f.ihl <= f.avail), "ip_bad_header_length")
-    f.add(tot=_be16(buf, f.ip + 2))
-    f.keep((f.tot >= f.ihl) & (f.tot <= f.avail), "ip_bad_total_length")
-    f.keep((_be16(buf, f.ip + 6) & 0x3FFF) == 0, "ip_fragment")
-    f.keep(buf[f.ip + 9] == 17, "ip_not_udp")
-    f.keep(f.tot - f.ihl >= 8, "udp_truncated")
-    f.add(udp=f.ip + f.ihl)
-    f.add(ulen=_be16(buf, f.udp + 4))
-    f.keep((f.ulen >= 8) & (f.ulen <= f.tot - f.ihl), "udp_bad_length")
-    # MoldUDP64 header.
-    f.keep(f.ulen - 8 >= MOLD_HEADER, "mold_truncated")
-    pay = f.udp + 8
-    end = f.udp + f.ulen
-    del f
-    idx.datagrams = len(pay)
-    if not len(pay):
-        return
-    cnt = _be16(buf, pay + 18)
-    idx.heartbeats = int(np.count_nonzero(cnt == 0))
-    idx.end_of_session = int(np.count_nonzero(cnt == 0xFFFF))
-    data = (cnt != 0) & (cnt != 0xFFFF)
-    idx._skip("mold_trailing_bytes", int(np.count_nonzero(~data & (end != pay + MOLD_HEADER))))
-    p = _Alive(idx, pay=pay[data], end=end[data], cnt=cnt[data])
-    idx.mold_packets = len(p)
-    if not len(p):
-        return
-    p.add(seq=_be64(buf, p.pay + 10))
-    # Sequence numbers start at 1; refuse ones that would wrap.
-    p.keep((p.seq >= 1) & (p.seq < np.uint64(1 << 62)), "mold_bad_sequence")
-    if not len(p):
-        return
-    # Runs of packets of one session are far fewer than packets: name each
-    # run in Python, then spread the session ids over the packets.
-    sess = buf[p.pay[:, None] + np.arange(10)]
-    starts = np.flatnonzero(np.concatenate(([True], (sess[1:] != sess[:-1]).any(axis=1))))
-    run_names = [sess[i].tobytes() for i in starts]
-    names = sorted(set(run_names))
-    ids = {name: k for k, name in enumerate(names)}
-    run_sid = np.array([ids[name] for name in run_names], np.int64)
-    sid = np.repeat(run_sid, np.diff(np.append(starts, len(sess))))
-    del sess
-
-    # Walk the blocks of every packet at once: step j reads block j of each
-    # packet that still has one.
-    m_pkt, m_j, m_off, m_len = [], [], [], []
-    pk = np.arange(len(p), dtype=np.int64)
-    pos = p.pay + MOLD_HEADER
-    end, rem = p.end, p.cnt
-    j = 0
-    while len(pk):
-        short = pos + 2 > end
-        if short.any():
-            idx._skip("mold_count_overrun", int(np.count_nonzero(short)))
-            ok = ~short
-            pk, pos, end, rem = pk[ok], pos[ok], end[ok], rem[ok]
-        ln = _be16(buf, pos)
-        over = pos + 2 + ln > end
-        if over.any():
-            idx._skip("mold_block_overrun", int(np.count_nonzero(over)))
-            ok = ~over
-            pk, pos, end, rem, ln = pk[ok], pos[ok], end[ok], rem[ok], ln[ok]
-        nz = ln > 0
-        idx._skip("mold_zero_length_block", int(np.count_nonzero(~nz)))   # its sequence number is a hole
-        m_pkt.append(pk[nz])
-        m_j.append(np.full(int(np.count_nonzero(nz)), j, np.int32))
-        m_off.append(pos[nz])
-        m_len.append(ln[nz] + 2)
-        pos = pos + 2 + ln
-        rem = rem - 1
-        done = rem == 0
-        if done.any():
-            idx._skip("mold_trailing_bytes", int(np.count_nonzero(pos[done] != end[done])))
-            ok = ~done
-            pk, pos, end, rem = pk[ok], pos[ok], end[ok], rem[ok]
-        j += 1
-    m_pkt = np.concatenate(m_pkt)
-    m_seq = p.seq[m_pkt] + np.concatenate(m_j).astype(np.uint64)
-    m_sid = sid[m_pkt]
-    m_off = np.concatenate(m_off)
-    m_len = np.concatenate(m_len)
-    del m_j, sid
-    idx.blocks = len(m_pkt)
-    if not len(m_pkt):
-        return
-    # Sort by (session, sequence, capture order) and keep the first copy of each.
-    order = np.lexsort((m_pkt, m_seq, m_sid))
-    del m_pkt
-    m_sid, m_seq, m_off, m_len = m_sid[order], m_seq[order], m_off[order], m_len[order]
-    del order
-    first = np.ones(len(m_sid), bool)
-    first[1:] = (m_sid[1:] != m_sid[:-1]) | (m_seq[1:] != m_seq[:-1])
-    idx.duplicates = int(len(first) - np.count_nonzero(first))
-    if idx.duplicates:
-        group_start = np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
-        idx.duplicate_mismatch = int(np.count_nonzero(~first & (m_len != m_len[group_start])))
-        del group_start
-        k_sid, k_seq, k_off, k_len = m_sid[first], m_seq[first], m_off[first], m_len[first]
-    else:
-        k_sid, k_seq, k_off, k_len = m_sid, m_seq, m_off, m_len
-    del m_sid, m_seq, m_off, m_len, first
-    n = len(k_sid)
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(k_len, out=offsets[1:])
-    blob = np.empty(int(offsets[-1]), np.uint8)
-    # Kept blocks mostly lie back to back in the capture (the blocks of one
-    # packet): copy each such run with one slice assignment.
-    brk = np.flatnonzero(k_off[1:] != k_off[:-1] + k_len[:-1]) + 1
-    del k_len
-    run_a = np.concatenate(([0], brk))
-    run_b = np.concatenate((brk, [n]))
-    del brk
-    for s0, d0, d1 in zip(k_off[run_a].tolist(), offsets[run_a].tolist(), offsets[run_b].tolist()):
-        blob[d0:d1] = buf[s0:s0 + d1 - d0]
-    del k_off, run_a, run_b
-    idx.blob = blob
-    bounds = np.searchsorted(k_sid, np.arange(len(names) + 1))
-    for s in range(len(names)):
-        a, b = int(bounds[s]), int(bounds[s + 1])
-        if a == b:
-            continue
-        name = names[s]
-        idx.sessions[name] = SessionIndex(name, k_seq[a:b], offsets[a:b + 1], blob)
+def _run_index(cix, path: str, fmt, err):
+    """fh_index_file on a thread (the GIL is released), so Ctrl-C stops the
+    walk instead of waiting for it."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(lib.fh_index_file(cix, path.encode(), fmt, err, len(err))),
+                         name="rewind-index", daemon=True)
+    t.start()
+    try:
+        while t.is_alive():
+            t.join(0.1)
+    except KeyboardInterrupt:
+        lib.fh_index_stop(cix)
+        t.join()
+        raise
+    return out[0]
 
 
 def _trim_heap() -> None:
-    # The parse's temporaries are freed by now; hand their pages back to the OS
+    # The walk's temporaries are freed by now; hand their pages back to the OS
     # so a long-running server holds about the index, not the peak (glibc only).
     try:
         import ctypes
@@ -518,38 +209,72 @@ def _trim_heap() -> None:
 
 
 def index_capture(path: str) -> CaptureIndex:
-    """Index every MoldUDP64 message of a pcap/pcapng capture (plain or gzip).
+    """Index every MoldUDP64 message of a capture: pcap or pcapng, plain,
+    gzip or zstd, a pipe or standard input ("-").
 
-    Raises :class:`RewindError` when the input cannot be read, is not a capture
-    (a NASDAQ BinaryFILE has no sessions or sequence numbers), or holds no
-    MoldUDP64 message.  A capture that is cut short or corrupt part-way is
-    indexed up to the damage (``CaptureIndex.truncated`` says where)."""
+    The capture is read by the C core exactly as ``feedhandler replay`` reads
+    it (csrc/index.c: the same input layer, walkers, frame parse, MoldUDP64
+    block walk and counters); ``skipped`` holds the nonzero counters of what
+    was not indexed, under the replay's names.  Raises :class:`RewindError`
+    when the input cannot be read, is not a capture (a NASDAQ BinaryFILE has
+    no sessions or sequence numbers), or holds no MoldUDP64 message.  A
+    capture that is cut short or corrupt part-way is indexed up to the damage
+    (``CaptureIndex.truncated`` says where)."""
     path = os.fspath(path)
     start = time.perf_counter()
-    data, gzipped, close = _load(path)
-    try:
-        idx = CaptureIndex(path, "unknown", gzipped)
-        if len(data) < 4:
-            raise RewindError("%s is %s" % (path, "empty" if not len(data) else "too short to be a capture"))
-        magic_le = struct.unpack_from("<I", data, 0)[0]
-        magic_be = struct.unpack_from(">I", data, 0)[0]
-        if magic_le in _PCAP_MAGICS or magic_be in _PCAP_MAGICS:
-            fo, fl = _pcap_records(data, idx)
-        elif magic_le == 0x0A0D0D0A:
-            fo, fl = _pcapng_records(data, idx)
-        elif _looks_like_binfile(data):
+    err = ffi.new("char[512]")
+    raw = lib.fh_index_new(err, len(err))
+    if raw == ffi.NULL:
+        raise MemoryError(ffi.string(err).decode(errors="replace"))
+    cix = ffi.gc(raw, lib.fh_index_free)
+    fmt = ffi.new("int *")
+    comp = _compression(path)
+    rc = _run_index(cix, path, fmt, err)
+    msg = ffi.string(err).decode(errors="replace")
+    if rc == -2:
+        raise KeyboardInterrupt
+    if rc < 0:
+        if fmt[0] == lib.FH_FMT_BINFILE:
             raise RewindError("%s is a NASDAQ BinaryFILE: it has no MoldUDP64 sessions or sequence numbers "
                               "to serve; give the rewind server a pcap or pcapng capture of the feed" % path)
-        else:
-            raise RewindError("%s: unknown format (not a pcap, pcapng or gzip of either)" % path)
-        buf = np.frombuffer(data, np.uint8)
-        try:
-            _index_frames(buf, fo, fl, idx)
-        finally:
-            del buf
-    finally:
-        data = None
-        close()
+        if "out of memory" in msg:
+            raise MemoryError(msg)
+        if "unrecognised format" in msg:
+            raise RewindError("%s: unknown format (not a pcap or pcapng capture, plain, gzip or zstd)" % path)
+        raise RewindError(msg)
+    idx = CaptureIndex(path, _FORMATS.get(int(fmt[0]), "unknown"), comp == 1)
+    idx.compression = {1: "gzip", 2: "zstd"}.get(comp)
+    st = ffi.new("fh_stats_t *")
+    lib.fh_index_stats(cix, st)
+    counts = ffi.new("uint64_t[3]")
+    lib.fh_index_counts(cix, counts, counts + 1, counts + 2)
+    idx.counters = stats_to_dict(st)
+    idx.frames = int(st.packets)
+    idx.datagrams = int(st.mold_packets)
+    idx.heartbeats = int(st.heartbeats)
+    idx.end_of_session = int(st.end_of_session)
+    idx.mold_packets = idx.datagrams - idx.heartbeats - idx.end_of_session
+    idx.blocks, idx.duplicates, idx.duplicate_mismatch = (int(c) for c in counts)
+    for e in range(lib.FH_ERR__COUNT):
+        if st.errors[e]:
+            idx.skipped[ffi.string(lib.fh_err_name(e)).decode()] = int(st.errors[e])
+    if rc == 1:
+        prefix = path + ": "
+        idx.truncated = msg[len(prefix):] if msg.startswith(prefix) else msg
+    name = ffi.new("uint8_t[10]")
+    n = ffi.new("uint64_t *")
+    seqs = ffi.new("uint64_t **")
+    offs = ffi.new("int64_t **")
+    blob = ffi.new("uint8_t **")
+    for k in range(lib.fh_index_sessions(cix)):
+        lib.fh_index_session(cix, k, name, n, seqs, offs, blob)
+        count = int(n[0])
+        o = _view(cix, offs[0], count + 1, np.int64)
+        sname = ffi.buffer(name)[:]
+        idx.sessions[sname] = SessionIndex(sname, _view(cix, seqs[0], count, np.uint64), o,
+                                           _view(cix, blob[0], int(o[-1]), np.uint8))
+    idx.message_bytes = sum(int(s.offsets[-1]) for s in idx.sessions.values())
+    del cix
     _trim_heap()
     idx.elapsed_s = time.perf_counter() - start
     if not idx.sessions:
@@ -737,7 +462,7 @@ def describe_index(idx: CaptureIndex) -> List[str]:
     """Human-readable lines of what an index holds."""
     mps = idx.blocks / idx.elapsed_s if idx.elapsed_s > 0 else 0.0
     lines = ["indexed %s [%s%s]: %s messages (%s bytes) in %d session(s) from %s frames, %.3f s (%s blocks/s)" % (
-        idx.path, idx.format, ", gzip" if idx.gzip else "", format(idx.messages, ","),
+        idx.path, idx.format, ", " + idx.compression if idx.compression else "", format(idx.messages, ","),
         format(idx.message_bytes, ","), len(idx.sessions), format(idx.frames, ","), idx.elapsed_s,
         format(int(mps), ","))]
     for s in idx.sessions.values():

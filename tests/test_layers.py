@@ -29,6 +29,8 @@ LAYERS = [
     ("source interface", ["src.h", "dpdk/fh_dpdk.h"]),
     ("sources", ["src_pcap.c", "src_binfile.c", "dpdk/src_dpdk.c"]),
     ("input", ["input.c"]),
+    # The rewind server's capture index: the input layer and walkers in index mode.
+    ("capture index", ["index.c"]),
     # Beside the pipeline, not in it: a stateless frame decode for tools, and
     # the compile-time layout checks of everything Python sees.
     ("tools", ["frame_decode.c", "layout.c"]),

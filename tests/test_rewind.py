@@ -168,17 +168,20 @@ def test_malformed_frames_skipped_and_counted(tmp_path):
         (7, F.frame(F.mold([F.msg_D(ref=7)], seq=4, count=3))),            # count overrun: first block kept
         (8, F.frame(F.mold(seq=5, count=1, raw_blocks=b"\x00\x30abc"))),   # block overrun
         (9, F.frame(F.mold([], seq=5, count=0))),                           # heartbeat
-        (10, F.frame(F.mold([F.msg_D()], seq=0))),                          # sequence 0
+        (10, F.frame(F.mold([F.msg_D(ref=10)], seq=0))),                    # sequence 0: a message, as in replay
         (11, F.frame(F.mold([F.msg_D(ref=11)], seq=1, session=b"OTHERSESS1"), ethertype=0x86DD)),
+        (12, F.frame(F.mold([F.msg_D(ref=12)], seq=2 ** 64 - 1))),          # its last number would wrap 2^64
     ]
     p = tmp_path / "bad.pcap"
     p.write_bytes(F.pcap_bytes(recs))
     idx = index_capture(str(p))
     s = idx.sessions[F.SESSION]
-    assert s.seqs.tolist() == [1, 2, 3, 4]
-    assert [s.get(q) for q in (1, 2, 3, 4)] == good + [F.msg_D(ref=7)]
+    # The C rules (the replay's): only a sequence that would wrap 2^64 is
+    # refused (mold_seq_implausible); sequence 0 is a number like any other.
+    assert s.seqs.tolist() == [0, 1, 2, 3, 4]
+    assert [s.get(q) for q in (0, 1, 2, 3, 4)] == [F.msg_D(ref=10)] + good + [F.msg_D(ref=7)]
     for reason in ("eth_truncated", "ip_not_udp", "ip_fragment", "mold_truncated", "mold_count_overrun",
-                   "mold_block_overrun", "mold_bad_sequence", "ipv6"):
+                   "mold_block_overrun", "mold_seq_implausible", "ipv6"):
         assert idx.skipped.get(reason) == 1, (reason, idx.skipped)
     assert idx.heartbeats == 1 and set(idx.sessions) == {F.SESSION}
 
