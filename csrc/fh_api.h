@@ -382,6 +382,8 @@ int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err,
 int fh_input_compression(const uint8_t *head, size_t len);
 /* Whether this build reads zstd inputs (libzstd was found at build time). */
 int fh_input_have_zstd(void);
+/* The compression (0 none, 1 gzip, 2 zstd) of the last input fh_replay_file opened. */
+int fh_replay_input_compression(const fh_replay_t *r);
 
 /* Decode an in-memory capture/BinaryFILE (same detection, no gzip). */
 int fh_replay_buffer(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out,

@@ -456,15 +456,19 @@ static int replay_fd(fh_replay_t *r, int fd, const struct stat *sb, int *format_
         }
         z = compression(s.in, s.in_len);
     }
+    r->input_compression = (uint32_t)z;
     if (rc == 0) rc = stream_start(&s, z, err, errlen);
     if (rc == 0) rc = walk_stream(r, &s, S_ISREG(sb->st_mode) ? (uint64_t)sb->st_size : 0, format_out, err, errlen);
     stream_close(&s);
     return rc;
 }
 
+int fh_replay_input_compression(const fh_replay_t *r) { return (int)r->input_compression; }
+
 int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err, size_t errlen)
 {
     if (format_out) *format_out = FH_FMT_UNKNOWN;
+    r->input_compression = Z_NONE;
     const int is_stdin = strcmp(path, "-") == 0;
     if (is_stdin && r->n_lanes > 1) {
         fh_errf(err, errlen, "standard input can be read by one lane only: replay it with one lane, or save it to a file");

@@ -31,6 +31,7 @@ struct fh_replay {
     uint64_t progress_done;         /* bytes of the current input walked */
     uint64_t progress_total;
     uint32_t progress_by_input;     /* the input layer reports progress (compressed bytes), not the walk */
+    uint32_t input_compression;     /* of the last input opened: 0 none, 1 gzip, 2 zstd */
     fh_book_t book;
     fh_shm_t shm;
     fh_tsc_t tsc;

@@ -1,4 +1,4 @@
-"""Replay of captures (pcap, pcapng, gzip) and NASDAQ BinaryFILEs through the C pipeline.
+"""Replay of captures (pcap, pcapng; plain, gzip or zstd) and NASDAQ BinaryFILEs through the C pipeline.
 
     from feedhandler.replay import Replay, ReplayConfig
 
@@ -66,6 +66,7 @@ class InputResult:
     ok: bool                 # decoded to its end
     error: Optional[str]     # why not, or where it was found corrupt
     partial: bool = False    # decoded up to a corrupt/truncated point
+    compression: Optional[str] = None   # "gzip" or "zstd" when the input was compressed (streamed)
 
 
 @dataclass
@@ -79,16 +80,7 @@ class ReplayResult:
         return all(i.ok for i in self.inputs)
 
 
-def _is_gzip(path: str) -> bool:
-    """Whether a file starts with the gzip magic.  Standard input ("-") is never
-    opened here: reading it would take bytes the replay needs."""
-    if path == STDIN:
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read(2) == b"\x1f\x8b"
-    except OSError:
-        return False
+_COMPRESSION = {1: "gzip", 2: "zstd"}
 
 
 # ------------------------------------------------------------------ config
@@ -501,9 +493,11 @@ class Replay:
         label = "stdin" if path == STDIN else (os.path.basename(path)[:8] or "replay")
         run_with_progress(work, self.progress, label, enabled=progress, on_interrupt=self.stop)
         rc = next((x for x in rcs if x), 0) if None not in rcs else -1
-        return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=_is_gzip(path),
+        # The C side saw the first bytes (also of standard input, which Python must not read).
+        comp = _COMPRESSION.get(int(self._lib.fh_replay_input_compression(self._live()[0])))
+        return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=comp == "gzip",
                            ok=rc == 0, error=c_message(self._ffi, errs[0]) if rc != 0 else None,
-                           partial=rc == 1)
+                           partial=rc == 1, compression=comp)
 
     def run_buffer(self, data: bytes) -> InputResult:
         """Decode an in-memory input (lanes one after the other, on this thread)."""

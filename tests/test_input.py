@@ -225,3 +225,19 @@ def test_memory_does_not_grow_with_a_streamed_input(tmp_path):
         n, base_kb, peak_kb = map(int, out.stdout.split())
         assert n == len(raw) // 14
         assert (peak_kb - base_kb) * 1024 < 40 << 20, (arg, base_kb, peak_kb)
+
+
+def test_the_input_line_and_json_name_the_compression(day, tmp_path):
+    plain = day["golden_ab.pcap"]
+    g = gz(plain, str(tmp_path / "c.gz"))
+    js = tmp_path / "s.json"
+    p = cli(["replay", g, "--mode", "book", "--stats-json", str(js)])
+    assert p.returncode == 0, p.stderr.decode()
+    assert ", gzip]" in p.stdout.decode()
+    inp = json.loads(js.read_text())["inputs"][0]
+    assert inp["compression"] == "gzip" and inp["gzip"] is True
+    # Standard input: only the C side sees its first bytes.
+    p = cli(["replay", "-", "--mode", "book", "--stats-json", str(js)], stdin=open(g, "rb").read())
+    assert p.returncode == 0 and json.loads(js.read_text())["inputs"][0]["compression"] == "gzip"
+    p = cli(["replay", plain, "--mode", "book", "--stats-json", str(js)])
+    assert json.loads(js.read_text())["inputs"][0]["compression"] is None

@@ -30,7 +30,7 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
     if inputs:
         for i in inputs:
             status = "ok" if i.ok else ("PARTIAL" if i.partial else "FAILED")
-            w("input     %s  [%s%s]  %s\n" % (i.path, i.format, ", gzip" if i.gzip else "", status))
+            w("input     %s  [%s%s]  %s\n" % (i.path, i.format, ", " + i.compression if i.compression else "", status))
     w("packets       %14s\n" % format(stats["packets"], ","))
     w("mold packets  %14s   heartbeats %s, end of session %s, streams %s\n" % (
         format(stats["mold_packets"], ","), format(stats["heartbeats"], ","),

@@ -20,8 +20,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "(Ethernet/VLAN/IPv4/UDP -> MoldUDP64 -> ITCH 5.0) and print packets, messages "
                     "per type, errors by reason, elapsed decode time and messages/s. The format of "
                     "each INPUT is detected from its first bytes: pcap (us or ns, either byte order), "
-                    "pcapng, gzip (of any of these), else NASDAQ BinaryFILE. An INPUT of - is standard "
-                    "input. Exit status: 0 ok, "
+                    "pcapng, gzip or zstd (of any of these: streamed with bounded memory), else NASDAQ "
+                    "BinaryFILE. An INPUT of - is standard input (one lane). Exit status: 0 ok, "
                     "1 an input was unreadable/corrupt/truncated (counters still printed), 2 usage, "
                     "130 interrupted.")
     r.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -87,7 +87,8 @@ def command(args: argparse.Namespace) -> int:
         if args.stats_json:
             stats_out = dict(stats)
             stats_out["mode"] = args.mode
-            stats_out["inputs"] = [{"path": i.path, "format": i.format, "gzip": i.gzip, "ok": i.ok,
+            stats_out["inputs"] = [{"path": i.path, "format": i.format, "gzip": i.gzip,
+                                    "compression": i.compression, "ok": i.ok,
                                     "error": i.error} for i in results]
             try:
                 write_json(args.stats_json, stats_out)

@@ -14,7 +14,7 @@ NAME = "rewind-server"
 def register(sub: Any) -> argparse.ArgumentParser:
     w = sub.add_parser(
         NAME, help="answer MoldUDP64 re-requests from a capture",
-        description="Index every MoldUDP64 message of a pcap/pcapng capture (or gzip of either) by "
+        description="Index every MoldUDP64 message of a pcap/pcapng capture (or gzip / zstd of either, or - for stdin) by "
                     "(session, sequence number), A/B copies once, and answer MoldUDP64 re-requests "
                     "(20-byte UDP datagrams: session, first sequence number, message count) like an "
                     "exchange's re-request server: each reply is a MoldUDP64 packet of as many of the "
@@ -22,7 +22,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "Malformed requests, unknown sessions, zero counts and sequences the capture does not "
                     "hold are ignored and counted. SIGINT/SIGTERM stop it and print the counters. "
                     "Exit status: 0 ok, 1 the input cannot be served, 2 usage.")
-    w.add_argument("input", metavar="INPUT", help="pcap or pcapng capture (gzip too); not a BinaryFILE")
+    w.add_argument("input", metavar="INPUT", help="pcap or pcapng capture (gzip or zstd too, - for standard input); not a BinaryFILE")
     w.add_argument("--listen", required=True, metavar="HOST:PORT",
                    help="UDP address to answer on (port 0: any free port, printed at start-up)")
     w.add_argument("--max-datagram", type=argtypes.positive, default=1400, metavar="BYTES",
