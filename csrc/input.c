@@ -125,6 +125,7 @@ static int walk_whole(fh_replay_t *r, const uint8_t *buf, size_t len, int *forma
     __atomic_store_n(&r->progress_done, 0, __ATOMIC_RELAXED);
     const uint64_t t0 = now_ns();
     size_t used;
+    fh_pipe_input_start(r);
     const int rc = walk(src, r, buf, len, 1, len, &used, err, errlen);
     r->st.elapsed_ns += now_ns() - t0;
     free(src);
@@ -352,6 +353,7 @@ static int walk_stream(fh_replay_t *r, stream_t *s, uint64_t total, int *format_
             }
             src = src_new(fmt);
             if (!src) { fh_errf(err, errlen, "out of memory"); rc = -1; break; }
+            fh_pipe_input_start(r);
         }
         FH_POISON(buf + have, cap - have);          /* under ASan: reading past the data is caught */
         size_t used = 0;

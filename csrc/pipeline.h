@@ -391,6 +391,14 @@ FH_INLINE int fh_pipe_poll(fh_replay_t *r, uint64_t done)
     return fh_pipe_should_stop(r);
 }
 
+/* The start of an input: nothing decoded waits, a BinaryFILE window starts
+ * with its first record (called by the input layer before the first walk). */
+FH_INLINE void fh_pipe_input_start(fh_replay_t *r)
+{
+    fh_pipe_window_apply(r);
+    r->bin_in_win = 0;
+}
+
 /* The end of an input (or of what the source could walk of it). */
 FH_INLINE void fh_pipe_input_end(fh_replay_t *r, uint64_t done)
 {

@@ -18,11 +18,6 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
     (void)cap;                      /* a record is at most 65 537 bytes: any buffer holds one */
     size_t off = 0;
     *used = 0;
-    if (!src->started) {
-        src->started = 1;
-        r->bin_in_win = 0;
-        r->n_msgs = 0;
-    }
     while (off < len) {
         /* A record cut by the end of this buffer: the rest comes with the next. */
         if (!eof && (len - off < 2 || (size_t)fh_be16(buf + off) > len - off - 2)) break;
