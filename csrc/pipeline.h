@@ -346,24 +346,37 @@ FH_INLINE void fh_pipe_window_apply(fh_replay_t *r)
 #define FH_BIN_WINDOW 128u
 #endif
 
+/* How records are applied: fixed for a whole input, so a walk reads it once
+ * (fh_pipe_record_mode) and its loop keeps it in a register. */
+#define FH_REC_EACH  1u             /* each record applied (and published) as it comes, not in windows */
+#define FH_REC_PACED 2u             /* held until the ITCH timestamp falls due (--speed) */
+#define FH_REC_LANES 4u             /* several lanes: keep only this lane's records */
+
+FH_INLINE uint32_t fh_pipe_record_mode(const fh_replay_t *r)
+{
+    const int paced = r->pace_scale != 0.0;
+    return (paced || r->mode == FH_MODE_DECODE ? FH_REC_EACH : 0u) | (paced ? FH_REC_PACED : 0u) |
+           (r->n_lanes > 1 ? FH_REC_LANES : 0u);
+}
+
 /* One BinaryFILE record (an ITCH message with no session layer), len bytes
- * after its 2-byte length.  It counts as one "packet".  With several lanes a
- * record belongs to the lane of its stock locate.  Full-speed replays decode
- * records in windows of FH_BIN_WINDOW records of the file -- counted over
- * every lane's records, so each instrument is published at the same points
- * whatever the number of lanes -- applied as one batch; paced replays (and
- * decode-only) apply each record as it falls due. */
-FH_INLINE void fh_pipe_record(fh_replay_t *r, const uint8_t *msg, size_t mlen)
+ * after its 2-byte length; `how` is fh_pipe_record_mode(r).  It counts as one
+ * "packet".  With several lanes a record belongs to the lane of its stock
+ * locate.  Full-speed replays decode records in windows of FH_BIN_WINDOW
+ * records of the file -- counted over every lane's records, so each
+ * instrument is published at the same points whatever the number of lanes --
+ * applied as one batch; paced replays (and decode-only) apply each record as
+ * it falls due. */
+FH_INLINE void fh_pipe_record(fh_replay_t *r, uint32_t how, const uint8_t *msg, size_t mlen)
 {
     /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
-    const int paced = r->pace_scale != 0.0;
-    if (FH_UNLIKELY(paced) && mlen >= 11) fh_pipe_pace(r, fh_be48(msg + 5));
-    if (FH_LIKELY(r->n_lanes == 1) || (mlen >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0) == r->lane) {
+    if (FH_UNLIKELY(how & FH_REC_PACED) && mlen >= 11) fh_pipe_pace(r, fh_be48(msg + 5));
+    if (FH_LIKELY(!(how & FH_REC_LANES)) || (mlen >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0) == r->lane) {
         r->st.packets++;
         r->st.bytes += mlen + 2;
         if (FH_LIKELY(mlen != 0)) {
             r->st.pkt_applied++;
-            if (FH_LIKELY(r->mode != FH_MODE_DECODE && !paced)) {
+            if (FH_LIKELY(!(how & FH_REC_EACH))) {
                 fh_pipe_decode(r, msg, mlen);
             } else {
                 r->book.now = 0;

@@ -18,14 +18,17 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
     (void)cap;                      /* a record is at most 65 537 bytes: any buffer holds one */
     size_t off = 0;
     *used = 0;
+    const uint32_t how = fh_pipe_record_mode(r);
+    uint32_t poll = src->poll;
     while (off < len) {
         /* A record cut by the end of this buffer: the rest comes with the next. */
         if (!eof && (len - off < 2 || (size_t)fh_be16(buf + off) > len - off - 2)) break;
-        if (FH_UNLIKELY(++src->poll == FH_POLL_EVERY)) {
-            src->poll = 0;
-            if (fh_pipe_poll(r, src->pos + off)) { *used = off; return 0; }
+        if (FH_UNLIKELY(++poll == FH_POLL_EVERY)) {
+            poll = 0;
+            if (fh_pipe_poll(r, src->pos + off)) { src->poll = poll; *used = off; return 0; }
         }
         if (FH_UNLIKELY(len - off < 2)) {
+            src->poll = poll;
             fh_pipe_input_end(r, src->pos + off);
             fh_pipe_src_error(r, FH_ERR_SRC_TRUNCATED);
             fh_errf(err, errlen, "BinaryFILE truncated: 1 stray byte at offset %llu",
@@ -35,6 +38,7 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
         }
         const size_t mlen = fh_be16(buf + off);
         if (FH_UNLIKELY(mlen > len - off - 2)) {
+            src->poll = poll;
             fh_pipe_input_end(r, src->pos + off);
             fh_pipe_src_error(r, FH_ERR_SRC_TRUNCATED);
             fh_errf(err, errlen, "BinaryFILE truncated: message at offset %llu needs %zu bytes, %zu left",
@@ -42,9 +46,10 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
             *used = len;
             return 1;
         }
-        fh_pipe_record(r, buf + off + 2, mlen);
+        fh_pipe_record(r, how, buf + off + 2, mlen);
         off += 2 + mlen;
     }
+    src->poll = poll;
     *used = off;
     if (eof) fh_pipe_input_end(r, src->pos + off);
     return 0;
