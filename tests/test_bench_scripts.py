@@ -10,7 +10,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["bench.py", "bench_book.py", "bench_decode.py", "bench_dpdk.py", "bench_engine.py", "bench_gen.py",
-           "bench_latency.py", "bench_scale.py", "latency_report.py", "reader_latency.py"]
+           "bench_latency.py", "bench_scale.py", "latency_report.py", "reader_latency.py", "bench_input.py",
+           "bench_builds.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -47,3 +48,34 @@ def test_bench_scale_quick_on_a_tiny_day(tmp_path):
         assert "itch-book depth10" in day["contenders"]
     assert [t["measured"] for t in res["targets"]] == [False] * len(res["targets"])
     assert "live orders at end" in p.stdout
+
+
+def _golden_day(tmp_path):
+    import gzip
+    day = tmp_path / "day.bin"
+    day.write_bytes(gzip.decompress(open(os.path.join(ROOT, "tests", "data", "golden_day.bin.gz"), "rb").read()))
+    return str(day)
+
+
+def test_bench_input_on_a_small_day(tmp_path):
+    """bench_input.py end to end: plain, gzip (and zstd where installed) replays of
+    one day, a table and the memory target."""
+    js = tmp_path / "in.json"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_input.py"), "--day",
+                        _golden_day(tmp_path), "--runs", "1", "--cpu", "0", "--json", str(js)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = json.loads(js.read_text())["rows"]
+    assert rows[0]["container"] == "plain (mapped)" and any(r["container"] == "gzip -1" for r in rows)
+    assert len({r["runs"][0]["messages"] for r in rows}) == 1           # every container: the same messages
+
+
+def test_bench_builds_against_itself(tmp_path):
+    fh = os.path.join(os.path.dirname(sys.executable), "feedhandler")
+    if not os.path.exists(fh):
+        pytest.skip("no feedhandler executable beside this interpreter")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_builds.py"), "--base", fh,
+                        _golden_day(tmp_path), "--runs", "1", "--modes", "book", "--cpu", "0"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "new/base" in p.stdout
