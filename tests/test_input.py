@@ -241,3 +241,14 @@ def test_the_input_line_and_json_name_the_compression(day, tmp_path):
     assert p.returncode == 0 and json.loads(js.read_text())["inputs"][0]["compression"] == "gzip"
     p = cli(["replay", plain, "--mode", "book", "--stats-json", str(js)])
     assert json.loads(js.read_text())["inputs"][0]["compression"] is None
+
+
+def test_progress_counts_compressed_bytes(day, tmp_path):
+    """A compressed input's progress bar runs on the compressed file (the size
+    known up front): at the end, done == total == the .gz's size."""
+    g = gz(day["golden_day.bin"], str(tmp_path / "p.gz"))
+    r, res = replay(g)
+    assert res.ok
+    assert r.progress() == (os.path.getsize(g), os.path.getsize(g))
+    r, res = replay(day["golden_day.bin"])
+    assert r.progress() == (os.path.getsize(day["golden_day.bin"]),) * 2
