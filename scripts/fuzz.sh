@@ -16,7 +16,9 @@
 # Environment: FUZZ_JOBS is not supported on purpose (harnesses run one at a
 # time: CI machines have 2 cores); FUZZ_KEEP_CORPUS=1 keeps the work corpora
 # (build/fuzz/corpus/<harness>/) from the last run instead of starting from
-# the seeds; FUZZ_EXTRA_ARGS are passed to every libFuzzer run.
+# the seeds; FUZZ_EXTRA_ARGS are passed to every libFuzzer run;
+# FUZZ_BUILD_ONLY=1 builds the harnesses and stops (scripts/test.sh builds
+# them beside the optimised test run, then fuzzes after the ASan run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -73,6 +75,10 @@ for h in "${HARNESSES[@]}"; do
     fi
 done
 wait_some 1
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+    echo "fuzz: built ${HARNESSES[*]}"
+    exit 0
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
