@@ -664,3 +664,39 @@ uint32_t fh_index_sessions(const fh_index_t *ix);
 int fh_index_session(const fh_index_t *ix, uint32_t k, uint8_t *name, uint64_t *n, const uint64_t **seqs,
                      const int64_t **offsets, const uint8_t **blob);
 void fh_index_free(fh_index_t *ix);
+
+/* ------------------------------------------------------- SoupBinTCP 4.0 */
+
+/* One logical packet found at the front of a TCP byte stream (csrc/soup.c). */
+typedef struct fh_soup_pkt {
+    uint8_t type;              /* '+', 'A', 'J', 'S', 'U', 'H', 'Z' (server); 'L', 'R', 'O' (client) */
+    uint8_t _pad[3];
+    uint32_t len;              /* payload bytes (the packet's length field minus the type byte) */
+    const uint8_t *payload;    /* into the caller's bytes */
+} fh_soup_pkt_t;
+
+enum fh_soup_status {
+    FH_SOUP_NEED_MORE = 0,     /* not a whole packet yet: read more and call again */
+    FH_SOUP_BAD_LENGTH = -1,   /* a length of 0, or one that does not fit the packet's type */
+    FH_SOUP_BAD_TYPE = -2      /* a type this direction does not send */
+};
+
+/* Frame the first packet of p[0, n) sent by a server (from_server = 1) or a
+ * client (0): > 0 the bytes it takes (header included), with *out filled;
+ * FH_SOUP_NEED_MORE, or a negative enum fh_soup_status: the stream is corrupt
+ * (drop the connection). */
+long fh_soup_frame(const uint8_t *p, size_t n, int from_server, fh_soup_pkt_t *out);
+
+/* A login request packet (49 bytes, header included) into out: username up to
+ * 6, password up to 10 bytes (right-padded with spaces), requested session up
+ * to 10 (left-padded; empty = the current session), requested sequence number
+ * (0 = from the newest).  Returns 49, or -1 when a field is too long. */
+int fh_soup_login_request(uint8_t *out, const char *user, const char *password, const char *session,
+                          uint64_t sequence);
+/* A Numeric(n) field: ASCII digits left-padded with spaces (all spaces = 0).
+ * 0 with *value set, -1 when it is not one or does not fit 64 bits. */
+int fh_soup_numeric(const uint8_t *p, size_t n, uint64_t *value);
+/* GLIMPSE 5.0 End of Snapshot ('G', Sequence Number Numeric(20)): the
+ * MoldUDP64 sequence at which the live feed continues the snapshot.  0 with
+ * *sequence set, -1 when the message is not one (length, type, digits). */
+int fh_glimpse_end_of_snapshot(const uint8_t *msg, size_t len, uint64_t *sequence);

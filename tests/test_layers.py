@@ -17,7 +17,7 @@ LAYERS = [
     ("histograms", ["hist.h", "hist.c"]),
     ("clock", ["tsc.h", "tsc.c"]),
     ("ITCH 5.0 message table", ["itch_spec.h"]),
-    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c"]),
+    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c"]),
     ("shared memory", ["shm.h", "shm.c"]),
     ("books", ["book.h"]),
     ("publish", ["publish.h", "publish.c"]),
