@@ -83,6 +83,8 @@ __all__ = [
     "AddOrderMPID", "OrderExecuted", "OrderExecutedWithPrice", "OrderCancel",
     "OrderDelete", "OrderReplace", "Trade", "CrossTrade", "BrokenTrade", "NOII",
     "RPII", "DLCRPriceDiscovery",
+    "SoupBinTCP", "SoupLoginRequest", "SoupLoginAccepted", "SoupLoginRejected", "NumericField",
+    "SoupAlphaLeftField", "EndOfSnapshot",
 ]
 
 MOLD_PORT = 26477
@@ -393,3 +395,101 @@ def bind_port(port: int) -> None:
 
 bind_top_down(UDP, MoldUDP64, dport=MOLD_PORT)
 bind_port(MOLD_PORT)
+
+
+# ------------------------------------------------------- SoupBinTCP 4.0
+
+class NumericField(StrFixedLenField):
+    """SoupBinTCP Numeric: an unsigned integer as ASCII digits, left-padded with spaces."""
+
+    def __init__(self, name, default, length):
+        super().__init__(name, default, length=length)
+
+    def i2m(self, pkt, x):
+        return str(int(x or 0)).rjust(self.length_from(pkt)).encode()
+
+    def m2i(self, pkt, x):
+        t = x.strip()
+        return int(t) if t else 0
+
+    def addfield(self, pkt, s, val):
+        v = self.i2m(pkt, val)
+        if len(v) > self.length_from(pkt):
+            raise ValueError("%s: %r does not fit %d digits" % (self.name, val, self.length_from(pkt)))
+        return s + v
+
+    def i2repr(self, pkt, x):
+        return repr(x)
+
+
+class SoupAlphaLeftField(AlphaField):
+    """An Alpha field padded on the left (SoupBinTCP's session names)."""
+
+    def _pad(self, x):
+        if x is None:
+            return None
+        return bytes_encode(x).rjust(self.sz, b" ")
+
+
+class SoupBinTCP(Packet):
+    """A SoupBinTCP 4.0 logical packet: u16 length (type + payload), type, payload.
+    The type picks the payload layer: ``SoupBinTCP(type="L")/SoupLoginRequest(...)``;
+    sequenced data (``"S"``) carries one ITCH/GLIMPSE message, e.g. ``EndOfSnapshot``."""
+
+    name = "SoupBinTCP"
+    fields_desc = [ShortField("length", None), CharField("type", "S")]
+
+    def post_build(self, p, pay):
+        if self.length is None:
+            p = struct.pack("!H", len(p) - 2 + len(pay)) + p[2:]
+        return p + pay
+
+    def extract_padding(self, s):
+        n = max(0, (self.length or 1) - 1)
+        return s[:n], s[n:]
+
+    def guess_payload_class(self, payload):
+        return _SOUP_PAYLOADS.get(self.type, Raw)
+
+
+class SoupLoginRequest(Packet):
+    name = "SoupBinTCP Login Request"
+    fields_desc = [AlphaField("username", b"", 6), AlphaField("password", b"", 10),
+                   SoupAlphaLeftField("requested_session", b"", 10), NumericField("requested_sequence", 0, 20)]
+
+
+class SoupLoginAccepted(Packet):
+    name = "SoupBinTCP Login Accepted"
+    fields_desc = [SoupAlphaLeftField("session", b"", 10), NumericField("sequence", 1, 20)]
+
+
+class SoupLoginRejected(Packet):
+    name = "SoupBinTCP Login Rejected"
+    fields_desc = [CharField("reason", "A")]      # 'A' not authorized, 'S' session not available
+
+
+class EndOfSnapshot(Packet):
+    """GLIMPSE 5.0 End of Snapshot: the MoldUDP64 sequence at which the live feed
+    continues the snapshot."""
+    name = "GLIMPSE End of Snapshot"
+    fields_desc = [CharField("message_type", "G"), NumericField("sequence", 0, 20)]
+
+
+def _soup_data(payload):
+    if payload[:1] == b"G" and len(payload) == 21:
+        return EndOfSnapshot
+    cls = ITCH_CLASSES.get(payload[:1].decode("latin-1"))
+    return cls if cls is not None else Raw
+
+
+class _SoupData(Packet):
+    """Sequenced data: dispatches to the GLIMPSE/ITCH message it carries."""
+    name = "SoupBinTCP data"
+
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        return _soup_data(_pkt or b"")
+
+
+_SOUP_PAYLOADS = {"L": SoupLoginRequest, "A": SoupLoginAccepted, "J": SoupLoginRejected, "S": _SoupData,
+                  "U": _SoupData}

@@ -56,6 +56,7 @@ for m in (c, g, p): assert m.__file__.startswith(sys.argv[1]), m.__file__' "$ASA
 # Coverage-guided fuzzing of the C core, 20 s per harness (built above); says
 # SKIP and passes where clang-14/libFuzzer is not installed.
 wait "$fuzz_build" || { cat build/fuzz-build.log; exit 1; }
-echo "== fuzzing (libFuzzer, 20 s per harness)"
-bash scripts/fuzz.sh 20
+echo "== fuzzing (libFuzzer, 20 s per harness; 5 s for the small SoupBinTCP framer)"
+bash scripts/fuzz.sh 20 fuzz_frames fuzz_sources fuzz_rerequest
+bash scripts/fuzz.sh 5 fuzz_soup
 echo "== all tests passed"

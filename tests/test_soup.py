@@ -101,3 +101,23 @@ def test_login_accepted_and_end_of_snapshot():
     for bad in (b"G" + b"1".rjust(19), b"H" + b"1".rjust(20), b"G" + b"x".rjust(20), b""):
         with pytest.raises(SoupError):
             soup.end_of_snapshot(bad)
+
+
+def test_scapy_layers_agree_with_the_c_framer():
+    pytest.importorskip("scapy")
+    from feedhandler.scapy_layers import (EndOfSnapshot, SoupBinTCP, SoupLoginAccepted, SoupLoginRequest,
+                                          SoupLoginRejected)
+    req = bytes(SoupBinTCP(type="L") / SoupLoginRequest(username="alice", password="secret",
+                                                        requested_session="SESS01", requested_sequence=1234))
+    assert req == soup.login_request("alice", "secret", "SESS01", 1234)
+    acc = bytes(SoupBinTCP(type="A") / SoupLoginAccepted(session="SESSION1", sequence=77))
+    eos = bytes(SoupBinTCP(type="S") / EndOfSnapshot(sequence=1_000_001))
+    rej = bytes(SoupBinTCP(type="J") / SoupLoginRejected(reason="S"))
+    got = Framer(from_server=True).feed(acc + eos + rej)
+    assert [t for t, _ in got] == [b"A", b"S", b"J"]
+    assert soup.login_accepted(got[0][1]) == ("SESSION1", 77)
+    assert soup.end_of_snapshot(got[1][1]) == 1_000_001
+    # And back: dissecting the wire bytes.
+    p = SoupBinTCP(eos)
+    assert p.length == 22 and p[EndOfSnapshot].sequence == 1_000_001
+    assert SoupBinTCP(req)[SoupLoginRequest].requested_sequence == 1234
