@@ -60,10 +60,16 @@ def _zstd():
     return ["-DFH_HAVE_ZSTD"] + [f for f in flags if f.startswith("-I")], [f[2:] for f in flags if f.startswith("-l")]
 
 
+def c_sources(subdir=""):
+    """The .c files of csrc/ (or of one of its folders), relative to the project
+    root (setuptools wants paths relative to setup.py's directory)."""
+    here = os.path.join(CSRC, subdir)
+    rel = os.path.relpath(here, os.getcwd())
+    return sorted(os.path.join(rel, os.path.basename(p)) for p in glob.glob(os.path.join(here, "*.c")))
+
+
 def _sources():
-    # setuptools wants paths relative to the project root (setup.py's directory).
-    rel = os.path.relpath(CSRC, os.getcwd())
-    return sorted(os.path.join(rel, os.path.basename(p)) for p in glob.glob(os.path.join(CSRC, "*.c")))
+    return c_sources()
 
 
 ffibuilder = FFI()

@@ -7,20 +7,13 @@ headers (fh_common.h for the byte-order helpers, itch_spec.h for the one ITCH
 length table) but no object code, and is built with the core's flags
 (build_core._flags(): -Werror, and AddressSanitizer with FEEDHANDLER_SANITIZE=1).
 """
-import glob
 import os
 
 from cffi import FFI
 
-from build_core import CSRC, _flags  # noqa: E402  (same directory when run by setuptools)
+from build_core import CSRC, _flags, c_sources  # noqa: E402  (same directory when run by setuptools)
 
 GEN = os.path.join(CSRC, "gen")
-
-
-def _sources():
-    # setuptools wants paths relative to the project root (setup.py's directory).
-    rel = os.path.relpath(GEN, os.getcwd())
-    return sorted(os.path.join(rel, os.path.basename(p)) for p in glob.glob(os.path.join(GEN, "*.c")))
 
 
 ffibuilder = FFI()
@@ -31,7 +24,7 @@ _cflags, _ldflags = _flags()
 ffibuilder.set_source(
     "feedhandler._gen",
     "#include <stdint.h>\n#include <stddef.h>\n#include \"gen/gen_api.h\"\n",
-    sources=_sources(),
+    sources=c_sources("gen"),
     include_dirs=[CSRC],
     extra_compile_args=_cflags,
     extra_link_args=_ldflags,

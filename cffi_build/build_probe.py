@@ -10,12 +10,11 @@ Sources: csrc/probe/*.c plus the core files they need (tsc.c), with the core's
 flags (build_core._flags(): -Werror, and AddressSanitizer with
 FEEDHANDLER_SANITIZE=1).
 """
-import glob
 import os
 
 from cffi import FFI
 
-from build_core import CSRC, _flags  # noqa: E402  (same directory when run by setuptools)
+from build_core import CSRC, _flags, c_sources  # noqa: E402  (same directory when run by setuptools)
 from build_core import ffibuilder as core_ffibuilder  # noqa: E402
 
 PROBE = os.path.join(CSRC, "probe")
@@ -25,8 +24,7 @@ CORE_SOURCES = ["tsc.c"]          # the core files the probes call into (fh_tsc_
 def _sources():
     # setuptools wants paths relative to the project root (setup.py's directory).
     rel = os.path.relpath(CSRC, os.getcwd())
-    own = sorted(os.path.join(rel, "probe", os.path.basename(p)) for p in glob.glob(os.path.join(PROBE, "*.c")))
-    return own + [os.path.join(rel, f) for f in CORE_SOURCES]
+    return c_sources("probe") + [os.path.join(rel, f) for f in CORE_SOURCES]
 
 
 ffibuilder = FFI()

@@ -412,11 +412,10 @@ FH_INLINE void fh_pipe_input_start(fh_replay_t *r)
     r->bin_in_win = 0;
 }
 
-/* The end of an input (or of what the source could walk of it). */
+/* The end of an input (or of what the source could walk of it): a last poll. */
 FH_INLINE void fh_pipe_input_end(fh_replay_t *r, uint64_t done)
 {
-    fh_pipe_window_apply(r);
-    fh_pipe_poll_slow(r, done);
+    (void)fh_pipe_poll(r, done);
 }
 
 /* A whole-input error of the source's (a truncated or corrupt record, a link
