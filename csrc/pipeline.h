@@ -25,7 +25,6 @@
 
 struct fh_replay {
     fh_stats_t st;
-    fh_session_t sess;              /* MoldUDP64 streams, holes, lines (session.h) */
     int stop;                       /* set by fh_replay_stop(), read with __atomic */
     uint32_t mode;                  /* enum fh_mode */
     uint64_t progress_done;         /* bytes of the current input walked */
@@ -64,6 +63,9 @@ struct fh_replay {
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
+    /* Last: its stream table is read per frame, the rest (held-packet pool,
+     * lines, re-request client) is cold; kept away from the per-message fields above. */
+    fh_session_t sess;              /* MoldUDP64 streams, holes, lines (session.h) */
 };
 
 /* Every FH_POLL_EVERY frames (and at the end): progress and counters out (pipeline.c). */
