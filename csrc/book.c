@@ -801,6 +801,49 @@ _Static_assert(offsetof(fh_instr_t, flags) < 64, "hot instrument fields share th
 _Static_assert(sizeof(fh_instr_t) % 64 == 0, "instruments are whole cache lines");
 _Static_assert(sizeof(fh_order_t) == 16 && sizeof(fh_level_t) == 16, "four orders or levels a cache line");
 
+void fh_book_clear(fh_book_t *b, const uint8_t *locates)
+{
+#define FH_BIT(loc) (locates[(loc) >> 3] & (1u << ((loc) & 7)))
+    uint64_t gone = 0;
+    for (uint64_t j = 0; j < b->win_size; j++) {
+        fh_order_t *o = &b->win[j];
+        if (o->shares && FH_BIT(o->locate)) { o->shares = 0; b->win_live--; gone++; }
+    }
+    /* The hash: survivors aside, cleared, reinserted (as when it grows). */
+    const uint64_t size = b->table_mask + 1;
+    uint32_t n = 0;
+    for (uint64_t i = 0; i < size; i++) {
+        const fh_horder_t *h = &b->table[i];
+        if (!h->o.shares) continue;
+        if (FH_BIT(h->o.locate)) gone++;
+        else b->scratch[n++] = *h;
+    }
+    if (n != b->h_live) {
+        memset(b->table, 0, (size_t)size * sizeof *b->table);
+        for (uint32_t k = 0; k < n; k++) {
+            int found;
+            b->table[table_find(b, b->scratch[k].ref, &found)] = b->scratch[k];
+        }
+        b->h_live = n;
+    }
+    b->ctr->orders_live -= gone < b->ctr->orders_live ? gone : b->ctr->orders_live;
+    for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
+        if (!FH_BIT(loc)) continue;
+        fh_instr_t *in = &b->instr[loc];
+        for (int sd = 0; sd < 2; sd++) {
+            in->side[sd].n = 0;
+            in->side[sd].dirty_from = 0;
+        }
+        in->flags = (uint8_t)(in->flags & ~FH_SLOT_DROPPED);
+        in->dirty = 1;
+        if (b->publish) {
+            if (!in->queued) b->pub_list[b->n_pub++] = loc;
+            in->queued |= 3;
+        }
+    }
+#undef FH_BIT
+}
+
 void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
                    uint32_t *orders)
 {

@@ -166,6 +166,10 @@ void fh_book_free(fh_book_t *b);
 /* Apply n decoded messages in order (a packet, or a window of BinaryFILE
  * records); the caller flushes. */
 void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n);
+/* Empty the books of the instruments whose bit is set in `locates` (a
+ * stream's bitmap): their live orders and levels go, the rest of their state
+ * stays (a snapshot overwrites it).  Cold path: one pass over the orders. */
+void fh_book_clear(fh_book_t *b, const uint8_t *locates);
 /* Level `rank` (0 = best, < side's n) of an instrument's side (cold path). */
 void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
                    uint32_t *orders);

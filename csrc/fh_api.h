@@ -47,7 +47,9 @@ enum fh_err {
     FH_ERR_RR_FOREIGN = 29,        /* a datagram on the re-request socket not from our server or session: ignored */
     FH_ERR_MOLD_SEQ_IMPLAUSIBLE = 30, /* sequence number that cannot be real: wraps 2^64, or far ahead while the
                                    * stream went on in sequence (corrupt): dropped, not taken as a gap */
-    FH_ERR__COUNT = 31
+    FH_ERR_SNAPSHOT_BAD = 31,      /* a snapshot refused whole: a message that does not decode, a sequence before
+                                   * what the stream had or absurdly far ahead; nothing of it applied */
+    FH_ERR__COUNT = 32
 };
 
 /* What the order books did.  Every message a book could not apply is counted
@@ -112,6 +114,15 @@ typedef struct fh_stats {
     uint64_t rx_time_back;     /* frames stamped earlier than the frame before (merged or stepped captures):
                                 * taken as received at that frame's time, so windows and timeouts never
                                 * run backwards */
+    /* Snapshot recovery (GLIMPSE): late join and unrecoverable gaps. */
+    uint64_t snapshots;        /* snapshots applied */
+    uint64_t snapshot_messages; /* ITCH messages applied from snapshots (not in `messages`) */
+    uint64_t snapshot_failures; /* snapshots asked for and not applied: fetch failed or timed out, or refused
+                                * (errors.snapshot_rejected) */
+    uint64_t snapshot_buffered; /* datagrams held while a snapshot was awaited */
+    uint64_t snapshot_contained; /* of those, datagrams wholly below the snapshot's sequence: dropped as
+                                * already in it (in the ledger as pkt_duplicate) */
+    uint64_t snapshot_recover_ns; /* the last snapshot: from asking for it to the books consistent (ns) */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -411,6 +422,38 @@ uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate);
 /* Bytes of the current input consumed so far and its total size. */
 void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
 
+/* ------------------------------------------- snapshot recovery (GLIMPSE 5.0)
+ *
+ * A stream with snapshot recovery on is synchronised from a snapshot: when it
+ * is first seen (late join: its packets are held, nothing is applied) and when
+ * a hole cannot be recovered from the lines or the re-request server (its
+ * instruments flagged stale, its packets held).  The lane posts a request; the
+ * caller (feedhandler.replay's snapshot thread) fetches the snapshot over
+ * SoupBinTCP and posts it back; the lane clears the stream's books, applies
+ * the snapshot, drops held packets wholly below its sequence (contained),
+ * applies the rest in order and clears the stale flags.  A file replay waits
+ * for the snapshot (blocking: deterministic, nothing buffered beyond the
+ * packet that asked); a live source (DPDK) keeps receiving and holds the
+ * stream's packets (up to the gap buffer) until it comes.
+ *
+ * Turn it on for every stream (all = 1) or only for configured lines (all = 0,
+ * then fh_replay_line_snapshot); timeout_ms bounds a blocking wait (0 =
+ * 300000).  0, or -1 with a message. */
+int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen);
+/* Snapshot recovery for streams on the configured line group:port; 0, or -1 if no such line. */
+int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port);
+/* A snapshot the lane waits for: its ticket (> 0) with the stream's UDP port,
+ * session (10 bytes) and next sequence; 0 when none is outstanding.  Safe from
+ * any thread. */
+uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint16_t *port, uint8_t *session, uint64_t *next_seq);
+/* The answer to request `ticket`: the snapshot's ITCH messages (each after its
+ * u16 big-endian length; the End of Snapshot left out) continuing at MoldUDP64
+ * sequence `sequence`, or failed != 0 (could not be fetched).  The bytes are
+ * copied.  0, -1 when the ticket is not the outstanding one (stale answer:
+ * ignored) or out of memory. */
+int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
+                            int failed);
+
 /* ---------------------------------------------------------- shared memory
  *
  * One segment per replay/engine: header | counters | instrument slots | event ring.
@@ -418,7 +461,7 @@ void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
  * from the segment start.  The layout version changes whenever any of this does. */
 
 enum fh_shm_consts {
-    FH_SHM_LAYOUT_VERSION = 3,
+    FH_SHM_LAYOUT_VERSION = 4,
     FH_SHM_HEADER_SIZE = 4096,
     FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
     FH_SHM_EVENT_SIZE = 64,
@@ -524,7 +567,10 @@ enum fh_event_type {
     FH_EV_STATE = 3,               /* aux = 'H' (price1 = trading state), 'h' (price1 = halt action) or 'Y' (price1 = Reg SHO action) */
     FH_EV_STALE = 4,               /* aux = 1 stale, 0 recovered; qty1 = messages missing */
     FH_EV_SYSTEM = 5,              /* aux = S event code; locate 0 */
-    FH_EV_SILENT = 6               /* aux = 1 the instrument's stream went silent, 0 it is back */
+    FH_EV_SILENT = 6,              /* aux = 1 the instrument's stream went silent, 0 it is back */
+    FH_EV_SNAPSHOT = 7             /* locate 0; aux = 0 snapshot_start (qty1 = the stream's next sequence),
+                                    * 1 snapshot_done (qty1 = the snapshot's sequence, qty2 = messages applied),
+                                    * 2 snapshot_failed (qty1 = the stream's next sequence) */
 };
 
 typedef struct fh_shm_event {

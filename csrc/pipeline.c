@@ -15,6 +15,9 @@ static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t
                       uint64_t rx_ts);
 static void hook_gap(void *ctx, fh_mold_stream_t *s, uint64_t missing);
 static void hook_silent(void *ctx, fh_mold_stream_t *s, int on);
+void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
+void fh_snapshot_poll(fh_replay_t *r);
+void fh_snapshot_finish(fh_replay_t *r);
 
 #define FH_VERSION "0.1.0"
 #define FH_DEFAULT_STREAMS 64u
@@ -53,6 +56,7 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_RR_TIMEOUT] = "rerequest_timeout",
     [FH_ERR_RR_FOREIGN] = "rerequest_foreign_reply",
     [FH_ERR_MOLD_SEQ_IMPLAUSIBLE] = "mold_seq_implausible",
+    [FH_ERR_SNAPSHOT_BAD] = "snapshot_rejected",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -107,7 +111,7 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
     fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
     {
-        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r};
+        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, fh_snapshot_hook, r};
         if (fh_session_init(&r->sess, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
                             (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u,
                             (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks,
@@ -253,6 +257,7 @@ void fh_replay_free(fh_replay_t *r)
     free(r->seen);
     free(r->msgs);
     free(r->lat);
+    free(r->snap.buf);
     fh_session_free(&r->sess);
     free(r);
 }
@@ -321,6 +326,7 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
     if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_replay_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
+    if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) fh_snapshot_poll(r);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
 }
 
@@ -351,7 +357,8 @@ int fh_pipe_all_ended(const fh_replay_t *r) { return fh_session_all_ended(&r->se
 
 void fh_replay_finish(fh_replay_t *r)
 {
-    /* The input is over: no hole can fill any more. */
+    /* The input is over: no snapshot will come, no hole can fill any more. */
+    fh_snapshot_finish(r);
     expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));

@@ -63,6 +63,27 @@ struct fh_replay {
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
+    /* Snapshot recovery (snapshot.c): which streams, and the mailbox to the
+     * thread that fetches snapshots (ticket/posted written with release). */
+    struct {
+        uint32_t all;               /* every stream; else lines with .snap */
+        uint32_t blocking;          /* a file replay: wait for the snapshot in place */
+        uint64_t timeout_ns;        /* longest blocking wait */
+        uint32_t ticket;            /* last request posted (0 = none yet) */
+        uint32_t claimed;           /* ticket answered (by the poster) or given up (by the lane) */
+        uint32_t posted;            /* ticket of the answer in buf/len/seq/failed */
+        uint32_t stream;            /* index of the stream the request is for */
+        uint32_t asked;             /* a request is outstanding */
+        uint16_t port;
+        uint8_t  session[FH_MOLD_SESSION_LEN];
+        uint64_t next_seq, floor;   /* the stream's next sequence when asked: the snapshot may not be older */
+        uint64_t t0;                /* when it was asked (TSC ns) */
+        uint8_t *buf;               /* the answer's messages (malloc'd by the poster, freed here) */
+        size_t   len;
+        uint64_t seq;
+        int      failed;
+        uint64_t line_mask;         /* configured lines (bit i: lines[i]) with snapshot recovery */
+    } snap;
     /* Last: its stream table is read per frame, the rest (held-packet pool,
      * lines, re-request client) is cold; kept away from the per-message fields above. */
     fh_session_t sess;              /* MoldUDP64 streams, holes, lines (session.h) */
@@ -249,12 +270,17 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
             s->rr_ip = r->lines[r->line_last].rr_ip;
             s->rr_port = r->lines[r->line_last].rr_port;
         }
+        s->snap_on = (uint8_t)(r->snap.all || (r->n_lines && (r->snap.line_mask >> r->line_last & 1u)));
     }
     if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines && !r->own_all) {
         const uint32_t owner = s ? (uint32_t)(s - r->sess.streams.v) % r->n_lanes : 0;
         if (owner != r->lane) return;
     }
-    if (FH_UNLIKELY(r->sess.streams.n != before)) st->streams++;
+    if (FH_UNLIKELY(r->sess.streams.n != before)) {
+        st->streams++;
+        /* Late join: nothing of it is applied before its snapshot. */
+        if (s && s->snap_on && r->mode != FH_MODE_DECODE) fh_session_snapshot_wait(&r->sess, s);
+    }
     st->packets++;
     st->bytes += len;
     rx_ts = fh_session_clock(&r->sess, rx_ts);

@@ -116,6 +116,18 @@ void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
     }
 }
 
+void fh_book_clear_stale(fh_book_t *b, uint32_t locate)
+{
+    if (locate < 1 || locate > b->n_instr) return;
+    fh_instr_t *in = &b->instr[locate];
+    if (!(in->flags & FH_SLOT_STALE)) return;
+    in->flags = (uint8_t)(in->flags & ~FH_SLOT_STALE);
+    in->dirty = 1;
+    b->now = 0;
+    fh_publish_slot(b, locate);
+    if (b->publish) fh_pub_event_commit(b, fh_pub_event_begin(b, locate, FH_EV_STALE, 0, in->exch_ts));
+}
+
 void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on)
 {
     if (locate < 1 || locate > b->n_instr) return;

@@ -85,6 +85,8 @@ FH_INLINE void fh_book_flush_pending(fh_book_t *b)
 /* Flag an instrument's book as possibly wrong (gap) and publish that. */
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);
 /* Flag (on = 1) or clear an instrument's SILENT flag and publish that. */
+/* A snapshot rebuilt the instrument's book: STALE cleared, event "recovered". */
+void fh_book_clear_stale(fh_book_t *b, uint32_t locate);
 void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on);
 /* Publish every instrument (start-up, end of input). */
 void fh_book_publish_all(fh_book_t *b);

@@ -79,8 +79,9 @@ static void pend_free(fh_session_t *ss, uint32_t i)
 
 static void hole_close_if_done(fh_session_t *ss, fh_mold_stream_t *s)
 {
-    if (s->hole_since && !s->pend_head && s->next_seq >= s->hole_end) {
+    if (s->hole_since && !s->snap && !s->pend_head && s->next_seq >= s->hole_end) {
         s->hole_since = 0;
+        s->snap_tried = 0;
         ss->holes--;
     }
 }
@@ -165,7 +166,19 @@ static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s)
  * server is configured, then count what is still missing, flag, move on. */
 static void hole_give_up(fh_session_t *ss, fh_mold_stream_t *s)
 {
+    if (s->snap) return;                            /* waits for its snapshot: no window */
     hole_recover(ss, s);
+    if (s->hole_since && s->snap_on && !s->snap_tried && ss->hooks.snapshot) {
+        /* Lost from both lines and the re-request server: the books are wrong
+         * (flagged now) until a snapshot rebuilds them.  Counted as a gap only
+         * if the snapshot does not come. */
+        const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
+        if (upto > s->next_seq) ss->hooks.gap(ss->hooks.ctx, s, upto - s->next_seq);
+        s->snap_tried = 1;
+        s->snap = FH_SNAP_WANTED;
+        ss->hooks.snapshot(ss->hooks.ctx, s);
+        if (s->snap) return;                        /* a live source: it comes later */
+    }
     while (s->hole_since) {
         const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
         if (upto > s->next_seq && upto - s->next_seq > FH_SEQ_IMPLAUSIBLE && s->next_seq > s->hole_seq0) {
@@ -207,7 +220,7 @@ static void hole_open(fh_session_t *ss, fh_mold_stream_t *s)
 
 static void hole_check_window(fh_session_t *ss, fh_mold_stream_t *s)
 {
-    if (s->hole_since && ss->now - s->hole_since > ss->gap_window_ns) hole_give_up(ss, s);
+    if (s->hole_since && !s->snap && ss->now - s->hole_since > ss->gap_window_ns) hole_give_up(ss, s);
 }
 
 void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq)
@@ -226,7 +239,7 @@ void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, 
     /* A hole whose window passed before this packet came is lost already: a
      * late copy of it is not applied out of order (it counts as a duplicate). */
     hole_check_window(ss, s);
-    if (seq <= s->next_seq) {
+    if (seq <= s->next_seq && !s->snap) {
         /* Fills (the start of) the hole, or is a copy of what was applied. */
         apply_counted(ss, s, p, len, seq, count, ss->now);
         hole_drain(ss, s);
@@ -253,6 +266,17 @@ void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, 
         h->next = *link;
         *link = i + 1;
         ss->st->pkt_held++;
+        if (FH_UNLIKELY(s->snap)) {
+            ss->st->snapshot_buffered++;
+            if (s->snap == FH_SNAP_WANTED) ss->hooks.snapshot(ss->hooks.ctx, s);
+        }
+        return;
+    }
+    if (s->snap) {
+        /* Waiting for a snapshot with nowhere to hold this packet: dropped
+         * (counted).  If the snapshot does not contain it, it is a hole then. */
+        ss->st->errors[FH_ERR_GAP_BUFFER_FULL]++;
+        ss->st->pkt_rejected++;
         return;
     }
     /* Nowhere to hold it: the hole is given up now rather than lose this packet. */
@@ -272,9 +296,62 @@ void fh_session_expire(fh_session_t *ss, uint64_t now)
     ss->now = now;
     for (uint32_t i = 0; i < ss->streams.n && ss->holes; i++) {
         fh_mold_stream_t *s = &ss->streams.v[i];
-        if (s->hole_since && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns)) hole_give_up(ss, s);
+        if (s->hole_since && !s->snap && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns)) hole_give_up(ss, s);
     }
     ss->now = saved;
+}
+
+/* ------------------------------------------------------- snapshot recovery */
+
+void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    s->snap = FH_SNAP_WANTED;
+    s->snap_tried = 1;
+    hole_open(ss, s);                               /* off the in-sequence path: every packet is held */
+}
+
+void fh_session_held_span(const fh_session_t *ss, const fh_mold_stream_t *s, uint64_t *lo, uint64_t *hi)
+{
+    *lo = *hi = 0;
+    for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next) {
+        const fh_pending_t *h = &ss->pend[i - 1];
+        if (!*lo) *lo = h->seq;
+        if (h->seq + h->count > *hi) *hi = h->seq + h->count;
+    }
+}
+
+void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok)
+{
+    s->snap = FH_SNAP_NONE;
+    if (!ok) {
+        /* As without a snapshot: what is missing is a gap, the held packets
+         * are applied; a late join's books lack the day before its first
+         * packet, so every instrument the stream shows is flagged. */
+        s->gapped = 1;
+        hole_give_up(ss, s);
+        if (!s->hole_since) s->snap_tried = 0;
+        return;
+    }
+    s->gapped = 0;
+    if (seq > s->next_seq) s->next_seq = seq;
+    /* Held packets the snapshot already contains. */
+    while (s->pend_head && ss->pend[s->pend_head - 1].seq + ss->pend[s->pend_head - 1].count <= s->next_seq) {
+        const uint32_t i = s->pend_head - 1;
+        s->pend_head = ss->pend[i].next;
+        ss->st->duplicates += ss->pend[i].count;
+        ss->st->pkt_held--;
+        ss->st->pkt_duplicate++;
+        ss->st->snapshot_contained++;
+        pend_free(ss, i);
+    }
+    hole_drain(ss, s);
+    if (s->hole_since) {
+        /* Still a hole after it (its sequence is older than the held packets):
+         * a fresh window for the lines, then the usual give-up (no second
+         * snapshot for it). */
+        s->hole_since = ss->now ? ss->now : 1;
+        s->hole_seq0 = s->next_seq;
+    }
 }
 
 /* ------------------------------------------------------- line supervision */

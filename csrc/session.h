@@ -37,7 +37,15 @@ typedef struct fh_mold_stream {
                                              * after it are flagged stale too */
     uint64_t last_rx;                       /* receive time of its last packet (this lane's streams) */
     uint64_t hole_seq0;                     /* next_seq when the open hole was seen */
+    uint8_t  snap_on;                       /* snapshot recovery (GLIMPSE) for this stream */
+    uint8_t  snap;                          /* FH_SNAP_*: waiting for a snapshot, its packets held */
+    uint8_t  snap_tried;                    /* the open hole had its snapshot: no second one */
 } fh_mold_stream_t;
+
+/* A stream's snapshot state. */
+#define FH_SNAP_NONE   0u
+#define FH_SNAP_WANTED 1u                   /* waits; the request is not posted yet */
+#define FH_SNAP_ASKED  2u                   /* the request is posted */
 
 typedef struct fh_mold_table {
     fh_mold_stream_t *v;                    /* preallocated at start-up */
@@ -68,6 +76,10 @@ typedef struct fh_session_hooks {
     void (*gap)(void *ctx, fh_mold_stream_t *s, uint64_t missing);
     /* Stream s went quiet (on = 1) or spoke again (on = 0). */
     void (*silent)(void *ctx, fh_mold_stream_t *s, int on);
+    /* Stream s waits for a snapshot (s->snap != FH_SNAP_NONE): ask for it.  A
+     * blocking pipeline gets and applies it (fh_session_snapshot_done) before
+     * returning; a live one returns at once and applies it later. */
+    void (*snapshot)(void *ctx, fh_mold_stream_t *s);
     void *ctx;
 } fh_session_hooks_t;
 
@@ -170,6 +182,16 @@ void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq);
 int  fh_session_rr_reply(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, size_t n);
 /* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
 void fh_session_expire(fh_session_t *ss, uint64_t now);
+
+/* Snapshot recovery.  fh_session_snapshot_wait: stream s (late join) waits for
+ * a snapshot; every packet of it is held, without a window.  _done: the
+ * snapshot came (ok: the books hold everything before `seq`; held packets
+ * wholly below it are dropped as contained, the rest applied in order) or
+ * will not (the hole is given up as without one: gap counted, books flagged). */
+void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s);
+void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok);
+/* Every held packet of s: lowest sequence and the end of the highest (0, 0 if none). */
+void fh_session_held_span(const fh_session_t *ss, const fh_mold_stream_t *s, uint64_t *lo, uint64_t *hi);
 
 /* Every stream has seen its end of session. */
 int  fh_session_all_ended(const fh_session_t *ss);

@@ -5,6 +5,7 @@
     line_a = "233.54.12.111:26477"
     line_b = "233.49.196.111:26477"     # optional
     rerequest = "127.0.0.1:26500"       # optional MoldUDP64 re-request server
+    snapshot = "127.0.0.1:26600"        # optional GLIMPSE snapshot server (SoupBinTCP)
     core = 0
 
 Every value is checked here, with messages that name the channel and the key,
@@ -39,6 +40,8 @@ class Channel:
     line_b: Optional[Endpoint]
     rerequest: Optional[Endpoint]
     core: int
+    #: GLIMPSE snapshot server (SoupBinTCP) for late join and unrecoverable gaps.
+    snapshot: Optional[Endpoint] = None
 
     def lines(self) -> List[Endpoint]:
         """Line A, then line B when there is one."""
@@ -76,7 +79,7 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
         where = "config %s, channel %d" % (path, i + 1)
         if not isinstance(ch, dict):
             raise ConfigError("%s: not a table" % where)
-        extra = set(ch) - {"name", "line_a", "line_b", "rerequest", "core"}
+        extra = set(ch) - {"name", "line_a", "line_b", "rerequest", "snapshot", "core"}
         if extra:
             raise ConfigError("%s: unknown key(s) %s" % (where, ", ".join(sorted(extra))))
         name = ch.get("name", "channel-%d" % (i + 1))
@@ -91,6 +94,7 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
         a = parse_endpoint(ch["line_a"], where + ", line_a", multicast=True)
         b = parse_endpoint(ch["line_b"], where + ", line_b", multicast=True) if "line_b" in ch else None
         rr = parse_endpoint(ch["rerequest"], where + ", rerequest") if "rerequest" in ch else None
+        snap = parse_endpoint(ch["snapshot"], where + ", snapshot") if "snapshot" in ch else None
         core = ch.get("core", 0)
         if isinstance(core, bool) or not isinstance(core, int):
             raise ConfigError("%s: core must be an integer" % where)
@@ -105,7 +109,7 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
                 raise ConfigError("%s: line %s:%d is already channel %r's" % (where, line[0], line[1],
                                                                               seen_lines[line]))
             seen_lines[line] = name
-        channels.append(Channel(name=name, line_a=a, line_b=b, rerequest=rr, core=core))
+        channels.append(Channel(name=name, line_a=a, line_b=b, rerequest=rr, core=core, snapshot=snap))
     if len(seen_lines) > 64:
         raise ConfigError("config %s: %d lines; at most 64 are supported" % (path, len(seen_lines)))
     return channels

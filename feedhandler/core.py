@@ -132,6 +132,12 @@ def stats_to_dict(st) -> dict:
         "pkt_rejected": int(st.pkt_rejected),
         "pkt_held": int(st.pkt_held),
         "rx_time_back": int(st.rx_time_back),
+        "snapshots": int(st.snapshots),
+        "snapshot_messages": int(st.snapshot_messages),
+        "snapshot_failures": int(st.snapshot_failures),
+        "snapshot_buffered": int(st.snapshot_buffered),
+        "snapshot_contained": int(st.snapshot_contained),
+        "snapshot_recover_ns": int(st.snapshot_recover_ns),
     }
 
 
@@ -180,7 +186,7 @@ def merge_stats(parts) -> dict:
         elif k == "first_ts_ns":
             nz = [v for v in vals if v]
             out[k] = min(nz) if nz else 0
-        elif k in ("last_ts_ns", "counters_updated_ns"):
+        elif k in ("last_ts_ns", "counters_updated_ns", "snapshot_recover_ns"):
             out[k] = max(vals)
         elif k == "checksum":
             out[k] = "%016x" % (sum(int(v, 16) for v in vals) & (2 ** 64 - 1))

@@ -157,6 +157,16 @@ class ReplayConfig:
     silence_ms: int = 0
     #: Latency stamping: 0 off; 1 every packet; N every Nth packet (True = 1).
     latency: int = 0
+    #: GLIMPSE 5.0 snapshot server (SoupBinTCP 4.0), (host, port) or "HOST:PORT", for
+    #: streams whose channel names none: each stream starts from a snapshot (late
+    #: join) and a gap the lines and the re-request server cannot fill is repaired
+    #: from one.  None: no snapshot recovery (unless a channel names a server).
+    snapshot: Optional[Endpoint] = None
+    #: SoupBinTCP login: username (<= 6 characters) and password (<= 10).
+    snapshot_user: str = ""
+    snapshot_password: str = ""
+    #: Longest wait for a snapshot before the stream goes on without one (default 300000 ms).
+    snapshot_timeout_ms: int = 0
 
     def __post_init__(self) -> None:
         def set_(name: str, value: Any) -> None:
@@ -205,6 +215,19 @@ class ReplayConfig:
                 set_("rerequest", parse_endpoint(self.rerequest, "rerequest", ipv4=False))
             except EndpointError as exc:
                 raise ReplayConfigError(str(exc)) from None
+        if self.snapshot is not None:
+            try:
+                set_("snapshot", parse_endpoint(self.snapshot, "snapshot", ipv4=False))
+            except EndpointError as exc:
+                raise ReplayConfigError(str(exc)) from None
+        for name, most in (("snapshot_user", 6), ("snapshot_password", 10)):
+            v = getattr(self, name)
+            if not isinstance(v, str) or len(v) > most or not v.isascii() or not v.isprintable():
+                raise _bad(name, "printable ASCII, at most %d characters (SoupBinTCP login)" % most, v)
+        set_("snapshot_timeout_ms", _uint("snapshot_timeout_ms", self.snapshot_timeout_ms,
+                                          "an integer 0..%d (0: default 300000)" % (_U32 - 1)))
+        if (self.snapshot or any(ch.snapshot for ch in self.channels)) and self.mode == "decode":
+            raise ReplayConfigError("snapshot recovery rebuilds books: not with mode 'decode'")
 
     @staticmethod
     def _check_channels(channels: Optional[Iterable[Channel]]) -> Tuple[Channel, ...]:
@@ -388,6 +411,21 @@ class Replay:
                 for r in self._lanes:
                     if lib_.fh_replay_add_line(r, group, port, lane, ch_ip, ch_port) != 0:
                         raise ReplayError("too many channel lines (at most 64), or no socket for re-requests")
+                    if ch.snapshot and lib_.fh_replay_line_snapshot(r, group, port) != 0:
+                        raise ReplayError("channel %r: no line %s:%d for its snapshot server" % (ch.name, host, port))
+        self._snapshots = None
+        if config.snapshot or any(ch.snapshot for ch in self.channels):
+            for r in self._lanes:
+                if lib_.fh_replay_set_snapshot(r, int(config.snapshot is not None), int(self._snapshot_blocking),
+                                               config.snapshot_timeout_ms, err, len(err)) != 0:
+                    raise c_error(ReplayError, ffi, err)
+            by_port = {}
+            for ch in self.channels:
+                for _host, port in ch.lines():
+                    by_port[port] = ch.snapshot or config.snapshot
+            from .recovery import SnapshotService
+            self._snapshots = SnapshotService(ffi, lib_, self._lanes, lambda port: by_port.get(port, config.snapshot),
+                                              user=config.snapshot_user, password=config.snapshot_password)
 
     @staticmethod
     def _ip(host: str, what: str) -> int:
@@ -429,7 +467,13 @@ class Replay:
             self._closed = True
             self._release()
 
+    #: A file replay waits for a snapshot in place (deterministic); live sources do not.
+    _snapshot_blocking = True
+
     def _release(self) -> None:
+        # The snapshot thread posts into the lanes: stopped before they are freed.
+        if getattr(self, "_snapshots", None) is not None:
+            self._snapshots.stop()
         # Extra lanes first: they view lane 0's segment.
         for lane in reversed(self._lanes):
             self._ffi.release(lane)
@@ -547,7 +591,15 @@ class Replay:
         d = merge_stats(self.lane_stats())
         d["memory"] = self.memory()
         d["lanes"] = self.config.lanes
+        if getattr(self, "_snapshots", None) is not None:
+            d["snapshot_fetch_errors"] = dict(self._snapshots.errors)
         return d
+
+    @property
+    def snapshot_log(self) -> List[Dict[str, Any]]:
+        """Every snapshot fetched or tried: stream port and session, next sequence,
+        server, attempts, ok, reason of a failure, snapshot sequence, messages, seconds."""
+        return list(self._snapshots.log) if getattr(self, "_snapshots", None) is not None else []
 
     def memory(self) -> Dict[str, int]:
         """Bytes preallocated: ``book_bytes`` (all lanes) and ``shm_bytes``."""

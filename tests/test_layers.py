@@ -26,6 +26,7 @@ LAYERS = [
     ("session", ["session.h", "session.c"]),
     ("pipeline", ["pipeline.h", "pipeline.c"]),
     ("book dump", ["dump.c"]),
+    ("snapshot recovery", ["snapshot.c"]),
     ("source interface", ["src.h", "dpdk/fh_dpdk.h"]),
     ("sources", ["src_pcap.c", "src_binfile.c", "dpdk/src_dpdk.c"]),
     ("input", ["input.c"]),

@@ -23,7 +23,11 @@ def test_msg_layout():
 
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
-    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256 + 20 + 10)
+    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256 + 20 + 16)
+    assert [ffi.offsetof("fh_stats_t", f) for f in ("snapshots", "snapshot_messages", "snapshot_failures",
+                                                  "snapshot_buffered", "snapshot_contained",
+                                                  "snapshot_recover_ns")] == [8 * (14 + 32 + 256 + 30 + i)
+                                                                              for i in range(6)]
     assert [ffi.offsetof("fh_stats_t", f) for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held",
                                                   "rx_time_back")] == [8 * (14 + 32 + 256 + 20 + 5 + i) for i in range(5)]
     assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 32 + 256 + 20 + 2)

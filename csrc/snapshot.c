@@ -1,0 +1,268 @@
+/* snapshot.c -- snapshot recovery (GLIMPSE 5.0): late join and unrecoverable
+ * gaps, cold paths of a lane (fh_api.h describes the contract).
+ *
+ * The session layer holds a stream's packets while it waits; this file asks
+ * for the snapshot through a one-slot mailbox (the fetching thread reads the
+ * request, posts the answer), checks the answer whole before touching a book,
+ * empties the stream's books, applies the snapshot, and hands the stream back
+ * to the session layer at the snapshot's sequence.  Nothing here runs per
+ * message of the live feed. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline.h"
+
+void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
+void fh_snapshot_poll(fh_replay_t *r);
+void fh_snapshot_finish(fh_replay_t *r);
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen)
+{
+    if (r->mode == FH_MODE_DECODE) {
+        fh_errf(err, errlen, "snapshot recovery needs books: not in decode-only mode");
+        return -1;
+    }
+    r->snap.all = all != 0;
+    r->snap.blocking = blocking != 0;
+    r->snap.timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : 300000u) * 1000000ull;
+    return 0;
+}
+
+int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port)
+{
+    for (uint32_t i = 0; i < r->n_lines; i++) {
+        if (r->lines[i].group == group && r->lines[i].port == port) {
+            r->snap.line_mask |= 1ull << i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint16_t *port, uint8_t *session, uint64_t *next_seq)
+{
+    const uint32_t t = __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE);
+    if (!t || __atomic_load_n(&r->snap.claimed, __ATOMIC_ACQUIRE) == t) return 0;
+    *port = r->snap.port;
+    memcpy(session, r->snap.session, FH_MOLD_SESSION_LEN);
+    *next_seq = r->snap.next_seq;
+    return t;
+}
+
+/* Each request is answered once, by the poster or by the lane giving up on
+ * it: whoever moves `claimed` from ticket - 1 to ticket. */
+static int snap_claim(fh_replay_t *r, uint32_t ticket)
+{
+    uint32_t want = ticket - 1;
+    return __atomic_compare_exchange_n(&r->snap.claimed, &want, ticket, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
+                            int failed)
+{
+    if (!ticket || ticket != __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE)) return -1;
+    uint8_t *copy = NULL;
+    if (!failed && len) {
+        copy = malloc(len);
+        if (!copy) failed = 1;
+        else memcpy(copy, blocks, len);
+    }
+    if (!snap_claim(r, ticket)) { free(copy); return -1; }
+    free(r->snap.buf);
+    r->snap.buf = copy;
+    r->snap.len = failed ? 0 : len;
+    r->snap.seq = sequence;
+    r->snap.failed = failed != 0;
+    __atomic_store_n(&r->snap.posted, ticket, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void snap_event(fh_replay_t *r, uint8_t what, uint64_t q1, uint64_t q2)
+{
+    if (!r->book.publish) return;
+    r->book.now = 0;
+    fh_shm_event_t *e = fh_pub_event_begin(&r->book, 0, FH_EV_SNAPSHOT, what, 0);
+    e->qty1 = q1;
+    e->qty2 = q2;
+    fh_pub_event_commit(&r->book, e);
+}
+
+/* Post the request of stream s (the mailbox holds one). */
+static void snap_ask(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    r->snap.stream = (uint32_t)(s - r->sess.streams.v);
+    r->snap.port = s->port;
+    memcpy(r->snap.session, s->session, FH_MOLD_SESSION_LEN);
+    r->snap.next_seq = r->snap.floor = s->next_seq;
+    r->snap.t0 = mono_ns();
+    s->snap = FH_SNAP_ASKED;
+    snap_event(r, 0, s->next_seq, 0);
+    __atomic_store_n(&r->snap.asked, 1u, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->snap.ticket, r->snap.ticket + 1, __ATOMIC_RELEASE);
+}
+
+/* Every block of the answer decodes (a length and a known type, each inside
+ * the buffer): messages counted into *n.  A snapshot is used whole or not at all. */
+static int snap_check(const uint8_t *p, size_t len, uint64_t *n)
+{
+    size_t off = 0;
+    *n = 0;
+    fh_itch_msg_t m;
+    while (off < len) {
+        if (len - off < 2) return -1;
+        const uint32_t ml = fh_be16(p + off);
+        off += 2;
+        if (ml == 0 || ml > len - off) return -1;
+        if (fh_itch_decode_inline(p + off, ml, &m) != FH_DECODE_OK) return -1;
+        off += ml;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* Apply the posted answer to the stream it was asked for. */
+static void snap_apply(fh_replay_t *r)
+{
+    fh_mold_stream_t *s = &r->sess.streams.v[r->snap.stream];
+    const uint64_t seq = r->snap.seq;
+    const uint8_t *p = r->snap.buf;
+    const size_t len = r->snap.len;
+    __atomic_store_n(&r->snap.asked, 0u, __ATOMIC_RELEASE);
+    uint64_t n = 0;
+    int ok = !r->snap.failed;
+    if (ok) {
+        /* Not older than what the stream has (the books would go back in
+         * time with nothing to bring them forward), not absurdly far past
+         * what it holds. */
+        uint64_t lo, hi;
+        fh_session_held_span(&r->sess, s, &lo, &hi);
+        const uint64_t top = (hi > r->snap.floor ? hi : r->snap.floor);
+        if (seq < r->snap.floor || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) || snap_check(p, len, &n) != 0) {
+            r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        r->st.snapshot_failures++;
+        snap_event(r, 2, s->next_seq, 0);
+        fh_session_snapshot_done(&r->sess, s, 0, 0);
+        fh_book_flush_pending(&r->book);
+        return;
+    }
+    uint8_t *bits = r->seen + (size_t)r->snap.stream * r->seen_bytes;
+    fh_book_clear(&r->book, bits);
+    fh_book_flush_pending(&r->book);
+    /* The snapshot's messages, in batches as a packet's; its instruments are the stream's. */
+    r->book.stream_seen = bits;
+    r->book.stream_gapped = 0;
+    r->book.now = 0;
+    size_t off = 0;
+    uint32_t k = 0;
+    while (off < len) {
+        const uint32_t ml = fh_be16(p + off);
+        (void)fh_itch_decode_inline(p + off + 2, ml, &r->msgs[k++]);
+        off += 2 + ml;
+        if (k == FH_PKT_MSGS || off >= len) {
+            fh_book_apply_batch(&r->book, r->msgs, k);
+            fh_book_flush_pending(&r->book);
+            k = 0;
+        }
+    }
+    for (uint32_t i = 0; i < r->seen_bytes; i++)
+        for (uint32_t b = 0; bits[i] && b < 8; b++)
+            if (bits[i] & (1u << b)) fh_book_clear_stale(&r->book, i * 8 + b);
+    r->st.snapshots++;
+    r->st.snapshot_messages += n;
+    r->st.snapshot_recover_ns = mono_ns() - r->snap.t0;
+    snap_event(r, 1, seq, n);
+    free(r->snap.buf);
+    r->snap.buf = NULL;
+    r->book.rx_ts = r->sess.now;
+    fh_session_snapshot_done(&r->sess, s, seq, 1);
+    fh_book_flush_pending(&r->book);
+}
+
+/* The next stream waiting whose request is not posted: asked now. */
+static void snap_next(fh_replay_t *r)
+{
+    if (r->snap.asked) return;
+    for (uint32_t i = 0; i < r->sess.streams.n; i++) {
+        if (r->sess.streams.v[i].snap == FH_SNAP_WANTED) { snap_ask(r, &r->sess.streams.v[i]); return; }
+    }
+}
+
+/* Give up on the outstanding request (no answer in time, the replay stopped,
+ * the input ended): unless the poster claimed it first, it is a failure and a
+ * late answer is refused.  Then applied either way. */
+static void snap_give_up(fh_replay_t *r)
+{
+    const uint32_t t = r->snap.ticket;
+    if (snap_claim(r, t)) {
+        free(r->snap.buf);
+        r->snap.buf = NULL;
+        r->snap.len = 0;
+        r->snap.failed = 1;
+        __atomic_store_n(&r->snap.posted, t, __ATOMIC_RELEASE);
+    }
+    while (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) != t) FH_CPU_RELAX();   /* the poster is copying */
+    snap_apply(r);
+}
+
+/* A blocking wait for the answer (a file replay: the file can wait). */
+static void snap_wait(fh_replay_t *r)
+{
+    const uint64_t deadline = mono_ns() + r->snap.timeout_ns;
+    const uint32_t t = r->snap.ticket;
+    while (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) != t) {
+        if (fh_pipe_should_stop(r) || mono_ns() > deadline) { snap_give_up(r); return; }
+        const struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    snap_apply(r);
+}
+
+void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s)
+{
+    fh_replay_t *r = ctx;
+    if (r->mode == FH_MODE_DECODE) { fh_session_snapshot_done(&r->sess, s, 0, 0); return; }
+    if (!r->snap.blocking) { snap_next(r); return; }
+    /* Blocking: one request at a time, answered before the walk goes on. */
+    if (s->snap == FH_SNAP_WANTED && !r->snap.asked) {
+        snap_ask(r, s);
+        snap_wait(r);
+    }
+}
+
+void fh_snapshot_poll(fh_replay_t *r)
+{
+    if (r->snap.blocking) return;
+    if (r->snap.asked && __atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
+    else if (r->snap.asked && mono_ns() - r->snap.t0 > r->snap.timeout_ns) snap_give_up(r);
+    snap_next(r);
+}
+
+void fh_snapshot_finish(fh_replay_t *r)
+{
+    /* Streams still waiting get no snapshot now: given up as without one. */
+    if (r->snap.asked) {
+        if (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
+        else snap_give_up(r);
+    }
+    for (uint32_t i = 0; i < r->sess.streams.n; i++) {
+        fh_mold_stream_t *s = &r->sess.streams.v[i];
+        if (s->snap) {
+            r->st.snapshot_failures++;
+            fh_session_snapshot_done(&r->sess, s, 0, 0);
+        }
+    }
+    fh_book_flush_pending(&r->book);
+}

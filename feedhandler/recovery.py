@@ -1,0 +1,109 @@
+"""Snapshot recovery's fetching side: the thread that answers the lanes' requests.
+
+A lane whose stream waits for a snapshot (late join, or a gap neither line nor
+the re-request server could fill) posts a request in its C mailbox
+(``fh_replay_snapshot_request``).  This thread polls the lanes' mailboxes, fetches
+the snapshot from the stream's GLIMPSE server over SoupBinTCP
+(:func:`feedhandler.glimpse.fetch_snapshot`), retrying a bounded number of times,
+and posts the messages back (``fh_replay_snapshot_post``), or a failure.  The lane
+checks the snapshot whole before applying any of it (csrc/snapshot.c).
+
+Every attempt is logged in :attr:`SnapshotService.log` and failures are counted by
+reason in :attr:`SnapshotService.errors` (``stats()["snapshot_fetch_errors"]``)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+Endpoint = Tuple[str, int]
+
+#: Failures worth another try (the server may come back); others are final.
+RETRY_REASONS = ("refused", "timeout", "closed", "connect")
+
+
+class SnapshotService:
+    """Polls ``lanes`` (C ``fh_replay_t *``) and answers their snapshot requests.
+
+    ``endpoint_for(port)`` gives the GLIMPSE server of a stream's UDP port (None: no
+    server: the request fails at once).  ``tries`` bounds the attempts per request,
+    ``fetch`` is :func:`feedhandler.glimpse.fetch_snapshot` (tests pass their own)."""
+
+    def __init__(self, ffi: Any, lib: Any, lanes: List[Any], endpoint_for: Callable[[int], Optional[Endpoint]],
+                 user: str = "", password: str = "", tries: int = 3, timeout: float = 5.0,
+                 deadline: float = 120.0, fetch: Optional[Callable[..., Any]] = None, poll_s: float = 0.001):
+        self._ffi, self._lib, self._lanes = ffi, lib, list(lanes)
+        self.endpoint_for = endpoint_for
+        self.user, self.password = user, password
+        self.tries, self.timeout, self.deadline = tries, timeout, deadline
+        self._fetch = fetch
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self.log: List[Dict[str, Any]] = []
+        self.errors: Dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, name="feedhandler-snapshots", daemon=True)
+        self._thread.start()
+
+    def _fetcher(self) -> Callable[..., Any]:
+        if self._fetch is None:
+            from .glimpse import fetch_snapshot
+            self._fetch = fetch_snapshot
+        return self._fetch
+
+    def _run(self) -> None:
+        ffi, lib = self._ffi, self._lib
+        port = ffi.new("uint16_t *")
+        session = ffi.new("uint8_t[10]")
+        seq = ffi.new("uint64_t *")
+        while not self._stop.is_set():
+            busy = False
+            for lane in self._lanes:
+                ticket = lib.fh_replay_snapshot_request(lane, port, session, seq)
+                if ticket:
+                    busy = True
+                    self._answer(lane, ticket, int(port[0]), bytes(ffi.buffer(session, 10)), int(seq[0]))
+            if not busy:
+                self._stop.wait(self._poll_s)
+
+    def _answer(self, lane: Any, ticket: int, port: int, session: bytes, next_seq: int) -> None:
+        from .glimpse import SnapshotError
+        endpoint = self.endpoint_for(port)
+        entry: Dict[str, Any] = {"port": port, "session": session.decode("ascii", "replace").strip(),
+                                 "next_seq": next_seq, "server": "%s:%d" % endpoint if endpoint else None,
+                                 "attempts": 0, "ok": False, "reason": None, "sequence": None, "messages": 0}
+        t0 = time.monotonic()
+        snap = None
+        if endpoint is None:
+            entry["reason"] = "no_server"
+        for attempt in range(self.tries if endpoint else 0):
+            if self._stop.is_set():
+                entry["reason"] = "stopped"
+                break
+            entry["attempts"] = attempt + 1
+            try:
+                snap = self._fetcher()(endpoint[0], endpoint[1], user=self.user, password=self.password,
+                                       timeout=self.timeout, deadline=self.deadline)
+                break
+            except SnapshotError as exc:
+                entry["reason"] = exc.reason
+                entry["error"] = str(exc)
+                if exc.reason not in RETRY_REASONS:
+                    break
+                self._stop.wait(min(2.0, 0.2 * 2 ** attempt))
+            except OSError as exc:               # a socket error the client did not classify
+                entry["reason"] = "connect"
+                entry["error"] = str(exc)
+                self._stop.wait(min(2.0, 0.2 * 2 ** attempt))
+        entry["seconds"] = time.monotonic() - t0
+        if snap is not None:
+            entry.update(ok=True, reason=None, sequence=snap.sequence, messages=snap.messages)
+            self._lib.fh_replay_snapshot_post(lane, ticket, snap.blocks, len(snap.blocks), snap.sequence, 0)
+        else:
+            self.errors[entry["reason"]] = self.errors.get(entry["reason"], 0) + 1
+            self._lib.fh_replay_snapshot_post(lane, ticket, self._ffi.NULL, 0, 0, 1)
+        self.log.append(entry)
+
+    def stop(self) -> None:
+        """Stop polling (a fetch under way ends within its timeout and deadline) and join."""
+        self._stop.set()
+        self._thread.join()
