@@ -700,3 +700,19 @@ int fh_soup_numeric(const uint8_t *p, size_t n, uint64_t *value);
  * MoldUDP64 sequence at which the live feed continues the snapshot.  0 with
  * *sequence set, -1 when the message is not one (length, type, digits). */
 int fh_glimpse_end_of_snapshot(const uint8_t *msg, size_t len, uint64_t *sequence);
+
+/* ------------------------------------------------ GLIMPSE snapshot builder
+ *
+ * A GLIMPSE 5.0 snapshot of a replay's books (csrc/glimpse.c): the ITCH 5.0
+ * messages that rebuild them from empty, each as a u16 BE length + message
+ * (MoldUDP64 block / BinaryFILE record framing), every timestamp ts_ns (ns
+ * since midnight).  For every instrument with a directory, in locate order:
+ * Stock Directory 'R', then 'H', 'Y', 'J' (LULD collar) and 'h' (operational
+ * halt) where the book knows one; then every live order as Add Order 'A', in
+ * increasing reference number (time priority).  Tracking numbers 0.  Cold
+ * path (one allocation for the sort).  A multi-lane replay: one lane's books.
+ * 0 with *len bytes and *messages messages written; -1 when cap is too small
+ * (nothing past cap written; *len = bytes needed, *messages = messages in
+ * them); -2 when r has no books (decode-only or index mode); -3 out of memory. */
+int fh_glimpse_build(const fh_replay_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len,
+                     uint64_t *messages);

@@ -31,6 +31,8 @@ LAYERS = [
     ("input", ["input.c"]),
     # The rewind server's capture index: the input layer and walkers in index mode.
     ("capture index", ["index.c"]),
+    # GLIMPSE snapshots: a replay's books written back out as ITCH messages.
+    ("snapshot builder", ["glimpse.c"]),
     # Beside the pipeline, not in it: a stateless frame decode for tools, and
     # the compile-time layout checks of everything Python sees.
     ("tools", ["frame_decode.c", "layout.c"]),
