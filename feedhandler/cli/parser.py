@@ -6,14 +6,14 @@ import os
 import sys
 from typing import List, Optional
 
-from . import book, gen, replay, rewind_server, run, stats
+from . import book, gen, glimpse_server, replay, rewind_server, run, stats
 from .base import EXIT_OK
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The command modules, in the order `feedhandler --help` lists them.  Each has
 #: NAME, register(subparsers) (adds its parser, with func=command) and command(args).
-COMMANDS = (replay, run, book, stats, gen, rewind_server)
+COMMANDS = (replay, run, book, stats, gen, rewind_server, glimpse_server)
 
 
 def build_parser() -> argparse.ArgumentParser:

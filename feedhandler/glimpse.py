@@ -1,0 +1,703 @@
+"""GLIMPSE 5.0 snapshots over SoupBinTCP 4.0: the builder, the server, the client.
+
+GLIMPSE is NASDAQ's point-to-point snapshot service for TotalView-ITCH: a
+client that joins late (or lost too much to recover by re-request) logs in
+over SoupBinTCP, receives the state of every book as ordinary ITCH 5.0
+messages (stock directory, trading state, Reg SHO, LULD collar, then every
+live order as an Add Order), one per sequenced data packet, and then the End
+of Snapshot message ('G' + Sequence Number, Numeric(20)): the MoldUDP64
+sequence number at which the live feed continues the snapshot.  It applies
+the snapshot to empty books and continues with the live feed from there.
+
+``build_snapshot(capture, at_seq=...)`` makes a snapshot from a capture:
+the capture is indexed (:func:`feedhandler.rewind.index_capture`), the
+session's messages before ``at_seq`` are replayed into books, and the C core
+writes those books back out as ITCH messages (csrc/glimpse.c,
+``fh_glimpse_build``).  ``GlimpseServer`` serves one snapshot to any number
+of clients; ``fetch_snapshot`` is the client.  Everything the network says is
+hostile: every packet is framed and length-checked by the C core (csrc/soup.c)
+before it is read, every ITCH message of a snapshot is checked against the
+ITCH 5.0 length table, and a snapshot that is wrong in any way is refused
+whole (:class:`SnapshotError`, with a short ``reason`` to count by).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import select
+import socket
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from . import soup
+from .core import ffi, lib
+from .errors import FeedhandlerError
+
+__all__ = ["Snapshot", "SnapshotError", "build_snapshot", "fetch_snapshot", "GlimpseServer", "describe_snapshot",
+           "END_OF_SNAPSHOT", "REASONS"]
+
+END_OF_SNAPSHOT = b"G"
+EOS_LEN = 21                       # 'G' + Numeric(20)
+HEARTBEAT_S = 1.0                  # SoupBinTCP: a side sends a heartbeat after 1 s without sending
+IDLE_TIMEOUT_S = 15.0              # ... and drops a peer it has not heard for 15 s
+_SEND_CHUNK = 1 << 16
+
+#: SnapshotError.reason values (counters are keyed by them).
+REASONS = ("input", "connect", "rejected", "timeout", "closed", "corrupt", "too_long", "bad_message", "no_end")
+
+
+class SnapshotError(FeedhandlerError):
+    """No usable snapshot: the input cannot be made into one, or the server
+    refused, broke the protocol, sent a message that is not ITCH 5.0, went
+    quiet, closed, or never finished.  ``reason`` is a short key (one of
+    :data:`REASONS`); nothing of a snapshot that raised this is used."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """A GLIMPSE snapshot: ``blocks`` holds its ITCH 5.0 messages, each after its
+    u16 big-endian length (MoldUDP64 block / BinaryFILE framing), without the End
+    of Snapshot message; ``sequence`` is End of Snapshot's sequence number (the
+    first message the live feed must supply); ``messages`` how many messages
+    ``blocks`` holds; ``session`` the MoldUDP64 / SoupBinTCP session name."""
+
+    blocks: bytes
+    sequence: int
+    messages: int
+    session: str
+    instruments: int = 0           # Stock Directory messages
+    orders: int = 0                # Add Order messages (live orders)
+    #: messages of the session before ``sequence`` the capture did not hold (its
+    #: own gaps): the snapshot is then incomplete.  Not sent over the wire.
+    missing: int = dataclasses.field(default=0, compare=False)
+    #: ITCH timestamp (ns since midnight) its messages carry.
+    timestamp_ns: int = dataclasses.field(default=0, compare=False)
+
+    def messages_list(self) -> List[bytes]:
+        """The messages, one bytes each (tests, tools; not for a full day)."""
+        out, b, off = [], self.blocks, 0
+        while off + 2 <= len(b):
+            n = int.from_bytes(b[off:off + 2], "big")
+            out.append(b[off + 2:off + 2 + n])
+            off += 2 + n
+        return out
+
+
+# ------------------------------------------------------------------ builder
+
+def _parse_session(name: str) -> bytes:
+    return name.encode("latin-1").rjust(10)[:10] if len(name) <= 10 else b""
+
+
+def _pick_session(idx, session: Optional[str]):
+    names = sorted(idx.sessions)
+    shown = ", ".join(repr(n.decode("latin-1").strip()) for n in names)
+    if session is not None:
+        for n in names:
+            if n == session.encode("latin-1") or n.decode("latin-1").strip() == session.strip():
+                return idx.sessions[n]
+        raise SnapshotError("%s holds no session %r (it holds %s)" % (idx.path, session, shown), "input")
+    if len(names) != 1:
+        raise SnapshotError("%s holds %d sessions (%s): pick one with session=" % (idx.path, len(names), shown),
+                            "input")
+    return idx.sessions[names[0]]
+
+
+def _timestamps(s) -> np.ndarray:
+    """ITCH timestamps (bytes 5..11 of each message, 6-byte BE ns since
+    midnight); 0 for a message too short to hold one."""
+    blob = s._blob
+    offs = s.offsets
+    n = len(s.seqs)
+    if n == 0:
+        return np.zeros(0, np.uint64)
+    start = offs[:-1] + 2
+    ok = (offs[1:] - start) >= 11
+    ts = np.zeros(n, np.uint64)
+    pos = start[ok] + 5
+    acc = np.zeros(int(ok.sum()), np.uint64)
+    for k in range(6):
+        acc = (acc << np.uint64(8)) | blob[pos + k].astype(np.uint64)
+    ts[ok] = acc
+    return ts
+
+
+def _build_c(rp, ts_ns: int, hint: int) -> Tuple[bytes, int]:
+    length = ffi.new("size_t *")
+    msgs = ffi.new("uint64_t *")
+    cap = max(4096, hint)
+    for _ in range(3):
+        buf = ffi.new("uint8_t[]", cap)
+        rc = lib.fh_glimpse_build(rp, ts_ns, buf, cap, length, msgs)
+        if rc == 0:
+            return bytes(ffi.buffer(buf, length[0])), int(msgs[0])
+        if rc == -1:
+            cap = int(length[0])
+            continue
+        if rc == -3:
+            raise MemoryError("out of memory building the snapshot")
+        raise SnapshotError("the replay has no books to snapshot", "input")
+    raise SnapshotError("snapshot size kept changing", "input")
+
+
+def build_snapshot(path: str, at_seq: Optional[int] = None, at_time_ns: Optional[int] = None,
+                   session: Optional[str] = None, max_orders: int = 0, max_instruments: int = 65535,
+                   progress: bool = False) -> Snapshot:
+    """The GLIMPSE snapshot of a capture's session just before sequence ``at_seq``.
+
+    The capture (pcap / pcapng, plain, gzip or zstd) is indexed; ``session``
+    picks the MoldUDP64 session (needed only when there are several).  The
+    snapshot holds the books after every message with sequence < ``at``, where
+    ``at`` is ``at_seq``, or the sequence of the first message whose ITCH
+    timestamp is >= ``at_time_ns``, or (neither) one past the last message.
+    ``Snapshot.sequence`` is ``at``: the message the live feed continues with.
+    Sequence numbers before ``at`` the capture does not hold (its own gaps, or a
+    capture that starts mid-day) are counted in ``Snapshot.missing``: the books
+    are built anyway, from what there is.  Raises :class:`SnapshotError`
+    (reason "input") when the input cannot be used."""
+    from .replay import Replay
+    from .rewind import RewindError, index_capture
+    if at_seq is not None and at_time_ns is not None:
+        raise ValueError("give at_seq or at_time_ns, not both")
+    if at_seq is not None and not 1 <= at_seq < 1 << 64:
+        raise ValueError("at_seq must be 1..2^64-1, got %r" % (at_seq,))
+    if at_time_ns is not None and not 0 <= at_time_ns < 1 << 48:
+        raise ValueError("at_time_ns must be 0..2^48-1 ns since midnight, got %r" % (at_time_ns,))
+    try:
+        idx = index_capture(os.fspath(path))
+    except RewindError as exc:
+        raise SnapshotError(str(exc), "input") from None
+    s = _pick_session(idx, session)
+    seqs = s.seqs
+    ts = None
+    if at_seq is not None:
+        at = at_seq
+    elif at_time_ns is not None:
+        ts = _timestamps(s)
+        later = np.flatnonzero(ts >= np.uint64(at_time_ns))
+        at = int(seqs[later[0]]) if len(later) else s.last + 1
+    else:
+        at = s.last + 1
+    i = int(np.searchsorted(seqs, np.uint64(at), side="left"))     # messages with seq < at
+    # seq 0 never starts a MoldUDP64 session; messages there are not "missing" ones.
+    held = i - int(np.searchsorted(seqs, np.uint64(1), side="left"))
+    missing = max(0, at - 1 - held)
+    blocks = s.blocks(0, i) if i else b""
+    if ts is None and i:
+        ts = _timestamps(s)
+    last_ts = int(ts[i - 1]) if i else 0
+    with Replay(mode="book", max_orders=max_orders, max_instruments=max_instruments) as rp:
+        if blocks:
+            res = rp.run_buffer(blocks)
+            if not res.ok and not res.partial:
+                raise SnapshotError("replaying the session's messages failed: %s" % res.error, "input")
+        rp.finish()
+        st = rp.stats()
+        lane = rp.handles[0]
+        out, n = _build_c(lane, last_ts, 64 * (int(st["book"]["orders_live"]) + 1) + 128 * 1024)
+        instruments = sum(1 for loc in range(1, max_instruments + 1) if rp.flags(loc) & 8)
+        orders = int(st["book"]["orders_live"])
+    return Snapshot(blocks=out, sequence=at, messages=n, session=s.session.decode("latin-1").strip(),
+                    instruments=instruments, orders=orders, missing=missing, timestamp_ns=last_ts)
+
+
+def describe_snapshot(snap: Snapshot) -> str:
+    miss = ", %s missing from the capture (incomplete)" % format(snap.missing, ",") if snap.missing else ""
+    return ("snapshot of session %r before sequence %d: %s instruments, %s live orders, %s messages (%s bytes)%s"
+            % (snap.session, snap.sequence, format(snap.instruments, ","), format(snap.orders, ","),
+               format(snap.messages, ","), format(len(snap.blocks), ","), miss))
+
+
+# ------------------------------------------------------------------- client
+
+def fetch_snapshot(host: str, port: int, user: str = "", password: str = "", session: str = "",
+                   timeout: float = 5.0, deadline: float = 60.0, max_bytes: int = 1 << 31,
+                   recv_size: int = 65536) -> Snapshot:
+    """Log in to a GLIMPSE server and receive one snapshot.
+
+    Sends a SoupBinTCP login request (requested sequence 1), expects Login
+    Accepted, then sequenced data (each one ITCH 5.0 message, length-checked
+    against the ITCH 5.0 table) up to End of Snapshot; then logs out.  Server
+    heartbeats and debug packets are ignored, unsequenced data is counted and
+    ignored; a client heartbeat goes out after 1 s without sending.  Raises
+    :class:`SnapshotError`: "connect" (no connection), "rejected" (Login
+    Rejected: the message says why), "timeout" (no byte for ``timeout`` s),
+    "closed" (the connection ended first), "corrupt" (a framing or protocol
+    error), "bad_message" (not an ITCH 5.0 message), "no_end" (End of Session
+    before End of Snapshot), "too_long" (past ``deadline`` s in all or
+    ``max_bytes`` of snapshot: a snapshot that never ends)."""
+    t0 = time.monotonic()
+    end = t0 + deadline
+    try:
+        login = soup.login_request(user, password, session, 1)
+    except soup.SoupError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        sock = socket.create_connection((host, port), timeout=max(0.001, min(timeout, deadline)))
+    except socket.timeout:
+        raise SnapshotError("no connection to %s:%d within %.1f s" % (host, port, timeout), "timeout") from None
+    except OSError as exc:
+        raise SnapshotError("cannot connect to %s:%d: %s" % (host, port, exc.strerror or exc), "connect") from None
+    try:
+        return _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size)
+    finally:
+        sock.close()
+
+
+def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size) -> Snapshot:
+    where = "%s:%d" % (host, port)
+    # Sends block for at most `timeout`: a server that stops reading is a dead one.
+    sock.settimeout(timeout)
+
+    def send(data: bytes) -> None:
+        try:
+            sock.sendall(data)
+        except socket.timeout:
+            raise SnapshotError("%s stopped reading (send blocked %.1f s)" % (where, timeout), "timeout") from None
+        except OSError as exc:
+            raise SnapshotError("%s: connection lost: %s" % (where, exc.strerror or exc), "closed") from None
+
+    send(login)
+    last_sent = last_rx = time.monotonic()
+    framer = soup.Framer(from_server=True)
+    out = bytearray()
+    msgs = instruments = orders = unsequenced = 0
+    sess_name: Optional[str] = None
+    last_ts = 0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            raise SnapshotError("a snapshot that never ends: no End of Snapshot from %s within %.1f s "
+                                "(%d messages so far)" % (where, deadline, msgs), "too_long")
+        if now - last_rx >= timeout:
+            raise SnapshotError("%s sent nothing for %.1f s (%d messages so far)" % (where, timeout, msgs),
+                                "timeout")
+        if sess_name is not None and now - last_sent >= HEARTBEAT_S:
+            send(soup.packet(soup.CLIENT_HEARTBEAT))
+            last_sent = now
+        wait = min(end, last_rx + timeout) - now
+        if sess_name is not None:
+            wait = min(wait, last_sent + HEARTBEAT_S - now)
+        try:
+            ready, _, _ = select.select([sock], [], [], max(0.0, wait))
+        except (OSError, ValueError) as exc:
+            raise SnapshotError("%s: connection lost: %s" % (where, exc), "closed") from None
+        if not ready:
+            continue
+        try:
+            data = sock.recv(recv_size)
+        except socket.timeout:
+            continue
+        except OSError as exc:
+            raise SnapshotError("%s: connection lost after %d messages: %s" % (where, msgs, exc.strerror or exc),
+                                "closed") from None
+        if not data:
+            what = "before End of Snapshot" if sess_name is not None else "before accepting the login"
+            part = " (%d bytes of a packet pending)" % framer.pending if framer.pending else ""
+            raise SnapshotError("%s closed the connection %s, after %d messages%s" % (where, what, msgs, part),
+                                "closed")
+        last_rx = time.monotonic()
+        try:
+            pkts = framer.feed(data)
+        except soup.SoupError as exc:
+            raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
+        for typ, payload in pkts:
+            if typ in (soup.SERVER_HEARTBEAT, soup.DEBUG):
+                continue
+            if typ == soup.END_OF_SESSION:
+                raise SnapshotError("%s ended the session before End of Snapshot (%d messages)" % (where, msgs),
+                                    "no_end")
+            if sess_name is None:
+                if typ == soup.LOGIN_REJECTED:
+                    why = soup.REJECT_REASONS.get(payload, "reason %r" % payload)
+                    raise SnapshotError("%s rejected the login: %s" % (where, why), "rejected")
+                if typ != soup.LOGIN_ACCEPTED:
+                    raise SnapshotError("%s sent %r before accepting the login" % (where, typ), "corrupt")
+                try:
+                    sess_name, _ = soup.login_accepted(payload)
+                except soup.SoupError as exc:
+                    raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
+                continue
+            if typ == soup.UNSEQUENCED:
+                unsequenced += 1
+                continue
+            if typ != soup.SEQUENCED:
+                raise SnapshotError("%s sent %r after the login" % (where, typ), "corrupt")
+            n = len(payload)
+            if n and payload[:1] == END_OF_SNAPSHOT:
+                try:
+                    seq = soup.end_of_snapshot(payload)
+                except soup.SoupError as exc:
+                    raise SnapshotError("%s: %s" % (where, exc), "bad_message") from None
+                try:
+                    sock.sendall(soup.packet(soup.LOGOUT))
+                except OSError:
+                    pass            # the snapshot is whole; a server gone by now changes nothing
+                return Snapshot(blocks=bytes(out), sequence=seq, messages=msgs, session=sess_name,
+                                instruments=instruments, orders=orders, timestamp_ns=last_ts)
+            if n == 0 or lib.fh_itch_msg_len(payload[0]) != n:
+                raise SnapshotError("%s sent a message that is not ITCH 5.0 (type %r, %d bytes) as message %d of "
+                                    "the snapshot" % (where, payload[:1], n, msgs + 1), "bad_message")
+            if len(out) + 2 + n > max_bytes:
+                raise SnapshotError("a snapshot that never ends: more than %d bytes from %s" % (max_bytes, where),
+                                    "too_long")
+            out += n.to_bytes(2, "big")
+            out += payload
+            msgs += 1
+            t = payload[0]
+            if t == 0x52:
+                instruments += 1
+            elif t == 0x41:
+                orders += 1
+            last_ts = int.from_bytes(payload[5:11], "big")
+
+
+# ------------------------------------------------------------------- server
+
+REJECT_KEYS = {b"A": "not_authorized", b"S": "session_not_available"}
+
+
+def _soup_wire(blocks: bytes) -> bytes:
+    """Length-prefixed messages -> one SoupBinTCP sequenced data packet each."""
+    out = bytearray()
+    mv = memoryview(blocks)
+    off = 0
+    total = len(blocks)
+    while off + 2 <= total:
+        n = (mv[off] << 8) | mv[off + 1]
+        if off + 2 + n > total or n + 1 > 0xFFFF:
+            raise ValueError("snapshot blocks run past their end at byte %d" % off)
+        out += (n + 1).to_bytes(2, "big")
+        out += b"S"
+        out += mv[off + 2:off + 2 + n]
+        off += 2 + n
+    if off != total:
+        raise ValueError("snapshot blocks: %d trailing bytes" % (total - off))
+    return bytes(out)
+
+
+class _Drop(Exception):
+    """End this client's connection (counted already)."""
+
+
+class GlimpseServer:
+    """Serves one :class:`Snapshot` over SoupBinTCP 4.0, as NASDAQ's GLIMPSE does.
+
+    A client logs in (username / password must match ``user`` / ``password``,
+    else Login Rejected 'A'; the requested session must be blank or the
+    snapshot's, else 'S'), gets Login Accepted (session, sequence 1), every
+    message of the snapshot as sequenced data, End of Snapshot, then server
+    heartbeats (after ``heartbeat_s`` without sending) until it logs out or
+    goes quiet for ``idle_timeout_s``.  One thread per client; a client whose
+    reads stall a send for ``send_timeout_s`` is dropped without holding up
+    the others.  A first packet that is not a 49-byte login request drops the
+    connection.  Everything is counted (:meth:`stats`)."""
+
+    def __init__(self, snapshot: Snapshot, host: str = "127.0.0.1", port: int = 0, user: str = "",
+                 password: str = "", heartbeat_s: float = HEARTBEAT_S, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 send_timeout_s: float = 5.0, send_buffer: int = 0, poll_s: float = 0.1,
+                 log: Optional[Callable[[str], None]] = None):
+        if len(user) > 6 or len(password) > 10 or len(snapshot.session) > 10:
+            raise ValueError("username <= 6, password <= 10, session <= 10 characters")
+        self.snapshot = snapshot
+        self.user = user
+        self.password = password
+        self.heartbeat_s = heartbeat_s
+        self.idle_timeout_s = idle_timeout_s
+        self.send_timeout_s = send_timeout_s
+        self.send_buffer = send_buffer
+        self.poll_s = poll_s
+        self.log = log
+        self._wire = _soup_wire(snapshot.blocks)
+        self._accept = soup.packet(soup.LOGIN_ACCEPTED, snapshot.session.encode("latin-1").rjust(10)
+                                   + b"1".rjust(20))
+        self._eos = soup.packet(soup.SEQUENCED, END_OF_SNAPSHOT + str(snapshot.sequence).encode().rjust(20))
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: List[threading.Thread] = []
+        self._clients: Dict[int, socket.socket] = {}
+        self._stats = {"connections": 0, "active": 0, "logins_accepted": 0,
+                       "logins_rejected": {k: 0 for k in REJECT_KEYS.values()}, "malformed_logins": 0,
+                       "snapshots_served": 0, "messages_sent": 0, "bytes_sent": 0, "slow_clients_dropped": 0,
+                       "client_timeouts": 0, "logouts": 0, "disconnects": 0, "client_protocol_errors": 0}
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise SnapshotError("cannot resolve %s: %s" % (host, exc), "input") from None
+        family, _, _, _, sockaddr = infos[0]
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind(sockaddr)
+            self._sock.listen(64)
+        except OSError as exc:
+            self._sock.close()
+            raise SnapshotError("cannot listen on %s:%s: %s" % (host, port, exc.strerror or exc), "input") from None
+        self._sock.settimeout(poll_s)
+        self.address: Tuple[str, int] = self._sock.getsockname()[:2]
+
+    # ------------------------------------------------------------ counters
+    def stats(self) -> dict:
+        with self._lock:
+            d = dict(self._stats)
+            d["logins_rejected"] = dict(self._stats["logins_rejected"])
+        return d
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[key] += n
+
+    def _say(self, peer, text: str) -> None:
+        if self.log:
+            self.log("%s:%d %s" % (peer[0], peer[1], text))
+
+    # ------------------------------------------------------------- serving
+    def serve_forever(self) -> None:
+        """Accept clients (a thread each) until :meth:`stop`."""
+        while not self._stop.is_set():
+            try:
+                conn, peer = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                if self._stop.is_set() or self._sock.fileno() < 0:
+                    break
+                continue
+            self._count("connections")
+            t = threading.Thread(target=self._client, args=(conn, peer), name="glimpse-client", daemon=True)
+            with self._lock:
+                self._threads = [x for x in self._threads if x.is_alive()]
+                self._threads.append(t)
+            t.start()
+
+    def _send(self, conn, data: bytes) -> None:
+        """All of data, or _Drop when the client stops reading for send_timeout_s
+        (or the server is stopping).  Bytes are counted as they leave."""
+        mv = memoryview(data)
+        off = 0
+        while off < len(mv):
+            if self._stop.is_set():
+                raise _Drop("server stopping")
+            try:
+                n = conn.send(mv[off:off + _SEND_CHUNK])
+            except socket.timeout:
+                self._count("slow_clients_dropped")
+                raise _Drop("stopped reading: a send blocked %.1f s" % self.send_timeout_s) from None
+            except OSError as exc:
+                self._count("disconnects")
+                raise _Drop("gone: %s" % (exc.strerror or exc)) from None
+            off += n
+            self._count("bytes_sent", n)
+
+    def _recv_login(self, conn, peer) -> Optional[bytes]:
+        """The login request's payload, or None (dropped and counted)."""
+        framer = soup.Framer(from_server=False)
+        last = time.monotonic()
+        while not self._stop.is_set():
+            ready, _, _ = select.select([conn], [], [], self.poll_s)
+            if not ready:
+                if time.monotonic() - last >= self.idle_timeout_s:
+                    self._count("client_timeouts")
+                    self._say(peer, "dropped: no login within %.1f s" % self.idle_timeout_s)
+                    return None
+                continue
+            data = conn.recv(4096)
+            if not data:
+                self._count("disconnects")
+                return None
+            last = time.monotonic()
+            try:
+                pkts = framer.feed(data)
+            except soup.SoupError as exc:
+                self._count("malformed_logins")
+                self._say(peer, "dropped: malformed login (%s)" % exc)
+                return None
+            if pkts:
+                typ, payload = pkts[0]
+                if typ != soup.LOGIN_REQUEST:
+                    self._count("malformed_logins")
+                    self._say(peer, "dropped: first packet %r, not a login request" % typ)
+                    return None
+                return payload
+            if framer.pending > 49:
+                # Cannot be a 49-byte login request any more: no need to wait for the rest.
+                self._count("malformed_logins")
+                self._say(peer, "dropped: malformed login (%d bytes and counting)" % framer.pending)
+                return None
+        return None
+
+    def _check_login(self, payload: bytes) -> Optional[bytes]:
+        """None: accepted; else the reject reason byte.  Raises ValueError when malformed."""
+        soup.numeric(payload[26:46])          # requested sequence: must be a Numeric, value unused
+        user = payload[0:6].decode("latin-1").rstrip(" ")
+        password = payload[6:16].decode("latin-1").rstrip(" ")
+        session = payload[16:26].decode("latin-1").strip(" ")
+        if user != self.user or password != self.password:
+            return b"A"
+        if session and session != self.snapshot.session.strip():
+            return b"S"
+        return None
+
+    def _client(self, conn: socket.socket, peer) -> None:
+        with self._lock:
+            self._stats["active"] += 1
+            self._clients[id(conn)] = conn
+        try:
+            if self.send_buffer:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(self.send_timeout_s)
+            self._serve_client(conn, peer)
+        except _Drop as exc:
+            self._say(peer, "dropped: %s" % exc)
+        except OSError as exc:
+            self._count("disconnects")
+            self._say(peer, "connection error: %s" % exc)
+        finally:
+            with self._lock:
+                self._stats["active"] -= 1
+                self._clients.pop(id(conn), None)
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _serve_client(self, conn: socket.socket, peer) -> None:
+        payload = self._recv_login(conn, peer)
+        if payload is None:
+            return
+        try:
+            reject = self._check_login(payload)
+        except soup.SoupError:
+            self._count("malformed_logins")
+            self._say(peer, "dropped: login request with a bad requested sequence")
+            return
+        if reject is not None:
+            with self._lock:
+                self._stats["logins_rejected"][REJECT_KEYS[reject]] += 1
+            self._say(peer, "login rejected (%s)" % REJECT_KEYS[reject])
+            self._send(conn, soup.packet(soup.LOGIN_REJECTED, reject))
+            return
+        self._count("logins_accepted")
+        self._send(conn, self._accept)
+        self._send(conn, self._wire)
+        self._send(conn, self._eos)
+        with self._lock:
+            self._stats["snapshots_served"] += 1
+            self._stats["messages_sent"] += self.snapshot.messages
+        self._say(peer, "snapshot served: %d messages, sequence %d" % (self.snapshot.messages,
+                                                                        self.snapshot.sequence))
+        self._after_snapshot(conn, peer)
+
+    def _after_snapshot(self, conn: socket.socket, peer) -> None:
+        """Heartbeats until the client logs out or goes quiet."""
+        framer = soup.Framer(from_server=False)
+        last_rx = last_tx = time.monotonic()
+        heartbeat = soup.packet(soup.SERVER_HEARTBEAT)
+        while True:
+            if self._stop.is_set():
+                try:
+                    conn.send(soup.packet(soup.END_OF_SESSION))
+                except OSError:
+                    pass
+                return
+            now = time.monotonic()
+            if now - last_rx >= self.idle_timeout_s:
+                self._count("client_timeouts")
+                self._say(peer, "dropped: nothing heard for %.1f s" % self.idle_timeout_s)
+                return
+            if now - last_tx >= self.heartbeat_s:
+                self._send(conn, heartbeat)
+                last_tx = now
+            wait = min(self.poll_s, last_tx + self.heartbeat_s - now, last_rx + self.idle_timeout_s - now)
+            ready, _, _ = select.select([conn], [], [], max(0.0, wait))
+            if not ready:
+                continue
+            data = conn.recv(4096)
+            if not data:
+                self._count("disconnects")
+                return
+            last_rx = time.monotonic()
+            try:
+                pkts = framer.feed(data)
+            except soup.SoupError as exc:
+                self._count("client_protocol_errors")
+                self._say(peer, "dropped: %s" % exc)
+                return
+            for typ, _ in pkts:
+                if typ == soup.LOGOUT:
+                    self._count("logouts")
+                    return
+                if typ == soup.LOGIN_REQUEST:
+                    self._count("client_protocol_errors")
+                    self._say(peer, "dropped: a second login request")
+                    return
+                # client heartbeats, debug, unsequenced: nothing to do
+
+    # ------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        """Ask serve_forever (and every client) to finish; safe from threads and signal handlers."""
+        self._stop.set()
+
+    def close(self, join_s: float = 5.0) -> None:
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            threads = list(self._threads)
+        end = time.monotonic() + join_s
+        for t in threads:
+            t.join(max(0.0, end - time.monotonic()))
+
+    def __enter__(self) -> "GlimpseServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def in_background(self, join_s: float = 10.0):
+        """Serve from a daemon thread for the duration of a ``with`` block:
+        stopped and joined on the way out; RuntimeError if it has not stopped
+        within join_s."""
+        t = threading.Thread(target=self.serve_forever, name="glimpse-server", daemon=True)
+        t.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            t.join(join_s)
+            with self._lock:
+                threads = list(self._threads)
+            end = time.monotonic() + join_s
+            for c in threads:
+                c.join(max(0.0, end - time.monotonic()))
+        if t.is_alive() or any(c.is_alive() for c in threads):
+            raise RuntimeError("GLIMPSE server did not stop within %.1f s" % join_s)
+
+
+def stats_json(server: GlimpseServer) -> dict:
+    d = server.stats()
+    d["listen"] = "%s:%d" % server.address
+    s = server.snapshot
+    d["snapshot"] = {"session": s.session, "sequence": s.sequence, "messages": s.messages,
+                     "instruments": s.instruments, "orders": s.orders, "bytes": len(s.blocks),
+                     "missing": s.missing}
+    return d
+
+
+def write_stats_json(server: GlimpseServer, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(stats_json(server), f, indent=2, sort_keys=True)
+        f.write("\n")
