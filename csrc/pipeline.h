@@ -278,8 +278,10 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
     }
     if (FH_UNLIKELY(r->sess.streams.n != before)) {
         st->streams++;
-        /* Late join: nothing of it is applied before its snapshot. */
-        if (s && s->snap_on && r->mode != FH_MODE_DECODE) fh_session_snapshot_wait(&r->sess, s);
+        /* Late join (its first packet is not the session's first): nothing of
+         * it is applied before its snapshot. */
+        if (s && s->snap_on && fh_be64(u.payload + 10) > 1 && r->mode != FH_MODE_DECODE)
+            fh_session_snapshot_wait(&r->sess, s);
     }
     st->packets++;
     st->bytes += len;

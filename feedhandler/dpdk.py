@@ -113,7 +113,7 @@ class DpdkRun:
                             "; rte_flow not supported by this device: channels follow RSS")
         # One lane (pinned thread) per RX queue; the NIC (or the PMD) has steered
         # each queue's frames already, so every lane keeps all it receives.
-        self.replay = Replay.on_backend(self.m, config)
+        self.replay = Replay.on_backend(self.m, config, live=True)
         if self.queues > 1:
             for lane in self.replay.handles:
                 lib.fh_replay_own_all(lane)

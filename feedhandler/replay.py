@@ -335,11 +335,14 @@ class Replay:
         self._setup(self._config_of(config, options), _core)
 
     @classmethod
-    def on_backend(cls, backend: Any, config: ReplayConfig) -> "Replay":
+    def on_backend(cls, backend: Any, config: ReplayConfig, live: bool = False) -> "Replay":
         """A replay running on another build of the same C pipeline: ``backend`` is
         its CFFI module (``feedhandler._dpdk``, the pipeline linked with DPDK).  For
-        :class:`feedhandler.dpdk.DpdkRun`; applications use ``Replay(config)``."""
+        :class:`feedhandler.dpdk.DpdkRun`; applications use ``Replay(config)``.
+        ``live``: the input does not wait (a NIC): a stream waiting for a snapshot
+        keeps receiving and holds its packets instead of pausing the walk."""
         self = cls.__new__(cls)
+        self._snapshot_blocking = not live
         self._setup(config, backend)
         return self
 

@@ -16,7 +16,8 @@ __all__ = ["add_pipeline_options", "replay_config", "load_channels", "PIPELINE_F
 
 #: Pipeline options whose value goes to the ReplayConfig field of the same name.
 PIPELINE_FIELDS = ("mode", "shm", "depth", "max_orders", "max_instruments", "max_levels", "ring_events",
-                   "gap_window_us", "gap_buffer", "silence_ms", "cores")
+                   "gap_window_us", "gap_buffer", "silence_ms", "cores", "snapshot", "snapshot_user",
+                   "snapshot_password", "snapshot_timeout_ms")
 
 
 def add_pipeline_options(p: argparse.ArgumentParser) -> None:
@@ -60,7 +61,7 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
                    help="event ring capacity, a power of two (default 1048576)")
     p.add_argument("--config", metavar="FILE.toml",
                    help="channel config: [[channel]] tables with name, line_a, line_b (optional), rerequest "
-                        "(optional), core; datagrams to other groups are skipped and counted. Without it "
+                        "(optional), snapshot (optional GLIMPSE server), core; datagrams to other groups are skipped and counted. Without it "
                         "every (UDP port, MoldUDP64 session) is a channel and every group carrying it a line")
     p.add_argument("--cores", type=argtypes.cpulist, default=None, metavar="LIST",
                    help="CPUs to run on, e.g. 0,1 or 2-5: one pinned thread each (run: one RX queue each, "
@@ -77,6 +78,21 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gap-buffer", type=argtypes.positive, default=0, metavar="N",
                    help="packets that can be held behind holes, all streams (default 4096); when full, "
                         "the oldest hole is given up early and counted (gap_buffer_full)")
+    p.add_argument("--snapshot", metavar="HOST:PORT", default=None,
+                   help="GLIMPSE 5.0 snapshot server (SoupBinTCP 4.0, e.g. `feedhandler glimpse-server`) for "
+                        "streams whose channel names none: each stream starts from a snapshot (late join: "
+                        "its packets are held, nothing is published before the snapshot is applied; held "
+                        "packets below the snapshot's sequence are dropped as contained), and a gap neither "
+                        "line nor the re-request server fills is repaired from a new snapshot (instruments "
+                        "flagged STALE until then). Counters: snapshots, snapshot_messages, "
+                        "snapshot_failures, snapshot_buffered, snapshot_contained, snapshot_recover_ns")
+    p.add_argument("--snapshot-user", default="", metavar="USER",
+                   help="SoupBinTCP login username, up to 6 characters (default empty)")
+    p.add_argument("--snapshot-password", default="", metavar="PASSWORD",
+                   help="SoupBinTCP login password, up to 10 characters (default empty)")
+    p.add_argument("--snapshot-timeout-ms", type=argtypes.positive, default=0, metavar="MS",
+                   help="longest wait for a snapshot (3 fetch tries) before the stream goes on without "
+                        "one, counted in snapshot_failures and flagged STALE (default 300000)")
 
 
 def replay_config(args: argparse.Namespace, **fields: Any) -> "ReplayConfig":
@@ -105,4 +121,6 @@ def load_channels(path: Optional[str], cores: Optional[Sequence[int]] = None,
                 "  line B %s:%d" % ch.line_b if ch.line_b else ""), file=sys.stderr)
             if ch.rerequest:
                 print("channel %-12s re-request server %s:%d" % ((ch.name,) + ch.rerequest), file=sys.stderr)
+            if ch.snapshot:
+                print("channel %-12s snapshot server %s:%d" % ((ch.name,) + ch.snapshot), file=sys.stderr)
     return channels

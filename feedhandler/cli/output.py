@@ -49,6 +49,14 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
     w("gaps %s, recovered %s, duplicates %s, session changes %s, silences %s\n" % (
         format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ","),
         format(stats.get("session_changes", 0), ","), format(stats.get("silences", 0), ",")))
+    if stats.get("snapshots") or stats.get("snapshot_failures"):
+        w("snapshots %s applied (%s messages, last in %.1f ms), %s failed%s; %s packets held for them, %s of "
+          "those contained\n" % (
+              format(stats["snapshots"], ","), format(stats["snapshot_messages"], ","),
+              stats["snapshot_recover_ns"] / 1e6, format(stats["snapshot_failures"], ","),
+              "" if not stats.get("snapshot_fetch_errors") else " (fetch: %s)" % ", ".join(
+                  "%s %d" % kv for kv in sorted(stats["snapshot_fetch_errors"].items())),
+              format(stats["snapshot_buffered"], ","), format(stats["snapshot_contained"], ",")))
     if stats.get("nic_imissed") or stats.get("nic_ierrors") or stats.get("nic_rx_nombuf"):
         w("NIC drops: imissed %s, ierrors %s, rx_nombuf %s\n" % (
             format(stats["nic_imissed"], ","), format(stats["nic_ierrors"], ","), format(stats["nic_rx_nombuf"], ",")))
