@@ -442,10 +442,11 @@ void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
 int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen);
 /* Snapshot recovery for streams on the configured line group:port; 0, or -1 if no such line. */
 int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port);
-/* A snapshot the lane waits for: its ticket (> 0) with the stream's UDP port,
- * session (10 bytes) and next sequence; 0 when none is outstanding.  Safe from
- * any thread. */
-uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint16_t *port, uint8_t *session, uint64_t *next_seq);
+/* A snapshot the lane waits for: its ticket (> 0) with the stream's multicast
+ * group (host order: the line it was first seen on), UDP port, session (10
+ * bytes) and next sequence; 0 when none is outstanding.  Safe from any thread. */
+uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
+                                    uint64_t *next_seq);
 /* The answer to request `ticket`: the snapshot's ITCH messages (each after its
  * u16 big-endian length; the End of Snapshot left out) continuing at MoldUDP64
  * sequence `sequence`, or failed != 0 (could not be fetched).  The bytes are

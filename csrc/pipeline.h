@@ -76,6 +76,7 @@ struct fh_replay {
         uint32_t asked;             /* a request is outstanding */
         uint16_t port;
         uint8_t  session[FH_MOLD_SESSION_LEN];
+        uint32_t group;
         uint64_t next_seq, floor;   /* the stream's next sequence when asked: the snapshot may not be older */
         uint64_t t0;                /* when it was asked (TSC ns) */
         uint8_t *buf;               /* the answer's messages (malloc'd by the poster, freed here) */
@@ -270,6 +271,7 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
             s->rr_ip = r->lines[r->line_last].rr_ip;
             s->rr_port = r->lines[r->line_last].rr_port;
         }
+        s->group = u.dst_ip;
         s->snap_on = (uint8_t)(r->snap.all || (r->n_lines && (r->snap.line_mask >> r->line_last & 1u)));
     }
     if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines && !r->own_all) {

@@ -40,6 +40,7 @@ typedef struct fh_mold_stream {
     uint8_t  snap_on;                       /* snapshot recovery (GLIMPSE) for this stream */
     uint8_t  snap;                          /* FH_SNAP_*: waiting for a snapshot, its packets held */
     uint8_t  snap_tried;                    /* the open hole had its snapshot: no second one */
+    uint32_t group;                         /* multicast group (host order) it was first seen on */
 } fh_mold_stream_t;
 
 /* A stream's snapshot state. */

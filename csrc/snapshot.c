@@ -48,10 +48,12 @@ int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port)
     return -1;
 }
 
-uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint16_t *port, uint8_t *session, uint64_t *next_seq)
+uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
+                                    uint64_t *next_seq)
 {
     const uint32_t t = __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE);
     if (!t || __atomic_load_n(&r->snap.claimed, __ATOMIC_ACQUIRE) == t) return 0;
+    *group = r->snap.group;
     *port = r->snap.port;
     memcpy(session, r->snap.session, FH_MOLD_SESSION_LEN);
     *next_seq = r->snap.next_seq;
@@ -101,6 +103,7 @@ static void snap_ask(fh_replay_t *r, fh_mold_stream_t *s)
 {
     r->snap.stream = (uint32_t)(s - r->sess.streams.v);
     r->snap.port = s->port;
+    r->snap.group = s->group;
     memcpy(r->snap.session, s->session, FH_MOLD_SESSION_LEN);
     r->snap.next_seq = r->snap.floor = s->next_seq;
     r->snap.t0 = mono_ns();
@@ -177,13 +180,14 @@ static void snap_apply(fh_replay_t *r)
             k = 0;
         }
     }
-    for (uint32_t i = 0; i < r->seen_bytes; i++)
-        for (uint32_t b = 0; bits[i] && b < 8; b++)
-            if (bits[i] & (1u << b)) fh_book_clear_stale(&r->book, i * 8 + b);
     r->st.snapshots++;
     r->st.snapshot_messages += n;
     r->st.snapshot_recover_ns = mono_ns() - r->snap.t0;
+    /* Done, then each instrument of the stream recovered (its STALE cleared). */
     snap_event(r, 1, seq, n);
+    for (uint32_t i = 0; i < r->seen_bytes; i++)
+        for (uint32_t b = 0; bits[i] && b < 8; b++)
+            if (bits[i] & (1u << b)) fh_book_clear_stale(&r->book, i * 8 + b);
     free(r->snap.buf);
     r->snap.buf = NULL;
     r->book.rx_ts = r->sess.now;

@@ -25,11 +25,12 @@ RETRY_REASONS = ("refused", "timeout", "closed", "connect")
 class SnapshotService:
     """Polls ``lanes`` (C ``fh_replay_t *``) and answers their snapshot requests.
 
-    ``endpoint_for(port)`` gives the GLIMPSE server of a stream's UDP port (None: no
-    server: the request fails at once).  ``tries`` bounds the attempts per request,
+    ``endpoint_for(group, port)`` gives the GLIMPSE server of a stream first seen on
+    multicast group ``group`` (host-order int) and UDP port ``port`` (None: no server:
+    the request fails at once).  ``tries`` bounds the attempts per request,
     ``fetch`` is :func:`feedhandler.glimpse.fetch_snapshot` (tests pass their own)."""
 
-    def __init__(self, ffi: Any, lib: Any, lanes: List[Any], endpoint_for: Callable[[int], Optional[Endpoint]],
+    def __init__(self, ffi: Any, lib: Any, lanes: List[Any], endpoint_for: Callable[[int, int], Optional[Endpoint]],
                  user: str = "", password: str = "", tries: int = 3, timeout: float = 5.0,
                  deadline: float = 120.0, fetch: Optional[Callable[..., Any]] = None, poll_s: float = 0.001):
         self._ffi, self._lib, self._lanes = ffi, lib, list(lanes)
@@ -52,22 +53,24 @@ class SnapshotService:
 
     def _run(self) -> None:
         ffi, lib = self._ffi, self._lib
+        group = ffi.new("uint32_t *")
         port = ffi.new("uint16_t *")
         session = ffi.new("uint8_t[10]")
         seq = ffi.new("uint64_t *")
         while not self._stop.is_set():
             busy = False
             for lane in self._lanes:
-                ticket = lib.fh_replay_snapshot_request(lane, port, session, seq)
+                ticket = lib.fh_replay_snapshot_request(lane, group, port, session, seq)
                 if ticket:
                     busy = True
-                    self._answer(lane, ticket, int(port[0]), bytes(ffi.buffer(session, 10)), int(seq[0]))
+                    self._answer(lane, ticket, int(group[0]), int(port[0]), bytes(ffi.buffer(session, 10)),
+                                 int(seq[0]))
             if not busy:
                 self._stop.wait(self._poll_s)
 
-    def _answer(self, lane: Any, ticket: int, port: int, session: bytes, next_seq: int) -> None:
+    def _answer(self, lane: Any, ticket: int, group: int, port: int, session: bytes, next_seq: int) -> None:
         from .glimpse import SnapshotError
-        endpoint = self.endpoint_for(port)
+        endpoint = self.endpoint_for(group, port)
         entry: Dict[str, Any] = {"port": port, "session": session.decode("ascii", "replace").strip(),
                                  "next_seq": next_seq, "server": "%s:%d" % endpoint if endpoint else None,
                                  "attempts": 0, "ok": False, "reason": None, "sequence": None, "messages": 0}

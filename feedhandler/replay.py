@@ -422,13 +422,16 @@ class Replay:
                 if lib_.fh_replay_set_snapshot(r, int(config.snapshot is not None), int(self._snapshot_blocking),
                                                config.snapshot_timeout_ms, err, len(err)) != 0:
                     raise c_error(ReplayError, ffi, err)
-            by_port = {}
+            by_line = {}
             for ch in self.channels:
-                for _host, port in ch.lines():
-                    by_port[port] = ch.snapshot or config.snapshot
+                for host, port in ch.lines():
+                    by_line[(self._ip(host, "channel %r line" % ch.name), port)] = ch.snapshot or config.snapshot
             from .recovery import SnapshotService
-            self._snapshots = SnapshotService(ffi, lib_, self._lanes, lambda port: by_port.get(port, config.snapshot),
-                                              user=config.snapshot_user, password=config.snapshot_password)
+            # Each try gets a share of the lane's wait, so the lane hears the outcome.
+            per_try = min(120.0, (config.snapshot_timeout_ms or 300000) / 1000.0 / 4)
+            self._snapshots = SnapshotService(ffi, lib_, self._lanes, lambda group, port: by_line.get((group, port), config.snapshot),
+                                              user=config.snapshot_user, password=config.snapshot_password,
+                                              tries=3, timeout=min(5.0, per_try), deadline=per_try)
 
     @staticmethod
     def _ip(host: str, what: str) -> int:

@@ -27,7 +27,8 @@ from .errors import ShmError, c_error
 
 __all__ = ["attach", "Segment", "Snapshot", "ShmError", "slot_dtype", "EVENT_DTYPE", "EVENT_NAMES", "STATES",
            "FLAG_STALE", "FLAG_DROPPED", "FLAG_OP_HALT", "FLAG_DIRECTORY", "FLAG_SILENT",
-           "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT"]
+           "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT", "EV_SNAPSHOT",
+           "SNAPSHOT_START", "SNAPSHOT_DONE", "SNAPSHOT_FAILED", "SNAPSHOT_PHASES"]
 
 SLOT_FIXED = lib.FH_SHM_SLOT_FIXED
 MAX_SPINS = 100_000
@@ -54,8 +55,14 @@ EVENT_DTYPE = np.dtype({
 
 EV_BBO, EV_TRADE, EV_STATE, EV_STALE, EV_SYSTEM, EV_SILENT = (
     lib.FH_EV_BBO, lib.FH_EV_TRADE, lib.FH_EV_STATE, lib.FH_EV_STALE, lib.FH_EV_SYSTEM, lib.FH_EV_SILENT)
+EV_SNAPSHOT = lib.FH_EV_SNAPSHOT
 EVENT_NAMES = {EV_BBO: "bbo", EV_TRADE: "trade", EV_STATE: "state", EV_STALE: "stale", EV_SYSTEM: "system",
-               EV_SILENT: "silent"}
+               EV_SILENT: "silent", EV_SNAPSHOT: "snapshot"}
+#: EV_SNAPSHOT's aux (locate 0): a stream asked for a snapshot (qty1 = its next
+#: sequence), applied one (qty1 = the snapshot's sequence, qty2 = messages), or
+#: went on without one (qty1 = its next sequence; its instruments stay STALE).
+SNAPSHOT_START, SNAPSHOT_DONE, SNAPSHOT_FAILED = 0, 1, 2
+SNAPSHOT_PHASES = {SNAPSHOT_START: "snapshot_start", SNAPSHOT_DONE: "snapshot_done", SNAPSHOT_FAILED: "snapshot_failed"}
 FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY, FLAG_SILENT = (
     lib.FH_SLOT_STALE, lib.FH_SLOT_DROPPED, lib.FH_SLOT_OP_HALT, lib.FH_SLOT_DIRECTORY, lib.FH_SLOT_SILENT)
 STATES = {0: "starting", 1: "running", 2: "finished"}

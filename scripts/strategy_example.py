@@ -83,7 +83,8 @@ def main(argv=None) -> int:
             print("strategy: lapped, %d events lost; resnapshotting" % seg.lapped, file=sys.stderr)
             side[:] = 0
             seg.lapped = 0
-        stale[ev["locate"][ev["type"] == EV_STALE]] = True
+        st_ev = ev[ev["type"] == EV_STALE]
+        stale[st_ev["locate"]] = st_ev["aux"] != 0          # 1 stale, 0 recovered (a snapshot rebuilt it)
         n_trades += int((ev["type"] == EV_TRADE).sum())
         if (ev["type"] == EV_SYSTEM).any() and len(symbols) < 1:
             symbols = seg.symbols()

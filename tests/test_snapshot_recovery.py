@@ -1,0 +1,407 @@
+"""Snapshot recovery (GLIMPSE 5.0 over SoupBinTCP 4.0) in the pipeline.
+
+Late join: a capture with its first third cut off, replayed with a snapshot of
+the day at the cut, ends with the books of the whole capture (pcap, A/B lines,
+2 cores with a channel config).  Gap repair: packets lost on both lines with no
+re-request server are repaired from a snapshot (STALE set then cleared, events
+in order).  Restart: a handler killed mid-replay and restarted on the same
+--shm ends with the books of an uninterrupted replay.  Hostile or absent
+servers: counted, bounded, nothing applied from a bad snapshot.  Every check
+compares whole book dumps and counters."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from feedhandler.core import ledger
+from feedhandler.glimpse import GlimpseServer, Snapshot, build_snapshot
+from feedhandler.replay import Replay
+from feedhandler.shm import EV_SNAPSHOT, EV_STALE, attach
+from feedhandler import soup
+
+import frames as F
+
+SMALL = dict(max_orders=1 << 16, max_levels=1 << 17, max_instruments=64, ring_events=1 << 16)
+
+
+def gen(prefix, *extra):
+    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "40000",
+                    "--symbols", "20"] + list(extra), check=True, timeout=120)
+    with open(prefix + ".json") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    d = tmp_path_factory.mktemp("snapdays")
+    out = {}
+    out["a"] = (str(d / "a.pcap"), gen(str(d / "a"), "--seed", "21"))
+    out["ab"] = (str(d / "ab.pcap"), gen(str(d / "ab"), "--seed", "22", "--lines", "ab"))
+    out["two"] = (str(d / "two.pcap"), gen(str(d / "two"), "--seed", "23", "--channels", "2"))
+    return out
+
+
+def mold_of(fr):
+    ihl = (fr[14] & 15) * 4
+    p = fr[14 + ihl + 8:]
+    seq, count = struct.unpack(">QH", p[10:20])
+    return p[:10], seq, count
+
+
+def cut(path, out, frac=1 / 3):
+    """The capture without its first `frac` of frames; per session the lowest
+    sequence of a data packet kept (where each stream's snapshot must end)."""
+    recs = F.parse_pcap(open(path, "rb").read())
+    kept = recs[int(len(recs) * frac):]
+    first = {}
+    for _, fr in kept:
+        sess, seq, count = mold_of(fr)
+        if count not in (0, 0xFFFF):
+            first[sess] = min(first.get(sess, seq), seq)
+    with open(out, "wb") as f:
+        f.write(F.pcap_bytes(kept))
+    return first
+
+
+def run(path, tmp_path, tag, **kw):
+    with Replay(**dict(SMALL, mode="book", silence_ms=120000, **kw)) as r:
+        res = r.run_file(path, progress=False)
+        assert res.ok, res.error
+        r.finish()
+        dump = tmp_path / (tag + ".csv")
+        r.dump_books(str(dump))
+        log = r.snapshot_log
+    st = r.stats()
+    assert ledger(st)["unaccounted"] == 0
+    return dump.read_text(), st, log
+
+
+def endpoint(srv):
+    return "%s:%d" % srv.address
+
+
+# ------------------------------------------------------------- late join
+
+@pytest.mark.parametrize("kind", ["a", "ab"])
+def test_late_join_cut_capture_plus_snapshot_equals_whole_day(days, tmp_path, kind):
+    path, meta = days[kind]
+    cutp = str(tmp_path / "cut.pcap")
+    first = cut(path, cutp)
+    (sess, at), = first.items()
+    whole, _, _ = run(path, tmp_path, "whole")
+    alone, st0, _ = run(cutp, tmp_path, "alone")
+    assert alone != whole                      # the cut really loses the morning
+    snap = build_snapshot(path, at_seq=at)
+    assert snap.sequence == at and snap.orders > 0
+    with GlimpseServer(snap).in_background() as srv:
+        got, st, log = run(cutp, tmp_path, "snap", snapshot=endpoint(srv))
+    assert got == whole
+    assert st["snapshots"] == 1 and st["snapshot_failures"] == 0
+    assert st["snapshot_messages"] == snap.messages
+    assert st["snapshot_buffered"] >= 1 and st["pkt_held"] == 0
+    assert st["gaps"] == 0 and st["errors"] == {}
+    assert st["snapshot_recover_ns"] > 0
+    # Every message after the snapshot's sequence was applied, none twice.
+    assert st["messages"] == meta["messages"] - (at - 1)
+    assert [e["ok"] for e in log] == [True] and log[0]["sequence"] == at
+    assert log[0]["session"] == sess.decode()
+
+
+def test_late_join_two_cores_channel_config(days, tmp_path):
+    path, meta = days["two"]
+    cutp = str(tmp_path / "cut.pcap")
+    first = cut(path, cutp)
+    assert len(first) == 2
+    whole, _, _ = run(path, tmp_path, "whole")
+    servers = {}
+    try:
+        for ch in meta["channels"]:
+            sess = ch["session"].encode()
+            snap = build_snapshot(path, at_seq=first[sess], session=ch["session"])
+            servers[ch["name"]] = GlimpseServer(snap)
+            threading.Thread(target=servers[ch["name"]].serve_forever, daemon=True).start()
+        from feedhandler.config import load
+        for cores in ([0], [0, 1]):
+            if len(cores) > (os.cpu_count() or 1):
+                continue
+            cfg = tmp_path / ("ch%d.toml" % len(cores))
+            cfg.write_text("".join('[[channel]]\nname = "%s"\nline_a = "%s"\nsnapshot = "%s"\ncore = %d\n\n' % (
+                ch["name"], ch["line_a"], endpoint(servers[ch["name"]]), cores[i % len(cores)])
+                for i, ch in enumerate(meta["channels"])))
+            channels = load(str(cfg), cores)
+            assert all(c.snapshot for c in channels)
+            got, st, log = run(cutp, tmp_path, "snap%d" % len(cores), channels=channels, cores=cores)
+            assert got == whole, cores
+            assert st["snapshots"] == 2 and st["snapshot_failures"] == 0
+            assert sorted(e["sequence"] for e in log) == sorted(first.values())
+    finally:
+        for s in servers.values():
+            s.stop()
+            s.close()
+
+
+def test_stream_from_sequence_1_takes_no_snapshot(days, tmp_path):
+    path, _ = days["a"]
+    whole, _, _ = run(path, tmp_path, "whole")
+    # Nothing listens there: a snapshot asked for would fail and be counted.
+    got, st, log = run(path, tmp_path, "nosnap", snapshot="127.0.0.1:9")
+    assert got == whole and st["snapshots"] == 0 and st["snapshot_failures"] == 0 and log == []
+
+
+# ------------------------------------------------------------ gap repair
+
+def drop_both(path, out, lo, hi):
+    """The A/B capture without any copy of the data packets starting in [lo, hi)."""
+    recs = F.parse_pcap(open(path, "rb").read())
+    kept, dropped = [], 0
+    for ts, fr in recs:
+        _, seq, count = mold_of(fr)
+        if count not in (0, 0xFFFF) and lo <= seq < hi:
+            dropped += 1
+            continue
+        kept.append((ts, fr))
+    with open(out, "wb") as f:
+        f.write(F.pcap_bytes(kept))
+    assert dropped >= 2
+    # The first sequence after the loss: where the snapshot must end.
+    return min(seq for _, fr in kept for _, seq, count in [mold_of(fr)] if count not in (0, 0xFFFF) and seq >= hi)
+
+
+def test_loss_on_both_lines_repaired_from_snapshot(days, tmp_path):
+    path, meta = days["ab"]
+    lossy = str(tmp_path / "lossy.pcap")
+    at = drop_both(path, lossy, 15000, 15100)
+    whole, _, _ = run(path, tmp_path, "whole")
+    unrepaired, st0, _ = run(lossy, tmp_path, "lossy")
+    assert st0["gaps"] > 0 and unrepaired != whole
+    snap = build_snapshot(path, at_seq=at)
+    with GlimpseServer(snap).in_background() as srv:
+        with Replay(**dict(SMALL, mode="publish", silence_ms=120000, snapshot=endpoint(srv))) as r:
+            assert r.run_file(lossy, progress=False).ok
+            r.finish()
+            r.dump_books(str(tmp_path / "fixed.csv"))
+            seg = r.segment()
+            seg.seek("start")
+            ev = seg.events(1 << 16)
+            flags = seg.snapshot_all()["flags"]
+            seg.close()
+        st = r.stats()
+    assert (tmp_path / "fixed.csv").read_text() == whole
+    assert st["snapshots"] == 1 and st["gaps"] == 0 and st["snapshot_failures"] == 0
+    assert not (flags & 1).any()                                   # no instrument left STALE
+    stale = ev[ev["type"] == EV_STALE]
+    snapev = ev[ev["type"] == EV_SNAPSHOT]
+    assert list(snapev["aux"]) == [0, 1]                           # start, done
+    assert int(snapev["qty1"][1]) == at and int(snapev["qty2"][1]) == snap.messages
+    pos = {i: k for k, i in enumerate(np.flatnonzero(ev["type"] == EV_SNAPSHOT))}
+    stale_pos = np.flatnonzero(ev["type"] == EV_STALE)
+    start, done = sorted(pos)
+    set_ = stale_pos[stale["aux"] == 1]
+    cleared = stale_pos[stale["aux"] == 0]
+    assert len(set_) > 0 and len(cleared) >= len(np.unique(stale["locate"][stale["aux"] == 1]))
+    assert (set_ < start).all() and (cleared > done).all()         # flagged, then asked, applied, cleared
+    assert ledger(st)["unaccounted"] == 0
+
+
+def test_loss_with_snapshot_server_down_is_a_counted_gap(days, tmp_path):
+    path, _ = days["ab"]
+    lossy = str(tmp_path / "lossy.pcap")
+    drop_both(path, lossy, 15000, 15100)
+    plain, st0, _ = run(lossy, tmp_path, "plain")
+    with socket.socket() as s:                 # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    got, st, log = run(lossy, tmp_path, "down", snapshot="127.0.0.1:%d" % port)
+    assert time.monotonic() - t0 < 60
+    assert got == plain                        # as without snapshot recovery: books flagged, gap counted
+    # Each hole (heartbeats show the loss in steps) asked once, 3 tries each, all counted.
+    n = len(log)
+    assert st["gaps"] == st0["gaps"] and st["snapshots"] == 0 and st["snapshot_failures"] == n >= 1
+    assert st["snapshot_fetch_errors"] == {"connect": n}
+    assert all(e["attempts"] == 3 and not e["ok"] for e in log)
+
+
+# --------------------------------------------------------------- hostile
+
+class Hostile:
+    """A SoupBinTCP server that accepts the login and then misbehaves."""
+
+    def __init__(self, behave):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.address = self.sock.getsockname()
+        self.behave = behave
+        self.connections = 0
+        self._t = threading.Thread(target=self._serve, daemon=True)
+        self._t.start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        try:
+            c.settimeout(5)
+            c.recv(49)
+            self.behave(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def accepted(seq=1):
+    return soup.packet(b"A", b"SESSION001" + str(seq).rjust(20).encode())
+
+
+def seqd(msg):
+    return soup.packet(b"S", msg)
+
+
+def eos(seq):
+    return seqd(b"G" + str(seq).rjust(20).encode())
+
+
+@pytest.fixture
+def late(days, tmp_path):
+    path, _ = days["a"]
+    cutp = str(tmp_path / "cut.pcap")
+    (sess, at), = cut(path, cutp).items()
+    alone, _, _ = run(cutp, tmp_path, "alone")
+    return path, cutp, at, alone
+
+
+def snapshot_bytes(path, at):
+    snap = build_snapshot(path, at_seq=at)
+    msgs, off = [], 0
+    while off < len(snap.blocks):
+        n = struct.unpack(">H", snap.blocks[off:off + 2])[0]
+        msgs.append(snap.blocks[off + 2:off + 2 + n])
+        off += 2 + n
+    return msgs
+
+
+def hostile_cases(msgs, at):
+    body = b"".join(seqd(m) for m in msgs)
+    return {
+        "rejected": (lambda c: c.sendall(soup.packet(b"J", b"A")), "rejected"),
+        "truncated": (lambda c: c.sendall(accepted() + body[:len(body) // 2] + b"\x00\x30S"), "closed"),
+        "zero_length": (lambda c: c.sendall(accepted() + b"\x00\x00"), "corrupt"),
+        "never_ends": (lambda c: [c.sendall(soup.packet(b"H")) or time.sleep(0.05) for _ in range(200)], "too_long"),
+        "dropped_mid_snapshot": (lambda c: c.sendall(accepted() + body[:len(body) // 3]), "closed"),
+        "session_ends_first": (lambda c: c.sendall(accepted() + body + soup.packet(b"Z")), "no_end"),
+        "in_the_past": (lambda c: c.sendall(accepted() + body + eos(at - 50)), None),
+        "far_ahead": (lambda c: c.sendall(accepted() + body + eos(at + (1 << 30))), None),
+    }
+
+
+@pytest.mark.parametrize("case", ["rejected", "truncated", "zero_length", "never_ends", "dropped_mid_snapshot",
+                                  "session_ends_first", "in_the_past", "far_ahead"])
+def test_hostile_snapshot_server(late, tmp_path, case):
+    path, cutp, at, alone = late
+    behave, reason = hostile_cases(snapshot_bytes(path, at), at)[case]
+    srv = Hostile(behave)
+    try:
+        t0 = time.monotonic()
+        got, st, log = run(cutp, tmp_path, case, snapshot="%s:%d" % srv.address, snapshot_timeout_ms=6000)
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert took < 60
+    # Nothing from the bad snapshot: the books are those of the cut capture alone.
+    assert got == alone
+    assert st["snapshots"] == 0 and st["snapshot_failures"] == 1 and st["snapshot_messages"] == 0
+    assert st["book"]["adds"] == run(cutp, tmp_path, "again")[1]["book"]["adds"]
+    if reason is None:                        # fetched whole, refused by the lane: the sequence
+        assert st["errors"] == {"snapshot_rejected": 1}
+        assert log[0]["ok"]
+    else:
+        assert st["snapshot_fetch_errors"] == {reason: 1}
+        assert not log[0]["ok"] and log[0]["reason"] == reason
+        if reason in ("closed", "timeout"):
+            assert srv.connections == 3 and log[0]["attempts"] == 3     # bounded retry
+        else:
+            assert log[0]["attempts"] == 1
+
+
+def test_bad_message_refused_by_the_lane(late, tmp_path):
+    """The lane checks every message itself before applying any (the client
+    checks too; this bypasses it)."""
+    path, cutp, at, alone = late
+    good = build_snapshot(path, at_seq=at)
+    bad = Snapshot(blocks=good.blocks + b"\x00\x05Zxxxx", sequence=at, messages=good.messages + 1,
+                   session=good.session)
+    with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
+        r._snapshots._fetch = lambda *a, **k: bad
+        assert r.run_file(cutp, progress=False).ok
+        r.finish()
+        r.dump_books(str(tmp_path / "bad.csv"))
+    st = r.stats()
+    assert (tmp_path / "bad.csv").read_text() == alone
+    assert st["errors"] == {"snapshot_rejected": 1} and st["snapshot_failures"] == 1 and st["snapshots"] == 0
+
+
+# --------------------------------------------------------------- restart
+
+def test_killed_and_restarted_on_same_shm(days, tmp_path):
+    path, _ = days["a"]
+    name = "fhsnaprestart%d" % os.getpid()
+    cutp = str(tmp_path / "cut.pcap")
+    (_, at), = cut(path, cutp, frac=0.5).items()
+    whole, _, _ = run(path, tmp_path, "whole")
+    cmd = [sys.executable, "-m", "feedhandler", "replay", "-q", "--shm", name, "--max-instruments", "64"]
+    first = subprocess.Popen(cmd + ["--speed", "20000", path], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        seg = None
+        while time.monotonic() < deadline:
+            try:
+                seg = attach(name)
+                if seg.counters()["messages"] > 1000:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.05)
+        assert seg is not None and seg.state == "running"
+        pid1 = seg.writer_pid
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert seg.state == "dead" and seg.writer_alive is False     # readers see the writer gone
+        seg.close()
+        snap = build_snapshot(path, at_seq=at)
+        with GlimpseServer(snap).in_background() as srv:
+            dump = str(tmp_path / "restart.csv")
+            subprocess.run(cmd + ["--snapshot", endpoint(srv), "--dump-books", dump, cutp], check=True,
+                           timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with attach(name) as seg2:                                   # the segment restarted
+            assert seg2.writer_pid != pid1 and seg2.state == "finished"
+            assert seg2.counters()["snapshots"] == 1
+            assert not (seg2.snapshot_all()["flags"] & 1).any()
+        assert open(dump).read() == whole
+    finally:
+        if first.poll() is None:
+            first.kill()
+        try:
+            os.unlink("/dev/shm/" + name)
+        except OSError:
+            pass
