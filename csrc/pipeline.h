@@ -74,6 +74,7 @@ struct fh_replay {
         uint32_t posted;            /* ticket of the answer in buf/len/seq/failed */
         uint32_t stream;            /* index of the stream the request is for */
         uint32_t asked;             /* a request is outstanding */
+        uint32_t finishing;         /* the input is over: no snapshot will come */
         uint16_t port;
         uint8_t  session[FH_MOLD_SESSION_LEN];
         uint32_t group;

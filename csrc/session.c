@@ -403,6 +403,6 @@ int fh_session_all_ended(const fh_session_t *ss)
 {
     if (ss->streams.n == 0) return 0;
     for (uint32_t i = 0; i < ss->streams.n; i++)
-        if (!ss->streams.v[i].ended) return 0;
+        if (!ss->streams.v[i].ended || ss->streams.v[i].snap) return 0;   /* a snapshot to apply first */
     return 1;
 }

@@ -237,7 +237,13 @@ static void snap_wait(fh_replay_t *r)
 void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s)
 {
     fh_replay_t *r = ctx;
-    if (r->mode == FH_MODE_DECODE) { fh_session_snapshot_done(&r->sess, s, 0, 0); return; }
+    if (r->mode == FH_MODE_DECODE || r->snap.finishing) {
+        /* The input is over (a hole given up at the end): no snapshot can come. */
+        r->st.snapshot_failures++;
+        snap_event(r, 2, s->next_seq, 0);
+        fh_session_snapshot_done(&r->sess, s, 0, 0);
+        return;
+    }
     if (!r->snap.blocking) { snap_next(r); return; }
     /* Blocking: one request at a time, answered before the walk goes on. */
     if (s->snap == FH_SNAP_WANTED && !r->snap.asked) {
@@ -257,6 +263,7 @@ void fh_snapshot_poll(fh_replay_t *r)
 void fh_snapshot_finish(fh_replay_t *r)
 {
     /* Streams still waiting get no snapshot now: given up as without one. */
+    r->snap.finishing = 1;
     if (r->snap.asked) {
         if (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
         else snap_give_up(r);

@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["bench.py", "bench_book.py", "bench_decode.py", "bench_dpdk.py", "bench_engine.py", "bench_gen.py",
            "bench_latency.py", "bench_scale.py", "latency_report.py", "reader_latency.py", "bench_input.py",
-           "bench_builds.py"]
+           "bench_builds.py", "bench_snapshot.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -79,3 +79,37 @@ def test_bench_builds_against_itself(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "new/base" in p.stdout
+
+
+def test_bench_snapshot_quick(tmp_path):
+    """bench_snapshot.py --quick end to end (20 000 orders, 200 instruments, one run):
+    per mode one snapshot applied whole (R + H per instrument + every order) after a
+    late join, the live deletes and adds on top, and the plain BinaryFILE replay of
+    the same messages beside it.  Numbers only: no timing is asserted."""
+    out = tmp_path / "snap.json"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_snapshot.py"), "--quick",
+                        "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.loads(out.read_text())
+    snap, live = res["snapshot"], res["live"]
+    orders, symbols = snap["orders"], snap["instruments"]
+    assert (orders, symbols) == (20000, 200) and snap["messages"] == orders + 2 * symbols
+    assert live["deletes"] > 0 and live["adds"] > 0
+    want = orders - live["deletes"] + live["adds"]
+    assert res["expected_orders_live"] == want
+    assert sorted(res["modes"]) == ["book", "publish"]
+    for mode, m in res["modes"].items():
+        assert m["snapshot_messages"] == orders + 2 * symbols, mode
+        assert m["apply_msgs_per_s"] > 0 and m["fetch_s"] > 0 and m["recover_ns"] > 0
+        assert m["orders_live"] == want
+        assert len(m["runs"]) == 1
+        base = res["baseline"]["BinaryFILE " + mode]
+        assert base["messages"] == orders + 2 * symbols and base["orders_live"] == orders
+        assert base["msgs_per_s"] > 0
+        assert "snapshot " + mode in p.stdout and "BinaryFILE " + mode in p.stdout
+    assert res["server"]["snapshots_served"] == 2
+    if res["itch_book"]["skipped"]:
+        assert "itch-book skipped" in p.stderr
+    else:
+        assert res["baseline"]["itch-book nodepth"]["messages"] == orders + 2 * symbols
+    assert res["machine"]["cpu"] and p.stdout.startswith("cpu: ")

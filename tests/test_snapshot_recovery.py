@@ -360,6 +360,35 @@ def test_bad_message_refused_by_the_lane(late, tmp_path):
     assert st["errors"] == {"snapshot_rejected": 1} and st["snapshot_failures"] == 1 and st["snapshots"] == 0
 
 
+# ------------------------------------------------------------------ DPDK
+
+from feedhandler.dpdk import available as dpdk_available  # noqa: E402
+
+
+@pytest.mark.skipif(not dpdk_available(), reason="no DPDK support in this install (feedhandler._dpdk not built: "
+                    "libdpdk-dev / pkg-config libdpdk missing at build time)")
+def test_late_join_through_dpdk_pcap_pmd(days, tmp_path):
+    """A live source does not wait: the lane keeps receiving, holds the stream's
+    packets while the snapshot is fetched, then applies it and them."""
+    path, meta = days["a"]
+    cutp = str(tmp_path / "cut.pcap")
+    (_, at), = cut(path, cutp).items()
+    whole, _, _ = run(path, tmp_path, "whole")
+    snap = build_snapshot(path, at_seq=at)
+    eal = ("-l 0 --no-huge --no-pci -m 512 --file-prefix fhsnap-%d --log-level=error --vdev=net_pcap0,rx_pcap=%s"
+           % (os.getpid(), cutp))
+    with GlimpseServer(snap).in_background() as srv:
+        p = subprocess.run([sys.executable, "-m", "feedhandler", "run", "--dpdk", eal, "--mode", "book",
+                            "--max-instruments", "64", "--gap-buffer", "65536", "--snapshot", endpoint(srv),
+                            "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"),
+                            "--duration", "60"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    st = json.loads((tmp_path / "d.json").read_text())
+    assert (tmp_path / "d.csv").read_text() == whole
+    assert st["snapshots"] == 1 and st["snapshot_failures"] == 0 and st["gaps"] == 0
+    assert st["snapshot_buffered"] >= 1 and st["pkt_held"] == 0
+
+
 # --------------------------------------------------------------- restart
 
 def test_killed_and_restarted_on_same_shm(days, tmp_path):
