@@ -748,6 +748,29 @@ int fh_soup_numeric(const uint8_t *p, size_t n, uint64_t *value);
  * *sequence set, -1 when the message is not one (length, type, digits). */
 int fh_glimpse_end_of_snapshot(const uint8_t *msg, size_t len, uint64_t *sequence);
 
+/* A snapshot's data phase in bulk (after Login Accepted): the whole packets of
+ * p[0, n) are taken in order.  Sequenced data is checked (an ITCH 5.0 type and
+ * its exact length) and appended to out[acc->used, cap) with its u16 BE
+ * length; server heartbeats and debug packets are skipped, unsequenced data
+ * counted.  Stops at End of Snapshot (taken, status END, sequence set), at a
+ * packet it leaves to the caller (status OTHER: login, end of session), at a
+ * bad message or corrupt framing, when out is full (FULL: nothing of that
+ * packet taken), or at the end of the whole packets (NEED_MORE).  Returns
+ * the bytes of p taken. */
+enum fh_glimpse_status {
+    FH_GLIMPSE_NEED_MORE = 0, FH_GLIMPSE_END = 1, FH_GLIMPSE_OTHER = 2, FH_GLIMPSE_FULL = 3,
+    FH_GLIMPSE_BAD_MESSAGE = 4, FH_GLIMPSE_CORRUPT = 5
+};
+typedef struct fh_glimpse_acc {
+    uint64_t used;             /* bytes of out filled */
+    uint64_t messages, instruments, orders, unsequenced;
+    uint64_t last_ts;          /* ITCH timestamp of the last message */
+    uint64_t sequence;         /* End of Snapshot's, once status is END */
+    int32_t  status;           /* enum fh_glimpse_status of the last call */
+    uint32_t _pad;
+} fh_glimpse_acc_t;
+long fh_glimpse_collect(const uint8_t *p, size_t n, uint8_t *out, size_t cap, fh_glimpse_acc_t *acc);
+
 /* ------------------------------------------------ GLIMPSE snapshot builder
  *
  * A GLIMPSE 5.0 snapshot of a replay's books (csrc/glimpse.c): the ITCH 5.0

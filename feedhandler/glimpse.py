@@ -30,7 +30,7 @@ import select
 import socket
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -221,7 +221,7 @@ def describe_snapshot(snap: Snapshot) -> str:
 
 def fetch_snapshot(host: str, port: int, user: str = "", password: str = "", session: str = "",
                    timeout: float = 5.0, deadline: float = 60.0, max_bytes: int = 1 << 31,
-                   recv_size: int = 65536) -> Snapshot:
+                   recv_size: int = 1 << 20) -> Snapshot:
     """Log in to a GLIMPSE server and receive one snapshot.
 
     Sends a SoupBinTCP login request (requested sequence 1), expects Login
@@ -269,12 +269,15 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
     send(login)
     last_sent = last_rx = time.monotonic()
     framer = soup.Framer(from_server=True)
-    out = bytearray()
-    msgs = instruments = orders = unsequenced = 0
+    # The data phase goes to C in bulk (fh_glimpse_collect): received bytes in
+    # `pending`, checked messages appended to `out` (grown as needed).
+    pending = bytearray()
+    out = bytearray(max(1, min(1 << 20, max_bytes)))
+    acc = ffi.new("fh_glimpse_acc_t *")
     sess_name: Optional[str] = None
-    last_ts = 0
     while True:
         now = time.monotonic()
+        msgs = int(acc.messages)
         if now >= end:
             raise SnapshotError("a snapshot that never ends: no End of Snapshot from %s within %.1f s "
                                 "(%d messages so far)" % (where, deadline, msgs), "too_long")
@@ -302,21 +305,21 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
                                 "closed") from None
         if not data:
             what = "before End of Snapshot" if sess_name is not None else "before accepting the login"
-            part = " (%d bytes of a packet pending)" % framer.pending if framer.pending else ""
+            left = len(pending) if sess_name is not None else framer.pending
+            part = " (%d bytes of a packet pending)" % left if left else ""
             raise SnapshotError("%s closed the connection %s, after %d messages%s" % (where, what, msgs, part),
                                 "closed")
         last_rx = time.monotonic()
-        try:
-            pkts = framer.feed(data)
-        except soup.SoupError as exc:
-            raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
-        for typ, payload in pkts:
-            if typ in (soup.SERVER_HEARTBEAT, soup.DEBUG):
-                continue
-            if typ == soup.END_OF_SESSION:
-                raise SnapshotError("%s ended the session before End of Snapshot (%d messages)" % (where, msgs),
-                                    "no_end")
-            if sess_name is None:
+        if sess_name is None:
+            try:
+                pkts = framer.feed(data)
+            except soup.SoupError as exc:
+                raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
+            for i, (typ, payload) in enumerate(pkts):
+                if typ in (soup.SERVER_HEARTBEAT, soup.DEBUG):
+                    continue
+                if typ == soup.END_OF_SESSION:
+                    raise SnapshotError("%s ended the session before End of Snapshot (0 messages)" % where, "no_end")
                 if typ == soup.LOGIN_REJECTED:
                     why = soup.REJECT_REASONS.get(payload, "reason %r" % payload)
                     raise SnapshotError("%s rejected the login: %s" % (where, why), "rejected")
@@ -326,39 +329,64 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
                     sess_name, _ = soup.login_accepted(payload)
                 except soup.SoupError as exc:
                     raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
+                # What came after the login in this read goes to the data phase.
+                pending += b"".join(soup.packet(t, p) for t, p in pkts[i + 1:])
+                pending += framer.take_pending()
+                break
+            if sess_name is None:
                 continue
-            if typ == soup.UNSEQUENCED:
-                unsequenced += 1
-                continue
-            if typ != soup.SEQUENCED:
-                raise SnapshotError("%s sent %r after the login" % (where, typ), "corrupt")
-            n = len(payload)
-            if n and payload[:1] == END_OF_SNAPSHOT:
-                try:
-                    seq = soup.end_of_snapshot(payload)
-                except soup.SoupError as exc:
-                    raise SnapshotError("%s: %s" % (where, exc), "bad_message") from None
-                try:
-                    sock.sendall(soup.packet(soup.LOGOUT))
-                except OSError:
-                    pass            # the snapshot is whole; a server gone by now changes nothing
-                return Snapshot(blocks=bytes(out), sequence=seq, messages=msgs, session=sess_name,
-                                instruments=instruments, orders=orders, timestamp_ns=last_ts)
-            if n == 0 or lib.fh_itch_msg_len(payload[0]) != n:
-                raise SnapshotError("%s sent a message that is not ITCH 5.0 (type %r, %d bytes) as message %d of "
-                                    "the snapshot" % (where, payload[:1], n, msgs + 1), "bad_message")
-            if len(out) + 2 + n > max_bytes:
+        else:
+            pending += data
+        done = _collect(pending, out, acc, max_bytes, where)
+        if done:
+            del out[int(acc.used):]
+            try:
+                sock.sendall(soup.packet(soup.LOGOUT))
+            except OSError:
+                pass            # the snapshot is whole; a server gone by now changes nothing
+            return Snapshot(blocks=bytes(out), sequence=int(acc.sequence), messages=int(acc.messages),
+                            session=sess_name, instruments=int(acc.instruments), orders=int(acc.orders),
+                            timestamp_ns=int(acc.last_ts))
+
+
+def _collect(pending: bytearray, out: bytearray, acc: Any, max_bytes: int, where: str) -> bool:
+    """The data phase on what has been received: whole packets out of
+    `pending` into `out` (C).  True at End of Snapshot; raises SnapshotError."""
+    while True:
+        before = int(acc.messages)
+        taken = lib.fh_glimpse_collect(ffi.from_buffer(pending), len(pending), ffi.from_buffer(out), len(out), acc)
+        del pending[:taken]
+        st = acc.status
+        if st == lib.FH_GLIMPSE_NEED_MORE:
+            return False
+        if st == lib.FH_GLIMPSE_END:
+            return True
+        if st == lib.FH_GLIMPSE_FULL:
+            if len(out) >= max_bytes:
                 raise SnapshotError("a snapshot that never ends: more than %d bytes from %s" % (max_bytes, where),
                                     "too_long")
-            out += n.to_bytes(2, "big")
-            out += payload
-            msgs += 1
-            t = payload[0]
-            if t == 0x52:
-                instruments += 1
-            elif t == 0x41:
-                orders += 1
-            last_ts = int.from_bytes(payload[5:11], "big")
+            out.extend(bytes(min(len(out), max_bytes - len(out))))
+            continue
+        if st == lib.FH_GLIMPSE_OTHER:
+            typ = bytes(pending[2:3])
+            if typ == soup.END_OF_SESSION:
+                raise SnapshotError("%s ended the session before End of Snapshot (%d messages)"
+                                    % (where, int(acc.messages)), "no_end")
+            raise SnapshotError("%s sent %r after the login" % (where, typ), "corrupt")
+        if st == lib.FH_GLIMPSE_BAD_MESSAGE:
+            n = int.from_bytes(pending[:2], "big") - 1 if len(pending) >= 2 else 0
+            typ = bytes(pending[3:4])
+            if typ == END_OF_SNAPSHOT:
+                raise SnapshotError("%s: not a GLIMPSE End of Snapshot message: %r" % (where, bytes(pending[3:27])),
+                                    "bad_message")
+            raise SnapshotError("%s sent a message that is not ITCH 5.0 (type %r, %d bytes) as message %d of "
+                                "the snapshot" % (where, typ, n, int(acc.messages) + 1), "bad_message")
+        try:
+            framer = soup.Framer(from_server=True)
+            framer.feed(bytes(pending))
+        except soup.SoupError as exc:
+            raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
+        raise SnapshotError("%s: corrupt SoupBinTCP stream after %d messages" % (where, before), "corrupt")
 
 
 # ------------------------------------------------------------------- server

@@ -53,6 +53,12 @@ class Framer:
         del self._buf[:off]
         return out
 
+    def take_pending(self) -> bytes:
+        """The bytes of a partial packet, handed over (the framer forgets them)."""
+        out = bytes(self._buf)
+        del self._buf[:]
+        return out
+
     @property
     def pending(self) -> int:
         """Bytes of a partial packet held for the next feed()."""
