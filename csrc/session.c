@@ -168,7 +168,7 @@ static void hole_give_up(fh_session_t *ss, fh_mold_stream_t *s)
 {
     if (s->snap) return;                            /* waits for its snapshot: no window */
     hole_recover(ss, s);
-    if (s->hole_since && s->snap_on && !s->snap_tried && ss->hooks.snapshot) {
+    if (s->hole_since && s->snap_on && !s->snap_tried && ss->now >= s->snap_after && ss->hooks.snapshot) {
         /* Lost from both lines and the re-request server: the books are wrong
          * (flagged now) until a snapshot rebuilds them.  Counted as a gap only
          * if the snapshot does not come. */
@@ -324,6 +324,7 @@ void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t se
 {
     s->snap = FH_SNAP_NONE;
     if (!ok) {
+        s->snap_after = ss->now + FH_SNAP_RETRY_NS;
         /* As without a snapshot: what is missing is a gap, the held packets
          * are applied; a late join's books lack the day before its first
          * packet, so every instrument the stream shows is flagged. */

@@ -41,7 +41,13 @@ typedef struct fh_mold_stream {
     uint8_t  snap;                          /* FH_SNAP_*: waiting for a snapshot, its packets held */
     uint8_t  snap_tried;                    /* the open hole had its snapshot: no second one */
     uint32_t group;                         /* multicast group (host order) it was first seen on */
+    uint64_t snap_after;                    /* no snapshot asked before this receive time (after a failure) */
 } fh_mold_stream_t;
+
+/* After a snapshot that did not come, the stream's next hole waits this long
+ * (receive time) before asking again: a dead server costs a replay one wait
+ * per 10 s of market, not one per hole. */
+#define FH_SNAP_RETRY_NS (10ull * 1000000000ull)
 
 /* A stream's snapshot state. */
 #define FH_SNAP_NONE   0u
