@@ -22,7 +22,6 @@ whole (:class:`SnapshotError`, with a short ``reason`` to count by).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -35,6 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from . import soup
+from .background import in_background
 from .core import ffi, lib
 from .errors import FeedhandlerError
 
@@ -694,25 +694,14 @@ class GlimpseServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextlib.contextmanager
     def in_background(self, join_s: float = 10.0):
         """Serve from a daemon thread for the duration of a ``with`` block:
-        stopped and joined on the way out; RuntimeError if it has not stopped
-        within join_s."""
-        t = threading.Thread(target=self.serve_forever, name="glimpse-server", daemon=True)
-        t.start()
-        try:
-            yield self
-        finally:
-            self.stop()
-            t.join(join_s)
+        stopped and joined on the way out, its client threads too;
+        RuntimeError if it has not stopped within join_s."""
+        def clients():
             with self._lock:
-                threads = list(self._threads)
-            end = time.monotonic() + join_s
-            for c in threads:
-                c.join(max(0.0, end - time.monotonic()))
-        if t.is_alive() or any(c.is_alive() for c in threads):
-            raise RuntimeError("GLIMPSE server did not stop within %.1f s" % join_s)
+                return list(self._threads)
+        return in_background(self, "glimpse-server", join_s, clients)
 
 
 def stats_json(server: GlimpseServer) -> dict:

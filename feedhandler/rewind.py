@@ -25,7 +25,6 @@ malformed frame or packet costs a counter, never a crash.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -36,6 +35,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .background import in_background
 from .core import ffi, lib, stats_to_dict
 
 MOLD_HEADER = 20                  # session (10) + sequence number (8) + message count (2)
@@ -442,20 +442,11 @@ class RewindServer:
     def __exit__(self, *exc):
         self.close()
 
-    @contextlib.contextmanager
     def in_background(self, join_s: float = 10.0):
         """Serve from a daemon thread for the duration of a ``with`` block
         (tests, embedding): stopped and joined on the way out; RuntimeError
         if it has not stopped within join_s."""
-        t = threading.Thread(target=self.serve_forever, name="rewind-server", daemon=True)
-        t.start()
-        try:
-            yield self
-        finally:
-            self.stop()
-            t.join(join_s)
-        if t.is_alive():
-            raise RuntimeError("rewind server did not stop within %.1f s" % join_s)
+        return in_background(self, "rewind-server", join_s)
 
 
 def describe_index(idx: CaptureIndex) -> List[str]:

@@ -147,4 +147,47 @@ static void fuzz_check_segment(fh_replay_t *r, uint32_t lanes)
     }
 }
 
+/* The stream the session harnesses set up (fuzz_rerequest, fuzz_snapshot). */
+#define FUZZ_SESSION "TESTSESS01"
+#define FUZZ_GROUP_A 0xE9360C6Fu   /* 233.54.12.111 */
+#define FUZZ_PORT 26477
+
+/* One Ethernet/IPv4/UDP frame to FUZZ_GROUP_A:FUZZ_PORT (session FUZZ_SESSION) carrying a MoldUDP64 packet of
+ * `count` Add Order messages for locate 1 (refs from ref0), or a heartbeat. */
+static size_t fuzz_mold_adds(uint8_t *f, uint64_t seq, uint16_t count, uint64_t ref0)
+{
+    uint8_t *p = f + 42;
+    memcpy(p, FUZZ_SESSION, 10);
+    fh_put_be64(p + 10, seq);
+    fh_put_be16(p + 18, count);
+    size_t n = 20;
+    for (uint16_t i = 0; count != 0xFFFF && i < count; i++) {
+        uint8_t *m = p + n + 2;
+        fh_put_be16(p + n, 36);
+        memset(m, 0, 36);
+        m[0] = 'A';
+        fh_put_be16(m + 1, 1);
+        fh_put_be64(m + 11, ref0 + i);
+        m[19] = (i & 1) ? 'S' : 'B';
+        fh_put_be32(m + 20, 100);
+        memcpy(m + 24, "FUZZ    ", 8);
+        fh_put_be32(m + 32, 1000000 + (i & 1) * 100);
+        n += 38;
+    }
+    memset(f, 0, 42);
+    fh_put_be16(f + 12, 0x0800);
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45;
+    fh_put_be16(ip + 2, (uint16_t)(20 + 8 + n));
+    ip[8] = 32;
+    ip[9] = 17;
+    fh_put_be32(ip + 12, 0x0A000001u);
+    fh_put_be32(ip + 16, FUZZ_GROUP_A);
+    uint8_t *udp = ip + 20;
+    fh_put_be16(udp, 40000);
+    fh_put_be16(udp + 2, FUZZ_PORT);
+    fh_put_be16(udp + 4, (uint16_t)(8 + n));
+    return 42 + n;
+}
+
 #endif

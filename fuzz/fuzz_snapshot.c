@@ -13,47 +13,6 @@
  * rest; the counters add up. */
 #include "fuzz_common.h"
 
-#define SESSION "TESTSESS01"
-#define GROUP_A 0xE9360C6Fu   /* 233.54.12.111 */
-#define PORT 26477
-
-/* One Ethernet/IPv4/UDP frame to GROUP_A:PORT carrying a MoldUDP64 packet of
- * `count` Add Order messages for locate 1 (refs from ref0), or a heartbeat. */
-static size_t build(uint8_t *f, uint64_t seq, uint16_t count, uint64_t ref0)
-{
-    uint8_t *p = f + 42;
-    memcpy(p, SESSION, 10);
-    fh_put_be64(p + 10, seq);
-    fh_put_be16(p + 18, count);
-    size_t n = 20;
-    for (uint16_t i = 0; count != 0xFFFF && i < count; i++) {
-        uint8_t *m = p + n + 2;
-        fh_put_be16(p + n, 36);
-        memset(m, 0, 36);
-        m[0] = 'A';
-        fh_put_be16(m + 1, 1);
-        fh_put_be64(m + 11, ref0 + i);
-        m[19] = (i & 1) ? 'S' : 'B';
-        fh_put_be32(m + 20, 100);
-        memcpy(m + 24, "FUZZ    ", 8);
-        fh_put_be32(m + 32, 1000000 + (i & 1) * 100);
-        n += 38;
-    }
-    memset(f, 0, 42);
-    fh_put_be16(f + 12, 0x0800);
-    uint8_t *ip = f + 14;
-    ip[0] = 0x45;
-    fh_put_be16(ip + 2, (uint16_t)(20 + 8 + n));
-    ip[8] = 32;
-    ip[9] = 17;
-    fh_put_be32(ip + 12, 0x0A000001u);
-    fh_put_be32(ip + 16, GROUP_A);
-    uint8_t *udp = ip + 20;
-    fh_put_be16(udp, 40000);
-    fh_put_be16(udp + 2, PORT);
-    fh_put_be16(udp + 4, (uint16_t)(8 + n));
-    return 42 + n;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -96,11 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t next = 5;
     if (had_book) {
         /* A stream from its start: no late join; a hole then waits its window and the snapshot. */
-        fh_pipe_frame(r, f, build(f, 1, 2, 1), rx);
+        fh_pipe_frame(r, f, fuzz_mold_adds(f, 1, 2, 1), rx);
         next = 3;
     }
     const uint32_t live = 1 + ((opt >> 2) & 3u);
-    for (uint32_t k = 0; k < live; k++) fh_pipe_frame(r, f, build(f, 6 + 2 * k, 1, 100 + k), rx + 10000000ull * k);
+    for (uint32_t k = 0; k < live; k++) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6 + 2 * k, 1, 100 + k), rx + 10000000ull * k);
     (void)next;
     fh_stats_t before;
     fh_replay_stats(r, &before);
@@ -110,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t seq;
     const uint32_t ticket = fh_replay_snapshot_request(r, &group, &port, session, &seq);
     if (ticket) {
-        FUZZ_CHECK(port == PORT && group == GROUP_A && memcmp(session, SESSION, 10) == 0, "request for another stream");
+        FUZZ_CHECK(port == FUZZ_PORT && group == FUZZ_GROUP_A && memcmp(session, FUZZ_SESSION, 10) == 0, "request for another stream");
         FUZZ_CHECK(fh_replay_snapshot_post(r, ticket, exact, blen, eos_seq, !have_eos) == 0, "post refused");
         FUZZ_CHECK(fh_replay_snapshot_post(r, ticket, exact, blen, eos_seq, 0) == -1, "a second answer taken");
     }

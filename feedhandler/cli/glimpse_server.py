@@ -7,6 +7,7 @@ import sys
 from typing import Any, Optional
 
 from .base import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from .serving import listen_address, serve_until_signal
 
 NAME = "glimpse-server"
 
@@ -59,15 +60,12 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> int:
-    import signal
-    from ..endpoints import EndpointError, parse_endpoint
     from ..glimpse import GlimpseServer, SnapshotError, build_snapshot, describe_snapshot, write_stats_json
 
-    try:
-        host, port = parse_endpoint(args.listen, "--listen", ipv4=False, allow_port_zero=True)
-    except EndpointError as exc:
-        detail = "" if exc.reason.startswith("expected") else " (%s)" % exc.reason
-        return fail(NAME, "--listen needs HOST:PORT, got %r%s" % (args.listen, detail), EXIT_USAGE)
+    listen, status = listen_address(NAME, args.listen)
+    if listen is None:
+        return status
+    host, port = listen
     at_time = None
     if args.at_time is not None:
         at_time = parse_time_of_day(args.at_time)
@@ -89,17 +87,8 @@ def command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return fail(NAME, "interrupted while building the snapshot", EXIT_INTERRUPTED)
 
-    def on_signal(signum: int, frame: Any) -> None:
-        server.stop()
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    print("listening on tcp %s:%d (session %r, sequence %d); Ctrl-C to stop" % (
-        server.address[0], server.address[1], snap.session, snap.sequence), flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+    serve_until_signal(server, "listening on tcp %s:%d (session %r, sequence %d); Ctrl-C to stop" % (
+        server.address[0], server.address[1], snap.session, snap.sequence))
     st = server.stats()
     print("stopped: connections %s, logins accepted %s, snapshots served %s, messages sent %s, bytes sent %s" % tuple(
         format(st[k], ",") for k in ("connections", "logins_accepted", "snapshots_served", "messages_sent",

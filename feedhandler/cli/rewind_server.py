@@ -7,6 +7,7 @@ from typing import Any
 
 from . import argtypes
 from .base import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from .serving import listen_address, serve_until_signal
 
 NAME = "rewind-server"
 
@@ -36,15 +37,12 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> int:
-    import signal
-    from ..endpoints import EndpointError, parse_endpoint
     from ..rewind import RewindError, RewindServer, describe_index, index_capture, write_stats_json
 
-    try:
-        host, port = parse_endpoint(args.listen, "--listen", ipv4=False, allow_port_zero=True)
-    except EndpointError as exc:
-        detail = "" if exc.reason.startswith("expected") else " (%s)" % exc.reason
-        return fail(NAME, "--listen needs HOST:PORT, got %r%s" % (args.listen, detail), EXIT_USAGE)
+    listen, status = listen_address(NAME, args.listen)
+    if listen is None:
+        return status
+    host, port = listen
     if not 23 <= args.max_datagram <= 65507:
         return fail(NAME, "--max-datagram must be 23..65507 bytes, got %d" % args.max_datagram, EXIT_USAGE)
     try:
@@ -60,17 +58,8 @@ def command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return fail(NAME, "interrupted while indexing", EXIT_INTERRUPTED)
 
-    def on_signal(signum: int, frame: Any) -> None:
-        server.stop()
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    print("listening on udp %s:%d (max datagram %d bytes); Ctrl-C to stop" % (
-        server.address[0], server.address[1], server.max_datagram), flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+    serve_until_signal(server, "listening on udp %s:%d (max datagram %d bytes); Ctrl-C to stop" % (
+        server.address[0], server.address[1], server.max_datagram))
     st = server.stats
     print("stopped: requests %s, replies %s, messages sent %s, bytes sent %s" % tuple(
         format(st[k], ",") for k in ("requests", "replies", "messages_sent", "bytes_sent")))
