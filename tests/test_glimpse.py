@@ -25,6 +25,7 @@ from feedhandler.core import ffi, lib
 from feedhandler.glimpse import GlimpseServer, Snapshot, SnapshotError, build_snapshot, fetch_snapshot
 from feedhandler.replay import Replay
 from feedhandler.rewind import index_capture
+from procutil import read_line_until
 
 
 @pytest.fixture(scope="module")
@@ -508,27 +509,6 @@ def test_fetched_packets_dissect_with_scapy(small_day):
 
 # ---------------------------------------------------------------------- CLI
 
-def read_line_until(proc, needle, deadline_s=60.0):
-    q = queue.Queue()
-
-    def pump():
-        for line in proc.stdout:
-            q.put(line)
-        q.put(None)
-    threading.Thread(target=pump, daemon=True).start()
-    seen = []
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            line = q.get(timeout=max(0.01, end - time.monotonic()))
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        seen.append(line)
-        if needle in line:
-            return line, seen, q
-    raise AssertionError("no %r line; got %r" % (needle, seen))
 
 
 def test_cli_serves_and_stops(day, tmp_path):

@@ -20,6 +20,7 @@ from feedhandler.core import decode_message
 from feedhandler.rewind import RewindError, RewindServer, index_capture
 
 import frames as F
+from procutil import read_line_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(ROOT, "pcaps")
@@ -328,29 +329,6 @@ def cli(*args, **kw):
                           timeout=60, **kw)
 
 
-def read_line_until(proc, needle, deadline_s=30.0):
-    """Lines of proc's stdout up to the first holding needle (a reader thread,
-    so a server that never prints it cannot hang the test)."""
-    q = queue.Queue()
-
-    def pump():
-        for line in proc.stdout:
-            q.put(line)
-        q.put(None)
-    threading.Thread(target=pump, daemon=True).start()
-    seen = []
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            line = q.get(timeout=max(0.01, end - time.monotonic()))
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        seen.append(line)
-        if needle in line:
-            return line, seen, q
-    raise AssertionError("no %r line; got %r" % (needle, seen))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
