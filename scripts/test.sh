@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything, then run the whole test suite twice: against the optimised
 # C core (-O3 -Werror), and against a copy built with AddressSanitizer + UBSan;
-# then fuzz each libFuzzer harness for 5-15 s (scripts/fuzz.sh; the harnesses build beside the optimised run).
+# then fuzz each libFuzzer harness for 5-10 s (scripts/fuzz.sh; the harnesses build beside the optimised run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,10 +14,8 @@ mkdir -p build
 FUZZ_BUILD_ONLY=1 bash scripts/fuzz.sh >build/fuzz-build.log 2>&1 &
 fuzz_build=$!
 
-echo "== tests (optimised build)"
-"$PY" -m pytest -q "$@" tests
-
-echo "== tests (AddressSanitizer + UBSan build)"
+# The sanitized copy (AddressSanitizer + UBSan) builds beside the optimised
+# test run too (about a minute of compiling that is otherwise on the critical path).
 ASAN_TREE=$(mktemp -d /tmp/feedhandler-asan.XXXXXX)
 trap 'rm -rf "$ASAN_TREE"' EXIT
 # pyproject.toml joins the tree after the builds: CFFI's compile() parses a
@@ -36,8 +34,14 @@ rm -f "$ASAN_TREE"/feedhandler/_core*.so "$ASAN_TREE"/feedhandler/_gen*.so "$ASA
 (cd "$ASAN_TREE" && for b in build_core build_gen build_probe; do
      FEEDHANDLER_SANITIZE=1 FEEDHANDLER_NO_ZSTD=1 FEEDHANDLER_CFLAGS="-DFH_STREAM_BUF=300000 -DFH_STREAM_IN=4093" \
          "$PY" "cffi_build/$b.py" || exit 1
- done >build.log 2>&1) \
-    || { cat "$ASAN_TREE/build.log"; exit 1; }
+ done >build.log 2>&1) &
+asan_build=$!
+
+echo "== tests (optimised build)"
+"$PY" -m pytest -q "$@" tests
+
+echo "== tests (AddressSanitizer + UBSan build)"
+wait "$asan_build" || { cat "$ASAN_TREE/build.log"; exit 1; }
 cp pyproject.toml "$ASAN_TREE"/
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 # Leak checking is off: CPython itself keeps memory alive at exit.  PYTHONMALLOC=malloc
@@ -53,10 +57,10 @@ for m in (c, g, p): assert m.__file__.startswith(sys.argv[1]), m.__file__' "$ASA
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     PYTHONMALLOC=malloc FEEDHANDLER_SANITIZED=1 \
     "$PY" -m pytest -q -p no:cacheprovider "$@" tests)
-# Coverage-guided fuzzing of the C core, 5-15 s per harness (built above); says
+# Coverage-guided fuzzing of the C core, 5-10 s per harness (built above); says
 # SKIP and passes where clang-14/libFuzzer is not installed.
 wait "$fuzz_build" || { cat build/fuzz-build.log; exit 1; }
-echo "== fuzzing (libFuzzer, 15 s per harness; 5 s for the SoupBinTCP framer and the snapshot path)"
-bash scripts/fuzz.sh 15 fuzz_frames fuzz_sources fuzz_rerequest
+echo "== fuzzing (libFuzzer, 10 s per harness; 5 s for the SoupBinTCP framer and the snapshot path)"
+bash scripts/fuzz.sh 10 fuzz_frames fuzz_sources fuzz_rerequest
 bash scripts/fuzz.sh 5 fuzz_soup fuzz_snapshot
 echo "== all tests passed"
