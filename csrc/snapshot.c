@@ -154,6 +154,8 @@ static void snap_apply(fh_replay_t *r)
         }
     }
     if (!ok) {
+        free(r->snap.buf);                          /* nothing of it is used */
+        r->snap.buf = NULL;
         r->st.snapshot_failures++;
         snap_event(r, 2, s->next_seq, 0);
         fh_session_snapshot_done(&r->sess, s, 0, 0);
