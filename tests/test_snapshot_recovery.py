@@ -435,3 +435,15 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
             os.unlink("/dev/shm/" + name)
         except OSError:
             pass
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--snapshot", "nonsense"], "HOST:PORT"),
+    (["--snapshot", "127.0.0.1:1", "--snapshot-user", "toolongname"], "at most 6"),
+    (["--snapshot", "127.0.0.1:1", "--snapshot-password", "elevenchars"], "at most 10"),
+    (["--snapshot", "127.0.0.1:1", "--mode", "decode"], "not with mode 'decode'"),
+])
+def test_snapshot_options_checked(days, args, needle):
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", days["a"][0]] + args,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and needle in p.stderr, p.stderr
