@@ -306,6 +306,103 @@ size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, siz
  * is not exactly 20 bytes (what a rewind server ignores as malformed). */
 int fh_mold_parse_request(const uint8_t *p, size_t n, uint8_t session[10], uint64_t *seq, uint32_t *count);
 
+/* ------------------------------------------------ Cboe Multicast PITCH */
+
+/* Cboe US Equities Multicast PITCH (docs/pitch-spec-notes.md): decode layer
+ * only, not wired into the replay pipeline.  Every one of the 20 message
+ * types (csrc/pitch_spec.h) decodes into this one normalized struct; a field
+ * a type does not carry is 0 (symbol: 8 spaces).  Which field holds what:
+ *   side                 Side Indicator 'B'/'S' (Add x3, Trade x3)
+ *   flags                Add Flags (Add x3), Modify Flags (Modify x2)
+ *   status               Trading Status (0x31)
+ *   reg_sho_action       Reg SHO Action (0x31)
+ *   auction_type         Auction Type (0x95, 0x96)
+ *   customer_indicator   Customer Indicator (Add Expanded)
+ *   reserved[2]          Trading Status Reserved 1 and 2 (0x31)
+ *   time_offset_ns       Time Offset: ns since the unit's last Time (all but Time)
+ *   seconds              Time: seconds since midnight, Eastern (0x20)
+ *   order_id             Order ID (Add x3, Executed x2, Reduce x2, Modify x2, Delete, Trade x3)
+ *   exec_id              Execution ID (Executed x2, Trade x3, Trade Break)
+ *   qty                  Quantity (Add, Trade; Modify: the new size), Executed
+ *                        Quantity (0x23, 0x24), Canceled Quantity (Reduce),
+ *                        Buy Shares (0x95), Shares (0x96); short u16 widened
+ *   remaining            Remaining Quantity (0x24)
+ *   sell_qty             Sell Shares (0x95)
+ *   price                Price (Add, Modify, Trade, 0x24 execution price, 0x96),
+ *                        Reference Price (0x95)
+ *   indicative_price     Indicative Price (0x95)
+ *   auction_only_price   Auction Only Price (0x95)
+ *   participant_id       Participant ID (Add Expanded), space-padded
+ *   symbol               6- (Long/Short) or 8-byte (Expanded, 0x31, 0x95,
+ *                        0x96) symbol, space-padded to 8, not NUL-terminated
+ * Prices are ALWAYS 4 implied decimals (1/10000 USD, ITCH Price(4) units) in
+ * 64 bits: long prices as sent (never truncated), short prices (2 implied
+ * decimals) multiplied by 100. */
+typedef struct fh_pitch_msg {
+    uint8_t  type;                 /* message type byte (0x20 ...) */
+    uint8_t  side;
+    uint8_t  flags;
+    uint8_t  status;
+    uint8_t  reg_sho_action;
+    uint8_t  auction_type;
+    uint8_t  customer_indicator;
+    uint8_t  _pad0;
+    uint32_t time_offset_ns;
+    uint32_t seconds;
+    uint64_t order_id;
+    uint64_t exec_id;
+    uint32_t qty;
+    uint32_t remaining;
+    uint64_t price;
+    uint64_t indicative_price;
+    uint64_t auction_only_price;
+    uint32_t sell_qty;
+    char     participant_id[4];
+    char     symbol[8];
+    uint8_t  reserved[2];
+    uint8_t  _pad1[6];
+} fh_pitch_msg_t;
+
+/* The 8-byte Sequenced Unit Header in front of every PITCH datagram. */
+typedef struct fh_pitch_unit {
+    uint16_t length;               /* Hdr Length: whole payload, this header included */
+    uint8_t  count;                /* Hdr Count: messages that follow; 0 = heartbeat */
+    uint8_t  unit;                 /* Hdr Unit */
+    uint32_t sequence;             /* Hdr Sequence: of the first message; 0 = unsequenced */
+} fh_pitch_unit_t;
+
+/* Why fh_pitch_walk_unit skipped part of a unit: indexes of its errors[]
+ * array (its own numbering, apart from enum fh_err).  Names: fh_pitch_err_name(). */
+enum fh_pitch_err {
+    FH_PITCH_ERR_TRUNCATED = 0,     /* payload shorter than the 8-byte unit header: nothing walked */
+    FH_PITCH_ERR_HDR_LENGTH = 1,    /* Hdr Length != payload length (walked within the payload) */
+    FH_PITCH_ERR_COUNT_OVERRUN = 2, /* Hdr Count says more messages than the payload holds: walk stopped */
+    FH_PITCH_ERR_ZERO_LENGTH = 3,   /* a message Length byte < 2 (cannot hold its type): walk stopped */
+    FH_PITCH_ERR_MSG_OVERRUN = 4,   /* a message's Length runs past the payload: walk stopped */
+    FH_PITCH_ERR_UNKNOWN_TYPE = 5,  /* type not in pitch_spec.h: skipped by its Length */
+    FH_PITCH_ERR_BAD_LENGTH = 6,    /* known type, Length != the type's length: skipped by its Length */
+    FH_PITCH_ERR_TRAILING = 7,      /* bytes left after the last counted message */
+    FH_PITCH_ERR_OUT_FULL = 8,      /* decoded but not stored: out[] was full */
+    FH_PITCH_ERR__COUNT = 9
+};
+
+const char *fh_pitch_err_name(int err);
+
+/* Wire length of a PITCH type's message (Length and Type bytes included);
+ * 0 if the type is not one of the 20 (csrc/pitch_spec.h). */
+uint32_t fh_pitch_msg_len(uint8_t type);
+
+/* Decode one PITCH message of exactly `len` bytes (its Length byte first):
+ * enum fh_decode_result.  The Length byte must equal len and the type's length. */
+int fh_pitch_decode(const uint8_t *p, size_t len, fh_pitch_msg_t *out);
+
+/* Walk one PITCH datagram payload: the unit header into *hdr (may be NULL),
+ * then up to Hdr Count messages, each decoded into out[0..cap).  Returns how
+ * many were stored; every skip is counted in errors[FH_PITCH_ERR__COUNT]
+ * (may be NULL).  Never reads past payload + len. */
+size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out,
+                          size_t cap, uint64_t *errors);
+
 /* ---------------------------------------------------------------- replay */
 
 enum fh_format {

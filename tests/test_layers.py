@@ -16,8 +16,10 @@ LAYERS = [
     ("common helpers", ["fh_common.h"]),
     ("histograms", ["hist.h", "hist.c"]),
     ("clock", ["tsc.h", "tsc.c"]),
-    ("ITCH 5.0 message table", ["itch_spec.h"]),
-    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c"]),
+    # The message tables (plain X-macro data): ITCH 5.0, and Cboe PITCH beside it.
+    ("message tables", ["itch_spec.h", "pitch_spec.h"]),
+    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c",
+                      "pitch.h", "pitch.c"]),
     ("shared memory", ["shm.h", "shm.c"]),
     ("books", ["book.h"]),
     ("publish", ["publish.h", "publish.c"]),

@@ -21,6 +21,21 @@ def test_msg_layout():
     assert ffi.sizeof("fh_itch_I_t") == 40
 
 
+def test_pitch_layout():
+    assert ffi.sizeof("fh_pitch_msg_t") == 88
+    assert [ffi.offsetof("fh_pitch_msg_t", f) for f in (
+        "type", "side", "flags", "status", "reg_sho_action", "auction_type", "customer_indicator")] == list(range(7))
+    assert [ffi.offsetof("fh_pitch_msg_t", f) for f in (
+        "time_offset_ns", "seconds", "order_id", "exec_id", "qty", "remaining", "price", "indicative_price",
+        "auction_only_price", "sell_qty", "participant_id", "symbol", "reserved")] == [
+        8, 12, 16, 24, 32, 36, 40, 48, 56, 64, 68, 72, 80]
+    assert ffi.sizeof("fh_pitch_unit_t") == 8
+    assert [ffi.offsetof("fh_pitch_unit_t", f) for f in ("length", "count", "unit", "sequence")] == [0, 2, 3, 4]
+    names = [ffi.string(lib.fh_pitch_err_name(i)).decode() for i in range(lib.FH_PITCH_ERR__COUNT)]
+    assert "unknown" not in names and len(set(names)) == len(names)
+    assert ffi.string(lib.fh_pitch_err_name(lib.FH_PITCH_ERR__COUNT)) == b"unknown"
+
+
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
     assert ffi.sizeof("fh_stats_t") == 8 * (14 + 32 + 256 + 20 + 16)
