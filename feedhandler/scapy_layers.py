@@ -493,3 +493,28 @@ class _SoupData(Packet):
 
 _SOUP_PAYLOADS = {"L": SoupLoginRequest, "A": SoupLoginAccepted, "J": SoupLoginRejected, "S": _SoupData,
                   "U": _SoupData}
+
+
+# ------------------------------------------------------- Cboe PITCH (feedhandler.scapy_pitch)
+# Re-exported lazily: scapy_pitch builds on the fields above, so importing it
+# from here at import time would be circular.  ``scapy_layers.PitchTime`` (or
+# ``from feedhandler.scapy_layers import *``) loads it on first use.
+_PITCH_NAMES = frozenset((
+    "PITCH_LENGTHS", "PITCH_CLASSES", "PITCH_HEADER_LEN", "pitch_price", "pitch_datagram",
+    "bind_pitch_port",
+    "PitchUnitHeader", "PitchMessage", "PitchUnknown",
+    "PitchTime", "PitchUnitClear", "PitchAddOrderLong", "PitchAddOrderShort",
+    "PitchAddOrderExpanded", "PitchOrderExecuted", "PitchOrderExecutedAtPriceSize",
+    "PitchReduceSizeLong", "PitchReduceSizeShort", "PitchModifyOrderLong",
+    "PitchModifyOrderShort", "PitchDeleteOrder", "PitchTradeLong", "PitchTradeShort",
+    "PitchTradeExpanded", "PitchTradeBreak", "PitchEndOfSession", "PitchTradingStatus",
+    "PitchAuctionUpdate", "PitchAuctionSummary",
+))
+__all__ += sorted(_PITCH_NAMES)
+
+
+def __getattr__(name):
+    if name in _PITCH_NAMES:
+        from . import scapy_pitch
+        return getattr(scapy_pitch, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
