@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${1:-60}
 shift || true
-ALL=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_soup fuzz_snapshot)
+ALL=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_soup fuzz_snapshot fuzz_pitch)
 if [ $# -gt 0 ]; then HARNESSES=("$@"); else HARNESSES=("${ALL[@]}"); fi
 CC=${FUZZ_CC:-clang-14}
 OUT=$ROOT/build/fuzz

@@ -80,7 +80,7 @@ fi
 # Coverage-guided fuzzing of the C core, 5-10 s per harness (built above); says
 # SKIP and passes where clang-14/libFuzzer is not installed.
 wait "$fuzz_build" || { cat build/fuzz-build.log; exit 1; }
-echo "== fuzzing (libFuzzer, 10 s per harness; 5 s for the SoupBinTCP framer and the snapshot path)"
+echo "== fuzzing (libFuzzer, 10 s per harness; 5 s for the SoupBinTCP framer, the snapshot path and the PITCH walker)"
 bash scripts/fuzz.sh 10 fuzz_frames fuzz_sources fuzz_rerequest
-bash scripts/fuzz.sh 5 fuzz_soup fuzz_snapshot
+bash scripts/fuzz.sh 5 fuzz_soup fuzz_snapshot fuzz_pitch
 echo "== all tests passed"
