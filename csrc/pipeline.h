@@ -78,7 +78,7 @@ struct fh_replay {
         uint16_t port;
         uint8_t  session[FH_MOLD_SESSION_LEN];
         uint32_t group;
-        uint64_t next_seq, floor;   /* the stream's next sequence when asked: the snapshot may not be older */
+        uint64_t next_seq;          /* the stream's next sequence when asked: the snapshot may not be older */
         uint64_t t0;                /* when it was asked (TSC ns) */
         uint8_t *buf;               /* the answer's messages (malloc'd by the poster, freed here) */
         size_t   len;

@@ -310,14 +310,14 @@ void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s)
     hole_open(ss, s);                               /* off the in-sequence path: every packet is held */
 }
 
-void fh_session_held_span(const fh_session_t *ss, const fh_mold_stream_t *s, uint64_t *lo, uint64_t *hi)
+uint64_t fh_session_held_end(const fh_session_t *ss, const fh_mold_stream_t *s)
 {
-    *lo = *hi = 0;
+    uint64_t end = 0;
     for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next) {
         const fh_pending_t *h = &ss->pend[i - 1];
-        if (!*lo) *lo = h->seq;
-        if (h->seq + h->count > *hi) *hi = h->seq + h->count;
+        if (h->seq + h->count > end) end = h->seq + h->count;
     }
+    return end;
 }
 
 void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok)

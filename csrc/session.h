@@ -197,8 +197,8 @@ void fh_session_expire(fh_session_t *ss, uint64_t now);
  * will not (the hole is given up as without one: gap counted, books flagged). */
 void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s);
 void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok);
-/* Every held packet of s: lowest sequence and the end of the highest (0, 0 if none). */
-void fh_session_held_span(const fh_session_t *ss, const fh_mold_stream_t *s, uint64_t *lo, uint64_t *hi);
+/* The sequence just past the highest packet s holds (0 if none). */
+uint64_t fh_session_held_end(const fh_session_t *ss, const fh_mold_stream_t *s);
 
 /* Every stream has seen its end of session. */
 int  fh_session_all_ended(const fh_session_t *ss);

@@ -105,7 +105,7 @@ static void snap_ask(fh_replay_t *r, fh_mold_stream_t *s)
     r->snap.port = s->port;
     r->snap.group = s->group;
     memcpy(r->snap.session, s->session, FH_MOLD_SESSION_LEN);
-    r->snap.next_seq = r->snap.floor = s->next_seq;
+    r->snap.next_seq = s->next_seq;
     r->snap.t0 = mono_ns();
     s->snap = FH_SNAP_ASKED;
     snap_event(r, 0, s->next_seq, 0);
@@ -145,10 +145,9 @@ static void snap_apply(fh_replay_t *r)
         /* Not older than what the stream has (the books would go back in
          * time with nothing to bring them forward), not absurdly far past
          * what it holds. */
-        uint64_t lo, hi;
-        fh_session_held_span(&r->sess, s, &lo, &hi);
-        const uint64_t top = (hi > r->snap.floor ? hi : r->snap.floor);
-        if (seq < r->snap.floor || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) || snap_check(p, len, &n) != 0) {
+        const uint64_t hi = fh_session_held_end(&r->sess, s);
+        const uint64_t top = (hi > r->snap.next_seq ? hi : r->snap.next_seq);
+        if (seq < r->snap.next_seq || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) || snap_check(p, len, &n) != 0) {
             r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
             ok = 0;
         }

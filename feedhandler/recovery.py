@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
-Endpoint = Tuple[str, int]
+from .endpoints import Endpoint
 
 #: Failures worth another try (the server may come back); others are final.
 RETRY_REASONS = ("refused", "timeout", "closed", "connect")
