@@ -98,7 +98,8 @@ typedef struct fh_instr {
     uint32_t luld_ref, luld_up, luld_lo;
     uint32_t noii_near, noii_far, noii_ref;
     char     symbol[8];
-    uint8_t  _pad1[40];
+    uint8_t  venue;            /* index in the run's venue table (0: the ITCH venue) */
+    uint8_t  _pad1[39];
 } __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {

@@ -49,7 +49,20 @@ enum fh_err {
                                    * stream went on in sequence (corrupt): dropped, not taken as a gap */
     FH_ERR_SNAPSHOT_BAD = 31,      /* a snapshot refused whole: a message that does not decode, a sequence before
                                    * what the stream had or absurdly far ahead; nothing of it applied */
-    FH_ERR__COUNT = 32
+    /* Cboe PITCH (Sequenced Unit Header and messages): */
+    FH_ERR_PITCH_TRUNCATED = 32,   /* UDP payload shorter than the 8-byte Sequenced Unit Header */
+    FH_ERR_PITCH_HDR_LENGTH = 33,  /* Hdr Length != the UDP payload length: dropped whole */
+    FH_ERR_PITCH_COUNT_OVERRUN = 34, /* Hdr Count says more messages than the datagram holds */
+    FH_ERR_PITCH_MSG_OVERRUN = 35, /* a message's Length byte < 2 or past the datagram: walk stopped */
+    FH_ERR_PITCH_TRAILING = 36,    /* bytes left after the last counted message */
+    FH_ERR_PITCH_UNKNOWN_TYPE = 37,/* type byte not a PITCH depth-of-book type (skipped by its Length) */
+    FH_ERR_PITCH_BAD_LENGTH = 38,  /* known type, wrong Length */
+    FH_ERR_PITCH_UNSEQUENCED = 39, /* data with Hdr Sequence 0 on a multicast unit: dropped */
+    FH_ERR_PITCH_SEQ_WRAP = 40,    /* Hdr Sequence + Count passes 2^32 - 1: dropped */
+    FH_ERR_PITCH_PRICE_RANGE = 41, /* a price above the book's Price(4) range (u32, $429496.7295): the
+                                    * message is not applied (a modify to it deletes the order) */
+    FH_ERR_PITCH_ID_RANGE = 42,    /* unit outside 1..32, or a unit's 385th symbol: no instrument id */
+    FH_ERR__COUNT = 43
 };
 
 /* What the order books did.  Every message a book could not apply is counted
@@ -82,8 +95,9 @@ typedef struct fh_stats {
     uint64_t packets;          /* frames (pcap) or messages (BinaryFILE) read */
     uint64_t bytes;            /* bytes of those frames/messages */
     uint64_t mold_packets;     /* UDP datagrams parsed as MoldUDP64 */
-    uint64_t heartbeats;       /* MoldUDP64 datagrams with count 0 */
-    uint64_t end_of_session;   /* MoldUDP64 datagrams with count 0xFFFF */
+    uint64_t heartbeats;       /* MoldUDP64 datagrams with count 0; PITCH units with Hdr Count 0 */
+    uint64_t end_of_session;   /* MoldUDP64 datagrams with count 0xFFFF (a PITCH End of Session is a message:
+                                * its datagram is applied, its unit's stream ended) */
     uint64_t messages;         /* ITCH messages decoded and delivered */
     uint64_t gaps;             /* messages missing from sequence (not recovered) */
     uint64_t recovered;        /* messages recovered by re-request */
@@ -93,7 +107,7 @@ typedef struct fh_stats {
     uint64_t last_ts_ns;       /* capture time of the last frame */
     uint64_t elapsed_ns;       /* wall time inside the decode loops, monotonic clock */
     uint64_t streams;          /* distinct (UDP port, MoldUDP64 session) streams seen */
-    uint64_t errors[32];       /* indexed by enum fh_err */
+    uint64_t errors[48];       /* indexed by enum fh_err */
     uint64_t by_type[256];     /* ITCH messages delivered, indexed by type byte */
     fh_book_counters_t book;   /* what the books did with those messages */
     uint64_t session_changes;  /* a line (group:port) started carrying another MoldUDP64 session */
@@ -123,6 +137,8 @@ typedef struct fh_stats {
     uint64_t snapshot_contained; /* of those, datagrams wholly below the snapshot's sequence: dropped as
                                 * already in it (in the ledger as pkt_duplicate) */
     uint64_t snapshot_recover_ns; /* the last snapshot: from asking for it to the books consistent (ns) */
+    uint64_t pitch_packets;    /* UDP datagrams parsed as Cboe PITCH sequenced units */
+    uint64_t unit_clears;      /* PITCH Unit Clear messages applied (the unit's books emptied) */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -461,6 +477,18 @@ fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, si
 int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
                        uint16_t rr_port);
 
+/* Venues (index 0..7): a name (at most 7 characters) and the protocol its
+ * channels speak (0 MoldUDP64/ITCH 5.0, 1 Cboe PITCH).  Without a config
+ * venue 0 is "XNAS" (ITCH) and 1 "BATS" (PITCH, told from the data); at most
+ * 4 PITCH venues.  Set them on every lane, then each line's protocol and
+ * venue (line: its index in the order added).  0, or -1 when invalid. */
+int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto);
+int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint32_t venue);
+uint32_t fh_replay_n_venues(const fh_replay_t *r);
+const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue);
+/* The venue of an instrument (0 when unknown). */
+uint32_t fh_replay_instr_venue(const fh_replay_t *r, uint32_t locate);
+
 /* MoldUDP64 re-request server (IPv4, host byte order) for streams whose line
  * names none (rr_ip 0 above); 0, or -1 with a message (socket failure).  A
  * hole still open when its gap window ends is re-requested (up to 3 tries of
@@ -559,7 +587,7 @@ int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *bloc
  * from the segment start.  The layout version changes whenever any of this does. */
 
 enum fh_shm_consts {
-    FH_SHM_LAYOUT_VERSION = 4,
+    FH_SHM_LAYOUT_VERSION = 5,
     FH_SHM_HEADER_SIZE = 4096,
     FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
     FH_SHM_EVENT_SIZE = 64,

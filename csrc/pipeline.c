@@ -57,6 +57,17 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_RR_FOREIGN] = "rerequest_foreign_reply",
     [FH_ERR_MOLD_SEQ_IMPLAUSIBLE] = "mold_seq_implausible",
     [FH_ERR_SNAPSHOT_BAD] = "snapshot_rejected",
+    [FH_ERR_PITCH_TRUNCATED] = "pitch_truncated",
+    [FH_ERR_PITCH_HDR_LENGTH] = "pitch_hdr_length",
+    [FH_ERR_PITCH_COUNT_OVERRUN] = "pitch_count_overrun",
+    [FH_ERR_PITCH_MSG_OVERRUN] = "pitch_msg_overrun",
+    [FH_ERR_PITCH_TRAILING] = "pitch_trailing_bytes",
+    [FH_ERR_PITCH_UNKNOWN_TYPE] = "pitch_unknown_type",
+    [FH_ERR_PITCH_BAD_LENGTH] = "pitch_bad_length",
+    [FH_ERR_PITCH_UNSEQUENCED] = "pitch_unsequenced",
+    [FH_ERR_PITCH_SEQ_WRAP] = "pitch_seq_wrap",
+    [FH_ERR_PITCH_PRICE_RANGE] = "pitch_price_range",
+    [FH_ERR_PITCH_ID_RANGE] = "pitch_id_range",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -66,7 +77,9 @@ const char *fh_err_name(int e)
 }
 
 #define FH_DEFAULT_ORDERS      (2u << 20)
-#define FH_DEFAULT_INSTRUMENTS 10000u
+/* Every instrument id there can be: ITCH locates below FH_PITCH_ID_BASE, then
+ * the PITCH venues' ids (pitch.h).  Untouched slots cost address space only. */
+#define FH_DEFAULT_INSTRUMENTS 65535u
 #define FH_DEFAULT_LEVELS      (4u << 20)
 #define FH_DEFAULT_DEPTH       10u
 #define FH_DEFAULT_RING        (1u << 20)
@@ -107,6 +120,12 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     r->lane = lane;
     r->n_lanes = lanes;
     r->src_errors = lane == 0 ? r->st.errors : r->discard;
+    /* Venues until a config says otherwise: ITCH on XNAS, PITCH on BATS. */
+    memcpy(r->venue_names[0], "XNAS", 5);
+    memcpy(r->venue_names[1], "BATS", 5);
+    r->venue_proto[1] = FH_PROTO_PITCH;
+    r->n_venues = 2;
+    r->pitch_default_venue = 1;
     r->msgs = calloc(FH_PKT_MSGS, sizeof *r->msgs);
     if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
     fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
@@ -126,6 +145,9 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
         r->seen_bytes = (n_instr + 1 + 7) / 8;
         r->seen = calloc(streams, r->seen_bytes);
         if (!r->seen) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
+        /* Zero pages until PITCH is seen: an ITCH run never touches it. */
+        r->pids.v = calloc((size_t)1 << FH_PITCH_IDS_BITS, sizeof *r->pids.v);
+        if (!r->pids.v) { fh_errf(err, errlen, "out of memory for the PITCH symbol map"); goto fail; }
     }
     if (r->pace_scale != 0.0 || r->mode == FH_MODE_PUBLISH) {
         if (first) r->tsc = first->tsc;
@@ -246,6 +268,93 @@ int fh_pin_thread(int cpu)
     return 0;
 }
 
+int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto)
+{
+    if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_PITCH) return -1;
+    snprintf(r->venue_names[venue], sizeof r->venue_names[venue], "%s", name);
+    r->venue_proto[venue] = (uint8_t)proto;
+    if (venue >= r->n_venues) r->n_venues = venue + 1;
+    /* PITCH venues rank in venue order (their instrument id ranges). */
+    uint32_t j = 0;
+    for (uint32_t v = 0; v < r->n_venues; v++) {
+        if (r->venue_proto[v] != FH_PROTO_PITCH) continue;
+        if (j == FH_PITCH_MAX_VENUES) return -1;
+        r->pitch_j[v] = (uint8_t)j++;
+    }
+    return 0;
+}
+
+int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint32_t venue)
+{
+    if (line >= r->n_lines || proto > FH_PROTO_PITCH || venue >= r->n_venues || r->venue_proto[venue] != proto)
+        return -1;
+    r->lines[line].proto = (uint8_t)proto;
+    r->lines[line].venue = (uint8_t)venue;
+    return 0;
+}
+
+uint32_t fh_replay_n_venues(const fh_replay_t *r) { return r->n_venues; }
+const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue)
+{
+    return venue < r->n_venues ? r->venue_names[venue] : "";
+}
+
+uint32_t fh_replay_instr_venue(const fh_replay_t *r, uint32_t locate)
+{
+    if (r->mode == FH_MODE_DECODE || locate < 1 || locate > r->book.n_instr) return 0;
+    return r->book.instr[locate].venue;
+}
+
+/* A MoldUDP64 datagram that frames exactly: a heartbeat or end of session of
+ * header length, or blocks that fill it. */
+static int mold_looks_like(const uint8_t *p, size_t len)
+{
+    if (len < FH_MOLD_HLEN) return 0;
+    const uint32_t count = fh_be16(p + 18);
+    if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END) return len == FH_MOLD_HLEN;
+    size_t off = FH_MOLD_HLEN;
+    for (uint32_t i = 0; i < count; i++) {
+        if (off + 2 > len) return 0;
+        off += 2 + (size_t)fh_be16(p + off);
+        if (off > len) return 0;
+    }
+    return off == len;
+}
+
+uint32_t fh_pipe_proto_slow(fh_replay_t *r, const fh_udp_view_t *u)
+{
+    for (uint32_t i = 0; i < r->n_protos; i++) {
+        if (r->protos[i].ip == u->dst_ip && r->protos[i].port == u->dst_port) {
+            r->proto_last = i;
+            return r->protos[i].proto;
+        }
+    }
+    /* Undecided: PITCH if it frames as a sequenced unit, else MoldUDP64 --
+     * remembered only once a datagram frames cleanly as one of them, so a
+     * malformed first datagram does not decide for the stream. */
+    uint32_t proto;
+    if (fh_pitch_looks_like(u->payload, u->len)) proto = FH_PROTO_PITCH;
+    else if (mold_looks_like(u->payload, u->len)) proto = FH_PROTO_MOLD;
+    else return FH_PROTO_MOLD;
+    if (r->n_protos < sizeof r->protos / sizeof r->protos[0]) {
+        r->protos[r->n_protos].ip = u->dst_ip;
+        r->protos[r->n_protos].port = u->dst_port;
+        r->protos[r->n_protos].proto = (uint8_t)proto;
+        r->proto_last = r->n_protos++;
+    }
+    return proto;
+}
+
+/* PITCH Unit Clear: every order of the unit's instruments leaves the books
+ * (the instruments the stream carried: its bitmap), applied in order with the
+ * operations decoded before it. */
+void fh_pipe_unit_clear(fh_replay_t *r, fh_mold_stream_t *s)
+{
+    fh_pipe_apply_decoded(r);
+    r->st.unit_clears++;
+    if (r->seen) fh_book_clear(&r->book, r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes);
+}
+
 void fh_replay_free(fh_replay_t *r)
 {
     if (!r) return;
@@ -255,6 +364,7 @@ void fh_replay_free(fh_replay_t *r)
     }
     fh_book_free(&r->book);
     free(r->seen);
+    free(r->pids.v);
     free(r->msgs);
     free(r->lat);
     free(r->snap.buf);

@@ -382,21 +382,21 @@ void fh_session_alive(fh_session_t *ss, fh_mold_stream_t *s)
 /* A line (group:port) now carrying a session other than the one it carried:
  * the exchange started a new session (or a line was re-pointed).  Counted; the
  * new session is a new stream with its own sequence. */
-void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u)
+void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key)
 {
     for (uint32_t i = 0; i < ss->n_groups; i++) {
         if (ss->groups[i].ip != u->dst_ip || ss->groups[i].port != u->dst_port) continue;
         ss->group_last = i;
-        if (memcmp(ss->groups[i].session, u->payload, FH_MOLD_SESSION_LEN) != 0) {
+        if (memcmp(ss->groups[i].session, key, FH_MOLD_SESSION_LEN) != 0) {
             ss->st->session_changes++;
-            memcpy(ss->groups[i].session, u->payload, FH_MOLD_SESSION_LEN);
+            memcpy(ss->groups[i].session, key, FH_MOLD_SESSION_LEN);
         }
         return;
     }
     if (ss->n_groups == sizeof ss->groups / sizeof ss->groups[0]) return;   /* beyond 64 lines: not tracked */
     ss->groups[ss->n_groups].ip = u->dst_ip;
     ss->groups[ss->n_groups].port = u->dst_port;
-    memcpy(ss->groups[ss->n_groups].session, u->payload, FH_MOLD_SESSION_LEN);
+    memcpy(ss->groups[ss->n_groups].session, key, FH_MOLD_SESSION_LEN);
     ss->group_last = ss->n_groups++;
 }
 

@@ -42,7 +42,26 @@ typedef struct fh_mold_stream {
     uint8_t  snap_tried;                    /* the open hole had its snapshot: no second one */
     uint32_t group;                         /* multicast group (host order) it was first seen on */
     uint64_t snap_after;                    /* no snapshot asked before this receive time (after a failure) */
+    uint8_t  proto;                         /* FH_PROTO_MOLD or FH_PROTO_PITCH */
+    uint8_t  unit;                          /* PITCH: Hdr Unit */
+    uint8_t  venue;                         /* index in the run's venue table (fh_replay_set_venue) */
+    uint8_t  _pad1;
+    uint32_t pitch_secs;                    /* PITCH: seconds of the unit's last Time message */
 } fh_mold_stream_t;
+
+/* What a stream carries: MoldUDP64 (ITCH 5.0) or Cboe PITCH sequenced units.
+ * A PITCH stream is one (UDP port, unit): its key in the table is
+ * fh_pitch_stream_key(unit), 10 bytes no MoldUDP64 session of ASCII carries. */
+#define FH_PROTO_MOLD  0u
+#define FH_PROTO_PITCH 1u
+#define FH_PROTO_UNDECIDED 0xFFu
+
+FH_INLINE void fh_pitch_stream_key(uint8_t key[FH_MOLD_SESSION_LEN], uint8_t unit)
+{
+    static const uint8_t tag[FH_MOLD_SESSION_LEN] = {0xFF, 'P', 'I', 'T', 'C', 'H', 0, 0, 0, 0};
+    memcpy(key, tag, FH_MOLD_SESSION_LEN);
+    key[6] = unit;
+}
 
 /* After a snapshot that did not come, the stream's next hole waits this long
  * (receive time) before asking again: a dead server costs a replay one wait
@@ -158,18 +177,22 @@ FH_INLINE uint64_t fh_session_clock(fh_session_t *ss, uint64_t rx_ts)
     return rx_ts;
 }
 
-/* Line supervision on each frame of stream s (NULL: unsequenced) on line u:
- * which session the line carries, the silence sweep, a silent stream back. */
-void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u);
+/* Line supervision on each frame of stream s (NULL: unsequenced) on line u,
+ * whose stream key (MoldUDP64 session, or PITCH unit key) is `key`: which
+ * session the line carries, the silence sweep, a silent stream back.  A PITCH
+ * line carries several units in turn: its key here is the same for all of
+ * them (fh_pitch_stream_key(0)), so a change of unit is not a new session. */
+void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key);
 void fh_session_check_silence(fh_session_t *ss, uint64_t now);
 void fh_session_alive(fh_session_t *ss, fh_mold_stream_t *s);
-FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, fh_mold_stream_t *s, uint64_t rx_ts)
+FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key,
+                                    fh_mold_stream_t *s, uint64_t rx_ts)
 {
     /* Which session this line carries: the common case is the last line again. */
     const uint32_t g = ss->group_last;
     if (FH_UNLIKELY(g >= ss->n_groups || ss->groups[g].ip != u->dst_ip || ss->groups[g].port != u->dst_port ||
-                    memcmp(ss->groups[g].session, u->payload, FH_MOLD_SESSION_LEN) != 0))
-        fh_session_line_changed(ss, u);
+                    memcmp(ss->groups[g].session, key, FH_MOLD_SESSION_LEN) != 0))
+        fh_session_line_changed(ss, u, key);
     /* The sweep first: a packet ending a quiet spell must not hide it. */
     if (FH_UNLIKELY(rx_ts >= ss->next_silence_check)) fh_session_check_silence(ss, rx_ts);
     if (FH_LIKELY(s != NULL)) {
