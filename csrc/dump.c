@@ -1,19 +1,33 @@
 /* dump.c -- the books as CSV (--dump-books): the end of a replay, cold path.
  *
- * Columns: locate,symbol,side,level,price,shares,orders; prices in ITCH
- * Price(4) units; levels 1..depth per side, best first. */
+ * Columns: locate,symbol,side,level,price,shares,orders (then venue when the
+ * run holds more than one); prices in ITCH Price(4) units; levels 1..depth
+ * per side, best first. */
 #include <errno.h>
 #include <string.h>
 
 #include "pipeline.h"
 
-int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char *err, size_t errlen)
+uint32_t fh_replay_venues_held(const fh_replay_t *r)
+{
+    if (r->mode == FH_MODE_DECODE) return 0;
+    uint32_t mask = 0;
+    const fh_book_t *b = &r->book;
+    for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
+        const fh_instr_t *in = &b->instr[loc];
+        if (in->applied) mask |= 1u << (in->venue & 31);
+    }
+    return mask;
+}
+
+int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
     if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
     FILE *f = fopen(path, "w");
     if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
     const fh_book_t *b = &r->book;
-    fputs("locate,symbol,side,level,price,shares,orders\n", f);
+    fputs(with_venue ? "locate,symbol,side,level,price,shares,orders,venue\n"
+                     : "locate,symbol,side,level,price,shares,orders\n", f);
     for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
         const fh_instr_t *in = &b->instr[loc];
         if (!in->side[0].n && !in->side[1].n) continue;
@@ -32,8 +46,9 @@ int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char 
                 uint32_t price, orders;
                 uint64_t shares;
                 fh_book_level(b, loc, side, i, &price, &shares, &orders);
-                fprintf(f, "%u,%s,%c,%u,%u,%llu,%u\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, price,
-                        (unsigned long long)shares, orders);
+                fprintf(f, "%u,%s,%c,%u,%u,%llu,%u%s%s\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, price,
+                        (unsigned long long)shares, orders, with_venue ? "," : "",
+                        with_venue ? r->venue_names[in->venue < 8 ? in->venue : 0] : "");
             }
         }
     }

@@ -532,8 +532,11 @@ void fh_replay_stop(fh_replay_t *r);
  * frames stale). */
 void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out);
 
-/* Write the books as the --dump-books CSV (top `depth` levels per side). */
-int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, char *err, size_t errlen);
+/* Write the books as the --dump-books CSV (top `depth` levels per side); with_venue
+ * adds the venue column (a run holding more than one venue). */
+int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen);
+/* The venues (bit i: venue i) this lane's instruments belong to. */
+uint32_t fh_replay_venues_held(const fh_replay_t *r);
 
 /* End of all inputs: final counters into shared memory, segment marked finished. */
 void fh_replay_finish(fh_replay_t *r);

@@ -98,9 +98,16 @@ def decode_message(data: bytes) -> dict:
 BOOK_COUNTERS = [name for name, _ in ffi.typeof("fh_book_counters_t").fields]
 
 
+def type_key(t: int) -> str:
+    """A message type as stats-json's ``by_type`` keys it: the ITCH type letter
+    ("A"), or a Cboe PITCH type as "0x" and two lowercase hex digits ("0x21").
+    The two never share a byte: every ITCH type is a letter, no PITCH type is."""
+    return chr(t) if chr(t).isascii() and chr(t).isalpha() else "0x%02x" % t
+
+
 def stats_to_dict(st) -> dict:
     """An ``fh_stats_t`` as the stats-json contract's fields (plus extras)."""
-    by_type = {chr(i): int(st.by_type[i]) for i in range(256) if st.by_type[i]}
+    by_type = {type_key(i): int(st.by_type[i]) for i in range(256) if st.by_type[i]}
     errors = {ERR_NAMES[i]: int(st.errors[i]) for i in range(lib.FH_ERR__COUNT) if st.errors[i]}
     elapsed = st.elapsed_ns / 1e9
     return {
@@ -115,6 +122,8 @@ def stats_to_dict(st) -> dict:
         "msgs_per_s": (st.messages / elapsed) if elapsed > 0 else 0.0,
         "bytes": int(st.bytes),
         "mold_packets": int(st.mold_packets),
+        "pitch_packets": int(st.pitch_packets),
+        "unit_clears": int(st.unit_clears),
         "heartbeats": int(st.heartbeats),
         "end_of_session": int(st.end_of_session),
         "streams": int(st.streams),

@@ -243,6 +243,14 @@ class ReplayConfig:
         n_lines = sum(len(ch.lines()) for ch in chans)
         if n_lines > _MAX_LINES:
             raise ReplayConfigError("channels have %d lines; at most %d are supported" % (n_lines, _MAX_LINES))
+        from .config import PROTOCOLS, check_venues
+        for ch in chans:
+            if ch.protocol not in PROTOCOLS:
+                raise _bad("channels", "channels whose protocol is \"itch\" or \"pitch\"", ch.protocol)
+        try:
+            check_venues(chans, "channels")
+        except Exception as exc:
+            raise ReplayConfigError(str(exc)) from None
         return chans
 
     def _check_cores(self, cores: Optional[Iterable[int]]) -> Optional[Tuple[int, ...]]:
@@ -406,16 +414,29 @@ class Replay:
         for r in self._lanes:
             if lib_.fh_replay_set_rerequest(r, rr_ip, rr_port, config.rerequest_timeout_ms, err, len(err)) != 0:
                 raise c_error(ReplayError, ffi, err)
+        if self.channels:
+            from .config import venues_of
+            venues = venues_of(self.channels)
+            for r in self._lanes:
+                for i, (vname, vproto) in enumerate(venues):
+                    if lib_.fh_replay_set_venue(r, i, vname.encode(), int(vproto == "pitch")) != 0:
+                        raise ReplayError("venue %r: at most 8 venues, 4 of them PITCH" % vname)
+            venue_index = {v: i for i, v in enumerate(venues)}
+        n_added = 0
         for ch in self.channels:
             lane = self.cores.index(ch.core) if self.cores else 0
             ch_ip, ch_port = self._server(ch.rerequest)
+            vi = venue_index[(ch.venue_name(), ch.protocol)]
             for host, port in ch.lines():
                 group = self._ip(host, "channel %r line" % ch.name)
                 for r in self._lanes:
                     if lib_.fh_replay_add_line(r, group, port, lane, ch_ip, ch_port) != 0:
                         raise ReplayError("too many channel lines (at most 64), or no socket for re-requests")
+                    if lib_.fh_replay_set_line_proto(r, n_added, int(ch.protocol == "pitch"), vi) != 0:
+                        raise ReplayError("channel %r: bad protocol/venue" % ch.name)
                     if ch.snapshot and lib_.fh_replay_line_snapshot(r, group, port) != 0:
                         raise ReplayError("channel %r: no line %s:%d for its snapshot server" % (ch.name, host, port))
+                n_added += 1
         self._snapshots = None
         if config.snapshot or any(ch.snapshot for ch in self.channels):
             for r in self._lanes:
@@ -632,13 +653,38 @@ class Replay:
         """The TSC frequency the replay calibrated (0: it stamps with clock_gettime)."""
         return int(self._lib.fh_replay_tsc_hz(self._live()[0]))
 
+    def venues(self) -> List[str]:
+        """The run's venue names by index (0: the ITCH venue, then PITCH venues)."""
+        r = self._live()[0]
+        return [self._ffi.string(self._lib.fh_replay_venue_name(r, i)).decode()
+                for i in range(self._lib.fh_replay_n_venues(r))]
+
+    def venues_held(self) -> List[str]:
+        """The venues whose instruments the books hold (received any message)."""
+        mask = 0
+        for lane in self._live():
+            mask |= int(self._lib.fh_replay_venues_held(lane))
+        names = self.venues()
+        return [names[i] for i in range(len(names)) if mask >> i & 1]
+
+    def venue_of(self, locate: int) -> str:
+        """The venue of an instrument id."""
+        names = self.venues()
+        for lane in self._live():
+            v = int(self._lib.fh_replay_instr_venue(lane, locate))
+            if v:
+                return names[v]
+        return names[0]
+
     def dump_books(self, path: str, depth: Optional[int] = None) -> None:
-        """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders)."""
+        """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders;
+        then venue when the books hold more than one venue)."""
         lanes = self._live()
         err = self._ffi.new("char[]", ERR_LEN)
         depth = depth or self.depth
+        with_venue = int(len(self.venues_held()) > 1)
         if len(lanes) == 1:
-            if self._lib.fh_replay_dump_books(lanes[0], os.fsencode(path), depth, err, len(err)) != 0:
+            if self._lib.fh_replay_dump_books(lanes[0], os.fsencode(path), depth, with_venue, err, len(err)) != 0:
                 raise c_error(ReplayError, self._ffi, err)
             return
         # Each instrument lives on one lane: merge the lanes' rows by locate.
@@ -647,7 +693,7 @@ class Replay:
         with tempfile.TemporaryDirectory() as tmp:
             for i, lane in enumerate(lanes):
                 part = os.path.join(tmp, "lane%d.csv" % i)
-                if self._lib.fh_replay_dump_books(lane, os.fsencode(part), depth, err, len(err)) != 0:
+                if self._lib.fh_replay_dump_books(lane, os.fsencode(part), depth, with_venue, err, len(err)) != 0:
                     raise c_error(ReplayError, self._ffi, err)
                 with open(part) as f:
                     header = f.readline()

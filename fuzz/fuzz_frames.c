@@ -108,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (mode == FH_MODE_PUBLISH) fuzz_check_segment(r[0], lanes);
     if (mode != FH_MODE_DECODE)
-        FUZZ_CHECK(fh_replay_dump_books(r[0], "/dev/null", 5, err, sizeof err) == 0, "dump: %s", err);
+        FUZZ_CHECK(fh_replay_dump_books(r[0], "/dev/null", 5, 1, err, sizeof err) == 0, "dump: %s", err);
     if (r[1]) fh_replay_free(r[1]);
     fh_replay_free(r[0]);
     return 0;

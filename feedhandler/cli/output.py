@@ -35,6 +35,9 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
     w("mold packets  %14s   heartbeats %s, end of session %s, streams %s\n" % (
         format(stats["mold_packets"], ","), format(stats["heartbeats"], ","),
         format(stats["end_of_session"], ","), stats["streams"]))
+    if stats.get("pitch_packets"):
+        w("pitch units   %14s   (Cboe PITCH sequenced units; unit clears %s)\n" % (
+            format(stats["pitch_packets"], ","), format(stats.get("unit_clears", 0), ",")))
     if "pkt_applied" in stats:
         from ..core import ledger
         lg = ledger(stats)
@@ -45,7 +48,7 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
     w("messages      %14s\n" % format(stats["messages"], ","))
     total = stats["messages"] or 1
     for t, n in sorted(stats["by_type"].items(), key=lambda kv: (-kv[1], kv[0])):
-        w("    %s %16s  %6.2f%%\n" % (t, format(n, ","), 100.0 * n / total))
+        w("    %-4s %14s  %6.2f%%\n" % (t, format(n, ","), 100.0 * n / total))
     w("gaps %s, recovered %s, duplicates %s, session changes %s, silences %s\n" % (
         format(stats["gaps"], ","), format(stats["recovered"], ","), format(stats["duplicates"], ","),
         format(stats.get("session_changes", 0), ","), format(stats.get("silences", 0), ",")))
