@@ -99,7 +99,9 @@ typedef struct fh_instr {
     uint32_t noii_near, noii_far, noii_ref;
     char     symbol[8];
     uint8_t  venue;            /* index in the run's venue table (0: the ITCH venue) */
-    uint8_t  _pad1[39];
+    uint8_t  _pad2[3];
+    uint32_t cbbo;             /* its consolidated BBO entry + 1 (0: not claimed yet) */
+    uint8_t  _pad1[32];
 } __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {
@@ -124,6 +126,9 @@ typedef struct fh_book {
     uint32_t depth;
     int      publish;          /* write slots and events to shm */
     fh_shm_t *shm;
+    fh_shm_cbbo_t *cbbo;       /* the consolidated BBO table (shm), or NULL: not consolidating */
+    struct fh_cbbo_last { uint32_t bid_price, ask_price; uint64_t bid_shares, ask_shares; uint8_t bid_venue, ask_venue;
+                          uint8_t _pad[6]; } *cbbo_last;   /* per entry: the consolidated BBO this lane last reported */
     const fh_tsc_t *tsc;
     fh_book_counters_t *ctr;
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */

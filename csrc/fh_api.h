@@ -485,6 +485,10 @@ int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t l
 int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto);
 int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint32_t venue);
 uint32_t fh_replay_n_venues(const fh_replay_t *r);
+/* Publish mode: maintain the consolidated BBO across venues (its table in the
+ * segment, FH_EV_CBBO events) -- for runs holding several venues; on every
+ * lane, before any input.  0, or -1 with a message. */
+int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen);
 const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue);
 /* The venue of an instrument (0 when unknown). */
 uint32_t fh_replay_instr_venue(const fh_replay_t *r, uint32_t locate);
@@ -595,7 +599,9 @@ enum fh_shm_consts {
     FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
     FH_SHM_EVENT_SIZE = 64,
     FH_SHM_MAX_DEPTH = 64,
-    FH_SHM_MAX_LANES = 32          /* writer threads (cores) per segment */
+    FH_SHM_MAX_LANES = 32,         /* writer threads (cores) per segment */
+    FH_SHM_CBBO_ENTRIES = 16384,   /* symbols the consolidated BBO table holds (power of two) */
+    FH_SHM_CBBO_VENUES = 5         /* venues per consolidated entry: the ITCH venue and 4 PITCH venues */
 };
 
 enum fh_shm_state { FH_SHM_STARTING = 0, FH_SHM_RUNNING = 1, FH_SHM_FINISHED = 2 };
@@ -643,7 +649,11 @@ typedef struct fh_shm_header {
                                     * 22, clock ticks since boot), so a reused pid is not taken for it */
     uint8_t  _pad1[104];
     fh_shm_lane_head_t ring_head[32];  /* at offset 256; FH_SHM_MAX_LANES entries */
-    uint8_t  _pad2[1792];
+    uint32_t n_venues;             /* at offset 2304: venues named below (a slot's venue indexes them) */
+    uint32_t cbbo_on;              /* the writers maintain the consolidated BBO table (a run of several venues) */
+    char     venue_names[8][8];    /* NUL-padded: "XNAS", "BATS", ... (index 0: the ITCH venue) */
+    uint64_t cbbo_offset;          /* at offset 2376: FH_SHM_CBBO_ENTRIES fh_shm_cbbo_t, after the rings */
+    uint8_t  _pad2[1712];
 } fh_shm_header_t;
 
 /* Slot flags */
@@ -687,7 +697,8 @@ typedef struct fh_shm_slot {
     uint8_t  market_category;      /* R */
     uint8_t  noii_imbalance_direction;
     uint8_t  flags;                /* enum fh_slot_flags */
-    uint8_t  _pad[57];
+    uint8_t  venue;                /* index in the header's venue_names */
+    uint8_t  _pad[56];
 } fh_shm_slot_t;
 
 enum fh_event_type {
@@ -697,6 +708,9 @@ enum fh_event_type {
     FH_EV_STALE = 4,               /* aux = 1 stale, 0 recovered; qty1 = messages missing */
     FH_EV_SYSTEM = 5,              /* aux = S event code; locate 0 */
     FH_EV_SILENT = 6,              /* aux = 1 the instrument's stream went silent, 0 it is back */
+    FH_EV_CBBO = 8,                /* the consolidated BBO of the instrument's symbol moved with this instrument's
+                                    * change: price1/qty1 best bid, price2/qty2 best ask across venues (0 = none),
+                                    * aux = bid venue | ask venue << 4 (0xF = none) */
     FH_EV_SNAPSHOT = 7             /* locate 0; aux = 0 snapshot_start (qty1 = the stream's next sequence),
                                     * 1 snapshot_done (qty1 = the snapshot's sequence, qty2 = messages applied),
                                     * 2 snapshot_failed (qty1 = the stream's next sequence) */
@@ -716,6 +730,51 @@ typedef struct fh_shm_event {
     uint64_t qty1;
     uint64_t qty2;
 } fh_shm_event_t;
+
+/* The consolidated best bid and offer of one symbol across venues.  Each
+ * venue's part has one writer (the lane owning that venue's instrument) and its
+ * own sequence lock; the entry's symbol is claimed once (compare-and-swap from
+ * 0) by whichever lane publishes the symbol first.  Entries are found by
+ * hashing the symbol (linear probing, fh_shm_cbbo_find).  A reader takes each
+ * venue's part consistently and the best across them (fh_shm_read_cbbo). */
+typedef struct fh_shm_cbbo_venue {
+    uint64_t seq;                  /* even: stable; odd: being written; 0: the venue never quoted it */
+    uint64_t bid_shares;
+    uint64_t ask_shares;
+    uint32_t bid_price;            /* Price(4); 0 = no bid */
+    uint32_t ask_price;            /* Price(4); 0 = no ask */
+    uint64_t exch_ts;              /* ns since midnight: the change */
+    uint16_t locate;               /* the venue's instrument id */
+    uint8_t  _pad[6];
+} fh_shm_cbbo_venue_t;
+
+typedef struct fh_shm_cbbo {
+    uint64_t symbol;               /* the 8 space-padded symbol bytes as one word; 0 = free entry */
+    uint8_t  _pad[8];
+    fh_shm_cbbo_venue_t v[5];      /* FH_SHM_CBBO_VENUES, by venue index */
+} fh_shm_cbbo_t;
+
+/* A consolidated BBO as read (fh_shm_read_cbbo). */
+typedef struct fh_cbbo {
+    uint64_t bid_shares;           /* at the best bid, on bid_venue */
+    uint64_t ask_shares;
+    uint32_t bid_price;            /* Price(4); 0 = no bid on any venue */
+    uint32_t ask_price;
+    int32_t  bid_venue;            /* venue index, -1 = none */
+    int32_t  ask_venue;
+    uint32_t venues;               /* bit i: venue i quotes (or quoted) the symbol */
+    uint32_t _pad;
+    uint32_t v_bid_price[5];       /* each venue's top, FH_SHM_CBBO_VENUES */
+    uint32_t v_ask_price[5];
+    uint64_t v_bid_shares[5];
+    uint64_t v_ask_shares[5];
+} fh_cbbo_t;
+
+/* Read the consolidated BBO of `symbol` (8 space-padded bytes) from a mapped
+ * segment: 0, 1 when the table holds no such symbol (or the run is not
+ * consolidating: header cbbo_on 0), -1 when a writer died mid-update.  The
+ * best price wins; at equal prices the larger size, then the lower venue. */
+int fh_shm_read_cbbo(const uint8_t *base, const char *symbol, fh_cbbo_t *out, uint32_t max_spins);
 
 /* Reader side: base is a mapping of the whole segment (read-only is enough). */
 int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen);

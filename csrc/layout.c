@@ -34,6 +34,8 @@ FH_ASSERT_OFF(fh_shm_header_t, tsc_hz, 136);
 FH_ASSERT_OFF(fh_shm_header_t, writer_start, 144);
 FH_ASSERT_OFF(fh_shm_header_t, created_ns, 72);
 FH_ASSERT_OFF(fh_shm_header_t, state, 88);
+FH_ASSERT_OFF(fh_shm_header_t, n_venues, 2304);
+FH_ASSERT_OFF(fh_shm_header_t, venue_names, 2312);
 FH_ASSERT_OFF(fh_shm_header_t, system_event, 92);
 FH_ASSERT_OFF(fh_shm_header_t, n_lanes, 104);
 FH_ASSERT_OFF(fh_shm_header_t, ring_head, 256);

@@ -18,6 +18,7 @@ static void hook_silent(void *ctx, fh_mold_stream_t *s, int on);
 void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
 void fh_snapshot_poll(fh_replay_t *r);
 void fh_snapshot_finish(fh_replay_t *r);
+static void shm_venues(fh_replay_t *r);
 
 #define FH_VERSION "0.1.0"
 #define FH_DEFAULT_STREAMS 64u
@@ -172,6 +173,7 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
             fh_book_publish_all(&r->book);              /* every slot once, before any lane runs */
         }
         fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+        shm_venues(r);
         if (!first) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
     }
     return r;
@@ -268,12 +270,22 @@ int fh_pin_thread(int cpu)
     return 0;
 }
 
+/* The venue table in the segment's header, for readers (lane 0 writes it). */
+static void shm_venues(fh_replay_t *r)
+{
+    if (!r->shm.base || !r->shm.owner) return;
+    fh_shm_header_t *h = r->shm.hdr;
+    memcpy(h->venue_names, r->venue_names, sizeof h->venue_names);
+    FH_STORE_RELEASE(&h->n_venues, r->n_venues);
+}
+
 int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto)
 {
     if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_PITCH) return -1;
     snprintf(r->venue_names[venue], sizeof r->venue_names[venue], "%s", name);
     r->venue_proto[venue] = (uint8_t)proto;
     if (venue >= r->n_venues) r->n_venues = venue + 1;
+    shm_venues(r);
     /* PITCH venues rank in venue order (their instrument id ranges). */
     uint32_t j = 0;
     for (uint32_t v = 0; v < r->n_venues; v++) {
@@ -290,6 +302,22 @@ int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint
         return -1;
     r->lines[line].proto = (uint8_t)proto;
     r->lines[line].venue = (uint8_t)venue;
+    return 0;
+}
+
+int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen)
+{
+    if (r->mode != FH_MODE_PUBLISH || !r->shm.base) return 0;     /* nothing is published */
+    if (!on) {
+        r->book.cbbo = NULL;
+        return 0;
+    }
+    if (!r->book.cbbo_last) {
+        r->book.cbbo_last = calloc(FH_SHM_CBBO_ENTRIES, sizeof *r->book.cbbo_last);
+        if (!r->book.cbbo_last) { fh_errf(err, errlen, "out of memory for the consolidated BBO"); return -1; }
+    }
+    r->book.cbbo = (fh_shm_cbbo_t *)(r->shm.base + r->shm.hdr->cbbo_offset);
+    if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->cbbo_on, 1u);
     return 0;
 }
 
@@ -365,6 +393,7 @@ void fh_replay_free(fh_replay_t *r)
     fh_book_free(&r->book);
     free(r->seen);
     free(r->pids.v);
+    free(r->book.cbbo_last);
     free(r->msgs);
     free(r->lat);
     free(r->snap.buf);

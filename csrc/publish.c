@@ -35,6 +35,7 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
         sl->market_category = in->market_category;
         sl->noii_imbalance_direction = in->noii_dir;
         sl->flags = in->flags;
+        sl->venue = in->venue;
     }
     uint32_t *px = fh_slot_bid_price(sl);
     for (int side = 0; side < 2; side++) {
@@ -62,6 +63,63 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
     b->ctr->publishes++;
 }
 
+/* This venue's top of instrument `in` into its symbol's consolidated entry,
+ * then the consolidated best as this lane now sees it: an FH_EV_CBBO event
+ * when it moved since this lane last reported it.  Runs only on a change of
+ * the instrument's top, and only in runs holding several venues. */
+static void publish_cbbo(fh_book_t *b, uint32_t locate, fh_instr_t *in)
+{
+    if (in->venue >= FH_SHM_CBBO_VENUES || !(in->flags & FH_SLOT_DIRECTORY)) return;
+    if (!in->cbbo) {
+        uint64_t sym;
+        memcpy(&sym, in->symbol, 8);
+        fh_shm_cbbo_t *found = sym ? fh_shm_cbbo_find(b->cbbo, sym, 1) : NULL;
+        if (!found) return;                 /* more than FH_SHM_CBBO_ENTRIES symbols: not consolidated */
+        in->cbbo = (uint32_t)(found - b->cbbo) + 1;
+    }
+    fh_shm_cbbo_t *e = &b->cbbo[in->cbbo - 1];
+    fh_shm_cbbo_venue_t *cv = &e->v[in->venue];
+    FH_STORE_RELAXED(&cv->seq, cv->seq + 1);
+    FH_FENCE_RELEASE();
+    cv->bid_price = in->bbo_bid_px;
+    cv->ask_price = in->bbo_ask_px;
+    cv->bid_shares = in->bbo_bid_sh;
+    cv->ask_shares = in->bbo_ask_sh;
+    cv->exch_ts = in->exch_ts;
+    cv->locate = (uint16_t)locate;
+    FH_STORE_RELEASE(&cv->seq, cv->seq + 1);
+    fh_cbbo_t c;
+    c.venues = 0;
+    for (uint32_t v = 0; v < FH_SHM_CBBO_VENUES; v++) {
+        const fh_shm_cbbo_venue_t *o = &e->v[v];
+        uint64_t s0;
+        uint32_t spins = 0;
+        do {                                /* another lane's part: a short retry, then it sits this one out */
+            s0 = FH_LOAD_ACQUIRE(&o->seq);
+            c.v_bid_price[v] = o->bid_price;
+            c.v_ask_price[v] = o->ask_price;
+            c.v_bid_shares[v] = o->bid_shares;
+            c.v_ask_shares[v] = o->ask_shares;
+            FH_FENCE_ACQUIRE();
+        } while (((s0 & 1) || FH_LOAD_RELAXED(&o->seq) != s0) && ++spins < 64);
+        if (s0 && spins < 64) c.venues |= 1u << v;
+    }
+    /* One venue quoting the symbol is no consolidation: its own BBO event said it. */
+    if ((c.venues & (c.venues - 1)) == 0) return;
+    fh_cbbo_best(&c);
+    struct fh_cbbo_last *last = &b->cbbo_last[in->cbbo - 1];
+    const uint8_t bv = (uint8_t)(c.bid_venue < 0 ? 0xF : c.bid_venue), av = (uint8_t)(c.ask_venue < 0 ? 0xF : c.ask_venue);
+    if (last->bid_price == c.bid_price && last->ask_price == c.ask_price && last->bid_shares == c.bid_shares &&
+        last->ask_shares == c.ask_shares && last->bid_venue == bv && last->ask_venue == av)
+        return;
+    last->bid_price = c.bid_price; last->ask_price = c.ask_price;
+    last->bid_shares = c.bid_shares; last->ask_shares = c.ask_shares;
+    last->bid_venue = bv; last->ask_venue = av;
+    fh_shm_event_t *ev = fh_pub_event_begin(b, locate, FH_EV_CBBO, (uint8_t)(bv | av << 4), in->exch_ts);
+    ev->price1 = c.bid_price; ev->qty1 = c.bid_shares; ev->price2 = c.ask_price; ev->qty2 = c.ask_shares;
+    fh_pub_event_commit(b, ev);
+}
+
 void fh_publish_check_bbo(fh_book_t *b, uint32_t locate)
 {
     fh_instr_t *in = &b->instr[locate];
@@ -77,6 +135,7 @@ void fh_publish_check_bbo(fh_book_t *b, uint32_t locate)
     fh_shm_event_t *e = fh_pub_event_begin(b, locate, FH_EV_BBO, 0, in->exch_ts);
     e->price1 = bp; e->qty1 = bq; e->price2 = ap; e->qty2 = aq;
     fh_pub_event_commit(b, e);
+    if (b->cbbo) publish_cbbo(b, locate, in);
 }
 
 void fh_book_flush(fh_book_t *b)

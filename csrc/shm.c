@@ -34,7 +34,7 @@ static uint64_t counters_size(void) { return (FH_COUNTERS_SEQ_PAD + sizeof(fh_st
 uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity, uint32_t n_lanes)
 {
     return FH_SHM_HEADER_SIZE + n_lanes * counters_size() + (uint64_t)n_slots * fh_shm_slot_size(depth)
-           + n_lanes * ring_capacity * FH_SHM_EVENT_SIZE;
+           + n_lanes * ring_capacity * FH_SHM_EVENT_SIZE + (uint64_t)FH_SHM_CBBO_ENTRIES * sizeof(fh_shm_cbbo_t);
 }
 
 static int name_ok(const char *n)
@@ -217,6 +217,7 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
     h->counters_offset = FH_SHM_HEADER_SIZE;
     h->slots_offset = h->counters_offset + n_lanes * counters_size();
     h->ring_offset = h->slots_offset + (uint64_t)n_slots * s->slot_size;
+    h->cbbo_offset = h->ring_offset + (uint64_t)n_lanes * ring_capacity * FH_SHM_EVENT_SIZE;
     h->created_ns = fh_clock_ns(CLOCK_REALTIME);
     h->writer_pid = getpid();
     h->writer_start = self_start();
@@ -283,7 +284,8 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
         h->total_size != fh_shm_total_size(h->n_slots, h->depth, h->ring_capacity, h->n_lanes) ||
         h->counters_offset != FH_SHM_HEADER_SIZE ||
         h->slots_offset != h->counters_offset + h->n_lanes * counters_size() ||
-        h->ring_offset != h->slots_offset + (uint64_t)h->n_slots * h->slot_size) {
+        h->ring_offset != h->slots_offset + (uint64_t)h->n_slots * h->slot_size ||
+        h->cbbo_offset != h->ring_offset + (uint64_t)h->n_lanes * h->ring_capacity * FH_SHM_EVENT_SIZE) {
         fh_errf(err, errlen, "segment header is inconsistent (corrupt or a different build)");
         return -1;
     }
@@ -400,4 +402,39 @@ uint64_t fh_shm_clock_ns(const uint8_t *base)
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
     const fh_tsc_t t = { .base_tsc = h->tsc_base, .base_ns = h->tsc_base_ns, .mult = h->tsc_mult, .hz = h->tsc_hz };
     return fh_tsc_ns(&t);
+}
+
+int fh_shm_read_cbbo(const uint8_t *base, const char *symbol, fh_cbbo_t *out, uint32_t max_spins)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    memset(out, 0, sizeof *out);
+    out->bid_venue = out->ask_venue = -1;
+    if (!FH_LOAD_ACQUIRE(&h->cbbo_on)) return 1;
+    uint64_t sym;
+    memcpy(&sym, symbol, 8);
+    const fh_shm_cbbo_t *e = fh_shm_cbbo_find((fh_shm_cbbo_t *)(uintptr_t)(base + h->cbbo_offset), sym, 0);
+    if (!e) return 1;
+    for (uint32_t v = 0; v < FH_SHM_CBBO_VENUES; v++) {
+        const fh_shm_cbbo_venue_t *cv = &e->v[v];
+        fh_shm_cbbo_venue_t copy;
+        uint32_t spins = 0;
+        for (;;) {
+            const uint64_t s0 = FH_LOAD_ACQUIRE(&cv->seq);
+            if (!(s0 & 1)) {
+                memcpy(&copy, cv, sizeof copy);
+                FH_FENCE_ACQUIRE();
+                if (FH_LOAD_RELAXED(&cv->seq) == s0) break;
+            }
+            if (++spins > max_spins) return -1;
+            FH_CPU_RELAX();
+        }
+        if (!copy.seq) continue;
+        out->venues |= 1u << v;
+        out->v_bid_price[v] = copy.bid_price;
+        out->v_ask_price[v] = copy.ask_price;
+        out->v_bid_shares[v] = copy.bid_shares;
+        out->v_ask_shares[v] = copy.ask_shares;
+    }
+    fh_cbbo_best(out);
+    return 0;
 }

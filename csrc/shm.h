@@ -109,4 +109,44 @@ FH_INLINE void fh_shm_event_commit(fh_shm_t *s, fh_shm_event_t *e)
 /* Copy the counters into the segment (cold path: every few thousand frames). */
 void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns);
 
+
+/* The consolidated BBO entry of `sym` (a space-padded symbol word): found, or
+ * claimed when `claim` (compare-and-swap: lanes publishing the same symbol from
+ * two venues race for a free entry and agree on the winner).  NULL when the
+ * table is full or, without claim, the symbol is not in it. */
+FH_INLINE fh_shm_cbbo_t *fh_shm_cbbo_find(fh_shm_cbbo_t *t, uint64_t sym, int claim)
+{
+    const uint64_t mask = FH_SHM_CBBO_ENTRIES - 1;
+    uint64_t i = (sym * 0x9E3779B97F4A7C15ull) >> 50 & mask;
+    for (uint32_t n = 0; n < FH_SHM_CBBO_ENTRIES; n++, i = (i + 1) & mask) {
+        fh_shm_cbbo_t *e = &t[i];
+        uint64_t cur = FH_LOAD_ACQUIRE(&e->symbol);
+        if (cur == sym) return e;
+        if (cur != 0) continue;
+        if (!claim) return NULL;
+        if (__atomic_compare_exchange_n(&e->symbol, &cur, sym, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return e;
+        if (cur == sym) return e;                     /* another lane claimed it for the same symbol */
+    }
+    return NULL;
+}
+
+/* The best of the venues' tops in `c` (v_* and venues filled): best price,
+ * then larger size, then lower venue. */
+FH_INLINE void fh_cbbo_best(fh_cbbo_t *c)
+{
+    c->bid_venue = c->ask_venue = -1;
+    c->bid_price = c->ask_price = 0;
+    c->bid_shares = c->ask_shares = 0;
+    for (int v = 0; v < FH_SHM_CBBO_VENUES; v++) {
+        if (!(c->venues >> v & 1)) continue;
+        const uint32_t bp = c->v_bid_price[v], ap = c->v_ask_price[v];
+        if (bp && (bp > c->bid_price || (bp == c->bid_price && c->v_bid_shares[v] > c->bid_shares))) {
+            c->bid_price = bp; c->bid_shares = c->v_bid_shares[v]; c->bid_venue = v;
+        }
+        if (ap && (!c->ask_price || ap < c->ask_price || (ap == c->ask_price && c->v_ask_shares[v] > c->ask_shares))) {
+            c->ask_price = ap; c->ask_shares = c->v_ask_shares[v]; c->ask_venue = v;
+        }
+    }
+}
+
 #endif

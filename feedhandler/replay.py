@@ -414,14 +414,20 @@ class Replay:
         for r in self._lanes:
             if lib_.fh_replay_set_rerequest(r, rr_ip, rr_port, config.rerequest_timeout_ms, err, len(err)) != 0:
                 raise c_error(ReplayError, ffi, err)
+        from .config import venues_of
         if self.channels:
-            from .config import venues_of
             venues = venues_of(self.channels)
             for r in self._lanes:
                 for i, (vname, vproto) in enumerate(venues):
                     if lib_.fh_replay_set_venue(r, i, vname.encode(), int(vproto == "pitch")) != 0:
                         raise ReplayError("venue %r: at most 8 venues, 4 of them PITCH" % vname)
             venue_index = {v: i for i, v in enumerate(venues)}
+        # A run that can hold several venues keeps their consolidated BBO:
+        # without a config any capture may mix ITCH and PITCH.
+        consolidate = int(not self.channels or len(venues_of(self.channels)) > 1)
+        for r in self._lanes:
+            if lib_.fh_replay_set_consolidate(r, consolidate, err, len(err)) != 0:
+                raise c_error(ReplayError, ffi, err)
         n_added = 0
         for ch in self.channels:
             lane = self.cores.index(ch.core) if self.cores else 0

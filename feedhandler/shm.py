@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -43,6 +43,7 @@ SLOT_FIELDS = [
     ("noii_near_price", "<u4", 108), ("noii_far_price", "<u4", 112), ("noii_reference_price", "<u4", 116),
     ("locate", "<u2", 120), ("symbol", "S8", 122), ("trading_state", "u1", 130), ("reg_sho_action", "u1", 131),
     ("market_category", "u1", 132), ("noii_imbalance_direction", "u1", 133), ("flags", "u1", 134),
+    ("venue", "u1", 135),
 ]
 
 EVENT_DTYPE = np.dtype({
@@ -161,7 +162,7 @@ class Segment:
         self._cursors = [ffi.new("uint64_t *", 0) for _ in range(self.n_lanes)]
         self._lost = ffi.new("uint64_t *", 0)
         self.lapped = 0
-        self._by_symbol: Dict[str, int] = {}
+        self._by_symbol: Dict[str, List[Tuple[int, int]]] = {}
 
     # -------------------------------------------------------------- header
     @property
@@ -206,27 +207,58 @@ class Segment:
         return chr(c) if c else ""
 
     # --------------------------------------------------------------- slots
-    def _locate(self, key: Union[int, str]) -> int:
+    def venues(self) -> List[str]:
+        """The venue names, by index (a slot's ``venue``): index 0 is the ITCH
+        venue (XNAS unless configured), then the PITCH venues."""
+        h = self._header()
+        n = min(int(h.n_venues), 8)
+        return [ffi.string(h.venue_names[i], 8).decode("ascii", "replace") for i in range(n)]
+
+    def _locate(self, key: Union[int, str], venue: Optional[str] = None) -> int:
         if isinstance(key, (int, np.integer)):
             loc = int(key)
         else:
-            loc = self._by_symbol.get(key)
-            if loc is None:
-                self._by_symbol = self.symbols(reverse=True)
-                loc = self._by_symbol.get(key)
-                if loc is None:
+            cands = self._by_symbol.get(key)
+            if cands is None:
+                self._by_symbol = self._symbol_index()
+                cands = self._by_symbol.get(key)
+                if cands is None:
                     raise KeyError("no instrument %r in this segment" % (key,))
+            if venue is not None:
+                names = self.venues()
+                picked = [l for v, l in cands if v < len(names) and names[v] == venue]
+                if not picked:
+                    raise KeyError("no instrument %r on venue %r (it is on %s)" % (
+                        key, venue, ", ".join(names[v] if v < len(names) else str(v) for v, _ in cands)))
+                loc = picked[0]
+            elif len(cands) > 1:
+                names = self.venues()
+                raise KeyError("%r is on several venues (%s): pass venue=" % (
+                    key, ", ".join(names[v] if v < len(names) else str(v) for v, _ in cands)))
+            else:
+                loc = cands[0][1]
         if not 0 < loc < self.n_slots:
             raise KeyError("locate %d out of range 1..%d" % (loc, self.n_slots - 1))
         return loc
 
-    def book(self, key: Union[int, str], out: Optional[np.ndarray] = None) -> Snapshot:
-        """Consistent snapshot of one instrument, by symbol or stock locate.
+    def _symbol_index(self) -> Dict[str, List[Tuple[int, int]]]:
+        a = self.snapshot_all()
+        named = np.nonzero(a["flags"] & FLAG_DIRECTORY)[0]
+        out: Dict[str, List[Tuple[int, int]]] = {}
+        for i in named:
+            sym = bytes(a["symbol"][i]).decode("ascii", "replace").rstrip()
+            out.setdefault(sym, []).append((int(a["venue"][i]), int(i)))
+        return out
+
+    def book(self, key: Union[int, str], out: Optional[np.ndarray] = None, venue: Optional[str] = None) -> Snapshot:
+        """Consistent snapshot of one instrument, by symbol or instrument id
+        (ITCH stock locate).  A symbol held on several venues needs ``venue``
+        ("XNAS", "BATS", ...: see :meth:`venues`).
 
         ``out`` (from :meth:`new_buffer`) is reused instead of allocating: the
         snapshot then changes with the next call that reuses it (a hot loop
         taking ~0.2 us per snapshot instead of ~2 us)."""
-        loc = self._locate(key)
+        loc = self._locate(key, venue)
         if out is None:
             out = np.empty((), dtype=self.dtype)
         elif out.dtype != self.dtype or out.size != 1:
@@ -238,6 +270,42 @@ class Segment:
         if rc != 0:
             raise ShmError(_busy(rc, "slot %d" % loc))
         return Snapshot(out)
+
+    def bbo(self, symbol: str) -> dict:
+        """The consolidated best bid and offer of ``symbol`` across venues:
+        ``bid_price``, ``bid_shares``, ``bid_venue``, ``ask_price``, ``ask_shares``,
+        ``ask_venue`` (prices Price(4); 0 and "" for an empty side) and ``venues``
+        (venue -> (bid price, bid shares, ask price, ask shares)).  The best price
+        wins; at equal prices the larger size, then the lower venue index.
+
+        A run holding several venues maintains it in C as its books change (the
+        segment's consolidated table, also reported as ``EV_CBBO`` events); each
+        venue's part is read consistently.  A single-venue run has no table: the
+        BBO is then that venue's top of book."""
+        names = self.venues()
+        if int(self._header().cbbo_on):
+            out = ffi.new("fh_cbbo_t *")
+            sym = symbol.encode("ascii")[:8].ljust(8, b" ")
+            rc = lib.fh_shm_read_cbbo(self._mapped(), sym, out, MAX_SPINS)
+            if rc < 0:
+                raise ShmError(_busy(rc, "consolidated BBO of %r" % symbol))
+            if rc == 1:
+                raise KeyError("no consolidated BBO for %r in this segment" % (symbol,))
+            name = lambda v: names[v] if 0 <= v < len(names) else ("" if v < 0 else str(v))
+            per = {name(v): (int(out.v_bid_price[v]), int(out.v_bid_shares[v]), int(out.v_ask_price[v]),
+                             int(out.v_ask_shares[v])) for v in range(5) if out.venues >> v & 1}
+            return {"symbol": symbol, "bid_price": int(out.bid_price), "bid_shares": int(out.bid_shares),
+                    "bid_venue": name(out.bid_venue), "ask_price": int(out.ask_price),
+                    "ask_shares": int(out.ask_shares), "ask_venue": name(out.ask_venue), "venues": per}
+        snap = self.book(symbol)
+        v = int(snap.rec["venue"])
+        vname = names[v] if v < len(names) else str(v)
+        (bp, bs, _), (ap, as_, _) = snap.bids, snap.asks
+        b = (int(bp[0]), int(bs[0])) if len(bp) else (0, 0)
+        a = (int(ap[0]), int(as_[0])) if len(ap) else (0, 0)
+        return {"symbol": symbol, "bid_price": b[0], "bid_shares": b[1], "bid_venue": vname if b[0] else "",
+                "ask_price": a[0], "ask_shares": a[1], "ask_venue": vname if a[0] else "",
+                "venues": {vname: (b[0], b[1], a[0], a[1])}}
 
     def new_buffer(self) -> np.ndarray:
         """A reusable output buffer for :meth:`book`."""

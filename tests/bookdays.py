@@ -237,7 +237,8 @@ def edge_day(seed: int = 7) -> List[bytes]:
     out.append(msg_A(nref(), side=b"X", shares=100, price=1_000_000, locate=1, stock="AAPL", ts=t()))
     out.append(msg_F(nref(), side=b" ", shares=100, price=1_000_000, locate=2, stock="MSFT", ts=t()))
 
-    # Locate 0 and locates past the instrument capacity (default 10000).
+    # Locate 0 (never an instrument), and locates far up the 16-bit space (in
+    # range: the default capacity is every id, 65535).
     for loc in (0, 10_001, 65_535):
         out.append(msg_A(nref(), side=b"B", shares=100, price=1_000_000, locate=loc, stock="AAPL", ts=t()))
         out.append(msg_F(nref(), side=b"S", shares=100, price=1_000_100, locate=loc, stock="AAPL", ts=t()))

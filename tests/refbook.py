@@ -46,7 +46,7 @@ ITCH_LEN = {
 }
 
 DEFAULT_MAX_ORDERS = 2097152
-DEFAULT_MAX_INSTRUMENTS = 10000
+DEFAULT_MAX_INSTRUMENTS = 65535   # ITCH locates and PITCH instrument ids share the 16-bit space
 
 # Per-instrument messages checked against the instrument capacity.
 LOCATE_TYPES = frozenset("AFPQHhYRJI")

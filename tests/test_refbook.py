@@ -130,7 +130,7 @@ def test_bad_side_rejected():
 
 def test_locate_range():
     b = book(msg_A(1, b"B", 10, 10, locate=0), msg_A(2, b"B", 10, 10, locate=10_001),
-             msg_F(3, b"B", 10, 10, locate=65_535), msg_A(4, b"B", 10, 10, locate=10_000))
+             msg_F(3, b"B", 10, 10, locate=65_535), msg_A(4, b"B", 10, 10, locate=10_000), max_instruments=10_000)
     assert rows(b) == ["10000,,B,1,10,10,1"] and b.counters["locate_range"] == 3
     b = book(msg_A(1, b"B", 10, 10, locate=5), msg_A(2, b"B", 10, 10, locate=6), max_instruments=5)
     assert rows(b) == ["5,,B,1,10,10,1"] and b.counters["locate_range"] == 1

@@ -18,6 +18,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
                                    "from a segment published with `replay --shm NAME`; refreshes on a terminal.")
     b.add_argument("symbol", metavar="SYMBOL", help="symbol (e.g. AAPL) or stock locate")
     b.add_argument("--shm", required=True, metavar="NAME", help="segment name under /dev/shm")
+    b.add_argument("--venue", metavar="MIC", default=None,
+                   help="the venue's book (XNAS, BATS, ...) when the symbol trades on several venues")
+    b.add_argument("--bbo", action="store_true",
+                   help="print the consolidated best bid and offer across venues (with each side's venue) "
+                        "instead of one venue's ladder")
     b.add_argument("--once", action="store_true", help="print once and exit (the default when not a terminal)")
     b.add_argument("--interval", type=float, default=0.5, metavar="S", help="refresh interval (default 0.5 s)")
     b.set_defaults(func=command)
@@ -35,7 +40,10 @@ def command(args: argparse.Namespace) -> int:
     with seg:
         try:
             key = int(args.symbol) if args.symbol.isdigit() else args.symbol
-            snap = seg.book(key)
+            if args.bbo:
+                print(format_bbo(seg.bbo(args.symbol)))
+                return EXIT_OK
+            snap = seg.book(key, venue=args.venue)
         except (ShmError, KeyError) as exc:
             return fail(NAME, exc.args[0] if exc.args else exc, EXIT_INPUT)
         try:
@@ -48,6 +56,18 @@ def command(args: argparse.Namespace) -> int:
                     seg.state, seg.writer_pid))
                 sys.stdout.flush()
                 time.sleep(args.interval)
-                snap = seg.book(key)
+                snap = seg.book(key, venue=args.venue)
         except KeyboardInterrupt:
             return EXIT_OK
+
+
+def format_bbo(b: dict) -> str:
+    """The consolidated BBO as text: prices as decimals (Price(4) / 10000)."""
+    def px(p):
+        return "%.4f" % (p / 10000.0) if p else "-"
+    lines = ["%s consolidated  bid %s x %d (%s)   ask %s x %d (%s)" % (
+        b["symbol"], px(b["bid_price"]), b["bid_shares"], b["bid_venue"] or "-",
+        px(b["ask_price"]), b["ask_shares"], b["ask_venue"] or "-")]
+    for v, (bp, bs, ap, as_) in b["venues"].items():
+        lines.append("  %-6s bid %12s x %-8d ask %12s x %d" % (v, px(bp), bs, px(ap), as_))
+    return "\n".join(lines)
