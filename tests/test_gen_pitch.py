@@ -249,10 +249,10 @@ def _replay(frames_a, units_of=None):
                 execs.add(e)
             elif t == 0x2C:
                 assert struct.unpack_from("<Q", m, 6)[0] in execs, "trade break of an unknown execution"
-    # order ids increase with time across the venue
-    adds.sort(key=lambda a: a[0])
-    ids = [a[1] for a in adds]
-    assert ids == sorted(ids)
+    # order ids increase with time across the venue (a later id is never stamped earlier)
+    adds.sort(key=lambda a: a[1])
+    times = [a[0] for a in adds]
+    assert times == sorted(times)
     return stats
 
 
@@ -402,3 +402,40 @@ def test_cli_pitch_day(tmp_path):
     assert [u["line_a"] for u in s["units"]] == ["224.0.62.%d:30001" % (2 + (u % 4)) for u in range(8)]
     h = _cli("--help")
     assert "pitch" in h.stdout and "--units" in h.stdout
+
+
+def _payloads(path):
+    data, pos, out = open(path, "rb").read(), 24, []
+    while pos < len(data):
+        incl = struct.unpack_from("<I", data, pos + 8)[0]
+        out.append(data[pos + 16 + 42:pos + 16 + incl])
+        pos += 16 + incl
+    return out
+
+
+@pytest.mark.parametrize("max_payload,rate,batch_ns", [(8972, 10_000_000, 4_000_000_000), (72, 0, 0)])
+def test_payload_limits_and_count_byte(tmp_path, max_payload, rate, batch_ns):
+    """Datagrams never exceed --max-payload nor 255 messages (Hdr Count is one byte)."""
+    prefix = str(tmp_path / "p")
+    s = generate(prefix, protocol="pitch", messages=100_000 if rate else 20_000, symbols=8, units=1,
+                 max_payload=max_payload, batch_ns=batch_ns, rate=rate, heartbeat_ms=600_000,
+                 progress=False)
+    nxt, counts = 1, collections.Counter()
+    for p in _payloads(prefix + ".pcap"):
+        length, count, unit, seq, msgs = walk(p)
+        assert length == len(p) <= max_payload and count == len(msgs) <= 255 and unit == 1
+        assert seq == nxt
+        nxt += count
+        counts.update("0x%02x" % t for t, _ in msgs)
+    assert dict(counts) == s["by_type"]
+    if rate:
+        assert s["messages_per_packet"]["max"] == 255
+
+
+def test_rate_day(tmp_path):
+    prefix = str(tmp_path / "r")
+    s = generate(prefix, protocol="pitch", messages=50_000, symbols=40, units=8, rate=500_000,
+                 progress=False)
+    assert s["rate"] == 500_000 and s["batch_ns"] == 2000
+    assert abs((s["last_ts"] - s["first_ts"]) - 100_000_000) < 0.15 * 100_000_000
+    _replay([(0, "", 0, 0, p) for p in _payloads(prefix + ".pcap")])
