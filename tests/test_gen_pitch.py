@@ -439,3 +439,27 @@ def test_rate_day(tmp_path):
     assert s["rate"] == 500_000 and s["batch_ns"] == 2000
     assert abs((s["last_ts"] - s["first_ts"]) - 100_000_000) < 0.15 * 100_000_000
     _replay([(0, "", 0, 0, p) for p in _payloads(prefix + ".pcap")])
+
+
+def test_core_pitch_decoder_agrees(small):
+    """The feed handler's own PITCH decoder (csrc/pitch.h) accepts every message
+    and reads the same order ids, quantities, prices and symbols as scapy."""
+    core = pytest.importorskip("feedhandler.core")
+    ffi, lib = core.ffi, core.lib
+    out = ffi.new("fh_pitch_msg_t *")
+    n = 0
+    for _, dst, _, _, payload in _line(small[2], "224."):
+        for m in dissect(payload)[4]:
+            raw = bytes(m)
+            assert lib.fh_pitch_decode(raw, len(raw), out) == lib.FH_DECODE_OK, raw.hex()
+            assert out.type == m.message_type
+            if hasattr(m, "order_id"):
+                assert out.order_id == m.order_id
+            if hasattr(m, "symbol"):
+                assert ffi.string(ffi.cast("char *", out.symbol), 8).decode().rstrip() == sym(m.symbol)
+            if hasattr(m, "price") and m.message_type in (0x21, 0x2F, 0x27, 0x2A, 0x30, 0x24):
+                assert out.price == m.price
+            if m.message_type in (0x22, 0x28, 0x2B):
+                assert out.price == m.price * 100
+            n += 1
+    assert n == small[1]["messages"]
