@@ -21,7 +21,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "With --protocol pitch, the same order flow as a Cboe US Equities Multicast PITCH "
                     "(depth of book) day instead: PREFIX.pcap (Sequenced Unit Headers over UDP "
                     "multicast, port 30001; symbols split into --units contiguous alphabetical units "
-                    "of at most 384 symbols, unit u on group (u-1) %% --channels of each line: "
+                    "of at most 384 symbols, unit u on group (u-1) mod --channels of each line: "
                     "A 224.0.62.(2+group), B 233.19.3.(2+group)) and PREFIX.json; no BinaryFILE. "
                     "Deterministic for a seed.")
     g.add_argument("--protocol", choices=["itch", "pitch"], default="itch",
@@ -50,7 +50,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--max-payload", type=argtypes.nonneg, default=0, metavar="BYTES",
                    help="largest UDP payload per datagram (default 1358: frames up to 1400 bytes)")
     g.add_argument("--heartbeat-ms", type=argtypes.nonneg, default=0, metavar="MS",
-                   help="MoldUDP64 heartbeat after this much idle time per channel (default 1000, the "
+                   help="heartbeat after this much idle time per channel (PITCH: per unit) (default 1000, the "
                         "usual exchange setting; larger values make small day files smaller)")
     g.add_argument("--rate", type=argtypes.nonneg, default=0, metavar="MSGS_PER_S",
                    help="steady message rate: the whole day (schedule and order flow, in order) is "
