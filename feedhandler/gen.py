@@ -91,6 +91,8 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
         raise ValueError("lines must be 'a' or 'ab', got %r" % (lines,))
     if protocol not in PROTOCOLS:
         raise ValueError("protocol must be 'itch' or 'pitch', got %r" % (protocol,))
+    if units and protocol != "pitch":
+        raise ValueError("units is for protocol 'pitch' only")
     ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
                 batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms, rate=rate,
                 units=units)

@@ -260,7 +260,7 @@ def test_orders_reference_live_orders(small):
     _, s, frames = small
     units_of = {}
     for u in s["units"]:
-        lo, hi = u["symbols"]
+        lo, hi = u["symbols"] or (1, 0)
         for i in range(lo, hi + 1):
             units_of[s["symbols"][str(i)]] = u["unit"]
     # contiguous alphabetical ranges, unit 1 + i * units / symbols
@@ -359,12 +359,14 @@ def test_itch_unchanged(tmp_path):
         sha = lambda ext: hashlib.sha256(open(prefix + ext, "rb").read()).hexdigest()  # noqa: E731
         assert sha(".pcap") == "3cd8d1155ae383038b49e98386db035d478160b20766bc77d78ea423728297b8"
         assert sha(".bin") == "bc0a962ef16427e202172bdd7350a62889ae412232e63eb9f07d13f693d66445"
+        assert sha(".json") == "d56a35b061c21601154051fda7a7c779d5b3f24bf65f6de3619b00c71b31ba49"
 
 
 @pytest.mark.parametrize("kwargs,needle", [
     (dict(units=33), "units must be 1..32"),
     (dict(units=1, symbols=385), "raise --units"),
     (dict(units=2, channels=3), "channels"),
+    (dict(units=4, protocol="itch"), "units is for protocol 'pitch' only"),
 ])
 def test_bad_pitch_arguments(tmp_path, kwargs, needle):
     args = dict(messages=20_000, symbols=10, protocol="pitch", progress=False)
@@ -463,3 +465,13 @@ def test_core_pitch_decoder_agrees(small):
                 assert out.price == m.price * 100
             n += 1
     assert n == small[1]["messages"]
+
+
+def test_units_without_symbols(tmp_path):
+    """Fewer symbols than units: the empty units send only their End of Session."""
+    prefix = str(tmp_path / "few")
+    s = generate(prefix, protocol="pitch", messages=5_000, symbols=5, heartbeat_ms=600_000, progress=False)
+    busy = [u["unit"] for u in s["units"] if u["symbols"]]
+    assert busy == [1 + i * 32 // 5 for i in range(5)] and s["end_of_session"] == 32
+    assert all(u["messages"] == 2 and u["next_sequence"] == 3 for u in s["units"] if not u["symbols"])
+    _replay(read_frames(prefix + ".pcap"))

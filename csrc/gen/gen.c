@@ -2068,11 +2068,13 @@ static int fh_gen_json_pitch(fh_gen_t *g, const char *path, char *err, size_t er
         char a[20], b[20];
         fh_gen_ip(a, sizeof a, ch->group[0]);
         fh_gen_ip(b, sizeof b, ch->group[1]);
+        char range[24] = "";               /* a unit without symbols: [] */
+        if (ch->hi >= ch->lo) snprintf(range, sizeof range, "%u, %u", ch->lo, ch->hi);
         fprintf(f, "    {\"unit\": %u, \"group\": %u, \"line_a\": \"%s:%u\", \"line_b\": \"%s:%u\", "
-                   "\"symbols\": [%u, %u], \"messages\": %llu, \"data_packets\": %llu, "
+                   "\"symbols\": [%s], \"messages\": %llu, \"data_packets\": %llu, "
                    "\"heartbeats\": %llu, \"next_sequence\": %llu}%s\n",
                 c + 1, c % cfg->channels, a, FH_GEN_PITCH_PORT, b, FH_GEN_PITCH_PORT,
-                ch->lo, ch->hi, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
+                range, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
                 (unsigned long long)ch->heartbeats, (unsigned long long)ch->next_seq,
                 c + 1 < g->nch ? "," : "");
     }
