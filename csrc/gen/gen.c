@@ -53,6 +53,19 @@
  * line A has passed their capture time.  A last clamp keeps capture timestamps
  * non-decreasing even where the wire model alone would not.
  *
+ * PITCH (cfg->protocol 1, docs/generator.md "PITCH"): the same model writes a
+ * Cboe Multicast PITCH day instead, PREFIX.pcap and PREFIX.json only.  The
+ * channels become units (ch[] is per unit: its packetiser, sequence, heartbeat
+ * timer and last Time), symbols are split 1 + i * units / symbols, unit u goes
+ * out on group (u - 1) % channels; messages are written in place into the
+ * unit's open packet (fh_pg_begin/fh_pg_end, a Time message first in each new
+ * second), the flow and schedule branch on g->pitch at the point where they
+ * write (fh_pg_add, fh_pg_modify, fh_pg_trade, fh_pg_scheduled) and the schedule
+ * keeps only what PITCH has (trading status, auctions, trade breaks).  A
+ * replace is a Modify that keeps the order id (and its queue place when the
+ * price is unchanged and the size did not grow).  The ITCH day is unchanged,
+ * byte for byte.
+ *
  * No allocation, no syscall per message: all memory is taken before the loop,
  * output goes through large buffers.  Randomness is xoshiro256** seeded by
  * splitmix64 from cfg->seed, in separate streams for the day, the schedule and
