@@ -1,4 +1,15 @@
-"""Synthetic NASDAQ TotalView-ITCH 5.0 trading days (the C generator in csrc/gen/gen.c).
+"""Synthetic NASDAQ TotalView-ITCH 5.0 and Cboe Multicast PITCH trading days (the C
+generator in csrc/gen/gen.c).
+
+``protocol="pitch"`` writes a Cboe US Equities Multicast PITCH (depth of book) day of
+the same order flow instead: ``PREFIX.pcap`` and ``PREFIX.json`` only (there is no
+BinaryFILE for PITCH).  Symbols are split into ``units`` contiguous alphabetical
+ranges (default 32, at most 384 symbols per unit); unit ``u`` is sent on group
+``(u - 1) % channels`` of each line (A 224.0.62.(2+group), B 233.19.3.(2+group)), all
+on UDP port 30001; each datagram is one Sequenced Unit Header and messages of one
+unit.  See docs/generator.md ("PITCH") for the mapping and its JSON keys
+(``by_type`` keyed "0x21", ``messages`` counting the Time messages too,
+``messages_without_time`` = the requested count, ``units``, ``packets_lost.both``).
 
 ``generate(prefix, ...)`` writes ``PREFIX.pcap`` (nanosecond pcap of MoldUDP64 over
 UDP/IPv4 multicast, line A and optionally line B), ``PREFIX.bin`` (NASDAQ BinaryFILE
@@ -61,12 +72,15 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 LINES = {"a": 1, "ab": 2}
+PROTOCOLS = {"itch": 0, "pitch": 1}
+PITCH_UNITS_MAX = 32
+PITCH_SYMBOLS_PER_UNIT = 384
 
 
 def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, channels: int = 1,
              seed: int = 1, lines: str = "a", loss_a: float = 0.0, loss_b: float = 0.0,
              batch_ns: int = 0, max_payload: int = 0, heartbeat_ms: int = 0, rate: int = 0,
-             progress: Optional[bool] = None) -> dict:
+             progress: Optional[bool] = None, protocol: str = "itch", units: int = 0) -> dict:
     """Generate a trading day; return the parsed ``PREFIX.json`` summary.
 
     ``progress`` draws a bar on stderr after the first second (default: when stderr
@@ -75,13 +89,19 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     """
     if lines not in LINES:
         raise ValueError("lines must be 'a' or 'ab', got %r" % (lines,))
+    if protocol not in PROTOCOLS:
+        raise ValueError("protocol must be 'itch' or 'pitch', got %r" % (protocol,))
+    if units and protocol != "pitch":
+        raise ValueError("units is for protocol 'pitch' only")
     ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
-                batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms, rate=rate)
+                batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms, rate=rate,
+                units=units)
     for name, v in ints.items():
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError("%s must be an integer, got %r" % (name, v))
     limits = dict(messages=2**64 - 1, seed=2**64 - 1, symbols=2**32 - 1, channels=2**32 - 1,
-                  batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1, rate=2**64 - 1)
+                  batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1, rate=2**64 - 1,
+                  units=2**32 - 1)
     for name, v in ints.items():
         if not 0 <= v <= limits[name]:
             raise ValueError("%s out of range: %r" % (name, v))
@@ -106,6 +126,8 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     cfg.batch_ns = batch_ns
     cfg.heartbeat_ms = heartbeat_ms
     cfg.rate = rate
+    cfg.protocol = PROTOCOLS[protocol]
+    cfg.units = units
     done = ffi.new("uint64_t *")
     err = ffi.new("char[512]")
 
@@ -126,5 +148,9 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     with open(prefix + ".json") as f:
         summary = json.load(f)
     summary["elapsed_s"] = elapsed
-    summary["files"] = {"pcap": prefix + ".pcap", "bin": prefix + ".bin", "json": prefix + ".json"}
+    summary.setdefault("protocol", protocol)
+    if protocol == "pitch":
+        summary["files"] = {"pcap": prefix + ".pcap", "json": prefix + ".json"}
+    else:
+        summary["files"] = {"pcap": prefix + ".pcap", "bin": prefix + ".bin", "json": prefix + ".json"}
     return summary

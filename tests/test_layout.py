@@ -60,8 +60,10 @@ def test_cfg_layouts():
     assert ffi.offsetof("fh_replay_cfg_t", "speed") == 48
     assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 56
     # The generator's config is in its own extension (csrc/gen/gen.c asserts the same).
-    assert _gen.ffi.sizeof("fh_gen_cfg_t") == 72
+    assert _gen.ffi.sizeof("fh_gen_cfg_t") == 80
     assert _gen.ffi.offsetof("fh_gen_cfg_t", "rate") == 64
+    assert _gen.ffi.offsetof("fh_gen_cfg_t", "protocol") == 72
+    assert _gen.ffi.offsetof("fh_gen_cfg_t", "units") == 76
 
 
 def test_shm_header_layout():

@@ -53,6 +53,19 @@
  * line A has passed their capture time.  A last clamp keeps capture timestamps
  * non-decreasing even where the wire model alone would not.
  *
+ * PITCH (cfg->protocol 1, docs/generator.md "PITCH"): the same model writes a
+ * Cboe Multicast PITCH day instead, PREFIX.pcap and PREFIX.json only.  The
+ * channels become units (ch[] is per unit: its packetiser, sequence, heartbeat
+ * timer and last Time), symbols are split 1 + i * units / symbols, unit u goes
+ * out on group (u - 1) % channels; messages are written in place into the
+ * unit's open packet (fh_pg_begin/fh_pg_end, a Time message first in each new
+ * second), the flow and schedule branch on g->pitch at the point where they
+ * write (fh_pg_add, fh_pg_modify, fh_pg_trade, fh_pg_scheduled) and the schedule
+ * keeps only what PITCH has (trading status, auctions, trade breaks).  A
+ * replace is a Modify that keeps the order id (and its queue place when the
+ * price is unchanged and the size did not grow).  The ITCH day is unchanged,
+ * byte for byte.
+ *
  * No allocation, no syscall per message: all memory is taken before the loop,
  * output goes through large buffers.  Randomness is xoshiro256** seeded by
  * splitmix64 from cfg->seed, in separate streams for the day, the schedule and
@@ -75,8 +88,10 @@
 _Static_assert(FH_GEN_REC_COPY >= 2 + FH_ITCH_MAX_LEN, "record copy shorter than the longest record");
 
 /* The layout Python sees (tests/test_layout.py asserts the same numbers). */
-_Static_assert(sizeof(fh_gen_cfg_t) == 72, "fh_gen_cfg_t size changed: update test_layout.py");
+_Static_assert(sizeof(fh_gen_cfg_t) == 80, "fh_gen_cfg_t size changed: update test_layout.py");
 _Static_assert(offsetof(fh_gen_cfg_t, rate) == 64, "fh_gen_cfg_t.rate moved: update test_layout.py");
+_Static_assert(offsetof(fh_gen_cfg_t, protocol) == 72, "fh_gen_cfg_t.protocol moved: update test_layout.py");
+_Static_assert(offsetof(fh_gen_cfg_t, units) == 76, "fh_gen_cfg_t.units moved: update test_layout.py");
 #define FH_GEN_SLACK 64u
 
 /* ------------------------------------------------------------------ PRNG */
@@ -150,6 +165,14 @@ FH_INLINE void fh_gen_put_le32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
 }
 
+FH_INLINE void fh_gen_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+
+FH_INLINE void fh_gen_put_le64(uint8_t *p, uint64_t v)
+{
+    fh_gen_put_le32(p, (uint32_t)v);
+    fh_gen_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
 /* ---------------------------------------------------------------- model */
 
 enum { FH_GEN_LINE_A = 0, FH_GEN_LINE_B = 1 };
@@ -194,7 +217,7 @@ typedef struct {
     uint8_t  ipo;
     uint16_t rank;                     /* activity rank, 0 = most active */
     uint8_t  up;                       /* last direction the walk tried */
-    uint8_t  _pad;
+    uint8_t  xsym;                     /* PITCH: ticker longer than 6 characters */
     /* its book: slots [base, base + cap) of g->slots, bid levels at
      * g->levels + 2 * base, ask levels cap further */
     uint32_t base, cap;
@@ -219,7 +242,9 @@ typedef struct {
     uint16_t tracking;                 /* tracking number = channel + 1 */
     uint16_t lo, hi;                   /* its locates, contiguous */
     char     session[11];
-    uint8_t  ended;
+    uint8_t  ended;                    /* PITCH: End of Session sent, no more heartbeats */
+    uint8_t  timed;                    /* PITCH: a Time message was sent on the unit */
+    uint64_t tbase;                    /* PITCH: ns since midnight of the unit's last Time */
     /* stats */
     uint64_t messages, data_packets, heartbeats, eos;
     uint64_t pool_full;
@@ -253,6 +278,10 @@ static const uint32_t fh_gen_ft_weight[FT__N] = { 43500, 45050, 7500, 2220, 1310
 
 typedef struct {
     const fh_gen_cfg_t *cfg;
+    int      pitch;                    /* cfg->protocol == FH_GEN_PROTO_PITCH; ch[] are its units */
+    uint16_t udp_port;
+    uint64_t time_msgs;                /* PITCH Time messages (not in emitted) */
+    uint64_t lost_both;                /* packets lost on lines A and B */
     fh_gen_rng_t rng, rng_sched, rng_loss[2];
     uint32_t nsym, nch, lines, max_payload, batch_ns, frame_limit;
     uint64_t heartbeat_ns;
@@ -418,6 +447,14 @@ static int fh_gen_symbols(fh_gen_t *g)
             uint32_t r = fh_gen_below(&g->rng_sched, 100);
             uint32_t len = r < 2 ? 1 : r < 10 ? 2 : r < 40 ? 3 : r < 95 ? 4 : 5;
             for (uint32_t k = 0; k < len; k++) name[k] = (char)('A' + fh_gen_below(&g->rng_sched, 26));
+            if (g->pitch && (i - FH_GEN_NFAMOUS) % FH_GEN_PITCH_LONG_SYM_EVERY == 5) {
+                /* PITCH: a preferred share, "ABC.PRA" / "ABCD.PRB" (7-8 characters) */
+                uint32_t root = 3 + fh_gen_below(&g->rng_sched, 2);
+                memset(name, ' ', 8);
+                for (uint32_t k = 0; k < root; k++) name[k] = (char)('A' + fh_gen_below(&g->rng_sched, 26));
+                memcpy(name + root, ".PR", 3);
+                name[root + 3] = (char)('A' + fh_gen_below(&g->rng_sched, 26));
+            }
             uint32_t k = (fh_gen_below(&g->rng_sched, 600) + fh_gen_below(&g->rng_sched, 600));
             double d = ptab[k];
             price = d >= 10000.0 ? (uint32_t)(d / 100.0) * 100u : (uint32_t)d;
@@ -441,6 +478,7 @@ static int fh_gen_symbols(fh_gen_t *g)
     free(hash);
     free(ptab);
     qsort(v, n, sizeof *v, fh_gen_cmp_stock);
+    for (i = 0; i < n; i++) v[i].xsym = v[i].stock[6] != ' ';
     return 0;
 }
 
@@ -495,6 +533,10 @@ FH_INLINE uint32_t fh_gen_pick_locate(fh_gen_t *g, fh_gen_rng_t *r)
 /* Adds one scheduled message, or only counts it while s->sched is NULL. */
 static void fh_gen_at(fh_gen_t *g, uint64_t ts, uint32_t ch, uint8_t type, uint32_t locate, uint8_t arg)
 {
+    /* PITCH has trading status (H h), auctions (Q I) and trade breaks (B) only:
+     * no system events, directory, Reg SHO, market makers, MWCB, IPO, LULD
+     * collars or RPII messages */
+    if (g->pitch && type != 'H' && type != 'h' && type != 'Q' && type != 'I' && type != 'B') return;
     if (g->sched) {
         fh_gen_sched_t *e = &g->sched[g->nsched];
         memset(e, 0, sizeof *e);
@@ -516,6 +558,7 @@ static void fh_gen_build_schedule(fh_gen_t *g, uint64_t messages)
     for (uint32_t c = 0; c < g->nch; c++) {
         fh_gen_chan_t *ch = &g->ch[c];
         uint32_t n = (uint32_t)ch->hi - ch->lo + 1u;
+        if (n == 0) continue;              /* a PITCH unit without symbols */
         uint64_t tc = (uint64_t)c * 1700;
         uint64_t t = FH_GEN_HMS(3, 2, 5) + tc * 1000;
         fh_gen_at(g, t, c, 'S', 0, 'O');
@@ -727,7 +770,7 @@ static void fh_gen_headers(fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *f, uin
     /* UDP with its checksum over the pseudo-header */
     uint8_t *udp = f + FH_GEN_OFF_UDP;
     fh_put_be16(udp, (uint16_t)(50000u + c));
-    fh_put_be16(udp + 2, 26477);
+    fh_put_be16(udp + 2, g->udp_port);
     fh_put_be16(udp + 4, udp_len);
     udp[6] = 0; udp[7] = 0;
     uint8_t pseudo[12];
@@ -753,22 +796,33 @@ FH_INLINE void fh_gen_set_ev(fh_gen_t *g, uint32_t c, uint64_t ev)
 }
 
 /* Send channel c's packet (data, heartbeat or end of session) stamped `its`
- * (ITCH ns since midnight), on every line, each with its own loss draw. */
+ * (ITCH ns since midnight), on every line, each with its own loss draw.
+ * PITCH: c is a unit, mold_count its message count (0: a heartbeat); its
+ * End of Session is a message, sent once ch->ended is set. */
 static void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t its)
 {
     fh_gen_chan_t *ch = &g->ch[c];
     uint8_t *f = ch->frame;
     uint32_t flen = ch->len;
-    fh_put_be64(f + FH_GEN_OFF_MOLD + 10, ch->next_seq);
-    fh_put_be16(f + FH_GEN_OFF_MOLD + 18, mold_count);
+    if (g->pitch) {
+        uint8_t *h = f + FH_GEN_OFF_MOLD;      /* Sequenced Unit Header */
+        fh_gen_put_le16(h, (uint16_t)(flen - FH_GEN_OFF_MOLD));
+        h[2] = (uint8_t)mold_count;
+        h[3] = (uint8_t)(c + 1);
+        fh_gen_put_le32(h + 4, (uint32_t)ch->next_seq);
+    } else {
+        fh_put_be64(f + FH_GEN_OFF_MOLD + 10, ch->next_seq);
+        fh_put_be16(f + FH_GEN_OFF_MOLD + 18, mold_count);
+    }
     uint64_t psum = fh_gen_sum(f + FH_GEN_OFF_MOLD, flen - FH_GEN_OFF_MOLD, 0);
     uint64_t cap = FH_GEN_MIDNIGHT_NS + its + FH_GEN_WIRE_NS + (uint64_t)flen * 4 / 5;
+    uint32_t nlost = 0;
     for (uint32_t line = 0; line < g->lines; line++) {
         /* always draw, so a line's losses depend only on the seed and its rate */
         int lost = fh_gen_unit(&g->rng_loss[line]) < g->loss[line];
         g->ip_id[line]++;
         g->sent[line]++;
-        if (lost) { g->lost[line]++; continue; }
+        if (lost) { g->lost[line]++; nlost++; continue; }
         g->written[line]++;
         if (line == FH_GEN_LINE_A) {
             fh_gen_headers(g, ch, f, flen, FH_GEN_LINE_A, psum);
@@ -789,6 +843,7 @@ static void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t i
             g->bcount++;
         }
     }
+    if (nlost == 2) g->lost_both++;
     if (mold_count == 0) { ch->heartbeats++; g->heartbeats++; }
     else if (mold_count == 0xFFFF) { ch->eos++; g->eos++; }
     else {
@@ -796,10 +851,10 @@ static void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t i
         if (mold_count > g->mpp_max) g->mpp_max = mold_count;
         ch->next_seq += mold_count;
     }
-    ch->len = FH_GEN_OFF_BLOCKS;
+    ch->len = g->pitch ? FH_GEN_OFF_PITCH_MSGS : FH_GEN_OFF_BLOCKS;
     ch->count = 0;
     g->last_its = its;
-    fh_gen_set_ev(g, c, mold_count == 0xFFFF ? FH_GEN_INF : its + g->heartbeat_ns);
+    fh_gen_set_ev(g, c, mold_count == 0xFFFF || ch->ended ? FH_GEN_INF : its + g->heartbeat_ns);
 }
 
 /* Run every packetiser deadline and heartbeat timer that falls before t. */
@@ -850,6 +905,160 @@ FH_INLINE void fh_gen_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *rec, ui
     if (FH_UNLIKELY(g->emitted == 0)) g->first_ts = ts;   /* messages go out in time order */
     if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress)
         *g->progress = g->emitted;
+}
+
+/* ---------------------------------------------------------- PITCH messages */
+
+/* Count a PITCH message of `len` bytes just written at the end of unit ch's
+ * open packet. */
+FH_INLINE void fh_pg_count(fh_gen_t *g, fh_gen_chan_t *ch, uint8_t type, uint32_t len, uint64_t ts)
+{
+    if (FH_UNLIKELY(g->emitted + g->time_msgs == 0)) g->first_ts = ts;
+    ch->len += len;
+    if (ch->count++ == 0) {
+        ch->first_ts = ts;
+        fh_gen_set_ev(g, (uint32_t)(ch - g->ch), ts + g->batch_ns);
+    }
+    ch->last_ts = ts;
+    ch->messages++;
+    g->by_type[type]++;
+}
+
+/* Start a PITCH message of `len` bytes on unit ch at ts (ns since midnight):
+ * flush what must go first, send the packet if the message (and a Time before
+ * it) would overflow it, write a Time message when ts is in a new second for
+ * the unit, then the message's Length, Type and Time Offset.  The message is
+ * written in place, at the end of the unit's open packet. */
+FH_INLINE uint8_t *fh_pg_begin(fh_gen_t *g, fh_gen_chan_t *ch, uint8_t type, uint32_t len, uint64_t ts)
+{
+    fh_gen_advance(g, ts);
+    int tick = !ch->timed || ts - ch->tbase >= FH_GEN_NS_PER_S;
+    uint32_t need = len + (tick ? FH_PITCH_LEN_TIME : 0), nm = tick ? 2 : 1;
+    if (ch->count && (ch->len + need > g->frame_limit || ch->count + nm > FH_GEN_PITCH_MAX_COUNT))
+        fh_gen_send(g, (uint32_t)(ch - g->ch), (uint16_t)ch->count, ch->last_ts);
+    if (tick) {
+        uint64_t sec = ts / FH_GEN_NS_PER_S;
+        uint8_t *t = ch->frame + ch->len;
+        ch->tbase = sec * FH_GEN_NS_PER_S;
+        ch->timed = 1;
+        t[0] = FH_PITCH_LEN_TIME;
+        t[1] = FH_PITCH_TYPE_TIME;
+        fh_gen_put_le32(t + 2, (uint32_t)sec);
+        fh_pg_count(g, ch, FH_PITCH_TYPE_TIME, FH_PITCH_LEN_TIME, ts);
+        g->time_msgs++;
+    }
+    uint8_t *m = ch->frame + ch->len;
+    m[0] = (uint8_t)len;
+    m[1] = type;
+    fh_gen_put_le32(m + 2, (uint32_t)(ts - ch->tbase));
+    return m;
+}
+
+/* Finish it (m from fh_pg_begin). */
+FH_INLINE void fh_pg_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *m, uint64_t ts)
+{
+    fh_pg_count(g, ch, m[1], m[0], ts);
+    if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress)
+        *g->progress = g->emitted;
+}
+
+/* The Short forms carry a 2-byte quantity and a 2-decimal 2-byte price, and
+ * 6-character symbols: a message (or one about an order) uses them only when
+ * its symbol, quantity and price all fit. */
+FH_INLINE int fh_pg_short(const fh_gen_sym_t *s, uint32_t qty, uint32_t px)
+{
+    return !s->xsym && qty <= 0xFFFFu && px % 100 == 0 && px <= 6553500u;
+}
+
+/* An add (A) or attributed add (F, mpid: it goes out as Add Order Expanded
+ * with its Participant ID). */
+static void fh_pg_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
+                      uint64_t id, uint8_t side, uint32_t qty, uint32_t px, const char *mpid)
+{
+    uint8_t *m;
+    if (s->xsym || mpid) {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_ADD_EXPANDED, FH_PITCH_LEN_ADD_EXPANDED, ts);
+        fh_gen_put_le64(m + 6, id);
+        m[14] = side;
+        fh_gen_put_le32(m + 15, qty);
+        memcpy(m + 19, s->stock, 8);
+        fh_gen_put_le64(m + 27, px);
+        m[35] = 0x01;                              /* displayed */
+        memcpy(m + 36, mpid ? mpid : "    ", 4);
+        m[40] = 'N';                               /* customer indicator: non-customer */
+    } else if (fh_pg_short(s, qty, px)) {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_ADD_SHORT, FH_PITCH_LEN_ADD_SHORT, ts);
+        fh_gen_put_le64(m + 6, id);
+        m[14] = side;
+        fh_gen_put_le16(m + 15, (uint16_t)qty);
+        memcpy(m + 17, s->stock, 6);
+        fh_gen_put_le16(m + 23, (uint16_t)(px / 100));
+        m[25] = 0x01;
+    } else {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_ADD_LONG, FH_PITCH_LEN_ADD_LONG, ts);
+        fh_gen_put_le64(m + 6, id);
+        m[14] = side;
+        fh_gen_put_le32(m + 15, qty);
+        memcpy(m + 19, s->stock, 6);
+        fh_gen_put_le64(m + 25, px);
+        m[33] = 0x01;
+    }
+    fh_pg_end(g, ch, m, ts);
+}
+
+/* A trade against non-displayed interest (ITCH P): order id 0. */
+static void fh_pg_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
+                        uint8_t side, uint32_t qty, uint32_t px, uint64_t exec)
+{
+    uint8_t *m;
+    if (s->xsym) {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_TRADE_EXPANDED, FH_PITCH_LEN_TRADE_EXPANDED, ts);
+        fh_gen_put_le64(m + 6, 0);
+        m[14] = side;
+        fh_gen_put_le32(m + 15, qty);
+        memcpy(m + 19, s->stock, 8);
+        fh_gen_put_le64(m + 27, px);
+        fh_gen_put_le64(m + 35, exec);
+    } else if (fh_pg_short(s, qty, px)) {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_TRADE_SHORT, FH_PITCH_LEN_TRADE_SHORT, ts);
+        fh_gen_put_le64(m + 6, 0);
+        m[14] = side;
+        fh_gen_put_le16(m + 15, (uint16_t)qty);
+        memcpy(m + 17, s->stock, 6);
+        fh_gen_put_le16(m + 23, (uint16_t)(px / 100));
+        fh_gen_put_le64(m + 25, exec);
+    } else {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_TRADE_LONG, FH_PITCH_LEN_TRADE_LONG, ts);
+        fh_gen_put_le64(m + 6, 0);
+        m[14] = side;
+        fh_gen_put_le32(m + 15, qty);
+        memcpy(m + 19, s->stock, 6);
+        fh_gen_put_le64(m + 25, px);
+        fh_gen_put_le64(m + 33, exec);
+    }
+    fh_pg_end(g, ch, m, ts);
+}
+
+/* Modify Order: the same order id, its new size and price; bit 1 of the
+ * flags says whether it kept its time priority. */
+static void fh_pg_modify(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
+                         uint64_t id, uint32_t qty, uint32_t px, int keep)
+{
+    uint8_t *m, flags = (uint8_t)(0x01 | (keep ? 0x02 : 0));
+    if (fh_pg_short(s, qty, px)) {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_MODIFY_SHORT, FH_PITCH_LEN_MODIFY_SHORT, ts);
+        fh_gen_put_le64(m + 6, id);
+        fh_gen_put_le16(m + 14, (uint16_t)qty);
+        fh_gen_put_le16(m + 16, (uint16_t)(px / 100));
+        m[18] = flags;
+    } else {
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_MODIFY_LONG, FH_PITCH_LEN_MODIFY_LONG, ts);
+        fh_gen_put_le64(m + 6, id);
+        fh_gen_put_le32(m + 14, qty);
+        fh_gen_put_le64(m + 18, px);
+        m[26] = flags;
+    }
+    fh_pg_end(g, ch, m, ts);
 }
 
 /* Price of an add or replace on its side, on the tick grid: 96% within 0-9
@@ -1220,14 +1429,19 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         fh_gen_walk(g, s, b >> 8);
         uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, &deep);
         g->ref += 1 + (a & 3);
-        m = fh_gen_begin(g, ch, t == FT_A ? 'A' : 'F', len, focus, ts) + 2;
-        fh_put_be64(m + 11, g->ref);
-        m[19] = bs;
-        fh_put_be32(m + 20, sh);
-        fh_gen_stock(m + 24, s);
-        fh_put_be32(m + 32, px);
-        if (t == FT_F) memcpy(m + 36, fh_gen_mpids[(a >> 20) % FH_GEN_NMPID], 4);
-        fh_gen_end(g, ch, m - 2, len, ts);
+        if (g->pitch) {
+            fh_pg_add(g, ch, s, ts, g->ref, bs, sh, px,
+                      t == FT_F ? fh_gen_mpids[(a >> 20) % FH_GEN_NMPID] : NULL);
+        } else {
+            m = fh_gen_begin(g, ch, t == FT_A ? 'A' : 'F', len, focus, ts) + 2;
+            fh_put_be64(m + 11, g->ref);
+            m[19] = bs;
+            fh_put_be32(m + 20, sh);
+            fh_gen_stock(m + 24, s);
+            fh_put_be32(m + 32, px);
+            if (t == FT_F) memcpy(m + 36, fh_gen_mpids[(a >> 20) % FH_GEN_NMPID], 4);
+            fh_gen_end(g, ch, m - 2, len, ts);
+        }
         slot = fh_gen_slot_new(g, s);
         o = &g->slots[slot];
         o->ref = g->ref; o->shares = sh; o->price = px; o->side = bs == 'S';
@@ -1240,18 +1454,37 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         break;
     }
     case FT_D:
-        m = fh_gen_begin(g, ch, 'D', FH_ITCH_LEN_D, focus, ts) + 2;
-        fh_put_be64(m + 11, o->ref);
-        fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_D, ts);
+        if (g->pitch) {
+            m = fh_pg_begin(g, ch, FH_PITCH_TYPE_DELETE, FH_PITCH_LEN_DELETE, ts);
+            fh_gen_put_le64(m + 6, o->ref);
+            fh_pg_end(g, ch, m, ts);
+        } else {
+            m = fh_gen_begin(g, ch, 'D', FH_ITCH_LEN_D, focus, ts) + 2;
+            fh_put_be64(m + 11, o->ref);
+            fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_D, ts);
+        }
         fh_gen_slot_free(g, s, slot, li);
         fh_gen_follow(g, s, side, was);
         break;
     case FT_X: {
         uint32_t x = fh_gen_part(o->shares, a);
-        m = fh_gen_begin(g, ch, 'X', FH_ITCH_LEN_X, focus, ts) + 2;
-        fh_put_be64(m + 11, o->ref);
-        fh_put_be32(m + 19, x);
-        fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_X, ts);
+        if (g->pitch) {
+            /* Reduce Size: Short when the order's price and the quantity fit */
+            if (fh_pg_short(s, x, o->price)) {
+                m = fh_pg_begin(g, ch, FH_PITCH_TYPE_REDUCE_SHORT, FH_PITCH_LEN_REDUCE_SHORT, ts);
+                fh_gen_put_le16(m + 14, (uint16_t)x);
+            } else {
+                m = fh_pg_begin(g, ch, FH_PITCH_TYPE_REDUCE_LONG, FH_PITCH_LEN_REDUCE_LONG, ts);
+                fh_gen_put_le32(m + 14, x);
+            }
+            fh_gen_put_le64(m + 6, o->ref);
+            fh_pg_end(g, ch, m, ts);
+        } else {
+            m = fh_gen_begin(g, ch, 'X', FH_ITCH_LEN_X, focus, ts) + 2;
+            fh_put_be64(m + 11, o->ref);
+            fh_put_be32(m + 19, x);
+            fh_gen_end(g, ch, m - 2, FH_ITCH_LEN_X, ts);
+        }
         o->shares -= x;
         break;
     }
@@ -1259,6 +1492,31 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_C: {
         uint32_t len = t == FT_E ? FH_ITCH_LEN_E : FH_ITCH_LEN_C;
         uint32_t x = (o->shares < 2 || (a & 255) < 140) ? o->shares : fh_gen_part(o->shares, a >> 8);
+        if (g->pitch) {
+            if (t == FT_E) {
+                m = fh_pg_begin(g, ch, FH_PITCH_TYPE_EXECUTED, FH_PITCH_LEN_EXECUTED, ts);
+                fh_gen_put_le64(m + 6, o->ref);
+                fh_gen_put_le32(m + 14, x);
+                fh_gen_put_le64(m + 18, ++g->match);
+            } else {
+                /* executed away from the displayed price: price improvement */
+                uint32_t tk = fh_gen_tick(o->price), px = o->price;
+                if (o->side == 0 && px > 2 * tk) px -= tk * (1 + (b & 1));
+                else if (o->side == 1) px += tk * (1 + (b & 1));
+                m = fh_pg_begin(g, ch, FH_PITCH_TYPE_EXECUTED_PRICE, FH_PITCH_LEN_EXECUTED_PRICE, ts);
+                fh_gen_put_le64(m + 6, o->ref);
+                fh_gen_put_le32(m + 14, x);
+                fh_gen_put_le32(m + 18, o->shares - x);
+                fh_gen_put_le64(m + 22, ++g->match);
+                fh_gen_put_le64(m + 30, fh_gen_grid(px));
+            }
+            fh_pg_end(g, ch, m, ts);
+            s->last_match = ch->last_match = g->match;
+            if (x < o->shares) { o->shares -= x; break; }
+            fh_gen_slot_free(g, s, slot, li);
+            fh_gen_follow(g, s, side, was);
+            break;
+        }
         m = fh_gen_begin(g, ch, t == FT_E ? 'E' : 'C', len, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
         fh_put_be32(m + 19, x);
@@ -1284,6 +1542,21 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         uint8_t deep;
         uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(s, a >> 2);
         uint32_t px = fh_gen_quote(g, s, o->side ? 'S' : 'B', b, &deep);
+        if (g->pitch) {
+            /* Modify Order keeps the order id; it keeps its place in the
+             * queue only at the same price with no more shares */
+            int keep = px == o->price && sh <= o->shares;
+            fh_pg_modify(g, ch, s, ts, o->ref, sh, px, keep);
+            sx->ndeep[o->side] += (uint32_t)deep - o->deep;
+            o->deep = deep;
+            if (keep) { o->shares = sh; break; }
+            fh_gen_book_unlink(g, s, slot, li);
+            o->shares = sh; o->price = px;
+            fh_gen_set_born(o, g->dnow);
+            fh_gen_book_add(g, s, slot);
+            fh_gen_follow(g, s, side, was);
+            break;
+        }
         g->ref += 1 + (a >> 30);
         m = fh_gen_begin(g, ch, 'U', FH_ITCH_LEN_U, focus, ts) + 2;
         fh_put_be64(m + 11, o->ref);
@@ -1303,6 +1576,11 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         /* hidden (non-displayed) execution: NASDAQ zeroes the order reference */
         uint8_t bs = (a >> 31) ? 'B' : 'S';
         uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, NULL);
+        if (g->pitch) {
+            fh_pg_trade(g, ch, s, ts, bs, sh, px, ++g->match);
+            s->last_match = ch->last_match = g->match;
+            break;
+        }
         m = fh_gen_begin(g, ch, 'P', FH_ITCH_LEN_P, focus, ts) + 2;
         fh_put_be64(m + 11, 0);
         m[19] = bs;
@@ -1317,9 +1595,68 @@ static void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     }
 }
 
+/* One scheduled PITCH message (the schedule holds only H h Q I B then). */
+static void fh_pg_scheduled(fh_gen_t *g, const fh_gen_sched_t *e)
+{
+    fh_gen_chan_t *ch = &g->ch[e->ch];
+    fh_gen_sym_t *s = &g->sym[e->locate];
+    uint64_t r = fh_gen_next(&g->rng);
+    uint32_t a = (uint32_t)r, b = (uint32_t)(r >> 32);
+    uint64_t ts = e->ts;
+    uint8_t *m;
+    switch (e->type) {
+    case 'H':
+    case 'h':
+        /* trading action / operational halt: 'T' trading, 'H' halted, 'Q' quote-only */
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_TRADING_STATUS, FH_PITCH_LEN_TRADING_STATUS, ts);
+        memcpy(m + 6, s->stock, 8);
+        m[14] = e->arg;
+        m[15] = '0';                       /* Reg SHO: no price test */
+        m[16] = ' ';
+        m[17] = ' ';
+        break;
+    case 'Q': {
+        /* opening / closing / halt cross */
+        uint32_t sh = e->arg == 'H' ? 100u * (1 + a % 500) : 100u * (1 + a % 20000);
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_AUCTION_SUMMARY, FH_PITCH_LEN_AUCTION_SUMMARY, ts);
+        memcpy(m + 6, s->stock, 8);
+        m[14] = e->arg;
+        fh_gen_put_le64(m + 15, s->mid);
+        fh_gen_put_le32(m + 23, s->rank < 50 ? sh * 10 : sh);
+        break;
+    }
+    case 'I': {
+        /* imbalance before a cross */
+        uint32_t p = s->mid, tk = fh_gen_tick(p);
+        uint32_t paired = 100u * (1 + a % 5000), imb = 100u * (b % 800);
+        int buy = (b >> 20) & 1;
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_AUCTION_UPDATE, FH_PITCH_LEN_AUCTION_UPDATE, ts);
+        memcpy(m + 6, s->stock, 8);
+        m[14] = e->arg;
+        fh_gen_put_le64(m + 15, p);
+        fh_gen_put_le32(m + 23, paired + (buy ? imb : 0));
+        fh_gen_put_le32(m + 27, paired + (buy ? 0 : imb));
+        fh_gen_put_le64(m + 31, fh_gen_grid(p + tk * ((a >> 20) % 3)));
+        fh_gen_put_le64(m + 39, fh_gen_grid(p + tk * ((a >> 24) % 5)));
+        break;
+    }
+    case 'B': {
+        /* break the instrument's last execution (or the unit's, or the venue's) */
+        uint64_t x = s->last_match ? s->last_match : ch->last_match ? ch->last_match : g->match;
+        m = fh_pg_begin(g, ch, FH_PITCH_TYPE_TRADE_BREAK, FH_PITCH_LEN_TRADE_BREAK, ts);
+        fh_gen_put_le64(m + 6, x);
+        break;
+    }
+    default:
+        return;
+    }
+    fh_pg_end(g, ch, m, ts);
+}
+
 /* One scheduled message; field values drawn now, from the current market. */
 static void fh_gen_scheduled(fh_gen_t *g, const fh_gen_sched_t *e)
 {
+    if (g->pitch) { fh_pg_scheduled(g, e); return; }
     fh_gen_chan_t *ch = &g->ch[e->ch];
     fh_gen_sym_t *s = &g->sym[e->locate];      /* sym[0] for market-wide: unused */
     uint64_t r = fh_gen_next(&g->rng);
@@ -1477,7 +1814,30 @@ static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
     if (cfg->symbols < 1 || cfg->symbols > 65535) {
         fh_errf(err, errlen, "invalid gen config: symbols must be 1..65535, got %u", cfg->symbols); return -1;
     }
-    if (cfg->channels < 1 || cfg->channels > FH_GEN_MAX_CHANNELS || cfg->channels > cfg->symbols) {
+    if (cfg->protocol > FH_GEN_PROTO_PITCH) {
+        fh_errf(err, errlen, "invalid gen config: protocol must be 0 (itch) or 1 (pitch), got %u",
+                cfg->protocol);
+        return -1;
+    }
+    if (cfg->protocol == FH_GEN_PROTO_PITCH) {
+        uint32_t units = cfg->units ? cfg->units : FH_GEN_PITCH_UNITS;
+        if (units > FH_GEN_PITCH_UNITS) {
+            fh_errf(err, errlen, "invalid gen config: units must be 1..%u (0 = %u), got %u",
+                    FH_GEN_PITCH_UNITS, FH_GEN_PITCH_UNITS, cfg->units);
+            return -1;
+        }
+        if (cfg->symbols > units * FH_GEN_PITCH_SYMS_PER_UNIT) {
+            fh_errf(err, errlen, "invalid gen config: %u symbols do not fit %u PITCH unit(s): at most "
+                    "%u symbols per unit (%u in all); raise --units (at most %u)", cfg->symbols, units,
+                    FH_GEN_PITCH_SYMS_PER_UNIT, units * FH_GEN_PITCH_SYMS_PER_UNIT, FH_GEN_PITCH_UNITS);
+            return -1;
+        }
+        if (cfg->channels < 1 || cfg->channels > units) {
+            fh_errf(err, errlen, "invalid gen config: channels (multicast groups per line) must be "
+                    "1..units (%u), got %u", units, cfg->channels);
+            return -1;
+        }
+    } else if (cfg->channels < 1 || cfg->channels > FH_GEN_MAX_CHANNELS || cfg->channels > cfg->symbols) {
         fh_errf(err, errlen, "invalid gen config: channels must be 1..%u and <= symbols (%u), got %u",
                 FH_GEN_MAX_CHANNELS, cfg->symbols, cfg->channels);
         return -1;
@@ -1659,6 +2019,92 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* PREFIX.json of a PITCH day (docs/generator.md). */
+static int fh_gen_json_pitch(fh_gen_t *g, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    const fh_gen_cfg_t *cfg = g->cfg;
+    uint64_t total = g->emitted + g->time_msgs;
+    fprintf(f, "{\n  \"format\": \"feedhandler-gen/1\",\n  \"protocol\": \"pitch\",\n");
+    fprintf(f, "  \"seed\": %llu,\n  \"messages\": %llu,\n  \"messages_without_time\": %llu,\n"
+               "  \"time_messages\": %llu,\n", (unsigned long long)cfg->seed, (unsigned long long)total,
+            (unsigned long long)g->emitted, (unsigned long long)g->time_msgs);
+    fprintf(f, "  \"scheduled_messages\": %llu,\n  \"flow_messages\": %llu,\n",
+            (unsigned long long)g->nsched, (unsigned long long)g->nflow);
+    fprintf(f, "  \"symbol_count\": %u,\n  \"unit_count\": %u,\n  \"channel_count\": %u,\n"
+               "  \"lines\": \"%s\",\n", g->nsym, g->nch, cfg->channels, g->lines == 2 ? "ab" : "a");
+    fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
+    fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
+    fprintf(f, "  \"heartbeat_ns\": %llu,\n", (unsigned long long)g->heartbeat_ns);
+    fprintf(f, "  \"rate\": %llu,\n", (unsigned long long)g->rate);
+    fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
+            FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
+    fprintf(f, "  \"udp_port\": %u,\n  \"partition\": \"contiguous\",\n", FH_GEN_PITCH_PORT);
+    fprintf(f, "  \"by_type\": {");
+    int first = 1;
+    for (int t = 0; t < 256; t++) {
+        if (!g->by_type[t]) continue;
+        fprintf(f, "%s\"0x%02x\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
+        first = 0;
+    }
+    fprintf(f, "},\n");
+    fprintf(f, "  \"packets\": {\"a\": %llu, \"b\": %llu},\n",
+            (unsigned long long)g->written[0], (unsigned long long)g->written[1]);
+    fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n",
+            (unsigned long long)g->sent[0], (unsigned long long)g->sent[1]);
+    fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu, \"both\": %llu},\n",
+            (unsigned long long)g->lost[0], (unsigned long long)g->lost[1], (unsigned long long)g->lost_both);
+    fprintf(f, "  \"data_packets\": %llu,\n  \"heartbeats\": %llu,\n  \"end_of_session\": %llu,\n",
+            (unsigned long long)g->data_packets, (unsigned long long)g->heartbeats,
+            (unsigned long long)g->eos);
+    fprintf(f, "  \"messages_per_packet\": {\"mean\": %.4f, \"max\": %llu},\n",
+            g->data_packets ? (double)total / (double)g->data_packets : 0.0,
+            (unsigned long long)g->mpp_max);
+    fprintf(f, "  \"pcap_records\": %llu,\n  \"first_capture_ns\": %llu,\n  \"last_capture_ns\": %llu,\n",
+            (unsigned long long)(g->written[0] + g->written[1]),
+            (unsigned long long)g->first_cap, (unsigned long long)g->last_cap);
+    fprintf(f, "  \"first_ts\": %llu,\n  \"last_ts\": %llu,\n",
+            (unsigned long long)g->first_ts, (unsigned long long)g->last_ts);
+    uint64_t live = 0, full = 0;
+    for (uint32_t l = 1; l <= g->nsym; l++) live += g->sym[l].nord[0] + g->sym[l].nord[1];
+    for (uint32_t c = 0; c < g->nch; c++) full += g->ch[c].pool_full;
+    fprintf(f, "  \"first_order_id\": %llu,\n  \"last_order_id\": %llu,\n  \"last_execution_id\": %llu,\n",
+            (unsigned long long)FH_GEN_PITCH_ORDER_ID0, (unsigned long long)g->ref,
+            (unsigned long long)g->match);
+    fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
+            (unsigned long long)live, (unsigned long long)full);
+    fh_gen_json_book_stats(g, f);
+    fprintf(f, "  \"units\": [\n");
+    for (uint32_t c = 0; c < g->nch; c++) {
+        const fh_gen_chan_t *ch = &g->ch[c];
+        char a[20], b[20];
+        fh_gen_ip(a, sizeof a, ch->group[0]);
+        fh_gen_ip(b, sizeof b, ch->group[1]);
+        char range[24] = "";               /* a unit without symbols: [] */
+        if (ch->hi >= ch->lo) snprintf(range, sizeof range, "%u, %u", ch->lo, ch->hi);
+        fprintf(f, "    {\"unit\": %u, \"group\": %u, \"line_a\": \"%s:%u\", \"line_b\": \"%s:%u\", "
+                   "\"symbols\": [%s], \"messages\": %llu, \"data_packets\": %llu, "
+                   "\"heartbeats\": %llu, \"next_sequence\": %llu}%s\n",
+                c + 1, c % cfg->channels, a, FH_GEN_PITCH_PORT, b, FH_GEN_PITCH_PORT,
+                range, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
+                (unsigned long long)ch->heartbeats, (unsigned long long)ch->next_seq,
+                c + 1 < g->nch ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"symbols\": {");
+    for (uint32_t l = 1; l <= g->nsym; l++) {
+        const fh_gen_sym_t *s = &g->sym[l];
+        int n = 8;
+        while (n > 0 && s->stock[n - 1] == ' ') n--;
+        fprintf(f, "%s\"%u\": \"%.*s\"", l > 1 ? ", " : "", l, n, s->stock);
+    }
+    fprintf(f, "}\n}\n");
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad) { fh_errf(err, errlen, "write error on %s", path); return -1; }
+    return 0;
+}
+
 /* Burst size: one message, a few, or a sweep/reprice storm. */
 FH_INLINE uint32_t fh_gen_burst(uint32_t r)
 {
@@ -1672,8 +2118,10 @@ FH_INLINE uint32_t fh_gen_burst(uint32_t r)
 static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
 {
     const fh_gen_cfg_t *cfg = g->cfg;
+    g->pitch = cfg->protocol == FH_GEN_PROTO_PITCH;
+    g->udp_port = g->pitch ? FH_GEN_PITCH_PORT : 26477;
     g->nsym = cfg->symbols;
-    g->nch = cfg->channels;
+    g->nch = g->pitch ? (cfg->units ? cfg->units : FH_GEN_PITCH_UNITS) : cfg->channels;
     g->lines = cfg->lines;
     g->max_payload = cfg->max_payload ? cfg->max_payload : FH_GEN_PAYLOAD_DEFAULT;
     g->batch_ns = cfg->batch_ns ? cfg->batch_ns
@@ -1707,7 +2155,30 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     if (!g->ch) goto oom;
     /* contiguous locate ranges: NASDAQ partitions channels alphabetically too */
     uint64_t sid = fh_gen_splitmix(&(uint64_t){ cfg->seed ^ 0x5e5510aULL }) % 10000000u;
-    for (uint32_t c = 0; c < g->nch; c++) {
+    if (g->pitch) {
+        /* symbol i (alphabetical, 0-based) is on unit 1 + i * units / symbols;
+         * unit u on group (u - 1) % channels of each line */
+        for (uint32_t c = 0; c < g->nch; c++) {
+            fh_gen_chan_t *ch = &g->ch[c];
+            uint32_t k = c % cfg->channels;
+            ch->lo = 1; ch->hi = 0;            /* none yet */
+            ch->tracking = (uint16_t)(c + 1);
+            ch->group[0] = (224u << 24) | (0u << 16) | (62u << 8) | (2u + k);
+            ch->group[1] = (233u << 24) | (19u << 16) | (3u << 8) | (2u + k);
+            ch->len = FH_GEN_OFF_PITCH_MSGS;
+            ch->next_seq = 1;
+            ch->ev = FH_GEN_INF;
+        }
+        for (uint32_t i = 0; i < g->nsym; i++) {
+            uint32_t c = (uint32_t)((uint64_t)i * g->nch / g->nsym), l = i + 1;
+            fh_gen_chan_t *ch = &g->ch[c];
+            if (ch->hi == 0) ch->lo = (uint16_t)l;
+            ch->hi = (uint16_t)l;
+            g->sym[l].ch = (uint16_t)c;
+        }
+        g->ref = FH_GEN_PITCH_ORDER_ID0;
+    }
+    for (uint32_t c = 0; c < g->nch && !g->pitch; c++) {
         fh_gen_chan_t *ch = &g->ch[c];
         ch->lo = (uint16_t)((uint64_t)c * g->nsym / g->nch + 1);
         ch->hi = (uint16_t)((uint64_t)(c + 1) * g->nsym / g->nch);
@@ -1726,7 +2197,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     /* schedule: count, check the day is big enough, fill, sort */
     g->sched = NULL;
     fh_gen_build_schedule(g, cfg->messages);
-    size_t n = g->nsched;
+    size_t n = g->nsched + (g->pitch ? g->nch : 0);    /* PITCH: one End of Session per unit */
     if (cfg->messages < n + FH_GEN_MIN_FLOW) {
         /* the smallest day that fits: scheduled messages less the NOII share
          * (1% of the day), plus the minimum order flow */
@@ -1746,7 +2217,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
      * makes times equal, they keep that day's order */
     if (g->rate)
         for (size_t i = 0; i < g->nsched; i++) g->sched[i].ts = fh_gen_rate_map(g, g->sched[i].ts);
-    g->nflow = cfg->messages - g->nsched;
+    g->nflow = cfg->messages - n;
     g->lv_every = FH_GEN_LEVEL_SAMPLE;
     if (g->nflow / 256 < g->lv_every)
         g->lv_every = g->nflow / 256 > FH_GEN_LEVEL_SAMPLE_MIN ? (uint32_t)(g->nflow / 256) : FH_GEN_LEVEL_SAMPLE_MIN;
@@ -1887,6 +2358,18 @@ static void fh_gen_day(fh_gen_t *g)
     for (uint32_t c = 0; c < g->nch; c++) {
         uint64_t t = tend + (uint64_t)c * 1000;
         fh_gen_advance(g, t + 1);
+        if (g->pitch) {
+            /* End of Session: a sequenced message, the unit's last packet */
+            fh_gen_chan_t *ch = &g->ch[c];
+            uint8_t *m = fh_pg_begin(g, ch, FH_PITCH_TYPE_END_OF_SESSION, FH_PITCH_LEN_END_OF_SESSION, t);
+            fh_pg_end(g, ch, m, t);
+            ch->ended = 1;
+            ch->eos++;
+            g->eos++;
+            g->last_ts = t;
+            fh_gen_send(g, c, (uint16_t)ch->count, t);
+            continue;
+        }
         fh_gen_send(g, c, 0xFFFF, t);
     }
     if (g->bcount) fh_gen_bring_drain(g, FH_GEN_INF);
@@ -1903,7 +2386,8 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
     if (!g || !ppcap || !pbin || !pjson) { fh_errf(err, errlen, "out of memory"); goto out; }
     g->cfg = cfg;
     if (fh_gen_setup(g, err, errlen)) goto out;
-    if (fh_gen_open(&g->pcap, ppcap, err, errlen) || fh_gen_open(&g->bin, pbin, err, errlen)) goto out;
+    if (fh_gen_open(&g->pcap, ppcap, err, errlen)
+        || (!g->pitch && fh_gen_open(&g->bin, pbin, err, errlen))) goto out;
     g->progress = progress;
     if (progress) *progress = 0;
 
@@ -1918,9 +2402,9 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
 
     fh_gen_day(g);
 
-    if (fh_gen_close(&g->pcap, err, errlen) || fh_gen_close(&g->bin, err, errlen)) goto out;
+    if (fh_gen_close(&g->pcap, err, errlen) || (!g->pitch && fh_gen_close(&g->bin, err, errlen))) goto out;
     if (progress) *progress = g->emitted;
-    if (fh_gen_json(g, pjson, err, errlen)) goto out;
+    if (g->pitch ? fh_gen_json_pitch(g, pjson, err, errlen) : fh_gen_json(g, pjson, err, errlen)) goto out;
     rc = 0;
 out:
     fh_gen_free(g);

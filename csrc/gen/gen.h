@@ -13,6 +13,7 @@
 
 #include "fh_common.h"
 #include "itch_spec.h"
+#include "pitch_spec.h"
 #include "gen_api.h"
 
 /* The trading date every generated day claims: Wednesday 2026-11-25, a regular
@@ -82,6 +83,25 @@ _Static_assert(FH_GEN_PAYLOAD_MIN == FH_GEN_MOLD_HDR + 2 + FH_ITCH_MAX_LEN, "pay
 #define FH_GEN_MAX_CHANNELS      64u
 
 #define FH_GEN_PROGRESS_EVERY    65536u
+
+/* Cboe US Equities Multicast PITCH (cfg->protocol 1, docs/pitch-spec-notes.md).
+ * A datagram is a Sequenced Unit Header (8 bytes, right after the UDP header)
+ * and at most 255 messages of one unit.  Units are contiguous alphabetical
+ * symbol ranges, at most FH_GEN_PITCH_SYMS_PER_UNIT symbols each; unit u goes
+ * out on group (u - 1) % channels: line A 224.0.62.(2 + group), line B
+ * 233.19.3.(2 + group), every group on the one UDP port below. */
+#define FH_GEN_PROTO_ITCH        0u
+#define FH_GEN_PROTO_PITCH       1u
+#define FH_GEN_OFF_PITCH_MSGS    (FH_GEN_OFF_MOLD + FH_PITCH_UNIT_HLEN)
+#define FH_GEN_PITCH_UNITS       32u    /* default, and the most */
+#define FH_GEN_PITCH_SYMS_PER_UNIT 384u
+#define FH_GEN_PITCH_PORT        30001u
+#define FH_GEN_PITCH_MAX_COUNT   255u   /* Hdr Count is one byte */
+/* Order ids start above 2^40 so that readers must keep all 64 bits. */
+#define FH_GEN_PITCH_ORDER_ID0   (1ULL << 40)
+/* One in this many random tickers gets a preferred-share suffix (".PRA"),
+ * 7-8 characters long: only Add Order / Trade Expanded can carry those. */
+#define FH_GEN_PITCH_LONG_SYM_EVERY 32u
 
 /* Order slots of all instruments' books together (one order is 32 bytes, its
  * share of price levels 32): 16 M slots, ~1.1 GB at most, reached only by days
