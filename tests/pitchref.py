@@ -15,7 +15,8 @@ pipeline (csrc/pipeline.h "Cboe PITCH" describes the same contract):
   ignored here; a datagram that frames as neither does not decide;
 - payload < 8 bytes: pitch_truncated; Hdr Length != payload length:
   pitch_hdr_length (both rejected before any stream exists);
-- count 0: heartbeat (pitch_trailing_bytes when longer than 8 bytes);
+- count 0: heartbeat (pitch_trailing_bytes when longer than 8 bytes); its
+  sequence is the unit's next: what is before it and never arrived is a gap;
 - sequence 0 with messages: pitch_unsequenced; sequence + count - 1 > 2^32-1:
   pitch_seq_wrap (both rejected);
 - stream = (UDP port, unit); a packet at or before the next expected sequence
@@ -149,7 +150,10 @@ def _itch(t: str, locate: int, body: bytes) -> bytes:
 class PitchRef:
     """Feed it pcap bytes (``feed_pcap``), read ``dump_csv``, ``stats``, ``book``."""
 
-    def __init__(self, venue_rank: int = 0, venue_name: str = "BATS"):
+    def __init__(self, venue_rank: int = 0, venue_name: str = "BATS", ports: Optional[Iterable[int]] = None):
+        """ports: only these UDP ports' datagrams (one venue's channels), else all."""
+        self.ports = set(ports) if ports is not None else None
+        self.hb_next: Dict[Tuple[int, int], int] = {}        # stream -> highest heartbeat sequence
         self.venue_rank = venue_rank
         self.venue_name = venue_name
         self.book = RefBook(max_instruments=MAX_INSTRUMENTS)
@@ -338,6 +342,8 @@ class PitchRef:
             self._apply(stream, p, s, p[2])
 
     def datagram(self, dst: int, port: int, p: bytes) -> None:
+        if self.ports is not None and port not in self.ports:
+            return
         key = (dst, port)
         proto = self.protos.get(key)
         if proto is None:
@@ -369,6 +375,8 @@ class PitchRef:
             self.heartbeats += 1
             if len(p) != 8:
                 self.errors["pitch_trailing_bytes"] += 1
+            if seq:                                # the next sequence: what is before it and unseen is missing
+                self.hb_next[stream] = max(seq, self.hb_next.get(stream, 0))
             return
         if seq == 0:
             self.errors["pitch_unsequenced"] += 1
@@ -399,6 +407,11 @@ class PitchRef:
                     self.gapped_units.add(stream)
                     self.next_seq[stream] = s
                 self._drain(stream)
+        for stream, nxt in self.hb_next.items():
+            if nxt > self.next_seq[stream]:
+                self.gaps += nxt - self.next_seq[stream]
+                self.gapped_units.add(stream)
+                self.next_seq[stream] = nxt
         return self
 
     # ------------------------------------------------------------ inputs

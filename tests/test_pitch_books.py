@@ -107,10 +107,16 @@ def unit_packets(u: int):
               S.PitchAddOrderLong(time_offset=7, order_id=o + 11, side_indicator="B", quantity=12, symbol=s2,
                                   price=101 * 100 + u)])
     if u == 3:
-        P.append([S.PitchUnitClear(time_offset=8),
+        P.append([S.PitchAddOrderLong(time_offset=8, order_id=o + 13, side_indicator="S", quantity=99, symbol=s0,
+                                      price=px + 5000),                        # cleared by the next message
+                  S.PitchUnitClear(time_offset=8),
                   S.PitchAddOrderLong(time_offset=9, order_id=o + 12, side_indicator="B", quantity=11, symbol=s1,
                                       price=px - 300),
                   S.PitchDeleteOrder(time_offset=10, order_id=o + 1)])          # cleared already
+    if u == 2:
+        P.append([S.PitchEndOfSession(time_offset=11)])
+    if u == 1:
+        P.append([])                                                            # a heartbeat
     return P
 
 
@@ -223,6 +229,7 @@ def test_reference_sanity():
     assert ref.errors == {k: 0 for k in pitchref.ERRORS}
     # a qty-0 modify per unit; a delete of an unknown order per unit, and unit 3's delete after its clear
     assert ref.book.counters["zero_rejected"] == 3 and ref.book.counters["unknown_ref"] == 4
+    assert ref.unit_clears == 1 and ref.heartbeats == 1
 
 
 def test_multi_unit_books_equal_reference(tmp_path):
@@ -234,10 +241,11 @@ def test_multi_unit_books_equal_reference(tmp_path):
     counts = type_counts(dg)
     assert pitch_by_type(stats) == counts
     assert stats["messages"] == sum(counts.values())
+    assert stats.get("unit_clears", 1) == 1
     assert set(counts) >= {"0x%02x" % t for t in pitchref.BOOK_TYPES} | {"0x2a", "0x2b", "0x30", "0x31", "0x95",
                                                                           "0x96", "0x2c", "0x20"}
     assert stats["gaps"] == 0 and stats["duplicates"] == 0
-    assert stats["pitch_packets"] == len(dg) == stats["pkt_applied"]
+    assert stats["pitch_packets"] == len(dg) == stats["pkt_applied"] + 1 and stats["heartbeats"] == 1
     assert "venue" not in text.splitlines()[0]
 
 
@@ -254,7 +262,7 @@ def test_two_lines_arbitrated(tmp_path):
     ref = reference(recs)
     text, stats = check_against_ref(tmp_path, path, ref, "lines a+b")
     assert text == one
-    both = [i for i in range(n) if i not in drop["A"] and i not in drop["B"]]
+    both = [i for i in range(n) if i not in drop["A"] and i not in drop["B"] and dg[i][3]]   # heartbeats aside
     assert stats["duplicates"] == sum(len(dg[i][3]) for i in both) > 0
     assert stats["gaps"] == 0
     assert stats["pkt_duplicate"] == len(both)
