@@ -291,9 +291,6 @@ def test_loss_on_both_lines_flags_the_unit_stale(tmp_path):
     """A unit-2 packet lost on both lines: gaps == its messages, the books are
     the reference's (the lost messages never applied), and exactly unit 2's
     instruments are flagged STALE (slot flags and Replay.flags agree)."""
-    shm = pytest.importorskip("feedhandler.shm")
-    np = pytest.importorskip("numpy")
-    from feedhandler.replay import Replay
     dg = multi_unit()
     lost = [i for i, d in enumerate(dg) if d[0] == 2][3]
     n = len(dg)
@@ -305,20 +302,45 @@ def test_loss_on_both_lines_flags_the_unit_stale(tmp_path):
     text, stats = check_against_ref(tmp_path, path, ref, "lost on both")
     assert stats["gaps"] == len(dg[lost][3]) > 0
 
+    in_slots, st = stale_set(recs)
+    unit2 = set(ref.ranks[2].values())
+    assert in_slots == unit2 == ref.stale_ids(), (sorted(in_slots), sorted(unit2))
+    assert st["gaps"] == stats["gaps"]
+
+
+def stale_set(recs):
+    """(stale ids from slot flags == Replay.flags, Replay stats, books CSV) of a Python API replay."""
+    shm = pytest.importorskip("feedhandler.shm")
+    np = pytest.importorskip("numpy")
+    from feedhandler.replay import Replay
     r = Replay()
     res = r.run_buffer(F.pcap_bytes(recs))
     assert res.ok, res.error
     r.finish()
-    check_ledger(r.stats(), "api")
+    st = r.stats()
+    check_ledger(st, "api")
     flags = r.segment().snapshot_all()["flags"]
     in_slots = {int(i) for i in np.nonzero(flags & shm.FLAG_STALE)[0]}
     in_book = {loc for loc in range(1, len(flags)) if r.flags(loc) & shm.FLAG_STALE}
     assert in_slots == in_book
-    unit2 = set(ref.ranks[2].values())
-    assert in_slots == unit2 == ref.stale_ids(), (sorted(in_slots), sorted(unit2))
-    out = tmp_path / "api.csv"
-    r.dump_books(str(out), DEPTH)
-    assert out.read_text() == text
+    return in_slots, st
+
+
+def test_heartbeat_reveals_a_lost_last_packet(tmp_path):
+    """Unit 1's last data packet lost on both lines: only its heartbeat (Hdr
+    Sequence = the next sequence) tells; gaps == the lost messages and unit 1's
+    instruments are stale, no other."""
+    dg = multi_unit()
+    u1 = [i for i, d in enumerate(dg) if d[0] == 1]
+    lost = u1[-2]
+    assert dg[lost][3] and not dg[u1[-1]][3]               # the last data packet, then the heartbeat
+    drop = {"A": {lost}, "B": {lost}}
+    recs = pcap_of(dg, lines=("A", "B"), drop=drop)
+    ref = reference(recs)
+    assert ref.gaps == len(dg[lost][3])
+    text, stats = check_against_ref(tmp_path, write(tmp_path, "hb.pcap", recs), ref, "heartbeat gap")
+    stale, _ = stale_set(recs)
+    assert stale == set(ref.ranks[1].values()) == ref.stale_ids()
 
 
 def _reverse_units(per):
@@ -513,3 +535,54 @@ def ref_mixed(itch_text, ref):
     rows = [ln + ",XNAS" for ln in itch_text.splitlines()[1:]]
     rows += ref.dump_csv(DEPTH, venue=True).splitlines()[1:]
     return "\n".join(["locate,symbol,side,level,price,shares,orders,venue"] + rows) + "\n"
+
+
+# ------------------------------------------------------------------ two PITCH venues, a config, cores
+
+CONFIG = """
+[[channel]]
+name = "bzx"
+protocol = "pitch"
+venue = "BZX"
+line_a = "%s:%d"
+line_b = "%s:%d"
+core = 0
+
+[[channel]]
+name = "edgx"
+protocol = "pitch"
+venue = "EDGX"
+line_a = "233.1.1.1:%d"
+core = %d
+"""
+
+
+@pytest.mark.parametrize("cores", [None, "0,1"])
+def test_two_venues_from_a_config(tmp_path, cores):
+    """The multi-unit capture on two PITCH venues (BZX on A/B lines, EDGX on
+    one line, the same order ids and symbols on both): the venues' books stay
+    apart, EDGX ids are BZX's + 12288 (venue rank 1), and one core or two give
+    the same dump."""
+    if cores and (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 CPUs")
+    dg = multi_unit()
+    n = len(dg)
+    a = pcap_of(dg, lines=("A", "B"), drop={"A": {i for i in range(n) if i % 3 == 1}, "B": {i for i in range(n) if i % 3 == 2}})
+    e = [(t + 500, F.frame(d[2], dst="233.1.1.1", dport=PORT + 2)) for t, d in zip(range(T0, T0 + n * STEP, STEP), dg)]
+    recs = sorted(a + e, key=lambda r: r[0])
+    path = write(tmp_path, "two.pcap", recs)
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(CONFIG % (GROUP_A, PORT, GROUP_B, PORT, PORT + 2, 1 if cores else 0))
+    extra = ["--config", cfg] + (["--cores", cores] if cores else [])
+    text, stats = replay_books(tmp_path, path, DEPTH, extra=extra, tag="two")
+    check_ledger(stats, "two venues")
+    bzx = PitchRef(0, "BZX", ports=[PORT]).feed_records(recs).finish()
+    edgx = PitchRef(1, "EDGX", ports=[PORT + 2]).feed_records(recs).finish()
+    rows = bzx.dump_csv(DEPTH, venue=True).splitlines()[1:] + edgx.dump_csv(DEPTH, venue=True).splitlines()[1:]
+    want = "\n".join(["locate,symbol,side,level,price,shares,orders,venue"] + rows) + "\n"
+    assert_csv_equal(text, want, "two venues")
+    shifted = [",".join([str(int(r.split(",")[0]) + 12288)] + r.split(",")[1:-1] + ["EDGX"])
+               for r in bzx.dump_csv(DEPTH, venue=True).splitlines()[1:]]
+    assert edgx.dump_csv(DEPTH, venue=True).splitlines()[1:] == shifted
+    assert pitch_by_type(stats) == {k: 2 * v for k, v in type_counts(dg).items()}
+    assert stats["gaps"] == 0
