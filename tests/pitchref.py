@@ -46,7 +46,7 @@ from __future__ import annotations
 import struct
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from refbook import CSV_HEADER, RefBook
+from refbook import RefBook
 
 # Wire lengths (Length byte, which counts Length and Type), spec notes section 4.
 PITCH_LEN = {
@@ -447,5 +447,3 @@ class PitchRef:
                     heartbeats=self.heartbeats, gaps=self.gaps, pitch_packets=self.pitch_packets,
                     errors={k: v for k, v in self.errors.items()})
 
-
-assert CSV_HEADER.startswith("locate,")

@@ -588,7 +588,8 @@ def test_two_venues_from_a_config(tmp_path, cores):
         pytest.skip("needs 2 CPUs")
     dg = multi_unit()
     n = len(dg)
-    a = pcap_of(dg, lines=("A", "B"), drop={"A": {i for i in range(n) if i % 3 == 1}, "B": {i for i in range(n) if i % 3 == 2}})
+    drop = {"A": {i for i in range(n) if i % 3 == 1}, "B": {i for i in range(n) if i % 3 == 2}}
+    a = pcap_of(dg, lines=("A", "B"), drop=drop)
     e = [(t + 500, F.frame(d[2], dst="233.1.1.1", dport=PORT + 2)) for t, d in zip(range(T0, T0 + n * STEP, STEP), dg)]
     recs = sorted(a + e, key=lambda r: r[0])
     path = write(tmp_path, "two.pcap", recs)
