@@ -128,13 +128,13 @@ void fh_book_free(fh_book_t *b)
 /* ------------------------------------------------------------ order store */
 
 /* Hash position of `ref`, or of the empty entry where it would go. */
-FH_INLINE uint64_t table_find(const fh_book_t *b, uint64_t ref, int *found)
+FH_INLINE uint64_t table_find(const fh_book_t *b, uint64_t ref, uint32_t venue, int *found)
 {
     uint64_t i = ref_home(b, ref);
     for (;;) {
         const fh_horder_t *h = &b->table[i];
         if (h->o.shares == 0) { *found = 0; return i; }     /* live orders never have 0 shares */
-        if (h->ref == ref) { *found = 1; return i; }
+        if (h->ref == ref && h->o.venue == venue) { *found = 1; return i; }
         i = (i + 1) & b->table_mask;
     }
 }
@@ -171,7 +171,7 @@ static __attribute__((noinline, cold)) void table_grow(fh_book_t *b)
     b->table_mask = (b->table_mask << 1) | 1;
     for (uint32_t k = 0; k < n; k++) {
         int found;
-        const uint64_t pos = table_find(b, b->scratch[k].ref, &found);
+        const uint64_t pos = table_find(b, b->scratch[k].ref, b->scratch[k].o.venue, &found);
         b->table[pos] = b->scratch[k];
     }
     b->table_grows++;
@@ -179,12 +179,13 @@ static __attribute__((noinline, cold)) void table_grow(fh_book_t *b)
 
 /* A free hash entry for `ref` (not live), the table grown first if needed.
  * Live orders never exceed max_orders, so there always is one. */
-static fh_order_t *table_insert(fh_book_t *b, uint64_t ref)
+static fh_order_t *table_insert(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
     if (FH_UNLIKELY(2 * (b->h_live + 1) > b->table_mask + 1) && b->table_bits < b->table_max_bits) table_grow(b);
     int found;
-    fh_horder_t *h = &b->table[table_find(b, ref, &found)];
+    fh_horder_t *h = &b->table[table_find(b, ref, venue, &found)];
     h->ref = ref;
+    h->o.venue = (uint8_t)venue;
     b->h_live++;
     return &h->o;
 }
@@ -194,15 +195,15 @@ FH_INLINE int in_window(const fh_book_t *b, uint64_t ref) { return ref - b->win_
 /* The live order `ref`, or NULL.  A reference in the window's range is in
  * the window, unless it was added while far ahead of the window (then it went
  * to the hash: see ord_new), which only refs up to h_ahead_max can be. */
-FH_INLINE fh_order_t *ord_find(fh_book_t *b, uint64_t ref)
+FH_INLINE fh_order_t *ord_find(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
-    if (FH_LIKELY(in_window(b, ref))) {
+    if (FH_LIKELY(in_window(b, ref)) && FH_LIKELY(venue == b->win_venue)) {
         fh_order_t *o = &b->win[ref & b->win_mask];
         if (FH_LIKELY(o->shares != 0) || FH_LIKELY(ref > b->h_ahead_max)) return o->shares ? o : NULL;
     }
     if (!b->h_live) return NULL;
     int found;
-    const uint64_t pos = table_find(b, ref, &found);
+    const uint64_t pos = table_find(b, ref, venue, &found);
     return found ? &b->table[pos].o : NULL;
 }
 
@@ -242,7 +243,7 @@ static void win_slide(fh_book_t *b, uint64_t ref)
             fh_order_t *o = &b->win[j];
             if (!o->shares) continue;
             /* Its reference is the one of the old window with these low bits. */
-            *table_insert(b, from + ((j - from) & b->win_mask)) = *o;
+            *table_insert(b, from + ((j - from) & b->win_mask), b->win_venue) = *o;
             o->shares = 0;
         }
         b->win_live = 0;
@@ -250,7 +251,7 @@ static void win_slide(fh_book_t *b, uint64_t ref)
         for (uint64_t r = from; r < to; r++) {
             fh_order_t *o = &b->win[r & b->win_mask];
             if (FH_UNLIKELY(o->shares != 0)) {
-                *table_insert(b, r) = *o;
+                *table_insert(b, r, b->win_venue) = *o;
                 o->shares = 0;
                 b->win_live--;
             }
@@ -261,8 +262,13 @@ static void win_slide(fh_book_t *b, uint64_t ref)
 }
 
 /* The entry a new order `ref` (not live) goes into. */
-FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref)
+FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
+    if (FH_UNLIKELY(venue != b->win_venue)) {
+        if (b->win_venue_set) return table_insert(b, ref, venue);
+        b->win_venue = venue;                        /* the first order: the window is its venue's */
+    }
+    b->win_venue_set = 1;
     if (FH_UNLIKELY(!in_window(b, ref))) {
         if (ref >= b->win_base && b->win_live == 0)
             win_move(b, ref & ~(uint64_t)15);        /* an empty window moves for free: it starts here */
@@ -272,10 +278,11 @@ FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref)
             /* Below the window (an old reference), or far past it while it holds
              * live orders (corrupt or hostile: sliding there would evict them all). */
             if (ref > b->win_base && ref > b->h_ahead_max) b->h_ahead_max = ref;
-            return table_insert(b, ref);
+            return table_insert(b, ref, venue);
         }
     }
     b->win_live++;
+    b->win[ref & b->win_mask].venue = (uint8_t)venue;
     return &b->win[ref & b->win_mask];
 }
 
@@ -497,12 +504,12 @@ static __attribute__((noinline)) int order_replace_live(fh_book_t *b, fh_order_t
 }
 
 /* Add a new live order.  Returns visibility, or -1 when it was dropped. */
-FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, uint32_t shares, uint32_t price,
-                        uint64_t ts)
+FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t venue, uint32_t locate, int side, uint32_t shares,
+                        uint32_t price, uint64_t ts)
 {
     fh_instr_t *in = &b->instr[locate];
     int vis = 0;
-    fh_order_t *old = ord_find(b, ref);
+    fh_order_t *old = ord_find(b, ref, venue);
     if (FH_UNLIKELY(old != NULL)) vis = order_replace_live(b, old, locate, ts);
     if (FH_UNLIKELY(b->ctr->orders_live >= b->max_orders)) {
         b->ctr->order_full++;
@@ -518,7 +525,7 @@ FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t locate, int side, u
         in->dirty = 1;
         return vis ? vis : -1;
     }
-    fh_order_t *o = ord_new(b, ref);
+    fh_order_t *o = ord_new(b, ref, venue);
     o->shares = shares;
     o->price = price;
     o->locate = (uint16_t)locate;
@@ -575,11 +582,11 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
         if (FH_UNLIKELY(a->shares == 0 || a->price == 0)) { c->zero_rejected++; return; }
         const int side = side_of[a->buy_sell_indicator] - 1;
         if (FH_UNLIKELY(side < 0)) { c->bad_side++; return; }
-        touched(b, locate, order_add(b, a->order_reference_number, locate, side, a->shares, a->price, ts), ts);
+        touched(b, locate, order_add(b, a->order_reference_number, m->venue, locate, side, a->shares, a->price, ts), ts);
         return;
     }
     case 'D': {
-        fh_order_t *o = ord_find(b, m->u.D.order_reference_number);
+        fh_order_t *o = ord_find(b, m->u.D.order_reference_number, m->venue);
         if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
         locate = o->locate;
         c->deletes++;
@@ -588,7 +595,7 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
     }
     case 'U': {
         const fh_itch_U_t *u = &m->u.U;
-        fh_order_t *o = ord_find(b, u->original_order_reference_number);
+        fh_order_t *o = ord_find(b, u->original_order_reference_number, m->venue);
         if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
         locate = o->locate;
         const int side = o->side;
@@ -596,7 +603,7 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
         int vis = order_reduce(b, o, UINT32_MAX);
         if (FH_UNLIKELY(u->shares == 0 || u->price == 0)) c->zero_rejected++;
         else {
-            const int v2 = order_add(b, u->new_order_reference_number, locate, side, u->shares, u->price, ts);
+            const int v2 = order_add(b, u->new_order_reference_number, m->venue, locate, side, u->shares, u->price, ts);
             if (v2 > vis) vis = v2;
         }
         touched(b, locate, vis, ts);
@@ -609,7 +616,7 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
                            : m->type == 'E' ? m->u.E.order_reference_number : m->u.C.order_reference_number;
         const uint32_t want = m->type == 'X' ? m->u.X.cancelled_shares
                             : m->type == 'E' ? m->u.E.executed_shares : m->u.C.executed_shares;
-        fh_order_t *o = ord_find(b, ref);
+        fh_order_t *o = ord_find(b, ref, m->venue);
         if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
         locate = o->locate;
         const uint32_t price = o->price;
@@ -822,7 +829,7 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
         memset(b->table, 0, (size_t)size * sizeof *b->table);
         for (uint32_t k = 0; k < n; k++) {
             int found;
-            b->table[table_find(b, b->scratch[k].ref, &found)] = b->scratch[k];
+            b->table[table_find(b, b->scratch[k].ref, b->scratch[k].o.venue, &found)] = b->scratch[k];
         }
         b->h_live = n;
     }

@@ -29,6 +29,11 @@
  * Nothing is allocated after start-up: when max_orders are live or the arena is
  * full the add is dropped, counted, and the instrument flagged FH_SLOT_DROPPED.
  *
+ * Several venues (ITCH and PITCH in one lane): order references are unique
+ * per venue only, so an order is keyed by (reference, venue).  The window
+ * serves one venue, the first to add an order; the others' orders live in the
+ * hash, whose entries compare the venue too.
+ *
  * Rules: unknown reference -> counted, ignored; add on a live reference ->
  * replaces it; execute/cancel larger than the order -> clamped; zero shares or
  * zero price -> rejected; books keep applying during halts. */
@@ -52,7 +57,7 @@ typedef struct fh_order {
     uint32_t price;
     uint16_t locate;
     uint8_t  side;
-    uint8_t  _pad;
+    uint8_t  venue;            /* references are unique per venue: the hash matches (ref, venue) */
     uint32_t level;            /* index of its level in its side's array when last seen (a hint) */
 } fh_order_t;
 
@@ -105,7 +110,10 @@ typedef struct fh_instr {
 } __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {
-    fh_order_t *win;           /* order window: entry ref & win_mask for refs in [win_base, win_base + win_size) */
+    fh_order_t *win;           /* order window: entry ref & win_mask for refs in [win_base, win_base + win_size)
+                                * of venue win_venue; other venues' orders live in the hash */
+    uint32_t   win_venue;      /* the venue of the first order added (a PITCH-only lane: that venue) */
+    uint32_t   win_venue_set;
     uint64_t   win_base, win_size, win_mask;
     uint64_t   win_live;       /* live orders in the window */
     fh_horder_t *table;        /* hash for orders outside the window, 2x max_orders entries (power of two) */

@@ -280,7 +280,8 @@ typedef struct {                                                        /* DLCR 
  * The body member to read is the one named by `type` (A and F share `A`). */
 typedef struct fh_itch_msg {
     uint8_t  type;
-    uint8_t  _pad0;
+    uint8_t  venue;                        /* the books' venue (0 for ITCH; PITCH decodes set theirs):
+                                            * order references are unique per venue only */
     uint16_t stock_locate;
     uint16_t tracking_number;
     uint16_t _pad1;

@@ -28,6 +28,7 @@ FH_INLINE int fh_itch_decode_inline(const uint8_t *p, size_t len, fh_itch_msg_t 
     /* From here every read below is within [p, p + want). */
     memset(&m->u, 0, sizeof m->u);
     m->type = t;
+    m->venue = 0;
     m->stock_locate = fh_be16(p + 1);
     m->tracking_number = fh_be16(p + 3);
     m->timestamp = fh_be48(p + 5);

@@ -170,15 +170,10 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
  *   Time: the unit's clock; Unit Clear: the unit's books emptied; End of
  *   Session: the unit's stream ended.
  * A symbol's first appearance gives its id and a directory entry ('R') before
- * its first operation.  Order ids are unique per venue only: a PITCH venue's
- * references carry its rank in their top 4 bits, so venues sharing a lane's
- * book never meet.  Timestamps: the unit's last Time (seconds since midnight)
+ * its first operation.  Order ids are unique per venue only: every operation
+ * carries the stream's venue, and the books key orders by (id, venue), so
+ * venues sharing a lane's books never meet.  Timestamps: the unit's last Time (seconds since midnight)
  * plus the message's Time Offset (ns). */
-
-FH_INLINE uint64_t fh_pitch_ref(const fh_replay_t *r, const fh_mold_stream_t *s, uint64_t oid)
-{
-    return oid ^ ((uint64_t)(r->pitch_j[s->venue] + 1u) << 60);
-}
 
 /* The id of symbol `sym` of the stream's unit; a new one gets its directory
  * entry queued first.  0 (counted) when it cannot have one. */
@@ -216,9 +211,10 @@ FH_INLINE void fh_pitch_add(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, co
     if (FH_UNLIKELY(!id)) return;
     fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
     m->type = 'A';
+    m->venue = s->venue;
     m->stock_locate = (uint16_t)id;
     m->timestamp = ts;
-    m->u.A.order_reference_number = fh_pitch_ref(r, s, fh_pitch_le64(p + 6));
+    m->u.A.order_reference_number = fh_pitch_le64(p + 6);
     m->u.A.shares = qty;
     m->u.A.price = (uint32_t)price;
     m->u.A.buy_sell_indicator = p[14];
@@ -247,9 +243,10 @@ FH_INLINE fh_itch_msg_t *fh_pitch_op(fh_replay_t *r, fh_mold_stream_t *s, uint8_
 {
     fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
     m->type = type;
+    m->venue = s->venue;
     m->stock_locate = 0;
     m->timestamp = ts;
-    m->u.D.order_reference_number = fh_pitch_ref(r, s, fh_pitch_le64(p + 6));
+    m->u.D.order_reference_number = fh_pitch_le64(p + 6);
     return m;
 }
 

@@ -1,7 +1,8 @@
 /* fuzz_frames.c -- libFuzzer harness: captured frames through the whole pipeline.
  *
- * frame -> net (Ethernet/VLAN/IPv4/UDP) -> MoldUDP64 (streams, A/B
- * arbitration, holes, gap buffer, silence, session changes) -> ITCH decode ->
+ * frame -> net (Ethernet/VLAN/IPv4/UDP) -> MoldUDP64 or PITCH units (protocol
+ * detection, streams, A/B arbitration, holes, gap buffer, silence, session
+ * changes) -> ITCH or PITCH decode ->
  * books -> publish, then what fh_replay_finish does (holes given up), then the
  * shared-memory segment read back as a reader would.
  *
@@ -10,7 +11,8 @@
  *                bit 2 channel config (the A and B lines of tests/frames.py, port
  *                26477, so that other groups are unconfigured), bit 3 two lanes
  *                (each frame goes to both, as in a two-core replay), bit 4
- *                latency stamps on every packet
+ *                latency stamps on every packet, bit 5 channel config of Cboe
+ *                PITCH lines (the generator's groups, port 30001; venue BATS)
  *   then frames: u16 little-endian length, u8 receive-time step (x 10 us),
  *                that many bytes (the last frame may be cut short: it is what
  *                is left)
@@ -23,6 +25,9 @@
 #define GROUP_A 0xE9360C6Fu   /* 233.54.12.111 */
 #define GROUP_B 0xE931C46Fu   /* 233.49.196.111 */
 #define PORT 26477
+#define PITCH_A 0xE0003E02u   /* 224.0.62.2 */
+#define PITCH_B 0xE9130302u   /* 233.19.3.2 */
+#define PITCH_PORT 30001
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,10 +48,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r[1] != NULL, "fh_replay_new_lane: %s", err);
     }
     for (uint32_t l = 0; l < lanes; l++) {
+        uint32_t n_lines = 0;
         if (opt & 4u) {
             FUZZ_CHECK(fh_replay_add_line(r[l], GROUP_A, PORT, 0, 0, 0) == 0, "add_line A");
             FUZZ_CHECK(fh_replay_add_line(r[l], GROUP_B, PORT, lanes - 1, 0, 0) == 0, "add_line B");
+            n_lines = 2;
         }
+        if (opt & 32u) {
+            FUZZ_CHECK(fh_replay_set_venue(r[l], 1, "BATS", 1) == 0, "venue");
+            FUZZ_CHECK(fh_replay_add_line(r[l], PITCH_A, PITCH_PORT, lanes - 1, 0, 0) == 0, "add_line PITCH A");
+            FUZZ_CHECK(fh_replay_add_line(r[l], PITCH_B, PITCH_PORT, 0, 0, 0) == 0, "add_line PITCH B");
+            FUZZ_CHECK(fh_replay_set_line_proto(r[l], n_lines, 1, 1) == 0, "line proto");
+            FUZZ_CHECK(fh_replay_set_line_proto(r[l], n_lines + 1, 1, 1) == 0, "line proto");
+        }
+        if (mode == FH_MODE_PUBLISH)
+            FUZZ_CHECK(fh_replay_set_consolidate(r[l], 1, err, sizeof err) == 0, "consolidate: %s", err);
         if (opt & 16u) FUZZ_CHECK(fh_replay_enable_latency(r[l], 1, err, sizeof err) == 0, "latency: %s", err);
     }
 

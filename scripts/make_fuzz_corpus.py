@@ -51,8 +51,10 @@ def gen_day(tmp, name, **kw):
     generate(prefix, progress=False, **kw)
     with open(prefix + ".pcap", "rb") as f:
         pcap = f.read()
-    with open(prefix + ".bin", "rb") as f:
-        binfile = f.read()
+    binfile = b""
+    if os.path.exists(prefix + ".bin"):
+        with open(prefix + ".bin", "rb") as f:
+            binfile = f.read()
     return F.parse_pcap(pcap), binfile
 
 
@@ -66,6 +68,22 @@ def binfile_head(data, n):
 
 
 # ------------------------------------------------------------------- seeds
+
+def pitch_frame_seeds(pday, sample):
+    """Cboe PITCH through the same harness: a small generated day (2 units, A/B
+    lines with loss), with a config (option bit 5: its lines are PITCH), on two
+    lanes, and mixed with ITCH frames."""
+    s = {}
+    s["pitch_ab_loss"] = frames_input(pday[:60])
+    s["pitch_ab_loss_config"] = frames_input(pday[:40], opt=32)
+    s["pitch_ab_loss_lanes"] = frames_input(pday[:40], opt=8)
+    s["pitch_end"] = frames_input(pday[:8] + pday[-8:], opt=1)
+    mixed = sorted(sample[:16] + [(sample[0][0] + (ts - pday[0][0]), f) for ts, f in pday[:16]],
+                   key=lambda r: r[0])
+    s["pitch_itch_mixed"] = frames_input(mixed)
+    s["pitch_itch_mixed_config"] = frames_input(mixed, opt=4 | 32 | 8)
+    return s
+
 
 def frame_seeds(sample, day_ab, day_hb):
     t0 = 34200 * 10**9
@@ -198,9 +216,11 @@ def main():
         day_ab, binfile = gen_day(tmp, "ab", messages=1100, symbols=3, channels=1, seed=7, lines="ab",
                                   loss_a=0.1, loss_b=0.1, heartbeat_ms=60000)
         day_hb, _ = gen_day(tmp, "hb", messages=1100, symbols=2, channels=2, seed=8, heartbeat_ms=1000)
+        pday, _ = gen_day(tmp, "pitch", messages=1100, symbols=6, units=2, seed=9, lines="ab",
+                          loss_a=0.1, loss_b=0.1, heartbeat_ms=60000, protocol="pitch")
     finally:
         shutil.rmtree(tmp)
-    corpora = {"fuzz_frames": frame_seeds(sample, day_ab, day_hb),
+    corpora = {"fuzz_frames": {**frame_seeds(sample, day_ab, day_hb), **pitch_frame_seeds(pday, sample)},
                "fuzz_sources": source_seeds(sample_bytes, sample, day_ab, binfile),
                "fuzz_rerequest": rerequest_seeds()}
     total = 0

@@ -610,11 +610,8 @@ def test_two_venues_from_a_config(tmp_path, cores):
     assert stats["gaps"] == 0
 
 
-# ------------------------------------------------------------------ known C issue (reported, not fixed here)
+# ------------------------------------------------------------------ order ids are unique per venue only
 
-@pytest.mark.xfail(strict=True, reason="C core: a PITCH order id is made venue-unique by XOR-ing the venue's rank "
-                   "into bits 60-63 (pipeline.h fh_pitch_ref), so an order id with any of those bits set meets an "
-                   "ITCH reference (or another PITCH venue's id): 2^60|5 on BATS == ITCH ref 5")
 def test_pitch_order_id_with_top_bits_does_not_meet_an_itch_ref(tmp_path):
     """ITCH adds ref 5 and later deletes it; between the two a PITCH unit adds
     order id 2^60 | 5.  The PITCH order must survive the ITCH delete."""
@@ -625,4 +622,18 @@ def test_pitch_order_id_with_top_bits_does_not_meet_an_itch_ref(tmp_path):
     text, stats = replay_books(tmp_path, write(tmp_path, "bit60.pcap", sorted(itch + pitch)), DEPTH, tag="bit60")
     check_ledger(stats, "bit60")
     assert stats["book"]["add_replaced"] == 0
+    assert text.splitlines()[1:] == ["16384,ZZZ,S,1,2000000,7,1,BATS"]
+
+
+def test_pitch_order_id_equal_to_an_itch_ref_is_another_order(tmp_path):
+    """The same number as an ITCH reference and a PITCH order id: two orders
+    (the books key orders by reference and venue); deleting one leaves the other."""
+    itch = [(T0, F.frame(F.mold([F.msg_A(ref=5, shares=100, price=1_500_000, locate=1)], seq=1), dport=F.PORT)),
+            (T0 + 2000, F.frame(F.mold([F.msg_D(ref=5, locate=1)], seq=2), dport=F.PORT))]
+    pitch = [(T0 + 1000, F.frame(unit_payload(1, 1, [add(5, sym="ZZZ", side="S", qty=7, price=2_000_000)]),
+                                 dport=PORT))]
+    text, stats = replay_books(tmp_path, write(tmp_path, "same5.pcap", sorted(itch + pitch)), DEPTH, tag="same5")
+    check_ledger(stats, "same5")
+    assert stats["book"]["add_replaced"] == 0 and stats["book"]["unknown_ref"] == 0
+    assert stats["book"]["deletes"] == 1 and stats["book"]["orders_live"] == 1
     assert text.splitlines()[1:] == ["16384,ZZZ,S,1,2000000,7,1,BATS"]
