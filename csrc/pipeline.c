@@ -373,15 +373,6 @@ uint32_t fh_pipe_proto_slow(fh_replay_t *r, const fh_udp_view_t *u)
     return proto;
 }
 
-/* PITCH Unit Clear: every order of the unit's instruments leaves the books
- * (the instruments the stream carried: its bitmap), applied in order with the
- * operations decoded before it. */
-void fh_pipe_unit_clear(fh_replay_t *r, fh_mold_stream_t *s)
-{
-    fh_pipe_apply_decoded(r);
-    r->st.unit_clears++;
-    if (r->seen) fh_book_clear(&r->book, r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes);
-}
 
 void fh_replay_free(fh_replay_t *r)
 {

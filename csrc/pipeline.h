@@ -154,276 +154,12 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
     r->n_msgs += (uint32_t)fh_pipe_decode_one(r, p, len, &r->msgs[r->n_msgs]);
 }
 
-/* ------------------------------------------------------------ Cboe PITCH
- *
- * A PITCH message is decoded straight into the book operations it means
- * (fh_itch_msg_t, the books' one input), with no intermediate struct:
- *   Add Order Long/Short/Expanded  -> 'A' (id from the symbol, see pitch.h)
- *   Order Executed                 -> 'E'    Executed at Price/Size -> 'C'
- *   Reduce Size Long/Short         -> 'X'    Delete Order           -> 'D'
- *   Modify Order Long/Short        -> 'U' with the same reference (the book
- *     keeps no queue position, so keeping or losing priority changes nothing
- *     it shows: levels hold shares and order counts)
- *   Trade Long/Short/Expanded      -> 'P'    Trade Break            -> 'B'
- *   Trading Status                 -> 'H'    Auction Update         -> 'I'
- *   Auction Summary                -> 'Q'
- *   Time: the unit's clock; Unit Clear: the unit's books emptied; End of
- *   Session: the unit's stream ended.
- * A symbol's first appearance gives its id and a directory entry ('R') before
- * its first operation.  Order ids are unique per venue only: every operation
- * carries the stream's venue, and the books key orders by (id, venue), so
- * venues sharing a lane's books never meet.  Timestamps: the unit's last Time (seconds since midnight)
- * plus the message's Time Offset (ns). */
-
-/* The id of symbol `sym` of the stream's unit; a new one gets its directory
- * entry queued first.  0 (counted) when it cannot have one. */
-FH_INLINE uint32_t fh_pitch_instr(fh_replay_t *r, fh_mold_stream_t *s, uint64_t sym, uint64_t ts)
-{
-    int fresh = 0;
-    const uint32_t id = fh_pitch_id(&r->pids, r->pitch_j[s->venue], s->unit, sym, &fresh);
-    if (FH_UNLIKELY(id == 0 || id > r->book.n_instr)) { r->st.errors[FH_ERR_PITCH_ID_RANGE]++; return 0; }
-    if (FH_UNLIKELY(fresh)) {
-        fh_itch_msg_t *d = &r->msgs[r->n_msgs++];
-        memset(d, 0, sizeof *d);
-        d->type = 'R';
-        d->stock_locate = (uint16_t)id;
-        d->timestamp = ts;
-        memcpy(d->u.R.stock, &sym, 8);
-        d->u.R.round_lot_size = 100;
-        d->u.R.market_category = ' ';
-        r->book.instr[id].venue = s->venue;
-    }
-    return id;
-}
-
-FH_INLINE int fh_pitch_price_ok(fh_replay_t *r, uint64_t price)
-{
-    if (FH_LIKELY(price <= UINT32_MAX)) return 1;
-    r->st.errors[FH_ERR_PITCH_PRICE_RANGE]++;
-    return 0;
-}
-
-FH_INLINE void fh_pitch_add(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
-                            const uint8_t *sym, size_t sym_len, uint64_t price)
-{
-    if (!fh_pitch_price_ok(r, price)) return;
-    const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, sym_len), ts);
-    if (FH_UNLIKELY(!id)) return;
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-    m->type = 'A';
-    m->venue = s->venue;
-    m->stock_locate = (uint16_t)id;
-    m->timestamp = ts;
-    m->u.A.order_reference_number = fh_pitch_le64(p + 6);
-    m->u.A.shares = qty;
-    m->u.A.price = (uint32_t)price;
-    m->u.A.buy_sell_indicator = p[14];
-}
-
-FH_INLINE void fh_pitch_trade(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
-                              const uint8_t *sym, size_t sym_len, uint64_t price, uint64_t exec_id)
-{
-    if (!fh_pitch_price_ok(r, price)) return;
-    const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, sym_len), ts);
-    if (FH_UNLIKELY(!id)) return;
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-    m->type = 'P';
-    m->stock_locate = (uint16_t)id;
-    m->timestamp = ts;
-    m->u.P.order_reference_number = fh_pitch_le64(p + 6);
-    m->u.P.match_number = exec_id;
-    m->u.P.shares = qty;
-    m->u.P.price = (uint32_t)price;
-    m->u.P.buy_sell_indicator = p[14];
-}
-
-/* An order operation with no symbol (E, X, D): the book finds the order's. */
-FH_INLINE fh_itch_msg_t *fh_pitch_op(fh_replay_t *r, fh_mold_stream_t *s, uint8_t type, uint64_t ts,
-                                     const uint8_t *p)
-{
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-    m->type = type;
-    m->venue = s->venue;
-    m->stock_locate = 0;
-    m->timestamp = ts;
-    m->u.D.order_reference_number = fh_pitch_le64(p + 6);
-    return m;
-}
-
-FH_INLINE void fh_pitch_modify(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
-                               uint64_t price)
-{
-    if (FH_UNLIKELY(price > UINT32_MAX)) {
-        /* Its new price cannot be booked: the order leaves the book (counted). */
-        r->st.errors[FH_ERR_PITCH_PRICE_RANGE]++;
-        fh_pitch_op(r, s, 'D', ts, p);
-        return;
-    }
-    fh_itch_msg_t *m = fh_pitch_op(r, s, 'U', ts, p);
-    m->u.U.new_order_reference_number = m->u.U.original_order_reference_number;
-    m->u.U.shares = qty;
-    m->u.U.price = (uint32_t)price;
-}
-
-void fh_pipe_unit_clear(fh_replay_t *r, fh_mold_stream_t *s);
-
-/* Walk sink of a PITCH unit, book modes: one message into the packet's operations. */
-FH_INLINE void fh_pipe_pitch_decode(void *ctx, const uint8_t *p, size_t len)
-{
-    fh_replay_t *r = ctx;
-    fh_stats_t *st = &r->st;
-    const uint8_t t = p[1];
-    const uint32_t want = fh_pitch_len_table[t];
-    if (FH_UNLIKELY(want == 0)) { st->errors[FH_ERR_PITCH_UNKNOWN_TYPE]++; return; }
-    if (FH_UNLIKELY(len != want || p[0] != want)) { st->errors[FH_ERR_PITCH_BAD_LENGTH]++; return; }
-    /* From here every read is within [p, p + want). */
-    if (FH_UNLIKELY(r->n_msgs + 2 > FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
-    st->messages++;
-    st->by_type[t]++;
-    st->checksum += fh_pitch_fold(p, len);
-    fh_mold_stream_t *s = r->cur;
-    const uint64_t ts = (uint64_t)s->pitch_secs * 1000000000ull + fh_le32(p + 2);
-    switch (t) {
-    case FH_PITCH_TYPE_ADD_LONG:
-        fh_pitch_add(r, s, ts, p, fh_le32(p + 15), p + 19, 6, fh_pitch_le64(p + 25));
-        return;
-    case FH_PITCH_TYPE_ADD_SHORT:
-        fh_pitch_add(r, s, ts, p, fh_le16(p + 15), p + 17, 6, (uint64_t)fh_le16(p + 23) * 100u);
-        return;
-    case FH_PITCH_TYPE_ADD_EXPANDED:
-        fh_pitch_add(r, s, ts, p, fh_le32(p + 15), p + 19, 8, fh_pitch_le64(p + 27));
-        return;
-    case FH_PITCH_TYPE_EXECUTED: {
-        fh_itch_msg_t *m = fh_pitch_op(r, s, 'E', ts, p);
-        m->u.E.executed_shares = fh_le32(p + 14);
-        m->u.E.match_number = fh_pitch_le64(p + 18);
-        return;
-    }
-    case FH_PITCH_TYPE_EXECUTED_PRICE: {
-        const uint64_t price = fh_pitch_le64(p + 30);
-        if (FH_UNLIKELY(price > UINT32_MAX)) {
-            /* The shares still leave the order; the print cannot be booked. */
-            st->errors[FH_ERR_PITCH_PRICE_RANGE]++;
-            fh_pitch_op(r, s, 'X', ts, p)->u.X.cancelled_shares = fh_le32(p + 14);
-            return;
-        }
-        fh_itch_msg_t *m = fh_pitch_op(r, s, 'C', ts, p);
-        m->u.C.executed_shares = fh_le32(p + 14);
-        m->u.C.match_number = fh_pitch_le64(p + 22);
-        m->u.C.execution_price = (uint32_t)price;
-        m->u.C.printable = 'Y';
-        return;
-    }
-    case FH_PITCH_TYPE_REDUCE_LONG:
-        fh_pitch_op(r, s, 'X', ts, p)->u.X.cancelled_shares = fh_le32(p + 14);
-        return;
-    case FH_PITCH_TYPE_REDUCE_SHORT:
-        fh_pitch_op(r, s, 'X', ts, p)->u.X.cancelled_shares = fh_le16(p + 14);
-        return;
-    case FH_PITCH_TYPE_MODIFY_LONG:
-        fh_pitch_modify(r, s, ts, p, fh_le32(p + 14), fh_pitch_le64(p + 18));
-        return;
-    case FH_PITCH_TYPE_MODIFY_SHORT:
-        fh_pitch_modify(r, s, ts, p, fh_le16(p + 14), (uint64_t)fh_le16(p + 16) * 100u);
-        return;
-    case FH_PITCH_TYPE_DELETE:
-        fh_pitch_op(r, s, 'D', ts, p);
-        return;
-    case FH_PITCH_TYPE_TIME:
-        s->pitch_secs = fh_le32(p + 2);
-        return;
-    case FH_PITCH_TYPE_TRADE_LONG:
-        fh_pitch_trade(r, s, ts, p, fh_le32(p + 15), p + 19, 6, fh_pitch_le64(p + 25), fh_pitch_le64(p + 33));
-        return;
-    case FH_PITCH_TYPE_TRADE_SHORT:
-        fh_pitch_trade(r, s, ts, p, fh_le16(p + 15), p + 17, 6, (uint64_t)fh_le16(p + 23) * 100u,
-                       fh_pitch_le64(p + 25));
-        return;
-    case FH_PITCH_TYPE_TRADE_EXPANDED:
-        fh_pitch_trade(r, s, ts, p, fh_le32(p + 15), p + 19, 8, fh_pitch_le64(p + 27), fh_pitch_le64(p + 35));
-        return;
-    case FH_PITCH_TYPE_TRADE_BREAK: {
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        m->type = 'B';
-        m->stock_locate = 0;
-        m->timestamp = ts;
-        m->u.B.match_number = fh_pitch_le64(p + 6);
-        return;
-    }
-    case FH_PITCH_TYPE_TRADING_STATUS: {
-        const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(p + 6, 8), ts);
-        if (!id) return;
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        memset(m, 0, sizeof *m);
-        m->type = 'H';
-        m->stock_locate = (uint16_t)id;
-        m->timestamp = ts;
-        memcpy(m->u.H.stock, p + 6, 8);
-        m->u.H.trading_state = p[14];
-        return;
-    }
-    case FH_PITCH_TYPE_AUCTION_UPDATE: {
-        const uint64_t ref = fh_pitch_le64(p + 15), ind = fh_pitch_le64(p + 31), only = fh_pitch_le64(p + 39);
-        if (!fh_pitch_price_ok(r, ref > ind ? (ref > only ? ref : only) : (ind > only ? ind : only))) return;
-        const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(p + 6, 8), ts);
-        if (!id) return;
-        const uint32_t buy = fh_le32(p + 23), sell = fh_le32(p + 27);
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        memset(m, 0, sizeof *m);
-        m->type = 'I';
-        m->stock_locate = (uint16_t)id;
-        m->timestamp = ts;
-        m->u.I.paired_shares = buy < sell ? buy : sell;
-        m->u.I.imbalance_shares = buy > sell ? buy - sell : sell - buy;
-        m->u.I.imbalance_direction = buy > sell ? 'B' : sell > buy ? 'S' : 'N';
-        m->u.I.current_reference_price = (uint32_t)ref;
-        m->u.I.near_price = (uint32_t)ind;
-        m->u.I.far_price = (uint32_t)only;
-        m->u.I.cross_type = p[14];
-        return;
-    }
-    case FH_PITCH_TYPE_AUCTION_SUMMARY: {
-        const uint64_t price = fh_pitch_le64(p + 15);
-        if (!fh_pitch_price_ok(r, price)) return;
-        const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(p + 6, 8), ts);
-        if (!id) return;
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        memset(m, 0, sizeof *m);
-        m->type = 'Q';
-        m->stock_locate = (uint16_t)id;
-        m->timestamp = ts;
-        m->u.Q.shares = fh_le32(p + 23);
-        m->u.Q.cross_price = (uint32_t)price;
-        m->u.Q.cross_type = p[14];
-        return;
-    }
-    case FH_PITCH_TYPE_UNIT_CLEAR:
-        fh_pipe_unit_clear(r, s);
-        return;
-    case FH_PITCH_TYPE_END_OF_SESSION:
-        s->ended = 1;
-        return;
-    default:
-        return;
-    }
-}
-
-/* Walk sink of a PITCH unit, decode-only mode: checked and counted. */
-FH_INLINE void fh_pipe_pitch_count(void *ctx, const uint8_t *p, size_t len)
-{
-    fh_replay_t *r = ctx;
-    fh_pitch_msg_t m;
-    const int rc = fh_pitch_decode_inline(p, len, &m);
-    if (FH_UNLIKELY(rc != FH_DECODE_OK)) {
-        r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_PITCH_BAD_LENGTH : FH_ERR_PITCH_UNKNOWN_TYPE]++;
-        return;
-    }
-    r->st.messages++;
-    r->st.by_type[m.type]++;
-    r->st.checksum += fh_pitch_fold(p, len);
-    if (m.type == FH_PITCH_TYPE_TIME) r->cur->pitch_secs = m.seconds;
-    else if (m.type == FH_PITCH_TYPE_END_OF_SESSION) r->cur->ended = 1;
-}
+/* The messages of a PITCH sequenced unit of stream s, from message `skip`
+ * on, into the books (or counted, decode-only mode): Cboe PITCH, pitch_pipe.c.
+ * Out of line: one call per datagram, the walk and decoder inlined inside it.
+ * Returns how many messages were whole (fh_pitch_walk). */
+uint32_t fh_pipe_walk_pitch(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
+                            uint32_t skip);
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted
  * as duplicates (the other line's copy, a retransmission, an overlap).
@@ -445,14 +181,14 @@ FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
     const int pitch = s->proto == FH_PROTO_PITCH;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
-        whole = pitch ? fh_pitch_walk(p, len, count, skip, fh_pipe_pitch_count, r, &r->st)
+        whole = pitch ? fh_pipe_walk_pitch(r, s, p, len, count, skip)
                       : fh_mold_walk(p, len, count, skip, fh_pipe_msg, r, &r->st);
         r->pkt_msgs += whole > skip ? whole - skip : 0;
         if (r->lat_on) r->t_dec = r->t_book = fh_tsc_ticks(&r->tsc);
     } else {
         /* Three stages per packet: decode every block, apply them all to the
          * books, publish each instrument touched once. */
-        whole = pitch ? fh_pitch_walk(p, len, count, skip, fh_pipe_pitch_decode, r, &r->st)
+        whole = pitch ? fh_pipe_walk_pitch(r, s, p, len, count, skip)
                       : fh_mold_walk(p, len, count, skip, fh_pipe_decode, r, &r->st);
         if (r->lat_on) r->t_dec = fh_tsc_ticks(&r->tsc);
         fh_pipe_apply_decoded(r);
@@ -512,47 +248,10 @@ FH_INLINE void fh_pipe_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stre
 }
 
 /* One PITCH sequenced unit of stream s (NULL: the stream table is full):
- * sequencing per unit exactly as a MoldUDP64 datagram's, then its messages.
- * Hdr Length == payload length was checked by the caller. */
-FH_INLINE void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
-{
-    fh_stats_t *st = &r->st;
-    const uint8_t *p = u->payload;
-    st->pitch_packets++;
-    const uint32_t count = p[2];
-    const uint64_t seq = fh_le32(p + 4);
-    if (FH_UNLIKELY(count == 0)) {
-        /* A heartbeat carries the unit's next sequence: what is before it and
-         * not seen is missing. */
-        st->heartbeats++;
-        if (s && seq && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->sess, s, seq);
-        if (u->len != FH_PITCH_UNIT_HLEN) st->errors[FH_ERR_PITCH_TRAILING]++;
-        return;
-    }
-    if (FH_UNLIKELY(seq == 0)) {
-        /* Unsequenced data has no place on a depth-of-book multicast unit. */
-        st->errors[FH_ERR_PITCH_UNSEQUENCED]++;
-        st->pkt_rejected++;
-        return;
-    }
-    if (FH_UNLIKELY(seq + count - 1 > UINT32_MAX)) {
-        st->errors[FH_ERR_PITCH_SEQ_WRAP]++;
-        st->pkt_rejected++;
-        return;
-    }
-    if (FH_UNLIKELY(!s)) {
-        /* No stream, no unit clock: its messages cannot be timed or sequenced. */
-        st->errors[FH_ERR_STREAM_TABLE_FULL]++;
-        st->pkt_rejected++;
-        return;
-    }
-    if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
-        fh_session_packet(&r->sess, s, p, u->len, seq, count);
-        return;
-    }
-    if (fh_pipe_apply(r, s, p, u->len, seq, count)) st->pkt_duplicate++;
-    else st->pkt_applied++;
-}
+ * sequencing per unit exactly as a MoldUDP64 datagram's, then its messages
+ * (pitch_pipe.c; out of line, one call per datagram).  Hdr Length == payload
+ * length was checked by the caller. */
+void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s);
 
 /* The protocol of a UDP destination without a config: told once from its
  * first datagram that is clearly one or the other (pipeline.c), then cached. */
