@@ -438,7 +438,7 @@ enum fh_mode {
 };
 
 typedef struct fh_replay_cfg {
-    uint32_t max_streams;      /* (UDP port, session) streams tracked; default 64 */
+    uint32_t max_streams;      /* (UDP port, MoldUDP64 session or PITCH unit) streams tracked; default 256 */
     uint32_t mode;             /* enum fh_mode */
     uint32_t max_orders;       /* live orders; default 2097152 */
     uint32_t max_instruments;  /* instrument slots = highest stock locate; default 10000 */

@@ -21,7 +21,9 @@ void fh_snapshot_finish(fh_replay_t *r);
 static void shm_venues(fh_replay_t *r);
 
 #define FH_VERSION "0.1.0"
-#define FH_DEFAULT_STREAMS 64u
+/* Streams: MoldUDP64 sessions and PITCH units (a Cboe venue has dozens of
+ * units, each a stream of its own). */
+#define FH_DEFAULT_STREAMS 256u
 
 const char *fh_version(void) { return FH_VERSION; }
 

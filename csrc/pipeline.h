@@ -60,6 +60,10 @@ struct fh_replay {
     uint8_t  venue_proto[8], pitch_j[8];
     uint8_t  pitch_default_venue;   /* venue of PITCH streams without a config */
     fh_mold_stream_t *cur;          /* the stream whose datagram is being walked */
+    /* PITCH streams by (port, unit): a feed's units take turns packet by
+     * packet, so the stream table's last-hit cache would miss on most of them. */
+    struct { uint16_t port; uint16_t idx[256]; } punits[4];   /* idx: stream index + 1, 0 = not yet */
+    uint32_t n_punits;
     fh_pitch_ids_t pids;            /* PITCH symbol -> instrument id (this lane's units) */
     uint32_t rr_ip;                 /* default re-request server (host order), 0 = none */
     uint16_t rr_port;
@@ -264,6 +268,10 @@ FH_INLINE uint32_t fh_pipe_proto(fh_replay_t *r, const fh_udp_view_t *u)
     return fh_pipe_proto_slow(r, u);
 }
 
+/* Remember the stream of a PITCH (port, unit) for the direct lookup (cold:
+ * once per unit, or per packet of a fifth port, which the table serves). */
+void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s);
+
 FH_INLINE void fh_pipe_datagram(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s, uint32_t proto)
 {
     if (proto == FH_PROTO_PITCH) fh_pipe_pitch(r, u, s);
@@ -339,7 +347,17 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
     }
     const uint32_t before = r->sess.streams.n;
     uint64_t fresh = 0;
-    fh_mold_stream_t *s = fh_mold_lookup(&r->sess.streams, u.dst_port, key, seq0, &fresh);
+    fh_mold_stream_t *s = NULL;
+    uint16_t *pslot = NULL;
+    if (proto == FH_PROTO_PITCH) {
+        for (uint32_t k = 0; k < r->n_punits; k++)
+            if (r->punits[k].port == u.dst_port) { pslot = &r->punits[k].idx[u.payload[3]]; break; }
+        if (pslot && *pslot) s = &r->sess.streams.v[*pslot - 1];
+    }
+    if (FH_LIKELY(!s)) {
+        s = fh_mold_lookup(&r->sess.streams, u.dst_port, key, seq0, &fresh);
+        if (proto == FH_PROTO_PITCH && s) fh_pipe_punit_remember(r, u.dst_port, u.payload[3], s);
+    }
     if (FH_UNLIKELY(r->sess.streams.n != before) && s) {
         s->proto = (uint8_t)proto;
         s->venue = (uint8_t)venue;

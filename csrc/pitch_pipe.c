@@ -269,21 +269,22 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     }
 }
 
-/* Walk sink of a PITCH unit, decode-only mode: checked and counted. */
+/* Walk sink of a PITCH unit, decode-only mode: each message's type and exact
+ * length checked, counted and folded into the checksum, the unit's clock and
+ * end kept -- the checks every message passes before its fields are read
+ * (no book, so no operations are built). */
 static inline __attribute__((always_inline)) void pitch_count(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
-    fh_pitch_msg_t m;
-    const int rc = fh_pitch_decode_inline(p, len, &m);
-    if (FH_UNLIKELY(rc != FH_DECODE_OK)) {
-        r->st.errors[rc == FH_DECODE_BAD_LENGTH ? FH_ERR_PITCH_BAD_LENGTH : FH_ERR_PITCH_UNKNOWN_TYPE]++;
-        return;
-    }
+    const uint8_t t = p[1];
+    const uint32_t want = fh_pitch_len_table[t];
+    if (FH_UNLIKELY(want == 0)) { r->st.errors[FH_ERR_PITCH_UNKNOWN_TYPE]++; return; }
+    if (FH_UNLIKELY(len != want || p[0] != want)) { r->st.errors[FH_ERR_PITCH_BAD_LENGTH]++; return; }
     r->st.messages++;
-    r->st.by_type[m.type]++;
+    r->st.by_type[t]++;
     r->st.checksum += fh_pitch_fold(p, len);
-    if (m.type == FH_PITCH_TYPE_TIME) r->cur->pitch_secs = m.seconds;
-    else if (m.type == FH_PITCH_TYPE_END_OF_SESSION) r->cur->ended = 1;
+    if (t == FH_PITCH_TYPE_TIME) r->cur->pitch_secs = fh_le32(p + 2);
+    else if (FH_UNLIKELY(t == FH_PITCH_TYPE_END_OF_SESSION)) r->cur->ended = 1;
 }
 
 uint32_t fh_pipe_walk_pitch(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
@@ -337,3 +338,18 @@ void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
     else st->pkt_applied++;
 }
 
+
+void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s)
+{
+    const size_t i = (size_t)(s - r->sess.streams.v);
+    if (i + 1 > UINT16_MAX) return;
+    uint32_t k = 0;
+    while (k < r->n_punits && r->punits[k].port != port) k++;
+    if (k == r->n_punits) {
+        if (k == sizeof r->punits / sizeof r->punits[0]) return;
+        r->punits[k].port = port;
+        memset(r->punits[k].idx, 0, sizeof r->punits[k].idx);
+        r->n_punits++;
+    }
+    r->punits[k].idx[unit] = (uint16_t)(i + 1);
+}

@@ -129,7 +129,7 @@ class ReplayConfig:
     max_levels: int = 0
     #: Event ring capacity, a power of two >= 2 (default 1048576).
     ring_events: int = 0
-    #: (UDP port, MoldUDP64 session) streams tracked, up to 65536 (default 64).
+    #: (UDP port, MoldUDP64 session or PITCH unit) streams tracked, up to 65536 (default 256).
     max_streams: int = 0
     #: Permission bits of a named segment (default 0o600).
     shm_mode: int = 0o600
@@ -193,7 +193,7 @@ class ReplayConfig:
             set_(name, _uint(name, getattr(self, name), "an integer 0..%d (0: default %s)" % (_U32 - 1, default)))
         set_("max_instruments", _uint("max_instruments", self.max_instruments,
                                       "0 (default 10000) or 1..65535 (stock locates are 16-bit)", hi=65535))
-        set_("max_streams", _uint("max_streams", self.max_streams, "0 (default 64) or 1..65536", hi=65536))
+        set_("max_streams", _uint("max_streams", self.max_streams, "0 (default 256) or 1..65536", hi=65536))
         set_("shm_mode", _uint("shm_mode", self.shm_mode, "permission bits 0..0o7777 (0: default 0o600)",
                                hi=0o7777))
         ring = _uint("ring_events", self.ring_events, "0 (default 1048576) or a power of two >= 2")
