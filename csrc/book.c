@@ -69,6 +69,7 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     if (max_levels < FH_LVL_MIN_CAP || max_levels > (1u << 30)) { fh_errf(err, errlen, "max_levels %u out of range %u..2^30", max_levels, FH_LVL_MIN_CAP); return -1; }
     b->max_orders = max_orders;
     b->max_levels = max_levels;
+    b->win_venue = FH_WIN_VENUE_NONE;
     b->n_instr = max_instruments;
     b->depth = depth;
     b->win_size = win_size_for(max_orders);
@@ -243,7 +244,9 @@ static void win_slide(fh_book_t *b, uint64_t ref)
             fh_order_t *o = &b->win[j];
             if (!o->shares) continue;
             /* Its reference is the one of the old window with these low bits. */
-            *table_insert(b, from + ((j - from) & b->win_mask), b->win_venue) = *o;
+            fh_order_t *h = table_insert(b, from + ((j - from) & b->win_mask), b->win_venue);
+            *h = *o;
+            h->venue = (uint8_t)b->win_venue;       /* window entries do not carry it */
             o->shares = 0;
         }
         b->win_live = 0;
@@ -251,7 +254,9 @@ static void win_slide(fh_book_t *b, uint64_t ref)
         for (uint64_t r = from; r < to; r++) {
             fh_order_t *o = &b->win[r & b->win_mask];
             if (FH_UNLIKELY(o->shares != 0)) {
-                *table_insert(b, r, b->win_venue) = *o;
+                fh_order_t *h = table_insert(b, r, b->win_venue);
+                *h = *o;
+                h->venue = (uint8_t)b->win_venue;
                 o->shares = 0;
                 b->win_live--;
             }
@@ -265,10 +270,9 @@ static void win_slide(fh_book_t *b, uint64_t ref)
 FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
     if (FH_UNLIKELY(venue != b->win_venue)) {
-        if (b->win_venue_set) return table_insert(b, ref, venue);
+        if (b->win_venue != FH_WIN_VENUE_NONE) return table_insert(b, ref, venue);
         b->win_venue = venue;                        /* the first order: the window is its venue's */
     }
-    b->win_venue_set = 1;
     if (FH_UNLIKELY(!in_window(b, ref))) {
         if (ref >= b->win_base && b->win_live == 0)
             win_move(b, ref & ~(uint64_t)15);        /* an empty window moves for free: it starts here */
@@ -282,7 +286,6 @@ FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref, uint32_t venue)
         }
     }
     b->win_live++;
-    b->win[ref & b->win_mask].venue = (uint8_t)venue;
     return &b->win[ref & b->win_mask];
 }
 

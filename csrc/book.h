@@ -49,6 +49,7 @@
 #define FH_LVL_MIN_CAP 16u     /* smallest level block */
 #define FH_LVL_CLASSES 24
 #define FH_TABLE_START_BITS 16    /* hash: 64 Ki entries in use at start-up */
+#define FH_WIN_VENUE_NONE 0xFFFFFFFFu
 #define FH_WIN_MAX_BITS 24        /* order window: at most 2^24 references (256 MiB) */
 
 /* A live order; shares == 0 marks a free entry. */
@@ -112,8 +113,8 @@ typedef struct fh_instr {
 typedef struct fh_book {
     fh_order_t *win;           /* order window: entry ref & win_mask for refs in [win_base, win_base + win_size)
                                 * of venue win_venue; other venues' orders live in the hash */
-    uint32_t   win_venue;      /* the venue of the first order added (a PITCH-only lane: that venue) */
-    uint32_t   win_venue_set;
+    uint32_t   win_venue;      /* the venue of the first order added (a PITCH-only lane: that venue);
+                                * FH_WIN_VENUE_NONE before it */
     uint64_t   win_base, win_size, win_mask;
     uint64_t   win_live;       /* live orders in the window */
     fh_horder_t *table;        /* hash for orders outside the window, 2x max_orders entries (power of two) */

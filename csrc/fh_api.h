@@ -486,9 +486,12 @@ int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t l
 int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto);
 int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint32_t venue);
 uint32_t fh_replay_n_venues(const fh_replay_t *r);
-/* Publish mode: maintain the consolidated BBO across venues (its table in the
- * segment, FH_EV_CBBO events) -- for runs holding several venues; on every
- * lane, before any input.  0, or -1 with a message. */
+/* Publish mode: the consolidated BBO across venues (its table in the segment,
+ * FH_EV_CBBO events).  on: 0 never; 1 once streams of two venues are seen (a
+ * run without a config: until then a single venue costs nothing), each lane
+ * then writing every instrument's top once and keeping it up; 2 from the start
+ * (a config naming several venues).  On every lane, before any input.  0, or
+ * -1 with a message. */
 int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen);
 const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue);
 /* The venue of an instrument (0 when unknown). */
@@ -654,7 +657,9 @@ typedef struct fh_shm_header {
     uint32_t cbbo_on;              /* the writers maintain the consolidated BBO table (a run of several venues) */
     char     venue_names[8][8];    /* NUL-padded: "XNAS", "BATS", ... (index 0: the ITCH venue) */
     uint64_t cbbo_offset;          /* at offset 2376: FH_SHM_CBBO_ENTRIES fh_shm_cbbo_t, after the rings */
-    uint8_t  _pad2[1712];
+    uint32_t venues_seen;          /* bit i: a lane has a stream of venue i (the writers turn the consolidated
+                                    * table on once two venues are seen) */
+    uint8_t  _pad2[1708];
 } fh_shm_header_t;
 
 /* Slot flags */

@@ -36,6 +36,8 @@ FH_ASSERT_OFF(fh_shm_header_t, created_ns, 72);
 FH_ASSERT_OFF(fh_shm_header_t, state, 88);
 FH_ASSERT_OFF(fh_shm_header_t, n_venues, 2304);
 FH_ASSERT_OFF(fh_shm_header_t, venue_names, 2312);
+FH_ASSERT_OFF(fh_shm_header_t, cbbo_offset, 2376);
+FH_ASSERT_OFF(fh_shm_header_t, venues_seen, 2384);
 FH_ASSERT_OFF(fh_shm_header_t, system_event, 92);
 FH_ASSERT_OFF(fh_shm_header_t, n_lanes, 104);
 FH_ASSERT_OFF(fh_shm_header_t, ring_head, 256);

@@ -307,20 +307,37 @@ int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint
     return 0;
 }
 
-int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen)
+/* The consolidated table on for this lane: every instrument's top written once,
+ * then kept up by the BBO check (publish.c). */
+static int cbbo_start(fh_replay_t *r, char *err, size_t errlen)
 {
-    if (r->mode != FH_MODE_PUBLISH || !r->shm.base) return 0;     /* nothing is published */
-    if (!on) {
-        r->book.cbbo = NULL;
-        return 0;
-    }
     if (!r->book.cbbo_last) {
         r->book.cbbo_last = calloc(FH_SHM_CBBO_ENTRIES, sizeof *r->book.cbbo_last);
         if (!r->book.cbbo_last) { fh_errf(err, errlen, "out of memory for the consolidated BBO"); return -1; }
     }
     r->book.cbbo = (fh_shm_cbbo_t *)(r->shm.base + r->shm.hdr->cbbo_offset);
-    if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->cbbo_on, 1u);
+    FH_STORE_RELEASE(&r->shm.hdr->cbbo_on, 1u);
+    fh_publish_cbbo_all(&r->book);
     return 0;
+}
+
+int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen)
+{
+    if (r->mode != FH_MODE_PUBLISH || !r->shm.base) return 0;     /* nothing is published */
+    r->cbbo_wanted = on == 1;
+    if (on != 2) {
+        r->book.cbbo = NULL;
+        return 0;
+    }
+    return cbbo_start(r, err, errlen);
+}
+
+/* A stream of venue v on this lane: the segment learns the run holds v; a
+ * second venue turns the consolidated BBO on (checked at the next poll). */
+void fh_pipe_venue_seen(fh_replay_t *r, uint32_t v)
+{
+    r->venues_mask |= 1u << (v & 31);
+    if (r->shm.base) __atomic_fetch_or(&r->shm.hdr->venues_seen, 1u << (v & 31), __ATOMIC_RELAXED);
 }
 
 uint32_t fh_replay_n_venues(const fh_replay_t *r) { return r->n_venues; }
@@ -460,6 +477,13 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
     expire_holes(r, r->book.rx_ts);
     if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) fh_snapshot_poll(r);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+    if (FH_UNLIKELY(r->cbbo_wanted) && !r->book.cbbo) {
+        const uint32_t seen = __atomic_load_n(&r->shm.hdr->venues_seen, __ATOMIC_RELAXED);
+        if (seen & (seen - 1)) {
+            char err[128];
+            if (cbbo_start(r, err, sizeof err) != 0) r->cbbo_wanted = 0;   /* no memory: not consolidated */
+        }
+    }
 }
 
 void fh_pipe_idle(fh_replay_t *r, uint64_t now)

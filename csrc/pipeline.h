@@ -64,6 +64,8 @@ struct fh_replay {
      * packet, so the stream table's last-hit cache would miss on most of them. */
     struct { uint16_t port; uint16_t idx[256]; } punits[4];   /* idx: stream index + 1, 0 = not yet */
     uint32_t n_punits;
+    uint32_t venues_mask;           /* venues of this lane's streams (bit i: venue i) */
+    uint32_t cbbo_wanted;           /* consolidate once two venues are seen (fh_replay_set_consolidate 1) */
     fh_pitch_ids_t pids;            /* PITCH symbol -> instrument id (this lane's units) */
     uint32_t rr_ip;                 /* default re-request server (host order), 0 = none */
     uint16_t rr_port;
@@ -268,6 +270,8 @@ FH_INLINE uint32_t fh_pipe_proto(fh_replay_t *r, const fh_udp_view_t *u)
     return fh_pipe_proto_slow(r, u);
 }
 
+void fh_pipe_venue_seen(fh_replay_t *r, uint32_t v);
+
 /* Remember the stream of a PITCH (port, unit) for the direct lookup (cold:
  * once per unit, or per packet of a fifth port, which the table serves). */
 void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s);
@@ -371,6 +375,7 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
         }
         s->group = u.dst_ip;
         s->snap_on = (uint8_t)(r->snap.all || (r->n_lines && (r->snap.line_mask >> r->line_last & 1u)));
+        if (FH_UNLIKELY(!(r->venues_mask >> venue & 1))) fh_pipe_venue_seen(r, venue);
         if (proto == FH_PROTO_PITCH) {
             /* MoldUDP64 re-request and GLIMPSE do not speak PITCH (Cboe's GRP and
              * Spin are other protocols): a PITCH unit relies on its A/B lines. */

@@ -138,6 +138,15 @@ void fh_publish_check_bbo(fh_book_t *b, uint32_t locate)
     if (b->cbbo) publish_cbbo(b, locate, in);
 }
 
+void fh_publish_cbbo_all(fh_book_t *b)
+{
+    if (!b->cbbo) return;
+    for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
+        fh_instr_t *in = &b->instr[loc];
+        if ((in->flags & FH_SLOT_DIRECTORY) && (in->bbo_bid_px || in->bbo_ask_px)) publish_cbbo(b, loc, in);
+    }
+}
+
 void fh_book_flush(fh_book_t *b)
 {
     const uint32_t n = b->n_pub;

@@ -96,4 +96,7 @@ void fh_book_publish_all(fh_book_t *b);
 void fh_publish_slot(fh_book_t *b, uint32_t locate);
 void fh_publish_check_bbo(fh_book_t *b, uint32_t locate);
 
+/* The consolidated table just turned on: every instrument's top into it. */
+void fh_publish_cbbo_all(fh_book_t *b);
+
 #endif

@@ -422,9 +422,10 @@ class Replay:
                     if lib_.fh_replay_set_venue(r, i, vname.encode(), int(vproto == "pitch")) != 0:
                         raise ReplayError("venue %r: at most 8 venues, 4 of them PITCH" % vname)
             venue_index = {v: i for i, v in enumerate(venues)}
-        # A run that can hold several venues keeps their consolidated BBO:
-        # without a config any capture may mix ITCH and PITCH.
-        consolidate = int(not self.channels or len(venues_of(self.channels)) > 1)
+        # A run holding several venues keeps their consolidated BBO: from the
+        # start when the config names several (2); without a config once
+        # streams of a second venue appear (1), so one venue costs nothing.
+        consolidate = 1 if not self.channels else (2 if len({ch.venue_name() for ch in self.channels}) > 1 else 0)
         for r in self._lanes:
             if lib_.fh_replay_set_consolidate(r, consolidate, err, len(err)) != 0:
                 raise c_error(ReplayError, ffi, err)

@@ -27,7 +27,7 @@ from .errors import ShmError, c_error
 
 __all__ = ["attach", "Segment", "Snapshot", "ShmError", "slot_dtype", "EVENT_DTYPE", "EVENT_NAMES", "STATES",
            "FLAG_STALE", "FLAG_DROPPED", "FLAG_OP_HALT", "FLAG_DIRECTORY", "FLAG_SILENT",
-           "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT", "EV_SNAPSHOT",
+           "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT", "EV_SNAPSHOT", "EV_CBBO",
            "SNAPSHOT_START", "SNAPSHOT_DONE", "SNAPSHOT_FAILED", "SNAPSHOT_PHASES"]
 
 SLOT_FIXED = lib.FH_SHM_SLOT_FIXED
@@ -57,8 +57,12 @@ EVENT_DTYPE = np.dtype({
 EV_BBO, EV_TRADE, EV_STATE, EV_STALE, EV_SYSTEM, EV_SILENT = (
     lib.FH_EV_BBO, lib.FH_EV_TRADE, lib.FH_EV_STATE, lib.FH_EV_STALE, lib.FH_EV_SYSTEM, lib.FH_EV_SILENT)
 EV_SNAPSHOT = lib.FH_EV_SNAPSHOT
+#: The consolidated BBO of the event's instrument's symbol moved (a symbol
+#: quoted on several venues): price1/qty1 best bid, price2/qty2 best ask,
+#: aux = bid venue | ask venue << 4 (0xF: none); venue names: Segment.venues().
+EV_CBBO = lib.FH_EV_CBBO
 EVENT_NAMES = {EV_BBO: "bbo", EV_TRADE: "trade", EV_STATE: "state", EV_STALE: "stale", EV_SYSTEM: "system",
-               EV_SILENT: "silent", EV_SNAPSHOT: "snapshot"}
+               EV_SILENT: "silent", EV_SNAPSHOT: "snapshot", EV_CBBO: "cbbo"}
 #: EV_SNAPSHOT's aux (locate 0): a stream asked for a snapshot (qty1 = its next
 #: sequence), applied one (qty1 = the snapshot's sequence, qty2 = messages), or
 #: went on without one (qty1 = its next sequence; its instruments stay STALE).

@@ -26,6 +26,9 @@ FIXTURES = {
                "--heartbeat-ms", "60000"],
     "sample_ab": ["--messages", "12000", "--symbols", "8", "--channels", "1", "--seed", "15",
                   "--lines", "ab", "--loss-a", "0.05", "--loss-b", "0.05", "--heartbeat-ms", "60000"],
+    # Cboe PITCH: 4 units, A/B lines, loss on line A only (so every message arrives once).
+    "sample_pitch": ["--protocol", "pitch", "--messages", "10000", "--symbols", "24", "--units", "4",
+                     "--seed", "2027", "--lines", "ab", "--loss-a", "0.05", "--heartbeat-ms", "60000"],
 }
 
 

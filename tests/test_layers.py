@@ -27,6 +27,8 @@ LAYERS = [
     ("re-request client", ["rerequest.h", "rerequest.c"]),
     ("session", ["session.h", "session.c"]),
     ("pipeline", ["pipeline.h", "pipeline.c"]),
+    # Cboe PITCH past the session layer: units into book operations.
+    ("PITCH decode", ["pitch_pipe.c"]),
     ("book dump", ["dump.c"]),
     ("snapshot recovery", ["snapshot.c"]),
     ("source interface", ["src.h", "dpdk/fh_dpdk.h"]),
