@@ -136,6 +136,7 @@ typedef struct fh_book {
     int      publish;          /* write slots and events to shm */
     fh_shm_t *shm;
     fh_shm_cbbo_t *cbbo;       /* the consolidated BBO table (shm), or NULL: not consolidating */
+    uint64_t *cbbo_full;       /* counter: instruments the full table could not take (fh_stats_t.cbbo_full) */
     struct fh_cbbo_last { uint32_t bid_price, ask_price; uint64_t bid_shares, ask_shares; uint8_t bid_venue, ask_venue;
                           uint8_t _pad[6]; } *cbbo_last;   /* per entry: the consolidated BBO this lane last reported */
     const fh_tsc_t *tsc;

@@ -139,6 +139,7 @@ typedef struct fh_stats {
     uint64_t snapshot_recover_ns; /* the last snapshot: from asking for it to the books consistent (ns) */
     uint64_t pitch_packets;    /* UDP datagrams parsed as Cboe PITCH sequenced units */
     uint64_t unit_clears;      /* PITCH Unit Clear messages applied (the unit's books emptied) */
+    uint64_t cbbo_full;        /* instruments left out of the consolidated BBO: its table (16384 symbols) was full */
 } fh_stats_t;
 
 const char *fh_err_name(int err);

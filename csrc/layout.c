@@ -13,7 +13,7 @@ FH_ASSERT_SIZE(fh_itch_A_t, 32);
 FH_ASSERT_SIZE(fh_itch_R_t, 28);
 FH_ASSERT_SIZE(fh_itch_O_t, 40);
 FH_ASSERT_SIZE(fh_itch_I_t, 40);
-FH_ASSERT_SIZE(fh_stats_t, 8 * (14 + 48 + 256 + 20 + 18));
+FH_ASSERT_SIZE(fh_stats_t, 8 * (14 + 48 + 256 + 20 + 19));
 FH_ASSERT_OFF(fh_stats_t, snapshots, 8 * (14 + 48 + 256 + 20 + 10));
 FH_ASSERT_OFF(fh_stats_t, pkt_applied, 8 * (14 + 48 + 256 + 20 + 5));
 FH_ASSERT_OFF(fh_stats_t, pitch_packets, 8 * (14 + 48 + 256 + 36));

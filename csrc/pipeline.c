@@ -316,6 +316,7 @@ static int cbbo_start(fh_replay_t *r, char *err, size_t errlen)
         if (!r->book.cbbo_last) { fh_errf(err, errlen, "out of memory for the consolidated BBO"); return -1; }
     }
     r->book.cbbo = (fh_shm_cbbo_t *)(r->shm.base + r->shm.hdr->cbbo_offset);
+    r->book.cbbo_full = &r->st.cbbo_full;
     FH_STORE_RELEASE(&r->shm.hdr->cbbo_on, 1u);
     fh_publish_cbbo_all(&r->book);
     return 0;
@@ -400,10 +401,10 @@ void fh_replay_free(fh_replay_t *r)
         if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
         fh_shm_close(&r->shm);
     }
+    free(r->book.cbbo_last);                 /* before fh_book_free, which clears the book */
     fh_book_free(&r->book);
     free(r->seen);
     free(r->pids.v);
-    free(r->book.cbbo_last);
     free(r->msgs);
     free(r->lat);
     free(r->snap.buf);

@@ -207,6 +207,20 @@ FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
     return 0;
 }
 
+/* A data datagram of stream s (MoldUDP64 or a PITCH unit) past its header
+ * checks: applied when in sequence (the hot path), else to the session layer,
+ * which holds it behind the hole; the ledger says which. */
+FH_INLINE void fh_pipe_sequenced(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                                 uint32_t count)
+{
+    if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
+        fh_session_packet(&r->sess, s, p, len, seq, count);
+        return;
+    }
+    if (fh_pipe_apply(r, s, p, len, seq, count)) r->st.pkt_duplicate++;
+    else r->st.pkt_applied++;
+}
+
 /* One MoldUDP64 datagram of stream s: sequencing (A/B arbitration), then its
  * blocks.  In sequence is the hot path; a packet past a hole goes to the
  * session layer, which holds it (up to the gap window) for the other line to
@@ -245,12 +259,7 @@ FH_INLINE void fh_pipe_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stre
         fh_book_flush_pending(&r->book);
         return;
     }
-    if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
-        fh_session_packet(&r->sess, s, p, u->len, seq, count);
-        return;
-    }
-    if (fh_pipe_apply(r, s, p, u->len, seq, count)) st->pkt_duplicate++;
-    else st->pkt_applied++;
+    fh_pipe_sequenced(r, s, p, u->len, seq, count);
 }
 
 /* One PITCH sequenced unit of stream s (NULL: the stream table is full):

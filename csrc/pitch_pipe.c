@@ -129,6 +129,23 @@ FH_INLINE void fh_pitch_modify(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts,
 }
 
 /* Walk sink of a PITCH unit, book modes: one message into the packet's operations. */
+/* An instrument message (status, auction) for the 8-byte symbol at sym: the
+ * next operation, zeroed, with its type and id; NULL (counted) when the
+ * symbol can have no id. */
+static inline __attribute__((always_inline)) fh_itch_msg_t *instr_msg(fh_replay_t *r, fh_mold_stream_t *s,
+                                                                      uint8_t type, const uint8_t *sym, uint64_t ts)
+{
+    const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, 8), ts);
+    if (!id) return NULL;
+    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->venue = s->venue;
+    m->stock_locate = (uint16_t)id;
+    m->timestamp = ts;
+    return m;
+}
+
 static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const uint8_t *p, size_t len)
 {
     fh_replay_t *r = ctx;
@@ -212,13 +229,8 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
         return;
     }
     case FH_PITCH_TYPE_TRADING_STATUS: {
-        const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(p + 6, 8), ts);
-        if (!id) return;
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        memset(m, 0, sizeof *m);
-        m->type = 'H';
-        m->stock_locate = (uint16_t)id;
-        m->timestamp = ts;
+        fh_itch_msg_t *m = instr_msg(r, s, 'H', p + 6, ts);
+        if (!m) return;
         memcpy(m->u.H.stock, p + 6, 8);
         m->u.H.trading_state = p[14];
         return;
@@ -226,14 +238,9 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     case FH_PITCH_TYPE_AUCTION_UPDATE: {
         const uint64_t ref = fh_pitch_le64(p + 15), ind = fh_pitch_le64(p + 31), only = fh_pitch_le64(p + 39);
         if (!fh_pitch_price_ok(r, ref > ind ? (ref > only ? ref : only) : (ind > only ? ind : only))) return;
-        const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(p + 6, 8), ts);
-        if (!id) return;
+        fh_itch_msg_t *m = instr_msg(r, s, 'I', p + 6, ts);
+        if (!m) return;
         const uint32_t buy = fh_le32(p + 23), sell = fh_le32(p + 27);
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        memset(m, 0, sizeof *m);
-        m->type = 'I';
-        m->stock_locate = (uint16_t)id;
-        m->timestamp = ts;
         m->u.I.paired_shares = buy < sell ? buy : sell;
         m->u.I.imbalance_shares = buy > sell ? buy - sell : sell - buy;
         m->u.I.imbalance_direction = buy > sell ? 'B' : sell > buy ? 'S' : 'N';
@@ -246,13 +253,8 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     case FH_PITCH_TYPE_AUCTION_SUMMARY: {
         const uint64_t price = fh_pitch_le64(p + 15);
         if (!fh_pitch_price_ok(r, price)) return;
-        const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(p + 6, 8), ts);
-        if (!id) return;
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
-        memset(m, 0, sizeof *m);
-        m->type = 'Q';
-        m->stock_locate = (uint16_t)id;
-        m->timestamp = ts;
+        fh_itch_msg_t *m = instr_msg(r, s, 'Q', p + 6, ts);
+        if (!m) return;
         m->u.Q.shares = fh_le32(p + 23);
         m->u.Q.cross_price = (uint32_t)price;
         m->u.Q.cross_type = p[14];
@@ -330,12 +332,7 @@ void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
         st->pkt_rejected++;
         return;
     }
-    if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
-        fh_session_packet(&r->sess, s, p, u->len, seq, count);
-        return;
-    }
-    if (fh_pipe_apply(r, s, p, u->len, seq, count)) st->pkt_duplicate++;
-    else st->pkt_applied++;
+    fh_pipe_sequenced(r, s, p, u->len, seq, count);
 }
 
 

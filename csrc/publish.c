@@ -69,12 +69,16 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
  * the instrument's top, and only in runs holding several venues. */
 static void publish_cbbo(fh_book_t *b, uint32_t locate, fh_instr_t *in)
 {
-    if (in->venue >= FH_SHM_CBBO_VENUES || !(in->flags & FH_SLOT_DIRECTORY)) return;
+    if (in->venue >= FH_SHM_CBBO_VENUES || !(in->flags & FH_SLOT_DIRECTORY) || in->cbbo == UINT32_MAX) return;
     if (!in->cbbo) {
         uint64_t sym;
         memcpy(&sym, in->symbol, 8);
         fh_shm_cbbo_t *found = sym ? fh_shm_cbbo_find(b->cbbo, sym, 1) : NULL;
-        if (!found) return;                 /* more than FH_SHM_CBBO_ENTRIES symbols: not consolidated */
+        if (!found) {                       /* more than FH_SHM_CBBO_ENTRIES symbols: not consolidated */
+            if (sym && b->cbbo_full) (*b->cbbo_full)++;
+            in->cbbo = UINT32_MAX;          /* counted once */
+            return;
+        }
         in->cbbo = (uint32_t)(found - b->cbbo) + 1;
     }
     fh_shm_cbbo_t *e = &b->cbbo[in->cbbo - 1];

@@ -124,6 +124,7 @@ def stats_to_dict(st) -> dict:
         "mold_packets": int(st.mold_packets),
         "pitch_packets": int(st.pitch_packets),
         "unit_clears": int(st.unit_clears),
+        "cbbo_full": int(st.cbbo_full),
         "heartbeats": int(st.heartbeats),
         "end_of_session": int(st.end_of_session),
         "streams": int(st.streams),

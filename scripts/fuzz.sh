@@ -45,7 +45,7 @@ mkdir -p "$OUT/obj"
 # The package's C sources, less tsc.c (fuzz/fuzz_common.h supplies a
 # calibration that does not spend 5 ms per context; see there), compiled
 # once with coverage instrumentation and linked into every harness.
-CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DFH_EXACT_BUFFERS=1
+CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DFH_EXACT_BUFFERS=1 -DFH_FUZZ_BUILD=1
         -Icsrc -Wall -Wextra -Werror -Wno-unused-function)
 OBJS=()
 JOBS=$(nproc 2>/dev/null || echo 2)

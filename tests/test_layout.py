@@ -38,15 +38,15 @@ def test_pitch_layout():
 
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
-    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 48 + 256 + 20 + 18)
+    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 48 + 256 + 20 + 19)
     assert [ffi.offsetof("fh_stats_t", f) for f in ("snapshots", "snapshot_messages", "snapshot_failures",
                                                   "snapshot_buffered", "snapshot_contained",
                                                   "snapshot_recover_ns")] == [8 * (14 + 48 + 256 + 30 + i)
                                                                               for i in range(6)]
     assert [ffi.offsetof("fh_stats_t", f) for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held",
                                                   "rx_time_back")] == [8 * (14 + 48 + 256 + 20 + 5 + i) for i in range(5)]
-    assert [ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears")] == [
-        8 * (14 + 48 + 256 + 36 + i) for i in range(2)]
+    assert [ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears", "cbbo_full")] == [
+        8 * (14 + 48 + 256 + 36 + i) for i in range(3)]
     assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 48 + 256 + 20 + 2)
     assert ffi.offsetof("fh_stats_t", "session_changes") == 8 * (14 + 48 + 256 + 20)
     assert ffi.offsetof("fh_stats_t", "errors") == 8 * 14

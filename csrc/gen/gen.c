@@ -1938,30 +1938,43 @@ static void fh_gen_json_book_stats(fh_gen_t *g, FILE *f)
             flow ? (double)top / (double)flow : 0.0);
 }
 
+/* PREFIX.json (docs/generator.md).  ITCH and PITCH days share most keys; a
+ * PITCH day adds its protocol, its Time messages, loss on both lines and its
+ * units, and names order ids as PITCH does. */
 static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
     if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
     const fh_gen_cfg_t *cfg = g->cfg;
-    fprintf(f, "{\n  \"format\": \"feedhandler-gen/1\",\n");
-    fprintf(f, "  \"seed\": %llu,\n  \"messages\": %llu,\n", (unsigned long long)cfg->seed,
-            (unsigned long long)g->emitted);
+    const int pitch = g->pitch;
+    const uint64_t total = g->emitted + (pitch ? g->time_msgs : 0);
+    fprintf(f, "{\n  \"format\": \"feedhandler-gen/1\",\n%s", pitch ? "  \"protocol\": \"pitch\",\n" : "");
+    fprintf(f, "  \"seed\": %llu,\n  \"messages\": %llu,\n", (unsigned long long)cfg->seed, (unsigned long long)total);
+    if (pitch)
+        fprintf(f, "  \"messages_without_time\": %llu,\n  \"time_messages\": %llu,\n", (unsigned long long)g->emitted,
+                (unsigned long long)g->time_msgs);
     fprintf(f, "  \"scheduled_messages\": %llu,\n  \"flow_messages\": %llu,\n",
             (unsigned long long)g->nsched, (unsigned long long)g->nflow);
-    fprintf(f, "  \"symbol_count\": %u,\n  \"channel_count\": %u,\n  \"lines\": \"%s\",\n",
-            g->nsym, g->nch, g->lines == 2 ? "ab" : "a");
+    if (pitch)
+        fprintf(f, "  \"symbol_count\": %u,\n  \"unit_count\": %u,\n  \"channel_count\": %u,\n"
+                   "  \"lines\": \"%s\",\n", g->nsym, g->nch, cfg->channels, g->lines == 2 ? "ab" : "a");
+    else
+        fprintf(f, "  \"symbol_count\": %u,\n  \"channel_count\": %u,\n  \"lines\": \"%s\",\n",
+                g->nsym, g->nch, g->lines == 2 ? "ab" : "a");
     fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
     fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
     fprintf(f, "  \"heartbeat_ns\": %llu,\n", (unsigned long long)g->heartbeat_ns);
     fprintf(f, "  \"rate\": %llu,\n", (unsigned long long)g->rate);
     fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
             FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
-    fprintf(f, "  \"udp_port\": 26477,\n  \"partition\": \"contiguous\",\n");
+    fprintf(f, "  \"udp_port\": %u,\n  \"partition\": \"contiguous\",\n", pitch ? FH_GEN_PITCH_PORT : 26477u);
     fprintf(f, "  \"by_type\": {");
     int first = 1;
     for (int t = 0; t < 256; t++) {
         if (!g->by_type[t]) continue;
-        fprintf(f, "%s\"%c\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
+        /* PITCH types as "0x21" (stats-json's keys), ITCH types by their letter. */
+        if (pitch) fprintf(f, "%s\"0x%02x\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
+        else fprintf(f, "%s\"%c\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
         first = 0;
     }
     fprintf(f, "},\n");
@@ -1969,92 +1982,12 @@ static int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
             (unsigned long long)g->written[0], (unsigned long long)g->written[1]);
     fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n",
             (unsigned long long)g->sent[0], (unsigned long long)g->sent[1]);
-    fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu},\n",
-            (unsigned long long)g->lost[0], (unsigned long long)g->lost[1]);
-    fprintf(f, "  \"data_packets\": %llu,\n  \"heartbeats\": %llu,\n  \"end_of_session\": %llu,\n",
-            (unsigned long long)g->data_packets, (unsigned long long)g->heartbeats,
-            (unsigned long long)g->eos);
-    fprintf(f, "  \"messages_per_packet\": {\"mean\": %.4f, \"max\": %llu},\n",
-            g->data_packets ? (double)g->emitted / (double)g->data_packets : 0.0,
-            (unsigned long long)g->mpp_max);
-    fprintf(f, "  \"pcap_records\": %llu,\n  \"first_capture_ns\": %llu,\n  \"last_capture_ns\": %llu,\n",
-            (unsigned long long)(g->written[0] + g->written[1]),
-            (unsigned long long)g->first_cap, (unsigned long long)g->last_cap);
-    fprintf(f, "  \"first_ts\": %llu,\n  \"last_ts\": %llu,\n",
-            (unsigned long long)g->first_ts, (unsigned long long)g->last_ts);
-    uint64_t live = 0, full = 0;
-    for (uint32_t l = 1; l <= g->nsym; l++) live += g->sym[l].nord[0] + g->sym[l].nord[1];
-    for (uint32_t c = 0; c < g->nch; c++) full += g->ch[c].pool_full;
-    fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n",
-            (unsigned long long)g->ref, (unsigned long long)g->match);
-    fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
-            (unsigned long long)live, (unsigned long long)full);
-    fh_gen_json_book_stats(g, f);
-    fprintf(f, "  \"channels\": [\n");
-    for (uint32_t c = 0; c < g->nch; c++) {
-        const fh_gen_chan_t *ch = &g->ch[c];
-        char a[20], b[20];
-        fh_gen_ip(a, sizeof a, ch->group[0]);
-        fh_gen_ip(b, sizeof b, ch->group[1]);
-        fprintf(f, "    {\"name\": \"itch-%u\", \"session\": \"%s\", \"line_a\": \"%s:26477\", "
-                   "\"line_b\": \"%s:26477\", \"locates\": [%u, %u], \"tracking_number\": %u, "
-                   "\"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
-                   "\"end_of_session\": %llu, \"next_sequence\": %llu}%s\n",
-                c + 1, ch->session, a, b, ch->lo, ch->hi, ch->tracking,
-                (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
-                (unsigned long long)ch->heartbeats, (unsigned long long)ch->eos,
-                (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
-    }
-    fprintf(f, "  ],\n  \"symbols\": {");
-    for (uint32_t l = 1; l <= g->nsym; l++) {
-        const fh_gen_sym_t *s = &g->sym[l];
-        int n = 8;
-        while (n > 0 && s->stock[n - 1] == ' ') n--;
-        fprintf(f, "%s\"%u\": \"%.*s\"", l > 1 ? ", " : "", l, n, s->stock);
-    }
-    fprintf(f, "}\n}\n");
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (bad) { fh_errf(err, errlen, "write error on %s", path); return -1; }
-    return 0;
-}
-
-/* PREFIX.json of a PITCH day (docs/generator.md). */
-static int fh_gen_json_pitch(fh_gen_t *g, const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
-    const fh_gen_cfg_t *cfg = g->cfg;
-    uint64_t total = g->emitted + g->time_msgs;
-    fprintf(f, "{\n  \"format\": \"feedhandler-gen/1\",\n  \"protocol\": \"pitch\",\n");
-    fprintf(f, "  \"seed\": %llu,\n  \"messages\": %llu,\n  \"messages_without_time\": %llu,\n"
-               "  \"time_messages\": %llu,\n", (unsigned long long)cfg->seed, (unsigned long long)total,
-            (unsigned long long)g->emitted, (unsigned long long)g->time_msgs);
-    fprintf(f, "  \"scheduled_messages\": %llu,\n  \"flow_messages\": %llu,\n",
-            (unsigned long long)g->nsched, (unsigned long long)g->nflow);
-    fprintf(f, "  \"symbol_count\": %u,\n  \"unit_count\": %u,\n  \"channel_count\": %u,\n"
-               "  \"lines\": \"%s\",\n", g->nsym, g->nch, cfg->channels, g->lines == 2 ? "ab" : "a");
-    fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
-    fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
-    fprintf(f, "  \"heartbeat_ns\": %llu,\n", (unsigned long long)g->heartbeat_ns);
-    fprintf(f, "  \"rate\": %llu,\n", (unsigned long long)g->rate);
-    fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
-            FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
-    fprintf(f, "  \"udp_port\": %u,\n  \"partition\": \"contiguous\",\n", FH_GEN_PITCH_PORT);
-    fprintf(f, "  \"by_type\": {");
-    int first = 1;
-    for (int t = 0; t < 256; t++) {
-        if (!g->by_type[t]) continue;
-        fprintf(f, "%s\"0x%02x\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
-        first = 0;
-    }
-    fprintf(f, "},\n");
-    fprintf(f, "  \"packets\": {\"a\": %llu, \"b\": %llu},\n",
-            (unsigned long long)g->written[0], (unsigned long long)g->written[1]);
-    fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n",
-            (unsigned long long)g->sent[0], (unsigned long long)g->sent[1]);
-    fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu, \"both\": %llu},\n",
-            (unsigned long long)g->lost[0], (unsigned long long)g->lost[1], (unsigned long long)g->lost_both);
+    if (pitch)
+        fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu, \"both\": %llu},\n",
+                (unsigned long long)g->lost[0], (unsigned long long)g->lost[1], (unsigned long long)g->lost_both);
+    else
+        fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu},\n",
+                (unsigned long long)g->lost[0], (unsigned long long)g->lost[1]);
     fprintf(f, "  \"data_packets\": %llu,\n  \"heartbeats\": %llu,\n  \"end_of_session\": %llu,\n",
             (unsigned long long)g->data_packets, (unsigned long long)g->heartbeats,
             (unsigned long long)g->eos);
@@ -2069,27 +2002,42 @@ static int fh_gen_json_pitch(fh_gen_t *g, const char *path, char *err, size_t er
     uint64_t live = 0, full = 0;
     for (uint32_t l = 1; l <= g->nsym; l++) live += g->sym[l].nord[0] + g->sym[l].nord[1];
     for (uint32_t c = 0; c < g->nch; c++) full += g->ch[c].pool_full;
-    fprintf(f, "  \"first_order_id\": %llu,\n  \"last_order_id\": %llu,\n  \"last_execution_id\": %llu,\n",
-            (unsigned long long)FH_GEN_PITCH_ORDER_ID0, (unsigned long long)g->ref,
-            (unsigned long long)g->match);
+    if (pitch)
+        fprintf(f, "  \"first_order_id\": %llu,\n  \"last_order_id\": %llu,\n  \"last_execution_id\": %llu,\n",
+                (unsigned long long)FH_GEN_PITCH_ORDER_ID0, (unsigned long long)g->ref,
+                (unsigned long long)g->match);
+    else
+        fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n",
+                (unsigned long long)g->ref, (unsigned long long)g->match);
     fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
             (unsigned long long)live, (unsigned long long)full);
     fh_gen_json_book_stats(g, f);
-    fprintf(f, "  \"units\": [\n");
+    fprintf(f, "  \"%s\": [\n", pitch ? "units" : "channels");
     for (uint32_t c = 0; c < g->nch; c++) {
         const fh_gen_chan_t *ch = &g->ch[c];
         char a[20], b[20];
         fh_gen_ip(a, sizeof a, ch->group[0]);
         fh_gen_ip(b, sizeof b, ch->group[1]);
-        char range[24] = "";               /* a unit without symbols: [] */
-        if (ch->hi >= ch->lo) snprintf(range, sizeof range, "%u, %u", ch->lo, ch->hi);
-        fprintf(f, "    {\"unit\": %u, \"group\": %u, \"line_a\": \"%s:%u\", \"line_b\": \"%s:%u\", "
-                   "\"symbols\": [%s], \"messages\": %llu, \"data_packets\": %llu, "
-                   "\"heartbeats\": %llu, \"next_sequence\": %llu}%s\n",
-                c + 1, c % cfg->channels, a, FH_GEN_PITCH_PORT, b, FH_GEN_PITCH_PORT,
-                range, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
-                (unsigned long long)ch->heartbeats, (unsigned long long)ch->next_seq,
-                c + 1 < g->nch ? "," : "");
+        if (pitch) {
+            char range[24] = "";           /* a unit without symbols: [] */
+            if (ch->hi >= ch->lo) snprintf(range, sizeof range, "%u, %u", ch->lo, ch->hi);
+            fprintf(f, "    {\"unit\": %u, \"group\": %u, \"line_a\": \"%s:%u\", \"line_b\": \"%s:%u\", "
+                       "\"symbols\": [%s], \"messages\": %llu, \"data_packets\": %llu, "
+                       "\"heartbeats\": %llu, \"next_sequence\": %llu}%s\n",
+                    c + 1, c % cfg->channels, a, FH_GEN_PITCH_PORT, b, FH_GEN_PITCH_PORT,
+                    range, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
+                    (unsigned long long)ch->heartbeats, (unsigned long long)ch->next_seq,
+                    c + 1 < g->nch ? "," : "");
+        } else {
+            fprintf(f, "    {\"name\": \"itch-%u\", \"session\": \"%s\", \"line_a\": \"%s:26477\", "
+                       "\"line_b\": \"%s:26477\", \"locates\": [%u, %u], \"tracking_number\": %u, "
+                       "\"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
+                       "\"end_of_session\": %llu, \"next_sequence\": %llu}%s\n",
+                    c + 1, ch->session, a, b, ch->lo, ch->hi, ch->tracking,
+                    (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
+                    (unsigned long long)ch->heartbeats, (unsigned long long)ch->eos,
+                    (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
+        }
     }
     fprintf(f, "  ],\n  \"symbols\": {");
     for (uint32_t l = 1; l <= g->nsym; l++) {
@@ -2404,7 +2352,7 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
 
     if (fh_gen_close(&g->pcap, err, errlen) || (!g->pitch && fh_gen_close(&g->bin, err, errlen))) goto out;
     if (progress) *progress = g->emitted;
-    if (g->pitch ? fh_gen_json_pitch(g, pjson, err, errlen) : fh_gen_json(g, pjson, err, errlen)) goto out;
+    if (fh_gen_json(g, pjson, err, errlen)) goto out;
     rc = 0;
 out:
     fh_gen_free(g);
