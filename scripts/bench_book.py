@@ -126,6 +126,11 @@ def run_child(argv, timeout, capture=True, on_start=None):
                 on_exit = None
         pid, status, rusage = os.wait4(p.pid, os.WNOHANG)
         if pid == p.pid:
+            if on_exit:
+                # It exited between the two waits (reaped before the sampler saw
+                # it go): stop the sampler now all the same.
+                on_exit()
+                on_exit = None
             break
         if time.perf_counter() > deadline:
             try:

@@ -144,6 +144,7 @@ class MemSampler:
         self.at_peak = {}
         self.samples = 0
         self.ticks = 0
+        self.other_cores = None                      # set by stop()
         self._stop = threading.Event()
         self._cpu0 = _proc_stat_cpu()
         self._t = threading.Thread(target=self._loop, daemon=True)
