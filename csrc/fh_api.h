@@ -495,8 +495,6 @@ uint32_t fh_replay_n_venues(const fh_replay_t *r);
  * -1 with a message. */
 int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen);
 const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue);
-/* The venue of an instrument (0 when unknown). */
-uint32_t fh_replay_instr_venue(const fh_replay_t *r, uint32_t locate);
 
 /* MoldUDP64 re-request server (IPv4, host byte order) for streams whose line
  * names none (rr_ip 0 above); 0, or -1 with a message (socket failure).  A

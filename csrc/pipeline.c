@@ -347,12 +347,6 @@ const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue)
     return venue < r->n_venues ? r->venue_names[venue] : "";
 }
 
-uint32_t fh_replay_instr_venue(const fh_replay_t *r, uint32_t locate)
-{
-    if (r->mode == FH_MODE_DECODE || locate < 1 || locate > r->book.n_instr) return 0;
-    return r->book.instr[locate].venue;
-}
-
 /* A MoldUDP64 datagram that frames exactly: a heartbeat or end of session of
  * header length, or blocks that fill it. */
 static int mold_looks_like(const uint8_t *p, size_t len)

@@ -183,7 +183,6 @@ FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
     }
     if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes;
     r->book.stream_gapped = s->gapped;
-    r->cur = s;
     const int pitch = s->proto == FH_PROTO_PITCH;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {

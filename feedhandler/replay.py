@@ -674,15 +674,6 @@ class Replay:
         names = self.venues()
         return [names[i] for i in range(len(names)) if mask >> i & 1]
 
-    def venue_of(self, locate: int) -> str:
-        """The venue of an instrument id."""
-        names = self.venues()
-        for lane in self._live():
-            v = int(self._lib.fh_replay_instr_venue(lane, locate))
-            if v:
-                return names[v]
-        return names[0]
-
     def dump_books(self, path: str, depth: Optional[int] = None) -> None:
         """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders;
         then venue when the books hold more than one venue)."""

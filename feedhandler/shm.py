@@ -222,12 +222,7 @@ class Segment:
         if isinstance(key, (int, np.integer)):
             loc = int(key)
         else:
-            cands = self._by_symbol.get(key)
-            if cands is None:
-                self._by_symbol = self._symbol_index()
-                cands = self._by_symbol.get(key)
-                if cands is None:
-                    raise KeyError("no instrument %r in this segment" % (key,))
+            cands = self._candidates(key)
             if venue is not None:
                 names = self.venues()
                 picked = [l for v, l in cands if v < len(names) and names[v] == venue]
@@ -244,6 +239,17 @@ class Segment:
         if not 0 < loc < self.n_slots:
             raise KeyError("locate %d out of range 1..%d" % (loc, self.n_slots - 1))
         return loc
+
+    def _candidates(self, symbol: str) -> List[Tuple[int, int]]:
+        """(venue, locate) of every instrument named `symbol` (the index is
+        rebuilt once when the symbol is not in it yet)."""
+        cands = self._by_symbol.get(symbol)
+        if cands is None:
+            self._by_symbol = self._symbol_index()
+            cands = self._by_symbol.get(symbol)
+            if cands is None:
+                raise KeyError("no instrument %r in this segment" % (symbol,))
+        return cands
 
     def _symbol_index(self) -> Dict[str, List[Tuple[int, int]]]:
         a = self.snapshot_all()
