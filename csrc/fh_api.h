@@ -736,6 +736,62 @@ typedef struct fh_shm_event {
     uint64_t qty2;
 } fh_shm_event_t;
 
+/* What a reader gets.  The readers (fh_shm_read_book/_books/_events) copy a
+ * slot or events consistently and widen them on the way: every price and
+ * quantity becomes a signed 64-bit integer, so that arithmetic on them in
+ * numpy (b - a, p - q) never wraps.  Timestamps, sequence and match numbers
+ * stay unsigned; units are unchanged (prices Price(4)).  A u64 quantity above
+ * INT64_MAX -- no exchange sends one; only a corrupt or hostile wire value
+ * could make one -- reads as INT64_MAX. */
+typedef struct fh_read_slot {
+    uint64_t seq;                  /* the slot's sequence-lock value when copied (even) */
+    uint64_t exch_ts;
+    uint64_t rx_ts;
+    uint64_t publish_ts;
+    int64_t  updates;
+    int64_t  last_trade_shares;
+    uint64_t last_trade_match;
+    uint64_t last_trade_ts;
+    int64_t  noii_paired_shares;
+    int64_t  noii_imbalance_shares;
+    int64_t  last_trade_price;
+    int64_t  round_lot_size;
+    int64_t  n_bid;
+    int64_t  n_ask;
+    int64_t  luld_reference_price;
+    int64_t  luld_upper_price;
+    int64_t  luld_lower_price;
+    int64_t  noii_near_price;
+    int64_t  noii_far_price;
+    int64_t  noii_reference_price;
+    uint16_t locate;
+    char     symbol[8];
+    uint8_t  trading_state;
+    uint8_t  reg_sho_action;
+    uint8_t  market_category;
+    uint8_t  noii_imbalance_direction;
+    uint8_t  flags;
+    uint8_t  venue;
+    uint8_t  _pad[16];
+} fh_read_slot_t;
+/* ... followed by int64_t bid_price[depth], bid_orders[depth], bid_shares[depth],
+ * then the same three for ask; the record is fh_read_slot_size(depth) bytes. */
+
+typedef struct fh_read_event {
+    uint64_t seq;
+    uint64_t exch_ts;
+    uint64_t rx_ts;
+    uint64_t publish_ts;
+    int64_t  price1;
+    int64_t  price2;
+    int64_t  qty1;
+    int64_t  qty2;
+    uint16_t locate;
+    uint8_t  type;
+    uint8_t  aux;
+    uint32_t lane;
+} fh_read_event_t;
+
 /* The consolidated best bid and offer of one symbol across venues.  Each
  * venue's part has one writer (the lane owning that venue's instrument) and its
  * own sequence lock; the entry's symbol is claimed once (compare-and-swap from
@@ -791,15 +847,25 @@ int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_
 /* Consistent copies of slots [first, first+n) into out; returns how many were
  * copied (stops at the first one that stays busy). */
 uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
-/* Copy up to `max` events of one lane's ring from *cursor on.  Returns how many; advances *cursor.
- * If the writer lapped the reader, *lapped gets the number of events lost and
- * the cursor jumps to the oldest event still in the ring. */
 /* Consistent copy of one lane's counters (the writer refreshes them every few
  * thousand frames and at the end).  A counters area is a u64 sequence lock
  * followed, 64 bytes in, by an fh_stats_t. */
 int fh_shm_read_counters(const uint8_t *base, uint32_t lane, fh_stats_t *out, uint32_t max_spins);
+/* Copy up to `max` events of one lane's ring from *cursor on.  Returns how many; advances *cursor.
+ * If the writer lapped the reader, *lapped gets the number of events lost and
+ * the cursor jumps to the oldest event still in the ring. */
 uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
                             uint64_t *lapped);
+/* The same, widened into reader events (fh_read_event_t). */
+uint32_t fh_shm_read_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_read_event_t *out, uint32_t max,
+                            uint64_t *lapped);
+/* Size of one widened slot record (fh_read_slot_t and its level arrays) at this depth. */
+uint32_t fh_read_slot_size(uint32_t depth);
+/* Consistent, widened copy of slot `locate` into out (fh_read_slot_size bytes);
+ * returns as fh_shm_read_slot. */
+int fh_shm_read_book(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
+/* Widened copies of slots [first, first+n); how many (stops at the first busy one). */
+uint32_t fh_shm_read_books(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
 
 /* Writer side, for tests: the replay's segment base and size. */
 uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);

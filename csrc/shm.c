@@ -20,6 +20,8 @@ _Static_assert(sizeof(((fh_shm_header_t *)0)->ring_head) / sizeof(fh_shm_lane_he
 _Static_assert(sizeof(fh_shm_slot_t) == FH_SHM_SLOT_FIXED, "slot fixed part");
 _Static_assert(sizeof(fh_shm_event_t) == FH_SHM_EVENT_SIZE, "event size");
 _Static_assert(FH_SHM_SLOT_FIXED % 64 == 0, "slots cache aligned");
+_Static_assert(sizeof(fh_read_slot_t) == FH_SHM_SLOT_FIXED, "reader slot fixed part");
+_Static_assert(sizeof(fh_read_event_t) == 72, "reader event");
 
 #define FH_COUNTERS_SEQ_PAD 64
 
@@ -357,8 +359,27 @@ int fh_shm_read_counters(const uint8_t *base, uint32_t lane, fh_stats_t *out, ui
     return read_seqlocked((const uint64_t *)c, c + FH_COUNTERS_SEQ_PAD, (uint8_t *)out, sizeof *out, max_spins);
 }
 
-uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
-                            uint64_t *lapped)
+static inline int64_t sat64(uint64_t v) { return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v; }
+
+static void widen_event(fh_read_event_t *o, const fh_shm_event_t *e)
+{
+    o->seq = e->seq;
+    o->exch_ts = e->exch_ts;
+    o->rx_ts = e->rx_ts;
+    o->publish_ts = e->publish_ts;
+    o->price1 = e->price1;
+    o->price2 = e->price2;
+    o->qty1 = sat64(e->qty1);
+    o->qty2 = sat64(e->qty2);
+    o->locate = e->locate;
+    o->type = e->type;
+    o->aux = e->aux;
+    o->lane = e->lane;
+}
+
+/* One lane's events from *cursor on, into raw (wide 0) or widened (wide 1) records. */
+FH_INLINE uint32_t poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, void *out,
+                                   uint32_t max, uint64_t *lapped, const int wide)
 {
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
     if (lapped) *lapped = 0;
@@ -376,7 +397,8 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor
         }
         const fh_shm_event_t *e = &ring[c & mask];
         const uint64_t s1 = FH_LOAD_ACQUIRE(&e->seq);
-        memcpy(&out[k], e, sizeof *e);
+        fh_shm_event_t copy;
+        memcpy(&copy, e, sizeof copy);
         FH_FENCE_ACQUIRE();
         const uint64_t s2 = FH_LOAD_RELAXED(&e->seq);
         if (FH_UNLIKELY(s1 != c + 1 || s2 != s1)) {
@@ -388,6 +410,8 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor
             c = next > c ? next : c + 1;
             continue;
         }
+        if (wide) widen_event((fh_read_event_t *)out + k, &copy);
+        else memcpy((fh_shm_event_t *)out + k, &copy, sizeof copy);
         k++;
         c++;
         if (c == head) head = FH_LOAD_ACQUIRE(headp);
@@ -395,6 +419,99 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor
     *cursor = c;
     if (lapped) *lapped = lost;
     return k;
+}
+
+uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
+                            uint64_t *lapped)
+{
+    return poll_events(base, lane, cursor, out, max, lapped, 0);
+}
+
+uint32_t fh_shm_read_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_read_event_t *out, uint32_t max,
+                            uint64_t *lapped)
+{
+    return poll_events(base, lane, cursor, out, max, lapped, 1);
+}
+
+uint32_t fh_read_slot_size(uint32_t depth)
+{
+    const uint32_t raw = (uint32_t)sizeof(fh_read_slot_t) + depth * 6u * 8u;
+    return (raw + 63u) & ~63u;
+}
+
+/* Widen one consistent slot copy (`s`, depth levels) into a reader record. */
+static void widen_slot(uint8_t *out, const fh_shm_slot_t *s, uint32_t depth)
+{
+    fh_read_slot_t *o = (fh_read_slot_t *)out;
+    memset(o, 0, sizeof *o);
+    o->seq = s->seq;
+    o->exch_ts = s->exch_ts;
+    o->rx_ts = s->rx_ts;
+    o->publish_ts = s->publish_ts;
+    o->updates = sat64(s->updates);
+    o->last_trade_shares = sat64(s->last_trade_shares);
+    o->last_trade_match = s->last_trade_match;
+    o->last_trade_ts = s->last_trade_ts;
+    o->noii_paired_shares = sat64(s->noii_paired_shares);
+    o->noii_imbalance_shares = sat64(s->noii_imbalance_shares);
+    o->last_trade_price = s->last_trade_price;
+    o->round_lot_size = s->round_lot_size;
+    o->n_bid = s->n_bid;
+    o->n_ask = s->n_ask;
+    o->luld_reference_price = s->luld_reference_price;
+    o->luld_upper_price = s->luld_upper_price;
+    o->luld_lower_price = s->luld_lower_price;
+    o->noii_near_price = s->noii_near_price;
+    o->noii_far_price = s->noii_far_price;
+    o->noii_reference_price = s->noii_reference_price;
+    o->locate = s->locate;
+    memcpy(o->symbol, s->symbol, sizeof o->symbol);
+    o->trading_state = s->trading_state;
+    o->reg_sho_action = s->reg_sho_action;
+    o->market_category = s->market_category;
+    o->noii_imbalance_direction = s->noii_imbalance_direction;
+    o->flags = s->flags;
+    o->venue = s->venue;
+    const uint8_t *in = (const uint8_t *)(s + 1);
+    int64_t *dst = (int64_t *)(o + 1);
+    for (int side = 0; side < 2; side++) {
+        const uint8_t *px = in, *od = in + 4u * depth, *sh = in + 8u * depth;
+        for (uint32_t i = 0; i < depth; i++) {
+            uint32_t p, n;
+            uint64_t q;
+            memcpy(&p, px + 4u * i, 4);
+            memcpy(&n, od + 4u * i, 4);
+            memcpy(&q, sh + 8u * i, 8);
+            dst[i] = p;
+            dst[depth + i] = n;
+            dst[2u * depth + i] = sat64(q);
+        }
+        in += 16u * depth;
+        dst += 3u * depth;
+    }
+    memset(dst, 0, fh_read_slot_size(depth) - (sizeof *o + 48u * depth));   /* the record's tail padding */
+}
+
+int fh_shm_read_book(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    if (locate >= h->n_slots) return -2;
+    _Alignas(64) uint8_t copy[FH_SHM_SLOT_FIXED + FH_SHM_MAX_DEPTH * 32 + 64];
+    if (h->slot_size > sizeof copy) return -2;       /* fh_shm_check refuses such a segment */
+    const uint8_t *sl = base + h->slots_offset + (size_t)locate * h->slot_size;
+    const int rc = read_seqlocked((const uint64_t *)sl, sl, copy, h->slot_size, max_spins);
+    if (rc == 0) widen_slot(out, (const fh_shm_slot_t *)copy, h->depth);
+    return rc;
+}
+
+uint32_t fh_shm_read_books(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins)
+{
+    const fh_shm_header_t *h = (const fh_shm_header_t *)base;
+    const size_t rec = fh_read_slot_size(h->depth);
+    uint32_t i = 0;
+    for (; i < n && first + i < h->n_slots; i++)
+        if (fh_shm_read_book(base, first + i, out + (size_t)i * rec, max_spins) != 0) break;
+    return i;
 }
 
 uint64_t fh_shm_clock_ns(const uint8_t *base)

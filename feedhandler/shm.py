@@ -3,16 +3,22 @@
     from feedhandler.shm import attach
     seg = attach("books")                 # /dev/shm/books, read-only, from any process
     snap = seg.book("AAPL")               # consistent top-N snapshot (the seqlock loop runs in C)
-    snap.bids, snap.asks                  # (price, shares, orders) numpy arrays, best first
+    snap.bids, snap.asks                  # (price, shares, orders) int64 numpy arrays, best first
     everything = seg.snapshot_all()       # one structured array, a consistent copy of every slot
-    for ev in seg.events(): ...           # new events since the last call (numpy structured array)
-    seg.lapped                            # events this reader lost because the writer lapped it
+    df = seg.snapshot_all(df=True)        # the same as a pandas DataFrame (pandas installed)
+    for batch in seg.follow(): ...        # event batches as they come (Lapped markers, ends when finished)
+    ev = seg.events()                     # or poll: new events since the last call
     seg.close()                           # or: with attach("books") as seg: ...
 
-The numpy dtypes mirror csrc/fh_api.h (tests/test_layout.py asserts every offset
-against the C structs).  Units: prices are raw ITCH Price(4) integers, shares
-are counts, ``*_ts`` are u64 nanoseconds (``exch_ts``/``last_trade_ts``: since
-midnight, ITCH; ``rx_ts``/``publish_ts``: since the epoch).
+Units: every price is an integer in ITCH Price(4) units (dollars x 10,000;
+:func:`price_float` / :func:`format_price` for display), every price and
+quantity a reader gets is a signed 64-bit integer (numpy ``int64``), so that
+arithmetic on them never wraps; ``*_ts`` are u64 nanoseconds (``exch_ts``/
+``last_trade_ts``: since midnight, exchange time; ``rx_ts``/``publish_ts``:
+since the epoch).  The segment itself keeps the compact unsigned layout of
+csrc/fh_api.h (:func:`slot_dtype`, ``SHM_EVENT_DTYPE``); the C readers widen
+while they copy (:func:`book_dtype`, ``EVENT_DTYPE``).  tests/test_layout.py
+asserts every offset of both against the C structs.  docs/python.md is the guide.
 """
 from __future__ import annotations
 
@@ -46,12 +52,23 @@ SLOT_FIELDS = [
     ("venue", "u1", 135),
 ]
 
-EVENT_DTYPE = np.dtype({
+#: An event as the segment's rings hold it (fh_shm_event_t, 64 bytes).
+SHM_EVENT_DTYPE = np.dtype({
     "names": ["seq", "exch_ts", "rx_ts", "publish_ts", "locate", "type", "aux", "price1", "price2", "lane",
               "qty1", "qty2"],
     "formats": ["<u8", "<u8", "<u8", "<u8", "<u2", "u1", "u1", "<u4", "<u4", "<u4", "<u8", "<u8"],
     "offsets": [0, 8, 16, 24, 32, 34, 35, 36, 40, 44, 48, 56],
     "itemsize": lib.FH_SHM_EVENT_SIZE,
+})
+
+#: An event as :meth:`Segment.events` returns it (fh_read_event_t): prices and
+#: quantities int64, the rest as in the ring.
+EVENT_DTYPE = np.dtype({
+    "names": ["seq", "exch_ts", "rx_ts", "publish_ts", "price1", "price2", "qty1", "qty2", "locate", "type", "aux",
+              "lane"],
+    "formats": ["<u8", "<u8", "<u8", "<u8", "<i8", "<i8", "<i8", "<i8", "<u2", "u1", "u1", "<u4"],
+    "offsets": [0, 8, 16, 24, 32, 40, 48, 56, 64, 66, 67, 68],
+    "itemsize": 72,
 })
 
 EV_BBO, EV_TRADE, EV_STATE, EV_STALE, EV_SYSTEM, EV_SILENT = (
@@ -74,7 +91,8 @@ STATES = {0: "starting", 1: "running", 2: "finished"}
 
 
 def slot_dtype(depth: int) -> np.dtype:
-    """The numpy dtype of one slot for a segment of this depth."""
+    """The numpy dtype of one slot as the segment stores it (fh_shm_slot_t and
+    its level arrays: unsigned, compact).  Readers get :func:`book_dtype`."""
     names, formats, offsets = [], [], []
     for n, f, o in SLOT_FIELDS:
         names.append(n); formats.append(f); offsets.append(o)
@@ -87,6 +105,62 @@ def slot_dtype(depth: int) -> np.dtype:
             off += w * depth
     size = (off + 63) & ~63
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+#: The fixed part of a reader's slot record (fh_read_slot_t): every price and
+#: quantity int64; timestamps, the sequence and match numbers u64.
+BOOK_FIELDS = [
+    ("seq", "<u8", 0), ("exch_ts", "<u8", 8), ("rx_ts", "<u8", 16), ("publish_ts", "<u8", 24),
+    ("updates", "<i8", 32), ("last_trade_shares", "<i8", 40), ("last_trade_match", "<u8", 48),
+    ("last_trade_ts", "<u8", 56), ("noii_paired_shares", "<i8", 64), ("noii_imbalance_shares", "<i8", 72),
+    ("last_trade_price", "<i8", 80), ("round_lot_size", "<i8", 88), ("n_bid", "<i8", 96), ("n_ask", "<i8", 104),
+    ("luld_reference_price", "<i8", 112), ("luld_upper_price", "<i8", 120), ("luld_lower_price", "<i8", 128),
+    ("noii_near_price", "<i8", 136), ("noii_far_price", "<i8", 144), ("noii_reference_price", "<i8", 152),
+    ("locate", "<u2", 160), ("symbol", "S8", 162), ("trading_state", "u1", 170), ("reg_sho_action", "u1", 171),
+    ("market_category", "u1", 172), ("noii_imbalance_direction", "u1", 173), ("flags", "u1", 174),
+    ("venue", "u1", 175),
+]
+
+
+def book_dtype(depth: int) -> np.dtype:
+    """The numpy dtype of one slot as a reader gets it (:meth:`Segment.book`,
+    :meth:`Segment.snapshot_all`): the fixed part (BOOK_FIELDS), then
+    ``bid_price``, ``bid_orders``, ``bid_shares``, ``ask_price``, ``ask_orders``,
+    ``ask_shares``, each ``int64[depth]``, best level first, zero past
+    ``n_bid``/``n_ask``."""
+    names, formats, offsets = [], [], []
+    for n, f, o in BOOK_FIELDS:
+        names.append(n); formats.append(f); offsets.append(o)
+    off = SLOT_FIXED
+    for side in ("bid", "ask"):
+        for n in ("price", "orders", "shares"):
+            names.append("%s_%s" % (side, n))
+            formats.append(("<i8", (depth,)))
+            offsets.append(off)
+            off += 8 * depth
+    size = (off + 63) & ~63
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+PRICE_SCALE = 10_000
+"""Price(4): an integer price is dollars x 10,000."""
+
+
+def price_float(price: Any) -> Any:
+    """Price(4) integers (a scalar or an array) as float dollars, for display
+    and plotting: ``price_float(1234500) == 123.45``.  Compute with the integers
+    (exact); convert at the edge."""
+    if isinstance(price, np.ndarray):
+        return price.astype(np.float64) / PRICE_SCALE
+    return int(price) / PRICE_SCALE
+
+
+def format_price(price: int) -> str:
+    """One Price(4) integer as an exact decimal string: ``format_price(1234500) == "123.4500"``."""
+    p = int(price)
+    sign = "-" if p < 0 else ""
+    whole, frac = divmod(abs(p), PRICE_SCALE)
+    return "%s%d.%04d" % (sign, whole, frac)
 
 
 def _busy(rc: int, what: str) -> str:
@@ -159,9 +233,14 @@ class Segment:
         self.n_slots = int(self._hdr.n_slots)
         self.slot_size = int(self._hdr.slot_size)
         self.ring_capacity = int(self._hdr.ring_capacity)
-        self.dtype = slot_dtype(self.depth)
-        if self.dtype.itemsize != self.slot_size:
-            raise ShmError("slot size %d does not match this reader's layout (%d)" % (self.slot_size, self.dtype.itemsize))
+        if slot_dtype(self.depth).itemsize != self.slot_size:
+            raise ShmError("slot size %d does not match this reader's layout (%d)" % (
+                self.slot_size, slot_dtype(self.depth).itemsize))
+        #: What book() and snapshot_all() return (book_dtype(depth)).
+        self.dtype = book_dtype(self.depth)
+        if self.dtype.itemsize != lib.fh_read_slot_size(self.depth):
+            raise ShmError("reader record size %d does not match the C core's (%d)" % (
+                self.dtype.itemsize, lib.fh_read_slot_size(self.depth)))
         self.n_lanes = int(self._hdr.n_lanes)
         self._cursors = [ffi.new("uint64_t *", 0) for _ in range(self.n_lanes)]
         self._lost = ffi.new("uint64_t *", 0)
@@ -276,7 +355,7 @@ class Segment:
         base = self._base
         if base is None:
             raise self._closed_error()
-        rc = lib.fh_shm_read_slot(base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
+        rc = lib.fh_shm_read_book(base, loc, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if rc != 0:
             raise ShmError(_busy(rc, "slot %d" % loc))
         return Snapshot(out)
@@ -326,9 +405,9 @@ class Segment:
         index = stock locate."""
         base = self._mapped()
         out = np.empty(self.n_slots, dtype=self.dtype)
-        n = lib.fh_shm_read_slots(base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
+        n = lib.fh_shm_read_books(base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if n != self.n_slots:
-            rc = lib.fh_shm_read_slot(base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
+            rc = lib.fh_shm_read_book(base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
             raise ShmError(_busy(rc, "slot %d" % n))
         return out
 
@@ -359,7 +438,7 @@ class Segment:
         for lane, cur in enumerate(self._cursors):
             if n == max:
                 break
-            got = lib.fh_shm_poll_events(base, lane, cur, ffi.from_buffer("fh_shm_event_t[]", out[n:]),
+            got = lib.fh_shm_read_events(base, lane, cur, ffi.from_buffer("fh_read_event_t[]", out[n:]),
                                          max - n, self._lost)
             self.lapped += int(self._lost[0])
             n += got

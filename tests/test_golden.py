@@ -27,6 +27,8 @@ import sys
 import numpy as np
 import pytest
 
+from feedhandler import shm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 GOLDEN = os.path.join(DATA, "golden.json")
@@ -68,11 +70,14 @@ def digest(name, cores, mode, tmpdir):
            "stats": json.loads(json.dumps(stats))}
     if mode == "publish":
         a = r.segment().snapshot_all()
+        # Hashed at the segment's own widths (the reader widens prices and
+        # quantities to int64; the values, and so the hash, are the layout's).
+        layout = shm.slot_dtype(r.segment().depth)
         h = hashlib.sha256()
-        for field in a.dtype.names:
+        for field in layout.names:
             if field not in UNFIXED_SLOT:
                 h.update(field.encode())
-                h.update(np.ascontiguousarray(a[field]).tobytes())
+                h.update(np.ascontiguousarray(a[field]).astype(layout.fields[field][0].base).tobytes())
         out["slots_sha256"] = h.hexdigest()
     return out
 

@@ -1,6 +1,7 @@
 """C layouts seen from Python: the same sizes and offsets csrc/layout.c asserts
 with _Static_assert, and every numpy dtype in feedhandler.shm checked field by
 field against the C structs through CFFI, so a change on one side fails here."""
+import numpy as np
 import pytest
 
 from feedhandler.core import ffi, lib
@@ -102,8 +103,36 @@ def test_slot_dtype_matches_c(depth):
 
 
 def test_event_dtype_matches_c():
-    assert ffi.sizeof("fh_shm_event_t") == lib.FH_SHM_EVENT_SIZE == shm.EVENT_DTYPE.itemsize == 64
-    _check_dtype(shm.EVENT_DTYPE, "fh_shm_event_t")
+    assert ffi.sizeof("fh_shm_event_t") == lib.FH_SHM_EVENT_SIZE == shm.SHM_EVENT_DTYPE.itemsize == 64
+    _check_dtype(shm.SHM_EVENT_DTYPE, "fh_shm_event_t")
+
+
+@pytest.mark.parametrize("depth", [1, 5, 10, 64])
+def test_reader_slot_dtype_matches_c(depth):
+    """What book()/snapshot_all() return: fh_read_slot_t, then six int64[depth] arrays."""
+    assert ffi.sizeof("fh_read_slot_t") == lib.FH_SHM_SLOT_FIXED
+    dt = shm.book_dtype(depth)
+    _check_dtype(dt, "fh_read_slot_t")
+    off = lib.FH_SHM_SLOT_FIXED
+    for side in ("bid", "ask"):
+        for name in ("price", "orders", "shares"):
+            f = dt.fields["%s_%s" % (side, name)]
+            assert f[1] == off and f[0].shape == (depth,) and f[0].base == np.dtype("<i8")
+            off += 8 * depth
+    assert dt.itemsize == (off + 63) // 64 * 64 == lib.fh_read_slot_size(depth)
+    # Every price and quantity is signed 64-bit; only timestamps, seq and match numbers are unsigned.
+    for name in dt.names:
+        base = dt.fields[name][0].base
+        if base.kind in "iu" and base.itemsize == 8:
+            assert (base.kind == "u") == (name in ("seq", "exch_ts", "rx_ts", "publish_ts", "last_trade_match",
+                                                    "last_trade_ts")), name
+
+
+def test_reader_event_dtype_matches_c():
+    assert ffi.sizeof("fh_read_event_t") == shm.EVENT_DTYPE.itemsize == 72
+    _check_dtype(shm.EVENT_DTYPE, "fh_read_event_t")
+    for name in ("price1", "price2", "qty1", "qty2"):
+        assert shm.EVENT_DTYPE.fields[name][0] == np.dtype("<i8")
 
 
 def test_every_error_has_a_name():

@@ -75,11 +75,11 @@ while time.time() < deadline:
     k = int(s.rec["bid_price"][0])
     if k:
         i = np.arange(d)
-        ok = (np.array_equal(s.rec["bid_price"], (k + i).astype(np.uint32))
-              and np.array_equal(s.rec["ask_price"], (k + 1000 + i).astype(np.uint32))
-              and np.array_equal(s.rec["bid_shares"], (k * (i + 1)).astype(np.uint64))
-              and np.array_equal(s.rec["ask_shares"], (k * (i + 1)).astype(np.uint64))
-              and np.array_equal(s.rec["bid_orders"], (k ^ i).astype(np.uint32))
+        ok = (np.array_equal(s.rec["bid_price"], (k + i) & 0xFFFFFFFF)
+              and np.array_equal(s.rec["ask_price"], (k + 1000 + i) & 0xFFFFFFFF)
+              and np.array_equal(s.rec["bid_shares"], k * (i + 1))
+              and np.array_equal(s.rec["ask_shares"], k * (i + 1))
+              and np.array_equal(s.rec["bid_orders"], (k ^ i) & 0xFFFFFFFF)
               and int(s.rec["updates"]) == k and int(s.rec["exch_ts"]) == k
               and int(s.rec["last_trade_price"]) == k and int(s.rec["n_bid"]) == d)
         bad += not ok
@@ -90,8 +90,8 @@ while time.time() < deadline:
             told = True
     ev = seg.events(4096)
     if len(ev):
-        k_ev = ev["price1"].astype(np.uint64)
-        ok = (ev["qty1"] == k_ev * 3) & (ev["qty2"] == ~k_ev) & (ev["exch_ts"] == k_ev) & (ev["type"] == 2)
+        k_ev = ev["price1"]
+        ok = (ev["qty1"] == k_ev * 3) & (ev["qty2"] == ~k_ev & np.iinfo(np.int64).max) & (ev["exch_ts"] == k_ev) & (ev["type"] == 2)
         ev_bad += int((~ok).sum())
         ev_seen += len(ev)
         # Within a batch and across batches, events come in order; holes only where lapped.

@@ -39,7 +39,7 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
         sl->updates = k; sl->exch_ts = k; sl->last_trade_price = (uint32_t)k; sl->n_bid = d; sl->n_ask = d;
         fh_shm_write_end(sl);
         fh_shm_event_t *e = fh_shm_event_begin(&s);
-        e->locate = (uint16_t)locate; e->type = FH_EV_TRADE; e->price1 = (uint32_t)k; e->qty1 = k * 3; e->qty2 = ~k;
+        e->locate = (uint16_t)locate; e->type = FH_EV_TRADE; e->price1 = (uint32_t)k; e->qty1 = k * 3; e->qty2 = ~k & INT64_MAX;
         e->exch_ts = k;
         fh_shm_event_commit(&s, e);
     }
