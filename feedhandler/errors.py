@@ -9,6 +9,7 @@ so an application can catch them all in one place::
     +-- ReplayError                       an input could not be replayed, or the pipeline set up
     |   +-- ReplayConfigError             (also a ConfigError) a ReplayConfig field is invalid
     +-- ShmError                          a shared-memory segment cannot be read
+    |   +-- WriterDied                    its writer was killed mid-run (Segment.follow)
     +-- DpdkError                         DPDK is missing, or the EAL / a port could not be set up
 
 The classes are re-exported where they were first defined (``feedhandler.replay.ReplayError``,
@@ -24,7 +25,7 @@ from typing import Any, Type, TypeVar
 
 __all__ = [
     "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
-    "DpdkError", "c_message", "c_error", "ERR_LEN",
+    "WriterDied", "DpdkError", "c_message", "c_error", "ERR_LEN",
 ]
 
 #: Size of the error buffers handed to the C core (``char err[ERR_LEN]``).
@@ -64,6 +65,13 @@ class ReplayConfigError(ReplayError, ConfigError):
 
 class ShmError(FeedhandlerError):
     """No segment, or one this reader cannot read (other layout version, corrupt, closed)."""
+
+
+class WriterDied(ShmError):
+    """A segment's writer process is gone while the segment says it is still
+    starting or running (killed): its books are frozen where it stopped and must
+    not be traded on.  Raised by ``Segment.follow()`` once the events already
+    in the ring have been handed out."""
 
 
 class DpdkError(FeedhandlerError):

@@ -22,16 +22,20 @@ asserts every offset of both against the C structs.  docs/python.md is the guide
 """
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
-from typing import Any, Dict, List, Optional, Tuple, Union
+import time
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from .core import errbuf, ffi, lib, merge_stats, stats_to_dict
-from .errors import ShmError, c_error
+from .errors import ShmError, WriterDied, c_error
 
-__all__ = ["attach", "Segment", "Snapshot", "ShmError", "slot_dtype", "EVENT_DTYPE", "EVENT_NAMES", "STATES",
+__all__ = ["attach", "Segment", "Snapshot", "ShmError", "WriterDied", "Lapped", "slot_dtype", "book_dtype",
+           "EVENT_DTYPE", "SHM_EVENT_DTYPE", "EVENT_NAMES", "STATES", "PRICE_SCALE", "price_float", "format_price",
+           "to_pandas",
            "FLAG_STALE", "FLAG_DROPPED", "FLAG_OP_HALT", "FLAG_DIRECTORY", "FLAG_SILENT",
            "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT", "EV_SNAPSHOT", "EV_CBBO",
            "SNAPSHOT_START", "SNAPSHOT_DONE", "SNAPSHOT_FAILED", "SNAPSHOT_PHASES"]
@@ -208,6 +212,23 @@ class Snapshot:
         return "<Snapshot %s locate=%d bid=%s ask=%s>" % (
             self.symbol, self.rec["locate"], (int(b[0][0]), int(b[1][0])) if len(b[0]) else None,
             (int(a[0][0]), int(a[1][0])) if len(a[0]) else None)
+
+
+class Lapped:
+    """What :meth:`Segment.follow` yields when the writer lapped this reader:
+    ``lost`` events (since the previous marker) were overwritten before they
+    were read, ``total`` is every event lost so far (``Segment.lapped``).  A
+    strategy whose state comes from events resnapshots (:meth:`Segment.book`,
+    :meth:`Segment.snapshot_all`) and goes on."""
+
+    __slots__ = ("lost", "total")
+
+    def __init__(self, lost: int, total: int) -> None:
+        self.lost = lost
+        self.total = total
+
+    def __repr__(self) -> str:
+        return "<Lapped lost=%d total=%d>" % (self.lost, self.total)
 
 
 class Segment:
@@ -400,15 +421,27 @@ class Segment:
         """A reusable output buffer for :meth:`book`."""
         return np.empty((), dtype=self.dtype)
 
-    def snapshot_all(self) -> np.ndarray:
-        """Consistent copies of every slot (each one consistent) as one structured array;
-        index = stock locate."""
+    def snapshot_all(self, df: bool = False, prices: str = "int") -> Any:
+        """Consistent copies of every slot (each one consistent) as one
+        structured array (:meth:`book_dtype`); index = instrument id (ITCH
+        stock locate).
+
+        ``df=True`` returns a pandas DataFrame instead (pandas must be
+        installed): one row per instrument that has a symbol or has been
+        updated, indexed by ``locate``, with ``symbol``, ``venue`` (name),
+        top of book (``bid_price``, ``bid_shares``, ``bid_orders``, ``ask_*``),
+        level counts, last trade, trading state, ``stale``, ``updates`` and
+        ``exch_time`` (datetime64[ns], exchange-local wall clock) and
+        ``rx_time`` (datetime64[ns], UTC).  Prices are Price(4) int64, or float
+        dollars with ``prices="float"``."""
         base = self._mapped()
         out = np.empty(self.n_slots, dtype=self.dtype)
         n = lib.fh_shm_read_books(base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if n != self.n_slots:
             rc = lib.fh_shm_read_book(base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
             raise ShmError(_busy(rc, "slot %d" % n))
+        if df:
+            return _slots_frame(out, self.venues(), prices)
         return out
 
     def symbols(self, reverse: bool = False) -> dict:
@@ -427,22 +460,121 @@ class Segment:
             cur[0] = head if position == "now" else max(0, head - self.ring_capacity)
 
     def events(self, max: int = 65536) -> np.ndarray:
-        """Events since the last call (at most `max`), oldest first within each
-        lane (a writer thread: one per core; an instrument's events all come
-        from one lane, in order).  If a writer lapped this reader, `lapped`
-        grows by the number lost and reading resumes at the oldest event still
-        in that ring."""
+        """Events since the last call (at most `max`, :data:`EVENT_DTYPE`),
+        oldest first within each lane (a writer thread: one per core; an
+        instrument's events all come from one lane, in order).  If a writer
+        lapped this reader, `lapped` grows by the number lost and reading
+        resumes at the oldest event still in that ring.  :meth:`follow` is the
+        loop around it."""
         base = self._mapped()
-        out = np.empty(max, dtype=EVENT_DTYPE)
+        want = min(int(max), self._available())
+        if want <= 0:
+            return np.empty(0, dtype=EVENT_DTYPE)
+        out = np.empty(want, dtype=EVENT_DTYPE)
         n = 0
         for lane, cur in enumerate(self._cursors):
-            if n == max:
+            if n == want:
                 break
             got = lib.fh_shm_read_events(base, lane, cur, ffi.from_buffer("fh_read_event_t[]", out[n:]),
-                                         max - n, self._lost)
+                                         want - n, self._lost)
             self.lapped += int(self._lost[0])
             n += got
         return out[:n]
+
+    def _available(self) -> int:
+        """Events readable now, all lanes (at most a ring's worth per lane)."""
+        h = self._header()
+        n = 0
+        for i, cur in enumerate(self._cursors):
+            ahead = int(h.ring_head[i].head) - int(cur[0])
+            if ahead > 0:
+                n += ahead if ahead < self.ring_capacity else self.ring_capacity
+        return n
+
+    # ------------------------------------------------------------- follow
+    def follow(self, batch: int = 65536, idle: float = 0.001,
+               heartbeat: Optional[float] = None) -> Iterator[Union[np.ndarray, "Lapped"]]:
+        """Iterate over event batches as the writer publishes them, from this
+        reader's cursor (:meth:`seek` first: ``"now"`` or ``"oldest"``).
+
+        Yields a non-empty :data:`EVENT_DTYPE` array per poll (at most `batch`
+        events), or:
+
+        * a :class:`Lapped` marker, just before the first batch after the writer
+          overwrote events this reader had not read (``lost`` of them): state
+          built from events is incomplete, rebuild it from :meth:`book` /
+          :meth:`snapshot_all`;
+        * an empty array when `heartbeat` seconds pass without events (only
+          with `heartbeat` set), so that a loop can check a clock or stop.
+
+        When nothing is new it sleeps, backing off from 50 us to `idle` seconds.
+        It ends once the writer has finished and every event is read; it raises
+        :class:`WriterDied` once the events left are read if the writer process
+        died mid-run (a replay killed: its books are frozen, do not trade on
+        them).  Breaking out of the loop is always fine."""
+        for kind, value in self._follow_steps(batch, idle, heartbeat):
+            if kind == "sleep":
+                time.sleep(value)
+            else:
+                yield value
+
+    async def follow_async(self, batch: int = 65536, idle: float = 0.001,
+                           heartbeat: Optional[float] = None) -> AsyncIterator[Union[np.ndarray, "Lapped"]]:
+        """:meth:`follow` for asyncio: ``async for batch in seg.follow_async():``.
+
+        No thread: each poll is a short non-blocking call, and when nothing is
+        new it awaits ``asyncio.sleep`` (backing off to `idle`), so the event
+        loop runs other tasks meanwhile; after every batch it yields to the
+        loop once, so a busy feed does not starve them either."""
+        for kind, value in self._follow_steps(batch, idle, heartbeat):
+            if kind == "sleep":
+                await asyncio.sleep(value)
+            else:
+                yield value
+                await asyncio.sleep(0)
+
+    def _follow_steps(self, batch: int, idle: float, heartbeat: Optional[float]) -> Iterator[Tuple[str, Any]]:
+        """The follow loop as steps: ("batch", array), ("sleep", seconds)."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        if not idle > 0:
+            raise ValueError("idle must be a positive number of seconds")
+        delay = min(50e-6, idle)
+        last_event = time.monotonic()
+        next_check = 0.0
+        while True:
+            before = self.lapped
+            ev = self.events(batch) if self._available() else None
+            if ev is not None and len(ev):
+                if self.lapped > before:
+                    yield "batch", Lapped(self.lapped - before, self.lapped)
+                yield "batch", ev
+                delay = min(50e-6, idle)
+                last_event = time.monotonic()
+                continue
+            if self.lapped > before:            # lost events and nothing left after them
+                yield "batch", Lapped(self.lapped - before, self.lapped)
+            now = time.monotonic()
+            st = STATES.get(int(self._header().state), "unknown")
+            if st == "finished":
+                if not self._available():
+                    return
+                continue
+            if now >= next_check:               # the liveness check reads /proc: a few times a second
+                next_check = now + 0.25
+                if self.writer_alive is False and not self._available():
+                    raise WriterDied("the writer of segment %r (pid %d) died while %s: its books are frozen "
+                                     "where it stopped" % (self.name or "(in-process)", self.writer_pid, st))
+            if heartbeat is not None and now - last_event >= heartbeat:
+                last_event = now
+                yield "batch", np.empty(0, dtype=EVENT_DTYPE)
+                continue
+            yield "sleep", delay
+            delay = min(delay * 2, idle)
+
+    def to_pandas(self, events: np.ndarray, prices: str = "int", date: Optional[str] = None) -> Any:
+        """:func:`to_pandas` with this segment's symbols and venues."""
+        return to_pandas(events, self, prices=prices, date=date)
 
     @property
     def cursor(self) -> int:
@@ -508,6 +640,125 @@ class Segment:
             return "<Segment %r closed>" % (self.name,)
         return "<Segment %r %s depth=%d slots=%d lanes=%d>" % (self.name, self.state, self.depth, self.n_slots - 1,
                                                                self.n_lanes)
+
+
+# ------------------------------------------------------------------ pandas
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("DataFrames need pandas, which is not installed: pip install 'feedhandler[pandas]' "
+                          "(or pip install pandas).  Everything else (book(), snapshot_all(), events(), "
+                          "follow()) works on numpy alone.") from None
+    return pandas
+
+
+def _check_prices(prices: str) -> None:
+    if prices not in ("int", "float"):
+        raise ValueError("prices must be 'int' (Price(4) integers) or 'float' (dollars), not %r" % (prices,))
+
+
+def _trade_date_ns(exch_ts: np.ndarray, rx_ts: np.ndarray) -> int:
+    """Midnight of the trading day, in ns since the epoch (UTC midnight of that
+    date): rx_ts - exch_ts is the epoch time of the exchange's midnight, which
+    for US venues falls on the trading date (04:00 or 05:00 UTC).  0 when no
+    record has both clocks."""
+    ok = (exch_ts > 0) & (rx_ts > exch_ts)
+    if not ok.any():
+        return 0
+    day = 86_400 * 10 ** 9
+    mid = np.median((rx_ts[ok] - exch_ts[ok]).astype(np.int64) // day)
+    return int(mid) * day
+
+
+def _times(pd: Any, ns: np.ndarray, base: int = 0) -> Any:
+    """ns (0 = unknown) as datetime64[ns], NaT where unknown."""
+    v = ns.astype(np.int64)
+    t = (v + base).astype("datetime64[ns]")
+    t[v == 0] = np.datetime64("NaT")
+    return pd.Series(t).values
+
+
+def _venue_names(venues: List[str], idx: np.ndarray) -> List[str]:
+    return [venues[v] if v < len(venues) else str(v) for v in idx.tolist()]
+
+
+def _slots_frame(a: np.ndarray, venues: List[str], prices: str) -> Any:
+    pd = _pandas()
+    _check_prices(prices)
+    keep = np.nonzero((a["flags"] & FLAG_DIRECTORY).astype(bool) | (a["updates"] > 0))[0]
+    keep = keep[keep > 0]
+    r = a[keep]
+    px = (lambda x: x.astype(np.float64) / PRICE_SCALE) if prices == "float" else (lambda x: x)
+    has_bid, has_ask = r["n_bid"] > 0, r["n_ask"] > 0
+    date = _trade_date_ns(r["exch_ts"], r["rx_ts"])
+    cols = {
+        "symbol": [bytes(x).decode("ascii", "replace").rstrip() for x in r["symbol"]],
+        "venue": pd.Categorical(_venue_names(venues, r["venue"]), categories=list(dict.fromkeys(venues))),
+        "bid_price": px(np.where(has_bid, r["bid_price"][:, 0], 0)),
+        "bid_shares": np.where(has_bid, r["bid_shares"][:, 0], 0),
+        "bid_orders": np.where(has_bid, r["bid_orders"][:, 0], 0),
+        "ask_price": px(np.where(has_ask, r["ask_price"][:, 0], 0)),
+        "ask_shares": np.where(has_ask, r["ask_shares"][:, 0], 0),
+        "ask_orders": np.where(has_ask, r["ask_orders"][:, 0], 0),
+        "n_bid": r["n_bid"], "n_ask": r["n_ask"],
+        "last_trade_price": px(r["last_trade_price"]), "last_trade_shares": r["last_trade_shares"],
+        "trading_state": [chr(c) if c else "" for c in r["trading_state"].tolist()],
+        "stale": (r["flags"] & FLAG_STALE).astype(bool),
+        "updates": r["updates"],
+        "exch_time": _times(pd, r["exch_ts"], date),
+        "rx_time": _times(pd, r["rx_ts"]),
+    }
+    return pd.DataFrame(cols, index=pd.Index(keep, name="locate"))
+
+
+def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: str = "int",
+              date: Optional[str] = None) -> Any:
+    """Events (from :meth:`Segment.events` / :meth:`Segment.follow`) as a pandas
+    DataFrame, one row per event, in the array's order:
+
+    ``exch_time`` (datetime64[ns]: the trading date + ``exch_ts``, exchange-local
+    wall clock), ``rx_time`` and ``publish_time`` (datetime64[ns], UTC), ``type``
+    (categorical: bbo, trade, ...), ``locate``, ``symbol`` and ``venue`` (with
+    `segment`; empty without), ``aux``, ``price1``, ``price2`` (Price(4) int64,
+    or float dollars with ``prices="float"``), ``qty1``, ``qty2``, ``lane``,
+    ``seq``.  The trading date comes from the receive clock (see
+    docs/python.md); pass ``date="YYYY-MM-DD"`` to set it.  Needs pandas
+    (``pip install 'feedhandler[pandas]'``)."""
+    pd = _pandas()
+    _check_prices(prices)
+    ev = np.asarray(events)
+    if ev.dtype != EVENT_DTYPE:
+        raise TypeError("to_pandas takes events from Segment.events() / follow() (EVENT_DTYPE), not %s" % (ev.dtype,))
+    px = (lambda x: x.astype(np.float64) / PRICE_SCALE) if prices == "float" else (lambda x: x)
+    if date is not None:
+        base = int(np.datetime64(date, "D").astype("datetime64[ns]").astype(np.int64))
+    else:
+        base = _trade_date_ns(ev["exch_ts"], ev["rx_ts"])
+    names = [EVENT_NAMES.get(t, str(t)) for t in sorted(EVENT_NAMES)]
+    cols: Dict[str, Any] = {
+        "exch_time": _times(pd, ev["exch_ts"], base),
+        "rx_time": _times(pd, ev["rx_ts"]),
+        "publish_time": _times(pd, ev["publish_ts"]),
+        "type": pd.Categorical([EVENT_NAMES.get(t, str(t)) for t in ev["type"].tolist()], categories=names),
+        "locate": ev["locate"],
+    }
+    if segment is not None:
+        slots = segment.snapshot_all()
+        venues = segment.venues()
+        sym = np.array([bytes(x).decode("ascii", "replace").rstrip() for x in slots["symbol"]], dtype=object)
+        loc = ev["locate"].astype(np.int64)
+        loc = np.where(loc < len(slots), loc, 0)
+        cols["symbol"] = sym[loc]
+        vn = np.array(_venue_names(venues, slots["venue"]), dtype=object)
+        cols["venue"] = pd.Categorical(np.where(loc > 0, vn[loc], ""),
+                                       categories=list(dict.fromkeys(venues + [""])))
+    else:
+        cols["symbol"] = np.full(len(ev), "", dtype=object)
+        cols["venue"] = np.full(len(ev), "", dtype=object)
+    cols.update({"aux": ev["aux"], "price1": px(ev["price1"]), "price2": px(ev["price2"]), "qty1": ev["qty1"],
+                 "qty2": ev["qty2"], "lane": ev["lane"], "seq": ev["seq"]})
+    return pd.DataFrame(cols)
 
 
 def attach(name: str) -> Segment:

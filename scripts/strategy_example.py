@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""A small strategy that follows a running replay from another process.
+"""A small strategy that follows a running replay (or DPDK run) from another process.
 
-The pattern to copy: attach to the segment by name, poll events in batches
-(numpy structured arrays, never one Python call per event), keep per-symbol
-state, take consistent book snapshots when a decision needs depth, and handle
-the two things a real feed does to you: being lapped (you fell behind: your
-state is incomplete, resnapshot) and stale books (a gap upstream: do not trade
-on them).
+The pattern to copy: attach to the segment by name, take events in batches with
+``seg.follow()`` (numpy arrays, never one Python call per event), keep
+per-instrument state in arrays indexed by instrument id, take consistent book
+snapshots only when a decision needs depth, and handle what a real feed does to
+you: being lapped (you fell behind and lost events: ``follow`` yields a
+``Lapped`` marker, and state built from events must be rebuilt) and stale books
+(a gap upstream: never trade on them).
 
-Signal: top-of-book imbalance (bid size - ask size) / (bid size + ask size) from
-BBO events; when it crosses +-THRESHOLD the strategy confirms it with the top-5
-depth imbalance from a snapshot and prints a signal line.
+Signal: the top-of-book imbalance (bid size - ask size) / (bid size + ask size)
+of each BBO event, in [-1, 1] (0 while a side is empty).  When an instrument's
+opinion changes to BUY (imbalance above +THRESHOLD) or SELL (below -THRESHOLD),
+the strategy confirms it with the top-5 depth imbalance of a snapshot of the
+book taken then (it must have the same sign) and prints a signal line.  On a
+live feed the snapshot is the book as the decision is made; processing a
+finished segment's history (--from-start after the replay ended), it is the
+final book.
 
     feedhandler replay pcaps/sample.pcap --shm demo &
     python scripts/strategy_example.py --shm demo --from-start
@@ -23,10 +29,11 @@ import time
 
 import numpy as np
 
-from feedhandler.shm import EV_BBO, EV_STALE, EV_SYSTEM, EV_TRADE, ShmError, attach
+from feedhandler.shm import EV_BBO, EV_STALE, EV_TRADE, FLAG_STALE, Lapped, ShmError, attach, format_price
 
 
 def wait_for(name: str, timeout: float):
+    """Attach to the segment, waiting up to `timeout` s for the writer to create it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -37,10 +44,38 @@ def wait_for(name: str, timeout: float):
             time.sleep(0.05)
 
 
+def imbalance(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """(bid - ask) / (bid + ask), 0 where a side is empty.  Quantities are int64:
+    the subtraction never wraps."""
+    bid = np.asarray(bid, dtype=np.int64)
+    ask = np.asarray(ask, dtype=np.int64)
+    both = (bid > 0) & (ask > 0)
+    tot = np.where(both, bid + ask, 1)
+    return np.where(both, (bid - ask) / tot, 0.0)
+
+
 def depth_imbalance(snap, levels: int = 5) -> float:
-    b = snap.bids[1][:levels].sum()
-    a = snap.asks[1][:levels].sum()
-    return float(b - a) / float(b + a) if a + b else 0.0
+    """Imbalance of the shares on the top `levels` levels of each side."""
+    return float(imbalance(snap.bids[1][:levels].sum(), snap.asks[1][:levels].sum()))
+
+
+def opinion_changes(loc: np.ndarray, sig: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Which events change their instrument's opinion, taking the events of a
+    batch in order per instrument (an instrument may have several in one
+    batch); updates `side` (last opinion per instrument) to the batch's end."""
+    order = np.argsort(loc, kind="stable")          # per instrument, in event order
+    l, s = loc[order], sig[order]
+    first = np.ones(len(l), dtype=bool)
+    first[1:] = l[1:] != l[:-1]
+    prev = np.empty_like(s)
+    prev[1:] = s[:-1]
+    prev[first] = side[l[first]]
+    last = np.ones(len(l), dtype=bool)
+    last[:-1] = l[1:] != l[:-1]
+    side[l[last]] = s[last]
+    changed = np.empty(len(l), dtype=bool)
+    changed[order] = s != prev
+    return changed
 
 
 def main(argv=None) -> int:
@@ -49,10 +84,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold", type=float, default=0.6, help="|imbalance| that makes a signal (default 0.6)")
     ap.add_argument("--from-start", action="store_true", help="process the events already in the ring too")
     ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: when the "
-                                                             "writer finishes and the ring is drained)")
+                                                             "writer finishes and every event is read)")
     ap.add_argument("--wait", type=float, default=30, help="seconds to wait for the segment to appear")
     ap.add_argument("--max-signals", type=int, default=20, help="signal lines to print (all are counted)")
     args = ap.parse_args(argv)
+    if not 0 < args.threshold < 1:
+        ap.error("--threshold must be between 0 and 1")
 
     try:
         seg = wait_for(args.shm, args.wait)
@@ -60,59 +97,54 @@ def main(argv=None) -> int:
         print("strategy: %s" % exc, file=sys.stderr)
         return 1
     seg.seek("oldest" if args.from_start else "now")
-    symbols = seg.symbols()
-    side = np.zeros(seg.n_slots, dtype=np.int8)          # last signal per instrument: -1, 0, +1
-    stale = np.zeros(seg.n_slots, dtype=bool)
+    side = np.zeros(seg.n_slots, dtype=np.int8)          # last opinion per instrument: -1, 0, +1
+    stale = np.zeros(seg.n_slots, dtype=bool)            # per instrument, as of the events read
     n_events = n_signals = n_trades = 0
     t0 = time.monotonic()
-    idle_since = None
-    while True:
-        ev = seg.events(4096)
-        if len(ev) == 0:
+    try:
+        for batch in seg.follow(heartbeat=0.2 if args.duration else None):
             if args.duration and time.monotonic() - t0 > args.duration:
                 break
-            if seg.state == "finished":
-                break
-            idle_since = idle_since or time.monotonic()
-            time.sleep(0.0005 if time.monotonic() - idle_since < 0.1 else 0.01)
-            continue
-        idle_since = None
-        n_events += len(ev)
-        if seg.lapped:
-            # We fell behind and lost events: our per-symbol state may be wrong.
-            print("strategy: lapped, %d events lost; resnapshotting" % seg.lapped, file=sys.stderr)
-            side[:] = 0
-            seg.lapped = 0
-        st_ev = ev[ev["type"] == EV_STALE]
-        stale[st_ev["locate"]] = st_ev["aux"] != 0          # 1 stale, 0 recovered (a snapshot rebuilt it)
-        n_trades += int((ev["type"] == EV_TRADE).sum())
-        if (ev["type"] == EV_SYSTEM).any() and len(symbols) < 1:
-            symbols = seg.symbols()
-        bbo = ev[ev["type"] == EV_BBO]
-        if not len(bbo):
-            continue
-        bq = bbo["qty1"].astype(np.float64)
-        aq = bbo["qty2"].astype(np.float64)
-        tot = bq + aq
-        imb = np.divide(bq - aq, tot, out=np.zeros_like(tot), where=tot > 0)
-        sig = np.where(imb > args.threshold, 1, np.where(imb < -args.threshold, -1, 0)).astype(np.int8)
-        for i in np.nonzero(sig != side[bbo["locate"]])[0]:      # only changes of opinion
-            loc = int(bbo["locate"][i])
-            s = int(sig[i])
-            side[loc] = s
-            if s == 0 or stale[loc]:
+            if isinstance(batch, Lapped):
+                # We fell behind: events were lost, per-instrument opinions may be wrong.
+                print("strategy: lapped, %d events lost; starting opinions afresh" % batch.lost, file=sys.stderr)
+                side[:] = 0
+                stale[:] = (seg.snapshot_all()["flags"] & FLAG_STALE) != 0
                 continue
-            snap = seg.book(loc)                                  # consistent top-N, seqlock in C
-            deep = depth_imbalance(snap)
-            if np.sign(deep) != s:
-                continue
-            n_signals += 1
-            if n_signals <= args.max_signals:
-                name = symbols.get(loc) or snap.symbol or str(loc)
-                print("%s %-6s %s  tob %+.2f  depth5 %+.2f  bid %d.%04d x %d  ask %d.%04d x %d" % (
-                    _hms(int(bbo["exch_ts"][i])), name, "BUY " if s > 0 else "SELL", imb[i], deep,
-                    *divmod(int(bbo["price1"][i]), 10000), int(bq[i]), *divmod(int(bbo["price2"][i]), 10000),
-                    int(aq[i])))
+            n_events += len(batch)
+            n_trades += int((batch["type"] == EV_TRADE).sum())
+            is_bbo = batch["type"] == EV_BBO
+            bbo_at = np.nonzero(is_bbo)[0]
+            bbo = batch[bbo_at]
+            imb = imbalance(bbo["qty1"], bbo["qty2"])
+            sig = np.where(imb > args.threshold, 1, np.where(imb < -args.threshold, -1, 0)).astype(np.int8)
+            cand = np.nonzero(opinion_changes(bbo["locate"], sig, side) & (sig != 0))[0]
+            # STALE events (rare) apply in order with the candidates (few).
+            stale_at = np.nonzero(batch["type"] == EV_STALE)[0]
+            k = 0
+            for i in cand:
+                while k < len(stale_at) and stale_at[k] < bbo_at[i]:
+                    e = batch[stale_at[k]]
+                    stale[e["locate"]] = e["aux"] != 0         # 1 stale, 0 recovered (a snapshot rebuilt it)
+                    k += 1
+                loc = int(bbo["locate"][i])
+                if stale[loc]:
+                    continue
+                snap = seg.book(loc)                             # consistent top-N, seqlock in C
+                deep = depth_imbalance(snap)
+                if np.sign(deep) != sig[i]:
+                    continue
+                n_signals += 1
+                if n_signals <= args.max_signals:
+                    print("%s %-6s %s  tob %+.2f  depth5 %+.2f  bid %s x %d  ask %s x %d" % (
+                        _hms(int(bbo["exch_ts"][i])), snap.symbol or loc, "BUY " if sig[i] > 0 else "SELL",
+                        imb[i], deep, format_price(bbo["price1"][i]), bbo["qty1"][i],
+                        format_price(bbo["price2"][i]), bbo["qty2"][i]))
+            for j in stale_at[k:]:
+                stale[batch["locate"][j]] = batch["aux"][j] != 0
+    except ShmError as exc:            # WriterDied: the replay was killed; its books are frozen
+        print("strategy: %s" % exc, file=sys.stderr)
+        return 1
     dt = time.monotonic() - t0
     print("strategy: %d events (%d trades) in %.2f s, %d signals, %d stale instruments" % (
         n_events, n_trades, dt, n_signals, int(stale.sum())))
