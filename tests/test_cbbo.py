@@ -254,8 +254,10 @@ def test_mixed_run_per_venue_books_equal_separate_runs_at_one_and_two_cores(tmp_
     """ITCH + two PITCH venues in one run give, venue by venue, the books of
     three separate runs (one venue each), at one core and at two."""
     recs = capture(seed=9)
-    one, _ = run(tmp_path, recs, "0")
-    two, _ = run(tmp_path, recs, "0,1")
+    one, n1 = run(tmp_path, recs, "0")
+    two, n2 = run(tmp_path, recs, "0,1")
+    for n in (n1, n2):
+        os.unlink("/dev/shm/" + n)
     assert one == two
     by_venue = {}
     for line in one.splitlines()[1:]:
