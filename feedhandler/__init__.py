@@ -15,17 +15,17 @@ Errors derive from :class:`feedhandler.FeedhandlerError` (see :mod:`feedhandler.
 from typing import Any
 
 from .errors import (ConfigError, DpdkError, EndpointError, FeedhandlerError, ReplayConfigError, ReplayError,
-                     ShmError)
+                     ShmError, WriterDied)
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "attach", "Replay", "ReplayConfig", "Segment", "Snapshot",
            "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
-           "DpdkError"]
+           "WriterDied", "DpdkError", "Lapped", "to_pandas"]
 
 # Imported on first use, so that the CLI does not pay for numpy and the C core
 # before it needs them (docs/architecture.md: `feedhandler.attach(name)`).
-_LAZY = {"attach": "shm", "Segment": "shm", "Snapshot": "shm",
+_LAZY = {"attach": "shm", "Segment": "shm", "Snapshot": "shm", "Lapped": "shm", "to_pandas": "shm",
          "Replay": "replay", "ReplayConfig": "replay"}
 # (The function replay() stays feedhandler.replay.replay: the name feedhandler.replay
 # is the submodule once it is imported.)

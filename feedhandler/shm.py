@@ -209,9 +209,9 @@ class Snapshot:
 
     def __repr__(self) -> str:
         b, a = self.bids, self.asks
-        return "<Snapshot %s locate=%d bid=%s ask=%s>" % (
-            self.symbol, self.rec["locate"], (int(b[0][0]), int(b[1][0])) if len(b[0]) else None,
-            (int(a[0][0]), int(a[1][0])) if len(a[0]) else None)
+        side = lambda s: "%s x %d" % (format_price(s[0][0]), s[1][0]) if len(s[0]) else "-"
+        return "<Snapshot %s locate=%d bid %s ask %s%s>" % (
+            self.symbol, self.rec["locate"], side(b), side(a), " STALE" if self.stale else "")
 
 
 class Lapped:

@@ -62,9 +62,10 @@ def command(args: argparse.Namespace) -> int:
 
 
 def format_bbo(b: dict) -> str:
-    """The consolidated BBO as text: prices as decimals (Price(4) / 10000)."""
+    """The consolidated BBO as text: prices as exact decimals (Price(4) / 10000)."""
+    from ..shm import format_price
     def px(p):
-        return "%.4f" % (p / 10000.0) if p else "-"
+        return format_price(p) if p else "-"
     lines = ["%s consolidated  bid %s x %d (%s)   ask %s x %d (%s)" % (
         b["symbol"], px(b["bid_price"]), b["bid_shares"], b["bid_venue"] or "-",
         px(b["ask_price"]), b["ask_shares"], b["ask_venue"] or "-")]
