@@ -135,13 +135,50 @@ static void fuzz_check_segment(fh_replay_t *r, uint32_t lanes)
     static uint8_t slots[65 * 8192];
     FUZZ_CHECK((uint64_t)h->slot_size * h->n_slots <= sizeof slots, "slots larger than expected");
     FUZZ_CHECK(fh_shm_read_slots(base, 0, h->n_slots, slots, 16) == h->n_slots, "a slot stays busy at rest");
+    /* What Python gets: the same slots widened to int64, value for value. */
+    static uint8_t wide[65 * 8192 * 2];
+    const uint32_t wsz = fh_read_slot_size(h->depth);
+    FUZZ_CHECK((uint64_t)wsz * h->n_slots <= sizeof wide, "widened slots larger than expected");
+    FUZZ_CHECK(fh_shm_read_books(base, 0, h->n_slots, wide, 16) == h->n_slots, "a slot stays busy at rest (wide)");
+    for (uint32_t i = 0; i < h->n_slots; i++) {
+        const fh_shm_slot_t *s = (const fh_shm_slot_t *)(slots + (size_t)i * h->slot_size);
+        const fh_read_slot_t *w = (const fh_read_slot_t *)(wide + (size_t)i * wsz);
+        FUZZ_CHECK(w->seq == s->seq && w->n_bid == s->n_bid && w->n_ask == s->n_ask && w->locate == s->locate &&
+                   w->flags == s->flags && w->last_trade_price == s->last_trade_price &&
+                   w->last_trade_shares >= 0 && w->noii_paired_shares >= 0 && w->updates >= 0,
+                   "slot %u widened differently", i);
+        const uint8_t *lv = (const uint8_t *)(s + 1);
+        const int64_t *wl = (const int64_t *)(w + 1);
+        for (uint32_t k = 0; k < 2u * h->depth; k++) {
+            const uint32_t side = k / h->depth, j = k % h->depth;
+            uint32_t px, od;
+            uint64_t sh;
+            memcpy(&px, lv + side * 16u * h->depth + 4u * j, 4);
+            memcpy(&od, lv + side * 16u * h->depth + 4u * h->depth + 4u * j, 4);
+            memcpy(&sh, lv + side * 16u * h->depth + 8u * h->depth + 8u * j, 8);
+            FUZZ_CHECK(wl[side * 3u * h->depth + j] == px && wl[side * 3u * h->depth + h->depth + j] == od &&
+                       wl[side * 3u * h->depth + 2u * h->depth + j] == (sh > INT64_MAX ? INT64_MAX : (int64_t)sh),
+                       "slot %u level %u widened differently", i, k);
+        }
+    }
     for (uint32_t lane = 0; lane < lanes; lane++) {
         fh_stats_t c;
         FUZZ_CHECK(fh_shm_read_counters(base, lane, &c, 16) == 0, "lane %u counters busy at rest", lane);
-        uint64_t cursor = 0, lapped = 0;
+        uint64_t cursor = 0, lapped = 0, wcursor = 0, wlapped = 0;
         fh_shm_event_t ev[64];
+        fh_read_event_t wev[64];
         uint32_t got, total = 0;
-        while ((got = fh_shm_poll_events(base, lane, &cursor, ev, 64, &lapped)) != 0) total += got;
+        while ((got = fh_shm_poll_events(base, lane, &cursor, ev, 64, &lapped)) != 0) {
+            total += got;
+            FUZZ_CHECK(fh_shm_read_events(base, lane, &wcursor, wev, got, &wlapped) == got && wcursor == cursor &&
+                       wlapped == lapped, "lane %u: the widened reader read differently", lane);
+            for (uint32_t k = 0; k < got; k++)
+                FUZZ_CHECK(wev[k].seq == ev[k].seq && wev[k].price1 == ev[k].price1 && wev[k].price2 == ev[k].price2 &&
+                           wev[k].qty1 == (ev[k].qty1 > INT64_MAX ? INT64_MAX : (int64_t)ev[k].qty1) &&
+                           wev[k].qty2 == (ev[k].qty2 > INT64_MAX ? INT64_MAX : (int64_t)ev[k].qty2) &&
+                           wev[k].locate == ev[k].locate && wev[k].type == ev[k].type && wev[k].aux == ev[k].aux &&
+                           wev[k].lane == ev[k].lane, "lane %u event %u widened differently", lane, k);
+        }
         FUZZ_CHECK(total <= h->ring_capacity, "%u events from a %llu-event ring", total,
                    (unsigned long long)h->ring_capacity);
     }

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""What reading costs a Python strategy, this build beside a previous one, in one run.
+
+One replay publishes a generated day into a segment (both builds read the same
+segment: the layout is shared).  Then, alternating builds, a pinned child
+process measures on it:
+
+  book_ns          one consistent top-N snapshot, seg.book(locate)
+  book_out_ns      the same into a reused buffer (seg.book(locate, out=buf))
+  snapshot_all_ms  every slot, seg.snapshot_all()
+  events_per_s     draining the ring from the oldest event, seg.events(65536)
+  imbalance_per_s  the same, plus the example strategy's per-event arithmetic
+                   (BBO imbalance): with unsigned quantities it needs an
+                   astype(int64) per batch to be right, which the baseline pays
+
+    python scripts/bench_reader.py --baseline /tmp/wt-base      # a checkout with its core built
+    python scripts/bench_reader.py --messages 3e6 --symbols 2000 --runs 5
+
+Medians of --runs; the ratio is this build / the baseline (above 1: faster).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+WORKER = r"""
+import json, sys, time
+import numpy as np
+from feedhandler.shm import attach, EV_BBO
+
+name, locate = sys.argv[1], int(sys.argv[2])
+seg = attach(name)
+
+def best(fn, calls, reps=5):
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        out.append((time.perf_counter_ns() - t0) / calls)
+    return min(out)
+
+res = {}
+for _ in range(2000):
+    seg.book(locate)
+res["book_ns"] = best(lambda: seg.book(locate), 20000)
+buf = seg.new_buffer()
+res["book_out_ns"] = best(lambda: seg.book(locate, out=buf), 20000)
+seg.snapshot_all()
+res["snapshot_all_ms"] = best(seg.snapshot_all, 5, 3) / 1e6
+signed = seg.events(1)["qty1"].dtype.kind == "i" if seg.ring_head else True
+
+def drain(work):
+    seg.seek("oldest")
+    n = 0
+    t0 = time.perf_counter_ns()
+    while True:
+        b = seg.events(65536)
+        if not len(b):
+            break
+        n += len(b)
+        if work:
+            bbo = b[b["type"] == EV_BBO]
+            q1, q2 = bbo["qty1"], bbo["qty2"]
+            if not signed:                     # unsigned: b - a wraps unless widened first
+                q1, q2 = q1.astype(np.int64), q2.astype(np.int64)
+            tot = q1 + q2
+            imb = (q1 - q2) / np.where(tot > 0, tot, 1)
+            assert (np.abs(imb) <= 1).all()
+    return n / ((time.perf_counter_ns() - t0) / 1e9), n
+
+res["events_per_s"], res["events"] = max(drain(False) for _ in range(3))
+res["imbalance_per_s"], _ = max(drain(True) for _ in range(3))
+seg.close()
+print(json.dumps(res))
+"""
+
+METRICS = [("book_ns", "ns", False), ("book_out_ns", "ns", False), ("snapshot_all_ms", "ms", False),
+           ("events_per_s", "M/s", True), ("imbalance_per_s", "M/s", True)]
+
+
+def child(pythonpath, name, locate, cpu):
+    env = dict(os.environ)
+    argv = [sys.executable]
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+        argv.append("-P")              # not this checkout's feedhandler by the script's folder
+    argv += ["-c", WORKER, name, str(locate)]
+    if cpu >= 0:
+        argv = ["taskset", "-c", str(cpu)] + argv
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(), timeout=900)
+    if p.returncode != 0:
+        raise SystemExit("reader (%s) failed: %s" % (pythonpath or "this build", p.stderr[-2000:]))
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", metavar="DIR", help="a checkout whose feedhandler/ has its core built "
+                                                      "(git worktree add DIR REV; python cffi_build/build_core.py)")
+    ap.add_argument("--messages", type=float, default=3e6)
+    ap.add_argument("--symbols", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--cpu", type=int, default=0, help="core to pin the readers to (-1: no pinning)")
+    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-reader-bench"))
+    ap.add_argument("--locate", type=int, default=1)
+    ap.add_argument("--json", metavar="OUT", help="write the results here")
+    args = ap.parse_args()
+
+    os.makedirs(args.dir, exist_ok=True)
+    prefix = os.path.join(args.dir, "day-%d-%d" % (args.messages, args.symbols))
+    benchlib.day(prefix, ["--messages", str(int(args.messages)), "--symbols", str(args.symbols), "--seed", "7"])
+    name = "fh-reader-bench-%d" % os.getpid()
+    builds = [("this build", None)] + ([("baseline", os.path.abspath(args.baseline))] if args.baseline else [])
+    runs = {b: [] for b, _ in builds}
+    try:
+        subprocess.run(benchlib.fh() + ["replay", "-q", prefix + ".pcap", "--shm", name, "--mode", "publish"],
+                       check=True, stdout=subprocess.DEVNULL)
+        for i in range(args.runs):
+            for label, path in (builds if i % 2 == 0 else builds[::-1]):
+                runs[label].append(child(path, name, args.locate, args.cpu))
+                print("run %d %-10s %s" % (i + 1, label, json.dumps(runs[label][-1])), file=sys.stderr)
+    finally:
+        try:
+            os.unlink("/dev/shm/" + name)
+        except FileNotFoundError:
+            pass
+    med = {b: {m: statistics.median(r[m] for r in runs[b]) for m, _, _ in METRICS} for b in runs}
+    print("%d events in the ring; medians of %d runs, pinned to CPU %d" % (runs["this build"][0]["events"],
+                                                                          args.runs, args.cpu))
+    print("%-16s %14s %14s %8s" % ("", "this build", "baseline" if args.baseline else "", "ratio" if args.baseline else ""))
+    for m, unit, higher in METRICS:
+        scale = 1e-6 if unit == "M/s" else 1
+        a = med["this build"][m]
+        line = "%-16s %10.2f %-3s" % (m, a * scale, unit)
+        if args.baseline:
+            b = med["baseline"][m]
+            line += " %10.2f %-3s %8.2f" % (b * scale, unit, (a / b) if higher else (b / a))
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": runs, "medians": med, "args": vars(args)}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
