@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import mmap
 import os
+import sys
 import time
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -214,6 +215,26 @@ class Snapshot:
             self.symbol, self.rec["locate"], side(b), side(a), " STALE" if self.stale else "")
 
 
+def _reusable(pool: List[np.ndarray], n: int, dtype: np.dtype, keep: int) -> np.ndarray:
+    """An array of `n` records for a reader to fill, from `pool` (at most
+    `keep` buffers) when one is free.  What a reader returns is a view of such
+    a buffer, so a buffer is reused only once nothing outside the pool refers
+    to it (no array returned from it, and no view of one, is alive): a loop
+    that drops each result before asking for the next reads into the same warm
+    memory instead of faulting in fresh pages every call (4.7 MB per 65536
+    events, 46 MB per snapshot of 65536 slots), and results a caller keeps are
+    never overwritten."""
+    for buf in pool:
+        # References: the pool's list, this loop's variable, getrefcount's argument.
+        if len(buf) >= n and sys.getrefcount(buf) == 3:
+            return buf[:n]
+    buf = np.empty(n, dtype=dtype)
+    if len(pool) >= keep:
+        pool.pop(0)
+    pool.append(buf)
+    return buf[:n]
+
+
 class Lapped:
     """What :meth:`Segment.follow` yields when the writer lapped this reader:
     ``lost`` events (since the previous marker) were overwritten before they
@@ -267,6 +288,8 @@ class Segment:
         self._lost = ffi.new("uint64_t *", 0)
         self.lapped = 0
         self._by_symbol: Dict[str, List[Tuple[int, int]]] = {}
+        self._pool: List[np.ndarray] = []     # event buffers events() may reuse (_reusable)
+        self._slots_pool: List[np.ndarray] = []   # snapshot_all()'s
 
     # -------------------------------------------------------------- header
     @property
@@ -435,7 +458,7 @@ class Segment:
         ``rx_time`` (datetime64[ns], UTC).  Prices are Price(4) int64, or float
         dollars with ``prices="float"``."""
         base = self._mapped()
-        out = np.empty(self.n_slots, dtype=self.dtype)
+        out = _reusable(self._slots_pool, self.n_slots, self.dtype, 2)
         n = lib.fh_shm_read_books(base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if n != self.n_slots:
             rc = lib.fh_shm_read_book(base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
@@ -470,7 +493,7 @@ class Segment:
         want = min(int(max), self._available())
         if want <= 0:
             return np.empty(0, dtype=EVENT_DTYPE)
-        out = np.empty(want, dtype=EVENT_DTYPE)
+        out = self._event_buffer(want)
         n = 0
         for lane, cur in enumerate(self._cursors):
             if n == want:
@@ -480,6 +503,14 @@ class Segment:
             self.lapped += int(self._lost[0])
             n += got
         return out[:n]
+
+    def _event_buffer(self, want: int) -> np.ndarray:
+        """An array of at least `want` events to read into (see _reusable):
+        three, as ``for batch in seg.follow()`` keeps the previous batch while
+        the next one is read."""
+        if want < 4096:
+            return np.empty(want, dtype=EVENT_DTYPE)
+        return _reusable(self._pool, want, EVENT_DTYPE, 3)
 
     def _available(self) -> int:
         """Events readable now, all lanes (at most a ring's worth per lane)."""

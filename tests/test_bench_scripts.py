@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["bench.py", "bench_book.py", "bench_decode.py", "bench_dpdk.py", "bench_engine.py", "bench_gen.py",
            "bench_latency.py", "bench_scale.py", "latency_report.py", "reader_latency.py", "bench_input.py",
-           "bench_builds.py", "bench_snapshot.py"]
+           "bench_builds.py", "bench_snapshot.py", "bench_reader.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -113,3 +113,17 @@ def test_bench_snapshot_quick(tmp_path):
     else:
         assert res["baseline"]["itch-book nodepth"]["messages"] == orders + 2 * symbols
     assert res["machine"]["cpu"] and p.stdout.startswith("cpu: ")
+
+
+def test_bench_reader_against_itself(tmp_path):
+    """The reader benchmark on a tiny day, this checkout as its own baseline."""
+    out = str(tmp_path / "reader.json")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_reader.py"), "--messages", "20000",
+                        "--symbols", "20", "--runs", "1", "--cpu", "-1", "--dir", str(tmp_path), "--baseline", ROOT,
+                        "--json", out], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "events_per_s" in p.stdout and "ratio" in p.stdout
+    res = json.load(open(out))
+    for build in ("this build", "baseline"):
+        r = res["runs"][build][0]
+        assert r["events"] > 1000 and r["book_ns"] > 0 and r["imbalance_per_s"] > 0

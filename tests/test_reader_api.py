@@ -374,3 +374,39 @@ def test_a_clear_message_without_pandas(name, monkeypatch):
         with pytest.raises(ImportError, match="numpy alone"):
             to_pandas(seg.events(10))
         assert len(seg.snapshot_all()) == seg.n_slots        # numpy needs nothing more
+
+
+def test_results_a_caller_keeps_are_never_reused(name):
+    """snapshot_all() and events() read into warm buffers they reuse, but only
+    buffers nothing outside refers to any more."""
+    sample_segment(name, silence_ms=3000)          # its silences make 117 K events
+    with attach(name) as seg:
+        addr = lambda a: a.__array_interface__["data"][0]
+        first = addr(seg.snapshot_all())                 # dropped at once ...
+        assert addr(seg.snapshot_all()) == first         # ... so its memory is read into again
+        kept = seg.snapshot_all()
+        flags = kept["flags"]                            # a view of it
+        want = kept.copy()
+        del kept
+        for _ in range(4):
+            other = seg.snapshot_all()
+            assert not np.shares_memory(other, flags)
+        assert np.array_equal(flags, want["flags"])
+        # Events: batches kept in a list stay as they were read; dropped ones are reused.
+        # (Plain code, not expressions inside assert: pytest keeps those alive.)
+        seg.seek("oldest")
+        kept_batches = [seg.events(5000) for _ in range(6)]
+        copies = [x.copy() for x in kept_batches]
+        overlap = sum(np.shares_memory(kept_batches[i], kept_batches[j])
+                      for i in range(6) for j in range(i + 1, 6))
+        seg.seek("oldest")
+        for _ in range(8):
+            seg.events(5000)
+        unchanged = sum(np.array_equal(x, y) for x, y in zip(kept_batches, copies))
+        assert overlap == 0 and unchanged == 6
+        del kept_batches, copies
+        seg.seek("oldest")
+        addrs = set()
+        for _ in range(5):
+            addrs.add(addr(seg.events(5000)))
+        assert len(addrs) == 1, (addrs, [sys.getrefcount(x) for x in seg._pool])
