@@ -792,11 +792,26 @@ def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: s
     return pd.DataFrame(cols)
 
 
-def attach(name: str) -> Segment:
+def attach(name: str, wait: float = 0) -> Segment:
     """Map /dev/shm/NAME read-only and check its layout.  ``with attach(name) as seg:``
-    unmaps it on exit."""
+    unmaps it on exit.
+
+    ``wait=S`` waits up to S seconds for the segment to appear (a strategy
+    started before its feed handler), retrying every 50 ms; then the last
+    error is raised."""
     if not name or "/" in name:
         raise ShmError("bad segment name %r" % (name,))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return _attach(name)
+        except ShmError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _attach(name: str) -> Segment:
     path = os.path.join("/dev/shm", name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -32,18 +32,6 @@ import numpy as np
 from feedhandler.shm import EV_BBO, EV_STALE, EV_TRADE, FLAG_STALE, Lapped, ShmError, attach, format_price
 
 
-def wait_for(name: str, timeout: float):
-    """Attach to the segment, waiting up to `timeout` s for the writer to create it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return attach(name)
-        except ShmError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def imbalance(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     """(bid - ask) / (bid + ask), 0 where a side is empty.  Quantities are int64:
     the subtraction never wraps."""
@@ -92,7 +80,7 @@ def main(argv=None) -> int:
         ap.error("--threshold must be between 0 and 1")
 
     try:
-        seg = wait_for(args.shm, args.wait)
+        seg = attach(args.shm, wait=args.wait)          # started before the replay: wait for it
     except ShmError as exc:
         print("strategy: %s" % exc, file=sys.stderr)
         return 1

@@ -410,3 +410,25 @@ def test_results_a_caller_keeps_are_never_reused(name):
         for _ in range(5):
             addrs.add(addr(seg.events(5000)))
         assert len(addrs) == 1, (addrs, [sys.getrefcount(x) for x in seg._pool])
+
+
+def test_attach_waits_for_the_segment(name):
+    import threading
+    made = []
+
+    def later():
+        time.sleep(0.3)
+        made.append(Replay(shm=name, **SMALL))
+    t = threading.Thread(target=later)
+    t.start()
+    with pytest.raises(ShmError, match="no shared-memory segment"):
+        attach(name)                                     # not there yet, no wait
+    seg = attach(name, wait=30)
+    t.join()
+    assert seg.state in ("starting", "running")
+    seg.close()
+    made[0].finish()
+    t0 = time.monotonic()
+    with pytest.raises(ShmError, match="no shared-memory segment"):
+        attach(name + "-never", wait=0.2)
+    assert time.monotonic() - t0 >= 0.2
