@@ -3,6 +3,7 @@ subtraction that wrapped), follow() / follow_async() (lapping, heartbeat, end,
 dead writer, no busy spinning), DataFrames, the price helpers."""
 import asyncio
 import json
+import re
 import os
 import signal
 import subprocess
@@ -145,6 +146,18 @@ def test_price_helpers():
 
 # ------------------------------------------------------------------ follow
 
+def count_polls(seg):
+    """Count the follow loop's polls of the rings (a one-element list)."""
+    polls = [0]
+    real = seg._available
+
+    def counting():
+        polls[0] += 1
+        return real()
+    seg._available = counting
+    return polls
+
+
 def _drain_events(seg):
     out = []
     while True:
@@ -189,13 +202,7 @@ def test_follow_heartbeat_and_backoff_on_a_quiet_live_segment(name):
     with attach(name) as seg:
         assert seg.state == "running"
         seg.seek("oldest")
-        polls = [0]
-        real = seg._available
-
-        def counting():
-            polls[0] += 1
-            return real()
-        seg._available = counting
+        polls = count_polls(seg)
         t0 = time.monotonic()
         seen, beats = 0, 0
         for b in seg.follow(idle=0.01, heartbeat=0.1):
@@ -264,13 +271,7 @@ def test_follow_async_shares_the_loop(name):
     async def main():
         seg = r.segment()
         seg.seek("oldest")
-        polls = [0]
-        real = seg._available
-
-        def counting():
-            polls[0] += 1
-            return real()
-        seg._available = counting
+        polls = count_polls(seg)
         ticks = [0]
         stop = asyncio.Event()
 
@@ -432,3 +433,29 @@ def test_attach_waits_for_the_segment(name):
     with pytest.raises(ShmError, match="no shared-memory segment"):
         attach(name + "-never", wait=0.2)
     assert time.monotonic() - t0 >= 0.2
+
+
+def test_cli_book_shows_decimal_prices(name):
+    """`feedhandler book` prints every level's price as an exact decimal, the
+    same numbers the reader API gives."""
+    sample_segment(name)
+    with attach(name) as seg:
+        snap = seg.book("AAPL")
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--once"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    rows = [l for l in p.stdout.splitlines()[2:] if "|" in l]
+    (bp, bs, bo), (ap, as_, ao) = snap.bids, snap.asks
+    assert len(rows) == max(len(bp), len(ap))
+    for i, row in enumerate(rows):
+        left, right = row.split("|")
+        if i < len(bp):
+            assert left.split() == [str(bo[i]), str(bs[i]), format_price(bp[i])]
+        if i < len(ap):
+            assert right.split() == [format_price(ap[i]), str(as_[i]), str(ao[i])]
+    assert re.search(r"\d+\.\d{4}", rows[0])
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--bbo"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert "bid %s x %d (XNAS)" % (format_price(bp[0]), bs[0]) in p.stdout
+    assert "ask %s x %d (XNAS)" % (format_price(ap[0]), as_[0]) in p.stdout
