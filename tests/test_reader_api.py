@@ -459,3 +459,14 @@ def test_cli_book_shows_decimal_prices(name):
     assert p.returncode == 0, p.stderr
     assert "bid %s x %d (XNAS)" % (format_price(bp[0]), bs[0]) in p.stdout
     assert "ask %s x %d (XNAS)" % (format_price(ap[0]), as_[0]) in p.stdout
+
+
+def test_snapshots_are_independent_aligned_records(name):
+    sample_segment(name)
+    with attach(name) as seg:
+        a, b = seg.book("AAPL"), seg.book("MSFT")
+        assert not np.shares_memory(a.rec, b.rec)
+        assert a.rec.flags["ALIGNED"] and a.rec.flags["WRITEABLE"] and a.rec.shape == ()
+        assert a.rec.dtype == seg.dtype and a.symbol == "AAPL" and b.symbol == "MSFT"
+        buf = seg.new_buffer()
+        assert seg.book("AAPL", out=buf).rec.tobytes() == a.rec.tobytes()
