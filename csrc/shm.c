@@ -397,8 +397,9 @@ FH_INLINE uint32_t poll_events(const uint8_t *base, uint32_t lane, uint64_t *cur
         }
         const fh_shm_event_t *e = &ring[c & mask];
         const uint64_t s1 = FH_LOAD_ACQUIRE(&e->seq);
-        fh_shm_event_t copy;
-        memcpy(&copy, e, sizeof copy);
+        /* Straight into the output (a torn copy is overwritten by the next). */
+        if (wide) widen_event((fh_read_event_t *)out + k, e);
+        else memcpy((fh_shm_event_t *)out + k, e, sizeof *e);
         FH_FENCE_ACQUIRE();
         const uint64_t s2 = FH_LOAD_RELAXED(&e->seq);
         if (FH_UNLIKELY(s1 != c + 1 || s2 != s1)) {
@@ -410,8 +411,6 @@ FH_INLINE uint32_t poll_events(const uint8_t *base, uint32_t lane, uint64_t *cur
             c = next > c ? next : c + 1;
             continue;
         }
-        if (wide) widen_event((fh_read_event_t *)out + k, &copy);
-        else memcpy((fh_shm_event_t *)out + k, &copy, sizeof copy);
         k++;
         c++;
         if (c == head) head = FH_LOAD_ACQUIRE(headp);

@@ -95,21 +95,28 @@ FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY, FLAG_SILENT = (
 STATES = {0: "starting", 1: "running", 2: "finished"}
 
 
-def slot_dtype(depth: int) -> np.dtype:
-    """The numpy dtype of one slot as the segment stores it (fh_shm_slot_t and
-    its level arrays: unsigned, compact).  Readers get :func:`book_dtype`."""
+def _record_dtype(fixed: List[Tuple[str, str, int]], levels: Tuple[Tuple[str, str, int], ...],
+                  depth: int) -> np.dtype:
+    """A slot record: the `fixed` fields, then for bid and ask each of `levels`
+    (name, format, width) as a [depth] array, the whole rounded up to 64 bytes."""
     names, formats, offsets = [], [], []
-    for n, f, o in SLOT_FIELDS:
+    for n, f, o in fixed:
         names.append(n); formats.append(f); offsets.append(o)
     off = SLOT_FIXED
     for side in ("bid", "ask"):
-        for n, f, w in (("price", "<u4", 4), ("orders", "<u4", 4), ("shares", "<u8", 8)):
+        for n, f, w in levels:
             names.append("%s_%s" % (side, n))
             formats.append((f, (depth,)))
             offsets.append(off)
             off += w * depth
     size = (off + 63) & ~63
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+def slot_dtype(depth: int) -> np.dtype:
+    """The numpy dtype of one slot as the segment stores it (fh_shm_slot_t and
+    its level arrays: unsigned, compact).  Readers get :func:`book_dtype`."""
+    return _record_dtype(SLOT_FIELDS, (("price", "<u4", 4), ("orders", "<u4", 4), ("shares", "<u8", 8)), depth)
 
 
 #: The fixed part of a reader's slot record (fh_read_slot_t): every price and
@@ -133,18 +140,7 @@ def book_dtype(depth: int) -> np.dtype:
     ``bid_price``, ``bid_orders``, ``bid_shares``, ``ask_price``, ``ask_orders``,
     ``ask_shares``, each ``int64[depth]``, best level first, zero past
     ``n_bid``/``n_ask``."""
-    names, formats, offsets = [], [], []
-    for n, f, o in BOOK_FIELDS:
-        names.append(n); formats.append(f); offsets.append(o)
-    off = SLOT_FIXED
-    for side in ("bid", "ask"):
-        for n in ("price", "orders", "shares"):
-            names.append("%s_%s" % (side, n))
-            formats.append(("<i8", (depth,)))
-            offsets.append(off)
-            off += 8 * depth
-    size = (off + 63) & ~63
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+    return _record_dtype(BOOK_FIELDS, (("price", "<i8", 8), ("orders", "<i8", 8), ("shares", "<i8", 8)), depth)
 
 
 PRICE_SCALE = 10_000
@@ -275,9 +271,9 @@ class Segment:
         self.n_slots = int(self._hdr.n_slots)
         self.slot_size = int(self._hdr.slot_size)
         self.ring_capacity = int(self._hdr.ring_capacity)
-        if slot_dtype(self.depth).itemsize != self.slot_size:
-            raise ShmError("slot size %d does not match this reader's layout (%d)" % (
-                self.slot_size, slot_dtype(self.depth).itemsize))
+        layout = slot_dtype(self.depth).itemsize
+        if layout != self.slot_size:
+            raise ShmError("slot size %d does not match this reader's layout (%d)" % (self.slot_size, layout))
         #: What book() and snapshot_all() return (book_dtype(depth)).
         self.dtype = book_dtype(self.depth)
         if self.dtype.itemsize != lib.fh_read_slot_size(self.depth):
@@ -578,8 +574,8 @@ class Segment:
         next_check = 0.0
         while True:
             before = self.lapped
-            ev = self.events(batch) if self._available() else None
-            if ev is not None and len(ev):
+            ev = self.events(batch)
+            if len(ev):
                 if self.lapped > before:
                     yield "batch", Lapped(self.lapped - before, self.lapped)
                 yield "batch", ev
@@ -687,9 +683,14 @@ def _pandas() -> Any:
     return pandas
 
 
-def _check_prices(prices: str) -> None:
-    if prices not in ("int", "float"):
-        raise ValueError("prices must be 'int' (Price(4) integers) or 'float' (dollars), not %r" % (prices,))
+def _price_columns(prices: str) -> Any:
+    """How a DataFrame's price columns are made: as they are (``"int"``,
+    Price(4)) or as float dollars (``"float"``, :func:`price_float`)."""
+    if prices == "int":
+        return lambda x: x
+    if prices == "float":
+        return price_float
+    raise ValueError("prices must be 'int' (Price(4) integers) or 'float' (dollars), not %r" % (prices,))
 
 
 def _trade_date_ns(exch_ts: np.ndarray, rx_ts: np.ndarray) -> int:
@@ -719,11 +720,10 @@ def _venue_names(venues: List[str], idx: np.ndarray) -> List[str]:
 
 def _slots_frame(a: np.ndarray, venues: List[str], prices: str) -> Any:
     pd = _pandas()
-    _check_prices(prices)
+    px = _price_columns(prices)
     keep = np.nonzero((a["flags"] & FLAG_DIRECTORY).astype(bool) | (a["updates"] > 0))[0]
     keep = keep[keep > 0]
     r = a[keep]
-    px = (lambda x: x.astype(np.float64) / PRICE_SCALE) if prices == "float" else (lambda x: x)
     has_bid, has_ask = r["n_bid"] > 0, r["n_ask"] > 0
     date = _trade_date_ns(r["exch_ts"], r["rx_ts"])
     cols = {
@@ -760,11 +760,10 @@ def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: s
     docs/python.md); pass ``date="YYYY-MM-DD"`` to set it.  Needs pandas
     (``pip install 'feedhandler[pandas]'``)."""
     pd = _pandas()
-    _check_prices(prices)
+    px = _price_columns(prices)
     ev = np.asarray(events)
     if ev.dtype != EVENT_DTYPE:
         raise TypeError("to_pandas takes events from Segment.events() / follow() (EVENT_DTYPE), not %s" % (ev.dtype,))
-    px = (lambda x: x.astype(np.float64) / PRICE_SCALE) if prices == "float" else (lambda x: x)
     if date is not None:
         base = int(np.datetime64(date, "D").astype("datetime64[ns]").astype(np.int64))
     else:

@@ -366,6 +366,37 @@ def _best_call(fn, calls):
     return (time.perf_counter_ns() - t0) / calls
 
 
+def _drain_rate(r, batch, imbalance):
+    """Events per second drained from the oldest event, best of 3 drains (the
+    memory warm); with `imbalance`, doing the example strategy's per-batch
+    work on them as well: the top-of-book imbalance of every BBO event.
+    Unsigned quantities (builds before int64 readers) need widening first, or
+    b - a wraps; that is part of the cost then."""
+    import numpy as np
+    from feedhandler.shm import EV_BBO
+    best = 0.0
+    for _ in range(3):
+        r.seek("oldest")
+        n = 0
+        t0 = time.perf_counter_ns()
+        while True:
+            b = r.events(max=batch)
+            if not len(b):
+                break
+            n += len(b)
+            if imbalance:
+                bbo = b[b["type"] == EV_BBO]
+                q1, q2 = bbo["qty1"], bbo["qty2"]
+                if q1.dtype.kind == "u":
+                    q1, q2 = q1.astype(np.int64), q2.astype(np.int64)
+                tot = q1 + q2
+                imb = (q1 - q2) / np.where(tot > 0, tot, 1)
+                assert (np.abs(imb) <= 1).all()
+        el = (time.perf_counter_ns() - t0) / 1e9
+        best = max(best, n / el if el > 0 else 0.0)
+    return best
+
+
 def reader_worker(name, locate, calls, batch):
     """Runs in a pinned subprocess against a finished named segment; prints one JSON line."""
     from feedhandler.shm import attach
@@ -380,6 +411,9 @@ def reader_worker(name, locate, calls, batch):
             r.book(locate)
         out["book_ns"] = min(_best_call(lambda: r.book(locate), calls) for _ in range(3))
         out["book_calls"] = calls
+        if hasattr(r, "new_buffer"):             # into one reused buffer
+            buf = r.new_buffer()
+            out["book_out_ns"] = min(_best_call(lambda: r.book(locate, out=buf), calls) for _ in range(3))
         if hasattr(r, "snapshot_all"):
             r.snapshot_all()
             reps = 20
@@ -407,6 +441,9 @@ def reader_worker(name, locate, calls, batch):
             out["lapped"] = getattr(r, "lapped", 0) - lapped0
             out["ring_capacity"] = getattr(r, "ring_capacity", None)
             out["ring_head"] = getattr(r, "ring_head", None)
+            if hasattr(r, "seek"):                   # the same again, warm, and with a strategy's work
+                out["events_warm_per_s"] = _drain_rate(r, batch, False)
+                out["imbalance_per_s"] = _drain_rate(r, batch, True)
     finally:
         close = getattr(r, "close", None)
         if close:

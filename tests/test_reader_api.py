@@ -29,15 +29,6 @@ SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=64)
 I64_MAX = np.iinfo(np.int64).max
 
 
-@pytest.fixture
-def name(request):
-    n = "fhrd-%d-%s" % (os.getpid(), request.node.name.replace("[", "_").replace("]", "")[:60])
-    yield n
-    try:
-        os.unlink("/dev/shm/" + n)
-    except FileNotFoundError:
-        pass
-
 
 def sample_segment(name, **kw):
     args = dict(SMALL, silence_ms=120_000)

@@ -28,15 +28,6 @@ SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=64)
 QUIET = 120_000
 
 
-@pytest.fixture
-def name(request):
-    n = "fhtest-%d-%s" % (os.getpid(), request.node.name.replace("[", "_").replace("]", "")[:60])
-    yield n
-    try:
-        os.unlink("/dev/shm/" + n)
-    except FileNotFoundError:
-        pass
-
 
 def run_reader(code, timeout=120):
     """Run reader code in another process; it prints one JSON line."""

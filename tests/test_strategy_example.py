@@ -18,15 +18,6 @@ LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} (\S+)\s+(BUY|SELL)\s+tob ([+-]\d+\.\d
 SUMMARY = re.compile(r"^strategy: (\d+) events \((\d+) trades\) in [\d.]+ s, (\d+) signals, (\d+) stale instruments$")
 
 
-@pytest.fixture
-def name(request):
-    n = "fhstrat-%d-%s" % (os.getpid(), re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:50])
-    yield n
-    try:
-        os.unlink("/dev/shm/" + n)
-    except FileNotFoundError:
-        pass
-
 
 def expected_signals(name, threshold):
     """The strategy's rule, written out per event: the top-of-book imbalance of

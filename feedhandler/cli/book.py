@@ -64,6 +64,7 @@ def command(args: argparse.Namespace) -> int:
 def format_bbo(b: dict) -> str:
     """The consolidated BBO as text: prices as exact decimals (Price(4) / 10000)."""
     from ..shm import format_price
+
     def px(p):
         return format_price(p) if p else "-"
     lines = ["%s consolidated  bid %s x %d (%s)   ask %s x %d (%s)" % (

@@ -13,7 +13,7 @@ if TYPE_CHECKING:                       # pragma: no cover
     from ..replay import InputResult, Replay
     from ..shm import Snapshot
 
-__all__ = ["human", "print_stats", "write_json", "write_latency", "ladder", "px", "hms"]
+__all__ = ["human", "print_stats", "write_json", "write_latency", "ladder", "hms"]
 
 
 def human(n: float) -> str:
@@ -93,11 +93,6 @@ def write_latency(path: str, replay: "Replay", stats: dict, speed: float = 0.0) 
     print("messages/packet  mean %.2f  p50 %d  p99 %d  max %d" % (m["mean"], m["p50"], m["p99"], m["max"]))
 
 
-def px(p: int) -> str:
-    """A raw ITCH Price(4) as ``123.4500``."""
-    return "%d.%04d" % divmod(p, 10000)
-
-
 def hms(ns: int) -> str:
     """Nanoseconds since midnight as ``HH:MM:SS.nnnnnnnnn``."""
     s, frac = divmod(ns, 1_000_000_000)
@@ -106,7 +101,7 @@ def hms(ns: int) -> str:
 
 def ladder(snap: "Snapshot", depth: int) -> str:
     """The `book` command's view of one instrument: header line, then bids | asks."""
-    from ..shm import FLAG_DROPPED, FLAG_OP_HALT, FLAG_STALE
+    from ..shm import FLAG_DROPPED, FLAG_OP_HALT, FLAG_STALE, format_price as px
     bp, bs, bo = snap.bids
     ap, as_, ao = snap.asks
     flags = [n for bit, n in ((FLAG_STALE, "STALE"), (FLAG_DROPPED, "INCOMPLETE"), (FLAG_OP_HALT, "OP-HALT"))
