@@ -22,6 +22,11 @@ _Static_assert(sizeof(fh_shm_event_t) == FH_SHM_EVENT_SIZE, "event size");
 _Static_assert(FH_SHM_SLOT_FIXED % 64 == 0, "slots cache aligned");
 _Static_assert(sizeof(fh_read_slot_t) == FH_SHM_SLOT_FIXED, "reader slot fixed part");
 _Static_assert(sizeof(fh_read_event_t) == 72, "reader event");
+_Static_assert(offsetof(fh_read_event_t, price1) == 32 && offsetof(fh_shm_event_t, locate) == 32 &&
+               offsetof(fh_read_event_t, type) == offsetof(fh_read_event_t, locate) + 2 &&
+               offsetof(fh_read_event_t, aux) == offsetof(fh_read_event_t, locate) + 3 &&
+               offsetof(fh_shm_event_t, type) == 34 && offsetof(fh_shm_event_t, aux) == 35,
+               "widen_event copies the timestamps and locate/type/aux as blocks");
 
 #define FH_COUNTERS_SEQ_PAD 64
 
@@ -363,17 +368,12 @@ static inline int64_t sat64(uint64_t v) { return v > (uint64_t)INT64_MAX ? INT64
 
 static void widen_event(fh_read_event_t *o, const fh_shm_event_t *e)
 {
-    o->seq = e->seq;
-    o->exch_ts = e->exch_ts;
-    o->rx_ts = e->rx_ts;
-    o->publish_ts = e->publish_ts;
+    memcpy(o, e, 32);                                /* seq and the three timestamps: the same */
     o->price1 = e->price1;
     o->price2 = e->price2;
     o->qty1 = sat64(e->qty1);
     o->qty2 = sat64(e->qty2);
-    o->locate = e->locate;
-    o->type = e->type;
-    o->aux = e->aux;
+    memcpy(&o->locate, &e->locate, 4);               /* locate, type, aux: the same */
     o->lane = e->lane;
 }
 
