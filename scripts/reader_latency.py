@@ -50,6 +50,7 @@ def main(argv=None):
     t0 = time.monotonic()
     n = lapped = 0
     while True:
+        finished = seg.state == "finished"      # before the poll: an empty poll after it means all read
         ev = seg.events(4096)
         if len(ev):
             now = seg.clock_ns()
@@ -57,7 +58,7 @@ def main(argv=None):
             lib.fh_hist_record_n(h, ffi.cast("uint64_t *", ffi.from_buffer(lat)), len(lat))
             n += len(ev)
             continue
-        if seg.state == "finished" or (args.duration and time.monotonic() - t0 > args.duration):
+        if finished or (args.duration and time.monotonic() - t0 > args.duration):
             break
     lapped = seg.lapped
     s = summary(ffi, lib, h)

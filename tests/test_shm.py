@@ -79,6 +79,10 @@ while time.time() < deadline:
         if not told and snaps > 200 and len(versions) >= 3:
             print("enough", flush=True)   # the writer may stop once every reader says so
             told = True
+    # The state first, then the poll: a poll that finds nothing after the writer
+    # had finished means every event is read (the other order loses a last chunk
+    # written between the poll and the state check).
+    finished = seg.state == "finished"
     ev = seg.events(4096)
     if len(ev):
         k_ev = ev["price1"]
@@ -90,7 +94,7 @@ while time.time() < deadline:
         ev_gaps += int((steps != 1).sum())
         assert (steps > 0).all(), "events out of order"
         last_k = int(k_ev[-1])
-    if seg.state == "finished" and not len(ev):
+    if finished and not len(ev):
         break
 print(json.dumps({"snaps": snaps, "bad": bad, "busy": busy, "versions": len(versions), "ev_seen": ev_seen,
                   "ev_bad": ev_bad, "lapped": seg.lapped, "ev_gaps": ev_gaps, "last_k": last_k}))
