@@ -11,7 +11,11 @@
 # crash, timeout, leak or sanitizer report leaves its input in
 # build/fuzz/artifacts/<harness>/ and makes the script exit 1 after printing
 # the command that reproduces it.  Without clang-14 and libFuzzer it says
-# SKIP and exits 0: the project builds and tests without them.
+# what is missing and exits 3 (scripts/test.sh fails on that where the
+# platform promises them); a harness that ran no input, or a harness missing
+# from the summary, fails the script too: a fuzz step never passes unrun.
+#
+#   scripts/fuzz.sh --check      exit 0 if clang-14 can build a harness here
 #
 # Environment: FUZZ_JOBS is not supported on purpose (harnesses run one at a
 # time: CI machines have 2 cores); FUZZ_KEEP_CORPUS=1 keeps the work corpora
@@ -22,24 +26,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+CHECK_ONLY=0
+if [ "${1:-}" = --check ]; then CHECK_ONLY=1; shift; fi
 SECS=${1:-60}
 shift || true
 ALL=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_soup fuzz_snapshot fuzz_pitch)
+# A harness added to fuzz/ without being listed here would never run.
+mapfile -t present < <(cd fuzz && ls fuzz_*.c | sed 's/\.c$//' | sort)
+if [ "${present[*]}" != "$(printf '%s\n' "${ALL[@]}" | sort | xargs)" ]; then
+    echo "fuzz: fuzz/ holds ${present[*]}; this script knows ${ALL[*]}: list every harness in ALL" >&2
+    exit 2
+fi
 if [ $# -gt 0 ]; then HARNESSES=("$@"); else HARNESSES=("${ALL[@]}"); fi
 CC=${FUZZ_CC:-clang-14}
 OUT=$ROOT/build/fuzz
 
 if ! command -v "$CC" >/dev/null 2>&1; then
-    echo "fuzz: SKIP: $CC not found (apt-get install clang-14 libclang-rt-14-dev)"
-    exit 0
+    echo "fuzz: cannot fuzz: $CC not found (apt-get install clang-14 libclang-rt-14-dev)" >&2
+    exit 3
 fi
 probe=$(mktemp -d /tmp/feedhandler-fuzzprobe.XXXXXX)
 trap 'rm -rf "$probe"' EXIT
 printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' >"$probe/p.c"
 if ! "$CC" -fsanitize=fuzzer,address,undefined "$probe/p.c" -o "$probe/p" >/dev/null 2>&1; then
-    echo "fuzz: SKIP: $CC cannot link -fsanitize=fuzzer,address,undefined (libFuzzer missing: apt-get install libclang-rt-14-dev)"
-    exit 0
+    echo "fuzz: cannot fuzz: $CC cannot link -fsanitize=fuzzer,address,undefined (libFuzzer missing: apt-get install libclang-rt-14-dev)" >&2
+    exit 3
 fi
+[ "$CHECK_ONLY" = 1 ] && exit 0
 
 mkdir -p "$OUT/obj"
 # The package's C sources, less tsc.c (fuzz/fuzz_common.h supplies a
@@ -115,7 +128,11 @@ for h in "${HARNESSES[@]}"; do
         "${eps:-?}" "$files" "${cov:-?}" "${ft:-?}" "$crashes")
     summary+=("$line")
     echo "  $line"
-    if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
+    if [ "$rc" -eq 0 ] && [ "$crashes" -eq 0 ] && ! [ "${execs:-0}" -gt 0 ] 2>/dev/null; then
+        # libFuzzer exited cleanly without running a single input: not a pass.
+        echo "    $h ran no input (see $log)"
+        failed+=("$h")
+    elif [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
         failed+=("$h")
         grep -E 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)|runtime error|fuzz invariant|SUMMARY' "$log" | head -5 | sed 's/^/    /'
         for a in "$art"/*; do
@@ -126,6 +143,10 @@ for h in "${HARNESSES[@]}"; do
 done
 echo "fuzz: summary"
 for l in "${summary[@]}"; do echo "  $l"; done
+if [ ${#summary[@]} -ne ${#HARNESSES[@]} ]; then
+    echo "fuzz: FAILED: ${#summary[@]} of ${#HARNESSES[@]} harnesses ran" >&2
+    exit 1
+fi
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: FAILED: ${failed[*]} (artifacts in $OUT/artifacts/)"
     exit 1
