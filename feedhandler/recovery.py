@@ -98,13 +98,17 @@ class SnapshotService:
                 entry["error"] = str(exc)
                 self._stop.wait(min(2.0, 0.2 * 2 ** attempt))
         entry["seconds"] = time.monotonic() - t0
+        # Logged and counted before the post: once posted, the lane can apply it and the
+        # replay return, and whoever then reads the log must find this entry in it.
         if snap is not None:
             entry.update(ok=True, reason=None, sequence=snap.sequence, messages=snap.messages)
-            self._lib.fh_replay_snapshot_post(lane, ticket, snap.blocks, len(snap.blocks), snap.sequence, 0)
         else:
             self.errors[entry["reason"]] = self.errors.get(entry["reason"], 0) + 1
-            self._lib.fh_replay_snapshot_post(lane, ticket, self._ffi.NULL, 0, 0, 1)
         self.log.append(entry)
+        if snap is not None:
+            self._lib.fh_replay_snapshot_post(lane, ticket, snap.blocks, len(snap.blocks), snap.sequence, 0)
+        else:
+            self._lib.fh_replay_snapshot_post(lane, ticket, self._ffi.NULL, 0, 0, 1)
 
     def stop(self) -> None:
         """Stop polling (a fetch under way ends within its timeout and deadline) and join."""
