@@ -18,6 +18,10 @@
 # (libzstd, libdpdk, and the FEEDHANDLER_NO_* switches): it is rebuilt whenever
 # either changed, e.g. libdpdk-dev installed after a first build without it.
 # .venv/.feedhandler-features says what the installed build has.
+#
+# For tests of this script (tests/test_setup.py): FEEDHANDLER_SETUP_ONLY=apt
+# stops after the packages, FEEDHANDLER_SETUP_ONLY=stamp prints the build's
+# stamp and stops; FEEDHANDLER_APT_RETRY_S is the wait between lock retries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -55,7 +59,7 @@ apt_run() {
         if grep -qE 'Could not get lock|Unable to lock|is held by process|Unable to acquire the dpkg frontend lock' "$apt_log" \
                 && [ "$SECONDS" -lt "$deadline" ]; then
             echo "setup: apt is busy (another apt or dpkg holds its lock); waiting" >&2
-            sleep 5
+            sleep "${FEEDHANDLER_APT_RETRY_S:-5}"
             continue
         fi
         echo "setup: apt-get $* failed (exit $rc):" >&2
@@ -99,11 +103,7 @@ if [ ${#need_apt[@]} -gt 0 ] || [ ${#optional_apt[@]} -gt 0 ]; then
     fi
 fi
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "setup: creating $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-fi
+[ "${FEEDHANDLER_SETUP_ONLY:-}" = apt ] && exit 0
 
 # What this machine offers the build; part of the build's stamp.
 offer() {
@@ -119,6 +119,14 @@ offered=$(offer)
 stamp="$VENV/.feedhandler-build"
 sig=$( { find csrc cffi_build setup.py pyproject.toml -type f -print0 | sort -z | xargs -0 cat; echo "$offered"; } \
       | sha1sum | cut -c1-40)
+[ "${FEEDHANDLER_SETUP_ONLY:-}" = stamp ] && { echo "$sig $offered"; exit 0; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ] || ! "$VENV/bin/python" -c 'import feedhandler.core, feedhandler._gen, feedhandler._probe' 2>/dev/null; then
     echo "setup: building feedhandler (C core via CFFI; machine offers $offered) into $VENV" >&2
     rm -f "$stamp"
