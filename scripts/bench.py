@@ -25,22 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from benchlib import run_script
 
 
 def run(script, args, out):
-    cmd = [sys.executable, os.path.join(HERE, script)] + args + ["--json", out]
     print("== %s %s" % (script, " ".join(args)), flush=True)
-    p = subprocess.run(cmd, text=True)
-    if p.returncode != 0 or not os.path.exists(out):
-        return None
-    with open(out) as f:
-        return json.load(f)
+    rc, doc = run_script(script, args, out)
+    return doc if rc == 0 else None
 
 
 def main():

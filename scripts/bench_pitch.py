@@ -26,27 +26,18 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from benchlib import ROOT, day, fh as fh_cmd, warm
 
 
 def fh(*args):
-    return [sys.executable, "-m", "feedhandler", *map(str, args)]
+    return fh_cmd() + [str(a) for a in args]
 
 
 def gen(out, protocol, messages, symbols, seed):
-    if os.path.exists(out + ".pcap") and os.path.exists(out + ".json"):
-        return json.load(open(out + ".json"))
-    print("generating %s day (%d messages, %d symbols) ..." % (protocol, messages, symbols), flush=True)
-    subprocess.run(fh("gen", "--protocol", protocol, "--out", out, "--messages", messages, "--symbols", symbols,
-                      "--seed", seed, "-q"), check=True, cwd=ROOT)
-    return json.load(open(out + ".json"))
-
-
-def warm(path):
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
+    if os.path.exists(out + ".json") and not os.path.exists(out + ".pcap"):
+        os.unlink(out + ".json")                        # half a cached day: make it again
+    return day(out, ["--protocol", protocol, "--messages", str(messages), "--symbols", str(symbols),
+                     "--seed", str(seed)])
 
 
 def replay(pcap, mode, cpu, tmp):

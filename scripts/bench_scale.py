@@ -458,6 +458,9 @@ def main():
     ap.add_argument("--baseline-fh", metavar="PATH",
                     help="another feedhandler executable, measured in the same runs ('baseline book/publish')")
     ap.add_argument("--skip-itch-book", action="store_true", help="feedhandler contenders only")
+    ap.add_argument("--itch-book-modes", default="nodepth,depth10", metavar="LIST",
+                    help="which itch-book contenders run, comma separated (default nodepth,depth10; "
+                         "bench_summary.py runs nodepth only)")
     ap.add_argument("--itch-book-input", choices=["read", "mmap"], default="read",
                     help="how the itch-book worker gets the file: read into a numpy buffer as bench_book.py "
                          "does (default; the file size is then subtracted from its peak memory) or mapped")
@@ -469,6 +472,9 @@ def main():
     messages = parse_counts(args.messages or (QUICK[0] if args.quick else DEFAULT_MESSAGES), "messages")
     symbols = parse_counts(args.symbols or (QUICK[1] if args.quick else DEFAULT_SYMBOLS), "symbols")
     runs = args.runs if args.runs is not None else (QUICK[2] if args.quick else 3)
+    ib_modes = [m.strip() for m in args.itch_book_modes.split(",") if m.strip()]
+    if not ib_modes or any(m not in ("nodepth", "depth10") for m in ib_modes):
+        raise SystemExit("--itch-book-modes: a comma-separated list of nodepth, depth10")
     if runs < 1:
         raise SystemExit("--runs must be >= 1")
     progress = Progress()
@@ -503,7 +509,7 @@ def main():
     if ib_skipped:
         notes.append("itch-book skipped: %s" % ib_skipped)
     else:
-        contenders += [("itch-book nodepth", "ib", "nodepth"), ("itch-book depth10", "ib", "depth10")]
+        contenders += [("itch-book " + m, "ib", m) for m in ("nodepth", "depth10") if m in ib_modes]
         try:
             import importlib.metadata as md
             ib_version = md.version("itch-book")

@@ -1,6 +1,7 @@
 """What the benchmark scripts share: how to call the CLI, how to get its
-counters back, generated days cached on disk and warmed into the page cache.
-Imported by the scripts beside it (`python scripts/bench_X.py` puts this folder
+counters back, generated days cached on disk and warmed into the page cache,
+how to run a sibling script and read its JSON, and the commit and machine a
+figure was measured on.  Imported by the scripts beside it (`python scripts/bench_X.py` puts this folder
 on sys.path); never by the package."""
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import List, Sequence
+from typing import List, Optional, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 
 def fh() -> List[str]:
@@ -51,3 +55,51 @@ def warm(path: str) -> None:
     with open(path, "rb") as f:
         while f.read(1 << 24):
             pass
+
+
+def run_script(script: str, args: Sequence[str], out: str, stdout=None, timeout: Optional[float] = None):
+    """Run scripts/SCRIPT with this interpreter, `--json OUT` appended; (exit
+    status, the JSON it wrote or None).  A script may write its JSON and still
+    exit non-zero (a target missed): both are returned so the caller decides."""
+    cmd = [sys.executable, os.path.join(HERE, script)] + [str(a) for a in args] + ["--json", out]
+    try:
+        rc = subprocess.run(cmd, stdout=stdout, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        rc = 124
+    doc = None
+    if os.path.exists(out):
+        try:
+            with open(out) as f:
+                doc = json.load(f)
+        except ValueError:
+            doc = None
+    return rc, doc
+
+
+def git_commit(root: str = ROOT) -> str:
+    """`git rev-parse --short HEAD` of the checkout, "+dirty" when a tracked file
+    differs from it; "unknown" outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=30)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def machine() -> dict:
+    """CPU model, cores and whether a hypervisor is underneath, with one line for reports."""
+    from feedhandler.latency import cpu_model
+    vm = False
+    try:
+        with open("/proc/cpuinfo") as f:
+            vm = any(line.startswith("flags") and " hypervisor" in line for line in f)
+    except OSError:
+        pass
+    cores = os.cpu_count() or 1
+    return {"cpu": cpu_model(), "cores": cores, "vm": vm,
+            "text": "%s, %d cores%s" % (cpu_model(), cores, ", VM" if vm else "")}

@@ -127,3 +127,46 @@ def test_bench_reader_against_itself(tmp_path):
     for build in ("this build", "baseline"):
         r = res["runs"][build][0]
         assert r["events"] > 1000 and r["book_ns"] > 0 and r["imbalance_per_s"] > 0
+
+
+def test_bench_summary_quick_dry_run(tmp_path):
+    """bench_summary.py --quick --dry-run end to end on tiny days: it prints the
+    README paragraph and the docs/performance.md table, with a row for every
+    figure the script defines, each carrying the commit it was measured on, and
+    writes neither file."""
+    import re
+    scripts = os.path.join(ROOT, "scripts")
+    sys.path.insert(0, scripts)
+    try:
+        import bench_summary
+    finally:
+        sys.path.remove(scripts)
+    docs = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "performance.md")]
+    before = [open(f).read() for f in docs]
+
+    def head():
+        h = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        return re.escape(h.stdout.strip()) if h.returncode == 0 and h.stdout.strip() else "[0-9a-f]{7,}"
+    head_before = head()
+    p = subprocess.run([sys.executable, os.path.join(scripts, "bench_summary.py"), "--quick", "--dry-run",
+                        "--dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr[-4000:]
+    assert [open(f).read() for f in docs] == before
+    md = p.stdout
+    assert md.count(bench_summary.BEGIN) == 2 and md.count(bench_summary.END) == 2
+    table = md[md.rindex(bench_summary.BEGIN):md.rindex(bench_summary.END)]
+    rows = [ln for ln in table.splitlines() if ln.startswith("| ")][1:]          # the header left out
+    assert len(rows) == len(bench_summary.FIGURES)
+    commit = "(%s|%s)" % (head_before, head())           # HEAD, before or after the run
+    for row, (_, label) in zip(rows, bench_summary.FIGURES):
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert len(cells) == 7, row
+        machine, date, com, figure, value = cells[:5]
+        assert machine and re.match(r"\d{4}-\d{2}-\d{2}$", date), row
+        assert re.match(r"`%s(\+dirty)?`$" % commit, com), row
+        assert figure.startswith(label.split("{")[0]), (figure, label)
+        assert value and "failed" not in value, row
+    assert re.search(r"Commit `%s(\+dirty)?`" % commit, md)
+    assert "differences under 5% mean nothing" in md
+    if "not installed" in md:
+        assert "itch-book skipped" in p.stderr              # bench_scale.py's own note, passed on

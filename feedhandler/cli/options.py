@@ -25,8 +25,9 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     see :func:`replay_config`)."""
     p.add_argument("--latency-sample", type=argtypes.positive, default=1, metavar="N",
                    help="with --latency-json, stamp every Nth packet only (default 1: every packet). Each "
-                        "stamped packet costs 4 TSC reads and a few histogram updates (~60 ns on the "
-                        "reference VM, ~14%% of full-speed throughput at 5 messages per packet); N=8 costs ~2%%")
+                        "stamped packet costs 4 TSC reads and a few histogram updates (~60 ns): 11.6%% of "
+                        "full-speed throughput at ~5 messages per packet, 3.1%% with N=8 (measured by "
+                        "scripts/bench_latency.py on a 2-vCPU VM, 2026-11-26; docs/latency.md)")
     p.add_argument("--latency-json", metavar="FILE",
                    help="stamp every packet with the TSC and write per-stage latency (rx->start, decode, "
                         "book, publish, processing, rx->published; ns: count, min, p50, p90, p99, p99.9, "
