@@ -142,8 +142,8 @@ def ns_text(v):
     if v < 1000:
         return "%d ns" % v
     if v < 1_000_000:
-        return "%.3g us" % (v / 1e3)
-    return "%.3g ms" % (v / 1e6)
+        return "%.2f us" % (v / 1e3)
+    return "%.2f ms" % (v / 1e6)
 
 
 def figures(run):
@@ -225,6 +225,8 @@ def figures(run):
         rows["reader_p50"] = (ns_text(la["reader"]["p50"]), "-", "-") if la.get("reader") else (
             "not measured: no reader core", "-", "-")
         run["latency_rate"] = la["latency"]["rate"]["msgs_per_s"]
+        if la.get("jitter"):
+            run["latency_core_lost"] = la["jitter"]["lost_fraction"]
     else:
         for key in ("rx_p50", "rx_p99", "reader_p50"):
             rows[key] = (failed("latency"), "-", "-")
@@ -245,12 +247,15 @@ def caption(run, notes):
     b = run["benches"]
     cmds = "; ".join("`python scripts/%s %s`" % (v["script"], " ".join(v["args"])) for v in b.values())
     busy = run.get("busy_cores")
+    lost = run.get("latency_core_lost")
     text = ("Measured by `python scripts/bench_summary.py%s` on %s UTC in %.0f s: %s, each "
             "contender alternating with its peer run by run, each measured process pinned to one core. "
-            "The machine is a shared VM%s: %s, and only a value beside its peer in the same row compares. "
+            "The machine is a shared VM%s%s: %s, and only a value beside its peer in the same row compares. "
             "Ratio: value / peer (above 1: feedhandler or PITCH faster). The runs: %s." % (
                 " --quick" if run["quick"] else "", run["started"], run["wall_s"], medians(run["runs"]),
                 " (other work kept %.2f cores busy on average during the replays)" % busy if busy is not None else "",
+                "; while latency was measured, a thread spinning on the pipeline's core lost %.1f%% of its time "
+                "to other work (bench_latency.py's jitter probe)" % (100 * lost) if lost is not None else "",
                 NOISE, cmds))
     if run["quick"]:
         text = "**Smoke run (--quick): tiny days, one run each; not figures to quote.** " + text
@@ -272,7 +277,7 @@ def render_paragraph(run):
 
     def beside(key, what):
         return (", **%s** %s" % (ratio[key], what)) if ratio.get(key) not in (None, "-", "n/a") else ""
-    peak = (", ~%s live orders at the peak" % format(run["peak_live_orders"], ",").replace(",", " ")
+    peak = (", %s live orders at the peak" % format(run["peak_live_orders"], ",").replace(",", " ")
             if run.get("peak_live_orders") else "")
     busy = run.get("busy_cores")
     ib_missing = any("not installed" in r[1] for r in rows.values())
@@ -284,7 +289,7 @@ def render_paragraph(run):
         "**{publish}**{publish_r}; {memory} held at the peak.{ib} Cboe PITCH on a day of the same shape "
         "({pitch}, pcap): books {pitch_book}{pitch_book_r}. Decode only: {decode_pcap} per core from a pcap, "
         "{decode_bin} from a BinaryFILE. Latency at a steady 1 M msgs/s, paced on one pinned core: rx -> "
-        "published p50 {rx_p50}, p99 {rx_p99} (the tail is the VM taking the core away); publish -> Python "
+        "published p50 {rx_p50}, p99 {rx_p99} (the tail is the VM taking the core away{lost}); publish -> Python "
         "reader p50 {reader_p50}. {medians}, each beside its peer in the same run, alternating run by run; "
         "on this VM {noise}. Every figure with its command, and the older ones: [docs/performance.md](docs/performance.md) "
         "and [docs/latency.md](docs/latency.md).").format(
@@ -299,6 +304,8 @@ def render_paragraph(run):
                 if ib_missing else ""),
             pitch=run.get("pitch_day", "?"), pitch_book=v["pitch_book"],
             pitch_book_r=beside("pitch_book", "the ITCH day's rate"),
+            lost=("; in this run a thread spinning on that core lost %.1f%% of its time to other work"
+                  % (100 * run["latency_core_lost"]) if run.get("latency_core_lost") is not None else ""),
             decode_pcap=v["decode_pcap"], decode_bin=v["decode_bin"], rx_p50=v["rx_p50"], rx_p99=v["rx_p99"],
             reader_p50=v["reader_p50"], medians=medians(run["runs"]).capitalize(), noise=NOISE)
     return "\n".join([BEGIN, wrap(text), END])
