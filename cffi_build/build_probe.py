@@ -1,13 +1,15 @@
 """CFFI build script for the test and measurement hooks, feedhandler._probe (API mode, out-of-line).
 
-What only tests and benchmarks call -- the shared-memory torture writer
-(tests/test_shm.py) and the machine-jitter probe (tests/test_latency.py,
-scripts/bench_latency.py) -- lives here, not in the production core
-feedhandler._core or its ABI.  The cdef is csrc/probe/probe_api.h read verbatim;
-its FFI includes the core's (ffi.include), so the types (fh_hist_t, ...) are
-the core's own and importing feedhandler._probe imports feedhandler._core.
-Sources: csrc/probe/*.c plus the core files they need (tsc.c), with the core's
-flags (build_core._flags(): -Werror, and AddressSanitizer with
+What only tests, scripts, benchmarks and fuzzing call -- the shared-memory
+torture writer (tests/test_shm.py), the machine-jitter probe
+(tests/test_latency.py, scripts/bench_latency.py), histogram helpers, the raw
+(unwidened) shared-memory readers and the Cboe PITCH reference decoder --
+lives here, not in the production core feedhandler._core or its ABI
+(tests/test_abi.py).  The cdef is csrc/probe/probe_api.h read verbatim; its FFI
+includes the core's (ffi.include), so the types (fh_hist_t, ...) are the
+core's own and importing feedhandler._probe imports feedhandler._core.
+Sources: csrc/probe/*.c plus the core files they need (CORE_SOURCES), with the
+core's flags (build_core._flags(): -Werror, and AddressSanitizer with
 FEEDHANDLER_SANITIZE=1).
 """
 import os
@@ -18,7 +20,9 @@ from build_core import CSRC, _flags, c_sources  # noqa: E402  (same directory wh
 from build_core import ffibuilder as core_ffibuilder  # noqa: E402
 
 PROBE = os.path.join(CSRC, "probe")
-CORE_SOURCES = ["tsc.c"]          # the core files the probes call into (fh_tsc_calibrate)
+# The core files the probes call into: fh_tsc_calibrate; the raw readers
+# fh_shm_read_slot(s) and fh_shm_poll_events; fh_pitch_len_table.
+CORE_SOURCES = ["tsc.c", "shm.c", "pitch.c"]
 
 
 def _sources():

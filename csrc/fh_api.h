@@ -1,5 +1,9 @@
 /* fh_api.h -- the C core's public interface.
  *
+ * Every function here is one the package itself calls (its Python, the DPDK
+ * source): tests/test_abi.py holds it to that.  What only tests, scripts,
+ * benchmarks or fuzz harnesses call is a test hook, csrc/probe/probe_api.h.
+ *
  * CFFI reads this file verbatim as its cdef, so it holds no preprocessor lines:
  * C files include <stdint.h> and <stddef.h> before it.  Every struct here has an
  * exact, padding-explicit layout; fh_layout.c asserts sizes and offsets with
@@ -144,6 +148,16 @@ typedef struct fh_stats {
 
 const char *fh_err_name(int err);
 const char *fh_version(void);
+/* What this core was built with, as space-separated key=value words (values
+ * hold no spaces; keys may be added, none removed): zstd (1: zstd inputs are
+ * read, libzstd was found at build time), sanitize (1: AddressSanitizer
+ * compiled in, FEEDHANDLER_SANITIZE=1), exact_buffers (1: inputs read into
+ * exact-size heap buffers instead of mapped), stream_buf and stream_in (bytes:
+ * the streaming buffer of compressed and piped inputs, and what one read(2)
+ * asks for), compiler.  Writes at most len bytes, NUL-terminated; returns the
+ * length of the whole text (as snprintf: retry with more room if >= len).
+ * Python: feedhandler.core.build_features(). */
+int fh_build_info(char *out, size_t len);
 
 /* ------------------------------------------------------------- ITCH 5.0 */
 
@@ -324,103 +338,6 @@ size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, siz
  * is not exactly 20 bytes (what a rewind server ignores as malformed). */
 int fh_mold_parse_request(const uint8_t *p, size_t n, uint8_t session[10], uint64_t *seq, uint32_t *count);
 
-/* ------------------------------------------------ Cboe Multicast PITCH */
-
-/* Cboe US Equities Multicast PITCH (docs/pitch-spec-notes.md): decode layer
- * only, not wired into the replay pipeline.  Every one of the 20 message
- * types (csrc/pitch_spec.h) decodes into this one normalized struct; a field
- * a type does not carry is 0 (symbol: 8 spaces).  Which field holds what:
- *   side                 Side Indicator 'B'/'S' (Add x3, Trade x3)
- *   flags                Add Flags (Add x3), Modify Flags (Modify x2)
- *   status               Trading Status (0x31)
- *   reg_sho_action       Reg SHO Action (0x31)
- *   auction_type         Auction Type (0x95, 0x96)
- *   customer_indicator   Customer Indicator (Add Expanded)
- *   reserved[2]          Trading Status Reserved 1 and 2 (0x31)
- *   time_offset_ns       Time Offset: ns since the unit's last Time (all but Time)
- *   seconds              Time: seconds since midnight, Eastern (0x20)
- *   order_id             Order ID (Add x3, Executed x2, Reduce x2, Modify x2, Delete, Trade x3)
- *   exec_id              Execution ID (Executed x2, Trade x3, Trade Break)
- *   qty                  Quantity (Add, Trade; Modify: the new size), Executed
- *                        Quantity (0x23, 0x24), Canceled Quantity (Reduce),
- *                        Buy Shares (0x95), Shares (0x96); short u16 widened
- *   remaining            Remaining Quantity (0x24)
- *   sell_qty             Sell Shares (0x95)
- *   price                Price (Add, Modify, Trade, 0x24 execution price, 0x96),
- *                        Reference Price (0x95)
- *   indicative_price     Indicative Price (0x95)
- *   auction_only_price   Auction Only Price (0x95)
- *   participant_id       Participant ID (Add Expanded), space-padded
- *   symbol               6- (Long/Short) or 8-byte (Expanded, 0x31, 0x95,
- *                        0x96) symbol, space-padded to 8, not NUL-terminated
- * Prices are ALWAYS 4 implied decimals (1/10000 USD, ITCH Price(4) units) in
- * 64 bits: long prices as sent (never truncated), short prices (2 implied
- * decimals) multiplied by 100. */
-typedef struct fh_pitch_msg {
-    uint8_t  type;                 /* message type byte (0x20 ...) */
-    uint8_t  side;
-    uint8_t  flags;
-    uint8_t  status;
-    uint8_t  reg_sho_action;
-    uint8_t  auction_type;
-    uint8_t  customer_indicator;
-    uint8_t  _pad0;
-    uint32_t time_offset_ns;
-    uint32_t seconds;
-    uint64_t order_id;
-    uint64_t exec_id;
-    uint32_t qty;
-    uint32_t remaining;
-    uint64_t price;
-    uint64_t indicative_price;
-    uint64_t auction_only_price;
-    uint32_t sell_qty;
-    char     participant_id[4];
-    char     symbol[8];
-    uint8_t  reserved[2];
-    uint8_t  _pad1[6];
-} fh_pitch_msg_t;
-
-/* The 8-byte Sequenced Unit Header in front of every PITCH datagram. */
-typedef struct fh_pitch_unit {
-    uint16_t length;               /* Hdr Length: whole payload, this header included */
-    uint8_t  count;                /* Hdr Count: messages that follow; 0 = heartbeat */
-    uint8_t  unit;                 /* Hdr Unit */
-    uint32_t sequence;             /* Hdr Sequence: of the first message; 0 = unsequenced */
-} fh_pitch_unit_t;
-
-/* Why fh_pitch_walk_unit skipped part of a unit: indexes of its errors[]
- * array (its own numbering, apart from enum fh_err).  Names: fh_pitch_err_name(). */
-enum fh_pitch_err {
-    FH_PITCH_ERR_TRUNCATED = 0,     /* payload shorter than the 8-byte unit header: nothing walked */
-    FH_PITCH_ERR_HDR_LENGTH = 1,    /* Hdr Length != payload length (walked within the payload) */
-    FH_PITCH_ERR_COUNT_OVERRUN = 2, /* Hdr Count says more messages than the payload holds: walk stopped */
-    FH_PITCH_ERR_ZERO_LENGTH = 3,   /* a message Length byte < 2 (cannot hold its type): walk stopped */
-    FH_PITCH_ERR_MSG_OVERRUN = 4,   /* a message's Length runs past the payload: walk stopped */
-    FH_PITCH_ERR_UNKNOWN_TYPE = 5,  /* type not in pitch_spec.h: skipped by its Length */
-    FH_PITCH_ERR_BAD_LENGTH = 6,    /* known type, Length != the type's length: skipped by its Length */
-    FH_PITCH_ERR_TRAILING = 7,      /* bytes left after the last counted message */
-    FH_PITCH_ERR_OUT_FULL = 8,      /* decoded but not stored: out[] was full */
-    FH_PITCH_ERR__COUNT = 9
-};
-
-const char *fh_pitch_err_name(int err);
-
-/* Wire length of a PITCH type's message (Length and Type bytes included);
- * 0 if the type is not one of the 20 (csrc/pitch_spec.h). */
-uint32_t fh_pitch_msg_len(uint8_t type);
-
-/* Decode one PITCH message of exactly `len` bytes (its Length byte first):
- * enum fh_decode_result.  The Length byte must equal len and the type's length. */
-int fh_pitch_decode(const uint8_t *p, size_t len, fh_pitch_msg_t *out);
-
-/* Walk one PITCH datagram payload: the unit header into *hdr (may be NULL),
- * then up to Hdr Count messages, each decoded into out[0..cap).  Returns how
- * many were stored; every skip is counted in errors[FH_PITCH_ERR__COUNT]
- * (may be NULL).  Never reads past payload + len. */
-size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out,
-                          size_t cap, uint64_t *errors);
-
 /* ---------------------------------------------------------------- replay */
 
 enum fh_format {
@@ -521,10 +438,9 @@ void fh_replay_free(fh_replay_t *r);
  * message in err (unreadable, empty, unknown format).  `format_out` (may be
  * NULL) receives the detected enum fh_format. */
 int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err, size_t errlen);
-/* The compression of an input's first bytes: 0 none, 1 gzip, 2 zstd. */
+/* The compression of an input's first bytes: 0 none, 1 gzip, 2 zstd (whether
+ * this build reads zstd: fh_build_info). */
 int fh_input_compression(const uint8_t *head, size_t len);
-/* Whether this build reads zstd inputs (libzstd was found at build time). */
-int fh_input_have_zstd(void);
 /* The compression (0 none, 1 gzip, 2 zstd) of the last input fh_replay_file opened. */
 int fh_replay_input_compression(const fh_replay_t *r);
 
@@ -839,35 +755,28 @@ int fh_shm_read_cbbo(const uint8_t *base, const char *symbol, fh_cbbo_t *out, ui
 
 /* Reader side: base is a mapping of the whole segment (read-only is enough). */
 int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen);
-/* Consistent copy of slot `locate` (slot_size bytes into out).  0; -1 if the
- * writer left it mid-update for a second (it died there); -2 for a locate out
- * of range; -3 if a live writer kept changing it for 64 x max_spins copies
- * (the reader never hangs). */
-int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
-/* Consistent copies of slots [first, first+n) into out; returns how many were
- * copied (stops at the first one that stays busy). */
-uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
 /* Consistent copy of one lane's counters (the writer refreshes them every few
  * thousand frames and at the end).  A counters area is a u64 sequence lock
- * followed, 64 bytes in, by an fh_stats_t. */
+ * followed, 64 bytes in, by an fh_stats_t.  Returns as fh_shm_read_book. */
 int fh_shm_read_counters(const uint8_t *base, uint32_t lane, fh_stats_t *out, uint32_t max_spins);
-/* Copy up to `max` events of one lane's ring from *cursor on.  Returns how many; advances *cursor.
- * If the writer lapped the reader, *lapped gets the number of events lost and
- * the cursor jumps to the oldest event still in the ring. */
-uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
-                            uint64_t *lapped);
-/* The same, widened into reader events (fh_read_event_t). */
+/* Copy up to `max` events of one lane's ring from *cursor on, widened into
+ * reader events.  Returns how many; advances *cursor.  If the writer lapped
+ * the reader, *lapped gets the number of events lost and the cursor jumps to
+ * the oldest event still in the ring. */
 uint32_t fh_shm_read_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_read_event_t *out, uint32_t max,
                             uint64_t *lapped);
 /* Size of one widened slot record (fh_read_slot_t and its level arrays) at this depth. */
 uint32_t fh_read_slot_size(uint32_t depth);
-/* Consistent, widened copy of slot `locate` into out (fh_read_slot_size bytes);
- * returns as fh_shm_read_slot. */
+/* Consistent, widened copy of slot `locate` into out (fh_read_slot_size bytes).
+ * 0; -1 if the writer left it mid-update for a second (it died there); -2 for
+ * a locate out of range; -3 if a live writer kept changing it for 64 x
+ * max_spins copies (the reader never hangs). */
 int fh_shm_read_book(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
 /* Widened copies of slots [first, first+n); how many (stops at the first busy one). */
 uint32_t fh_shm_read_books(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
 
-/* Writer side, for tests: the replay's segment base and size. */
+/* Writer side: the replay's segment base and size (Replay.segment(): the
+ * writer's process reading its own segment). */
 uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
 /* Is the segment's writer process alive?  1 yes, 0 no (gone, a zombie, or
  * its pid now names another process), -1 cannot tell (no /proc, another PID
@@ -905,22 +814,16 @@ enum fh_lat_stage {
 
 typedef struct fh_hist {
     uint64_t count;                /* values recorded */
-    uint64_t overflow;             /* of which above fh_hist_max_ns() (recorded as that value) */
+    uint64_t overflow;             /* of which above 2^35 - 1 ns, 34 s (recorded as that value) */
     uint64_t min, max;             /* ns */
     uint64_t sum;                  /* ns */
     uint64_t counts[26624];        /* FH_HIST_COUNTS buckets */
 } fh_hist_t;
 
-uint64_t fh_hist_max_ns(void);    /* 2^35 - 1 ns (34 s) */
-void fh_hist_reset(fh_hist_t *h);
-void fh_hist_record_n(fh_hist_t *h, const uint64_t *values, size_t n);
 void fh_hist_merge(fh_hist_t *into, const fh_hist_t *from);
 /* Lowest value v such that `pct` percent of the recorded values are <= v
  * (the bucket's highest equivalent value, as HdrHistogram reports it). */
 uint64_t fh_hist_value_at(const fh_hist_t *h, double pct);
-/* Lowest and highest value that share bucket `index` (for exporting). */
-uint64_t fh_hist_bucket_low(uint32_t index);
-uint64_t fh_hist_bucket_high(uint32_t index);
 
 /* Per-packet latency stages, TSC-stamped, recorded per lane (start-up
  * allocation).  rx is the receive stamp (DPDK: the burst; paced replay: the

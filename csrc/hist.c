@@ -3,15 +3,6 @@
 
 _Static_assert(FH_HIST_COUNTS == (35 - FH_HIST_SUB_BITS + 2) * FH_HIST_SUB_HALF, "bucket count");
 
-uint64_t fh_hist_max_ns(void) { return FH_HIST_MAX_NS; }
-
-void fh_hist_reset(fh_hist_t *h) { memset(h, 0, sizeof *h); }
-
-void fh_hist_record_n(fh_hist_t *h, const uint64_t *values, size_t n)
-{
-    for (size_t i = 0; i < n; i++) fh_hist_record(h, values[i]);
-}
-
 void fh_hist_merge(fh_hist_t *into, const fh_hist_t *from)
 {
     if (!from->count) return;
@@ -21,20 +12,6 @@ void fh_hist_merge(fh_hist_t *into, const fh_hist_t *from)
     into->overflow += from->overflow;
     into->sum += from->sum;
     for (uint32_t i = 0; i < FH_HIST_COUNTS; i++) into->counts[i] += from->counts[i];
-}
-
-uint64_t fh_hist_bucket_low(uint32_t i)
-{
-    if (i < 2 * FH_HIST_SUB_HALF) return i;
-    const uint32_t b = i / FH_HIST_SUB_HALF - 1, sub = i - b * FH_HIST_SUB_HALF;
-    return (uint64_t)sub << b;
-}
-
-uint64_t fh_hist_bucket_high(uint32_t i)
-{
-    if (i < 2 * FH_HIST_SUB_HALF) return i;
-    const uint32_t b = i / FH_HIST_SUB_HALF - 1, sub = i - b * FH_HIST_SUB_HALF;
-    return (((uint64_t)sub + 1) << b) - 1;
 }
 
 uint64_t fh_hist_value_at(const fh_hist_t *h, double pct)
@@ -51,7 +28,7 @@ uint64_t fh_hist_value_at(const fh_hist_t *h, double pct)
     for (uint32_t i = 0; i < FH_HIST_COUNTS; i++) {
         seen += h->counts[i];
         if (seen >= want) {
-            const uint64_t v = fh_hist_bucket_high(i);
+            const uint64_t v = fh_hist_highest(i);
             return v > h->max ? h->max : v;
         }
     }

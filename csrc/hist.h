@@ -22,6 +22,21 @@ FH_INLINE uint32_t fh_hist_index(uint64_t v)
     return bucket == 0 ? (uint32_t)v : bucket * FH_HIST_SUB_HALF + sub;
 }
 
+/* Lowest and highest value that share bucket `i` (fh_hist_index). */
+FH_INLINE uint64_t fh_hist_lowest(uint32_t i)
+{
+    if (i < 2 * FH_HIST_SUB_HALF) return i;
+    const uint32_t b = i / FH_HIST_SUB_HALF - 1, sub = i - b * FH_HIST_SUB_HALF;
+    return (uint64_t)sub << b;
+}
+
+FH_INLINE uint64_t fh_hist_highest(uint32_t i)
+{
+    if (i < 2 * FH_HIST_SUB_HALF) return i;
+    const uint32_t b = i / FH_HIST_SUB_HALF - 1, sub = i - b * FH_HIST_SUB_HALF;
+    return (((uint64_t)sub + 1) << b) - 1;
+}
+
 FH_INLINE void fh_hist_record(fh_hist_t *h, uint64_t v)
 {
     if (FH_UNLIKELY(v > FH_HIST_MAX_NS)) { h->overflow++; v = FH_HIST_MAX_NS; }

@@ -73,13 +73,43 @@ static int compression(const uint8_t *b, size_t len)
 
 int fh_input_compression(const uint8_t *head, size_t len) { return head ? compression(head, len) : Z_NONE; }
 
-int fh_input_have_zstd(void)
-{
+/* ------------------------------------------------------------ build info
+ * What the whole core was compiled with: every one of its files gets the
+ * same flags (cffi_build/build_core.py), so this file's view is the build's. */
 #ifdef FH_HAVE_ZSTD
-    return 1;
+#define FH_BUILD_ZSTD 1
 #else
-    return 0;
+#define FH_BUILD_ZSTD 0
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define FH_BUILD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FH_BUILD_ASAN 1
+#endif
+#endif
+#ifndef FH_BUILD_ASAN
+#define FH_BUILD_ASAN 0
+#endif
+#ifdef FH_EXACT_BUFFERS
+#define FH_BUILD_EXACT 1
+#else
+#define FH_BUILD_EXACT 0
+#endif
+
+int fh_build_info(char *out, size_t len)
+{
+    char compiler[48];
+#if defined(__clang__)
+    snprintf(compiler, sizeof compiler, "clang-%d.%d.%d", __clang_major__, __clang_minor__, __clang_patchlevel__);
+#elif defined(__GNUC__)
+    snprintf(compiler, sizeof compiler, "gcc-%d.%d.%d", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#else
+    snprintf(compiler, sizeof compiler, "unknown");
+#endif
+    return snprintf(out, out ? len : 0, "zstd=%d sanitize=%d exact_buffers=%d stream_buf=%llu stream_in=%llu compiler=%s",
+                    FH_BUILD_ZSTD, FH_BUILD_ASAN, FH_BUILD_EXACT, (unsigned long long)FH_STREAM_BUF,
+                    (unsigned long long)FH_STREAM_IN, compiler);
 }
 
 typedef int (*walk_fn)(fh_src_t *, fh_replay_t *, const uint8_t *, size_t, int, size_t, size_t *, char *, size_t);

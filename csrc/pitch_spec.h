@@ -3,8 +3,9 @@
  *
  * Source: docs/pitch-spec-notes.md (section 4, "Summary table"), itself from
  * the Cboe Multicast PITCH specification v2.41.x as read through [OMI], [FN]
- * and [FPGA].  The decoder (pitch.h/pitch.c) builds fh_pitch_len_table[] from
- * it; tests/test_pitch_decode.py checks it against the notes' numbers.
+ * and [FPGA].  pitch.c builds fh_pitch_len_table[] from it (the pipeline's
+ * and the reference decoder's, csrc/probe/pitch_decode.c);
+ * tests/test_pitch_decode.py checks it against the notes' numbers.
  *
  * FH_PITCH_MESSAGES(FH_X) expands FH_X(type, tag, length, name) once per type:
  *   type    the type byte (0x20 ...)

@@ -109,6 +109,16 @@ FH_INLINE void fh_shm_event_commit(fh_shm_t *s, fh_shm_event_t *e)
 /* Copy the counters into the segment (cold path: every few thousand frames). */
 void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns);
 
+/* Raw reads, before widening: slot copies as the writer laid them out
+ * (slot_size bytes each) and ring events as written.  Not in the ABI
+ * (fh_api.h): the package reads widened (fh_shm_read_book(s),
+ * fh_shm_read_events); the test probes (csrc/probe/probe_api.h, which
+ * documents them) and the fuzz harnesses compare the two. */
+int fh_shm_read_slot(const uint8_t *base, uint32_t locate, uint8_t *out, uint32_t max_spins);
+uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint8_t *out, uint32_t max_spins);
+uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
+                            uint64_t *lapped);
+
 
 /* The consolidated BBO entry of `sym` (a space-padded symbol word): found, or
  * claimed when `claim` (compare-and-swap: lanes publishing the same symbol from

@@ -21,6 +21,46 @@ if _core_version != __version__:  # a stale in-place build next to a newer check
 
 ERR_NAMES = [ffi.string(lib.fh_err_name(i)).decode() for i in range(lib.FH_ERR__COUNT)]
 
+# fh_build_info's on/off keys (the others are numbers or words).
+_BUILD_FLAGS = ("zstd", "sanitize", "exact_buffers")
+
+
+def build_info() -> str:
+    """What the C core was built with, as the core says it: space-separated
+    ``key=value`` words (fh_api.h, fh_build_info)."""
+    buf = ffi.new("char[]", 256)
+    n = lib.fh_build_info(buf, len(buf))
+    if n >= len(buf):
+        buf = ffi.new("char[]", n + 1)
+        lib.fh_build_info(buf, len(buf))
+    return ffi.string(buf).decode()
+
+
+def build_features() -> dict:
+    """What this install was built with::
+
+        {"zstd": True,            # zstd inputs are read (libzstd found at build time)
+         "sanitize": False,       # AddressSanitizer compiled in (FEEDHANDLER_SANITIZE=1)
+         "exact_buffers": False,  # inputs read into exact-size heap buffers, not mapped
+         "stream_buf": 8388608,   # bytes: the streaming buffer of compressed/piped inputs
+         "stream_in": 1048576,    # bytes asked of each read(2) of them
+         "compiler": "gcc-12.2.0",
+         "dpdk": False}           # feedhandler._dpdk imports (`feedhandler run` works)
+
+    Every key but ``dpdk`` comes from the core itself (:func:`build_info`)."""
+    out: dict = {}
+    for word in build_info().split():
+        key, _, value = word.partition("=")
+        if key in _BUILD_FLAGS:
+            out[key] = value == "1"
+        elif value.isdigit():
+            out[key] = int(value)
+        else:
+            out[key] = value
+    from .dpdk import available         # imports replay, which imports this module
+    out["dpdk"] = available()
+    return out
+
 
 def errbuf():
     """A buffer for the C core's error messages (``char[ERR_LEN]``)."""

@@ -1,5 +1,8 @@
-/* fuzz_pitch.c -- libFuzzer harness: the Cboe PITCH unit walker and decoder
- * (csrc/pitch.h, csrc/pitch.c), not yet wired into the pipeline.
+/* fuzz_pitch.c -- libFuzzer harness: the Cboe PITCH reference decoder and its
+ * unit walker (csrc/probe/pitch_decode.c: the test hook the tests hold the
+ * generator and the scapy layers to; the pipeline's own PITCH path is fuzzed
+ * by fuzz_frames).  scripts/fuzz.sh compiles the top level of csrc/ only, so
+ * the decoder is compiled in here.
  *
  * Byte 0 picks the out[] capacity (0..15).  The rest is one UDP payload, in
  * an exact-size heap copy so ASan sees a read one byte past it.  Invariants:
@@ -9,7 +12,7 @@
  * counted; a payload shorter than the header is counted truncated and walks
  * nothing. */
 #include "fuzz_common.h"
-#include "pitch.h"
+#include "probe/pitch_decode.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -83,10 +83,10 @@ def run_once(path, mode, cpu, extra):
 def build_reads_zstd():
     """Whether the build this interpreter runs was compiled with libzstd."""
     try:
-        from feedhandler.core import lib
+        from feedhandler.core import build_features
     except ImportError:
         return True
-    if not lib.fh_input_have_zstd():
+    if not build_features()["zstd"]:
         print("this build has no zstd support: the zstd row is left out", file=sys.stderr)
         return False
     return True

@@ -110,7 +110,7 @@ def hiccups(core, seconds, touch=0):
     finally:
         os.sched_setaffinity(0, before)
     s = summary(ffi, lib, h)
-    gaps = [(int(lib.fh_hist_bucket_high(i)), int(h.counts[i])) for i in range(lib.FH_HIST_COUNTS) if h.counts[i]]
+    gaps = [(int(probe.fh_hist_bucket_high(i)), int(h.counts[i])) for i in range(lib.FH_HIST_COUNTS) if h.counts[i]]
     over10 = sum(c for g, c in gaps if g > 10000)
     over50 = sum(c for g, c in gaps if g > 50000)
     # The floor these gaps put under a packet's lateness: a packet due at a

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+import feedhandler._probe as probe  # test/measurement hooks: fh_hist_record_n
 from feedhandler.core import ffi, lib
 from feedhandler.latency import summary, distribution
 from feedhandler.shm import ShmError, attach
@@ -55,7 +56,7 @@ def main(argv=None):
         if len(ev):
             now = seg.clock_ns()
             lat = np.maximum(now - ev["publish_ts"].astype(np.int64), 0).astype(np.uint64)
-            lib.fh_hist_record_n(h, ffi.cast("uint64_t *", ffi.from_buffer(lat)), len(lat))
+            probe.lib.fh_hist_record_n(h, ffi.cast("uint64_t *", ffi.from_buffer(lat)), len(lat))
             n += len(ev)
             continue
         if finished or (args.duration and time.monotonic() - t0 > args.duration):

@@ -444,10 +444,11 @@ def test_rate_day(tmp_path):
 
 
 def test_core_pitch_decoder_agrees(small):
-    """The feed handler's own PITCH decoder (csrc/pitch.h) accepts every message
-    and reads the same order ids, quantities, prices and symbols as scapy."""
-    core = pytest.importorskip("feedhandler.core")
-    ffi, lib = core.ffi, core.lib
+    """The feed handler's PITCH reference decoder (csrc/probe/pitch_decode.c, a
+    test hook) accepts every message and reads the same order ids, quantities,
+    prices and symbols as scapy."""
+    probe = pytest.importorskip("feedhandler._probe")
+    ffi, lib = probe.ffi, probe.lib
     out = ffi.new("fh_pitch_msg_t *")
     n = 0
     for _, dst, _, _, payload in _line(small[2], "224."):

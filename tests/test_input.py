@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from feedhandler.core import lib
+from feedhandler.core import build_features, lib
 from feedhandler.replay import Replay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +22,7 @@ PCAPS = os.path.join(ROOT, "pcaps")
 DATA = os.path.join(ROOT, "tests", "data")
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=1024, silence_ms=120_000)
 ZSTD = shutil.which("zstd")
-HAVE_ZSTD = bool(lib.fh_input_have_zstd())
+HAVE_ZSTD = build_features()["zstd"]
 # Counters that measure time, not what was decoded.
 TIMING = {"elapsed_ns", "elapsed_s", "msgs_per_s", "memory", "lanes"}
 

@@ -7,6 +7,7 @@ import pytest
 from feedhandler.core import ffi, lib
 from feedhandler import shm
 from feedhandler import _gen
+import feedhandler._probe as probe
 
 
 def test_msg_layout():
@@ -23,6 +24,9 @@ def test_msg_layout():
 
 
 def test_pitch_layout():
+    """The PITCH reference decoder's structs (a test hook: feedhandler._probe;
+    csrc/probe/pitch_decode.c asserts the same numbers)."""
+    ffi, lib = probe.ffi, probe.lib
     assert ffi.sizeof("fh_pitch_msg_t") == 88
     assert [ffi.offsetof("fh_pitch_msg_t", f) for f in (
         "type", "side", "flags", "status", "reg_sho_action", "auction_type", "customer_indicator")] == list(range(7))

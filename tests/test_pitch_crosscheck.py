@@ -1,5 +1,5 @@
 """PITCH messages crafted with the scapy layers (feedhandler.scapy_pitch) decode in
-the C decoder (csrc/pitch.h) to the same fields: two implementations of the
+the C reference decoder (csrc/probe/pitch_decode.c, feedhandler._probe) to the same fields: two implementations of the
 layouts, written apart, checked against each other."""
 import random
 
@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("scapy")
 
-from feedhandler.core import ffi, lib  # noqa: E402
+from feedhandler._probe import ffi, lib  # noqa: E402  (its FFI includes the core's: FH_DECODE_OK)
 from feedhandler import scapy_pitch as S  # noqa: E402
 
 

@@ -1,5 +1,6 @@
-"""The Cboe US Equities Multicast PITCH decode layer (csrc/pitch_spec.h,
-csrc/pitch.h, csrc/pitch.c), standalone: every one of the 20 messages built by
+"""The Cboe US Equities Multicast PITCH reference decoder (csrc/pitch_spec.h,
+csrc/pitch.c's length table, csrc/probe/pitch_decode.c; a test hook in
+feedhandler._probe, not the pipeline's path): every one of the 20 messages built by
 hand from the layouts in docs/pitch-spec-notes.md with struct.pack('<...'),
 decoded through lib.fh_pitch_decode with every field of fh_pitch_msg_t
 checked; lengths off by one rejected; whole Sequenced Units walked.
@@ -11,7 +12,8 @@ import struct
 
 import pytest
 
-from feedhandler.core import ffi, lib
+# The decoder is a test hook; the probe's FFI includes the core's (FH_DECODE_*, FH_ERR__COUNT).
+from feedhandler._probe import ffi, lib
 
 # docs/pitch-spec-notes.md section 4: type -> total length (Length byte value).
 # Add Order Expanded: 41 in the current spec (40 in the older BATS-era one).

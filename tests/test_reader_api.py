@@ -19,6 +19,7 @@ import frames as F  # noqa: E402
 
 from feedhandler import shm  # noqa: E402
 from feedhandler.core import ffi, lib  # noqa: E402
+import feedhandler._probe as probe  # noqa: E402  (test hooks: the raw ring reader)
 from feedhandler.errors import ShmError, WriterDied  # noqa: E402
 from feedhandler.replay import Replay  # noqa: E402
 from feedhandler.shm import EV_BBO, EV_TRADE, Lapped, attach, format_price, price_float, to_pandas  # noqa: E402
@@ -119,7 +120,7 @@ def test_wire_values_above_int64_read_as_int64_max(name, tmp_path):
         # The raw ring holds the wire value.
         raw = np.empty(16, dtype=shm.SHM_EVENT_DTYPE)
         cur, lost = ffi.new("uint64_t *", 0), ffi.new("uint64_t *", 0)
-        n = lib.fh_shm_poll_events(seg._base, 0, cur, ffi.from_buffer("fh_shm_event_t[]", raw), 16, lost)
+        n = probe.lib.fh_shm_poll_events(seg._base, 0, cur, ffi.from_buffer("fh_shm_event_t[]", raw), 16, lost)
         rt = raw[:n][raw[:n]["type"] == EV_TRADE]
         assert int(rt["qty1"][0]) == 2 ** 64 - 1 and int(rt["qty2"][0]) == 2 ** 64 - 2
     del r

@@ -1,7 +1,9 @@
 /* probe.c -- test and measurement hooks (probe_api.h), the feedhandler._probe
  * extension: nothing here is in the production core.  They use the core's
- * inline writer helpers (shm.h) and its TSC clock (tsc.h, tsc.c compiled in),
- * so they exercise the same code paths the pipeline runs. */
+ * inline writer helpers (shm.h), its histograms (hist.h) and its TSC clock
+ * (tsc.h, tsc.c compiled in), so they exercise the same code paths the
+ * pipeline runs.  The raw shared-memory readers are the core's own (shm.c
+ * compiled in); the PITCH reference decoder is pitch_decode.c. */
 #include <stdlib.h>
 
 #include "fh_common.h"
@@ -44,6 +46,18 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
         fh_shm_event_commit(&s, e);
     }
 }
+
+/* ------------------------------------------------------- histograms */
+
+uint64_t fh_hist_max_ns(void) { return FH_HIST_MAX_NS; }
+
+void fh_hist_record_n(fh_hist_t *h, const uint64_t *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++) fh_hist_record(h, values[i]);
+}
+
+uint64_t fh_hist_bucket_low(uint32_t index) { return fh_hist_lowest(index); }
+uint64_t fh_hist_bucket_high(uint32_t index) { return fh_hist_highest(index); }
 
 /* --------------------------------------------------- machine jitter */
 

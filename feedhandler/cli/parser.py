@@ -16,13 +16,37 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS = (replay, run, book, stats, gen, rewind_server, glimpse_server)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version_text() -> str:
+    """`feedhandler --version`: the version, then what this install was built
+    with (feedhandler.core.build_features())."""
     from .. import __version__
+    from ..core import build_features
+
+    def word(v):
+        return ("yes" if v else "no") if isinstance(v, bool) else str(v)
+    built = " ".join("%s=%s" % (k, word(v)) for k, v in build_features().items())
+    return "feedhandler %s\nbuilt with: %s" % (__version__, built)
+
+
+class _VersionAction(argparse.Action):
+    """--version, with the build description read only when asked for (it
+    imports the DPDK extension where there is one)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(version_text() + "\n")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="feedhandler",
         description="Low-latency NASDAQ TotalView-ITCH 5.0 / MoldUDP64 feed handler with a C core.",
         epilog="Run `feedhandler COMMAND --help` for each command's options.")
-    p.add_argument("--version", action="version", version="feedhandler " + __version__)
+    p.add_argument("--version", action=_VersionAction,
+                   help="show the version and what this install was built with (zstd, DPDK, sanitizers), and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:
