@@ -389,9 +389,12 @@ class SoupServer:
 # whole, or refused by the lane: nothing of it applied); or none: gap_ok's
 # stream (a book, then one live packet past a hole) gives the hole up only at
 # the end of the input, which takes no snapshot (in the harness too: no
-# request is pending when it looks, so it posts nothing).
+# request is pending when it looks, so it posts nothing).  gap_repaired is
+# gap_ok with two live packets: the second, 10 ms on, ends the hole's window
+# and the gap is repaired from the snapshot.
 SNAPSHOT_SEEDS = {"late_ok": "applied", "late_ok_publish": "applied", "heartbeats": "applied",
-                  "bad_msg": "refused", "no_end": "refused", "past": "refused", "gap_ok": "none"}
+                  "gap_repaired": "applied", "bad_msg": "refused", "no_end": "refused", "past": "refused",
+                  "gap_ok": "none"}
 SNAP = inputs("fuzz_snapshot")
 
 
@@ -434,6 +437,7 @@ def test_snapshot(path):
     want = SNAPSHOT_SEEDS.get(os.path.basename(path)) if "/corpus/" in path else None
     if want == "applied":
         assert log and log[0]["ok"] and st["snapshots"] >= 1 and nblocks > 0
+        assert log[0]["next_seq"] == (3 if had_book else 6)       # the hole, or the late join
         assert st["book"]["adds"] >= nblocks - 1            # its adds reached the book (one message is R)
     elif want == "refused":
         assert log and st["snapshots"] == 0 and st["snapshot_failures"] >= 1
