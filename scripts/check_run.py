@@ -42,8 +42,9 @@ except ImportError:                      # Python < 3.11
 
 
 def _zstd() -> bool:
+    """The core reads zstd, and the zstd program (which the tests compress with) is here."""
     from feedhandler.core import build_features
-    return bool(build_features()["zstd"])
+    return bool(build_features()["zstd"]) and shutil.which("zstd") is not None
 
 
 def _dpdk() -> bool:
@@ -67,7 +68,8 @@ def _cpus2() -> bool:
 
 # name -> (what it is and how to get it, check, promised on Debian 12 as root)
 COMPONENTS = {
-    "zstd": ("zstd input support in the C core (apt install libzstd-dev, then scripts/setup.sh rebuilds)",
+    "zstd": ("zstd input support in the C core and the zstd program (apt install libzstd-dev zstd, then "
+             "scripts/setup.sh rebuilds)",
              _zstd, True),
     "dpdk": ("the DPDK extension feedhandler._dpdk (apt install libdpdk-dev, then scripts/setup.sh rebuilds)",
              _dpdk, True),

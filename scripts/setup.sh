@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh Debian 12 machine (as root) or a laptop:
 #   - system packages where we can install them (apt, as root): compiler, Python
-#     headers and venv, zlib; libzstd-dev (.zst inputs), libdpdk-dev (the
+#     headers and venv, zlib; libzstd-dev and zstd (.zst inputs), libdpdk-dev (the
 #     kernel-bypass source), tshark (capture checks), clang-14 +
 #     libclang-rt-14-dev (libFuzzer) where the machine's apt sources have them
 #   - a virtual environment in .venv with the package built (CFFI compiles csrc/)
@@ -37,6 +37,7 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 # What the full test run expects on Debian 12 (scripts/test.sh checks that each is there).
 optional_apt=()
 pkg-config --exists libzstd 2>/dev/null || optional_apt+=(libzstd-dev)
+command -v zstd >/dev/null 2>&1 || optional_apt+=(zstd)
 pkg-config --exists libdpdk 2>/dev/null || optional_apt+=(libdpdk-dev)
 command -v tshark >/dev/null 2>&1 || optional_apt+=(tshark)
 command -v clang-14 >/dev/null 2>&1 || optional_apt+=(clang-14)
@@ -143,5 +144,6 @@ offered = dict(kv.split("=") for kv in sys.argv[1].split())
 for k in ("zstd", "dpdk"):
     if offered[k] == "yes" and not have[k]:
         sys.exit("setup: the machine offers %s but the build has none: see the build log (pip install -v -e .)" % k)
-print(" ".join("%s=%s" % (k, "yes" if v else "no") for k, v in sorted(have.items())))
+print(" ".join("%s=%s" % (k, {True: "yes", False: "no"}.get(v, v) if isinstance(v, bool) else v)
+               for k, v in sorted(have.items())))
 EOF
