@@ -234,7 +234,8 @@ def test_loss_with_snapshot_server_down_is_a_counted_gap(days, tmp_path):
 # --------------------------------------------------------------- hostile
 
 class Hostile:
-    """A SoupBinTCP server that accepts the login and then misbehaves."""
+    """A SoupBinTCP server that accepts the login and then misbehaves:
+    behave(conn, stop) runs per connection, ``stop`` set by close()."""
 
     def __init__(self, behave):
         self.sock = socket.socket()
@@ -244,30 +245,48 @@ class Hostile:
         self.address = self.sock.getsockname()
         self.behave = behave
         self.connections = 0
+        self.stop = threading.Event()
+        self._threads = []
         self._t = threading.Thread(target=self._serve, daemon=True)
         self._t.start()
 
     def _serve(self):
-        while True:
+        self.sock.settimeout(0.05)             # a closed listening socket does not wake accept()
+        while not self.stop.is_set():
             try:
                 c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return
+            c.settimeout(None)
             self.connections += 1
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+            t = threading.Thread(target=self._one, args=(c,), daemon=True)
+            self._threads.append(t)
+            t.start()
 
     def _one(self, c):
         try:
-            c.settimeout(5)
-            c.recv(49)
-            self.behave(c)
+            c.settimeout(60)
+            got = b""
+            while len(got) < 49:              # the whole login request, however it arrives
+                d = c.recv(49 - len(got))
+                if not d:
+                    return
+                got += d
+            self.behave(c, self.stop)
         except OSError:
             pass
         finally:
             c.close()
 
     def close(self):
+        self.stop.set()
+        self._t.join(60)
         self.sock.close()
+        for t in self._threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in [self._t] + self._threads), "the hostile server did not stop"
 
 
 def accepted(seq=1):
@@ -303,15 +322,22 @@ def snapshot_bytes(path, at):
 
 def hostile_cases(msgs, at):
     body = b"".join(seqd(m) for m in msgs)
+
+    def never_ends(c, stop):
+        # Heartbeats until the client gives up (its sends then fail) or the test ends.
+        c.sendall(accepted())
+        while not stop.wait(0.05):
+            c.sendall(soup.packet(b"H"))
+
     return {
-        "rejected": (lambda c: c.sendall(soup.packet(b"J", b"A")), "rejected"),
-        "truncated": (lambda c: c.sendall(accepted() + body[:len(body) // 2] + b"\x00\x30S"), "closed"),
-        "zero_length": (lambda c: c.sendall(accepted() + b"\x00\x00"), "corrupt"),
-        "never_ends": (lambda c: [c.sendall(soup.packet(b"H")) or time.sleep(0.05) for _ in range(200)], "too_long"),
-        "dropped_mid_snapshot": (lambda c: c.sendall(accepted() + body[:len(body) // 3]), "closed"),
-        "session_ends_first": (lambda c: c.sendall(accepted() + body + soup.packet(b"Z")), "no_end"),
-        "in_the_past": (lambda c: c.sendall(accepted() + body + eos(at - 50)), None),
-        "far_ahead": (lambda c: c.sendall(accepted() + body + eos(at + (1 << 30))), None),
+        "rejected": (lambda c, stop: c.sendall(soup.packet(b"J", b"A")), "rejected"),
+        "truncated": (lambda c, stop: c.sendall(accepted() + body[:len(body) // 2] + b"\x00\x30S"), "closed"),
+        "zero_length": (lambda c, stop: c.sendall(accepted() + b"\x00\x00"), "corrupt"),
+        "never_ends": (never_ends, "too_long"),
+        "dropped_mid_snapshot": (lambda c, stop: c.sendall(accepted() + body[:len(body) // 3]), "closed"),
+        "session_ends_first": (lambda c, stop: c.sendall(accepted() + body + soup.packet(b"Z")), "no_end"),
+        "in_the_past": (lambda c, stop: c.sendall(accepted() + body + eos(at - 50)), None),
+        "far_ahead": (lambda c, stop: c.sendall(accepted() + body + eos(at + (1 << 30))), None),
     }
 
 
@@ -399,20 +425,30 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
     (_, at), = cut(path, cutp, frac=0.5).items()
     whole, _, _ = run(path, tmp_path, "whole")
     cmd = [sys.executable, "-m", "feedhandler", "replay", "-q", "--shm", name, "--max-instruments", "64"]
-    first = subprocess.Popen(cmd + ["--speed", "20000", path], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    # The first handler is given the capture's first half as a file, then a FIFO
+    # nobody ever writes to: it is still running (waiting on the FIFO) when killed,
+    # however fast or slow the machine.
+    recs = F.parse_pcap(open(path, "rb").read())
+    half = str(tmp_path / "half.pcap")
+    with open(half, "wb") as f:
+        f.write(F.pcap_bytes(recs[:len(recs) // 2]))
+    fifo = str(tmp_path / "rest.fifo")
+    os.mkfifo(fifo)
+    first = subprocess.Popen(cmd + [half, fifo], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         seg = None
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and first.poll() is None:
             try:
-                seg = attach(name)
+                if seg is None:
+                    seg = attach(name)
                 if seg.counters()["messages"] > 1000:
                     break
             except Exception:
                 pass
             time.sleep(0.05)
-        assert seg is not None and seg.state == "running"
+        assert seg is not None and seg.counters()["messages"] > 1000, first.poll()
+        assert seg.state == "running"
         pid1 = seg.writer_pid
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -431,6 +467,7 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
     finally:
         if first.poll() is None:
             first.kill()
+            first.wait(10)
         try:
             os.unlink("/dev/shm/" + name)
         except OSError:
