@@ -3,10 +3,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from feedhandler import progress
 from feedhandler.progress import run_with_progress
 from feedhandler.replay import Replay
 
@@ -18,15 +20,63 @@ def cli(*args, **kw):
                           timeout=120, **kw)
 
 
-def test_progress_bar_after_one_second(capsys):
-    assert run_with_progress(lambda: time.sleep(1.4) or 7, lambda: (5, 10), "work", enabled=True) == 7
+class FakeClock:
+    """feedhandler.progress's time.monotonic, moved by the test: "more than a
+    second" is then what the test says it is, not how long a busy machine
+    took to run a thread."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.reads = 0
+
+    def monotonic(self):
+        self.reads += 1
+        return self.now
+
+    def wait_reads(self, n):
+        """Until the polling thread has read the clock n more times (each read
+        is a chance to draw), bounded by a generous real-time deadline."""
+        want = self.reads + n
+        end = time.monotonic() + 60
+        while self.reads < want and time.monotonic() < end:
+            time.sleep(0.01)
+        assert self.reads >= want, "the progress loop stopped polling"
+
+
+def test_progress_bar_after_one_second(capsys, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(progress, "time", clock)
+    polled = threading.Event()
+    early = []
+
+    def poll():
+        polled.set()
+        return 5, 10
+
+    def work():
+        clock.now = 0.9                      # under a second: polled twice, no bar yet
+        clock.wait_reads(2)
+        early.append(polled.is_set())
+        clock.now = 1.5                      # past it: the next poll draws the bar
+        assert polled.wait(60), "no bar after a second"
+        return 7
+
+    assert run_with_progress(work, poll, "work", enabled=True) == 7
+    assert early == [False]
     err = capsys.readouterr().err
     assert "work" in err and "[" in err and "%" in err
 
 
-def test_no_progress_bar_when_quick_or_disabled(capsys):
+def test_no_progress_bar_when_quick_or_disabled(capsys, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(progress, "time", clock)
+    # Quick: done before the clock passes a second (here it never moves).
     run_with_progress(lambda: None, lambda: (1, 1), "quick", enabled=True)
-    run_with_progress(lambda: time.sleep(1.2), lambda: (1, 2), "off", enabled=False)
+
+    def slow():
+        clock.now = 5.0                      # well past a second, but the bar is off
+        time.sleep(0.3)                      # a few polls of 100 ms (no bar however many)
+    run_with_progress(slow, lambda: (1, 2), "off", enabled=False)
     assert capsys.readouterr().err == ""
 
 

@@ -161,7 +161,7 @@ def test_speed_cli_values():
         p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--speed", bad],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and "speed" in p.stderr, bad
-    # realtime on a 17-hour capture: still running after a second, and Ctrl-C stops it cleanly.
+    # realtime on a 17-hour capture: still running once it replays, and Ctrl-C stops it cleanly.
     import signal
     import time
     p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", "-q", "--mode", "decode", "--speed",
@@ -170,8 +170,19 @@ def test_speed_cli_values():
                          # SIGINT may be inherited ignored (a suite started in the background)
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        time.sleep(1.5)
-        assert p.poll() is None
+        # Interrupted once it is replaying (the capture mapped: past start-up, which
+        # can take seconds on a busy machine), not after a fixed time.
+        sample = os.path.realpath(os.path.join(ROOT, "pcaps", "sample.pcap"))
+        end = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < end:
+            try:
+                with open("/proc/%d/maps" % p.pid) as f:
+                    if sample in f.read():
+                        break
+            except OSError:
+                pass
+            time.sleep(0.02)
+        assert p.poll() is None              # paced: 17 hours of capture cannot be over
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
     finally:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -138,9 +139,13 @@ def test_hiccups_probe_records_only_gaps_over_the_threshold():
     lost = probe.fh_hiccups(20_000_000, 0, 0, h)         # every gap: one per TSC read
     assert h.count > 1000 and lost == h.sum and h.min <= 1000
     h2 = ffi.new("fh_hist_t *")
+    t0 = time.monotonic_ns()
     lost2 = probe.fh_hiccups(20_000_000, 5000, 0, h2)
+    t1 = time.monotonic_ns()
     assert lost2 == h2.sum and (h2.count == 0 or h2.min > 5000)
-    assert lost2 < 20_000_000
+    # What it lost lies within the call (10 % for the TSC calibration's error); not
+    # within its 20 ms: descheduled across the end, one gap alone can be longer.
+    assert lost2 <= 1.1 * (t1 - t0), (lost2, t1 - t0)
     h3 = ffi.new("fh_hist_t *")                       # reading through 4 MB while timing
     lost3 = probe.fh_hiccups(20_000_000, 0, 4 << 20, h3)
     assert lost3 == h3.sum and h3.count > 1000

@@ -408,16 +408,24 @@ def test_results_a_caller_keeps_are_never_reused(name):
 def test_attach_waits_for_the_segment(name):
     import threading
     made = []
+    missed = threading.Event()
 
     def later():
+        # Only once the attach without wait has missed it (not after a fixed
+        # time the test might oversleep), then a little later: attach(wait=)
+        # is most likely waiting by then, and passes either way.
+        missed.wait(60)
         time.sleep(0.3)
         made.append(Replay(shm=name, **SMALL))
     t = threading.Thread(target=later)
     t.start()
-    with pytest.raises(ShmError, match="no shared-memory segment"):
-        attach(name)                                     # not there yet, no wait
+    try:
+        with pytest.raises(ShmError, match="no shared-memory segment"):
+            attach(name)                                 # not there yet, no wait
+    finally:
+        missed.set()
     seg = attach(name, wait=30)
-    t.join()
+    t.join(60)
     assert seg.state in ("starting", "running")
     seg.close()
     made[0].finish()
