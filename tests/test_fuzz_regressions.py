@@ -187,15 +187,23 @@ def test_rerequest(path):
     replies = split_replies(data)
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(("127.0.0.1", 0))
-    srv.settimeout(2.0)
+    srv.settimeout(0.05)
     sent = []
+    done = threading.Event()
 
     def serve():
         # The first request gets every reply of the input, in order; later
         # ones nothing (the client then times out and gives the hole up).
-        try:
-            _, addr = srv.recvfrom(65536)
-        except OSError:
+        # Waits for it until the replay is over, however long it takes to start.
+        while not done.is_set():
+            try:
+                _, addr = srv.recvfrom(65536)
+                break
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+        else:
             return
         for rep in replies:
             srv.sendto(rep, addr)
@@ -210,7 +218,8 @@ def test_rerequest(path):
         r.finish()
         st = r.stats()
     finally:
-        t.join(5)
+        done.set()
+        t.join(60)
         srv.close()
     check_counters(st)
     assert len(sent) == len(replies)
@@ -345,8 +354,10 @@ def snapshot_of_stream(p):
 
 class SoupServer:
     """Sends the input's byte stream, as a GLIMPSE server would, to every
-    client once it has read the login request; then waits for the client to
-    hang up."""
+    client once it has read the login request, then ends its side (the
+    harness's stream ends there too: a stream without End of Snapshot is a
+    closed connection at once, not a wait for the client's timeout) and waits
+    for the client to hang up."""
 
     def __init__(self, data):
         self.data = data
@@ -366,9 +377,10 @@ class SoupServer:
                 return
             self.connections += 1
             try:
-                c.settimeout(5)
+                c.settimeout(60)
                 c.recv(49)
                 c.sendall(self.data)
+                c.shutdown(socket.SHUT_WR)
                 while c.recv(4096):
                     pass
             except OSError:
@@ -408,8 +420,11 @@ def test_snapshot(path):
     have_eos, eos_seq, nblocks = snapshot_of_stream(data[1:])
     srv = SoupServer(data[1:])
     try:
-        r = Replay(mode="book" if opt & 1 else "publish", snapshot="%s:%d" % srv.address, snapshot_timeout_ms=1000,
-                   **SMALL)
+        # The lane waits as long as only a hung fetch would take (each try then has
+        # 30 s, its reads 5 s): a snapshot the server sends whole is applied
+        # however slow the machine, and one it does not ends with the connection.
+        r = Replay(mode="book" if opt & 1 else "publish", snapshot="%s:%d" % srv.address,
+                   snapshot_timeout_ms=120_000, **SMALL)
         try:
             res = r.run_buffer(snapshot_capture(had_book, live))
             assert res.ok, res.error
