@@ -21,8 +21,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 QUICK=0
 if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
+# With arguments, pytest gets exactly them (pyproject.toml's testpaths when
+# none of them is a path); without, the whole of tests/.
 FLOOR=()
-[ $# -gt 0 ] && FLOOR=(--no-floor)
+TESTS=(tests)
+if [ $# -gt 0 ]; then FLOOR=(--no-floor); TESTS=(); fi
 start=$SECONDS
 bash scripts/setup.sh
 PY=$ROOT/.venv/bin/python
@@ -33,7 +36,7 @@ if [ "$QUICK" = 1 ]; then
     echo "== tests (optimised build, quick: not marked slow)"
     rm -f build/junit-quick.xml
     rc=0
-    "$PY" -m pytest -q -m "not slow" --junitxml="$ROOT/build/junit-quick.xml" "$@" tests || rc=$?
+    "$PY" -m pytest -q -m "not slow" --junitxml="$ROOT/build/junit-quick.xml" "$@" "${TESTS[@]}" || rc=$?
     "$PY" scripts/check_run.py junit quick "${FLOOR[@]}" build/junit-quick.xml || rc=1
     [ "$rc" = 0 ] || exit "$rc"
     echo "== quick tests passed in $((SECONDS - start)) s (the full run: scripts/test.sh)"
@@ -54,7 +57,7 @@ trap 'rm -rf "$ASAN_TREE"' EXIT
 # pyproject.toml in its directory with the venv's setuptools, and one older than
 # the SPDX `license = "MIT"` (setuptools < 77; pip builds in its own, newer one)
 # rejects the file.
-cp -r csrc cffi_build feedhandler tests scripts docs setup.py "$ASAN_TREE"/
+cp -r csrc cffi_build feedhandler tests scripts docs fuzz setup.py "$ASAN_TREE"/
 [ -d pcaps ] && cp -r pcaps "$ASAN_TREE"/
 # Every extension the tests load, sanitized: the core, the generator and the
 # test/probe hooks (the generator and the probes compile core sources too).
@@ -71,7 +74,7 @@ asan_build=$!
 
 echo "== tests (optimised build)"
 rm -f build/junit-*.xml
-"$PY" -m pytest -q --junitxml="$ROOT/build/junit-optimised.xml" "$@" tests
+"$PY" -m pytest -q --junitxml="$ROOT/build/junit-optimised.xml" "$@" "${TESTS[@]}"
 "$PY" scripts/check_run.py junit optimised "${FLOOR[@]}" build/junit-optimised.xml
 
 echo "== tests (AddressSanitizer + UBSan build)"
@@ -94,7 +97,7 @@ assert f["sanitize"], f
 assert f["zstd"] == bool(int(sys.argv[2])), ("the sanitized build must read zstd as the optimised one does", f)' \
     "$ASAN_TREE" "$("$PY" -c 'from feedhandler.core import build_features as b; print(int(b()["zstd"]))')"
 if [ $# -gt 0 ]; then
-    asan "$PY" -m pytest -q -p no:cacheprovider --junitxml="$ROOT/build/junit-sanitized.xml" "$@" tests
+    asan "$PY" -m pytest -q -p no:cacheprovider --junitxml="$ROOT/build/junit-sanitized.xml" "$@"
     "$PY" scripts/check_run.py junit sanitized "${FLOOR[@]}" build/junit-sanitized.xml
 else
     # The sanitized suite is CPU-bound (ASan costs 2-3x): two halves at once,

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow           # benchmark scripts end to end, seconds each: not in --quick
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["bench.py", "bench_book.py", "bench_decode.py", "bench_dpdk.py", "bench_engine.py", "bench_gen.py",
            "bench_latency.py", "bench_scale.py", "latency_report.py", "reader_latency.py", "bench_input.py",

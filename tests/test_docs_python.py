@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow           # every docs block, a replay and a reader each: not in --quick
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "python.md")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)

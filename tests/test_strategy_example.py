@@ -11,6 +11,8 @@ import pytest
 
 from feedhandler.shm import EV_BBO, EV_STALE, attach
 
+pytestmark = pytest.mark.slow           # the example strategy beside three replays: not in --quick
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "strategy_example.py")
 LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} (\S+)\s+(BUY|SELL)\s+tob ([+-]\d+\.\d+)  depth5 ([+-]\d+\.\d+)  "
