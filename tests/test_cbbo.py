@@ -250,6 +250,7 @@ def test_without_a_config_consolidation_starts_when_a_second_venue_appears(tmp_p
         os.unlink("/dev/shm/" + name2)
 
 
+@pytest.mark.slow
 def test_mixed_run_per_venue_books_equal_separate_runs_at_one_and_two_cores(tmp_path):
     """ITCH + two PITCH venues in one run give, venue by venue, the books of
     three separate runs (one venue each), at one core and at two."""

@@ -38,6 +38,8 @@ from feedhandler.shm import ShmError, attach
 
 import frames as F
 
+pytestmark = pytest.mark.slow           # killed and stalled processes, seconds each: not in --quick
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 17, max_instruments=64, ring_events=1 << 14)
 SEC = 1_000_000_000

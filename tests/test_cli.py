@@ -102,6 +102,7 @@ def sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_sigint_prints_counters_and_exits_130(tmp_path):
     fifo = tmp_path / "feed"
     os.mkfifo(fifo)

@@ -10,6 +10,8 @@ import pytest
 
 from feedhandler.dpdk import available
 
+pytestmark = pytest.mark.slow           # an EAL per test, in its own process: not in --quick
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
 NO_DPDK = pytest.mark.skipif(not available(), reason="no DPDK support in this install (feedhandler._dpdk not "

@@ -122,6 +122,7 @@ def lossy(tmp_path_factory):
 
 # -------------------------------------------------------------------- tests
 
+@pytest.mark.slow
 def test_deterministic(day, tmp_path):
     prefix, summary, _, _ = day
     again = str(tmp_path / "again")
@@ -364,6 +365,7 @@ def test_small_payload_and_batch(tmp_path):
     assert max(len(p[6]) for p in pkts) <= 200
 
 
+@pytest.mark.slow
 def test_lines_ab_with_loss(day, lossy):
     prefix, s, pkts = lossy
     assert s["lines"] == "ab"

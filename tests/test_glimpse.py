@@ -466,6 +466,7 @@ def _data_before_login(c, stop):
     until_closed(c, stop)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script,reason,kw", [
     (_reject, "rejected", {}),
     (_truncated, "closed", {}),

@@ -175,6 +175,7 @@ def test_latency_decode_mode_has_no_book_stages(tmp_path):
     assert s["decode"]["count"] == 7079 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
 
 
+@pytest.mark.slow
 def test_report_script_table_plot_and_hgrm(tmp_path):
     pytest.importorskip("matplotlib")
     lat = tmp_path / "a.json"
@@ -209,6 +210,7 @@ def test_report_script_table_plot_and_hgrm(tmp_path):
     assert [float(x[1]) for x in rows] == sorted(float(x[1]) for x in rows)
 
 
+@pytest.mark.slow
 def test_reader_latency_script_follows_a_replay(tmp_path):
     name = "fhtest-rlat-%d" % os.getpid()
     out = tmp_path / "r.json"

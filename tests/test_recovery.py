@@ -109,6 +109,7 @@ def test_dead_server_times_out_and_counts(days, tmp_path):
     assert st["errors"]["rerequest_timeout"] > 0
 
 
+@pytest.mark.slow
 def test_replies_for_another_session_are_ignored(days, tmp_path):
     """A server that answers with the wrong session: nothing applied, counted."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -333,6 +333,7 @@ def test_bad_length_skipped():
 
 # ---------------------------------------------------------------- through a pcap file
 
+@pytest.mark.slow
 def test_docstring_example_pcap_replays(tmp_path):
     """The module docstring's example, written with wrpcap and replayed by the C core."""
     from scapy.utils import wrpcap

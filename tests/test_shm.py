@@ -101,6 +101,7 @@ print(json.dumps({"snaps": snaps, "bad": bad, "busy": busy, "versions": len(vers
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [10, 64])
 def test_no_torn_snapshot_under_full_speed_writer(name, depth):
     """The C writer rewrites one slot (and pushes one event) as fast as it can

@@ -211,6 +211,7 @@ def test_loss_on_both_lines_repaired_from_snapshot(days, tmp_path):
     assert ledger(st)["unaccounted"] == 0
 
 
+@pytest.mark.slow
 def test_loss_with_snapshot_server_down_is_a_counted_gap(days, tmp_path):
     path, _ = days["ab"]
     lossy = str(tmp_path / "lossy.pcap")
@@ -341,6 +342,7 @@ def hostile_cases(msgs, at):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["rejected", "truncated", "zero_length", "never_ends", "dropped_mid_snapshot",
                                   "session_ends_first", "in_the_past", "far_ahead"])
 def test_hostile_snapshot_server(late, tmp_path, case):
