@@ -87,6 +87,12 @@ def test_a_pass_below_its_floor_fails(monkeypatch, tmp_path, capsys):
     assert "below the floor" in capsys.readouterr().err
 
 
+def test_allowed_skips_count_towards_the_floor_others_do_not(monkeypatch, tmp_path):
+    cases = [("tests.test_books", "test_a", None), DPDK_SKIP]
+    assert run_junit(monkeypatch, tmp_path, cases, floor=2, dpdk=(False, False)) == 0
+    assert run_junit(monkeypatch, tmp_path, cases, floor=3, dpdk=(False, False)) == 1
+
+
 def test_a_failure_fails(monkeypatch, tmp_path):
     assert run_junit(monkeypatch, tmp_path, [("tests.test_books", "test_a", "FAIL")]) == 1
 
