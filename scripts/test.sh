@@ -57,7 +57,7 @@ trap 'rm -rf "$ASAN_TREE"' EXIT
 # pyproject.toml in its directory with the venv's setuptools, and one older than
 # the SPDX `license = "MIT"` (setuptools < 77; pip builds in its own, newer one)
 # rejects the file.
-cp -r csrc cffi_build feedhandler tests scripts docs fuzz setup.py "$ASAN_TREE"/
+cp -r csrc cffi_build feedhandler tests scripts docs fuzz setup.py README.md "$ASAN_TREE"/
 [ -d pcaps ] && cp -r pcaps "$ASAN_TREE"/
 # Every extension the tests load, sanitized: the core, the generator and the
 # test/probe hooks (the generator and the probes compile core sources too).
