@@ -102,17 +102,68 @@ def sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def wait_proc(pid, what, pred, limit=60.0):
+    """Until pred() holds for process pid (bounded: only a hang reaches the limit)."""
+    end = time.monotonic() + limit
+    while not pred():
+        assert time.monotonic() < end, "process %d never %s" % (pid, what)
+        time.sleep(0.01)
+
+
+def _wchan(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def wchan_shown():
+    """Whether /proc shows wait channels here: a thread of ours, asleep on an
+    event, reads as something other than 0."""
+    stop, ready = threading.Event(), threading.Event()
+    t = threading.Thread(target=lambda: ready.set() or stop.wait(60), daemon=True)
+    t.start()
+    try:
+        ready.wait(60)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            if _wchan("/proc/self/task/%d/wchan" % t.native_id) not in ("", "0"):
+                return True
+            time.sleep(0.01)
+        return False
+    finally:
+        stop.set()
+        t.join(60)
+
+
+def reading_a_pipe(pid, shown):
+    """A thread of pid sleeps in a pipe read.  Where /proc shows no wait
+    channels, true at once: the test holds either way, this only makes the
+    signal land mid-read."""
+    return not shown or any("pipe" in _wchan("/proc/%d/task/%s/wchan" % (pid, t))
+                            for t in os.listdir("/proc/%d/task" % pid))
+
+
+def sigint_taken(pid):
+    """No SIGINT pending for pid any more: a thread of it has taken the signal."""
+    with open("/proc/%d/status" % pid) as f:
+        pend = {k: int(v, 16) for k, v in (ln.split(":\t") for ln in f if ln.startswith(("SigPnd", "ShdPnd")))}
+    return not any(v & (1 << (signal.SIGINT - 1)) for v in pend.values())
+
+
 @pytest.mark.slow
 def test_sigint_prints_counters_and_exits_130(tmp_path):
     fifo = tmp_path / "feed"
     os.mkfifo(fifo)
     p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", str(fifo)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    shown = wchan_shown()
     try:
-        w = open(fifo, "wb")                 # the replay blocks reading the pipe
-        time.sleep(1.0)
+        w = open(fifo, "wb")                 # returns once the replay has opened the pipe
+        wait_proc(p.pid, "blocked reading the pipe", lambda: reading_a_pipe(p.pid, shown))
         p.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        wait_proc(p.pid, "took the SIGINT", lambda: sigint_taken(p.pid))
         w.close()                            # the reader sees EOF and returns
         out, err = p.communicate(timeout=30)
     finally:
