@@ -335,10 +335,10 @@ def test_wrong_credentials_rejected_while_good_client_served(snap):
 ])
 def test_malformed_login_dropped_and_counted(snap, first):
     with serving(snap) as srv:
-        c = socket.create_connection(srv.address, timeout=10)
+        c = socket.create_connection(srv.address, timeout=60)
         with c:
             c.sendall(first)
-            c.settimeout(10)
+            c.settimeout(60)
             assert c.recv(100) == b""              # dropped, nothing sent
         wait_for(lambda: srv.stats()["malformed_logins"] == 1, "malformed login counted")
         assert fetch_snapshot(*srv.address) == snap
@@ -534,7 +534,7 @@ def test_fetched_packets_dissect_with_scapy(small_day):
     from feedhandler.scapy_layers import EndOfSnapshot, SoupBinTCP, SoupLoginAccepted
     s = build_snapshot(small_day, at_seq=1000)
     with serving(s) as srv:
-        c = socket.create_connection(srv.address, timeout=10)
+        c = socket.create_connection(srv.address, timeout=60)
         with c:
             c.sendall(soup.login_request(sequence=1))
             wire, f, pkts = b"", soup.Framer(), []
@@ -573,7 +573,7 @@ def test_cli_serves_and_stops(day, tmp_path):
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
         err = p.stderr.read()
-        out = "".join(iter(lambda: rest.get(timeout=10), None))
+        out = "".join(iter(lambda: rest.get(timeout=30), None))
     finally:
         if p.poll() is None:
             p.kill()
