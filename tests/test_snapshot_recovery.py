@@ -372,6 +372,36 @@ def test_hostile_snapshot_server(late, tmp_path, case):
             assert log[0]["attempts"] == 1
 
 
+def test_fetch_is_logged_before_the_lane_gets_it(late, tmp_path):
+    """A file replay waits for its snapshot in place: once the fetching thread
+    posts it, the lane applies it and run_file() can return at once.  By then
+    the fetch must be in snapshot_log (it used to be appended after the post:
+    a reader right after the replay found the log empty now and then, as
+    scripts/bench_snapshot.py did on a busy machine)."""
+    path, cutp, at, alone = late
+    snap = build_snapshot(path, at_seq=at)
+    with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
+        svc = r._snapshots
+        svc._fetch = lambda *a, **k: snap
+        real, at_post = svc._lib, []
+
+        class Lib:                        # the C library, noting the log as each post goes out
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def fh_replay_snapshot_post(self, *args):
+                at_post.append([dict(e) for e in svc.log])
+                return real.fh_replay_snapshot_post(*args)
+        svc._lib = Lib()
+        assert r.run_file(cutp, progress=False).ok
+        r.finish()
+        log = r.snapshot_log
+        st = r.stats()
+    assert st["snapshots"] == 1 and st["snapshot_failures"] == 0
+    assert len(at_post) == 1 and at_post[0] == log and len(log) == 1 and log[0]["ok"], (at_post, log)
+    assert log[0]["sequence"] == at and log[0]["messages"] == snap.messages
+
+
 def test_bad_message_refused_by_the_lane(late, tmp_path):
     """The lane checks every message itself before applying any (the client
     checks too; this bypasses it)."""
