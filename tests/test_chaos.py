@@ -727,17 +727,16 @@ def test_both_lines_dead_past_the_silence_timeout(abday, tmp_path):
 
 def test_reader_killed_mid_snapshot(paced, tmp_path, shm_name):
     """A paced writer publishes while two reader processes loop book() /
-    snapshot_all() / events(); one is SIGKILLed mid-run (after a whole round
-    of reads, while the writer is still running: it waits for the rest of its
-    input, held back until both readers have read for a while and the victim
-    is dead).  The writer finishes normally
-    (exit 0) with the counters and books of the run without readers (stats,
-    --dump-books CSV and final slots); the surviving reader saw only
-    consistent snapshots (bids strictly decreasing, asks strictly increasing,
-    never crossed, no empty shown level, zeros past the depth), was never
-    wedged (every call returned, none gave up busy), saw contiguous per-lane
-    event sequences whenever it was not lapped, and saw the segment
-    finished."""
+    snapshot_all() / events(); one is SIGKILLed mid-run (once both readers
+    have done six whole rounds of reads, and while the writer is still
+    running: the rest of its input is held back until the victim is dead).
+    The writer finishes normally (exit 0) with the counters and books of the
+    run without readers (stats, --dump-books CSV and final slots); the
+    surviving reader saw only consistent snapshots (bids strictly decreasing,
+    asks strictly increasing, never crossed, no empty shown level, zeros past
+    the depth), was never wedged (every call returned, none gave up busy),
+    saw contiguous per-lane event sequences whenever it was not lapped, and
+    saw the segment finished."""
     name = shm_name()
     procs = []
     try:
