@@ -16,6 +16,7 @@
 # from the summary, fails the script too: a fuzz step never passes unrun.
 #
 #   scripts/fuzz.sh --check      exit 0 if clang-14 can build a harness here
+#   scripts/fuzz.sh --list       every harness, one a line (each file in fuzz/)
 #
 # Environment: FUZZ_JOBS is not supported on purpose (harnesses run one at a
 # time: CI machines have 2 cores); FUZZ_KEEP_CORPUS=1 keeps the work corpora
@@ -28,15 +29,16 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CHECK_ONLY=0
 if [ "${1:-}" = --check ]; then CHECK_ONLY=1; shift; fi
-SECS=${1:-60}
-shift || true
 ALL=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_soup fuzz_snapshot fuzz_pitch)
 # A harness added to fuzz/ without being listed here would never run.
 mapfile -t present < <(cd fuzz && ls fuzz_*.c | sed 's/\.c$//' | sort)
-if [ "${present[*]}" != "$(printf '%s\n' "${ALL[@]}" | sort | xargs)" ]; then
+if [ "$CHECK_ONLY" = 0 ] && [ "${present[*]}" != "$(printf '%s\n' "${ALL[@]}" | sort | xargs)" ]; then
     echo "fuzz: fuzz/ holds ${present[*]}; this script knows ${ALL[*]}: list every harness in ALL" >&2
     exit 2
 fi
+if [ "${1:-}" = --list ]; then printf '%s\n' "${ALL[@]}"; exit 0; fi
+SECS=${1:-60}
+shift || true
 if [ $# -gt 0 ]; then HARNESSES=("$@"); else HARNESSES=("${ALL[@]}"); fi
 CC=${FUZZ_CC:-clang-14}
 OUT=$ROOT/build/fuzz
