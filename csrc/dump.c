@@ -5,6 +5,7 @@
  * per side, best first. */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pipeline.h"
 
@@ -20,11 +21,9 @@ uint32_t fh_replay_venues_held(const fh_replay_t *r)
     return mask;
 }
 
-int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen)
+/* The CSV into f, which is closed; `what` names it in an error. */
+static int dump_to(fh_replay_t *r, FILE *f, const char *what, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
-    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
-    FILE *f = fopen(path, "w");
-    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
     const fh_book_t *b = &r->book;
     fputs(with_venue ? "locate,symbol,side,level,price,shares,orders,venue\n"
                      : "locate,symbol,side,level,price,shares,orders\n", f);
@@ -53,7 +52,33 @@ int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int w
         }
     }
     const int bad = ferror(f);
-    if (fclose(f) != 0 || bad) { fh_errf(err, errlen, "error writing %s", path); return -1; }
+    const int saved = errno;
+    if (fclose(f) != 0 || bad) {
+        fh_errf(err, errlen, "error writing %s: %s", what, strerror(bad ? saved : errno));
+        return -1;
+    }
     return 0;
+}
+
+int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen)
+{
+    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
+    FILE *f = fopen(path, "w");
+    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    return dump_to(r, f, path, depth, with_venue, err, errlen);
+}
+
+int fh_replay_dump_books_fd(fh_replay_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen)
+{
+    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
+    /* A duplicate: closing the stream leaves the caller's descriptor open. */
+    const int dup_fd = fd >= 0 ? dup(fd) : -1;
+    FILE *f = dup_fd >= 0 ? fdopen(dup_fd, "w") : NULL;
+    if (!f) {
+        fh_errf(err, errlen, "cannot write descriptor %d: %s", fd, strerror(errno));
+        if (dup_fd >= 0) close(dup_fd);
+        return -1;
+    }
+    return dump_to(r, f, "the books file", depth, with_venue, err, errlen);
 }
 

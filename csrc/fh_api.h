@@ -52,7 +52,8 @@ enum fh_err {
     FH_ERR_MOLD_SEQ_IMPLAUSIBLE = 30, /* sequence number that cannot be real: wraps 2^64, or far ahead while the
                                    * stream went on in sequence (corrupt): dropped, not taken as a gap */
     FH_ERR_SNAPSHOT_BAD = 31,      /* a snapshot refused whole: a message that does not decode, a sequence before
-                                   * what the stream had or absurdly far ahead; nothing of it applied */
+                                   * what the stream had or absurdly far ahead, longer than the capacities allow
+                                   * (fh_snapshot_max_bytes); nothing of it applied */
     /* Cboe PITCH (Sequenced Unit Header and messages): */
     FH_ERR_PITCH_TRUNCATED = 32,   /* UDP payload shorter than the 8-byte Sequenced Unit Header */
     FH_ERR_PITCH_HDR_LENGTH = 33,  /* Hdr Length != the UDP payload length: dropped whole */
@@ -122,7 +123,7 @@ typedef struct fh_stats {
     /* The packet ledger: every frame counted in `packets` (BinaryFILE: every
      * record) ends in exactly one place, so nothing is lost silently:
      *   packets == pkt_rejected + heartbeats + end_of_session
-     *              + pkt_applied + pkt_duplicate + pkt_held
+     *              + pkt_applied + pkt_duplicate + pkt_held + pkt_late
      * (re-request replies are not received frames: they count in `recovered`). */
     uint64_t pkt_applied;      /* datagrams (records) whose new messages went to the decoder and books */
     uint64_t pkt_duplicate;    /* datagrams wholly applied before (the other line's copy, a retransmission) */
@@ -144,6 +145,9 @@ typedef struct fh_stats {
     uint64_t pitch_packets;    /* UDP datagrams parsed as Cboe PITCH sequenced units */
     uint64_t unit_clears;      /* PITCH Unit Clear messages applied (the unit's books emptied) */
     uint64_t cbbo_full;        /* instruments left out of the consolidated BBO: its table (16384 symbols) was full */
+    uint64_t pkt_late;         /* datagrams (in the ledger) that came after their sequence range was given up
+                                * (counted in gaps): never applied -- a copy of what was applied is a duplicate */
+    uint64_t late;             /* messages in those datagrams */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -448,7 +452,10 @@ int fh_replay_input_compression(const fh_replay_t *r);
 int fh_replay_buffer(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out,
                      char *err, size_t errlen);
 
-/* Ask a running fh_replay_file to stop at the next frame; safe from any thread. */
+/* Ask a running fh_replay_file to stop before its next frame (a paced replay
+ * also stops waiting for it); safe from any thread and from a signal handler
+ * (one relaxed atomic store).  The flag stays set: later inputs stop at once,
+ * and fh_replay_finish marks the segment stopped, not finished. */
 void fh_replay_stop(fh_replay_t *r);
 
 /* Snapshot of the counters (safe while a replay runs: plain copy, may be a few
@@ -458,10 +465,14 @@ void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out);
 /* Write the books as the --dump-books CSV (top `depth` levels per side); with_venue
  * adds the venue column (a run holding more than one venue). */
 int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen);
+/* The same, written to an open file descriptor (the caller keeps it; opened
+ * before the replay so that an unwritable path fails before the work). */
+int fh_replay_dump_books_fd(fh_replay_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen);
 /* The venues (bit i: venue i) this lane's instruments belong to. */
 uint32_t fh_replay_venues_held(const fh_replay_t *r);
 
-/* End of all inputs: final counters into shared memory, segment marked finished. */
+/* End of all inputs: final counters into shared memory, segment marked
+ * finished -- or stopped when fh_replay_stop was called on this lane. */
 void fh_replay_finish(fh_replay_t *r);
 
 /* Memory held by the book structures and by the shared-memory segment (bytes). */
@@ -488,9 +499,37 @@ void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
  * stream's packets (up to the gap buffer) until it comes.
  *
  * Turn it on for every stream (all = 1) or only for configured lines (all = 0,
- * then fh_replay_line_snapshot); timeout_ms bounds a blocking wait (0 =
- * 300000).  0, or -1 with a message. */
+ * then fh_replay_line_snapshot).  timeout_ms (0 = 5000) is one deadline per
+ * recovery (a late join or a hole): connect, login, every retry and the
+ * receiving all fit in it; the lane itself gives up FH_SNAP_GRACE_MS after it
+ * if the fetcher has not answered.  The largest snapshot taken follows from
+ * the lane's capacities (fh_snapshot_max_bytes); what holding one costs is
+ * checked against this machine's memory here, at start-up (docs/recovery.md).
+ * 0, or -1 with a message. */
 int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen);
+
+/* Snapshot bounds.  A snapshot holds, per live order, one Add Order (at most
+ * 'F', 40 bytes, + its u16 length); per instrument its directory, trading
+ * state, Reg SHO, LULD collar, halt and market participant positions (a
+ * budget of FH_SNAP_INSTR_BYTES); and a few system messages (the slack).
+ * Holding one costs FH_SNAP_COPIES times its size at the worst moment (the
+ * fetcher's growing receive buffer, the finished snapshot, the lane's copy). */
+enum fh_snapshot_bounds {
+    FH_SNAP_ORDER_BYTES = 42,
+    FH_SNAP_INSTR_BYTES = 1024,    /* R, H, Y, J, h: 150 bytes; the rest ~30 Market Participant Positions */
+    FH_SNAP_SLACK_BYTES = 65536,
+    FH_SNAP_COPIES = 3,
+    FH_SNAP_GRACE_MS = 1000
+};
+/* The largest snapshot (bytes of length-prefixed ITCH messages, End of
+ * Snapshot left out) a lane with these capacities takes. */
+uint64_t fh_snapshot_max_bytes(uint32_t max_orders, uint32_t max_instruments);
+/* This lane's (0 when snapshot recovery is off). */
+uint64_t fh_replay_snapshot_limit(const fh_replay_t *r);
+/* The deadline of request `ticket` (CLOCK_MONOTONIC ns; Python's
+ * time.monotonic_ns()): the fetcher answers by then.  0 when `ticket` is not
+ * the outstanding request. */
+uint64_t fh_replay_snapshot_deadline_ns(const fh_replay_t *r, uint32_t ticket);
 /* Snapshot recovery for streams on the configured line group:port; 0, or -1 if no such line. */
 int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port);
 /* A snapshot the lane waits for: its ticket (> 0) with the stream's multicast
@@ -501,8 +540,10 @@ uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint32_t *group, uint16_t *p
 /* The answer to request `ticket`: the snapshot's ITCH messages (each after its
  * u16 big-endian length; the End of Snapshot left out) continuing at MoldUDP64
  * sequence `sequence`, or failed != 0 (could not be fetched).  The bytes are
- * copied.  0, -1 when the ticket is not the outstanding one (stale answer:
- * ignored) or out of memory. */
+ * copied.  A snapshot longer than fh_replay_snapshot_limit is not copied: it
+ * is refused (errors.snapshot_rejected) like one that does not decode.  0, -1
+ * when the ticket is not the outstanding one (stale answer: ignored) or out
+ * of memory. */
 int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
                             int failed);
 
@@ -523,7 +564,12 @@ enum fh_shm_consts {
     FH_SHM_CBBO_VENUES = 5         /* venues per consolidated entry: the ITCH venue and 4 PITCH venues */
 };
 
-enum fh_shm_state { FH_SHM_STARTING = 0, FH_SHM_RUNNING = 1, FH_SHM_FINISHED = 2 };
+/* A segment's life: starting -> running -> finished (every input done) or
+ * stopped (asked to stop part-way: fh_replay_stop, i.e. SIGINT, SIGTERM or
+ * SIGHUP in the CLI; the books hold what was applied until then).  A reader
+ * tells "dead" (the writer gone while starting or running) from the writer's
+ * liveness, not from a value here. */
+enum fh_shm_state { FH_SHM_STARTING = 0, FH_SHM_RUNNING = 1, FH_SHM_FINISHED = 2, FH_SHM_STOPPED = 3 };
 
 /* Each lane's ring head on its own cache line. */
 typedef struct fh_shm_lane_head {
@@ -780,9 +826,15 @@ uint32_t fh_shm_read_books(const uint8_t *base, uint32_t first, uint32_t n, uint
 uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
 /* Is the segment's writer process alive?  1 yes, 0 no (gone, a zombie, or
  * its pid now names another process), -1 cannot tell (no /proc, another PID
- * namespace).  Readers use it to tell a dead writer's frozen segment from a
- * live one; a new writer uses it before replacing a segment. */
+ * namespace).  Readers use it, after fh_shm_writer_locked, to tell a dead
+ * writer's frozen segment from a live one; writers decide by the lock alone. */
 int fh_shm_writer_alive(const uint8_t *base);
+/* Does a writer hold the segment open as its own?  `fd`: the reader's
+ * descriptor of the segment (read-only will do).  Tests the lock a live
+ * writer holds for its whole life without taking it, so it never gets in a
+ * writer's way: 1 held (a live writer owns it), 0 free (its writer finished,
+ * stopped or is gone), -1 cannot tell (no OFD locks here). */
+int fh_shm_writer_locked(int fd);
 
 /* Now, in ns since the epoch, on the clock of the segment's writer (see
  * fh_shm_header_t.tsc_*): comparable with publish_ts to the nanosecond. */

@@ -46,6 +46,7 @@ struct fh_index {
     uint8_t *late_bytes;
     uint64_t late_len, late_cap;
     uint64_t blocks, duplicates, mismatch;
+    uint64_t pitch_units;           /* datagrams that frame as Cboe PITCH sequenced units: not indexed */
     /* The datagram being walked: its session, first sequence, and where the
      * block after the last one handed over starts (and its number). */
     uint32_t sid;
@@ -164,8 +165,18 @@ static void ix_frame(fh_replay_t *r, const fh_udp_view_t *u, size_t frame_len)
     fh_stats_t *st = &r->st;
     st->packets++;
     st->bytes += frame_len;
-    st->mold_packets++;
     const uint8_t *p = u->payload;
+    if (FH_UNLIKELY(fh_pitch_looks_like(p, u->len))) {
+        /* A PITCH unit read as MoldUDP64 would make a garbage session of its
+         * bytes: not indexed (the servers speak MoldUDP64 only), counted as a
+         * datagram no channel of the index serves; a capture of nothing else
+         * is refused whole (fh_index_file). */
+        ix->pitch_units++;
+        st->pkt_rejected++;
+        st->errors[FH_ERR_UNCONFIGURED]++;
+        return;
+    }
+    st->mold_packets++;
     const uint64_t seq = fh_be64(p + 10);
     const uint32_t count = fh_be16(p + 18);
     if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END) {
@@ -316,6 +327,11 @@ int fh_index_file(fh_index_t *ix, const char *path, int *format_out, char *err, 
     if (ix->oom) { fh_errf(err, errlen, "%s: out of memory indexing the capture", path); return -1; }
     if (rc >= 0 && fmt == FH_FMT_BINFILE) {
         fh_errf(err, errlen, "%s is a NASDAQ BinaryFILE: it has no MoldUDP64 sessions or sequence numbers", path);
+        return -1;
+    }
+    if (rc >= 0 && ix->pitch_units && ix->n_s == 0) {
+        fh_errf(err, errlen, "%s is a Cboe PITCH capture (%llu sequenced units, no MoldUDP64 session): only "
+                "MoldUDP64 (NASDAQ ITCH) captures can be served", path, (unsigned long long)ix->pitch_units);
         return -1;
     }
     if (__atomic_load_n(&ix->stopped, __ATOMIC_RELAXED)) rc = -2;

@@ -13,7 +13,8 @@ FH_ASSERT_SIZE(fh_itch_A_t, 32);
 FH_ASSERT_SIZE(fh_itch_R_t, 28);
 FH_ASSERT_SIZE(fh_itch_O_t, 40);
 FH_ASSERT_SIZE(fh_itch_I_t, 40);
-FH_ASSERT_SIZE(fh_stats_t, 8 * (14 + 48 + 256 + 20 + 19));
+FH_ASSERT_SIZE(fh_stats_t, 8 * (14 + 48 + 256 + 20 + 21));
+FH_ASSERT_OFF(fh_stats_t, pkt_late, 8 * (14 + 48 + 256 + 39));
 FH_ASSERT_OFF(fh_stats_t, snapshots, 8 * (14 + 48 + 256 + 20 + 10));
 FH_ASSERT_OFF(fh_stats_t, pkt_applied, 8 * (14 + 48 + 256 + 20 + 5));
 FH_ASSERT_OFF(fh_stats_t, pitch_packets, 8 * (14 + 48 + 256 + 36));
@@ -34,6 +35,9 @@ FH_ASSERT_OFF(fh_shm_header_t, tsc_hz, 136);
 FH_ASSERT_OFF(fh_shm_header_t, writer_start, 144);
 FH_ASSERT_OFF(fh_shm_header_t, created_ns, 72);
 FH_ASSERT_OFF(fh_shm_header_t, state, 88);
+/* The header's state values readers decode (feedhandler.shm.STATES). */
+_Static_assert(FH_SHM_STARTING == 0 && FH_SHM_RUNNING == 1 && FH_SHM_FINISHED == 2 && FH_SHM_STOPPED == 3,
+               "enum fh_shm_state changed: update test_layout.py and feedhandler.shm.STATES");
 FH_ASSERT_OFF(fh_shm_header_t, n_venues, 2304);
 FH_ASSERT_OFF(fh_shm_header_t, venue_names, 2312);
 FH_ASSERT_OFF(fh_shm_header_t, cbbo_offset, 2376);

@@ -118,7 +118,13 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
         r->cfg.shm_name = r->shm_name;
     }
     r->mode = c.mode;
-    if (c.speed < 0 || c.speed != c.speed) { fh_errf(err, errlen, "speed must be a positive factor"); goto fail; }
+    r->counters_due = UINT64_MAX;                   /* nothing to look up until a stop or a named segment */
+    /* Pacing multiplies capture-time gaps by 1/speed: outside 1e-6..1e6 that
+     * product leaves the range of the u64 wall clock (docs/robustness.md). */
+    if (c.speed != 0 && !(c.speed >= 1e-6 && c.speed <= 1e6)) {
+        fh_errf(err, errlen, "speed must be 0 (as fast as possible) or a factor in 1e-06..1e+06, not %g", c.speed);
+        goto fail;
+    }
     r->pace_scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
     r->lane = lane;
     r->n_lanes = lanes;
@@ -175,6 +181,7 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
             fh_book_publish_all(&r->book);              /* every slot once, before any lane runs */
         }
         fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
+        if (r->shm.named) r->counters_due = 1;      /* refreshed from the first frame on */
         shm_venues(r);
         if (!first) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_RUNNING);
     }
@@ -392,7 +399,8 @@ void fh_replay_free(fh_replay_t *r)
 {
     if (!r) return;
     if (r->shm.base) {
-        if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+        if (r->shm.owner)
+            FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)(fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED));
         fh_shm_close(&r->shm);
     }
     free(r->book.cbbo_last);                 /* before fh_book_free, which clears the book */
@@ -481,6 +489,23 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
     }
 }
 
+void fh_pipe_counters_slow(fh_replay_t *r, uint64_t now)
+{
+    /* Not past a stop request: fh_replay_stop's 0 must stay. */
+    uint64_t seen = __atomic_load_n(&r->counters_due, __ATOMIC_RELAXED);
+    if (seen)
+        (void)__atomic_compare_exchange_n(&r->counters_due, &seen, now + FH_COUNTERS_EVERY_NS, 0, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED);
+    fh_shm_publish_counters(&r->shm, &r->st, now);
+}
+
+int fh_pipe_attention(fh_replay_t *r, uint64_t now)
+{
+    if (fh_pipe_should_stop(r)) return 1;
+    if (now && r->shm.named) fh_pipe_counters_slow(r, now);
+    return 0;
+}
+
 void fh_pipe_idle(fh_replay_t *r, uint64_t now)
 {
     r->book.rx_ts = now;
@@ -513,7 +538,10 @@ void fh_replay_finish(fh_replay_t *r)
     expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
-    if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)FH_SHM_FINISHED);
+    /* Asked to stop part-way (a signal): readers must not take the books
+     * for a complete run's. */
+    if (r->shm.owner)
+        FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)(fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED));
 }
 
 void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)
@@ -534,7 +562,11 @@ uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size)
     return r->shm.base;
 }
 
-void fh_replay_stop(fh_replay_t *r) { __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED); }
+void fh_replay_stop(fh_replay_t *r)
+{
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->counters_due, 0, __ATOMIC_RELAXED);   /* the lane looks up before its next frame */
+}
 
 void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out) { memcpy(out, &r->st, sizeof *out); }
 

@@ -17,8 +17,17 @@
 #include "publish.h"
 #include "session.h"
 
-/* How often (frames) a walk loop publishes progress and checks the stop flag. */
+/* How often (frames) a walk loop applies what is decoded, expires holes and
+ * publishes progress.  The stop flag is read before every frame and a named
+ * segment's counters are refreshed by time (FH_COUNTERS_EVERY_NS), not by this. */
 #define FH_POLL_EVERY 4096u
+
+/* A named segment's counters are copied at least this often (writer's TSC ns)
+ * while the lane works or paces: on the clock the publisher or the pacing wait
+ * has just read, never a clock read of its own (docs/robustness.md). */
+#ifndef FH_COUNTERS_EVERY_NS
+#define FH_COUNTERS_EVERY_NS 1000000u
+#endif
 
 /* A packet's messages are decoded into this many slots before they are
  * applied; a larger packet (jumbo frames) is applied in chunks of this size. */
@@ -27,6 +36,8 @@
 struct fh_replay {
     fh_stats_t st;
     int stop;                       /* set by fh_replay_stop(), read with __atomic */
+    uint64_t counters_due;          /* the lane looks up when its clock (TSC ns) reaches this: a named segment's
+                                     * next counter refresh; UINT64_MAX without one; 0 once asked to stop */
     uint32_t mode;                  /* enum fh_mode */
     uint64_t progress_done;         /* bytes of the current input walked */
     uint64_t progress_total;
@@ -87,7 +98,8 @@ struct fh_replay {
     struct {
         uint32_t all;               /* every stream; else lines with .snap */
         uint32_t blocking;          /* a file replay: wait for the snapshot in place */
-        uint64_t timeout_ns;        /* longest blocking wait */
+        uint64_t timeout_ns;        /* one deadline per request: t0 + this (fetch, retries and all) */
+        uint64_t max_bytes;         /* the largest snapshot taken (fh_snapshot_max_bytes of the capacities) */
         uint32_t ticket;            /* last request posted (0 = none yet) */
         uint32_t claimed;           /* ticket answered (by the poster) or given up (by the lane) */
         uint32_t posted;            /* ticket of the answer in buf/len/seq/failed */
@@ -98,11 +110,12 @@ struct fh_replay {
         uint8_t  session[FH_MOLD_SESSION_LEN];
         uint32_t group;
         uint64_t next_seq;          /* the stream's next sequence when asked: the snapshot may not be older */
-        uint64_t t0;                /* when it was asked (TSC ns) */
+        uint64_t t0;                /* when it was asked (CLOCK_MONOTONIC ns) */
         uint8_t *buf;               /* the answer's messages (malloc'd by the poster, freed here) */
         size_t   len;
         uint64_t seq;
         int      failed;
+        int      too_big;           /* the answer was longer than max_bytes: refused, not copied */
         uint64_t line_mask;         /* configured lines (bit i: lines[i]) with snapshot recovery */
     } snap;
     /* Last: its stream table is read per frame, the rest (held-packet pool,
@@ -116,6 +129,32 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done);
 FH_INLINE int fh_pipe_should_stop(const fh_replay_t *r)
 {
     return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
+}
+
+/* The counters to a named segment now, `now` being the writer's TSC ns (pipeline.c). */
+void fh_pipe_counters_slow(fh_replay_t *r, uint64_t now);
+/* The lane's clock reached counters_due: a stop request (it sets it to 0) or
+ * the counters due.  Returns 1 when asked to stop (pipeline.c). */
+int  fh_pipe_attention(fh_replay_t *r, uint64_t now);
+
+/* The counters to the segment when they are due by `now` (TSC ns a caller
+ * already read; 0: no time read, nothing to do). */
+FH_INLINE void fh_pipe_counters_tick(fh_replay_t *r, uint64_t now)
+{
+    if (FH_UNLIKELY(now >= __atomic_load_n(&r->counters_due, __ATOMIC_RELAXED)) && now && r->shm.named)
+        fh_pipe_counters_slow(r, now);
+}
+
+/* Before each frame or record: one compare of the publish time the previous
+ * frame's publishing read (0 if it published nothing) with counters_due,
+ * which is 0 once a stop is asked for (fh_replay_stop), the next counter
+ * refresh of a named segment, else never (UINT64_MAX).  Returns 1 when the
+ * replay was asked to stop: the frame is not handled. */
+FH_INLINE int fh_pipe_next(fh_replay_t *r)
+{
+    const uint64_t now = r->book.now;
+    if (FH_LIKELY(now < __atomic_load_n(&r->counters_due, __ATOMIC_RELAXED))) return 0;
+    return fh_pipe_attention(r, now);
 }
 
 /* Decode one block into m and count it: 1 if it is a message, 0 if it was
@@ -169,16 +208,27 @@ uint32_t fh_pipe_walk_pitch(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted
  * as duplicates (the other line's copy, a retransmission, an overlap).
- * Returns 1 if the whole datagram was a duplicate, else 0. */
-FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                            uint32_t count)
+ * Returns 1 if the whole datagram was a duplicate, 2 if it was wholly behind
+ * the stream and part of it was given up as a gap (late: never applied),
+ * else 0; with `ledger` (a constant), also counts it in the packet ledger. */
+FH_INLINE int fh_pipe_apply_ledger(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len,
+                                   uint64_t seq, uint32_t count, const int ledger)
 {
     uint32_t skip = 0;
     if (FH_UNLIKELY(seq < s->next_seq)) {
         const uint64_t behind = s->next_seq - seq;
         /* Wholly applied already (the other line's copy, usually): nothing in
          * it will be used, so its blocks are not even walked. */
-        if (behind >= count) { r->st.duplicates += count; return 1; }
+        if (behind >= count) {
+            if (FH_UNLIKELY(seq < s->lost_top) && fh_session_was_lost(s, seq, count)) {
+                r->st.late += count;
+                if (ledger) r->st.pkt_late++;
+                return 2;
+            }
+            r->st.duplicates += count;
+            if (ledger) r->st.pkt_duplicate++;
+            return 1;
+        }
         skip = (uint32_t)behind;
     }
     if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes;
@@ -203,7 +253,15 @@ FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
     /* Blocks a short packet promised but did not carry stay unreceived: a later
      * copy of them is applied, not called a duplicate. */
     if (seq + whole > s->next_seq) s->next_seq = seq + whole;
+    if (ledger) r->st.pkt_applied++;
     return 0;
+}
+
+/* The same, the packet ledger left to the caller (the session layer). */
+FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                            uint32_t count)
+{
+    return fh_pipe_apply_ledger(r, s, p, len, seq, count, 0);
 }
 
 /* A data datagram of stream s (MoldUDP64 or a PITCH unit) past its header
@@ -216,8 +274,7 @@ FH_INLINE void fh_pipe_sequenced(fh_replay_t *r, fh_mold_stream_t *s, const uint
         fh_session_packet(&r->sess, s, p, len, seq, count);
         return;
     }
-    if (fh_pipe_apply(r, s, p, len, seq, count)) r->st.pkt_duplicate++;
-    else r->st.pkt_applied++;
+    (void)fh_pipe_apply_ledger(r, s, p, len, seq, count, 1);
 }
 
 /* One MoldUDP64 datagram of stream s: sequencing (A/B arbitration), then its
@@ -401,6 +458,8 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
          * it is applied before its snapshot. */
         if (s && s->snap_on && seq0 > 1 && r->mode != FH_MODE_DECODE)
             fh_session_snapshot_wait(&r->sess, s);
+        else if (s)
+            fh_session_start(&r->sess, s, seq0);
     }
     st->packets++;
     st->bytes += len;
@@ -461,17 +520,24 @@ FH_INLINE void fh_pipe_pace(fh_replay_t *r, uint64_t ts)
         return;
     }
     if (ts <= r->pace_t0) { r->lat_due = r->pace_w0; return; }   /* as early as the first: due at once */
-    const uint64_t target = r->pace_w0 + (uint64_t)((double)(ts - r->pace_t0) * r->pace_scale);
+    /* Capped at 2^62 ns (146 years): a hostile timestamp jump must not
+     * overflow the cast (undefined) or wrap the target. */
+    const double wait_ns = (double)(ts - r->pace_t0) * r->pace_scale;
+    const uint64_t target = r->pace_w0 + (wait_ns < 4.6e18 ? (uint64_t)wait_ns : (uint64_t)1 << 62);
     /* Latency counts from when the packet was due, not from when a late
      * replay got to it: falling behind shows up (coordinated omission). */
     r->lat_due = target;
     uint64_t prev = fh_tsc_ns(&r->tsc), now;
+    /* Waiting is when a reader sees the counters move: refreshed on the
+     * clock this loop reads anyway, however far apart the packets are. */
+    fh_pipe_counters_tick(r, prev);
     while ((now = fh_tsc_ns(&r->tsc)) < target) {
         /* Measuring: while waiting, a gap between two reads is time the
          * machine took the core away (interrupt, preemption, hypervisor). */
         if (FH_UNLIKELY(now - prev > 1000) && r->lat) fh_hist_record(&r->lat[FH_LAT_IDLE_GAPS], now - prev);
         prev = now;
         if (fh_pipe_should_stop(r)) return;
+        fh_pipe_counters_tick(r, now);
         FH_CPU_RELAX();
     }
 }
@@ -483,6 +549,7 @@ FH_INLINE void fh_pipe_window_apply(fh_replay_t *r)
     if (!r->n_msgs) return;
     fh_pipe_apply_decoded(r);
     fh_book_flush_pending(&r->book);
+    fh_pipe_counters_tick(r, r->book.now);      /* the window's publish time, before it is cleared */
     r->book.now = 0;
 }
 
@@ -510,16 +577,18 @@ FH_INLINE uint32_t fh_pipe_record_mode(const fh_replay_t *r)
 
 /* One BinaryFILE record (an ITCH message with no session layer), len bytes
  * after its 2-byte length; `how` is fh_pipe_record_mode(r).  It counts as one
- * "packet".  With several lanes a record belongs to the lane of its stock
+ * "packet"; returns 1, the record not handled, when the replay was asked to
+ * stop.  With several lanes a record belongs to the lane of its stock
  * locate.  Full-speed replays decode records in windows of FH_BIN_WINDOW
  * records of the file -- counted over every lane's records, so each
  * instrument is published at the same points whatever the number of lanes --
  * applied as one batch; paced replays (and decode-only) apply each record as
  * it falls due. */
-FH_INLINE void fh_pipe_record(fh_replay_t *r, uint32_t how, const uint8_t *msg, size_t mlen)
+FH_INLINE int fh_pipe_record(fh_replay_t *r, uint32_t how, const uint8_t *msg, size_t mlen)
 {
     /* No capture clock in a BinaryFILE: pace on the ITCH timestamps. */
     if (FH_UNLIKELY(how & FH_REC_PACED) && mlen >= 11) fh_pipe_pace(r, fh_be48(msg + 5));
+    if (FH_UNLIKELY(fh_pipe_next(r))) return 1;
     if (FH_LIKELY(!(how & FH_REC_LANES)) || (mlen >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0) == r->lane) {
         r->st.packets++;
         r->st.bytes += mlen + 2;
@@ -541,6 +610,7 @@ FH_INLINE void fh_pipe_record(fh_replay_t *r, uint32_t how, const uint8_t *msg, 
         r->bin_in_win = 0;
         fh_pipe_window_apply(r);
     }
+    return 0;
 }
 
 /* The source walked `done` bytes of its input (every FH_POLL_EVERY frames or

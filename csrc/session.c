@@ -3,11 +3,13 @@
  * Holes and A/B arbitration: a packet past the next expected sequence opens a
  * hole.  Usually the other line's copy of the missing packet is a few
  * microseconds behind: packets after the hole are held (sorted by sequence,
- * in a preallocated pool) and applied in order as soon as the hole fills.  A
- * hole still open gap_window_ns of receive time after it was seen (or when
- * the pool is full, or at the end of the input) is given up: the re-request
- * server is asked first, what is still missing is counted as gaps, the
- * stream's instruments flagged stale, and the held packets applied. */
+ * in a preallocated pool) and applied in order as soon as the hole fills.
+ * Every hole has its own window, from when its sequence range was first
+ * missed: one still open gap_window_ns of receive time later (or when the
+ * pool is full, or at the end of the input) is given up alone -- the
+ * re-request server is asked first, what is still missing is counted as a
+ * gap, the stream's instruments flagged stale, and the packets held behind it
+ * applied up to the next hole, which keeps waiting for its own window. */
 #include <stdlib.h>
 
 #include "session.h"
@@ -63,12 +65,24 @@ static void gap(fh_session_t *ss, fh_mold_stream_t *s, uint64_t missing)
     ss->hooks.gap(ss->hooks.ctx, s, missing);
 }
 
+/* [lo, hi) of stream s is given up: remembered so that a late copy of it is
+ * counted late, not duplicate. */
+static void lost_record(fh_mold_stream_t *s, uint64_t lo, uint64_t hi)
+{
+    const uint32_t i = s->lost_next++ % FH_LOST_RANGES;
+    s->lost_lo[i] = lo;
+    s->lost_hi[i] = hi;
+    if (hi > s->lost_top) s->lost_top = hi;
+}
+
 /* A datagram's fate in the packet ledger, once applied. */
 static void apply_counted(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                           uint32_t count, uint64_t rx_ts)
 {
-    if (ss->hooks.apply(ss->hooks.ctx, s, p, len, seq, count, rx_ts)) ss->st->pkt_duplicate++;
-    else ss->st->pkt_applied++;
+    const int r = ss->hooks.apply(ss->hooks.ctx, s, p, len, seq, count, rx_ts);
+    if (!r) ss->st->pkt_applied++;
+    else if (r == 1) ss->st->pkt_duplicate++;
+    else ss->st->pkt_late++;
 }
 
 static void pend_free(fh_session_t *ss, uint32_t i)
@@ -77,13 +91,51 @@ static void pend_free(fh_session_t *ss, uint32_t i)
     ss->pend_free = i + 1;
 }
 
-static void hole_close_if_done(fh_session_t *ss, fh_mold_stream_t *s)
+/* -------------------------------------------------------------- holes
+ *
+ * Every hole has its own window.  A sequence range is first missed when a
+ * packet past it arrives (its receive time, kept with the held packet) or a
+ * heartbeat announces the stream went past it (hb_since, hb_end0).  The hole
+ * at next_seq is always the oldest: every held packet and the heartbeat are
+ * evidence for it, so its deadline is the earliest of them all, kept in
+ * hole_since for the cheap checks.  When that deadline passes, only that
+ * range is given up; the packets behind it are applied up to the next hole,
+ * which keeps its own (younger) deadline and waits for the other line. */
+
+/* When the range at next_seq was first missed (its window starts there). */
+static uint64_t front_since(const fh_session_t *ss, const fh_mold_stream_t *s)
 {
-    if (s->hole_since && !s->snap && !s->pend_head && s->next_seq >= s->hole_end) {
+    uint64_t t = UINT64_MAX;
+    for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next)
+        if (ss->pend[i - 1].rx_ts < t) t = ss->pend[i - 1].rx_ts;
+    if (s->hb_since && s->hb_end0 > s->next_seq && s->hb_since < t) t = s->hb_since;
+    if (t == UINT64_MAX) t = ss->now;
+    if (t < s->hole_floor) t = s->hole_floor;
+    return t ? t : 1;
+}
+
+/* After next_seq moved or held packets went: close the hole if nothing is
+ * missing any more, else restart the heartbeat range past what it covered
+ * and time the new oldest hole. */
+static void hole_update(fh_session_t *ss, fh_mold_stream_t *s)
+{
+    if (!s->hole_since) return;
+    if (s->hb_since && s->hb_end0 <= s->next_seq) {
+        /* Announced later than hb_since, by an unknown heartbeat: timed from
+         * now (later than it was missed, never earlier). */
+        if (s->hole_end > s->next_seq) { s->hb_since = ss->now ? ss->now : 1; s->hb_end0 = s->hole_end; }
+        else s->hb_since = 0;
+    }
+    if (s->snap) return;
+    if (!s->pend_head && s->next_seq >= s->hole_end) {
         s->hole_since = 0;
         s->snap_tried = 0;
+        s->hb_since = 0;
+        s->hole_floor = 0;
         ss->holes--;
+        return;
     }
+    s->hole_since = front_since(ss, s);
 }
 
 /* Apply held packets the stream has now reached (applied now, received then). */
@@ -97,7 +149,7 @@ static void hole_drain(fh_session_t *ss, fh_mold_stream_t *s)
         apply_counted(ss, s, h->data, h->len, h->seq, h->count, h->rx_ts);
         pend_free(ss, i);
     }
-    hole_close_if_done(ss, s);
+    hole_update(ss, s);
 }
 
 /* A reply from the re-request server to stream s: network input, so split
@@ -133,18 +185,16 @@ static int rr_reply(void *ctx, const uint8_t *p, size_t n)
     return fh_session_rr_reply(c->ss, c->s, p, n);
 }
 
-/* Ask the stream's re-request server for what the hole is missing and apply
- * what comes back, until the hole is filled, the server stops answering
- * (3 tries of the client's timeout each) or has nothing more. */
-static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s)
+/* Ask the stream's re-request server for [next_seq, end) and apply what
+ * comes back, until it is filled, the server stops answering (3 tries of the
+ * client's timeout each) or has nothing more. */
+static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s, uint64_t end)
 {
     if (!s->rr_ip || ss->rr.fd < 0) return;
     rr_ctx_t c = {ss, s};
     int tries = 0;
-    while (s->hole_since && tries < 3) {
-        const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
-        if (upto <= s->next_seq) break;
-        const uint64_t want = upto - s->next_seq;
+    while (s->hole_since && s->next_seq < end && tries < 3) {
+        const uint64_t want = end - s->next_seq;
         const uint64_t before = s->next_seq;
         const int got = fh_rr_request(&ss->rr, s->rr_ip, s->rr_port, s->session, s->next_seq,
                                       (uint16_t)(want > 0xFFFE ? 0xFFFE : want), rr_reply, &c,
@@ -162,50 +212,90 @@ static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s)
     }
 }
 
-/* The hole at next_seq will not fill from the lines: re-request it if a
- * server is configured, then count what is still missing, flag, move on. */
-static void hole_give_up(fh_session_t *ss, fh_mold_stream_t *s)
+/* Where the range at next_seq ends if it is to be given up now: its window
+ * passed at receive time `now` (or `all`: the end of the input, a full pool),
+ * else 0.  A range is past its window when any evidence for it (a held packet
+ * after it, the heartbeat) is older than the window. */
+static uint64_t front_expired(const fh_session_t *ss, const fh_mold_stream_t *s, uint64_t now, int all)
 {
-    if (s->snap) return;                            /* waits for its snapshot: no window */
-    hole_recover(ss, s);
-    if (s->hole_since && s->snap_on && !s->snap_tried && ss->now >= s->snap_after && ss->hooks.snapshot) {
+    const uint64_t first = s->pend_head ? ss->pend[s->pend_head - 1].seq : UINT64_MAX;
+    const uint64_t end = s->pend_head ? first : s->hole_end;
+    if (end <= s->next_seq) return 0;
+    if (all) return end;
+    const uint64_t w = ss->gap_window_ns;
+    if (s->hole_floor && now - s->hole_floor <= w) return 0;
+    uint64_t oldest = UINT64_MAX;
+    for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next)
+        if (ss->pend[i - 1].rx_ts < oldest) oldest = ss->pend[i - 1].rx_ts;
+    if (oldest != UINT64_MAX && now - oldest > w) return first;
+    if (s->hb_since && s->hb_end0 > s->next_seq && now - s->hb_since > w)
+        return s->hb_end0 < end ? s->hb_end0 : end;
+    return 0;
+}
+
+/* Give up [next_seq, end), which will not fill from the lines: re-request it
+ * if a server is configured, else (or then) ask for a snapshot if configured,
+ * else count what is still missing as a gap, flag, and apply what was held
+ * behind it. */
+static void range_give_up(fh_session_t *ss, fh_mold_stream_t *s, uint64_t end)
+{
+    if (FH_UNLIKELY(s->start_end) && s->next_seq < s->start_end) {
+        /* Before the stream's first packet: sent before the input began, not
+         * lost -- no gap, no re-request, no flag. */
+        if (end > s->start_end) end = s->start_end;
+        s->next_seq = end;
+        s->hole_seq0 = end;
+        if (end >= s->start_end) s->start_end = 0;
+        hole_drain(ss, s);
+        return;
+    }
+    hole_recover(ss, s, end);
+    if (!s->hole_since || s->next_seq >= end) return;
+    if (s->snap_on && !s->snap_tried && ss->now >= s->snap_after && ss->hooks.snapshot) {
         /* Lost from both lines and the re-request server: the books are wrong
          * (flagged now) until a snapshot rebuilds them.  Counted as a gap only
          * if the snapshot does not come. */
-        const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
-        if (upto > s->next_seq) ss->hooks.gap(ss->hooks.ctx, s, upto - s->next_seq);
+        ss->hooks.gap(ss->hooks.ctx, s, end - s->next_seq);
         s->snap_tried = 1;
         s->snap = FH_SNAP_WANTED;
-        ss->hooks.snapshot(ss->hooks.ctx, s);
-        if (s->snap) return;                        /* a live source: it comes later */
+        ss->hooks.snapshot(ss->hooks.ctx, s);       /* blocking: applied (or failed) before it returns */
+        return;
     }
-    while (s->hole_since) {
-        const uint64_t upto = s->pend_head ? ss->pend[s->pend_head - 1].seq : s->hole_end;
-        if (upto > s->next_seq && upto - s->next_seq > FH_SEQ_IMPLAUSIBLE && s->next_seq > s->hole_seq0) {
-            /* The stream went on in sequence past where this hole opened while
-             * the far-ahead number never came closer: a corrupt sequence
-             * number (one bad datagram or heartbeat), not millions of lost
-             * messages.  Taking it would make every genuine packet after it
-             * a "duplicate"; it is dropped and counted instead. */
-            ss->st->errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
-            if (s->pend_head) {
-                const uint32_t i = s->pend_head - 1;
-                s->pend_head = ss->pend[i].next;
-                pend_free(ss, i);
-                ss->st->pkt_held--;
-                ss->st->pkt_rejected++;
-            } else {
-                s->hole_end = s->next_seq;
-            }
-            hole_close_if_done(ss, s);
-            continue;
+    if (end - s->next_seq > FH_SEQ_IMPLAUSIBLE && s->next_seq > s->hole_seq0) {
+        /* The stream went on in sequence past where this hole opened while
+         * the far-ahead number never came closer: a corrupt sequence number
+         * (one bad datagram or heartbeat), not millions of lost messages.
+         * Taking it would make every genuine packet after it a "duplicate";
+         * it is dropped and counted instead. */
+        ss->st->errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
+        if (s->pend_head) {
+            const uint32_t i = s->pend_head - 1;
+            s->pend_head = ss->pend[i].next;
+            pend_free(ss, i);
+            ss->st->pkt_held--;
+            ss->st->pkt_rejected++;
+        } else {
+            s->hole_end = s->next_seq;
+            s->hb_since = 0;
         }
-        if (upto > s->next_seq) {
-            gap(ss, s, upto - s->next_seq);
-            s->next_seq = upto;
-        }
-        hole_drain(ss, s);
-        hole_close_if_done(ss, s);
+        hole_update(ss, s);
+        return;
+    }
+    gap(ss, s, end - s->next_seq);
+    lost_record(s, s->next_seq, end);
+    s->next_seq = end;
+    s->hole_seq0 = end;
+    hole_drain(ss, s);
+}
+
+/* Give up the holes of stream s whose windows passed (all of them when
+ * `all`), oldest first; younger ones keep waiting for the other line. */
+static void holes_give_up(fh_session_t *ss, fh_mold_stream_t *s, int all)
+{
+    while (s->hole_since && !s->snap) {
+        const uint64_t end = front_expired(ss, s, ss->now, all);
+        if (!end) break;
+        range_give_up(ss, s, end);
     }
 }
 
@@ -220,7 +310,7 @@ static void hole_open(fh_session_t *ss, fh_mold_stream_t *s)
 
 static void hole_check_window(fh_session_t *ss, fh_mold_stream_t *s)
 {
-    if (s->hole_since && !s->snap && ss->now - s->hole_since > ss->gap_window_ns) hole_give_up(ss, s);
+    if (s->hole_since && !s->snap && ss->now - s->hole_since > ss->gap_window_ns) holes_give_up(ss, s, 0);
 }
 
 void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq)
@@ -228,65 +318,102 @@ void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq)
     hole_check_window(ss, s);
     if (seq > s->next_seq) {
         if (seq > s->hole_end) s->hole_end = seq;
+        if (!s->hb_since) { s->hb_since = ss->now ? ss->now : 1; s->hb_end0 = seq; }
         hole_open(ss, s);
     }
     hole_check_window(ss, s);
 }
 
-void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                       uint32_t count)
+/* Hold packet [seq, seq + count) of stream s behind its holes, in sequence
+ * order.  0 when held (or a copy of one held: a duplicate), -1 when the pool
+ * has no room. */
+static int hold(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count)
 {
-    /* A hole whose window passed before this packet came is lost already: a
-     * late copy of it is not applied out of order (it counts as a duplicate). */
-    hole_check_window(ss, s);
-    if (seq <= s->next_seq && !s->snap) {
-        /* Fills (the start of) the hole, or is a copy of what was applied. */
-        apply_counted(ss, s, p, len, seq, count, ss->now);
-        hole_drain(ss, s);
-        return;
-    }
-    hole_open(ss, s);
-    /* Held in sequence order; a copy of a held packet is a duplicate. */
     uint32_t *link = &s->pend_head;
     while (*link && ss->pend[*link - 1].seq < seq) link = &ss->pend[*link - 1].next;
     if (*link && ss->pend[*link - 1].seq == seq && ss->pend[*link - 1].count >= count) {
         ss->st->duplicates += count;
         ss->st->pkt_duplicate++;
+        return 0;
+    }
+    if (len > FH_PEND_DATA || !ss->pend_free) return -1;
+    const uint32_t i = ss->pend_free - 1;
+    fh_pending_t *h = &ss->pend[i];
+    ss->pend_free = h->next;
+    h->seq = seq;
+    h->rx_ts = ss->now;
+    h->len = len;
+    h->count = count;
+    memcpy(h->data, p, len);
+    h->next = *link;
+    *link = i + 1;
+    ss->st->pkt_held++;
+    if (FH_UNLIKELY(s->snap)) {
+        ss->st->snapshot_buffered++;
+        if (s->snap == FH_SNAP_WANTED) ss->hooks.snapshot(ss->hooks.ctx, s);
+    }
+    return 0;
+}
+
+void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                       uint32_t count)
+{
+    /* Holes whose windows passed before this packet came are lost already: a
+     * late copy of one is not applied out of order (it counts as late). */
+    hole_check_window(ss, s);
+    if (seq <= s->next_seq && !s->snap) {
+        /* Fills (the start of) the oldest hole, or is a copy of what was applied. */
+        apply_counted(ss, s, p, len, seq, count, ss->now);
+        hole_drain(ss, s);
         return;
     }
-    if (len <= FH_PEND_DATA && ss->pend_free) {
-        const uint32_t i = ss->pend_free - 1;
-        fh_pending_t *h = &ss->pend[i];
-        ss->pend_free = h->next;
-        h->seq = seq;
-        h->rx_ts = ss->now;
-        h->len = len;
-        h->count = count;
-        memcpy(h->data, p, len);
-        h->next = *link;
-        *link = i + 1;
-        ss->st->pkt_held++;
-        if (FH_UNLIKELY(s->snap)) {
-            ss->st->snapshot_buffered++;
-            if (s->snap == FH_SNAP_WANTED) ss->hooks.snapshot(ss->hooks.ctx, s);
-        }
-        return;
-    }
+    hole_open(ss, s);
+    if (hold(ss, s, p, len, seq, count) == 0) return;
+    ss->st->errors[FH_ERR_GAP_BUFFER_FULL]++;
     if (s->snap) {
         /* Waiting for a snapshot with nowhere to hold this packet: dropped
          * (counted).  If the snapshot does not contain it, it is a hole then. */
-        ss->st->errors[FH_ERR_GAP_BUFFER_FULL]++;
         ss->st->pkt_rejected++;
         return;
     }
-    /* Nowhere to hold it: the hole is given up now rather than lose this packet. */
-    ss->st->errors[FH_ERR_GAP_BUFFER_FULL]++;
-    hole_give_up(ss, s);
+    /* Nowhere to hold it: the oldest holes of this stream are given up early,
+     * one at a time (never past this packet), until the pool has room or
+     * this packet is next. */
+    while (!ss->pend_free && s->pend_head && !s->snap && seq > s->next_seq) {
+        uint64_t end = front_expired(ss, s, ss->now, 1);
+        if (!end) break;
+        if (end > seq) end = seq;
+        range_give_up(ss, s, end);
+    }
+    if (!s->snap && seq <= s->next_seq) {
+        apply_counted(ss, s, p, len, seq, count, ss->now);
+        hole_drain(ss, s);
+        return;
+    }
+    if (!s->snap && len <= FH_PEND_DATA && ss->pend_free) {
+        hole_open(ss, s);
+        (void)hold(ss, s, p, len, seq, count);
+        return;
+    }
+    /* Still nowhere (other streams fill the pool, or the packet is too big to
+     * hold): everything before it is given up rather than lose it. */
+    holes_give_up(ss, s, 1);
+    if (s->snap) { ss->st->pkt_rejected++; return; }
     if (seq > s->next_seq) {
         gap(ss, s, seq - s->next_seq);
+        lost_record(s, s->next_seq, seq);
         s->next_seq = seq;
     }
     apply_counted(ss, s, p, len, seq, count, ss->now);
+    hole_drain(ss, s);
+}
+
+void fh_session_start(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq0)
+{
+    (void)ss;
+    if (seq0 <= 1) return;
+    s->next_seq = 1;
+    s->start_end = seq0;
 }
 
 void fh_session_expire(fh_session_t *ss, uint64_t now)
@@ -296,7 +423,8 @@ void fh_session_expire(fh_session_t *ss, uint64_t now)
     ss->now = now;
     for (uint32_t i = 0; i < ss->streams.n && ss->holes; i++) {
         fh_mold_stream_t *s = &ss->streams.v[i];
-        if (s->hole_since && !s->snap && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns)) hole_give_up(ss, s);
+        if (s->hole_since && !s->snap && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns))
+            holes_give_up(ss, s, now == UINT64_MAX);
     }
     ss->now = saved;
 }
@@ -325,12 +453,13 @@ void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t se
     s->snap = FH_SNAP_NONE;
     if (!ok) {
         s->snap_after = ss->now + FH_SNAP_RETRY_NS;
-        /* As without a snapshot: what is missing is a gap, the held packets
-         * are applied; a late join's books lack the day before its first
-         * packet, so every instrument the stream shows is flagged. */
+        /* As without a snapshot: what is missing past its window is a gap,
+         * the held packets are applied up to the next hole; a late join's
+         * books lack the day before its first packet, so every instrument
+         * the stream shows is flagged. */
         s->gapped = 1;
-        hole_give_up(ss, s);
-        if (!s->hole_since) s->snap_tried = 0;
+        hole_drain(ss, s);
+        holes_give_up(ss, s, 0);
         return;
     }
     s->gapped = 0;
@@ -345,15 +474,14 @@ void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t se
         ss->st->snapshot_contained++;
         pend_free(ss, i);
     }
+    /* Holes still open after it (older in sequence than the held packets)
+     * get a fresh window for the lines, then the usual give-up (no second
+     * snapshot for them). */
+    s->hole_floor = ss->now ? ss->now : 1;
+    s->hole_seq0 = s->next_seq;
     hole_drain(ss, s);
-    if (s->hole_since) {
-        /* Still a hole after it (its sequence is older than the held packets):
-         * a fresh window for the lines, then the usual give-up (no second
-         * snapshot for it). */
-        s->hole_since = ss->now ? ss->now : 1;
-        s->hole_seq0 = s->next_seq;
-    }
 }
+
 
 /* ------------------------------------------------------- line supervision */
 

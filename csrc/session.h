@@ -24,7 +24,8 @@
 
 typedef struct fh_mold_stream {
     uint64_t next_seq;                      /* next sequence number expected */
-    uint64_t hole_since;                    /* receive time a hole at next_seq was seen; 0 = none */
+    uint64_t hole_since;                    /* 0 = no hole; else the receive time the oldest open hole (the
+                                             * one at next_seq) was first missed: its window runs from here */
     uint64_t hole_end;                      /* a heartbeat said the stream reached this sequence */
     uint32_t pend_head;                     /* packets held behind the hole (pool index + 1), by sequence */
     uint16_t port;
@@ -47,7 +48,37 @@ typedef struct fh_mold_stream {
     uint8_t  venue;                         /* index in the run's venue table (fh_replay_set_venue) */
     uint8_t  _pad1;
     uint32_t pitch_secs;                    /* PITCH: seconds of the unit's last Time message */
+    /* Per-hole windows (session.c).  A held packet's receive time is when the
+     * ranges before it were first missed; a heartbeat's is kept here: at
+     * hb_since it said the stream had reached hb_end0. */
+    uint64_t hb_since;                      /* 0 = no heartbeat-announced range open */
+    uint64_t hb_end0;
+    uint64_t hole_floor;                    /* no hole is given up before this + the window (after a snapshot) */
+    /* The last FH_LOST_RANGES ranges given up as gaps, [lo, hi): a late copy
+     * of one is counted late (pkt_late), not duplicate -- it was never applied. */
+    uint64_t lost_lo[4], lost_hi[4];
+    uint64_t lost_top;                      /* end of the latest range given up (0 = none): only copies
+                                             * below it are looked up */
+    uint32_t lost_next;                     /* ring index of the next range recorded */
+    uint32_t _pad2;
+    uint64_t start_end;                     /* first sequence the stream was seen at when above 1 (0 = none
+                                             * or done): what is missing below it was sent before the input
+                                             * began -- applied if the other line brings it within the
+                                             * window, never a gap */
 } fh_mold_stream_t;
+
+#define FH_LOST_RANGES 4u
+
+/* Copy [seq, seq + count) of stream s, all of it behind next_seq: 1 if any of
+ * it lies in a range given up as a gap (so it was never applied), 0 if it
+ * was applied (a true duplicate).  Called only when seq < s->lost_top. */
+FH_INLINE int fh_session_was_lost(const fh_mold_stream_t *s, uint64_t seq, uint32_t count)
+{
+    const uint64_t end = seq + count;
+    for (uint32_t i = 0; i < FH_LOST_RANGES; i++)
+        if (s->lost_hi[i] && seq < s->lost_hi[i] && end > s->lost_lo[i]) return 1;
+    return 0;
+}
 
 /* What a stream carries: MoldUDP64 (ITCH 5.0) or Cboe PITCH sequenced units.
  * A PITCH stream is one (UDP port, unit): its key in the table is
@@ -222,6 +253,12 @@ void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s);
 void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok);
 /* The sequence just past the highest packet s holds (0 if none). */
 uint64_t fh_session_held_end(const fh_session_t *ss, const fh_mold_stream_t *s);
+
+/* A new stream whose first packet (or heartbeat) says `seq0` > 1: the input
+ * began mid-session, or the first packets were lost on this line.  The
+ * messages before seq0 are waited for like a hole (the other line may bring
+ * them within the window) but never counted as a gap when they do not come. */
+void fh_session_start(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq0);
 
 /* Every stream has seen its end of session. */
 int  fh_session_all_ended(const fh_session_t *ss);

@@ -1,11 +1,14 @@
 /* shm.c -- segment creation and the reader side of the sequence lock and ring.
  * Creation is start-up work; the readers run in other processes, on a
  * read-only mapping, and never write anything. */
+#define _GNU_SOURCE                 /* F_OFD_SETLK, F_OFD_GETLK, dup3 */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -56,10 +59,6 @@ static int name_ok(const char *n)
     return i > 0 && i < 200 && n[0] != '.';
 }
 
-/* A segment whose writer finished or no longer runs may be replaced; one
- * whose writer is alive and writing may not.  Anything that is not a
- * feedhandler segment is replaced only if it is a plain file we own (shm_open
- * with O_NOFOLLOW refuses symlinks). */
 /* /proc/PID/stat: the process's state letter and start time (field 22).
  * Returns 0, or -1 when there is no such process (or no /proc). */
 static int proc_stat(int64_t pid, char *state, uint64_t *start)
@@ -111,41 +110,294 @@ int fh_shm_writer_alive(const uint8_t *base)
     return writer_alive(h->writer_pid, h->writer_start);
 }
 
-static int open_fresh(const char *path, uint32_t mode, char *err, size_t errlen)
+/* ------------------------------------------------------------ ownership
+ *
+ * A live writer holds an OFD write lock (fcntl F_OFD_SETLK) on its segment
+ * from before it trusts a byte of it until fh_shm_close: that lock, not the
+ * header, says the name is taken.  It belongs to the open file, so the kernel
+ * drops it the moment the writer dies (killed, a zombie: its files are
+ * closed before it waits to be reaped), whatever its pid does afterwards and
+ * in whatever PID namespace a reader runs.  An OFD lock conflicts with every
+ * other open of the file, also in the same process (two Replays with one
+ * name), and with classic fcntl/lockf locks; closing some other descriptor of
+ * the file (a reader in the writer's process) does not drop it, as it would a
+ * classic one.  Readers test it without taking it (F_OFD_GETLK:
+ * fh_shm_writer_locked), so a reader never stands in a writer's way.
+ *
+ * A forked child shares the open file -- through the descriptor and through
+ * the mapping, which holds the file too -- and so would keep the lock after
+ * its parent died.  An atfork handler gives the child its own open file:
+ * the mapping is replaced, in place, by one of the same file reopened
+ * through /proc/self/fd (same pages, so a child reading Replay.segment()
+ * sees what it saw), and the descriptor is pointed at /dev/null. */
+
+#define FH_SHM_LOCKS_TRACKED 64
+static struct tracked_lock {
+    int fd_plus1;              /* 0 free, -1 being filled, else the lock's descriptor + 1 */
+    void *base;
+    uint64_t size;
+} tracked_locks[FH_SHM_LOCKS_TRACKED];
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* "/proc/self/fd/N" without snprintf (the child of a threaded process may
+ * only call async-signal-safe functions). */
+static void proc_fd_path(char *out, int fd)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        const int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
-        if (fd >= 0) {
-            fchmod(fd, (mode_t)mode);   /* not narrowed by the umask */
-            return fd;
-        }
-        if (errno != EEXIST) { fh_errf(err, errlen, "cannot create /dev/shm%s: %s", path, strerror(errno)); return -1; }
-        const int old = shm_open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-        if (old < 0) { fh_errf(err, errlen, "/dev/shm%s exists and cannot be opened: %s", path, strerror(errno)); return -1; }
-        struct stat sb;
-        int64_t pid = 0;
-        uint64_t start = 0;
-        if (fstat(old, &sb) == 0 && (size_t)sb.st_size >= sizeof(fh_shm_header_t)) {
-            fh_shm_header_t h;
-            if (pread(old, &h, sizeof h, 0) == (ssize_t)sizeof h && memcmp(h.magic, FH_SHM_MAGIC, 8) == 0 &&
-                h.state != FH_SHM_FINISHED) {
+    static const char pre[] = "/proc/self/fd/";
+    char digits[16];
+    int n = 0;
+    do { digits[n++] = (char)('0' + fd % 10); fd /= 10; } while (fd && n < (int)sizeof digits);
+    memcpy(out, pre, sizeof pre - 1);
+    for (int i = 0; i < n; i++) out[sizeof pre - 1 + i] = digits[n - 1 - i];
+    out[sizeof pre - 1 + n] = 0;
+}
+
+static void drop_locks_in_child(void)
+{
+    for (int i = 0; i < FH_SHM_LOCKS_TRACKED; i++) {
+        struct tracked_lock *t = &tracked_locks[i];
+        const int fd = __atomic_load_n(&t->fd_plus1, __ATOMIC_ACQUIRE) - 1;
+        if (fd < 0) continue;
+        char path[40];
+        proc_fd_path(path, fd);
+        const int again = open(path, O_RDWR | O_CLOEXEC);
+        if (again < 0) continue;               /* no /proc: the child keeps the lock until it exits */
+        mmap(t->base, t->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, again, 0);
+        close(again);
+        /* The descriptor number stays valid (now /dev/null), so that the
+         * child's fh_shm_close, if it ever runs, closes nothing else. */
+        const int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nul >= 0 && nul != fd) { dup3(nul, fd, O_CLOEXEC); close(nul); }
+    }
+}
+
+static void register_atfork(void) { pthread_atfork(NULL, NULL, drop_locks_in_child); }
+
+static void track_lock(int fd, void *base, uint64_t size)
+{
+    pthread_once(&atfork_once, register_atfork);
+    for (int i = 0; i < FH_SHM_LOCKS_TRACKED; i++) {
+        struct tracked_lock *t = &tracked_locks[i];
+        int expect = 0;
+        if (!__atomic_compare_exchange_n(&t->fd_plus1, &expect, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) continue;
+        t->base = base;
+        t->size = size;
+        __atomic_store_n(&t->fd_plus1, fd + 1, __ATOMIC_RELEASE);
+        return;
+    }
+}
+
+static void untrack_lock(int fd)
+{
+    for (int i = 0; i < FH_SHM_LOCKS_TRACKED; i++) {
+        int expect = fd + 1;
+        if (__atomic_compare_exchange_n(&tracked_locks[i].fd_plus1, &expect, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            return;
+    }
+}
+
+/* 0 taken, 1 another open file holds a conflicting lock, -1 error (errno). */
+static int lock_take(int fd)
+{
+#ifdef F_OFD_SETLK
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return 0;
+#else
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+#endif
+    return errno == EAGAIN || errno == EACCES || errno == EWOULDBLOCK ? 1 : -1;
+}
+
+/* 1 and the holder's pid in *pid (0 when an OFD lock: it has none), 0 free, -1 cannot tell. */
+static int lock_probe(int fd, int64_t *pid)
+{
+    if (pid) *pid = 0;
+#ifdef F_OFD_GETLK
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return -1;
+    if (fl.l_type == F_UNLCK) return 0;
+    if (pid && fl.l_pid > 0) *pid = fl.l_pid;
+    return 1;
+#else
+    (void)fd;
+    return -1;
+#endif
+}
+
+int fh_shm_writer_locked(int fd) { return lock_probe(fd, NULL); }
+
+static const char *file_kind(mode_t m)
+{
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISLNK(m)) return "a symbolic link";
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    return "not a regular file";
+}
+
+/* The first bytes of a foreign file, printable, for the refusal. */
+static void describe_bytes(const uint8_t *b, size_t n, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < outlen; i++) {
+        if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\') out[o++] = (char)b[i];
+        else o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", b[i]);
+    }
+    out[o] = 0;
+}
+
+/* Is `fd` still the file at `where` (not unlinked or replaced meanwhile)? */
+static int still_named(int fd, const char *where)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && lstat(where, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+           a.st_nlink > 0;
+}
+
+/* Someone holds the lock of `fd`, the file at `where`: say who, for the
+ * refusal.  The owner writes its pid (with the creating magic) right after it
+ * takes the lock, so a writer that lost a race by microseconds waits up to a
+ * second for it; a locked file still carrying a finished or dead writer's
+ * header is being replaced by whoever locked it (it will be unlinked, and the
+ * refused writer looks again at what is at the name then).  Returns
+ * 1 when the file left the name meanwhile (the caller tries again), else 0
+ * with the message written.  The header only names the owner here; the lock
+ * alone decided that there is one. */
+static int refuse_in_use(int fd, const char *where, char *err, size_t errlen)
+{
+    fh_shm_header_t h;
+    int64_t pid = 0, lock_pid = 0;
+    int creating = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (!still_named(fd, where)) return 1;
+        if (lock_probe(fd, &lock_pid) == 0) return 1;            /* let go meanwhile: try again */
+        if (lock_pid > 0) { pid = lock_pid; break; }            /* a classic lock says who */
+        if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h) {
+            if (memcmp(h.magic, FH_SHM_MAGIC_CREATING, 8) == 0 && h.writer_pid > 0) {
                 pid = h.writer_pid;
-                start = h.writer_start;
+                creating = 1;
+                break;
+            }
+            /* A finished segment's writer may well live on (a process that
+             * closed its replay): only a running one's header names the owner. */
+            if (memcmp(h.magic, FH_SHM_MAGIC, 8) == 0 &&
+                (h.state == FH_SHM_STARTING || h.state == FH_SHM_RUNNING) &&
+                writer_alive(h.writer_pid, h.writer_start) != 0) {
+                pid = h.writer_pid;
+                break;
             }
         }
-        close(old);
-        /* Only a live writer keeps its name: a dead one's (killed, a zombie,
-         * its pid reused) is replaced.  Cannot tell: assume alive, refuse. */
-        if (pid > 0 && writer_alive(pid, start) != 0) {
-            fh_errf(err, errlen, "/dev/shm%s is in use by a running writer (pid %lld)", path, (long long)pid);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    char who[48] = "";
+    if (pid > 0) snprintf(who, sizeof who, " (pid %lld)", (long long)pid);
+    fh_errf(err, errlen, "%s is in use by a running writer%s%s: it holds the segment's lock; stop it or pick "
+            "another --shm name", where, who, creating ? ", still creating it" : "");
+    return 0;
+}
+
+/* Open /dev/shm/NAME for a new writer and make it ours, race-free against
+ * other writers: returns the descriptor, locked, of an empty regular file of
+ * this user that is the one at the name; -1 with a message naming what is
+ * there otherwise.  See fh_shm_create (shm.h) for what is refused. */
+static int claim_segment(const char *where, uint32_t mode, char *err, size_t errlen)
+{
+    const uid_t me = geteuid();
+    for (int attempt = 0; attempt < 8; attempt++) {
+        /* O_NONBLOCK: a FIFO (or device) at the name must not hang the open. */
+        const int fd = open(where, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, (mode_t)mode);
+        if (fd < 0) {
+            const int e = errno;
+            struct stat sb;
+            if (lstat(where, &sb) == 0 && !S_ISREG(sb.st_mode))
+                fh_errf(err, errlen, "%s is %s, not a feedhandler segment: refusing to open or remove it "
+                        "(remove it yourself, or pick another --shm name)", where, file_kind(sb.st_mode));
+            else if (e == EACCES && lstat(where, &sb) == 0 && sb.st_uid != me)
+                fh_errf(err, errlen, "%s is owned by uid %u, not by this user (uid %u): refusing to open or "
+                        "replace it (pick another --shm name)", where, (unsigned)sb.st_uid, (unsigned)me);
+            else
+                fh_errf(err, errlen, "%s cannot be opened or created: %s", where, strerror(e));
             return -1;
         }
-        /* Unlink, not overwrite: readers still mapping the old one keep a
-         * consistent (finished) segment instead of one changing under them. */
-        shm_unlink(path);
+        struct stat sb;
+        if (fstat(fd, &sb) != 0) {
+            fh_errf(err, errlen, "%s cannot be examined: %s", where, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (!S_ISREG(sb.st_mode)) {
+            fh_errf(err, errlen, "%s is %s, not a feedhandler segment: refusing to use or remove it "
+                    "(remove it yourself, or pick another --shm name)", where, file_kind(sb.st_mode));
+            close(fd);
+            return -1;
+        }
+        if (sb.st_uid != me) {
+            fh_errf(err, errlen, "%s is owned by uid %u, not by this user (uid %u): refusing to use or replace it "
+                    "(pick another --shm name)", where, (unsigned)sb.st_uid, (unsigned)me);
+            close(fd);
+            return -1;
+        }
+        const int lk = lock_take(fd);
+        if (lk > 0 && refuse_in_use(fd, where, err, errlen) == 1) { close(fd); continue; }
+        if (lk != 0) {
+            if (lk < 0) fh_errf(err, errlen, "%s cannot be locked: %s", where, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        /* Locked: no other writer decides anything about this file now.  It
+         * may have been unlinked (and the name reused) between the open and
+         * the lock, by a writer that held the lock then: start over, or we
+         * would publish into a file no reader can find. */
+        if (!still_named(fd, where)) { close(fd); continue; }
+        if (fstat(fd, &sb) != 0) { fh_errf(err, errlen, "%s cannot be examined: %s", where, strerror(errno)); close(fd); return -1; }
+        uint8_t head[16] = {0};
+        const ssize_t got = sb.st_size > 0 ? pread(fd, head, sizeof head, 0) : 0;
+        if (sb.st_size == 0 || (got >= 8 && memcmp(head, FH_SHM_MAGIC_CREATING, 8) == 0)) {
+            /* New and empty, or ours left half-made by a writer that died
+             * creating it (nobody holds its lock): made here, in place. */
+            if (sb.st_size != 0 && ftruncate(fd, 0) != 0) {
+                fh_errf(err, errlen, "%s cannot be emptied: %s", where, strerror(errno));
+                close(fd);
+                return -1;
+            }
+            fchmod(fd, (mode_t)mode);          /* not narrowed by the umask */
+            return fd;
+        }
+        if (got >= 8 && memcmp(head, FH_SHM_MAGIC, 8) == 0) {
+            /* A segment of ours whose writer finished or died (its lock was
+             * free).  Unlinked, not overwritten: readers still mapping it keep
+             * a consistent, frozen segment instead of one changing under
+             * them.  Only ever unlinked while we hold its lock and it is the
+             * file at the name (checked above). */
+            if (unlink(where) != 0 && errno != ENOENT) {
+                fh_errf(err, errlen, "%s (a finished or dead writer's segment) cannot be removed: %s", where,
+                        strerror(errno));
+                close(fd);
+                return -1;
+            }
+            close(fd);
+            continue;
+        }
+        char shown[80];
+        describe_bytes(head, got > 0 ? (size_t)got : 0, shown, sizeof shown);
+        fh_errf(err, errlen, "%s is not a feedhandler segment (%llu bytes, starting \"%s\"): refusing to use or "
+                "remove it (remove it yourself, or pick another --shm name)", where,
+                (unsigned long long)sb.st_size, shown);
+        close(fd);
+        return -1;
     }
-    fh_errf(err, errlen, "cannot create /dev/shm%s: it keeps reappearing", path);
+    fh_errf(err, errlen, "%s cannot be created: it keeps being replaced by other processes", where);
     return -1;
+}
+
+/* A half-made segment of ours: removed (we hold its lock, it is the file at the name). */
+static void abandon(int fd, const char *where)
+{
+    if (still_named(fd, where)) unlink(where);
+    close(fd);
 }
 
 int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots, uint32_t depth,
@@ -169,12 +421,30 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
             fh_errf(err, errlen, "bad shared-memory name '%s': use letters, digits, '_', '-', '.' (no '/')", name);
             return -1;
         }
+        char where[sizeof s->name + 16];
         snprintf(s->name, sizeof s->name, "/%s", name);
-        const int fd = open_fresh(s->name, mode ? mode : 0600, err, errlen);
+        snprintf(where, sizeof where, "/dev/shm%s", s->name);
+        const int fd = claim_segment(where, mode ? mode : 0600, err, errlen);
         if (fd < 0) return -1;
+        /* Ours and empty.  The creating magic and our pid first, before the
+         * file grows: should we die from here on, what we leave is known for
+         * ours (not foreign bytes), and while we live a writer that finds the
+         * name taken can say by whom. */
+        {
+            fh_shm_header_t h0;
+            memset(&h0, 0, sizeof h0);
+            memcpy(h0.magic, FH_SHM_MAGIC_CREATING, 8);
+            h0.writer_pid = getpid();
+            h0.writer_start = self_start();
+            h0.created_ns = fh_clock_ns(CLOCK_REALTIME);
+            if (pwrite(fd, &h0, sizeof h0, 0) != (ssize_t)sizeof h0) {
+                fh_errf(err, errlen, "cannot write %s: %s", where, strerror(errno));
+                abandon(fd, where); return -1;
+            }
+        }
         if (ftruncate(fd, (off_t)size) != 0) {
-            fh_errf(err, errlen, "cannot size /dev/shm%s to %llu bytes: %s", s->name, (unsigned long long)size, strerror(errno));
-            close(fd); shm_unlink(s->name); return -1;
+            fh_errf(err, errlen, "cannot size %s to %llu bytes: %s", where, (unsigned long long)size, strerror(errno));
+            abandon(fd, where); return -1;
         }
         /* Reserve the pages now: a full /dev/shm is an error here, not a
          * SIGBUS on the hot path when a page is first written. */
@@ -182,18 +452,23 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
         if (fa != 0 && fa != EOPNOTSUPP && fa != EINVAL) {
             fh_errf(err, errlen, "cannot reserve %llu bytes in /dev/shm for %s: %s", (unsigned long long)size,
                     s->name, strerror(fa));
-            close(fd); shm_unlink(s->name); return -1;
+            abandon(fd, where); return -1;
         }
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
         if (mem == MAP_FAILED) {
-            fh_errf(err, errlen, "cannot map /dev/shm%s (%llu bytes): %s", s->name, (unsigned long long)size, strerror(errno));
-            shm_unlink(s->name); return -1;
+            fh_errf(err, errlen, "cannot map %s (%llu bytes): %s", where, (unsigned long long)size, strerror(errno));
+            abandon(fd, where); return -1;
         }
         /* Every page written once at start-up: the first write to a page
          * of a fresh tmpfs file costs a fault (~100 us seen at p99.9 of the
-         * publish stage) that must not happen on a packet. */
-        fh_prefault(mem, size);
+         * publish stage) that must not happen on a packet.  The header page
+         * is faulted in by the header's writes below; prefaulting it would
+         * zero the creating magic's first byte. */
+        fh_prefault((uint8_t *)mem + FH_SHM_HEADER_SIZE, size - FH_SHM_HEADER_SIZE);
+        /* The descriptor stays open, locked, until fh_shm_close: the name is
+         * ours for as long as we live. */
+        s->lock_fd = fd;
+        track_lock(fd, mem, size);
         s->named = 1;
     } else {
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -205,6 +480,7 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
         madvise(mem, size, MADV_HUGEPAGE);
 #endif
         memset(mem, 0, size);
+        s->lock_fd = -1;
     }
     s->base = mem;
     s->size = size;
@@ -258,8 +534,13 @@ void fh_shm_lane_view(const fh_shm_t *first, uint32_t lane, fh_shm_t *out)
 
 void fh_shm_close(fh_shm_t *s)
 {
+    const int locked = s->base && s->owner && s->named && s->lock_fd >= 0;
+    if (locked) untrack_lock(s->lock_fd);      /* before the unmap: a fork must not remap a freed range */
     if (s->base && s->owner) munmap(s->base, s->size);
+    /* Last: the name is free once the segment says finished (or stopped). */
+    if (locked) close(s->lock_fd);
     memset(s, 0, sizeof *s);
+    s->lock_fd = -1;
 }
 
 void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns)
@@ -278,7 +559,11 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
 {
     if (size < sizeof(fh_shm_header_t)) { fh_errf(err, errlen, "segment too small (%llu bytes) to be a feedhandler segment", (unsigned long long)size); return -1; }
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
-    if (memcmp(h->magic, FH_SHM_MAGIC, 8) != 0) { fh_errf(err, errlen, "not a feedhandler segment (bad magic), or still being created"); return -1; }
+    if (memcmp(h->magic, FH_SHM_MAGIC_CREATING, 8) == 0) {
+        fh_errf(err, errlen, "segment still being created (writer pid %lld)", (long long)h->writer_pid);
+        return -1;
+    }
+    if (memcmp(h->magic, FH_SHM_MAGIC, 8) != 0) { fh_errf(err, errlen, "not a feedhandler segment (bad magic)"); return -1; }
     if (h->layout_version != FH_SHM_LAYOUT_VERSION) {
         fh_errf(err, errlen, "segment layout version %u, this reader understands %d: use the feedhandler that wrote it",
                 h->layout_version, FH_SHM_LAYOUT_VERSION);

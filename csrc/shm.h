@@ -28,6 +28,11 @@
 #include "fh_common.h"
 
 #define FH_SHM_MAGIC "FHBOOKS"
+/* The magic of a segment still being made: written (with the writer's pid)
+ * before the file grows, replaced by FH_SHM_MAGIC once every field is in
+ * place.  Readers refuse it ("still being created"); a new writer that finds
+ * it unlocked knows the file is ours, left half-made by a writer that died. */
+#define FH_SHM_MAGIC_CREATING "FHBUILD"
 
 /* Memory ordering, named (Aeron style). */
 #define FH_STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -53,6 +58,8 @@ typedef struct fh_shm {
     uint32_t lane;
     int named;                 /* a /dev/shm file (else private anonymous memory) */
     int owner;                 /* lane 0 maps and unmaps; other lanes borrow */
+    int lock_fd;               /* named, owner: the open segment, locked for the writer's whole life
+                                * (what says the name is taken: see fh_shm_create); -1 otherwise */
     char name[256];
 } fh_shm_t;
 
@@ -60,8 +67,18 @@ typedef struct fh_shm {
 uint32_t fh_shm_slot_size(uint32_t depth);
 uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity, uint32_t n_lanes);
 
-/* Create (replacing a segment whose writer is dead) or make a private one;
- * `s` becomes lane 0's view. */
+/* Create a named segment, or make a private one (name NULL or ""); `s`
+ * becomes lane 0's view.  Named: /dev/shm/NAME is opened without following a
+ * link or blocking, must be a regular file of this user, and is locked
+ * (an OFD write lock, held until fh_shm_close) before anything in it is
+ * trusted.  The lock taken by another process: a live writer owns the name,
+ * refused.  Then what is there decides: empty, or a segment of ours whose
+ * creation never ended -> used in place; a segment of ours (its writer
+ * finished or dead, since nobody holds its lock) -> unlinked, readers keep
+ * their mapping of it, and a fresh one made; anything else (a FIFO, a
+ * symlink, another user's file, bytes that are not a segment) -> refused by
+ * name and left where it is.  Every refusal's message starts "/dev/shm/NAME "
+ * (feedhandler.replay tells a refused name from other errors by it). */
 int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots, uint32_t depth,
                   uint64_t ring_capacity, uint32_t n_lanes, char *err, size_t errlen);
 /* Lane `lane`'s view of the segment lane 0 (`first`) created. */

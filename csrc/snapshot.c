@@ -18,6 +18,8 @@ void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
 void fh_snapshot_poll(fh_replay_t *r);
 void fh_snapshot_finish(fh_replay_t *r);
 
+#define FH_SNAP_DEFAULT_TIMEOUT_MS 5000u
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -31,10 +33,39 @@ int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeo
         fh_errf(err, errlen, "snapshot recovery needs books: not in decode-only mode");
         return -1;
     }
+    /* What holding the largest snapshot the capacities allow costs, on top
+     * of the books: a clear error now rather than an OOM kill when a server
+     * sends that much. */
+    const uint64_t lim = fh_snapshot_max_bytes(r->book.max_orders, r->book.n_instr);
+    char what[224];
+    snprintf(what, sizeof what, "the books and a snapshot (%u live orders, %u instruments: up to %.1f MiB, held "
+             "%d times over while it is fetched)", r->book.max_orders, r->book.n_instr,
+             (double)lim / (1024.0 * 1024.0), (int)FH_SNAP_COPIES);
+    if (fh_mem_check(r->book.bytes + (uint64_t)FH_SNAP_COPIES * lim, 0, what, err, errlen) != 0) return -1;
     r->snap.all = all != 0;
     r->snap.blocking = blocking != 0;
-    r->snap.timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : 300000u) * 1000000ull;
+    r->snap.timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : FH_SNAP_DEFAULT_TIMEOUT_MS) * 1000000ull;
+    r->snap.max_bytes = lim;
     return 0;
+}
+
+uint64_t fh_snapshot_max_bytes(uint32_t max_orders, uint32_t max_instruments)
+{
+    return (uint64_t)max_orders * FH_SNAP_ORDER_BYTES + (uint64_t)max_instruments * FH_SNAP_INSTR_BYTES +
+           FH_SNAP_SLACK_BYTES;
+}
+
+uint64_t fh_replay_snapshot_limit(const fh_replay_t *r)
+{
+    return r->snap.max_bytes;
+}
+
+uint64_t fh_replay_snapshot_deadline_ns(const fh_replay_t *r, uint32_t ticket)
+{
+    /* t0 is written before the ticket is released, and not again until the
+     * request is answered. */
+    if (!ticket || ticket != __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE)) return 0;
+    return r->snap.t0 + r->snap.timeout_ns;
 }
 
 int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port)
@@ -73,6 +104,9 @@ int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *bloc
 {
     if (!ticket || ticket != __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE)) return -1;
     uint8_t *copy = NULL;
+    /* Past what the capacities allow: refused before it costs a copy. */
+    const int too_big = !failed && len > r->snap.max_bytes;
+    if (too_big) failed = 1;
     if (!failed && len) {
         copy = malloc(len);
         if (!copy) failed = 1;
@@ -84,6 +118,7 @@ int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *bloc
     r->snap.len = failed ? 0 : len;
     r->snap.seq = sequence;
     r->snap.failed = failed != 0;
+    r->snap.too_big = too_big;
     __atomic_store_n(&r->snap.posted, ticket, __ATOMIC_RELEASE);
     return 0;
 }
@@ -141,6 +176,8 @@ static void snap_apply(fh_replay_t *r)
     __atomic_store_n(&r->snap.asked, 0u, __ATOMIC_RELEASE);
     uint64_t n = 0;
     int ok = !r->snap.failed;
+    if (r->snap.too_big) r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
+    r->snap.too_big = 0;
     if (ok) {
         /* Not older than what the stream has (the books would go back in
          * time with nothing to bring them forward), not absurdly far past
@@ -221,16 +258,24 @@ static void snap_give_up(fh_replay_t *r)
         r->snap.buf = NULL;
         r->snap.len = 0;
         r->snap.failed = 1;
+        r->snap.too_big = 0;
         __atomic_store_n(&r->snap.posted, t, __ATOMIC_RELEASE);
     }
     while (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) != t) FH_CPU_RELAX();   /* the poster is copying */
     snap_apply(r);
 }
 
+/* The fetcher answers by t0 + timeout_ns (it is given that deadline); the
+ * lane gives up on its own a grace later, for a fetcher that is stuck. */
+static uint64_t snap_give_up_at(const fh_replay_t *r)
+{
+    return r->snap.t0 + r->snap.timeout_ns + (uint64_t)FH_SNAP_GRACE_MS * 1000000ull;
+}
+
 /* A blocking wait for the answer (a file replay: the file can wait). */
 static void snap_wait(fh_replay_t *r)
 {
-    const uint64_t deadline = mono_ns() + r->snap.timeout_ns;
+    const uint64_t deadline = snap_give_up_at(r);
     const uint32_t t = r->snap.ticket;
     while (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) != t) {
         if (fh_pipe_should_stop(r) || mono_ns() > deadline) { snap_give_up(r); return; }
@@ -262,7 +307,7 @@ void fh_snapshot_poll(fh_replay_t *r)
 {
     if (r->snap.blocking) return;
     if (r->snap.asked && __atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
-    else if (r->snap.asked && mono_ns() - r->snap.t0 > r->snap.timeout_ns) snap_give_up(r);
+    else if (r->snap.asked && mono_ns() > snap_give_up_at(r)) snap_give_up(r);
     snap_next(r);
 }
 

@@ -35,6 +35,8 @@ typedef struct fh_src {
     int have_shb;                   /* pcapng: a section header was seen */
     uint32_t n_if;
     uint64_t last_ts;
+    uint64_t bad_blocks;            /* pcapng: well-framed blocks skipped as inconsistent */
+    uint64_t first_bad;             /* pcapng: input offset of the first of them */
     fh_pcapng_if_t ifs[FH_PCAPNG_MAX_IF];
 } fh_src_t;
 

@@ -46,7 +46,12 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
             *used = len;
             return 1;
         }
-        fh_pipe_record(r, how, buf + off + 2, mlen);
+        if (FH_UNLIKELY(fh_pipe_record(r, how, buf + off + 2, mlen))) {   /* asked to stop: not handled */
+            src->poll = poll;
+            (void)fh_pipe_poll(r, src->pos + off);
+            *used = off;
+            return 0;
+        }
         off += 2 + mlen;
     }
     src->poll = poll;

@@ -82,8 +82,14 @@ int fh_src_pcap_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t l
         }
         if (FH_UNLIKELY(caplen < wirelen)) fh_pipe_src_error(r, FH_ERR_SRC_SNAPPED);
         const uint64_t ts = (uint64_t)rd32(rec, swap) * 1000000000ull + (uint64_t)rd32(rec + 4, swap) * frac_mul;
-        fh_pipe_capture_ts(r, ts);
         fh_pipe_pace(r, ts);
+        /* Asked to stop (while paced: mid-wait): this frame is not handled. */
+        if (FH_UNLIKELY(fh_pipe_next(r))) {
+            (void)fh_pipe_poll(r, src->pos + off);
+            *used = off;
+            return 0;
+        }
+        fh_pipe_capture_ts(r, ts);
         fh_pipe_frame(r, rec + FH_PCAP_RLEN, caplen, ts);
         off += FH_PCAP_RLEN + caplen;
     }
@@ -225,40 +231,58 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t
         const size_t body_len = blen - 12;
         const uint32_t bt = swap && btype != FH_PCAPNG_SHB ? __builtin_bswap32(btype) : btype;
         if (bt == FH_PCAPNG_EPB) {
-            if (FH_UNLIKELY(body_len < 20)) { fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD); goto next; }
+            if (FH_UNLIKELY(body_len < 20)) goto bad;
             const uint32_t ifid = rd32(body, swap);
             const uint32_t caplen = rd32(body + 12, swap), wirelen = rd32(body + 16, swap);
-            if (FH_UNLIKELY(ifid >= n_if || caplen > body_len - 20)) { fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD); goto next; }
+            if (FH_UNLIKELY(ifid >= n_if || caplen > body_len - 20)) goto bad;
             if (FH_UNLIKELY(ifs[ifid].linktype != FH_LINKTYPE_ETHERNET)) { fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE); goto next; }
             if (FH_UNLIKELY(caplen < wirelen)) fh_pipe_src_error(r, FH_ERR_SRC_SNAPPED);
             const uint64_t units = ((uint64_t)rd32(body + 4, swap) << 32) | rd32(body + 8, swap);
-            last_ts = ts_to_ns(&ifs[ifid], units);
+            const uint64_t ts = ts_to_ns(&ifs[ifid], units);
+            fh_pipe_pace(r, ts);
+            if (FH_UNLIKELY(fh_pipe_next(r))) { (void)fh_pipe_poll(r, src->pos + off); goto out; }
+            last_ts = ts;
             fh_pipe_capture_ts(r, last_ts);
-            fh_pipe_pace(r, last_ts);
             fh_pipe_frame(r, body + 20, caplen, last_ts);
         } else if (bt == FH_PCAPNG_SPB) {
             /* Simple packets: interface 0, no timestamp, captured = min(wire, snaplen, room). */
-            if (FH_UNLIKELY(body_len < 4 || n_if == 0)) { fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD); goto next; }
+            if (FH_UNLIKELY(body_len < 4 || n_if == 0)) goto bad;
             if (FH_UNLIKELY(ifs[0].linktype != FH_LINKTYPE_ETHERNET)) { fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE); goto next; }
             const uint32_t wirelen = rd32(body, swap);
             size_t caplen = body_len - 4;
             if (wirelen < caplen) caplen = wirelen;
             if (ifs[0].snaplen && ifs[0].snaplen < caplen) caplen = ifs[0].snaplen;
+            if (FH_UNLIKELY(fh_pipe_next(r))) { (void)fh_pipe_poll(r, src->pos + off); goto out; }
             if (caplen < wirelen) fh_pipe_src_error(r, FH_ERR_SRC_SNAPPED);
             fh_pipe_capture_ts(r, last_ts);
             fh_pipe_frame(r, body + 4, caplen, last_ts);
         } else if (bt == FH_PCAPNG_IDB) {
-            if (FH_UNLIKELY(body_len < 8 || n_if == FH_PCAPNG_MAX_IF)) { fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD); goto next; }
+            if (FH_UNLIKELY(body_len < 8 || n_if == FH_PCAPNG_MAX_IF)) goto bad;
             fh_pcapng_if_t *ifc = &ifs[n_if++];
             ifc->linktype = rd16(body, swap);
             ifc->snaplen = rd32(body + 4, swap);
             idb_options(ifc, body + 8, body_len - 8, swap);
         }
         /* Other blocks (name resolution, statistics, custom, ...) carry no frames. */
+        goto next;
+    bad:
+        /* A block whose own fields disagree (a captured length past its body,
+         * an interface never described): its framing is sound, so the walk
+         * goes on past it, but the input is reported damaged at its end, as a
+         * pcap record with the same fault is. */
+        fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD);
+        if (src->bad_blocks++ == 0) src->first_bad = src->pos + off;
     next:
         off += blen;
     }
-    if (eof) fh_pipe_input_end(r, src->pos + off);
+    if (eof) {
+        fh_pipe_input_end(r, src->pos + off);
+        if (src->bad_blocks && rc == 0) {
+            fh_errf(err, errlen, "pcapng corrupt: %llu inconsistent block(s) skipped, the first at offset %llu "
+                    "(the rest was decoded)", (unsigned long long)src->bad_blocks, (unsigned long long)src->first_bad);
+            rc = 1;
+        }
+    }
 out:
     src->n_if = n_if;
     src->swap = swap;

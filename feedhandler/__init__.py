@@ -15,13 +15,13 @@ Errors derive from :class:`feedhandler.FeedhandlerError` (see :mod:`feedhandler.
 from typing import Any
 
 from .errors import (ConfigError, DpdkError, EndpointError, FeedhandlerError, ReplayConfigError, ReplayError,
-                     ShmError, WriterDied)
+                     ShmError, ShmNameError, WriterDied)
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "attach", "Replay", "ReplayConfig", "Segment", "Snapshot",
            "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
-           "WriterDied", "DpdkError", "Lapped", "to_pandas"]
+           "ShmNameError", "WriterDied", "DpdkError", "Lapped", "to_pandas"]
 
 # Imported on first use, so that the CLI does not pay for numpy and the C core
 # before it needs them (docs/architecture.md: `feedhandler.attach(name)`).

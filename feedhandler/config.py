@@ -92,6 +92,10 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
         raise ConfigError("cannot read config %s: %s" % (path, exc.strerror))
     except _toml.TOMLDecodeError as exc:
         raise ConfigError("config %s is not valid TOML: %s" % (path, exc))
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config %s is not UTF-8 text (byte %d): TOML files are UTF-8" % (path, exc.start))
+    except RecursionError:
+        raise ConfigError("config %s nests arrays or tables too deeply to read" % path)
     unknown = set(doc) - {"channel"}
     if unknown:
         raise ConfigError("config %s: unknown top-level key(s) %s (expected [[channel]] tables)"

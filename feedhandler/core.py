@@ -181,6 +181,8 @@ def stats_to_dict(st) -> dict:
         "pkt_duplicate": int(st.pkt_duplicate),
         "pkt_rejected": int(st.pkt_rejected),
         "pkt_held": int(st.pkt_held),
+        "pkt_late": int(st.pkt_late),
+        "late": int(st.late),
         "rx_time_back": int(st.rx_time_back),
         "snapshots": int(st.snapshots),
         "snapshot_messages": int(st.snapshot_messages),
@@ -191,7 +193,8 @@ def stats_to_dict(st) -> dict:
     }
 
 
-LEDGER_PARTS = ("pkt_rejected", "heartbeats", "end_of_session", "pkt_applied", "pkt_duplicate", "pkt_held")
+LEDGER_PARTS = ("pkt_rejected", "heartbeats", "end_of_session", "pkt_applied", "pkt_duplicate", "pkt_held",
+                "pkt_late")
 
 
 def ledger(stats: dict) -> dict:

@@ -8,6 +8,8 @@ so an application can catch them all in one place::
     |   +-- EndpointError                 a HOST:PORT that does not parse or is out of range
     +-- ReplayError                       an input could not be replayed, or the pipeline set up
     |   +-- ReplayConfigError             (also a ConfigError) a ReplayConfig field is invalid
+    |   +-- ShmNameError                  the segment name is taken by a live writer, or holds
+    |                                     something that is not this user's segment (refused, left there)
     +-- ShmError                          a shared-memory segment cannot be read
     |   +-- WriterDied                    its writer was killed mid-run (Segment.follow)
     +-- DpdkError                         DPDK is missing, or the EAL / a port could not be set up
@@ -24,7 +26,8 @@ from __future__ import annotations
 from typing import Any, Type, TypeVar
 
 __all__ = [
-    "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
+    "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmNameError",
+    "ShmError",
     "WriterDied", "DpdkError", "c_message", "c_error", "ERR_LEN",
 ]
 
@@ -61,6 +64,14 @@ class ReplayError(FeedhandlerError):
 class ReplayConfigError(ReplayError, ConfigError):
     """A :class:`feedhandler.replay.ReplayConfig` field is invalid; the message names the
     field, the value given and what would be valid."""
+
+
+class ShmNameError(ReplayError):
+    """A writer cannot have its ``shm`` name: a live writer holds the segment's
+    lock (two replays with one ``--shm``: exactly one runs), or what is at
+    /dev/shm/NAME is not this user's feedhandler segment (a FIFO, a symbolic
+    link, another user's file, bytes of some other program).  Nothing there is
+    changed or removed; the message names the object and what it is."""
 
 
 class ShmError(FeedhandlerError):

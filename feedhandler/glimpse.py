@@ -23,6 +23,8 @@ whole (:class:`SnapshotError`, with a short ``reason`` to count by).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hmac
 import json
 import os
 import select
@@ -42,9 +44,16 @@ __all__ = ["Snapshot", "SnapshotError", "build_snapshot", "fetch_snapshot", "Gli
            "END_OF_SNAPSHOT", "REASONS"]
 
 END_OF_SNAPSHOT = b"G"
+# A lane's capacities when none are given (csrc/pipeline.c): the size bound of
+# a snapshot fetched without one (fetch_snapshot's max_bytes=None).
+DEFAULT_MAX_ORDERS = 2 << 20
+DEFAULT_MAX_INSTRUMENTS = 65535
 EOS_LEN = 21                       # 'G' + Numeric(20)
 HEARTBEAT_S = 1.0                  # SoupBinTCP: a side sends a heartbeat after 1 s without sending
 IDLE_TIMEOUT_S = 15.0              # ... and drops a peer it has not heard for 15 s
+LOGIN_TIMEOUT_S = 5.0              # server: a connection must have logged in by then (bytes do not extend it)
+MAX_CLIENTS = 64                   # server: connections at once; the next ones are accepted, closed and counted
+ACCEPT_BACKOFF_S = (0.01, 0.5)     # server: first and longest pause after accept() fails for lack of fds/memory
 _SEND_CHUNK = 1 << 16
 
 #: SnapshotError.reason values (counters are keyed by them).
@@ -220,7 +229,7 @@ def describe_snapshot(snap: Snapshot) -> str:
 # ------------------------------------------------------------------- client
 
 def fetch_snapshot(host: str, port: int, user: str = "", password: str = "", session: str = "",
-                   timeout: float = 5.0, deadline: float = 60.0, max_bytes: int = 1 << 31,
+                   timeout: float = 5.0, deadline: float = 60.0, max_bytes: Optional[int] = None,
                    recv_size: int = 1 << 20) -> Snapshot:
     """Log in to a GLIMPSE server and receive one snapshot.
 
@@ -228,15 +237,23 @@ def fetch_snapshot(host: str, port: int, user: str = "", password: str = "", ses
     Accepted, then sequenced data (each one ITCH 5.0 message, length-checked
     against the ITCH 5.0 table) up to End of Snapshot; then logs out.  Server
     heartbeats and debug packets are ignored, unsequenced data is counted and
-    ignored; a client heartbeat goes out after 1 s without sending.  Raises
-    :class:`SnapshotError`: "connect" (no connection), "rejected" (Login
-    Rejected: the message says why), "timeout" (no byte for ``timeout`` s),
-    "closed" (the connection ended first), "corrupt" (a framing or protocol
-    error), "bad_message" (not an ITCH 5.0 message), "no_end" (End of Session
-    before End of Snapshot), "too_long" (past ``deadline`` s in all or
-    ``max_bytes`` of snapshot: a snapshot that never ends)."""
+    ignored; a client heartbeat goes out after 1 s without sending.
+
+    Bounds (docs/recovery.md): ``deadline`` s in all, connect included;
+    ``timeout`` s at most without progress, and only snapshot data is progress
+    (Login Accepted, a message, End of Snapshot): server heartbeats keep the
+    session alive but extend nothing; at most ``max_bytes`` of messages (None:
+    what a lane with the default capacities takes, fh_snapshot_max_bytes).
+    Raises :class:`SnapshotError`: "connect" (no connection), "rejected"
+    (Login Rejected: the message says why), "timeout" (no snapshot data for
+    ``timeout`` s), "closed" (the connection ended first), "corrupt" (a framing
+    or protocol error), "bad_message" (not an ITCH 5.0 message), "no_end" (End
+    of Session before End of Snapshot), "too_long" (past ``deadline`` s in all
+    or ``max_bytes`` of snapshot: a snapshot that never ends)."""
     t0 = time.monotonic()
     end = t0 + deadline
+    if max_bytes is None:
+        max_bytes = int(lib.fh_snapshot_max_bytes(DEFAULT_MAX_ORDERS, DEFAULT_MAX_INSTRUMENTS))
     try:
         login = soup.login_request(user, password, session, 1)
     except soup.SoupError as exc:
@@ -267,6 +284,8 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
             raise SnapshotError("%s: connection lost: %s" % (where, exc.strerror or exc), "closed") from None
 
     send(login)
+    # last_rx: the last progress -- snapshot data, not any byte (a server that
+    # sends only heartbeats is stuck, however alive it looks).
     last_sent = last_rx = time.monotonic()
     framer = soup.Framer(from_server=True)
     # The data phase goes to C in bulk (fh_glimpse_collect): received bytes in
@@ -282,8 +301,8 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
             raise SnapshotError("a snapshot that never ends: no End of Snapshot from %s within %.1f s "
                                 "(%d messages so far)" % (where, deadline, msgs), "too_long")
         if now - last_rx >= timeout:
-            raise SnapshotError("%s sent nothing for %.1f s (%d messages so far)" % (where, timeout, msgs),
-                                "timeout")
+            raise SnapshotError("%s sent no snapshot data for %.1f s (heartbeats do not count; %d messages so far)"
+                                % (where, timeout, msgs), "timeout")
         if sess_name is not None and now - last_sent >= HEARTBEAT_S:
             send(soup.packet(soup.CLIENT_HEARTBEAT))
             last_sent = now
@@ -309,7 +328,6 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
             part = " (%d bytes of a packet pending)" % left if left else ""
             raise SnapshotError("%s closed the connection %s, after %d messages%s" % (where, what, msgs, part),
                                 "closed")
-        last_rx = time.monotonic()
         if sess_name is None:
             try:
                 pkts = framer.feed(data)
@@ -329,6 +347,7 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
                     sess_name, _ = soup.login_accepted(payload)
                 except soup.SoupError as exc:
                     raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
+                last_rx = time.monotonic()
                 # What came after the login in this read goes to the data phase.
                 pending += b"".join(soup.packet(t, p) for t, p in pkts[i + 1:])
                 pending += framer.take_pending()
@@ -338,6 +357,8 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
         else:
             pending += data
         done = _collect(pending, out, acc, max_bytes, where)
+        if int(acc.messages) != msgs:
+            last_rx = time.monotonic()
         if done:
             del out[int(acc.used):]
             try:
@@ -417,6 +438,20 @@ class _Drop(Exception):
     """End this client's connection (counted already)."""
 
 
+def _readable(conn: socket.socket, timeout_s: float) -> bool:
+    """poll(), not select(): a server with many clients has descriptors past FD_SETSIZE."""
+    p = select.poll()
+    p.register(conn, select.POLLIN)
+    return bool(p.poll(int(timeout_s * 1000 + 0.999)))
+
+
+def _close_quietly(conn: socket.socket) -> None:
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
 class GlimpseServer:
     """Serves one :class:`Snapshot` over SoupBinTCP 4.0, as NASDAQ's GLIMPSE does.
 
@@ -425,20 +460,40 @@ class GlimpseServer:
     snapshot's, else 'S'), gets Login Accepted (session, sequence 1), every
     message of the snapshot as sequenced data, End of Snapshot, then server
     heartbeats (after ``heartbeat_s`` without sending) until it logs out or
-    goes quiet for ``idle_timeout_s``.  One thread per client; a client whose
+    sends no whole packet for ``idle_timeout_s``.  One thread per client; a client whose
     reads stall a send for ``send_timeout_s`` is dropped without holding up
     the others.  A first packet that is not a 49-byte login request drops the
-    connection.  Everything is counted (:meth:`stats`)."""
+    connection.  Everything is counted (:meth:`stats`).
+
+    Limits (docs/robustness.md, "The servers"): at most ``max_clients``
+    connections at once (the next ones are accepted, closed at once and
+    counted in ``refused_connections``); a connection that has not logged in
+    ``login_timeout_s`` after it was accepted is dropped (``login_timeouts``),
+    however many bytes it trickles; when accept() fails (out of file
+    descriptors, say) the error is counted (``accept_errors``) and the accept
+    loop pauses, doubling from 10 ms to 0.5 s, instead of spinning; credentials
+    are compared in constant time."""
 
     def __init__(self, snapshot: Snapshot, host: str = "127.0.0.1", port: int = 0, user: str = "",
                  password: str = "", heartbeat_s: float = HEARTBEAT_S, idle_timeout_s: float = IDLE_TIMEOUT_S,
                  send_timeout_s: float = 5.0, send_buffer: int = 0, poll_s: float = 0.1,
-                 log: Optional[Callable[[str], None]] = None):
+                 log: Optional[Callable[[str], None]] = None, max_clients: int = MAX_CLIENTS,
+                 login_timeout_s: float = LOGIN_TIMEOUT_S):
         if len(user) > 6 or len(password) > 10 or len(snapshot.session) > 10:
             raise ValueError("username <= 6, password <= 10, session <= 10 characters")
+        if not (user + password).isascii():
+            raise ValueError("username and password must be ASCII")
+        if max_clients < 1 or not login_timeout_s > 0:
+            raise ValueError("max_clients >= 1 and login_timeout_s > 0, got %r and %r" % (max_clients,
+                                                                                      login_timeout_s))
         self.snapshot = snapshot
         self.user = user
         self.password = password
+        # The fields as they arrive, space-padded: compared whole, in constant time.
+        self._user_field = user.encode("ascii").ljust(6)
+        self._password_field = password.encode("ascii").ljust(10)
+        self.max_clients = max_clients
+        self.login_timeout_s = login_timeout_s
         self.heartbeat_s = heartbeat_s
         self.idle_timeout_s = idle_timeout_s
         self.send_timeout_s = send_timeout_s
@@ -456,7 +511,8 @@ class GlimpseServer:
         self._stats = {"connections": 0, "active": 0, "logins_accepted": 0,
                        "logins_rejected": {k: 0 for k in REJECT_KEYS.values()}, "malformed_logins": 0,
                        "snapshots_served": 0, "messages_sent": 0, "bytes_sent": 0, "slow_clients_dropped": 0,
-                       "client_timeouts": 0, "logouts": 0, "disconnects": 0, "client_protocol_errors": 0}
+                       "client_timeouts": 0, "logouts": 0, "disconnects": 0, "client_protocol_errors": 0,
+                       "refused_connections": 0, "accept_errors": 0, "login_timeouts": 0}
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError) as exc:
@@ -490,22 +546,64 @@ class GlimpseServer:
 
     # ------------------------------------------------------------- serving
     def serve_forever(self) -> None:
-        """Accept clients (a thread each) until :meth:`stop`."""
+        """Accept clients (a thread each, at most max_clients) until :meth:`stop`."""
+        backoff = 0.0
         while not self._stop.is_set():
             try:
                 conn, peer = self._sock.accept()
             except socket.timeout:
                 continue
-            except OSError:
+            except OSError as exc:
                 if self._stop.is_set() or self._sock.fileno() < 0:
                     break
+                n = self._count_new("accept_errors")
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # The connection stays queued, so the socket stays readable:
+                    # retrying at once would spin a core and starve the clients
+                    # whose threads are about to free descriptors.
+                    backoff = min(ACCEPT_BACKOFF_S[1], backoff * 2) if backoff else ACCEPT_BACKOFF_S[0]
+                    self._say_sometimes(n, "accept failed (%s): pausing %.2f s" % (
+                        exc.strerror or exc, backoff))
+                    self._stop.wait(backoff)
                 continue
+            backoff = 0.0
             self._count("connections")
+            with self._lock:
+                full = self._stats["active"] >= self.max_clients
+                if full:
+                    self._stats["refused_connections"] += 1
+                    n = self._stats["refused_connections"]
+                else:
+                    self._stats["active"] += 1       # here, not in the thread: the cap holds at once
+                    self._clients[id(conn)] = conn
+            if full:
+                _close_quietly(conn)
+                self._say_sometimes(n, "refused %s:%d: %d connections already" % (
+                    peer[0], peer[1], self.max_clients))
+                continue
             t = threading.Thread(target=self._client, args=(conn, peer), name="glimpse-client", daemon=True)
             with self._lock:
                 self._threads = [x for x in self._threads if x.is_alive()]
                 self._threads.append(t)
-            t.start()
+            try:
+                t.start()
+            except RuntimeError:                      # no thread to be had: as good as refused
+                with self._lock:
+                    self._threads.remove(t)
+                    self._stats["active"] -= 1
+                    self._clients.pop(id(conn), None)
+                    self._stats["refused_connections"] += 1
+                _close_quietly(conn)
+
+    def _count_new(self, key: str) -> int:
+        with self._lock:
+            self._stats[key] += 1
+            return self._stats[key]
+
+    def _say_sometimes(self, n: int, text: str) -> None:
+        """Log the 1st, 2nd, 4th, 8th... occurrence: a flood cannot flood the log."""
+        if self.log and n & (n - 1) == 0:
+            self.log("%s (%d so far)" % (text, n))
 
     def _send(self, conn, data: bytes) -> None:
         """All of data, or _Drop when the client stops reading for send_timeout_s
@@ -527,22 +625,24 @@ class GlimpseServer:
             self._count("bytes_sent", n)
 
     def _recv_login(self, conn, peer) -> Optional[bytes]:
-        """The login request's payload, or None (dropped and counted)."""
+        """The login request's payload, or None (dropped and counted).  The
+        deadline runs from the accept and bytes do not extend it: a client that
+        trickles its login a byte at a time holds a thread login_timeout_s at most."""
         framer = soup.Framer(from_server=False)
-        last = time.monotonic()
+        deadline = time.monotonic() + self.login_timeout_s
         while not self._stop.is_set():
-            ready, _, _ = select.select([conn], [], [], self.poll_s)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._count("login_timeouts")
+                self._say(peer, "dropped: no login within %.1f s" % self.login_timeout_s)
+                return None
+            ready = _readable(conn, min(self.poll_s, left))
             if not ready:
-                if time.monotonic() - last >= self.idle_timeout_s:
-                    self._count("client_timeouts")
-                    self._say(peer, "dropped: no login within %.1f s" % self.idle_timeout_s)
-                    return None
                 continue
             data = conn.recv(4096)
             if not data:
                 self._count("disconnects")
                 return None
-            last = time.monotonic()
             try:
                 pkts = framer.feed(data)
             except soup.SoupError as exc:
@@ -566,19 +666,19 @@ class GlimpseServer:
     def _check_login(self, payload: bytes) -> Optional[bytes]:
         """None: accepted; else the reject reason byte.  Raises ValueError when malformed."""
         soup.numeric(payload[26:46])          # requested sequence: must be a Numeric, value unused
-        user = payload[0:6].decode("latin-1").rstrip(" ")
-        password = payload[6:16].decode("latin-1").rstrip(" ")
+        # Fixed-width fields compared whole with compare_digest, both always:
+        # how long a reject takes says nothing about how much of either matched.
+        user_ok = hmac.compare_digest(payload[0:6], self._user_field)
+        password_ok = hmac.compare_digest(payload[6:16], self._password_field)
         session = payload[16:26].decode("latin-1").strip(" ")
-        if user != self.user or password != self.password:
+        if not (user_ok & password_ok):
             return b"A"
         if session and session != self.snapshot.session.strip():
             return b"S"
         return None
 
     def _client(self, conn: socket.socket, peer) -> None:
-        with self._lock:
-            self._stats["active"] += 1
-            self._clients[id(conn)] = conn
+        # serve_forever counted it in "active" and _clients already.
         try:
             if self.send_buffer:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
@@ -647,20 +747,21 @@ class GlimpseServer:
                 self._send(conn, heartbeat)
                 last_tx = now
             wait = min(self.poll_s, last_tx + self.heartbeat_s - now, last_rx + self.idle_timeout_s - now)
-            ready, _, _ = select.select([conn], [], [], max(0.0, wait))
+            ready = _readable(conn, max(0.0, wait))
             if not ready:
                 continue
             data = conn.recv(4096)
             if not data:
                 self._count("disconnects")
                 return
-            last_rx = time.monotonic()
             try:
                 pkts = framer.feed(data)
             except soup.SoupError as exc:
                 self._count("client_protocol_errors")
                 self._say(peer, "dropped: %s" % exc)
                 return
+            if pkts:                 # whole packets, not stray bytes, show the client is alive
+                last_rx = time.monotonic()
             for typ, _ in pkts:
                 if typ == soup.LOGOUT:
                     self._count("logouts")

@@ -4,9 +4,12 @@ A lane whose stream waits for a snapshot (late join, or a gap neither line nor
 the re-request server could fill) posts a request in its C mailbox
 (``fh_replay_snapshot_request``).  This thread polls the lanes' mailboxes, fetches
 the snapshot from the stream's GLIMPSE server over SoupBinTCP
-(:func:`feedhandler.glimpse.fetch_snapshot`), retrying a bounded number of times,
-and posts the messages back (``fh_replay_snapshot_post``), or a failure.  The lane
-checks the snapshot whole before applying any of it (csrc/snapshot.c).
+(:func:`feedhandler.glimpse.fetch_snapshot`), retrying until the request's one
+deadline (``fh_replay_snapshot_deadline_ns``: connect, login, every retry and the
+receiving all fit in it), and posts the messages back (``fh_replay_snapshot_post``),
+or a failure.  A snapshot may be at most the lane's ``fh_replay_snapshot_limit``
+bytes (derived from its capacities).  The lane checks the snapshot whole before
+applying any of it (csrc/snapshot.c).
 
 Every attempt is logged in :attr:`SnapshotService.log` and failures are counted by
 reason in :attr:`SnapshotService.errors` (``stats()["snapshot_fetch_errors"]``)."""
@@ -27,12 +30,16 @@ class SnapshotService:
 
     ``endpoint_for(group, port)`` gives the GLIMPSE server of a stream first seen on
     multicast group ``group`` (host-order int) and UDP port ``port`` (None: no server:
-    the request fails at once).  ``tries`` bounds the attempts per request,
+    the request fails at once).  Each request gets one deadline, the lane's
+    (``deadline`` s from when it is read if the lane gives none): tries go on,
+    with a growing pause between them, until one succeeds, fails for a reason
+    not worth another try, ``tries`` have been made (None: no count), or the
+    deadline passes.  ``timeout`` bounds a try's wait for snapshot data.
     ``fetch`` is :func:`feedhandler.glimpse.fetch_snapshot` (tests pass their own)."""
 
     def __init__(self, ffi: Any, lib: Any, lanes: List[Any], endpoint_for: Callable[[int, int], Optional[Endpoint]],
-                 user: str = "", password: str = "", tries: int = 3, timeout: float = 5.0,
-                 deadline: float = 120.0, fetch: Optional[Callable[..., Any]] = None, poll_s: float = 0.001):
+                 user: str = "", password: str = "", tries: Optional[int] = 3, timeout: float = 5.0,
+                 deadline: float = 5.0, fetch: Optional[Callable[..., Any]] = None, poll_s: float = 0.001):
         self._ffi, self._lib, self._lanes = ffi, lib, list(lanes)
         self.endpoint_for = endpoint_for
         self.user, self.password = user, password
@@ -75,28 +82,40 @@ class SnapshotService:
                                  "next_seq": next_seq, "server": "%s:%d" % endpoint if endpoint else None,
                                  "attempts": 0, "ok": False, "reason": None, "sequence": None, "messages": 0}
         t0 = time.monotonic()
+        # One deadline for the whole recovery, the lane's own (CLOCK_MONOTONIC,
+        # as time.monotonic): it gives up on its own only a grace after it.
+        end_ns = int(self._lib.fh_replay_snapshot_deadline_ns(lane, ticket))
+        end = end_ns / 1e9 if end_ns else t0 + self.deadline
+        limit = int(self._lib.fh_replay_snapshot_limit(lane)) or None
         snap = None
         if endpoint is None:
             entry["reason"] = "no_server"
-        for attempt in range(self.tries if endpoint else 0):
+        attempt = 0
+        while endpoint is not None and (self.tries is None or attempt < self.tries):
             if self._stop.is_set():
                 entry["reason"] = "stopped"
                 break
-            entry["attempts"] = attempt + 1
+            left = end - time.monotonic()
+            if left <= 0:
+                if attempt == 0:
+                    entry["reason"] = "timeout"
+                break
+            attempt += 1
+            entry["attempts"] = attempt
             try:
                 snap = self._fetcher()(endpoint[0], endpoint[1], user=self.user, password=self.password,
-                                       timeout=self.timeout, deadline=self.deadline)
+                                       timeout=min(self.timeout, left), deadline=left, max_bytes=limit)
                 break
             except SnapshotError as exc:
                 entry["reason"] = exc.reason
                 entry["error"] = str(exc)
                 if exc.reason not in RETRY_REASONS:
                     break
-                self._stop.wait(min(2.0, 0.2 * 2 ** attempt))
             except OSError as exc:               # a socket error the client did not classify
                 entry["reason"] = "connect"
                 entry["error"] = str(exc)
-                self._stop.wait(min(2.0, 0.2 * 2 ** attempt))
+            # A pause before the next try (0.1 s, doubling to 1 s), never past the deadline.
+            self._stop.wait(max(0.0, min(1.0, 0.1 * 2 ** (attempt - 1), end - time.monotonic())))
         entry["seconds"] = time.monotonic() - t0
         # Logged and counted before the post: once posted, the lane can apply it and the
         # replay return, and whoever then reads the log must find this entry in it.

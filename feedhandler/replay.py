@@ -9,8 +9,9 @@
     print(r.stats())                          # the counters as they were when it closed
 
 Leaving the ``with`` block finishes the replay (holes still open are given up and
-counted, final counters published, a named segment marked finished; the segment
-itself stays in /dev/shm for readers) and frees its memory.
+counted, final counters published, a named segment marked finished -- or stopped
+after :meth:`Replay.stop`; the segment itself stays in /dev/shm for readers) and
+frees its memory.
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ import tempfile
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import IO, TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .config import Channel, cores_of
 from .core import lib, merge_stats, stats_to_dict
 from .endpoints import Endpoint, EndpointError, ipv4_to_int, parse_endpoint
-from .errors import ERR_LEN, ReplayConfigError, ReplayError, c_error, c_message
+from .errors import ERR_LEN, ReplayConfigError, ReplayError, ShmNameError, c_error, c_message
 from .progress import run_with_progress
 
 if TYPE_CHECKING:                       # pragma: no cover
@@ -165,7 +166,9 @@ class ReplayConfig:
     #: SoupBinTCP login: username (<= 6 characters) and password (<= 10).
     snapshot_user: str = ""
     snapshot_password: str = ""
-    #: Longest wait for a snapshot before the stream goes on without one (default 300000 ms).
+    #: One deadline per recovery (a late join or a hole): connect, login, every retry
+    #: and the receiving fit in it; past it the stream goes on without a snapshot
+    #: (gap counted, instruments STALE).  Default 5000 ms.
     snapshot_timeout_ms: int = 0
 
     def __post_init__(self) -> None:
@@ -225,7 +228,7 @@ class ReplayConfig:
             if not isinstance(v, str) or len(v) > most or not v.isascii() or not v.isprintable():
                 raise _bad(name, "printable ASCII, at most %d characters (SoupBinTCP login)" % most, v)
         set_("snapshot_timeout_ms", _uint("snapshot_timeout_ms", self.snapshot_timeout_ms,
-                                          "an integer 0..%d (0: default 300000)" % (_U32 - 1)))
+                                          "an integer 0..%d (0: default 5000)" % (_U32 - 1)))
         if (self.snapshot or any(ch.snapshot for ch in self.channels)) and self.mode == "decode":
             raise ReplayConfigError("snapshot recovery rebuilds books: not with mode 'decode'")
 
@@ -398,7 +401,10 @@ class Replay:
         err = ffi.new("char[]", ERR_LEN)
         ptr = lib_.fh_replay_new(cfg, err, len(err))
         if ptr == ffi.NULL:
-            raise c_error(ReplayError, ffi, err)
+            # The C core starts every refusal of the name itself with the
+            # object's path (csrc/shm.h, fh_shm_create).
+            refused = config.shm and c_message(ffi, err).startswith("/dev/shm/%s " % config.shm)
+            raise c_error(ShmNameError if refused else ReplayError, ffi, err)
         self._lanes.append(ffi.gc(ptr, lib_.fh_replay_free))
         self._r = self._lanes[0]
         for lane in range(1, n_lanes):
@@ -455,11 +461,12 @@ class Replay:
                 for host, port in ch.lines():
                     by_line[(self._ip(host, "channel %r line" % ch.name), port)] = ch.snapshot or config.snapshot
             from .recovery import SnapshotService
-            # Each try gets a share of the lane's wait, so the lane hears the outcome.
-            per_try = min(120.0, (config.snapshot_timeout_ms or 300000) / 1000.0 / 4)
+            # One deadline per recovery (the lane's, fh_replay_snapshot_deadline_ns): the
+            # service retries within it; the size bound is the lane's (its capacities).
+            total = (config.snapshot_timeout_ms or 5000) / 1000.0
             self._snapshots = SnapshotService(ffi, lib_, self._lanes, lambda group, port: by_line.get((group, port), config.snapshot),
                                               user=config.snapshot_user, password=config.snapshot_password,
-                                              tries=3, timeout=min(5.0, per_try), deadline=per_try)
+                                              timeout=min(5.0, total), deadline=total)
 
     @staticmethod
     def _ip(host: str, what: str) -> int:
@@ -487,8 +494,8 @@ class Replay:
 
     def close(self) -> None:
         """Finish (see :meth:`finish`) and free the pipeline's memory; the counters are
-        kept for :meth:`stats`.  A named segment stays in /dev/shm, marked finished, for
-        readers in other processes; segments from :meth:`segment` are closed.  Calling
+        kept for :meth:`stats`.  A named segment stays in /dev/shm, marked finished
+        (stopped after :meth:`stop`), for readers in other processes; segments from :meth:`segment` are closed.  Calling
         it again does nothing."""
         if self._closed:
             return
@@ -589,14 +596,17 @@ class Replay:
                            partial=rc == 1)
 
     def stop(self) -> None:
-        """Ask every lane to stop at its next poll (safe from another thread)."""
+        """Ask every lane to stop before its next frame or record (a paced lane
+        stops waiting for it); safe from another thread and from a signal
+        handler.  It stays asked: later inputs stop at once, and finishing
+        marks the segment ``stopped`` (not ``finished``)."""
         for lane in self._lanes:
             self._lib.fh_replay_stop(lane)
 
     def finish(self) -> None:
         """All inputs done: holes still waiting for the other line are given up
-        (counted as gaps), final counters to shared memory, segment marked finished.
-        Nothing to do once closed."""
+        (counted as gaps), final counters to shared memory, segment marked finished
+        (stopped after :meth:`stop`).  Nothing to do once closed."""
         for lane in reversed(self._lanes):
             self._lib.fh_replay_finish(lane)
 
@@ -674,15 +684,26 @@ class Replay:
         names = self.venues()
         return [names[i] for i in range(len(names)) if mask >> i & 1]
 
-    def dump_books(self, path: str, depth: Optional[int] = None) -> None:
+    def dump_books(self, path: Union[str, "os.PathLike[str]", IO[Any]], depth: Optional[int] = None) -> None:
         """Write the --dump-books CSV (locate,symbol,side,level,price,shares,orders;
-        then venue when the books hold more than one venue)."""
+        then venue when the books hold more than one venue).  ``path`` may also be
+        a file already open for writing (anything with ``fileno()``, e.g. opened
+        before the replay so that a bad path fails first): written from its
+        position and left open."""
         lanes = self._live()
         err = self._ffi.new("char[]", ERR_LEN)
         depth = depth or self.depth
         with_venue = int(len(self.venues_held()) > 1)
+        fd: Optional[int] = None
+        if hasattr(path, "fileno"):
+            path.flush()                                 # type: ignore[union-attr]
+            fd = path.fileno()                           # type: ignore[union-attr]
         if len(lanes) == 1:
-            if self._lib.fh_replay_dump_books(lanes[0], os.fsencode(path), depth, with_venue, err, len(err)) != 0:
+            if fd is not None:
+                rc = self._lib.fh_replay_dump_books_fd(lanes[0], fd, depth, with_venue, err, len(err))
+            else:
+                rc = self._lib.fh_replay_dump_books(lanes[0], os.fsencode(path), depth, with_venue, err, len(err))
+            if rc != 0:
                 raise c_error(ReplayError, self._ffi, err)
             return
         # Each instrument lives on one lane: merge the lanes' rows by locate.
@@ -698,11 +719,11 @@ class Replay:
                     rows.extend(f.readlines())
         rows.sort(key=lambda line: int(line.split(",", 1)[0]))     # stable: lane order kept within a locate
         try:
-            with open(path, "w") as f:
+            with (open(fd, "w", closefd=False) if fd is not None else open(path, "w")) as f:   # type: ignore[arg-type]
                 f.write(header)
                 f.writelines(rows)
         except OSError as exc:
-            raise ReplayError("cannot write %s: %s" % (path, exc.strerror))
+            raise ReplayError("cannot write %s: %s" % ("the books file" if fd is not None else path, exc.strerror))
 
     def segment(self) -> "Segment":
         """This replay's shared memory, read in-process like any other reader.  The

@@ -6,7 +6,7 @@
     snap.bids, snap.asks                  # (price, shares, orders) int64 numpy arrays, best first
     everything = seg.snapshot_all()       # one structured array, a consistent copy of every slot
     df = seg.snapshot_all(df=True)        # the same as a pandas DataFrame (pandas installed)
-    for batch in seg.follow(): ...        # event batches as they come (Lapped markers, ends when finished)
+    for batch in seg.follow(): ...        # event batches as they come (Lapped markers, ends when finished/stopped)
     ev = seg.events()                     # or poll: new events since the last call
     seg.close()                           # or: with attach("books") as seg: ...
 
@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import mmap
 import os
+import stat
 import sys
 import time
+import weakref
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -36,7 +38,7 @@ from .errors import ShmError, WriterDied, c_error
 
 __all__ = ["attach", "Segment", "Snapshot", "ShmError", "WriterDied", "Lapped", "slot_dtype", "book_dtype",
            "EVENT_DTYPE", "SHM_EVENT_DTYPE", "EVENT_NAMES", "STATES", "PRICE_SCALE", "price_float", "format_price",
-           "to_pandas",
+           "text_of", "to_pandas",
            "FLAG_STALE", "FLAG_DROPPED", "FLAG_OP_HALT", "FLAG_DIRECTORY", "FLAG_SILENT",
            "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT", "EV_SNAPSHOT", "EV_CBBO",
            "SNAPSHOT_START", "SNAPSHOT_DONE", "SNAPSHOT_FAILED", "SNAPSHOT_PHASES"]
@@ -92,7 +94,11 @@ SNAPSHOT_START, SNAPSHOT_DONE, SNAPSHOT_FAILED = 0, 1, 2
 SNAPSHOT_PHASES = {SNAPSHOT_START: "snapshot_start", SNAPSHOT_DONE: "snapshot_done", SNAPSHOT_FAILED: "snapshot_failed"}
 FLAG_STALE, FLAG_DROPPED, FLAG_OP_HALT, FLAG_DIRECTORY, FLAG_SILENT = (
     lib.FH_SLOT_STALE, lib.FH_SLOT_DROPPED, lib.FH_SLOT_OP_HALT, lib.FH_SLOT_DIRECTORY, lib.FH_SLOT_SILENT)
-STATES = {0: "starting", 1: "running", 2: "finished"}
+#: The header's state (csrc/fh_api.h enum fh_shm_state; tests/test_layout.py
+#: checks the values).  "stopped": the writer was asked to stop part-way
+#: (SIGINT, SIGTERM, SIGHUP, Replay.stop): its books and counters are
+#: consistent but hold only what it applied before it stopped.
+STATES = {0: "starting", 1: "running", 2: "finished", 3: "stopped"}
 
 
 def _record_dtype(fixed: List[Tuple[str, str, int]], levels: Tuple[Tuple[str, str, int], ...],
@@ -164,6 +170,22 @@ def format_price(price: int) -> str:
     return "%s%d.%04d" % (sign, whole, frac)
 
 
+#: Bytes shown as themselves in a symbol or venue name: printable ASCII except
+#: the backslash (escaped, so that an escape is never ambiguous).
+_PRINTABLE = frozenset(range(0x20, 0x7F)) - {0x5C}
+
+
+def text_of(raw: bytes) -> str:
+    """Symbol or venue bytes from the segment as safe text: trailing spaces and
+    NULs dropped, every other byte outside printable ASCII (and the backslash)
+    written as ``\\xNN``, so that a hostile feed's control bytes (an ESC
+    sequence in a stock directory) never reach a terminal raw."""
+    raw = bytes(raw).rstrip(b" \0")
+    if all(b in _PRINTABLE for b in raw):
+        return raw.decode("ascii")
+    return "".join(chr(b) if b in _PRINTABLE else "\\x%02x" % b for b in raw)
+
+
 def _busy(rc: int, what: str) -> str:
     if rc == -1:
         return "%s left mid-update: the writer died while updating it" % what
@@ -186,7 +208,7 @@ class Snapshot:
 
     @property
     def symbol(self) -> str:
-        return bytes(self.rec["symbol"]).decode("ascii", "replace").rstrip()
+        return text_of(self.rec["symbol"])
 
     @property
     def bids(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -257,6 +279,8 @@ class Segment:
     After close every read raises :class:`ShmError`."""
 
     def __init__(self, buf: Any, size: int, owner: Any = None, name: Optional[str] = None) -> None:
+        self._fd: Optional[int] = None      # attach()'s descriptor: asks the writer's lock (writer_alive)
+        self._fd_close: Any = None
         self._buf = buf                     # keeps the mapping alive
         self._owner = owner                 # keeps an in-process replay alive
         self.name = name
@@ -290,9 +314,12 @@ class Segment:
     # -------------------------------------------------------------- header
     @property
     def state(self) -> str:
-        """starting, running, finished -- or dead: the header says starting or
-        running but its writer process is gone (killed; the books are frozen
-        wherever it stopped and must not be traded on)."""
+        """starting, running, finished, stopped -- or dead: the header says
+        starting or running but its writer process is gone (killed; the books
+        are frozen wherever it stopped and must not be traded on).  finished:
+        every input was replayed to its end; stopped: the writer was asked to
+        stop part-way (a signal), its books and counters are consistent but
+        hold only what it applied until then."""
         st = STATES.get(int(self._header().state), "unknown")
         if st in ("starting", "running") and self.writer_alive is False:
             return "dead"
@@ -300,10 +327,28 @@ class Segment:
 
     @property
     def writer_alive(self) -> Optional[bool]:
-        """True/False whether the writer process lives; None when this process
-        cannot tell (no /proc, another PID namespace)."""
-        rc = lib.fh_shm_writer_alive(self._mapped())
+        """True/False whether the writer lives and holds its segment; None when
+        this process cannot tell.
+
+        An attached segment asks the lock its writer holds from creation until
+        it closes the segment (the lock that keeps its name taken): held, alive;
+        free, gone (killed, even if not yet reaped) or done.  The lock is tested,
+        never taken, so this never gets in a writer's way, and it answers across
+        PID namespaces.  Without it (``Replay.segment()``, no OFD locks) the
+        writer's pid and start time in /proc decide (None: no /proc, or another
+        PID namespace)."""
+        base = self._mapped()
+        if self._fd is not None:
+            held = lib.fh_shm_writer_locked(self._fd)
+            if held >= 0:
+                return bool(held)
+        rc = lib.fh_shm_writer_alive(base)
         return None if rc < 0 else bool(rc)
+
+    def _hold_fd(self, fd: int) -> None:
+        """Keep attach()'s descriptor (read-only) for writer_alive; closed by close() or with the object."""
+        self._fd = fd
+        self._fd_close = weakref.finalize(self, os.close, fd)
 
     def clock_ns(self) -> int:
         """Now, in ns since the epoch, on the writer's clock (its TSC
@@ -335,7 +380,7 @@ class Segment:
         venue (XNAS unless configured), then the PITCH venues."""
         h = self._header()
         n = min(int(h.n_venues), 8)
-        return [ffi.string(h.venue_names[i], 8).decode("ascii", "replace") for i in range(n)]
+        return [text_of(ffi.string(h.venue_names[i], 8)) for i in range(n)]
 
     def _locate(self, key: Union[int, str], venue: Optional[str] = None) -> int:
         if isinstance(key, (int, np.integer)):
@@ -375,7 +420,7 @@ class Segment:
         named = np.nonzero(a["flags"] & FLAG_DIRECTORY)[0]
         out: Dict[str, List[Tuple[int, int]]] = {}
         for i in named:
-            sym = bytes(a["symbol"][i]).decode("ascii", "replace").rstrip()
+            sym = text_of(a["symbol"][i])
             out.setdefault(sym, []).append((int(a["venue"][i]), int(i)))
         return out
 
@@ -471,12 +516,15 @@ class Segment:
         (symbol -> locate with reverse=True)."""
         a = self.snapshot_all()
         named = np.nonzero(a["flags"] & FLAG_DIRECTORY)[0]
-        pairs = {int(i): bytes(a["symbol"][i]).decode("ascii", "replace").rstrip() for i in named}
+        pairs = {int(i): text_of(a["symbol"][i]) for i in named}
         return {v: k for k, v in pairs.items()} if reverse else pairs
 
     # -------------------------------------------------------------- events
     def seek(self, position: str = "now") -> None:
-        """Start following events from now ('now') or the oldest still in the ring ('oldest')."""
+        """Start following events from now ('now') or the oldest still in the ring ('oldest');
+        any other word raises ValueError (it would otherwise pick one silently)."""
+        if position not in ("now", "oldest"):
+            raise ValueError("seek position must be 'now' or 'oldest', not %r" % (position,))
         for i, cur in enumerate(self._cursors):
             head = int(self._header().ring_head[i].head)
             cur[0] = head if position == "now" else max(0, head - self.ring_capacity)
@@ -538,7 +586,9 @@ class Segment:
           with `heartbeat` set), so that a loop can check a clock or stop.
 
         When nothing is new it sleeps, backing off from 50 us to `idle` seconds.
-        It ends once the writer has finished and every event is read; it raises
+        It ends once the writer has finished or stopped (asked to stop
+        part-way: :attr:`state` then says ``"stopped"``, so a caller can tell
+        an interrupted run from a complete one) and every event is read; it raises
         :class:`WriterDied` once the events left are read if the writer process
         died mid-run (a replay killed: its books are frozen, do not trade on
         them).  Breaking out of the loop is always fine."""
@@ -586,7 +636,7 @@ class Segment:
                 yield "batch", Lapped(self.lapped - before, self.lapped)
             now = time.monotonic()
             st = STATES.get(int(self._header().state), "unknown")
-            if st == "finished":
+            if st in ("finished", "stopped"):   # over: no event will come after those left
                 if not self._available():
                     return
                 continue
@@ -632,6 +682,9 @@ class Segment:
         if self._base is None:
             return
         base, self._base, self._hdr = self._base, None, None
+        if self._fd_close is not None:
+            self._fd, fin, self._fd_close = None, self._fd_close, None
+            fin()
         if isinstance(self._buf, mmap.mmap):
             ffi.release(base)            # the buffer export, so that the mapping can go
             try:
@@ -727,7 +780,7 @@ def _slots_frame(a: np.ndarray, venues: List[str], prices: str) -> Any:
     has_bid, has_ask = r["n_bid"] > 0, r["n_ask"] > 0
     date = _trade_date_ns(r["exch_ts"], r["rx_ts"])
     cols = {
-        "symbol": [bytes(x).decode("ascii", "replace").rstrip() for x in r["symbol"]],
+        "symbol": [text_of(x) for x in r["symbol"]],
         "venue": pd.Categorical(_venue_names(venues, r["venue"]), categories=list(dict.fromkeys(venues))),
         "bid_price": px(np.where(has_bid, r["bid_price"][:, 0], 0)),
         "bid_shares": np.where(has_bid, r["bid_shares"][:, 0], 0),
@@ -779,7 +832,7 @@ def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: s
     if segment is not None:
         slots = segment.snapshot_all()
         venues = segment.venues()
-        sym = np.array([bytes(x).decode("ascii", "replace").rstrip() for x in slots["symbol"]], dtype=object)
+        sym = np.array([text_of(x) for x in slots["symbol"]], dtype=object)
         loc = ev["locate"].astype(np.int64)
         loc = np.where(loc < len(slots), loc, 0)
         cols["symbol"] = sym[loc]
@@ -794,45 +847,112 @@ def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: s
     return pd.DataFrame(cols)
 
 
-def attach(name: str, wait: float = 0) -> Segment:
+def attach(name: str, wait: float = 0, owner: Union[int, str, None] = None) -> Segment:
     """Map /dev/shm/NAME read-only and check its layout.  ``with attach(name) as seg:``
     unmaps it on exit.
 
     ``wait=S`` waits up to S seconds for the segment to appear (a strategy
     started before its feed handler), retrying every 50 ms; then the last
-    error is raised."""
-    if not name or "/" in name:
+    error is raised.
+
+    Anyone can put something at a name in /dev/shm, so what is there is
+    checked before it is read: it is opened without following a symbolic link
+    and without blocking (a FIFO at the name cannot hang the reader), and must
+    be a regular file owned by this user -- or by ``owner`` (a uid or user
+    name: the account a feed handler publishing for other users runs as, its
+    ``shm_mode`` letting them read) -- whose header is a feedhandler
+    segment's.  Anything else raises :class:`ShmError` naming it.  Nothing
+    here ever blocks on, locks or changes the writer's segment."""
+    if not name or "/" in name or name in (".", ".."):
         raise ShmError("bad segment name %r" % (name,))
+    uid = _owner_uid(owner)
     deadline = time.monotonic() + wait
     while True:
         try:
-            return _attach(name)
+            return _attach(name, uid)
         except ShmError:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
 
 
-def _attach(name: str) -> Segment:
+def _owner_uid(owner: Union[int, str, None]) -> int:
+    if owner is None:
+        return os.geteuid()
+    if isinstance(owner, int) and not isinstance(owner, bool) and owner >= 0:
+        return owner
+    if isinstance(owner, str):
+        import pwd
+        try:
+            return pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            raise ShmError("owner %r: no such user" % (owner,)) from None
+    raise ShmError("owner must be a uid (int >= 0) or a user name, not %r" % (owner,))
+
+
+def _user(uid: int) -> str:
+    import pwd
+    try:
+        return "uid %d (%s)" % (uid, pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file at a segment's name is, for a message."""
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISLNK, "a symbolic link"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _attach(name: str, uid: int) -> Segment:
     path = os.path.join("/dev/shm", name)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NOFOLLOW: a symbolic link is refused, never followed; O_NONBLOCK: a
+        # FIFO (or a device) at the name cannot hang the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ShmError("no shared-memory segment %r (is a replay running with --shm %s?)" % (name, name))
     except OSError as exc:
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise ShmError("%s is %s, not a feedhandler segment: not attached" % (path, _kind(mode)))
         raise ShmError("cannot open %s: %s" % (path, exc.strerror))
+    mm = None
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ShmError("%s is %s, not a feedhandler segment: not attached" % (path, _kind(st.st_mode)))
+        if st.st_uid != uid:
+            raise ShmError("%s is owned by %s, not by %s: not attached (anyone can put a file in /dev/shm; "
+                           "attach(name, owner=...) trusts another user's segments)"
+                           % (path, _user(st.st_uid), "this user, " + _user(uid) if uid == os.geteuid()
+                              else _user(uid)))
+        size = st.st_size
         if size == 0:
             raise ShmError("segment %r is empty (still being created?)" % name)
+        # The header checked before anything is mapped: a foreign file (a
+        # 100 GB sparse one) is refused without mapping it.
+        head = os.pread(fd, lib.FH_SHM_HEADER_SIZE, 0)
+        err = errbuf()
+        hbuf = ffi.from_buffer("uint8_t[]", head)
+        if lib.fh_shm_check(hbuf, size if len(head) == lib.FH_SHM_HEADER_SIZE else len(head), err, len(err)) != 0:
+            raise ShmError("%s: %s" % (path, ffi.string(err).decode(errors="replace")))
         mm = mmap.mmap(fd, size, prot=mmap.PROT_READ, flags=mmap.MAP_SHARED)
-    finally:
-        os.close(fd)
-    try:
-        return Segment(mm, size, name=name)
+        seg = Segment(mm, size, name=name)
     except BaseException:
-        try:
-            mm.close()
-        except BufferError:       # the failed Segment's buffer export: the OS unmaps at exit
-            pass
+        os.close(fd)
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:       # the failed Segment's buffer export: the OS unmaps at exit
+                pass
         raise
+    seg._hold_fd(fd)
+    return seg

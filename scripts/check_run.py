@@ -78,6 +78,7 @@ COMPONENTS = {
     "tshark": ("tshark, to check generated captures (apt install tshark)",
                lambda: shutil.which("tshark") is not None, True),
     "netns": ("root with iproute2 network namespaces (veth pairs)", _netns, True),
+    "root": ("running as root (tests that give a file to another user)", lambda: os.geteuid() == 0, True),
     "cpus2": ("two CPUs (two pinned lanes)", _cpus2, False),
 }
 

@@ -51,7 +51,7 @@ def main(argv=None):
     t0 = time.monotonic()
     n = lapped = 0
     while True:
-        finished = seg.state == "finished"      # before the poll: an empty poll after it means all read
+        finished = seg.state in ("finished", "stopped")   # before the poll: an empty poll after it means all read
         ev = seg.events(4096)
         if len(ev):
             now = seg.clock_ns()

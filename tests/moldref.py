@@ -6,21 +6,26 @@ no scapy, no generator code) and applies the rules docs/robustness.md ("A/B
 arbitration, holes and gaps") states:
 
 - a stream is (UDP destination port, MoldUDP64 session); every group carrying
-  it is one of its lines.  A stream starts at the sequence of its first packet
-  (a capture may start mid-session: what came before is not a gap);
+  it is one of its lines.  A stream whose first packet says sequence N > 1
+  waits for 1..N-1 like a hole (the other line may bring them) but what does
+  not come was sent before the capture began: never a gap;
 - the first copy of each sequence number wins, whichever line brings it: a
   data packet wholly at or before the next expected sequence is a duplicate
-  packet (``pkt_duplicate``; its messages count in ``duplicates``); one that
-  overlaps it applies only its new messages (the others count in
-  ``duplicates``), and counts as applied (``pkt_applied``);
-- a data packet past the next expected sequence opens a hole and is held; so
-  does a heartbeat (count 0) or End of Session (count 0xFFFF) whose sequence,
-  the next the stream will send, is past it.  Held packets are applied in
-  sequence order as soon as the hole fills;
-- a hole still open ``window_ns`` of receive time after it opened is given up:
-  the missing messages count in ``gaps``, the held packets are applied, and
-  the stream is gapped: every instrument it carries (before or after the gap)
-  is STALE.  At the end of the capture every hole is given up;
+  packet (``pkt_duplicate``; its messages count in ``duplicates``) -- unless
+  part of it was given up as a gap before it came: then it is late
+  (``pkt_late``, its messages in ``late``), never applied; one that overlaps
+  the next expected sequence applies only its new messages (the others count
+  in ``duplicates``), and counts as applied (``pkt_applied``);
+- a data packet past the next expected sequence is held; a heartbeat (count
+  0) or End of Session (count 0xFFFF) announces the next sequence the stream
+  will send.  Held packets are applied in sequence order as soon as what is
+  missing before them fills;
+- every missing sequence number has its own window, from the receive time of
+  the first packet or announcement past it: once that is ``window_ns`` old,
+  the missing messages up to it count in ``gaps``, the packets held up to it
+  are applied, and the stream is gapped: every instrument it carries (before
+  or after the gap) is STALE.  Younger missing numbers keep waiting.  At the
+  end of the capture everything missing is given up;
 - messages applied are counted (``messages``, ``by_type``) and fed to the
   reference book; a message that is not an ITCH 5.0 type of its exact length
   is counted in ``bad_messages`` and skipped.
@@ -46,10 +51,11 @@ NO_INSTRUMENT = frozenset("SVW")
 
 class _Stream:
     def __init__(self, first_seq: int):
-        self.next = first_seq
-        self.held: Dict[int, List[Tuple[int, List[bytes]]]] = {}   # seq -> [(count, messages)]
-        self.announced = 0          # highest "next sequence" a heartbeat / End of Session told
-        self.hole_since: Optional[int] = None
+        self.next = 1 if first_seq > 1 else first_seq
+        self.start_end = first_seq if first_seq > 1 else 0     # below it: before the capture, never a gap
+        self.held: Dict[int, List[Tuple[int, List[bytes], int]]] = {}   # seq -> [(count, messages, rx time)]
+        self.announced: List[Tuple[int, int]] = []   # (rx time, "next sequence") of heartbeats / End of Session
+        self.lost: List[Tuple[int, int]] = []        # [lo, hi) given up as gaps
         self.gapped = False
         self.locates: Set[int] = set()
 
@@ -62,8 +68,8 @@ class MoldRef:
         self.lines: Dict[Tuple[int, bytes], Set[int]] = {}
         self.now = 0
         self.packets = self.mold_packets = self.heartbeats = self.end_of_session = 0
-        self.pkt_applied = self.pkt_duplicate = 0
-        self.messages = self.duplicates = self.gaps = self.bad_messages = 0
+        self.pkt_applied = self.pkt_duplicate = self.pkt_late = 0
+        self.messages = self.duplicates = self.late = self.gaps = self.bad_messages = 0
         self.by_type: Counter = Counter()
         self.first_ts = self.last_ts = 0
 
@@ -74,8 +80,12 @@ class MoldRef:
         skip = s.next - seq
         assert skip >= 0
         if skip >= len(msgs):
-            self.pkt_duplicate += 1
-            self.duplicates += len(msgs)
+            if any(seq < hi and seq + len(msgs) > lo for lo, hi in s.lost):
+                self.pkt_late += 1
+                self.late += len(msgs)
+            else:
+                self.pkt_duplicate += 1
+                self.duplicates += len(msgs)
             return
         self.pkt_applied += 1
         self.duplicates += skip
@@ -97,33 +107,38 @@ class MoldRef:
             seq = min(s.held)
             if seq > s.next:
                 break
-            for _count, msgs in s.held.pop(seq):
+            for _count, msgs, _t in s.held.pop(seq):
                 self._apply(s, seq, msgs)
-        if self._hole(s) is None:
-            s.hole_since = None
 
-    @staticmethod
-    def _hole(s: _Stream) -> Optional[int]:
-        """Where the data after the stream's hole resumes (None: no hole)."""
-        ends = [seq for seq in s.held if seq > s.next]
-        if s.announced > s.next:
-            ends.append(s.announced)
-        return min(ends) if ends else None
-
-    def _give_up(self, s: _Stream) -> None:
-        resume = self._hole(s)
-        while resume is not None:
-            self.gaps += resume - s.next
+    def _lose(self, s: _Stream, end: int) -> None:
+        """[s.next, end) will not come."""
+        if end <= s.next:
+            return
+        if s.next < s.start_end:                        # sent before the capture began
+            end = min(end, s.start_end)
+        else:
+            self.gaps += end - s.next
             s.gapped = True
-            s.next = resume
-            self._drain(s)
-            resume = self._hole(s)
-        s.hole_since = None
+            s.lost.append((s.next, end))
+        s.next = end
+        self._drain(s)
+
+    def _give_up(self, s: _Stream, everything: bool = False) -> None:
+        """Give up every missing number whose window has passed (or all)."""
+        s.announced = [(t, v) for t, v in s.announced if v > s.next]
+        evidence = [(seq, t) for seq, copies in s.held.items() for _c, _m, t in copies]
+        evidence += [(v, t) for t, v in s.announced]
+        due = [end for end, t in evidence if end > s.next and (everything or self.now - t > self.window_ns)]
+        if not due:
+            return
+        upto = max(due)
+        while s.next < upto:
+            ahead = [seq for seq in s.held if seq > s.next]
+            self._lose(s, min(ahead + [upto]))
 
     def _expire(self) -> None:
         for s in self.streams.values():
-            if s.hole_since is not None and self.now - s.hole_since > self.window_ns:
-                self._give_up(s)
+            self._give_up(s)
 
     # ------------------------------------------------------------ input
 
@@ -157,8 +172,7 @@ class MoldRef:
                 self.heartbeats += 1
             else:
                 self.end_of_session += 1
-            if seq > s.announced:
-                s.announced = seq
+            s.announced.append((self.now, seq))
         else:
             msgs, off = [], 20
             for _ in range(count):
@@ -174,14 +188,12 @@ class MoldRef:
             if seq <= s.next:
                 self._apply(s, seq, msgs)               # in sequence, a copy, or what fills the hole
             else:
-                s.held.setdefault(seq, []).append((count, msgs))
+                s.held.setdefault(seq, []).append((count, msgs, self.now))
             self._drain(s)
-        if self._hole(s) is not None and s.hole_since is None:
-            s.hole_since = self.now
 
     def finish(self) -> "MoldRef":
         for s in self.streams.values():
-            self._give_up(s)
+            self._give_up(s, everything=True)
         return self
 
     def feed_records(self, records: Iterable[Tuple[int, bytes]]) -> "MoldRef":
@@ -207,4 +219,5 @@ class MoldRef:
                     end_of_session=self.end_of_session, streams=len(self.streams), messages=self.messages,
                     by_type=dict(self.by_type), duplicates=self.duplicates, gaps=self.gaps,
                     pkt_applied=self.pkt_applied, pkt_duplicate=self.pkt_duplicate, pkt_held=0, pkt_rejected=0,
+                    pkt_late=self.pkt_late, late=self.late,
                     recovered=0, first_ts_ns=self.first_ts, last_ts_ns=self.last_ts)

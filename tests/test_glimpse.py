@@ -472,6 +472,7 @@ def _data_before_login(c, stop):
     (_truncated, "closed", {}),
     (_zero_length, "corrupt", {}),
     (_heartbeats_forever, "too_long", {"deadline": 1.0}),
+    (_heartbeats_forever, "timeout", {"timeout": 0.5}),      # heartbeats are not snapshot data: no progress
     (_data_forever, "too_long", {"deadline": 1.0}),
     (_data_forever, "too_long", {"max_bytes": 10_000}),
     (_not_itch, "bad_message", {}),

@@ -222,14 +222,14 @@ def test_moldref_arbitrates_by_hand():
             (4, "b", 4, a[3:4]),        # duplicate packet
             (10, "a", 7, a[6:7]),       # hole at 5-6: held; never filled
             (2000, "a", 8, "hb"),       # window over (> 1000 us): 5-6 are gaps, 7 applied; heartbeat says 8 next
-            (2001, "b", 5, a[4:5]),     # too late: a duplicate
+            (2001, "b", 5, a[4:5]),     # too late: given up already, never applied (late, not duplicate)
             (3000, "a", 10, "hb")]      # hole at 8-9, given up at the end
     ref = MoldRef(window_ns=1_000_000).feed_records(_frames(spec)).finish()
     st = ref.stats()
     assert st["gaps"] == 2 + 2
-    assert (st["pkt_applied"], st["pkt_duplicate"], st["heartbeats"]) == (4, 3, 2)
+    assert (st["pkt_applied"], st["pkt_duplicate"], st["pkt_late"], st["heartbeats"]) == (4, 2, 1, 2)
     assert st["messages"] == 5 and st["by_type"] == {"A": 5}
-    assert st["duplicates"] == 2 + 1 + 1 + 1
+    assert st["duplicates"] == 2 + 1 + 1 and st["late"] == 1
     assert [p for p, _, _ in ref.book.depth(1, "B")] == [1_000_007, 1_000_004, 1_000_003, 1_000_002, 1_000_001]
     assert ref.stale_locates() == {1}
     # The C core agrees on it too.

@@ -43,15 +43,15 @@ def test_pitch_layout():
 
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
-    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 48 + 256 + 20 + 19)
+    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 48 + 256 + 20 + 21)
     assert [ffi.offsetof("fh_stats_t", f) for f in ("snapshots", "snapshot_messages", "snapshot_failures",
                                                   "snapshot_buffered", "snapshot_contained",
                                                   "snapshot_recover_ns")] == [8 * (14 + 48 + 256 + 30 + i)
                                                                               for i in range(6)]
     assert [ffi.offsetof("fh_stats_t", f) for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held",
                                                   "rx_time_back")] == [8 * (14 + 48 + 256 + 20 + 5 + i) for i in range(5)]
-    assert [ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears", "cbbo_full")] == [
-        8 * (14 + 48 + 256 + 36 + i) for i in range(3)]
+    assert [ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears", "cbbo_full", "pkt_late",
+                                                  "late")] == [8 * (14 + 48 + 256 + 36 + i) for i in range(5)]
     assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 48 + 256 + 20 + 2)
     assert ffi.offsetof("fh_stats_t", "session_changes") == 8 * (14 + 48 + 256 + 20)
     assert ffi.offsetof("fh_stats_t", "errors") == 8 * 14
@@ -79,6 +79,15 @@ def test_shm_header_layout():
     assert [ffi.offsetof("fh_shm_header_t", f) for f in ("tsc_base", "tsc_base_ns", "tsc_mult", "tsc_hz",
                                                        "writer_start")] == [112, 120, 128, 136, 144]
     assert ffi.offsetof("fh_shm_header_t", "magic") == 0
+    assert ffi.offsetof("fh_shm_header_t", "state") == 88
+
+
+def test_shm_states_match_c():
+    # csrc/layout.c asserts the same values; a reader decodes the header's state with shm.STATES.
+    from feedhandler import shm
+    assert shm.STATES == {lib.FH_SHM_STARTING: "starting", lib.FH_SHM_RUNNING: "running",
+                          lib.FH_SHM_FINISHED: "finished", lib.FH_SHM_STOPPED: "stopped"}
+    assert (lib.FH_SHM_STARTING, lib.FH_SHM_RUNNING, lib.FH_SHM_FINISHED, lib.FH_SHM_STOPPED) == (0, 1, 2, 3)
 
 
 def _check_dtype(dtype, cstruct, skip=()):

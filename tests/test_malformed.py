@@ -259,8 +259,10 @@ def test_gap_window_is_configurable():
     frames = [(0, frame(p[0])), (10_000, frame(p[2])), (60_000, frame(p[1], dst=B))]
     assert replay_timed(frames)["gaps"] == 0                              # 50 us late: within 1 ms
     st = replay_timed(frames, gap_window_us=20)                            # 20 us window: too late
-    # Declared lost when seq 2 came 50 us late: not applied out of order, counted as a copy.
-    assert st["gaps"] == 1 and st["duplicates"] == 1 and st["messages"] == 2
+    # Declared lost when seq 2 came 50 us late: not applied out of order, and
+    # counted late (it was never applied), not as a copy.
+    assert st["gaps"] == 1 and st["late"] == 1 and st["pkt_late"] == 1 and st["duplicates"] == 0
+    assert st["messages"] == 2
 
 
 def test_full_gap_buffer_gives_up_early_and_loses_nothing_more():

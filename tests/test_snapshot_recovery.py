@@ -189,7 +189,7 @@ def test_loss_on_both_lines_repaired_from_snapshot(days, tmp_path):
             r.finish()
             r.dump_books(str(tmp_path / "fixed.csv"))
             seg = r.segment()
-            seg.seek("start")
+            seg.seek("oldest")
             ev = seg.events(1 << 16)
             flags = seg.snapshot_all()["flags"]
             seg.close()
@@ -351,7 +351,7 @@ def test_hostile_snapshot_server(late, tmp_path, case):
     srv = Hostile(behave)
     try:
         t0 = time.monotonic()
-        got, st, log = run(cutp, tmp_path, case, snapshot="%s:%d" % srv.address, snapshot_timeout_ms=6000)
+        got, st, log = run(cutp, tmp_path, case, snapshot="%s:%d" % srv.address, snapshot_timeout_ms=3000)
         took = time.monotonic() - t0
     finally:
         srv.close()
@@ -516,3 +516,223 @@ def test_snapshot_options_checked(days, args, needle):
     p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", days["a"][0]] + args,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and needle in p.stderr, p.stderr
+
+
+# ------------------------------------------------------- recovery bounds
+
+def test_heartbeats_after_the_snapshot_do_not_hold_the_replay(late, tmp_path):
+    """A server that sends the snapshot, then heartbeats every 100 ms and never
+    End of Snapshot, held a default replay for minutes (heartbeats counted as
+    progress, the deadline was per try and 300 s in all).  One deadline now
+    bounds the whole recovery (default 5 s): the replay goes on as without
+    a snapshot, its instruments STALE.  60 s is a hang guard, not a timing."""
+    path, cutp, at, alone = late
+    body = b"".join(seqd(m) for m in snapshot_bytes(path, at))
+
+    def behave(c, stop):
+        c.sendall(accepted() + body)
+        while not stop.wait(0.1):
+            c.sendall(soup.packet(b"H"))
+    srv = Hostile(behave)
+    name = "fhsnapbound%d" % os.getpid()
+    try:
+        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", "--max-orders", str(1 << 16),
+                            "--max-levels", str(1 << 17), "--max-instruments", "64", "--ring-events", str(1 << 16),
+                            "--silence-ms", "120000", "--shm", name, "--snapshot", endpoint(srv),
+                            "--stats-json", str(tmp_path / "s.json"), "--dump-books", str(tmp_path / "d.csv"), cutp],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        with attach(name) as seg:
+            flags = seg.snapshot_all()["flags"]
+    finally:
+        srv.close()
+        try:
+            os.unlink("/dev/shm/" + name)
+        except OSError:
+            pass
+    st = json.loads((tmp_path / "s.json").read_text())
+    assert (tmp_path / "d.csv").read_text() == alone
+    assert st["snapshots"] == 0 and st["snapshot_failures"] == 1 and st["snapshot_messages"] == 0
+    assert st["snapshot_fetch_errors"] == {"too_long": 1}
+    assert (flags & 1).sum() == 20                 # every instrument of the stream STALE
+
+
+def test_server_that_closes_at_once_is_retried_then_given_up(days, tmp_path):
+    """A hole no line fills, and a snapshot server that closes every connection
+    at once: tried again (3 tries, all within the one deadline), then the hole
+    is a counted gap and its instruments stay STALE, as without recovery."""
+    path, _ = days["ab"]
+    lossy = str(tmp_path / "lossy.pcap")
+    drop_both(path, lossy, 15000, 15012)
+    plain, st0, _ = run(lossy, tmp_path, "plain")
+    srv = Hostile(lambda c, stop: None)
+    try:
+        with Replay(**dict(SMALL, mode="book", silence_ms=120000, snapshot=endpoint(srv),
+                           snapshot_timeout_ms=20000)) as r:
+            assert r.run_file(lossy, progress=False).ok
+            r.finish()
+            r.dump_books(str(tmp_path / "closes.csv"))
+            stale = [loc for loc in range(1, 65) if r.flags(loc) & 1]
+            log = r.snapshot_log
+        st = r.stats()
+    finally:
+        srv.close()
+    assert (tmp_path / "closes.csv").read_text() == plain
+    n = len(log)
+    assert n >= 1 and st["gaps"] == st0["gaps"] > 0
+    assert st["snapshots"] == 0 and st["snapshot_failures"] == n
+    assert st["snapshot_fetch_errors"] == {"closed": n}
+    assert all(e["attempts"] == 3 and e["reason"] == "closed" for e in log)
+    assert srv.connections == 3 * n
+    assert stale                                   # the gap's instruments stay flagged
+
+
+def test_tries_share_one_deadline(late, tmp_path):
+    """Each try gets what is left of the recovery's one deadline, not a
+    deadline of its own: a server that uses up a try's whole time leaves no
+    time for another (the old per-try deadlines made 3 tries of it)."""
+    path, cutp, at, alone = late
+    from feedhandler.glimpse import SnapshotError
+    calls = []
+
+    def slow(host, port, **kw):
+        calls.append(kw)
+        time.sleep(kw["deadline"])               # all the time it was given, and then some
+        raise SnapshotError("nothing useful within %.1f s" % kw["deadline"], "timeout")
+    with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9", snapshot_timeout_ms=1000)) as r:
+        r._snapshots._fetch = slow
+        limit = r._lib.fh_replay_snapshot_limit(r._r)
+        assert r.run_file(cutp, progress=False).ok
+        r.finish()
+        r.dump_books(str(tmp_path / "slow.csv"))
+        log = r.snapshot_log
+    st = r.stats()
+    assert len(calls) == 1 and 0 < calls[0]["deadline"] <= 1.0 and calls[0]["timeout"] <= 1.0
+    # The size bound passed to the client is the lane's, from its capacities.
+    assert calls[0]["max_bytes"] == limit == SMALL["max_orders"] * 42 + SMALL["max_instruments"] * 1024 + 65536
+    assert st["snapshot_failures"] == 1 and st["snapshots"] == 0
+    assert (tmp_path / "slow.csv").read_text() == alone
+    assert log[0]["attempts"] == 1 and log[0]["reason"] == "timeout"
+
+
+_STREAM_CHILD = r"""
+import json, sys
+from feedhandler.replay import Replay
+with Replay(mode="book", max_orders=1000, max_levels=4096, max_instruments=64, ring_events=1024,
+            silence_ms=120000, snapshot=sys.argv[2], snapshot_timeout_ms=30000) as r:
+    assert r.run_file(sys.argv[1], progress=False).ok
+    r.finish()
+    limit = int(r._lib.fh_replay_snapshot_limit(r._r))
+    log = r.snapshot_log
+st = r.stats()
+print(json.dumps({"limit": limit, "log": log, "failures": st["snapshot_failures"], "snapshots": st["snapshots"],
+                  "fetch_errors": st["snapshot_fetch_errors"]}))
+"""
+
+
+def test_snapshot_that_never_ends_is_refused_at_the_capacity_limit(late, tmp_path):
+    """A server streaming Add Orders forever took the client to 2.6 GB before
+    a fixed 2 GiB bound.  The bound now follows from the capacities (here
+    1000 orders, 64 instruments: 173 072 bytes), and memory stays bounded: the
+    child's peak RSS (VmHWM) is far below 1 GB whatever the server sends."""
+    path, cutp, at, alone = late
+    add = b"A" + bytes(10) + struct.pack(">QcI8sI", 7, b"B", 100, b"AAAA    ", 10000)
+    assert len(add) == 36
+    chunk = seqd(add) * 4096
+
+    def behave(c, stop):
+        c.sendall(accepted())
+        while not stop.is_set():
+            c.sendall(chunk)                      # until the client gives up: then the send fails
+    srv = Hostile(behave)
+    out_p, err_p = tmp_path / "child.out", tmp_path / "child.err"
+    try:
+        with open(out_p, "wb") as out, open(err_p, "wb") as err:
+            p = subprocess.Popen([sys.executable, "-c", _STREAM_CHILD, cutp, endpoint(srv)], stdout=out, stderr=err)
+        # The child's own peak RSS: VmHWM of its image after exec, sampled
+        # while it runs (wait4's ru_maxrss would also count the pytest process
+        # it was forked from, which may itself be past 1 GB late in a run).
+        end = time.monotonic() + 120               # a hang guard
+        status, peak_kib = None, 0
+        while status is None and time.monotonic() < end:
+            try:
+                with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+                    exec_done = b"\0-c\0" in f.read()        # not pytest's image before exec
+                with open("/proc/%d/status" % p.pid) as f:
+                    for line in f:
+                        if exec_done and line.startswith("VmHWM:"):
+                            peak_kib = max(peak_kib, int(line.split()[1]))
+            except (OSError, ValueError, IndexError):
+                pass
+            pid, st_, _ = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                status = st_
+            else:
+                time.sleep(0.02)
+        if status is None:
+            p.kill()
+            os.wait4(p.pid, 0)
+        p.returncode = -1 if status is None else os.waitstatus_to_exitcode(status)
+    finally:
+        srv.close()
+    assert p.returncode == 0, err_p.read_text()
+    assert 0 < peak_kib * 1024 < 1 << 30, peak_kib
+    got = json.loads(out_p.read_text().strip().splitlines()[-1])
+    limit = got["limit"]
+    assert limit == 1000 * 42 + 64 * 1024 + 65536
+    assert got["failures"] == 1 and got["snapshots"] == 0 and got["fetch_errors"] == {"too_long": 1}
+    assert "more than %d bytes" % limit in got["log"][0]["error"] and got["log"][0]["attempts"] == 1
+
+
+def test_snapshot_past_the_limit_is_refused_by_the_lane(late, tmp_path):
+    """The lane checks the size itself (a fetcher that does not): a snapshot
+    of valid messages, longer than its capacities allow, is refused whole
+    (errors.snapshot_rejected), not copied, nothing applied."""
+    path, cutp, at, alone = late
+    with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
+        limit = r._lib.fh_replay_snapshot_limit(r._r)
+        msg = b"\x00\x0c" + b"S" + bytes(10) + b"O"              # System Event 'O', 12 bytes: valid ITCH
+        big = Snapshot(blocks=msg * (limit // len(msg) + 1), sequence=at, messages=limit // len(msg) + 1,
+                       session="x")
+        r._snapshots._fetch = lambda *a, **k: big
+        assert r.run_file(cutp, progress=False).ok
+        r.finish()
+        r.dump_books(str(tmp_path / "big.csv"))
+    st = r.stats()
+    assert len(big.blocks) > limit
+    assert st["errors"] == {"snapshot_rejected": 1} and st["snapshot_failures"] == 1 and st["snapshots"] == 0
+    assert (tmp_path / "big.csv").read_text() == alone
+
+
+def _mem_total():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="needs /proc/meminfo")
+def test_snapshot_limit_checked_against_memory_at_start_up(days, tmp_path):
+    """Capacities whose books fit this machine but whose largest snapshot (held
+    3 times while fetched) on top does not: a clear start-up error, before
+    anything is read, like every other capacity."""
+    try:
+        overcommit = open("/proc/sys/vm/overcommit_memory").read().strip()
+    except OSError:
+        overcommit = "0"
+    if overcommit == "2":
+        pytest.skip("strict overcommit: the books' address space alone may be refused")
+    total = _mem_total()
+    # Books reserve ~72 bytes per order (a power-of-two count: hash 48, scratch 24)
+    # plus a 256 MiB window; the snapshot 3 x 42 = 126 more: the smallest power of
+    # two whose books + snapshot pass the machine has books well inside it.
+    n = 1
+    while 198 * n + (256 << 20) <= total * 1.05:
+        n *= 2
+    assert 72 * n + (300 << 20) < total and n < 1 << 32
+    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", "--mode", "book",
+                        "--max-orders", str(n), "--max-levels", "1024", "--max-instruments", "64",
+                        "--snapshot", "127.0.0.1:9", days["a"][0]], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "a snapshot" in p.stderr and "more than this machine has" in p.stderr, p.stderr

@@ -170,6 +170,9 @@ int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t dura
                 else fh_pipe_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), rx);
                 rte_pktmbuf_free(m);
             }
+            /* After every burst (its mbufs freed): the counters when due, on
+             * the publish time the burst read, and the stop flag. */
+            if (FH_UNLIKELY(fh_pipe_next(r))) break;
         }
         /* The cheap checks, every 1024 polls whether busy or idle; the NIC's
          * own drop counters join ours (and the published counters) here. */

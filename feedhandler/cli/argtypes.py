@@ -45,8 +45,13 @@ def nonneg(s: str) -> int:
     return v
 
 
+#: The pacing factors --speed accepts (the C core's own bounds: beyond them
+#: a capture's time gaps scaled by 1/speed leave the range of its clock).
+SPEED_MIN, SPEED_MAX = 1e-6, 1e6
+
+
 def speed(s: str) -> float:
-    """``max`` (0.0), ``realtime`` (1.0) or a positive factor."""
+    """``max`` (0.0), ``realtime`` (1.0) or a factor in SPEED_MIN..SPEED_MAX."""
     if s == "max":
         return 0.0
     if s == "realtime":
@@ -55,35 +60,42 @@ def speed(s: str) -> float:
         v = float(s)
     except ValueError:
         raise argparse.ArgumentTypeError("speed is max, realtime or a positive factor, not %r" % s)
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError("speed factor must be positive, got %s" % s)
+    if not SPEED_MIN <= v <= SPEED_MAX:
+        raise argparse.ArgumentTypeError("speed factor must be between %g and %g (or max, realtime), got %s"
+                                         % (SPEED_MIN, SPEED_MAX, s))
     return v
 
 
 def cpulist(s: str) -> List[int]:
     """A CPU list such as ``0,1`` or ``2-5``: CPUs of this machine, each once, at most 32."""
     cpus: List[int] = []
+    ncpu = os.cpu_count() or 1
     try:
         for part in s.split(","):
             if "-" in part:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
-                cpus.extend(range(lo, hi + 1))
             else:
-                cpus.append(int(part))
+                lo = hi = int(part)
+            # Checked per part, before expanding it: `0-100000` is one short
+            # message, not a list of every CPU it names.
+            if lo < 0 or hi >= ncpu:
+                raise argparse.ArgumentTypeError("CPU %s does not exist: this machine has CPUs 0-%d"
+                                                 % (_short(str(hi)).strip("'"), ncpu - 1))
+            cpus.extend(range(lo, hi + 1))
     except ValueError:
-        raise argparse.ArgumentTypeError("not a CPU list (e.g. 0,1 or 2-5): %r" % s)
-    ncpu = os.cpu_count() or 1
-    bad = [c for c in cpus if c < 0 or c >= ncpu]
-    if bad:
-        raise argparse.ArgumentTypeError("CPU %s does not exist: this machine has CPUs 0-%d"
-                                         % (",".join(map(str, bad)), ncpu - 1))
+        raise argparse.ArgumentTypeError("not a CPU list (e.g. 0,1 or 2-5): %s" % _short(s))
     if len(set(cpus)) != len(cpus):
         raise argparse.ArgumentTypeError("a CPU is listed twice: %r" % s)
     if len(cpus) > 32:
         raise argparse.ArgumentTypeError("at most 32 cores")
     return cpus
+
+
+def _short(s: str, limit: int = 40) -> str:
+    """``s`` for an error message: repr'd, cut to about ``limit`` characters."""
+    return repr(s) if len(s) <= limit else repr(s[:limit]) + "... (%d characters)" % len(s)
 
 
 def depth(s: str) -> int:

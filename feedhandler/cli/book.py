@@ -37,6 +37,8 @@ def command(args: argparse.Namespace) -> int:
         seg = attach(args.shm)
     except ShmError as exc:
         return fail(NAME, exc, EXIT_INPUT)
+    except OSError as exc:              # not a segment at all (a directory, a device)
+        return fail(NAME, "cannot map /dev/shm/%s: %s" % (args.shm, exc.strerror or exc), EXIT_INPUT)
     with seg:
         try:
             key = int(args.symbol) if args.symbol.isdigit() else args.symbol
@@ -50,6 +52,10 @@ def command(args: argparse.Namespace) -> int:
             while True:
                 out = ladder(snap, seg.depth)
                 if args.once or not sys.stdout.isatty():
+                    if seg.state == "dead":
+                        # A frozen ladder must not pass for a live one.
+                        out += "\nDEAD: the writer (pid %d) of segment %s is gone; this book is frozen where " \
+                               "it stopped" % (seg.writer_pid, args.shm)
                     print(out)
                     return EXIT_OK
                 sys.stdout.write("\x1b[H\x1b[2J" + out + "\n(segment %s, writer %s; Ctrl-C to quit)\n" % (

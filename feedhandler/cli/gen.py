@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from . import argtypes
@@ -68,6 +69,11 @@ def command(args: argparse.Namespace) -> int:
 
     if args.units is not None and args.protocol != "pitch":
         return fail(NAME, "--units is for --protocol pitch only", EXIT_USAGE)
+    if os.path.basename(args.out) in ("", ".", ".."):
+        # PREFIX + ".pcap" would be a hidden file (".pcap") in that directory.
+        return fail(NAME, "--out is a file name prefix, not a directory: %r would write hidden files "
+                          "(.pcap, .json); give a prefix such as %s" % (args.out, os.path.join(args.out or ".", "day")),
+                    EXIT_USAGE)
     try:
         summary = generate(args.out, messages=args.messages, symbols=args.symbols, channels=args.channels,
                            seed=args.seed, lines=args.lines, loss_a=args.loss_a, loss_b=args.loss_b,

@@ -2,14 +2,76 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import stat
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from .base import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
-from .serving import listen_address, serve_until_signal
+from .serving import listen_address, serve_until_signal, warn, warn_if_wildcard
 
 NAME = "glimpse-server"
+ENV_USER = "FEEDHANDLER_GLIMPSE_SERVER_USER"
+ENV_PASSWORD = "FEEDHANDLER_GLIMPSE_SERVER_PASSWORD"
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds: %r" % text)
+    if not 0 < v <= 86400:
+        raise argparse.ArgumentTypeError("must be > 0 and <= 86400 seconds, got %s" % text)
+    return v
+
+
+def _max_clients(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an integer: %r" % text)
+    if not 1 <= v <= 100000:
+        raise argparse.ArgumentTypeError("must be 1..100000, got %s" % text)
+    return v
+
+
+def read_credentials_file(path: str) -> Tuple[str, str]:
+    """(user, password) from the first line of `path`, ``USER:PASSWORD``
+    (split at the first colon).  OSError / ValueError say what is wrong."""
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        data = f.read(4096)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warn(NAME, "%s can be read by other users (mode %03o); chmod 600 it" % (path, mode & 0o777))
+    try:
+        line = data.decode("ascii").splitlines()[0] if data.strip() else ""
+    except UnicodeDecodeError:
+        raise ValueError("%s is not ASCII text" % path) from None
+    if ":" not in line:
+        raise ValueError("%s: the first line must be USER:PASSWORD" % path)
+    user, password = line.split(":", 1)
+    return user, password
+
+
+def credentials(args: argparse.Namespace) -> Tuple[str, str]:
+    """(user, password): --credentials-file, else --user / --password, else the
+    environment; ValueError / OSError say what is wrong."""
+    if args.credentials_file is not None:
+        if args.user is not None or args.password is not None:
+            raise ValueError("--credentials-file replaces --user and --password: give one or the other")
+        user, password = read_credentials_file(args.credentials_file)
+    else:
+        user = args.user if args.user is not None else os.environ.get(ENV_USER, "")
+        password = args.password if args.password is not None else os.environ.get(ENV_PASSWORD, "")
+        if args.password is not None:
+            warn(NAME, "--password is visible to every user of this machine (ps, /proc); "
+                       "use --credentials-file or %s" % ENV_PASSWORD)
+    if len(user) > 6 or len(password) > 10:
+        raise ValueError("the username is at most 6 and the password at most 10 characters")
+    if not (user + password).isascii() or not (user + password).isprintable():
+        raise ValueError("the username and password must be printable ASCII")
+    return user, password
 
 _TIME = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
 
@@ -36,9 +98,14 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "at which the live feed continues the snapshot. This command indexes a pcap/pcapng "
                     "capture (gzip or zstd too), replays one session's messages before --at (or --at-time; "
                     "default: all of them) into books, builds the snapshot from the books, prints what it "
-                    "holds and serves it to any number of clients (one thread each) until SIGINT/SIGTERM, "
-                    "then prints the counters. Wrong credentials get Login Rejected, malformed logins, slow "
-                    "and idle clients are dropped and counted. "
+                    "holds and serves it to up to --max-clients clients at once (one thread each) until "
+                    "SIGINT/SIGTERM, then prints the counters. Wrong credentials get Login Rejected; malformed "
+                    "logins, clients not logged in within --login-timeout, slow and idle clients are dropped "
+                    "and counted; connections past --max-clients are closed at once and counted; when accept() "
+                    "fails (out of file descriptors) the server pauses (up to 0.5 s) rather than spin. "
+                    "Credentials come from --credentials-file, or " + ENV_USER + " / " + ENV_PASSWORD + " in "
+                    "the environment, or --user / --password (which ps shows to every user); none means any "
+                    "client that can connect gets the snapshot (warned, as is a wildcard --listen). "
                     "Exit status: 0 ok, 1 the input cannot be served, 2 usage.")
     w.add_argument("input", metavar="INPUT", help="pcap or pcapng capture (gzip or zstd too); not a BinaryFILE")
     w.add_argument("--listen", required=True, metavar="HOST:PORT",
@@ -49,8 +116,19 @@ def register(sub: Any) -> argparse.ArgumentParser:
     at.add_argument("--at-time", metavar="HH:MM:SS[.fff]",
                     help="snapshot before the first message with an ITCH timestamp at or after this time")
     w.add_argument("--session", metavar="S", help="MoldUDP64 session to snapshot (needed when the capture has several)")
-    w.add_argument("--user", default="", metavar="U", help="username clients must log in with (<= 6 characters)")
-    w.add_argument("--password", default="", metavar="P", help="password clients must log in with (<= 10 characters)")
+    w.add_argument("--user", metavar="U",
+                   help="username clients must log in with (<= 6 characters; default $%s, else none)" % ENV_USER)
+    w.add_argument("--password", metavar="P",
+                   help="password clients must log in with (<= 10 characters; default $%s, else none); "
+                        "visible in ps: prefer --credentials-file or the environment" % ENV_PASSWORD)
+    w.add_argument("--credentials-file", metavar="FILE",
+                   help="read USER:PASSWORD from the first line of FILE (keep it mode 600) instead of "
+                        "--user / --password")
+    w.add_argument("--max-clients", type=_max_clients, default=64, metavar="N",
+                   help="connections served at once (default 64); more are closed at once and counted")
+    w.add_argument("--login-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="a connection must have logged in this long after it was accepted, however many "
+                        "bytes it sends meanwhile (default 5)")
     w.add_argument("--stats-json", metavar="FILE",
                    help="on exit, write the counters (connections, logins, snapshots served, drops) and "
                         "what the snapshot held as JSON")
@@ -73,13 +151,16 @@ def command(args: argparse.Namespace) -> int:
             return fail(NAME, "--at-time needs HH:MM:SS[.fff], got %r" % args.at_time, EXIT_USAGE)
     if args.at is not None and not 1 <= args.at < 1 << 64:
         return fail(NAME, "--at must be a sequence number >= 1, got %d" % args.at, EXIT_USAGE)
-    if len(args.user) > 6 or len(args.password) > 10:
-        return fail(NAME, "--user is at most 6 and --password at most 10 characters", EXIT_USAGE)
+    try:
+        user, password = credentials(args)
+    except (OSError, ValueError) as exc:
+        return fail(NAME, "credentials: %s" % exc, EXIT_USAGE)
     try:
         snap = build_snapshot(args.input, at_seq=args.at, at_time_ns=at_time, session=args.session)
         print(describe_snapshot(snap), flush=True)
         log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-        server = GlimpseServer(snap, host, port, user=args.user, password=args.password, log=log)
+        server = GlimpseServer(snap, host, port, user=user, password=password, log=log,
+                               max_clients=args.max_clients, login_timeout_s=args.login_timeout)
     except SnapshotError as exc:
         return fail(NAME, exc, EXIT_INPUT)
     except MemoryError:
@@ -87,6 +168,9 @@ def command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return fail(NAME, "interrupted while building the snapshot", EXIT_INTERRUPTED)
 
+    if not user and not password:
+        warn(NAME, "no credentials: any client that can connect gets the snapshot")
+    warn_if_wildcard(NAME, server.address, "anyone who can reach this machine can ask for the snapshot")
     serve_until_signal(server, "listening on tcp %s:%d (session %r, sequence %d); Ctrl-C to stop" % (
         server.address[0], server.address[1], snap.session, snap.sequence))
     st = server.stats()
@@ -97,6 +181,9 @@ def command(args: argparse.Namespace) -> int:
         ", ".join("%s %s" % (k, format(v, ",")) for k, v in st["logins_rejected"].items()),
         format(st["malformed_logins"], ","), format(st["slow_clients_dropped"], ","),
         format(st["client_timeouts"], ",")))
+    print("limits: refused connections %s (max clients %d), accept errors %s, login timeouts %s" % (
+        format(st["refused_connections"], ","), server.max_clients, format(st["accept_errors"], ","),
+        format(st["login_timeouts"], ",")))
     if args.stats_json:
         try:
             write_stats_json(server, args.stats_json)

@@ -41,7 +41,8 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shm", metavar="NAME",
                    help="publish books, events and counters to /dev/shm/NAME (mode 0600) for readers in "
                         "other processes (feedhandler.shm.attach, `feedhandler book`, `feedhandler stats`); "
-                        "the segment stays after the replay ends, marked finished")
+                        "the segment stays after the replay ends, marked finished (stopped when "
+                        "interrupted by SIGINT, SIGTERM or SIGHUP)")
     p.add_argument("--depth", type=argtypes.depth, default=10, metavar="N",
                    help="price levels per side published and dumped (1..64, default 10)")
     p.add_argument("--dump-books", metavar="FILE.csv",
@@ -92,8 +93,12 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-password", default="", metavar="PASSWORD",
                    help="SoupBinTCP login password, up to 10 characters (default empty)")
     p.add_argument("--snapshot-timeout-ms", type=argtypes.positive, default=0, metavar="MS",
-                   help="longest wait for a snapshot (3 fetch tries) before the stream goes on without "
-                        "one, counted in snapshot_failures and flagged STALE (default 300000)")
+                   help="one deadline per snapshot recovery (a late join or a hole): connect, login, up to "
+                        "3 tries and the receiving all fit in it, and server heartbeats extend nothing; past it "
+                        "the stream goes on without a snapshot, counted in snapshot_failures, its gap counted "
+                        "and its instruments flagged STALE (default 5000). A snapshot may be at most "
+                        "--max-orders x 42 + --max-instruments x 1024 + 64 KiB bytes; a longer one is refused "
+                        "(docs/recovery.md)")
 
 
 def replay_config(args: argparse.Namespace, **fields: Any) -> "ReplayConfig":

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Iterable, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, TextIO, Tuple, Union
 
 if TYPE_CHECKING:                       # pragma: no cover
     from ..replay import InputResult, Replay
     from ..shm import Snapshot
 
-__all__ = ["human", "print_stats", "write_json", "write_latency", "ladder", "hms"]
+__all__ = ["human", "book_drops", "print_stats", "write_json", "open_outputs", "close_output", "finish_outputs",
+           "write_latency", "ladder", "hms"]
 
 
 def human(n: float) -> str:
@@ -22,6 +23,18 @@ def human(n: float) -> str:
         if abs(n) >= div:
             return "%.2f %s" % (n / div, unit)
     return "%.0f" % n
+
+
+#: Book counters of messages the books dropped (not applied at all), shown among
+#: the errors as ``book.NAME``; the clamps and replacements (add_replaced,
+#: exec_clamped, cancel_clamped) are applied, so they are not drops.
+BOOK_DROPS = ("unknown_ref", "zero_rejected", "bad_side", "locate_range", "order_full", "level_full")
+
+
+def book_drops(stats: dict) -> dict:
+    """``book.NAME`` -> count for every non-zero :data:`BOOK_DROPS` counter of ``stats``."""
+    book = stats.get("book") or {}
+    return {"book." + k: int(book[k]) for k in BOOK_DROPS if book.get(k)}
 
 
 def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iterable["InputResult"]] = None) -> None:
@@ -41,10 +54,11 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
     if "pkt_applied" in stats:
         from ..core import ledger
         lg = ledger(stats)
-        w("  where they went: %s applied, %s duplicate, %s heartbeat, %s end of session, %s rejected, %s held%s\n" % (
+        w("  where they went: %s applied, %s duplicate, %s heartbeat, %s end of session, %s rejected, %s held%s" % (
             format(lg["pkt_applied"], ","), format(lg["pkt_duplicate"], ","), format(lg["heartbeats"], ","),
             format(lg["end_of_session"], ","), format(lg["pkt_rejected"], ","), format(lg["pkt_held"], ","),
-            "" if lg["unaccounted"] == 0 else "  (UNACCOUNTED %d: please report)" % lg["unaccounted"]))
+            "" if not lg["pkt_late"] else ", %s late (after their range was given up)" % format(lg["pkt_late"], ","))
+          + ("" if lg["unaccounted"] == 0 else "  (UNACCOUNTED %d: please report)" % lg["unaccounted"]) + "\n")
     w("messages      %14s\n" % format(stats["messages"], ","))
     total = stats["messages"] or 1
     for t, n in sorted(stats["by_type"].items(), key=lambda kv: (-kv[1], kv[0])):
@@ -63,23 +77,91 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
     if stats.get("nic_imissed") or stats.get("nic_ierrors") or stats.get("nic_rx_nombuf"):
         w("NIC drops: imissed %s, ierrors %s, rx_nombuf %s\n" % (
             format(stats["nic_imissed"], ","), format(stats["nic_ierrors"], ","), format(stats["nic_rx_nombuf"], ",")))
-    if stats["errors"]:
+    dropped = book_drops(stats)
+    if stats["errors"] or dropped:
         w("errors (skipped, by reason):\n")
-        for k, v in sorted(stats["errors"].items()):
+        for k, v in sorted(stats["errors"].items()) + sorted(dropped.items()):
             w("    %-24s %12s\n" % (k, format(v, ",")))
     else:
         w("errors        none\n")
     w("elapsed       %.6f s decode, %s msgs/s\n" % (stats["elapsed_s"], human(stats["msgs_per_s"])))
 
 
-def write_json(path: str, doc: Any, sort_keys: bool = True) -> None:
-    """``doc`` as indented JSON with a final newline (raises OSError)."""
+def write_json(path: Union[str, TextIO], doc: Any, sort_keys: bool = True) -> None:
+    """``doc`` as indented JSON with a final newline, to a path or an open text
+    file (left open; raises OSError)."""
+    if not isinstance(path, str):
+        json.dump(doc, path, indent=2, sort_keys=sort_keys)
+        path.write("\n")
+        path.flush()
+        return
     with open(path, "w") as f:
         json.dump(doc, f, indent=2, sort_keys=sort_keys)
         f.write("\n")
 
 
-def write_latency(path: str, replay: "Replay", stats: dict, speed: float = 0.0) -> None:
+def open_outputs(paths: Dict[str, Optional[str]]) -> Tuple[Dict[str, TextIO], Dict[str, str]]:
+    """Open every output file named (option -> path; None: not asked for)
+    before any work, so that a path that cannot be written fails at once
+    rather than after a long replay.  Returns (option -> open file, option ->
+    why it cannot be opened)."""
+    files: Dict[str, TextIO] = {}
+    errors: Dict[str, str] = {}
+    for option, path in paths.items():
+        if not path:
+            continue
+        try:
+            files[option] = open(path, "w")
+        except OSError as exc:
+            errors[option] = "cannot write %s %s: %s" % (option, path, exc.strerror or exc)
+    return files, errors
+
+
+def close_output(option: str, f: TextIO, write: Optional[Callable[[TextIO], None]]) -> Optional[str]:
+    """``write(f)`` then close it (``write`` None: only close); why it failed, or None.
+    Each output is finished on its own: one failing leaves the others alone."""
+    from ..errors import ReplayError
+    try:
+        try:
+            if write is not None:
+                write(f)
+        finally:
+            f.close()
+    except (OSError, ReplayError) as exc:    # a full disk, an I/O error: reported, never a traceback
+        return "cannot write %s %s: %s" % (option, getattr(f, "name", "?"), exc)
+    return None
+
+
+def finish_outputs(command: str, files: Dict[str, TextIO], problems: Dict[str, str], replay: "Replay",
+                   stats: dict, stats_doc: dict, rc: int, depth: int, speed: float = 0.0) -> int:
+    """Write and close every output :func:`open_outputs` opened, each whatever
+    becomes of the others: the books, the latency document, then ``stats_doc``
+    as --stats-json with ``output_errors`` (option -> message, those of
+    ``problems`` too) and ``exit_status``.  A failure here is reported and
+    makes the status 1 unless it is already non-zero; returns the status."""
+    from .base import EXIT_INPUT, fail
+    errors = dict(problems)
+    writers = (("--dump-books", lambda f: replay.dump_books(f, depth)),
+               ("--latency-json", lambda f: write_latency(f, replay, stats, speed)))
+    for option, write in writers:
+        if option in files:
+            err = close_output(option, files[option], write)
+            if err:
+                errors[option] = err
+                fail(command, err, EXIT_INPUT)
+                rc = rc or EXIT_INPUT
+    if "--stats-json" in files:
+        doc = dict(stats_doc)
+        doc["output_errors"] = errors
+        doc["exit_status"] = rc
+        err = close_output("--stats-json", files["--stats-json"], lambda f: write_json(f, doc))
+        if err:
+            fail(command, err, EXIT_INPUT)
+            rc = rc or EXIT_INPUT
+    return rc
+
+
+def write_latency(path: Union[str, TextIO], replay: "Replay", stats: dict, speed: float = 0.0) -> None:
     """--latency-json: the document, and a short summary on stdout."""
     from ..latency import collect
     doc = collect(replay, stats)

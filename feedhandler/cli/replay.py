@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any, List
 
 from . import argtypes
-from .base import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from .base import EXIT_INPUT, EXIT_OK, EXIT_USAGE, StopSignals, fail
 from .options import add_pipeline_options, load_channels, replay_config
-from .output import print_stats, write_json, write_latency
+from .output import finish_outputs, open_outputs, print_stats
 
 NAME = "replay"
 
@@ -21,9 +22,15 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "per type, errors by reason, elapsed decode time and messages/s. The format of "
                     "each INPUT is detected from its first bytes: pcap (us or ns, either byte order), "
                     "pcapng, gzip or zstd (of any of these: streamed with bounded memory), else NASDAQ "
-                    "BinaryFILE. An INPUT of - is standard input (one lane). Exit status: 0 ok, "
-                    "1 an input was unreadable/corrupt/truncated (counters still printed), 2 usage, "
-                    "130 interrupted.")
+                    "BinaryFILE. An INPUT of - is standard input (one lane). Every output file is "
+                    "opened before the work starts, and each is written whatever becomes of the others. "
+                    "SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the replay before its next packet (a paced "
+                    "one stops waiting): counters and outputs hold what was done, and a --shm segment "
+                    "is marked stopped. Exit status: 0 ok, 1 an input was unreadable/corrupt/truncated "
+                    "or an output failed to write (counters still printed), or the --shm name is held by a "
+                    "live writer or is not this user's segment (nothing replayed), 2 usage or an output that "
+                    "cannot be opened (nothing replayed), 128 + the signal's number when stopped by one "
+                    "(SIGHUP 129, SIGINT 130, SIGTERM 143).")
     r.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="capture or BinaryFILE path(s), decoded in order; - reads standard input")
     add_pipeline_options(r)
@@ -44,7 +51,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 def command(args: argparse.Namespace) -> int:
     from ..endpoints import parse_endpoint
-    from ..errors import ConfigError, ReplayError
+    from ..errors import ConfigError, ReplayError, ShmNameError
     from ..replay import InputResult, Replay
 
     try:
@@ -55,43 +62,56 @@ def command(args: argparse.Namespace) -> int:
     try:
         r = Replay(replay_config(args, channels=channels, speed=args.speed, rerequest=rerequest,
                                  rerequest_timeout_ms=args.rerequest_timeout_ms))
+    except ShmNameError as exc:          # --shm taken by a live writer, or not ours: refused, nothing replayed
+        return fail(NAME, exc, EXIT_INPUT)
     except ReplayError as exc:
         return fail(NAME, exc, EXIT_USAGE)
-    with r:
+    with r, StopSignals(on_stop=r.stop) as sig:
         if args.dump_books and args.mode == "decode":
+            r.stop()                                 # nothing replayed: the segment says stopped
             return fail(NAME, "--dump-books needs books (not --mode decode)", EXIT_USAGE)
-        if args.shm:
-            print("publishing to /dev/shm/%s (depth %d)" % (args.shm, args.depth), file=sys.stderr)
+        # Every output opened before the work: a path that cannot be written
+        # fails now, not after the replay; the others are still written
+        # (with what was done: nothing), so none is left empty.
+        files, problems = open_outputs({"--dump-books": args.dump_books, "--latency-json": args.latency_json,
+                                        "--stats-json": args.stats_json})
         results: List[InputResult] = []
         rc = EXIT_OK
-        try:
-            for path in args.inputs:                 # "-" (standard input) goes to the C core as is
-                res = r.run_file(path, progress=None if not args.quiet else False)
-                results.append(res)
-                if not res.ok:
-                    fail(NAME, res.error, EXIT_INPUT)
-                    rc = EXIT_INPUT
-        except KeyboardInterrupt:
-            fail(NAME, "interrupted; counters so far:", EXIT_INTERRUPTED)
-            rc = EXIT_INTERRUPTED
+        if problems:
+            for msg in problems.values():
+                fail(NAME, msg + " (nothing replayed)", EXIT_USAGE)
+            rc = EXIT_USAGE
+            sig.work_done()
+            r.stop()
+        else:
+            if args.shm:
+                print("publishing to /dev/shm/%s (depth %d)" % (args.shm, args.depth), file=sys.stderr)
+            try:
+                for path in args.inputs:             # "-" (standard input) goes to the C core as is
+                    if sig.signum is not None:
+                        break
+                    res = r.run_file(path, progress=None if not args.quiet else False)
+                    results.append(res)
+                    if sig.signum is not None and res.ok:    # cut short: not an input read to its end
+                        res.ok, res.partial, res.error = False, True, "stopped by %s" % sig.name
+                        break
+                    if not res.ok:
+                        fail(NAME, res.error, EXIT_INPUT)
+                        rc = EXIT_INPUT
+            except KeyboardInterrupt:                # no handler installed (not the main thread)
+                sig.signum = sig.signum or signal.SIGINT
+            sig.work_done()
+            if sig.signum is not None:
+                rc = sig.status
+                fail(NAME, "interrupted (%s); counters so far:" % sig.name, rc)
         r.finish()
         stats = r.stats()
-        print_stats(stats, inputs=results)
-        if args.dump_books:
-            try:
-                r.dump_books(args.dump_books, args.depth)
-            except ReplayError as exc:
-                return fail(NAME, exc, EXIT_INPUT)
-        if args.latency_json:
-            write_latency(args.latency_json, r, stats, args.speed)
-        if args.stats_json:
-            stats_out = dict(stats)
-            stats_out["mode"] = args.mode
-            stats_out["inputs"] = [{"path": i.path, "format": i.format, "gzip": i.gzip,
-                                    "compression": i.compression, "ok": i.ok,
-                                    "error": i.error} for i in results]
-            try:
-                write_json(args.stats_json, stats_out)
-            except OSError as exc:
-                return fail(NAME, "cannot write --stats-json: %s" % exc, EXIT_INPUT)
-        return rc
+        if not problems:
+            print_stats(stats, inputs=results)
+        stats_doc = dict(stats)
+        stats_doc["mode"] = args.mode
+        stats_doc["inputs"] = [{"path": i.path, "format": i.format, "gzip": i.gzip,
+                                "compression": i.compression, "ok": i.ok,
+                                "error": i.error} for i in results]
+        stats_doc["stopped_by"] = sig.name or None
+        return finish_outputs(NAME, files, problems, r, stats, stats_doc, rc, args.depth, args.speed)

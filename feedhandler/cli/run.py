@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
 from . import argtypes
-from .base import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from .base import EXIT_INPUT, EXIT_OK, EXIT_USAGE, StopSignals, fail
 from .options import add_pipeline_options, load_channels, replay_config
-from .output import print_stats, write_json, write_latency
+from .output import finish_outputs, open_outputs, print_stats
 
 NAME = "run"
 
@@ -20,8 +21,11 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "through (e.g. \"-l 0 --no-huge --no-pci -m 512 --file-prefix fh "
                     "--vdev=net_pcap0,rx_pcap=day.pcap\" on a laptop, or \"-l 2 -a 0000:3b:00.0\" with a NIC "
                     "bound to vfio-pci, see scripts/dpdk/README.md). The burst loop is C and feeds the "
-                    "replay pipeline (sessions, books, shared memory). Stops on Ctrl-C, after --duration, or "
-                    "when every stream has ended its session.")
+                    "replay pipeline (sessions, books, shared memory). Stops on Ctrl-C, SIGTERM or SIGHUP (after "
+                    "the burst in hand; outputs written, a --shm segment marked stopped, exit 128 + the "
+                    "signal's number: 130, 143, 129), after --duration, or when every stream has ended its "
+                    "session. Every output file is opened before the port starts (exit 2 when one cannot "
+                    "be), and each is written whatever becomes of the others.")
     d.add_argument("--dpdk", required=True, metavar="EAL_ARGS", help="DPDK EAL arguments, as one string")
     d.add_argument("--port", type=argtypes.nonneg, default=0, help="DPDK port id (default 0)")
     d.add_argument("--mbufs", type=argtypes.positive, default=8191, help="mbuf pool size (default 8191; fits -m 512)")
@@ -49,32 +53,37 @@ def command(args: argparse.Namespace) -> int:
         run = DpdkRun(args.dpdk, port=args.port, mbufs=args.mbufs, config=replay_config(args, channels=channels))
     except (DpdkError, ReplayError) as exc:
         return fail(NAME, exc, EXIT_INPUT)
-    with run:
+    with run, StopSignals() as sig:
         print("dpdk: %s" % run.chosen, file=sys.stderr)
-        rc = EXIT_OK
-        try:
-            run.run(duration_s=args.duration, stop_on_eos=not args.no_eos_stop)
-        except KeyboardInterrupt:
-            fail(NAME, "interrupted; counters so far:", EXIT_INTERRUPTED)
-            rc = EXIT_INTERRUPTED
-        except DpdkError as exc:
-            rc = fail(NAME, exc, EXIT_INPUT)
-        stats = run.stats()
-        print_stats(stats)
-        d = stats["dpdk"]
-        print("dpdk port: ipackets %s, imissed %s, ierrors %s, rx_nombuf %s; %s bursts in %s polls" % tuple(
-            format(d[k], ",") for k in ("ipackets", "imissed", "ierrors", "rx_nombuf", "bursts", "polls")))
         assert run.replay is not None
-        if args.dump_books:
+        sig.on_stop(run.replay.stop)
+        files, problems = open_outputs({"--dump-books": args.dump_books, "--latency-json": args.latency_json,
+                                        "--stats-json": args.stats_json})
+        rc = EXIT_OK
+        if problems:
+            for msg in problems.values():
+                fail(NAME, msg + " (nothing received)", EXIT_USAGE)
+            rc = EXIT_USAGE
+            sig.work_done()
+            run.replay.stop()
+            run.replay.finish()
+        else:
             try:
-                run.replay.dump_books(args.dump_books, args.depth)
-            except ReplayError as exc:
-                return fail(NAME, exc, EXIT_INPUT)
-        if args.latency_json:
-            write_latency(args.latency_json, run.replay, stats)
-        if args.stats_json:
-            try:
-                write_json(args.stats_json, stats)
-            except OSError as exc:
-                return fail(NAME, "cannot write --stats-json: %s" % exc, EXIT_INPUT)
-        return rc
+                run.run(duration_s=args.duration, stop_on_eos=not args.no_eos_stop)
+            except KeyboardInterrupt:            # no handler installed (not the main thread)
+                sig.signum = sig.signum or signal.SIGINT
+            except DpdkError as exc:
+                rc = fail(NAME, exc, EXIT_INPUT)
+            sig.work_done()
+            if sig.signum is not None:
+                rc = sig.status
+                fail(NAME, "interrupted (%s); counters so far:" % sig.name, rc)
+        stats = run.stats()
+        if not problems:
+            print_stats(stats)
+            d = stats["dpdk"]
+            print("dpdk port: ipackets %s, imissed %s, ierrors %s, rx_nombuf %s; %s bursts in %s polls" % tuple(
+                format(d[k], ",") for k in ("ipackets", "imissed", "ierrors", "rx_nombuf", "bursts", "polls")))
+        stats_doc = dict(stats)
+        stats_doc["stopped_by"] = sig.name or None
+        return finish_outputs(NAME, files, problems, run.replay, stats, stats_doc, rc, args.depth)

@@ -33,6 +33,8 @@ def command(args: argparse.Namespace) -> int:
         seg = attach(args.shm)
     except ShmError as exc:
         return fail(NAME, exc, EXIT_INPUT)
+    except OSError as exc:              # not a segment at all (a directory, a device)
+        return fail(NAME, "cannot map /dev/shm/%s: %s" % (args.shm, exc.strerror or exc), EXIT_INPUT)
     with seg:
         try:
             st = seg.counters()
