@@ -124,7 +124,7 @@ class ReplayConfig:
     depth: int = 10
     #: Live-order capacity (default 2097152).
     max_orders: int = 0
-    #: Instrument capacity = highest stock locate accepted, 1..65535 (default 10000).
+    #: Instrument capacity = highest stock locate accepted, 1..65535 (default 65535: every locate).
     max_instruments: int = 0
     #: Price-level capacity over all instruments and sides (default 4194304).
     max_levels: int = 0
@@ -195,7 +195,7 @@ class ReplayConfig:
                               ("gap_buffer", "4096"), ("rerequest_timeout_ms", "20"), ("silence_ms", "3000")):
             set_(name, _uint(name, getattr(self, name), "an integer 0..%d (0: default %s)" % (_U32 - 1, default)))
         set_("max_instruments", _uint("max_instruments", self.max_instruments,
-                                      "0 (default 10000) or 1..65535 (stock locates are 16-bit)", hi=65535))
+                                      "0 (default: 65535) or 1..65535 (stock locates are 16-bit)", hi=65535))
         set_("max_streams", _uint("max_streams", self.max_streams, "0 (default 256) or 1..65536", hi=65536))
         set_("shm_mode", _uint("shm_mode", self.shm_mode, "permission bits 0..0o7777 (0: default 0o600)",
                                hi=0o7777))

@@ -22,10 +22,10 @@ import pytest
 
 from feedhandler import soup
 from feedhandler.core import ffi, lib
-from feedhandler.glimpse import GlimpseServer, Snapshot, SnapshotError, build_snapshot, fetch_snapshot
+from feedhandler.glimpse import Snapshot, SnapshotError, build_snapshot, fetch_snapshot
 from feedhandler.replay import Replay
 from feedhandler.rewind import index_capture
-from procutil import read_line_until
+from procutil import glimpse_serving, read_line_until, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -180,24 +180,7 @@ def test_capture_gap_is_reported(day, tmp_path):
 
 # ------------------------------------------------------ client / server
 
-@contextlib.contextmanager
-def serving(snapshot, **kw):
-    kw.setdefault("poll_s", 0.05)
-    srv = GlimpseServer(snapshot, **kw)
-    try:
-        with srv.in_background(join_s=10):
-            yield srv
-    finally:
-        srv.close()
-
-
-def wait_for(pred, what, limit=60.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("never: " + what)
+serving = glimpse_serving
 
 
 def test_fetch_equals_built(snap):

@@ -1,7 +1,6 @@
 """The MoldUDP64 re-request ("rewind") server: its index against an independent
 parse of the capture (tests/frames.py), its replies over loopback UDP, the
 requests it must ignore, and the CLI."""
-import contextlib
 import gzip
 import json
 import os
@@ -17,10 +16,10 @@ import time
 import pytest
 
 from feedhandler.core import decode_message
-from feedhandler.rewind import RewindError, RewindServer, index_capture
+from feedhandler.rewind import RewindError, index_capture
 
 import frames as F
-from procutil import read_line_until
+from procutil import read_line_until, rewind_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(ROOT, "pcaps")
@@ -79,17 +78,8 @@ def sample_ref():
         return reference(f.read())
 
 
-@contextlib.contextmanager
 def serving(path, **kw):
-    srv = RewindServer(path, "127.0.0.1", 0, poll_s=0.05, **kw)
-    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    cli.bind(("127.0.0.1", 0))
-    try:
-        with srv.in_background(join_s=5):
-            yield srv, cli
-    finally:
-        srv.close()
-        cli.close()
+    return rewind_serving(path, join_s=5, **kw)
 
 
 # A reply is waited for up to REPLY_S: only a lost one takes that long, however

@@ -18,10 +18,11 @@ import pytest
 
 from feedhandler import glimpse, soup
 from feedhandler.cli.glimpse_server import ENV_PASSWORD, ENV_USER
-from feedhandler.glimpse import GlimpseServer, build_snapshot
-from feedhandler.rewind import AllowList, RateLimiter, RewindServer, index_capture
+from feedhandler.glimpse import build_snapshot
+from feedhandler.rewind import AllowList, RateLimiter, index_capture
 
-from procutil import read_line_until
+import procutil
+from procutil import glimpse_serving, read_line_until, rewind_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
@@ -42,24 +43,11 @@ def snap(small_day):
     return build_snapshot(small_day)
 
 
-@contextlib.contextmanager
-def serving(snapshot, **kw):
-    kw.setdefault("poll_s", 0.05)
-    srv = GlimpseServer(snapshot, **kw)
-    try:
-        with srv.in_background(join_s=10):
-            yield srv
-    finally:
-        srv.close()
+serving = glimpse_serving
 
 
 def wait_for(pred, what, limit=HANG_S):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("never: " + what)
+    return procutil.wait_for(pred, what, limit)
 
 
 def login(port, user="", password="", host="127.0.0.1"):
@@ -320,17 +308,8 @@ def request_for(session, seq=1, count=1000):
     return struct.pack(">10sQH", session, seq, count)
 
 
-@contextlib.contextmanager
 def rewind(**kw):
-    srv = RewindServer(SAMPLE, "127.0.0.1", 0, poll_s=0.05, **kw)
-    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    cli.bind(("127.0.0.1", 0))
-    try:
-        with srv.in_background(join_s=10):
-            yield srv, cli
-    finally:
-        srv.close()
-        cli.close()
+    return rewind_serving(SAMPLE, **kw)
 
 
 def replies(cli, n, quiet_s=0.3):

@@ -56,7 +56,7 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
                         "reference holds 8x this many 16-byte entries (at most 2^24: 256 MiB), faulted in at "
                         "start-up, per core")
     p.add_argument("--max-instruments", type=argtypes.positive, default=0, metavar="N",
-                   help="instrument capacity = highest stock locate accepted (default 10000, max 65535)")
+                   help="instrument capacity = highest stock locate accepted (default and max 65535: every locate)")
     p.add_argument("--max-levels", type=argtypes.positive, default=0, metavar="N",
                    help="price-level capacity over all instruments and sides (default 4194304)")
     p.add_argument("--ring-events", type=argtypes.pow2, default=0, metavar="N",
