@@ -250,7 +250,11 @@ def test_glimpse_cli_credentials_from_env_and_file_not_in_ps(small_day, tmp_path
             with open("/proc/%d/cmdline" % p.pid, "rb") as f:
                 cmdline = f.read()
             assert password.encode() not in cmdline and user.encode() not in cmdline
-            ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(p.pid)], capture_output=True, text=True)
+            # ps without the sanitizer runtime the ASan pass preloads (procps
+            # under a preloaded libasan can deadlock at start-up), and bounded.
+            ps_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+            ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(p.pid)], capture_output=True, text=True,
+                                env=ps_env, timeout=HANG_S)
             assert ps.returncode != 0 or (small_day in ps.stdout and password not in ps.stdout)
             assert login(port, user, password)[0][0] == soup.LOGIN_ACCEPTED
             assert login(port, user, password[:-1])[0] == [soup.LOGIN_REJECTED]
