@@ -100,6 +100,7 @@ def stop(procs):
 
 # ---------------------------------------------------------- what is at the name
 
+@pytest.mark.slow
 def test_fifo_at_the_name_hangs_nothing(name):
     """mkfifo at the name: replay, stats, book and attach(wait=2) each return a
     clear error (no hang: an open that blocked would wait for a FIFO writer
@@ -265,6 +266,7 @@ def test_racing_writers_exactly_one_runs(name, n):
         stop(procs)
 
 
+@pytest.mark.slow
 def test_racing_cli_replays(name):
     """Two `feedhandler replay - --shm NAME` started together, 6 times: one runs
     (its input held back, so it is still running), the other exits 1 saying the
@@ -359,6 +361,7 @@ sys.stdin.readline()
 """
 
 
+@pytest.mark.slow
 def test_writer_stopped_mid_creation(name):
     """A real writer making a large segment is SIGSTOPped as soon as its file
     appears (anywhere in its creation); a second writer is started then, and

@@ -520,6 +520,7 @@ def test_snapshot_options_checked(days, args, needle):
 
 # ------------------------------------------------------- recovery bounds
 
+@pytest.mark.slow
 def test_heartbeats_after_the_snapshot_do_not_hold_the_replay(late, tmp_path):
     """A server that sends the snapshot, then heartbeats every 100 ms and never
     End of Snapshot, held a default replay for minutes (heartbeats counted as
