@@ -117,6 +117,18 @@ def open_outputs(paths: Dict[str, Optional[str]]) -> Tuple[Dict[str, TextIO], Di
     return files, errors
 
 
+def open_command_outputs(name: str, args: Any, nothing: str) -> Tuple[Dict[str, TextIO], Dict[str, str]]:
+    """`replay`'s and `run`'s outputs (--dump-books, --latency-json,
+    --stats-json) opened before the work (open_outputs); each one that cannot
+    be is reported at once ("... (nothing NOTHING)")."""
+    from .base import EXIT_USAGE, fail
+    files, problems = open_outputs({"--dump-books": args.dump_books, "--latency-json": args.latency_json,
+                                    "--stats-json": args.stats_json})
+    for msg in problems.values():
+        fail(name, msg + " (nothing %s)" % nothing, EXIT_USAGE)
+    return files, problems
+
+
 def close_output(option: str, f: TextIO, write: Optional[Callable[[TextIO], None]]) -> Optional[str]:
     """``write(f)`` then close it (``write`` None: only close); why it failed, or None.
     Each output is finished on its own: one failing leaves the others alone."""

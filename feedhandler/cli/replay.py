@@ -9,7 +9,7 @@ from typing import Any, List
 from . import argtypes
 from .base import EXIT_INPUT, EXIT_OK, EXIT_USAGE, StopSignals, fail
 from .options import add_pipeline_options, load_channels, replay_config
-from .output import finish_outputs, open_outputs, print_stats
+from .output import finish_outputs, open_command_outputs, print_stats
 
 NAME = "replay"
 
@@ -73,13 +73,10 @@ def command(args: argparse.Namespace) -> int:
         # Every output opened before the work: a path that cannot be written
         # fails now, not after the replay; the others are still written
         # (with what was done: nothing), so none is left empty.
-        files, problems = open_outputs({"--dump-books": args.dump_books, "--latency-json": args.latency_json,
-                                        "--stats-json": args.stats_json})
+        files, problems = open_command_outputs(NAME, args, "replayed")
         results: List[InputResult] = []
         rc = EXIT_OK
         if problems:
-            for msg in problems.values():
-                fail(NAME, msg + " (nothing replayed)", EXIT_USAGE)
             rc = EXIT_USAGE
             sig.work_done()
             r.stop()

@@ -9,7 +9,7 @@ from typing import Any
 from . import argtypes
 from .base import EXIT_INPUT, EXIT_OK, EXIT_USAGE, StopSignals, fail
 from .options import add_pipeline_options, load_channels, replay_config
-from .output import finish_outputs, open_outputs, print_stats
+from .output import finish_outputs, open_command_outputs, print_stats
 
 NAME = "run"
 
@@ -57,12 +57,9 @@ def command(args: argparse.Namespace) -> int:
         print("dpdk: %s" % run.chosen, file=sys.stderr)
         assert run.replay is not None
         sig.on_stop(run.replay.stop)
-        files, problems = open_outputs({"--dump-books": args.dump_books, "--latency-json": args.latency_json,
-                                        "--stats-json": args.stats_json})
+        files, problems = open_command_outputs(NAME, args, "received")
         rc = EXIT_OK
         if problems:
-            for msg in problems.values():
-                fail(NAME, msg + " (nothing received)", EXIT_USAGE)
             rc = EXIT_USAGE
             sig.work_done()
             run.replay.stop()
