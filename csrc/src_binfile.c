@@ -20,6 +20,7 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
     *used = 0;
     const uint32_t how = fh_pipe_record_mode(r);
     uint32_t poll = src->poll;
+    if (FH_UNLIKELY(fh_pipe_should_stop(r))) return 0;   /* asked to stop: not one record more */
     while (off < len) {
         /* A record cut by the end of this buffer: the rest comes with the next. */
         if (!eof && (len - off < 2 || (size_t)fh_be16(buf + off) > len - off - 2)) break;
@@ -46,7 +47,9 @@ int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_
             *used = len;
             return 1;
         }
-        if (FH_UNLIKELY(fh_pipe_record(r, how, buf + off + 2, mlen))) {   /* asked to stop: not handled */
+        const int stop = fh_pipe_record(r, how, buf + off + 2, mlen);
+        if (FH_UNLIKELY(stop)) {                    /* asked to stop: 1 before this record, 2 after it */
+            if (stop == 2) off += 2 + mlen;
             src->poll = poll;
             (void)fh_pipe_poll(r, src->pos + off);
             *used = off;
