@@ -15,9 +15,6 @@ static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t
                       uint64_t rx_ts);
 static void hook_gap(void *ctx, fh_mold_stream_t *s, uint64_t missing);
 static void hook_silent(void *ctx, fh_mold_stream_t *s, int on);
-void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
-void fh_snapshot_poll(fh_replay_t *r);
-void fh_snapshot_finish(fh_replay_t *r);
 static void shm_venues(fh_replay_t *r);
 
 #define FH_VERSION "0.1.0"
@@ -92,8 +89,8 @@ const char *fh_err_name(int e)
 
 /* Lane `lane` of a replay; lane 0 (first == NULL) creates the segment, the
  * others take their view of first's. */
-static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane, char *err,
-                                  size_t errlen)
+fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane,
+                            const fh_pipe_upper_t *up, char *err, size_t errlen)
 {
     fh_replay_cfg_t c;
     memset(&c, 0, sizeof c);
@@ -111,6 +108,8 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     fh_replay_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
+    if (!up || !up->walk_pitch) { free(r); fh_errf(err, errlen, "a lane needs its upper stages"); return NULL; }
+    r->up = *up;
     fh_rr_init(&r->sess.rr);
     r->cfg = c;
     if (c.shm_name) {
@@ -139,7 +138,7 @@ static fh_replay_t *replay_create(const fh_replay_cfg_t *cfg, fh_replay_t *first
     if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
     fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
     {
-        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, fh_snapshot_hook, r};
+        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r->up.snapshot_ask, r};
         if (fh_session_init(&r->sess, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
                             (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u,
                             (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks,
@@ -191,19 +190,6 @@ fail:
     return NULL;
 }
 
-fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
-{
-    return replay_create(cfg, NULL, 0, err, errlen);
-}
-
-fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen)
-{
-    if (!first || first->lane != 0 || lane == 0 || lane >= first->n_lanes) {
-        fh_errf(err, errlen, "lane %u of a %u-lane replay does not exist", lane, first ? first->n_lanes : 0);
-        return NULL;
-    }
-    return replay_create(&first->cfg, first, lane, err, errlen);
-}
 
 int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
                        uint16_t rr_port)
@@ -478,7 +464,7 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
     if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_replay_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
-    if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) fh_snapshot_poll(r);
+    if (FH_UNLIKELY(r->snap.asked | r->sess.holes) && r->up.snapshot_poll) r->up.snapshot_poll(r);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
     if (FH_UNLIKELY(r->cbbo_wanted) && !r->book.cbbo) {
         const uint32_t seen = __atomic_load_n(&r->shm.hdr->venues_seen, __ATOMIC_RELAXED);
@@ -534,7 +520,7 @@ int fh_pipe_all_ended(const fh_replay_t *r) { return fh_session_all_ended(&r->se
 void fh_replay_finish(fh_replay_t *r)
 {
     /* The input is over: no snapshot will come, no hole can fill any more. */
-    fh_snapshot_finish(r);
+    if (r->up.snapshot_finish) r->up.snapshot_finish(r);
     expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
@@ -576,3 +562,61 @@ void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total)
     *total = __atomic_load_n(&r->progress_total, __ATOMIC_RELAXED);
 }
 
+/* ------------------------------------------------------------ Cboe PITCH units
+ *
+ * Sequencing and routing of PITCH units belong here, beside MoldUDP64's; what
+ * is PITCH's own past the session layer (the messages) is pitch_pipe.c, above. */
+
+/* One PITCH sequenced unit of stream s (NULL: the stream table is full):
+ * sequencing per unit exactly as a MoldUDP64 datagram's, then its messages.
+ * Hdr Length == payload length was checked by the caller. */
+void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
+{
+    fh_stats_t *st = &r->st;
+    const uint8_t *p = u->payload;
+    st->pitch_packets++;
+    const uint32_t count = p[2];
+    const uint64_t seq = fh_le32(p + 4);
+    if (FH_UNLIKELY(count == 0)) {
+        /* A heartbeat carries the unit's next sequence: what is before it and
+         * not seen is missing. */
+        st->heartbeats++;
+        if (s && seq && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->sess, s, seq);
+        if (u->len != FH_PITCH_UNIT_HLEN) st->errors[FH_ERR_PITCH_TRAILING]++;
+        return;
+    }
+    if (FH_UNLIKELY(seq == 0)) {
+        /* Unsequenced data has no place on a depth-of-book multicast unit. */
+        st->errors[FH_ERR_PITCH_UNSEQUENCED]++;
+        st->pkt_rejected++;
+        return;
+    }
+    if (FH_UNLIKELY(seq + count - 1 > UINT32_MAX)) {
+        st->errors[FH_ERR_PITCH_SEQ_WRAP]++;
+        st->pkt_rejected++;
+        return;
+    }
+    if (FH_UNLIKELY(!s)) {
+        /* No stream, no unit clock: its messages cannot be timed or sequenced. */
+        st->errors[FH_ERR_STREAM_TABLE_FULL]++;
+        st->pkt_rejected++;
+        return;
+    }
+    fh_pipe_sequenced(r, s, p, u->len, seq, count);
+}
+
+
+void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s)
+{
+    const size_t i = (size_t)(s - r->sess.streams.v);
+    if (i + 1 > UINT16_MAX) return;
+    uint32_t k = 0;
+    while (k < r->n_punits && r->punits[k].port != port) k++;
+    if (k == r->n_punits) {
+        if (k == sizeof r->punits / sizeof r->punits[0]) return;
+        r->punits[k].port = port;
+        memset(r->punits[k].idx, 0, sizeof r->punits[k].idx);
+        r->n_punits++;
+    }
+    r->punits[k].idx[unit] = (uint16_t)(i + 1);
+}

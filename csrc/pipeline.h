@@ -33,6 +33,22 @@
  * applied; a larger packet (jumbo frames) is applied in chunks of this size. */
 #define FH_PKT_MSGS 512u
 
+/* The stages above the pipeline (PITCH decode, snapshot recovery), which it
+ * reaches only through these: the lane's constructor (lane.c, the layer above
+ * them all) hands them in, so no file calls up past its own layer. */
+typedef struct fh_pipe_upper {
+    /* The messages of a PITCH sequenced unit of stream s, from message `skip`
+     * on, into the books (or counted, decode-only mode); one call per
+     * datagram.  Returns how many messages were whole (pitch_pipe.h). */
+    uint32_t (*walk_pitch)(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
+                           uint32_t skip);
+    /* Snapshot recovery (snapshot.h): the session layer's snapshot hook (ctx
+     * is the lane), the poll of a posted answer, the last word at the end. */
+    void (*snapshot_ask)(void *ctx, fh_mold_stream_t *s);
+    void (*snapshot_poll)(fh_replay_t *r);
+    void (*snapshot_finish)(fh_replay_t *r);
+} fh_pipe_upper_t;
+
 struct fh_replay {
     fh_stats_t st;
     int stop;                       /* set by fh_replay_stop(), read with __atomic */
@@ -118,10 +134,16 @@ struct fh_replay {
         int      too_big;           /* the answer was longer than max_bytes: refused, not copied */
         uint64_t line_mask;         /* configured lines (bit i: lines[i]) with snapshot recovery */
     } snap;
+    fh_pipe_upper_t up;             /* the stages above, as the constructor gave them */
     /* Last: its stream table is read per frame, the rest (held-packet pool,
      * lines, re-request client) is cold; kept away from the per-message fields above. */
     fh_session_t sess;              /* MoldUDP64 streams, holes, lines (session.h) */
 };
+
+/* A lane for cfg (first == NULL) or lane `lane` of first's replay, reaching
+ * the stages above through `up` (lane.c: fh_replay_new, fh_replay_new_lane). */
+fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane,
+                            const fh_pipe_upper_t *up, char *err, size_t errlen);
 
 /* Every FH_POLL_EVERY frames (and at the end): progress and counters out (pipeline.c). */
 void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done);
@@ -199,12 +221,6 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
     r->n_msgs += (uint32_t)fh_pipe_decode_one(r, p, len, &r->msgs[r->n_msgs]);
 }
 
-/* The messages of a PITCH sequenced unit of stream s, from message `skip`
- * on, into the books (or counted, decode-only mode): Cboe PITCH, pitch_pipe.c.
- * Out of line: one call per datagram, the walk and decoder inlined inside it.
- * Returns how many messages were whole (fh_pitch_walk). */
-uint32_t fh_pipe_walk_pitch(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
-                            uint32_t skip);
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted
  * as duplicates (the other line's copy, a retransmission, an overlap).
@@ -236,14 +252,14 @@ FH_INLINE int fh_pipe_apply_ledger(fh_replay_t *r, fh_mold_stream_t *s, const ui
     const int pitch = s->proto == FH_PROTO_PITCH;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
-        whole = pitch ? fh_pipe_walk_pitch(r, s, p, len, count, skip)
+        whole = pitch ? r->up.walk_pitch(r, s, p, len, count, skip)
                       : fh_mold_walk(p, len, count, skip, fh_pipe_msg, r, &r->st);
         r->pkt_msgs += whole > skip ? whole - skip : 0;
         if (r->lat_on) r->t_dec = r->t_book = fh_tsc_ticks(&r->tsc);
     } else {
         /* Three stages per packet: decode every block, apply them all to the
          * books, publish each instrument touched once. */
-        whole = pitch ? fh_pipe_walk_pitch(r, s, p, len, count, skip)
+        whole = pitch ? r->up.walk_pitch(r, s, p, len, count, skip)
                       : fh_mold_walk(p, len, count, skip, fh_pipe_decode, r, &r->st);
         if (r->lat_on) r->t_dec = fh_tsc_ticks(&r->tsc);
         fh_pipe_apply_decoded(r);

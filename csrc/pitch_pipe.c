@@ -2,10 +2,10 @@
  * decoded into book operations (or counted, decode-only mode).
  *
  * The session layer (sequencing per unit, A/B lines, holes, gaps) is the
- * MoldUDP64 one (session.c, pipeline.h fh_pipe_pitch); this file is what is
+ * MoldUDP64 one (session.c, pipeline.c fh_pipe_pitch); this file is what is
  * PITCH's own past it.  One call per datagram (fh_pipe_walk_pitch), the walk
  * and the decoder inlined inside. */
-#include "pipeline.h"
+#include "pitch_pipe.h"
 
 /* PITCH Unit Clear: every order of the unit's instruments leaves the books
  * (the instruments the stream carried: its bitmap), applied in order with the
@@ -295,58 +295,4 @@ uint32_t fh_pipe_walk_pitch(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
     r->cur = s;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) return fh_pitch_walk(p, len, count, skip, pitch_count, r, &r->st);
     return fh_pitch_walk(p, len, count, skip, pitch_decode, r, &r->st);
-}
-
-/* One PITCH sequenced unit of stream s (NULL: the stream table is full):
- * sequencing per unit exactly as a MoldUDP64 datagram's, then its messages.
- * Hdr Length == payload length was checked by the caller. */
-void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
-{
-    fh_stats_t *st = &r->st;
-    const uint8_t *p = u->payload;
-    st->pitch_packets++;
-    const uint32_t count = p[2];
-    const uint64_t seq = fh_le32(p + 4);
-    if (FH_UNLIKELY(count == 0)) {
-        /* A heartbeat carries the unit's next sequence: what is before it and
-         * not seen is missing. */
-        st->heartbeats++;
-        if (s && seq && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->sess, s, seq);
-        if (u->len != FH_PITCH_UNIT_HLEN) st->errors[FH_ERR_PITCH_TRAILING]++;
-        return;
-    }
-    if (FH_UNLIKELY(seq == 0)) {
-        /* Unsequenced data has no place on a depth-of-book multicast unit. */
-        st->errors[FH_ERR_PITCH_UNSEQUENCED]++;
-        st->pkt_rejected++;
-        return;
-    }
-    if (FH_UNLIKELY(seq + count - 1 > UINT32_MAX)) {
-        st->errors[FH_ERR_PITCH_SEQ_WRAP]++;
-        st->pkt_rejected++;
-        return;
-    }
-    if (FH_UNLIKELY(!s)) {
-        /* No stream, no unit clock: its messages cannot be timed or sequenced. */
-        st->errors[FH_ERR_STREAM_TABLE_FULL]++;
-        st->pkt_rejected++;
-        return;
-    }
-    fh_pipe_sequenced(r, s, p, u->len, seq, count);
-}
-
-
-void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s)
-{
-    const size_t i = (size_t)(s - r->sess.streams.v);
-    if (i + 1 > UINT16_MAX) return;
-    uint32_t k = 0;
-    while (k < r->n_punits && r->punits[k].port != port) k++;
-    if (k == r->n_punits) {
-        if (k == sizeof r->punits / sizeof r->punits[0]) return;
-        r->punits[k].port = port;
-        memset(r->punits[k].idx, 0, sizeof r->punits[k].idx);
-        r->n_punits++;
-    }
-    r->punits[k].idx[unit] = (uint16_t)(i + 1);
 }

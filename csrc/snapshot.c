@@ -12,11 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pipeline.h"
-
-void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
-void fh_snapshot_poll(fh_replay_t *r);
-void fh_snapshot_finish(fh_replay_t *r);
+#include "snapshot.h"
 
 #define FH_SNAP_DEFAULT_TIMEOUT_MS 5000u
 

@@ -28,9 +28,11 @@ LAYERS = [
     ("session", ["session.h", "session.c"]),
     ("pipeline", ["pipeline.h", "pipeline.c"]),
     # Cboe PITCH past the session layer: units into book operations.
-    ("PITCH decode", ["pitch_pipe.c"]),
+    ("PITCH decode", ["pitch_pipe.h", "pitch_pipe.c"]),
     ("book dump", ["dump.c"]),
-    ("snapshot recovery", ["snapshot.c"]),
+    ("snapshot recovery", ["snapshot.h", "snapshot.c"]),
+    # The lane put together: the pipeline handed the stages above it as hooks.
+    ("lane assembly", ["lane.c"]),
     ("source interface", ["src.h", "dpdk/fh_dpdk.h"]),
     ("sources", ["src_pcap.c", "src_binfile.c", "dpdk/src_dpdk.c"]),
     ("input", ["input.c"]),
@@ -134,3 +136,112 @@ def test_every_listed_file_exists():
 def test_stages_have_their_files(stage, files):
     for f in files:
         assert os.path.exists(os.path.join(CSRC, f)), f"{stage}: {f}"
+
+
+# ------------------------------------------------------------------ calls
+#
+# Includes are half of the layering; calls are the other.  A `fh_*` function
+# is declared in a header only (a prototype written by hand in a .c file has
+# no header to keep it true), and a file uses only functions defined in its
+# own layer or below: the pipeline reaches the stages above it through the
+# hooks lane.c hands it (pipeline.h, fh_pipe_upper_t), never by name.
+
+COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
+# A file-scope function definition or declaration: at the start of a line, a
+# return type, the name, the parameters, then `{` (definition) or `;` (declaration).
+FUNCTION = re.compile(r"^(?P<head>[A-Za-z_][\w \t\*]*?)\b(?P<name>fh_\w+)\s*\((?P<params>[^;{}]*?)\)\s*(?P<end>[{;])",
+                      re.M)
+USE = re.compile(r"(?<!struct )(?<!union )(?<!enum )\b(fh_\w+)\b")     # a struct tag is not a function
+
+
+def source(rel):
+    """The file with comments and string/char literals blanked (same line count)."""
+    with open(os.path.join(CSRC, rel)) as f:
+        text = f.read()
+    return COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def functions_of(rel):
+    """(defined, declared): the fh_ functions rel defines (a body at file
+    scope, FH_INLINE ones in headers included) and the ones it declares."""
+    defined, declared = set(), set()
+    for m in FUNCTION.finditer(source(rel)):
+        if m.group("head").split()[0] in ("return", "else", "if", "while", "for", "switch", "case"):
+            continue
+        (defined if m.group("end") == "{" else declared).add(m.group("name"))
+    return defined, declared
+
+
+def call_violations(ranks):
+    core = [rel for rel in c_files() if rel.split(os.sep)[0] not in TOOL_DIRS]
+    where = {}
+    parsed = {rel: functions_of(rel) for rel in core}
+    for rel, (defined, _) in parsed.items():
+        for name in defined:
+            where.setdefault(name, rel)
+    bad = []
+    for rel in core:
+        defined, declared = parsed[rel]
+        if rel.endswith(".c"):
+            for name in sorted(declared - defined):
+                bad.append(f"{rel} declares {name}(): a prototype belongs in the callee's header")
+        if rel not in ranks:
+            continue
+        text = source(rel)
+        # A header's declarations are its interface, not uses (fh_api.h
+        # declares the whole ABI; src.h the walkers its sources define).
+        for name in sorted(set(USE.findall(text)) - defined - (declared if rel.endswith(".h") else set())):
+            home = where.get(name)
+            if home is None or home not in ranks or home == rel:
+                continue
+            if ranks[home] > ranks[rel]:
+                bad.append(f"{rel} ({LAYERS[ranks[rel]][0]}) uses {name}() of {home} "
+                           f"({LAYERS[ranks[home]][0]}): a layer above it")
+    return bad
+
+
+def test_no_call_goes_up_a_layer_and_no_prototype_in_a_c_file():
+    assert call_violations(rank_of()) == []
+
+
+def test_the_call_check_parses_what_the_core_defines():
+    """The parse the check stands on finds the definitions it must (or it could
+    pass by seeing nothing)."""
+    defined, declared = functions_of("session.c")
+    assert {"fh_session_init", "fh_session_packet", "fh_session_expire"} <= defined and not declared
+    assert "fh_pipe_sequenced" in functions_of("pipeline.h")[0]           # FH_INLINE in a header
+    assert "fh_pipe_create" in functions_of("pipeline.h")[1]
+    assert "fh_replay_new" in functions_of("lane.c")[0]
+
+
+def _mutant(monkeypatch, rel, extra):
+    """The check run as if `extra` were appended to csrc/rel."""
+    real = source
+
+    def fake(r):
+        return real(r) + ("\n" + extra if r == rel else "")
+
+    monkeypatch.setitem(globals(), "source", fake)
+    return call_violations(rank_of())
+
+
+def test_the_call_check_catches_a_prototype_in_a_c_file(monkeypatch):
+    """What pipeline.c did before lane.c: declaring snapshot.c's functions itself."""
+    bad = _mutant(monkeypatch, "pipeline.c", "void fh_snapshot_poll(fh_replay_t *r);\n")
+    assert any(b.startswith("pipeline.c declares fh_snapshot_poll()") for b in bad), bad
+
+
+def test_the_call_check_catches_a_call_up_a_layer(monkeypatch):
+    """The session layer calling the pipeline, and the pipeline calling PITCH
+    decode by name (what the hooks replaced), are both reported."""
+    bad = _mutant(monkeypatch, "session.c",
+                  "static void up(fh_replay_t *r) { fh_pipe_poll_slow(r, 0); }\n")
+    assert any(b.startswith("session.c (session) uses fh_pipe_poll_slow() of pipeline.c") for b in bad), bad
+    bad = _mutant(monkeypatch, "pipeline.c",
+                  "static uint32_t up(fh_replay_t *r) { return fh_pipe_walk_pitch(r, 0, 0, 0, 0, 0); }\n")
+    assert any(b.startswith("pipeline.c (pipeline) uses fh_pipe_walk_pitch() of pitch_pipe.c") for b in bad), bad
+
+
+def test_the_call_check_allows_calls_down_and_within_a_layer(monkeypatch):
+    bad = _mutant(monkeypatch, "input.c", "static void down(fh_session_t *s) { fh_session_expire(s, 0); }\n")
+    assert bad == []

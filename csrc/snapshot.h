@@ -1,0 +1,18 @@
+/* snapshot.h -- snapshot recovery (GLIMPSE 5.0), the stage above the pipeline
+ * that rebuilds a stream's books from an exchange snapshot (snapshot.c).  The
+ * pipeline reaches it only through its upper-stage hooks (pipeline.h,
+ * fh_pipe_upper_t), which the lane's constructor (lane.c) fills with these. */
+#ifndef FH_SNAPSHOT_H
+#define FH_SNAPSHOT_H
+
+#include "pipeline.h"
+
+/* The session layer's snapshot hook: stream s waits for a snapshot (ctx is the
+ * lane).  A blocking replay fetches and applies it before returning. */
+void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
+/* A live lane: apply a posted answer, or give up one past its deadline. */
+void fh_snapshot_poll(fh_replay_t *r);
+/* The end of the input: a request still open is answered or given up. */
+void fh_snapshot_finish(fh_replay_t *r);
+
+#endif
