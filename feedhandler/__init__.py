@@ -1,4 +1,6 @@
-"""feedhandler: kernel-bypass, low-latency NASDAQ TotalView-ITCH 5.0 feed handler.
+"""feedhandler: kernel-bypass, low-latency market-data feed handler (NASDAQ
+TotalView-ITCH 5.0 over MoldUDP64, Cboe PITCH), with A/B arbitration, gap
+recovery and snapshots, order books published in shared memory.
 
 The decoding, sessions and books run in a C core built through CFFI
 (``feedhandler._core``); this package is the thin Python around it.

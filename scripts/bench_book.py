@@ -154,6 +154,9 @@ def run_child(argv, timeout, capture=True, on_start=None):
 
 
 def warm(path):
+    # benchlib.warm's twin: this file also runs as `python -P bench_book.py
+    # --_reader-worker` (bench_reader.py, against a baseline's feedhandler on
+    # PYTHONPATH), where the scripts folder is not on sys.path to import from.
     with open(path, "rb") as f:
         while f.read(1 << 24):
             pass

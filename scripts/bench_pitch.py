@@ -26,11 +26,12 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import ROOT, day, fh as fh_cmd, warm
+from benchlib import ROOT, day, fh, warm
 
 
-def fh(*args):
-    return fh_cmd() + [str(a) for a in args]
+def fh_argv(*args):
+    """The feedhandler command line for args (benchlib.fh() + args)."""
+    return fh() + [str(a) for a in args]
 
 
 def gen(out, protocol, messages, symbols, seed):
@@ -42,7 +43,7 @@ def gen(out, protocol, messages, symbols, seed):
 
 def replay(pcap, mode, cpu, tmp):
     sj = os.path.join(tmp, "s.json")
-    cmd = ["taskset", "-c", str(cpu)] + fh("replay", "-q", pcap, "--mode", mode, "--stats-json", sj)
+    cmd = ["taskset", "-c", str(cpu)] + fh_argv("replay", "-q", pcap, "--mode", mode, "--stats-json", sj)
     p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise SystemExit("replay failed: %s\n%s" % (" ".join(cmd), p.stderr[-2000:]))
