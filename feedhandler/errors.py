@@ -13,10 +13,16 @@ so an application can catch them all in one place::
     +-- ShmError                          a shared-memory segment cannot be read
     |   +-- WriterDied                    its writer was killed mid-run (Segment.follow)
     +-- DpdkError                         DPDK is missing, or the EAL / a port could not be set up
+    +-- RewindError                       a capture the rewind server cannot serve
+    +-- SnapshotError                     no usable GLIMPSE snapshot (``reason`` says why)
+    +-- SoupError                         a SoupBinTCP stream that cannot be right
+    +-- GenError (also ValueError)        generator arguments out of range
 
 The classes are re-exported where they were first defined (``feedhandler.replay.ReplayError``,
-``feedhandler.shm.ShmError``, ``feedhandler.dpdk.DpdkError``, ``feedhandler.config.ConfigError``),
-so existing ``except`` clauses keep working.
+``feedhandler.shm.ShmError``, ``feedhandler.dpdk.DpdkError``, ``feedhandler.config.ConfigError``,
+``feedhandler.rewind.RewindError``, ``feedhandler.glimpse.SnapshotError``,
+``feedhandler.soup.SoupError``), so existing ``except`` clauses keep working; ``GenError`` is
+a ``ValueError``, what the generator raised before.
 
 This module imports neither numpy nor the C core: the CLI and ``import feedhandler``
 can use it before either is loaded.
@@ -28,7 +34,8 @@ from typing import Any, Type, TypeVar
 __all__ = [
     "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmNameError",
     "ShmError",
-    "WriterDied", "DpdkError", "c_message", "c_error", "ERR_LEN",
+    "WriterDied", "DpdkError", "RewindError", "SnapshotError", "SoupError", "GenError", "c_message", "c_error",
+    "ERR_LEN",
 ]
 
 #: Size of the error buffers handed to the C core (``char err[ERR_LEN]``).
@@ -87,6 +94,30 @@ class WriterDied(ShmError):
 
 class DpdkError(FeedhandlerError):
     """DPDK is missing, or the EAL / a port could not be set up; the message says why."""
+
+
+class RewindError(FeedhandlerError):
+    """The input cannot be served (unreadable, not a capture, no MoldUDP64 messages)."""
+
+
+class SnapshotError(FeedhandlerError):
+    """No usable snapshot: the input cannot be made into one, or the server
+    refused, broke the protocol, sent a message that is not ITCH 5.0, went
+    quiet, closed, or never finished.  ``reason`` is a short key (one of
+    ``feedhandler.glimpse.REASONS``); nothing of a snapshot that raised this is used."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class SoupError(FeedhandlerError):
+    """A SoupBinTCP stream that cannot be right: the connection must be dropped."""
+
+
+class GenError(FeedhandlerError, ValueError):
+    """Generator arguments out of range or of the wrong kind (``feedhandler gen``,
+    ``feedhandler.gen.generate``)."""
 
 
 E = TypeVar("E", bound=FeedhandlerError)

@@ -59,6 +59,7 @@ import os
 import time
 from typing import Optional
 
+from .errors import GenError
 from .progress import run_with_progress
 
 try:
@@ -84,33 +85,33 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     """Generate a trading day; return the parsed ``PREFIX.json`` summary.
 
     ``progress`` draws a bar on stderr after the first second (default: when stderr
-    is a terminal).  Raises ``ValueError`` for bad arguments, ``OSError`` when an
+    is a terminal).  Raises ``GenError`` (a ``ValueError``) for bad arguments, ``OSError`` when an
     output cannot be written, ``MemoryError`` when the day does not fit in memory.
     """
     if lines not in LINES:
-        raise ValueError("lines must be 'a' or 'ab', got %r" % (lines,))
+        raise GenError("lines must be 'a' or 'ab', got %r" % (lines,))
     if protocol not in PROTOCOLS:
-        raise ValueError("protocol must be 'itch' or 'pitch', got %r" % (protocol,))
+        raise GenError("protocol must be 'itch' or 'pitch', got %r" % (protocol,))
     if units and protocol != "pitch":
-        raise ValueError("units is for protocol 'pitch' only")
+        raise GenError("units is for protocol 'pitch' only")
     ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
                 batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms, rate=rate,
                 units=units)
     for name, v in ints.items():
         if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError("%s must be an integer, got %r" % (name, v))
+            raise GenError("%s must be an integer, got %r" % (name, v))
     limits = dict(messages=2**64 - 1, seed=2**64 - 1, symbols=2**32 - 1, channels=2**32 - 1,
                   batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1, rate=2**64 - 1,
                   units=2**32 - 1)
     for name, v in ints.items():
         if not 0 <= v <= limits[name]:
-            raise ValueError("%s out of range: %r" % (name, v))
+            raise GenError("%s out of range: %r" % (name, v))
     for name, v in (("loss_a", loss_a), ("loss_b", loss_b)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError("%s must be a number, got %r" % (name, v))
+            raise GenError("%s must be a number, got %r" % (name, v))
     prefix = os.fspath(out_prefix)
     if not prefix:
-        raise ValueError("empty output prefix")
+        raise GenError("empty output prefix")
 
     c_prefix = ffi.new("char[]", prefix.encode())
     cfg = ffi.new("fh_gen_cfg_t *")
@@ -141,7 +142,7 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
     if rc != 0:
         msg = ffi.string(err).decode(errors="replace")
         if msg.startswith("invalid gen config: "):
-            raise ValueError(msg[len("invalid gen config: "):])
+            raise GenError(msg[len("invalid gen config: "):])
         if msg.startswith("out of memory"):
             raise MemoryError(msg)
         raise OSError(msg)

@@ -38,7 +38,7 @@ import numpy as np
 from . import soup
 from .background import in_background
 from .core import ffi, lib
-from .errors import FeedhandlerError
+from .errors import SnapshotError  # noqa: F401  (re-exported: feedhandler.glimpse.SnapshotError)
 
 __all__ = ["Snapshot", "SnapshotError", "build_snapshot", "fetch_snapshot", "GlimpseServer", "describe_snapshot",
            "END_OF_SNAPSHOT", "REASONS"]
@@ -58,17 +58,6 @@ _SEND_CHUNK = 1 << 16
 
 #: SnapshotError.reason values (counters are keyed by them).
 REASONS = ("input", "connect", "rejected", "timeout", "closed", "corrupt", "too_long", "bad_message", "no_end")
-
-
-class SnapshotError(FeedhandlerError):
-    """No usable snapshot: the input cannot be made into one, or the server
-    refused, broke the protocol, sent a message that is not ITCH 5.0, went
-    quiet, closed, or never finished.  ``reason`` is a short key (one of
-    :data:`REASONS`); nothing of a snapshot that raised this is used."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclasses.dataclass

@@ -38,6 +38,7 @@ import numpy as np
 
 from .background import in_background
 from .core import ffi, lib, stats_to_dict
+from .errors import RewindError  # noqa: F401  (re-exported: feedhandler.rewind.RewindError)
 
 MOLD_HEADER = 20                  # session (10) + sequence number (8) + message count (2)
 REQUEST_LEN = 20                  # session (10) + sequence number (8) + requested count (2)
@@ -47,10 +48,6 @@ IGNORE_REASONS = ("malformed", "unknown_session", "zero_count", "out_of_range", 
                   "not_allowed", "rate_limited")
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")     # loopback: a test server answers this machine only
 MAX_TRACKED_CLIENTS = 4096        # rate-limit buckets kept at once (each an allowed address)
-
-class RewindError(Exception):
-    """The input cannot be served (unreadable, not a capture, no MoldUDP64 messages)."""
-
 
 # --------------------------------------------------------------------- index
 

@@ -7,16 +7,12 @@ from __future__ import annotations
 from typing import List, Tuple
 
 from .core import ffi, lib
-from .errors import FeedhandlerError
+from .errors import SoupError  # noqa: F401  (re-exported: feedhandler.soup.SoupError)
 
 LOGIN_ACCEPTED, LOGIN_REJECTED, SEQUENCED, UNSEQUENCED = b"A", b"J", b"S", b"U"
 SERVER_HEARTBEAT, END_OF_SESSION, DEBUG = b"H", b"Z", b"+"
 LOGIN_REQUEST, CLIENT_HEARTBEAT, LOGOUT = b"L", b"R", b"O"
 REJECT_REASONS = {b"A": "not authorized (bad username or password)", b"S": "session not available"}
-
-
-class SoupError(FeedhandlerError):
-    """A SoupBinTCP stream that cannot be right: the connection must be dropped."""
 
 
 class Framer:

@@ -378,3 +378,31 @@ def test_dpdk_run_context_manager():
     finally:
         if os.path.exists("/dev/shm/" + name):
             os.unlink("/dev/shm/" + name)
+
+
+def test_every_exception_is_in_the_one_tree():
+    """Every exception class the package defines lives in feedhandler.errors
+    and derives from FeedhandlerError (one ``except`` catches them all); the
+    modules that first defined them re-export the same class."""
+    import ast
+    import pathlib
+
+    from feedhandler import errors, glimpse, gen, rewind, soup
+
+    pkg = pathlib.Path(errors.__file__).parent
+    elsewhere = []
+    for path in sorted(pkg.rglob("*.py")):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and any(
+                    getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Exception")) for b in node.bases):
+                elsewhere.append("%s: %s" % (path.relative_to(pkg), node.name))
+    assert elsewhere == []
+    tree = [getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    assert all(issubclass(c, errors.FeedhandlerError) for c in tree), tree
+    assert (rewind.RewindError, glimpse.SnapshotError, soup.SoupError) == (
+        errors.RewindError, errors.SnapshotError, errors.SoupError)
+    with pytest.raises(errors.GenError) as e:
+        gen.generate("/tmp/never", lines="abc")
+    assert isinstance(e.value, ValueError) and isinstance(e.value, errors.FeedhandlerError)
