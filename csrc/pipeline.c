@@ -108,7 +108,11 @@ fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint
     fh_replay_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
-    if (!up || !up->walk_pitch) { free(r); fh_errf(err, errlen, "a lane needs its upper stages"); return NULL; }
+    if (!up || !up->walk_pitch || !up->snapshot_ask || !up->snapshot_poll || !up->snapshot_finish) {
+        free(r);
+        fh_errf(err, errlen, "a lane needs its upper stages");
+        return NULL;
+    }
     r->up = *up;
     fh_rr_init(&r->sess.rr);
     r->cfg = c;
@@ -189,7 +193,6 @@ fail:
     fh_replay_free(r);
     return NULL;
 }
-
 
 int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
                        uint16_t rr_port)
@@ -380,13 +383,18 @@ uint32_t fh_pipe_proto_slow(fh_replay_t *r, const fh_udp_view_t *u)
     return proto;
 }
 
+/* How a writer leaves its segment: finished, or stopped when it was asked to
+ * stop part-way (a signal), so readers do not take its books for a complete run's. */
+static uint32_t end_state(const fh_replay_t *r)
+{
+    return fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED;
+}
 
 void fh_replay_free(fh_replay_t *r)
 {
     if (!r) return;
     if (r->shm.base) {
-        if (r->shm.owner)
-            FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)(fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED));
+        if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, end_state(r));
         fh_shm_close(&r->shm);
     }
     free(r->book.cbbo_last);                 /* before fh_book_free, which clears the book */
@@ -412,7 +420,7 @@ static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t
     fh_replay_t *r = ctx;
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
-    const int dup = fh_pipe_apply(r, s, p, len, seq, count);
+    const int dup = fh_pipe_apply(r, s, p, len, seq, count, 0);     /* the session layer keeps the ledger */
     r->book.rx_ts = r->sess.now;
     r->book.now = 0;
     return dup;
@@ -464,7 +472,7 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
     if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_replay_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
-    if (FH_UNLIKELY(r->snap.asked | r->sess.holes) && r->up.snapshot_poll) r->up.snapshot_poll(r);
+    if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) r->up.snapshot_poll(r);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
     if (FH_UNLIKELY(r->cbbo_wanted) && !r->book.cbbo) {
         const uint32_t seen = __atomic_load_n(&r->shm.hdr->venues_seen, __ATOMIC_RELAXED);
@@ -520,14 +528,11 @@ int fh_pipe_all_ended(const fh_replay_t *r) { return fh_session_all_ended(&r->se
 void fh_replay_finish(fh_replay_t *r)
 {
     /* The input is over: no snapshot will come, no hole can fill any more. */
-    if (r->up.snapshot_finish) r->up.snapshot_finish(r);
+    r->up.snapshot_finish(r);
     expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
-    /* Asked to stop part-way (a signal): readers must not take the books
-     * for a complete run's. */
-    if (r->shm.owner)
-        FH_STORE_RELEASE(&r->shm.hdr->state, (uint32_t)(fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED));
+    if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, end_state(r));
 }
 
 void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)
@@ -604,7 +609,6 @@ void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
     }
     fh_pipe_sequenced(r, s, p, u->len, seq, count);
 }
-
 
 void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s)
 {

@@ -18,8 +18,9 @@
 #include "session.h"
 
 /* How often (frames) a walk loop applies what is decoded, expires holes and
- * publishes progress.  The stop flag is read before every frame and a named
- * segment's counters are refreshed by time (FH_COUNTERS_EVERY_NS), not by this. */
+ * publishes progress.  A stop is looked at before every frame (between
+ * windows of records for a full-speed BinaryFILE) and a named segment's
+ * counters are refreshed by time (FH_COUNTERS_EVERY_NS), not by this. */
 #define FH_POLL_EVERY 4096u
 
 /* A named segment's counters are copied at least this often (writer's TSC ns)
@@ -221,14 +222,13 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
     r->n_msgs += (uint32_t)fh_pipe_decode_one(r, p, len, &r->msgs[r->n_msgs]);
 }
 
-
 /* Apply a datagram's blocks in sequence: what is already applied is counted
  * as duplicates (the other line's copy, a retransmission, an overlap).
  * Returns 1 if the whole datagram was a duplicate, 2 if it was wholly behind
  * the stream and part of it was given up as a gap (late: never applied),
  * else 0; with `ledger` (a constant), also counts it in the packet ledger. */
-FH_INLINE int fh_pipe_apply_ledger(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len,
-                                   uint64_t seq, uint32_t count, const int ledger)
+FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+                            uint32_t count, const int ledger)
 {
     uint32_t skip = 0;
     if (FH_UNLIKELY(seq < s->next_seq)) {
@@ -273,13 +273,6 @@ FH_INLINE int fh_pipe_apply_ledger(fh_replay_t *r, fh_mold_stream_t *s, const ui
     return 0;
 }
 
-/* The same, the packet ledger left to the caller (the session layer). */
-FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                            uint32_t count)
-{
-    return fh_pipe_apply_ledger(r, s, p, len, seq, count, 0);
-}
-
 /* A data datagram of stream s (MoldUDP64 or a PITCH unit) past its header
  * checks: applied when in sequence (the hot path), else to the session layer,
  * which holds it behind the hole; the ledger says which. */
@@ -290,7 +283,7 @@ FH_INLINE void fh_pipe_sequenced(fh_replay_t *r, fh_mold_stream_t *s, const uint
         fh_session_packet(&r->sess, s, p, len, seq, count);
         return;
     }
-    (void)fh_pipe_apply_ledger(r, s, p, len, seq, count, 1);
+    (void)fh_pipe_apply(r, s, p, len, seq, count, 1);
 }
 
 /* One MoldUDP64 datagram of stream s: sequencing (A/B arbitration), then its

@@ -102,12 +102,19 @@ static void pend_free(fh_session_t *ss, uint32_t i)
  * range is given up; the packets behind it are applied up to the next hole,
  * which keeps its own (younger) deadline and waits for the other line. */
 
-/* When the range at next_seq was first missed (its window starts there). */
-static uint64_t front_since(const fh_session_t *ss, const fh_mold_stream_t *s)
+/* The earliest receive time of the packets s holds (UINT64_MAX: none). */
+static uint64_t oldest_held(const fh_session_t *ss, const fh_mold_stream_t *s)
 {
     uint64_t t = UINT64_MAX;
     for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next)
         if (ss->pend[i - 1].rx_ts < t) t = ss->pend[i - 1].rx_ts;
+    return t;
+}
+
+/* When the range at next_seq was first missed (its window starts there). */
+static uint64_t front_since(const fh_session_t *ss, const fh_mold_stream_t *s)
+{
+    uint64_t t = oldest_held(ss, s);
     if (s->hb_since && s->hb_end0 > s->next_seq && s->hb_since < t) t = s->hb_since;
     if (t == UINT64_MAX) t = ss->now;
     if (t < s->hole_floor) t = s->hole_floor;
@@ -224,9 +231,7 @@ static uint64_t front_expired(const fh_session_t *ss, const fh_mold_stream_t *s,
     if (all) return end;
     const uint64_t w = ss->gap_window_ns;
     if (s->hole_floor && now - s->hole_floor <= w) return 0;
-    uint64_t oldest = UINT64_MAX;
-    for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next)
-        if (ss->pend[i - 1].rx_ts < oldest) oldest = ss->pend[i - 1].rx_ts;
+    const uint64_t oldest = oldest_held(ss, s);
     if (oldest != UINT64_MAX && now - oldest > w) return first;
     if (s->hb_since && s->hb_end0 > s->next_seq && now - s->hb_since > w)
         return s->hb_end0 < end ? s->hb_end0 : end;

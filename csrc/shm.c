@@ -303,40 +303,41 @@ static int refuse_in_use(int fd, const char *where, char *err, size_t errlen)
  * other writers: returns the descriptor, locked, of an empty regular file of
  * this user that is the one at the name; -1 with a message naming what is
  * there otherwise.  See fh_shm_create (shm.h) for what is refused. */
+/* An object at the name that is not a regular file of this user: the
+ * refusal, naming it (1), or 0 when it is one. */
+static int refuse_object(const struct stat *sb, uid_t me, const char *where, char *err, size_t errlen)
+{
+    if (!S_ISREG(sb->st_mode))
+        fh_errf(err, errlen, "%s is %s, not a feedhandler segment: refusing to use or remove it "
+                "(remove it yourself, or pick another --shm name)", where, file_kind(sb->st_mode));
+    else if (sb->st_uid != me)
+        fh_errf(err, errlen, "%s is owned by uid %u, not by this user (uid %u): refusing to use or replace it "
+                "(pick another --shm name)", where, (unsigned)sb->st_uid, (unsigned)me);
+    else
+        return 0;
+    return 1;
+}
+
 static int claim_segment(const char *where, uint32_t mode, char *err, size_t errlen)
 {
     const uid_t me = geteuid();
     for (int attempt = 0; attempt < 8; attempt++) {
         /* O_NONBLOCK: a FIFO (or device) at the name must not hang the open. */
         const int fd = open(where, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, (mode_t)mode);
+        struct stat sb;
         if (fd < 0) {
+            /* A symbolic link (O_NOFOLLOW), a directory, another user's file. */
             const int e = errno;
-            struct stat sb;
-            if (lstat(where, &sb) == 0 && !S_ISREG(sb.st_mode))
-                fh_errf(err, errlen, "%s is %s, not a feedhandler segment: refusing to open or remove it "
-                        "(remove it yourself, or pick another --shm name)", where, file_kind(sb.st_mode));
-            else if (e == EACCES && lstat(where, &sb) == 0 && sb.st_uid != me)
-                fh_errf(err, errlen, "%s is owned by uid %u, not by this user (uid %u): refusing to open or "
-                        "replace it (pick another --shm name)", where, (unsigned)sb.st_uid, (unsigned)me);
-            else
+            if (lstat(where, &sb) != 0 || !refuse_object(&sb, me, where, err, errlen))
                 fh_errf(err, errlen, "%s cannot be opened or created: %s", where, strerror(e));
             return -1;
         }
-        struct stat sb;
         if (fstat(fd, &sb) != 0) {
             fh_errf(err, errlen, "%s cannot be examined: %s", where, strerror(errno));
             close(fd);
             return -1;
         }
-        if (!S_ISREG(sb.st_mode)) {
-            fh_errf(err, errlen, "%s is %s, not a feedhandler segment: refusing to use or remove it "
-                    "(remove it yourself, or pick another --shm name)", where, file_kind(sb.st_mode));
-            close(fd);
-            return -1;
-        }
-        if (sb.st_uid != me) {
-            fh_errf(err, errlen, "%s is owned by uid %u, not by this user (uid %u): refusing to use or replace it "
-                    "(pick another --shm name)", where, (unsigned)sb.st_uid, (unsigned)me);
+        if (refuse_object(&sb, me, where, err, errlen)) {
             close(fd);
             return -1;
         }

@@ -69,3 +69,14 @@ def rewind_serving(path, join_s=10, **kw):
     finally:
         srv.close()
         cli.close()
+
+
+def reap(p):
+    """A subprocess the test is done with: killed if it still runs, waited
+    for, its pipes closed (the `finally` of every test that starts one)."""
+    if p.poll() is None:
+        p.kill()
+        p.wait(10)
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f is not None:
+            f.close()

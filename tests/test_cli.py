@@ -12,6 +12,8 @@ from feedhandler import progress
 from feedhandler.progress import run_with_progress
 from feedhandler.replay import Replay
 
+from procutil import reap
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -167,9 +169,7 @@ def test_sigint_prints_counters_and_exits_130(tmp_path):
         w.close()                            # the reader sees EOF and returns
         out, err = p.communicate(timeout=30)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
+        reap(p)
     assert p.returncode == 130, (out, err)
     assert "interrupted" in err and "Traceback" not in err
     assert "messages" in out

@@ -19,7 +19,7 @@ from feedhandler.core import decode_message
 from feedhandler.rewind import RewindError, index_capture
 
 import frames as F
-from procutil import read_line_until, rewind_serving
+from procutil import read_line_until, reap, rewind_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(ROOT, "pcaps")
@@ -350,11 +350,7 @@ def test_cli_serves_and_stops_cleanly(sig, tmp_path, sample_ref):
         err = p.stderr.read() if p.wait(timeout=60) is not None else ""
         out = "".join(iter(lambda: rest.get(timeout=30), None))
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-        p.stdout.close()
-        p.stderr.close()
+        reap(p)
     assert p.returncode == 0, (out, err)
     assert "Traceback" not in err and "ignored (malformed)" in err
     assert "requests 3, replies 2, messages sent 8" in out

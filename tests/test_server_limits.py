@@ -22,7 +22,7 @@ from feedhandler.glimpse import build_snapshot
 from feedhandler.rewind import AllowList, RateLimiter, index_capture
 
 import procutil
-from procutil import glimpse_serving, read_line_until, rewind_serving
+from procutil import glimpse_serving, read_line_until, reap, rewind_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
@@ -96,11 +96,7 @@ def server_process(args, env=None, preexec_fn=None):
     try:
         yield p
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-        p.stdout.close()
-        p.stderr.close()
+        reap(p)
 
 
 def cpu_s(pid):

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from frames import frame, mold, msg_A, pcap_bytes
+from procutil import reap
 
 from feedhandler.cli.base import exit_for_signal
 from feedhandler.replay import Replay
@@ -98,9 +99,7 @@ def test_stop_signal_writes_outputs_and_marks_segment_stopped(tmp_path, sig):
         p.send_signal(sig)
         out, err = p.communicate(timeout=DEADLINE)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
+        reap(p)
     try:
         assert p.returncode == exit_for_signal(sig) == 128 + sig, (p.returncode, out, err)
         assert "Traceback" not in err and "interrupted (%s)" % sig.name in err, err
@@ -225,9 +224,7 @@ def test_dpdk_run_stops_on_sigterm(tmp_path):
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=DEADLINE)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
+        reap(p)
     try:
         assert p.returncode == 143, (p.returncode, out, err)
         assert "Traceback" not in err and "interrupted (SIGTERM)" in err
