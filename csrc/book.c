@@ -572,7 +572,7 @@ static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
  * compares: the side of the next add is a coin toss for a branch predictor. */
 static const uint8_t side_of[256] = { ['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_ASK + 1 };
 
-FH_INLINE void book_apply(fh_book_t *b, const fh_itch_msg_t *m)
+FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
 {
     fh_book_counters_t *c = b->ctr;
     const uint64_t ts = m->timestamp;
@@ -765,7 +765,7 @@ FH_INLINE const fh_order_t *pf_entry(const fh_book_t *b, uint64_t ref)
 }
 
 /* Stage 1: the order's entry and the instrument. */
-FH_INLINE void pf_far(const fh_book_t *b, const fh_itch_msg_t *m)
+FH_INLINE void pf_far(const fh_book_t *b, const fh_book_op_t *m)
 {
     __builtin_prefetch(pf_entry(b, m->u.D.order_reference_number), 1, 3);
     __builtin_prefetch(pf_instr(b, m->stock_locate), 1, 3);
@@ -773,7 +773,7 @@ FH_INLINE void pf_far(const fh_book_t *b, const fh_itch_msg_t *m)
 
 /* Stage 2: the top levels of the side the message works on: an add's side is
  * in the message, an order's in its entry (both fetched by stage 1). */
-FH_INLINE void pf_near(const fh_book_t *b, const fh_itch_msg_t *m)
+FH_INLINE void pf_near(const fh_book_t *b, const fh_book_op_t *m)
 {
     const fh_order_t *o = pf_entry(b, m->u.D.order_reference_number);
     const uint32_t is_add = (m->type == 'A') | (m->type == 'F');
@@ -784,7 +784,7 @@ FH_INLINE void pf_near(const fh_book_t *b, const fh_itch_msg_t *m)
     __builtin_prefetch(&b->lv[top >= 4 ? top - 4 : 0], 1, 3);
 }
 
-void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n)
+void fh_book_apply_batch(fh_book_t *b, const fh_book_op_t *m, uint32_t n)
 {
 #ifdef FH_PF_OFF
     for (uint32_t i = 0; i < n; i++) book_apply(b, &m[i]);

@@ -181,7 +181,7 @@ int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, u
 void fh_book_free(fh_book_t *b);
 /* Apply n decoded messages in order (a packet, or a window of BinaryFILE
  * records); the caller flushes. */
-void fh_book_apply_batch(fh_book_t *b, const fh_itch_msg_t *m, uint32_t n);
+void fh_book_apply_batch(fh_book_t *b, const fh_book_op_t *m, uint32_t n);
 /* Empty the books of the instruments whose bit is set in `locates` (a
  * stream's bitmap): their live orders and levels go, the rest of their state
  * stays (a snapshot overwrites it).  Cold path: one pass over the orders. */

@@ -9,7 +9,7 @@
 
 #include "pipeline.h"
 
-uint32_t fh_replay_venues_held(const fh_replay_t *r)
+uint32_t fh_lane_venues_held(const fh_lane_t *r)
 {
     if (r->mode == FH_MODE_DECODE) return 0;
     uint32_t mask = 0;
@@ -22,7 +22,7 @@ uint32_t fh_replay_venues_held(const fh_replay_t *r)
 }
 
 /* The CSV into f, which is closed; `what` names it in an error. */
-static int dump_to(fh_replay_t *r, FILE *f, const char *what, uint32_t depth, int with_venue, char *err, size_t errlen)
+static int dump_to(fh_lane_t *r, FILE *f, const char *what, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
     const fh_book_t *b = &r->book;
     fputs(with_venue ? "locate,symbol,side,level,price,shares,orders,venue\n"
@@ -60,7 +60,7 @@ static int dump_to(fh_replay_t *r, FILE *f, const char *what, uint32_t depth, in
     return 0;
 }
 
-int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen)
+int fh_lane_dump_books(fh_lane_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
     if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
     FILE *f = fopen(path, "w");
@@ -68,7 +68,7 @@ int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int w
     return dump_to(r, f, path, depth, with_venue, err, errlen);
 }
 
-int fh_replay_dump_books_fd(fh_replay_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen)
+int fh_lane_dump_books_fd(fh_lane_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
     if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
     /* A duplicate: closing the stream leaves the caller's descriptor open. */

@@ -168,7 +168,7 @@ int fh_build_info(char *out, size_t len);
 /* One struct per message type, fields in wire order, named as in the spec
  * (snake_case).  stock/mpid fields keep their space padding, not NUL-terminated.
  * The common header (type, stock_locate, tracking_number, timestamp) lives in
- * fh_itch_msg_t. */
+ * fh_book_op_t. */
 typedef struct { uint8_t event_code; } fh_itch_S_t;                    /* System Event, 12 B */
 typedef struct {                                                        /* Stock Directory, 39 B */
     char     stock[8];
@@ -297,7 +297,7 @@ typedef struct {                                                        /* DLCR 
 
 /* A decoded ITCH 5.0 message: the common header and one body per type.
  * The body member to read is the one named by `type` (A and F share `A`). */
-typedef struct fh_itch_msg {
+typedef struct fh_book_op {
     uint8_t  type;
     uint8_t  venue;                        /* the books' venue (0 for ITCH; PITCH decodes set theirs):
                                             * order references are unique per venue only */
@@ -312,7 +312,7 @@ typedef struct fh_itch_msg {
         fh_itch_U_t U; fh_itch_P_t P; fh_itch_Q_t Q; fh_itch_B_t B; fh_itch_I_t I;
         fh_itch_N_t N; fh_itch_O_t O;
     } u;
-} fh_itch_msg_t;
+} fh_book_op_t;
 
 /* Result of decoding one message block. */
 enum fh_decode_result {
@@ -328,13 +328,13 @@ enum fh_decode_result {
 uint32_t fh_itch_msg_len(uint8_t type);
 
 /* Decode one ITCH message of exactly `len` bytes (type byte first). */
-int fh_itch_decode(const uint8_t *p, size_t len, fh_itch_msg_t *out);
+int fh_itch_decode(const uint8_t *p, size_t len, fh_book_op_t *out);
 
 /* Parse one Ethernet frame down to its ITCH messages, with no session state
  * (no gap or duplicate tracking).  Writes at most `cap` messages to `out`,
  * returns how many were decoded (more may have been counted in `st`).
  * Every skip is counted in `st`.  For tests and tools, not the hot path. */
-size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, size_t cap,
+size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_book_op_t *out, size_t cap,
                        fh_stats_t *st);
 
 /* A MoldUDP64 re-request datagram (Session, Alpha(10); Sequence Number, u64
@@ -359,7 +359,7 @@ enum fh_mode {
     FH_MODE_DECODE = 2         /* decode only */
 };
 
-typedef struct fh_replay_cfg {
+typedef struct fh_lane_cfg {
     uint32_t max_streams;      /* (UDP port, MoldUDP64 session or PITCH unit) streams tracked; default 256 */
     uint32_t mode;             /* enum fh_mode */
     uint32_t max_orders;       /* live orders; default 2097152 */
@@ -374,9 +374,9 @@ typedef struct fh_replay_cfg {
     uint32_t silence_ms;       /* a stream with no packet for this long (receive time) is silent; default 3000 */
     double   speed;            /* pacing: 0 = as fast as possible; 1 = the capture's own clock; 2 = twice as fast */
     const char *shm_name;      /* segment name under /dev/shm; NULL or "" = private memory */
-} fh_replay_cfg_t;
+} fh_lane_cfg_t;
 
-typedef struct fh_replay fh_replay_t;
+typedef struct fh_lane fh_lane_t;
 
 /* Create a replay context: lane 0 of cfg->lanes.  Returns NULL with a message
  * in err on failure.
@@ -387,17 +387,17 @@ typedef struct fh_replay fh_replay_t;
  * first appearance; BinaryFILE messages by stock locate; frames that cannot
  * be attributed to lane 0).  Instruments therefore live on one lane each, so
  * books, counters and the dump are the same whatever the lane count. */
-fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen);
+fh_lane_t *fh_lane_new(const fh_lane_cfg_t *cfg, char *err, size_t errlen);
 
 /* Lane `lane` (1 .. lanes-1) of the replay `first` (its lane 0), with the same
  * configuration and the same shared-memory segment.  Free lanes before `first`. */
-fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen);
+fh_lane_t *fh_lane_new_peer(fh_lane_t *first, uint32_t lane, char *err, size_t errlen);
 
 /* Channels from a config: datagrams to group:port (host byte order) belong
  * to `lane`; with any channel added, datagrams to other groups are skipped
  * and counted (FH_ERR_UNCONFIGURED).  Add the same channels to every lane,
  * before any input.  0, or -1 when the table (64 lines) is full. */
-int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
+int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
                        uint16_t rr_port);
 
 /* Venues (index 0..7): a name (at most 7 characters) and the protocol its
@@ -405,17 +405,17 @@ int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t l
  * venue 0 is "XNAS" (ITCH) and 1 "BATS" (PITCH, told from the data); at most
  * 4 PITCH venues.  Set them on every lane, then each line's protocol and
  * venue (line: its index in the order added).  0, or -1 when invalid. */
-int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto);
-int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint32_t venue);
-uint32_t fh_replay_n_venues(const fh_replay_t *r);
+int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto);
+int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue);
+uint32_t fh_lane_n_venues(const fh_lane_t *r);
 /* Publish mode: the consolidated BBO across venues (its table in the segment,
  * FH_EV_CBBO events).  on: 0 never; 1 once streams of two venues are seen (a
  * run without a config: until then a single venue costs nothing), each lane
  * then writing every instrument's top once and keeping it up; 2 from the start
  * (a config naming several venues).  On every lane, before any input.  0, or
  * -1 with a message. */
-int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen);
-const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue);
+int fh_lane_set_consolidate(fh_lane_t *r, int on, char *err, size_t errlen);
+const char *fh_lane_venue_name(const fh_lane_t *r, uint32_t venue);
 
 /* MoldUDP64 re-request server (IPv4, host byte order) for streams whose line
  * names none (rr_ip 0 above); 0, or -1 with a message (socket failure).  A
@@ -423,16 +423,16 @@ const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue);
  * timeout_ms each, replay paused meanwhile) before it is counted as a gap;
  * what comes back is counted in `recovered`.  Only replies from that address
  * and for the stream's session are used. */
-int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
+int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
                             size_t errlen);
 
 /* This lane's frames are already steered to it (its own NIC queue): it keeps
  * every frame it is given instead of taking its share of a common input. */
-void fh_replay_own_all(fh_replay_t *r);
+void fh_lane_own_all(fh_lane_t *r);
 
 /* Pin the calling thread to one CPU (0, or -1 with errno set). */
 int fh_pin_thread(int cpu);
-void fh_replay_free(fh_replay_t *r);
+void fh_lane_free(fh_lane_t *r);
 
 /* Open, detect and decode one input, adding to the context's counters.  A
  * plain file is mapped; gzip and zstd inputs, pipes and "-" (standard input,
@@ -441,48 +441,48 @@ void fh_replay_free(fh_replay_t *r);
  * (everything before the damage is applied; err says where), or -1 with a
  * message in err (unreadable, empty, unknown format).  `format_out` (may be
  * NULL) receives the detected enum fh_format. */
-int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err, size_t errlen);
+int fh_lane_replay_file(fh_lane_t *r, const char *path, int *format_out, char *err, size_t errlen);
 /* The compression of an input's first bytes: 0 none, 1 gzip, 2 zstd (whether
  * this build reads zstd: fh_build_info). */
 int fh_input_compression(const uint8_t *head, size_t len);
-/* The compression (0 none, 1 gzip, 2 zstd) of the last input fh_replay_file opened. */
-int fh_replay_input_compression(const fh_replay_t *r);
+/* The compression (0 none, 1 gzip, 2 zstd) of the last input fh_lane_replay_file opened. */
+int fh_lane_input_compression(const fh_lane_t *r);
 
 /* Decode an in-memory capture/BinaryFILE (same detection, no gzip). */
-int fh_replay_buffer(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out,
+int fh_lane_buffer(fh_lane_t *r, const uint8_t *buf, size_t len, int *format_out,
                      char *err, size_t errlen);
 
-/* Ask a running fh_replay_file to stop before its next frame (a paced replay
+/* Ask a running fh_lane_replay_file to stop before its next frame (a paced replay
  * also stops waiting for it); safe from any thread and from a signal handler
  * (one relaxed atomic store).  The flag stays set: later inputs stop at once,
- * and fh_replay_finish marks the segment stopped, not finished. */
-void fh_replay_stop(fh_replay_t *r);
+ * and fh_lane_finish marks the segment stopped, not finished. */
+void fh_lane_stop(fh_lane_t *r);
 
 /* Snapshot of the counters (safe while a replay runs: plain copy, may be a few
  * frames stale). */
-void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out);
+void fh_lane_stats(const fh_lane_t *r, fh_stats_t *out);
 
 /* Write the books as the --dump-books CSV (top `depth` levels per side); with_venue
  * adds the venue column (a run holding more than one venue). */
-int fh_replay_dump_books(fh_replay_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen);
+int fh_lane_dump_books(fh_lane_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen);
 /* The same, written to an open file descriptor (the caller keeps it; opened
  * before the replay so that an unwritable path fails before the work). */
-int fh_replay_dump_books_fd(fh_replay_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen);
+int fh_lane_dump_books_fd(fh_lane_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen);
 /* The venues (bit i: venue i) this lane's instruments belong to. */
-uint32_t fh_replay_venues_held(const fh_replay_t *r);
+uint32_t fh_lane_venues_held(const fh_lane_t *r);
 
 /* End of all inputs: final counters into shared memory, segment marked
- * finished -- or stopped when fh_replay_stop was called on this lane. */
-void fh_replay_finish(fh_replay_t *r);
+ * finished -- or stopped when fh_lane_stop was called on this lane. */
+void fh_lane_finish(fh_lane_t *r);
 
 /* Memory held by the book structures and by the shared-memory segment (bytes). */
-void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes);
+void fh_lane_memory(const fh_lane_t *r, uint64_t *book_bytes, uint64_t *shm_bytes);
 
 /* Flags of an instrument's book (enum fh_slot_flags), 0 if out of range. */
-uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate);
+uint32_t fh_lane_instrument_flags(const fh_lane_t *r, uint32_t locate);
 
 /* Bytes of the current input consumed so far and its total size. */
-void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
+void fh_lane_progress(const fh_lane_t *r, uint64_t *done, uint64_t *total);
 
 /* ------------------------------------------- snapshot recovery (GLIMPSE 5.0)
  *
@@ -499,14 +499,14 @@ void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total);
  * stream's packets (up to the gap buffer) until it comes.
  *
  * Turn it on for every stream (all = 1) or only for configured lines (all = 0,
- * then fh_replay_line_snapshot).  timeout_ms (0 = 5000) is one deadline per
+ * then fh_lane_line_snapshot).  timeout_ms (0 = 5000) is one deadline per
  * recovery (a late join or a hole): connect, login, every retry and the
  * receiving all fit in it; the lane itself gives up FH_SNAP_GRACE_MS after it
  * if the fetcher has not answered.  The largest snapshot taken follows from
  * the lane's capacities (fh_snapshot_max_bytes); what holding one costs is
  * checked against this machine's memory here, at start-up (docs/recovery.md).
  * 0, or -1 with a message. */
-int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen);
+int fh_lane_set_snapshot(fh_lane_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen);
 
 /* Snapshot bounds.  A snapshot holds, per live order, one Add Order (at most
  * 'F', 40 bytes, + its u16 length); per instrument its directory, trading
@@ -525,26 +525,26 @@ enum fh_snapshot_bounds {
  * Snapshot left out) a lane with these capacities takes. */
 uint64_t fh_snapshot_max_bytes(uint32_t max_orders, uint32_t max_instruments);
 /* This lane's (0 when snapshot recovery is off). */
-uint64_t fh_replay_snapshot_limit(const fh_replay_t *r);
+uint64_t fh_lane_snapshot_limit(const fh_lane_t *r);
 /* The deadline of request `ticket` (CLOCK_MONOTONIC ns; Python's
  * time.monotonic_ns()): the fetcher answers by then.  0 when `ticket` is not
  * the outstanding request. */
-uint64_t fh_replay_snapshot_deadline_ns(const fh_replay_t *r, uint32_t ticket);
+uint64_t fh_lane_snapshot_deadline_ns(const fh_lane_t *r, uint32_t ticket);
 /* Snapshot recovery for streams on the configured line group:port; 0, or -1 if no such line. */
-int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port);
+int fh_lane_line_snapshot(fh_lane_t *r, uint32_t group, uint16_t port);
 /* A snapshot the lane waits for: its ticket (> 0) with the stream's multicast
  * group (host order: the line it was first seen on), UDP port, session (10
  * bytes) and next sequence; 0 when none is outstanding.  Safe from any thread. */
-uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
+uint32_t fh_lane_snapshot_request(fh_lane_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
                                     uint64_t *next_seq);
 /* The answer to request `ticket`: the snapshot's ITCH messages (each after its
  * u16 big-endian length; the End of Snapshot left out) continuing at MoldUDP64
  * sequence `sequence`, or failed != 0 (could not be fetched).  The bytes are
- * copied.  A snapshot longer than fh_replay_snapshot_limit is not copied: it
+ * copied.  A snapshot longer than fh_lane_snapshot_limit is not copied: it
  * is refused (errors.snapshot_rejected) like one that does not decode.  0, -1
  * when the ticket is not the outstanding one (stale answer: ignored) or out
  * of memory. */
-int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
+int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
                             int failed);
 
 /* ---------------------------------------------------------- shared memory
@@ -565,7 +565,7 @@ enum fh_shm_consts {
 };
 
 /* A segment's life: starting -> running -> finished (every input done) or
- * stopped (asked to stop part-way: fh_replay_stop, i.e. SIGINT, SIGTERM or
+ * stopped (asked to stop part-way: fh_lane_stop, i.e. SIGINT, SIGTERM or
  * SIGHUP in the CLI; the books hold what was applied until then).  A reader
  * tells "dead" (the writer gone while starting or running) from the writer's
  * liveness, not from a value here. */
@@ -823,7 +823,7 @@ uint32_t fh_shm_read_books(const uint8_t *base, uint32_t first, uint32_t n, uint
 
 /* Writer side: the replay's segment base and size (Replay.segment(): the
  * writer's process reading its own segment). */
-uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size);
+uint8_t *fh_lane_shm(const fh_lane_t *r, uint64_t *size);
 /* Is the segment's writer process alive?  1 yes, 0 no (gone, a zombie, or
  * its pid now names another process), -1 cannot tell (no /proc, another PID
  * namespace).  Readers use it, after fh_shm_writer_locked, to tell a dead
@@ -883,11 +883,11 @@ uint64_t fh_hist_value_at(const fh_hist_t *h, double pct);
  * hiding it; full-speed replay: when the walk reached it).  every: stamp
  * every frame (1) or every Nth (each stamped packet costs 4 TSC reads and
  * 5-7 histogram updates, ~60 ns here). */
-int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t errlen);
+int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errlen);
 /* Copy histogram `stage` (enum fh_lat_stage) out; -1 if latency is not
  * enabled. */
-int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out);
-uint64_t fh_replay_tsc_hz(const fh_replay_t *r);
+int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out);
+uint64_t fh_lane_tsc_hz(const fh_lane_t *r);
 
 /* ------------------------------------------------- capture index (rewind)
  *
@@ -902,14 +902,14 @@ uint64_t fh_replay_tsc_hz(const fh_replay_t *r);
 typedef struct fh_index fh_index_t;
 
 fh_index_t *fh_index_new(char *err, size_t errlen);
-/* Index one input (as fh_replay_file): 0, 1 when the input was corrupt or
+/* Index one input (as fh_lane_replay_file): 0, 1 when the input was corrupt or
  * truncated part-way (what came before is indexed; err says where), -1 with a
  * message (unreadable, empty, unknown format, a BinaryFILE, out of memory),
  * -2 when stopped by fh_index_stop.  format_out: enum fh_format. */
 int fh_index_file(fh_index_t *ix, const char *path, int *format_out, char *err, size_t errlen);
 /* Ask a running fh_index_file to stop soon; safe from any thread. */
 void fh_index_stop(fh_index_t *ix);
-/* The counters of the walk, as fh_replay_stats (packets, errors[], ...). */
+/* The counters of the walk, as fh_lane_stats (packets, errors[], ...). */
 void fh_index_stats(const fh_index_t *ix, fh_stats_t *out);
 /* Message blocks read (every copy), copies of a (session, sequence) already
  * kept, and of those the ones whose length differs from the kept copy. */
@@ -997,5 +997,5 @@ long fh_glimpse_collect(const uint8_t *p, size_t n, uint8_t *out, size_t cap, fh
  * 0 with *len bytes and *messages messages written; -1 when cap is too small
  * (nothing past cap written; *len = bytes needed, *messages = messages in
  * them); -2 when r has no books (decode-only or index mode); -3 out of memory. */
-int fh_glimpse_build(const fh_replay_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len,
+int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len,
                      uint64_t *messages);

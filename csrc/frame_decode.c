@@ -5,7 +5,7 @@
 #include "net.h"
 
 typedef struct {
-    fh_itch_msg_t *out;
+    fh_book_op_t *out;
     size_t cap, n;
     fh_stats_t *st;
 } frame_sink_t;
@@ -13,7 +13,7 @@ typedef struct {
 static void frame_sink(void *ctx, const uint8_t *p, size_t len)
 {
     frame_sink_t *s = ctx;
-    fh_itch_msg_t m;
+    fh_book_op_t m;
     memset(&m, 0, sizeof m);
     const int rc = fh_itch_decode_inline(p, len, &m);
     if (rc != FH_DECODE_OK) {
@@ -26,7 +26,7 @@ static void frame_sink(void *ctx, const uint8_t *p, size_t len)
     if (s->n < s->cap) s->out[s->n++] = m;
 }
 
-size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_itch_msg_t *out, size_t cap, fh_stats_t *st)
+size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_book_op_t *out, size_t cap, fh_stats_t *st)
 {
     fh_udp_view_t u;
     frame_sink_t s = {out, out ? cap : 0, 0, st};

@@ -139,7 +139,7 @@ static int gl_cmp_ref(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int fh_glimpse_build(const fh_replay_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len,
+int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len,
                      uint64_t *messages)
 {
     if (len) *len = 0;

@@ -4,7 +4,7 @@
  * recognises the input, the walkers read its records, the pipeline's frame
  * path parses Ethernet/VLAN/IPv4/UDP and checks the MoldUDP64 header, all
  * with the replay's rules and counters -- and then hands the datagram here
- * (struct fh_replay.index_frame) instead of to the session layer.  Blocks are
+ * (struct fh_lane.index_frame) instead of to the session layer.  Blocks are
  * walked by the same fh_mold_walk (same overrun, zero-length and trailing
  * rules and counters) and copied, wire block and all, into per-session
  * storage: the input may be a stream whose buffer is reused.
@@ -38,7 +38,7 @@ typedef struct ix_late {
 } ix_late_t;
 
 struct fh_index {
-    fh_replay_t *r;
+    fh_lane_t *r;
     ix_session_t *s;
     uint32_t n_s, cap_s, last_s;
     ix_late_t *late;
@@ -70,7 +70,7 @@ static int grow(void **p, uint64_t *cap, uint64_t need, size_t elem, uint64_t ex
 static void oom(fh_index_t *ix)
 {
     ix->oom = 1;
-    fh_replay_stop(ix->r);
+    fh_lane_stop(ix->r);
 }
 
 static int session_append(ix_session_t *s, uint64_t seq, const uint8_t *block, uint32_t len)
@@ -159,7 +159,7 @@ static int32_t session_of(fh_index_t *ix, const uint8_t *name)
 
 /* The pipeline's index branch (fh_pipe_frame): a UDP datagram with a whole
  * MoldUDP64 header, counted as fh_pipe_mold counts it. */
-static void ix_frame(fh_replay_t *r, const fh_udp_view_t *u, size_t frame_len)
+static void ix_frame(fh_lane_t *r, const fh_udp_view_t *u, size_t frame_len)
 {
     fh_index_t *ix = r->index;
     fh_stats_t *st = &r->st;
@@ -307,12 +307,12 @@ fh_index_t *fh_index_new(char *err, size_t errlen)
 {
     fh_index_t *ix = calloc(1, sizeof *ix);
     if (!ix) { fh_errf(err, errlen, "out of memory"); return NULL; }
-    fh_replay_cfg_t cfg;
+    fh_lane_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.mode = FH_MODE_DECODE;              /* no books: frames never get past the index branch */
     cfg.max_streams = 1;
     cfg.gap_buffer = 1;
-    ix->r = fh_replay_new(&cfg, err, errlen);
+    ix->r = fh_lane_new(&cfg, err, errlen);
     if (!ix->r) { free(ix); return NULL; }
     ix->r->index = ix;
     ix->r->index_frame = ix_frame;
@@ -322,7 +322,7 @@ fh_index_t *fh_index_new(char *err, size_t errlen)
 int fh_index_file(fh_index_t *ix, const char *path, int *format_out, char *err, size_t errlen)
 {
     int fmt = FH_FMT_UNKNOWN;
-    int rc = fh_replay_file(ix->r, path, &fmt, err, errlen);
+    int rc = fh_lane_replay_file(ix->r, path, &fmt, err, errlen);
     if (format_out) *format_out = fmt;
     if (ix->oom) { fh_errf(err, errlen, "%s: out of memory indexing the capture", path); return -1; }
     if (rc >= 0 && fmt == FH_FMT_BINFILE) {
@@ -342,10 +342,10 @@ int fh_index_file(fh_index_t *ix, const char *path, int *format_out, char *err, 
 void fh_index_stop(fh_index_t *ix)
 {
     __atomic_store_n(&ix->stopped, 1, __ATOMIC_RELAXED);
-    fh_replay_stop(ix->r);
+    fh_lane_stop(ix->r);
 }
 
-void fh_index_stats(const fh_index_t *ix, fh_stats_t *out) { fh_replay_stats(ix->r, out); }
+void fh_index_stats(const fh_index_t *ix, fh_stats_t *out) { fh_lane_stats(ix->r, out); }
 
 void fh_index_counts(const fh_index_t *ix, uint64_t *blocks, uint64_t *duplicates, uint64_t *duplicate_mismatch)
 {
@@ -380,6 +380,6 @@ void fh_index_free(fh_index_t *ix)
     free(ix->s);
     free(ix->late);
     free(ix->late_bytes);
-    fh_replay_free(ix->r);
+    fh_lane_free(ix->r);
     free(ix);
 }

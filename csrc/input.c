@@ -112,7 +112,7 @@ int fh_build_info(char *out, size_t len)
                     (unsigned long long)FH_STREAM_IN, compiler);
 }
 
-typedef int (*walk_fn)(fh_src_t *, fh_replay_t *, const uint8_t *, size_t, int, size_t, size_t *, char *, size_t);
+typedef int (*walk_fn)(fh_src_t *, fh_lane_t *, const uint8_t *, size_t, int, size_t, size_t *, char *, size_t);
 
 static walk_fn walker(int fmt)
 {
@@ -141,7 +141,7 @@ static fh_src_t *src_new(int fmt)
 }
 
 /* A whole input in memory (a mapped file, a buffer): one walk. */
-static int walk_whole(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out, char *err, size_t errlen)
+static int walk_whole(fh_lane_t *r, const uint8_t *buf, size_t len, int *format_out, char *err, size_t errlen)
 {
     if (len == 0) { fh_errf(err, errlen, "input is empty"); return -1; }
     const int fmt = detect(buf, len);
@@ -162,7 +162,7 @@ static int walk_whole(fh_replay_t *r, const uint8_t *buf, size_t len, int *forma
     return rc;
 }
 
-int fh_replay_buffer(fh_replay_t *r, const uint8_t *buf, size_t len, int *format_out, char *err, size_t errlen)
+int fh_lane_buffer(fh_lane_t *r, const uint8_t *buf, size_t len, int *format_out, char *err, size_t errlen)
 {
     if (format_out) *format_out = FH_FMT_UNKNOWN;
     if (!buf) len = 0;
@@ -336,7 +336,7 @@ static void stream_close(stream_t *s)
 
 /* Walk a stream: fill the buffer, let the walker take the whole records,
  * move the rest (less than one record) to the front, refill. */
-static int walk_stream(fh_replay_t *r, stream_t *s, uint64_t total, int *format_out, char *err, size_t errlen)
+static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_out, char *err, size_t errlen)
 {
     const size_t cap = FH_STREAM_BUF;
     uint8_t *buf = malloc(cap);
@@ -438,7 +438,7 @@ static uint8_t *slurp(int fd, size_t *len_out, char *err, size_t errlen)
 }
 #endif
 
-static int replay_fd(fh_replay_t *r, int fd, const struct stat *sb, int *format_out, char *err, size_t errlen)
+static int replay_fd(fh_lane_t *r, int fd, const struct stat *sb, int *format_out, char *err, size_t errlen)
 {
     uint8_t head[4] = {0};
     ssize_t hn = 0;
@@ -495,9 +495,9 @@ static int replay_fd(fh_replay_t *r, int fd, const struct stat *sb, int *format_
     return rc;
 }
 
-int fh_replay_input_compression(const fh_replay_t *r) { return (int)r->input_compression; }
+int fh_lane_input_compression(const fh_lane_t *r) { return (int)r->input_compression; }
 
-int fh_replay_file(fh_replay_t *r, const char *path, int *format_out, char *err, size_t errlen)
+int fh_lane_replay_file(fh_lane_t *r, const char *path, int *format_out, char *err, size_t errlen)
 {
     if (format_out) *format_out = FH_FMT_UNKNOWN;
     r->input_compression = Z_NONE;

@@ -18,7 +18,7 @@ static inline void fh_itch_spec_unique(int t) { switch (t) { FH_ITCH_MESSAGES(FH
 
 uint32_t fh_itch_msg_len(uint8_t type) { return fh_itch_len_table[type]; }
 
-int fh_itch_decode(const uint8_t *p, size_t len, fh_itch_msg_t *out)
+int fh_itch_decode(const uint8_t *p, size_t len, fh_book_op_t *out)
 {
     if (!p || !out) return FH_DECODE_EMPTY;
     memset(out, 0, sizeof *out);

@@ -17,7 +17,7 @@ extern const uint8_t fh_itch_len_table[256];
 
 FH_INLINE void fh_itch_copy(char *dst, const uint8_t *src, size_t n) { memcpy(dst, src, n); }
 
-FH_INLINE int fh_itch_decode_inline(const uint8_t *p, size_t len, fh_itch_msg_t *m)
+FH_INLINE int fh_itch_decode_inline(const uint8_t *p, size_t len, fh_book_op_t *m)
 {
     if (FH_UNLIKELY(len == 0)) return FH_DECODE_EMPTY;
     const uint8_t t = p[0];
@@ -186,7 +186,7 @@ FH_INLINE int fh_itch_decode_inline(const uint8_t *p, size_t len, fh_itch_msg_t 
  * over the first 24 body bytes (reference, shares, price, match, stock: what
  * every order message leads with), so it costs no second type dispatch; the
  * decoder zeroes the body first, so the fold never sees a previous message. */
-FH_INLINE uint64_t fh_itch_fold(const fh_itch_msg_t *m)
+FH_INLINE uint64_t fh_itch_fold(const fh_book_op_t *m)
 {
     uint64_t w[3];
     memcpy(w, &m->u, sizeof w);

@@ -2,7 +2,7 @@
  *
  * The pipeline (pipeline.c) never calls up into the stages that sit above it
  * (PITCH decode, snapshot recovery); it is handed them here, as hooks, by the
- * one file that sees them all.  fh_replay_new and fh_replay_new_lane are the
+ * one file that sees them all.  fh_lane_new and fh_lane_new_peer are the
  * public constructors (fh_api.h). */
 #include "pitch_pipe.h"
 #include "snapshot.h"
@@ -14,12 +14,12 @@ static const fh_pipe_upper_t UPPER = {
     .snapshot_finish = fh_snapshot_finish,
 };
 
-fh_replay_t *fh_replay_new(const fh_replay_cfg_t *cfg, char *err, size_t errlen)
+fh_lane_t *fh_lane_new(const fh_lane_cfg_t *cfg, char *err, size_t errlen)
 {
     return fh_pipe_create(cfg, NULL, 0, &UPPER, err, errlen);
 }
 
-fh_replay_t *fh_replay_new_lane(fh_replay_t *first, uint32_t lane, char *err, size_t errlen)
+fh_lane_t *fh_lane_new_peer(fh_lane_t *first, uint32_t lane, char *err, size_t errlen)
 {
     if (!first || first->lane != 0 || lane == 0 || lane >= first->n_lanes) {
         fh_errf(err, errlen, "lane %u of a %u-lane replay does not exist", lane, first ? first->n_lanes : 0);

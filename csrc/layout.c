@@ -6,9 +6,9 @@
 #define FH_ASSERT_SIZE(T, n) _Static_assert(sizeof(T) == (n), #T " size changed: update test_layout.py")
 #define FH_ASSERT_OFF(T, f, n) _Static_assert(offsetof(T, f) == (n), #T "." #f " moved: update test_layout.py")
 
-FH_ASSERT_SIZE(fh_itch_msg_t, 56);
-FH_ASSERT_OFF(fh_itch_msg_t, timestamp, 8);
-FH_ASSERT_OFF(fh_itch_msg_t, u, 16);
+FH_ASSERT_SIZE(fh_book_op_t, 56);
+FH_ASSERT_OFF(fh_book_op_t, timestamp, 8);
+FH_ASSERT_OFF(fh_book_op_t, u, 16);
 FH_ASSERT_SIZE(fh_itch_A_t, 32);
 FH_ASSERT_SIZE(fh_itch_R_t, 28);
 FH_ASSERT_SIZE(fh_itch_O_t, 40);
@@ -22,9 +22,9 @@ FH_ASSERT_OFF(fh_stats_t, book, 8 * (14 + 48 + 256));
 FH_ASSERT_SIZE(fh_book_counters_t, 8 * 20);
 FH_ASSERT_OFF(fh_stats_t, errors, 8 * 14);
 FH_ASSERT_OFF(fh_stats_t, by_type, 8 * (14 + 48));
-FH_ASSERT_SIZE(fh_replay_cfg_t, 64);
-FH_ASSERT_OFF(fh_replay_cfg_t, speed, 48);
-FH_ASSERT_OFF(fh_replay_cfg_t, shm_name, 56);
+FH_ASSERT_SIZE(fh_lane_cfg_t, 64);
+FH_ASSERT_OFF(fh_lane_cfg_t, speed, 48);
+FH_ASSERT_OFF(fh_lane_cfg_t, shm_name, 56);
 FH_ASSERT_SIZE(fh_shm_header_t, 4096);
 FH_ASSERT_OFF(fh_shm_header_t, layout_version, 8);
 FH_ASSERT_OFF(fh_shm_header_t, depth, 24);

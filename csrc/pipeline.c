@@ -11,11 +11,11 @@
 
 #include "pipeline.h"
 
-static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+static int hook_apply(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
                       uint64_t rx_ts);
-static void hook_gap(void *ctx, fh_mold_stream_t *s, uint64_t missing);
-static void hook_silent(void *ctx, fh_mold_stream_t *s, int on);
-static void shm_venues(fh_replay_t *r);
+static void hook_gap(void *ctx, fh_stream_t *s, uint64_t missing);
+static void hook_silent(void *ctx, fh_stream_t *s, int on);
+static void shm_venues(fh_lane_t *r);
 
 #define FH_VERSION "0.1.0"
 /* Streams: MoldUDP64 sessions and PITCH units (a Cboe venue has dozens of
@@ -89,10 +89,10 @@ const char *fh_err_name(int e)
 
 /* Lane `lane` of a replay; lane 0 (first == NULL) creates the segment, the
  * others take their view of first's. */
-fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane,
+fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t lane,
                             const fh_pipe_upper_t *up, char *err, size_t errlen)
 {
-    fh_replay_cfg_t c;
+    fh_lane_cfg_t c;
     memset(&c, 0, sizeof c);
     if (cfg) c = *cfg;
     const uint32_t streams = c.max_streams ? c.max_streams : FH_DEFAULT_STREAMS;
@@ -105,7 +105,7 @@ fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint
     const uint32_t lanes = c.lanes ? c.lanes : 1;
     if (lanes > FH_SHM_MAX_LANES) { fh_errf(err, errlen, "%u lanes: at most %d", lanes, FH_SHM_MAX_LANES); return NULL; }
 
-    fh_replay_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
+    fh_lane_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
     if (!up || !up->walk_pitch || !up->snapshot_ask || !up->snapshot_poll || !up->snapshot_finish) {
@@ -190,11 +190,11 @@ fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint
     }
     return r;
 fail:
-    fh_replay_free(r);
+    fh_lane_free(r);
     return NULL;
 }
 
-int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
+int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
                        uint16_t rr_port)
 {
     if (r->n_lines == sizeof r->lines / sizeof r->lines[0] || lane >= r->n_lanes) return -1;
@@ -208,7 +208,7 @@ int fh_replay_add_line(fh_replay_t *r, uint32_t group, uint16_t port, uint32_t l
     return 0;
 }
 
-int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
+int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
                             size_t errlen)
 {
     if (timeout_ms) r->sess.rr.timeout_ms = timeout_ms;
@@ -220,7 +220,7 @@ int fh_replay_set_rerequest(fh_replay_t *r, uint32_t ip, uint16_t port, uint32_t
     return 0;
 }
 
-int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t errlen)
+int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errlen)
 {
     if (every == 0) { fh_errf(err, errlen, "latency sampling interval must be >= 1 packet"); return -1; }
     r->lat_every = r->lat_left = every;
@@ -233,7 +233,7 @@ int fh_replay_enable_latency(fh_replay_t *r, uint32_t every, char *err, size_t e
     return 0;
 }
 
-int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out)
+int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out)
 {
     if (!r->lat || stage >= FH_HIST_STAGES) return -1;
     if (!r->lat_due_seen && (stage == FH_LAT_RX_TO_START || stage == FH_LAT_RX_TO_PUBLISHED)) {
@@ -249,9 +249,9 @@ int fh_replay_latency(const fh_replay_t *r, uint32_t stage, fh_hist_t *out)
     return 0;
 }
 
-uint64_t fh_replay_tsc_hz(const fh_replay_t *r) { return r->tsc.hz; }
+uint64_t fh_lane_tsc_hz(const fh_lane_t *r) { return r->tsc.hz; }
 
-void fh_replay_own_all(fh_replay_t *r)
+void fh_lane_own_all(fh_lane_t *r)
 {
     r->own_all = 1;
     r->src_errors = r->st.errors;
@@ -269,7 +269,7 @@ int fh_pin_thread(int cpu)
 }
 
 /* The venue table in the segment's header, for readers (lane 0 writes it). */
-static void shm_venues(fh_replay_t *r)
+static void shm_venues(fh_lane_t *r)
 {
     if (!r->shm.base || !r->shm.owner) return;
     fh_shm_header_t *h = r->shm.hdr;
@@ -277,7 +277,7 @@ static void shm_venues(fh_replay_t *r)
     FH_STORE_RELEASE(&h->n_venues, r->n_venues);
 }
 
-int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32_t proto)
+int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto)
 {
     if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_PITCH) return -1;
     snprintf(r->venue_names[venue], sizeof r->venue_names[venue], "%s", name);
@@ -294,7 +294,7 @@ int fh_replay_set_venue(fh_replay_t *r, uint32_t venue, const char *name, uint32
     return 0;
 }
 
-int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint32_t venue)
+int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue)
 {
     if (line >= r->n_lines || proto > FH_PROTO_PITCH || venue >= r->n_venues || r->venue_proto[venue] != proto)
         return -1;
@@ -305,7 +305,7 @@ int fh_replay_set_line_proto(fh_replay_t *r, uint32_t line, uint32_t proto, uint
 
 /* The consolidated table on for this lane: every instrument's top written once,
  * then kept up by the BBO check (publish.c). */
-static int cbbo_start(fh_replay_t *r, char *err, size_t errlen)
+static int cbbo_start(fh_lane_t *r, char *err, size_t errlen)
 {
     if (!r->book.cbbo_last) {
         r->book.cbbo_last = calloc(FH_SHM_CBBO_ENTRIES, sizeof *r->book.cbbo_last);
@@ -318,7 +318,7 @@ static int cbbo_start(fh_replay_t *r, char *err, size_t errlen)
     return 0;
 }
 
-int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen)
+int fh_lane_set_consolidate(fh_lane_t *r, int on, char *err, size_t errlen)
 {
     if (r->mode != FH_MODE_PUBLISH || !r->shm.base) return 0;     /* nothing is published */
     r->cbbo_wanted = on == 1;
@@ -331,14 +331,14 @@ int fh_replay_set_consolidate(fh_replay_t *r, int on, char *err, size_t errlen)
 
 /* A stream of venue v on this lane: the segment learns the run holds v; a
  * second venue turns the consolidated BBO on (checked at the next poll). */
-void fh_pipe_venue_seen(fh_replay_t *r, uint32_t v)
+void fh_pipe_venue_seen(fh_lane_t *r, uint32_t v)
 {
     r->venues_mask |= 1u << (v & 31);
     if (r->shm.base) __atomic_fetch_or(&r->shm.hdr->venues_seen, 1u << (v & 31), __ATOMIC_RELAXED);
 }
 
-uint32_t fh_replay_n_venues(const fh_replay_t *r) { return r->n_venues; }
-const char *fh_replay_venue_name(const fh_replay_t *r, uint32_t venue)
+uint32_t fh_lane_n_venues(const fh_lane_t *r) { return r->n_venues; }
+const char *fh_lane_venue_name(const fh_lane_t *r, uint32_t venue)
 {
     return venue < r->n_venues ? r->venue_names[venue] : "";
 }
@@ -359,7 +359,7 @@ static int mold_looks_like(const uint8_t *p, size_t len)
     return off == len;
 }
 
-uint32_t fh_pipe_proto_slow(fh_replay_t *r, const fh_udp_view_t *u)
+uint32_t fh_pipe_proto_slow(fh_lane_t *r, const fh_udp_view_t *u)
 {
     for (uint32_t i = 0; i < r->n_protos; i++) {
         if (r->protos[i].ip == u->dst_ip && r->protos[i].port == u->dst_port) {
@@ -385,12 +385,12 @@ uint32_t fh_pipe_proto_slow(fh_replay_t *r, const fh_udp_view_t *u)
 
 /* How a writer leaves its segment: finished, or stopped when it was asked to
  * stop part-way (a signal), so readers do not take its books for a complete run's. */
-static uint32_t end_state(const fh_replay_t *r)
+static uint32_t end_state(const fh_lane_t *r)
 {
     return fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED;
 }
 
-void fh_replay_free(fh_replay_t *r)
+void fh_lane_free(fh_lane_t *r)
 {
     if (!r) return;
     if (r->shm.base) {
@@ -414,10 +414,10 @@ void fh_replay_free(fh_replay_t *r)
  * replies to apply (received then, applied now), and streams that lost
  * messages or went quiet, whose instruments are flagged. */
 
-static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+static int hook_apply(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
                       uint64_t rx_ts)
 {
-    fh_replay_t *r = ctx;
+    fh_lane_t *r = ctx;
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
     const int dup = fh_pipe_apply(r, s, p, len, seq, count, 0);     /* the session layer keeps the ledger */
@@ -429,7 +429,7 @@ static int hook_apply(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t
 /* Every instrument stream s has carried (its locate bitmap): a gap or a
  * silence on the stream concerns all of them.  `stale` flags them stale with
  * `missing` messages; otherwise `silent` sets or clears their SILENT flag. */
-static void mark_stream(fh_replay_t *r, const fh_mold_stream_t *s, int stale, uint64_t missing, int silent)
+static void mark_stream(fh_lane_t *r, const fh_stream_t *s, int stale, uint64_t missing, int silent)
 {
     if (r->mode == FH_MODE_DECODE) return;
     r->book.rx_ts = r->sess.now;
@@ -444,18 +444,18 @@ static void mark_stream(fh_replay_t *r, const fh_mold_stream_t *s, int stale, ui
     }
 }
 
-static void hook_gap(void *ctx, fh_mold_stream_t *s, uint64_t missing)
+static void hook_gap(void *ctx, fh_stream_t *s, uint64_t missing)
 {
     mark_stream(ctx, s, 1, missing, 0);
 }
 
-static void hook_silent(void *ctx, fh_mold_stream_t *s, int on)
+static void hook_silent(void *ctx, fh_stream_t *s, int on)
 {
     mark_stream(ctx, s, 0, 0, on);
 }
 
 /* Give up the holes whose window passed at receive time `now`. */
-static void expire_holes(fh_replay_t *r, uint64_t now)
+static void expire_holes(fh_lane_t *r, uint64_t now)
 {
     if (!r->sess.holes) return;
     const uint64_t rx = r->book.rx_ts;
@@ -464,12 +464,12 @@ static void expire_holes(fh_replay_t *r, uint64_t now)
     r->book.now = 0;
 }
 
-void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
+void fh_pipe_poll_slow(fh_lane_t *r, uint64_t done)
 {
     if (!r->progress_by_input) __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
     /* Index mode has no use for a BinaryFILE (no sessions, no sequence
      * numbers): its records are ITCH messages decoded, so stop at once. */
-    if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_replay_stop(r);
+    if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_lane_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
     if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) r->up.snapshot_poll(r);
@@ -483,9 +483,9 @@ void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done)
     }
 }
 
-void fh_pipe_counters_slow(fh_replay_t *r, uint64_t now)
+void fh_pipe_counters_slow(fh_lane_t *r, uint64_t now)
 {
-    /* Not past a stop request: fh_replay_stop's 0 must stay. */
+    /* Not past a stop request: fh_lane_stop's 0 must stay. */
     uint64_t seen = __atomic_load_n(&r->counters_due, __ATOMIC_RELAXED);
     if (seen)
         (void)__atomic_compare_exchange_n(&r->counters_due, &seen, now + FH_COUNTERS_EVERY_NS, 0, __ATOMIC_RELAXED,
@@ -493,14 +493,14 @@ void fh_pipe_counters_slow(fh_replay_t *r, uint64_t now)
     fh_shm_publish_counters(&r->shm, &r->st, now);
 }
 
-int fh_pipe_attention(fh_replay_t *r, uint64_t now)
+int fh_pipe_attention(fh_lane_t *r, uint64_t now)
 {
     if (fh_pipe_should_stop(r)) return 1;
     if (now && r->shm.named) fh_pipe_counters_slow(r, now);
     return 0;
 }
 
-void fh_pipe_idle(fh_replay_t *r, uint64_t now)
+void fh_pipe_idle(fh_lane_t *r, uint64_t now)
 {
     r->book.rx_ts = now;
     r->sess.now = now;
@@ -508,24 +508,24 @@ void fh_pipe_idle(fh_replay_t *r, uint64_t now)
     fh_pipe_poll_slow(r, 0);
 }
 
-void fh_pipe_nic_counters(fh_replay_t *r, uint64_t imissed, uint64_t ierrors, uint64_t rx_nombuf)
+void fh_pipe_nic_counters(fh_lane_t *r, uint64_t imissed, uint64_t ierrors, uint64_t rx_nombuf)
 {
     r->st.nic_imissed = imissed;
     r->st.nic_ierrors = ierrors;
     r->st.nic_rx_nombuf = rx_nombuf;
 }
 
-void fh_pipe_elapsed(fh_replay_t *r, uint64_t ns) { r->st.elapsed_ns += ns; }
+void fh_pipe_elapsed(fh_lane_t *r, uint64_t ns) { r->st.elapsed_ns += ns; }
 
-uint64_t fh_pipe_clock_ns(fh_replay_t *r)
+uint64_t fh_pipe_clock_ns(fh_lane_t *r)
 {
     if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
     return fh_tsc_ns(&r->tsc);
 }
 
-int fh_pipe_all_ended(const fh_replay_t *r) { return fh_session_all_ended(&r->sess); }
+int fh_pipe_all_ended(const fh_lane_t *r) { return fh_session_all_ended(&r->sess); }
 
-void fh_replay_finish(fh_replay_t *r)
+void fh_lane_finish(fh_lane_t *r)
 {
     /* The input is over: no snapshot will come, no hole can fill any more. */
     r->up.snapshot_finish(r);
@@ -535,33 +535,33 @@ void fh_replay_finish(fh_replay_t *r)
     if (r->shm.owner) FH_STORE_RELEASE(&r->shm.hdr->state, end_state(r));
 }
 
-void fh_replay_memory(const fh_replay_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)
+void fh_lane_memory(const fh_lane_t *r, uint64_t *book_bytes, uint64_t *shm_bytes)
 {
     *book_bytes = r->book.bytes;
     *shm_bytes = r->shm.size;
 }
 
-uint32_t fh_replay_instrument_flags(const fh_replay_t *r, uint32_t locate)
+uint32_t fh_lane_instrument_flags(const fh_lane_t *r, uint32_t locate)
 {
     if (r->mode == FH_MODE_DECODE || locate < 1 || locate > r->book.n_instr) return 0;
     return r->book.instr[locate].flags;
 }
 
-uint8_t *fh_replay_shm(const fh_replay_t *r, uint64_t *size)
+uint8_t *fh_lane_shm(const fh_lane_t *r, uint64_t *size)
 {
     if (size) *size = r->shm.size;
     return r->shm.base;
 }
 
-void fh_replay_stop(fh_replay_t *r)
+void fh_lane_stop(fh_lane_t *r)
 {
     __atomic_store_n(&r->stop, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&r->counters_due, 0, __ATOMIC_RELAXED);   /* the lane looks up before its next frame */
 }
 
-void fh_replay_stats(const fh_replay_t *r, fh_stats_t *out) { memcpy(out, &r->st, sizeof *out); }
+void fh_lane_stats(const fh_lane_t *r, fh_stats_t *out) { memcpy(out, &r->st, sizeof *out); }
 
-void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total)
+void fh_lane_progress(const fh_lane_t *r, uint64_t *done, uint64_t *total)
 {
     *done = __atomic_load_n(&r->progress_done, __ATOMIC_RELAXED);
     *total = __atomic_load_n(&r->progress_total, __ATOMIC_RELAXED);
@@ -575,7 +575,7 @@ void fh_replay_progress(const fh_replay_t *r, uint64_t *done, uint64_t *total)
 /* One PITCH sequenced unit of stream s (NULL: the stream table is full):
  * sequencing per unit exactly as a MoldUDP64 datagram's, then its messages.
  * Hdr Length == payload length was checked by the caller. */
-void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
+void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
 {
     fh_stats_t *st = &r->st;
     const uint8_t *p = u->payload;
@@ -610,7 +610,7 @@ void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
     fh_pipe_sequenced(r, s, p, u->len, seq, count);
 }
 
-void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s)
+void fh_pipe_punit_remember(fh_lane_t *r, uint16_t port, uint8_t unit, const fh_stream_t *s)
 {
     const size_t i = (size_t)(s - r->sess.streams.v);
     if (i + 1 > UINT16_MAX) return;

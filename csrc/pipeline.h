@@ -1,6 +1,6 @@
 /* pipeline.h -- one lane's pipeline: frame -> net -> session -> decode -> book -> publish.
  *
- * The per-lane context (struct fh_replay) and the inline frame path.  Every
+ * The per-lane context (struct fh_lane) and the inline frame path.  Every
  * arrow is an inlined call: a source's walk loop (src_*.c) calls the sink API
  * at the end of this file (fh_pipe_frame, fh_pipe_record, fh_pipe_pace,
  * fh_pipe_poll, ...) and compiles to one function with no call per packet or
@@ -41,18 +41,18 @@ typedef struct fh_pipe_upper {
     /* The messages of a PITCH sequenced unit of stream s, from message `skip`
      * on, into the books (or counted, decode-only mode); one call per
      * datagram.  Returns how many messages were whole (pitch_pipe.h). */
-    uint32_t (*walk_pitch)(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
+    uint32_t (*walk_pitch)(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
                            uint32_t skip);
     /* Snapshot recovery (snapshot.h): the session layer's snapshot hook (ctx
      * is the lane), the poll of a posted answer, the last word at the end. */
-    void (*snapshot_ask)(void *ctx, fh_mold_stream_t *s);
-    void (*snapshot_poll)(fh_replay_t *r);
-    void (*snapshot_finish)(fh_replay_t *r);
+    void (*snapshot_ask)(void *ctx, fh_stream_t *s);
+    void (*snapshot_poll)(fh_lane_t *r);
+    void (*snapshot_finish)(fh_lane_t *r);
 } fh_pipe_upper_t;
 
-struct fh_replay {
+struct fh_lane {
     fh_stats_t st;
-    int stop;                       /* set by fh_replay_stop(), read with __atomic */
+    int stop;                       /* set by fh_lane_stop(), read with __atomic */
     uint64_t counters_due;          /* the lane looks up when its clock (TSC ns) reaches this: a named segment's
                                      * next counter refresh; UINT64_MAX without one; 0 once asked to stop */
     uint32_t mode;                  /* enum fh_mode */
@@ -65,14 +65,14 @@ struct fh_replay {
     fh_tsc_t tsc;
     uint8_t *seen;                  /* per stream: bitmap of the locates it carried */
     uint32_t seen_bytes;            /* bytes of one stream's bitmap */
-    uint32_t lane, n_lanes;         /* this context's share of the input (see fh_replay_new) */
+    uint32_t lane, n_lanes;         /* this context's share of the input (see fh_lane_new) */
     uint32_t own_all;               /* steered upstream (a NIC queue per lane): keep every frame seen */
     uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
     uint64_t discard[32];           /* where other lanes count them instead */
-    fh_replay_cfg_t cfg;            /* as created (lanes copy it) */
+    fh_lane_cfg_t cfg;            /* as created (lanes copy it) */
     /* Index mode (index.c, the rewind server's capture index): every MoldUDP64
      * datagram goes to index_frame instead of the session layer; NULL otherwise. */
-    void (*index_frame)(fh_replay_t *r, const fh_udp_view_t *u, size_t frame_len);
+    void (*index_frame)(fh_lane_t *r, const fh_udp_view_t *u, size_t frame_len);
     void *index;
     uint32_t n_lines;               /* configured channel lines (0: steer by stream order) */
     uint32_t line_last;             /* last line matched: datagrams come in runs */
@@ -87,13 +87,13 @@ struct fh_replay {
     char     venue_names[8][8];
     uint8_t  venue_proto[8], pitch_j[8];
     uint8_t  pitch_default_venue;   /* venue of PITCH streams without a config */
-    fh_mold_stream_t *cur;          /* the stream whose datagram is being walked */
+    fh_stream_t *cur;          /* the stream whose datagram is being walked */
     /* PITCH streams by (port, unit): a feed's units take turns packet by
      * packet, so the stream table's last-hit cache would miss on most of them. */
     struct { uint16_t port; uint16_t idx[256]; } punits[4];   /* idx: stream index + 1, 0 = not yet */
     uint32_t n_punits;
     uint32_t venues_mask;           /* venues of this lane's streams (bit i: venue i) */
-    uint32_t cbbo_wanted;           /* consolidate once two venues are seen (fh_replay_set_consolidate 1) */
+    uint32_t cbbo_wanted;           /* consolidate once two venues are seen (fh_lane_set_consolidate 1) */
     fh_pitch_ids_t pids;            /* PITCH symbol -> instrument id (this lane's units) */
     uint32_t rr_ip;                 /* default re-request server (host order), 0 = none */
     uint16_t rr_port;
@@ -105,7 +105,7 @@ struct fh_replay {
     uint32_t lat_on;                /* the frame being handled is stamped */
     uint32_t pkt_msgs;              /* messages the frame being handled applied */
     uint32_t n_msgs;                /* decoded messages waiting in msgs */
-    fh_itch_msg_t *msgs;            /* FH_PKT_MSGS decoded messages of the packet being applied */
+    fh_book_op_t *msgs;            /* FH_PKT_MSGS decoded messages of the packet being applied */
     uint32_t bin_in_win;            /* BinaryFILE: records of the file in the current window */
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
@@ -142,27 +142,27 @@ struct fh_replay {
 };
 
 /* A lane for cfg (first == NULL) or lane `lane` of first's replay, reaching
- * the stages above through `up` (lane.c: fh_replay_new, fh_replay_new_lane). */
-fh_replay_t *fh_pipe_create(const fh_replay_cfg_t *cfg, fh_replay_t *first, uint32_t lane,
+ * the stages above through `up` (lane.c: fh_lane_new, fh_lane_new_peer). */
+fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t lane,
                             const fh_pipe_upper_t *up, char *err, size_t errlen);
 
 /* Every FH_POLL_EVERY frames (and at the end): progress and counters out (pipeline.c). */
-void fh_pipe_poll_slow(fh_replay_t *r, uint64_t done);
+void fh_pipe_poll_slow(fh_lane_t *r, uint64_t done);
 
-FH_INLINE int fh_pipe_should_stop(const fh_replay_t *r)
+FH_INLINE int fh_pipe_should_stop(const fh_lane_t *r)
 {
     return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
 }
 
 /* The counters to a named segment now, `now` being the writer's TSC ns (pipeline.c). */
-void fh_pipe_counters_slow(fh_replay_t *r, uint64_t now);
+void fh_pipe_counters_slow(fh_lane_t *r, uint64_t now);
 /* The lane's clock reached counters_due: a stop request (it sets it to 0) or
  * the counters due.  Returns 1 when asked to stop (pipeline.c). */
-int  fh_pipe_attention(fh_replay_t *r, uint64_t now);
+int  fh_pipe_attention(fh_lane_t *r, uint64_t now);
 
 /* The counters to the segment when they are due by `now` (TSC ns a caller
  * already read; 0: no time read, nothing to do). */
-FH_INLINE void fh_pipe_counters_tick(fh_replay_t *r, uint64_t now)
+FH_INLINE void fh_pipe_counters_tick(fh_lane_t *r, uint64_t now)
 {
     if (FH_UNLIKELY(now >= __atomic_load_n(&r->counters_due, __ATOMIC_RELAXED)) && now && r->shm.named)
         fh_pipe_counters_slow(r, now);
@@ -170,10 +170,10 @@ FH_INLINE void fh_pipe_counters_tick(fh_replay_t *r, uint64_t now)
 
 /* Before each frame or record: one compare of the publish time the previous
  * frame's publishing read (0 if it published nothing) with counters_due,
- * which is 0 once a stop is asked for (fh_replay_stop), the next counter
+ * which is 0 once a stop is asked for (fh_lane_stop), the next counter
  * refresh of a named segment, else never (UINT64_MAX).  Returns 1 when the
  * replay was asked to stop: the frame is not handled. */
-FH_INLINE int fh_pipe_next(fh_replay_t *r)
+FH_INLINE int fh_pipe_next(fh_lane_t *r)
 {
     const uint64_t now = r->book.now;
     if (FH_LIKELY(now < __atomic_load_n(&r->counters_due, __ATOMIC_RELAXED))) return 0;
@@ -182,7 +182,7 @@ FH_INLINE int fh_pipe_next(fh_replay_t *r)
 
 /* Decode one block into m and count it: 1 if it is a message, 0 if it was
  * rejected (counted by reason). */
-FH_INLINE int fh_pipe_decode_one(fh_replay_t *r, const uint8_t *p, size_t len, fh_itch_msg_t *m)
+FH_INLINE int fh_pipe_decode_one(fh_lane_t *r, const uint8_t *p, size_t len, fh_book_op_t *m)
 {
     const int rc = fh_itch_decode_inline(p, len, m);
     if (FH_LIKELY(rc == FH_DECODE_OK)) {
@@ -199,13 +199,13 @@ FH_INLINE int fh_pipe_decode_one(fh_replay_t *r, const uint8_t *p, size_t len, f
  * sequenced path), len > 0: decoded and applied; the caller flushes. */
 FH_INLINE void fh_pipe_msg(void *ctx, const uint8_t *p, size_t len)
 {
-    fh_replay_t *r = ctx;
-    fh_itch_msg_t m;
+    fh_lane_t *r = ctx;
+    fh_book_op_t m;
     if (fh_pipe_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply_batch(&r->book, &m, 1);
 }
 
 /* Apply the decoded messages waiting in r->msgs to the books. */
-FH_INLINE void fh_pipe_apply_decoded(fh_replay_t *r)
+FH_INLINE void fh_pipe_apply_decoded(fh_lane_t *r)
 {
     const uint32_t n = r->n_msgs;
     fh_book_apply_batch(&r->book, r->msgs, n);
@@ -217,7 +217,7 @@ FH_INLINE void fh_pipe_apply_decoded(fh_replay_t *r)
  * (the decode stage); the books take the whole packet after. */
 FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
 {
-    fh_replay_t *r = ctx;
+    fh_lane_t *r = ctx;
     if (FH_UNLIKELY(r->n_msgs == FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
     r->n_msgs += (uint32_t)fh_pipe_decode_one(r, p, len, &r->msgs[r->n_msgs]);
 }
@@ -227,7 +227,7 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
  * Returns 1 if the whole datagram was a duplicate, 2 if it was wholly behind
  * the stream and part of it was given up as a gap (late: never applied),
  * else 0; with `ledger` (a constant), also counts it in the packet ledger. */
-FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+FH_INLINE int fh_pipe_apply(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                             uint32_t count, const int ledger)
 {
     uint32_t skip = 0;
@@ -276,7 +276,7 @@ FH_INLINE int fh_pipe_apply(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *
 /* A data datagram of stream s (MoldUDP64 or a PITCH unit) past its header
  * checks: applied when in sequence (the hot path), else to the session layer,
  * which holds it behind the hole; the ledger says which. */
-FH_INLINE void fh_pipe_sequenced(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+FH_INLINE void fh_pipe_sequenced(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                                  uint32_t count)
 {
     if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
@@ -290,7 +290,7 @@ FH_INLINE void fh_pipe_sequenced(fh_replay_t *r, fh_mold_stream_t *s, const uint
  * blocks.  In sequence is the hot path; a packet past a hole goes to the
  * session layer, which holds it (up to the gap window) for the other line to
  * fill the hole first. */
-FH_INLINE void fh_pipe_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s)
+FH_INLINE void fh_pipe_mold(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
 {
     fh_stats_t *st = &r->st;
     const uint8_t *p = u->payload;
@@ -331,12 +331,12 @@ FH_INLINE void fh_pipe_mold(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stre
  * sequencing per unit exactly as a MoldUDP64 datagram's, then its messages
  * (pitch_pipe.c; out of line, one call per datagram).  Hdr Length == payload
  * length was checked by the caller. */
-void fh_pipe_pitch(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s);
+void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s);
 
 /* The protocol of a UDP destination without a config: told once from its
  * first datagram that is clearly one or the other (pipeline.c), then cached. */
-uint32_t fh_pipe_proto_slow(fh_replay_t *r, const fh_udp_view_t *u);
-FH_INLINE uint32_t fh_pipe_proto(fh_replay_t *r, const fh_udp_view_t *u)
+uint32_t fh_pipe_proto_slow(fh_lane_t *r, const fh_udp_view_t *u);
+FH_INLINE uint32_t fh_pipe_proto(fh_lane_t *r, const fh_udp_view_t *u)
 {
     const uint32_t i = r->proto_last;
     if (FH_LIKELY(i < r->n_protos && r->protos[i].ip == u->dst_ip && r->protos[i].port == u->dst_port))
@@ -344,13 +344,13 @@ FH_INLINE uint32_t fh_pipe_proto(fh_replay_t *r, const fh_udp_view_t *u)
     return fh_pipe_proto_slow(r, u);
 }
 
-void fh_pipe_venue_seen(fh_replay_t *r, uint32_t v);
+void fh_pipe_venue_seen(fh_lane_t *r, uint32_t v);
 
 /* Remember the stream of a PITCH (port, unit) for the direct lookup (cold:
  * once per unit, or per packet of a fifth port, which the table serves). */
-void fh_pipe_punit_remember(fh_replay_t *r, uint16_t port, uint8_t unit, const fh_mold_stream_t *s);
+void fh_pipe_punit_remember(fh_lane_t *r, uint16_t port, uint8_t unit, const fh_stream_t *s);
 
-FH_INLINE void fh_pipe_datagram(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_stream_t *s, uint32_t proto)
+FH_INLINE void fh_pipe_datagram(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s, uint32_t proto)
 {
     if (proto == FH_PROTO_PITCH) fh_pipe_pitch(r, u, s);
     else fh_pipe_mold(r, u, s);
@@ -366,7 +366,7 @@ FH_INLINE void fh_pipe_datagram(fh_replay_t *r, const fh_udp_view_t *u, fh_mold_
  * keeps the same stream table (streams are numbered in order of first
  * appearance), and a frame is processed by the lane its stream belongs to;
  * what cannot be attributed to a stream belongs to lane 0. */
-FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)
+FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_t rx_ts)
 {
     fh_udp_view_t u;
     fh_stats_t *st = &r->st;
@@ -425,7 +425,7 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
     }
     const uint32_t before = r->sess.streams.n;
     uint64_t fresh = 0;
-    fh_mold_stream_t *s = NULL;
+    fh_stream_t *s = NULL;
     uint16_t *pslot = NULL;
     if (proto == FH_PROTO_PITCH) {
         for (uint32_t k = 0; k < r->n_punits; k++)
@@ -519,7 +519,7 @@ FH_INLINE void fh_pipe_frame(fh_replay_t *r, const uint8_t *f, size_t len, uint6
 /* Pacing (--speed): hold the walk until wall time catches up with the
  * capture's clock, scaled.  A busy wait on the TSC, checking the stop flag;
  * a replay that falls behind simply runs at full speed until it catches up. */
-FH_INLINE void fh_pipe_pace(fh_replay_t *r, uint64_t ts)
+FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
 {
     if (FH_LIKELY(r->pace_scale == 0.0) || ts == 0) return;
     if (FH_UNLIKELY(r->pace_t0 == 0)) {
@@ -553,7 +553,7 @@ FH_INLINE void fh_pipe_pace(fh_replay_t *r, uint64_t ts)
 
 /* A BinaryFILE window: records decoded so far applied as one batch and
  * published once per instrument they touched. */
-FH_INLINE void fh_pipe_window_apply(fh_replay_t *r)
+FH_INLINE void fh_pipe_window_apply(fh_lane_t *r)
 {
     if (!r->n_msgs) return;
     fh_pipe_apply_decoded(r);
@@ -577,7 +577,7 @@ FH_INLINE void fh_pipe_window_apply(fh_replay_t *r)
 #define FH_REC_PACED 2u             /* held until the ITCH timestamp falls due (--speed) */
 #define FH_REC_LANES 4u             /* several lanes: keep only this lane's records */
 
-FH_INLINE uint32_t fh_pipe_record_mode(const fh_replay_t *r)
+FH_INLINE uint32_t fh_pipe_record_mode(const fh_lane_t *r)
 {
     const int paced = r->pace_scale != 0.0;
     return (paced || r->mode == FH_MODE_DECODE ? FH_REC_EACH : 0u) | (paced ? FH_REC_PACED : 0u) |
@@ -594,7 +594,7 @@ FH_INLINE uint32_t fh_pipe_record_mode(const fh_replay_t *r)
  * instrument is published at the same points whatever the number of lanes --
  * applied as one batch; paced replays (and decode-only) apply each record as
  * it falls due. */
-FH_INLINE int fh_pipe_record(fh_replay_t *r, uint32_t how, const uint8_t *msg, size_t mlen)
+FH_INLINE int fh_pipe_record(fh_lane_t *r, uint32_t how, const uint8_t *msg, size_t mlen)
 {
     if (FH_UNLIKELY(how & FH_REC_PACED)) {
         /* No capture clock in a BinaryFILE: pace on the ITCH timestamps; a
@@ -633,7 +633,7 @@ FH_INLINE int fh_pipe_record(fh_replay_t *r, uint32_t how, const uint8_t *msg, s
 /* The source walked `done` bytes of its input (every FH_POLL_EVERY frames or
  * records, and at the end): whatever is decoded is applied, progress and
  * counters go out.  Returns 1 when the replay was asked to stop. */
-FH_INLINE int fh_pipe_poll(fh_replay_t *r, uint64_t done)
+FH_INLINE int fh_pipe_poll(fh_lane_t *r, uint64_t done)
 {
     fh_pipe_window_apply(r);
     fh_pipe_poll_slow(r, done);
@@ -642,46 +642,46 @@ FH_INLINE int fh_pipe_poll(fh_replay_t *r, uint64_t done)
 
 /* The start of an input: nothing decoded waits, a BinaryFILE window starts
  * with its first record (called by the input layer before the first walk). */
-FH_INLINE void fh_pipe_input_start(fh_replay_t *r)
+FH_INLINE void fh_pipe_input_start(fh_lane_t *r)
 {
     fh_pipe_window_apply(r);
     r->bin_in_win = 0;
 }
 
 /* The end of an input (or of what the source could walk of it): a last poll. */
-FH_INLINE void fh_pipe_input_end(fh_replay_t *r, uint64_t done)
+FH_INLINE void fh_pipe_input_end(fh_lane_t *r, uint64_t done)
 {
     (void)fh_pipe_poll(r, done);
 }
 
 /* A whole-input error of the source's (a truncated or corrupt record, a link
  * type it cannot read): counted once, by lane 0. */
-FH_INLINE void fh_pipe_src_error(fh_replay_t *r, int code)
+FH_INLINE void fh_pipe_src_error(fh_lane_t *r, int code)
 {
     r->src_errors[code]++;
 }
 
 /* The capture's clock (first and last timestamps, ns since the epoch). */
-FH_INLINE void fh_pipe_capture_ts(fh_replay_t *r, uint64_t ts)
+FH_INLINE void fh_pipe_capture_ts(fh_lane_t *r, uint64_t ts)
 {
     if (FH_UNLIKELY(r->st.first_ts_ns == 0)) r->st.first_ts_ns = ts;
     r->st.last_ts_ns = ts;
 }
 
 /* Live sources (DPDK): a burst received at rx (TSC ns): latency counts from it. */
-FH_INLINE void fh_pipe_burst(fh_replay_t *r, uint64_t rx)
+FH_INLINE void fh_pipe_burst(fh_lane_t *r, uint64_t rx)
 {
     r->lat_due = rx;
 }
 
 /* Live sources, when nothing arrives: receive time moves on, so gap windows
  * and silence expire on the clock, not only on the next packet. */
-void fh_pipe_idle(fh_replay_t *r, uint64_t now);
+void fh_pipe_idle(fh_lane_t *r, uint64_t now);
 /* Live sources: the NIC's own drop counters join ours. */
-void fh_pipe_nic_counters(fh_replay_t *r, uint64_t imissed, uint64_t ierrors, uint64_t rx_nombuf);
+void fh_pipe_nic_counters(fh_lane_t *r, uint64_t imissed, uint64_t ierrors, uint64_t rx_nombuf);
 /* Live sources: time spent receiving; the pipeline's clock (TSC ns). */
-void fh_pipe_elapsed(fh_replay_t *r, uint64_t ns);
-uint64_t fh_pipe_clock_ns(fh_replay_t *r);
-int fh_pipe_all_ended(const fh_replay_t *r);
+void fh_pipe_elapsed(fh_lane_t *r, uint64_t ns);
+uint64_t fh_pipe_clock_ns(fh_lane_t *r);
+int fh_pipe_all_ended(const fh_lane_t *r);
 
 #endif

@@ -10,7 +10,7 @@
 /* PITCH Unit Clear: every order of the unit's instruments leaves the books
  * (the instruments the stream carried: its bitmap), applied in order with the
  * operations decoded before it. */
-static __attribute__((noinline, cold)) void unit_clear(fh_replay_t *r, fh_mold_stream_t *s)
+static __attribute__((noinline, cold)) void unit_clear(fh_lane_t *r, fh_stream_t *s)
 {
     fh_pipe_apply_decoded(r);
     r->st.unit_clears++;
@@ -20,7 +20,7 @@ static __attribute__((noinline, cold)) void unit_clear(fh_replay_t *r, fh_mold_s
 /* ------------------------------------------------------------ Cboe PITCH
  *
  * A PITCH message is decoded straight into the book operations it means
- * (fh_itch_msg_t, the books' one input), with no intermediate struct:
+ * (fh_book_op_t, the books' one input), with no intermediate struct:
  *   Add Order Long/Short/Expanded  -> 'A' (id from the symbol, see pitch.h)
  *   Order Executed                 -> 'E'    Executed at Price/Size -> 'C'
  *   Reduce Size Long/Short         -> 'X'    Delete Order           -> 'D'
@@ -40,13 +40,13 @@ static __attribute__((noinline, cold)) void unit_clear(fh_replay_t *r, fh_mold_s
 
 /* The id of symbol `sym` of the stream's unit; a new one gets its directory
  * entry queued first.  0 (counted) when it cannot have one. */
-FH_INLINE uint32_t fh_pitch_instr(fh_replay_t *r, fh_mold_stream_t *s, uint64_t sym, uint64_t ts)
+FH_INLINE uint32_t fh_pitch_instr(fh_lane_t *r, fh_stream_t *s, uint64_t sym, uint64_t ts)
 {
     int fresh = 0;
     const uint32_t id = fh_pitch_id(&r->pids, r->pitch_j[s->venue], s->unit, sym, &fresh);
     if (FH_UNLIKELY(id == 0 || id > r->book.n_instr)) { r->st.errors[FH_ERR_PITCH_ID_RANGE]++; return 0; }
     if (FH_UNLIKELY(fresh)) {
-        fh_itch_msg_t *d = &r->msgs[r->n_msgs++];
+        fh_book_op_t *d = &r->msgs[r->n_msgs++];
         memset(d, 0, sizeof *d);
         d->type = 'R';
         d->stock_locate = (uint16_t)id;
@@ -59,20 +59,20 @@ FH_INLINE uint32_t fh_pitch_instr(fh_replay_t *r, fh_mold_stream_t *s, uint64_t 
     return id;
 }
 
-FH_INLINE int fh_pitch_price_ok(fh_replay_t *r, uint64_t price)
+FH_INLINE int fh_pitch_price_ok(fh_lane_t *r, uint64_t price)
 {
     if (FH_LIKELY(price <= UINT32_MAX)) return 1;
     r->st.errors[FH_ERR_PITCH_PRICE_RANGE]++;
     return 0;
 }
 
-FH_INLINE void fh_pitch_add(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
+FH_INLINE void fh_pitch_add(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
                             const uint8_t *sym, size_t sym_len, uint64_t price)
 {
     if (!fh_pitch_price_ok(r, price)) return;
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, sym_len), ts);
     if (FH_UNLIKELY(!id)) return;
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->msgs[r->n_msgs++];
     m->type = 'A';
     m->venue = s->venue;
     m->stock_locate = (uint16_t)id;
@@ -83,13 +83,13 @@ FH_INLINE void fh_pitch_add(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, co
     m->u.A.buy_sell_indicator = p[14];
 }
 
-FH_INLINE void fh_pitch_trade(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
+FH_INLINE void fh_pitch_trade(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
                               const uint8_t *sym, size_t sym_len, uint64_t price, uint64_t exec_id)
 {
     if (!fh_pitch_price_ok(r, price)) return;
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, sym_len), ts);
     if (FH_UNLIKELY(!id)) return;
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->msgs[r->n_msgs++];
     m->type = 'P';
     m->stock_locate = (uint16_t)id;
     m->timestamp = ts;
@@ -101,10 +101,10 @@ FH_INLINE void fh_pitch_trade(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, 
 }
 
 /* An order operation with no symbol (E, X, D): the book finds the order's. */
-FH_INLINE fh_itch_msg_t *fh_pitch_op(fh_replay_t *r, fh_mold_stream_t *s, uint8_t type, uint64_t ts,
+FH_INLINE fh_book_op_t *fh_pitch_op(fh_lane_t *r, fh_stream_t *s, uint8_t type, uint64_t ts,
                                      const uint8_t *p)
 {
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->msgs[r->n_msgs++];
     m->type = type;
     m->venue = s->venue;
     m->stock_locate = 0;
@@ -113,7 +113,7 @@ FH_INLINE fh_itch_msg_t *fh_pitch_op(fh_replay_t *r, fh_mold_stream_t *s, uint8_
     return m;
 }
 
-FH_INLINE void fh_pitch_modify(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
+FH_INLINE void fh_pitch_modify(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const uint8_t *p, uint32_t qty,
                                uint64_t price)
 {
     if (FH_UNLIKELY(price > UINT32_MAX)) {
@@ -122,7 +122,7 @@ FH_INLINE void fh_pitch_modify(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts,
         fh_pitch_op(r, s, 'D', ts, p);
         return;
     }
-    fh_itch_msg_t *m = fh_pitch_op(r, s, 'U', ts, p);
+    fh_book_op_t *m = fh_pitch_op(r, s, 'U', ts, p);
     m->u.U.new_order_reference_number = m->u.U.original_order_reference_number;
     m->u.U.shares = qty;
     m->u.U.price = (uint32_t)price;
@@ -132,12 +132,12 @@ FH_INLINE void fh_pitch_modify(fh_replay_t *r, fh_mold_stream_t *s, uint64_t ts,
 /* An instrument message (status, auction) for the 8-byte symbol at sym: the
  * next operation, zeroed, with its type and id; NULL (counted) when the
  * symbol can have no id. */
-static inline __attribute__((always_inline)) fh_itch_msg_t *instr_msg(fh_replay_t *r, fh_mold_stream_t *s,
+static inline __attribute__((always_inline)) fh_book_op_t *instr_msg(fh_lane_t *r, fh_stream_t *s,
                                                                       uint8_t type, const uint8_t *sym, uint64_t ts)
 {
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, 8), ts);
     if (!id) return NULL;
-    fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->msgs[r->n_msgs++];
     memset(m, 0, sizeof *m);
     m->type = type;
     m->venue = s->venue;
@@ -148,7 +148,7 @@ static inline __attribute__((always_inline)) fh_itch_msg_t *instr_msg(fh_replay_
 
 static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const uint8_t *p, size_t len)
 {
-    fh_replay_t *r = ctx;
+    fh_lane_t *r = ctx;
     fh_stats_t *st = &r->st;
     const uint8_t t = p[1];
     const uint32_t want = fh_pitch_len_table[t];
@@ -159,7 +159,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     st->messages++;
     st->by_type[t]++;
     st->checksum += fh_pitch_fold(p, len);
-    fh_mold_stream_t *s = r->cur;
+    fh_stream_t *s = r->cur;
     const uint64_t ts = (uint64_t)s->pitch_secs * 1000000000ull + fh_le32(p + 2);
     switch (t) {
     case FH_PITCH_TYPE_ADD_LONG:
@@ -172,7 +172,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
         fh_pitch_add(r, s, ts, p, fh_le32(p + 15), p + 19, 8, fh_pitch_le64(p + 27));
         return;
     case FH_PITCH_TYPE_EXECUTED: {
-        fh_itch_msg_t *m = fh_pitch_op(r, s, 'E', ts, p);
+        fh_book_op_t *m = fh_pitch_op(r, s, 'E', ts, p);
         m->u.E.executed_shares = fh_le32(p + 14);
         m->u.E.match_number = fh_pitch_le64(p + 18);
         return;
@@ -185,7 +185,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
             fh_pitch_op(r, s, 'X', ts, p)->u.X.cancelled_shares = fh_le32(p + 14);
             return;
         }
-        fh_itch_msg_t *m = fh_pitch_op(r, s, 'C', ts, p);
+        fh_book_op_t *m = fh_pitch_op(r, s, 'C', ts, p);
         m->u.C.executed_shares = fh_le32(p + 14);
         m->u.C.match_number = fh_pitch_le64(p + 22);
         m->u.C.execution_price = (uint32_t)price;
@@ -221,7 +221,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
         fh_pitch_trade(r, s, ts, p, fh_le32(p + 15), p + 19, 8, fh_pitch_le64(p + 27), fh_pitch_le64(p + 35));
         return;
     case FH_PITCH_TYPE_TRADE_BREAK: {
-        fh_itch_msg_t *m = &r->msgs[r->n_msgs++];
+        fh_book_op_t *m = &r->msgs[r->n_msgs++];
         m->type = 'B';
         m->stock_locate = 0;
         m->timestamp = ts;
@@ -229,7 +229,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
         return;
     }
     case FH_PITCH_TYPE_TRADING_STATUS: {
-        fh_itch_msg_t *m = instr_msg(r, s, 'H', p + 6, ts);
+        fh_book_op_t *m = instr_msg(r, s, 'H', p + 6, ts);
         if (!m) return;
         memcpy(m->u.H.stock, p + 6, 8);
         m->u.H.trading_state = p[14];
@@ -238,7 +238,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     case FH_PITCH_TYPE_AUCTION_UPDATE: {
         const uint64_t ref = fh_pitch_le64(p + 15), ind = fh_pitch_le64(p + 31), only = fh_pitch_le64(p + 39);
         if (!fh_pitch_price_ok(r, ref > ind ? (ref > only ? ref : only) : (ind > only ? ind : only))) return;
-        fh_itch_msg_t *m = instr_msg(r, s, 'I', p + 6, ts);
+        fh_book_op_t *m = instr_msg(r, s, 'I', p + 6, ts);
         if (!m) return;
         const uint32_t buy = fh_le32(p + 23), sell = fh_le32(p + 27);
         m->u.I.paired_shares = buy < sell ? buy : sell;
@@ -253,7 +253,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     case FH_PITCH_TYPE_AUCTION_SUMMARY: {
         const uint64_t price = fh_pitch_le64(p + 15);
         if (!fh_pitch_price_ok(r, price)) return;
-        fh_itch_msg_t *m = instr_msg(r, s, 'Q', p + 6, ts);
+        fh_book_op_t *m = instr_msg(r, s, 'Q', p + 6, ts);
         if (!m) return;
         m->u.Q.shares = fh_le32(p + 23);
         m->u.Q.cross_price = (uint32_t)price;
@@ -277,7 +277,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
  * (no book, so no operations are built). */
 static inline __attribute__((always_inline)) void pitch_count(void *ctx, const uint8_t *p, size_t len)
 {
-    fh_replay_t *r = ctx;
+    fh_lane_t *r = ctx;
     const uint8_t t = p[1];
     const uint32_t want = fh_pitch_len_table[t];
     if (FH_UNLIKELY(want == 0)) { r->st.errors[FH_ERR_PITCH_UNKNOWN_TYPE]++; return; }
@@ -289,7 +289,7 @@ static inline __attribute__((always_inline)) void pitch_count(void *ctx, const u
     else if (FH_UNLIKELY(t == FH_PITCH_TYPE_END_OF_SESSION)) r->cur->ended = 1;
 }
 
-uint32_t fh_pipe_walk_pitch(fh_replay_t *r, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
+uint32_t fh_pipe_walk_pitch(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
                             uint32_t skip)
 {
     r->cur = s;

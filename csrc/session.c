@@ -58,7 +58,7 @@ static void count_gap(fh_session_t *ss, uint64_t missing)
     ss->st->gaps = ss->st->gaps + missing < ss->st->gaps ? UINT64_MAX : ss->st->gaps + missing;
 }
 
-static void gap(fh_session_t *ss, fh_mold_stream_t *s, uint64_t missing)
+static void gap(fh_session_t *ss, fh_stream_t *s, uint64_t missing)
 {
     count_gap(ss, missing);
     s->gapped = 1;
@@ -67,7 +67,7 @@ static void gap(fh_session_t *ss, fh_mold_stream_t *s, uint64_t missing)
 
 /* [lo, hi) of stream s is given up: remembered so that a late copy of it is
  * counted late, not duplicate. */
-static void lost_record(fh_mold_stream_t *s, uint64_t lo, uint64_t hi)
+static void lost_record(fh_stream_t *s, uint64_t lo, uint64_t hi)
 {
     const uint32_t i = s->lost_next++ % FH_LOST_RANGES;
     s->lost_lo[i] = lo;
@@ -76,7 +76,7 @@ static void lost_record(fh_mold_stream_t *s, uint64_t lo, uint64_t hi)
 }
 
 /* A datagram's fate in the packet ledger, once applied. */
-static void apply_counted(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+static void apply_counted(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                           uint32_t count, uint64_t rx_ts)
 {
     const int r = ss->hooks.apply(ss->hooks.ctx, s, p, len, seq, count, rx_ts);
@@ -103,7 +103,7 @@ static void pend_free(fh_session_t *ss, uint32_t i)
  * which keeps its own (younger) deadline and waits for the other line. */
 
 /* The earliest receive time of the packets s holds (UINT64_MAX: none). */
-static uint64_t oldest_held(const fh_session_t *ss, const fh_mold_stream_t *s)
+static uint64_t oldest_held(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t t = UINT64_MAX;
     for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next)
@@ -112,7 +112,7 @@ static uint64_t oldest_held(const fh_session_t *ss, const fh_mold_stream_t *s)
 }
 
 /* When the range at next_seq was first missed (its window starts there). */
-static uint64_t front_since(const fh_session_t *ss, const fh_mold_stream_t *s)
+static uint64_t front_since(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t t = oldest_held(ss, s);
     if (s->hb_since && s->hb_end0 > s->next_seq && s->hb_since < t) t = s->hb_since;
@@ -124,7 +124,7 @@ static uint64_t front_since(const fh_session_t *ss, const fh_mold_stream_t *s)
 /* After next_seq moved or held packets went: close the hole if nothing is
  * missing any more, else restart the heartbeat range past what it covered
  * and time the new oldest hole. */
-static void hole_update(fh_session_t *ss, fh_mold_stream_t *s)
+static void hole_update(fh_session_t *ss, fh_stream_t *s)
 {
     if (!s->hole_since) return;
     if (s->hb_since && s->hb_end0 <= s->next_seq) {
@@ -146,7 +146,7 @@ static void hole_update(fh_session_t *ss, fh_mold_stream_t *s)
 }
 
 /* Apply held packets the stream has now reached (applied now, received then). */
-static void hole_drain(fh_session_t *ss, fh_mold_stream_t *s)
+static void hole_drain(fh_session_t *ss, fh_stream_t *s)
 {
     while (s->pend_head && ss->pend[s->pend_head - 1].seq <= s->next_seq) {
         const uint32_t i = s->pend_head - 1;
@@ -165,7 +165,7 @@ static void hole_drain(fh_session_t *ss, fh_mold_stream_t *s)
  * the hole is applied; anything else is counted foreign.  Returns 1 when
  * applied (what it filled is counted recovered, held packets it released are
  * not). */
-int fh_session_rr_reply(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, size_t n)
+int fh_session_rr_reply(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, size_t n)
 {
     if (n < FH_MOLD_HLEN || n > UINT32_MAX || memcmp(p, s->session, FH_MOLD_SESSION_LEN) != 0) {
         ss->st->errors[FH_ERR_RR_FOREIGN]++;
@@ -184,7 +184,7 @@ int fh_session_rr_reply(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p,
     return 1;
 }
 
-typedef struct { fh_session_t *ss; fh_mold_stream_t *s; } rr_ctx_t;
+typedef struct { fh_session_t *ss; fh_stream_t *s; } rr_ctx_t;
 
 static int rr_reply(void *ctx, const uint8_t *p, size_t n)
 {
@@ -195,7 +195,7 @@ static int rr_reply(void *ctx, const uint8_t *p, size_t n)
 /* Ask the stream's re-request server for [next_seq, end) and apply what
  * comes back, until it is filled, the server stops answering (3 tries of the
  * client's timeout each) or has nothing more. */
-static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s, uint64_t end)
+static void hole_recover(fh_session_t *ss, fh_stream_t *s, uint64_t end)
 {
     if (!s->rr_ip || ss->rr.fd < 0) return;
     rr_ctx_t c = {ss, s};
@@ -223,7 +223,7 @@ static void hole_recover(fh_session_t *ss, fh_mold_stream_t *s, uint64_t end)
  * passed at receive time `now` (or `all`: the end of the input, a full pool),
  * else 0.  A range is past its window when any evidence for it (a held packet
  * after it, the heartbeat) is older than the window. */
-static uint64_t front_expired(const fh_session_t *ss, const fh_mold_stream_t *s, uint64_t now, int all)
+static uint64_t front_expired(const fh_session_t *ss, const fh_stream_t *s, uint64_t now, int all)
 {
     const uint64_t first = s->pend_head ? ss->pend[s->pend_head - 1].seq : UINT64_MAX;
     const uint64_t end = s->pend_head ? first : s->hole_end;
@@ -242,7 +242,7 @@ static uint64_t front_expired(const fh_session_t *ss, const fh_mold_stream_t *s,
  * if a server is configured, else (or then) ask for a snapshot if configured,
  * else count what is still missing as a gap, flag, and apply what was held
  * behind it. */
-static void range_give_up(fh_session_t *ss, fh_mold_stream_t *s, uint64_t end)
+static void range_give_up(fh_session_t *ss, fh_stream_t *s, uint64_t end)
 {
     if (FH_UNLIKELY(s->start_end) && s->next_seq < s->start_end) {
         /* Before the stream's first packet: sent before the input began, not
@@ -295,7 +295,7 @@ static void range_give_up(fh_session_t *ss, fh_mold_stream_t *s, uint64_t end)
 
 /* Give up the holes of stream s whose windows passed (all of them when
  * `all`), oldest first; younger ones keep waiting for the other line. */
-static void holes_give_up(fh_session_t *ss, fh_mold_stream_t *s, int all)
+static void holes_give_up(fh_session_t *ss, fh_stream_t *s, int all)
 {
     while (s->hole_since && !s->snap) {
         const uint64_t end = front_expired(ss, s, ss->now, all);
@@ -304,7 +304,7 @@ static void holes_give_up(fh_session_t *ss, fh_mold_stream_t *s, int all)
     }
 }
 
-static void hole_open(fh_session_t *ss, fh_mold_stream_t *s)
+static void hole_open(fh_session_t *ss, fh_stream_t *s)
 {
     if (!s->hole_since) {
         s->hole_since = ss->now ? ss->now : 1;
@@ -313,12 +313,12 @@ static void hole_open(fh_session_t *ss, fh_mold_stream_t *s)
     }
 }
 
-static void hole_check_window(fh_session_t *ss, fh_mold_stream_t *s)
+static void hole_check_window(fh_session_t *ss, fh_stream_t *s)
 {
     if (s->hole_since && !s->snap && ss->now - s->hole_since > ss->gap_window_ns) holes_give_up(ss, s, 0);
 }
 
-void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq)
+void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq)
 {
     hole_check_window(ss, s);
     if (seq > s->next_seq) {
@@ -332,7 +332,7 @@ void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq)
 /* Hold packet [seq, seq + count) of stream s behind its holes, in sequence
  * order.  0 when held (or a copy of one held: a duplicate), -1 when the pool
  * has no room. */
-static int hold(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count)
+static int hold(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count)
 {
     uint32_t *link = &s->pend_head;
     while (*link && ss->pend[*link - 1].seq < seq) link = &ss->pend[*link - 1].next;
@@ -360,7 +360,7 @@ static int hold(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_
     return 0;
 }
 
-void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                        uint32_t count)
 {
     /* Holes whose windows passed before this packet came are lost already: a
@@ -413,7 +413,7 @@ void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, 
     hole_drain(ss, s);
 }
 
-void fh_session_start(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq0)
+void fh_session_start(fh_session_t *ss, fh_stream_t *s, uint64_t seq0)
 {
     (void)ss;
     if (seq0 <= 1) return;
@@ -427,7 +427,7 @@ void fh_session_expire(fh_session_t *ss, uint64_t now)
     const uint64_t saved = ss->now;
     ss->now = now;
     for (uint32_t i = 0; i < ss->streams.n && ss->holes; i++) {
-        fh_mold_stream_t *s = &ss->streams.v[i];
+        fh_stream_t *s = &ss->streams.v[i];
         if (s->hole_since && !s->snap && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns))
             holes_give_up(ss, s, now == UINT64_MAX);
     }
@@ -436,14 +436,14 @@ void fh_session_expire(fh_session_t *ss, uint64_t now)
 
 /* ------------------------------------------------------- snapshot recovery */
 
-void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s)
+void fh_session_snapshot_wait(fh_session_t *ss, fh_stream_t *s)
 {
     s->snap = FH_SNAP_WANTED;
     s->snap_tried = 1;
     hole_open(ss, s);                               /* off the in-sequence path: every packet is held */
 }
 
-uint64_t fh_session_held_end(const fh_session_t *ss, const fh_mold_stream_t *s)
+uint64_t fh_session_held_end(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t end = 0;
     for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next) {
@@ -453,7 +453,7 @@ uint64_t fh_session_held_end(const fh_session_t *ss, const fh_mold_stream_t *s)
     return end;
 }
 
-void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok)
+void fh_session_snapshot_done(fh_session_t *ss, fh_stream_t *s, uint64_t seq, int ok)
 {
     s->snap = FH_SNAP_NONE;
     if (!ok) {
@@ -498,7 +498,7 @@ void fh_session_check_silence(fh_session_t *ss, uint64_t now)
     ss->next_silence_check = now + 100000000ull;
     if (!ss->silence_ns) return;
     for (uint32_t i = 0; i < ss->streams.n; i++) {
-        fh_mold_stream_t *s = &ss->streams.v[i];
+        fh_stream_t *s = &ss->streams.v[i];
         if (!s->last_rx || s->ended || s->silent || now - s->last_rx <= ss->silence_ns) continue;
         s->silent = 1;
         ss->st->silences++;
@@ -506,7 +506,7 @@ void fh_session_check_silence(fh_session_t *ss, uint64_t now)
     }
 }
 
-void fh_session_alive(fh_session_t *ss, fh_mold_stream_t *s)
+void fh_session_alive(fh_session_t *ss, fh_stream_t *s)
 {
     s->silent = 0;
     ss->hooks.silent(ss->hooks.ctx, s, 0);

@@ -22,7 +22,7 @@
  * busiest feed lost on both lines, while the stream itself went on. */
 #define FH_SEQ_IMPLAUSIBLE  (1ull << 24)
 
-typedef struct fh_mold_stream {
+typedef struct fh_stream {
     uint64_t next_seq;                      /* next sequence number expected */
     uint64_t hole_since;                    /* 0 = no hole; else the receive time the oldest open hole (the
                                              * one at next_seq) was first missed: its window runs from here */
@@ -45,7 +45,7 @@ typedef struct fh_mold_stream {
     uint64_t snap_after;                    /* no snapshot asked before this receive time (after a failure) */
     uint8_t  proto;                         /* FH_PROTO_MOLD or FH_PROTO_PITCH */
     uint8_t  unit;                          /* PITCH: Hdr Unit */
-    uint8_t  venue;                         /* index in the run's venue table (fh_replay_set_venue) */
+    uint8_t  venue;                         /* index in the run's venue table (fh_lane_set_venue) */
     uint8_t  _pad1;
     uint32_t pitch_secs;                    /* PITCH: seconds of the unit's last Time message */
     /* Per-hole windows (session.c).  A held packet's receive time is when the
@@ -65,14 +65,14 @@ typedef struct fh_mold_stream {
                                              * or done): what is missing below it was sent before the input
                                              * began -- applied if the other line brings it within the
                                              * window, never a gap */
-} fh_mold_stream_t;
+} fh_stream_t;
 
 #define FH_LOST_RANGES 4u
 
 /* Copy [seq, seq + count) of stream s, all of it behind next_seq: 1 if any of
  * it lies in a range given up as a gap (so it was never applied), 0 if it
  * was applied (a true duplicate).  Called only when seq < s->lost_top. */
-FH_INLINE int fh_session_was_lost(const fh_mold_stream_t *s, uint64_t seq, uint32_t count)
+FH_INLINE int fh_session_was_lost(const fh_stream_t *s, uint64_t seq, uint32_t count)
 {
     const uint64_t end = seq + count;
     for (uint32_t i = 0; i < FH_LOST_RANGES; i++)
@@ -105,7 +105,7 @@ FH_INLINE void fh_pitch_stream_key(uint8_t key[FH_MOLD_SESSION_LEN], uint8_t uni
 #define FH_SNAP_ASKED  2u                   /* the request is posted */
 
 typedef struct fh_mold_table {
-    fh_mold_stream_t *v;                    /* preallocated at start-up */
+    fh_stream_t *v;                    /* preallocated at start-up */
     uint32_t n, cap;
     uint32_t last;                          /* index of the last hit: packets come in runs */
 } fh_mold_table_t;
@@ -127,16 +127,16 @@ typedef struct fh_session_hooks {
     /* Apply a datagram's blocks in sequence (from `seq`, what the stream has
      * applied already is skipped and counted duplicate), received at rx_ts;
      * returns 1 when the whole datagram was a duplicate, else 0. */
-    int  (*apply)(void *ctx, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+    int  (*apply)(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
                   uint64_t rx_ts);
     /* Stream s lost `missing` messages for good. */
-    void (*gap)(void *ctx, fh_mold_stream_t *s, uint64_t missing);
+    void (*gap)(void *ctx, fh_stream_t *s, uint64_t missing);
     /* Stream s went quiet (on = 1) or spoke again (on = 0). */
-    void (*silent)(void *ctx, fh_mold_stream_t *s, int on);
+    void (*silent)(void *ctx, fh_stream_t *s, int on);
     /* Stream s waits for a snapshot (s->snap != FH_SNAP_NONE): ask for it.  A
      * blocking pipeline gets and applies it (fh_session_snapshot_done) before
      * returning; a live one returns at once and applies it later. */
-    void (*snapshot)(void *ctx, fh_mold_stream_t *s);
+    void (*snapshot)(void *ctx, fh_stream_t *s);
     void *ctx;
 } fh_session_hooks_t;
 
@@ -166,10 +166,10 @@ void fh_session_free(fh_session_t *ss);
 /* The stream for (port, session), created on first sight; NULL when the table
  * is full (the caller counts it and decodes the packet unsequenced).  *fresh
  * is incremented when it was created. */
-FH_INLINE fh_mold_stream_t *fh_mold_lookup(fh_mold_table_t *t, uint16_t port, const uint8_t *session,
+FH_INLINE fh_stream_t *fh_mold_lookup(fh_mold_table_t *t, uint16_t port, const uint8_t *session,
                                            uint64_t first_seq, uint64_t *fresh)
 {
-    fh_mold_stream_t *s = &t->v[t->last];
+    fh_stream_t *s = &t->v[t->last];
     if (FH_LIKELY(t->n && s->port == port && memcmp(s->session, session, FH_MOLD_SESSION_LEN) == 0))
         return s;
     for (uint32_t i = 0; i < t->n; i++) {
@@ -192,7 +192,7 @@ FH_INLINE fh_mold_stream_t *fh_mold_lookup(fh_mold_table_t *t, uint16_t port, co
 
 /* The hot-path test: a data packet starting at seq can be applied now
  * (in sequence, or a copy of what was applied) with no hole in the way. */
-FH_INLINE int fh_session_in_sequence(const fh_mold_stream_t *s, uint64_t seq)
+FH_INLINE int fh_session_in_sequence(const fh_stream_t *s, uint64_t seq)
 {
     return !s->hole_since && seq <= s->next_seq;
 }
@@ -215,9 +215,9 @@ FH_INLINE uint64_t fh_session_clock(fh_session_t *ss, uint64_t rx_ts)
  * them (fh_pitch_stream_key(0)), so a change of unit is not a new session. */
 void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key);
 void fh_session_check_silence(fh_session_t *ss, uint64_t now);
-void fh_session_alive(fh_session_t *ss, fh_mold_stream_t *s);
+void fh_session_alive(fh_session_t *ss, fh_stream_t *s);
 FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key,
-                                    fh_mold_stream_t *s, uint64_t rx_ts)
+                                    fh_stream_t *s, uint64_t rx_ts)
 {
     /* Which session this line carries: the common case is the last line again. */
     const uint32_t g = ss->group_last;
@@ -235,12 +235,12 @@ FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, co
 /* Cold paths of A/B arbitration: a data packet past the next expected
  * sequence or behind an open hole; a heartbeat or end of session announcing
  * `seq` (the next sequence) when it is ahead or a hole is open. */
-void fh_session_packet(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
+void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
                        uint32_t count);
-void fh_session_heartbeat(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq);
+void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq);
 /* A reply to a re-request for stream s (n bytes as received): applied if it is
  * for s and starts at or before its hole; 1 when applied. */
-int  fh_session_rr_reply(fh_session_t *ss, fh_mold_stream_t *s, const uint8_t *p, size_t n);
+int  fh_session_rr_reply(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, size_t n);
 /* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
 void fh_session_expire(fh_session_t *ss, uint64_t now);
 
@@ -249,16 +249,16 @@ void fh_session_expire(fh_session_t *ss, uint64_t now);
  * snapshot came (ok: the books hold everything before `seq`; held packets
  * wholly below it are dropped as contained, the rest applied in order) or
  * will not (the hole is given up as without one: gap counted, books flagged). */
-void fh_session_snapshot_wait(fh_session_t *ss, fh_mold_stream_t *s);
-void fh_session_snapshot_done(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq, int ok);
+void fh_session_snapshot_wait(fh_session_t *ss, fh_stream_t *s);
+void fh_session_snapshot_done(fh_session_t *ss, fh_stream_t *s, uint64_t seq, int ok);
 /* The sequence just past the highest packet s holds (0 if none). */
-uint64_t fh_session_held_end(const fh_session_t *ss, const fh_mold_stream_t *s);
+uint64_t fh_session_held_end(const fh_session_t *ss, const fh_stream_t *s);
 
 /* A new stream whose first packet (or heartbeat) says `seq0` > 1: the input
  * began mid-session, or the first packets were lost on this line.  The
  * messages before seq0 are waited for like a hole (the other line may bring
  * them within the window) but never counted as a gap when they do not come. */
-void fh_session_start(fh_session_t *ss, fh_mold_stream_t *s, uint64_t seq0);
+void fh_session_start(fh_session_t *ss, fh_stream_t *s, uint64_t seq0);
 
 /* Every stream has seen its end of session. */
 int  fh_session_all_ended(const fh_session_t *ss);

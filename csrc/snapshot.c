@@ -23,7 +23,7 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int fh_replay_set_snapshot(fh_replay_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen)
+int fh_lane_set_snapshot(fh_lane_t *r, int all, int blocking, uint32_t timeout_ms, char *err, size_t errlen)
 {
     if (r->mode == FH_MODE_DECODE) {
         fh_errf(err, errlen, "snapshot recovery needs books: not in decode-only mode");
@@ -51,12 +51,12 @@ uint64_t fh_snapshot_max_bytes(uint32_t max_orders, uint32_t max_instruments)
            FH_SNAP_SLACK_BYTES;
 }
 
-uint64_t fh_replay_snapshot_limit(const fh_replay_t *r)
+uint64_t fh_lane_snapshot_limit(const fh_lane_t *r)
 {
     return r->snap.max_bytes;
 }
 
-uint64_t fh_replay_snapshot_deadline_ns(const fh_replay_t *r, uint32_t ticket)
+uint64_t fh_lane_snapshot_deadline_ns(const fh_lane_t *r, uint32_t ticket)
 {
     /* t0 is written before the ticket is released, and not again until the
      * request is answered. */
@@ -64,7 +64,7 @@ uint64_t fh_replay_snapshot_deadline_ns(const fh_replay_t *r, uint32_t ticket)
     return r->snap.t0 + r->snap.timeout_ns;
 }
 
-int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port)
+int fh_lane_line_snapshot(fh_lane_t *r, uint32_t group, uint16_t port)
 {
     for (uint32_t i = 0; i < r->n_lines; i++) {
         if (r->lines[i].group == group && r->lines[i].port == port) {
@@ -75,7 +75,7 @@ int fh_replay_line_snapshot(fh_replay_t *r, uint32_t group, uint16_t port)
     return -1;
 }
 
-uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
+uint32_t fh_lane_snapshot_request(fh_lane_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
                                     uint64_t *next_seq)
 {
     const uint32_t t = __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE);
@@ -89,13 +89,13 @@ uint32_t fh_replay_snapshot_request(fh_replay_t *r, uint32_t *group, uint16_t *p
 
 /* Each request is answered once, by the poster or by the lane giving up on
  * it: whoever moves `claimed` from ticket - 1 to ticket. */
-static int snap_claim(fh_replay_t *r, uint32_t ticket)
+static int snap_claim(fh_lane_t *r, uint32_t ticket)
 {
     uint32_t want = ticket - 1;
     return __atomic_compare_exchange_n(&r->snap.claimed, &want, ticket, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
+int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
                             int failed)
 {
     if (!ticket || ticket != __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE)) return -1;
@@ -119,7 +119,7 @@ int fh_replay_snapshot_post(fh_replay_t *r, uint32_t ticket, const uint8_t *bloc
     return 0;
 }
 
-static void snap_event(fh_replay_t *r, uint8_t what, uint64_t q1, uint64_t q2)
+static void snap_event(fh_lane_t *r, uint8_t what, uint64_t q1, uint64_t q2)
 {
     if (!r->book.publish) return;
     r->book.now = 0;
@@ -130,7 +130,7 @@ static void snap_event(fh_replay_t *r, uint8_t what, uint64_t q1, uint64_t q2)
 }
 
 /* Post the request of stream s (the mailbox holds one). */
-static void snap_ask(fh_replay_t *r, fh_mold_stream_t *s)
+static void snap_ask(fh_lane_t *r, fh_stream_t *s)
 {
     r->snap.stream = (uint32_t)(s - r->sess.streams.v);
     r->snap.port = s->port;
@@ -163,9 +163,9 @@ static int snap_check(const uint8_t *p, size_t len, uint64_t *n)
 }
 
 /* Apply the posted answer to the stream it was asked for. */
-static void snap_apply(fh_replay_t *r)
+static void snap_apply(fh_lane_t *r)
 {
-    fh_mold_stream_t *s = &r->sess.streams.v[r->snap.stream];
+    fh_stream_t *s = &r->sess.streams.v[r->snap.stream];
     const uint64_t seq = r->snap.seq;
     const uint8_t *p = r->snap.buf;
     const size_t len = r->snap.len;
@@ -235,7 +235,7 @@ static void snap_apply(fh_replay_t *r)
 }
 
 /* The next stream waiting whose request is not posted: asked now. */
-static void snap_next(fh_replay_t *r)
+static void snap_next(fh_lane_t *r)
 {
     if (r->snap.asked) return;
     for (uint32_t i = 0; i < r->sess.streams.n; i++) {
@@ -246,7 +246,7 @@ static void snap_next(fh_replay_t *r)
 /* Give up on the outstanding request (no answer in time, the replay stopped,
  * the input ended): unless the poster claimed it first, it is a failure and a
  * late answer is refused.  Then applied either way. */
-static void snap_give_up(fh_replay_t *r)
+static void snap_give_up(fh_lane_t *r)
 {
     const uint32_t t = r->snap.ticket;
     if (snap_claim(r, t)) {
@@ -263,13 +263,13 @@ static void snap_give_up(fh_replay_t *r)
 
 /* The fetcher answers by t0 + timeout_ns (it is given that deadline); the
  * lane gives up on its own a grace later, for a fetcher that is stuck. */
-static uint64_t snap_give_up_at(const fh_replay_t *r)
+static uint64_t snap_give_up_at(const fh_lane_t *r)
 {
     return r->snap.t0 + r->snap.timeout_ns + (uint64_t)FH_SNAP_GRACE_MS * 1000000ull;
 }
 
 /* A blocking wait for the answer (a file replay: the file can wait). */
-static void snap_wait(fh_replay_t *r)
+static void snap_wait(fh_lane_t *r)
 {
     const uint64_t deadline = snap_give_up_at(r);
     const uint32_t t = r->snap.ticket;
@@ -281,9 +281,9 @@ static void snap_wait(fh_replay_t *r)
     snap_apply(r);
 }
 
-void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s)
+void fh_snapshot_hook(void *ctx, fh_stream_t *s)
 {
-    fh_replay_t *r = ctx;
+    fh_lane_t *r = ctx;
     if (r->mode == FH_MODE_DECODE || r->snap.finishing) {
         /* The input is over (a hole given up at the end): no snapshot can come. */
         r->st.snapshot_failures++;
@@ -299,7 +299,7 @@ void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s)
     }
 }
 
-void fh_snapshot_poll(fh_replay_t *r)
+void fh_snapshot_poll(fh_lane_t *r)
 {
     if (r->snap.blocking) return;
     if (r->snap.asked && __atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
@@ -307,7 +307,7 @@ void fh_snapshot_poll(fh_replay_t *r)
     snap_next(r);
 }
 
-void fh_snapshot_finish(fh_replay_t *r)
+void fh_snapshot_finish(fh_lane_t *r)
 {
     /* Streams still waiting get no snapshot now: given up as without one. */
     r->snap.finishing = 1;
@@ -316,7 +316,7 @@ void fh_snapshot_finish(fh_replay_t *r)
         else snap_give_up(r);
     }
     for (uint32_t i = 0; i < r->sess.streams.n; i++) {
-        fh_mold_stream_t *s = &r->sess.streams.v[i];
+        fh_stream_t *s = &r->sess.streams.v[i];
         if (s->snap) {
             r->st.snapshot_failures++;
             fh_session_snapshot_done(&r->sess, s, 0, 0);

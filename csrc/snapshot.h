@@ -9,10 +9,10 @@
 
 /* The session layer's snapshot hook: stream s waits for a snapshot (ctx is the
  * lane).  A blocking replay fetches and applies it before returning. */
-void fh_snapshot_hook(void *ctx, fh_mold_stream_t *s);
+void fh_snapshot_hook(void *ctx, fh_stream_t *s);
 /* A live lane: apply a posted answer, or give up one past its deadline. */
-void fh_snapshot_poll(fh_replay_t *r);
+void fh_snapshot_poll(fh_lane_t *r);
 /* The end of the input: a request still open is answered or given up. */
-void fh_snapshot_finish(fh_replay_t *r);
+void fh_snapshot_finish(fh_lane_t *r);
 
 #endif

@@ -46,11 +46,11 @@ typedef struct fh_src {
  * decoded and counted; err says where), -1 when nothing could be decoded (bad
  * header).  With eof == 0 a record running past len is left for the next
  * buffer, unless it could never fit one of `cap` bytes (corrupt). */
-int fh_src_pcap_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
+int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
                      size_t *used, char *err, size_t errlen);
-int fh_src_pcapng_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
+int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
                        size_t *used, char *err, size_t errlen);
-int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
+int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
                         size_t *used, char *err, size_t errlen);
 /* Format detection for a file that is none of the capture formats: the first
  * record must be a whole, known ITCH message of exactly its type's length. */

@@ -12,7 +12,7 @@ int fh_src_binfile_plausible(const uint8_t *buf, size_t len)
     return l != 0 && (size_t)l + 2 <= len && fh_itch_len_table[buf[2]] == l;
 }
 
-int fh_src_binfile_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
+int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
                         size_t *used, char *err, size_t errlen)
 {
     (void)cap;                      /* a record is at most 65 537 bytes: any buffer holds one */

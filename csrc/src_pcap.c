@@ -19,7 +19,7 @@
 FH_INLINE uint32_t rd32(const uint8_t *p, int swap) { uint32_t v = fh_le32(p); return swap ? __builtin_bswap32(v) : v; }
 FH_INLINE uint16_t rd16(const uint8_t *p, int swap) { uint16_t v = fh_le16(p); return swap ? __builtin_bswap16(v) : v; }
 
-int fh_src_pcap_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
+int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
                      size_t *used, char *err, size_t errlen)
 {
     (void)cap;                      /* a record is at most FH_MAX_FRAME + 16 bytes: any buffer holds one */
@@ -144,7 +144,7 @@ static void idb_options(fh_pcapng_if_t *ifc, const uint8_t *o, size_t n, int swa
     }
 }
 
-int fh_src_pcapng_walk(fh_src_t *src, fh_replay_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
+int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
                        size_t *used, char *err, size_t errlen)
 {
     fh_pcapng_if_t *ifs = src->ifs;

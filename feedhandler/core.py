@@ -105,7 +105,7 @@ MSG_LENGTHS = {t: lib.fh_itch_msg_len(ord(t)) for t in _BODY_MEMBER}
 
 
 def msg_to_dict(m) -> dict:
-    """A decoded ``fh_itch_msg_t`` as a dict named like the C struct fields."""
+    """A decoded ``fh_book_op_t`` as a dict named like the C struct fields."""
     t = chr(m.type)
     body = getattr(m.u, _BODY_MEMBER[t])
     d = {"type": t, "stock_locate": m.stock_locate, "tracking_number": m.tracking_number,
@@ -123,7 +123,7 @@ def msg_to_dict(m) -> dict:
 
 def decode_message(data: bytes) -> dict:
     """Decode one ITCH 5.0 message (type byte first, exact length) with the C decoder."""
-    m = ffi.new("fh_itch_msg_t *")
+    m = ffi.new("fh_book_op_t *")
     rc = lib.fh_itch_decode(data, len(data), m)
     if rc == lib.FH_DECODE_UNKNOWN_TYPE:
         raise ValueError("unknown ITCH message type %r" % data[:1])
@@ -211,7 +211,7 @@ def decode_frame(frame: bytes, cap: int = 1024):
 
     Returns ``(messages, stats)``: a list of dicts (see :func:`msg_to_dict`) and
     the stats dict of what was counted (errors by reason included)."""
-    out = ffi.new("fh_itch_msg_t[]", cap)
+    out = ffi.new("fh_book_op_t[]", cap)
     st = ffi.new("fh_stats_t *")
     n = lib.fh_decode_frame(frame, len(frame), out, cap, st)
     return [msg_to_dict(out[i]) for i in range(n)], stats_to_dict(st)

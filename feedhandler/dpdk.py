@@ -116,7 +116,7 @@ class DpdkRun:
         self.replay = Replay.on_backend(self.m, config, live=True)
         if self.queues > 1:
             for lane in self.replay.handles:
-                lib.fh_replay_own_all(lane)
+                lib.fh_lane_own_all(lane)
         self.ours = [ffi.new("fh_dpdk_stats_t *") for _ in range(self.queues)]
         self._rc: List[Optional[int]] = [None] * self.queues
 

@@ -83,7 +83,7 @@ def _histogram(replay: "Replay", name: str) -> dict:
     per_core: List[dict] = []
     for lane in replay.handles:
         h = f.new("fh_hist_t *")
-        if l.fh_replay_latency(lane, _INDEX[name], h) != 0:
+        if l.fh_lane_latency(lane, _INDEX[name], h) != 0:
             raise ReplayError("latency was not enabled for this replay (ReplayConfig.latency)")
         per_core.append(summary(f, l, h))
         l.fh_hist_merge(merged, h)

@@ -2,12 +2,12 @@
 
 A lane whose stream waits for a snapshot (late join, or a gap neither line nor
 the re-request server could fill) posts a request in its C mailbox
-(``fh_replay_snapshot_request``).  This thread polls the lanes' mailboxes, fetches
+(``fh_lane_snapshot_request``).  This thread polls the lanes' mailboxes, fetches
 the snapshot from the stream's GLIMPSE server over SoupBinTCP
 (:func:`feedhandler.glimpse.fetch_snapshot`), retrying until the request's one
-deadline (``fh_replay_snapshot_deadline_ns``: connect, login, every retry and the
-receiving all fit in it), and posts the messages back (``fh_replay_snapshot_post``),
-or a failure.  A snapshot may be at most the lane's ``fh_replay_snapshot_limit``
+deadline (``fh_lane_snapshot_deadline_ns``: connect, login, every retry and the
+receiving all fit in it), and posts the messages back (``fh_lane_snapshot_post``),
+or a failure.  A snapshot may be at most the lane's ``fh_lane_snapshot_limit``
 bytes (derived from its capacities).  The lane checks the snapshot whole before
 applying any of it (csrc/snapshot.c).
 
@@ -26,7 +26,7 @@ RETRY_REASONS = ("refused", "timeout", "closed", "connect")
 
 
 class SnapshotService:
-    """Polls ``lanes`` (C ``fh_replay_t *``) and answers their snapshot requests.
+    """Polls ``lanes`` (C ``fh_lane_t *``) and answers their snapshot requests.
 
     ``endpoint_for(group, port)`` gives the GLIMPSE server of a stream first seen on
     multicast group ``group`` (host-order int) and UDP port ``port`` (None: no server:
@@ -67,7 +67,7 @@ class SnapshotService:
         while not self._stop.is_set():
             busy = False
             for lane in self._lanes:
-                ticket = lib.fh_replay_snapshot_request(lane, group, port, session, seq)
+                ticket = lib.fh_lane_snapshot_request(lane, group, port, session, seq)
                 if ticket:
                     busy = True
                     self._answer(lane, ticket, int(group[0]), int(port[0]), bytes(ffi.buffer(session, 10)),
@@ -84,9 +84,9 @@ class SnapshotService:
         t0 = time.monotonic()
         # One deadline for the whole recovery, the lane's own (CLOCK_MONOTONIC,
         # as time.monotonic): it gives up on its own only a grace after it.
-        end_ns = int(self._lib.fh_replay_snapshot_deadline_ns(lane, ticket))
+        end_ns = int(self._lib.fh_lane_snapshot_deadline_ns(lane, ticket))
         end = end_ns / 1e9 if end_ns else t0 + self.deadline
-        limit = int(self._lib.fh_replay_snapshot_limit(lane)) or None
+        limit = int(self._lib.fh_lane_snapshot_limit(lane)) or None
         snap = None
         if endpoint is None:
             entry["reason"] = "no_server"
@@ -125,9 +125,9 @@ class SnapshotService:
             self.errors[entry["reason"]] = self.errors.get(entry["reason"], 0) + 1
         self.log.append(entry)
         if snap is not None:
-            self._lib.fh_replay_snapshot_post(lane, ticket, snap.blocks, len(snap.blocks), snap.sequence, 0)
+            self._lib.fh_lane_snapshot_post(lane, ticket, snap.blocks, len(snap.blocks), snap.sequence, 0)
         else:
-            self._lib.fh_replay_snapshot_post(lane, ticket, self._ffi.NULL, 0, 0, 1)
+            self._lib.fh_lane_snapshot_post(lane, ticket, self._ffi.NULL, 0, 0, 1)
 
     def stop(self) -> None:
         """Stop polling (a fetch under way ends within its timeout and deadline) and join."""

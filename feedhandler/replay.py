@@ -392,40 +392,40 @@ class Replay:
         ffi, lib_, config = self._ffi, self._lib, self.config
         n_lanes = config.lanes
         self._name = ffi.new("char[]", config.shm.encode()) if config.shm else ffi.NULL
-        cfg = ffi.new("fh_replay_cfg_t *", {
+        cfg = ffi.new("fh_lane_cfg_t *", {
             "max_streams": config.max_streams, "mode": MODES[config.mode], "max_orders": config.max_orders,
             "max_instruments": config.max_instruments, "max_levels": config.max_levels, "depth": config.depth,
             "ring_events": config.ring_events, "shm_mode": config.shm_mode, "gap_window_us": config.gap_window_us,
             "gap_buffer": config.gap_buffer, "lanes": n_lanes, "silence_ms": config.silence_ms,
             "speed": config.speed, "shm_name": self._name})
         err = ffi.new("char[]", ERR_LEN)
-        ptr = lib_.fh_replay_new(cfg, err, len(err))
+        ptr = lib_.fh_lane_new(cfg, err, len(err))
         if ptr == ffi.NULL:
             # The C core starts every refusal of the name itself with the
             # object's path (csrc/shm.h, fh_shm_create).
             refused = config.shm and c_message(ffi, err).startswith("/dev/shm/%s " % config.shm)
             raise c_error(ShmNameError if refused else ReplayError, ffi, err)
-        self._lanes.append(ffi.gc(ptr, lib_.fh_replay_free))
+        self._lanes.append(ffi.gc(ptr, lib_.fh_lane_free))
         self._r = self._lanes[0]
         for lane in range(1, n_lanes):
-            p = lib_.fh_replay_new_lane(self._lanes[0], lane, err, len(err))
+            p = lib_.fh_lane_new_peer(self._lanes[0], lane, err, len(err))
             if p == ffi.NULL:
                 raise c_error(ReplayError, ffi, err)
-            self._lanes.append(ffi.gc(p, lib_.fh_replay_free))
+            self._lanes.append(ffi.gc(p, lib_.fh_lane_free))
         if config.latency:
             for r in self._lanes:
-                if lib_.fh_replay_enable_latency(r, config.latency, err, len(err)) != 0:
+                if lib_.fh_lane_enable_latency(r, config.latency, err, len(err)) != 0:
                     raise c_error(ReplayError, ffi, err)
         rr_ip, rr_port = self._server(config.rerequest)
         for r in self._lanes:
-            if lib_.fh_replay_set_rerequest(r, rr_ip, rr_port, config.rerequest_timeout_ms, err, len(err)) != 0:
+            if lib_.fh_lane_set_rerequest(r, rr_ip, rr_port, config.rerequest_timeout_ms, err, len(err)) != 0:
                 raise c_error(ReplayError, ffi, err)
         from .config import venues_of
         if self.channels:
             venues = venues_of(self.channels)
             for r in self._lanes:
                 for i, (vname, vproto) in enumerate(venues):
-                    if lib_.fh_replay_set_venue(r, i, vname.encode(), int(vproto == "pitch")) != 0:
+                    if lib_.fh_lane_set_venue(r, i, vname.encode(), int(vproto == "pitch")) != 0:
                         raise ReplayError("venue %r: at most 8 venues, 4 of them PITCH" % vname)
             venue_index = {v: i for i, v in enumerate(venues)}
         # A run holding several venues keeps their consolidated BBO: from the
@@ -433,7 +433,7 @@ class Replay:
         # streams of a second venue appear (1), so one venue costs nothing.
         consolidate = 1 if not self.channels else (2 if len({ch.venue_name() for ch in self.channels}) > 1 else 0)
         for r in self._lanes:
-            if lib_.fh_replay_set_consolidate(r, consolidate, err, len(err)) != 0:
+            if lib_.fh_lane_set_consolidate(r, consolidate, err, len(err)) != 0:
                 raise c_error(ReplayError, ffi, err)
         n_added = 0
         for ch in self.channels:
@@ -443,17 +443,17 @@ class Replay:
             for host, port in ch.lines():
                 group = self._ip(host, "channel %r line" % ch.name)
                 for r in self._lanes:
-                    if lib_.fh_replay_add_line(r, group, port, lane, ch_ip, ch_port) != 0:
+                    if lib_.fh_lane_add_line(r, group, port, lane, ch_ip, ch_port) != 0:
                         raise ReplayError("too many channel lines (at most 64), or no socket for re-requests")
-                    if lib_.fh_replay_set_line_proto(r, n_added, int(ch.protocol == "pitch"), vi) != 0:
+                    if lib_.fh_lane_set_line_proto(r, n_added, int(ch.protocol == "pitch"), vi) != 0:
                         raise ReplayError("channel %r: bad protocol/venue" % ch.name)
-                    if ch.snapshot and lib_.fh_replay_line_snapshot(r, group, port) != 0:
+                    if ch.snapshot and lib_.fh_lane_line_snapshot(r, group, port) != 0:
                         raise ReplayError("channel %r: no line %s:%d for its snapshot server" % (ch.name, host, port))
                 n_added += 1
         self._snapshots = None
         if config.snapshot or any(ch.snapshot for ch in self.channels):
             for r in self._lanes:
-                if lib_.fh_replay_set_snapshot(r, int(config.snapshot is not None), int(self._snapshot_blocking),
+                if lib_.fh_lane_set_snapshot(r, int(config.snapshot is not None), int(self._snapshot_blocking),
                                                config.snapshot_timeout_ms, err, len(err)) != 0:
                     raise c_error(ReplayError, ffi, err)
             by_line = {}
@@ -461,7 +461,7 @@ class Replay:
                 for host, port in ch.lines():
                     by_line[(self._ip(host, "channel %r line" % ch.name), port)] = ch.snapshot or config.snapshot
             from .recovery import SnapshotService
-            # One deadline per recovery (the lane's, fh_replay_snapshot_deadline_ns): the
+            # One deadline per recovery (the lane's, fh_lane_snapshot_deadline_ns): the
             # service retries within it; the size bound is the lane's (its capacities).
             total = (config.snapshot_timeout_ms or 5000) / 1000.0
             self._snapshots = SnapshotService(ffi, lib_, self._lanes, lambda group, port: by_line.get((group, port), config.snapshot),
@@ -541,7 +541,7 @@ class Replay:
 
     @property
     def handles(self) -> Tuple[Any, ...]:
-        """The C ``fh_replay_t *`` of every lane, lane 0 first (valid until :meth:`close`)."""
+        """The C ``fh_lane_t *`` of every lane, lane 0 first (valid until :meth:`close`)."""
         return tuple(self._live())
 
     def pin_lane(self, lane: int) -> None:
@@ -562,7 +562,7 @@ class Replay:
 
         def lane_work(i: int) -> None:
             self.pin_lane(i)
-            rcs[i] = self._lib.fh_replay_file(lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
+            rcs[i] = self._lib.fh_lane_replay_file(lanes[i], path_b, fmts[i], errs[i], len(errs[i]))
 
         def work() -> None:
             if n == 1:
@@ -579,7 +579,7 @@ class Replay:
         run_with_progress(work, self.progress, label, enabled=progress, on_interrupt=self.stop)
         rc = next((x for x in rcs if x), 0) if None not in rcs else -1
         # The C side saw the first bytes (also of standard input, which Python must not read).
-        comp = _COMPRESSION.get(int(self._lib.fh_replay_input_compression(self._live()[0])))
+        comp = _COMPRESSION.get(int(self._lib.fh_lane_input_compression(self._live()[0])))
         return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=comp == "gzip",
                            ok=rc == 0, error=c_message(self._ffi, errs[0]) if rc != 0 else None,
                            partial=rc == 1, compression=comp)
@@ -590,7 +590,7 @@ class Replay:
         fmt = self._ffi.new("int *")
         rc = 0
         for lane in self._live():
-            rc = self._lib.fh_replay_buffer(lane, data, len(data), fmt, err, len(err))
+            rc = self._lib.fh_lane_buffer(lane, data, len(data), fmt, err, len(err))
         return InputResult(path="<buffer>", format=FORMAT_NAMES.get(fmt[0], "unknown"), gzip=False,
                            ok=rc == 0, error=c_message(self._ffi, err) if rc != 0 else None,
                            partial=rc == 1)
@@ -601,21 +601,21 @@ class Replay:
         handler.  It stays asked: later inputs stop at once, and finishing
         marks the segment ``stopped`` (not ``finished``)."""
         for lane in self._lanes:
-            self._lib.fh_replay_stop(lane)
+            self._lib.fh_lane_stop(lane)
 
     def finish(self) -> None:
         """All inputs done: holes still waiting for the other line are given up
         (counted as gaps), final counters to shared memory, segment marked finished
         (stopped after :meth:`stop`).  Nothing to do once closed."""
         for lane in reversed(self._lanes):
-            self._lib.fh_replay_finish(lane)
+            self._lib.fh_lane_finish(lane)
 
     # ------------------------------------------------------------- results
     def progress(self) -> Tuple[int, int]:
         """(bytes done, bytes in total) of the input being read (total 0: unknown)."""
         done = self._ffi.new("uint64_t *")
         total = self._ffi.new("uint64_t *")
-        self._lib.fh_replay_progress(self._live()[0], done, total)
+        self._lib.fh_lane_progress(self._live()[0], done, total)
         return int(done[0]), int(total[0])
 
     def lane_stats(self) -> List[dict]:
@@ -626,7 +626,7 @@ class Replay:
         out = []
         for lane in self._lanes:
             st = self._ffi.new("fh_stats_t *")
-            self._lib.fh_replay_stats(lane, st)
+            self._lib.fh_lane_stats(lane, st)
             out.append(stats_to_dict(st))
         return out
 
@@ -654,33 +654,33 @@ class Replay:
         shm = self._ffi.new("uint64_t *")
         total_book = 0
         for lane in self._lanes:
-            self._lib.fh_replay_memory(lane, book, shm)
+            self._lib.fh_lane_memory(lane, book, shm)
             total_book += int(book[0])
-        self._lib.fh_replay_memory(self._r, book, shm)
+        self._lib.fh_lane_memory(self._r, book, shm)
         return {"book_bytes": total_book, "shm_bytes": int(shm[0])}
 
     def flags(self, locate: int) -> int:
         """Book flags of an instrument (feedhandler.shm.FLAG_*)."""
         f = 0
         for lane in self._live():
-            f |= int(self._lib.fh_replay_instrument_flags(lane, locate))
+            f |= int(self._lib.fh_lane_instrument_flags(lane, locate))
         return f
 
     def tsc_hz(self) -> int:
         """The TSC frequency the replay calibrated (0: it stamps with clock_gettime)."""
-        return int(self._lib.fh_replay_tsc_hz(self._live()[0]))
+        return int(self._lib.fh_lane_tsc_hz(self._live()[0]))
 
     def venues(self) -> List[str]:
         """The run's venue names by index (0: the ITCH venue, then PITCH venues)."""
         r = self._live()[0]
-        return [self._ffi.string(self._lib.fh_replay_venue_name(r, i)).decode()
-                for i in range(self._lib.fh_replay_n_venues(r))]
+        return [self._ffi.string(self._lib.fh_lane_venue_name(r, i)).decode()
+                for i in range(self._lib.fh_lane_n_venues(r))]
 
     def venues_held(self) -> List[str]:
         """The venues whose instruments the books hold (received any message)."""
         mask = 0
         for lane in self._live():
-            mask |= int(self._lib.fh_replay_venues_held(lane))
+            mask |= int(self._lib.fh_lane_venues_held(lane))
         names = self.venues()
         return [names[i] for i in range(len(names)) if mask >> i & 1]
 
@@ -700,9 +700,9 @@ class Replay:
             fd = path.fileno()                           # type: ignore[union-attr]
         if len(lanes) == 1:
             if fd is not None:
-                rc = self._lib.fh_replay_dump_books_fd(lanes[0], fd, depth, with_venue, err, len(err))
+                rc = self._lib.fh_lane_dump_books_fd(lanes[0], fd, depth, with_venue, err, len(err))
             else:
-                rc = self._lib.fh_replay_dump_books(lanes[0], os.fsencode(path), depth, with_venue, err, len(err))
+                rc = self._lib.fh_lane_dump_books(lanes[0], os.fsencode(path), depth, with_venue, err, len(err))
             if rc != 0:
                 raise c_error(ReplayError, self._ffi, err)
             return
@@ -712,7 +712,7 @@ class Replay:
         with tempfile.TemporaryDirectory() as tmp:
             for i, lane in enumerate(lanes):
                 part = os.path.join(tmp, "lane%d.csv" % i)
-                if self._lib.fh_replay_dump_books(lane, os.fsencode(part), depth, with_venue, err, len(err)) != 0:
+                if self._lib.fh_lane_dump_books(lane, os.fsencode(part), depth, with_venue, err, len(err)) != 0:
                     raise c_error(ReplayError, self._ffi, err)
                 with open(part) as f:
                     header = f.readline()
@@ -733,7 +733,7 @@ class Replay:
         if self.mode != "publish":
             raise ReplayError("mode %r publishes nothing" % self.mode)
         size = self._ffi.new("uint64_t *")
-        base = self._lib.fh_replay_shm(lanes[0], size)
+        base = self._lib.fh_lane_shm(lanes[0], size)
         seg = Segment(self._ffi.buffer(base, size[0]), int(size[0]), owner=self, name=self.shm_name)
         self._segments.add(seg)
         return seg

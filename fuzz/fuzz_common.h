@@ -81,7 +81,7 @@ static void fuzz_check_totals(const fh_stats_t *st)
 
 /* Small capacities: a run takes microseconds and every "full" path is
  * reachable by a short input. */
-static void fuzz_small_cfg(fh_replay_cfg_t *c, uint32_t mode)
+static void fuzz_small_cfg(fh_lane_cfg_t *c, uint32_t mode)
 {
     memset(c, 0, sizeof *c);
     c->mode = mode;
@@ -106,9 +106,9 @@ static uint8_t *fuzz_exact(const uint8_t *p, size_t n)
     return b;
 }
 
-/* At rest (after fh_replay_finish): every hole closed, every held packet
+/* At rest (after fh_lane_finish): every hole closed, every held packet
  * back in the pool, nothing decoded left unapplied, the totals add up. */
-static void fuzz_check_at_rest(fh_replay_t *r)
+static void fuzz_check_at_rest(fh_lane_t *r)
 {
     FUZZ_CHECK(r->sess.holes == 0, "%u holes open after finish", r->sess.holes);
     for (uint32_t i = 0; i < r->sess.streams.n; i++) {
@@ -124,10 +124,10 @@ static void fuzz_check_at_rest(fh_replay_t *r)
 
 /* The segment as a reader sees it: it checks out, every slot and the
  * counters read back consistently, no ring yields more than it holds. */
-static void fuzz_check_segment(fh_replay_t *r, uint32_t lanes)
+static void fuzz_check_segment(fh_lane_t *r, uint32_t lanes)
 {
     uint64_t size = 0;
-    const uint8_t *base = fh_replay_shm(r, &size);
+    const uint8_t *base = fh_lane_shm(r, &size);
     if (!base) return;
     char err[256];
     FUZZ_CHECK(fh_shm_check(base, size, err, sizeof err) == 0, "segment check: %s", err);

@@ -3,7 +3,7 @@
  * frame -> net (Ethernet/VLAN/IPv4/UDP) -> MoldUDP64 or PITCH units (protocol
  * detection, streams, A/B arbitration, holes, gap buffer, silence, session
  * changes) -> ITCH or PITCH decode ->
- * books -> publish, then what fh_replay_finish does (holes given up), then the
+ * books -> publish, then what fh_lane_finish does (holes given up), then the
  * shared-memory segment read back as a reader would.
  *
  * Input:
@@ -36,34 +36,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t mode = opt & 3u;
     if (mode == 3) mode = FH_MODE_PUBLISH;
     const uint32_t lanes = (opt & 8u) ? 2 : 1;
-    fh_replay_cfg_t cfg;
+    fh_lane_cfg_t cfg;
     fuzz_small_cfg(&cfg, mode);
     cfg.lanes = lanes;
     char err[256];
-    fh_replay_t *r[2] = {NULL, NULL};
-    r[0] = fh_replay_new(&cfg, err, sizeof err);
-    FUZZ_CHECK(r[0] != NULL, "fh_replay_new: %s", err);
+    fh_lane_t *r[2] = {NULL, NULL};
+    r[0] = fh_lane_new(&cfg, err, sizeof err);
+    FUZZ_CHECK(r[0] != NULL, "fh_lane_new: %s", err);
     if (lanes == 2) {
-        r[1] = fh_replay_new_lane(r[0], 1, err, sizeof err);
-        FUZZ_CHECK(r[1] != NULL, "fh_replay_new_lane: %s", err);
+        r[1] = fh_lane_new_peer(r[0], 1, err, sizeof err);
+        FUZZ_CHECK(r[1] != NULL, "fh_lane_new_peer: %s", err);
     }
     for (uint32_t l = 0; l < lanes; l++) {
         uint32_t n_lines = 0;
         if (opt & 4u) {
-            FUZZ_CHECK(fh_replay_add_line(r[l], GROUP_A, PORT, 0, 0, 0) == 0, "add_line A");
-            FUZZ_CHECK(fh_replay_add_line(r[l], GROUP_B, PORT, lanes - 1, 0, 0) == 0, "add_line B");
+            FUZZ_CHECK(fh_lane_add_line(r[l], GROUP_A, PORT, 0, 0, 0) == 0, "add_line A");
+            FUZZ_CHECK(fh_lane_add_line(r[l], GROUP_B, PORT, lanes - 1, 0, 0) == 0, "add_line B");
             n_lines = 2;
         }
         if (opt & 32u) {
-            FUZZ_CHECK(fh_replay_set_venue(r[l], 1, "BATS", 1) == 0, "venue");
-            FUZZ_CHECK(fh_replay_add_line(r[l], PITCH_A, PITCH_PORT, lanes - 1, 0, 0) == 0, "add_line PITCH A");
-            FUZZ_CHECK(fh_replay_add_line(r[l], PITCH_B, PITCH_PORT, 0, 0, 0) == 0, "add_line PITCH B");
-            FUZZ_CHECK(fh_replay_set_line_proto(r[l], n_lines, 1, 1) == 0, "line proto");
-            FUZZ_CHECK(fh_replay_set_line_proto(r[l], n_lines + 1, 1, 1) == 0, "line proto");
+            FUZZ_CHECK(fh_lane_set_venue(r[l], 1, "BATS", 1) == 0, "venue");
+            FUZZ_CHECK(fh_lane_add_line(r[l], PITCH_A, PITCH_PORT, lanes - 1, 0, 0) == 0, "add_line PITCH A");
+            FUZZ_CHECK(fh_lane_add_line(r[l], PITCH_B, PITCH_PORT, 0, 0, 0) == 0, "add_line PITCH B");
+            FUZZ_CHECK(fh_lane_set_line_proto(r[l], n_lines, 1, 1) == 0, "line proto");
+            FUZZ_CHECK(fh_lane_set_line_proto(r[l], n_lines + 1, 1, 1) == 0, "line proto");
         }
         if (mode == FH_MODE_PUBLISH)
-            FUZZ_CHECK(fh_replay_set_consolidate(r[l], 1, err, sizeof err) == 0, "consolidate: %s", err);
-        if (opt & 16u) FUZZ_CHECK(fh_replay_enable_latency(r[l], 1, err, sizeof err) == 0, "latency: %s", err);
+            FUZZ_CHECK(fh_lane_set_consolidate(r[l], 1, err, sizeof err) == 0, "consolidate: %s", err);
+        if (opt & 16u) FUZZ_CHECK(fh_lane_enable_latency(r[l], 1, err, sizeof err) == 0, "latency: %s", err);
     }
 
     fh_stats_t prev[2];
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t l = 0; l < lanes; l++) {
             fh_pipe_frame(r[l], f, len, rx);
             fh_stats_t now;
-            fh_replay_stats(r[l], &now);
+            fh_lane_stats(r[l], &now);
             if (getenv("FUZZ_TRACE"))
                 fprintf(stderr, "lane %u frame at %zu (%zu B): next_seq %llu gaps %llu holes %u\n", l, off, len,
                         r[l]->sess.streams.n ? (unsigned long long)r[l]->sess.streams.v[0].next_seq : 0ull,
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t l = 0; l < lanes; l++) {
         if (getenv("FUZZ_TRACE"))
             for (uint32_t i = 0; i < r[l]->sess.streams.n; i++) {
-                const fh_mold_stream_t *s = &r[l]->sess.streams.v[i];
+                const fh_stream_t *s = &r[l]->sess.streams.v[i];
                 fprintf(stderr, "stream %u next %llu hole_since %llu hole_end %llu held:", i,
                         (unsigned long long)s->next_seq, (unsigned long long)s->hole_since,
                         (unsigned long long)s->hole_end);
@@ -114,18 +114,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     r[l]->sess.holes);
     }
     for (uint32_t l = lanes; l-- > 0;) {
-        fh_replay_finish(r[l]);
+        fh_lane_finish(r[l]);
         fh_stats_t now;
-        fh_replay_stats(r[l], &now);
+        fh_lane_stats(r[l], &now);
         fuzz_check_monotonic(&prev[l], &now);
         fuzz_check_at_rest(r[l]);
         if (mode != FH_MODE_DECODE)
-            for (uint32_t loc = 0; loc <= 65; loc++) (void)fh_replay_instrument_flags(r[l], loc);
+            for (uint32_t loc = 0; loc <= 65; loc++) (void)fh_lane_instrument_flags(r[l], loc);
     }
     if (mode == FH_MODE_PUBLISH) fuzz_check_segment(r[0], lanes);
     if (mode != FH_MODE_DECODE)
-        FUZZ_CHECK(fh_replay_dump_books(r[0], "/dev/null", 5, 1, err, sizeof err) == 0, "dump: %s", err);
-    if (r[1]) fh_replay_free(r[1]);
-    fh_replay_free(r[0]);
+        FUZZ_CHECK(fh_lane_dump_books(r[0], "/dev/null", 5, 1, err, sizeof err) == 0, "dump: %s", err);
+    if (r[1]) fh_lane_free(r[1]);
+    fh_lane_free(r[0]);
     return 0;
 }

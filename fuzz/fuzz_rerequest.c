@@ -11,7 +11,7 @@
  *     (0 publish, 1 book, 2 decode, 3 publish).  The rest is the server's
  *     replies, u16 little-endian length + bytes each (the last may be cut),
  *     handed to fh_session_rr_reply as hole_recover does, while the hole is
- *     open; then fh_replay_finish gives up what is left.
+ *     open; then fh_lane_finish gives up what is left.
  * Each reply is copied into its own exact-size heap block (hole_recover reads
  * into a 64 KiB stack buffer, where ASan could not see a read past the reply).
  * Invariants: a reply is either applied or counted foreign, never both; the
@@ -45,11 +45,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (opt & 1u) { server_side(data + 1, size - 1); return 0; }
     uint32_t mode = (opt >> 4) & 3u;
     if (mode == 3) mode = FH_MODE_PUBLISH;
-    fh_replay_cfg_t cfg;
+    fh_lane_cfg_t cfg;
     fuzz_small_cfg(&cfg, mode);
     char err[256];
-    fh_replay_t *r = fh_replay_new(&cfg, err, sizeof err);
-    FUZZ_CHECK(r != NULL, "fh_replay_new: %s", err);
+    fh_lane_t *r = fh_lane_new(&cfg, err, sizeof err);
+    FUZZ_CHECK(r != NULL, "fh_lane_new: %s", err);
 
     static uint8_t f[42 + 20 + 8 * 38];
     const uint64_t rx = 1700000000000000000ull;
@@ -58,11 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t k = 0; k < held; k++) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6 + 2 * k, 1, 100 + k), rx);
     if (!held) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6, 0, 0), rx);
     FUZZ_CHECK(r->sess.streams.n == 1, "%u streams set up", r->sess.streams.n);
-    fh_mold_stream_t *s = &r->sess.streams.v[0];
+    fh_stream_t *s = &r->sess.streams.v[0];
     FUZZ_CHECK(s->hole_since && s->next_seq == 3, "no hole at seq 3 (next %llu)", (unsigned long long)s->next_seq);
 
     fh_stats_t prev, now;
-    fh_replay_stats(r, &prev);
+    fh_lane_stats(r, &prev);
     size_t off = 1;
     while (off < size && s->hole_since) {
         size_t len = 0;
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint64_t next = s->next_seq;
         const int applied = fh_session_rr_reply(&r->sess, s, reply, len);
         free(reply);
-        fh_replay_stats(r, &now);
+        fh_lane_stats(r, &now);
         fuzz_check_monotonic(&prev, &now);
         FUZZ_CHECK(applied == 0 || applied == 1, "fh_session_rr_reply gave %d", applied);
         FUZZ_CHECK(now.errors[FH_ERR_RR_FOREIGN] - prev.errors[FH_ERR_RR_FOREIGN] == (uint64_t)!applied,
@@ -90,11 +90,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         prev = now;
         off += len;
     }
-    fh_replay_finish(r);
-    fh_replay_stats(r, &now);
+    fh_lane_finish(r);
+    fh_lane_stats(r, &now);
     fuzz_check_monotonic(&prev, &now);
     fuzz_check_at_rest(r);
     if (mode == FH_MODE_PUBLISH) fuzz_check_segment(r, 1);
-    fh_replay_free(r);
+    fh_lane_free(r);
     return 0;
 }

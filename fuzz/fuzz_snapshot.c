@@ -18,12 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     const uint8_t opt = data[0];
-    fh_replay_cfg_t cfg;
+    fh_lane_cfg_t cfg;
     fuzz_small_cfg(&cfg, (opt & 1u) ? FH_MODE_BOOK : FH_MODE_PUBLISH);
     char err[256];
-    fh_replay_t *r = fh_replay_new(&cfg, err, sizeof err);
-    FUZZ_CHECK(r != NULL, "fh_replay_new: %s", err);
-    FUZZ_CHECK(fh_replay_set_snapshot(r, 1, 0, 1000, err, sizeof err) == 0, "set_snapshot: %s", err);
+    fh_lane_t *r = fh_lane_new(&cfg, err, sizeof err);
+    FUZZ_CHECK(r != NULL, "fh_lane_new: %s", err);
+    FUZZ_CHECK(fh_lane_set_snapshot(r, 1, 0, 1000, err, sizeof err) == 0, "set_snapshot: %s", err);
 
     /* The server's stream, framed as the client frames it, into blocks. */
     const size_t n = size - 1;
@@ -62,20 +62,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t k = 0; k < live; k++) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6 + 2 * k, 1, 100 + k), rx + 10000000ull * k);
     (void)next;
     fh_stats_t before;
-    fh_replay_stats(r, &before);
+    fh_lane_stats(r, &before);
     uint32_t group;
     uint16_t port;
     uint8_t session[10];
     uint64_t seq;
-    const uint32_t ticket = fh_replay_snapshot_request(r, &group, &port, session, &seq);
+    const uint32_t ticket = fh_lane_snapshot_request(r, &group, &port, session, &seq);
     if (ticket) {
         FUZZ_CHECK(port == FUZZ_PORT && group == FUZZ_GROUP_A && memcmp(session, FUZZ_SESSION, 10) == 0, "request for another stream");
-        FUZZ_CHECK(fh_replay_snapshot_post(r, ticket, exact, blen, eos_seq, !have_eos) == 0, "post refused");
-        FUZZ_CHECK(fh_replay_snapshot_post(r, ticket, exact, blen, eos_seq, 0) == -1, "a second answer taken");
+        FUZZ_CHECK(fh_lane_snapshot_post(r, ticket, exact, blen, eos_seq, !have_eos) == 0, "post refused");
+        FUZZ_CHECK(fh_lane_snapshot_post(r, ticket, exact, blen, eos_seq, 0) == -1, "a second answer taken");
     }
-    fh_replay_finish(r);
+    fh_lane_finish(r);
     fh_stats_t st;
-    fh_replay_stats(r, &st);
+    fh_lane_stats(r, &st);
     if (st.snapshots) {
         FUZZ_CHECK(have_eos && st.snapshot_messages == nblocks, "applied %llu of %llu messages",
                    (unsigned long long)st.snapshot_messages, (unsigned long long)nblocks);
@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_check_at_rest(r);
     fuzz_check_segment(r, 1);
-    fh_replay_free(r);
+    fh_lane_free(r);
     free(exact);
     free(stream);
     return 0;

@@ -11,7 +11,7 @@ BinaryFILE) is replayed in each mode by both builds, alternating run by run
 (so drift of the machine hits both alike), pinned to one core; feedhandler's own
 --stats-json msgs_per_s; medians and every run printed.  For instruction counts
 instead of seconds (deterministic on a shared machine), run the same command
-lines under `valgrind --tool=callgrind` and compare fh_replay_file's inclusive
+lines under `valgrind --tool=callgrind` and compare fh_lane_replay_file's inclusive
 count (docs/performance.md).
 """
 import argparse

@@ -63,7 +63,7 @@ def test_python_tables_come_from_the_core():
 @pytest.mark.parametrize("t", TYPES)
 def test_decoder_takes_exactly_the_spec_length(t):
     n = SPEC[t]
-    m = ffi.new("fh_itch_msg_t *")
+    m = ffi.new("fh_book_op_t *")
     assert lib.fh_itch_decode(message(t, n), n, m) == lib.FH_DECODE_OK and chr(m.type) == t
     # One byte short and one byte long: rejected, whatever the bytes.  The short
     # buffer is exactly that size, so ASan (scripts/test.sh) sees any read past it.
@@ -87,7 +87,7 @@ def test_frame_path_counts_a_block_off_by_one_as_bad_length(t):
 
 
 def test_other_type_bytes_are_unknown():
-    m = ffi.new("fh_itch_msg_t *")
+    m = ffi.new("fh_book_op_t *")
     for b in range(256):
         if chr(b) in SPEC:
             continue

@@ -211,7 +211,7 @@ def test_the_call_check_parses_what_the_core_defines():
     assert {"fh_session_init", "fh_session_packet", "fh_session_expire"} <= defined and not declared
     assert "fh_pipe_sequenced" in functions_of("pipeline.h")[0]           # FH_INLINE in a header
     assert "fh_pipe_create" in functions_of("pipeline.h")[1]
-    assert "fh_replay_new" in functions_of("lane.c")[0]
+    assert "fh_lane_new" in functions_of("lane.c")[0]
 
 
 def _mutant(monkeypatch, rel, extra):
@@ -227,7 +227,7 @@ def _mutant(monkeypatch, rel, extra):
 
 def test_the_call_check_catches_a_prototype_in_a_c_file(monkeypatch):
     """What pipeline.c did before lane.c: declaring snapshot.c's functions itself."""
-    bad = _mutant(monkeypatch, "pipeline.c", "void fh_snapshot_poll(fh_replay_t *r);\n")
+    bad = _mutant(monkeypatch, "pipeline.c", "void fh_snapshot_poll(fh_lane_t *r);\n")
     assert any(b.startswith("pipeline.c declares fh_snapshot_poll()") for b in bad), bad
 
 
@@ -235,10 +235,10 @@ def test_the_call_check_catches_a_call_up_a_layer(monkeypatch):
     """The session layer calling the pipeline, and the pipeline calling PITCH
     decode by name (what the hooks replaced), are both reported."""
     bad = _mutant(monkeypatch, "session.c",
-                  "static void up(fh_replay_t *r) { fh_pipe_poll_slow(r, 0); }\n")
+                  "static void up(fh_lane_t *r) { fh_pipe_poll_slow(r, 0); }\n")
     assert any(b.startswith("session.c (session) uses fh_pipe_poll_slow() of pipeline.c") for b in bad), bad
     bad = _mutant(monkeypatch, "pipeline.c",
-                  "static uint32_t up(fh_replay_t *r) { return fh_pipe_walk_pitch(r, 0, 0, 0, 0, 0); }\n")
+                  "static uint32_t up(fh_lane_t *r) { return fh_pipe_walk_pitch(r, 0, 0, 0, 0, 0); }\n")
     assert any(b.startswith("pipeline.c (pipeline) uses fh_pipe_walk_pitch() of pitch_pipe.c") for b in bad), bad
 
 

@@ -11,12 +11,12 @@ import feedhandler._probe as probe
 
 
 def test_msg_layout():
-    assert ffi.sizeof("fh_itch_msg_t") == 56
-    assert ffi.offsetof("fh_itch_msg_t", "type") == 0
-    assert ffi.offsetof("fh_itch_msg_t", "stock_locate") == 2
-    assert ffi.offsetof("fh_itch_msg_t", "tracking_number") == 4
-    assert ffi.offsetof("fh_itch_msg_t", "timestamp") == 8
-    assert ffi.offsetof("fh_itch_msg_t", "u") == 16
+    assert ffi.sizeof("fh_book_op_t") == 56
+    assert ffi.offsetof("fh_book_op_t", "type") == 0
+    assert ffi.offsetof("fh_book_op_t", "stock_locate") == 2
+    assert ffi.offsetof("fh_book_op_t", "tracking_number") == 4
+    assert ffi.offsetof("fh_book_op_t", "timestamp") == 8
+    assert ffi.offsetof("fh_book_op_t", "u") == 16
     assert ffi.sizeof("fh_itch_A_t") == 32
     assert ffi.sizeof("fh_itch_R_t") == 28
     assert ffi.sizeof("fh_itch_O_t") == 40
@@ -61,9 +61,9 @@ def test_stats_layout():
 
 
 def test_cfg_layouts():
-    assert ffi.sizeof("fh_replay_cfg_t") == 64
-    assert ffi.offsetof("fh_replay_cfg_t", "speed") == 48
-    assert ffi.offsetof("fh_replay_cfg_t", "shm_name") == 56
+    assert ffi.sizeof("fh_lane_cfg_t") == 64
+    assert ffi.offsetof("fh_lane_cfg_t", "speed") == 48
+    assert ffi.offsetof("fh_lane_cfg_t", "shm_name") == 56
     # The generator's config is in its own extension (csrc/gen/gen.c asserts the same).
     assert _gen.ffi.sizeof("fh_gen_cfg_t") == 80
     assert _gen.ffi.offsetof("fh_gen_cfg_t", "rate") == 64

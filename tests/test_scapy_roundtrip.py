@@ -348,12 +348,12 @@ def test_docstring_example_pcap_replays(tmp_path):
     for name, messages, by_type in (("two.pcap", 2, {"A": 1, "E": 1}),
                                     ("all.pcap", 23, {t: 1 for t in TYPES})):
         err = errbuf()
-        r = ffi.gc(lib.fh_replay_new(ffi.new("fh_replay_cfg_t *"), err, len(err)), lib.fh_replay_free)
+        r = ffi.gc(lib.fh_lane_new(ffi.new("fh_lane_cfg_t *"), err, len(err)), lib.fh_lane_free)
         assert r != ffi.NULL, errstr(err)
-        rc = lib.fh_replay_file(r, str(tmp_path / name).encode(), ffi.NULL, err, len(err))
+        rc = lib.fh_lane_replay_file(r, str(tmp_path / name).encode(), ffi.NULL, err, len(err))
         assert rc == 0, errstr(err)
         st = ffi.new("fh_stats_t *")
-        lib.fh_replay_stats(r, st)
+        lib.fh_lane_stats(r, st)
         stats = stats_to_dict(st)
         assert stats["messages"] == messages and stats["by_type"] == by_type
         assert stats["errors"] == {}

@@ -107,7 +107,7 @@ def test_no_torn_snapshot_under_full_speed_writer(name, depth):
     """The C writer rewrites one slot (and pushes one event) as fast as it can
     while a reader process snapshots it: every snapshot is one whole version."""
     r = Replay(shm=name, depth=depth, ring_events=1 << 12, **SMALL)
-    base = lib.fh_replay_shm(r._r, ffi.NULL)
+    base = lib.fh_lane_shm(r._r, ffi.NULL)
     readers = [start_reader(TORN_READER % (name, 7)) for _ in range(2)]
     for p in readers:
         assert p.stdout.readline().strip() == "ready"
@@ -215,7 +215,7 @@ def test_reader_lapped_mid_stream_resynchronises(name):
     r = Replay(shm=name, ring_events=64, **SMALL)
     seg = r.segment()
     seg.seek("now")
-    base = lib.fh_replay_shm(r._r, ffi.NULL)
+    base = lib.fh_lane_shm(r._r, ffi.NULL)
     probe.fh_shm_torture(base, 3, 1, 10)
     ev = seg.events(5)
     assert ev["price1"].tolist() == [1, 2, 3, 4, 5] and seg.lapped == 0
@@ -444,7 +444,7 @@ def test_writer_dead_mid_update_is_reported_not_hung(name):
     after about a second with a clear error, it never hangs or returns garbage."""
     r = replay_sample(name)
     seg = r.segment()
-    base = lib.fh_replay_shm(r._r, ffi.NULL)
+    base = lib.fh_lane_shm(r._r, ffi.NULL)
     hdr = ffi.cast("fh_shm_header_t *", base)
     slot = ffi.cast("fh_shm_slot_t *", base + hdr.slots_offset + 5 * hdr.slot_size)
     slot.seq += 1                                   # odd: "being written", forever

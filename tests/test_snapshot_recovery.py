@@ -389,9 +389,9 @@ def test_fetch_is_logged_before_the_lane_gets_it(late, tmp_path):
             def __getattr__(self, name):
                 return getattr(real, name)
 
-            def fh_replay_snapshot_post(self, *args):
+            def fh_lane_snapshot_post(self, *args):
                 at_post.append([dict(e) for e in svc.log])
-                return real.fh_replay_snapshot_post(*args)
+                return real.fh_lane_snapshot_post(*args)
         svc._lib = Lib()
         assert r.run_file(cutp, progress=False).ok
         r.finish()
@@ -602,7 +602,7 @@ def test_tries_share_one_deadline(late, tmp_path):
         raise SnapshotError("nothing useful within %.1f s" % kw["deadline"], "timeout")
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9", snapshot_timeout_ms=1000)) as r:
         r._snapshots._fetch = slow
-        limit = r._lib.fh_replay_snapshot_limit(r._r)
+        limit = r._lib.fh_lane_snapshot_limit(r._r)
         assert r.run_file(cutp, progress=False).ok
         r.finish()
         r.dump_books(str(tmp_path / "slow.csv"))
@@ -623,7 +623,7 @@ with Replay(mode="book", max_orders=1000, max_levels=4096, max_instruments=64, r
             silence_ms=120000, snapshot=sys.argv[2], snapshot_timeout_ms=30000) as r:
     assert r.run_file(sys.argv[1], progress=False).ok
     r.finish()
-    limit = int(r._lib.fh_replay_snapshot_limit(r._r))
+    limit = int(r._lib.fh_lane_snapshot_limit(r._r))
     log = r.snapshot_log
 st = r.stats()
 print(json.dumps({"limit": limit, "log": log, "failures": st["snapshot_failures"], "snapshots": st["snapshots"],
@@ -691,7 +691,7 @@ def test_snapshot_past_the_limit_is_refused_by_the_lane(late, tmp_path):
     (errors.snapshot_rejected), not copied, nothing applied."""
     path, cutp, at, alone = late
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
-        limit = r._lib.fh_replay_snapshot_limit(r._r)
+        limit = r._lib.fh_lane_snapshot_limit(r._r)
         msg = b"\x00\x0c" + b"S" + bytes(10) + b"O"              # System Event 'O', 12 bytes: valid ITCH
         big = Snapshot(blocks=msg * (limit // len(msg) + 1), sequence=at, messages=limit // len(msg) + 1,
                        session="x")

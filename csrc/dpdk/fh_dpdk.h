@@ -31,9 +31,9 @@ int fh_dpdk_port_info(uint16_t port, fh_dpdk_port_info_t *out);
 int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char *chosen, size_t chosen_len,
                        char *err, size_t errlen);
 /* Busy-poll one RX queue into the replay pipeline of `r` until stopped
- * (fh_replay_stop), `duration_ns` passes (0: no limit) or, when stop_on_eos,
+ * (fh_lane_stop), `duration_ns` passes (0: no limit) or, when stop_on_eos,
  * every stream seen has ended its session.  RX time = the TSC at burst. */
-int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
+int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
                     fh_dpdk_stats_t *ours, char *err, size_t errlen);
 /* Steer UDP datagrams to group:udp_port (host byte order) to RX queue `queue`
  * with an rte_flow rule.  0 when installed, 1 when the device cannot (the

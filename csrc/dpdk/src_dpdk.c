@@ -133,14 +133,14 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
     return 0;
 }
 
-static void nic_counters(fh_replay_t *r, uint16_t port)
+static void nic_counters(fh_lane_t *r, uint16_t port)
 {
     struct rte_eth_stats s;
     if (rte_eth_stats_get(port, &s) != 0) return;
     fh_pipe_nic_counters(r, s.imissed, s.ierrors, s.rx_nombuf);
 }
 
-int fh_dpdk_rx_loop(fh_replay_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
+int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
                     fh_dpdk_stats_t *ours, char *err, size_t errlen)
 {
     if (!eal_ready || port >= FH_MAX_PORTS || !pools[port]) { fh_errf(err, errlen, "port %u is not started", port); return -1; }

@@ -18,7 +18,7 @@
  * k * (i + 1), orders = k ^ i; updates = exch_ts = last_trade_price = k), plus
  * one event per update on lane 0's ring with price1 = k, qty1 = k * 3,
  * qty2 = ~k & INT64_MAX (a reader sees int64 quantities), exch_ts = k.  `base` is a whole segment the core created
- * (fh_replay_shm). */
+ * (fh_lane_shm). */
 void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t iterations);
 
 /* Machine jitter ("hiccups"): spin on the calling thread for duration_ns,
