@@ -69,7 +69,9 @@ def c_sources(subdir=""):
 
 
 def _sources():
-    return c_sources()
+    # The pipeline's stages (csrc/) and the tools built on it (csrc/tools/: CSV
+    # dump, layout checks, GLIMPSE builder, capture index, frame decode).
+    return c_sources() + c_sources("tools")
 
 
 ffibuilder = FFI()

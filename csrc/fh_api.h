@@ -986,7 +986,7 @@ long fh_glimpse_collect(const uint8_t *p, size_t n, uint8_t *out, size_t cap, fh
 
 /* ------------------------------------------------ GLIMPSE snapshot builder
  *
- * A GLIMPSE 5.0 snapshot of a replay's books (csrc/glimpse.c): the ITCH 5.0
+ * A GLIMPSE 5.0 snapshot of a replay's books (csrc/tools/glimpse.c): the ITCH 5.0
  * messages that rebuild them from empty, each as a u16 BE length + message
  * (MoldUDP64 block / BinaryFILE record framing), every timestamp ts_ns (ns
  * since midnight).  For every instrument with a directory, in locate order:

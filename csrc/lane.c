@@ -5,13 +5,13 @@
  * one file that sees them all.  fh_lane_new and fh_lane_new_peer are the
  * public constructors (fh_api.h). */
 #include "pitch_pipe.h"
-#include "snapshot.h"
+#include "recovery.h"
 
 static const fh_pipe_upper_t UPPER = {
     .walk_pitch = fh_pipe_walk_pitch,
-    .snapshot_ask = fh_snapshot_hook,
-    .snapshot_poll = fh_snapshot_poll,
-    .snapshot_finish = fh_snapshot_finish,
+    .recovery_ask = fh_recovery_ask,
+    .recovery_poll = fh_recovery_poll,
+    .recovery_finish = fh_recovery_finish,
 };
 
 fh_lane_t *fh_lane_new(const fh_lane_cfg_t *cfg, char *err, size_t errlen)

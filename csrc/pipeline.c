@@ -108,7 +108,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
     fh_lane_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
     if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
     memset(r, 0, sizeof *r);
-    if (!up || !up->walk_pitch || !up->snapshot_ask || !up->snapshot_poll || !up->snapshot_finish) {
+    if (!up || !up->walk_pitch || !up->recovery_ask || !up->recovery_poll || !up->recovery_finish) {
         free(r);
         fh_errf(err, errlen, "a lane needs its upper stages");
         return NULL;
@@ -142,7 +142,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
     if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
     fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
     {
-        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r->up.snapshot_ask, r};
+        const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r->up.recovery_ask, r};
         if (fh_session_init(&r->sess, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
                             (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u,
                             (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks,
@@ -472,7 +472,7 @@ void fh_pipe_poll_slow(fh_lane_t *r, uint64_t done)
     if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_lane_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
-    if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) r->up.snapshot_poll(r);
+    if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) r->up.recovery_poll(r);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
     if (FH_UNLIKELY(r->cbbo_wanted) && !r->book.cbbo) {
         const uint32_t seen = __atomic_load_n(&r->shm.hdr->venues_seen, __ATOMIC_RELAXED);
@@ -528,7 +528,7 @@ int fh_pipe_all_ended(const fh_lane_t *r) { return fh_session_all_ended(&r->sess
 void fh_lane_finish(fh_lane_t *r)
 {
     /* The input is over: no snapshot will come, no hole can fill any more. */
-    r->up.snapshot_finish(r);
+    r->up.recovery_finish(r);
     expire_holes(r, UINT64_MAX);
     if (!r->shm.base) return;
     fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));

@@ -43,11 +43,11 @@ typedef struct fh_pipe_upper {
      * datagram.  Returns how many messages were whole (pitch_pipe.h). */
     uint32_t (*walk_pitch)(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
                            uint32_t skip);
-    /* Snapshot recovery (snapshot.h): the session layer's snapshot hook (ctx
+    /* Snapshot recovery (recovery.h): the session layer's snapshot hook (ctx
      * is the lane), the poll of a posted answer, the last word at the end. */
-    void (*snapshot_ask)(void *ctx, fh_stream_t *s);
-    void (*snapshot_poll)(fh_lane_t *r);
-    void (*snapshot_finish)(fh_lane_t *r);
+    void (*recovery_ask)(void *ctx, fh_stream_t *s);
+    void (*recovery_poll)(fh_lane_t *r);
+    void (*recovery_finish)(fh_lane_t *r);
 } fh_pipe_upper_t;
 
 struct fh_lane {
@@ -110,7 +110,7 @@ struct fh_lane {
     double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
     char shm_name[256];
-    /* Snapshot recovery (snapshot.c): which streams, and the mailbox to the
+    /* Snapshot recovery (recovery.c): which streams, and the mailbox to the
      * thread that fetches snapshots (ticket/posted written with release). */
     struct {
         uint32_t all;               /* every stream; else lines with .snap */

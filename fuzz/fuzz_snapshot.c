@@ -1,5 +1,5 @@
 /* fuzz_snapshot.c -- libFuzzer harness: a snapshot server's byte stream
- * through the client framing and into a lane (csrc/soup.c, csrc/snapshot.c).
+ * through the client framing and into a lane (csrc/soup.c, csrc/recovery.c).
  *
  * Byte 0: bit 0 book (else publish) mode; bit 1: the lane's stream already
  * has a book (seq 1-2 applied, then a late packet) instead of joining late;

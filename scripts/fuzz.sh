@@ -70,7 +70,7 @@ pids=()
 wait_some() {
     while [ "$(jobs -rp | wc -l)" -ge "$1" ]; do wait -n || { echo "fuzz: build failed" >&2; exit 2; }; done
 }
-for f in csrc/*.c; do
+for f in csrc/*.c csrc/tools/*.c; do
     [ "$f" = csrc/tsc.c ] && continue
     o=$OUT/obj/$(basename "${f%.c}").o
     if [ ! -f "$o" ] || [ -n "$(find csrc -newer "$o" -name '*.[ch]' -print -quit)" ]; then

@@ -1,4 +1,4 @@
-"""GLIMPSE 5.0 over SoupBinTCP 4.0: the C snapshot builder (csrc/glimpse.c), the
+"""GLIMPSE 5.0 over SoupBinTCP 4.0: the C snapshot builder (csrc/tools/glimpse.c), the
 Python builder, server and client (feedhandler.glimpse), the CLI.
 
 Books are compared through --dump-books CSVs: a snapshot is right when the books

@@ -29,20 +29,20 @@ LAYERS = [
     ("pipeline", ["pipeline.h", "pipeline.c"]),
     # Cboe PITCH past the session layer: units into book operations.
     ("PITCH decode", ["pitch_pipe.h", "pitch_pipe.c"]),
-    ("book dump", ["dump.c"]),
-    ("snapshot recovery", ["snapshot.h", "snapshot.c"]),
+    ("book dump", ["tools/dump.c"]),
+    ("snapshot recovery", ["recovery.h", "recovery.c"]),
     # The lane put together: the pipeline handed the stages above it as hooks.
     ("lane assembly", ["lane.c"]),
     ("source interface", ["src.h", "dpdk/fh_dpdk.h"]),
     ("sources", ["src_pcap.c", "src_binfile.c", "dpdk/src_dpdk.c"]),
     ("input", ["input.c"]),
     # The rewind server's capture index: the input layer and walkers in index mode.
-    ("capture index", ["index.c"]),
+    ("capture index", ["tools/index.c"]),
     # GLIMPSE snapshots: a replay's books written back out as ITCH messages.
-    ("snapshot builder", ["glimpse.c"]),
+    ("snapshot builder", ["tools/glimpse.c"]),
     # Beside the pipeline, not in it: a stateless frame decode for tools, and
     # the compile-time layout checks of everything Python sees.
-    ("tools", ["frame_decode.c", "layout.c"]),
+    ("tools", ["tools/frame_decode.c", "tools/layout.c"]),
 ]
 # Extensions of their own (generator, test probes): they may use the core's
 # headers; the core never includes them.
@@ -226,9 +226,9 @@ def _mutant(monkeypatch, rel, extra):
 
 
 def test_the_call_check_catches_a_prototype_in_a_c_file(monkeypatch):
-    """What pipeline.c did before lane.c: declaring snapshot.c's functions itself."""
-    bad = _mutant(monkeypatch, "pipeline.c", "void fh_snapshot_poll(fh_lane_t *r);\n")
-    assert any(b.startswith("pipeline.c declares fh_snapshot_poll()") for b in bad), bad
+    """What pipeline.c did before lane.c: declaring recovery.c's functions itself."""
+    bad = _mutant(monkeypatch, "pipeline.c", "void fh_recovery_poll(fh_lane_t *r);\n")
+    assert any(b.startswith("pipeline.c declares fh_recovery_poll()") for b in bad), bad
 
 
 def test_the_call_check_catches_a_call_up_a_layer(monkeypatch):

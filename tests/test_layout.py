@@ -1,4 +1,4 @@
-"""C layouts seen from Python: the same sizes and offsets csrc/layout.c asserts
+"""C layouts seen from Python: the same sizes and offsets csrc/tools/layout.c asserts
 with _Static_assert, and every numpy dtype in feedhandler.shm checked field by
 field against the C structs through CFFI, so a change on one side fails here."""
 import numpy as np
@@ -83,7 +83,7 @@ def test_shm_header_layout():
 
 
 def test_shm_states_match_c():
-    # csrc/layout.c asserts the same values; a reader decodes the header's state with shm.STATES.
+    # csrc/tools/layout.c asserts the same values; a reader decodes the header's state with shm.STATES.
     from feedhandler import shm
     assert shm.STATES == {lib.FH_SHM_STARTING: "starting", lib.FH_SHM_RUNNING: "running",
                           lib.FH_SHM_FINISHED: "finished", lib.FH_SHM_STOPPED: "stopped"}

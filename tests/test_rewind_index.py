@@ -1,4 +1,4 @@
-"""The rewind server's capture index is read by the C core (csrc/index.c): the
+"""The rewind server's capture index is read by the C core (csrc/tools/index.c): the
 replay's input layer, walkers, frame parse and MoldUDP64 block walk.  Every
 container of one capture gives the same index, the index's counters are the
 replay's for the same file, and out-of-order / duplicate / hole-filling

@@ -1,4 +1,4 @@
-/* snapshot.c -- snapshot recovery (GLIMPSE 5.0): late join and unrecoverable
+/* recovery.c -- snapshot recovery (GLIMPSE 5.0): late join and unrecoverable
  * gaps, cold paths of a lane (fh_api.h describes the contract).
  *
  * The session layer holds a stream's packets while it waits; this file asks
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "snapshot.h"
+#include "recovery.h"
 
 #define FH_SNAP_DEFAULT_TIMEOUT_MS 5000u
 
@@ -281,7 +281,7 @@ static void snap_wait(fh_lane_t *r)
     snap_apply(r);
 }
 
-void fh_snapshot_hook(void *ctx, fh_stream_t *s)
+void fh_recovery_ask(void *ctx, fh_stream_t *s)
 {
     fh_lane_t *r = ctx;
     if (r->mode == FH_MODE_DECODE || r->snap.finishing) {
@@ -299,7 +299,7 @@ void fh_snapshot_hook(void *ctx, fh_stream_t *s)
     }
 }
 
-void fh_snapshot_poll(fh_lane_t *r)
+void fh_recovery_poll(fh_lane_t *r)
 {
     if (r->snap.blocking) return;
     if (r->snap.asked && __atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
@@ -307,7 +307,7 @@ void fh_snapshot_poll(fh_lane_t *r)
     snap_next(r);
 }
 
-void fh_snapshot_finish(fh_lane_t *r)
+void fh_recovery_finish(fh_lane_t *r)
 {
     /* Streams still waiting get no snapshot now: given up as without one. */
     r->snap.finishing = 1;
