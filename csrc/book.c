@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "publish.h"
+#include "book_events.h"
 
 /* ------------------------------------------------------------ allocation */
 
@@ -499,10 +499,7 @@ static __attribute__((noinline)) int order_replace_live(fh_book_t *b, fh_order_t
     oin->applied++;
     oin->exch_ts = ts;
     oin->rx_ts = b->rx_ts;
-    if (b->publish && (v_old || oin->dirty)) {
-        fh_publish_slot(b, old_loc);
-        if (v_old > 1) fh_publish_check_bbo(b, old_loc);
-    }
+    if (b->publish && (v_old || oin->dirty)) b->publish_now(b, old_loc, v_old > 1);
     return 0;
 }
 
@@ -554,7 +551,7 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
             *w |= bit;
             /* First seen after a gap on its stream: what the gap lost may have
              * been this instrument's first messages, so its book is suspect too. */
-            if (FH_UNLIKELY(b->stream_gapped)) fh_book_mark_stale(b, locate, 0);
+            if (FH_UNLIKELY(b->stream_gapped)) b->mark_stale(b, locate, 0);
         }
     }
     if (!b->publish) return;
@@ -632,47 +629,47 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
             if (want > o->shares) c->exec_clamped++;
         }
         const int vis = order_reduce(b, o, done);
-        if (m->type == 'E') fh_pub_trade(b, locate, 'E', price, done, m->u.E.match_number, ts);
+        if (m->type == 'E') fh_book_trade_event(b, locate, 'E', price, done, m->u.E.match_number, ts);
         else if (m->type == 'C' && m->u.C.printable == 'Y')
-            fh_pub_trade(b, locate, 'C', m->u.C.execution_price, done, m->u.C.match_number, ts);
+            fh_book_trade_event(b, locate, 'C', m->u.C.execution_price, done, m->u.C.match_number, ts);
         touched(b, locate, vis, ts);
         return;
     }
     case 'P':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
-        fh_pub_trade(b, locate, 'P', m->u.P.price, m->u.P.shares, m->u.P.match_number, ts);
+        fh_book_trade_event(b, locate, 'P', m->u.P.price, m->u.P.shares, m->u.P.match_number, ts);
         touched(b, locate, 0, ts);
         return;
     case 'Q':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
-        fh_pub_trade(b, locate, 'Q', m->u.Q.cross_price, m->u.Q.shares, m->u.Q.match_number, ts);
+        fh_book_trade_event(b, locate, 'Q', m->u.Q.cross_price, m->u.Q.shares, m->u.Q.match_number, ts);
         touched(b, locate, 0, ts);
         return;
     case 'B':
         c->breaks++;
         if (b->publish) {
-            fh_shm_event_t *e = fh_pub_event_begin(b, locate_ok(b, locate) ? locate : 0, FH_EV_TRADE, 'B', ts);
+            fh_shm_event_t *e = fh_book_event_begin(b, locate_ok(b, locate) ? locate : 0, FH_EV_TRADE, 'B', ts);
             e->qty2 = m->u.B.match_number;
-            fh_pub_event_commit(b, e);
+            fh_book_event_commit(b, e);
         }
         return;
     case 'H':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         b->instr[locate].trading_state = m->u.H.trading_state;
-        fh_pub_state(b, locate, 'H', m->u.H.trading_state, ts);
+        fh_book_state_event(b, locate, 'H', m->u.H.trading_state, ts);
         touched(b, locate, 0, ts);
         return;
     case 'h':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         if (m->u.h.operational_halt_action == 'H') b->instr[locate].flags |= FH_SLOT_OP_HALT;
         else b->instr[locate].flags &= (uint8_t)~FH_SLOT_OP_HALT;
-        fh_pub_state(b, locate, 'h', m->u.h.operational_halt_action, ts);
+        fh_book_state_event(b, locate, 'h', m->u.h.operational_halt_action, ts);
         touched(b, locate, 0, ts);
         return;
     case 'Y':
         if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
         b->instr[locate].reg_sho = m->u.Y.reg_sho_action;
-        fh_pub_state(b, locate, 'Y', m->u.Y.reg_sho_action, ts);
+        fh_book_state_event(b, locate, 'Y', m->u.Y.reg_sho_action, ts);
         touched(b, locate, 0, ts);
         return;
     case 'R': {
@@ -712,8 +709,8 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
     case 'S':
         if (b->publish) {
             FH_STORE_RELAXED(&b->shm->hdr->system_event, m->u.S.event_code);
-            fh_shm_event_t *e = fh_pub_event_begin(b, 0, FH_EV_SYSTEM, m->u.S.event_code, ts);
-            fh_pub_event_commit(b, e);
+            fh_shm_event_t *e = fh_book_event_begin(b, 0, FH_EV_SYSTEM, m->u.S.event_code, ts);
+            fh_book_event_commit(b, e);
         }
         return;
     default:

@@ -149,6 +149,13 @@ typedef struct fh_book {
     uint32_t *pub_list;        /* instruments touched since the last flush, each once (n_instr + 1 entries) */
     uint32_t n_pub;
     uint64_t bytes;            /* memory reserved for the structures above */
+    /* Publishing (publish.c, the layer above) for the two cold paths that
+     * must publish at once rather than at the packet's flush: an add that
+     * replaced a live order of another instrument (publish_now), and an
+     * instrument first seen on a stream that lost messages (mark_stale).
+     * Set with publish; NULL while not publishing. */
+    void (*publish_now)(struct fh_book *b, uint32_t locate, int check_bbo);
+    void (*mark_stale)(struct fh_book *b, uint32_t locate, uint64_t missing);
 } fh_book_t;
 
 /* Hash position of a reference outside the window.  Consecutive references

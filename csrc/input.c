@@ -150,9 +150,9 @@ static int walk_whole(fh_lane_t *r, const uint8_t *buf, size_t len, int *format_
     if (!walk) return unknown_format(buf, len, err, errlen);
     fh_src_t *src = src_new(fmt);
     if (!src) { fh_errf(err, errlen, "out of memory"); return -1; }
-    r->progress_by_input = 0;
-    __atomic_store_n(&r->progress_total, len, __ATOMIC_RELAXED);
-    __atomic_store_n(&r->progress_done, 0, __ATOMIC_RELAXED);
+    r->input.progress_by_input = 0;
+    __atomic_store_n(&r->input.total, len, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->input.done, 0, __ATOMIC_RELAXED);
     const uint64_t t0 = now_ns();
     size_t used;
     fh_pipe_input_start(r);
@@ -346,9 +346,9 @@ static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_ou
     size_t have = 0;
     int rc = 0, eof = 0, bad = 0;
     char zerr[256] = {0};
-    r->progress_by_input = 1;
-    __atomic_store_n(&r->progress_total, total, __ATOMIC_RELAXED);
-    __atomic_store_n(&r->progress_done, 0, __ATOMIC_RELAXED);
+    r->input.progress_by_input = 1;
+    __atomic_store_n(&r->input.total, total, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->input.done, 0, __ATOMIC_RELAXED);
     const uint64_t t0 = now_ns();
     for (;;) {
         while (have < cap && !eof) {
@@ -389,7 +389,7 @@ static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_ou
         size_t used = 0;
         rc = walk(src, r, buf, have, eof, cap, &used, err, errlen);
         FH_UNPOISON(buf + have, cap - have);
-        __atomic_store_n(&r->progress_done, stream_consumed(s), __ATOMIC_RELAXED);
+        __atomic_store_n(&r->input.done, stream_consumed(s), __ATOMIC_RELAXED);
         if (rc != 0 || eof || fh_pipe_should_stop(r)) break;
         memmove(buf, buf + used, have - used);
         have -= used;
@@ -401,7 +401,7 @@ static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_ou
         rc = 1;
     }
     r->st.elapsed_ns += now_ns() - t0;
-    r->progress_by_input = 0;
+    r->input.progress_by_input = 0;
     free(src);
     free(buf);
     return rc;
@@ -488,21 +488,21 @@ static int replay_fd(fh_lane_t *r, int fd, const struct stat *sb, int *format_ou
         }
         z = compression(s.in, s.in_len);
     }
-    r->input_compression = (uint32_t)z;
+    r->input.compression = (uint32_t)z;
     if (rc == 0) rc = stream_start(&s, z, err, errlen);
     if (rc == 0) rc = walk_stream(r, &s, S_ISREG(sb->st_mode) ? (uint64_t)sb->st_size : 0, format_out, err, errlen);
     stream_close(&s);
     return rc;
 }
 
-int fh_lane_input_compression(const fh_lane_t *r) { return (int)r->input_compression; }
+int fh_lane_input_compression(const fh_lane_t *r) { return (int)r->input.compression; }
 
 int fh_lane_replay_file(fh_lane_t *r, const char *path, int *format_out, char *err, size_t errlen)
 {
     if (format_out) *format_out = FH_FMT_UNKNOWN;
-    r->input_compression = Z_NONE;
+    r->input.compression = Z_NONE;
     const int is_stdin = strcmp(path, "-") == 0;
-    if (is_stdin && r->n_lanes > 1) {
+    if (is_stdin && r->route.n_lanes > 1) {
         fh_errf(err, errlen, "standard input can be read by one lane only: replay it with one lane, or save it to a file");
         return -1;
     }

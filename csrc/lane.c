@@ -21,8 +21,8 @@ fh_lane_t *fh_lane_new(const fh_lane_cfg_t *cfg, char *err, size_t errlen)
 
 fh_lane_t *fh_lane_new_peer(fh_lane_t *first, uint32_t lane, char *err, size_t errlen)
 {
-    if (!first || first->lane != 0 || lane == 0 || lane >= first->n_lanes) {
-        fh_errf(err, errlen, "lane %u of a %u-lane replay does not exist", lane, first ? first->n_lanes : 0);
+    if (!first || first->route.lane != 0 || lane == 0 || lane >= first->route.n_lanes) {
+        fh_errf(err, errlen, "lane %u of a %u-lane replay does not exist", lane, first ? first->route.n_lanes : 0);
         return NULL;
     }
     return fh_pipe_create(&first->cfg, first, lane, &first->up, err, errlen);

@@ -114,7 +114,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
         return NULL;
     }
     r->up = *up;
-    fh_rr_init(&r->sess.rr);
+    fh_rr_init(&r->session.rr);
     r->cfg = c;
     if (c.shm_name) {
         snprintf(r->shm_name, sizeof r->shm_name, "%s", c.shm_name);
@@ -128,22 +128,22 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
         fh_errf(err, errlen, "speed must be 0 (as fast as possible) or a factor in 1e-06..1e+06, not %g", c.speed);
         goto fail;
     }
-    r->pace_scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
-    r->lane = lane;
-    r->n_lanes = lanes;
-    r->src_errors = lane == 0 ? r->st.errors : r->discard;
+    r->pace.scale = c.speed > 0 ? 1.0 / c.speed : 0.0;
+    r->route.lane = lane;
+    r->route.n_lanes = lanes;
+    r->input.errors = lane == 0 ? r->st.errors : r->input.discard;
     /* Venues until a config says otherwise: ITCH on XNAS, PITCH on BATS. */
-    memcpy(r->venue_names[0], "XNAS", 5);
-    memcpy(r->venue_names[1], "BATS", 5);
-    r->venue_proto[1] = FH_PROTO_PITCH;
-    r->n_venues = 2;
-    r->pitch_default_venue = 1;
-    r->msgs = calloc(FH_PKT_MSGS, sizeof *r->msgs);
-    if (!r->msgs) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
-    fh_prefault(r->msgs, FH_PKT_MSGS * sizeof *r->msgs);
+    memcpy(r->route.venue_names[0], "XNAS", 5);
+    memcpy(r->route.venue_names[1], "BATS", 5);
+    r->route.venue_protocol[1] = FH_PROTO_PITCH;
+    r->route.n_venues = 2;
+    r->route.pitch_default_venue = 1;
+    r->decoded.ops = calloc(FH_PKT_MSGS, sizeof *r->decoded.ops);
+    if (!r->decoded.ops) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
+    fh_prefault(r->decoded.ops, FH_PKT_MSGS * sizeof *r->decoded.ops);
     {
         const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r->up.recovery_ask, r};
-        if (fh_session_init(&r->sess, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
+        if (fh_session_init(&r->session, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
                             (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u,
                             (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks,
                             err, errlen) != 0)
@@ -154,14 +154,15 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
                          c.max_levels ? c.max_levels : FH_DEFAULT_LEVELS, depth, err, errlen) != 0)
             goto fail;
         r->book.ctr = &r->st.book;
-        r->seen_bytes = (n_instr + 1 + 7) / 8;
-        r->seen = calloc(streams, r->seen_bytes);
-        if (!r->seen) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
+        fh_publish_hooks(&r->book);
+        r->carried.bytes = (n_instr + 1 + 7) / 8;
+        r->carried.bits = calloc(streams, r->carried.bytes);
+        if (!r->carried.bits) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
         /* Zero pages until PITCH is seen: an ITCH run never touches it. */
-        r->pids.v = calloc((size_t)1 << FH_PITCH_IDS_BITS, sizeof *r->pids.v);
-        if (!r->pids.v) { fh_errf(err, errlen, "out of memory for the PITCH symbol map"); goto fail; }
+        r->route.pitch_ids.v = calloc((size_t)1 << FH_PITCH_IDS_BITS, sizeof *r->route.pitch_ids.v);
+        if (!r->route.pitch_ids.v) { fh_errf(err, errlen, "out of memory for the PITCH symbol map"); goto fail; }
     }
-    if (r->pace_scale != 0.0 || r->mode == FH_MODE_PUBLISH) {
+    if (r->pace.scale != 0.0 || r->mode == FH_MODE_PUBLISH) {
         if (first) r->tsc = first->tsc;
         else fh_tsc_calibrate(&r->tsc);
     }
@@ -197,55 +198,55 @@ fail:
 int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
                        uint16_t rr_port)
 {
-    if (r->n_lines == sizeof r->lines / sizeof r->lines[0] || lane >= r->n_lanes) return -1;
-    if (rr_ip && fh_rr_open(&r->sess.rr, NULL, 0) != 0) return -1;
-    r->lines[r->n_lines].group = group;
-    r->lines[r->n_lines].port = port;
-    r->lines[r->n_lines].lane = (uint16_t)lane;
-    r->lines[r->n_lines].rr_ip = rr_ip;
-    r->lines[r->n_lines].rr_port = rr_port;
-    r->n_lines++;
+    if (r->route.n_lines == sizeof r->route.lines / sizeof r->route.lines[0] || lane >= r->route.n_lanes) return -1;
+    if (rr_ip && fh_rr_open(&r->session.rr, NULL, 0) != 0) return -1;
+    r->route.lines[r->route.n_lines].group = group;
+    r->route.lines[r->route.n_lines].port = port;
+    r->route.lines[r->route.n_lines].lane = (uint16_t)lane;
+    r->route.lines[r->route.n_lines].rerequest_ip = rr_ip;
+    r->route.lines[r->route.n_lines].rerequest_port = rr_port;
+    r->route.n_lines++;
     return 0;
 }
 
 int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
                             size_t errlen)
 {
-    if (timeout_ms) r->sess.rr.timeout_ms = timeout_ms;
+    if (timeout_ms) r->session.rr.timeout_ms = timeout_ms;
     if (!ip) return 0;
     if (!port) { fh_errf(err, errlen, "re-request server port 0"); return -1; }
-    if (fh_rr_open(&r->sess.rr, err, errlen) != 0) return -1;
-    r->rr_ip = ip;
-    r->rr_port = port;
+    if (fh_rr_open(&r->session.rr, err, errlen) != 0) return -1;
+    r->route.rerequest_ip = ip;
+    r->route.rerequest_port = port;
     return 0;
 }
 
 int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errlen)
 {
     if (every == 0) { fh_errf(err, errlen, "latency sampling interval must be >= 1 packet"); return -1; }
-    r->lat_every = r->lat_left = every;
-    if (r->lat) return 0;
-    r->lat = calloc(FH_HIST_STAGES, sizeof *r->lat);
-    if (!r->lat) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
+    r->latency.every = r->latency.left = every;
+    if (r->latency.hist) return 0;
+    r->latency.hist = calloc(FH_HIST_STAGES, sizeof *r->latency.hist);
+    if (!r->latency.hist) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
     /* Recording a value in a bucket never used before must not fault a page in. */
-    fh_prefault(r->lat, FH_HIST_STAGES * sizeof *r->lat);
+    fh_prefault(r->latency.hist, FH_HIST_STAGES * sizeof *r->latency.hist);
     if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
     return 0;
 }
 
 int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out)
 {
-    if (!r->lat || stage >= FH_HIST_STAGES) return -1;
-    if (!r->lat_due_seen && (stage == FH_LAT_RX_TO_START || stage == FH_LAT_RX_TO_PUBLISHED)) {
+    if (!r->latency.hist || stage >= FH_HIST_STAGES) return -1;
+    if (!r->latency.due_seen && (stage == FH_LAT_RX_TO_START || stage == FH_LAT_RX_TO_PUBLISHED)) {
         /* No receive/due times (full-speed replay): rx is when the walk
          * reached the packet, so these were not recorded on the hot path. */
-        const fh_hist_t *p = &r->lat[FH_LAT_PROCESSING];
+        const fh_hist_t *p = &r->latency.hist[FH_LAT_PROCESSING];
         if (stage == FH_LAT_RX_TO_PUBLISHED) { memcpy(out, p, sizeof *out); return 0; }
         memset(out, 0, sizeof *out);
         out->count = out->counts[0] = p->count;
         return 0;
     }
-    memcpy(out, &r->lat[stage], sizeof *out);
+    memcpy(out, &r->latency.hist[stage], sizeof *out);
     return 0;
 }
 
@@ -253,8 +254,8 @@ uint64_t fh_lane_tsc_hz(const fh_lane_t *r) { return r->tsc.hz; }
 
 void fh_lane_own_all(fh_lane_t *r)
 {
-    r->own_all = 1;
-    r->src_errors = r->st.errors;
+    r->route.own_all = 1;
+    r->input.errors = r->st.errors;
 }
 
 int fh_pin_thread(int cpu)
@@ -273,33 +274,33 @@ static void shm_venues(fh_lane_t *r)
 {
     if (!r->shm.base || !r->shm.owner) return;
     fh_shm_header_t *h = r->shm.hdr;
-    memcpy(h->venue_names, r->venue_names, sizeof h->venue_names);
-    FH_STORE_RELEASE(&h->n_venues, r->n_venues);
+    memcpy(h->venue_names, r->route.venue_names, sizeof h->venue_names);
+    FH_STORE_RELEASE(&h->n_venues, r->route.n_venues);
 }
 
 int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto)
 {
     if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_PITCH) return -1;
-    snprintf(r->venue_names[venue], sizeof r->venue_names[venue], "%s", name);
-    r->venue_proto[venue] = (uint8_t)proto;
-    if (venue >= r->n_venues) r->n_venues = venue + 1;
+    snprintf(r->route.venue_names[venue], sizeof r->route.venue_names[venue], "%s", name);
+    r->route.venue_protocol[venue] = (uint8_t)proto;
+    if (venue >= r->route.n_venues) r->route.n_venues = venue + 1;
     shm_venues(r);
     /* PITCH venues rank in venue order (their instrument id ranges). */
     uint32_t j = 0;
-    for (uint32_t v = 0; v < r->n_venues; v++) {
-        if (r->venue_proto[v] != FH_PROTO_PITCH) continue;
+    for (uint32_t v = 0; v < r->route.n_venues; v++) {
+        if (r->route.venue_protocol[v] != FH_PROTO_PITCH) continue;
         if (j == FH_PITCH_MAX_VENUES) return -1;
-        r->pitch_j[v] = (uint8_t)j++;
+        r->route.pitch_rank[v] = (uint8_t)j++;
     }
     return 0;
 }
 
 int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue)
 {
-    if (line >= r->n_lines || proto > FH_PROTO_PITCH || venue >= r->n_venues || r->venue_proto[venue] != proto)
+    if (line >= r->route.n_lines || proto > FH_PROTO_PITCH || venue >= r->route.n_venues || r->route.venue_protocol[venue] != proto)
         return -1;
-    r->lines[line].proto = (uint8_t)proto;
-    r->lines[line].venue = (uint8_t)venue;
+    r->route.lines[line].protocol = (uint8_t)proto;
+    r->route.lines[line].venue = (uint8_t)venue;
     return 0;
 }
 
@@ -321,7 +322,7 @@ static int cbbo_start(fh_lane_t *r, char *err, size_t errlen)
 int fh_lane_set_consolidate(fh_lane_t *r, int on, char *err, size_t errlen)
 {
     if (r->mode != FH_MODE_PUBLISH || !r->shm.base) return 0;     /* nothing is published */
-    r->cbbo_wanted = on == 1;
+    r->route.consolidate = on == 1;
     if (on != 2) {
         r->book.cbbo = NULL;
         return 0;
@@ -333,55 +334,17 @@ int fh_lane_set_consolidate(fh_lane_t *r, int on, char *err, size_t errlen)
  * second venue turns the consolidated BBO on (checked at the next poll). */
 void fh_pipe_venue_seen(fh_lane_t *r, uint32_t v)
 {
-    r->venues_mask |= 1u << (v & 31);
+    r->route.venues_seen |= 1u << (v & 31);
     if (r->shm.base) __atomic_fetch_or(&r->shm.hdr->venues_seen, 1u << (v & 31), __ATOMIC_RELAXED);
 }
 
-uint32_t fh_lane_n_venues(const fh_lane_t *r) { return r->n_venues; }
+uint32_t fh_lane_n_venues(const fh_lane_t *r) { return r->route.n_venues; }
 const char *fh_lane_venue_name(const fh_lane_t *r, uint32_t venue)
 {
-    return venue < r->n_venues ? r->venue_names[venue] : "";
+    return venue < r->route.n_venues ? r->route.venue_names[venue] : "";
 }
 
-/* A MoldUDP64 datagram that frames exactly: a heartbeat or end of session of
- * header length, or blocks that fill it. */
-static int mold_looks_like(const uint8_t *p, size_t len)
-{
-    if (len < FH_MOLD_HLEN) return 0;
-    const uint32_t count = fh_be16(p + 18);
-    if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END) return len == FH_MOLD_HLEN;
-    size_t off = FH_MOLD_HLEN;
-    for (uint32_t i = 0; i < count; i++) {
-        if (off + 2 > len) return 0;
-        off += 2 + (size_t)fh_be16(p + off);
-        if (off > len) return 0;
-    }
-    return off == len;
-}
 
-uint32_t fh_pipe_proto_slow(fh_lane_t *r, const fh_udp_view_t *u)
-{
-    for (uint32_t i = 0; i < r->n_protos; i++) {
-        if (r->protos[i].ip == u->dst_ip && r->protos[i].port == u->dst_port) {
-            r->proto_last = i;
-            return r->protos[i].proto;
-        }
-    }
-    /* Undecided: PITCH if it frames as a sequenced unit, else MoldUDP64 --
-     * remembered only once a datagram frames cleanly as one of them, so a
-     * malformed first datagram does not decide for the stream. */
-    uint32_t proto;
-    if (fh_pitch_looks_like(u->payload, u->len)) proto = FH_PROTO_PITCH;
-    else if (mold_looks_like(u->payload, u->len)) proto = FH_PROTO_MOLD;
-    else return FH_PROTO_MOLD;
-    if (r->n_protos < sizeof r->protos / sizeof r->protos[0]) {
-        r->protos[r->n_protos].ip = u->dst_ip;
-        r->protos[r->n_protos].port = u->dst_port;
-        r->protos[r->n_protos].proto = (uint8_t)proto;
-        r->proto_last = r->n_protos++;
-    }
-    return proto;
-}
 
 /* How a writer leaves its segment: finished, or stopped when it was asked to
  * stop part-way (a signal), so readers do not take its books for a complete run's. */
@@ -399,12 +362,12 @@ void fh_lane_free(fh_lane_t *r)
     }
     free(r->book.cbbo_last);                 /* before fh_book_free, which clears the book */
     fh_book_free(&r->book);
-    free(r->seen);
-    free(r->pids.v);
-    free(r->msgs);
-    free(r->lat);
-    free(r->snap.buf);
-    fh_session_free(&r->sess);
+    free(r->carried.bits);
+    free(r->route.pitch_ids.v);
+    free(r->decoded.ops);
+    free(r->latency.hist);
+    free(r->recovery.buf);
+    fh_session_free(&r->session);
     free(r);
 }
 
@@ -421,7 +384,7 @@ static int hook_apply(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len,
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
     const int dup = fh_pipe_apply(r, s, p, len, seq, count, 0);     /* the session layer keeps the ledger */
-    r->book.rx_ts = r->sess.now;
+    r->book.rx_ts = r->session.now;
     r->book.now = 0;
     return dup;
 }
@@ -432,9 +395,9 @@ static int hook_apply(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len,
 static void mark_stream(fh_lane_t *r, const fh_stream_t *s, int stale, uint64_t missing, int silent)
 {
     if (r->mode == FH_MODE_DECODE) return;
-    r->book.rx_ts = r->sess.now;
-    const uint8_t *bits = r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes;
-    for (uint32_t i = 0; i < r->seen_bytes; i++) {
+    r->book.rx_ts = r->session.now;
+    const uint8_t *bits = r->carried.bits + (size_t)(s - r->session.streams.v) * r->carried.bytes;
+    for (uint32_t i = 0; i < r->carried.bytes; i++) {
         if (!bits[i]) continue;
         for (uint32_t k = 0; k < 8; k++) {
             if (!(bits[i] & (1u << k))) continue;
@@ -457,28 +420,28 @@ static void hook_silent(void *ctx, fh_stream_t *s, int on)
 /* Give up the holes whose window passed at receive time `now`. */
 static void expire_holes(fh_lane_t *r, uint64_t now)
 {
-    if (!r->sess.holes) return;
+    if (!r->session.holes) return;
     const uint64_t rx = r->book.rx_ts;
-    fh_session_expire(&r->sess, now);
+    fh_session_expire(&r->session, now);
     r->book.rx_ts = rx;
     r->book.now = 0;
 }
 
 void fh_pipe_poll_slow(fh_lane_t *r, uint64_t done)
 {
-    if (!r->progress_by_input) __atomic_store_n(&r->progress_done, done, __ATOMIC_RELAXED);
+    if (!r->input.progress_by_input) __atomic_store_n(&r->input.done, done, __ATOMIC_RELAXED);
     /* Index mode has no use for a BinaryFILE (no sessions, no sequence
      * numbers): its records are ITCH messages decoded, so stop at once. */
-    if (FH_UNLIKELY(r->index_frame != NULL) && r->st.messages) fh_lane_stop(r);
+    if (FH_UNLIKELY(r->index.frame != NULL) && r->st.messages) fh_lane_stop(r);
     /* A stream that went quiet after a hole gets no packet to close it. */
     expire_holes(r, r->book.rx_ts);
-    if (FH_UNLIKELY(r->snap.asked | r->sess.holes)) r->up.recovery_poll(r);
+    if (FH_UNLIKELY(r->recovery.asked | r->session.holes)) r->up.recovery_poll(r);
     if (r->shm.named) fh_shm_publish_counters(&r->shm, &r->st, fh_tsc_ns(&r->tsc));
-    if (FH_UNLIKELY(r->cbbo_wanted) && !r->book.cbbo) {
+    if (FH_UNLIKELY(r->route.consolidate) && !r->book.cbbo) {
         const uint32_t seen = __atomic_load_n(&r->shm.hdr->venues_seen, __ATOMIC_RELAXED);
         if (seen & (seen - 1)) {
             char err[128];
-            if (cbbo_start(r, err, sizeof err) != 0) r->cbbo_wanted = 0;   /* no memory: not consolidated */
+            if (cbbo_start(r, err, sizeof err) != 0) r->route.consolidate = 0;   /* no memory: not consolidated */
         }
     }
 }
@@ -503,8 +466,8 @@ int fh_pipe_attention(fh_lane_t *r, uint64_t now)
 void fh_pipe_idle(fh_lane_t *r, uint64_t now)
 {
     r->book.rx_ts = now;
-    r->sess.now = now;
-    fh_session_check_silence(&r->sess, now);
+    r->session.now = now;
+    fh_session_check_silence(&r->session, now);
     fh_pipe_poll_slow(r, 0);
 }
 
@@ -523,7 +486,7 @@ uint64_t fh_pipe_clock_ns(fh_lane_t *r)
     return fh_tsc_ns(&r->tsc);
 }
 
-int fh_pipe_all_ended(const fh_lane_t *r) { return fh_session_all_ended(&r->sess); }
+int fh_pipe_all_ended(const fh_lane_t *r) { return fh_session_all_ended(&r->session); }
 
 void fh_lane_finish(fh_lane_t *r)
 {
@@ -563,8 +526,8 @@ void fh_lane_stats(const fh_lane_t *r, fh_stats_t *out) { memcpy(out, &r->st, si
 
 void fh_lane_progress(const fh_lane_t *r, uint64_t *done, uint64_t *total)
 {
-    *done = __atomic_load_n(&r->progress_done, __ATOMIC_RELAXED);
-    *total = __atomic_load_n(&r->progress_total, __ATOMIC_RELAXED);
+    *done = __atomic_load_n(&r->input.done, __ATOMIC_RELAXED);
+    *total = __atomic_load_n(&r->input.total, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------ Cboe PITCH units
@@ -586,7 +549,7 @@ void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
         /* A heartbeat carries the unit's next sequence: what is before it and
          * not seen is missing. */
         st->heartbeats++;
-        if (s && seq && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->sess, s, seq);
+        if (s && seq && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->session, s, seq);
         if (u->len != FH_PITCH_UNIT_HLEN) st->errors[FH_ERR_PITCH_TRAILING]++;
         return;
     }
@@ -610,17 +573,3 @@ void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
     fh_pipe_sequenced(r, s, p, u->len, seq, count);
 }
 
-void fh_pipe_punit_remember(fh_lane_t *r, uint16_t port, uint8_t unit, const fh_stream_t *s)
-{
-    const size_t i = (size_t)(s - r->sess.streams.v);
-    if (i + 1 > UINT16_MAX) return;
-    uint32_t k = 0;
-    while (k < r->n_punits && r->punits[k].port != port) k++;
-    if (k == r->n_punits) {
-        if (k == sizeof r->punits / sizeof r->punits[0]) return;
-        r->punits[k].port = port;
-        memset(r->punits[k].idx, 0, sizeof r->punits[k].idx);
-        r->n_punits++;
-    }
-    r->punits[k].idx[unit] = (uint16_t)(i + 1);
-}

@@ -10,11 +10,14 @@
 #ifndef FH_PIPELINE_H
 #define FH_PIPELINE_H
 
-#include "hist.h"
 #include "itch.h"
+#include "latency.h"
 #include "net.h"
+#include "pace.h"
 #include "pitch.h"
 #include "publish.h"
+#include "recovery_mailbox.h"
+#include "route.h"
 #include "session.h"
 
 /* How often (frames) a walk loop applies what is decoded, expires holes and
@@ -34,6 +37,44 @@
  * applied; a larger packet (jumbo frames) is applied in chunks of this size. */
 #define FH_PKT_MSGS 512u
 
+/* The pipeline's own parts of a lane. */
+
+/* Progress through the input and the source's whole-input errors (the sink
+ * API below: fh_pipe_poll, fh_pipe_src_error, ...). */
+typedef struct fh_lane_input {
+    uint64_t done;                  /* bytes of the current input walked */
+    uint64_t total;
+    uint32_t progress_by_input;     /* the input layer reports progress (compressed bytes), not the walk */
+    uint32_t compression;           /* of the last input opened: 0 none, 1 gzip, 2 zstd */
+    uint32_t records_in_window;     /* BinaryFILE: records of the file in the current window */
+    uint32_t _pad;
+    uint64_t *errors;               /* whole-input errors: counted by lane 0 only (else into discard) */
+    uint64_t discard[32];           /* where other lanes count them instead */
+} fh_lane_input_t;
+
+/* The packet being applied: its messages decoded into book operations (the
+ * decode stage), then applied as one batch (the book stage). */
+typedef struct fh_lane_decoded {
+    fh_book_op_t *ops;              /* FH_PKT_MSGS slots */
+    uint32_t n;                     /* decoded, waiting to be applied */
+    uint32_t applied;               /* messages the frame being handled applied */
+    fh_stream_t *stream;            /* the stream whose datagram is being walked */
+} fh_lane_decoded_t;
+
+/* Per stream: a bitmap of the instrument ids (locates) it carried, for
+ * snapshot recovery and the STALE flags of a gap. */
+typedef struct fh_lane_carried {
+    uint8_t *bits;                  /* streams x bytes */
+    uint32_t bytes;                 /* of one stream's bitmap */
+} fh_lane_carried_t;
+
+/* Index mode (tools/index.c, the rewind server's capture index): every
+ * MoldUDP64 datagram goes to frame() instead of the session layer. */
+typedef struct fh_lane_index {
+    void (*frame)(fh_lane_t *r, const fh_udp_view_t *u, size_t frame_len);
+    void *ctx;
+} fh_lane_index_t;
+
 /* The stages above the pipeline (PITCH decode, snapshot recovery), which it
  * reaches only through these: the lane's constructor (lane.c, the layer above
  * them all) hands them in, so no file calls up past its own layer. */
@@ -50,95 +91,32 @@ typedef struct fh_pipe_upper {
     void (*recovery_finish)(fh_lane_t *r);
 } fh_pipe_upper_t;
 
+/* The lane: one writer thread's whole state, as the parts each stage owns.
+ * Hot first: the counters and the attention word every frame reads, then the
+ * books and publishing, the parts the frame path reads per datagram, the cold
+ * parts, and last the session layer (its stream table is read per frame, the
+ * rest of it -- held-packet pool, lines, re-request client -- is cold). */
 struct fh_lane {
-    fh_stats_t st;
+    fh_stats_t st;                  /* every counter (fh_api.h); written by this lane's thread only */
     int stop;                       /* set by fh_lane_stop(), read with __atomic */
     uint64_t counters_due;          /* the lane looks up when its clock (TSC ns) reaches this: a named segment's
                                      * next counter refresh; UINT64_MAX without one; 0 once asked to stop */
     uint32_t mode;                  /* enum fh_mode */
-    uint64_t progress_done;         /* bytes of the current input walked */
-    uint64_t progress_total;
-    uint32_t progress_by_input;     /* the input layer reports progress (compressed bytes), not the walk */
-    uint32_t input_compression;     /* of the last input opened: 0 none, 1 gzip, 2 zstd */
-    fh_book_t book;
-    fh_shm_t shm;
-    fh_tsc_t tsc;
-    uint8_t *seen;                  /* per stream: bitmap of the locates it carried */
-    uint32_t seen_bytes;            /* bytes of one stream's bitmap */
-    uint32_t lane, n_lanes;         /* this context's share of the input (see fh_lane_new) */
-    uint32_t own_all;               /* steered upstream (a NIC queue per lane): keep every frame seen */
-    uint64_t *src_errors;           /* whole-input errors: counted by lane 0 only */
-    uint64_t discard[32];           /* where other lanes count them instead */
-    fh_lane_cfg_t cfg;            /* as created (lanes copy it) */
-    /* Index mode (index.c, the rewind server's capture index): every MoldUDP64
-     * datagram goes to index_frame instead of the session layer; NULL otherwise. */
-    void (*index_frame)(fh_lane_t *r, const fh_udp_view_t *u, size_t frame_len);
-    void *index;
-    uint32_t n_lines;               /* configured channel lines (0: steer by stream order) */
-    uint32_t line_last;             /* last line matched: datagrams come in runs */
-    struct { uint32_t group; uint16_t port; uint16_t lane; uint32_t rr_ip; uint16_t rr_port; uint8_t proto, venue; } lines[64];
-    /* Without a config: each UDP destination's protocol, told from its first
-     * datagrams (fh_pipe_proto); the same in every lane, which sees every frame. */
-    struct { uint32_t ip; uint16_t port; uint8_t proto; uint8_t _pad; } protos[64];
-    uint32_t n_protos, proto_last;
-    /* Venues: index 0 the ITCH venue (XNAS unless configured), then the PITCH
-     * venues; pitch_j: a venue's rank among the PITCH venues (instrument ids). */
-    uint32_t n_venues;
-    char     venue_names[8][8];
-    uint8_t  venue_proto[8], pitch_j[8];
-    uint8_t  pitch_default_venue;   /* venue of PITCH streams without a config */
-    fh_stream_t *cur;          /* the stream whose datagram is being walked */
-    /* PITCH streams by (port, unit): a feed's units take turns packet by
-     * packet, so the stream table's last-hit cache would miss on most of them. */
-    struct { uint16_t port; uint16_t idx[256]; } punits[4];   /* idx: stream index + 1, 0 = not yet */
-    uint32_t n_punits;
-    uint32_t venues_mask;           /* venues of this lane's streams (bit i: venue i) */
-    uint32_t cbbo_wanted;           /* consolidate once two venues are seen (fh_lane_set_consolidate 1) */
-    fh_pitch_ids_t pids;            /* PITCH symbol -> instrument id (this lane's units) */
-    uint32_t rr_ip;                 /* default re-request server (host order), 0 = none */
-    uint16_t rr_port;
-    fh_hist_t *lat;                 /* FH_HIST_STAGES latency histograms, or NULL (off) */
-    uint64_t lat_due;               /* when the frame being handled was due/received (TSC ns); 0 = now */
-    uint64_t t_dec, t_book;         /* latency on: when the last packet applied was decoded, booked (TSC ticks) */
-    uint32_t lat_due_seen;          /* some packet had a receive/due time (paced, DPDK) */
-    uint32_t lat_every, lat_left;   /* stamp every lat_every-th frame; frames until the next */
-    uint32_t lat_on;                /* the frame being handled is stamped */
-    uint32_t pkt_msgs;              /* messages the frame being handled applied */
-    uint32_t n_msgs;                /* decoded messages waiting in msgs */
-    fh_book_op_t *msgs;            /* FH_PKT_MSGS decoded messages of the packet being applied */
-    uint32_t bin_in_win;            /* BinaryFILE: records of the file in the current window */
-    double pace_scale;              /* wall ns per capture ns (1/speed); 0 = no pacing */
-    uint64_t pace_t0, pace_w0;      /* first capture time paced, and the wall time it was replayed at */
-    char shm_name[256];
-    /* Snapshot recovery (recovery.c): which streams, and the mailbox to the
-     * thread that fetches snapshots (ticket/posted written with release). */
-    struct {
-        uint32_t all;               /* every stream; else lines with .snap */
-        uint32_t blocking;          /* a file replay: wait for the snapshot in place */
-        uint64_t timeout_ns;        /* one deadline per request: t0 + this (fetch, retries and all) */
-        uint64_t max_bytes;         /* the largest snapshot taken (fh_snapshot_max_bytes of the capacities) */
-        uint32_t ticket;            /* last request posted (0 = none yet) */
-        uint32_t claimed;           /* ticket answered (by the poster) or given up (by the lane) */
-        uint32_t posted;            /* ticket of the answer in buf/len/seq/failed */
-        uint32_t stream;            /* index of the stream the request is for */
-        uint32_t asked;             /* a request is outstanding */
-        uint32_t finishing;         /* the input is over: no snapshot will come */
-        uint16_t port;
-        uint8_t  session[FH_MOLD_SESSION_LEN];
-        uint32_t group;
-        uint64_t next_seq;          /* the stream's next sequence when asked: the snapshot may not be older */
-        uint64_t t0;                /* when it was asked (CLOCK_MONOTONIC ns) */
-        uint8_t *buf;               /* the answer's messages (malloc'd by the poster, freed here) */
-        size_t   len;
-        uint64_t seq;
-        int      failed;
-        int      too_big;           /* the answer was longer than max_bytes: refused, not copied */
-        uint64_t line_mask;         /* configured lines (bit i: lines[i]) with snapshot recovery */
-    } snap;
+    fh_lane_input_t input;          /* progress through the input, the source's own errors */
+    fh_book_t book;                 /* books (book.h) */
+    fh_shm_t shm;                   /* publishing: the segment (shm.h, publish.h) */
+    fh_tsc_t tsc;                   /* the clock (tsc.h) */
+    fh_lane_carried_t carried;      /* which instruments each stream carried */
+    fh_lane_cfg_t cfg;              /* as created (lanes copy it) */
+    char shm_name[256];             /* cfg.shm_name's own copy */
+    fh_lane_index_t index;          /* index mode (tools/index.c), else off */
+    fh_route_t route;               /* routing: lanes, lines, protocols, venues, PITCH units (route.h) */
+    fh_latency_t latency;           /* latency measurement (latency.h) */
+    fh_lane_decoded_t decoded;      /* the packet being applied: its decoded book operations */
+    fh_pace_t pace;                 /* pacing, --speed (pace.h) */
+    fh_recovery_mailbox_t recovery; /* snapshot recovery's mailbox (recovery_mailbox.h, recovery.c) */
     fh_pipe_upper_t up;             /* the stages above, as the constructor gave them */
-    /* Last: its stream table is read per frame, the rest (held-packet pool,
-     * lines, re-request client) is cold; kept away from the per-message fields above. */
-    fh_session_t sess;              /* MoldUDP64 streams, holes, lines (session.h) */
+    fh_session_t session;           /* streams, holes, lines, re-requests (session.h) */
 };
 
 /* A lane for cfg (first == NULL) or lane `lane` of first's replay, reaching
@@ -204,13 +182,13 @@ FH_INLINE void fh_pipe_msg(void *ctx, const uint8_t *p, size_t len)
     if (fh_pipe_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply_batch(&r->book, &m, 1);
 }
 
-/* Apply the decoded messages waiting in r->msgs to the books. */
+/* Apply the decoded messages waiting in r->decoded.ops to the books. */
 FH_INLINE void fh_pipe_apply_decoded(fh_lane_t *r)
 {
-    const uint32_t n = r->n_msgs;
-    fh_book_apply_batch(&r->book, r->msgs, n);
-    r->pkt_msgs += n;
-    r->n_msgs = 0;
+    const uint32_t n = r->decoded.n;
+    fh_book_apply_batch(&r->book, r->decoded.ops, n);
+    r->decoded.applied += n;
+    r->decoded.n = 0;
 }
 
 /* Walk sink of the sequenced path: decode one block into the packet's array
@@ -218,8 +196,8 @@ FH_INLINE void fh_pipe_apply_decoded(fh_lane_t *r)
 FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
 {
     fh_lane_t *r = ctx;
-    if (FH_UNLIKELY(r->n_msgs == FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
-    r->n_msgs += (uint32_t)fh_pipe_decode_one(r, p, len, &r->msgs[r->n_msgs]);
+    if (FH_UNLIKELY(r->decoded.n == FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
+    r->decoded.n += (uint32_t)fh_pipe_decode_one(r, p, len, &r->decoded.ops[r->decoded.n]);
 }
 
 /* Apply a datagram's blocks in sequence: what is already applied is counted
@@ -247,23 +225,23 @@ FH_INLINE int fh_pipe_apply(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint
         }
         skip = (uint32_t)behind;
     }
-    if (r->seen) r->book.stream_seen = r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes;
+    if (r->carried.bits) r->book.stream_seen = r->carried.bits + (size_t)(s - r->session.streams.v) * r->carried.bytes;
     r->book.stream_gapped = s->gapped;
-    const int pitch = s->proto == FH_PROTO_PITCH;
+    const int pitch = s->protocol == FH_PROTO_PITCH;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
         whole = pitch ? r->up.walk_pitch(r, s, p, len, count, skip)
                       : fh_mold_walk(p, len, count, skip, fh_pipe_msg, r, &r->st);
-        r->pkt_msgs += whole > skip ? whole - skip : 0;
-        if (r->lat_on) r->t_dec = r->t_book = fh_tsc_ticks(&r->tsc);
+        r->decoded.applied += whole > skip ? whole - skip : 0;
+        if (r->latency.on) r->latency.t_decoded = r->latency.t_booked = fh_tsc_ticks(&r->tsc);
     } else {
         /* Three stages per packet: decode every block, apply them all to the
          * books, publish each instrument touched once. */
         whole = pitch ? r->up.walk_pitch(r, s, p, len, count, skip)
                       : fh_mold_walk(p, len, count, skip, fh_pipe_decode, r, &r->st);
-        if (r->lat_on) r->t_dec = fh_tsc_ticks(&r->tsc);
+        if (r->latency.on) r->latency.t_decoded = fh_tsc_ticks(&r->tsc);
         fh_pipe_apply_decoded(r);
-        if (r->lat_on) r->t_book = fh_tsc_ticks(&r->tsc);
+        if (r->latency.on) r->latency.t_booked = fh_tsc_ticks(&r->tsc);
         fh_book_flush_pending(&r->book);
     }
     /* Blocks a short packet promised but did not carry stay unreceived: a later
@@ -280,7 +258,7 @@ FH_INLINE void fh_pipe_sequenced(fh_lane_t *r, fh_stream_t *s, const uint8_t *p,
                                  uint32_t count)
 {
     if (FH_UNLIKELY(!fh_session_in_sequence(s, seq))) {
-        fh_session_packet(&r->sess, s, p, len, seq, count);
+        fh_session_packet(&r->session, s, p, len, seq, count);
         return;
     }
     (void)fh_pipe_apply(r, s, p, len, seq, count, 1);
@@ -306,7 +284,7 @@ FH_INLINE void fh_pipe_mold(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s
             st->heartbeats++;
         }
         /* Both carry the next sequence: anything before it not yet seen is missing. */
-        if (s && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->sess, s, seq);
+        if (s && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->session, s, seq);
         if (u->len != FH_MOLD_HLEN) st->errors[FH_ERR_MOLD_TRAILING]++;
         return;
     }
@@ -333,22 +311,7 @@ FH_INLINE void fh_pipe_mold(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s
  * length was checked by the caller. */
 void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s);
 
-/* The protocol of a UDP destination without a config: told once from its
- * first datagram that is clearly one or the other (pipeline.c), then cached. */
-uint32_t fh_pipe_proto_slow(fh_lane_t *r, const fh_udp_view_t *u);
-FH_INLINE uint32_t fh_pipe_proto(fh_lane_t *r, const fh_udp_view_t *u)
-{
-    const uint32_t i = r->proto_last;
-    if (FH_LIKELY(i < r->n_protos && r->protos[i].ip == u->dst_ip && r->protos[i].port == u->dst_port))
-        return r->protos[i].proto;
-    return fh_pipe_proto_slow(r, u);
-}
-
 void fh_pipe_venue_seen(fh_lane_t *r, uint32_t v);
-
-/* Remember the stream of a PITCH (port, unit) for the direct lookup (cold:
- * once per unit, or per packet of a fifth port, which the table serves). */
-void fh_pipe_punit_remember(fh_lane_t *r, uint16_t port, uint8_t unit, const fh_stream_t *s);
 
 FH_INLINE void fh_pipe_datagram(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s, uint32_t proto)
 {
@@ -370,33 +333,33 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
 {
     fh_udp_view_t u;
     fh_stats_t *st = &r->st;
-    const int lane0 = r->lane == 0 || r->own_all;
-    if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->discard))) {
+    const int lane0 = r->route.lane == 0 || r->route.own_all;
+    if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->input.discard))) {
         if (lane0) { st->packets++; st->bytes += len; st->pkt_rejected++; }
         return;
     }
     uint32_t proto = FH_PROTO_MOLD, venue = 0;
-    if (FH_UNLIKELY(r->n_lines)) {
+    if (FH_UNLIKELY(r->route.n_lines)) {
         /* A config names the channels: steer by destination group, as the NIC would. */
-        uint32_t i = r->line_last;
-        if (r->lines[i].group != u.dst_ip || r->lines[i].port != u.dst_port) {
-            for (i = 0; i < r->n_lines; i++)
-                if (r->lines[i].group == u.dst_ip && r->lines[i].port == u.dst_port) break;
-            if (i == r->n_lines) {
+        uint32_t i = r->route.line_last;
+        if (r->route.lines[i].group != u.dst_ip || r->route.lines[i].port != u.dst_port) {
+            for (i = 0; i < r->route.n_lines; i++)
+                if (r->route.lines[i].group == u.dst_ip && r->route.lines[i].port == u.dst_port) break;
+            if (i == r->route.n_lines) {
                 if (lane0) {
                     st->packets++; st->bytes += len; st->pkt_rejected++;
                     st->errors[u.len < FH_MOLD_HLEN ? FH_ERR_MOLD_TRUNCATED : FH_ERR_UNCONFIGURED]++;
                 }
                 return;
             }
-            r->line_last = i;
+            r->route.line_last = i;
         }
-        if (r->lines[i].lane != r->lane && !r->own_all) return;
-        proto = r->lines[i].proto;
-        venue = r->lines[i].venue;
-    } else if (FH_LIKELY(!r->index_frame)) {
-        proto = fh_pipe_proto(r, &u);
-        venue = proto == FH_PROTO_PITCH ? r->pitch_default_venue : 0;
+        if (r->route.lines[i].lane != r->route.lane && !r->route.own_all) return;
+        proto = r->route.lines[i].protocol;
+        venue = r->route.lines[i].venue;
+    } else if (FH_LIKELY(!r->index.frame)) {
+        proto = fh_route_protocol(&r->route, &u);
+        venue = proto == FH_PROTO_PITCH ? r->route.pitch_default_venue : 0;
     }
     /* The stream: a MoldUDP64 session, or a PITCH unit, on this UDP port. */
     uint8_t pkey[FH_MOLD_SESSION_LEN];
@@ -407,7 +370,7 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
             if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; st->pkt_rejected++; }
             return;
         }
-        if (FH_UNLIKELY(r->index_frame != NULL)) { r->index_frame(r, &u, len); return; }
+        if (FH_UNLIKELY(r->index.frame != NULL)) { r->index.frame(r, &u, len); return; }
         seq0 = fh_be64(u.payload + 10);
     } else {
         if (FH_UNLIKELY(u.len < FH_PITCH_UNIT_HLEN || fh_le16(u.payload) != u.len)) {
@@ -423,64 +386,64 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
         line_key = pitch_line_key;
         seq0 = fh_le32(u.payload + 4);
     }
-    const uint32_t before = r->sess.streams.n;
+    const uint32_t before = r->session.streams.n;
     uint64_t fresh = 0;
     fh_stream_t *s = NULL;
     uint16_t *pslot = NULL;
     if (proto == FH_PROTO_PITCH) {
-        for (uint32_t k = 0; k < r->n_punits; k++)
-            if (r->punits[k].port == u.dst_port) { pslot = &r->punits[k].idx[u.payload[3]]; break; }
-        if (pslot && *pslot) s = &r->sess.streams.v[*pslot - 1];
+        pslot = fh_route_pitch_unit(&r->route, u.dst_port, u.payload[3]);
+        if (pslot && *pslot) s = &r->session.streams.v[*pslot - 1];
     }
     if (FH_LIKELY(!s)) {
-        s = fh_mold_lookup(&r->sess.streams, u.dst_port, key, seq0, &fresh);
-        if (proto == FH_PROTO_PITCH && s) fh_pipe_punit_remember(r, u.dst_port, u.payload[3], s);
+        s = fh_stream_lookup(&r->session.streams, u.dst_port, key, seq0, &fresh);
+        if (proto == FH_PROTO_PITCH && s)
+            fh_route_pitch_unit_remember(&r->route, u.dst_port, u.payload[3], (size_t)(s - r->session.streams.v));
     }
-    if (FH_UNLIKELY(r->sess.streams.n != before) && s) {
-        s->proto = (uint8_t)proto;
+    if (FH_UNLIKELY(r->session.streams.n != before) && s) {
+        s->protocol = (uint8_t)proto;
         s->venue = (uint8_t)venue;
         s->unit = proto == FH_PROTO_PITCH ? u.payload[3] : 0;
         /* A new stream: its re-request server is its line's, else the default. */
-        s->rr_ip = r->rr_ip;
-        s->rr_port = r->rr_port;
-        if (r->n_lines && r->lines[r->line_last].rr_ip) {
-            s->rr_ip = r->lines[r->line_last].rr_ip;
-            s->rr_port = r->lines[r->line_last].rr_port;
+        s->rerequest_ip = r->route.rerequest_ip;
+        s->rerequest_port = r->route.rerequest_port;
+        if (r->route.n_lines && r->route.lines[r->route.line_last].rerequest_ip) {
+            s->rerequest_ip = r->route.lines[r->route.line_last].rerequest_ip;
+            s->rerequest_port = r->route.lines[r->route.line_last].rerequest_port;
         }
         s->group = u.dst_ip;
-        s->snap_on = (uint8_t)(r->snap.all || (r->n_lines && (r->snap.line_mask >> r->line_last & 1u)));
-        if (FH_UNLIKELY(!(r->venues_mask >> venue & 1))) fh_pipe_venue_seen(r, venue);
+        s->snapshot_on = (uint8_t)(r->route.recover_all || (r->route.n_lines && (r->route.recovery_lines >> r->route.line_last & 1u)));
+        if (FH_UNLIKELY(!(r->route.venues_seen >> venue & 1))) fh_pipe_venue_seen(r, venue);
         if (proto == FH_PROTO_PITCH) {
             /* MoldUDP64 re-request and GLIMPSE do not speak PITCH (Cboe's GRP and
              * Spin are other protocols): a PITCH unit relies on its A/B lines. */
-            s->rr_ip = 0;
-            s->snap_on = 0;
+            s->rerequest_ip = 0;
+            s->snapshot_on = 0;
         }
     }
-    if (FH_UNLIKELY(r->n_lanes > 1) && !r->n_lines && !r->own_all) {
-        const uint32_t owner = s ? (uint32_t)(s - r->sess.streams.v) % r->n_lanes : 0;
-        if (owner != r->lane) return;
+    if (FH_UNLIKELY(r->route.n_lanes > 1) && !r->route.n_lines && !r->route.own_all) {
+        const uint32_t owner = s ? (uint32_t)(s - r->session.streams.v) % r->route.n_lanes : 0;
+        if (owner != r->route.lane) return;
     }
-    if (FH_UNLIKELY(r->sess.streams.n != before)) {
+    if (FH_UNLIKELY(r->session.streams.n != before)) {
         st->streams++;
         /* Late join (its first packet is not the session's first): nothing of
          * it is applied before its snapshot. */
-        if (s && s->snap_on && seq0 > 1 && r->mode != FH_MODE_DECODE)
-            fh_session_snapshot_wait(&r->sess, s);
+        if (s && s->snapshot_on && seq0 > 1 && r->mode != FH_MODE_DECODE)
+            fh_session_snapshot_wait(&r->session, s);
         else if (s)
-            fh_session_start(&r->sess, s, seq0);
+            fh_session_start(&r->session, s, seq0);
     }
     st->packets++;
     st->bytes += len;
-    rx_ts = fh_session_clock(&r->sess, rx_ts);
+    rx_ts = fh_session_clock(&r->session, rx_ts);
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
-    fh_session_supervise(&r->sess, &u, line_key, s, rx_ts);
-    if (FH_LIKELY(!r->lat) || FH_LIKELY(--r->lat_left != 0)) {
+    fh_session_supervise(&r->session, &u, line_key, s, rx_ts);
+    if (FH_LIKELY(!r->latency.hist) || FH_LIKELY(--r->latency.left != 0)) {
         fh_pipe_datagram(r, &u, s, proto);
         return;
     }
-    r->lat_left = r->lat_every;
+    r->latency.left = r->latency.every;
     /* Latency on: stamp the start, the stages (fh_pipe_apply) and the end
      * of this packet's work, as raw TSC ticks (a stamp is one rdtsc, ~8 ns
      * here; each interval is converted once).  Only packets that applied
@@ -492,28 +455,12 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
      * With --latency-sample N only every Nth frame is stamped. */
     const fh_tsc_t *tc = &r->tsc;
     const uint64_t c0 = fh_tsc_ticks(tc);
-    r->pkt_msgs = 0;
-    r->lat_on = 1;
+    r->decoded.applied = 0;
+    r->latency.on = 1;
     fh_pipe_datagram(r, &u, s, proto);
-    r->lat_on = 0;
-    if (!r->pkt_msgs) return;
-    const uint64_t c1 = fh_tsc_ticks(tc);
-    fh_hist_t *h = r->lat;
-    const uint64_t proc = fh_tsc_delta_ns(tc, c1 - c0);
-    fh_hist_record(&h[FH_LAT_PROCESSING], proc);
-    fh_hist_record(&h[FH_LAT_DECODE], fh_tsc_delta_ns(tc, r->t_dec - c0));
-    if (r->mode != FH_MODE_DECODE) {
-        fh_hist_record(&h[FH_LAT_BOOK], fh_tsc_delta_ns(tc, r->t_book - r->t_dec));
-        fh_hist_record(&h[FH_LAT_PUBLISH], fh_tsc_delta_ns(tc, c1 - r->t_book));
-    }
-    fh_hist_record(&h[FH_LAT_MSGS_PER_PACKET], r->pkt_msgs);
-    if (r->lat_due) {
-        const uint64_t t0 = fh_tsc_ticks_ns(tc, c0);
-        const uint64_t late = t0 > r->lat_due ? t0 - r->lat_due : 0;
-        fh_hist_record(&h[FH_LAT_RX_TO_START], late);
-        fh_hist_record(&h[FH_LAT_RX_TO_PUBLISHED], late + proc);
-        r->lat_due_seen = 1;
-    }
+    r->latency.on = 0;
+    if (!r->decoded.applied) return;
+    fh_latency_record(&r->latency, tc, c0, fh_tsc_ticks(tc), r->decoded.applied, r->mode == FH_MODE_DECODE);
 }
 
 /* Pacing (--speed): hold the walk until wall time catches up with the
@@ -521,21 +468,17 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
  * a replay that falls behind simply runs at full speed until it catches up. */
 FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
 {
-    if (FH_LIKELY(r->pace_scale == 0.0) || ts == 0) return;
-    if (FH_UNLIKELY(r->pace_t0 == 0)) {
-        r->pace_t0 = ts;
-        r->pace_w0 = fh_tsc_ns(&r->tsc);
-        r->lat_due = r->pace_w0;
+    fh_pace_t *p = &r->pace;
+    if (FH_LIKELY(p->scale == 0.0) || ts == 0) return;
+    if (FH_UNLIKELY(p->capture0 == 0) || ts <= p->capture0) {
+        /* The first timestamp paced, or one as early: due at once. */
+        r->latency.due = fh_pace_due(p, ts, fh_tsc_ns(&r->tsc));
         return;
     }
-    if (ts <= r->pace_t0) { r->lat_due = r->pace_w0; return; }   /* as early as the first: due at once */
-    /* Capped at 2^62 ns (146 years): a hostile timestamp jump must not
-     * overflow the cast (undefined) or wrap the target. */
-    const double wait_ns = (double)(ts - r->pace_t0) * r->pace_scale;
-    const uint64_t target = r->pace_w0 + (wait_ns < 4.6e18 ? (uint64_t)wait_ns : (uint64_t)1 << 62);
+    const uint64_t target = fh_pace_due(p, ts, 0);
     /* Latency counts from when the packet was due, not from when a late
      * replay got to it: falling behind shows up (coordinated omission). */
-    r->lat_due = target;
+    r->latency.due = target;
     uint64_t prev = fh_tsc_ns(&r->tsc), now;
     /* Waiting is when a reader sees the counters move: refreshed on the
      * clock this loop reads anyway, however far apart the packets are. */
@@ -543,7 +486,7 @@ FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
     while ((now = fh_tsc_ns(&r->tsc)) < target) {
         /* Measuring: while waiting, a gap between two reads is time the
          * machine took the core away (interrupt, preemption, hypervisor). */
-        if (FH_UNLIKELY(now - prev > 1000) && r->lat) fh_hist_record(&r->lat[FH_LAT_IDLE_GAPS], now - prev);
+        if (FH_UNLIKELY(now - prev > 1000) && r->latency.hist) fh_hist_record(&r->latency.hist[FH_LAT_IDLE_GAPS], now - prev);
         prev = now;
         if (fh_pipe_should_stop(r)) return;
         fh_pipe_counters_tick(r, now);
@@ -555,7 +498,7 @@ FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
  * published once per instrument they touched. */
 FH_INLINE void fh_pipe_window_apply(fh_lane_t *r)
 {
-    if (!r->n_msgs) return;
+    if (!r->decoded.n) return;
     fh_pipe_apply_decoded(r);
     fh_book_flush_pending(&r->book);
     fh_pipe_counters_tick(r, r->book.now);      /* the window's publish time, before it is cleared */
@@ -579,9 +522,9 @@ FH_INLINE void fh_pipe_window_apply(fh_lane_t *r)
 
 FH_INLINE uint32_t fh_pipe_record_mode(const fh_lane_t *r)
 {
-    const int paced = r->pace_scale != 0.0;
+    const int paced = r->pace.scale != 0.0;
     return (paced || r->mode == FH_MODE_DECODE ? FH_REC_EACH : 0u) | (paced ? FH_REC_PACED : 0u) |
-           (r->n_lanes > 1 ? FH_REC_LANES : 0u);
+           (r->route.n_lanes > 1 ? FH_REC_LANES : 0u);
 }
 
 /* One BinaryFILE record (an ITCH message with no session layer), len bytes
@@ -602,7 +545,7 @@ FH_INLINE int fh_pipe_record(fh_lane_t *r, uint32_t how, const uint8_t *msg, siz
         if (mlen >= 11) fh_pipe_pace(r, fh_be48(msg + 5));
         if (FH_UNLIKELY(fh_pipe_next(r))) return 1;
     }
-    if (FH_LIKELY(!(how & FH_REC_LANES)) || (mlen >= 3 ? fh_be16(msg + 1) % r->n_lanes : 0) == r->lane) {
+    if (FH_LIKELY(!(how & FH_REC_LANES)) || (mlen >= 3 ? fh_be16(msg + 1) % r->route.n_lanes : 0) == r->route.lane) {
         r->st.packets++;
         r->st.bytes += mlen + 2;
         if (FH_LIKELY(mlen != 0)) {
@@ -619,8 +562,8 @@ FH_INLINE int fh_pipe_record(fh_lane_t *r, uint32_t how, const uint8_t *msg, siz
             r->st.errors[FH_ERR_BINFILE_ZERO_LEN]++;
         }
     }
-    if (FH_UNLIKELY(++r->bin_in_win == FH_BIN_WINDOW)) {
-        r->bin_in_win = 0;
+    if (FH_UNLIKELY(++r->input.records_in_window == FH_BIN_WINDOW)) {
+        r->input.records_in_window = 0;
         fh_pipe_window_apply(r);
         /* At full speed the records go to the books a window at a time: the
          * stop is looked at between windows (and before a walk's first
@@ -645,7 +588,7 @@ FH_INLINE int fh_pipe_poll(fh_lane_t *r, uint64_t done)
 FH_INLINE void fh_pipe_input_start(fh_lane_t *r)
 {
     fh_pipe_window_apply(r);
-    r->bin_in_win = 0;
+    r->input.records_in_window = 0;
 }
 
 /* The end of an input (or of what the source could walk of it): a last poll. */
@@ -658,7 +601,7 @@ FH_INLINE void fh_pipe_input_end(fh_lane_t *r, uint64_t done)
  * type it cannot read): counted once, by lane 0. */
 FH_INLINE void fh_pipe_src_error(fh_lane_t *r, int code)
 {
-    r->src_errors[code]++;
+    r->input.errors[code]++;
 }
 
 /* The capture's clock (first and last timestamps, ns since the epoch). */
@@ -671,7 +614,7 @@ FH_INLINE void fh_pipe_capture_ts(fh_lane_t *r, uint64_t ts)
 /* Live sources (DPDK): a burst received at rx (TSC ns): latency counts from it. */
 FH_INLINE void fh_pipe_burst(fh_lane_t *r, uint64_t rx)
 {
-    r->lat_due = rx;
+    r->latency.due = rx;
 }
 
 /* Live sources, when nothing arrives: receive time moves on, so gap windows

@@ -14,7 +14,7 @@ static __attribute__((noinline, cold)) void unit_clear(fh_lane_t *r, fh_stream_t
 {
     fh_pipe_apply_decoded(r);
     r->st.unit_clears++;
-    if (r->seen) fh_book_clear(&r->book, r->seen + (size_t)(s - r->sess.streams.v) * r->seen_bytes);
+    if (r->carried.bits) fh_book_clear(&r->book, r->carried.bits + (size_t)(s - r->session.streams.v) * r->carried.bytes);
 }
 
 /* ------------------------------------------------------------ Cboe PITCH
@@ -43,10 +43,10 @@ static __attribute__((noinline, cold)) void unit_clear(fh_lane_t *r, fh_stream_t
 FH_INLINE uint32_t fh_pitch_instr(fh_lane_t *r, fh_stream_t *s, uint64_t sym, uint64_t ts)
 {
     int fresh = 0;
-    const uint32_t id = fh_pitch_id(&r->pids, r->pitch_j[s->venue], s->unit, sym, &fresh);
+    const uint32_t id = fh_pitch_id(&r->route.pitch_ids, r->route.pitch_rank[s->venue], s->unit, sym, &fresh);
     if (FH_UNLIKELY(id == 0 || id > r->book.n_instr)) { r->st.errors[FH_ERR_PITCH_ID_RANGE]++; return 0; }
     if (FH_UNLIKELY(fresh)) {
-        fh_book_op_t *d = &r->msgs[r->n_msgs++];
+        fh_book_op_t *d = &r->decoded.ops[r->decoded.n++];
         memset(d, 0, sizeof *d);
         d->type = 'R';
         d->stock_locate = (uint16_t)id;
@@ -72,7 +72,7 @@ FH_INLINE void fh_pitch_add(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const uin
     if (!fh_pitch_price_ok(r, price)) return;
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, sym_len), ts);
     if (FH_UNLIKELY(!id)) return;
-    fh_book_op_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->decoded.ops[r->decoded.n++];
     m->type = 'A';
     m->venue = s->venue;
     m->stock_locate = (uint16_t)id;
@@ -89,7 +89,7 @@ FH_INLINE void fh_pitch_trade(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const u
     if (!fh_pitch_price_ok(r, price)) return;
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, sym_len), ts);
     if (FH_UNLIKELY(!id)) return;
-    fh_book_op_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->decoded.ops[r->decoded.n++];
     m->type = 'P';
     m->stock_locate = (uint16_t)id;
     m->timestamp = ts;
@@ -104,7 +104,7 @@ FH_INLINE void fh_pitch_trade(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const u
 FH_INLINE fh_book_op_t *fh_pitch_op(fh_lane_t *r, fh_stream_t *s, uint8_t type, uint64_t ts,
                                      const uint8_t *p)
 {
-    fh_book_op_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->decoded.ops[r->decoded.n++];
     m->type = type;
     m->venue = s->venue;
     m->stock_locate = 0;
@@ -137,7 +137,7 @@ static inline __attribute__((always_inline)) fh_book_op_t *instr_msg(fh_lane_t *
 {
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, 8), ts);
     if (!id) return NULL;
-    fh_book_op_t *m = &r->msgs[r->n_msgs++];
+    fh_book_op_t *m = &r->decoded.ops[r->decoded.n++];
     memset(m, 0, sizeof *m);
     m->type = type;
     m->venue = s->venue;
@@ -155,11 +155,11 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     if (FH_UNLIKELY(want == 0)) { st->errors[FH_ERR_PITCH_UNKNOWN_TYPE]++; return; }
     if (FH_UNLIKELY(len != want || p[0] != want)) { st->errors[FH_ERR_PITCH_BAD_LENGTH]++; return; }
     /* From here every read is within [p, p + want). */
-    if (FH_UNLIKELY(r->n_msgs + 2 > FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
+    if (FH_UNLIKELY(r->decoded.n + 2 > FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
     st->messages++;
     st->by_type[t]++;
     st->checksum += fh_pitch_fold(p, len);
-    fh_stream_t *s = r->cur;
+    fh_stream_t *s = r->decoded.stream;
     const uint64_t ts = (uint64_t)s->pitch_secs * 1000000000ull + fh_le32(p + 2);
     switch (t) {
     case FH_PITCH_TYPE_ADD_LONG:
@@ -221,7 +221,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
         fh_pitch_trade(r, s, ts, p, fh_le32(p + 15), p + 19, 8, fh_pitch_le64(p + 27), fh_pitch_le64(p + 35));
         return;
     case FH_PITCH_TYPE_TRADE_BREAK: {
-        fh_book_op_t *m = &r->msgs[r->n_msgs++];
+        fh_book_op_t *m = &r->decoded.ops[r->decoded.n++];
         m->type = 'B';
         m->stock_locate = 0;
         m->timestamp = ts;
@@ -285,14 +285,14 @@ static inline __attribute__((always_inline)) void pitch_count(void *ctx, const u
     r->st.messages++;
     r->st.by_type[t]++;
     r->st.checksum += fh_pitch_fold(p, len);
-    if (t == FH_PITCH_TYPE_TIME) r->cur->pitch_secs = fh_le32(p + 2);
-    else if (FH_UNLIKELY(t == FH_PITCH_TYPE_END_OF_SESSION)) r->cur->ended = 1;
+    if (t == FH_PITCH_TYPE_TIME) r->decoded.stream->pitch_secs = fh_le32(p + 2);
+    else if (FH_UNLIKELY(t == FH_PITCH_TYPE_END_OF_SESSION)) r->decoded.stream->ended = 1;
 }
 
 uint32_t fh_pipe_walk_pitch(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
                             uint32_t skip)
 {
-    r->cur = s;
+    r->decoded.stream = s;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) return fh_pitch_walk(p, len, count, skip, pitch_count, r, &r->st);
     return fh_pitch_walk(p, len, count, skip, pitch_decode, r, &r->st);
 }

@@ -13,7 +13,7 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
     fh_shm_write_begin(sl);
     sl->exch_ts = in->exch_ts;
     sl->rx_ts = in->rx_ts;
-    sl->publish_ts = fh_pub_now(b);
+    sl->publish_ts = fh_book_event_now(b);
     sl->updates = in->applied;
     if (full) {
         sl->last_trade_shares = in->last_trade_shares;
@@ -119,9 +119,9 @@ static void publish_cbbo(fh_book_t *b, uint32_t locate, fh_instr_t *in)
     last->bid_price = c.bid_price; last->ask_price = c.ask_price;
     last->bid_shares = c.bid_shares; last->ask_shares = c.ask_shares;
     last->bid_venue = bv; last->ask_venue = av;
-    fh_shm_event_t *ev = fh_pub_event_begin(b, locate, FH_EV_CBBO, (uint8_t)(bv | av << 4), in->exch_ts);
+    fh_shm_event_t *ev = fh_book_event_begin(b, locate, FH_EV_CBBO, (uint8_t)(bv | av << 4), in->exch_ts);
     ev->price1 = c.bid_price; ev->qty1 = c.bid_shares; ev->price2 = c.ask_price; ev->qty2 = c.ask_shares;
-    fh_pub_event_commit(b, ev);
+    fh_book_event_commit(b, ev);
 }
 
 void fh_publish_check_bbo(fh_book_t *b, uint32_t locate)
@@ -136,9 +136,9 @@ void fh_publish_check_bbo(fh_book_t *b, uint32_t locate)
     if (bp == in->bbo_bid_px && bq == in->bbo_bid_sh && ap == in->bbo_ask_px && aq == in->bbo_ask_sh) return;
     in->bbo_bid_px = bp; in->bbo_bid_sh = bq; in->bbo_ask_px = ap; in->bbo_ask_sh = aq;
     if (!b->publish) return;
-    fh_shm_event_t *e = fh_pub_event_begin(b, locate, FH_EV_BBO, 0, in->exch_ts);
+    fh_shm_event_t *e = fh_book_event_begin(b, locate, FH_EV_BBO, 0, in->exch_ts);
     e->price1 = bp; e->qty1 = bq; e->price2 = ap; e->qty2 = aq;
-    fh_pub_event_commit(b, e);
+    fh_book_event_commit(b, e);
     if (b->cbbo) publish_cbbo(b, locate, in);
 }
 
@@ -182,9 +182,9 @@ void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)
     in->dirty = 1;
     fh_publish_slot(b, locate);
     if (b->publish) {
-        fh_shm_event_t *e = fh_pub_event_begin(b, locate, FH_EV_STALE, 1, in->exch_ts);
+        fh_shm_event_t *e = fh_book_event_begin(b, locate, FH_EV_STALE, 1, in->exch_ts);
         e->qty1 = missing;
-        fh_pub_event_commit(b, e);
+        fh_book_event_commit(b, e);
     }
 }
 
@@ -197,7 +197,7 @@ void fh_book_clear_stale(fh_book_t *b, uint32_t locate)
     in->dirty = 1;
     b->now = 0;
     fh_publish_slot(b, locate);
-    if (b->publish) fh_pub_event_commit(b, fh_pub_event_begin(b, locate, FH_EV_STALE, 0, in->exch_ts));
+    if (b->publish) fh_book_event_commit(b, fh_book_event_begin(b, locate, FH_EV_STALE, 0, in->exch_ts));
 }
 
 void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on)
@@ -210,7 +210,7 @@ void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on)
     in->dirty = 1;
     b->now = 0;
     fh_publish_slot(b, locate);
-    if (b->publish) fh_pub_event_commit(b, fh_pub_event_begin(b, locate, FH_EV_SILENT, (uint8_t)(on != 0), in->exch_ts));
+    if (b->publish) fh_book_event_commit(b, fh_book_event_begin(b, locate, FH_EV_SILENT, (uint8_t)(on != 0), in->exch_ts));
 }
 
 void fh_book_publish_all(fh_book_t *b)
@@ -220,4 +220,18 @@ void fh_book_publish_all(fh_book_t *b)
         b->instr[i].dirty = 1;
         fh_publish_slot(b, i);
     }
+}
+
+/* An instrument that must be published at once (an add replaced a live order
+ * of another instrument): its slot, and a BBO check when its top moved. */
+static void publish_now(fh_book_t *b, uint32_t locate, int check_bbo)
+{
+    fh_publish_slot(b, locate);
+    if (check_bbo) fh_publish_check_bbo(b, locate);
+}
+
+void fh_publish_hooks(fh_book_t *b)
+{
+    b->publish_now = publish_now;
+    b->mark_stale = fh_book_mark_stale;
 }

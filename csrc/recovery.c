@@ -38,10 +38,10 @@ int fh_lane_set_snapshot(fh_lane_t *r, int all, int blocking, uint32_t timeout_m
              "%d times over while it is fetched)", r->book.max_orders, r->book.n_instr,
              (double)lim / (1024.0 * 1024.0), (int)FH_SNAP_COPIES);
     if (fh_mem_check(r->book.bytes + (uint64_t)FH_SNAP_COPIES * lim, 0, what, err, errlen) != 0) return -1;
-    r->snap.all = all != 0;
-    r->snap.blocking = blocking != 0;
-    r->snap.timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : FH_SNAP_DEFAULT_TIMEOUT_MS) * 1000000ull;
-    r->snap.max_bytes = lim;
+    r->route.recover_all = all != 0;
+    r->recovery.blocking = blocking != 0;
+    r->recovery.timeout_ns = (uint64_t)(timeout_ms ? timeout_ms : FH_SNAP_DEFAULT_TIMEOUT_MS) * 1000000ull;
+    r->recovery.max_bytes = lim;
     return 0;
 }
 
@@ -53,22 +53,22 @@ uint64_t fh_snapshot_max_bytes(uint32_t max_orders, uint32_t max_instruments)
 
 uint64_t fh_lane_snapshot_limit(const fh_lane_t *r)
 {
-    return r->snap.max_bytes;
+    return r->recovery.max_bytes;
 }
 
 uint64_t fh_lane_snapshot_deadline_ns(const fh_lane_t *r, uint32_t ticket)
 {
     /* t0 is written before the ticket is released, and not again until the
      * request is answered. */
-    if (!ticket || ticket != __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE)) return 0;
-    return r->snap.t0 + r->snap.timeout_ns;
+    if (!ticket || ticket != __atomic_load_n(&r->recovery.ticket, __ATOMIC_ACQUIRE)) return 0;
+    return r->recovery.t0 + r->recovery.timeout_ns;
 }
 
 int fh_lane_line_snapshot(fh_lane_t *r, uint32_t group, uint16_t port)
 {
-    for (uint32_t i = 0; i < r->n_lines; i++) {
-        if (r->lines[i].group == group && r->lines[i].port == port) {
-            r->snap.line_mask |= 1ull << i;
+    for (uint32_t i = 0; i < r->route.n_lines; i++) {
+        if (r->route.lines[i].group == group && r->route.lines[i].port == port) {
+            r->route.recovery_lines |= 1ull << i;
             return 0;
         }
     }
@@ -78,12 +78,12 @@ int fh_lane_line_snapshot(fh_lane_t *r, uint32_t group, uint16_t port)
 uint32_t fh_lane_snapshot_request(fh_lane_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
                                     uint64_t *next_seq)
 {
-    const uint32_t t = __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE);
-    if (!t || __atomic_load_n(&r->snap.claimed, __ATOMIC_ACQUIRE) == t) return 0;
-    *group = r->snap.group;
-    *port = r->snap.port;
-    memcpy(session, r->snap.session, FH_MOLD_SESSION_LEN);
-    *next_seq = r->snap.next_seq;
+    const uint32_t t = __atomic_load_n(&r->recovery.ticket, __ATOMIC_ACQUIRE);
+    if (!t || __atomic_load_n(&r->recovery.claimed, __ATOMIC_ACQUIRE) == t) return 0;
+    *group = r->recovery.group;
+    *port = r->recovery.port;
+    memcpy(session, r->recovery.session, FH_MOLD_SESSION_LEN);
+    *next_seq = r->recovery.next_seq;
     return t;
 }
 
@@ -92,16 +92,16 @@ uint32_t fh_lane_snapshot_request(fh_lane_t *r, uint32_t *group, uint16_t *port,
 static int snap_claim(fh_lane_t *r, uint32_t ticket)
 {
     uint32_t want = ticket - 1;
-    return __atomic_compare_exchange_n(&r->snap.claimed, &want, ticket, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    return __atomic_compare_exchange_n(&r->recovery.claimed, &want, ticket, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
 int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
                             int failed)
 {
-    if (!ticket || ticket != __atomic_load_n(&r->snap.ticket, __ATOMIC_ACQUIRE)) return -1;
+    if (!ticket || ticket != __atomic_load_n(&r->recovery.ticket, __ATOMIC_ACQUIRE)) return -1;
     uint8_t *copy = NULL;
     /* Past what the capacities allow: refused before it costs a copy. */
-    const int too_big = !failed && len > r->snap.max_bytes;
+    const int too_big = !failed && len > r->recovery.max_bytes;
     if (too_big) failed = 1;
     if (!failed && len) {
         copy = malloc(len);
@@ -109,13 +109,13 @@ int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, 
         else memcpy(copy, blocks, len);
     }
     if (!snap_claim(r, ticket)) { free(copy); return -1; }
-    free(r->snap.buf);
-    r->snap.buf = copy;
-    r->snap.len = failed ? 0 : len;
-    r->snap.seq = sequence;
-    r->snap.failed = failed != 0;
-    r->snap.too_big = too_big;
-    __atomic_store_n(&r->snap.posted, ticket, __ATOMIC_RELEASE);
+    free(r->recovery.buf);
+    r->recovery.buf = copy;
+    r->recovery.len = failed ? 0 : len;
+    r->recovery.seq = sequence;
+    r->recovery.failed = failed != 0;
+    r->recovery.too_big = too_big;
+    __atomic_store_n(&r->recovery.posted, ticket, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -123,25 +123,25 @@ static void snap_event(fh_lane_t *r, uint8_t what, uint64_t q1, uint64_t q2)
 {
     if (!r->book.publish) return;
     r->book.now = 0;
-    fh_shm_event_t *e = fh_pub_event_begin(&r->book, 0, FH_EV_SNAPSHOT, what, 0);
+    fh_shm_event_t *e = fh_book_event_begin(&r->book, 0, FH_EV_SNAPSHOT, what, 0);
     e->qty1 = q1;
     e->qty2 = q2;
-    fh_pub_event_commit(&r->book, e);
+    fh_book_event_commit(&r->book, e);
 }
 
 /* Post the request of stream s (the mailbox holds one). */
 static void snap_ask(fh_lane_t *r, fh_stream_t *s)
 {
-    r->snap.stream = (uint32_t)(s - r->sess.streams.v);
-    r->snap.port = s->port;
-    r->snap.group = s->group;
-    memcpy(r->snap.session, s->session, FH_MOLD_SESSION_LEN);
-    r->snap.next_seq = s->next_seq;
-    r->snap.t0 = mono_ns();
-    s->snap = FH_SNAP_ASKED;
+    r->recovery.stream = (uint32_t)(s - r->session.streams.v);
+    r->recovery.port = s->port;
+    r->recovery.group = s->group;
+    memcpy(r->recovery.session, s->key, FH_MOLD_SESSION_LEN);
+    r->recovery.next_seq = s->next_seq;
+    r->recovery.t0 = mono_ns();
+    s->snapshot = FH_SNAP_ASKED;
     snap_event(r, 0, s->next_seq, 0);
-    __atomic_store_n(&r->snap.asked, 1u, __ATOMIC_RELEASE);
-    __atomic_store_n(&r->snap.ticket, r->snap.ticket + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->recovery.asked, 1u, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->recovery.ticket, r->recovery.ticket + 1, __ATOMIC_RELEASE);
 }
 
 /* Every block of the answer decodes (a length and a known type, each inside
@@ -165,40 +165,40 @@ static int snap_check(const uint8_t *p, size_t len, uint64_t *n)
 /* Apply the posted answer to the stream it was asked for. */
 static void snap_apply(fh_lane_t *r)
 {
-    fh_stream_t *s = &r->sess.streams.v[r->snap.stream];
-    const uint64_t seq = r->snap.seq;
-    const uint8_t *p = r->snap.buf;
-    const size_t len = r->snap.len;
-    __atomic_store_n(&r->snap.asked, 0u, __ATOMIC_RELEASE);
+    fh_stream_t *s = &r->session.streams.v[r->recovery.stream];
+    const uint64_t seq = r->recovery.seq;
+    const uint8_t *p = r->recovery.buf;
+    const size_t len = r->recovery.len;
+    __atomic_store_n(&r->recovery.asked, 0u, __ATOMIC_RELEASE);
     uint64_t n = 0;
-    int ok = !r->snap.failed;
-    if (r->snap.too_big) r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
-    r->snap.too_big = 0;
+    int ok = !r->recovery.failed;
+    if (r->recovery.too_big) r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
+    r->recovery.too_big = 0;
     if (ok) {
         /* Not older than what the stream has (the books would go back in
          * time with nothing to bring them forward), not absurdly far past
          * what it holds. */
-        const uint64_t hi = fh_session_held_end(&r->sess, s);
-        const uint64_t top = (hi > r->snap.next_seq ? hi : r->snap.next_seq);
-        if (seq < r->snap.next_seq || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) || snap_check(p, len, &n) != 0) {
+        const uint64_t hi = fh_session_held_end(&r->session, s);
+        const uint64_t top = (hi > r->recovery.next_seq ? hi : r->recovery.next_seq);
+        if (seq < r->recovery.next_seq || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) || snap_check(p, len, &n) != 0) {
             r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
             ok = 0;
         }
     }
     if (!ok) {
-        free(r->snap.buf);                          /* nothing of it is used */
-        r->snap.buf = NULL;
+        free(r->recovery.buf);                          /* nothing of it is used */
+        r->recovery.buf = NULL;
         r->st.snapshot_failures++;
         snap_event(r, 2, s->next_seq, 0);
-        fh_session_snapshot_done(&r->sess, s, 0, 0);
+        fh_session_snapshot_done(&r->session, s, 0, 0);
         fh_book_flush_pending(&r->book);
         return;
     }
-    uint8_t *bits = r->seen + (size_t)r->snap.stream * r->seen_bytes;
+    uint8_t *bits = r->carried.bits + (size_t)r->recovery.stream * r->carried.bytes;
     /* A late join's stream has shown no instrument yet: nothing to empty (the
      * clear is a pass over every order entry). */
     int any = 0;
-    for (uint32_t i = 0; i < r->seen_bytes && !any; i++) any = bits[i] != 0;
+    for (uint32_t i = 0; i < r->carried.bytes && !any; i++) any = bits[i] != 0;
     if (any) {
         fh_book_clear(&r->book, bits);
         fh_book_flush_pending(&r->book);
@@ -211,35 +211,35 @@ static void snap_apply(fh_lane_t *r)
     uint32_t k = 0;
     while (off < len) {
         const uint32_t ml = fh_be16(p + off);
-        (void)fh_itch_decode_inline(p + off + 2, ml, &r->msgs[k++]);
+        (void)fh_itch_decode_inline(p + off + 2, ml, &r->decoded.ops[k++]);
         off += 2 + ml;
         if (k == FH_PKT_MSGS || off >= len) {
-            fh_book_apply_batch(&r->book, r->msgs, k);
+            fh_book_apply_batch(&r->book, r->decoded.ops, k);
             fh_book_flush_pending(&r->book);
             k = 0;
         }
     }
     r->st.snapshots++;
     r->st.snapshot_messages += n;
-    r->st.snapshot_recover_ns = mono_ns() - r->snap.t0;
+    r->st.snapshot_recover_ns = mono_ns() - r->recovery.t0;
     /* Done, then each instrument of the stream recovered (its STALE cleared). */
     snap_event(r, 1, seq, n);
-    for (uint32_t i = 0; i < r->seen_bytes; i++)
+    for (uint32_t i = 0; i < r->carried.bytes; i++)
         for (uint32_t b = 0; bits[i] && b < 8; b++)
             if (bits[i] & (1u << b)) fh_book_clear_stale(&r->book, i * 8 + b);
-    free(r->snap.buf);
-    r->snap.buf = NULL;
-    r->book.rx_ts = r->sess.now;
-    fh_session_snapshot_done(&r->sess, s, seq, 1);
+    free(r->recovery.buf);
+    r->recovery.buf = NULL;
+    r->book.rx_ts = r->session.now;
+    fh_session_snapshot_done(&r->session, s, seq, 1);
     fh_book_flush_pending(&r->book);
 }
 
 /* The next stream waiting whose request is not posted: asked now. */
 static void snap_next(fh_lane_t *r)
 {
-    if (r->snap.asked) return;
-    for (uint32_t i = 0; i < r->sess.streams.n; i++) {
-        if (r->sess.streams.v[i].snap == FH_SNAP_WANTED) { snap_ask(r, &r->sess.streams.v[i]); return; }
+    if (r->recovery.asked) return;
+    for (uint32_t i = 0; i < r->session.streams.n; i++) {
+        if (r->session.streams.v[i].snapshot == FH_SNAP_WANTED) { snap_ask(r, &r->session.streams.v[i]); return; }
     }
 }
 
@@ -248,16 +248,16 @@ static void snap_next(fh_lane_t *r)
  * late answer is refused.  Then applied either way. */
 static void snap_give_up(fh_lane_t *r)
 {
-    const uint32_t t = r->snap.ticket;
+    const uint32_t t = r->recovery.ticket;
     if (snap_claim(r, t)) {
-        free(r->snap.buf);
-        r->snap.buf = NULL;
-        r->snap.len = 0;
-        r->snap.failed = 1;
-        r->snap.too_big = 0;
-        __atomic_store_n(&r->snap.posted, t, __ATOMIC_RELEASE);
+        free(r->recovery.buf);
+        r->recovery.buf = NULL;
+        r->recovery.len = 0;
+        r->recovery.failed = 1;
+        r->recovery.too_big = 0;
+        __atomic_store_n(&r->recovery.posted, t, __ATOMIC_RELEASE);
     }
-    while (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) != t) FH_CPU_RELAX();   /* the poster is copying */
+    while (__atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) != t) FH_CPU_RELAX();   /* the poster is copying */
     snap_apply(r);
 }
 
@@ -265,15 +265,15 @@ static void snap_give_up(fh_lane_t *r)
  * lane gives up on its own a grace later, for a fetcher that is stuck. */
 static uint64_t snap_give_up_at(const fh_lane_t *r)
 {
-    return r->snap.t0 + r->snap.timeout_ns + (uint64_t)FH_SNAP_GRACE_MS * 1000000ull;
+    return r->recovery.t0 + r->recovery.timeout_ns + (uint64_t)FH_SNAP_GRACE_MS * 1000000ull;
 }
 
 /* A blocking wait for the answer (a file replay: the file can wait). */
 static void snap_wait(fh_lane_t *r)
 {
     const uint64_t deadline = snap_give_up_at(r);
-    const uint32_t t = r->snap.ticket;
-    while (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) != t) {
+    const uint32_t t = r->recovery.ticket;
+    while (__atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) != t) {
         if (fh_pipe_should_stop(r) || mono_ns() > deadline) { snap_give_up(r); return; }
         const struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
@@ -284,16 +284,16 @@ static void snap_wait(fh_lane_t *r)
 void fh_recovery_ask(void *ctx, fh_stream_t *s)
 {
     fh_lane_t *r = ctx;
-    if (r->mode == FH_MODE_DECODE || r->snap.finishing) {
+    if (r->mode == FH_MODE_DECODE || r->recovery.finishing) {
         /* The input is over (a hole given up at the end): no snapshot can come. */
         r->st.snapshot_failures++;
         snap_event(r, 2, s->next_seq, 0);
-        fh_session_snapshot_done(&r->sess, s, 0, 0);
+        fh_session_snapshot_done(&r->session, s, 0, 0);
         return;
     }
-    if (!r->snap.blocking) { snap_next(r); return; }
+    if (!r->recovery.blocking) { snap_next(r); return; }
     /* Blocking: one request at a time, answered before the walk goes on. */
-    if (s->snap == FH_SNAP_WANTED && !r->snap.asked) {
+    if (s->snapshot == FH_SNAP_WANTED && !r->recovery.asked) {
         snap_ask(r, s);
         snap_wait(r);
     }
@@ -301,25 +301,25 @@ void fh_recovery_ask(void *ctx, fh_stream_t *s)
 
 void fh_recovery_poll(fh_lane_t *r)
 {
-    if (r->snap.blocking) return;
-    if (r->snap.asked && __atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
-    else if (r->snap.asked && mono_ns() > snap_give_up_at(r)) snap_give_up(r);
+    if (r->recovery.blocking) return;
+    if (r->recovery.asked && __atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) == r->recovery.ticket) snap_apply(r);
+    else if (r->recovery.asked && mono_ns() > snap_give_up_at(r)) snap_give_up(r);
     snap_next(r);
 }
 
 void fh_recovery_finish(fh_lane_t *r)
 {
     /* Streams still waiting get no snapshot now: given up as without one. */
-    r->snap.finishing = 1;
-    if (r->snap.asked) {
-        if (__atomic_load_n(&r->snap.posted, __ATOMIC_ACQUIRE) == r->snap.ticket) snap_apply(r);
+    r->recovery.finishing = 1;
+    if (r->recovery.asked) {
+        if (__atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) == r->recovery.ticket) snap_apply(r);
         else snap_give_up(r);
     }
-    for (uint32_t i = 0; i < r->sess.streams.n; i++) {
-        fh_stream_t *s = &r->sess.streams.v[i];
-        if (s->snap) {
+    for (uint32_t i = 0; i < r->session.streams.n; i++) {
+        fh_stream_t *s = &r->session.streams.v[i];
+        if (s->snapshot) {
             r->st.snapshot_failures++;
-            fh_session_snapshot_done(&r->sess, s, 0, 0);
+            fh_session_snapshot_done(&r->session, s, 0, 0);
         }
     }
     fh_book_flush_pending(&r->book);

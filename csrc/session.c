@@ -106,7 +106,7 @@ static void pend_free(fh_session_t *ss, uint32_t i)
 static uint64_t oldest_held(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t t = UINT64_MAX;
-    for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next)
+    for (uint32_t i = s->held_head; i; i = ss->pend[i - 1].next)
         if (ss->pend[i - 1].rx_ts < t) t = ss->pend[i - 1].rx_ts;
     return t;
 }
@@ -115,7 +115,7 @@ static uint64_t oldest_held(const fh_session_t *ss, const fh_stream_t *s)
 static uint64_t front_since(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t t = oldest_held(ss, s);
-    if (s->hb_since && s->hb_end0 > s->next_seq && s->hb_since < t) t = s->hb_since;
+    if (s->heartbeat_since && s->heartbeat_end0 > s->next_seq && s->heartbeat_since < t) t = s->heartbeat_since;
     if (t == UINT64_MAX) t = ss->now;
     if (t < s->hole_floor) t = s->hole_floor;
     return t ? t : 1;
@@ -127,17 +127,17 @@ static uint64_t front_since(const fh_session_t *ss, const fh_stream_t *s)
 static void hole_update(fh_session_t *ss, fh_stream_t *s)
 {
     if (!s->hole_since) return;
-    if (s->hb_since && s->hb_end0 <= s->next_seq) {
+    if (s->heartbeat_since && s->heartbeat_end0 <= s->next_seq) {
         /* Announced later than hb_since, by an unknown heartbeat: timed from
          * now (later than it was missed, never earlier). */
-        if (s->hole_end > s->next_seq) { s->hb_since = ss->now ? ss->now : 1; s->hb_end0 = s->hole_end; }
-        else s->hb_since = 0;
+        if (s->hole_end > s->next_seq) { s->heartbeat_since = ss->now ? ss->now : 1; s->heartbeat_end0 = s->hole_end; }
+        else s->heartbeat_since = 0;
     }
-    if (s->snap) return;
-    if (!s->pend_head && s->next_seq >= s->hole_end) {
+    if (s->snapshot) return;
+    if (!s->held_head && s->next_seq >= s->hole_end) {
         s->hole_since = 0;
-        s->snap_tried = 0;
-        s->hb_since = 0;
+        s->snapshot_tried = 0;
+        s->heartbeat_since = 0;
         s->hole_floor = 0;
         ss->holes--;
         return;
@@ -148,10 +148,10 @@ static void hole_update(fh_session_t *ss, fh_stream_t *s)
 /* Apply held packets the stream has now reached (applied now, received then). */
 static void hole_drain(fh_session_t *ss, fh_stream_t *s)
 {
-    while (s->pend_head && ss->pend[s->pend_head - 1].seq <= s->next_seq) {
-        const uint32_t i = s->pend_head - 1;
+    while (s->held_head && ss->pend[s->held_head - 1].seq <= s->next_seq) {
+        const uint32_t i = s->held_head - 1;
         fh_pending_t *h = &ss->pend[i];
-        s->pend_head = h->next;
+        s->held_head = h->next;
         ss->st->pkt_held--;
         apply_counted(ss, s, h->data, h->len, h->seq, h->count, h->rx_ts);
         pend_free(ss, i);
@@ -167,7 +167,7 @@ static void hole_drain(fh_session_t *ss, fh_stream_t *s)
  * not). */
 int fh_session_rr_reply(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, size_t n)
 {
-    if (n < FH_MOLD_HLEN || n > UINT32_MAX || memcmp(p, s->session, FH_MOLD_SESSION_LEN) != 0) {
+    if (n < FH_MOLD_HLEN || n > UINT32_MAX || memcmp(p, s->key, FH_MOLD_SESSION_LEN) != 0) {
         ss->st->errors[FH_ERR_RR_FOREIGN]++;
         return 0;
     }
@@ -197,13 +197,13 @@ static int rr_reply(void *ctx, const uint8_t *p, size_t n)
  * client's timeout each) or has nothing more. */
 static void hole_recover(fh_session_t *ss, fh_stream_t *s, uint64_t end)
 {
-    if (!s->rr_ip || ss->rr.fd < 0) return;
+    if (!s->rerequest_ip || ss->rr.fd < 0) return;
     rr_ctx_t c = {ss, s};
     int tries = 0;
     while (s->hole_since && s->next_seq < end && tries < 3) {
         const uint64_t want = end - s->next_seq;
         const uint64_t before = s->next_seq;
-        const int got = fh_rr_request(&ss->rr, s->rr_ip, s->rr_port, s->session, s->next_seq,
+        const int got = fh_rr_request(&ss->rr, s->rerequest_ip, s->rerequest_port, s->key, s->next_seq,
                                       (uint16_t)(want > 0xFFFE ? 0xFFFE : want), rr_reply, &c,
                                       &ss->st->errors[FH_ERR_RR_FOREIGN]);
         if (got < 0) {
@@ -225,16 +225,16 @@ static void hole_recover(fh_session_t *ss, fh_stream_t *s, uint64_t end)
  * after it, the heartbeat) is older than the window. */
 static uint64_t front_expired(const fh_session_t *ss, const fh_stream_t *s, uint64_t now, int all)
 {
-    const uint64_t first = s->pend_head ? ss->pend[s->pend_head - 1].seq : UINT64_MAX;
-    const uint64_t end = s->pend_head ? first : s->hole_end;
+    const uint64_t first = s->held_head ? ss->pend[s->held_head - 1].seq : UINT64_MAX;
+    const uint64_t end = s->held_head ? first : s->hole_end;
     if (end <= s->next_seq) return 0;
     if (all) return end;
     const uint64_t w = ss->gap_window_ns;
     if (s->hole_floor && now - s->hole_floor <= w) return 0;
     const uint64_t oldest = oldest_held(ss, s);
     if (oldest != UINT64_MAX && now - oldest > w) return first;
-    if (s->hb_since && s->hb_end0 > s->next_seq && now - s->hb_since > w)
-        return s->hb_end0 < end ? s->hb_end0 : end;
+    if (s->heartbeat_since && s->heartbeat_end0 > s->next_seq && now - s->heartbeat_since > w)
+        return s->heartbeat_end0 < end ? s->heartbeat_end0 : end;
     return 0;
 }
 
@@ -256,13 +256,13 @@ static void range_give_up(fh_session_t *ss, fh_stream_t *s, uint64_t end)
     }
     hole_recover(ss, s, end);
     if (!s->hole_since || s->next_seq >= end) return;
-    if (s->snap_on && !s->snap_tried && ss->now >= s->snap_after && ss->hooks.snapshot) {
+    if (s->snapshot_on && !s->snapshot_tried && ss->now >= s->snapshot_after && ss->hooks.snapshot) {
         /* Lost from both lines and the re-request server: the books are wrong
          * (flagged now) until a snapshot rebuilds them.  Counted as a gap only
          * if the snapshot does not come. */
         ss->hooks.gap(ss->hooks.ctx, s, end - s->next_seq);
-        s->snap_tried = 1;
-        s->snap = FH_SNAP_WANTED;
+        s->snapshot_tried = 1;
+        s->snapshot = FH_SNAP_WANTED;
         ss->hooks.snapshot(ss->hooks.ctx, s);       /* blocking: applied (or failed) before it returns */
         return;
     }
@@ -273,15 +273,15 @@ static void range_give_up(fh_session_t *ss, fh_stream_t *s, uint64_t end)
          * Taking it would make every genuine packet after it a "duplicate";
          * it is dropped and counted instead. */
         ss->st->errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
-        if (s->pend_head) {
-            const uint32_t i = s->pend_head - 1;
-            s->pend_head = ss->pend[i].next;
+        if (s->held_head) {
+            const uint32_t i = s->held_head - 1;
+            s->held_head = ss->pend[i].next;
             pend_free(ss, i);
             ss->st->pkt_held--;
             ss->st->pkt_rejected++;
         } else {
             s->hole_end = s->next_seq;
-            s->hb_since = 0;
+            s->heartbeat_since = 0;
         }
         hole_update(ss, s);
         return;
@@ -297,7 +297,7 @@ static void range_give_up(fh_session_t *ss, fh_stream_t *s, uint64_t end)
  * `all`), oldest first; younger ones keep waiting for the other line. */
 static void holes_give_up(fh_session_t *ss, fh_stream_t *s, int all)
 {
-    while (s->hole_since && !s->snap) {
+    while (s->hole_since && !s->snapshot) {
         const uint64_t end = front_expired(ss, s, ss->now, all);
         if (!end) break;
         range_give_up(ss, s, end);
@@ -315,7 +315,7 @@ static void hole_open(fh_session_t *ss, fh_stream_t *s)
 
 static void hole_check_window(fh_session_t *ss, fh_stream_t *s)
 {
-    if (s->hole_since && !s->snap && ss->now - s->hole_since > ss->gap_window_ns) holes_give_up(ss, s, 0);
+    if (s->hole_since && !s->snapshot && ss->now - s->hole_since > ss->gap_window_ns) holes_give_up(ss, s, 0);
 }
 
 void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq)
@@ -323,7 +323,7 @@ void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq)
     hole_check_window(ss, s);
     if (seq > s->next_seq) {
         if (seq > s->hole_end) s->hole_end = seq;
-        if (!s->hb_since) { s->hb_since = ss->now ? ss->now : 1; s->hb_end0 = seq; }
+        if (!s->heartbeat_since) { s->heartbeat_since = ss->now ? ss->now : 1; s->heartbeat_end0 = seq; }
         hole_open(ss, s);
     }
     hole_check_window(ss, s);
@@ -334,7 +334,7 @@ void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq)
  * has no room. */
 static int hold(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count)
 {
-    uint32_t *link = &s->pend_head;
+    uint32_t *link = &s->held_head;
     while (*link && ss->pend[*link - 1].seq < seq) link = &ss->pend[*link - 1].next;
     if (*link && ss->pend[*link - 1].seq == seq && ss->pend[*link - 1].count >= count) {
         ss->st->duplicates += count;
@@ -353,9 +353,9 @@ static int hold(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len
     h->next = *link;
     *link = i + 1;
     ss->st->pkt_held++;
-    if (FH_UNLIKELY(s->snap)) {
+    if (FH_UNLIKELY(s->snapshot)) {
         ss->st->snapshot_buffered++;
-        if (s->snap == FH_SNAP_WANTED) ss->hooks.snapshot(ss->hooks.ctx, s);
+        if (s->snapshot == FH_SNAP_WANTED) ss->hooks.snapshot(ss->hooks.ctx, s);
     }
     return 0;
 }
@@ -366,7 +366,7 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
     /* Holes whose windows passed before this packet came are lost already: a
      * late copy of one is not applied out of order (it counts as late). */
     hole_check_window(ss, s);
-    if (seq <= s->next_seq && !s->snap) {
+    if (seq <= s->next_seq && !s->snapshot) {
         /* Fills (the start of) the oldest hole, or is a copy of what was applied. */
         apply_counted(ss, s, p, len, seq, count, ss->now);
         hole_drain(ss, s);
@@ -375,7 +375,7 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
     hole_open(ss, s);
     if (hold(ss, s, p, len, seq, count) == 0) return;
     ss->st->errors[FH_ERR_GAP_BUFFER_FULL]++;
-    if (s->snap) {
+    if (s->snapshot) {
         /* Waiting for a snapshot with nowhere to hold this packet: dropped
          * (counted).  If the snapshot does not contain it, it is a hole then. */
         ss->st->pkt_rejected++;
@@ -384,18 +384,18 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
     /* Nowhere to hold it: the oldest holes of this stream are given up early,
      * one at a time (never past this packet), until the pool has room or
      * this packet is next. */
-    while (!ss->pend_free && s->pend_head && !s->snap && seq > s->next_seq) {
+    while (!ss->pend_free && s->held_head && !s->snapshot && seq > s->next_seq) {
         uint64_t end = front_expired(ss, s, ss->now, 1);
         if (!end) break;
         if (end > seq) end = seq;
         range_give_up(ss, s, end);
     }
-    if (!s->snap && seq <= s->next_seq) {
+    if (!s->snapshot && seq <= s->next_seq) {
         apply_counted(ss, s, p, len, seq, count, ss->now);
         hole_drain(ss, s);
         return;
     }
-    if (!s->snap && len <= FH_PEND_DATA && ss->pend_free) {
+    if (!s->snapshot && len <= FH_PEND_DATA && ss->pend_free) {
         hole_open(ss, s);
         (void)hold(ss, s, p, len, seq, count);
         return;
@@ -403,7 +403,7 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
     /* Still nowhere (other streams fill the pool, or the packet is too big to
      * hold): everything before it is given up rather than lose it. */
     holes_give_up(ss, s, 1);
-    if (s->snap) { ss->st->pkt_rejected++; return; }
+    if (s->snapshot) { ss->st->pkt_rejected++; return; }
     if (seq > s->next_seq) {
         gap(ss, s, seq - s->next_seq);
         lost_record(s, s->next_seq, seq);
@@ -428,7 +428,7 @@ void fh_session_expire(fh_session_t *ss, uint64_t now)
     ss->now = now;
     for (uint32_t i = 0; i < ss->streams.n && ss->holes; i++) {
         fh_stream_t *s = &ss->streams.v[i];
-        if (s->hole_since && !s->snap && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns))
+        if (s->hole_since && !s->snapshot && (now == UINT64_MAX || now - s->hole_since > ss->gap_window_ns))
             holes_give_up(ss, s, now == UINT64_MAX);
     }
     ss->now = saved;
@@ -438,15 +438,15 @@ void fh_session_expire(fh_session_t *ss, uint64_t now)
 
 void fh_session_snapshot_wait(fh_session_t *ss, fh_stream_t *s)
 {
-    s->snap = FH_SNAP_WANTED;
-    s->snap_tried = 1;
+    s->snapshot = FH_SNAP_WANTED;
+    s->snapshot_tried = 1;
     hole_open(ss, s);                               /* off the in-sequence path: every packet is held */
 }
 
 uint64_t fh_session_held_end(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t end = 0;
-    for (uint32_t i = s->pend_head; i; i = ss->pend[i - 1].next) {
+    for (uint32_t i = s->held_head; i; i = ss->pend[i - 1].next) {
         const fh_pending_t *h = &ss->pend[i - 1];
         if (h->seq + h->count > end) end = h->seq + h->count;
     }
@@ -455,9 +455,9 @@ uint64_t fh_session_held_end(const fh_session_t *ss, const fh_stream_t *s)
 
 void fh_session_snapshot_done(fh_session_t *ss, fh_stream_t *s, uint64_t seq, int ok)
 {
-    s->snap = FH_SNAP_NONE;
+    s->snapshot = FH_SNAP_NONE;
     if (!ok) {
-        s->snap_after = ss->now + FH_SNAP_RETRY_NS;
+        s->snapshot_after = ss->now + FH_SNAP_RETRY_NS;
         /* As without a snapshot: what is missing past its window is a gap,
          * the held packets are applied up to the next hole; a late join's
          * books lack the day before its first packet, so every instrument
@@ -470,9 +470,9 @@ void fh_session_snapshot_done(fh_session_t *ss, fh_stream_t *s, uint64_t seq, in
     s->gapped = 0;
     if (seq > s->next_seq) s->next_seq = seq;
     /* Held packets the snapshot already contains. */
-    while (s->pend_head && ss->pend[s->pend_head - 1].seq + ss->pend[s->pend_head - 1].count <= s->next_seq) {
-        const uint32_t i = s->pend_head - 1;
-        s->pend_head = ss->pend[i].next;
+    while (s->held_head && ss->pend[s->held_head - 1].seq + ss->pend[s->held_head - 1].count <= s->next_seq) {
+        const uint32_t i = s->held_head - 1;
+        s->held_head = ss->pend[i].next;
         ss->st->duplicates += ss->pend[i].count;
         ss->st->pkt_held--;
         ss->st->pkt_duplicate++;
@@ -537,6 +537,6 @@ int fh_session_all_ended(const fh_session_t *ss)
 {
     if (ss->streams.n == 0) return 0;
     for (uint32_t i = 0; i < ss->streams.n; i++)
-        if (!ss->streams.v[i].ended || ss->streams.v[i].snap) return 0;   /* a snapshot to apply first */
+        if (!ss->streams.v[i].ended || ss->streams.v[i].snapshot) return 0;   /* a snapshot to apply first */
     return 1;
 }

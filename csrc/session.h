@@ -22,37 +22,40 @@
  * busiest feed lost on both lines, while the stream itself went on. */
 #define FH_SEQ_IMPLAUSIBLE  (1ull << 24)
 
+/* A stream's key beside its UDP port: 10 bytes, a MoldUDP64 session's width. */
+#define FH_STREAM_KEY_LEN FH_MOLD_SESSION_LEN
+
 typedef struct fh_stream {
     uint64_t next_seq;                      /* next sequence number expected */
     uint64_t hole_since;                    /* 0 = no hole; else the receive time the oldest open hole (the
                                              * one at next_seq) was first missed: its window runs from here */
     uint64_t hole_end;                      /* a heartbeat said the stream reached this sequence */
-    uint32_t pend_head;                     /* packets held behind the hole (pool index + 1), by sequence */
+    uint32_t held_head;                     /* packets held behind the hole (pool index + 1), by sequence */
     uint16_t port;
-    uint8_t  session[FH_MOLD_SESSION_LEN];
-    uint32_t rr_ip;                         /* re-request server (host order), 0 = none */
-    uint16_t rr_port;
+    uint8_t  key[FH_STREAM_KEY_LEN];        /* MoldUDP64: the session; PITCH: fh_pitch_stream_key(unit) */
+    uint32_t rerequest_ip;                  /* re-request server (host order), 0 = none */
+    uint16_t rerequest_port;
     uint8_t  ended;                         /* end of session seen */
     uint8_t  silent;                        /* quiet past the silence timeout */
     uint8_t  gapped;                        /* lost messages for good (a gap): instruments first seen
                                              * after it are flagged stale too */
     uint64_t last_rx;                       /* receive time of its last packet (this lane's streams) */
     uint64_t hole_seq0;                     /* next_seq when the open hole was seen */
-    uint8_t  snap_on;                       /* snapshot recovery (GLIMPSE) for this stream */
-    uint8_t  snap;                          /* FH_SNAP_*: waiting for a snapshot, its packets held */
-    uint8_t  snap_tried;                    /* the open hole had its snapshot: no second one */
+    uint8_t  snapshot_on;                   /* snapshot recovery (GLIMPSE) for this stream */
+    uint8_t  snapshot;                      /* FH_SNAP_*: waiting for a snapshot, its packets held */
+    uint8_t  snapshot_tried;                   /* the open hole had its snapshot: no second one */
     uint32_t group;                         /* multicast group (host order) it was first seen on */
-    uint64_t snap_after;                    /* no snapshot asked before this receive time (after a failure) */
-    uint8_t  proto;                         /* FH_PROTO_MOLD or FH_PROTO_PITCH */
+    uint64_t snapshot_after;                   /* no snapshot asked before this receive time (after a failure) */
+    uint8_t  protocol;                      /* FH_PROTO_MOLD or FH_PROTO_PITCH */
     uint8_t  unit;                          /* PITCH: Hdr Unit */
     uint8_t  venue;                         /* index in the run's venue table (fh_lane_set_venue) */
     uint8_t  _pad1;
     uint32_t pitch_secs;                    /* PITCH: seconds of the unit's last Time message */
     /* Per-hole windows (session.c).  A held packet's receive time is when the
      * ranges before it were first missed; a heartbeat's is kept here: at
-     * hb_since it said the stream had reached hb_end0. */
-    uint64_t hb_since;                      /* 0 = no heartbeat-announced range open */
-    uint64_t hb_end0;
+     * heartbeat_since it said the stream had reached heartbeat_end0. */
+    uint64_t heartbeat_since;               /* 0 = no heartbeat-announced range open */
+    uint64_t heartbeat_end0;
     uint64_t hole_floor;                    /* no hole is given up before this + the window (after a snapshot) */
     /* The last FH_LOST_RANGES ranges given up as gaps, [lo, hi): a late copy
      * of one is counted late (pkt_late), not duplicate -- it was never applied. */
@@ -104,11 +107,11 @@ FH_INLINE void fh_pitch_stream_key(uint8_t key[FH_MOLD_SESSION_LEN], uint8_t uni
 #define FH_SNAP_WANTED 1u                   /* waits; the request is not posted yet */
 #define FH_SNAP_ASKED  2u                   /* the request is posted */
 
-typedef struct fh_mold_table {
+typedef struct fh_stream_table {
     fh_stream_t *v;                    /* preallocated at start-up */
     uint32_t n, cap;
     uint32_t last;                          /* index of the last hit: packets come in runs */
-} fh_mold_table_t;
+} fh_stream_table_t;
 
 /* A packet that arrived past a hole, held until the hole fills or is given up. */
 #define FH_PEND_DATA 2016u
@@ -133,7 +136,7 @@ typedef struct fh_session_hooks {
     void (*gap)(void *ctx, fh_stream_t *s, uint64_t missing);
     /* Stream s went quiet (on = 1) or spoke again (on = 0). */
     void (*silent)(void *ctx, fh_stream_t *s, int on);
-    /* Stream s waits for a snapshot (s->snap != FH_SNAP_NONE): ask for it.  A
+    /* Stream s waits for a snapshot (s->snapshot != FH_SNAP_NONE): ask for it.  A
      * blocking pipeline gets and applies it (fh_session_snapshot_done) before
      * returning; a live one returns at once and applies it later. */
     void (*snapshot)(void *ctx, fh_stream_t *s);
@@ -141,7 +144,7 @@ typedef struct fh_session_hooks {
 } fh_session_hooks_t;
 
 typedef struct fh_session {
-    fh_mold_table_t streams;
+    fh_stream_table_t streams;
     fh_stats_t *st;                 /* the lane's counters */
     uint64_t now;                   /* receive time of the packet being handled (the session's clock) */
     uint64_t rx_last;               /* latest receive time seen: the receive clock never runs backwards */
@@ -166,15 +169,15 @@ void fh_session_free(fh_session_t *ss);
 /* The stream for (port, session), created on first sight; NULL when the table
  * is full (the caller counts it and decodes the packet unsequenced).  *fresh
  * is incremented when it was created. */
-FH_INLINE fh_stream_t *fh_mold_lookup(fh_mold_table_t *t, uint16_t port, const uint8_t *session,
+FH_INLINE fh_stream_t *fh_stream_lookup(fh_stream_table_t *t, uint16_t port, const uint8_t *session,
                                            uint64_t first_seq, uint64_t *fresh)
 {
     fh_stream_t *s = &t->v[t->last];
-    if (FH_LIKELY(t->n && s->port == port && memcmp(s->session, session, FH_MOLD_SESSION_LEN) == 0))
+    if (FH_LIKELY(t->n && s->port == port && memcmp(s->key, session, FH_MOLD_SESSION_LEN) == 0))
         return s;
     for (uint32_t i = 0; i < t->n; i++) {
         s = &t->v[i];
-        if (s->port == port && memcmp(s->session, session, FH_MOLD_SESSION_LEN) == 0) {
+        if (s->port == port && memcmp(s->key, session, FH_MOLD_SESSION_LEN) == 0) {
             t->last = i;
             return s;
         }
@@ -182,7 +185,7 @@ FH_INLINE fh_stream_t *fh_mold_lookup(fh_mold_table_t *t, uint16_t port, const u
     if (t->n == t->cap) return NULL;
     s = &t->v[t->n];
     s->port = port;
-    memcpy(s->session, session, FH_MOLD_SESSION_LEN);
+    memcpy(s->key, session, FH_MOLD_SESSION_LEN);
     /* A capture may start mid-session: what came before it is not a gap. */
     s->next_seq = first_seq;
     t->last = t->n++;

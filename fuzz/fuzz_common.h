@@ -110,15 +110,15 @@ static uint8_t *fuzz_exact(const uint8_t *p, size_t n)
  * back in the pool, nothing decoded left unapplied, the totals add up. */
 static void fuzz_check_at_rest(fh_lane_t *r)
 {
-    FUZZ_CHECK(r->sess.holes == 0, "%u holes open after finish", r->sess.holes);
-    for (uint32_t i = 0; i < r->sess.streams.n; i++) {
-        FUZZ_CHECK(!r->sess.streams.v[i].hole_since, "stream %u still has a hole", i);
-        FUZZ_CHECK(!r->sess.streams.v[i].pend_head, "stream %u still holds packets", i);
+    FUZZ_CHECK(r->session.holes == 0, "%u holes open after finish", r->session.holes);
+    for (uint32_t i = 0; i < r->session.streams.n; i++) {
+        FUZZ_CHECK(!r->session.streams.v[i].hole_since, "stream %u still has a hole", i);
+        FUZZ_CHECK(!r->session.streams.v[i].held_head, "stream %u still holds packets", i);
     }
     uint32_t free_n = 0;
-    for (uint32_t k = r->sess.pend_free; k && free_n <= r->sess.pend_cap; k = r->sess.pend[k - 1].next) free_n++;
-    FUZZ_CHECK(free_n == r->sess.pend_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->sess.pend_cap);
-    FUZZ_CHECK(r->n_msgs == 0, "%u decoded messages left unapplied", r->n_msgs);
+    for (uint32_t k = r->session.pend_free; k && free_n <= r->session.pend_cap; k = r->session.pend[k - 1].next) free_n++;
+    FUZZ_CHECK(free_n == r->session.pend_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->session.pend_cap);
+    FUZZ_CHECK(r->decoded.n == 0, "%u decoded messages left unapplied", r->decoded.n);
     fuzz_check_totals(&r->st);
 }
 

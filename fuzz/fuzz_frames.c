@@ -89,8 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fh_lane_stats(r[l], &now);
             if (getenv("FUZZ_TRACE"))
                 fprintf(stderr, "lane %u frame at %zu (%zu B): next_seq %llu gaps %llu holes %u\n", l, off, len,
-                        r[l]->sess.streams.n ? (unsigned long long)r[l]->sess.streams.v[0].next_seq : 0ull,
-                        (unsigned long long)now.gaps, r[l]->sess.holes);
+                        r[l]->session.streams.n ? (unsigned long long)r[l]->session.streams.v[0].next_seq : 0ull,
+                        (unsigned long long)now.gaps, r[l]->session.holes);
             fuzz_check_monotonic(&prev[l], &now);
             prev[l] = now;
         }
@@ -99,19 +99,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (uint32_t l = 0; l < lanes; l++) {
         if (getenv("FUZZ_TRACE"))
-            for (uint32_t i = 0; i < r[l]->sess.streams.n; i++) {
-                const fh_stream_t *s = &r[l]->sess.streams.v[i];
+            for (uint32_t i = 0; i < r[l]->session.streams.n; i++) {
+                const fh_stream_t *s = &r[l]->session.streams.v[i];
                 fprintf(stderr, "stream %u next %llu hole_since %llu hole_end %llu held:", i,
                         (unsigned long long)s->next_seq, (unsigned long long)s->hole_since,
                         (unsigned long long)s->hole_end);
-                for (uint32_t k = s->pend_head; k; k = r[l]->sess.pend[k - 1].next)
-                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->sess.pend[k - 1].seq, r[l]->sess.pend[k - 1].count);
+                for (uint32_t k = s->held_head; k; k = r[l]->session.pend[k - 1].next)
+                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->session.pend[k - 1].seq, r[l]->session.pend[k - 1].count);
                 fputc('\n', stderr);
             }
         fh_pipe_poll_slow(r[l], size);
         if (getenv("FUZZ_TRACE"))
             fprintf(stderr, "lane %u after poll: gaps %llu holes %u\n", l, (unsigned long long)r[l]->st.gaps,
-                    r[l]->sess.holes);
+                    r[l]->session.holes);
     }
     for (uint32_t l = lanes; l-- > 0;) {
         fh_lane_finish(r[l]);

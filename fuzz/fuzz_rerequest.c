@@ -57,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint32_t held = (opt >> 1) & 7u;
     for (uint32_t k = 0; k < held; k++) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6 + 2 * k, 1, 100 + k), rx);
     if (!held) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6, 0, 0), rx);
-    FUZZ_CHECK(r->sess.streams.n == 1, "%u streams set up", r->sess.streams.n);
-    fh_stream_t *s = &r->sess.streams.v[0];
+    FUZZ_CHECK(r->session.streams.n == 1, "%u streams set up", r->session.streams.n);
+    fh_stream_t *s = &r->session.streams.v[0];
     FUZZ_CHECK(s->hole_since && s->next_seq == 3, "no hole at seq 3 (next %llu)", (unsigned long long)s->next_seq);
 
     fh_stats_t prev, now;
@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len > size - off) len = size - off;
         uint8_t *reply = fuzz_exact(data + off, len);
         const uint64_t next = s->next_seq;
-        const int applied = fh_session_rr_reply(&r->sess, s, reply, len);
+        const int applied = fh_session_rr_reply(&r->session, s, reply, len);
         free(reply);
         fh_lane_stats(r, &now);
         fuzz_check_monotonic(&prev, &now);

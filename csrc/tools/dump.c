@@ -47,7 +47,7 @@ static int dump_to(fh_lane_t *r, FILE *f, const char *what, uint32_t depth, int 
                 fh_book_level(b, loc, side, i, &price, &shares, &orders);
                 fprintf(f, "%u,%s,%c,%u,%u,%llu,%u%s%s\n", loc, sym, side == 0 ? 'B' : 'S', i + 1, price,
                         (unsigned long long)shares, orders, with_venue ? "," : "",
-                        with_venue ? r->venue_names[in->venue < 8 ? in->venue : 0] : "");
+                        with_venue ? r->route.venue_names[in->venue < 8 ? in->venue : 0] : "");
             }
         }
     }

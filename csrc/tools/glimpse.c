@@ -146,7 +146,7 @@ int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t ca
     if (messages) *messages = 0;
     if (!r || !len || !messages) return -2;
     /* Only a book (or publish) replay has books; an index-mode context has none either. */
-    if (r->mode == FH_MODE_DECODE || r->index_frame != NULL) return -2;
+    if (r->mode == FH_MODE_DECODE || r->index.frame != NULL) return -2;
     const fh_book_t *b = &r->book;
     gl_out_t o = { .p = out, .cap = out ? cap : 0, .len = 0, .msgs = 0, .ts = ts_ns & 0xFFFFFFFFFFFFull };
 

@@ -161,7 +161,7 @@ static int32_t session_of(fh_index_t *ix, const uint8_t *name)
  * MoldUDP64 header, counted as fh_pipe_mold counts it. */
 static void ix_frame(fh_lane_t *r, const fh_udp_view_t *u, size_t frame_len)
 {
-    fh_index_t *ix = r->index;
+    fh_index_t *ix = r->index.ctx;
     fh_stats_t *st = &r->st;
     st->packets++;
     st->bytes += frame_len;
@@ -314,8 +314,8 @@ fh_index_t *fh_index_new(char *err, size_t errlen)
     cfg.gap_buffer = 1;
     ix->r = fh_lane_new(&cfg, err, errlen);
     if (!ix->r) { free(ix); return NULL; }
-    ix->r->index = ix;
-    ix->r->index_frame = ix_frame;
+    ix->r->index.ctx = ix;
+    ix->r->index.frame = ix_frame;
     return ix;
 }
 
