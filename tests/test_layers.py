@@ -252,6 +252,28 @@ def test_the_call_check_catches_a_call_up_a_layer(monkeypatch):
     assert any(b.startswith("pipeline.c (pipeline) uses fh_pipe_walk_pitch() of pitch_pipe.c") for b in bad), bad
 
 
+def test_the_call_check_catches_the_book_calling_publish(monkeypatch):
+    """The book/publish cycle this layering broke: the books reach publishing
+    only through the hooks fh_publish_hooks sets, never by name."""
+    bad = _mutant(monkeypatch, "book.c",
+                  "static void up(fh_book_t *b) { fh_publish_slot(b, 1); }\n")
+    assert any(b.startswith("book.c (books) uses fh_publish_slot() of publish.c") for b in bad), bad
+
+
+def test_the_include_check_catches_the_book_including_publish(monkeypatch):
+    """book.c including publish.h (what it did before book_events.h) is an
+    upward include."""
+    real = includes
+
+    def fake(rel):
+        got = real(rel)
+        return got + ["publish.h"] if rel == "book.c" else got
+
+    monkeypatch.setitem(globals(), "includes", fake)
+    bad = violations(rank_of())
+    assert any(b.startswith("book.c (books) includes publish.h (publish)") for b in bad), bad
+
+
 def test_the_call_check_allows_calls_down_and_within_a_layer(monkeypatch):
     bad = _mutant(monkeypatch, "input.c", "static void down(fh_session_t *s) { fh_session_expire(s, 0); }\n")
     assert bad == []
