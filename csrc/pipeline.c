@@ -114,7 +114,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
         return NULL;
     }
     r->up = *up;
-    fh_rr_init(&r->session.rr);
+    fh_rr_init(&r->session.rerequest);
     r->cfg = c;
     if (c.shm_name) {
         snprintf(r->shm_name, sizeof r->shm_name, "%s", c.shm_name);
@@ -199,7 +199,7 @@ int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane,
                        uint16_t rr_port)
 {
     if (r->route.n_lines == sizeof r->route.lines / sizeof r->route.lines[0] || lane >= r->route.n_lanes) return -1;
-    if (rr_ip && fh_rr_open(&r->session.rr, NULL, 0) != 0) return -1;
+    if (rr_ip && fh_rr_open(&r->session.rerequest, NULL, 0) != 0) return -1;
     r->route.lines[r->route.n_lines].group = group;
     r->route.lines[r->route.n_lines].port = port;
     r->route.lines[r->route.n_lines].lane = (uint16_t)lane;
@@ -212,10 +212,10 @@ int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane,
 int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
                             size_t errlen)
 {
-    if (timeout_ms) r->session.rr.timeout_ms = timeout_ms;
+    if (timeout_ms) r->session.rerequest.timeout_ms = timeout_ms;
     if (!ip) return 0;
     if (!port) { fh_errf(err, errlen, "re-request server port 0"); return -1; }
-    if (fh_rr_open(&r->session.rr, err, errlen) != 0) return -1;
+    if (fh_rr_open(&r->session.rerequest, err, errlen) != 0) return -1;
     r->route.rerequest_ip = ip;
     r->route.rerequest_port = port;
     return 0;

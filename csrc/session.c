@@ -19,20 +19,20 @@ int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint
                     char *err, size_t errlen)
 {
     memset(ss, 0, sizeof *ss);
-    fh_rr_init(&ss->rr);
+    fh_rr_init(&ss->rerequest);
     ss->st = st;
     ss->hooks = *hooks;
     ss->gap_window_ns = gap_window_ns;
     ss->silence_ns = silence_ns;
-    ss->pend_cap = gap_buffer;
+    ss->held_cap = gap_buffer;
     char what[96];
-    snprintf(what, sizeof what, "a %u-packet gap buffer", ss->pend_cap);
-    const uint64_t pend_bytes = (uint64_t)ss->pend_cap * sizeof *ss->pend;
+    snprintf(what, sizeof what, "a %u-packet gap buffer", ss->held_cap);
+    const uint64_t pend_bytes = (uint64_t)ss->held_cap * sizeof *ss->held;
     if (fh_mem_check(pend_bytes, pend_bytes, what, err, errlen) != 0) return -1;
-    ss->pend = calloc(ss->pend_cap, sizeof *ss->pend);
-    if (!ss->pend) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", ss->pend_cap); return -1; }
-    for (uint32_t i = 0; i < ss->pend_cap; i++) ss->pend[i].next = i + 2 <= ss->pend_cap ? i + 2 : 0;
-    ss->pend_free = 1;
+    ss->held = calloc(ss->held_cap, sizeof *ss->held);
+    if (!ss->held) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", ss->held_cap); return -1; }
+    for (uint32_t i = 0; i < ss->held_cap; i++) ss->held[i].next = i + 2 <= ss->held_cap ? i + 2 : 0;
+    ss->held_free = 1;
     const uint32_t cap = max_streams ? max_streams : 1;
     ss->streams.v = calloc(cap, sizeof *ss->streams.v);
     if (!ss->streams.v) { fh_errf(err, errlen, "out of memory for %u streams", max_streams); return -1; }
@@ -42,10 +42,10 @@ int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint
 
 void fh_session_free(fh_session_t *ss)
 {
-    free(ss->pend);
+    free(ss->held);
     free(ss->streams.v);
-    fh_rr_close(&ss->rr);
-    ss->pend = NULL;
+    fh_rr_close(&ss->rerequest);
+    ss->held = NULL;
     ss->streams.v = NULL;
 }
 
@@ -87,8 +87,8 @@ static void apply_counted(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, ui
 
 static void pend_free(fh_session_t *ss, uint32_t i)
 {
-    ss->pend[i].next = ss->pend_free;
-    ss->pend_free = i + 1;
+    ss->held[i].next = ss->held_free;
+    ss->held_free = i + 1;
 }
 
 /* -------------------------------------------------------------- holes
@@ -106,8 +106,8 @@ static void pend_free(fh_session_t *ss, uint32_t i)
 static uint64_t oldest_held(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t t = UINT64_MAX;
-    for (uint32_t i = s->held_head; i; i = ss->pend[i - 1].next)
-        if (ss->pend[i - 1].rx_ts < t) t = ss->pend[i - 1].rx_ts;
+    for (uint32_t i = s->held_head; i; i = ss->held[i - 1].next)
+        if (ss->held[i - 1].rx_ts < t) t = ss->held[i - 1].rx_ts;
     return t;
 }
 
@@ -148,9 +148,9 @@ static void hole_update(fh_session_t *ss, fh_stream_t *s)
 /* Apply held packets the stream has now reached (applied now, received then). */
 static void hole_drain(fh_session_t *ss, fh_stream_t *s)
 {
-    while (s->held_head && ss->pend[s->held_head - 1].seq <= s->next_seq) {
+    while (s->held_head && ss->held[s->held_head - 1].seq <= s->next_seq) {
         const uint32_t i = s->held_head - 1;
-        fh_pending_t *h = &ss->pend[i];
+        fh_pending_t *h = &ss->held[i];
         s->held_head = h->next;
         ss->st->pkt_held--;
         apply_counted(ss, s, h->data, h->len, h->seq, h->count, h->rx_ts);
@@ -197,13 +197,13 @@ static int rr_reply(void *ctx, const uint8_t *p, size_t n)
  * client's timeout each) or has nothing more. */
 static void hole_recover(fh_session_t *ss, fh_stream_t *s, uint64_t end)
 {
-    if (!s->rerequest_ip || ss->rr.fd < 0) return;
+    if (!s->rerequest_ip || ss->rerequest.fd < 0) return;
     rr_ctx_t c = {ss, s};
     int tries = 0;
     while (s->hole_since && s->next_seq < end && tries < 3) {
         const uint64_t want = end - s->next_seq;
         const uint64_t before = s->next_seq;
-        const int got = fh_rr_request(&ss->rr, s->rerequest_ip, s->rerequest_port, s->key, s->next_seq,
+        const int got = fh_rr_request(&ss->rerequest, s->rerequest_ip, s->rerequest_port, s->key, s->next_seq,
                                       (uint16_t)(want > 0xFFFE ? 0xFFFE : want), rr_reply, &c,
                                       &ss->st->errors[FH_ERR_RR_FOREIGN]);
         if (got < 0) {
@@ -225,7 +225,7 @@ static void hole_recover(fh_session_t *ss, fh_stream_t *s, uint64_t end)
  * after it, the heartbeat) is older than the window. */
 static uint64_t front_expired(const fh_session_t *ss, const fh_stream_t *s, uint64_t now, int all)
 {
-    const uint64_t first = s->held_head ? ss->pend[s->held_head - 1].seq : UINT64_MAX;
+    const uint64_t first = s->held_head ? ss->held[s->held_head - 1].seq : UINT64_MAX;
     const uint64_t end = s->held_head ? first : s->hole_end;
     if (end <= s->next_seq) return 0;
     if (all) return end;
@@ -275,7 +275,7 @@ static void range_give_up(fh_session_t *ss, fh_stream_t *s, uint64_t end)
         ss->st->errors[FH_ERR_MOLD_SEQ_IMPLAUSIBLE]++;
         if (s->held_head) {
             const uint32_t i = s->held_head - 1;
-            s->held_head = ss->pend[i].next;
+            s->held_head = ss->held[i].next;
             pend_free(ss, i);
             ss->st->pkt_held--;
             ss->st->pkt_rejected++;
@@ -335,16 +335,16 @@ void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq)
 static int hold(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count)
 {
     uint32_t *link = &s->held_head;
-    while (*link && ss->pend[*link - 1].seq < seq) link = &ss->pend[*link - 1].next;
-    if (*link && ss->pend[*link - 1].seq == seq && ss->pend[*link - 1].count >= count) {
+    while (*link && ss->held[*link - 1].seq < seq) link = &ss->held[*link - 1].next;
+    if (*link && ss->held[*link - 1].seq == seq && ss->held[*link - 1].count >= count) {
         ss->st->duplicates += count;
         ss->st->pkt_duplicate++;
         return 0;
     }
-    if (len > FH_PEND_DATA || !ss->pend_free) return -1;
-    const uint32_t i = ss->pend_free - 1;
-    fh_pending_t *h = &ss->pend[i];
-    ss->pend_free = h->next;
+    if (len > FH_PEND_DATA || !ss->held_free) return -1;
+    const uint32_t i = ss->held_free - 1;
+    fh_pending_t *h = &ss->held[i];
+    ss->held_free = h->next;
     h->seq = seq;
     h->rx_ts = ss->now;
     h->len = len;
@@ -384,7 +384,7 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
     /* Nowhere to hold it: the oldest holes of this stream are given up early,
      * one at a time (never past this packet), until the pool has room or
      * this packet is next. */
-    while (!ss->pend_free && s->held_head && !s->snapshot && seq > s->next_seq) {
+    while (!ss->held_free && s->held_head && !s->snapshot && seq > s->next_seq) {
         uint64_t end = front_expired(ss, s, ss->now, 1);
         if (!end) break;
         if (end > seq) end = seq;
@@ -395,7 +395,7 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
         hole_drain(ss, s);
         return;
     }
-    if (!s->snapshot && len <= FH_PEND_DATA && ss->pend_free) {
+    if (!s->snapshot && len <= FH_PEND_DATA && ss->held_free) {
         hole_open(ss, s);
         (void)hold(ss, s, p, len, seq, count);
         return;
@@ -446,8 +446,8 @@ void fh_session_snapshot_wait(fh_session_t *ss, fh_stream_t *s)
 uint64_t fh_session_held_end(const fh_session_t *ss, const fh_stream_t *s)
 {
     uint64_t end = 0;
-    for (uint32_t i = s->held_head; i; i = ss->pend[i - 1].next) {
-        const fh_pending_t *h = &ss->pend[i - 1];
+    for (uint32_t i = s->held_head; i; i = ss->held[i - 1].next) {
+        const fh_pending_t *h = &ss->held[i - 1];
         if (h->seq + h->count > end) end = h->seq + h->count;
     }
     return end;
@@ -470,10 +470,10 @@ void fh_session_snapshot_done(fh_session_t *ss, fh_stream_t *s, uint64_t seq, in
     s->gapped = 0;
     if (seq > s->next_seq) s->next_seq = seq;
     /* Held packets the snapshot already contains. */
-    while (s->held_head && ss->pend[s->held_head - 1].seq + ss->pend[s->held_head - 1].count <= s->next_seq) {
+    while (s->held_head && ss->held[s->held_head - 1].seq + ss->held[s->held_head - 1].count <= s->next_seq) {
         const uint32_t i = s->held_head - 1;
-        s->held_head = ss->pend[i].next;
-        ss->st->duplicates += ss->pend[i].count;
+        s->held_head = ss->held[i].next;
+        ss->st->duplicates += ss->held[i].count;
         ss->st->pkt_held--;
         ss->st->pkt_duplicate++;
         ss->st->snapshot_contained++;

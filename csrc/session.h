@@ -148,15 +148,15 @@ typedef struct fh_session {
     fh_stats_t *st;                 /* the lane's counters */
     uint64_t now;                   /* receive time of the packet being handled (the session's clock) */
     uint64_t rx_last;               /* latest receive time seen: the receive clock never runs backwards */
-    fh_pending_t *pend;             /* packets held behind holes (pool, preallocated) */
-    uint32_t pend_cap, pend_free;   /* pool size; free list head (index + 1) */
+    fh_pending_t *held;             /* packets held behind holes (pool, preallocated) */
+    uint32_t held_cap, held_free;   /* pool size; free list head (index + 1) */
     uint32_t holes;                 /* streams waiting on a hole */
     uint64_t gap_window_ns;         /* how long a hole waits for the other line, in receive time */
     uint64_t silence_ns;            /* a stream quiet this long is silent; 0 = never */
     uint64_t next_silence_check;    /* receive time of the next sweep */
     uint32_t n_groups, group_last;  /* lines seen: which session each carries */
     struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
-    fh_rr_client_t rr;              /* re-request client */
+    fh_rr_client_t rerequest;       /* re-request client */
     fh_session_hooks_t hooks;
 } fh_session_t;
 

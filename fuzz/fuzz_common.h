@@ -116,8 +116,8 @@ static void fuzz_check_at_rest(fh_lane_t *r)
         FUZZ_CHECK(!r->session.streams.v[i].held_head, "stream %u still holds packets", i);
     }
     uint32_t free_n = 0;
-    for (uint32_t k = r->session.pend_free; k && free_n <= r->session.pend_cap; k = r->session.pend[k - 1].next) free_n++;
-    FUZZ_CHECK(free_n == r->session.pend_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->session.pend_cap);
+    for (uint32_t k = r->session.held_free; k && free_n <= r->session.held_cap; k = r->session.held[k - 1].next) free_n++;
+    FUZZ_CHECK(free_n == r->session.held_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->session.held_cap);
     FUZZ_CHECK(r->decoded.n == 0, "%u decoded messages left unapplied", r->decoded.n);
     fuzz_check_totals(&r->st);
 }
