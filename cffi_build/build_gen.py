@@ -2,10 +2,12 @@
 
 The generator (csrc/gen/) is a tool, not part of the feed handler: it is its own
 extension so that none of it is in the production core feedhandler._core or its
-ABI.  The cdef is csrc/gen/gen_api.h read verbatim.  It shares the core's
-headers (fh_common.h for the byte-order helpers, itch_spec.h for the one ITCH
-length table) but no object code, and is built with the core's flags
-(build_core._flags(): -Werror, and AddressSanitizer with FEEDHANDLER_SANITIZE=1).
+ABI.  Every .c file of csrc/gen/ is compiled (one file per concern, see
+docs/generator.md "Source layout"); the cdef is csrc/gen/gen_api.h read
+verbatim.  It shares the core's headers (fh_common.h for the byte-order
+helpers, itch_spec.h and pitch_spec.h for the message tables) but no object
+code, and is built with the core's flags (build_core._flags(): -Werror, and
+AddressSanitizer with FEEDHANDLER_SANITIZE=1).
 """
 import os
 

@@ -1,9 +1,30 @@
-/* gen.h -- internals of the synthetic trading-day generator (gen.c).
+/* gen.h -- the synthetic trading-day generator's shared state: its constants
+ * and the types every one of its files works on.
  *
- * Only gen.c includes this; the public entry point is fh_gen_run() in gen_api.h
- * (the feedhandler._gen extension, built from csrc/gen/ by cffi_build/build_gen.py).
- * The constants are here so that the model the generator follows (times, sizes,
- * defaults) is readable in one place and documented once.
+ * The public entry point is fh_gen_run() in gen_api.h (the feedhandler._gen
+ * extension, built from every .c file of csrc/gen/ by cffi_build/build_gen.py);
+ * this and the other headers here are the generator's own.  The constants are
+ * here so that the model the generator follows (times, sizes, defaults) is
+ * readable in one place and documented once.  The files, by concern (each
+ * header declares what its .c file offers the others):
+ *
+ *   gen.c           set-up and the run loop: fh_gen_run(), the day's merge of
+ *                   schedule and order flow, the end of the day
+ *   rng.c/.h        random streams (xoshiro256** seeded by splitmix64)
+ *   out.c/.h        buffered file output, little-endian stores
+ *   model.c/.h      instruments (tickers, prices, Zipf activity, the alias
+ *                   table), the schedule of non-flow messages, the intraday
+ *                   rate (inverse CDF), flat-rate time mapping, the price grid
+ *   flow.c/.h       one order-flow message: its type, order, price and size,
+ *                   the mid's walk, written through the ITCH or PITCH writer
+ *   book.c/.h       the generator's own per-instrument books (book.c says why
+ *                   not the feed handler's csrc/book.h)
+ *   packets.c/.h    the packetiser: channel layout, Ethernet/IPv4/UDP and
+ *                   MoldUDP64 or Sequenced Unit headers, heartbeats, loss,
+ *                   line B, pcap records in capture-time order
+ *   itch_writer.c/.h    ITCH 5.0 messages (BinaryFILE record + packet)
+ *   pitch_writer.c/.h   Cboe PITCH messages (in place in the unit's packet)
+ *   summary.c/.h    PREFIX.json, and the book statistics sampled for it
  */
 #ifndef FH_GEN_H
 #define FH_GEN_H
@@ -15,6 +36,8 @@
 #include "itch_spec.h"
 #include "pitch_spec.h"
 #include "gen_api.h"
+#include "rng.h"
+#include "out.h"
 
 /* The trading date every generated day claims: Wednesday 2026-11-25, a regular
  * full session (Thanksgiving is the day after).  Midnight America/New_York (EST,
@@ -48,7 +71,7 @@ _Static_assert(FH_GEN_PAYLOAD_MIN == FH_GEN_MOLD_HDR + 2 + FH_ITCH_MAX_LEN, "pay
  * packetisers do, without holding a lone message for long. */
 #define FH_GEN_BATCH_NS_DEFAULT  20000u
 
-/* Flat-rate mode (cfg->rate > 0, see fh_gen_rate_map in gen.c): the day is
+/* Flat-rate mode (cfg->rate > 0, see fh_gen_rate_map in model.c): the day is
  * compressed into messages / rate seconds so that a replay paced to the
  * capture's clock sees a steady rate and no idle hours.  Its default flush
  * window is short: exchange packetisers send a matching-engine burst as soon
@@ -151,5 +174,188 @@ _Static_assert(FH_GEN_PAYLOAD_MIN == FH_GEN_MOLD_HDR + 2 + FH_ITCH_MAX_LEN, "pay
 #define FH_GEN_LEVEL_SAMPLE      65536u
 #define FH_GEN_LEVEL_SAMPLE_MIN  256u
 #define FH_GEN_LEVEL_HIST        65536u
+
+/* Order flow runs 04:00:00.001 .. 19:59:59.999, binned per second. */
+#define FH_GEN_FLOW_SECS   57600u
+#define FH_GEN_FLOW_START  (FH_GEN_HMS(4, 0, 0) + 1000000ULL)
+#define FH_GEN_FLOW_END    (FH_GEN_HMS(20, 0, 0) - 1000000ULL)
+
+#define FH_GEN_INF UINT64_MAX
+#define FH_GEN_BRING 512u              /* line B frames in flight (power of two) */
+#define FH_GEN_REC_COPY 56u            /* >= the longest record, 2 + 50 bytes */
+_Static_assert(FH_GEN_REC_COPY >= 2 + FH_ITCH_MAX_LEN, "record copy shorter than the longest record");
+_Static_assert(FH_GEN_REC_COPY <= FH_GEN_SLACK, "record copy longer than the buffers' slack");
+
+enum { FH_GEN_LINE_A = 0, FH_GEN_LINE_B = 1 };
+
+#define FH_GEN_NIL UINT32_MAX
+
+/* ------------------------------------------------------------ the books
+ * (book.c works on them: an instrument's slot range, its levels) */
+
+/* A live order in its instrument's slot range; prev/next chain the FIFO of its
+ * price level (oldest first), next also the instrument's free slots. */
+typedef struct {
+    uint64_t ref;
+    uint32_t shares;                   /* remaining; 0 marks a free slot */
+    uint32_t price;                    /* Price(4) */
+    uint32_t prev, next;               /* slot numbers, FH_GEN_NIL at the ends */
+    uint32_t born_hi;                  /* day clock (ns) of its add or replace: */
+    uint16_t born_lo;                  /*   48 bits, hi << 16 | lo */
+    uint8_t  side;                     /* 0 bid ('B'), 1 ask ('S') */
+    uint8_t  deep;                     /* placed FH_GEN_DEEP_TICKS or more from the mid */
+} fh_gen_order_t;
+
+/* Per instrument, beside its cache line: deep orders per side, flow messages. */
+typedef struct {
+    uint32_t ndeep[2];
+    uint32_t flow;
+    uint32_t _pad;
+} fh_gen_symx_t;
+
+/* One price level.  key = price for bids, ~price for asks, so both sides sort
+ * ascending with the best level last (where most adds and fills happen). */
+typedef struct {
+    uint32_t key;
+    uint32_t n;                        /* orders at the level */
+    uint32_t head, tail;               /* oldest, newest slot */
+} fh_gen_level_t;
+
+typedef struct {
+    char     stock[8];                 /* space padded */
+    uint32_t mid;                      /* Price(4) on the tick grid: best bid <= mid < best ask */
+    uint32_t open;                     /* starting price, the walk's anchor */
+    uint64_t last_match;               /* last match number printed for it */
+    uint16_t ch;
+    uint8_t  famous;                   /* index + 1 into fh_gen_famous, or 0 */
+    uint8_t  ipo;
+    uint16_t rank;                     /* activity rank, 0 = most active */
+    uint8_t  up;                       /* last direction the walk tried */
+    uint8_t  xsym;                     /* PITCH: ticker longer than 6 characters */
+    /* its book: slots [base, base + cap) of g->slots, bid levels at
+     * g->levels + 2 * base, ask levels cap further */
+    uint32_t base, cap;
+    uint32_t nord[2];                  /* live orders per side */
+    uint32_t hwm, free_head;           /* slots ever used, free list */
+    uint32_t nlv[2];                   /* price levels per side */
+} fh_gen_sym_t;                        /* one cache line (64-byte aligned array) */
+
+_Static_assert(sizeof(fh_gen_sym_t) == 64, "an instrument is one cache line");
+_Static_assert(sizeof(fh_gen_order_t) == 32, "two orders per cache line");
+
+/* ------------------------------------------------------------ the wire */
+
+/* One MoldUDP64 channel (PITCH: one unit): its open packet, sequence, timers. */
+typedef struct {
+    uint8_t  frame[FH_GEN_FRAME_MAX + FH_GEN_SLACK];  /* headers + Mold header + blocks */
+    uint32_t len;                      /* frame bytes used */
+    uint32_t count;                    /* messages in the open packet */
+    uint64_t next_seq;                 /* sequence of the open packet's first message */
+    uint64_t first_ts, last_ts;        /* ITCH ns of the open packet's messages */
+    uint64_t ev;                       /* next event: flush deadline if open, else heartbeat */
+    uint64_t last_match;
+    uint32_t group[2];                 /* multicast group per line, host order */
+    uint16_t tracking;                 /* tracking number = channel + 1 */
+    uint16_t lo, hi;                   /* its locates, contiguous */
+    char     session[11];
+    uint8_t  ended;                    /* PITCH: End of Session sent, no more heartbeats */
+    uint8_t  timed;                    /* PITCH: a Time message was sent on the unit */
+    uint64_t tbase;                    /* PITCH: ns since midnight of the unit's last Time */
+    /* stats */
+    uint64_t messages, data_packets, heartbeats, eos;
+    uint64_t pool_full;
+} fh_gen_chan_t;
+
+/* One message of the schedule (model.c), sent when the day reaches ts. */
+typedef struct {
+    uint64_t ts;
+    uint32_t idx;                      /* tiebreak: schedule insertion order */
+    uint16_t locate;
+    uint16_t ch;
+    uint8_t  type;
+    uint8_t  arg;                      /* event code / state / cross type ... */
+    uint8_t  _pad[6];
+} fh_gen_sched_t;
+
+/* A line B frame waiting for line A to pass its capture time (packets.c). */
+typedef struct {
+    uint64_t ts;
+    uint32_t len;
+    uint32_t _pad;
+    uint8_t  data[FH_GEN_FRAME_MAX];
+} fh_gen_bslot_t;
+
+/* ------------------------------------------------------------ order flow */
+
+/* Order-flow types (flow.c weighs them in this order). */
+enum { FT_A, FT_D, FT_U, FT_E, FT_X, FT_F, FT_P, FT_C, FT__N };
+
+/* ------------------------------------------------------------ the day */
+
+/* Everything one run works on (gen.c allocates it, fh_gen_free frees it). */
+typedef struct {
+    const fh_gen_cfg_t *cfg;
+    int      pitch;                    /* cfg->protocol == FH_GEN_PROTO_PITCH; ch[] are its units */
+    uint16_t udp_port;
+    uint64_t time_msgs;                /* PITCH Time messages (not in emitted) */
+    uint64_t lost_both;                /* packets lost on lines A and B */
+    fh_gen_rng_t rng, rng_sched, rng_loss[2];
+    uint32_t nsym, nch, lines, max_payload, batch_ns, frame_limit;
+    uint64_t heartbeat_ns;
+    double   loss[2];
+    fh_gen_sym_t  *sym;                /* [nsym + 1], index = locate */
+    fh_gen_symx_t *symx;               /* [nsym + 1] */
+    fh_gen_chan_t *ch;                 /* [nch] */
+    fh_gen_order_t *slots;             /* every instrument's order slots */
+    fh_gen_level_t *levels;            /* every instrument's price levels, 2 per slot */
+    /* symbol picking by activity: Vose alias table over locates 1..nsym */
+    double   *alias_p;
+    uint32_t *alias_i;
+    /* schedule */
+    fh_gen_sched_t *sched;
+    size_t   nsched;
+    /* flow */
+    uint64_t nflow;
+    double  *cdf;                      /* [FH_GEN_FLOW_SECS + 1]: the normal day's flow by time */
+    uint32_t cdf_pos;
+    /* flow window (ITCH ns): 04:00-20:00, or [04:00:00.001, + messages / rate]
+     * in flat-rate mode, where rate_k is its length over the normal window's */
+    uint64_t flow_t0, flow_t1;
+    uint64_t rate;
+    double   rate_k;
+    uint64_t spacing;                  /* intra-burst gap multiplier, 16.16 fixed point */
+    uint32_t ft_cum[FT__N];
+    uint32_t need;                     /* flow types not yet emitted (bit per FT_) */
+    uint64_t tcur;
+    uint64_t dnow;                     /* day clock: tcur, or in flat-rate mode the normal day's time */
+    uint32_t q_old;                    /* old-order cancel share now, 32-bit threshold */
+    uint32_t q_drain;                  /* share of adds that cancel an old order instead, likewise */
+    /* book statistics */
+    uint64_t live, peak_live;
+    uint64_t touched, top5;            /* D X E C U; those in the top 5 levels of their side */
+    uint64_t cancels, old_cancels;     /* D X U; those naming an order older than FH_GEN_OLD_NS */
+    uint64_t *lv_hist;                 /* [FH_GEN_LEVEL_HIST]: levels per non-empty side, sampled */
+    uint64_t lv_sum, lv_n;
+    uint32_t lv_every;
+    /* day-wide counters */
+    uint64_t ref, match;
+    uint64_t emitted;
+    volatile uint64_t *progress;
+    uint64_t by_type[256];
+    /* event queue over channels: min of ch[].ev */
+    uint64_t gmin;
+    uint32_t garg;
+    /* output */
+    fh_gen_out_t pcap, bin;
+    uint64_t pcap_hwm;                 /* last capture timestamp written */
+    uint16_t ip_id[2];
+    fh_gen_bslot_t *bring;
+    uint32_t bhead, bcount;
+    /* stats */
+    uint64_t sent[2], written[2], lost[2];
+    uint64_t data_packets, mpp_max, heartbeats, eos;
+    uint64_t first_cap, last_cap, last_its;
+    uint64_t first_ts, last_ts;        /* ITCH ns of the day's first and last message */
+} fh_gen_t;
 
 #endif
