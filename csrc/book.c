@@ -47,7 +47,7 @@ static void big_free(void *p, size_t n)
 
 static size_t table_bytes(const fh_book_t *b) { return ((size_t)1 << b->table_max_bits) * sizeof *b->table; }
 static size_t scratch_bytes(const fh_book_t *b) { return (size_t)b->max_orders * sizeof *b->scratch; }
-static size_t win_bytes(const fh_book_t *b) { return (size_t)b->win_size * sizeof *b->win; }
+static size_t win_bytes(const fh_book_t *b) { return (size_t)b->window_size * sizeof *b->window; }
 
 /* The window spans 8x the order capacity (a power of two, at most
  * 2^FH_WIN_MAX_BITS references): references are handed out a few apart
@@ -69,11 +69,11 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     if (max_levels < FH_LVL_MIN_CAP || max_levels > (1u << 30)) { fh_errf(err, errlen, "max_levels %u out of range %u..2^30", max_levels, FH_LVL_MIN_CAP); return -1; }
     b->max_orders = max_orders;
     b->max_levels = max_levels;
-    b->win_venue = FH_WIN_VENUE_NONE;
+    b->window_venue = FH_WIN_VENUE_NONE;
     b->n_instr = max_instruments;
     b->depth = depth;
-    b->win_size = win_size_for(max_orders);
-    b->win_mask = b->win_size - 1;
+    b->window_size = win_size_for(max_orders);
+    b->window_mask = b->window_size - 1;
     /* Hash load factor <= 1/2 keeps linear-probe runs short.  Memory for the
      * full capacity is taken now; the part in use starts small and doubles as
      * the orders outside the window grow (see table_grow). */
@@ -85,8 +85,8 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->seed = fh_clock_ns(CLOCK_MONOTONIC) * 0xD6E8FEB86659FD93ull;
     const size_t lvl = (size_t)max_levels;
     {
-        const uint64_t lvl_bytes = (uint64_t)lvl * sizeof *b->lv;
-        const uint64_t fixed = ((uint64_t)max_instruments + 1) * (sizeof *b->instr + sizeof *b->pub_list);
+        const uint64_t lvl_bytes = (uint64_t)lvl * sizeof *b->levels;
+        const uint64_t fixed = ((uint64_t)max_instruments + 1) * (sizeof *b->instr + sizeof *b->touched);
         const uint64_t table_start = ((uint64_t)1 << b->table_bits) * sizeof *b->table;
         char what[160];
         snprintf(what, sizeof what, "the books (%u orders, %u levels, %u instruments)", max_orders, max_levels,
@@ -100,13 +100,13 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     /* The window is faulted in now: written as the day's references advance,
      * each new huge page would otherwise cost a 2 MiB clear on the hot path
      * (12% of a full day's time, measured). */
-    b->win = big_alloc(win_bytes(b), SIZE_MAX, &b->bytes);
+    b->window = big_alloc(win_bytes(b), SIZE_MAX, &b->bytes);
     b->table = big_alloc(table_bytes(b), ((size_t)1 << b->table_bits) * sizeof *b->table, &b->bytes);
     b->scratch = big_alloc(scratch_bytes(b), 0, &b->bytes);
-    b->lv = big_alloc(lvl * sizeof *b->lv, lvl * sizeof *b->lv, &b->bytes);
+    b->levels = big_alloc(lvl * sizeof *b->levels, lvl * sizeof *b->levels, &b->bytes);
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
-    b->pub_list = big_alloc(((size_t)max_instruments + 1) * sizeof *b->pub_list, SIZE_MAX, &b->bytes);
-    if (!b->win || !b->table || !b->scratch || !b->lv || !b->instr || !b->pub_list) {
+    b->touched = big_alloc(((size_t)max_instruments + 1) * sizeof *b->touched, SIZE_MAX, &b->bytes);
+    if (!b->window || !b->table || !b->scratch || !b->levels || !b->instr || !b->touched) {
         fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
                 max_orders, max_levels, max_instruments);
         fh_book_free(b);
@@ -117,12 +117,12 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
 
 void fh_book_free(fh_book_t *b)
 {
-    if (b->win) big_free(b->win, win_bytes(b));
+    if (b->window) big_free(b->window, win_bytes(b));
     if (b->table) big_free(b->table, table_bytes(b));
     if (b->scratch) big_free(b->scratch, scratch_bytes(b));
-    if (b->lv) big_free(b->lv, (size_t)b->max_levels * sizeof *b->lv);
+    if (b->levels) big_free(b->levels, (size_t)b->max_levels * sizeof *b->levels);
     if (b->instr) big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
-    if (b->pub_list) big_free(b->pub_list, ((size_t)b->n_instr + 1) * sizeof *b->pub_list);
+    if (b->touched) big_free(b->touched, ((size_t)b->n_instr + 1) * sizeof *b->touched);
     memset(b, 0, sizeof *b);
 }
 
@@ -182,27 +182,27 @@ static __attribute__((noinline, cold)) void table_grow(fh_book_t *b)
  * Live orders never exceed max_orders, so there always is one. */
 static fh_order_t *table_insert(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
-    if (FH_UNLIKELY(2 * (b->h_live + 1) > b->table_mask + 1) && b->table_bits < b->table_max_bits) table_grow(b);
+    if (FH_UNLIKELY(2 * (b->hash_live + 1) > b->table_mask + 1) && b->table_bits < b->table_max_bits) table_grow(b);
     int found;
     fh_horder_t *h = &b->table[table_find(b, ref, venue, &found)];
     h->ref = ref;
     h->o.venue = (uint8_t)venue;
-    b->h_live++;
+    b->hash_live++;
     return &h->o;
 }
 
-FH_INLINE int in_window(const fh_book_t *b, uint64_t ref) { return ref - b->win_base < b->win_size; }
+FH_INLINE int in_window(const fh_book_t *b, uint64_t ref) { return ref - b->window_base < b->window_size; }
 
 /* The live order `ref`, or NULL.  A reference in the window's range is in
  * the window, unless it was added while far ahead of the window (then it went
  * to the hash: see ord_new), which only refs up to h_ahead_max can be. */
 FH_INLINE fh_order_t *ord_find(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
-    if (FH_LIKELY(in_window(b, ref)) && FH_LIKELY(venue == b->win_venue)) {
-        fh_order_t *o = &b->win[ref & b->win_mask];
-        if (FH_LIKELY(o->shares != 0) || FH_LIKELY(ref > b->h_ahead_max)) return o->shares ? o : NULL;
+    if (FH_LIKELY(in_window(b, ref)) && FH_LIKELY(venue == b->window_venue)) {
+        fh_order_t *o = &b->window[ref & b->window_mask];
+        if (FH_LIKELY(o->shares != 0) || FH_LIKELY(ref > b->hash_ahead_max)) return o->shares ? o : NULL;
     }
-    if (!b->h_live) return NULL;
+    if (!b->hash_live) return NULL;
     int found;
     const uint64_t pos = table_find(b, ref, venue, &found);
     return found ? &b->table[pos].o : NULL;
@@ -211,22 +211,22 @@ FH_INLINE fh_order_t *ord_find(fh_book_t *b, uint64_t ref, uint32_t venue)
 /* Free a live order's entry (window or hash). */
 FH_INLINE void ord_erase(fh_book_t *b, fh_order_t *o)
 {
-    if (FH_LIKELY(o >= b->win && o < b->win + b->win_size)) {
+    if (FH_LIKELY(o >= b->window && o < b->window + b->window_size)) {
         o->shares = 0;
-        b->win_live--;
+        b->window_live--;
         return;
     }
     const fh_horder_t *h = (const fh_horder_t *)(const void *)((const char *)o - offsetof(fh_horder_t, o));
     table_erase(b, (uint64_t)(h - b->table));
-    b->h_live--;
+    b->hash_live--;
 }
 
 /* Start the window at `to` (forward only: the hash holds nothing in the new
  * range but what went there ahead of the window, see h_ahead_max). */
 FH_INLINE void win_move(fh_book_t *b, uint64_t to)
 {
-    b->win_base = to;
-    if (b->h_ahead_max < to) b->h_ahead_max = 0;     /* what went ahead is now behind: a hash ref like any */
+    b->window_base = to;
+    if (b->hash_ahead_max < to) b->hash_ahead_max = 0;     /* what went ahead is now behind: a hash ref like any */
 }
 
 /* Slide the window so that it ends just past `ref`: the live orders of the
@@ -236,32 +236,32 @@ FH_INLINE void win_move(fh_book_t *b, uint64_t to)
  * fetched as it goes). */
 static void win_slide(fh_book_t *b, uint64_t ref)
 {
-    const uint64_t to = (ref - b->win_size + 1 + 15) & ~(uint64_t)15;   /* whole lines of entries */
-    const uint64_t from = b->win_base;
-    if (to - from >= b->win_size) {
+    const uint64_t to = (ref - b->window_size + 1 + 15) & ~(uint64_t)15;   /* whole lines of entries */
+    const uint64_t from = b->window_base;
+    if (to - from >= b->window_size) {
         /* Everything passes: one sweep of the live entries. */
-        for (uint64_t j = 0; j < b->win_size; j++) {
-            fh_order_t *o = &b->win[j];
+        for (uint64_t j = 0; j < b->window_size; j++) {
+            fh_order_t *o = &b->window[j];
             if (!o->shares) continue;
             /* Its reference is the one of the old window with these low bits. */
-            fh_order_t *h = table_insert(b, from + ((j - from) & b->win_mask), b->win_venue);
+            fh_order_t *h = table_insert(b, from + ((j - from) & b->window_mask), b->window_venue);
             *h = *o;
-            h->venue = (uint8_t)b->win_venue;       /* window entries do not carry it */
+            h->venue = (uint8_t)b->window_venue;       /* window entries do not carry it */
             o->shares = 0;
         }
-        b->win_live = 0;
+        b->window_live = 0;
     } else {
         for (uint64_t r = from; r < to; r++) {
-            fh_order_t *o = &b->win[r & b->win_mask];
+            fh_order_t *o = &b->window[r & b->window_mask];
             if (FH_UNLIKELY(o->shares != 0)) {
-                fh_order_t *h = table_insert(b, r, b->win_venue);
+                fh_order_t *h = table_insert(b, r, b->window_venue);
                 *h = *o;
-                h->venue = (uint8_t)b->win_venue;
+                h->venue = (uint8_t)b->window_venue;
                 o->shares = 0;
-                b->win_live--;
+                b->window_live--;
             }
         }
-        __builtin_prefetch(&b->win[(to + 64) & b->win_mask], 1, 0);
+        __builtin_prefetch(&b->window[(to + 64) & b->window_mask], 1, 0);
     }
     win_move(b, to);
 }
@@ -269,24 +269,24 @@ static void win_slide(fh_book_t *b, uint64_t ref)
 /* The entry a new order `ref` (not live) goes into. */
 FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref, uint32_t venue)
 {
-    if (FH_UNLIKELY(venue != b->win_venue)) {
-        if (b->win_venue != FH_WIN_VENUE_NONE) return table_insert(b, ref, venue);
-        b->win_venue = venue;                        /* the first order: the window is its venue's */
+    if (FH_UNLIKELY(venue != b->window_venue)) {
+        if (b->window_venue != FH_WIN_VENUE_NONE) return table_insert(b, ref, venue);
+        b->window_venue = venue;                        /* the first order: the window is its venue's */
     }
     if (FH_UNLIKELY(!in_window(b, ref))) {
-        if (ref >= b->win_base && b->win_live == 0)
+        if (ref >= b->window_base && b->window_live == 0)
             win_move(b, ref & ~(uint64_t)15);        /* an empty window moves for free: it starts here */
-        else if (ref >= b->win_base && ref - b->win_base < 2 * b->win_size)
+        else if (ref >= b->window_base && ref - b->window_base < 2 * b->window_size)
             win_slide(b, ref);                       /* the day moving on */
         else {
             /* Below the window (an old reference), or far past it while it holds
              * live orders (corrupt or hostile: sliding there would evict them all). */
-            if (ref > b->win_base && ref > b->h_ahead_max) b->h_ahead_max = ref;
+            if (ref > b->window_base && ref > b->hash_ahead_max) b->hash_ahead_max = ref;
             return table_insert(b, ref, venue);
         }
     }
-    b->win_live++;
-    return &b->win[ref & b->win_mask];
+    b->window_live++;
+    return &b->window[ref & b->window_mask];
 }
 
 /* ----------------------------------------------------------- price levels */
@@ -375,23 +375,23 @@ static uint32_t lvl_class(uint32_t cap)
 static uint32_t lvl_block_alloc(fh_book_t *b, uint32_t cls)
 {
     if (cls >= FH_LVL_CLASSES) return UINT32_MAX;
-    if (b->lvl_free[cls]) {
-        const uint32_t off = b->lvl_free[cls] - 1;
-        b->lvl_free[cls] = b->lv[off].key;          /* free blocks keep their list link in key 0 */
+    if (b->level_free[cls]) {
+        const uint32_t off = b->level_free[cls] - 1;
+        b->level_free[cls] = b->levels[off].key;          /* free blocks keep their list link in key 0 */
         return off;
     }
     const uint32_t n = FH_LVL_MIN_CAP << cls;
-    if (n > b->max_levels - b->lvl_bump) return UINT32_MAX;
-    const uint32_t off = b->lvl_bump;
-    b->lvl_bump += n;
+    if (n > b->max_levels - b->level_bump) return UINT32_MAX;
+    const uint32_t off = b->level_bump;
+    b->level_bump += n;
     return off;
 }
 
 static void lvl_block_free(fh_book_t *b, uint32_t off, uint32_t cap)
 {
     const uint32_t cls = lvl_class(cap);
-    b->lv[off].key = b->lvl_free[cls];
-    b->lvl_free[cls] = off + 1;
+    b->levels[off].key = b->level_free[cls];
+    b->level_free[cls] = off + 1;
 }
 
 /* Room for one more level in a side's array: grow into the next size class. */
@@ -401,7 +401,7 @@ static __attribute__((noinline)) int lvl_grow(fh_book_t *b, fh_bside_t *s)
     const uint32_t off = lvl_block_alloc(b, lvl_class(ncap));
     if (off == UINT32_MAX) return -1;
     if (s->cap) {
-        memcpy(&b->lv[off], &b->lv[s->off], (size_t)s->n * sizeof *b->lv);
+        memcpy(&b->levels[off], &b->levels[s->off], (size_t)s->n * sizeof *b->levels);
         lvl_block_free(b, s->off, s->cap);
     }
     s->off = off;
@@ -426,7 +426,7 @@ FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
 FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares, uint32_t *at)
 {
     const uint32_t key = lvl_key(price, side);
-    fh_level_t *L = &b->lv[s->off];
+    fh_level_t *L = &b->levels[s->off];
     const uint32_t pos = lvl_lower_bound(L, s->n, key, UINT32_MAX);
     *at = pos;
     if (pos < s->n && L[pos].key == key) {
@@ -436,7 +436,7 @@ FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uin
     }
     if (FH_UNLIKELY(s->n == s->cap)) {
         if (lvl_grow(b, s) != 0) return -1;
-        L = &b->lv[s->off];
+        L = &b->levels[s->off];
     }
     for (uint32_t i = s->n; i > pos; i--) L[i] = L[i - 1];      /* the levels above: ~2 on average */
     L[pos].key = key;
@@ -452,7 +452,7 @@ FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, 
                          uint32_t *hint)
 {
     const uint32_t key = lvl_key(price, side);
-    fh_level_t *L = &b->lv[s->off];
+    fh_level_t *L = &b->levels[s->off];
     const uint32_t n = s->n;
     const uint32_t pos = lvl_lower_bound(L, n, key, *hint);
     *hint = pos;
@@ -481,7 +481,7 @@ FH_INLINE int order_reduce(fh_book_t *b, fh_order_t *o, uint32_t shares)
     const int vis = lvl_remove(b, &in->side[o->side], o->side, o->price, take, gone, &o->level);
     if (gone) {
         ord_erase(b, o);
-        b->ctr->orders_live--;
+        b->counters->orders_live--;
     } else {
         o->shares -= take;
     }
@@ -492,7 +492,7 @@ FH_INLINE int order_reduce(fh_book_t *b, fh_order_t *o, uint32_t shares)
 static __attribute__((noinline)) int order_replace_live(fh_book_t *b, fh_order_t *old, uint32_t locate, uint64_t ts)
 {
     const uint32_t old_loc = old->locate;
-    b->ctr->add_replaced++;
+    b->counters->add_replaced++;
     const int v_old = order_reduce(b, old, UINT32_MAX);
     if (old_loc == locate) return v_old;
     fh_instr_t *oin = &b->instr[old_loc];
@@ -511,8 +511,8 @@ FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t venue, uint32_t loc
     int vis = 0;
     fh_order_t *old = ord_find(b, ref, venue);
     if (FH_UNLIKELY(old != NULL)) vis = order_replace_live(b, old, locate, ts);
-    if (FH_UNLIKELY(b->ctr->orders_live >= b->max_orders)) {
-        b->ctr->order_full++;
+    if (FH_UNLIKELY(b->counters->orders_live >= b->max_orders)) {
+        b->counters->order_full++;
         in->flags |= FH_SLOT_DROPPED;
         in->dirty = 1;
         return vis ? vis : -1;
@@ -520,7 +520,7 @@ FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t venue, uint32_t loc
     uint32_t at;
     const int lv = lvl_add(b, &in->side[side], side, price, shares, &at);
     if (FH_UNLIKELY(lv < 0)) {
-        b->ctr->level_full++;
+        b->counters->level_full++;
         in->flags |= FH_SLOT_DROPPED;
         in->dirty = 1;
         return vis ? vis : -1;
@@ -531,8 +531,8 @@ FH_INLINE int order_add(fh_book_t *b, uint64_t ref, uint32_t venue, uint32_t loc
     o->locate = (uint16_t)locate;
     o->side = (uint8_t)side;
     o->level = at;
-    b->ctr->adds++;
-    if (++b->ctr->orders_live > b->ctr->orders_peak) b->ctr->orders_peak = b->ctr->orders_live;
+    b->counters->adds++;
+    if (++b->counters->orders_live > b->counters->orders_peak) b->counters->orders_peak = b->counters->orders_live;
     return vis > lv ? vis : lv;
 }
 
@@ -558,7 +558,7 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
     if (visible > 0 || in->dirty) {
         /* Published at the flush, once per instrument however many messages
          * of the packet (window) touched it. */
-        if (!in->queued) b->pub_list[b->n_pub++] = locate;
+        if (!in->queued) b->touched[b->n_touched++] = locate;
         in->queued |= (uint8_t)(visible > 1 ? 3 : 1);
     }
 }
@@ -571,7 +571,7 @@ static const uint8_t side_of[256] = { ['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_A
 
 FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
 {
-    fh_book_counters_t *c = b->ctr;
+    fh_book_counters_t *c = b->counters;
     const uint64_t ts = m->timestamp;
     uint32_t locate = m->stock_locate;
     switch (m->type) {
@@ -725,7 +725,7 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
 /* How far ahead (in messages) each stage fetches.  A message applies in a few
  * tens of ns when its lines are in cache and a miss costs ~100 ns or more here,
  * so the second stage reads only lines the first asked for several messages
- * earlier.  Measured with scripts/bench_variants.sh (docs/performance.md). */
+ * earlier.  Measured with scripts/compare_builds.py flags (docs/performance.md). */
 #ifndef FH_PF_FAR                   /* -D overrides: for measuring alternatives only */
 #define FH_PF_FAR 16u
 #endif
@@ -756,7 +756,7 @@ FH_INLINE const fh_instr_t *pf_instr(const fh_book_t *b, uint32_t locate)
  * since long before the window; chosen by a select, not a branch). */
 FH_INLINE const fh_order_t *pf_entry(const fh_book_t *b, uint64_t ref)
 {
-    const fh_order_t *w = &b->win[ref & b->win_mask];
+    const fh_order_t *w = &b->window[ref & b->window_mask];
     const fh_order_t *h = &b->table[ref_home(b, ref)].o;
     return in_window(b, ref) ? w : h;
 }
@@ -777,8 +777,8 @@ FH_INLINE void pf_near(const fh_book_t *b, const fh_book_op_t *m)
     const uint32_t side = ((m->u.A.buy_sell_indicator == 'S') & is_add) | ((uint32_t)o->side & 1 & (is_add - 1));
     const fh_bside_t *s = &pf_instr(b, m->stock_locate)->side[side];
     const uint32_t top = s->off + s->n - (s->n != 0);
-    __builtin_prefetch(&b->lv[top], 1, 3);
-    __builtin_prefetch(&b->lv[top >= 4 ? top - 4 : 0], 1, 3);
+    __builtin_prefetch(&b->levels[top], 1, 3);
+    __builtin_prefetch(&b->levels[top >= 4 ? top - 4 : 0], 1, 3);
 }
 
 void fh_book_apply_batch(fh_book_t *b, const fh_book_op_t *m, uint32_t n)
@@ -812,9 +812,9 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
 {
 #define FH_BIT(loc) (locates[(loc) >> 3] & (1u << ((loc) & 7)))
     uint64_t gone = 0;
-    for (uint64_t j = 0; j < b->win_size; j++) {
-        fh_order_t *o = &b->win[j];
-        if (o->shares && FH_BIT(o->locate)) { o->shares = 0; b->win_live--; gone++; }
+    for (uint64_t j = 0; j < b->window_size; j++) {
+        fh_order_t *o = &b->window[j];
+        if (o->shares && FH_BIT(o->locate)) { o->shares = 0; b->window_live--; gone++; }
     }
     /* The hash: survivors aside, cleared, reinserted (as when it grows). */
     const uint64_t size = b->table_mask + 1;
@@ -825,15 +825,15 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
         if (FH_BIT(h->o.locate)) gone++;
         else b->scratch[n++] = *h;
     }
-    if (n != b->h_live) {
+    if (n != b->hash_live) {
         memset(b->table, 0, (size_t)size * sizeof *b->table);
         for (uint32_t k = 0; k < n; k++) {
             int found;
             b->table[table_find(b, b->scratch[k].ref, b->scratch[k].o.venue, &found)] = b->scratch[k];
         }
-        b->h_live = n;
+        b->hash_live = n;
     }
-    b->ctr->orders_live -= gone < b->ctr->orders_live ? gone : b->ctr->orders_live;
+    b->counters->orders_live -= gone < b->counters->orders_live ? gone : b->counters->orders_live;
     for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
         if (!FH_BIT(loc)) continue;
         fh_instr_t *in = &b->instr[loc];
@@ -844,7 +844,7 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
         in->flags = (uint8_t)(in->flags & ~FH_SLOT_DROPPED);
         in->dirty = 1;
         if (b->publish) {
-            if (!in->queued) b->pub_list[b->n_pub++] = loc;
+            if (!in->queued) b->touched[b->n_touched++] = loc;
             in->queued |= 3;
         }
     }

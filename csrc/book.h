@@ -111,16 +111,17 @@ typedef struct fh_instr {
 } __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {
-    fh_order_t *win;           /* order window: entry ref & win_mask for refs in [win_base, win_base + win_size)
-                                * of venue win_venue; other venues' orders live in the hash */
-    uint32_t   win_venue;      /* the venue of the first order added (a PITCH-only lane: that venue);
+    fh_order_t *window;        /* order window: entry ref & window_mask for refs in
+                                * [window_base, window_base + window_size)
+                                * of venue window_venue; other venues' orders live in the hash */
+    uint32_t   window_venue;   /* the venue of the first order added (a PITCH-only lane: that venue);
                                 * FH_WIN_VENUE_NONE before it */
-    uint64_t   win_base, win_size, win_mask;
-    uint64_t   win_live;       /* live orders in the window */
+    uint64_t   window_base, window_size, window_mask;
+    uint64_t   window_live;    /* live orders in the window */
     fh_horder_t *table;        /* hash for orders outside the window, 2x max_orders entries (power of two) */
-    uint64_t   h_live;         /* live orders in the hash */
-    uint64_t   h_ahead_max;    /* highest reference put in the hash while far past the window, 0 = none */
-    fh_level_t *lv;            /* level arena (blocks of FH_LVL_MIN_CAP << class) */
+    uint64_t   hash_live;      /* live orders in the hash */
+    uint64_t   hash_ahead_max; /* highest reference put in the hash while far past the window, 0 = none */
+    fh_level_t *levels;        /* level arena (blocks of FH_LVL_MIN_CAP << class) */
     fh_instr_t *instr;         /* index = stock locate, 1..n_instr */
     fh_horder_t *scratch;      /* max_orders entries, used while the hash grows */
     uint32_t max_orders;
@@ -129,8 +130,8 @@ typedef struct fh_book {
     uint32_t table_grows;
     uint64_t table_mask;
     uint64_t seed;             /* scrambles reference blocks (see ref_home) */
-    uint32_t max_levels, lvl_bump;
-    uint32_t lvl_free[FH_LVL_CLASSES];
+    uint32_t max_levels, level_bump;
+    uint32_t level_free[FH_LVL_CLASSES];
     uint32_t n_instr;          /* highest locate accepted */
     uint32_t depth;
     int      publish;          /* write slots and events to shm */
@@ -140,20 +141,20 @@ typedef struct fh_book {
     struct fh_cbbo_last { uint32_t bid_price, ask_price; uint64_t bid_shares, ask_shares; uint8_t bid_venue, ask_venue;
                           uint8_t _pad[6]; } *cbbo_last;   /* per entry: the consolidated BBO this lane last reported */
     const fh_tsc_t *tsc;
-    fh_book_counters_t *ctr;
+    fh_book_counters_t *counters;
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */
     uint64_t now;              /* publish time of the packet being applied, 0 = not read yet */
     uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
     int      stream_gapped;    /* the current stream lost messages for good: a locate it shows for the
                                 * first time may have lost its first messages (directory, adds) */
-    uint32_t *pub_list;        /* instruments touched since the last flush, each once (n_instr + 1 entries) */
-    uint32_t n_pub;
+    uint32_t *touched;         /* instruments touched since the last flush, each once (n_instr + 1 entries) */
+    uint32_t n_touched;
     uint64_t bytes;            /* memory reserved for the structures above */
     /* Publishing (publish.c, the layer above) for the two cold paths that
      * must publish at once rather than at the packet's flush: an add that
      * replaced a live order of another instrument (publish_now), and an
      * instrument first seen on a stream that lost messages (mark_stale).
-     * Set with publish; NULL while not publishing. */
+     * Set by fh_publish_hooks once the books exist, publishing or not. */
     void (*publish_now)(struct fh_book *b, uint32_t locate, int check_bbo);
     void (*mark_stale)(struct fh_book *b, uint32_t locate, uint64_t missing);
 } fh_book_t;
@@ -180,7 +181,7 @@ FH_INLINE uint32_t lvl_key(uint32_t price, int side) { return price ^ (0u - (uin
 /* Level `rank` (0 = best, < n) of a side. */
 FH_INLINE const fh_level_t *lvl_at(const fh_book_t *b, const fh_bside_t *s, uint32_t rank)
 {
-    return &b->lv[s->off + s->n - 1 - rank];
+    return &b->levels[s->off + s->n - 1 - rank];
 }
 
 int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,

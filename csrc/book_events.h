@@ -37,14 +37,14 @@ FH_INLINE fh_shm_event_t *fh_book_event_begin(fh_book_t *b, uint32_t locate, uin
 FH_INLINE void fh_book_event_commit(fh_book_t *b, fh_shm_event_t *e)
 {
     fh_shm_event_commit(b->shm, e);
-    b->ctr->events++;
+    b->counters->events++;
 }
 
 static inline void fh_book_trade_event(fh_book_t *b, uint32_t locate, uint8_t kind, uint32_t price, uint64_t shares, uint64_t match,
                   uint64_t ts)
 {
     fh_instr_t *in = &b->instr[locate];
-    b->ctr->trades++;
+    b->counters->trades++;
     in->last_trade_price = price;
     in->last_trade_shares = shares;
     in->last_trade_match = match;

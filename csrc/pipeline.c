@@ -153,7 +153,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
         if (fh_book_init(&r->book, c.max_orders ? c.max_orders : FH_DEFAULT_ORDERS, n_instr,
                          c.max_levels ? c.max_levels : FH_DEFAULT_LEVELS, depth, err, errlen) != 0)
             goto fail;
-        r->book.ctr = &r->st.book;
+        r->book.counters = &r->st.book;
         fh_publish_hooks(&r->book);
         r->carried.bytes = (n_instr + 1 + 7) / 8;
         r->carried.bits = calloc(streams, r->carried.bytes);

@@ -46,7 +46,7 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
         uint64_t *shares = (uint64_t *)(orders + d);
         /* Levels above the shallowest change are as last published; the rest
          * come from the top of one contiguous array, best last. */
-        const fh_level_t *top = &b->lv[s->off + s->n - 1];
+        const fh_level_t *top = &b->levels[s->off + s->n - 1];
         for (uint32_t i = s->dirty_from; i < show; i++) {
             const fh_level_t *l = top - i;
             price[i] = lvl_key(l->key, side);
@@ -60,7 +60,7 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
     sl->n_bid = in->side[FH_SIDE_BID].shown;
     sl->n_ask = in->side[FH_SIDE_ASK].shown;
     fh_shm_write_end(sl);
-    b->ctr->publishes++;
+    b->counters->publishes++;
 }
 
 /* This venue's top of instrument `in` into its symbol's consolidated entry,
@@ -153,24 +153,24 @@ void fh_publish_cbbo_all(fh_book_t *b)
 
 void fh_book_flush(fh_book_t *b)
 {
-    const uint32_t n = b->n_pub;
+    const uint32_t n = b->n_touched;
     const uint32_t lines = (b->shm->slot_size + 63) / 64;
     for (uint32_t i = 0; i < n; i++) {
         /* The slot two instruments on is written next but one: claim its lines
          * now, and the instrument's second line (the last BBO reported). */
         if (i + 2 < n) {
-            const uint8_t *next = (const uint8_t *)fh_shm_slot(b->shm, b->pub_list[i + 2]);
+            const uint8_t *next = (const uint8_t *)fh_shm_slot(b->shm, b->touched[i + 2]);
             for (uint32_t k = 0; k < lines; k++) __builtin_prefetch(next + 64 * k, 1, 3);
-            __builtin_prefetch((const uint8_t *)&b->instr[b->pub_list[i + 2]] + 64, 1, 3);
+            __builtin_prefetch((const uint8_t *)&b->instr[b->touched[i + 2]] + 64, 1, 3);
         }
-        const uint32_t locate = b->pub_list[i];
+        const uint32_t locate = b->touched[i];
         fh_instr_t *in = &b->instr[locate];
         const uint8_t q = in->queued;
         in->queued = 0;
         fh_publish_slot(b, locate);
         if (q & 2) fh_publish_check_bbo(b, locate);
     }
-    b->n_pub = 0;
+    b->n_touched = 0;
 }
 
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)

@@ -21,7 +21,7 @@ void fh_book_flush(fh_book_t *b);
  * messages that changed nothing visible). */
 FH_INLINE void fh_book_flush_pending(fh_book_t *b)
 {
-    if (b->n_pub) fh_book_flush(b);
+    if (b->n_touched) fh_book_flush(b);
 }
 /* Flag an instrument's book as possibly wrong (gap) and publish that. */
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing);

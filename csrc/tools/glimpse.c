@@ -160,18 +160,18 @@ int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t ca
      * which a walk from win_base visits in reference order already. */
     fh_horder_t *h = NULL;
     size_t nh = 0;
-    if (b->h_live) {
-        h = malloc((size_t)b->h_live * sizeof *h);
+    if (b->hash_live) {
+        h = malloc((size_t)b->hash_live * sizeof *h);
         if (!h) return -3;
         const uint64_t slots = b->table_mask + 1;
-        for (uint64_t i = 0; i < slots && nh < b->h_live; i++)
+        for (uint64_t i = 0; i < slots && nh < b->hash_live; i++)
             if (b->table[i].o.shares) h[nh++] = b->table[i];
         qsort(h, nh, sizeof *h, gl_cmp_ref);
     }
     size_t k = 0;
-    for (uint64_t i = 0; i < b->win_size; i++) {
-        const uint64_t ref = b->win_base + i;
-        const fh_order_t *w = &b->win[ref & b->win_mask];
+    for (uint64_t i = 0; i < b->window_size; i++) {
+        const uint64_t ref = b->window_base + i;
+        const fh_order_t *w = &b->window[ref & b->window_mask];
         if (!w->shares) continue;
         while (k < nh && h[k].ref < ref) { gl_order(&o, b, h[k].ref, &h[k].o); k++; }
         gl_order(&o, b, ref, w);
