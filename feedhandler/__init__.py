@@ -21,19 +21,30 @@ from .errors import (ConfigError, DpdkError, EndpointError, FeedhandlerError, Re
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "attach", "Replay", "ReplayConfig", "Segment", "Snapshot",
+__all__ = ["__version__", "attach", "Replay", "ReplayConfig", "Segment", "BookCopy",
            "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmError",
            "ShmNameError", "WriterDied", "DpdkError", "Lapped", "to_pandas"]
 
 # Imported on first use, so that the CLI does not pay for numpy and the C core
-# before it needs them (docs/architecture.md: `feedhandler.attach(name)`).
-_LAZY = {"attach": "shm", "Segment": "shm", "Snapshot": "shm", "Lapped": "shm", "to_pandas": "shm",
-         "Replay": "replay", "ReplayConfig": "replay"}
+# before it needs them (docs/architecture.md: `feedhandler.attach(name)`), and
+# so that `import feedhandler.config` (ReplayConfig, channel configs) works
+# where the C core is not built.
+_LAZY = {"attach": "shm", "Segment": "shm", "BookCopy": "shm", "Lapped": "shm", "to_pandas": "shm",
+         "Replay": "replay", "ReplayConfig": "config"}
 # (The function replay() stays feedhandler.replay.replay: the name feedhandler.replay
 # is the submodule once it is imported.)
 
+#: Old name -> new name: the old one works for one release, with a DeprecationWarning.
+_DEPRECATED = {"Snapshot": "BookCopy"}
+
 
 def __getattr__(name: str) -> Any:
+    new = _DEPRECATED.get(name)
+    if new is not None:
+        import warnings
+        warnings.warn("feedhandler.%s is deprecated: it is feedhandler.%s now (the old name goes in the next "
+                      "release)" % (name, new), DeprecationWarning, stacklevel=2)
+        name = new
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'feedhandler' has no attribute %r" % name)

@@ -20,7 +20,8 @@ from typing import Any, List, Optional, Sequence
 from .endpoints import ipv4_to_int
 from .errors import ERR_LEN, DpdkError, c_error
 from .progress import wait_uninterrupted
-from .replay import Replay, ReplayConfig
+from .config import ReplayConfig
+from .replay import Replay
 
 __all__ = ["DpdkError", "DpdkRun", "available", "backend"]
 

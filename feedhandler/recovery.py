@@ -1,4 +1,5 @@
-"""Snapshot recovery's fetching side: the thread that answers the lanes' requests.
+"""Recovery's fetching side: the thread that answers the lanes' requests for
+exchange snapshots.
 
 A lane whose stream waits for a snapshot (late join, or a gap neither line nor
 the re-request server could fill) posts a request in its C mailbox
@@ -9,23 +10,32 @@ deadline (``fh_lane_snapshot_deadline_ns``: connect, login, every retry and the
 receiving all fit in it), and posts the messages back (``fh_lane_snapshot_post``),
 or a failure.  A snapshot may be at most the lane's ``fh_lane_snapshot_limit``
 bytes (derived from its capacities).  The lane checks the snapshot whole before
-applying any of it (csrc/snapshot.c).
+applying any of it (csrc/recovery.c).
 
-Every attempt is logged in :attr:`SnapshotService.log` and failures are counted by
-reason in :attr:`SnapshotService.errors` (``stats()["snapshot_fetch_errors"]``)."""
+Every attempt is logged in :attr:`RecoveryService.log` and failures are counted by
+reason in :attr:`RecoveryService.errors` (``stats()["snapshot_fetch_errors"]``).
+
+Words: *recovery* is fetching exchange snapshots to repair a lane; a
+*snapshot* is the exchange's (GLIMPSE).  ``SnapshotService``, the old name of
+:class:`RecoveryService`, still works, with a ``DeprecationWarning``, for one
+release."""
 from __future__ import annotations
 
 import threading
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from .endpoints import Endpoint
+from .errors import SnapshotError
+
+__all__ = ["RecoveryService", "RETRY_REASONS"]
 
 #: Failures worth another try (the server may come back); others are final.
 RETRY_REASONS = ("refused", "timeout", "closed", "connect")
 
 
-class SnapshotService:
+class RecoveryService:
     """Polls ``lanes`` (C ``fh_lane_t *``) and answers their snapshot requests.
 
     ``endpoint_for(group, port)`` gives the GLIMPSE server of a stream first seen on
@@ -76,7 +86,6 @@ class SnapshotService:
                 self._stop.wait(self._poll_s)
 
     def _answer(self, lane: Any, ticket: int, group: int, port: int, session: bytes, next_seq: int) -> None:
-        from .glimpse import SnapshotError
         endpoint = self.endpoint_for(group, port)
         entry: Dict[str, Any] = {"port": port, "session": session.decode("ascii", "replace").strip(),
                                  "next_seq": next_seq, "server": "%s:%d" % endpoint if endpoint else None,
@@ -133,3 +142,16 @@ class SnapshotService:
         """Stop polling (a fetch under way ends within its timeout and deadline) and join."""
         self._stop.set()
         self._thread.join()
+
+
+#: Old name -> new name: the old one works for one release, with a DeprecationWarning.
+DEPRECATED = {"SnapshotService": "RecoveryService"}
+
+
+def __getattr__(name: str) -> Any:
+    new = DEPRECATED.get(name)
+    if new is None:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    warnings.warn("feedhandler.recovery.%s is deprecated: it is feedhandler.recovery.%s now (the old name goes "
+                  "in the next release)" % (name, new), DeprecationWarning, stacklevel=2)
+    return globals()[new]

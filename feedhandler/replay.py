@@ -12,23 +12,22 @@ Leaving the ``with`` block finishes the replay (holes still open are given up an
 counted, final counters published, a named segment marked finished -- or stopped
 after :meth:`Replay.stop`; the segment itself stays in /dev/shm for readers) and
 frees its memory.
+
+:class:`ReplayConfig` (every setting, checked) lives in :mod:`feedhandler.config`,
+which needs no C core; it is re-exported here.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import operator
 import os
-import re
 import tempfile
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from .config import Channel, cores_of
+from .config import MODE_NAMES, Channel, ReplayConfig, venues_of
 from .core import lib, merge_stats, stats_to_dict
-from .endpoints import Endpoint, EndpointError, ipv4_to_int, parse_endpoint
+from .endpoints import Endpoint, EndpointError, ipv4_to_int
 from .errors import ERR_LEN, ReplayConfigError, ReplayError, ShmNameError, c_error, c_message
 from .progress import run_with_progress
 
@@ -46,16 +45,11 @@ FORMAT_NAMES = {
     lib.FH_FMT_BINFILE: "BinaryFILE",
 }
 
-MODES = {"publish": lib.FH_MODE_PUBLISH, "book": lib.FH_MODE_BOOK, "decode": lib.FH_MODE_DECODE}
+#: ``ReplayConfig.mode`` -> the C core's pipeline mode.
+MODES = {name: getattr(lib, "FH_MODE_" + name.upper()) for name in MODE_NAMES}
 
 #: The input path that means standard input (passed to the C core as is).
 STDIN = "-"
-
-_U32 = 2 ** 32
-_MAX_DEPTH = 64
-_MAX_LANES = 32
-_MAX_LINES = 64
-_SHM_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
 
 
 @dataclass
@@ -82,243 +76,6 @@ class ReplayResult:
 
 
 _COMPRESSION = {1: "gzip", 2: "zstd"}
-
-
-# ------------------------------------------------------------------ config
-def _bad(name: str, want: str, got: Any) -> ReplayConfigError:
-    return ReplayConfigError("%s must be %s, got %r" % (name, want, got))
-
-
-def _uint(name: str, value: Any, want: str, lo: int = 0, hi: int = _U32 - 1) -> int:
-    """``value`` as an int in lo..hi (bools refused), else a ReplayConfigError saying ``want``."""
-    if isinstance(value, bool):
-        raise _bad(name, want, value)
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise _bad(name, want, value) from None
-    if not lo <= v <= hi:
-        raise _bad(name, want, value)
-    return v
-
-
-@dataclass(frozen=True)
-class ReplayConfig:
-    """Everything a :class:`Replay` (and ``feedhandler replay`` / ``feedhandler run``)
-    is set up with.  Capacities are preallocated when the replay is created, never
-    later; 0 means the C core's default (given with each field).
-
-    Every field is checked when the config is made: a bad value raises
-    :class:`~feedhandler.errors.ReplayConfigError` (a ``ReplayError`` and a
-    ``ConfigError``) naming the field, the value and what would be valid.  Sequences
-    are stored as tuples and ``rerequest`` as ``(host, port)``; the config is frozen
-    (``dataclasses.replace(cfg, depth=5)`` makes a changed copy)."""
-
-    #: Pipeline stages: "publish" = decode + books + shared memory; "book" = no
-    #: publishing; "decode" = decode only (for benchmarks).
-    mode: str = "publish"
-    #: Segment name under /dev/shm (letters, digits, '_', '-', '.'; not starting with
-    #: '.'); None: private memory, readable only through :meth:`Replay.segment`.
-    shm: Optional[str] = None
-    #: Price levels per side published and dumped, 1..64 (0: the default, 10).
-    depth: int = 10
-    #: Live-order capacity (default 2097152).
-    max_orders: int = 0
-    #: Instrument capacity = highest stock locate accepted, 1..65535 (default 65535: every locate).
-    max_instruments: int = 0
-    #: Price-level capacity over all instruments and sides (default 4194304).
-    max_levels: int = 0
-    #: Event ring capacity, a power of two >= 2 (default 1048576).
-    ring_events: int = 0
-    #: (UDP port, MoldUDP64 session or PITCH unit) streams tracked, up to 65536 (default 256).
-    max_streams: int = 0
-    #: Permission bits of a named segment (default 0o600).
-    shm_mode: int = 0o600
-    #: A/B arbitration: how long (receive time) a hole waits for the other line's
-    #: copy before its messages count as gaps, in us (default 1000).
-    gap_window_us: int = 0
-    #: Packets that can be held behind holes, all streams (default 4096).
-    gap_buffer: int = 0
-    #: CPUs to run on, one pinned thread (lane) each, at most 32; None: one lane on
-    #: the calling thread's CPUs (or the cores the channels name).
-    cores: Optional[Tuple[int, ...]] = None
-    #: Pacing: 0 = as fast as possible; 1 = the capture's own clock (BinaryFILE: its
-    #: ITCH timestamps); 2.0 = twice as fast, 0.5 = half.
-    speed: float = 0.0
-    #: Channels from :func:`feedhandler.config.load`: datagrams go to the lane of their
-    #: channel's core, others are skipped (counted ``unconfigured_group``).  Empty:
-    #: every (UDP port, MoldUDP64 session) is a channel.
-    channels: Tuple[Channel, ...] = ()
-    #: MoldUDP64 re-request server, (host, port) or "HOST:PORT", for streams whose
-    #: channel names none (a host name is resolved when the replay is created).
-    rerequest: Optional[Endpoint] = None
-    #: Wait per re-request try, 3 tries (default 20 ms).
-    rerequest_timeout_ms: int = 0
-    #: A stream silent this long (receive time) is flagged silent (default 3000 ms).
-    silence_ms: int = 0
-    #: Latency stamping: 0 off; 1 every packet; N every Nth packet (True = 1).
-    latency: int = 0
-    #: GLIMPSE 5.0 snapshot server (SoupBinTCP 4.0), (host, port) or "HOST:PORT", for
-    #: streams whose channel names none: each stream starts from a snapshot (late
-    #: join) and a gap the lines and the re-request server cannot fill is repaired
-    #: from one.  None: no snapshot recovery (unless a channel names a server).
-    snapshot: Optional[Endpoint] = None
-    #: SoupBinTCP login: username (<= 6 characters) and password (<= 10).
-    snapshot_user: str = ""
-    snapshot_password: str = ""
-    #: One deadline per recovery (a late join or a hole): connect, login, every retry
-    #: and the receiving fit in it; past it the stream goes on without a snapshot
-    #: (gap counted, instruments STALE).  Default 5000 ms.
-    snapshot_timeout_ms: int = 0
-
-    def __post_init__(self) -> None:
-        def set_(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-
-        if self.mode not in MODES:
-            raise ReplayConfigError("mode must be one of %s, got %r" % (", ".join(MODES), self.mode))
-        shm = self.shm or None
-        if shm is not None:
-            if not isinstance(shm, str):
-                raise _bad("shm", "a segment name (str) or None", shm)
-            if not _SHM_NAME.match(shm):
-                raise ReplayConfigError("bad shared-memory name %r: use letters, digits, '_', '-', '.' (no '/')"
-                                        % shm)
-            if shm.startswith(".") or len(shm) >= 200:
-                raise ReplayConfigError("bad shared-memory name %r: it must not start with '.' and has at "
-                                        "most 199 characters" % (shm if len(shm) < 60 else shm[:57] + "..."))
-        set_("shm", shm)
-        depth = _uint("depth", self.depth, "1..%d (price levels per side; 0: default 10)" % _MAX_DEPTH,
-                      hi=_MAX_DEPTH)
-        set_("depth", depth or 10)
-        for name, default in (("max_orders", "2097152"), ("max_levels", "4194304"), ("gap_window_us", "1000"),
-                              ("gap_buffer", "4096"), ("rerequest_timeout_ms", "20"), ("silence_ms", "3000")):
-            set_(name, _uint(name, getattr(self, name), "an integer 0..%d (0: default %s)" % (_U32 - 1, default)))
-        set_("max_instruments", _uint("max_instruments", self.max_instruments,
-                                      "0 (default: 65535) or 1..65535 (stock locates are 16-bit)", hi=65535))
-        set_("max_streams", _uint("max_streams", self.max_streams, "0 (default 256) or 1..65536", hi=65536))
-        set_("shm_mode", _uint("shm_mode", self.shm_mode, "permission bits 0..0o7777 (0: default 0o600)",
-                               hi=0o7777))
-        ring = _uint("ring_events", self.ring_events, "0 (default 1048576) or a power of two >= 2")
-        if ring and (ring < 2 or ring & (ring - 1)):
-            raise _bad("ring_events", "0 (default 1048576) or a power of two >= 2", self.ring_events)
-        set_("ring_events", ring)
-        speed = self.speed
-        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) or speed < 0:
-            raise _bad("speed", "0 (as fast as possible) or a positive factor (1: the capture's own pace)", speed)
-        set_("speed", float(speed))
-        latency = self.latency
-        if isinstance(latency, bool):
-            latency = int(latency)
-        set_("latency", _uint("latency", latency, "0 (off), 1 (every packet) or N (every Nth packet)"))
-        set_("channels", self._check_channels(self.channels))
-        set_("cores", self._check_cores(self.cores))
-        if self.rerequest is not None:
-            try:
-                set_("rerequest", parse_endpoint(self.rerequest, "rerequest", ipv4=False))
-            except EndpointError as exc:
-                raise ReplayConfigError(str(exc)) from None
-        if self.snapshot is not None:
-            try:
-                set_("snapshot", parse_endpoint(self.snapshot, "snapshot", ipv4=False))
-            except EndpointError as exc:
-                raise ReplayConfigError(str(exc)) from None
-        for name, most in (("snapshot_user", 6), ("snapshot_password", 10)):
-            v = getattr(self, name)
-            if not isinstance(v, str) or len(v) > most or not v.isascii() or not v.isprintable():
-                raise _bad(name, "printable ASCII, at most %d characters (SoupBinTCP login)" % most, v)
-        set_("snapshot_timeout_ms", _uint("snapshot_timeout_ms", self.snapshot_timeout_ms,
-                                          "an integer 0..%d (0: default 5000)" % (_U32 - 1)))
-        if (self.snapshot or any(ch.snapshot for ch in self.channels)) and self.mode == "decode":
-            raise ReplayConfigError("snapshot recovery rebuilds books: not with mode 'decode'")
-
-    @staticmethod
-    def _check_channels(channels: Optional[Iterable[Channel]]) -> Tuple[Channel, ...]:
-        if channels is None:
-            return ()
-        try:
-            chans = tuple(channels)
-        except TypeError:
-            raise _bad("channels", "a sequence of feedhandler.config.Channel (from config.load)", channels) from None
-        for ch in chans:
-            if not isinstance(ch, Channel):
-                raise _bad("channels", "a sequence of feedhandler.config.Channel (from config.load)", ch)
-        n_lines = sum(len(ch.lines()) for ch in chans)
-        if n_lines > _MAX_LINES:
-            raise ReplayConfigError("channels have %d lines; at most %d are supported" % (n_lines, _MAX_LINES))
-        from .config import PROTOCOLS, check_venues
-        for ch in chans:
-            if ch.protocol not in PROTOCOLS:
-                raise _bad("channels", "channels whose protocol is \"itch\" or \"pitch\"", ch.protocol)
-        try:
-            check_venues(chans, "channels")
-        except Exception as exc:
-            raise ReplayConfigError(str(exc)) from None
-        return chans
-
-    def _check_cores(self, cores: Optional[Iterable[int]]) -> Optional[Tuple[int, ...]]:
-        if cores is None:
-            given = None
-        else:
-            try:
-                given = tuple(_uint("cores", c, "CPU numbers (non-negative integers)", hi=_U32) for c in cores)
-            except TypeError:
-                raise _bad("cores", "a sequence of CPU numbers, e.g. [0, 1]", cores) from None
-            given = given or None
-        lanes = cores_of(self.channels, given) if self.channels else list(given or ())
-        if lanes:
-            ncpu = os.cpu_count() or 1
-            bad = [c for c in lanes if c >= ncpu]
-            if bad:
-                raise ReplayConfigError("cores %s do not exist (this machine has CPUs 0..%d)"
-                                        % (",".join(map(str, bad)), ncpu - 1))
-            if len(set(lanes)) != len(lanes):
-                raise ReplayConfigError("a core is listed twice in %s" % list(lanes))
-            if len(lanes) > _MAX_LANES:
-                raise ReplayConfigError("%d cores: at most %d" % (len(lanes), _MAX_LANES))
-            for ch in self.channels:
-                if ch.core not in lanes:
-                    raise ReplayConfigError("channel %r is on core %d, which is not in cores %s"
-                                            % (ch.name, ch.core, ",".join(map(str, lanes))))
-        return given
-
-    @property
-    def lane_cores(self) -> Optional[List[int]]:
-        """The CPUs the lanes run on: ``cores``, else the cores the channels name;
-        None: one lane, not pinned."""
-        if self.channels:
-            return cores_of(self.channels, self.cores)
-        return list(self.cores) if self.cores else None
-
-    @property
-    def lanes(self) -> int:
-        """How many lanes (pinned threads) the pipeline runs."""
-        cores = self.lane_cores
-        return len(cores) if cores else 1
-
-    @classmethod
-    def field_names(cls) -> List[str]:
-        """The names of the fields (the keyword arguments ``Replay(**kwargs)`` accepts)."""
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> "ReplayConfig":
-        """A config from keyword arguments, with a clear TypeError for an unknown one."""
-        cls._check_names(kwargs)
-        return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> "ReplayConfig":
-        """A copy with some fields changed (checked again)."""
-        self._check_names(changes)
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def _check_names(cls, kwargs: Dict[str, Any]) -> None:
-        unknown = sorted(set(kwargs) - set(cls.field_names()))
-        if unknown:
-            hint = ("; the DPDK build of the pipeline is feedhandler.dpdk.DpdkRun" if "backend" in unknown else "")
-            raise TypeError("unknown Replay option(s) %s; valid: %s%s"
-                            % (", ".join(unknown), ", ".join(cls.field_names()), hint))
 
 
 # ------------------------------------------------------------------ replay
@@ -420,7 +177,6 @@ class Replay:
         for r in self._lanes:
             if lib_.fh_lane_set_rerequest(r, rr_ip, rr_port, config.rerequest_timeout_ms, err, len(err)) != 0:
                 raise c_error(ReplayError, ffi, err)
-        from .config import venues_of
         if self.channels:
             venues = venues_of(self.channels)
             for r in self._lanes:
@@ -450,7 +206,7 @@ class Replay:
                     if ch.snapshot and lib_.fh_lane_line_snapshot(r, group, port) != 0:
                         raise ReplayError("channel %r: no line %s:%d for its snapshot server" % (ch.name, host, port))
                 n_added += 1
-        self._snapshots = None
+        self._recovery = None
         if config.snapshot or any(ch.snapshot for ch in self.channels):
             for r in self._lanes:
                 if lib_.fh_lane_set_snapshot(r, int(config.snapshot is not None), int(self._snapshot_blocking),
@@ -460,13 +216,14 @@ class Replay:
             for ch in self.channels:
                 for host, port in ch.lines():
                     by_line[(self._ip(host, "channel %r line" % ch.name), port)] = ch.snapshot or config.snapshot
-            from .recovery import SnapshotService
+            from .recovery import RecoveryService
             # One deadline per recovery (the lane's, fh_lane_snapshot_deadline_ns): the
             # service retries within it; the size bound is the lane's (its capacities).
             total = (config.snapshot_timeout_ms or 5000) / 1000.0
-            self._snapshots = SnapshotService(ffi, lib_, self._lanes, lambda group, port: by_line.get((group, port), config.snapshot),
-                                              user=config.snapshot_user, password=config.snapshot_password,
-                                              timeout=min(5.0, total), deadline=total)
+            self._recovery = RecoveryService(ffi, lib_, self._lanes,
+                                             lambda group, port: by_line.get((group, port), config.snapshot),
+                                             user=config.snapshot_user, password=config.snapshot_password,
+                                             timeout=min(5.0, total), deadline=total)
 
     @staticmethod
     def _ip(host: str, what: str) -> int:
@@ -512,9 +269,9 @@ class Replay:
     _snapshot_blocking = True
 
     def _release(self) -> None:
-        # The snapshot thread posts into the lanes: stopped before they are freed.
-        if getattr(self, "_snapshots", None) is not None:
-            self._snapshots.stop()
+        # The recovery thread posts into the lanes: stopped before they are freed.
+        if getattr(self, "_recovery", None) is not None:
+            self._recovery.stop()
         # Extra lanes first: they view lane 0's segment.
         for lane in reversed(self._lanes):
             self._ffi.release(lane)
@@ -635,15 +392,15 @@ class Replay:
         d = merge_stats(self.lane_stats())
         d["memory"] = self.memory()
         d["lanes"] = self.config.lanes
-        if getattr(self, "_snapshots", None) is not None:
-            d["snapshot_fetch_errors"] = dict(self._snapshots.errors)
+        if getattr(self, "_recovery", None) is not None:
+            d["snapshot_fetch_errors"] = dict(self._recovery.errors)
         return d
 
     @property
     def snapshot_log(self) -> List[Dict[str, Any]]:
         """Every snapshot fetched or tried: stream port and session, next sequence,
         server, attempts, ok, reason of a failure, snapshot sequence, messages, seconds."""
-        return list(self._snapshots.log) if getattr(self, "_snapshots", None) is not None else []
+        return list(self._recovery.log) if getattr(self, "_recovery", None) is not None else []
 
     def memory(self) -> Dict[str, int]:
         """Bytes preallocated: ``book_bytes`` (all lanes) and ``shm_bytes``."""

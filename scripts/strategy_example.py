@@ -4,7 +4,7 @@
 The pattern to copy: attach to the segment by name, take events in batches with
 ``seg.follow()`` (numpy arrays, never one Python call per event), keep
 per-instrument state in arrays indexed by instrument id, take consistent book
-snapshots only when a decision needs depth, and handle what a real feed does to
+copies only when a decision needs depth, and handle what a real feed does to
 you: being lapped (you fell behind and lost events: ``follow`` yields a
 ``Lapped`` marker, and state built from events must be rebuilt) and stale books
 (a gap upstream: never trade on them).
@@ -12,9 +12,9 @@ you: being lapped (you fell behind and lost events: ``follow`` yields a
 Signal: the top-of-book imbalance (bid size - ask size) / (bid size + ask size)
 of each BBO event, in [-1, 1] (0 while a side is empty).  When an instrument's
 opinion changes to BUY (imbalance above +THRESHOLD) or SELL (below -THRESHOLD),
-the strategy confirms it with the top-5 depth imbalance of a snapshot of the
+the strategy confirms it with the top-5 depth imbalance of a copy of the
 book taken then (it must have the same sign) and prints a signal line.  On a
-live feed the snapshot is the book as the decision is made; processing a
+live feed the copy is the book as the decision is made; processing a
 finished segment's history (--from-start after the replay ended), it is the
 final book.
 
@@ -42,9 +42,9 @@ def imbalance(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     return np.where(both, (bid - ask) / tot, 0.0)
 
 
-def depth_imbalance(snap, levels: int = 5) -> float:
+def depth_imbalance(book, levels: int = 5) -> float:
     """Imbalance of the shares on the top `levels` levels of each side."""
-    return float(imbalance(snap.bids[1][:levels].sum(), snap.asks[1][:levels].sum()))
+    return float(imbalance(book.bids[1][:levels].sum(), book.asks[1][:levels].sum()))
 
 
 def opinion_changes(loc: np.ndarray, sig: np.ndarray, side: np.ndarray) -> np.ndarray:
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 # We fell behind: events were lost, per-instrument opinions may be wrong.
                 print("strategy: lapped, %d events lost; starting opinions afresh" % batch.lost, file=sys.stderr)
                 side[:] = 0
-                stale[:] = (seg.snapshot_all()["flags"] & FLAG_STALE) != 0
+                stale[:] = (seg.copy_books()["flags"] & FLAG_STALE) != 0
                 continue
             n_events += len(batch)
             n_trades += int((batch["type"] == EV_TRADE).sum())
@@ -118,14 +118,14 @@ def main(argv=None) -> int:
                 loc = int(bbo["locate"][i])
                 if stale[loc]:
                     continue
-                snap = seg.book(loc)                             # consistent top-N, seqlock in C
-                deep = depth_imbalance(snap)
+                book = seg.book(loc)                             # a consistent copy of its top-N, seqlock in C
+                deep = depth_imbalance(book)
                 if np.sign(deep) != sig[i]:
                     continue
                 n_signals += 1
                 if n_signals <= args.max_signals:
                     print("%s %-6s %s  tob %+.2f  depth5 %+.2f  bid %s x %d  ask %s x %d" % (
-                        _hms(int(bbo["exch_ts"][i])), snap.symbol or loc, "BUY " if sig[i] > 0 else "SELL",
+                        _hms(int(bbo["exch_ts"][i])), book.symbol or loc, "BUY " if sig[i] > 0 else "SELL",
                         imb[i], deep, format_price(bbo["price1"][i]), bbo["qty1"][i],
                         format_price(bbo["price2"][i]), bbo["qty2"][i]))
             for j in stale_at[k:]:

@@ -190,7 +190,7 @@ def test_segment_context_and_idempotent_close(segment_name):
         assert seg.book("AAPL").symbol == "AAPL"
         assert seg.state in STATES.values()
     assert seg.closed
-    for read in (lambda: seg.book(1), seg.counters, seg.snapshot_all, seg.events, lambda: seg.writer_pid,
+    for read in (lambda: seg.book(1), seg.counters, seg.copy_books, seg.events, lambda: seg.writer_pid,
                  seg.clock_ns):
         with pytest.raises(ShmError, match="closed"):
             read()

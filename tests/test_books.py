@@ -362,7 +362,7 @@ def shm_books(path, extra, depth=10):
     try:
         seg = shm.attach(name)
         try:
-            a = seg.snapshot_all()
+            a = seg.copy_books()
             out = {}
             for loc in range(1, len(a)):
                 r = a[loc]

@@ -160,7 +160,7 @@ def run(parts, tmp_path, tag, ran, **kw):
 
 
 def stale_locates(r):
-    flags = r.segment().snapshot_all()["flags"]
+    flags = r.segment().copy_books()["flags"]
     in_slots = {int(i) for i in np.nonzero(flags & shm.FLAG_STALE)[0]}
     in_book = {loc for loc in range(1, len(flags)) if r.flags(loc) & shm.FLAG_STALE}
     assert in_slots == in_book
@@ -221,7 +221,7 @@ def paced(tmp_path_factory):
         p, st, csv = cli_replay(prefix + ".pcap", name, d, "baseline")
         assert p.returncode == 0, p.stderr
         seg = attach(name)
-        snap = seg.snapshot_all()
+        snap = seg.copy_books()
         assert seg.state == "finished"
         seg.close()
     finally:
@@ -399,7 +399,7 @@ def pid_alive(pid):
 print("started", flush=True)     # imports done: the test may start the writer now
 """
 
-# Scenario 3's reader: loops book / snapshot_all / events until the segment is
+# Scenario 3's reader: loops book / copy_books / events until the segment is
 # finished; reports what it saw and the longest single call.
 SNAP_READER = READER_COMMON + r"""
 name, limit = sys.argv[1], float(sys.argv[2])
@@ -429,7 +429,7 @@ while time.monotonic() < deadline:
             out["bad"].append("book %d: %s" % (loc, why))
     t0 = time.monotonic()
     try:
-        a = seg.snapshot_all()
+        a = seg.copy_books()
         out["max_call_s"] = max(out["max_call_s"], time.monotonic() - t0)
         out["alls"] += 1
         for loc in locs:
@@ -455,7 +455,7 @@ while time.monotonic() < deadline:
     if len(out["bad"]) > 20:
         break
     if not told and out["alls"] >= 6:
-        print("reading", flush=True)        # six whole rounds of book / snapshot_all / events done
+        print("reading", flush=True)        # six whole rounds of book / copy_books / events done
         told = True
     if done:
         out["finished"] = True
@@ -686,7 +686,7 @@ def test_both_lines_dead_past_the_silence_timeout(abday, tmp_path):
     balanced(mid_st, finished=False)
     seg = r.segment()
     silent_mid = {loc for loc in range(1, 21) if r.flags(loc) & shm.FLAG_SILENT}
-    slots_mid = seg.snapshot_all()["flags"]
+    slots_mid = seg.copy_books()["flags"]
     assert silent_mid == ch0, sorted(silent_mid)
     assert {int(i) for i in np.nonzero(slots_mid & shm.FLAG_SILENT)[0]} == ch0
     assert mid_st["silences"] == 1
@@ -697,7 +697,7 @@ def test_both_lines_dead_past_the_silence_timeout(abday, tmp_path):
     ran = [st]
     assert st["silences"] == 1
     assert not any(r.flags(loc) & shm.FLAG_SILENT for loc in range(1, 21))
-    assert not (seg.snapshot_all()["flags"] & shm.FLAG_SILENT).any()
+    assert not (seg.copy_books()["flags"] & shm.FLAG_SILENT).any()
     seg.seek("oldest")
     ev = seg.events(1 << 16)
     sil = ev[ev["type"] == shm.EV_SILENT]
@@ -727,7 +727,7 @@ def test_both_lines_dead_past_the_silence_timeout(abday, tmp_path):
 
 def test_reader_killed_mid_snapshot(paced, tmp_path, shm_name):
     """A paced writer publishes while two reader processes loop book() /
-    snapshot_all() / events(); one is SIGKILLed mid-run (once both readers
+    copy_books() / events(); one is SIGKILLed mid-run (once both readers
     have done six whole rounds of reads, and while the writer is still
     running: the rest of its input is held back until the victim is dead).
     The writer finishes normally (exit 0) with the counters and books of the
@@ -765,7 +765,7 @@ def test_reader_killed_mid_snapshot(paced, tmp_path, shm_name):
         assert (tmp_path / "w.csv").read_text() == paced["csv"]
         seg = attach(name)
         assert seg.state == "finished"
-        same_slots(seg.snapshot_all(), paced["snap"])
+        same_slots(seg.copy_books(), paced["snap"])
         seg.close()
     finally:
         kill_all(procs)
@@ -894,7 +894,7 @@ def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
         assert w2.returncode == 0, err2[-3000:]
         fresh = attach(name)
         assert fresh.writer_pid == w2.pid and fresh.state == "finished"
-        same_slots(fresh.snapshot_all(), paced["snap"])
+        same_slots(fresh.copy_books(), paced["snap"])
         fresh_created = fresh.created_ns
         fresh.close()
         seg.close()

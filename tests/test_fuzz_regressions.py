@@ -464,7 +464,7 @@ def check_segment(r, st):
     """The segment as a reader sees it at rest: every slot reads back, its
     counters are the replay's, no ring yields more than it holds."""
     seg = r.segment()
-    a = seg.snapshot_all()
+    a = seg.copy_books()
     assert len(a) == seg.n_slots
     c = seg.counters()
     assert (c["messages"], c["packets"], c["by_type"]) == (st["messages"], st["packets"], st["by_type"])

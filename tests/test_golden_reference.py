@@ -95,7 +95,7 @@ def check_slots(seg, book: RefBook, stale: set, what: str):
     """Every slot of the segment against the reference: all levels (best
     first, zero past the last), level counts, symbol, STALE and DIRECTORY
     flags (and no DROPPED)."""
-    a = seg.snapshot_all()
+    a = seg.copy_books()
     assert seg.depth == SLOT_DEPTH
     n = len(a)
     want = {k: np.zeros((n, SLOT_DEPTH), np.int64) for k in

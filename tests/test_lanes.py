@@ -98,7 +98,7 @@ def test_two_lanes_share_one_segment(day, tmp_path):
             assert c[k] == st[k]
         syms = seg.symbols()
         assert len(syms) == 60
-        books = seg.snapshot_all()
+        books = seg.copy_books()
         assert (books["n_bid"][1:61] > 0).sum() > 30
     finally:
         if os.path.exists("/dev/shm/" + name):

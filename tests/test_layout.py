@@ -122,7 +122,7 @@ def test_event_dtype_matches_c():
 
 @pytest.mark.parametrize("depth", [1, 5, 10, 64])
 def test_reader_slot_dtype_matches_c(depth):
-    """What book()/snapshot_all() return: fh_read_slot_t, then six int64[depth] arrays."""
+    """What book()/copy_books() return: fh_read_slot_t, then six int64[depth] arrays."""
     assert ffi.sizeof("fh_read_slot_t") == lib.FH_SHM_SLOT_FIXED
     dt = shm.book_dtype(depth)
     _check_dtype(dt, "fh_read_slot_t")

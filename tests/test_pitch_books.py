@@ -319,7 +319,7 @@ def stale_set(recs):
     r.finish()
     st = r.stats()
     check_ledger(st, "api")
-    flags = r.segment().snapshot_all()["flags"]
+    flags = r.segment().copy_books()["flags"]
     in_slots = {int(i) for i in np.nonzero(flags & shm.FLAG_STALE)[0]}
     in_book = {loc for loc in range(1, len(flags)) if r.flags(loc) & shm.FLAG_STALE}
     assert in_slots == in_book

@@ -60,7 +60,7 @@ def test_quantities_and_prices_are_int64_everywhere(name):
         snap = seg.book("AAPL")
         for arr in snap.bids + snap.asks:
             assert arr.dtype == np.int64
-        a = seg.snapshot_all()
+        a = seg.copy_books()
         for f in ("bid_price", "bid_shares", "bid_orders", "ask_price", "ask_shares", "ask_orders", "n_bid",
                   "last_trade_price", "last_trade_shares", "updates", "noii_paired_shares"):
             assert a.dtype.fields[f][0].base == np.int64, f
@@ -77,7 +77,7 @@ def test_the_subtraction_that_wrapped(name):
     imbalance lies in [-1, 1], with numpy warnings turned into errors."""
     sample_segment(name)
     with attach(name) as seg:
-        a = seg.snapshot_all()
+        a = seg.copy_books()
         named = a[(a["flags"] & shm.FLAG_DIRECTORY) != 0]
         with np.errstate(all="raise"):
             b = named["bid_shares"][:, :5].sum(axis=1)
@@ -328,16 +328,16 @@ def test_events_as_dataframe(name, pd):
         fl = seg.to_pandas(ev[:100], prices="float")
         assert np.allclose(fl["price1"].to_numpy(), ev["price1"][:100] / 10_000)
         with pytest.raises(TypeError):
-            to_pandas(seg.snapshot_all())
+            to_pandas(seg.copy_books())
         with pytest.raises(ValueError):
             to_pandas(ev, prices="cents")
 
 
-def test_snapshot_all_as_dataframe(name, pd):
+def test_copy_books_as_dataframe(name, pd):
     sample_segment(name)
     with attach(name) as seg:
-        a = seg.snapshot_all()
-        df = seg.snapshot_all(df=True)
+        a = seg.copy_books()
+        df = seg.copy_books(df=True)
         assert df.index.name == "locate"
         syms = seg.symbols()
         assert sorted(df.index) == sorted(syms)
@@ -353,7 +353,7 @@ def test_snapshot_all_as_dataframe(name, pd):
             assert row["updates"] == a["updates"][loc]
         assert df["exch_time"].dtype == np.dtype("datetime64[ns]")
         assert df["bid_price"].dtype == np.int64
-        fl = seg.snapshot_all(df=True, prices="float")
+        fl = seg.copy_books(df=True, prices="float")
         assert np.allclose(fl["bid_price"], df["bid_price"] / 10_000)
 
 
@@ -362,27 +362,27 @@ def test_a_clear_message_without_pandas(name, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)        # import pandas -> ImportError
     with attach(name) as seg:
         with pytest.raises(ImportError, match=r"pip install 'feedhandler\[pandas\]'"):
-            seg.snapshot_all(df=True)
+            seg.copy_books(df=True)
         seg.seek("oldest")
         with pytest.raises(ImportError, match="numpy alone"):
             to_pandas(seg.events(10))
-        assert len(seg.snapshot_all()) == seg.n_slots        # numpy needs nothing more
+        assert len(seg.copy_books()) == seg.n_slots          # numpy needs nothing more
 
 
 def test_results_a_caller_keeps_are_never_reused(name):
-    """snapshot_all() and events() read into warm buffers they reuse, but only
+    """copy_books() and events() read into warm buffers they reuse, but only
     buffers nothing outside refers to any more."""
     sample_segment(name, silence_ms=3000)          # its silences make 117 K events
     with attach(name) as seg:
         addr = lambda a: a.__array_interface__["data"][0]
-        first = addr(seg.snapshot_all())                 # dropped at once ...
-        assert addr(seg.snapshot_all()) == first         # ... so its memory is read into again
-        kept = seg.snapshot_all()
+        first = addr(seg.copy_books())                   # dropped at once ...
+        assert addr(seg.copy_books()) == first           # ... so its memory is read into again
+        kept = seg.copy_books()
         flags = kept["flags"]                            # a view of it
         want = kept.copy()
         del kept
         for _ in range(4):
-            other = seg.snapshot_all()
+            other = seg.copy_books()
             assert not np.shares_memory(other, flags)
         assert np.array_equal(flags, want["flags"])
         # Events: batches kept in a list stay as they were read; dropped ones are reused.

@@ -232,7 +232,7 @@ def test_snapshots_match_dump_and_bulk(name, tmp_path):
     r.dump_books(str(csv_path))
     rows = [l.split(",") for l in csv_path.read_text().splitlines()[1:]]
     seg = attach(name)
-    allslots = seg.snapshot_all()
+    allslots = seg.copy_books()
     syms = seg.symbols()
     assert len(syms) == 24 and syms[1] == "AAPL"
     for loc in sorted({int(r_[0]) for r_ in rows}):
@@ -337,7 +337,7 @@ def test_gap_marks_instruments_stale(name):
     r2 = replay_sample(name + "-clean")
     try:
         seg2 = r2.segment()
-        assert not (seg2.snapshot_all()["flags"] & shm.FLAG_STALE).any()
+        assert not (seg2.copy_books()["flags"] & shm.FLAG_STALE).any()
     finally:
         del r2, seg2
         os.unlink("/dev/shm/" + name + "-clean")
@@ -436,7 +436,7 @@ def test_silent_line_flagged_and_cleared(name):
     sil = ev[ev["type"] == shm.EV_SILENT]
     assert (sil["aux"] == 1).sum() > 0 and (sil["aux"] == 0).sum() > 0
     # At the end (after end of session) nothing is left flagged silent.
-    assert not (seg.snapshot_all()["flags"] & shm.FLAG_SILENT).any()
+    assert not (seg.copy_books()["flags"] & shm.FLAG_SILENT).any()
 
 
 def test_writer_dead_mid_update_is_reported_not_hung(name):

@@ -191,7 +191,7 @@ def test_loss_on_both_lines_repaired_from_snapshot(days, tmp_path):
             seg = r.segment()
             seg.seek("oldest")
             ev = seg.events(1 << 16)
-            flags = seg.snapshot_all()["flags"]
+            flags = seg.copy_books()["flags"]
             seg.close()
         st = r.stats()
     assert (tmp_path / "fixed.csv").read_text() == whole
@@ -381,7 +381,7 @@ def test_fetch_is_logged_before_the_lane_gets_it(late, tmp_path):
     path, cutp, at, alone = late
     snap = build_snapshot(path, at_seq=at)
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
-        svc = r._snapshots
+        svc = r._recovery
         svc._fetch = lambda *a, **k: snap
         real, at_post = svc._lib, []
 
@@ -410,7 +410,7 @@ def test_bad_message_refused_by_the_lane(late, tmp_path):
     bad = Snapshot(blocks=good.blocks + b"\x00\x05Zxxxx", sequence=at, messages=good.messages + 1,
                    session=good.session)
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
-        r._snapshots._fetch = lambda *a, **k: bad
+        r._recovery._fetch = lambda *a, **k: bad
         assert r.run_file(cutp, progress=False).ok
         r.finish()
         r.dump_books(str(tmp_path / "bad.csv"))
@@ -494,7 +494,7 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
         with attach(name) as seg2:                                   # the segment restarted
             assert seg2.writer_pid != pid1 and seg2.state == "finished"
             assert seg2.counters()["snapshots"] == 1
-            assert not (seg2.snapshot_all()["flags"] & 1).any()
+            assert not (seg2.copy_books()["flags"] & 1).any()
         assert open(dump).read() == whole
     finally:
         if first.poll() is None:
@@ -544,7 +544,7 @@ def test_heartbeats_after_the_snapshot_do_not_hold_the_replay(late, tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         with attach(name) as seg:
-            flags = seg.snapshot_all()["flags"]
+            flags = seg.copy_books()["flags"]
     finally:
         srv.close()
         try:
@@ -601,7 +601,7 @@ def test_tries_share_one_deadline(late, tmp_path):
         time.sleep(kw["deadline"])               # all the time it was given, and then some
         raise SnapshotError("nothing useful within %.1f s" % kw["deadline"], "timeout")
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9", snapshot_timeout_ms=1000)) as r:
-        r._snapshots._fetch = slow
+        r._recovery._fetch = slow
         limit = r._lib.fh_lane_snapshot_limit(r._r)
         assert r.run_file(cutp, progress=False).ok
         r.finish()
@@ -695,7 +695,7 @@ def test_snapshot_past_the_limit_is_refused_by_the_lane(late, tmp_path):
         msg = b"\x00\x0c" + b"S" + bytes(10) + b"O"              # System Event 'O', 12 bytes: valid ITCH
         big = Snapshot(blocks=msg * (limit // len(msg) + 1), sequence=at, messages=limit // len(msg) + 1,
                        session="x")
-        r._snapshots._fetch = lambda *a, **k: big
+        r._recovery._fetch = lambda *a, **k: big
         assert r.run_file(cutp, progress=False).ok
         r.finish()
         r.dump_books(str(tmp_path / "big.csv"))

@@ -29,7 +29,7 @@ def expected_signals(name, threshold):
     book has the same sign (the segment is finished: the book is the final one)."""
     with attach(name) as seg:
         assert seg.state == "finished"
-        books = seg.snapshot_all()
+        books = seg.copy_books()
         seg.seek("oldest")
         events = []
         while True:

@@ -1,5 +1,5 @@
 """Option groups: the pipeline options `replay` and `run` share, and the one place
-that turns them into a :class:`~feedhandler.replay.ReplayConfig`."""
+that turns them into a :class:`~feedhandler.config.ReplayConfig`."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 from . import argtypes
 
 if TYPE_CHECKING:                       # pragma: no cover
-    from ..config import Channel
-    from ..replay import ReplayConfig
+    from ..config import Channel, ReplayConfig
 
 __all__ = ["add_pipeline_options", "replay_config", "load_channels", "PIPELINE_FIELDS"]
 
@@ -105,7 +104,7 @@ def replay_config(args: argparse.Namespace, **fields: Any) -> "ReplayConfig":
     """The ReplayConfig of the pipeline options in ``args`` (see :func:`add_pipeline_options`),
     with the command's own ``fields`` (channels, speed, rerequest, ...).  Raises
     ReplayConfigError (a ReplayError) for a value the config refuses."""
-    from ..replay import ReplayConfig
+    from ..config import ReplayConfig
     options = {name: getattr(args, name) for name in PIPELINE_FIELDS}
     options["latency"] = args.latency_sample if args.latency_json else 0
     options.update(fields)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, TextI
 
 if TYPE_CHECKING:                       # pragma: no cover
     from ..replay import InputResult, Replay
-    from ..shm import Snapshot
+    from ..shm import BookCopy
 
 __all__ = ["human", "book_drops", "print_stats", "write_json", "open_outputs", "close_output", "finish_outputs",
            "write_latency", "ladder", "hms"]
@@ -193,7 +193,7 @@ def hms(ns: int) -> str:
     return "%02d:%02d:%02d.%09d" % (s // 3600, s // 60 % 60, s % 60, frac)
 
 
-def ladder(snap: "Snapshot", depth: int) -> str:
+def ladder(snap: "BookCopy", depth: int) -> str:
     """The `book` command's view of one instrument: header line, then bids | asks."""
     from ..shm import FLAG_DROPPED, FLAG_OP_HALT, FLAG_STALE, format_price as px
     bp, bs, bo = snap.bids
