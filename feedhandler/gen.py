@@ -1,5 +1,5 @@
 """Synthetic NASDAQ TotalView-ITCH 5.0 and Cboe Multicast PITCH trading days (the C
-generator in csrc/gen/gen.c).
+generator in csrc/gen/: gen.c runs the day, flow.c the order flow).
 
 ``protocol="pitch"`` writes a Cboe US Equities Multicast PITCH (depth of book) day of
 the same order flow instead: ``PREFIX.pcap`` and ``PREFIX.json`` only (there is no
@@ -17,7 +17,7 @@ of the same messages, all channels merged in timestamp order) and ``PREFIX.json`
 (what was generated), and returns that JSON as a dict.  The day is byte-identical
 for a given seed and arguments.
 
-Conventions a reader of the files can rely on (see csrc/gen/gen.c for the model):
+Conventions a reader of the files can rely on (see csrc/gen/, model.c and flow.c, for the model):
   - channel ``c`` (0-based) carries locates ``channels[c]["locates"]`` (contiguous,
     alphabetical like NASDAQ), on 233.54.12.(111+c) (A) / 233.49.196.(111+c) (B),
     UDP port 26477, and stamps tracking_number ``c + 1`` on every message, so the

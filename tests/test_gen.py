@@ -1,4 +1,4 @@
-"""The synthetic trading-day generator (csrc/gen/gen.c, feedhandler/gen.py).
+"""The synthetic trading-day generator (csrc/gen/, feedhandler/gen.py).
 
 Every check parses the outputs here in Python, independently of the C code: the
 BinaryFILE walk re-plays the order book references, the pcap walk re-checks

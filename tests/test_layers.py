@@ -214,6 +214,19 @@ def test_no_call_goes_up_a_layer_and_no_prototype_in_a_c_file():
     assert call_violations(rank_of()) == []
 
 
+def test_no_prototype_in_a_c_file_of_the_extensions():
+    """The generator and the probes keep the same rule as the core: a function
+    one file calls in another is declared in that file's header."""
+    bad = []
+    for rel in c_files():
+        if rel.split(os.sep)[0] in TOOL_DIRS and rel.endswith(".c"):
+            defined, declared = functions_of(rel)
+            bad += [f"{rel} declares {n}()" for n in sorted(declared - defined)]
+    assert bad == []
+    # The check sees the generator's functions (or it could pass by seeing none).
+    assert "fh_gen_run" in functions_of(os.path.join("gen", "gen.c"))[0]
+
+
 def test_the_call_check_parses_what_the_core_defines():
     """The parse the check stands on finds the definitions it must (or it could
     pass by seeing nothing)."""
