@@ -7,7 +7,7 @@ Environment switches (all opt-in; the default build is portable ``-O3``):
   FEEDHANDLER_NATIVE=1    add ``-march=native``
   FEEDHANDLER_SANITIZE=1  build with AddressSanitizer + UBSan (``-O1 -g``), for CI
   FEEDHANDLER_CFLAGS=...  extra compiler flags, e.g. ``-DFH_PF_ORDER=16`` to measure a
-                          variant of a tuning constant (scripts/bench_variants.sh)
+                          variant of a tuning constant (scripts/compare_builds.py flags)
   FEEDHANDLER_NO_ZSTD=1   build without zstd input support even where libzstd is installed
 """
 import glob

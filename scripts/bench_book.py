@@ -28,7 +28,8 @@ to one core (`taskset -c CPU`):
                 Every variant checks that every message of the file was decoded.
   Python reader (when `feedhandler.shm` exists and replay has --shm): one replay
                 into a named segment, then attach() and time one consistent top-10
-                snapshot of one instrument (r.book(locate)), r.snapshot_all(), and
+                snapshot of one instrument (r.book(locate)), r.copy_books() (r.snapshot_all()
+                in older builds), and
                 draining the event ring with r.events(max=65536) from seek("oldest")
                 until empty (only events returned are counted).
 
@@ -41,23 +42,27 @@ feedhandler publish top-10 >= 1.5x itch-book depth-10 and >= 15 M msgs/s.
     python scripts/bench_book.py [--messages 10000000] [--symbols 2000] [--runs 3]
                                  [--dir /tmp/fh-bench] [--json OUT]
 """
+
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import resource
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
-from feedhandler.latency import cpu_model
+# This file also runs as `python -P bench_book.py --_reader-worker` (bench_reader.py,
+# a baseline's feedhandler first on PYTHONPATH), where the script's folder is not on
+# sys.path: it is added here, last, so nothing in it can stand in for the build's
+# feedhandler (benchlib imports no feedhandler at import time).
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.append(HERE)
+import benchlib  # noqa: E402
+from benchlib import BenchError, mib, pinned, run_child  # noqa: E402
 
 TARGET_RATIO = 1.5
 TARGET_BOOK = 22e6
@@ -69,139 +74,18 @@ ITCH_BOOK_VERSION = "0.2.1"
 # any cache), so the faster setting is the one compared against.
 ITCH_BOOK_CHUNK = 1 << 20
 ITCH_BOOK_ROWS = 100_000
-SMALLEST_FRAME = 21                # itch_book.SMALLEST_FRAME: reserve() sizing as Feed does
-
-
-class BenchError(Exception):
-    pass
+SMALLEST_FRAME = 21  # itch_book.SMALLEST_FRAME: reserve() sizing as Feed does
 
 
 # ----------------------------------------------------------------- helpers
-
-def feedhandler_cmd():
-    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "feedhandler")
-    if os.path.exists(here):
-        return [here]
-    exe = shutil.which("feedhandler")
-    return [exe] if exe else [sys.executable, "-m", "feedhandler"]
-
-
-def pinned(argv, cpu):
-    if cpu is not None and cpu >= 0 and shutil.which("taskset"):
-        return ["taskset", "-c", str(cpu)] + argv
-    return argv
-
-
-def run_child(argv, timeout, capture=True, on_start=None):
-    """Run argv; return (rc, stdout, stderr, wall_s, maxrss_bytes).  Never hangs:
-    the child's process group is killed at the timeout.  Peak RSS comes from
-    wait4 on that very child (taskset execs into it, so it is the measured program).
-    on_start(pid), when given, is called right after the child starts and returns a
-    function called (no arguments) once it has exited, before it is reaped (so
-    /proc/PID still names it): bench_scale.py samples the child's memory with it."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, start_new_session=True)
-    on_exit = on_start(p.pid) if on_start else None
-    deadline = t0 + timeout
-    # Drain pipes on threads so a chatty child cannot block on a full pipe.
-    bufs = {"out": b"", "err": b""}
-
-    def drain(stream, key):
-        if stream is not None:
-            bufs[key] = stream.read()
-    threads = [threading.Thread(target=drain, args=(p.stdout, "out"), daemon=True),
-               threading.Thread(target=drain, args=(p.stderr, "err"), daemon=True)]
-    for t in threads:
-        t.start()
-    rusage = None
-    status = None
-    while True:
-        if on_exit:
-            # Wait for the exit without reaping, so the sampler can stop while
-            # /proc/PID is still this child (not a recycled pid).
-            info = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            if info is not None:
-                on_exit()
-                on_exit = None
-        pid, status, rusage = os.wait4(p.pid, os.WNOHANG)
-        if pid == p.pid:
-            if on_exit:
-                # It exited between the two waits (reaped before the sampler saw
-                # it go): stop the sampler now all the same.
-                on_exit()
-                on_exit = None
-            break
-        if time.perf_counter() > deadline:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            if on_exit:
-                on_exit()
-            _, status, rusage = os.wait4(p.pid, 0)
-            p.returncode = -9
-            for t in threads:
-                t.join(5)
-            raise BenchError("timed out after %ds: %s" % (timeout, " ".join(argv)))
-        time.sleep(0.002)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    for t in threads:
-        t.join(10)
-    return (p.returncode, bufs["out"].decode(errors="replace"), bufs["err"].decode(errors="replace"),
-            wall, rusage.ru_maxrss * 1024)
-
-
-def warm(path):
-    # benchlib.warm's twin: this file also runs as `python -P bench_book.py
-    # --_reader-worker` (bench_reader.py, against a baseline's feedhandler on
-    # PYTHONPATH), where the scripts folder is not on sys.path to import from.
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
-
-
-def busy_cores(interval=0.5):
-    """Cores' worth of CPU time other processes used over `interval` (from /proc/stat):
-    the benchmark shares the machine, so say how quiet it was."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + (v[4] if len(v) > 4 else 0)
-        return sum(v), idle
-    try:
-        t0, i0 = sample()
-        time.sleep(interval)
-        t1, i1 = sample()
-    except (OSError, ValueError):
-        return None
-    total = t1 - t0
-    return (total - (i1 - i0)) / total * os.cpu_count() if total > 0 else None
-
-
-def wait_quiet(max_wait, limit=0.3):
-    """Wait (up to max_wait s) until under `limit` cores are busy; returns the last reading."""
-    deadline = time.monotonic() + max_wait
-    b = busy_cores()
-    while b is not None and b > limit and time.monotonic() < deadline:
-        b = busy_cores(1.0)
-    return b
-
-
-def med(xs):
-    return statistics.median(xs) if xs else None
 
 
 def mps(x):
     return "%7.2f M/s" % (x / 1e6) if x else "      -    "
 
 
-def mib(x):
-    return "%.1f MiB" % (x / 2**20) if x is not None else "-"
-
-
 # ----------------------------------------------------------------- feedhandler
+
 
 def replay_caps(cmd, timeout):
     """Which pipeline stages the installed CLI can run: parsed from `replay --help`."""
@@ -217,46 +101,56 @@ def replay_caps(cmd, timeout):
 
 
 def fh_replay(cmd, path, extra, cpu, timeout, want_messages, on_start=None):
-    fd, out = tempfile.mkstemp(suffix=".json", prefix="fh-bench-")
-    os.close(fd)
-    try:
-        argv = pinned(cmd + ["replay", "-q", path, "--stats-json", out] + extra, cpu)
-        rc, _, err, wall, rss = run_child(argv, timeout, capture=True, on_start=on_start)
-        if rc != 0:
-            raise BenchError("%s exited %d: %s" % (" ".join(argv), rc, err.strip()[-600:]))
-        with open(out) as f:
-            st = json.load(f)
-    finally:
-        try:
-            os.unlink(out)
-        except OSError:
-            pass
+    """One pinned `CMD replay -q PATH EXTRA` checked to have decoded every message
+    without errors: its rate, times, peak RSS, book and memory counters."""
+    st, wall, rss = benchlib.stats_json_run(
+        cmd + ["replay", "-q", path] + extra, timeout, quiet_stderr=True, cpu=cpu, on_start=on_start
+    )
     if st.get("messages") != want_messages:
-        raise BenchError("feedhandler %s decoded %s messages, the file has %d" % (extra, st.get("messages"), want_messages))
+        raise BenchError(
+            "feedhandler %s decoded %s messages, the file has %d" % (extra, st.get("messages"), want_messages)
+        )
     if st.get("errors"):
         raise BenchError("feedhandler %s reported errors: %s" % (extra, st["errors"]))
-    return {"msgs_per_s": st["msgs_per_s"], "elapsed_s": st["elapsed_s"], "wall_s": wall, "peak_rss_bytes": rss,
-            "book": st.get("book"), "memory": st.get("memory"), "messages": st["messages"], "mode": st.get("mode")}
+    return {
+        "msgs_per_s": st["msgs_per_s"],
+        "elapsed_s": st["elapsed_s"],
+        "wall_s": wall,
+        "peak_rss_bytes": rss,
+        "book": st.get("book"),
+        "memory": st.get("memory"),
+        "messages": st["messages"],
+        "mode": st.get("mode"),
+    }
 
 
 # ----------------------------------------------------------------- itch-book
 
+
 def itch_book_available():
     """None when usable, else the reason."""
-    code = ("import itch_book, itch_book._core as c; print(itch_book.__version__); "
-            "c.Session(tables=[], depth=0, symbols=[])")
+    code = (
+        "import itch_book, itch_book._core as c; print(itch_book.__version__); "
+        "c.Session(tables=[], depth=0, symbols=[])"
+    )
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         return "importing itch_book timed out"
     if r.returncode != 0:
-        return ("itch-book is not importable by %s (%s); install it with: %s -m pip install itch-book==%s"
-                % (sys.executable, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "rc %d" % r.returncode,
-                   sys.executable, ITCH_BOOK_VERSION))
+        return "itch-book is not importable by %s (%s); install it with: %s -m pip install itch-book==%s" % (
+            sys.executable,
+            r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "rc %d" % r.returncode,
+            sys.executable,
+            ITCH_BOOK_VERSION,
+        )
     ver = r.stdout.strip()
     if ver != ITCH_BOOK_VERSION:
-        print("warning: itch-book %s installed, the issue compares against %s "
-              "(pip install itch-book==%s)" % (ver, ITCH_BOOK_VERSION, ITCH_BOOK_VERSION), file=sys.stderr)
+        print(
+            "warning: itch-book %s installed, the issue compares against %s "
+            "(pip install itch-book==%s)" % (ver, ITCH_BOOK_VERSION, ITCH_BOOK_VERSION),
+            file=sys.stderr,
+        )
     return None
 
 
@@ -271,12 +165,13 @@ def itch_book_worker(mode, path, date, source="read"):
     (this script), "mmap" = the file mapped read-only with MAP_POPULATE and wrapped
     by numpy without a copy (bench_scale.py: the input is then file-backed memory,
     not counted as the worker's own, as feedhandler maps its input)."""
-    import numpy as np
     import itch_book
+    import numpy as np
     from itch_book._core import Session
 
     if mode.startswith("feed-"):
         import datetime
+
         rss0 = _rss_now()
         rows = 0
         t0 = time.perf_counter()
@@ -289,19 +184,31 @@ def itch_book_worker(mode, path, date, source="read"):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         st = feed.stats
         el = t1 - t0
-        print(json.dumps({"version": itch_book.__version__, "mode": mode, "elapsed_s": el,
-                          "msgs_per_s": st["messages"] / el, "messages": st["messages"], "depth_rows": rows,
-                          "struct_bytes_est": max(0, peak - rss0), "peak_rss_bytes": peak, "stats": st}))
+        print(
+            json.dumps(
+                {
+                    "version": itch_book.__version__,
+                    "mode": mode,
+                    "elapsed_s": el,
+                    "msgs_per_s": st["messages"] / el,
+                    "messages": st["messages"],
+                    "depth_rows": rows,
+                    "struct_bytes_est": max(0, peak - rss0),
+                    "peak_rss_bytes": peak,
+                    "stats": st,
+                }
+            )
+        )
         return
 
     if source == "mmap":
         import mmap
+
         with open(path, "rb") as f:
-            mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
-                           prot=mmap.PROT_READ)
-        buf = np.frombuffer(mm, dtype=np.uint8)     # read-only view, pages mapped outside the clock
+            mm = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), prot=mmap.PROT_READ)
+        buf = np.frombuffer(mm, dtype=np.uint8)  # read-only view, pages mapped outside the clock
     elif source == "read":
-        buf = np.fromfile(path, dtype=np.uint8)     # whole file in RAM, outside the clock
+        buf = np.fromfile(path, dtype=np.uint8)  # whole file in RAM, outside the clock
         buf.setflags(write=False)
     else:
         raise SystemExit("unknown source " + source)
@@ -318,7 +225,7 @@ def itch_book_worker(mode, path, date, source="read"):
         n = len(buf)
         t0 = time.perf_counter()
         for off in range(0, n, ITCH_BOOK_CHUNK):
-            s.feed(buf[off:off + ITCH_BOOK_CHUNK])
+            s.feed(buf[off : off + ITCH_BOOK_CHUNK])
             if s.rows() >= ITCH_BOOK_ROWS:
                 rows += len(s.take_depth()["seq"])
         rows += len(s.take_depth()["seq"])
@@ -328,33 +235,55 @@ def itch_book_worker(mode, path, date, source="read"):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     st = s.stats()
     el = t1 - t0
-    print(json.dumps({"version": itch_book.__version__, "mode": mode, "elapsed_s": el,
-                      "msgs_per_s": st["messages"] / el, "messages": st["messages"], "depth_rows": rows,
-                      "struct_bytes_est": max(0, peak - rss0), "peak_rss_bytes": peak, "stats": st,
-                      "source": source}))
+    print(
+        json.dumps(
+            {
+                "version": itch_book.__version__,
+                "mode": mode,
+                "elapsed_s": el,
+                "msgs_per_s": st["messages"] / el,
+                "messages": st["messages"],
+                "depth_rows": rows,
+                "struct_bytes_est": max(0, peak - rss0),
+                "peak_rss_bytes": peak,
+                "stats": st,
+                "source": source,
+            }
+        )
+    )
 
 
 def itch_book_run(mode, path, date, cpu, timeout, want_messages, source="read", on_start=None):
-    argv = pinned([sys.executable, os.path.abspath(__file__), "--_itch-book-worker", mode, path, date]
-                  + ([source] if source != "read" else []), cpu)
+    argv = pinned(
+        [sys.executable, os.path.abspath(__file__), "--_itch-book-worker", mode, path, date]
+        + ([source] if source != "read" else []),
+        cpu,
+    )
     rc, out, err, wall, _ = run_child(argv, timeout, on_start=on_start)
     if rc != 0:
         raise BenchError("itch-book %s exited %d: %s" % (mode, rc, err.strip()[-800:]))
     res = json.loads(out.strip().splitlines()[-1])
     st = res["stats"]
     if st["messages"] != want_messages or st.get("pending_bytes") or st.get("malformed") or st.get("unknown"):
-        raise BenchError("itch-book %s decoded %d messages of %d (pending %s, malformed %s, unknown %s)" % (
-            mode, st["messages"], want_messages, st.get("pending_bytes"), st.get("malformed"), st.get("unknown")))
+        raise BenchError(
+            "itch-book %s decoded %d messages of %d (pending %s, malformed %s, unknown %s)"
+            % (mode, st["messages"], want_messages, st.get("pending_bytes"), st.get("malformed"), st.get("unknown"))
+        )
     res["wall_s"] = wall
     return res
 
 
 # ----------------------------------------------------------------- Python reader
 
+
 def reader_available(timeout):
     try:
-        r = subprocess.run([sys.executable, "-c", "import feedhandler.shm as m; m.attach"],
-                           capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(
+            [sys.executable, "-c", "import feedhandler.shm as m; m.attach"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return "importing feedhandler.shm timed out"
     if r.returncode != 0:
@@ -376,7 +305,9 @@ def _drain_rate(r, batch, imbalance):
     Unsigned quantities (builds before int64 readers) need widening first, or
     b - a wraps; that is part of the cost then."""
     import numpy as np
+
     from feedhandler.shm import EV_BBO
+
     best = 0.0
     for _ in range(3):
         r.seek("oldest")
@@ -410,21 +341,24 @@ def reader_worker(name, locate, calls, batch):
         # one consistent top-10 snapshot of one instrument
         snap = r.book(locate)
         out["book_repr"] = repr(snap)[:300]
-        for _ in range(min(1000, calls)):          # warm
+        for _ in range(min(1000, calls)):  # warm
             r.book(locate)
         out["book_ns"] = min(_best_call(lambda: r.book(locate), calls) for _ in range(3))
         out["book_calls"] = calls
-        if hasattr(r, "new_buffer"):             # into one reused buffer
+        if hasattr(r, "new_buffer"):  # into one reused buffer
             buf = r.new_buffer()
             out["book_out_ns"] = min(_best_call(lambda: r.book(locate, out=buf), calls) for _ in range(3))
-        if hasattr(r, "snapshot_all"):
-            r.snapshot_all()
+        # every slot at once: copy_books(), called snapshot_all() in builds before the
+        # shm package's rename (the key stays snapshot_all_ms: bench.py and bench_reader.py read it)
+        copy_all = getattr(r, "copy_books", None) or getattr(r, "snapshot_all", None)
+        if copy_all:
+            copy_all()
             reps = 20
-            out["snapshot_all_ms"] = min(_best_call(r.snapshot_all, reps) for _ in range(3)) / 1e6
+            out["snapshot_all_ms"] = min(_best_call(copy_all, reps) for _ in range(3)) / 1e6
         # events: from the oldest still in the ring until empty, in batches of `batch`
         if hasattr(r, "events"):
             if hasattr(r, "seek"):
-                r.seek("oldest")                      # cursor per reader; default start is event 0
+                r.seek("oldest")  # cursor per reader; default start is event 0
             lapped0 = getattr(r, "lapped", 0)
             total = 0
             batches = 0
@@ -444,7 +378,7 @@ def reader_worker(name, locate, calls, batch):
             out["lapped"] = getattr(r, "lapped", 0) - lapped0
             out["ring_capacity"] = getattr(r, "ring_capacity", None)
             out["ring_head"] = getattr(r, "ring_head", None)
-            if hasattr(r, "seek"):                   # the same again, warm, and with a strategy's work
+            if hasattr(r, "seek"):  # the same again, warm, and with a strategy's work
                 out["events_warm_per_s"] = _drain_rate(r, batch, False)
                 out["imbalance_per_s"] = _drain_rate(r, batch, True)
     finally:
@@ -467,8 +401,10 @@ def python_side(cmd, path, caps, cpu, timeout, want_messages, locate, calls, bat
         if "publish" in caps["modes"]:
             extra = ["--mode", "publish"] + extra
         res["replay"] = fh_replay(cmd, path, extra, cpu, timeout, want_messages)
-        argv = pinned([sys.executable, os.path.abspath(__file__), "--_reader-worker", name,
-                       str(locate), str(calls), str(batch)], cpu)
+        argv = pinned(
+            [sys.executable, os.path.abspath(__file__), "--_reader-worker", name, str(locate), str(calls), str(batch)],
+            cpu,
+        )
         rc, out, err, wall, _ = run_child(argv, timeout)
         if rc != 0:
             return dict(res, error="reader exited %d: %s" % (rc, err.strip()[-800:]))
@@ -486,15 +422,9 @@ def python_side(cmd, path, caps, cpu, timeout, want_messages, locate, calls, bat
 
 # ----------------------------------------------------------------- main
 
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=10_000_000)
-    ap.add_argument("--symbols", type=int, default=2000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"), help="cache for generated days")
-    ap.add_argument("--json", metavar="OUT", help="write the results here")
-    ap.add_argument("--cpu", type=int, default=0, help="core to pin every measured process to (-1: no pinning)")
+    ap = benchlib.arguments(__doc__, messages=10_000_000, symbols=2000, runs=3, seed=7, dir="fh-bench", cpu=0)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per subprocess before it is killed")
     ap.add_argument("--locate", type=int, default=1, help="instrument for the Python snapshot timing")
     ap.add_argument("--snapshot-calls", type=int, default=100_000)
@@ -502,8 +432,13 @@ def main():
     ap.add_argument("--skip-itch-book", action="store_true")
     ap.add_argument("--skip-python", action="store_true")
     ap.add_argument("--no-feed-api", action="store_true", help="skip the itch-book public-API reference rows")
-    ap.add_argument("--wait-quiet", type=float, default=60, metavar="S",
-                    help="before measuring, wait up to S seconds for the machine to go idle (default 60)")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60,
+        metavar="S",
+        help="before measuring, wait up to S seconds for the machine to go idle (default 60)",
+    )
     args = ap.parse_args()
 
     ib_missing = None if args.skip_itch_book else itch_book_available()
@@ -511,40 +446,51 @@ def main():
         print("error: " + ib_missing, file=sys.stderr)
         return 2
 
-    cmd = feedhandler_cmd()
+    cmd = benchlib.fh()
     os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "book-%d-%d-%d" % (args.messages, args.symbols, args.seed))
-    if not (os.path.exists(prefix + ".json") and os.path.exists(prefix + ".bin")):
-        print("generating %s.{bin,pcap,json} ..." % prefix, file=sys.stderr)
-        rc, _, err, wall, _ = run_child(cmd + ["gen", "--out", prefix, "--messages", str(args.messages),
-                                               "--symbols", str(args.symbols), "--seed", str(args.seed), "-q"],
-                                        args.timeout)
-        if rc != 0:
-            raise SystemExit("feedhandler gen failed (%d): %s" % (rc, err.strip()))
-    with open(prefix + ".json") as f:
-        day = json.load(f)
+    day = benchlib.day(
+        prefix, ["--messages", args.messages, "--symbols", args.symbols, "--seed", args.seed], need=(".bin",)
+    )
     path = prefix + ".bin"
     n = day["messages"]
     date = day.get("trading_date", "2026-11-25")
-    warm(path)
+    benchlib.warm(path)
 
     caps = replay_caps(cmd, args.timeout)
-    busy_before = wait_quiet(args.wait_quiet)
+    busy_before = benchlib.wait_quiet(args.wait_quiet)
     if busy_before is not None and busy_before > 0.3:
-        print("warning: %.1f cores busy with other work before the run: numbers will be noisy" % busy_before,
-              file=sys.stderr)
+        print(
+            "warning: %.1f cores busy with other work before the run: numbers will be noisy" % busy_before,
+            file=sys.stderr,
+        )
     cpu = args.cpu if args.cpu >= 0 else None
-    results = {"messages": n, "symbols": day.get("symbol_count"), "seed": args.seed, "file": path,
-               "file_bytes": os.path.getsize(path), "cpu": cpu_model(),
-               "pinned_cpu": cpu if shutil.which("taskset") else None, "runs": args.runs,
-               "cli": caps, "feedhandler": {}, "itch_book": {}, "targets": {}}
-    print("day: %s, %d messages, %s instruments, %.1f MB; CPU %s; pinned to core %s" % (
-        path, n, day.get("symbol_count"), os.path.getsize(path) / 1e6, results["cpu"], results["pinned_cpu"]))
+    results = {
+        "messages": n,
+        "symbols": day.get("symbol_count"),
+        "seed": args.seed,
+        "file": path,
+        "file_bytes": os.path.getsize(path),
+        "cpu": benchlib.machine()["cpu"],
+        "pinned_cpu": cpu if shutil.which("taskset") else None,
+        "runs": args.runs,
+        "cli": caps,
+        "feedhandler": {},
+        "itch_book": {},
+        "targets": {},
+    }
+    print(
+        "day: %s, %d messages, %s instruments, %.1f MB; CPU %s; pinned to core %s"
+        % (path, n, day.get("symbol_count"), os.path.getsize(path) / 1e6, results["cpu"], results["pinned_cpu"])
+    )
 
     # feedhandler, from the CLI
     if caps["modes"]:
-        fh_modes = [("decode", ["--mode", "decode"]), ("book", ["--mode", "book"]),
-                    ("publish", ["--mode", "publish"] + (["--depth", "10"] if caps["depth"] else []))]
+        fh_modes = [
+            ("decode", ["--mode", "decode"]),
+            ("book", ["--mode", "book"]),
+            ("publish", ["--mode", "publish"] + (["--depth", "10"] if caps["depth"] else [])),
+        ]
         fh_modes = [(m, a) for m, a in fh_modes if m in caps["modes"]]
         missing = [m for m in ("decode", "book", "publish") if m not in caps["modes"]]
         if missing:
@@ -581,16 +527,22 @@ def main():
         summary = {"error": v.get("error")} if v.get("error") else {}
         if runs:
             rates = [r["msgs_per_s"] for r in runs]
-            summary.update({"msgs_per_s_runs": rates, "median_msgs_per_s": med(rates), "best_msgs_per_s": max(rates),
-                            "median_elapsed_s": med([r["elapsed_s"] for r in runs]),
-                            "median_wall_s": med([r["wall_s"] for r in runs]),
-                            "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs)})
+            summary.update(
+                {
+                    "msgs_per_s_runs": rates,
+                    "median_msgs_per_s": benchlib.median(rates),
+                    "best_msgs_per_s": max(rates),
+                    "median_elapsed_s": benchlib.median([r["elapsed_s"] for r in runs]),
+                    "median_wall_s": benchlib.median([r["wall_s"] for r in runs]),
+                    "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+                }
+            )
             last = runs[-1]
             if who == "fh":
                 summary["book"] = last.get("book")
                 summary["memory"] = last.get("memory")
             else:
-                summary["struct_bytes_est"] = med([r["struct_bytes_est"] for r in runs])
+                summary["struct_bytes_est"] = benchlib.median([r["struct_bytes_est"] for r in runs])
                 summary["depth_rows"] = last["depth_rows"]
                 summary["stats"] = last["stats"]
                 summary["version"] = last["version"]
@@ -604,20 +556,30 @@ def main():
     def rate(d, k):
         return (d.get(k) or {}).get("median_msgs_per_s")
 
-    checks = [("book", "nodepth", TARGET_BOOK, "feedhandler book / itch-book no depth"),
-              ("publish", "depth10", TARGET_PUBLISH, "feedhandler publish top-10 / itch-book depth 10")]
+    checks = [
+        ("book", "nodepth", TARGET_BOOK, "feedhandler book / itch-book no depth"),
+        ("publish", "depth10", TARGET_PUBLISH, "feedhandler publish top-10 / itch-book depth 10"),
+    ]
     for fk, ik, absolute, label in checks:
         f, i = rate(fh, fk), rate(ib, ik)
-        t = {"label": label, "feedhandler_msgs_per_s": f, "itch_book_msgs_per_s": i,
-             "ratio": (f / i) if f and i else None, "target_ratio": TARGET_RATIO, "target_msgs_per_s": absolute}
+        t = {
+            "label": label,
+            "feedhandler_msgs_per_s": f,
+            "itch_book_msgs_per_s": i,
+            "ratio": (f / i) if f and i else None,
+            "target_ratio": TARGET_RATIO,
+            "target_msgs_per_s": absolute,
+        }
         t["ratio_ok"] = t["ratio"] >= TARGET_RATIO if t["ratio"] else None
         t["absolute_ok"] = f >= absolute if f else None
         results["targets"][fk] = t
 
     # ---- report
     print()
-    print("machine: %s cores busy with other work before, load average after %.2f %.2f %.2f"
-          % (("%.2f" % busy_before if busy_before is not None else "?",) + tuple(results["loadavg_after"])))
+    print(
+        "machine: %s cores busy with other work before, load average after %.2f %.2f %.2f"
+        % (("%.2f" % busy_before if busy_before is not None else "?",) + tuple(results["loadavg_after"]))
+    )
     print("%-38s %12s %12s %10s %10s  %s" % ("single core, same file", "median", "best", "loop s", "wall s", "memory"))
     for m in ("decode", "book", "publish"):
         d = fh.get(m)
@@ -630,48 +592,98 @@ def main():
         mem = d.get("memory") or {}
         memtxt = "book %s, shm %s" % (mib(mem.get("book_bytes")), mib(mem.get("shm_bytes"))) if mem else ""
         memtxt += (", " if memtxt else "") + "peak RSS %s (incl. mapped file)" % mib(d["peak_rss_bytes"])
-        label = ("feedhandler --mode " + m + (" --depth 10" if m == "publish" else "")) if caps["modes"] \
+        label = (
+            ("feedhandler --mode " + m + (" --depth 10" if m == "publish" else ""))
+            if caps["modes"]
             else "feedhandler replay (decode only)"
-        print("%-38s %12s %12s %10.3f %10.3f  %s" % (
-            label, mps(d["median_msgs_per_s"]),
-            mps(d["best_msgs_per_s"]), d["median_elapsed_s"], d["median_wall_s"], memtxt))
-    for m, label in (("nodepth", "itch-book %s parse+apply" % ITCH_BOOK_VERSION),
-                     ("depth10", "itch-book %s + depth 10" % ITCH_BOOK_VERSION),
-                     ("feed-nodepth", "  (ref) itch_book.open().batches()"),
-                     ("feed-depth10", "  (ref) ... batches(('depth',), 10)")):
+        )
+        print(
+            "%-38s %12s %12s %10.3f %10.3f  %s"
+            % (
+                label,
+                mps(d["median_msgs_per_s"]),
+                mps(d["best_msgs_per_s"]),
+                d["median_elapsed_s"],
+                d["median_wall_s"],
+                memtxt,
+            )
+        )
+    for m, label in (
+        ("nodepth", "itch-book %s parse+apply" % ITCH_BOOK_VERSION),
+        ("depth10", "itch-book %s + depth 10" % ITCH_BOOK_VERSION),
+        ("feed-nodepth", "  (ref) itch_book.open().batches()"),
+        ("feed-depth10", "  (ref) ... batches(('depth',), 10)"),
+    ):
         d = ib.get(m)
         if not d:
             continue
         if "median_msgs_per_s" not in d:
             print("%-38s error: %s" % (label, d.get("error")))
             continue
-        print("%-38s %12s %12s %10.3f %10.3f  ~%s (peak RSS growth while feeding)%s" % (
-            label, mps(d["median_msgs_per_s"]), mps(d["best_msgs_per_s"]), d["median_elapsed_s"], d["median_wall_s"],
-            mib(d["struct_bytes_est"]), ", %d depth rows" % d["depth_rows"] if m.endswith("depth10") else ""))
+        print(
+            "%-38s %12s %12s %10.3f %10.3f  ~%s (peak RSS growth while feeding)%s"
+            % (
+                label,
+                mps(d["median_msgs_per_s"]),
+                mps(d["best_msgs_per_s"]),
+                d["median_elapsed_s"],
+                d["median_wall_s"],
+                mib(d["struct_bytes_est"]),
+                ", %d depth rows" % d["depth_rows"] if m.endswith("depth10") else "",
+            )
+        )
     print()
     for k, t in results["targets"].items():
         if t["ratio"]:
-            print("%-50s %5.2fx (target %.1fx: %s)   %s (target %.0f M/s: %s)" % (
-                t["label"], t["ratio"], TARGET_RATIO, "ok" if t["ratio_ok"] else "MISSED",
-                mps(t["feedhandler_msgs_per_s"]).strip(), t["target_msgs_per_s"] / 1e6,
-                "ok" if t["absolute_ok"] else "MISSED"))
+            print(
+                "%-50s %5.2fx (target %.1fx: %s)   %s (target %.0f M/s: %s)"
+                % (
+                    t["label"],
+                    t["ratio"],
+                    TARGET_RATIO,
+                    "ok" if t["ratio_ok"] else "MISSED",
+                    mps(t["feedhandler_msgs_per_s"]).strip(),
+                    t["target_msgs_per_s"] / 1e6,
+                    "ok" if t["absolute_ok"] else "MISSED",
+                )
+            )
         elif t["feedhandler_msgs_per_s"]:
-            print("%-50s   -    %s (target %.0f M/s: %s)" % (t["label"], mps(t["feedhandler_msgs_per_s"]).strip(),
-                                                          t["target_msgs_per_s"] / 1e6,
-                                                          "ok" if t["absolute_ok"] else "MISSED"))
+            print(
+                "%-50s   -    %s (target %.0f M/s: %s)"
+                % (
+                    t["label"],
+                    mps(t["feedhandler_msgs_per_s"]).strip(),
+                    t["target_msgs_per_s"] / 1e6,
+                    "ok" if t["absolute_ok"] else "MISSED",
+                )
+            )
         else:
             print("%-50s   not measured" % t["label"])
     for m in ("book", "publish"):
         b = (fh.get(m) or {}).get("book")
         if b:
-            keys = ("orders_peak", "orders_live", "unknown_ref", "add_replaced", "exec_clamped", "cancel_clamped",
-                    "zero_rejected", "order_full", "level_full", "publishes", "events")
+            keys = (
+                "orders_peak",
+                "orders_live",
+                "unknown_ref",
+                "add_replaced",
+                "exec_clamped",
+                "cancel_clamped",
+                "zero_rejected",
+                "order_full",
+                "level_full",
+                "publishes",
+                "events",
+            )
             print("feedhandler %-8s book: %s" % (m, ", ".join("%s %s" % (k, b[k]) for k in keys if k in b)))
     st = (ib.get("nodepth") or {}).get("stats")
     if st:
-        print("itch-book book: live_orders %s, missing_ref %s, dup_ref %s, clamped %s, rejected %s, crossed_books %s"
-              % tuple(st.get(k) for k in ("live_orders", "missing_ref", "dup_ref", "clamped", "rejected",
-                                          "crossed_books")))
+        print(
+            "itch-book book: live_orders %s, missing_ref %s, dup_ref %s, clamped %s, rejected %s, crossed_books %s"
+            % tuple(
+                st.get(k) for k in ("live_orders", "missing_ref", "dup_ref", "clamped", "rejected", "crossed_books")
+            )
+        )
 
     # Python reader
     if not args.skip_python:
@@ -684,19 +696,21 @@ def main():
             if py.get("replay"):
                 print("replay into a named segment (--shm): %s" % mps(py["replay"]["msgs_per_s"]).strip())
             if "book_ns" in py:
-                print("r.book(%d): %.0f ns per consistent top-10 snapshot (%d calls)" % (
-                    py["locate"], py["book_ns"], py["book_calls"]))
+                print(
+                    "r.book(%d): %.0f ns per consistent top-10 snapshot (%d calls)"
+                    % (py["locate"], py["book_ns"], py["book_calls"])
+                )
             if "snapshot_all_ms" in py:
                 print("r.snapshot_all(): %.3f ms" % py["snapshot_all_ms"])
             if py.get("events") is not None:
-                print("r.events(max=%d): %d events in %d batches, %.1f M events/s" % (
-                    args.event_batch, py["events"], py["event_batches"], (py["events_per_s"] or 0) / 1e6))
+                print(
+                    "r.events(max=%d): %d events in %d batches, %.1f M events/s"
+                    % (args.event_batch, py["events"], py["event_batches"], (py["events_per_s"] or 0) / 1e6)
+                )
             if py.get("error"):
                 print("Python reader error: %s" % py["error"])
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=str)
+    benchlib.write_json(args.json, results)
     return 0
 
 

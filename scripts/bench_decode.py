@@ -10,70 +10,71 @@ aggregate.
 
     python scripts/bench_decode.py [--messages 10000000] [--runs 5] [--dir /tmp/fh-bench]
 """
+
 from __future__ import annotations
 
-import argparse
-import json
+import concurrent.futures
 import os
-import shutil
-import statistics
-import tempfile
 
-from benchlib import day, fh, stats_json, warm
-from feedhandler.latency import cpu_model
+import benchlib
 
 
-def replay_stats(cmd, path, pin=None):
-    argv = cmd + ["replay", "-q", "--mode", "decode", path]
-    if pin is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(pin)] + argv
-    return stats_json(argv)
+def replay_stats(path, pin=None):
+    return benchlib.replay(path, "--mode", "decode", cpu=pin)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=10_000_000)
-    ap.add_argument("--symbols", type=int, default=1000)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
-    ap.add_argument("--json", help="write the results here")
+    ap = benchlib.arguments(__doc__, messages=10_000_000, symbols=1000, runs=5, seed=7, dir="fh-bench")
     args = ap.parse_args()
 
-    cmd = fh()
-    os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "day-%d-%d-%d" % (args.messages, args.symbols, args.seed))
-    gen = day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--seed", str(args.seed)])
-    results = {"messages": gen["messages"], "cpu": cpu_model(), "inputs": {}}
+    gen = benchlib.day(
+        prefix, ["--messages", args.messages, "--symbols", args.symbols, "--seed", args.seed], need=(".pcap", ".bin")
+    )
+    results = {"messages": gen["messages"], "cpu": benchlib.machine()["cpu"], "inputs": {}}
     for ext in (".pcap", ".bin"):
         path = prefix + ext
-        warm(path)
+        benchlib.warm(path)
         rates = []
         for _ in range(args.runs):
-            st = replay_stats(cmd, path, pin=0)
+            st = replay_stats(path, pin=0)
             assert st["messages"] == gen["messages"], (st["messages"], gen["messages"])
             assert not st["errors"], st["errors"]
             rates.append(st["msgs_per_s"])
         size = os.path.getsize(path)
-        res = {"bytes": size, "packets": st["packets"], "runs": rates, "median_msgs_per_s": statistics.median(rates),
-               "best_msgs_per_s": max(rates), "median_GB_per_s": size / (st["messages"] / statistics.median(rates)) / 1e9}
+        res = {
+            "bytes": size,
+            "packets": st["packets"],
+            "runs": rates,
+            "median_msgs_per_s": benchlib.median(rates),
+            "best_msgs_per_s": max(rates),
+            "median_GB_per_s": size / (st["messages"] / benchlib.median(rates)) / 1e9,
+        }
         # One replay per core at once: the machine's aggregate decode rate.
         ncpu = len(os.sched_getaffinity(0))
         procs_rates = []
-        with __import__("concurrent.futures").futures.ThreadPoolExecutor(ncpu) as ex:
-            for st2 in ex.map(lambda c: replay_stats(cmd, path, pin=c), range(ncpu)):
+        with concurrent.futures.ThreadPoolExecutor(ncpu) as ex:
+            for st2 in ex.map(lambda c: replay_stats(path, pin=c), range(ncpu)):
                 procs_rates.append(st2["msgs_per_s"])
         res["parallel_cores"] = ncpu
         res["parallel_per_core_msgs_per_s"] = procs_rates
         res["parallel_aggregate_msgs_per_s"] = sum(procs_rates)
         results["inputs"][ext[1:]] = res
-        print("%-5s %6.1f MB, %9d packets: median %6.1f M msgs/s/core (best %6.1f, %.2f GB/s); "
-              "%d cores at once: %6.1f M msgs/s aggregate" % (
-                  ext[1:], size / 1e6, st["packets"], res["median_msgs_per_s"] / 1e6, res["best_msgs_per_s"] / 1e6,
-                  res["median_GB_per_s"], ncpu, res["parallel_aggregate_msgs_per_s"] / 1e6))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        print(
+            "%-5s %6.1f MB, %9d packets: median %6.1f M msgs/s/core (best %6.1f, %.2f GB/s); "
+            "%d cores at once: %6.1f M msgs/s aggregate"
+            % (
+                ext[1:],
+                size / 1e6,
+                st["packets"],
+                res["median_msgs_per_s"] / 1e6,
+                res["best_msgs_per_s"] / 1e6,
+                res["median_GB_per_s"],
+                ncpu,
+                res["parallel_aggregate_msgs_per_s"] / 1e6,
+            )
+        )
+    benchlib.write_json(args.json, results)
 
 
 if __name__ == "__main__":

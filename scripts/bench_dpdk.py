@@ -12,18 +12,16 @@ messages/s within 10% of replay mode's.
 
     python scripts/bench_dpdk.py [--messages 5000000] [--mode publish] [--runs 3]
 """
+
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
-import tempfile
 
-from benchlib import day, fh, stats_json
+import benchlib
+from benchlib import fh, stats_json
 
 
 def testpmd(pcap, seconds):
@@ -31,9 +29,23 @@ def testpmd(pcap, seconds):
     if not exe:
         return None
     # infinite_rx keeps the capture in mbufs: a small one (the committed sample) cycled.
-    argv = [exe, "-l", "0,1", "--no-huge", "--no-pci", "-m", "1024", "--file-prefix", "fhbench-tp%d" % os.getpid(),
-            "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % pcap, "--", "--forward-mode=rxonly",
-            "--total-num-mbufs=16383", "--stats-period=1", "-a"]
+    argv = [
+        exe,
+        "-l",
+        "0,1",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "1024",
+        "--file-prefix",
+        "fhbench-tp%d" % os.getpid(),
+        "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % pcap,
+        "--",
+        "--forward-mode=rxonly",
+        "--total-num-mbufs=16383",
+        "--stats-period=1",
+        "-a",
+    ]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds)
         out = p.stdout
@@ -44,53 +56,63 @@ def testpmd(pcap, seconds):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=5_000_000)
-    ap.add_argument("--symbols", type=int, default=1000)
+    ap = benchlib.arguments(__doc__, messages=5_000_000, symbols=1000, runs=3, dir="fh-bench")
     ap.add_argument("--mode", choices=["decode", "book", "publish"], default="publish")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
-    ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "dpdk-%d-%d" % (args.messages, args.symbols))
-    day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--seed", "3"])
+    benchlib.day(prefix, ["--messages", args.messages, "--symbols", args.symbols, "--seed", 3], need=(".pcap",))
     pcap = prefix + ".pcap"
-    with open(pcap, "rb") as f:
-        while f.read(1 << 24):
-            pass
+    benchlib.warm(pcap)
     caps = ["--mode", args.mode, "--silence-ms", "1000000"]
     res = {"replay": [], "dpdk": []}
     for i in range(args.runs):
-        res["replay"].append(stats_json(fh() + ["replay", "-q", pcap] + caps, quiet_stderr=True))
-        eal = ("-l 0 --no-huge --no-pci -m 1024 --file-prefix fhbench%d-%d --log-level=error "
-               "--vdev=net_pcap0,rx_pcap=%s" % (os.getpid(), i, pcap))
-        res["dpdk"].append(stats_json(fh() + ["run", "--dpdk", eal, "--mbufs", "16383"] + caps, quiet_stderr=True))
+        res["replay"].append(benchlib.replay(pcap, *caps, quiet_stderr=True))
+        eal = (
+            "-l 0 --no-huge --no-pci -m 1024 --file-prefix fhbench%d-%d --log-level=error "
+            "--vdev=net_pcap0,rx_pcap=%s" % (os.getpid(), i, pcap)
+        )
+        res["dpdk"].append(stats_json(fh("run", "--dpdk", eal, "--mbufs", 16383, *caps), quiet_stderr=True))
     print("day: %s, %d messages; mode %s; one core; medians of %d" % (pcap, args.messages, args.mode, args.runs))
     med = {}
     for k, runs in res.items():
-        msgs = statistics.median(r["msgs_per_s"] for r in runs)
-        pkts = statistics.median(r["packets"] / r["elapsed_s"] for r in runs)
+        msgs = benchlib.median(r["msgs_per_s"] for r in runs)
+        pkts = benchlib.median(r["packets"] / r["elapsed_s"] for r in runs)
         med[k] = msgs
-        print("%-8s %8.2f M msgs/s  %8.2f M packets/s  (messages %d, gaps %d)" % (
-            k, msgs / 1e6, pkts / 1e6, runs[-1]["messages"], runs[-1]["gaps"]))
-    print("dpdk / replay: %.2f (target >= 0.90: %s)" % (med["dpdk"] / med["replay"],
-                                                        "ok" if med["dpdk"] >= 0.9 * med["replay"] else "MISSED"))
-    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pcaps", "sample.pcap")
-    eal = ("-l 0 --no-huge --no-pci -m 1024 --file-prefix fhbench-inf%d --log-level=error "
-           "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % (os.getpid(), sample))
-    st = stats_json(fh() + ["run", "--dpdk", eal, "--mbufs", "16383", "--duration", "4", "--no-eos-stop"] + caps,
-                    quiet_stderr=True)
-    print("pcap PMD infinite_rx on pcaps/sample.pcap, 4 s: feedhandler %.2f M packets/s through the pipeline "
-          "(repeats are duplicates)" % (st["packets"] / st["elapsed_s"] / 1e6))
+        print(
+            "%-8s %8.2f M msgs/s  %8.2f M packets/s  (messages %d, gaps %d)"
+            % (k, msgs / 1e6, pkts / 1e6, runs[-1]["messages"], runs[-1]["gaps"])
+        )
+    print(
+        "dpdk / replay: %.2f (target >= 0.90: %s)"
+        % (med["dpdk"] / med["replay"], "ok" if med["dpdk"] >= 0.9 * med["replay"] else "MISSED")
+    )
+    sample = os.path.join(benchlib.ROOT, "pcaps", "sample.pcap")
+    eal = (
+        "-l 0 --no-huge --no-pci -m 1024 --file-prefix fhbench-inf%d --log-level=error "
+        "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % (os.getpid(), sample)
+    )
+    st = stats_json(
+        fh("run", "--dpdk", eal, "--mbufs", 16383, "--duration", 4, "--no-eos-stop", *caps), quiet_stderr=True
+    )
+    print(
+        "pcap PMD infinite_rx on pcaps/sample.pcap, 4 s: feedhandler %.2f M packets/s through the pipeline "
+        "(repeats are duplicates)" % (st["packets"] / st["elapsed_s"] / 1e6)
+    )
     tp = testpmd(sample, 8)
-    print("dpdk-testpmd --forward-mode=rxonly, same vdev: %s" % (
-        "%.2f M packets/s" % (tp / 1e6) if tp else "not measured (apt install dpdk-dev for dpdk-testpmd)"))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"replay_msgs_per_s": med["replay"], "dpdk_msgs_per_s": med["dpdk"],
-                       "ratio": med["dpdk"] / med["replay"],
-                       "infinite_rx_packets_per_s": st["packets"] / st["elapsed_s"], "testpmd_rx_pps": tp}, f, indent=2)
+    print(
+        "dpdk-testpmd --forward-mode=rxonly, same vdev: %s"
+        % ("%.2f M packets/s" % (tp / 1e6) if tp else "not measured (apt install dpdk-dev for dpdk-testpmd)")
+    )
+    benchlib.write_json(
+        args.json,
+        {
+            "replay_msgs_per_s": med["replay"],
+            "dpdk_msgs_per_s": med["dpdk"],
+            "ratio": med["dpdk"] / med["replay"],
+            "infinite_rx_packets_per_s": st["packets"] / st["elapsed_s"],
+            "testpmd_rx_pps": tp,
+        },
+    )
 
 
 if __name__ == "__main__":

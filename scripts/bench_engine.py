@@ -10,67 +10,64 @@ more than 10% of single-core throughput against A only.
 
     python scripts/bench_engine.py [--messages 10000000] [--mode publish] [--runs 3]
 """
+
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
 import sys
-import tempfile
 
-from benchlib import day, fh, stats_json, warm
-
-
-def replay(path, cores, mode, extra=()):
-    return stats_json(fh() + ["replay", "-q", path, "--cores", cores, "--mode", mode] + list(extra))
+import benchlib
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=10_000_000)
-    ap.add_argument("--symbols", type=int, default=2000)
+    ap = benchlib.arguments(__doc__, messages=10_000_000, symbols=2000, runs=3, dir="fh-bench")
     ap.add_argument("--mode", choices=["decode", "book", "publish"], default="publish")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
-    ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     if (os.cpu_count() or 1) < 2:
         sys.exit("needs 2 CPUs")
-    os.makedirs(args.dir, exist_ok=True)
     days = {}
     for lines in ("a", "ab"):
         prefix = os.path.join(args.dir, "engine-%d-%d-%s" % (args.messages, args.symbols, lines))
-        day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--channels", "2",
-                     "--seed", "9", "--lines", lines])
+        benchlib.day(
+            prefix,
+            ["--messages", args.messages, "--symbols", args.symbols, "--channels", 2, "--seed", 9, "--lines", lines],
+            need=(".pcap",),
+        )
         days[lines] = prefix + ".pcap"
-        warm(days[lines])
+        benchlib.warm(days[lines])
     results = {}
     for lines, path in days.items():
         for cores in ("0", "0,1"):
             rates, st = [], None
             for _ in range(args.runs):
-                st = replay(path, cores, args.mode)
+                st = benchlib.replay(path, "--cores", cores, "--mode", args.mode)
                 rates.append(st["msgs_per_s"])
-            results["%s/%s" % (lines, cores)] = {"median_msgs_per_s": statistics.median(rates), "runs": rates,
-                                                 "messages": st["messages"], "duplicates": st["duplicates"],
-                                                 "gaps": st["gaps"], "packets": st["packets"]}
+            results["%s/%s" % (lines, cores)] = {
+                "median_msgs_per_s": benchlib.median(rates),
+                "runs": rates,
+                "messages": st["messages"],
+                "duplicates": st["duplicates"],
+                "gaps": st["gaps"],
+                "packets": st["packets"],
+            }
     a1 = results["a/0"]["median_msgs_per_s"]
     a2 = results["a/0,1"]["median_msgs_per_s"]
     ab1 = results["ab/0"]["median_msgs_per_s"]
     ab2 = results["ab/0,1"]["median_msgs_per_s"]
-    print("2-channel day, %d messages, %d instruments, mode %s, medians of %d (C-measured msgs/s)"
-          % (args.messages, args.symbols, args.mode, args.runs))
+    print(
+        "2-channel day, %d messages, %d instruments, mode %s, medians of %d (C-measured msgs/s)"
+        % (args.messages, args.symbols, args.mode, args.runs)
+    )
     print("%-28s %12s %12s %8s" % ("", "1 core", "2 cores", "scaling"))
     print("%-28s %10.2f M %10.2f M %7.2fx" % ("line A", a1 / 1e6, a2 / 1e6, a2 / a1))
     print("%-28s %10.2f M %10.2f M %7.2fx" % ("lines A+B (every packet x2)", ab1 / 1e6, ab2 / 1e6, ab2 / ab1))
-    print("scaling target 1.8x: %s; A+B vs A on one core: %.1f%% slower (target <= 10%%: %s)" % (
-        "ok" if a2 / a1 >= 1.8 else "MISSED", 100 * (1 - ab1 / a1), "ok" if ab1 >= 0.9 * a1 else "MISSED"))
+    print(
+        "scaling target 1.8x: %s; A+B vs A on one core: %.1f%% slower (target <= 10%%: %s)"
+        % ("ok" if a2 / a1 >= 1.8 else "MISSED", 100 * (1 - ab1 / a1), "ok" if ab1 >= 0.9 * a1 else "MISSED")
+    )
     results["scaling"] = a2 / a1
     results["ab_cost"] = 1 - ab1 / a1
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    benchlib.write_json(args.json, results)
 
 
 if __name__ == "__main__":

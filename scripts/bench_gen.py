@@ -9,24 +9,23 @@ message), prints wall time and messages/s per run and the best of the runs, then
 removes the outputs unless --keep.  Output on tmpfs (/dev/shm) takes the disk out
 of the measurement.  Measurement only: no assertions.
 """
+
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import benchlib
+
+sys.path.insert(0, benchlib.ROOT)
 
 from feedhandler.gen import generate  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=20_000_000)
-    ap.add_argument("--symbols", type=int, default=8000)
+    ap = benchlib.arguments(__doc__, messages=20_000_000, symbols=8000, seed=1, json=None)
     ap.add_argument("--channels", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lines", choices=["a", "ab"], default="a")
     ap.add_argument("--loss-a", type=float, default=0.0)
     ap.add_argument("--loss-b", type=float, default=0.0)
@@ -38,16 +37,35 @@ def main() -> int:
     rates = []
     for i in range(args.repeat):
         t0 = time.perf_counter()
-        s = generate(args.out, messages=args.messages, symbols=args.symbols, channels=args.channels,
-                     seed=args.seed, lines=args.lines, loss_a=args.loss_a, loss_b=args.loss_b,
-                     progress=False)
+        s = generate(
+            args.out,
+            messages=args.messages,
+            symbols=args.symbols,
+            channels=args.channels,
+            seed=args.seed,
+            lines=args.lines,
+            loss_a=args.loss_a,
+            loss_b=args.loss_b,
+            progress=False,
+        )
         dt = time.perf_counter() - t0
         rates.append(s["messages"] / dt)
         size = sum(os.path.getsize(args.out + ext) for ext in (".pcap", ".bin"))
-        print("run %d: %d messages in %.3f s = %.2f M msgs/s, %.1f MB written, "
-              "%d packets (line A), %.2f msgs/packet (max %d), %d heartbeats" % (
-                  i + 1, s["messages"], dt, rates[-1] / 1e6, size / 1e6, s["packets"]["a"],
-                  s["messages_per_packet"]["mean"], s["messages_per_packet"]["max"], s["heartbeats"]))
+        print(
+            "run %d: %d messages in %.3f s = %.2f M msgs/s, %.1f MB written, "
+            "%d packets (line A), %.2f msgs/packet (max %d), %d heartbeats"
+            % (
+                i + 1,
+                s["messages"],
+                dt,
+                rates[-1] / 1e6,
+                size / 1e6,
+                s["packets"]["a"],
+                s["messages_per_packet"]["mean"],
+                s["messages_per_packet"]["max"],
+                s["heartbeats"],
+            )
+        )
     print("best: %.2f M msgs/s" % (max(rates) / 1e6))
     if not args.keep:
         for ext in (".pcap", ".bin", ".json"):

@@ -28,28 +28,20 @@ reader p50 < 10 us; measurement overhead < 5%.
 
     python scripts/bench_latency.py [--rate 1000000] [--messages 5000000] [--runs 3] [--json OUT]
 """
+
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import tempfile
 
-from benchlib import day, fh, stats_json, warm
+import benchlib
+from benchlib import HERE, fh, tmpfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = [("rx_to_published", "p50", 500), ("rx_to_published", "p99", 2000), ("rx_to_published", "p99_9", 20000)]
 READER_P50_TARGET = 10000
 OVERHEAD_TARGET = 0.05
-
-
-def tmpfile(suffix):
-    fd, out = tempfile.mkstemp(suffix=suffix, prefix="fh-lat-")
-    os.close(fd)
-    return out
 
 
 def load(path):
@@ -60,27 +52,49 @@ def load(path):
 
 
 def full_speed(path, core, latency):
-    lat = tmpfile(".json")
-    cmd = fh() + ["replay", "-q", path, "--cores", str(core), "--silence-ms", "600000"]
-    if latency:
-        cmd += ["--latency-json", lat, "--latency-sample", str(latency)]
+    lat = tmpfile(".json", "fh-lat-")
+    extra = ["--latency-json", lat, "--latency-sample", latency] if latency else []
     try:
-        return stats_json(cmd)["msgs_per_s"]
+        return benchlib.replay(path, "--cores", core, "--silence-ms", 600000, *extra)["msgs_per_s"]
     finally:
         os.unlink(lat)
 
 
 def paced(path, core, reader_core, shm):
-    lat, st, rd = tmpfile(".json"), tmpfile(".json"), tmpfile(".json")
+    lat, st, rd = (tmpfile(".json", "fh-lat-") for _ in range(3))
     reader = None
     if reader_core is not None:
-        reader = subprocess.Popen(["taskset", "-c", str(reader_core), sys.executable,
-                                   os.path.join(HERE, "reader_latency.py"), "--shm", shm, "--json", rd],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reader = subprocess.Popen(
+            benchlib.pinned(
+                [sys.executable, os.path.join(HERE, "reader_latency.py"), "--shm", shm, "--json", rd], reader_core
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     try:
-        subprocess.run(fh() + ["replay", "-q", path, "--cores", str(core), "--speed", "realtime",
-                               "--latency-json", lat, "--stats-json", st, "--shm", shm, "--silence-ms", "600000"],
-                       check=True, stdout=subprocess.DEVNULL, timeout=900)
+        subprocess.run(
+            fh(
+                "replay",
+                "-q",
+                path,
+                "--cores",
+                core,
+                "--speed",
+                "realtime",
+                "--latency-json",
+                lat,
+                "--stats-json",
+                st,
+                "--shm",
+                shm,
+                "--silence-ms",
+                600000,
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=900,
+        )
         reader_doc = None
         if reader is not None:
             out, err = reader.communicate(timeout=120)
@@ -99,9 +113,10 @@ def hiccups(core, seconds, touch=0):
     """Gaps > 1 us seen by a thread spinning on the TSC on `core` (C: fh_hiccups, in the
     probe extension feedhandler._probe), reading a new cache line of a `touch`-byte
     buffer per iteration if touch > 0."""
-    from feedhandler.core import ffi, lib
     from feedhandler._probe import lib as probe
+    from feedhandler.core import ffi, lib
     from feedhandler.latency import summary
+
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
@@ -128,26 +143,42 @@ def hiccups(core, seconds, touch=0):
             else:
                 hi = mid
         return hi
-    return {"seconds": seconds, "touch_bytes": touch, "gaps_over_1us": s["count"], "gaps_over_10us": over10,
-            "gaps_over_50us": over50,
-            "lost_fraction": lost / total, "p50": s["p50"], "p99": s["p99"], "max": s["max"],
-            "floor_p99": floor(99), "floor_p99_9": floor(99.9)}
+
+    return {
+        "seconds": seconds,
+        "touch_bytes": touch,
+        "gaps_over_1us": s["count"],
+        "gaps_over_10us": over10,
+        "gaps_over_50us": over50,
+        "lost_fraction": lost / total,
+        "p50": s["p50"],
+        "p99": s["p99"],
+        "max": s["max"],
+        "floor_p99": floor(99),
+        "floor_p99_9": floor(99.9),
+    }
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = benchlib.arguments(
+        __doc__,
+        messages=(5_000_000, "messages in the day (default 5 M: 5 s at 1 M/s)"),
+        symbols=500,
+        runs=(3, "full-speed runs for the overhead (medians)"),
+        dir="fh-bench",
+    )
     ap.add_argument("--rate", type=int, default=1_000_000, help="messages/s of the generated day (default 1 M)")
-    ap.add_argument("--messages", type=int, default=5_000_000, help="messages in the day (default 5 M: 5 s at 1 M/s)")
-    ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--core", type=int, default=None, help="core for the pipeline (default: the last online CPU)")
-    ap.add_argument("--reader-core", type=int, default=None,
-                    help="core for the Python reader (default: the CPU before --core; -1 = no reader)")
-    ap.add_argument("--runs", type=int, default=3, help="full-speed runs for the overhead (medians)")
-    ap.add_argument("--sample", type=int, default=8,
-                    help="also measure the overhead with --latency-sample N (default 8)")
+    ap.add_argument(
+        "--reader-core",
+        type=int,
+        default=None,
+        help="core for the Python reader (default: the CPU before --core; -1 = no reader)",
+    )
+    ap.add_argument(
+        "--sample", type=int, default=8, help="also measure the overhead with --latency-sample N (default 8)"
+    )
     ap.add_argument("--jitter-s", type=float, default=3.0, help="seconds of the machine jitter probe (0: skip)")
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-bench"))
-    ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     core = args.core if args.core is not None else cpus[-1]
@@ -157,12 +188,14 @@ def main():
         reader_core = others[-1] if others else None
     elif reader_core < 0:
         reader_core = None
-    os.makedirs(args.dir, exist_ok=True)
     prefix = os.path.join(args.dir, "rate-%d-%d-%d" % (args.rate, args.messages, args.symbols))
-    gen = day(prefix, ["--messages", str(args.messages), "--symbols", str(args.symbols), "--rate", str(args.rate),
-                       "--seed", "11"])
+    gen = benchlib.day(
+        prefix,
+        ["--messages", args.messages, "--symbols", args.symbols, "--rate", args.rate, "--seed", 11],
+        need=(".pcap",),
+    )
     pcap = prefix + ".pcap"
-    warm(pcap)
+    benchlib.warm(pcap)
 
     jitter = hiccups(core, args.jitter_s) if args.jitter_s > 0 else None
     # The same while reading through memory the caches cannot hold (the pipeline
@@ -171,72 +204,143 @@ def main():
     shm = "fh-bench-lat-%d" % os.getpid()
     doc, stats, reader = paced(pcap, core, reader_core, shm)
     off, on, sampled = [], [], []
-    for _ in range(args.runs):                      # interleaved: drift hits all three alike
+    for _ in range(args.runs):  # interleaved: drift hits all three alike
         off.append(full_speed(pcap, core, 0))
         on.append(full_speed(pcap, core, 1))
         sampled.append(full_speed(pcap, core, args.sample))
-    overhead = 1 - statistics.median(on) / statistics.median(off)
-    overhead_sampled = 1 - statistics.median(sampled) / statistics.median(off)
+    overhead = 1 - benchlib.median(on) / benchlib.median(off)
+    overhead_sampled = 1 - benchlib.median(sampled) / benchlib.median(off)
 
     r, s, mpp = doc["rate"], doc["stages"], doc["messages_per_packet"]
-    print("machine: %s, pipeline on core %d, reader on core %s, clock %s" % (
-        doc["machine"]["cpu"], core, reader_core, doc["machine"]["clock"]))
-    print("day: %d messages at --rate %d (%.2f s of capture), %d symbols" % (
-        gen["messages"], args.rate, gen["messages"] / args.rate, args.symbols))
-    print("paced replay (--speed realtime): achieved %.3f M msgs/s, %.3f M packets/s over %.2f s" % (
-        r["msgs_per_s"] / 1e6, r["packets_per_s"] / 1e6, r["elapsed_s"]))
-    print("messages per packet: mean %.2f, p50 %d, p90 %d, p99 %d, p99.9 %d, max %d (%d packets)" % (
-        mpp["mean"], mpp["p50"], mpp["p90"], mpp["p99"], mpp["p99_9"], mpp["max"], mpp["count"]))
+    print(
+        "machine: %s, pipeline on core %d, reader on core %s, clock %s"
+        % (doc["machine"]["cpu"], core, reader_core, doc["machine"]["clock"])
+    )
+    print(
+        "day: %d messages at --rate %d (%.2f s of capture), %d symbols"
+        % (gen["messages"], args.rate, gen["messages"] / args.rate, args.symbols)
+    )
+    print(
+        "paced replay (--speed realtime): achieved %.3f M msgs/s, %.3f M packets/s over %.2f s"
+        % (r["msgs_per_s"] / 1e6, r["packets_per_s"] / 1e6, r["elapsed_s"])
+    )
+    print(
+        "messages per packet: mean %.2f, p50 %d, p90 %d, p99 %d, p99.9 %d, max %d (%d packets)"
+        % (mpp["mean"], mpp["p50"], mpp["p90"], mpp["p99"], mpp["p99_9"], mpp["max"], mpp["count"])
+    )
     print("\n%-18s" % "stage (ns)" + "".join("%10s" % c for c in ("p50", "p90", "p99", "p99.9", "p99.99", "max")))
     for name in ("rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"):
         t = s[name]
         print("%-18s" % name + "".join("%10d" % t[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max")))
     if reader:
-        print("%-18s" % "publish_to_reader" + "".join(
-            "%10d" % reader[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max")))
+        print(
+            "%-18s" % "publish_to_reader"
+            + "".join("%10d" % reader[k] for k in ("p50", "p90", "p99", "p99_9", "p99_99", "max"))
+        )
     if jitter:
-        print("\nmachine jitter on core %d over %.0f s: %d gaps > 1 us (%.0f/s), %d > 10 us (%.0f/s), p50 %d ns, "
-              "p99 %d ns, max %d ns; %.2f%% of the core lost" % (
-                  core, jitter["seconds"], jitter["gaps_over_1us"], jitter["gaps_over_1us"] / jitter["seconds"],
-                  jitter["gaps_over_10us"], jitter["gaps_over_10us"] / jitter["seconds"], jitter["p50"],
-                  jitter["p99"], jitter["max"], 100 * jitter["lost_fraction"]))
-        print("  lateness those gaps alone put under a packet due at a random instant: p99 %d ns, p99.9 %d ns" % (
-            jitter["floor_p99"], jitter["floor_p99_9"]))
+        print(
+            "\nmachine jitter on core %d over %.0f s: %d gaps > 1 us (%.0f/s), %d > 10 us (%.0f/s), p50 %d ns, "
+            "p99 %d ns, max %d ns; %.2f%% of the core lost"
+            % (
+                core,
+                jitter["seconds"],
+                jitter["gaps_over_1us"],
+                jitter["gaps_over_1us"] / jitter["seconds"],
+                jitter["gaps_over_10us"],
+                jitter["gaps_over_10us"] / jitter["seconds"],
+                jitter["p50"],
+                jitter["p99"],
+                jitter["max"],
+                100 * jitter["lost_fraction"],
+            )
+        )
+        print(
+            "  lateness those gaps alone put under a packet due at a random instant: p99 %d ns, p99.9 %d ns"
+            % (jitter["floor_p99"], jitter["floor_p99_9"])
+        )
     if jitter_mem:
         j = jitter_mem
-        print("same, reading a new cache line of 256 MB per TSC read: %d gaps > 50 us (%.0f/s), max %d ns; %.2f%% of the "
-              "core lost; lateness floor p99 %d ns, p99.9 %d ns" % (
-                  j["gaps_over_50us"], j["gaps_over_50us"] / j["seconds"], j["max"], 100 * j["lost_fraction"],
-                  j["floor_p99"], j["floor_p99_9"]))
+        print(
+            "same, reading a new cache line of 256 MB per TSC read: %d gaps > 50 us (%.0f/s), max %d ns; %.2f%% of the "
+            "core lost; lateness floor p99 %d ns, p99.9 %d ns"
+            % (
+                j["gaps_over_50us"],
+                j["gaps_over_50us"] / j["seconds"],
+                j["max"],
+                100 * j["lost_fraction"],
+                j["floor_p99"],
+                j["floor_p99_9"],
+            )
+        )
     g = doc.get("idle_gaps") or {}
     if g.get("count"):
-        print("during the paced run the waiting pipeline thread lost the core %d times for > 1 us "
-              "(p50 %d ns, p99.9 %d ns, max %d ns)" % (g["count"], g["p50"], g["p99_9"], g["max"]))
+        print(
+            "during the paced run the waiting pipeline thread lost the core %d times for > 1 us "
+            "(p50 %d ns, p99.9 %d ns, max %d ns)" % (g["count"], g["p50"], g["p99_9"], g["max"])
+        )
     print("\ntargets:")
     checks = []
     for stage, k, limit in TARGETS:
         v = s[stage][k]
         checks.append({"what": "%s %s" % (stage, k), "value_ns": v, "target_ns": limit, "met": v < limit})
     if reader:
-        checks.append({"what": "publish_to_reader p50", "value_ns": reader["p50"], "target_ns": READER_P50_TARGET,
-                       "met": reader["p50"] < READER_P50_TARGET})
+        checks.append(
+            {
+                "what": "publish_to_reader p50",
+                "value_ns": reader["p50"],
+                "target_ns": READER_P50_TARGET,
+                "met": reader["p50"] < READER_P50_TARGET,
+            }
+        )
     for c in checks:
-        print("  %-24s %9d ns  (target < %d ns)  %s" % (c["what"], c["value_ns"], c["target_ns"],
-                                                       "met" if c["met"] else "MISSED"))
-    print("  %-24s %8.1f %%   (target < %.0f %%)   %s   full speed %.2f M msgs/s off, %.2f on (medians of %d)" % (
-        "overhead, every packet", 100 * overhead, 100 * OVERHEAD_TARGET, "met" if overhead < OVERHEAD_TARGET else "MISSED",
-        statistics.median(off) / 1e6, statistics.median(on) / 1e6, args.runs))
-    print("  %-24s %8.1f %%   (target < %.0f %%)   %s   %.2f M msgs/s with --latency-sample %d" % (
-        "overhead, 1 in %d" % args.sample, 100 * overhead_sampled, 100 * OVERHEAD_TARGET,
-        "met" if overhead_sampled < OVERHEAD_TARGET else "MISSED", statistics.median(sampled) / 1e6, args.sample))
-    res = {"rate_target": args.rate, "core": core, "reader_core": reader_core, "latency": doc, "reader": reader,
-           "stats": {k: stats[k] for k in ("messages", "packets", "gaps", "duplicates")},
-           "overhead": {"off_msgs_per_s": off, "on_msgs_per_s": on, "fraction": overhead,
-                        "sample_every": args.sample, "sampled_msgs_per_s": sampled, "sampled_fraction": overhead_sampled},
-           "jitter": jitter, "jitter_memory": jitter_mem, "targets": checks}
+        print(
+            "  %-24s %9d ns  (target < %d ns)  %s"
+            % (c["what"], c["value_ns"], c["target_ns"], "met" if c["met"] else "MISSED")
+        )
+    print(
+        "  %-24s %8.1f %%   (target < %.0f %%)   %s   full speed %.2f M msgs/s off, %.2f on (medians of %d)"
+        % (
+            "overhead, every packet",
+            100 * overhead,
+            100 * OVERHEAD_TARGET,
+            "met" if overhead < OVERHEAD_TARGET else "MISSED",
+            benchlib.median(off) / 1e6,
+            benchlib.median(on) / 1e6,
+            args.runs,
+        )
+    )
+    print(
+        "  %-24s %8.1f %%   (target < %.0f %%)   %s   %.2f M msgs/s with --latency-sample %d"
+        % (
+            "overhead, 1 in %d" % args.sample,
+            100 * overhead_sampled,
+            100 * OVERHEAD_TARGET,
+            "met" if overhead_sampled < OVERHEAD_TARGET else "MISSED",
+            benchlib.median(sampled) / 1e6,
+            args.sample,
+        )
+    )
+    res = {
+        "rate_target": args.rate,
+        "core": core,
+        "reader_core": reader_core,
+        "latency": doc,
+        "reader": reader,
+        "stats": {k: stats[k] for k in ("messages", "packets", "gaps", "duplicates")},
+        "overhead": {
+            "off_msgs_per_s": off,
+            "on_msgs_per_s": on,
+            "fraction": overhead,
+            "sample_every": args.sample,
+            "sampled_msgs_per_s": sampled,
+            "sampled_fraction": overhead_sampled,
+        },
+        "jitter": jitter,
+        "jitter_memory": jitter_mem,
+        "targets": checks,
+    }
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+        benchlib.write_json(args.json, res)
         print("wrote %s" % args.json)
 
 

@@ -72,27 +72,24 @@ itch-book was skipped.
     python scripts/bench_scale.py --messages 3e6,40e6 --symbols 500,8000 --runs 3 \\
         --cpu 1 --json /tmp/fh-scale/scale.json --baseline-fh /path/to/old/.venv/bin/feedhandler
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import sys
-import tempfile
-import threading
 
 import bench_book as bb
-from benchlib import day as cached_day, fh, warm
-from feedhandler.latency import cpu_model
+import benchlib
+from benchlib import BenchError, MemSampler, mib
 
 SEED = 11
 DEFAULT_MESSAGES = "1e6,3e6,10e6,40e6"
 DEFAULT_SYMBOLS = "500,8000"
 QUICK = ("1e6", "500", 1)
-MEMORY_LIMIT = 1e9                 # "< 1 GB": decimal gigabyte, the stricter reading
+MEMORY_LIMIT = 1e9  # "< 1 GB": decimal gigabyte, the stricter reading
 TARGETS = [
     # (messages, symbols, contender, reference, ratio)
     (40_000_000, 8000, "fh book", "itch-book nodepth", 2.0),
@@ -101,114 +98,27 @@ TARGETS = [
     (3_000_000, 500, "fh publish", "itch-book nodepth", 1.2),
 ]
 MEMORY_TARGET_DAY = (40_000_000, 8000)
-BOOK_STATS_KEYS = ("peak_live_orders", "levels_per_side_mean", "levels_per_side_p99", "top5_share",
-                   "old_cancel_share", "top300_message_share")
+BOOK_STATS_KEYS = (
+    "peak_live_orders",
+    "levels_per_side_mean",
+    "levels_per_side_p99",
+    "top5_share",
+    "old_cancel_share",
+    "top300_message_share",
+)
 FULL_COUNTERS = ("order_full", "level_full", "unknown_ref", "locate_range")
 ORDER = ("fh book", "fh publish", "baseline book", "baseline publish", "itch-book nodepth", "itch-book depth10")
 
 
-# ----------------------------------------------------------------- memory / busy sampling
-
-def _proc_stat_cpu():
-    """(all ticks, busy ticks, number of CPUs) from /proc/stat; steal counts as busy."""
-    with open("/proc/stat") as f:
-        lines = f.read().splitlines()
-    v = [int(x) for x in lines[0].split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    # guest time is already inside user/nice
-    total = sum(v[:8])
-    ncpu = sum(1 for ln in lines[1:] if ln.startswith("cpu"))
-    return total, total - idle, max(1, ncpu)
-
-
-def _child_ticks(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return int(rest[11]) + int(rest[12])          # utime + stime
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-class MemSampler:
-    """on_start hook for bench_book.run_child: samples the child's /proc/PID/status
-    every `interval` s on a thread; peak of RssAnon + RssShmem (and the parts at
-    that peak), and how many cores other processes kept busy while it ran."""
-
-    def __init__(self, interval=0.02):
-        self.interval = interval
-
-    def __call__(self, pid):
-        self.pid = pid
-        self.peak = None
-        self.at_peak = {}
-        self.samples = 0
-        self.ticks = 0
-        self.other_cores = None                      # set by stop()
-        self._stop = threading.Event()
-        self._cpu0 = _proc_stat_cpu()
-        self._t = threading.Thread(target=self._loop, daemon=True)
-        self._t.start()
-        return self.stop
-
-    def _sample(self):
-        try:
-            with open("/proc/%d/status" % self.pid) as f:
-                text = f.read()
-        except OSError:
-            return
-        kb = {}
-        for line in text.splitlines():
-            if line.startswith(("RssAnon:", "RssShmem:", "RssFile:")):
-                k, v = line.split(":", 1)
-                kb[k] = int(v.split()[0]) * 1024
-        if "RssAnon" not in kb:                         # exiting (zombie): no memory lines
-            return
-        self.samples += 1
-        v = kb["RssAnon"] + kb.get("RssShmem", 0)
-        if self.peak is None or v > self.peak:
-            self.peak = v
-            self.at_peak = {"anon": kb["RssAnon"], "shmem": kb.get("RssShmem", 0), "file": kb.get("RssFile", 0)}
-        t = _child_ticks(self.pid)
-        if t is not None:
-            self.ticks = t
-
-    def _loop(self):
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval)
-
-    def stop(self):
-        self._stop.set()
-        self._t.join()
-        t = _child_ticks(self.pid)                     # the zombie's final CPU time
-        if t is not None:
-            self.ticks = t
-        total0, busy0, _ = self._cpu0
-        total1, busy1, ncpu = _proc_stat_cpu()
-        wall = (total1 - total0) / ncpu
-        self.other_cores = max(0.0, (busy1 - busy0 - self.ticks) / wall) if wall > 0 else None
-
-    def result(self):
-        return {"peak_mem_bytes": self.peak, "peak_mem_parts": self.at_peak, "mem_samples": self.samples,
-                "other_busy_cores": self.other_cores}
-
-
 # ----------------------------------------------------------------- helpers
 
+
 def parse_counts(text, what):
-    out = []
-    for x in text.split(","):
-        x = x.strip().replace("_", "")
-        if not x:
-            continue
-        try:
-            v = float(x)
-        except ValueError:
-            raise SystemExit("--%s: not a number: %r" % (what, x))
-        if v < 1 or v != int(v):
-            raise SystemExit("--%s: not a positive whole number: %r" % (what, x))
-        out.append(int(v))
+    """A comma-separated --messages or --symbols list (40e6,3_000_000,...): distinct counts."""
+    try:
+        out = [benchlib.count(x.strip()) for x in text.split(",") if x.strip()]
+    except argparse.ArgumentTypeError as e:
+        raise SystemExit("--%s: %s" % (what, e))
     if not out:
         raise SystemExit("--%s: nothing to measure" % what)
     return list(dict.fromkeys(out))
@@ -222,10 +132,6 @@ def label_n(n):
 
 def day_label(n, s):
     return "%s x %s" % (label_n(n), format(s, ","))
-
-
-def mib(x):
-    return "%.1f MiB" % (x / 2**20) if x is not None else "-"
 
 
 def fmt_stat(v):
@@ -260,11 +166,11 @@ class Progress:
 
 def get_day(directory, n, s):
     prefix = os.path.join(directory, "scale-%d-%d-%d" % (n, s, SEED))
-    if os.path.exists(prefix + ".json") and not os.path.exists(prefix + ".bin"):
-        os.unlink(prefix + ".json")                     # half a cached day: make it again
-    summary = cached_day(prefix, ["--messages", str(n), "--symbols", str(s), "--seed", str(SEED)])
+    summary = benchlib.day(prefix, ["--messages", n, "--symbols", s, "--seed", SEED], need=(".bin",))
     if summary.get("messages") != n:
-        raise SystemExit("%s.json says %s messages, expected %d: delete the cached day" % (prefix, summary.get("messages"), n))
+        raise SystemExit(
+            "%s.json says %s messages, expected %d: delete the cached day" % (prefix, summary.get("messages"), n)
+        )
     return prefix, summary
 
 
@@ -278,7 +184,7 @@ def fh_contenders(name, cmd, timeout):
         notes.append("%s: replay has no --mode book: '%s book' skipped" % (" ".join(cmd), name))
     pub = ["--depth", "10"] if caps["depth"] else []
     if name != "fh" and "publish" in caps["modes"]:
-        pub = ["--mode", "publish"] + pub               # an older build's default may differ
+        pub = ["--mode", "publish"] + pub  # an older build's default may differ
     if caps["modes"] and "publish" not in caps["modes"]:
         notes.append("%s: replay has no publish mode: '%s publish' skipped" % (" ".join(cmd), name))
     else:
@@ -290,47 +196,70 @@ def summarize(runs):
     rates = [r["msgs_per_s"] for r in runs]
     m = statistics.median(rates)
     mems = [r["peak_mem_bytes"] for r in runs if r.get("peak_mem_bytes") is not None]
-    return {"msgs_per_s_runs": rates, "median_msgs_per_s": m, "best_msgs_per_s": max(rates),
-            "ns_per_message": 1e9 / m if m else None,
-            "median_elapsed_s": statistics.median([r["elapsed_s"] for r in runs]),
-            "median_wall_s": statistics.median([r["wall_s"] for r in runs]),
-            "peak_mem_bytes": max(mems) if mems else None,
-            "peak_rss_bytes": max((r.get("peak_rss_bytes") or 0 for r in runs), default=None) or None,
-            "other_busy_cores_runs": [r.get("other_busy_cores") for r in runs]}
+    return {
+        "msgs_per_s_runs": rates,
+        "median_msgs_per_s": m,
+        "best_msgs_per_s": max(rates),
+        "ns_per_message": 1e9 / m if m else None,
+        "median_elapsed_s": statistics.median([r["elapsed_s"] for r in runs]),
+        "median_wall_s": statistics.median([r["wall_s"] for r in runs]),
+        "peak_mem_bytes": max(mems) if mems else None,
+        "peak_rss_bytes": max((r.get("peak_rss_bytes") or 0 for r in runs), default=None) or None,
+        "other_busy_cores_runs": [r.get("other_busy_cores") for r in runs],
+    }
 
 
 # ----------------------------------------------------------------- report
 
+
 def print_day(d):
     s = d["summary"]
     print()
-    print("== %s instruments: %s, %.1f MB, %d run(s), medians" % (
-        d["label"], d["file"], d["file_bytes"] / 1e6, d["runs"]))
+    print(
+        "== %s instruments: %s, %.1f MB, %d run(s), medians" % (d["label"], d["file"], d["file_bytes"] / 1e6, d["runs"])
+    )
     bs = s.get("book_stats") if isinstance(s.get("book_stats"), dict) else {}
-    print("   live orders at end %s; book_stats: %s" % (
-        fmt_stat(s.get("live_orders_at_end")),
-        ", ".join("%s %s" % (k, fmt_stat(bs.get(k))) for k in BOOK_STATS_KEYS)))
-    peaks = ["%s %s" % (name, fmt_stat(((c.get("book") or {}).get("orders_peak"))))
-             for name, c in d["contenders"].items() if name.startswith(("fh", "baseline")) and c.get("book")]
+    print(
+        "   live orders at end %s; book_stats: %s"
+        % (
+            fmt_stat(s.get("live_orders_at_end")),
+            ", ".join("%s %s" % (k, fmt_stat(bs.get(k))) for k in BOOK_STATS_KEYS),
+        )
+    )
+    peaks = [
+        "%s %s" % (name, fmt_stat(((c.get("book") or {}).get("orders_peak"))))
+        for name, c in d["contenders"].items()
+        if name.startswith(("fh", "baseline")) and c.get("book")
+    ]
     if peaks:
         print("   book.orders_peak (feedhandler --stats-json): " + ", ".join(peaks))
     for name, c in d["contenders"].items():
         bad = {k: v for k, v in (c.get("book") or {}).items() if k in FULL_COUNTERS and v}
         if bad:
-            print("   WARNING: %s book counters %s: its books are not the day's (capacity: --max-orders/"
-                  "--max-levels)" % (name, ", ".join("%s %s" % kv for kv in sorted(bad.items()))))
+            print(
+                "   WARNING: %s book counters %s: its books are not the day's (capacity: --max-orders/"
+                "--max-levels)" % (name, ", ".join("%s %s" % kv for kv in sorted(bad.items())))
+            )
     ib = d["contenders"].get("itch-book nodepth", {})
     if ib.get("stats"):
         st = ib["stats"]
-        print("   itch-book: live_orders %s, missing_ref %s, dup_ref %s" % tuple(
-            fmt_stat(st.get(k)) for k in ("live_orders", "missing_ref", "dup_ref")))
+        print(
+            "   itch-book: live_orders %s, missing_ref %s, dup_ref %s"
+            % tuple(fmt_stat(st.get(k)) for k in ("live_orders", "missing_ref", "dup_ref"))
+        )
     busy = d.get("busy_cores_before")
     during = [x for c in d["contenders"].values() for x in (c.get("other_busy_cores_runs") or []) if x is not None]
-    print("   machine: %s cores busy with other work before the day; during the runs %s" % (
-        "%.2f" % busy if busy is not None else "?",
-        "mean %.2f, max %.2f cores" % (statistics.mean(during), max(during)) if during else "?"))
-    print("   %-18s %9s %8s %10s %10s %13s  %s" % ("contender", "M msgs/s", "ns/msg", "vs ib nd", "vs ib d10",
-                                                  "peak mem", "feedhandler memory (stats-json)"))
+    print(
+        "   machine: %s cores busy with other work before the day; during the runs %s"
+        % (
+            "%.2f" % busy if busy is not None else "?",
+            "mean %.2f, max %.2f cores" % (statistics.mean(during), max(during)) if during else "?",
+        )
+    )
+    print(
+        "   %-18s %9s %8s %10s %10s %13s  %s"
+        % ("contender", "M msgs/s", "ns/msg", "vs ib nd", "vs ib d10", "peak mem", "feedhandler memory (stats-json)")
+    )
     nd = (d["contenders"].get("itch-book nodepth") or {}).get("median_msgs_per_s")
     d10 = (d["contenders"].get("itch-book depth10") or {}).get("median_msgs_per_s")
     for name in ORDER:
@@ -345,16 +274,27 @@ def print_day(d):
         vs_d10 = "%.2fx" % (r / d10) if d10 and name.endswith("publish") else "-"
         mem = c.get("memory") or {}
         memtxt = ("book %s, shm %s" % (mib(mem.get("book_bytes")), mib(mem.get("shm_bytes")))) if mem else ""
-        print("   %-18s %9.2f %8.1f %10s %10s %13s  %s" % (
-            name, r / 1e6, c["ns_per_message"], vs_nd, vs_d10, mib(c.get("peak_mem_bytes")), memtxt))
+        print(
+            "   %-18s %9.2f %8.1f %10s %10s %13s  %s"
+            % (name, r / 1e6, c["ns_per_message"], vs_nd, vs_d10, mib(c.get("peak_mem_bytes")), memtxt)
+        )
 
 
 def evaluate_targets(days):
     by_day = {(d["messages"], d["symbols"]): d for d in days}
     out = []
     for n, s, who, ref, ratio in TARGETS:
-        t = {"day": day_label(n, s), "messages": n, "symbols": s, "contender": who, "reference": ref,
-             "target_ratio": ratio, "measured": False, "ratio": None, "ok": None}
+        t = {
+            "day": day_label(n, s),
+            "messages": n,
+            "symbols": s,
+            "contender": who,
+            "reference": ref,
+            "target_ratio": ratio,
+            "measured": False,
+            "ratio": None,
+            "ok": None,
+        }
         d = by_day.get((n, s))
         if d:
             a = (d["contenders"].get(who) or {}).get("median_msgs_per_s")
@@ -367,9 +307,17 @@ def evaluate_targets(days):
             t["why"] = "day not in this run"
         out.append(t)
     n, s = MEMORY_TARGET_DAY
-    t = {"day": day_label(n, s), "messages": n, "symbols": s, "contender": "fh book / fh publish",
-         "what": "peak RssAnon + RssShmem", "limit_bytes": MEMORY_LIMIT, "measured": False, "peak_bytes": None,
-         "ok": None}
+    t = {
+        "day": day_label(n, s),
+        "messages": n,
+        "symbols": s,
+        "contender": "fh book / fh publish",
+        "what": "peak RssAnon + RssShmem",
+        "limit_bytes": MEMORY_LIMIT,
+        "measured": False,
+        "peak_bytes": None,
+        "ok": None,
+    }
     d = by_day.get((n, s))
     if d:
         peaks = [(d["contenders"].get(w) or {}).get("peak_mem_bytes") for w in ("fh book", "fh publish")]
@@ -402,9 +350,10 @@ def print_targets(targets):
                 print("   %-57s: not evaluated (%s)" % (what, t["why"]))
 
 
-def plot(days, path):
+def plot(days, path, cpu):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -413,15 +362,25 @@ def plot(days, path):
     styles = ["-", "--", ":", "-."]
     colours = {name: "C%d" % i for i, name in enumerate(ORDER)}
     import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
+
     fig, ax = plt.subplots(figsize=(11, 5.5))
     for name in ORDER:
         for i, s in enumerate(symbols):
-            pts = sorted((d["messages"], d["contenders"][name]["ns_per_message"]) for d in days
-                         if d["symbols"] == s and (d["contenders"].get(name) or {}).get("ns_per_message"))
+            pts = sorted(
+                (d["messages"], d["contenders"][name]["ns_per_message"])
+                for d in days
+                if d["symbols"] == s and (d["contenders"].get(name) or {}).get("ns_per_message")
+            )
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[i % len(styles)], marker="o",
-                    color=colours[name], label="%s, %s instruments" % (name, format(s, ",")))
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                styles[i % len(styles)],
+                marker="o",
+                color=colours[name],
+                label="%s, %s instruments" % (name, format(s, ",")),
+            )
     ax.set_xscale("log")
     sizes = sorted({d["messages"] for d in days})
     ax.set_xticks(sizes)
@@ -430,7 +389,7 @@ def plot(days, path):
     ax.set_xlabel("messages in the day")
     ax.set_ylabel("ns / message (median, one core)")
     ax.set_ylim(bottom=0)
-    ax.set_title("Order book throughput by day size (%s)" % cpu_model(), fontsize=9)
+    ax.set_title("Order book throughput by day size (%s)" % cpu, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
@@ -441,32 +400,59 @@ def plot(days, path):
 
 # ----------------------------------------------------------------- main
 
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", default=None, metavar="LIST",
-                    help="day sizes in messages, comma separated (default %s; --quick: 1e6)" % DEFAULT_MESSAGES)
-    ap.add_argument("--symbols", default=None, metavar="LIST",
-                    help="instrument counts, comma separated (default %s; --quick: 500)" % DEFAULT_SYMBOLS)
-    ap.add_argument("--runs", type=int, default=None, help="runs per contender and day, medians (default 3; --quick: 1)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 1 M x 500, 1 run (explicit --messages/--symbols/--runs still win)")
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "fh-scale"), help="cache for generated days")
-    ap.add_argument("--cpu", type=int, default=1, help="core every measured process is pinned to (-1: no pinning)")
-    ap.add_argument("--json", metavar="OUT", help="write everything measured here")
+    ap = benchlib.arguments(__doc__, dir="fh-scale", cpu=1, json="write everything measured here")
+    ap.add_argument(
+        "--messages",
+        default=None,
+        metavar="LIST",
+        help="day sizes in messages, comma separated (default %s; --quick: 1e6)" % DEFAULT_MESSAGES,
+    )
+    ap.add_argument(
+        "--symbols",
+        default=None,
+        metavar="LIST",
+        help="instrument counts, comma separated (default %s; --quick: 500)" % DEFAULT_SYMBOLS,
+    )
+    ap.add_argument(
+        "--runs", type=int, default=None, help="runs per contender and day, medians (default 3; --quick: 1)"
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 1 M x 500, 1 run (explicit --messages/--symbols/--runs still win)",
+    )
     ap.add_argument("--png", metavar="OUT", help="plot (default: next to --json, else in --dir)")
     ap.add_argument("--no-png", action="store_true", help="no plot")
-    ap.add_argument("--baseline-fh", metavar="PATH",
-                    help="another feedhandler executable, measured in the same runs ('baseline book/publish')")
+    ap.add_argument(
+        "--baseline-fh",
+        metavar="PATH",
+        help="another feedhandler executable, measured in the same runs ('baseline book/publish')",
+    )
     ap.add_argument("--skip-itch-book", action="store_true", help="feedhandler contenders only")
-    ap.add_argument("--itch-book-modes", default="nodepth,depth10", metavar="LIST",
-                    help="which itch-book contenders run, comma separated (default nodepth,depth10; "
-                         "bench_summary.py runs nodepth only)")
-    ap.add_argument("--itch-book-input", choices=["read", "mmap"], default="read",
-                    help="how the itch-book worker gets the file: read into a numpy buffer as bench_book.py "
-                         "does (default; the file size is then subtracted from its peak memory) or mapped")
+    ap.add_argument(
+        "--itch-book-modes",
+        default="nodepth,depth10",
+        metavar="LIST",
+        help="which itch-book contenders run, comma separated (default nodepth,depth10; "
+        "bench_summary.py runs nodepth only)",
+    )
+    ap.add_argument(
+        "--itch-book-input",
+        choices=["read", "mmap"],
+        default="read",
+        help="how the itch-book worker gets the file: read into a numpy buffer as bench_book.py "
+        "does (default; the file size is then subtracted from its peak memory) or mapped",
+    )
     ap.add_argument("--timeout", type=int, default=900, help="seconds per subprocess before it is killed")
-    ap.add_argument("--wait-quiet", type=float, default=30, metavar="S",
-                    help="before each day, wait up to S seconds for the machine to go idle (default 30)")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=30,
+        metavar="S",
+        help="before each day, wait up to S seconds for the machine to go idle (default 30)",
+    )
     args = ap.parse_args()
 
     messages = parse_counts(args.messages or (QUICK[0] if args.quick else DEFAULT_MESSAGES), "messages")
@@ -493,11 +479,11 @@ def main():
         elif len(allowed) > 1:
             os.sched_setaffinity(0, allowed - {cpu})
 
-    contenders = []          # (label, kind, how)
+    contenders = []  # (label, kind, how)
     caps = {}
-    fhc, caps["fh"], n = fh_contenders("fh", fh(), args.timeout)
+    fhc, caps["fh"], n = fh_contenders("fh", benchlib.fh(), args.timeout)
     notes += n
-    contenders += [(lbl, "fh", (fh(), extra)) for lbl, extra in fhc]
+    contenders += [(lbl, "fh", (benchlib.fh(), extra)) for lbl, extra in fhc]
     if args.baseline_fh:
         if not (os.path.isfile(args.baseline_fh) and os.access(args.baseline_fh, os.X_OK)):
             raise SystemExit("--baseline-fh %s: not an executable file" % args.baseline_fh)
@@ -512,6 +498,7 @@ def main():
         contenders += [("itch-book " + m, "ib", m) for m in ("nodepth", "depth10") if m in ib_modes]
         try:
             import importlib.metadata as md
+
             ib_version = md.version("itch-book")
         except Exception:
             ib_version = "?"
@@ -519,15 +506,32 @@ def main():
         print("note: " + line, file=sys.stderr)
 
     from feedhandler import __version__ as fh_version
-    results = {"args": vars(args), "messages": messages, "symbols": symbols, "runs": runs, "seed": SEED,
-               "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "pinned_cpu": cpu,
-                           "platform": platform.platform(), "python": sys.version.split()[0],
-                           "loadavg_start": os.getloadavg()},
-               "feedhandler": {"version": fh_version, "command": fh(), "cli": caps.get("fh")},
-               "baseline": {"command": args.baseline_fh, "cli": caps.get("baseline")} if args.baseline_fh else None,
-               "itch_book": {"version": ib_version, "skipped": ib_skipped or None,
-                             "input": None if ib_skipped else args.itch_book_input},
-               "notes": notes, "days": []}
+
+    host = benchlib.machine()
+    results = {
+        "args": vars(args),
+        "messages": messages,
+        "symbols": symbols,
+        "runs": runs,
+        "seed": SEED,
+        "machine": {
+            "cpu": host["cpu"],
+            "cores": host["cores"],
+            "pinned_cpu": cpu,
+            "platform": host["platform"],
+            "python": host["python"],
+            "loadavg_start": os.getloadavg(),
+        },
+        "feedhandler": {"version": fh_version, "command": benchlib.fh(), "cli": caps.get("fh")},
+        "baseline": {"command": args.baseline_fh, "cli": caps.get("baseline")} if args.baseline_fh else None,
+        "itch_book": {
+            "version": ib_version,
+            "skipped": ib_skipped or None,
+            "input": None if ib_skipped else args.itch_book_input,
+        },
+        "notes": notes,
+        "days": [],
+    }
 
     grid = [(n, s) for n in sorted(messages) for s in sorted(symbols)]
     failed = False
@@ -538,9 +542,9 @@ def main():
         fsize = os.path.getsize(path)
         date = summary.get("trading_date", "2026-11-25")
         progress("%s warming %s into the page cache ..." % (tag, path))
-        warm(path)
+        benchlib.warm(path)
         progress("%s waiting up to %gs for the machine to go quiet ..." % (tag, args.wait_quiet))
-        busy = bb.wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else bb.busy_cores()
+        busy = benchlib.wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else benchlib.busy_cores()
         raw = {lbl: [] for lbl, _, _ in contenders}
         errors = {}
         for k in range(runs):
@@ -553,11 +557,12 @@ def main():
                     if kind == "fh":
                         r = bb.fh_replay(how[0], path, how[1], cpu, args.timeout, n, on_start=sampler)
                         if lbl.endswith("publish") and r.get("mode") not in (None, "publish"):
-                            raise bb.BenchError("%s ran mode %s, not publish" % (lbl, r.get("mode")))
+                            raise BenchError("%s ran mode %s, not publish" % (lbl, r.get("mode")))
                     else:
-                        r = bb.itch_book_run(how, path, date, cpu, args.timeout, n, source=args.itch_book_input,
-                                             on_start=sampler)
-                except bb.BenchError as e:
+                        r = bb.itch_book_run(
+                            how, path, date, cpu, args.timeout, n, source=args.itch_book_input, on_start=sampler
+                        )
+                except BenchError as e:
                     errors[lbl] = str(e)
                     progress.done()
                     print("error: %s %s: %s" % (tag, lbl, e), file=sys.stderr)
@@ -567,10 +572,18 @@ def main():
                     r["peak_mem_bytes"] = max(0, r["peak_mem_bytes"] - fsize)
                 raw[lbl].append(r)
         progress.done()
-        d = {"label": day_label(n, s), "messages": n, "symbols": s, "file": path, "file_bytes": fsize,
-             "runs": runs, "busy_cores_before": busy, "loadavg_after": os.getloadavg(),
-             "summary": {k: v for k, v in summary.items() if k not in ("symbols", "channels")},
-             "contenders": {}}
+        d = {
+            "label": day_label(n, s),
+            "messages": n,
+            "symbols": s,
+            "file": path,
+            "file_bytes": fsize,
+            "runs": runs,
+            "busy_cores_before": busy,
+            "loadavg_after": os.getloadavg(),
+            "summary": {k: v for k, v in summary.items() if k not in ("symbols", "channels")},
+            "contenders": {},
+        }
         for lbl, _, _ in contenders:
             if lbl in errors:
                 d["contenders"][lbl] = {"error": errors[lbl], "runs": raw[lbl]}
@@ -586,10 +599,18 @@ def main():
         results["days"].append(d)
         if di == 0:
             m = results["machine"]
-            print("machine: %s, %d cores, measured processes pinned to core %s; feedhandler %s%s" % (
-                m["cpu"], m["cores"], cpu if cpu is not None else "none (not pinned)", fh_version,
-                ", itch-book %s (input: %s)" % (ib_version, args.itch_book_input) if not ib_skipped
-                else "; itch-book skipped: %s" % ib_skipped))
+            print(
+                "machine: %s, %d cores, measured processes pinned to core %s; feedhandler %s%s"
+                % (
+                    m["cpu"],
+                    m["cores"],
+                    cpu if cpu is not None else "none (not pinned)",
+                    fh_version,
+                    ", itch-book %s (input: %s)" % (ib_version, args.itch_book_input)
+                    if not ib_skipped
+                    else "; itch-book skipped: %s" % ib_skipped,
+                )
+            )
             if args.baseline_fh:
                 print("baseline: %s" % args.baseline_fh)
         print_day(d)
@@ -600,17 +621,17 @@ def main():
     print_targets(results["targets"])
 
     if not args.no_png:
-        png = args.png or (os.path.splitext(args.json)[0] + ".png" if args.json
-                           else os.path.join(args.dir, "bench_scale.png"))
-        why = plot(results["days"], png)
+        png = args.png or (
+            os.path.splitext(args.json)[0] + ".png" if args.json else os.path.join(args.dir, "bench_scale.png")
+        )
+        why = plot(results["days"], png, results["machine"]["cpu"])
         if why:
             print("note: " + why, file=sys.stderr)
         else:
             results["png"] = png
             print("plot: %s" % png)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=str)
+        benchlib.write_json(args.json, results)
         print("json: %s" % args.json)
     if failed:
         print("FAILED: some contender did not decode every message or did not run (see above)", file=sys.stderr)

@@ -46,9 +46,9 @@ figures are still measured, and the peer column says itch-book was not installed
 Run it on a machine as quiet as you can get: other work on the cores makes every
 figure lower and noisier (the output records how busy the machine was).
 """
+
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 
+import benchlib
 from benchlib import ROOT, git_commit, machine, run_script
 
 README = os.path.join(ROOT, "README.md")
@@ -69,10 +70,24 @@ NOISE = "differences under 5% mean nothing"
 
 # Inputs and repeats: the full run (~5-10 min on a 2-vCPU VM with the days cached,
 # a few minutes more the first time, to generate them) and the smoke run.
-FULL = {"scale": (40_000_000, 8000), "pitch": (10_000_000, 8000), "decode": (10_000_000, 1000),
-        "latency": 5_000_000, "runs": 5, "wait_quiet": 30, "jitter_s": 3}
-QUICK = {"scale": (200_000, 50), "pitch": (200_000, 50), "decode": (200_000, 50),
-         "latency": 200_000, "runs": 1, "wait_quiet": 0, "jitter_s": 0}
+FULL = {
+    "scale": (40_000_000, 8000),
+    "pitch": (10_000_000, 8000),
+    "decode": (10_000_000, 1000),
+    "latency": 5_000_000,
+    "runs": 5,
+    "wait_quiet": 30,
+    "jitter_s": 3,
+}
+QUICK = {
+    "scale": (200_000, 50),
+    "pitch": (200_000, 50),
+    "decode": (200_000, 50),
+    "latency": 200_000,
+    "runs": 1,
+    "wait_quiet": 0,
+    "jitter_s": 0,
+}
 
 # Every row of the table, in order: (key, figure).  {scale} {pitch} {decode} are the days.
 FIGURES = [
@@ -95,6 +110,7 @@ BASELINE_FIGURES = [
 
 # ----------------------------------------------------------------- measuring
 
+
 def day_text(n, s):
     n_txt = ("%g M" % (n / 1e6)) if n >= 1_000_000 else ("%g k" % (n / 1e3))
     return "%s x %s" % (n_txt, format(s, ",").replace(",", " "))
@@ -109,18 +125,34 @@ def measure(args, sizes, workdir):
         return ["--dir", os.path.join(args.dir, name)] if args.dir else []
 
     n, s = sizes["scale"]
-    scale = ["--messages", str(n), "--symbols", str(s), "--runs", runs, "--itch-book-modes", "nodepth",
-             "--wait-quiet", str(sizes["wait_quiet"]), "--no-png"] + cache("scale")
+    scale = [
+        "--messages",
+        str(n),
+        "--symbols",
+        str(s),
+        "--runs",
+        runs,
+        "--itch-book-modes",
+        "nodepth",
+        "--wait-quiet",
+        str(sizes["wait_quiet"]),
+        "--no-png",
+    ] + cache("scale")
     if args.baseline_fh:
         scale += ["--baseline-fh", args.baseline_fh]
     n, s = sizes["pitch"]
     pitch = ["--messages", str(n), "--symbols", str(s), "--runs", runs, "--modes", "book,publish"] + cache("pitch")
     n, s = sizes["decode"]
     decode = ["--messages", str(n), "--symbols", str(s), "--runs", runs] + cache("decode")
-    latency = ["--messages", str(sizes["latency"]), "--runs", runs,
-               "--jitter-s", str(sizes["jitter_s"])] + cache("latency")
-    steps = [("scale", "bench_scale.py", scale), ("pitch", "bench_pitch.py", pitch),
-             ("decode", "bench_decode.py", decode), ("latency", "bench_latency.py", latency)]
+    latency = ["--messages", str(sizes["latency"]), "--runs", runs, "--jitter-s", str(sizes["jitter_s"])] + cache(
+        "latency"
+    )
+    steps = [
+        ("scale", "bench_scale.py", scale),
+        ("pitch", "bench_pitch.py", pitch),
+        ("decode", "bench_decode.py", decode),
+        ("latency", "bench_latency.py", latency),
+    ]
     out = {}
     for key, script, argv in steps:
         print("== %s %s" % (script, " ".join(argv)), file=sys.stderr, flush=True)
@@ -133,6 +165,7 @@ def measure(args, sizes, workdir):
 
 
 # ----------------------------------------------------------------- figures
+
 
 def mps(x):
     return "%.2f M msgs/s" % (x / 1e6)
@@ -174,16 +207,18 @@ def figures(run):
                 rows[key] = (mps(v), "itch-book: not installed (pip install itch-book==0.2.1)", "n/a")
             elif ib.get("median_msgs_per_s"):
                 p = ib["median_msgs_per_s"]
-                rows[key] = (mps(v), "itch-book %s books (no depth output): %s" % (ib_ver, mps(p)),
-                             "%.2fx" % (v / p))
+                rows[key] = (mps(v), "itch-book %s books (no depth output): %s" % (ib_ver, mps(p)), "%.2fx" % (v / p))
             else:
                 rows[key] = (mps(v), "itch-book failed: %s" % (ib.get("error") or "no result"), "n/a")
         for key, name in (("prev_book", "book"), ("prev_publish", "publish")):
             f, p = c.get("fh " + name) or {}, c.get("baseline " + name) or {}
             if f.get("median_msgs_per_s") and p.get("median_msgs_per_s"):
-                rows[key] = (mps(f["median_msgs_per_s"]), "previous build (%s): %s" % (
-                    run.get("baseline_commit") or run.get("baseline_fh"), mps(p["median_msgs_per_s"])),
-                    "%.2fx" % (f["median_msgs_per_s"] / p["median_msgs_per_s"]))
+                rows[key] = (
+                    mps(f["median_msgs_per_s"]),
+                    "previous build (%s): %s"
+                    % (run.get("baseline_commit") or run.get("baseline_fh"), mps(p["median_msgs_per_s"])),
+                    "%.2fx" % (f["median_msgs_per_s"] / p["median_msgs_per_s"]),
+                )
         peaks = [(c.get(k) or {}).get("peak_mem_bytes") for k in ("fh book", "fh publish")]
         peaks = [p for p in peaks if p]
         rows["memory"] = ("%.0f MiB" % (max(peaks) / 2**20), "-", "-") if peaks else (failed("scale"), "-", "-")
@@ -202,8 +237,7 @@ def figures(run):
     for key, mode in (("pitch_book", "book"), ("pitch_publish", "publish")):
         m = ((pi or {}).get("results") or {}).get(mode, {}).get("median")
         if m:
-            rows[key] = (mps(m["pitch_flow"]), "ITCH day of the same shape: %s" % mps(m["itch"]),
-                         "%.2fx" % m["ratio"])
+            rows[key] = (mps(m["pitch_flow"]), "ITCH day of the same shape: %s" % mps(m["itch"]), "%.2fx" % m["ratio"])
         else:
             rows[key] = (failed("pitch"), "-", "-")
     if pi:
@@ -222,8 +256,9 @@ def figures(run):
         st = la["latency"]["stages"]["rx_to_published"]
         rows["rx_p50"] = (ns_text(st["p50"]), "-", "-")
         rows["rx_p99"] = (ns_text(st["p99"]), "-", "-")
-        rows["reader_p50"] = (ns_text(la["reader"]["p50"]), "-", "-") if la.get("reader") else (
-            "not measured: no reader core", "-", "-")
+        rows["reader_p50"] = (
+            (ns_text(la["reader"]["p50"]), "-", "-") if la.get("reader") else ("not measured: no reader core", "-", "-")
+        )
         run["latency_rate"] = la["latency"]["rate"]["msgs_per_s"]
         if la.get("jitter"):
             run["latency_core_lost"] = la["jitter"]["lost_fraction"]
@@ -234,7 +269,11 @@ def figures(run):
 
 
 def table_rows(run, rows):
-    fill = {"scale": run.get("scale_day", "?"), "pitch": run.get("pitch_day", "?"), "decode": run.get("decode_day", "?")}
+    fill = {
+        "scale": run.get("scale_day", "?"),
+        "pitch": run.get("pitch_day", "?"),
+        "decode": run.get("decode_day", "?"),
+    }
     out = []
     for key, label in FIGURES + (BASELINE_FIGURES if run.get("baseline_fh") else []):
         value, peer, ratio = rows.get(key, ("not measured", "-", "-"))
@@ -248,15 +287,25 @@ def caption(run, notes):
     cmds = "; ".join("`python scripts/%s %s`" % (v["script"], " ".join(v["args"])) for v in b.values())
     busy = run.get("busy_cores")
     lost = run.get("latency_core_lost")
-    text = ("Measured by `python scripts/bench_summary.py%s` on %s UTC in %.0f s: %s, each "
-            "contender alternating with its peer run by run, each measured process pinned to one core. "
-            "The machine is a shared VM%s%s: %s, and only a value beside its peer in the same row compares. "
-            "Ratio: value / peer (above 1: feedhandler or PITCH faster). The runs: %s." % (
-                " --quick" if run["quick"] else "", run["started"], run["wall_s"], medians(run["runs"]),
-                " (other work kept %.2f cores busy on average during the replays)" % busy if busy is not None else "",
-                "; while latency was measured, a thread spinning on the pipeline's core lost %.1f%% of its time "
-                "to other work (bench_latency.py's jitter probe)" % (100 * lost) if lost is not None else "",
-                NOISE, cmds))
+    text = (
+        "Measured by `python scripts/bench_summary.py%s` on %s UTC in %.0f s: %s, each "
+        "contender alternating with its peer run by run, each measured process pinned to one core. "
+        "The machine is a shared VM%s%s: %s, and only a value beside its peer in the same row compares. "
+        "Ratio: value / peer (above 1: feedhandler or PITCH faster). The runs: %s."
+        % (
+            " --quick" if run["quick"] else "",
+            run["started"],
+            run["wall_s"],
+            medians(run["runs"]),
+            " (other work kept %.2f cores busy on average during the replays)" % busy if busy is not None else "",
+            "; while latency was measured, a thread spinning on the pipeline's core lost %.1f%% of its time "
+            "to other work (bench_latency.py's jitter probe)" % (100 * lost)
+            if lost is not None
+            else "",
+            NOISE,
+            cmds,
+        )
+    )
     if run["quick"]:
         text = "**Smoke run (--quick): tiny days, one run each; not figures to quote.** " + text
     return [text] + notes
@@ -277,8 +326,12 @@ def render_paragraph(run):
 
     def beside(key, what):
         return (", **%s** %s" % (ratio[key], what)) if ratio.get(key) not in (None, "-", "n/a") else ""
-    peak = (", %s live orders at the peak" % format(run["peak_live_orders"], ",").replace(",", " ")
-            if run.get("peak_live_orders") else "")
+
+    peak = (
+        ", %s live orders at the peak" % format(run["peak_live_orders"], ",").replace(",", " ")
+        if run.get("peak_live_orders")
+        else ""
+    )
     busy = run.get("busy_cores")
     ib_missing = any("not installed" in r[1] for r in rows.values())
     text = (
@@ -292,22 +345,44 @@ def render_paragraph(run):
         "published p50 {rx_p50}, p99 {rx_p99} (the tail is the VM taking the core away{lost}); publish -> Python "
         "reader p50 {reader_p50}. {medians}, each beside its peer in the same run, alternating run by run; "
         "on this VM {noise}. Every figure with its command, and the older ones: [docs/performance.md](docs/performance.md) "
-        "and [docs/latency.md](docs/latency.md).").format(
-            commit=run["commit"], date=run["date"], machine=run["machine"]["text"],
-            busy=(" (other work kept %.2f cores busy during the replays)" % busy) if busy is not None else "",
-            quick_flag=" --quick" if run["quick"] else "", full="" if run["quick"] else "full-size ",
-            quick=" (a smoke run on tiny days: not figures to quote)" if run["quick"] else "",
-            scale=run.get("scale_day", "?"), peak=peak, book=v["book"],
-            book_r=beside("book", "itch-book 0.2.1's books in the same run"), publish=v["publish"],
-            publish_r=beside("publish", "itch-book's books alone"), memory=v["memory"],
-            ib=(" itch-book was not installed on this machine, so no ratio to it (pip install itch-book==0.2.1)."
-                if ib_missing else ""),
-            pitch=run.get("pitch_day", "?"), pitch_book=v["pitch_book"],
-            pitch_book_r=beside("pitch_book", "the ITCH day's rate"),
-            lost=("; in this run a thread spinning on that core lost %.1f%% of its time to other work"
-                  % (100 * run["latency_core_lost"]) if run.get("latency_core_lost") is not None else ""),
-            decode_pcap=v["decode_pcap"], decode_bin=v["decode_bin"], rx_p50=v["rx_p50"], rx_p99=v["rx_p99"],
-            reader_p50=v["reader_p50"], medians=medians(run["runs"]).capitalize(), noise=NOISE)
+        "and [docs/latency.md](docs/latency.md)."
+    ).format(
+        commit=run["commit"],
+        date=run["date"],
+        machine=run["machine"]["text"],
+        busy=(" (other work kept %.2f cores busy during the replays)" % busy) if busy is not None else "",
+        quick_flag=" --quick" if run["quick"] else "",
+        full="" if run["quick"] else "full-size ",
+        quick=" (a smoke run on tiny days: not figures to quote)" if run["quick"] else "",
+        scale=run.get("scale_day", "?"),
+        peak=peak,
+        book=v["book"],
+        book_r=beside("book", "itch-book 0.2.1's books in the same run"),
+        publish=v["publish"],
+        publish_r=beside("publish", "itch-book's books alone"),
+        memory=v["memory"],
+        ib=(
+            " itch-book was not installed on this machine, so no ratio to it (pip install itch-book==0.2.1)."
+            if ib_missing
+            else ""
+        ),
+        pitch=run.get("pitch_day", "?"),
+        pitch_book=v["pitch_book"],
+        pitch_book_r=beside("pitch_book", "the ITCH day's rate"),
+        lost=(
+            "; in this run a thread spinning on that core lost %.1f%% of its time to other work"
+            % (100 * run["latency_core_lost"])
+            if run.get("latency_core_lost") is not None
+            else ""
+        ),
+        decode_pcap=v["decode_pcap"],
+        decode_bin=v["decode_bin"],
+        rx_p50=v["rx_p50"],
+        rx_p99=v["rx_p99"],
+        reader_p50=v["reader_p50"],
+        medians=medians(run["runs"]).capitalize(),
+        noise=NOISE,
+    )
     return "\n".join([BEGIN, wrap(text), END])
 
 
@@ -328,6 +403,7 @@ def wrap(text, width=92):
 
 
 # ----------------------------------------------------------------- rewriting
+
 
 def block(text, begin, end, path):
     i, j = text.find(begin), text.find(end)
@@ -350,7 +426,9 @@ def rewrite_performance(text, table, path):
     hist = text[hi:hj].splitlines()
     body = table_body(hist)
     head = [ln for ln in hist if ln.startswith("|")][:2] or [
-        "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     new = [HIST_BEGIN] + head + old_rows + body + [HIST_END]
     return text[:hi] + "\n".join(new) + text[hj:]
 
@@ -369,21 +447,34 @@ def write(path, text):
 
 # ----------------------------------------------------------------- main
 
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: tiny days, one run each; writes --output only, never README.md or docs/")
+    ap = benchlib.arguments(__doc__, json="keep everything measured here")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: tiny days, one run each; writes --output only, never README.md or docs/",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the markdown, write no file")
-    ap.add_argument("--output", metavar="FILE",
-                    help="write the markdown (paragraph and table) here instead of rewriting README.md and "
-                         "docs/performance.md (--quick default: bench-summary-quick.md in the temp folder)")
-    ap.add_argument("--runs", type=int, default=None, help="runs per contender, medians (default %d; --quick 1)"
-                    % FULL["runs"])
-    ap.add_argument("--dir", metavar="DIR", help="cache the generated days under DIR/<bench> (default: each "
-                                                 "script's own cache in the temp folder)")
-    ap.add_argument("--baseline-fh", metavar="PATH",
-                    help="a previous build's feedhandler executable: measured beside this one (bench_scale.py)")
-    ap.add_argument("--json", metavar="OUT", help="keep everything measured here")
+    ap.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the markdown (paragraph and table) here instead of rewriting README.md and "
+        "docs/performance.md (--quick default: bench-summary-quick.md in the temp folder)",
+    )
+    ap.add_argument(
+        "--runs", type=int, default=None, help="runs per contender, medians (default %d; --quick 1)" % FULL["runs"]
+    )
+    ap.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="cache the generated days under DIR/<bench> (default: each script's own cache in the temp folder)",
+    )
+    ap.add_argument(
+        "--baseline-fh",
+        metavar="PATH",
+        help="a previous build's feedhandler executable: measured beside this one (bench_scale.py)",
+    )
     ap.add_argument("--from-json", metavar="IN", help="render a kept run again instead of measuring")
     args = ap.parse_args()
     if args.runs is not None and args.runs < 1:
@@ -395,29 +486,41 @@ def main():
     else:
         sizes = QUICK if args.quick else FULL
         started = datetime.datetime.now(datetime.timezone.utc)
-        run = {"commit": git_commit(), "date": started.strftime("%Y-%m-%d"),
-               "started": started.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "quick": args.quick,
-               "runs": args.runs if args.runs is not None else sizes["runs"], "baseline_fh": args.baseline_fh}
+        run = {
+            "commit": git_commit(),
+            "date": started.strftime("%Y-%m-%d"),
+            "started": started.strftime("%Y-%m-%d %H:%M"),
+            "machine": machine(),
+            "quick": args.quick,
+            "runs": args.runs if args.runs is not None else sizes["runs"],
+            "baseline_fh": args.baseline_fh,
+        }
         if args.baseline_fh:
             run["baseline_commit"] = git_commit(os.path.dirname(os.path.realpath(args.baseline_fh)))
             if run["baseline_commit"] == "unknown":
                 run["baseline_commit"] = args.baseline_fh
-        print("bench_summary: commit %s, %s, %s" % (run["commit"], run["machine"]["text"],
-                                                    "quick" if args.quick else "full run"), file=sys.stderr)
+        print(
+            "bench_summary: commit %s, %s, %s"
+            % (run["commit"], run["machine"]["text"], "quick" if args.quick else "full run"),
+            file=sys.stderr,
+        )
         t0 = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="fh-summary-") as work:
             run["benches"] = measure(args, sizes, work)
         run["wall_s"] = time.monotonic() - t0
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(run, f, indent=2, default=str)
+        benchlib.write_json(args.json, run)
 
     paragraph, table = render_paragraph(run), render_table(run)
     failed = [v["script"] for v in run["benches"].values() if v["result"] is None]
     markdown = "README.md, the performance paragraph:\n\n%s\n\ndocs/performance.md, the summary table:\n\n%s\n" % (
-        paragraph, table)
-    print("bench_summary: %.0f s in all (%s)" % (run["wall_s"], ", ".join(
-        "%s %.0f s" % (v["script"], v["wall_s"]) for v in run["benches"].values())), file=sys.stderr)
+        paragraph,
+        table,
+    )
+    print(
+        "bench_summary: %.0f s in all (%s)"
+        % (run["wall_s"], ", ".join("%s %.0f s" % (v["script"], v["wall_s"]) for v in run["benches"].values())),
+        file=sys.stderr,
+    )
     if args.dry_run:
         sys.stdout.write(markdown)
     elif args.output or run["quick"]:
@@ -426,8 +529,11 @@ def main():
         print("bench_summary: wrote %s" % out, file=sys.stderr)
     elif failed:
         sys.stdout.write(markdown)
-        print("bench_summary: %s produced nothing: README.md and docs/performance.md left as they were"
-              % ", ".join(failed), file=sys.stderr)
+        print(
+            "bench_summary: %s produced nothing: README.md and docs/performance.md left as they were"
+            % ", ".join(failed),
+            file=sys.stderr,
+        )
     else:
         with open(README) as f:
             readme = rewrite_readme(f.read(), paragraph, README)
@@ -435,8 +541,11 @@ def main():
             perf = rewrite_performance(f.read(), table, PERFORMANCE)
         write(README, readme)
         write(PERFORMANCE, perf)
-        print("bench_summary: rewrote README.md (performance paragraph) and docs/performance.md (summary table; "
-              "the rows it replaced are now the first under History)", file=sys.stderr)
+        print(
+            "bench_summary: rewrote README.md (performance paragraph) and docs/performance.md (summary table; "
+            "the rows it replaced are now the first under History)",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

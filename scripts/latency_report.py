@@ -15,6 +15,7 @@ matplotlib: pip install 'feedhandler[report]'); --hgrm writes one
 HdrHistogram-compatible percentile text file per run and stage
 (PREFIX.RUN.STAGE.hgrm), for HdrHistogram's plotter and other tools.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
+
+import benchlib
 
 COLS = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99_9", "p99.9"), ("p99_99", "p99.99"), ("max", "max")]
 
@@ -36,10 +38,10 @@ def load(path):
 
 
 def run_replay(inp, extra):
-    fd, out = tempfile.mkstemp(suffix=".json", prefix="latency-")
-    os.close(fd)
-    exe = [sys.executable, "-m", "feedhandler"]
-    subprocess.run(exe + ["replay", "-q", inp, "--latency-json", out] + extra, check=True, stdout=subprocess.DEVNULL)
+    out = benchlib.tmpfile(prefix="latency-")
+    subprocess.run(
+        benchlib.fh("replay", "-q", inp, "--latency-json", out, *extra), check=True, stdout=subprocess.DEVNULL
+    )
     return out
 
 
@@ -66,13 +68,25 @@ def table(runs):
         r = runs[name]["rate"]
         m = runs[name].get("machine", {})
         clock = "TSC %.3f GHz" % (m["tsc_hz"] / 1e9) if m.get("tsc_hz") else "clock_gettime (no invariant TSC)"
-        print("%s: %.3f M msgs/s, %.3f M packets/s over %.3f s; %s, cores %s, %s, speed %s" % (
-            name, r["msgs_per_s"] / 1e6, r["packets_per_s"] / 1e6, r["elapsed_s"], m.get("cpu", "?"),
-            m.get("cores_used", "?"), clock, runs[name].get("speed", "?")))
+        print(
+            "%s: %.3f M msgs/s, %.3f M packets/s over %.3f s; %s, cores %s, %s, speed %s"
+            % (
+                name,
+                r["msgs_per_s"] / 1e6,
+                r["packets_per_s"] / 1e6,
+                r["elapsed_s"],
+                m.get("cpu", "?"),
+                m.get("cores_used", "?"),
+                clock,
+                runs[name].get("speed", "?"),
+            )
+        )
         mpp = runs[name].get("messages_per_packet")
         if mpp and mpp["count"]:
-            print("%s  messages per packet: mean %.2f, p50 %d, p90 %d, p99 %d, max %d (%d packets)" % (
-                " " * len(name), mpp["mean"], mpp["p50"], mpp["p90"], mpp["p99"], mpp["max"], mpp["count"]))
+            print(
+                "%s  messages per packet: mean %.2f, p50 %d, p90 %d, p99 %d, max %d (%d packets)"
+                % (" " * len(name), mpp["mean"], mpp["p50"], mpp["p90"], mpp["p99"], mpp["max"], mpp["count"])
+            )
     base = names[0]
     for st in stages_of(runs):
         print("\n%-18s %-14s %10s" % (st, "run", "count") + "".join("%12s" % c for _, c in COLS) + "  (ns)")
@@ -84,8 +98,10 @@ def table(runs):
             print("%-18s %-14s %10d" % ("", name[:14], s["count"]) + "".join("%12d" % s[k] for k, _ in COLS))
             b = runs[base]["stages"].get(st)
             if name != base and b is not None:
-                print("%-18s %-14s %10s" % ("", "  vs " + base[:10], "") +
-                      "".join("%12s" % change(s[k], b[k]) for k, _ in COLS))
+                print(
+                    "%-18s %-14s %10s" % ("", "  vs " + base[:10], "")
+                    + "".join("%12s" % change(s[k], b[k]) for k, _ in COLS)
+                )
 
 
 def hgrm(runs, prefix):
@@ -109,6 +125,7 @@ def hgrm(runs, prefix):
 def plot(runs, path, only=None):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -142,17 +159,23 @@ def plot(runs, path, only=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="*", help="--latency-json files")
-    ap.add_argument("--run", metavar="INPUT", help="run `feedhandler replay INPUT --latency-json` first; "
-                    "every argument after INPUT goes to the replay")
+    ap.add_argument(
+        "--run",
+        metavar="INPUT",
+        help="run `feedhandler replay INPUT --latency-json` first; every argument after INPUT goes to the replay",
+    )
     ap.add_argument("--png", help="write a percentile plot here")
     ap.add_argument("--hgrm", metavar="PREFIX", help="write HdrHistogram percentile files PREFIX.RUN.STAGE.hgrm")
-    ap.add_argument("--stages", metavar="LIST",
-                    help="comma-separated stages to plot (default: all), e.g. rx_to_published,processing")
+    ap.add_argument(
+        "--stages",
+        metavar="LIST",
+        help="comma-separated stages to plot (default: all), e.g. rx_to_published,processing",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--run" in argv:
         i = argv.index("--run")
-        argv, extra = argv[:i + 2], argv[i + 2:]
+        argv, extra = argv[: i + 2], argv[i + 2 :]
     args = ap.parse_args(argv)
     files = list(args.inputs)
     if args.run:
