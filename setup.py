@@ -20,9 +20,11 @@ def have_dpdk():
         return False
 
 
-modules = ["cffi_build/build_core.py:ffibuilder",
-           "cffi_build/build_gen.py:ffibuilder",
-           "cffi_build/build_probe.py:ffibuilder"]
+modules = [
+    "cffi_build/build_core.py:ffibuilder",
+    "cffi_build/build_gen.py:ffibuilder",
+    "cffi_build/build_probe.py:ffibuilder",
+]
 if have_dpdk():
     modules.append("cffi_build/build_dpdk.py:ffibuilder")
 

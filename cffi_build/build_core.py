@@ -10,6 +10,7 @@ Environment switches (all opt-in; the default build is portable ``-O3``):
                           variant of a tuning constant (scripts/compare_builds.py flags)
   FEEDHANDLER_NO_ZSTD=1   build without zstd input support even where libzstd is installed
 """
+
 import glob
 import os
 
@@ -26,11 +27,16 @@ def _flags():
     cflags = list(STRICT)
     ldflags = []
     if os.environ.get("FEEDHANDLER_SANITIZE") == "1":
-        cflags += ["-O1", "-g", "-fno-omit-frame-pointer",
-                   "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                   # Inputs are read into exact-size heap buffers instead of being
-                   # mapped, so ASan sees a read one byte past any input's end.
-                   "-DFH_EXACT_BUFFERS=1"]
+        cflags += [
+            "-O1",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            # Inputs are read into exact-size heap buffers instead of being
+            # mapped, so ASan sees a read one byte past any input's end.
+            "-DFH_EXACT_BUFFERS=1",
+        ]
         ldflags += ["-fsanitize=address,undefined"]
     else:
         # Hidden visibility: calls between our C files are direct, not through the
@@ -51,6 +57,7 @@ def _zstd():
         return [], []
     try:
         import subprocess
+
         out = subprocess.run(["pkg-config", "--cflags", "--libs", "libzstd"], capture_output=True, text=True)
     except OSError:
         return [], []
@@ -82,7 +89,7 @@ _cflags, _ldflags = _flags()
 _zflags, _zlibs = _zstd()
 ffibuilder.set_source(
     "feedhandler._core",
-    "#include <stdint.h>\n#include <stddef.h>\n#include \"fh_api.h\"\n",
+    '#include <stdint.h>\n#include <stddef.h>\n#include "fh_api.h"\n',
     sources=_sources(),
     include_dirs=[CSRC],
     libraries=["z", "pthread"] + _zlibs,

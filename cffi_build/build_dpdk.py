@@ -6,6 +6,7 @@ pipeline as replay mode without a call through Python.  The cdef is
 csrc/fh_api.h followed by csrc/dpdk/fh_dpdk.h.  DPDK's own headers are included
 as system headers, so -Werror applies to our code only.
 """
+
 import os
 import shlex
 import subprocess
@@ -23,8 +24,9 @@ def have_dpdk() -> bool:
 
 
 def _pkg(flag):
-    return shlex.split(subprocess.run(["pkg-config", flag, "libdpdk"], capture_output=True, text=True,
-                                      check=True).stdout)
+    return shlex.split(
+        subprocess.run(["pkg-config", flag, "libdpdk"], capture_output=True, text=True, check=True).stdout
+    )
 
 
 def _dpdk_cflags():
@@ -59,7 +61,7 @@ if have_dpdk():
     _rel = os.path.relpath(os.path.join(CSRC, "dpdk"), os.getcwd())
     ffibuilder.set_source(
         "feedhandler._dpdk",
-        "#include <stdint.h>\n#include <stddef.h>\n#include \"fh_api.h\"\n#include \"dpdk/fh_dpdk.h\"\n",
+        '#include <stdint.h>\n#include <stddef.h>\n#include "fh_api.h"\n#include "dpdk/fh_dpdk.h"\n',
         sources=_sources() + [os.path.join(_rel, "src_dpdk.c")],
         include_dirs=[CSRC],
         libraries=["z", "pthread"] + _zlibs,

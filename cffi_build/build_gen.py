@@ -9,6 +9,7 @@ helpers, itch_spec.h and pitch_spec.h for the message tables) but no object
 code, and is built with the core's flags (build_core._flags(): -Werror, and
 AddressSanitizer with FEEDHANDLER_SANITIZE=1).
 """
+
 import os
 
 from cffi import FFI
@@ -25,7 +26,7 @@ with open(os.path.join(GEN, "gen_api.h")) as f:
 _cflags, _ldflags = _flags()
 ffibuilder.set_source(
     "feedhandler._gen",
-    "#include <stdint.h>\n#include <stddef.h>\n#include \"gen/gen_api.h\"\n",
+    '#include <stdint.h>\n#include <stddef.h>\n#include "gen/gen_api.h"\n',
     sources=c_sources("gen"),
     include_dirs=[CSRC],
     extra_compile_args=_cflags,

@@ -12,12 +12,17 @@ Sources: csrc/probe/*.c plus the core files they need (CORE_SOURCES), with the
 core's flags (build_core._flags(): -Werror, and AddressSanitizer with
 FEEDHANDLER_SANITIZE=1).
 """
+
 import os
 
 from cffi import FFI
 
-from build_core import CSRC, _flags, c_sources  # noqa: E402  (same directory when run by setuptools)
-from build_core import ffibuilder as core_ffibuilder  # noqa: E402
+from build_core import (  # noqa: E402  (same directory when run by setuptools)
+    CSRC,
+    _flags,
+    c_sources,
+    ffibuilder as core_ffibuilder,  # noqa: E402
+)
 
 PROBE = os.path.join(CSRC, "probe")
 # The core files the probes call into: fh_tsc_calibrate; the raw readers
@@ -39,7 +44,7 @@ with open(os.path.join(PROBE, "probe_api.h")) as f:
 _cflags, _ldflags = _flags()
 ffibuilder.set_source(
     "feedhandler._probe",
-    "#include <stdint.h>\n#include <stddef.h>\n#include \"fh_api.h\"\n#include \"probe/probe_api.h\"\n",
+    '#include <stdint.h>\n#include <stddef.h>\n#include "fh_api.h"\n#include "probe/probe_api.h"\n',
     sources=_sources(),
     include_dirs=[CSRC],
     extra_compile_args=_cflags,

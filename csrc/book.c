@@ -60,13 +60,22 @@ static uint64_t win_size_for(uint32_t max_orders)
     return w;
 }
 
-int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
-                 uint32_t depth, char *err, size_t errlen)
+int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels, uint32_t depth,
+                 char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    if (max_orders < 1 || max_orders > (1u << 30)) { fh_errf(err, errlen, "max_orders %u out of range 1..2^30", max_orders); return -1; }
-    if (max_instruments < 1 || max_instruments > 65535) { fh_errf(err, errlen, "max_instruments %u out of range 1..65535 (stock locates are 16-bit)", max_instruments); return -1; }
-    if (max_levels < FH_LVL_MIN_CAP || max_levels > (1u << 30)) { fh_errf(err, errlen, "max_levels %u out of range %u..2^30", max_levels, FH_LVL_MIN_CAP); return -1; }
+    if (max_orders < 1 || max_orders > (1u << 30)) {
+        fh_errf(err, errlen, "max_orders %u out of range 1..2^30", max_orders);
+        return -1;
+    }
+    if (max_instruments < 1 || max_instruments > 65535) {
+        fh_errf(err, errlen, "max_instruments %u out of range 1..65535 (stock locates are 16-bit)", max_instruments);
+        return -1;
+    }
+    if (max_levels < FH_LVL_MIN_CAP || max_levels > (1u << 30)) {
+        fh_errf(err, errlen, "max_levels %u out of range %u..2^30", max_levels, FH_LVL_MIN_CAP);
+        return -1;
+    }
     b->max_orders = max_orders;
     b->max_levels = max_levels;
     b->window_venue = FH_WIN_VENUE_NONE;
@@ -107,8 +116,9 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
     b->touched = big_alloc(((size_t)max_instruments + 1) * sizeof *b->touched, SIZE_MAX, &b->bytes);
     if (!b->window || !b->table || !b->scratch || !b->levels || !b->instr || !b->touched) {
-        fh_errf(err, errlen, "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities",
-                max_orders, max_levels, max_instruments);
+        fh_errf(err, errlen,
+                "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities", max_orders,
+                max_levels, max_instruments);
         fh_book_free(b);
         return -1;
     }
@@ -134,8 +144,14 @@ FH_INLINE uint64_t table_find(const fh_book_t *b, uint64_t ref, uint32_t venue, 
     uint64_t i = ref_home(b, ref);
     for (;;) {
         const fh_horder_t *h = &b->table[i];
-        if (h->o.shares == 0) { *found = 0; return i; }     /* live orders never have 0 shares */
-        if (h->ref == ref && h->o.venue == venue) { *found = 1; return i; }
+        if (h->o.shares == 0) {
+            *found = 0;
+            return i;
+        }     /* live orders never have 0 shares */
+        if (h->ref == ref && h->o.venue == venue) {
+            *found = 1;
+            return i;
+        }
         i = (i + 1) & b->table_mask;
     }
 }
@@ -153,7 +169,11 @@ static void table_erase(fh_book_t *b, uint64_t i)
             const uint64_t home = ref_home(b, h->ref);
             /* Move it back to i unless its home lies cyclically in (i, j]. */
             const int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-            if (!stays) { b->table[i] = *h; i = j; break; }
+            if (!stays) {
+                b->table[i] = *h;
+                i = j;
+                break;
+            }
         }
     }
 }
@@ -274,11 +294,13 @@ FH_INLINE fh_order_t *ord_new(fh_book_t *b, uint64_t ref, uint32_t venue)
         b->window_venue = venue;                        /* the first order: the window is its venue's */
     }
     if (FH_UNLIKELY(!in_window(b, ref))) {
-        if (ref >= b->window_base && b->window_live == 0)
-            win_move(b, ref & ~(uint64_t)15);        /* an empty window moves for free: it starts here */
-        else if (ref >= b->window_base && ref - b->window_base < 2 * b->window_size)
-            win_slide(b, ref);                       /* the day moving on */
-        else {
+        if (ref >= b->window_base && b->window_live == 0) {
+            /* An empty window moves for free: it starts here. */
+            win_move(b, ref & ~(uint64_t)15);
+        } else if (ref >= b->window_base && ref - b->window_base < 2 * b->window_size) {
+            /* The day moving on. */
+            win_slide(b, ref);
+        } else {
             /* Below the window (an old reference), or far past it while it holds
              * live orders (corrupt or hostile: sliding there would evict them all). */
             if (ref > b->window_base && ref > b->hash_ahead_max) b->hash_ahead_max = ref;
@@ -567,7 +589,7 @@ static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
 
 /* Buy/sell indicator -> side + 1; 0 = neither (rejected).  A table, not two
  * compares: the side of the next add is a coin toss for a branch predictor. */
-static const uint8_t side_of[256] = { ['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_ASK + 1 };
+static const uint8_t side_of[256] = {['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_ASK + 1};
 
 FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
 {
@@ -578,16 +600,29 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
     case 'A':
     case 'F': {
         const fh_itch_A_t *a = &m->u.A;
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
-        if (FH_UNLIKELY(a->shares == 0 || a->price == 0)) { c->zero_rejected++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
+        if (FH_UNLIKELY(a->shares == 0 || a->price == 0)) {
+            c->zero_rejected++;
+            return;
+        }
         const int side = side_of[a->buy_sell_indicator] - 1;
-        if (FH_UNLIKELY(side < 0)) { c->bad_side++; return; }
-        touched(b, locate, order_add(b, a->order_reference_number, m->venue, locate, side, a->shares, a->price, ts), ts);
+        if (FH_UNLIKELY(side < 0)) {
+            c->bad_side++;
+            return;
+        }
+        touched(b, locate, order_add(b, a->order_reference_number, m->venue, locate, side, a->shares, a->price, ts),
+                ts);
         return;
     }
     case 'D': {
         fh_order_t *o = ord_find(b, m->u.D.order_reference_number, m->venue);
-        if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
+        if (FH_UNLIKELY(!o)) {
+            c->unknown_ref++;
+            return;
+        }
         locate = o->locate;
         c->deletes++;
         touched(b, locate, order_reduce(b, o, UINT32_MAX), ts);
@@ -596,7 +631,10 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
     case 'U': {
         const fh_itch_U_t *u = &m->u.U;
         fh_order_t *o = ord_find(b, u->original_order_reference_number, m->venue);
-        if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
+        if (FH_UNLIKELY(!o)) {
+            c->unknown_ref++;
+            return;
+        }
         locate = o->locate;
         const int side = o->side;
         c->replaces++;
@@ -612,12 +650,17 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
     case 'E':
     case 'C':
     case 'X': {
-        const uint64_t ref = m->type == 'X' ? m->u.X.order_reference_number
-                           : m->type == 'E' ? m->u.E.order_reference_number : m->u.C.order_reference_number;
-        const uint32_t want = m->type == 'X' ? m->u.X.cancelled_shares
-                            : m->type == 'E' ? m->u.E.executed_shares : m->u.C.executed_shares;
+        const uint64_t ref = m->type == 'X'   ? m->u.X.order_reference_number
+                             : m->type == 'E' ? m->u.E.order_reference_number
+                                              : m->u.C.order_reference_number;
+        const uint32_t want = m->type == 'X'   ? m->u.X.cancelled_shares
+                              : m->type == 'E' ? m->u.E.executed_shares
+                                               : m->u.C.executed_shares;
         fh_order_t *o = ord_find(b, ref, m->venue);
-        if (FH_UNLIKELY(!o)) { c->unknown_ref++; return; }
+        if (FH_UNLIKELY(!o)) {
+            c->unknown_ref++;
+            return;
+        }
         locate = o->locate;
         const uint32_t price = o->price;
         const uint32_t done = want > o->shares ? o->shares : want;
@@ -636,12 +679,18 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
         return;
     }
     case 'P':
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         fh_book_trade_event(b, locate, 'P', m->u.P.price, m->u.P.shares, m->u.P.match_number, ts);
         touched(b, locate, 0, ts);
         return;
     case 'Q':
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         fh_book_trade_event(b, locate, 'Q', m->u.Q.cross_price, m->u.Q.shares, m->u.Q.match_number, ts);
         touched(b, locate, 0, ts);
         return;
@@ -654,26 +703,38 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
         }
         return;
     case 'H':
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         b->instr[locate].trading_state = m->u.H.trading_state;
         fh_book_state_event(b, locate, 'H', m->u.H.trading_state, ts);
         touched(b, locate, 0, ts);
         return;
     case 'h':
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         if (m->u.h.operational_halt_action == 'H') b->instr[locate].flags |= FH_SLOT_OP_HALT;
         else b->instr[locate].flags &= (uint8_t)~FH_SLOT_OP_HALT;
         fh_book_state_event(b, locate, 'h', m->u.h.operational_halt_action, ts);
         touched(b, locate, 0, ts);
         return;
     case 'Y':
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         b->instr[locate].reg_sho = m->u.Y.reg_sho_action;
         fh_book_state_event(b, locate, 'Y', m->u.Y.reg_sho_action, ts);
         touched(b, locate, 0, ts);
         return;
     case 'R': {
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         fh_instr_t *in = &b->instr[locate];
         copy_stock(in->symbol, m->u.R.stock);
         in->round_lot = m->u.R.round_lot_size;
@@ -684,7 +745,10 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
         return;
     }
     case 'J': {
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         fh_instr_t *in = &b->instr[locate];
         in->luld_ref = m->u.J.auction_collar_reference_price;
         in->luld_up = m->u.J.upper_auction_collar_price;
@@ -694,7 +758,10 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
         return;
     }
     case 'I': {
-        if (FH_UNLIKELY(!locate_ok(b, locate))) { c->locate_range++; return; }
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
         fh_instr_t *in = &b->instr[locate];
         in->noii_paired = m->u.I.paired_shares;
         in->noii_imbalance = m->u.I.imbalance_shares;
@@ -719,7 +786,6 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
     }
 }
 
-
 /* ------------------------------------------------------- batched applying */
 
 /* How far ahead (in messages) each stage fetches.  A message applies in a few
@@ -736,10 +802,13 @@ _Static_assert(FH_PF_FAR > FH_PF_NEAR, "the far stage runs ahead of the near one
 
 /* The reference is the first body field of every message that has one, so
  * the prefetch stages read it without looking at the type. */
-_Static_assert(offsetof(fh_itch_A_t, order_reference_number) == 0 && offsetof(fh_itch_D_t, order_reference_number) == 0 &&
-               offsetof(fh_itch_E_t, order_reference_number) == 0 && offsetof(fh_itch_X_t, order_reference_number) == 0 &&
-               offsetof(fh_itch_C_t, order_reference_number) == 0 &&
-               offsetof(fh_itch_U_t, original_order_reference_number) == 0, "references lead every order body");
+_Static_assert(offsetof(fh_itch_A_t, order_reference_number) == 0 &&
+                   offsetof(fh_itch_D_t, order_reference_number) == 0 &&
+                   offsetof(fh_itch_E_t, order_reference_number) == 0 &&
+                   offsetof(fh_itch_X_t, order_reference_number) == 0 &&
+                   offsetof(fh_itch_C_t, order_reference_number) == 0 &&
+                   offsetof(fh_itch_U_t, original_order_reference_number) == 0,
+               "references lead every order body");
 
 /* Both stages are free of branches on the message type: the type is as
  * unpredictable as the market, and a mispredicted branch per stage cost more
@@ -814,7 +883,11 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
     uint64_t gone = 0;
     for (uint64_t j = 0; j < b->window_size; j++) {
         fh_order_t *o = &b->window[j];
-        if (o->shares && FH_BIT(o->locate)) { o->shares = 0; b->window_live--; gone++; }
+        if (o->shares && FH_BIT(o->locate)) {
+            o->shares = 0;
+            b->window_live--;
+            gone++;
+        }
     }
     /* The hash: survivors aside, cleared, reinserted (as when it grows). */
     const uint64_t size = b->table_mask + 1;

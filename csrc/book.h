@@ -57,14 +57,14 @@ typedef struct fh_order {
     uint32_t shares;
     uint32_t price;
     uint16_t locate;
-    uint8_t  side;
-    uint8_t  venue;            /* references are unique per venue: the hash matches (ref, venue) */
+    uint8_t side;
+    uint8_t venue;            /* references are unique per venue: the hash matches (ref, venue) */
     uint32_t level;            /* index of its level in its side's array when last seen (a hint) */
 } fh_order_t;
 
 /* An order outside the window, in the hash table. */
 typedef struct fh_horder {
-    uint64_t   ref;
+    uint64_t ref;
     fh_order_t o;
 } fh_horder_t;
 
@@ -90,11 +90,11 @@ typedef struct fh_instr {
     uint64_t applied;          /* messages applied to this instrument */
     uint64_t exch_ts;
     uint64_t rx_ts;
-    uint8_t  dirty;            /* a visible field changed since the last publish */
-    uint8_t  flags;            /* enum fh_slot_flags */
-    uint8_t  trading_state, reg_sho, market_category, noii_dir;
-    uint8_t  queued;           /* in the packet's publish list: 1, | 2 when its top changed (BBO check) */
-    uint8_t  _pad0;
+    uint8_t dirty;            /* a visible field changed since the last publish */
+    uint8_t flags;            /* enum fh_slot_flags */
+    uint8_t trading_state, reg_sho, market_category, noii_dir;
+    uint8_t queued;           /* in the packet's publish list: 1, | 2 when its top changed (BBO check) */
+    uint8_t _pad0;
     /* --- second line on: cold */
     uint64_t last_trade_shares, last_trade_match, last_trade_ts;
     uint64_t noii_paired, noii_imbalance;
@@ -103,24 +103,24 @@ typedef struct fh_instr {
     uint32_t last_trade_price, round_lot;
     uint32_t luld_ref, luld_up, luld_lo;
     uint32_t noii_near, noii_far, noii_ref;
-    char     symbol[8];
-    uint8_t  venue;            /* index in the run's venue table (0: the ITCH venue) */
-    uint8_t  _pad2[3];
+    char symbol[8];
+    uint8_t venue;            /* index in the run's venue table (0: the ITCH venue) */
+    uint8_t _pad2[3];
     uint32_t cbbo;             /* its consolidated BBO entry + 1 (0: not claimed yet) */
-    uint8_t  _pad1[32];
+    uint8_t _pad1[32];
 } __attribute__((aligned(64))) fh_instr_t;
 
 typedef struct fh_book {
     fh_order_t *window;        /* order window: entry ref & window_mask for refs in
                                 * [window_base, window_base + window_size)
                                 * of venue window_venue; other venues' orders live in the hash */
-    uint32_t   window_venue;   /* the venue of the first order added (a PITCH-only lane: that venue);
-                                * FH_WIN_VENUE_NONE before it */
-    uint64_t   window_base, window_size, window_mask;
-    uint64_t   window_live;    /* live orders in the window */
+    uint32_t window_venue;   /* the venue of the first order added (a PITCH-only lane: that venue);
+                              * FH_WIN_VENUE_NONE before it */
+    uint64_t window_base, window_size, window_mask;
+    uint64_t window_live;    /* live orders in the window */
     fh_horder_t *table;        /* hash for orders outside the window, 2x max_orders entries (power of two) */
-    uint64_t   hash_live;      /* live orders in the hash */
-    uint64_t   hash_ahead_max; /* highest reference put in the hash while far past the window, 0 = none */
+    uint64_t hash_live;      /* live orders in the hash */
+    uint64_t hash_ahead_max; /* highest reference put in the hash while far past the window, 0 = none */
     fh_level_t *levels;        /* level arena (blocks of FH_LVL_MIN_CAP << class) */
     fh_instr_t *instr;         /* index = stock locate, 1..n_instr */
     fh_horder_t *scratch;      /* max_orders entries, used while the hash grows */
@@ -134,19 +134,23 @@ typedef struct fh_book {
     uint32_t level_free[FH_LVL_CLASSES];
     uint32_t n_instr;          /* highest locate accepted */
     uint32_t depth;
-    int      publish;          /* write slots and events to shm */
+    int publish;          /* write slots and events to shm */
     fh_shm_t *shm;
     fh_shm_cbbo_t *cbbo;       /* the consolidated BBO table (shm), or NULL: not consolidating */
     uint64_t *cbbo_full;       /* counter: instruments the full table could not take (fh_stats_t.cbbo_full) */
-    struct fh_cbbo_last { uint32_t bid_price, ask_price; uint64_t bid_shares, ask_shares; uint8_t bid_venue, ask_venue;
-                          uint8_t _pad[6]; } *cbbo_last;   /* per entry: the consolidated BBO this lane last reported */
+    struct fh_cbbo_last {
+        uint32_t bid_price, ask_price;
+        uint64_t bid_shares, ask_shares;
+        uint8_t bid_venue, ask_venue;
+        uint8_t _pad[6];
+    } *cbbo_last;   /* per entry: the consolidated BBO this lane last reported */
     const fh_tsc_t *tsc;
     fh_book_counters_t *counters;
     uint64_t rx_ts;            /* capture/receive time of the frame being applied */
     uint64_t now;              /* publish time of the packet being applied, 0 = not read yet */
     uint8_t *stream_seen;      /* bitmap of locates seen on the current stream, or NULL */
-    int      stream_gapped;    /* the current stream lost messages for good: a locate it shows for the
-                                * first time may have lost its first messages (directory, adds) */
+    int stream_gapped;    /* the current stream lost messages for good: a locate it shows for the
+                           * first time may have lost its first messages (directory, adds) */
     uint32_t *touched;         /* instruments touched since the last flush, each once (n_instr + 1 entries) */
     uint32_t n_touched;
     uint64_t bytes;            /* memory reserved for the structures above */
@@ -184,8 +188,8 @@ FH_INLINE const fh_level_t *lvl_at(const fh_book_t *b, const fh_bside_t *s, uint
     return &b->levels[s->off + s->n - 1 - rank];
 }
 
-int  fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels,
-                  uint32_t depth, char *err, size_t errlen);
+int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, uint32_t max_levels, uint32_t depth,
+                 char *err, size_t errlen);
 void fh_book_free(fh_book_t *b);
 /* Apply n decoded messages in order (a packet, or a window of BinaryFILE
  * records); the caller flushes. */

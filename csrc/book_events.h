@@ -18,8 +18,8 @@ FH_INLINE uint64_t fh_book_event_now(fh_book_t *b)
     return b->now;
 }
 
-
-FH_INLINE fh_shm_event_t *fh_book_event_begin(fh_book_t *b, uint32_t locate, uint8_t type, uint8_t aux, uint64_t exch_ts)
+FH_INLINE fh_shm_event_t *fh_book_event_begin(fh_book_t *b, uint32_t locate, uint8_t type, uint8_t aux,
+                                              uint64_t exch_ts)
 {
     fh_shm_event_t *e = fh_shm_event_begin(b->shm);
     e->exch_ts = exch_ts;
@@ -40,8 +40,8 @@ FH_INLINE void fh_book_event_commit(fh_book_t *b, fh_shm_event_t *e)
     b->counters->events++;
 }
 
-static inline void fh_book_trade_event(fh_book_t *b, uint32_t locate, uint8_t kind, uint32_t price, uint64_t shares, uint64_t match,
-                  uint64_t ts)
+static inline void fh_book_trade_event(fh_book_t *b, uint32_t locate, uint8_t kind, uint32_t price, uint64_t shares,
+                                       uint64_t match, uint64_t ts)
 {
     fh_instr_t *in = &b->instr[locate];
     b->counters->trades++;
@@ -52,7 +52,9 @@ static inline void fh_book_trade_event(fh_book_t *b, uint32_t locate, uint8_t ki
     in->dirty = 1;
     if (!b->publish) return;
     fh_shm_event_t *e = fh_book_event_begin(b, locate, FH_EV_TRADE, kind, ts);
-    e->price1 = price; e->qty1 = shares; e->qty2 = match;
+    e->price1 = price;
+    e->qty1 = shares;
+    e->qty2 = match;
     fh_book_event_commit(b, e);
 }
 

@@ -14,18 +14,18 @@
 
 #include "fh_api.h"
 
-#define FH_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define FH_LIKELY(x) __builtin_expect(!!(x), 1)
 #define FH_UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* Forced inlining makes the per-frame path one function (pipeline.h).  The
  * libFuzzer build (FH_FUZZ_BUILD, scripts/fuzz.sh) lets the compiler choose:
  * the same code, and its sanitized, instrumented compile of every source's
  * walk loops stays minutes shorter. */
 #ifdef FH_FUZZ_BUILD
-#define FH_INLINE      static inline
+#define FH_INLINE static inline
 #else
-#define FH_INLINE      static inline __attribute__((always_inline))
+#define FH_INLINE static inline __attribute__((always_inline))
 #endif
-#define FH_CACHELINE   64
+#define FH_CACHELINE 64
 
 /* Spin-wait hint for retry loops (readers only; the hot path never waits). */
 #if defined(__x86_64__) || defined(__i386__)
@@ -36,22 +36,61 @@
 #define FH_CPU_RELAX() ((void)0)
 #endif
 
-FH_INLINE uint16_t fh_be16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return __builtin_bswap16(v); }
-FH_INLINE uint32_t fh_be32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return __builtin_bswap32(v); }
-FH_INLINE uint64_t fh_be64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return __builtin_bswap64(v); }
+FH_INLINE uint16_t fh_be16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return __builtin_bswap16(v);
+}
+FH_INLINE uint32_t fh_be32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
+}
+FH_INLINE uint64_t fh_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
 /* ITCH timestamps are 6 bytes: read exactly 6, never 8. */
 FH_INLINE uint64_t fh_be48(const uint8_t *p)
 {
-    uint16_t hi; uint32_t lo;
-    memcpy(&hi, p, 2); memcpy(&lo, p + 2, 4);
+    uint16_t hi;
+    uint32_t lo;
+    memcpy(&hi, p, 2);
+    memcpy(&lo, p + 2, 4);
     return ((uint64_t)__builtin_bswap16(hi) << 32) | __builtin_bswap32(lo);
 }
-FH_INLINE uint16_t fh_le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-FH_INLINE uint32_t fh_le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+FH_INLINE uint16_t fh_le16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+FH_INLINE uint32_t fh_le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
-FH_INLINE void fh_put_be16(uint8_t *p, uint16_t v) { v = __builtin_bswap16(v); memcpy(p, &v, 2); }
-FH_INLINE void fh_put_be32(uint8_t *p, uint32_t v) { v = __builtin_bswap32(v); memcpy(p, &v, 4); }
-FH_INLINE void fh_put_be64(uint8_t *p, uint64_t v) { v = __builtin_bswap64(v); memcpy(p, &v, 8); }
+FH_INLINE void fh_put_be16(uint8_t *p, uint16_t v)
+{
+    v = __builtin_bswap16(v);
+    memcpy(p, &v, 2);
+}
+FH_INLINE void fh_put_be32(uint8_t *p, uint32_t v)
+{
+    v = __builtin_bswap32(v);
+    memcpy(p, &v, 4);
+}
+FH_INLINE void fh_put_be64(uint8_t *p, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
+}
 FH_INLINE void fh_put_be48(uint8_t *p, uint64_t v)
 {
     fh_put_be16(p, (uint16_t)(v >> 32));
@@ -59,8 +98,7 @@ FH_INLINE void fh_put_be48(uint8_t *p, uint64_t v)
 }
 
 /* Cold path only: format an error message into a caller's buffer. */
-__attribute__((format(printf, 3, 4)))
-static inline void fh_errf(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static inline void fh_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0) return;
     va_list ap;
@@ -95,7 +133,10 @@ static inline int fh_mem_check(uint64_t reserve, uint64_t touch, const char *wha
         char line[128];
         unsigned long long kb;
         while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) { avail = (uint64_t)kb * 1024u; break; }
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                avail = (uint64_t)kb * 1024u;
+                break;
+            }
         fclose(f);
     }
     if (!avail) {
@@ -104,15 +145,19 @@ static inline int fh_mem_check(uint64_t reserve, uint64_t touch, const char *wha
     }
     const double gib = 1024.0 * 1024.0 * 1024.0;
     if (reserve > total) {
-        fh_errf(err, errlen, "%s would need %.2f GiB of memory, more than this machine has (%.2f GiB): "
-                "reduce the capacities", what, (double)reserve / gib, (double)total / gib);
+        fh_errf(err, errlen,
+                "%s would need %.2f GiB of memory, more than this machine has (%.2f GiB): "
+                "reduce the capacities",
+                what, (double)reserve / gib, (double)total / gib);
         return -1;
     }
     /* Leave the rest of the system some room: a tenth of what is free, at most 1 GiB. */
     const uint64_t room = avail / 10 < (1ull << 30) ? avail / 10 : (1ull << 30);
     if (touch > avail - room) {
-        fh_errf(err, errlen, "%s must fault in %.2f GiB at start-up, more than the %.2f GiB available now: "
-                "reduce the capacities", what, (double)touch / gib, (double)avail / gib);
+        fh_errf(err, errlen,
+                "%s must fault in %.2f GiB at start-up, more than the %.2f GiB available now: "
+                "reduce the capacities",
+                what, (double)touch / gib, (double)avail / gib);
         return -1;
     }
     return 0;

@@ -12,7 +12,7 @@
 
 #define FH_HIST_SUB_BITS 11u                          /* 2048 sub-buckets: 3 significant digits */
 #define FH_HIST_SUB_HALF (1u << (FH_HIST_SUB_BITS - 1))
-#define FH_HIST_MAX_NS   ((1ull << 35) - 1)
+#define FH_HIST_MAX_NS ((1ull << 35) - 1)
 
 FH_INLINE uint32_t fh_hist_index(uint64_t v)
 {
@@ -39,7 +39,10 @@ FH_INLINE uint64_t fh_hist_highest(uint32_t i)
 
 FH_INLINE void fh_hist_record(fh_hist_t *h, uint64_t v)
 {
-    if (FH_UNLIKELY(v > FH_HIST_MAX_NS)) { h->overflow++; v = FH_HIST_MAX_NS; }
+    if (FH_UNLIKELY(v > FH_HIST_MAX_NS)) {
+        h->overflow++;
+        v = FH_HIST_MAX_NS;
+    }
     h->counts[fh_hist_index(v)]++;
     h->count++;
     h->sum += v;

@@ -24,10 +24,10 @@
 #endif
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define FH_POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
+#define FH_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define FH_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #else
-#define FH_POISON(p, n)   ((void)(p), (void)(n))
+#define FH_POISON(p, n) ((void)(p), (void)(n))
 #define FH_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
@@ -40,7 +40,7 @@
 #define FH_STREAM_BUF (8u << 20)
 #endif
 #ifndef FH_STREAM_IN
-#define FH_STREAM_IN  (1u << 20)      /* compressed bytes read per read(2) */
+#define FH_STREAM_IN (1u << 20)      /* compressed bytes read per read(2) */
 #endif
 
 static uint64_t now_ns(void)
@@ -107,9 +107,10 @@ int fh_build_info(char *out, size_t len)
 #else
     snprintf(compiler, sizeof compiler, "unknown");
 #endif
-    return snprintf(out, out ? len : 0, "zstd=%d sanitize=%d exact_buffers=%d stream_buf=%llu stream_in=%llu compiler=%s",
-                    FH_BUILD_ZSTD, FH_BUILD_ASAN, FH_BUILD_EXACT, (unsigned long long)FH_STREAM_BUF,
-                    (unsigned long long)FH_STREAM_IN, compiler);
+    return snprintf(out, out ? len : 0,
+                    "zstd=%d sanitize=%d exact_buffers=%d stream_buf=%llu stream_in=%llu compiler=%s", FH_BUILD_ZSTD,
+                    FH_BUILD_ASAN, FH_BUILD_EXACT, (unsigned long long)FH_STREAM_BUF, (unsigned long long)FH_STREAM_IN,
+                    compiler);
 }
 
 typedef int (*walk_fn)(fh_src_t *, fh_lane_t *, const uint8_t *, size_t, int, size_t, size_t *, char *, size_t);
@@ -118,18 +119,23 @@ static walk_fn walker(int fmt)
 {
     switch (fmt) {
     case FH_FMT_PCAP_US:
-    case FH_FMT_PCAP_NS: return fh_src_pcap_walk;
-    case FH_FMT_PCAPNG: return fh_src_pcapng_walk;
-    case FH_FMT_BINFILE: return fh_src_binfile_walk;
-    default: return NULL;
+    case FH_FMT_PCAP_NS:
+        return fh_src_pcap_walk;
+    case FH_FMT_PCAPNG:
+        return fh_src_pcapng_walk;
+    case FH_FMT_BINFILE:
+        return fh_src_binfile_walk;
+    default:
+        return NULL;
     }
 }
 
 static int unknown_format(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
-    fh_errf(err, errlen, "unrecognised format: not pcap, pcapng, gzip, zstd or NASDAQ BinaryFILE "
-            "(first bytes %02x %02x %02x %02x)", buf[0], len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0,
-            len > 3 ? buf[3] : 0);
+    fh_errf(err, errlen,
+            "unrecognised format: not pcap, pcapng, gzip, zstd or NASDAQ BinaryFILE "
+            "(first bytes %02x %02x %02x %02x)",
+            buf[0], len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0, len > 3 ? buf[3] : 0);
     return -1;
 }
 
@@ -143,13 +149,19 @@ static fh_src_t *src_new(int fmt)
 /* A whole input in memory (a mapped file, a buffer): one walk. */
 static int walk_whole(fh_lane_t *r, const uint8_t *buf, size_t len, int *format_out, char *err, size_t errlen)
 {
-    if (len == 0) { fh_errf(err, errlen, "input is empty"); return -1; }
+    if (len == 0) {
+        fh_errf(err, errlen, "input is empty");
+        return -1;
+    }
     const int fmt = detect(buf, len);
     if (format_out) *format_out = fmt;
     const walk_fn walk = walker(fmt);
     if (!walk) return unknown_format(buf, len, err, errlen);
     fh_src_t *src = src_new(fmt);
-    if (!src) { fh_errf(err, errlen, "out of memory"); return -1; }
+    if (!src) {
+        fh_errf(err, errlen, "out of memory");
+        return -1;
+    }
     r->input.progress_by_input = 0;
     __atomic_store_n(&r->input.total, len, __ATOMIC_RELAXED);
     __atomic_store_n(&r->input.done, 0, __ATOMIC_RELAXED);
@@ -220,10 +232,16 @@ static size_t stream_read(stream_t *s, uint8_t *out, size_t cap)
     const size_t errlen = sizeof s->err;
     size_t n = 0;
     while (n < cap && !s->done) {
-        if (stream_fill(s, err, errlen) != 0) { s->done = s->failed = 1; break; }
+        if (stream_fill(s, err, errlen) != 0) {
+            s->done = s->failed = 1;
+            break;
+        }
         const int drained = s->in_eof && s->in_off == s->in_len;     /* no compressed bytes left at all */
         if (s->z == Z_NONE) {
-            if (drained) { s->done = 1; break; }
+            if (drained) {
+                s->done = 1;
+                break;
+            }
             const size_t k = s->in_len - s->in_off < cap - n ? s->in_len - s->in_off : cap - n;
             memcpy(out + n, s->in + s->in_off, k);
             s->in_off += k;
@@ -232,7 +250,10 @@ static size_t stream_read(stream_t *s, uint8_t *out, size_t cap)
         }
         if (s->z == Z_GZIP) {
             if (s->gz_member_end) {
-                if (drained) { s->done = 1; break; }
+                if (drained) {
+                    s->done = 1;
+                    break;
+                }
                 /* Concatenated members are one file (gzip -c a b > c); anything else after one is not gzip. */
                 if (s->in[s->in_off] != 0x1F) {
                     s->done = s->failed = 1;
@@ -251,7 +272,10 @@ static size_t stream_read(stream_t *s, uint8_t *out, size_t cap)
             const int zr = inflate(&s->gz, Z_NO_FLUSH);
             s->in_off = s->in_len - s->gz.avail_in;
             n = cap - s->gz.avail_out;
-            if (zr == Z_STREAM_END) { s->gz_member_end = 1; continue; }
+            if (zr == Z_STREAM_END) {
+                s->gz_member_end = 1;
+                continue;
+            }
             if (zr != Z_OK && zr != Z_BUF_ERROR) {
                 s->done = s->failed = 1;
                 fh_errf(err, errlen, "corrupt gzip input at compressed byte %llu: %s",
@@ -300,7 +324,10 @@ static int stream_open(stream_t *s, int fd, char *err, size_t errlen)
     memset(s, 0, sizeof *s);
     s->fd = fd;
     s->in = malloc(FH_STREAM_IN);
-    if (!s->in) { fh_errf(err, errlen, "out of memory"); return -1; }
+    if (!s->in) {
+        fh_errf(err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -309,15 +336,22 @@ static int stream_start(stream_t *s, int z, char *err, size_t errlen)
 {
     s->z = z;
     if (z == Z_GZIP) {
-        if (inflateInit2(&s->gz, 16 + MAX_WBITS) != Z_OK) { fh_errf(err, errlen, "zlib init failed"); return -1; }
+        if (inflateInit2(&s->gz, 16 + MAX_WBITS) != Z_OK) {
+            fh_errf(err, errlen, "zlib init failed");
+            return -1;
+        }
         s->gz_live = 1;
     }
     if (z == Z_ZSTD) {
 #ifdef FH_HAVE_ZSTD
         s->zs = ZSTD_createDStream();
-        if (!s->zs || ZSTD_isError(ZSTD_initDStream(s->zs))) { fh_errf(err, errlen, "zstd init failed"); return -1; }
+        if (!s->zs || ZSTD_isError(ZSTD_initDStream(s->zs))) {
+            fh_errf(err, errlen, "zstd init failed");
+            return -1;
+        }
 #else
-        fh_errf(err, errlen, "zstd-compressed input, but this build has no zstd support: install libzstd-dev "
+        fh_errf(err, errlen,
+                "zstd-compressed input, but this build has no zstd support: install libzstd-dev "
                 "(pkg-config libzstd) and rebuild, or decompress it first (zstd -dc FILE | feedhandler replay -)");
         return -1;
 #endif
@@ -340,7 +374,10 @@ static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_ou
 {
     const size_t cap = FH_STREAM_BUF;
     uint8_t *buf = malloc(cap);
-    if (!buf) { fh_errf(err, errlen, "out of memory for a %u-byte input buffer", FH_STREAM_BUF); return -1; }
+    if (!buf) {
+        fh_errf(err, errlen, "out of memory for a %u-byte input buffer", FH_STREAM_BUF);
+        return -1;
+    }
     fh_src_t *src = NULL;
     walk_fn walk = NULL;
     size_t have = 0;
@@ -355,7 +392,10 @@ static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_ou
             const size_t k = stream_read(s, buf + have, cap - have);
             if (k == 0) {
                 eof = 1;
-                if (s->failed) { bad = 1; snprintf(zerr, sizeof zerr, "%s", s->err); }
+                if (s->failed) {
+                    bad = 1;
+                    snprintf(zerr, sizeof zerr, "%s", s->err);
+                }
             }
             have += k;
         }
@@ -382,7 +422,11 @@ static int walk_stream(fh_lane_t *r, stream_t *s, uint64_t total, int *format_ou
                 break;
             }
             src = src_new(fmt);
-            if (!src) { fh_errf(err, errlen, "out of memory"); rc = -1; break; }
+            if (!src) {
+                fh_errf(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
             fh_pipe_input_start(r);
         }
         FH_POISON(buf + have, cap - have);          /* under ASan: reading past the data is caught */
@@ -414,21 +458,38 @@ static uint8_t *slurp(int fd, size_t *len_out, char *err, size_t errlen)
 {
     size_t cap = 1u << 20, n = 0;
     uint8_t *b = malloc(cap);
-    if (!b) { fh_errf(err, errlen, "out of memory"); return NULL; }
+    if (!b) {
+        fh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     for (;;) {
         if (n == cap) {
             uint8_t *p = realloc(b, cap * 2);
-            if (!p) { free(b); fh_errf(err, errlen, "out of memory reading input"); return NULL; }
-            b = p; cap *= 2;
+            if (!p) {
+                free(b);
+                fh_errf(err, errlen, "out of memory reading input");
+                return NULL;
+            }
+            b = p;
+            cap *= 2;
         }
         const ssize_t k = read(fd, b + n, cap - n);
-        if (k < 0) { if (errno == EINTR) continue; fh_errf(err, errlen, "read failed: %s", strerror(errno)); free(b); return NULL; }
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            fh_errf(err, errlen, "read failed: %s", strerror(errno));
+            free(b);
+            return NULL;
+        }
         if (k == 0) break;
         n += (size_t)k;
     }
     if (n) {
         uint8_t *exact = malloc(n);
-        if (!exact) { free(b); fh_errf(err, errlen, "out of memory"); return NULL; }
+        if (!exact) {
+            free(b);
+            fh_errf(err, errlen, "out of memory");
+            return NULL;
+        }
         memcpy(exact, b, n);
         free(b);
         b = exact;
@@ -443,9 +504,15 @@ static int replay_fd(fh_lane_t *r, int fd, const struct stat *sb, int *format_ou
     uint8_t head[4] = {0};
     ssize_t hn = 0;
     if (S_ISREG(sb->st_mode)) {
-        if (sb->st_size == 0) { fh_errf(err, errlen, "input is empty"); return -1; }
+        if (sb->st_size == 0) {
+            fh_errf(err, errlen, "input is empty");
+            return -1;
+        }
         hn = pread(fd, head, sizeof head, 0);
-        if (hn < 0) { fh_errf(err, errlen, "read failed: %s", strerror(errno)); return -1; }
+        if (hn < 0) {
+            fh_errf(err, errlen, "read failed: %s", strerror(errno));
+            return -1;
+        }
         const int z = compression(head, (size_t)hn);
         if (z == Z_NONE) {
             /* A plain file: mapped and walked in one pass, zero-copy. */
@@ -460,7 +527,10 @@ static int replay_fd(fh_lane_t *r, int fd, const struct stat *sb, int *format_ou
             const size_t len = (size_t)sb->st_size;
             /* Populate now so page faults land in start-up, not in the timed walk. */
             void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-            if (map == MAP_FAILED) { fh_errf(err, errlen, "cannot map: %s", strerror(errno)); return -1; }
+            if (map == MAP_FAILED) {
+                fh_errf(err, errlen, "cannot map: %s", strerror(errno));
+                return -1;
+            }
             madvise(map, len, MADV_SEQUENTIAL);
             const int rc = walk_whole(r, map, len, format_out, err, errlen);
             munmap(map, len);
@@ -503,14 +573,26 @@ int fh_lane_replay_file(fh_lane_t *r, const char *path, int *format_out, char *e
     r->input.compression = Z_NONE;
     const int is_stdin = strcmp(path, "-") == 0;
     if (is_stdin && r->route.n_lanes > 1) {
-        fh_errf(err, errlen, "standard input can be read by one lane only: replay it with one lane, or save it to a file");
+        fh_errf(err, errlen,
+                "standard input can be read by one lane only: replay it with one lane, or save it to a file");
         return -1;
     }
     const int fd = is_stdin ? dup(0) : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { fh_errf(err, errlen, "cannot open %s: %s", is_stdin ? "standard input" : path, strerror(errno)); return -1; }
+    if (fd < 0) {
+        fh_errf(err, errlen, "cannot open %s: %s", is_stdin ? "standard input" : path, strerror(errno));
+        return -1;
+    }
     struct stat sb;
-    if (fstat(fd, &sb) != 0) { fh_errf(err, errlen, "cannot stat %s: %s", path, strerror(errno)); close(fd); return -1; }
-    if (S_ISDIR(sb.st_mode)) { fh_errf(err, errlen, "%s is a directory", path); close(fd); return -1; }
+    if (fstat(fd, &sb) != 0) {
+        fh_errf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        fh_errf(err, errlen, "%s is a directory", path);
+        close(fd);
+        return -1;
+    }
     char inner[384] = {0};
     const int rc = replay_fd(r, fd, &sb, format_out, inner, sizeof inner);
     close(fd);

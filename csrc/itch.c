@@ -3,7 +3,7 @@
 
 /* From the one table, itch_spec.h: [type] = length for every ITCH 5.0 type. */
 #define FH_ITCH_TABLE_ENTRY(type, tag, len, name) [type] = (len),
-const uint8_t fh_itch_len_table[256] = { FH_ITCH_MESSAGES(FH_ITCH_TABLE_ENTRY) };
+const uint8_t fh_itch_len_table[256] = {FH_ITCH_MESSAGES(FH_ITCH_TABLE_ENTRY)};
 #undef FH_ITCH_TABLE_ENTRY
 
 /* Every length fits the table's bytes and FH_ITCH_MAX_LEN; no type listed twice
@@ -13,7 +13,14 @@ const uint8_t fh_itch_len_table[256] = { FH_ITCH_MESSAGES(FH_ITCH_TABLE_ENTRY) }
 FH_ITCH_MESSAGES(FH_ITCH_CHECK_LEN)
 #undef FH_ITCH_CHECK_LEN
 #define FH_ITCH_CASE(type, tag, len, name) case type:
-static inline void fh_itch_spec_unique(int t) { switch (t) { FH_ITCH_MESSAGES(FH_ITCH_CASE) default: break; } }
+static inline void fh_itch_spec_unique(int t)
+{
+    switch (t) {
+        FH_ITCH_MESSAGES(FH_ITCH_CASE)
+    default:
+        break;
+    }
+}
 #undef FH_ITCH_CASE
 
 uint32_t fh_itch_msg_len(uint8_t type) { return fh_itch_len_table[type]; }

@@ -9,11 +9,11 @@
 
 #include "fh_common.h"
 
-#define FH_ETH_HLEN      14
-#define FH_VLAN_HLEN     4
+#define FH_ETH_HLEN 14
+#define FH_VLAN_HLEN 4
 #define FH_MAX_VLAN_TAGS 2
 #define FH_ETHERTYPE_IPV4 0x0800
-#define FH_ETHERTYPE_ARP  0x0806
+#define FH_ETHERTYPE_ARP 0x0806
 #define FH_ETHERTYPE_IPV6 0x86DD
 #define FH_ETHERTYPE_VLAN 0x8100
 #define FH_ETHERTYPE_QINQ 0x88A8
@@ -31,7 +31,10 @@ typedef struct fh_udp_view {
 /* Returns 1 and fills `u` for a UDP datagram; 0 after counting why not in errors[]. */
 FH_INLINE int fh_net_parse(const uint8_t *f, size_t len, fh_udp_view_t *u, uint64_t *errors)
 {
-    if (FH_UNLIKELY(len < FH_ETH_HLEN)) { errors[FH_ERR_ETH_TRUNCATED]++; return 0; }
+    if (FH_UNLIKELY(len < FH_ETH_HLEN)) {
+        errors[FH_ERR_ETH_TRUNCATED]++;
+        return 0;
+    }
     size_t off = 12;
     uint16_t et = fh_be16(f + off);
     off += 2;
@@ -44,26 +47,49 @@ FH_INLINE int fh_net_parse(const uint8_t *f, size_t len, fh_udp_view_t *u, uint6
         off += FH_VLAN_HLEN;
     }
     if (FH_UNLIKELY(et != FH_ETHERTYPE_IPV4)) {
-        errors[et == FH_ETHERTYPE_ARP ? FH_ERR_ARP : et == FH_ETHERTYPE_IPV6 ? FH_ERR_IPV6
-                                                                            : FH_ERR_ETHERTYPE_OTHER]++;
+        errors[et == FH_ETHERTYPE_ARP ? FH_ERR_ARP : et == FH_ETHERTYPE_IPV6 ? FH_ERR_IPV6 : FH_ERR_ETHERTYPE_OTHER]++;
         return 0;
     }
     const uint8_t *ip = f + off;
     const size_t avail = len - off;
-    if (FH_UNLIKELY(avail < 20)) { errors[FH_ERR_IP_TRUNCATED]++; return 0; }
-    if (FH_UNLIKELY((ip[0] >> 4) != 4)) { errors[FH_ERR_IP_BAD_VERSION]++; return 0; }
+    if (FH_UNLIKELY(avail < 20)) {
+        errors[FH_ERR_IP_TRUNCATED]++;
+        return 0;
+    }
+    if (FH_UNLIKELY((ip[0] >> 4) != 4)) {
+        errors[FH_ERR_IP_BAD_VERSION]++;
+        return 0;
+    }
     const size_t ihl = (size_t)(ip[0] & 0x0F) * 4;
-    if (FH_UNLIKELY(ihl < 20 || ihl > avail)) { errors[FH_ERR_IP_BAD_HDR_LEN]++; return 0; }
+    if (FH_UNLIKELY(ihl < 20 || ihl > avail)) {
+        errors[FH_ERR_IP_BAD_HDR_LEN]++;
+        return 0;
+    }
     const size_t tot = fh_be16(ip + 2);
     /* Ethernet pads short frames, so the frame may be longer than the datagram. */
-    if (FH_UNLIKELY(tot < ihl || tot > avail)) { errors[FH_ERR_IP_BAD_TOTAL_LEN]++; return 0; }
-    if (FH_UNLIKELY(fh_be16(ip + 6) & 0x3FFF)) { errors[FH_ERR_IP_FRAGMENT]++; return 0; }  /* MF | offset */
-    if (FH_UNLIKELY(ip[9] != 17)) { errors[FH_ERR_IP_NOT_UDP]++; return 0; }
+    if (FH_UNLIKELY(tot < ihl || tot > avail)) {
+        errors[FH_ERR_IP_BAD_TOTAL_LEN]++;
+        return 0;
+    }
+    if (FH_UNLIKELY(fh_be16(ip + 6) & 0x3FFF)) {
+        errors[FH_ERR_IP_FRAGMENT]++;
+        return 0;
+    }  /* MF | offset */
+    if (FH_UNLIKELY(ip[9] != 17)) {
+        errors[FH_ERR_IP_NOT_UDP]++;
+        return 0;
+    }
     const uint8_t *udp = ip + ihl;
     const size_t ulen_avail = tot - ihl;
-    if (FH_UNLIKELY(ulen_avail < 8)) { errors[FH_ERR_UDP_TRUNCATED]++; return 0; }
+    if (FH_UNLIKELY(ulen_avail < 8)) {
+        errors[FH_ERR_UDP_TRUNCATED]++;
+        return 0;
+    }
     const size_t ulen = fh_be16(udp + 4);
-    if (FH_UNLIKELY(ulen < 8 || ulen > ulen_avail)) { errors[FH_ERR_UDP_BAD_LEN]++; return 0; }
+    if (FH_UNLIKELY(ulen < 8 || ulen > ulen_avail)) {
+        errors[FH_ERR_UDP_BAD_LEN]++;
+        return 0;
+    }
     u->payload = udp + 8;
     u->len = (uint32_t)(ulen - 8);
     u->src_ip = fh_be32(ip + 12);

@@ -9,7 +9,7 @@
 #include "fh_common.h"
 
 typedef struct fh_pace {
-    double   scale;                 /* wall ns per capture ns (1/speed); 0 = no pacing */
+    double scale;                 /* wall ns per capture ns (1/speed); 0 = no pacing */
     uint64_t capture0;              /* first capture time paced (0 = none yet) */
     uint64_t wall0;                 /* the wall time (TSC ns) it was replayed at */
 } fh_pace_t;

@@ -71,42 +71,54 @@ static const char *const err_names[FH_ERR__COUNT] = {
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
-const char *fh_err_name(int e)
-{
-    return (e >= 0 && e < FH_ERR__COUNT && err_names[e]) ? err_names[e] : "unknown";
-}
+const char *fh_err_name(int e) { return (e >= 0 && e < FH_ERR__COUNT && err_names[e]) ? err_names[e] : "unknown"; }
 
-#define FH_DEFAULT_ORDERS      (2u << 20)
+#define FH_DEFAULT_ORDERS (2u << 20)
 /* Every instrument id there can be: ITCH locates below FH_PITCH_ID_BASE, then
  * the PITCH venues' ids (pitch.h).  Untouched slots cost address space only. */
 #define FH_DEFAULT_INSTRUMENTS 65535u
-#define FH_DEFAULT_LEVELS      (4u << 20)
-#define FH_DEFAULT_DEPTH       10u
-#define FH_DEFAULT_RING        (1u << 20)
+#define FH_DEFAULT_LEVELS (4u << 20)
+#define FH_DEFAULT_DEPTH 10u
+#define FH_DEFAULT_RING (1u << 20)
 #define FH_DEFAULT_GAP_WINDOW_US 1000u
-#define FH_DEFAULT_GAP_BUFFER  4096u
-#define FH_DEFAULT_SILENCE_MS  3000u
+#define FH_DEFAULT_GAP_BUFFER 4096u
+#define FH_DEFAULT_SILENCE_MS 3000u
 
 /* Lane `lane` of a replay; lane 0 (first == NULL) creates the segment, the
  * others take their view of first's. */
-fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t lane,
-                            const fh_pipe_upper_t *up, char *err, size_t errlen)
+fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t lane, const fh_pipe_upper_t *up,
+                          char *err, size_t errlen)
 {
     fh_lane_cfg_t c;
     memset(&c, 0, sizeof c);
     if (cfg) c = *cfg;
     const uint32_t streams = c.max_streams ? c.max_streams : FH_DEFAULT_STREAMS;
-    if (streams > 1u << 16) { fh_errf(err, errlen, "max_streams %u is absurd (limit 65536)", streams); return NULL; }
-    if (c.mode > FH_MODE_DECODE) { fh_errf(err, errlen, "unknown mode %u", c.mode); return NULL; }
+    if (streams > 1u << 16) {
+        fh_errf(err, errlen, "max_streams %u is absurd (limit 65536)", streams);
+        return NULL;
+    }
+    if (c.mode > FH_MODE_DECODE) {
+        fh_errf(err, errlen, "unknown mode %u", c.mode);
+        return NULL;
+    }
     const uint32_t depth = c.depth ? c.depth : FH_DEFAULT_DEPTH;
-    if (depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return NULL; }
+    if (depth > FH_SHM_MAX_DEPTH) {
+        fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH);
+        return NULL;
+    }
     const uint32_t n_instr = c.max_instruments ? c.max_instruments : FH_DEFAULT_INSTRUMENTS;
     const uint32_t ring = c.ring_events ? c.ring_events : FH_DEFAULT_RING;
     const uint32_t lanes = c.lanes ? c.lanes : 1;
-    if (lanes > FH_SHM_MAX_LANES) { fh_errf(err, errlen, "%u lanes: at most %d", lanes, FH_SHM_MAX_LANES); return NULL; }
+    if (lanes > FH_SHM_MAX_LANES) {
+        fh_errf(err, errlen, "%u lanes: at most %d", lanes, FH_SHM_MAX_LANES);
+        return NULL;
+    }
 
     fh_lane_t *r = aligned_alloc(FH_CACHELINE, (sizeof *r + FH_CACHELINE - 1) & ~(size_t)(FH_CACHELINE - 1));
-    if (!r) { fh_errf(err, errlen, "out of memory"); return NULL; }
+    if (!r) {
+        fh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     memset(r, 0, sizeof *r);
     if (!up || !up->walk_pitch || !up->recovery_ask || !up->recovery_poll || !up->recovery_finish) {
         free(r);
@@ -139,14 +151,17 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
     r->route.n_venues = 2;
     r->route.pitch_default_venue = 1;
     r->decoded.ops = calloc(FH_PKT_MSGS, sizeof *r->decoded.ops);
-    if (!r->decoded.ops) { fh_errf(err, errlen, "out of memory for the packet's decoded messages"); goto fail; }
+    if (!r->decoded.ops) {
+        fh_errf(err, errlen, "out of memory for the packet's decoded messages");
+        goto fail;
+    }
     fh_prefault(r->decoded.ops, FH_PKT_MSGS * sizeof *r->decoded.ops);
     {
         const fh_session_hooks_t hooks = {hook_apply, hook_gap, hook_silent, r->up.recovery_ask, r};
         if (fh_session_init(&r->session, &r->st, streams, c.gap_buffer ? c.gap_buffer : FH_DEFAULT_GAP_BUFFER,
                             (uint64_t)(c.gap_window_us ? c.gap_window_us : FH_DEFAULT_GAP_WINDOW_US) * 1000u,
-                            (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks,
-                            err, errlen) != 0)
+                            (uint64_t)(c.silence_ms ? c.silence_ms : FH_DEFAULT_SILENCE_MS) * 1000000ull, &hooks, err,
+                            errlen) != 0)
             goto fail;
     }
     if (r->mode != FH_MODE_DECODE) {
@@ -157,10 +172,16 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
         fh_publish_hooks(&r->book);
         r->carried.bytes = (n_instr + 1 + 7) / 8;
         r->carried.bits = calloc(streams, r->carried.bytes);
-        if (!r->carried.bits) { fh_errf(err, errlen, "out of memory for stream bitmaps"); goto fail; }
+        if (!r->carried.bits) {
+            fh_errf(err, errlen, "out of memory for stream bitmaps");
+            goto fail;
+        }
         /* Zero pages until PITCH is seen: an ITCH run never touches it. */
         r->route.pitch_ids.v = calloc((size_t)1 << FH_PITCH_IDS_BITS, sizeof *r->route.pitch_ids.v);
-        if (!r->route.pitch_ids.v) { fh_errf(err, errlen, "out of memory for the PITCH symbol map"); goto fail; }
+        if (!r->route.pitch_ids.v) {
+            fh_errf(err, errlen, "out of memory for the PITCH symbol map");
+            goto fail;
+        }
     }
     if (r->pace.scale != 0.0 || r->mode == FH_MODE_PUBLISH) {
         if (first) r->tsc = first->tsc;
@@ -195,8 +216,7 @@ fail:
     return NULL;
 }
 
-int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip,
-                       uint16_t rr_port)
+int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane, uint32_t rr_ip, uint16_t rr_port)
 {
     if (r->route.n_lines == sizeof r->route.lines / sizeof r->route.lines[0] || lane >= r->route.n_lanes) return -1;
     if (rr_ip && fh_rr_open(&r->session.rerequest, NULL, 0) != 0) return -1;
@@ -209,12 +229,14 @@ int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane,
     return 0;
 }
 
-int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err,
-                            size_t errlen)
+int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t timeout_ms, char *err, size_t errlen)
 {
     if (timeout_ms) r->session.rerequest.timeout_ms = timeout_ms;
     if (!ip) return 0;
-    if (!port) { fh_errf(err, errlen, "re-request server port 0"); return -1; }
+    if (!port) {
+        fh_errf(err, errlen, "re-request server port 0");
+        return -1;
+    }
     if (fh_rr_open(&r->session.rerequest, err, errlen) != 0) return -1;
     r->route.rerequest_ip = ip;
     r->route.rerequest_port = port;
@@ -223,11 +245,17 @@ int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t tim
 
 int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errlen)
 {
-    if (every == 0) { fh_errf(err, errlen, "latency sampling interval must be >= 1 packet"); return -1; }
+    if (every == 0) {
+        fh_errf(err, errlen, "latency sampling interval must be >= 1 packet");
+        return -1;
+    }
     r->latency.every = r->latency.left = every;
     if (r->latency.hist) return 0;
     r->latency.hist = calloc(FH_HIST_STAGES, sizeof *r->latency.hist);
-    if (!r->latency.hist) { fh_errf(err, errlen, "out of memory for latency histograms"); return -1; }
+    if (!r->latency.hist) {
+        fh_errf(err, errlen, "out of memory for latency histograms");
+        return -1;
+    }
     /* Recording a value in a bucket never used before must not fault a page in. */
     fh_prefault(r->latency.hist, FH_HIST_STAGES * sizeof *r->latency.hist);
     if (!r->tsc.hz) fh_tsc_calibrate(&r->tsc);
@@ -241,7 +269,10 @@ int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out)
         /* No receive/due times (full-speed replay): rx is when the walk
          * reached the packet, so these were not recorded on the hot path. */
         const fh_hist_t *p = &r->latency.hist[FH_LAT_PROCESSING];
-        if (stage == FH_LAT_RX_TO_PUBLISHED) { memcpy(out, p, sizeof *out); return 0; }
+        if (stage == FH_LAT_RX_TO_PUBLISHED) {
+            memcpy(out, p, sizeof *out);
+            return 0;
+        }
         memset(out, 0, sizeof *out);
         out->count = out->counts[0] = p->count;
         return 0;
@@ -262,10 +293,16 @@ int fh_pin_thread(int cpu)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
-    if (cpu < 0 || cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
+    if (cpu < 0 || cpu >= CPU_SETSIZE) {
+        errno = EINVAL;
+        return -1;
+    }
     CPU_SET(cpu, &set);
     const int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    if (rc != 0) { errno = rc; return -1; }
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
     return 0;
 }
 
@@ -297,7 +334,8 @@ int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t p
 
 int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue)
 {
-    if (line >= r->route.n_lines || proto > FH_PROTO_PITCH || venue >= r->route.n_venues || r->route.venue_protocol[venue] != proto)
+    if (line >= r->route.n_lines || proto > FH_PROTO_PITCH || venue >= r->route.n_venues ||
+        r->route.venue_protocol[venue] != proto)
         return -1;
     r->route.lines[line].protocol = (uint8_t)proto;
     r->route.lines[line].venue = (uint8_t)venue;
@@ -310,7 +348,10 @@ static int cbbo_start(fh_lane_t *r, char *err, size_t errlen)
 {
     if (!r->book.cbbo_last) {
         r->book.cbbo_last = calloc(FH_SHM_CBBO_ENTRIES, sizeof *r->book.cbbo_last);
-        if (!r->book.cbbo_last) { fh_errf(err, errlen, "out of memory for the consolidated BBO"); return -1; }
+        if (!r->book.cbbo_last) {
+            fh_errf(err, errlen, "out of memory for the consolidated BBO");
+            return -1;
+        }
     }
     r->book.cbbo = (fh_shm_cbbo_t *)(r->shm.base + r->shm.hdr->cbbo_offset);
     r->book.cbbo_full = &r->st.cbbo_full;
@@ -344,14 +385,9 @@ const char *fh_lane_venue_name(const fh_lane_t *r, uint32_t venue)
     return venue < r->route.n_venues ? r->route.venue_names[venue] : "";
 }
 
-
-
 /* How a writer leaves its segment: finished, or stopped when it was asked to
  * stop part-way (a signal), so readers do not take its books for a complete run's. */
-static uint32_t end_state(const fh_lane_t *r)
-{
-    return fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED;
-}
+static uint32_t end_state(const fh_lane_t *r) { return fh_pipe_should_stop(r) ? FH_SHM_STOPPED : FH_SHM_FINISHED; }
 
 void fh_lane_free(fh_lane_t *r)
 {
@@ -407,15 +443,9 @@ static void mark_stream(fh_lane_t *r, const fh_stream_t *s, int stale, uint64_t 
     }
 }
 
-static void hook_gap(void *ctx, fh_stream_t *s, uint64_t missing)
-{
-    mark_stream(ctx, s, 1, missing, 0);
-}
+static void hook_gap(void *ctx, fh_stream_t *s, uint64_t missing) { mark_stream(ctx, s, 1, missing, 0); }
 
-static void hook_silent(void *ctx, fh_stream_t *s, int on)
-{
-    mark_stream(ctx, s, 0, 0, on);
-}
+static void hook_silent(void *ctx, fh_stream_t *s, int on) { mark_stream(ctx, s, 0, 0, on); }
 
 /* Give up the holes whose window passed at receive time `now`. */
 static void expire_holes(fh_lane_t *r, uint64_t now)
@@ -572,4 +602,3 @@ void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
     }
     fh_pipe_sequenced(r, s, p, u->len, seq, count);
 }
-

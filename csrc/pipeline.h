@@ -82,8 +82,7 @@ typedef struct fh_pipe_upper {
     /* The messages of a PITCH sequenced unit of stream s, from message `skip`
      * on, into the books (or counted, decode-only mode); one call per
      * datagram.  Returns how many messages were whole (pitch_pipe.h). */
-    uint32_t (*walk_pitch)(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
-                           uint32_t skip);
+    uint32_t (*walk_pitch)(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count, uint32_t skip);
     /* Snapshot recovery (recovery.h): the session layer's snapshot hook (ctx
      * is the lane), the poll of a posted answer, the last word at the end. */
     void (*recovery_ask)(void *ctx, fh_stream_t *s);
@@ -121,22 +120,19 @@ struct fh_lane {
 
 /* A lane for cfg (first == NULL) or lane `lane` of first's replay, reaching
  * the stages above through `up` (lane.c: fh_lane_new, fh_lane_new_peer). */
-fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t lane,
-                            const fh_pipe_upper_t *up, char *err, size_t errlen);
+fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t lane, const fh_pipe_upper_t *up,
+                          char *err, size_t errlen);
 
 /* Every FH_POLL_EVERY frames (and at the end): progress and counters out (pipeline.c). */
 void fh_pipe_poll_slow(fh_lane_t *r, uint64_t done);
 
-FH_INLINE int fh_pipe_should_stop(const fh_lane_t *r)
-{
-    return __atomic_load_n(&r->stop, __ATOMIC_RELAXED);
-}
+FH_INLINE int fh_pipe_should_stop(const fh_lane_t *r) { return __atomic_load_n(&r->stop, __ATOMIC_RELAXED); }
 
 /* The counters to a named segment now, `now` being the writer's TSC ns (pipeline.c). */
 void fh_pipe_counters_slow(fh_lane_t *r, uint64_t now);
 /* The lane's clock reached counters_due: a stop request (it sets it to 0) or
  * the counters due.  Returns 1 when asked to stop (pipeline.c). */
-int  fh_pipe_attention(fh_lane_t *r, uint64_t now);
+int fh_pipe_attention(fh_lane_t *r, uint64_t now);
 
 /* The counters to the segment when they are due by `now` (TSC ns a caller
  * already read; 0: no time read, nothing to do). */
@@ -205,8 +201,8 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
  * Returns 1 if the whole datagram was a duplicate, 2 if it was wholly behind
  * the stream and part of it was given up as a gap (late: never applied),
  * else 0; with `ledger` (a constant), also counts it in the packet ledger. */
-FH_INLINE int fh_pipe_apply(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                            uint32_t count, const int ledger)
+FH_INLINE int fh_pipe_apply(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+                            const int ledger)
 {
     uint32_t skip = 0;
     if (FH_UNLIKELY(seq < s->next_seq)) {
@@ -335,7 +331,11 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     fh_stats_t *st = &r->st;
     const int lane0 = r->route.lane == 0 || r->route.own_all;
     if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->input.discard))) {
-        if (lane0) { st->packets++; st->bytes += len; st->pkt_rejected++; }
+        if (lane0) {
+            st->packets++;
+            st->bytes += len;
+            st->pkt_rejected++;
+        }
         return;
     }
     uint32_t proto = FH_PROTO_MOLD, venue = 0;
@@ -347,7 +347,9 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
                 if (r->route.lines[i].group == u.dst_ip && r->route.lines[i].port == u.dst_port) break;
             if (i == r->route.n_lines) {
                 if (lane0) {
-                    st->packets++; st->bytes += len; st->pkt_rejected++;
+                    st->packets++;
+                    st->bytes += len;
+                    st->pkt_rejected++;
                     st->errors[u.len < FH_MOLD_HLEN ? FH_ERR_MOLD_TRUNCATED : FH_ERR_UNCONFIGURED]++;
                 }
                 return;
@@ -367,15 +369,25 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     uint64_t seq0;
     if (FH_LIKELY(proto == FH_PROTO_MOLD)) {
         if (FH_UNLIKELY(u.len < FH_MOLD_HLEN)) {
-            if (lane0) { st->packets++; st->bytes += len; st->errors[FH_ERR_MOLD_TRUNCATED]++; st->pkt_rejected++; }
+            if (lane0) {
+                st->packets++;
+                st->bytes += len;
+                st->errors[FH_ERR_MOLD_TRUNCATED]++;
+                st->pkt_rejected++;
+            }
             return;
         }
-        if (FH_UNLIKELY(r->index.frame != NULL)) { r->index.frame(r, &u, len); return; }
+        if (FH_UNLIKELY(r->index.frame != NULL)) {
+            r->index.frame(r, &u, len);
+            return;
+        }
         seq0 = fh_be64(u.payload + 10);
     } else {
         if (FH_UNLIKELY(u.len < FH_PITCH_UNIT_HLEN || fh_le16(u.payload) != u.len)) {
             if (lane0) {
-                st->packets++; st->bytes += len; st->pkt_rejected++;
+                st->packets++;
+                st->bytes += len;
+                st->pkt_rejected++;
                 st->errors[u.len < FH_PITCH_UNIT_HLEN ? FH_ERR_PITCH_TRUNCATED : FH_ERR_PITCH_HDR_LENGTH]++;
             }
             return;
@@ -411,7 +423,8 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
             s->rerequest_port = r->route.lines[r->route.line_last].rerequest_port;
         }
         s->group = u.dst_ip;
-        s->snapshot_on = (uint8_t)(r->route.recover_all || (r->route.n_lines && (r->route.recovery_lines >> r->route.line_last & 1u)));
+        s->snapshot_on = (uint8_t)(r->route.recover_all ||
+                                   (r->route.n_lines && (r->route.recovery_lines >> r->route.line_last & 1u)));
         if (FH_UNLIKELY(!(r->route.venues_seen >> venue & 1))) fh_pipe_venue_seen(r, venue);
         if (proto == FH_PROTO_PITCH) {
             /* MoldUDP64 re-request and GLIMPSE do not speak PITCH (Cboe's GRP and
@@ -428,10 +441,8 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
         st->streams++;
         /* Late join (its first packet is not the session's first): nothing of
          * it is applied before its snapshot. */
-        if (s && s->snapshot_on && seq0 > 1 && r->mode != FH_MODE_DECODE)
-            fh_session_snapshot_wait(&r->session, s);
-        else if (s)
-            fh_session_start(&r->session, s, seq0);
+        if (s && s->snapshot_on && seq0 > 1 && r->mode != FH_MODE_DECODE) fh_session_snapshot_wait(&r->session, s);
+        else if (s) fh_session_start(&r->session, s, seq0);
     }
     st->packets++;
     st->bytes += len;
@@ -486,7 +497,8 @@ FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
     while ((now = fh_tsc_ns(&r->tsc)) < target) {
         /* Measuring: while waiting, a gap between two reads is time the
          * machine took the core away (interrupt, preemption, hypervisor). */
-        if (FH_UNLIKELY(now - prev > 1000) && r->latency.hist) fh_hist_record(&r->latency.hist[FH_LAT_IDLE_GAPS], now - prev);
+        if (FH_UNLIKELY(now - prev > 1000) && r->latency.hist)
+            fh_hist_record(&r->latency.hist[FH_LAT_IDLE_GAPS], now - prev);
         prev = now;
         if (fh_pipe_should_stop(r)) return;
         fh_pipe_counters_tick(r, now);
@@ -516,7 +528,7 @@ FH_INLINE void fh_pipe_window_apply(fh_lane_t *r)
 
 /* How records are applied: fixed for a whole input, so a walk reads it once
  * (fh_pipe_record_mode) and its loop keeps it in a register. */
-#define FH_REC_EACH  1u             /* each record applied (and published) as it comes, not in windows */
+#define FH_REC_EACH 1u             /* each record applied (and published) as it comes, not in windows */
 #define FH_REC_PACED 2u             /* held until the ITCH timestamp falls due (--speed) */
 #define FH_REC_LANES 4u             /* several lanes: keep only this lane's records */
 
@@ -592,17 +604,11 @@ FH_INLINE void fh_pipe_input_start(fh_lane_t *r)
 }
 
 /* The end of an input (or of what the source could walk of it): a last poll. */
-FH_INLINE void fh_pipe_input_end(fh_lane_t *r, uint64_t done)
-{
-    (void)fh_pipe_poll(r, done);
-}
+FH_INLINE void fh_pipe_input_end(fh_lane_t *r, uint64_t done) { (void)fh_pipe_poll(r, done); }
 
 /* A whole-input error of the source's (a truncated or corrupt record, a link
  * type it cannot read): counted once, by lane 0. */
-FH_INLINE void fh_pipe_src_error(fh_lane_t *r, int code)
-{
-    r->input.errors[code]++;
-}
+FH_INLINE void fh_pipe_src_error(fh_lane_t *r, int code) { r->input.errors[code]++; }
 
 /* The capture's clock (first and last timestamps, ns since the epoch). */
 FH_INLINE void fh_pipe_capture_ts(fh_lane_t *r, uint64_t ts)
@@ -612,10 +618,7 @@ FH_INLINE void fh_pipe_capture_ts(fh_lane_t *r, uint64_t ts)
 }
 
 /* Live sources (DPDK): a burst received at rx (TSC ns): latency counts from it. */
-FH_INLINE void fh_pipe_burst(fh_lane_t *r, uint64_t rx)
-{
-    r->latency.due = rx;
-}
+FH_INLINE void fh_pipe_burst(fh_lane_t *r, uint64_t rx) { r->latency.due = rx; }
 
 /* Live sources, when nothing arrives: receive time moves on, so gap windows
  * and silence expire on the clock, not only on the next packet. */

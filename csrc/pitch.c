@@ -5,7 +5,7 @@
 
 /* From the one table, pitch_spec.h: [type] = length for every PITCH type. */
 #define FH_PITCH_TABLE_ENTRY(type, tag, len, name) [type] = (len),
-const uint8_t fh_pitch_len_table[256] = { FH_PITCH_MESSAGES(FH_PITCH_TABLE_ENTRY) };
+const uint8_t fh_pitch_len_table[256] = {FH_PITCH_MESSAGES(FH_PITCH_TABLE_ENTRY)};
 #undef FH_PITCH_TABLE_ENTRY
 
 /* Every length holds Length + Type + Time Offset (or Time) and fits
@@ -16,5 +16,12 @@ const uint8_t fh_pitch_len_table[256] = { FH_PITCH_MESSAGES(FH_PITCH_TABLE_ENTRY
 FH_PITCH_MESSAGES(FH_PITCH_CHECK_LEN)
 #undef FH_PITCH_CHECK_LEN
 #define FH_PITCH_CASE(type, tag, len, name) case type:
-static inline void fh_pitch_spec_unique(int t) { switch (t) { FH_PITCH_MESSAGES(FH_PITCH_CASE) default: break; } }
+static inline void fh_pitch_spec_unique(int t)
+{
+    switch (t) {
+        FH_PITCH_MESSAGES(FH_PITCH_CASE)
+    default:
+        break;
+    }
+}
 #undef FH_PITCH_CASE

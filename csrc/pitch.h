@@ -17,7 +17,12 @@
  * Built in pitch.c from FH_PITCH_MESSAGES (pitch_spec.h). */
 extern const uint8_t fh_pitch_len_table[256];
 
-FH_INLINE uint64_t fh_pitch_le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+FH_INLINE uint64_t fh_pitch_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 /* ------------------------------------------------------ instrument ids
  *
@@ -34,11 +39,11 @@ FH_INLINE uint64_t fh_pitch_le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8
  * 1 .. FH_PITCH_MAX_UNITS; rank 0 .. FH_PITCH_UNIT_IDS - 1.  ITCH locates keep
  * 1 .. FH_PITCH_ID_BASE - 1.  A symbol past these limits gets no id: its
  * messages are counted (FH_ERR_PITCH_ID_RANGE) and not applied. */
-#define FH_PITCH_ID_BASE     16384u
-#define FH_PITCH_MAX_VENUES  4u
-#define FH_PITCH_MAX_UNITS   32u
-#define FH_PITCH_UNIT_IDS    384u
-#define FH_PITCH_VENUE_IDS   (FH_PITCH_MAX_UNITS * FH_PITCH_UNIT_IDS)
+#define FH_PITCH_ID_BASE 16384u
+#define FH_PITCH_MAX_VENUES 4u
+#define FH_PITCH_MAX_UNITS 32u
+#define FH_PITCH_UNIT_IDS 384u
+#define FH_PITCH_VENUE_IDS (FH_PITCH_MAX_UNITS * FH_PITCH_UNIT_IDS)
 _Static_assert(FH_PITCH_ID_BASE + FH_PITCH_MAX_VENUES * FH_PITCH_VENUE_IDS - 1 <= 65535, "ids are 16-bit");
 
 /* A lane's symbol -> id map (open addressing, linear probing; preallocated:
@@ -97,15 +102,21 @@ FH_INLINE uint64_t fh_pitch_sym_word(const uint8_t *p, size_t n)
  * as duplicates, the rest go to sink(ctx, message, its Length).  Returns how
  * many messages were whole.  The MoldUDP64 walker's PITCH twin (mold.h). */
 typedef void (*fh_pitch_sink_fn)(void *ctx, const uint8_t *msg, size_t len);
-FH_INLINE uint32_t fh_pitch_walk(const uint8_t *p, size_t len, uint32_t count, uint32_t skip,
-                                 fh_pitch_sink_fn sink, void *ctx, fh_stats_t *st)
+FH_INLINE uint32_t fh_pitch_walk(const uint8_t *p, size_t len, uint32_t count, uint32_t skip, fh_pitch_sink_fn sink,
+                                 void *ctx, fh_stats_t *st)
 {
     size_t off = FH_PITCH_UNIT_HLEN;
     uint32_t i = 0;
     for (; i < count; i++) {
-        if (FH_UNLIKELY(off + 2 > len)) { st->errors[FH_ERR_PITCH_COUNT_OVERRUN]++; return i; }
+        if (FH_UNLIKELY(off + 2 > len)) {
+            st->errors[FH_ERR_PITCH_COUNT_OVERRUN]++;
+            return i;
+        }
         const size_t ml = p[off];
-        if (FH_UNLIKELY(ml < 2 || ml > len - off)) { st->errors[FH_ERR_PITCH_MSG_OVERRUN]++; return i; }
+        if (FH_UNLIKELY(ml < 2 || ml > len - off)) {
+            st->errors[FH_ERR_PITCH_MSG_OVERRUN]++;
+            return i;
+        }
         if (FH_UNLIKELY(i < skip)) st->duplicates++;
         else sink(ctx, p + off, ml);
         off += ml;

@@ -14,7 +14,8 @@ static __attribute__((noinline, cold)) void unit_clear(fh_lane_t *r, fh_stream_t
 {
     fh_pipe_apply_decoded(r);
     r->st.unit_clears++;
-    if (r->carried.bits) fh_book_clear(&r->book, r->carried.bits + (size_t)(s - r->session.streams.v) * r->carried.bytes);
+    if (r->carried.bits)
+        fh_book_clear(&r->book, r->carried.bits + (size_t)(s - r->session.streams.v) * r->carried.bytes);
 }
 
 /* ------------------------------------------------------------ Cboe PITCH
@@ -44,7 +45,10 @@ FH_INLINE uint32_t fh_pitch_instr(fh_lane_t *r, fh_stream_t *s, uint64_t sym, ui
 {
     int fresh = 0;
     const uint32_t id = fh_pitch_id(&r->route.pitch_ids, r->route.pitch_rank[s->venue], s->unit, sym, &fresh);
-    if (FH_UNLIKELY(id == 0 || id > r->book.n_instr)) { r->st.errors[FH_ERR_PITCH_ID_RANGE]++; return 0; }
+    if (FH_UNLIKELY(id == 0 || id > r->book.n_instr)) {
+        r->st.errors[FH_ERR_PITCH_ID_RANGE]++;
+        return 0;
+    }
     if (FH_UNLIKELY(fresh)) {
         fh_book_op_t *d = &r->decoded.ops[r->decoded.n++];
         memset(d, 0, sizeof *d);
@@ -101,8 +105,7 @@ FH_INLINE void fh_pitch_trade(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const u
 }
 
 /* An order operation with no symbol (E, X, D): the book finds the order's. */
-FH_INLINE fh_book_op_t *fh_pitch_op(fh_lane_t *r, fh_stream_t *s, uint8_t type, uint64_t ts,
-                                     const uint8_t *p)
+FH_INLINE fh_book_op_t *fh_pitch_op(fh_lane_t *r, fh_stream_t *s, uint8_t type, uint64_t ts, const uint8_t *p)
 {
     fh_book_op_t *m = &r->decoded.ops[r->decoded.n++];
     m->type = type;
@@ -132,8 +135,8 @@ FH_INLINE void fh_pitch_modify(fh_lane_t *r, fh_stream_t *s, uint64_t ts, const 
 /* An instrument message (status, auction) for the 8-byte symbol at sym: the
  * next operation, zeroed, with its type and id; NULL (counted) when the
  * symbol can have no id. */
-static inline __attribute__((always_inline)) fh_book_op_t *instr_msg(fh_lane_t *r, fh_stream_t *s,
-                                                                      uint8_t type, const uint8_t *sym, uint64_t ts)
+static inline __attribute__((always_inline)) fh_book_op_t *instr_msg(fh_lane_t *r, fh_stream_t *s, uint8_t type,
+                                                                     const uint8_t *sym, uint64_t ts)
 {
     const uint32_t id = fh_pitch_instr(r, s, fh_pitch_sym_word(sym, 8), ts);
     if (!id) return NULL;
@@ -152,8 +155,14 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     fh_stats_t *st = &r->st;
     const uint8_t t = p[1];
     const uint32_t want = fh_pitch_len_table[t];
-    if (FH_UNLIKELY(want == 0)) { st->errors[FH_ERR_PITCH_UNKNOWN_TYPE]++; return; }
-    if (FH_UNLIKELY(len != want || p[0] != want)) { st->errors[FH_ERR_PITCH_BAD_LENGTH]++; return; }
+    if (FH_UNLIKELY(want == 0)) {
+        st->errors[FH_ERR_PITCH_UNKNOWN_TYPE]++;
+        return;
+    }
+    if (FH_UNLIKELY(len != want || p[0] != want)) {
+        st->errors[FH_ERR_PITCH_BAD_LENGTH]++;
+        return;
+    }
     /* From here every read is within [p, p + want). */
     if (FH_UNLIKELY(r->decoded.n + 2 > FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
     st->messages++;
@@ -280,8 +289,14 @@ static inline __attribute__((always_inline)) void pitch_count(void *ctx, const u
     fh_lane_t *r = ctx;
     const uint8_t t = p[1];
     const uint32_t want = fh_pitch_len_table[t];
-    if (FH_UNLIKELY(want == 0)) { r->st.errors[FH_ERR_PITCH_UNKNOWN_TYPE]++; return; }
-    if (FH_UNLIKELY(len != want || p[0] != want)) { r->st.errors[FH_ERR_PITCH_BAD_LENGTH]++; return; }
+    if (FH_UNLIKELY(want == 0)) {
+        r->st.errors[FH_ERR_PITCH_UNKNOWN_TYPE]++;
+        return;
+    }
+    if (FH_UNLIKELY(len != want || p[0] != want)) {
+        r->st.errors[FH_ERR_PITCH_BAD_LENGTH]++;
+        return;
+    }
     r->st.messages++;
     r->st.by_type[t]++;
     r->st.checksum += fh_pitch_fold(p, len);
@@ -289,8 +304,7 @@ static inline __attribute__((always_inline)) void pitch_count(void *ctx, const u
     else if (FH_UNLIKELY(t == FH_PITCH_TYPE_END_OF_SESSION)) r->decoded.stream->ended = 1;
 }
 
-uint32_t fh_pipe_walk_pitch(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
-                            uint32_t skip)
+uint32_t fh_pipe_walk_pitch(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count, uint32_t skip)
 {
     r->decoded.stream = s;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) return fh_pitch_walk(p, len, count, skip, pitch_count, r, &r->st);

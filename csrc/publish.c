@@ -53,7 +53,11 @@ void fh_publish_slot(fh_book_t *b, uint32_t locate)
             orders[i] = l->orders;
             shares[i] = l->shares;
         }
-        for (uint32_t i = show; i < s->shown; i++) { price[i] = 0; orders[i] = 0; shares[i] = 0; }
+        for (uint32_t i = show; i < s->shown; i++) {
+            price[i] = 0;
+            orders[i] = 0;
+            shares[i] = 0;
+        }
         s->shown = (uint16_t)show;
         s->dirty_from = (uint16_t)d;
     }
@@ -112,15 +116,22 @@ static void publish_cbbo(fh_book_t *b, uint32_t locate, fh_instr_t *in)
     if ((c.venues & (c.venues - 1)) == 0) return;
     fh_cbbo_best(&c);
     struct fh_cbbo_last *last = &b->cbbo_last[in->cbbo - 1];
-    const uint8_t bv = (uint8_t)(c.bid_venue < 0 ? 0xF : c.bid_venue), av = (uint8_t)(c.ask_venue < 0 ? 0xF : c.ask_venue);
+    const uint8_t bv = (uint8_t)(c.bid_venue < 0 ? 0xF : c.bid_venue),
+                  av = (uint8_t)(c.ask_venue < 0 ? 0xF : c.ask_venue);
     if (last->bid_price == c.bid_price && last->ask_price == c.ask_price && last->bid_shares == c.bid_shares &&
         last->ask_shares == c.ask_shares && last->bid_venue == bv && last->ask_venue == av)
         return;
-    last->bid_price = c.bid_price; last->ask_price = c.ask_price;
-    last->bid_shares = c.bid_shares; last->ask_shares = c.ask_shares;
-    last->bid_venue = bv; last->ask_venue = av;
+    last->bid_price = c.bid_price;
+    last->ask_price = c.ask_price;
+    last->bid_shares = c.bid_shares;
+    last->ask_shares = c.ask_shares;
+    last->bid_venue = bv;
+    last->ask_venue = av;
     fh_shm_event_t *ev = fh_book_event_begin(b, locate, FH_EV_CBBO, (uint8_t)(bv | av << 4), in->exch_ts);
-    ev->price1 = c.bid_price; ev->qty1 = c.bid_shares; ev->price2 = c.ask_price; ev->qty2 = c.ask_shares;
+    ev->price1 = c.bid_price;
+    ev->qty1 = c.bid_shares;
+    ev->price2 = c.ask_price;
+    ev->qty2 = c.ask_shares;
     fh_book_event_commit(b, ev);
 }
 
@@ -134,10 +145,16 @@ void fh_publish_check_bbo(fh_book_t *b, uint32_t locate)
     const uint32_t ap = al ? lvl_key(al->key, FH_SIDE_ASK) : 0;
     const uint64_t aq = al ? al->shares : 0;
     if (bp == in->bbo_bid_px && bq == in->bbo_bid_sh && ap == in->bbo_ask_px && aq == in->bbo_ask_sh) return;
-    in->bbo_bid_px = bp; in->bbo_bid_sh = bq; in->bbo_ask_px = ap; in->bbo_ask_sh = aq;
+    in->bbo_bid_px = bp;
+    in->bbo_bid_sh = bq;
+    in->bbo_ask_px = ap;
+    in->bbo_ask_sh = aq;
     if (!b->publish) return;
     fh_shm_event_t *e = fh_book_event_begin(b, locate, FH_EV_BBO, 0, in->exch_ts);
-    e->price1 = bp; e->qty1 = bq; e->price2 = ap; e->qty2 = aq;
+    e->price1 = bp;
+    e->qty1 = bq;
+    e->price2 = ap;
+    e->qty2 = aq;
     fh_book_event_commit(b, e);
     if (b->cbbo) publish_cbbo(b, locate, in);
 }
@@ -210,7 +227,8 @@ void fh_book_mark_silent(fh_book_t *b, uint32_t locate, int on)
     in->dirty = 1;
     b->now = 0;
     fh_publish_slot(b, locate);
-    if (b->publish) fh_book_event_commit(b, fh_book_event_begin(b, locate, FH_EV_SILENT, (uint8_t)(on != 0), in->exch_ts));
+    if (b->publish)
+        fh_book_event_commit(b, fh_book_event_begin(b, locate, FH_EV_SILENT, (uint8_t)(on != 0), in->exch_ts));
 }
 
 void fh_book_publish_all(fh_book_t *b)

@@ -34,9 +34,10 @@ int fh_lane_set_snapshot(fh_lane_t *r, int all, int blocking, uint32_t timeout_m
      * sends that much. */
     const uint64_t lim = fh_snapshot_max_bytes(r->book.max_orders, r->book.n_instr);
     char what[224];
-    snprintf(what, sizeof what, "the books and a snapshot (%u live orders, %u instruments: up to %.1f MiB, held "
-             "%d times over while it is fetched)", r->book.max_orders, r->book.n_instr,
-             (double)lim / (1024.0 * 1024.0), (int)FH_SNAP_COPIES);
+    snprintf(what, sizeof what,
+             "the books and a snapshot (%u live orders, %u instruments: up to %.1f MiB, held "
+             "%d times over while it is fetched)",
+             r->book.max_orders, r->book.n_instr, (double)lim / (1024.0 * 1024.0), (int)FH_SNAP_COPIES);
     if (fh_mem_check(r->book.bytes + (uint64_t)FH_SNAP_COPIES * lim, 0, what, err, errlen) != 0) return -1;
     r->route.recover_all = all != 0;
     r->recovery.blocking = blocking != 0;
@@ -51,10 +52,7 @@ uint64_t fh_snapshot_max_bytes(uint32_t max_orders, uint32_t max_instruments)
            FH_SNAP_SLACK_BYTES;
 }
 
-uint64_t fh_lane_snapshot_limit(const fh_lane_t *r)
-{
-    return r->recovery.max_bytes;
-}
+uint64_t fh_lane_snapshot_limit(const fh_lane_t *r) { return r->recovery.max_bytes; }
 
 uint64_t fh_lane_snapshot_deadline_ns(const fh_lane_t *r, uint32_t ticket)
 {
@@ -75,8 +73,7 @@ int fh_lane_line_snapshot(fh_lane_t *r, uint32_t group, uint16_t port)
     return -1;
 }
 
-uint32_t fh_lane_snapshot_request(fh_lane_t *r, uint32_t *group, uint16_t *port, uint8_t *session,
-                                    uint64_t *next_seq)
+uint32_t fh_lane_snapshot_request(fh_lane_t *r, uint32_t *group, uint16_t *port, uint8_t *session, uint64_t *next_seq)
 {
     const uint32_t t = __atomic_load_n(&r->recovery.ticket, __ATOMIC_ACQUIRE);
     if (!t || __atomic_load_n(&r->recovery.claimed, __ATOMIC_ACQUIRE) == t) return 0;
@@ -96,7 +93,7 @@ static int snap_claim(fh_lane_t *r, uint32_t ticket)
 }
 
 int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, size_t len, uint64_t sequence,
-                            int failed)
+                          int failed)
 {
     if (!ticket || ticket != __atomic_load_n(&r->recovery.ticket, __ATOMIC_ACQUIRE)) return -1;
     uint8_t *copy = NULL;
@@ -108,7 +105,10 @@ int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, 
         if (!copy) failed = 1;
         else memcpy(copy, blocks, len);
     }
-    if (!snap_claim(r, ticket)) { free(copy); return -1; }
+    if (!snap_claim(r, ticket)) {
+        free(copy);
+        return -1;
+    }
     free(r->recovery.buf);
     r->recovery.buf = copy;
     r->recovery.len = failed ? 0 : len;
@@ -180,7 +180,8 @@ static void snap_apply(fh_lane_t *r)
          * what it holds. */
         const uint64_t hi = fh_session_held_end(&r->session, s);
         const uint64_t top = (hi > r->recovery.next_seq ? hi : r->recovery.next_seq);
-        if (seq < r->recovery.next_seq || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) || snap_check(p, len, &n) != 0) {
+        if (seq < r->recovery.next_seq || (seq > top && seq - top > FH_SEQ_IMPLAUSIBLE) ||
+            snap_check(p, len, &n) != 0) {
             r->st.errors[FH_ERR_SNAPSHOT_BAD]++;
             ok = 0;
         }
@@ -239,7 +240,10 @@ static void snap_next(fh_lane_t *r)
 {
     if (r->recovery.asked) return;
     for (uint32_t i = 0; i < r->session.streams.n; i++) {
-        if (r->session.streams.v[i].snapshot == FH_SNAP_WANTED) { snap_ask(r, &r->session.streams.v[i]); return; }
+        if (r->session.streams.v[i].snapshot == FH_SNAP_WANTED) {
+            snap_ask(r, &r->session.streams.v[i]);
+            return;
+        }
     }
 }
 
@@ -274,7 +278,10 @@ static void snap_wait(fh_lane_t *r)
     const uint64_t deadline = snap_give_up_at(r);
     const uint32_t t = r->recovery.ticket;
     while (__atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) != t) {
-        if (fh_pipe_should_stop(r) || mono_ns() > deadline) { snap_give_up(r); return; }
+        if (fh_pipe_should_stop(r) || mono_ns() > deadline) {
+            snap_give_up(r);
+            return;
+        }
         const struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
     }
@@ -291,7 +298,10 @@ void fh_recovery_ask(void *ctx, fh_stream_t *s)
         fh_session_snapshot_done(&r->session, s, 0, 0);
         return;
     }
-    if (!r->recovery.blocking) { snap_next(r); return; }
+    if (!r->recovery.blocking) {
+        snap_next(r);
+        return;
+    }
     /* Blocking: one request at a time, answered before the walk goes on. */
     if (s->snapshot == FH_SNAP_WANTED && !r->recovery.asked) {
         snap_ask(r, s);
@@ -302,7 +312,8 @@ void fh_recovery_ask(void *ctx, fh_stream_t *s)
 void fh_recovery_poll(fh_lane_t *r)
 {
     if (r->recovery.blocking) return;
-    if (r->recovery.asked && __atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) == r->recovery.ticket) snap_apply(r);
+    if (r->recovery.asked && __atomic_load_n(&r->recovery.posted, __ATOMIC_ACQUIRE) == r->recovery.ticket)
+        snap_apply(r);
     else if (r->recovery.asked && mono_ns() > snap_give_up_at(r)) snap_give_up(r);
     snap_next(r);
 }

@@ -24,15 +24,15 @@ typedef struct fh_recovery_mailbox {
     uint32_t asked;                 /* a request is outstanding */
     uint32_t finishing;             /* the input is over: no snapshot will come */
     uint16_t port;
-    uint8_t  session[FH_MOLD_SESSION_LEN];
+    uint8_t session[FH_MOLD_SESSION_LEN];
     uint32_t group;
     uint64_t next_seq;              /* the stream's next sequence when asked: the snapshot may not be older */
     uint64_t t0;                    /* when it was asked (CLOCK_MONOTONIC ns) */
     uint8_t *buf;                   /* the answer's messages (malloc'd by the poster, freed by the lane) */
-    size_t   len;
+    size_t len;
     uint64_t seq;
-    int      failed;
-    int      too_big;               /* the answer was longer than max_bytes: refused, not copied */
+    int failed;
+    int too_big;               /* the answer was longer than max_bytes: refused, not copied */
 } fh_recovery_mailbox_t;
 
 #endif

@@ -20,7 +20,10 @@ int fh_rr_open(fh_rr_client_t *c, char *err, size_t errlen)
 {
     if (c->fd >= 0) return 0;
     c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) { fh_errf(err, errlen, "cannot open a UDP socket for re-requests: %s", strerror(errno)); return -1; }
+    if (c->fd < 0) {
+        fh_errf(err, errlen, "cannot open a UDP socket for re-requests: %s", strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -30,8 +33,8 @@ void fh_rr_close(fh_rr_client_t *c)
     c->fd = -1;
 }
 
-int fh_rr_request(fh_rr_client_t *c, uint32_t ip, uint16_t port, const uint8_t *session, uint64_t seq,
-                  uint16_t count, fh_rr_reply_fn reply, void *ctx, uint64_t *foreign)
+int fh_rr_request(fh_rr_client_t *c, uint32_t ip, uint16_t port, const uint8_t *session, uint64_t seq, uint16_t count,
+                  fh_rr_reply_fn reply, void *ctx, uint64_t *foreign)
 {
     if (c->fd < 0) return -1;
     struct sockaddr_in srv;
@@ -43,8 +46,7 @@ int fh_rr_request(fh_rr_client_t *c, uint32_t ip, uint16_t port, const uint8_t *
     memcpy(req, session, FH_MOLD_SESSION_LEN);
     fh_put_be64(req + 10, seq);
     fh_put_be16(req + 18, count);
-    if (sendto(c->fd, req, sizeof req, 0, (const struct sockaddr *)&srv, sizeof srv) != (ssize_t)sizeof req)
-        return -1;
+    if (sendto(c->fd, req, sizeof req, 0, (const struct sockaddr *)&srv, sizeof srv) != (ssize_t)sizeof req) return -1;
     uint8_t buf[65536];
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     while (poll(&pfd, 1, (int)c->timeout_ms) > 0) {

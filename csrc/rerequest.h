@@ -20,7 +20,7 @@ typedef int (*fh_rr_reply_fn)(void *ctx, const uint8_t *p, size_t n);
 
 void fh_rr_init(fh_rr_client_t *c);
 /* Open the socket (idempotent); -1 with err set when it cannot be. */
-int  fh_rr_open(fh_rr_client_t *c, char *err, size_t errlen);
+int fh_rr_open(fh_rr_client_t *c, char *err, size_t errlen);
 void fh_rr_close(fh_rr_client_t *c);
 
 /* Send one request for `count` messages from `seq` of `session` to ip:port
@@ -28,7 +28,7 @@ void fh_rr_close(fh_rr_client_t *c);
  * applied or the timeout passes; datagrams from anyone else are counted in
  * *foreign.  Returns 1 when a reply was applied, 0 on timeout, -1 when the
  * request could not be sent. */
-int  fh_rr_request(fh_rr_client_t *c, uint32_t ip, uint16_t port, const uint8_t *session, uint64_t seq,
-                   uint16_t count, fh_rr_reply_fn reply, void *ctx, uint64_t *foreign);
+int fh_rr_request(fh_rr_client_t *c, uint32_t ip, uint16_t port, const uint8_t *session, uint64_t seq, uint16_t count,
+                  fh_rr_reply_fn reply, void *ctx, uint64_t *foreign);
 
 #endif

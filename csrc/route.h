@@ -28,16 +28,16 @@ typedef struct fh_route_line {
     uint16_t lane;
     uint32_t rerequest_ip;          /* its re-request server (host order), 0 = the lane's default */
     uint16_t rerequest_port;
-    uint8_t  protocol;              /* FH_PROTO_MOLD or FH_PROTO_PITCH */
-    uint8_t  venue;                 /* index in venue_names */
+    uint8_t protocol;              /* FH_PROTO_MOLD or FH_PROTO_PITCH */
+    uint8_t venue;                 /* index in venue_names */
 } fh_route_line_t;
 
 /* A UDP destination's protocol, told from its first clear datagram. */
 typedef struct fh_route_detected {
     uint32_t ip;
     uint16_t port;
-    uint8_t  protocol;
-    uint8_t  _pad;
+    uint8_t protocol;
+    uint8_t _pad;
 } fh_route_detected_t;
 
 /* A PITCH port's units: stream index + 1 per unit, 0 = not seen yet.  A
@@ -63,9 +63,9 @@ typedef struct fh_route {
     /* Venues: index 0 the ITCH venue (XNAS unless configured), then the PITCH
      * venues; pitch_rank: a venue's rank among the PITCH venues (instrument ids). */
     uint32_t n_venues;
-    char     venue_names[FH_ROUTE_MAX_VENUES][8];
-    uint8_t  venue_protocol[FH_ROUTE_MAX_VENUES], pitch_rank[FH_ROUTE_MAX_VENUES];
-    uint8_t  pitch_default_venue;   /* venue of PITCH streams without a config */
+    char venue_names[FH_ROUTE_MAX_VENUES][8];
+    uint8_t venue_protocol[FH_ROUTE_MAX_VENUES], pitch_rank[FH_ROUTE_MAX_VENUES];
+    uint8_t pitch_default_venue;   /* venue of PITCH streams without a config */
     fh_route_pitch_port_t pitch_units[FH_ROUTE_PITCH_PORTS];
     uint32_t n_pitch_units;
     uint32_t venues_seen;           /* venues of this lane's streams (bit i: venue i) */

@@ -14,9 +14,8 @@
 
 #include "session.h"
 
-int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint32_t gap_buffer,
-                    uint64_t gap_window_ns, uint64_t silence_ns, const fh_session_hooks_t *hooks,
-                    char *err, size_t errlen)
+int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint32_t gap_buffer, uint64_t gap_window_ns,
+                    uint64_t silence_ns, const fh_session_hooks_t *hooks, char *err, size_t errlen)
 {
     memset(ss, 0, sizeof *ss);
     fh_rr_init(&ss->rerequest);
@@ -30,12 +29,18 @@ int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint
     const uint64_t pend_bytes = (uint64_t)ss->held_cap * sizeof *ss->held;
     if (fh_mem_check(pend_bytes, pend_bytes, what, err, errlen) != 0) return -1;
     ss->held = calloc(ss->held_cap, sizeof *ss->held);
-    if (!ss->held) { fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", ss->held_cap); return -1; }
+    if (!ss->held) {
+        fh_errf(err, errlen, "out of memory for a %u-packet gap buffer", ss->held_cap);
+        return -1;
+    }
     for (uint32_t i = 0; i < ss->held_cap; i++) ss->held[i].next = i + 2 <= ss->held_cap ? i + 2 : 0;
     ss->held_free = 1;
     const uint32_t cap = max_streams ? max_streams : 1;
     ss->streams.v = calloc(cap, sizeof *ss->streams.v);
-    if (!ss->streams.v) { fh_errf(err, errlen, "out of memory for %u streams", max_streams); return -1; }
+    if (!ss->streams.v) {
+        fh_errf(err, errlen, "out of memory for %u streams", max_streams);
+        return -1;
+    }
     ss->streams.cap = cap;
     return 0;
 }
@@ -130,8 +135,10 @@ static void hole_update(fh_session_t *ss, fh_stream_t *s)
     if (s->heartbeat_since && s->heartbeat_end0 <= s->next_seq) {
         /* Announced later than hb_since, by an unknown heartbeat: timed from
          * now (later than it was missed, never earlier). */
-        if (s->hole_end > s->next_seq) { s->heartbeat_since = ss->now ? ss->now : 1; s->heartbeat_end0 = s->hole_end; }
-        else s->heartbeat_since = 0;
+        if (s->hole_end > s->next_seq) {
+            s->heartbeat_since = ss->now ? ss->now : 1;
+            s->heartbeat_end0 = s->hole_end;
+        } else s->heartbeat_since = 0;
     }
     if (s->snapshot) return;
     if (!s->held_head && s->next_seq >= s->hole_end) {
@@ -184,7 +191,10 @@ int fh_session_rr_reply(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, size
     return 1;
 }
 
-typedef struct { fh_session_t *ss; fh_stream_t *s; } rr_ctx_t;
+typedef struct {
+    fh_session_t *ss;
+    fh_stream_t *s;
+} rr_ctx_t;
 
 static int rr_reply(void *ctx, const uint8_t *p, size_t n)
 {
@@ -323,7 +333,10 @@ void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq)
     hole_check_window(ss, s);
     if (seq > s->next_seq) {
         if (seq > s->hole_end) s->hole_end = seq;
-        if (!s->heartbeat_since) { s->heartbeat_since = ss->now ? ss->now : 1; s->heartbeat_end0 = seq; }
+        if (!s->heartbeat_since) {
+            s->heartbeat_since = ss->now ? ss->now : 1;
+            s->heartbeat_end0 = seq;
+        }
         hole_open(ss, s);
     }
     hole_check_window(ss, s);
@@ -360,8 +373,7 @@ static int hold(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len
     return 0;
 }
 
-void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                       uint32_t count)
+void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count)
 {
     /* Holes whose windows passed before this packet came are lost already: a
      * late copy of one is not applied out of order (it counts as late). */
@@ -403,7 +415,10 @@ void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint3
     /* Still nowhere (other streams fill the pool, or the packet is too big to
      * hold): everything before it is given up rather than lose it. */
     holes_give_up(ss, s, 1);
-    if (s->snapshot) { ss->st->pkt_rejected++; return; }
+    if (s->snapshot) {
+        ss->st->pkt_rejected++;
+        return;
+    }
     if (seq > s->next_seq) {
         gap(ss, s, seq - s->next_seq);
         lost_record(s, s->next_seq, seq);
@@ -486,7 +501,6 @@ void fh_session_snapshot_done(fh_session_t *ss, fh_stream_t *s, uint64_t seq, in
     s->hole_seq0 = s->next_seq;
     hole_drain(ss, s);
 }
-
 
 /* ------------------------------------------------------- line supervision */
 

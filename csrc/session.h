@@ -20,7 +20,7 @@
 /* A hole given up this far ahead of a stream that kept advancing in sequence
  * is a corrupt sequence number, not loss: 16 M messages is minutes of the
  * busiest feed lost on both lines, while the stream itself went on. */
-#define FH_SEQ_IMPLAUSIBLE  (1ull << 24)
+#define FH_SEQ_IMPLAUSIBLE (1ull << 24)
 
 /* A stream's key beside its UDP port: 10 bytes, a MoldUDP64 session's width. */
 #define FH_STREAM_KEY_LEN FH_MOLD_SESSION_LEN
@@ -32,24 +32,24 @@ typedef struct fh_stream {
     uint64_t hole_end;                      /* a heartbeat said the stream reached this sequence */
     uint32_t held_head;                     /* packets held behind the hole (pool index + 1), by sequence */
     uint16_t port;
-    uint8_t  key[FH_STREAM_KEY_LEN];        /* MoldUDP64: the session; PITCH: fh_pitch_stream_key(unit) */
+    uint8_t key[FH_STREAM_KEY_LEN];        /* MoldUDP64: the session; PITCH: fh_pitch_stream_key(unit) */
     uint32_t rerequest_ip;                  /* re-request server (host order), 0 = none */
     uint16_t rerequest_port;
-    uint8_t  ended;                         /* end of session seen */
-    uint8_t  silent;                        /* quiet past the silence timeout */
-    uint8_t  gapped;                        /* lost messages for good (a gap): instruments first seen
-                                             * after it are flagged stale too */
+    uint8_t ended;                         /* end of session seen */
+    uint8_t silent;                        /* quiet past the silence timeout */
+    uint8_t gapped;                        /* lost messages for good (a gap): instruments first seen
+                                            * after it are flagged stale too */
     uint64_t last_rx;                       /* receive time of its last packet (this lane's streams) */
     uint64_t hole_seq0;                     /* next_seq when the open hole was seen */
-    uint8_t  snapshot_on;                   /* snapshot recovery (GLIMPSE) for this stream */
-    uint8_t  snapshot;                      /* FH_SNAP_*: waiting for a snapshot, its packets held */
-    uint8_t  snapshot_tried;                   /* the open hole had its snapshot: no second one */
+    uint8_t snapshot_on;                   /* snapshot recovery (GLIMPSE) for this stream */
+    uint8_t snapshot;                      /* FH_SNAP_*: waiting for a snapshot, its packets held */
+    uint8_t snapshot_tried;                   /* the open hole had its snapshot: no second one */
     uint32_t group;                         /* multicast group (host order) it was first seen on */
     uint64_t snapshot_after;                   /* no snapshot asked before this receive time (after a failure) */
-    uint8_t  protocol;                      /* FH_PROTO_MOLD or FH_PROTO_PITCH */
-    uint8_t  unit;                          /* PITCH: Hdr Unit */
-    uint8_t  venue;                         /* index in the run's venue table (fh_lane_set_venue) */
-    uint8_t  _pad1;
+    uint8_t protocol;                      /* FH_PROTO_MOLD or FH_PROTO_PITCH */
+    uint8_t unit;                          /* PITCH: Hdr Unit */
+    uint8_t venue;                         /* index in the run's venue table (fh_lane_set_venue) */
+    uint8_t _pad1;
     uint32_t pitch_secs;                    /* PITCH: seconds of the unit's last Time message */
     /* Per-hole windows (session.c).  A held packet's receive time is when the
      * ranges before it were first missed; a heartbeat's is kept here: at
@@ -86,7 +86,7 @@ FH_INLINE int fh_session_was_lost(const fh_stream_t *s, uint64_t seq, uint32_t c
 /* What a stream carries: MoldUDP64 (ITCH 5.0) or Cboe PITCH sequenced units.
  * A PITCH stream is one (UDP port, unit): its key in the table is
  * fh_pitch_stream_key(unit), 10 bytes no MoldUDP64 session of ASCII carries. */
-#define FH_PROTO_MOLD  0u
+#define FH_PROTO_MOLD 0u
 #define FH_PROTO_PITCH 1u
 #define FH_PROTO_UNDECIDED 0xFFu
 
@@ -103,9 +103,9 @@ FH_INLINE void fh_pitch_stream_key(uint8_t key[FH_MOLD_SESSION_LEN], uint8_t uni
 #define FH_SNAP_RETRY_NS (10ull * 1000000000ull)
 
 /* A stream's snapshot state. */
-#define FH_SNAP_NONE   0u
+#define FH_SNAP_NONE 0u
 #define FH_SNAP_WANTED 1u                   /* waits; the request is not posted yet */
-#define FH_SNAP_ASKED  2u                   /* the request is posted */
+#define FH_SNAP_ASKED 2u                   /* the request is posted */
 
 typedef struct fh_stream_table {
     fh_stream_t *v;                    /* preallocated at start-up */
@@ -122,7 +122,7 @@ typedef struct fh_pending {
     uint32_t count;
     uint32_t next;                  /* next held packet of the stream (index + 1), by sequence */
     uint32_t _pad;
-    uint8_t  data[FH_PEND_DATA];
+    uint8_t data[FH_PEND_DATA];
 } fh_pending_t;
 
 /* What the session layer hands back to the pipeline (cold path only). */
@@ -130,8 +130,8 @@ typedef struct fh_session_hooks {
     /* Apply a datagram's blocks in sequence (from `seq`, what the stream has
      * applied already is skipped and counted duplicate), received at rx_ts;
      * returns 1 when the whole datagram was a duplicate, else 0. */
-    int  (*apply)(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
-                  uint64_t rx_ts);
+    int (*apply)(void *ctx, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count,
+                 uint64_t rx_ts);
     /* Stream s lost `missing` messages for good. */
     void (*gap)(void *ctx, fh_stream_t *s, uint64_t missing);
     /* Stream s went quiet (on = 1) or spoke again (on = 0). */
@@ -155,26 +155,28 @@ typedef struct fh_session {
     uint64_t silence_ns;            /* a stream quiet this long is silent; 0 = never */
     uint64_t next_silence_check;    /* receive time of the next sweep */
     uint32_t n_groups, group_last;  /* lines seen: which session each carries */
-    struct { uint32_t ip; uint16_t port; uint8_t session[FH_MOLD_SESSION_LEN]; } groups[64];
+    struct {
+        uint32_t ip;
+        uint16_t port;
+        uint8_t session[FH_MOLD_SESSION_LEN];
+    } groups[64];
     fh_rr_client_t rerequest;       /* re-request client */
     fh_session_hooks_t hooks;
 } fh_session_t;
 
 /* Start-up: streams (table size), the held-packet pool, the windows. */
-int  fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint32_t gap_buffer,
-                     uint64_t gap_window_ns, uint64_t silence_ns, const fh_session_hooks_t *hooks,
-                     char *err, size_t errlen);
+int fh_session_init(fh_session_t *ss, fh_stats_t *st, uint32_t max_streams, uint32_t gap_buffer, uint64_t gap_window_ns,
+                    uint64_t silence_ns, const fh_session_hooks_t *hooks, char *err, size_t errlen);
 void fh_session_free(fh_session_t *ss);
 
 /* The stream for (port, session), created on first sight; NULL when the table
  * is full (the caller counts it and decodes the packet unsequenced).  *fresh
  * is incremented when it was created. */
-FH_INLINE fh_stream_t *fh_stream_lookup(fh_stream_table_t *t, uint16_t port, const uint8_t *session,
-                                           uint64_t first_seq, uint64_t *fresh)
+FH_INLINE fh_stream_t *fh_stream_lookup(fh_stream_table_t *t, uint16_t port, const uint8_t *session, uint64_t first_seq,
+                                        uint64_t *fresh)
 {
     fh_stream_t *s = &t->v[t->last];
-    if (FH_LIKELY(t->n && s->port == port && memcmp(s->key, session, FH_MOLD_SESSION_LEN) == 0))
-        return s;
+    if (FH_LIKELY(t->n && s->port == port && memcmp(s->key, session, FH_MOLD_SESSION_LEN) == 0)) return s;
     for (uint32_t i = 0; i < t->n; i++) {
         s = &t->v[i];
         if (s->port == port && memcmp(s->key, session, FH_MOLD_SESSION_LEN) == 0) {
@@ -205,7 +207,10 @@ FH_INLINE int fh_session_in_sequence(const fh_stream_t *s, uint64_t seq)
  * make gap windows and silence run backwards).  Returns the time to use. */
 FH_INLINE uint64_t fh_session_clock(fh_session_t *ss, uint64_t rx_ts)
 {
-    if (FH_UNLIKELY(rx_ts < ss->rx_last)) { rx_ts = ss->rx_last; ss->st->rx_time_back++; }
+    if (FH_UNLIKELY(rx_ts < ss->rx_last)) {
+        rx_ts = ss->rx_last;
+        ss->st->rx_time_back++;
+    }
     ss->rx_last = rx_ts;
     ss->now = rx_ts;
     return rx_ts;
@@ -219,8 +224,8 @@ FH_INLINE uint64_t fh_session_clock(fh_session_t *ss, uint64_t rx_ts)
 void fh_session_line_changed(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key);
 void fh_session_check_silence(fh_session_t *ss, uint64_t now);
 void fh_session_alive(fh_session_t *ss, fh_stream_t *s);
-FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key,
-                                    fh_stream_t *s, uint64_t rx_ts)
+FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, const uint8_t *key, fh_stream_t *s,
+                                    uint64_t rx_ts)
 {
     /* Which session this line carries: the common case is the last line again. */
     const uint32_t g = ss->group_last;
@@ -238,12 +243,11 @@ FH_INLINE void fh_session_supervise(fh_session_t *ss, const fh_udp_view_t *u, co
 /* Cold paths of A/B arbitration: a data packet past the next expected
  * sequence or behind an open hole; a heartbeat or end of session announcing
  * `seq` (the next sequence) when it is ahead or a hole is open. */
-void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq,
-                       uint32_t count);
+void fh_session_packet(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, uint32_t len, uint64_t seq, uint32_t count);
 void fh_session_heartbeat(fh_session_t *ss, fh_stream_t *s, uint64_t seq);
 /* A reply to a re-request for stream s (n bytes as received): applied if it is
  * for s and starts at or before its hole; 1 when applied. */
-int  fh_session_rr_reply(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, size_t n);
+int fh_session_rr_reply(fh_session_t *ss, fh_stream_t *s, const uint8_t *p, size_t n);
 /* Give up every hole whose window has passed at receive time `now` (all, if now is ~0). */
 void fh_session_expire(fh_session_t *ss, uint64_t now);
 
@@ -264,6 +268,6 @@ uint64_t fh_session_held_end(const fh_session_t *ss, const fh_stream_t *s);
 void fh_session_start(fh_session_t *ss, fh_stream_t *s, uint64_t seq0);
 
 /* Every stream has seen its end of session. */
-int  fh_session_all_ended(const fh_session_t *ss);
+int fh_session_all_ended(const fh_session_t *ss);
 
 #endif

@@ -26,9 +26,9 @@ _Static_assert(FH_SHM_SLOT_FIXED % 64 == 0, "slots cache aligned");
 _Static_assert(sizeof(fh_read_slot_t) == FH_SHM_SLOT_FIXED, "reader slot fixed part");
 _Static_assert(sizeof(fh_read_event_t) == 72, "reader event");
 _Static_assert(offsetof(fh_read_event_t, price1) == 32 && offsetof(fh_shm_event_t, locate) == 32 &&
-               offsetof(fh_read_event_t, type) == offsetof(fh_read_event_t, locate) + 2 &&
-               offsetof(fh_read_event_t, aux) == offsetof(fh_read_event_t, locate) + 3 &&
-               offsetof(fh_shm_event_t, type) == 34 && offsetof(fh_shm_event_t, aux) == 35,
+                   offsetof(fh_read_event_t, type) == offsetof(fh_read_event_t, locate) + 2 &&
+                   offsetof(fh_read_event_t, aux) == offsetof(fh_read_event_t, locate) + 3 &&
+                   offsetof(fh_shm_event_t, type) == 34 && offsetof(fh_shm_event_t, aux) == 35,
                "widen_event copies the timestamps and locate/type/aux as blocks");
 
 #define FH_COUNTERS_SEQ_PAD 64
@@ -43,8 +43,8 @@ static uint64_t counters_size(void) { return (FH_COUNTERS_SEQ_PAD + sizeof(fh_st
 
 uint64_t fh_shm_total_size(uint32_t n_slots, uint32_t depth, uint64_t ring_capacity, uint32_t n_lanes)
 {
-    return FH_SHM_HEADER_SIZE + n_lanes * counters_size() + (uint64_t)n_slots * fh_shm_slot_size(depth)
-           + n_lanes * ring_capacity * FH_SHM_EVENT_SIZE + (uint64_t)FH_SHM_CBBO_ENTRIES * sizeof(fh_shm_cbbo_t);
+    return FH_SHM_HEADER_SIZE + n_lanes * counters_size() + (uint64_t)n_slots * fh_shm_slot_size(depth) +
+           n_lanes * ring_capacity * FH_SHM_EVENT_SIZE + (uint64_t)FH_SHM_CBBO_ENTRIES * sizeof(fh_shm_cbbo_t);
 }
 
 static int name_ok(const char *n)
@@ -52,8 +52,8 @@ static int name_ok(const char *n)
     size_t i = 0;
     for (; n[i]; i++) {
         const char c = n[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-' || c == '.'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.'))
             return 0;
     }
     return i > 0 && i < 200 && n[0] != '.';
@@ -146,7 +146,10 @@ static void proc_fd_path(char *out, int fd)
     static const char pre[] = "/proc/self/fd/";
     char digits[16];
     int n = 0;
-    do { digits[n++] = (char)('0' + fd % 10); fd /= 10; } while (fd && n < (int)sizeof digits);
+    do {
+        digits[n++] = (char)('0' + fd % 10);
+        fd /= 10;
+    } while (fd && n < (int)sizeof digits);
     memcpy(out, pre, sizeof pre - 1);
     for (int i = 0; i < n; i++) out[sizeof pre - 1 + i] = digits[n - 1 - i];
     out[sizeof pre - 1 + n] = 0;
@@ -167,7 +170,10 @@ static void drop_locks_in_child(void)
         /* The descriptor number stays valid (now /dev/null), so that the
          * child's fh_shm_close, if it ever runs, closes nothing else. */
         const int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (nul >= 0 && nul != fd) { dup3(nul, fd, O_CLOEXEC); close(nul); }
+        if (nul >= 0 && nul != fd) {
+            dup3(nul, fd, O_CLOEXEC);
+            close(nul);
+        }
     }
 }
 
@@ -273,7 +279,10 @@ static int refuse_in_use(int fd, const char *where, char *err, size_t errlen)
     for (int i = 0; i < 1000; i++) {
         if (!still_named(fd, where)) return 1;
         if (lock_probe(fd, &lock_pid) == 0) return 1;            /* let go meanwhile: try again */
-        if (lock_pid > 0) { pid = lock_pid; break; }            /* a classic lock says who */
+        if (lock_pid > 0) {
+            pid = lock_pid;
+            break;
+        }            /* a classic lock says who */
         if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h) {
             if (memcmp(h.magic, FH_SHM_MAGIC_CREATING, 8) == 0 && h.writer_pid > 0) {
                 pid = h.writer_pid;
@@ -282,8 +291,7 @@ static int refuse_in_use(int fd, const char *where, char *err, size_t errlen)
             }
             /* A finished segment's writer may well live on (a process that
              * closed its replay): only a running one's header names the owner. */
-            if (memcmp(h.magic, FH_SHM_MAGIC, 8) == 0 &&
-                (h.state == FH_SHM_STARTING || h.state == FH_SHM_RUNNING) &&
+            if (memcmp(h.magic, FH_SHM_MAGIC, 8) == 0 && (h.state == FH_SHM_STARTING || h.state == FH_SHM_RUNNING) &&
                 writer_alive(h.writer_pid, h.writer_start) != 0) {
                 pid = h.writer_pid;
                 break;
@@ -294,8 +302,10 @@ static int refuse_in_use(int fd, const char *where, char *err, size_t errlen)
     }
     char who[48] = "";
     if (pid > 0) snprintf(who, sizeof who, " (pid %lld)", (long long)pid);
-    fh_errf(err, errlen, "%s is in use by a running writer%s%s: it holds the segment's lock; stop it or pick "
-            "another --shm name", where, who, creating ? ", still creating it" : "");
+    fh_errf(err, errlen,
+            "%s is in use by a running writer%s%s: it holds the segment's lock; stop it or pick "
+            "another --shm name",
+            where, who, creating ? ", still creating it" : "");
     return 0;
 }
 
@@ -308,13 +318,16 @@ static int refuse_in_use(int fd, const char *where, char *err, size_t errlen)
 static int refuse_object(const struct stat *sb, uid_t me, const char *where, char *err, size_t errlen)
 {
     if (!S_ISREG(sb->st_mode))
-        fh_errf(err, errlen, "%s is %s, not a feedhandler segment: refusing to use or remove it "
-                "(remove it yourself, or pick another --shm name)", where, file_kind(sb->st_mode));
+        fh_errf(err, errlen,
+                "%s is %s, not a feedhandler segment: refusing to use or remove it "
+                "(remove it yourself, or pick another --shm name)",
+                where, file_kind(sb->st_mode));
     else if (sb->st_uid != me)
-        fh_errf(err, errlen, "%s is owned by uid %u, not by this user (uid %u): refusing to use or replace it "
-                "(pick another --shm name)", where, (unsigned)sb->st_uid, (unsigned)me);
-    else
-        return 0;
+        fh_errf(err, errlen,
+                "%s is owned by uid %u, not by this user (uid %u): refusing to use or replace it "
+                "(pick another --shm name)",
+                where, (unsigned)sb->st_uid, (unsigned)me);
+    else return 0;
     return 1;
 }
 
@@ -342,7 +355,10 @@ static int claim_segment(const char *where, uint32_t mode, char *err, size_t err
             return -1;
         }
         const int lk = lock_take(fd);
-        if (lk > 0 && refuse_in_use(fd, where, err, errlen) == 1) { close(fd); continue; }
+        if (lk > 0 && refuse_in_use(fd, where, err, errlen) == 1) {
+            close(fd);
+            continue;
+        }
         if (lk != 0) {
             if (lk < 0) fh_errf(err, errlen, "%s cannot be locked: %s", where, strerror(errno));
             close(fd);
@@ -352,8 +368,15 @@ static int claim_segment(const char *where, uint32_t mode, char *err, size_t err
          * may have been unlinked (and the name reused) between the open and
          * the lock, by a writer that held the lock then: start over, or we
          * would publish into a file no reader can find. */
-        if (!still_named(fd, where)) { close(fd); continue; }
-        if (fstat(fd, &sb) != 0) { fh_errf(err, errlen, "%s cannot be examined: %s", where, strerror(errno)); close(fd); return -1; }
+        if (!still_named(fd, where)) {
+            close(fd);
+            continue;
+        }
+        if (fstat(fd, &sb) != 0) {
+            fh_errf(err, errlen, "%s cannot be examined: %s", where, strerror(errno));
+            close(fd);
+            return -1;
+        }
         uint8_t head[16] = {0};
         const ssize_t got = sb.st_size > 0 ? pread(fd, head, sizeof head, 0) : 0;
         if (sb.st_size == 0 || (got >= 8 && memcmp(head, FH_SHM_MAGIC_CREATING, 8) == 0)) {
@@ -384,9 +407,10 @@ static int claim_segment(const char *where, uint32_t mode, char *err, size_t err
         }
         char shown[80];
         describe_bytes(head, got > 0 ? (size_t)got : 0, shown, sizeof shown);
-        fh_errf(err, errlen, "%s is not a feedhandler segment (%llu bytes, starting \"%s\"): refusing to use or "
-                "remove it (remove it yourself, or pick another --shm name)", where,
-                (unsigned long long)sb.st_size, shown);
+        fh_errf(err, errlen,
+                "%s is not a feedhandler segment (%llu bytes, starting \"%s\"): refusing to use or "
+                "remove it (remove it yourself, or pick another --shm name)",
+                where, (unsigned long long)sb.st_size, shown);
         close(fd);
         return -1;
     }
@@ -405,8 +429,14 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
                   uint64_t ring_capacity, uint32_t n_lanes, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    if (n_lanes < 1 || n_lanes > FH_SHM_MAX_LANES) { fh_errf(err, errlen, "%u lanes: 1..%d", n_lanes, FH_SHM_MAX_LANES); return -1; }
-    if (depth < 1 || depth > FH_SHM_MAX_DEPTH) { fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH); return -1; }
+    if (n_lanes < 1 || n_lanes > FH_SHM_MAX_LANES) {
+        fh_errf(err, errlen, "%u lanes: 1..%d", n_lanes, FH_SHM_MAX_LANES);
+        return -1;
+    }
+    if (depth < 1 || depth > FH_SHM_MAX_DEPTH) {
+        fh_errf(err, errlen, "depth %u out of range 1..%d", depth, FH_SHM_MAX_DEPTH);
+        return -1;
+    }
     if (ring_capacity < 2 || (ring_capacity & (ring_capacity - 1))) {
         fh_errf(err, errlen, "event ring capacity %llu is not a power of two >= 2", (unsigned long long)ring_capacity);
         return -1;
@@ -440,25 +470,29 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
             h0.created_ns = fh_clock_ns(CLOCK_REALTIME);
             if (pwrite(fd, &h0, sizeof h0, 0) != (ssize_t)sizeof h0) {
                 fh_errf(err, errlen, "cannot write %s: %s", where, strerror(errno));
-                abandon(fd, where); return -1;
+                abandon(fd, where);
+                return -1;
             }
         }
         if (ftruncate(fd, (off_t)size) != 0) {
             fh_errf(err, errlen, "cannot size %s to %llu bytes: %s", where, (unsigned long long)size, strerror(errno));
-            abandon(fd, where); return -1;
+            abandon(fd, where);
+            return -1;
         }
         /* Reserve the pages now: a full /dev/shm is an error here, not a
          * SIGBUS on the hot path when a page is first written. */
         const int fa = posix_fallocate(fd, 0, (off_t)size);
         if (fa != 0 && fa != EOPNOTSUPP && fa != EINVAL) {
-            fh_errf(err, errlen, "cannot reserve %llu bytes in /dev/shm for %s: %s", (unsigned long long)size,
-                    s->name, strerror(fa));
-            abandon(fd, where); return -1;
+            fh_errf(err, errlen, "cannot reserve %llu bytes in /dev/shm for %s: %s", (unsigned long long)size, s->name,
+                    strerror(fa));
+            abandon(fd, where);
+            return -1;
         }
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (mem == MAP_FAILED) {
             fh_errf(err, errlen, "cannot map %s (%llu bytes): %s", where, (unsigned long long)size, strerror(errno));
-            abandon(fd, where); return -1;
+            abandon(fd, where);
+            return -1;
         }
         /* Every page written once at start-up: the first write to a page
          * of a fresh tmpfs file costs a fault (~100 us seen at p99.9 of the
@@ -474,7 +508,8 @@ int fh_shm_create(fh_shm_t *s, const char *name, uint32_t mode, uint32_t n_slots
     } else {
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) {
-            fh_errf(err, errlen, "cannot allocate %llu bytes of book memory: %s", (unsigned long long)size, strerror(errno));
+            fh_errf(err, errlen, "cannot allocate %llu bytes of book memory: %s", (unsigned long long)size,
+                    strerror(errno));
             return -1;
         }
 #ifdef MADV_HUGEPAGE
@@ -558,22 +593,28 @@ void fh_shm_publish_counters(fh_shm_t *s, const fh_stats_t *st, uint64_t now_ns)
 
 int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
 {
-    if (size < sizeof(fh_shm_header_t)) { fh_errf(err, errlen, "segment too small (%llu bytes) to be a feedhandler segment", (unsigned long long)size); return -1; }
+    if (size < sizeof(fh_shm_header_t)) {
+        fh_errf(err, errlen, "segment too small (%llu bytes) to be a feedhandler segment", (unsigned long long)size);
+        return -1;
+    }
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
     if (memcmp(h->magic, FH_SHM_MAGIC_CREATING, 8) == 0) {
         fh_errf(err, errlen, "segment still being created (writer pid %lld)", (long long)h->writer_pid);
         return -1;
     }
-    if (memcmp(h->magic, FH_SHM_MAGIC, 8) != 0) { fh_errf(err, errlen, "not a feedhandler segment (bad magic)"); return -1; }
+    if (memcmp(h->magic, FH_SHM_MAGIC, 8) != 0) {
+        fh_errf(err, errlen, "not a feedhandler segment (bad magic)");
+        return -1;
+    }
     if (h->layout_version != FH_SHM_LAYOUT_VERSION) {
         fh_errf(err, errlen, "segment layout version %u, this reader understands %d: use the feedhandler that wrote it",
                 h->layout_version, FH_SHM_LAYOUT_VERSION);
         return -1;
     }
     if (h->header_size != FH_SHM_HEADER_SIZE || h->event_size != FH_SHM_EVENT_SIZE || h->depth < 1 ||
-        h->depth > FH_SHM_MAX_DEPTH || h->slot_size != fh_shm_slot_size(h->depth) ||
-        h->ring_capacity < 2 || (h->ring_capacity & (h->ring_capacity - 1)) ||
-        h->n_lanes < 1 || h->n_lanes > FH_SHM_MAX_LANES || h->counters_stride != counters_size() ||
+        h->depth > FH_SHM_MAX_DEPTH || h->slot_size != fh_shm_slot_size(h->depth) || h->ring_capacity < 2 ||
+        (h->ring_capacity & (h->ring_capacity - 1)) || h->n_lanes < 1 || h->n_lanes > FH_SHM_MAX_LANES ||
+        h->counters_stride != counters_size() ||
         h->total_size != fh_shm_total_size(h->n_slots, h->depth, h->ring_capacity, h->n_lanes) ||
         h->counters_offset != FH_SHM_HEADER_SIZE ||
         h->slots_offset != h->counters_offset + h->n_lanes * counters_size() ||
@@ -583,7 +624,8 @@ int fh_shm_check(const uint8_t *base, uint64_t size, char *err, size_t errlen)
         return -1;
     }
     if (h->total_size > size) {
-        fh_errf(err, errlen, "segment is %llu bytes but its header says %llu", (unsigned long long)size, (unsigned long long)h->total_size);
+        fh_errf(err, errlen, "segment is %llu bytes but its header says %llu", (unsigned long long)size,
+                (unsigned long long)h->total_size);
         return -1;
     }
     return 0;
@@ -602,7 +644,11 @@ static int read_seqlocked(const uint64_t *seqp, const uint8_t *src, uint8_t *dst
     for (uint64_t tries = 0; tries < (uint64_t)max_spins * 64;) {
         const uint64_t s1 = FH_LOAD_ACQUIRE(seqp);
         if (s1 & 1) {
-            if (s1 != last) { last = s1; spins = 0; stuck_since = 0; }
+            if (s1 != last) {
+                last = s1;
+                spins = 0;
+                stuck_since = 0;
+            }
             if (++spins % 1024 == 0) {
                 const uint64_t now = fh_clock_ns(CLOCK_MONOTONIC);
                 if (!stuck_since) stuck_since = now;
@@ -664,8 +710,8 @@ static void widen_event(fh_read_event_t *o, const fh_shm_event_t *e)
 }
 
 /* One lane's events from *cursor on, into raw (wide 0) or widened (wide 1) records. */
-FH_INLINE uint32_t poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, void *out,
-                                   uint32_t max, uint64_t *lapped, const int wide)
+FH_INLINE uint32_t poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, void *out, uint32_t max,
+                               uint64_t *lapped, const int wide)
 {
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
     if (lapped) *lapped = 0;
@@ -802,7 +848,7 @@ uint32_t fh_shm_read_books(const uint8_t *base, uint32_t first, uint32_t n, uint
 uint64_t fh_shm_clock_ns(const uint8_t *base)
 {
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
-    const fh_tsc_t t = { .base_tsc = h->tsc_base, .base_ns = h->tsc_base_ns, .mult = h->tsc_mult, .hz = h->tsc_hz };
+    const fh_tsc_t t = {.base_tsc = h->tsc_base, .base_ns = h->tsc_base_ns, .mult = h->tsc_mult, .hz = h->tsc_hz};
     return fh_tsc_ns(&t);
 }
 

@@ -37,10 +37,10 @@
 /* Memory ordering, named (Aeron style). */
 #define FH_STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define FH_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define FH_LOAD_ACQUIRE(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define FH_LOAD_RELAXED(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
-#define FH_FENCE_RELEASE()     __atomic_thread_fence(__ATOMIC_RELEASE)
-#define FH_FENCE_ACQUIRE()     __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define FH_LOAD_ACQUIRE(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define FH_LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define FH_FENCE_RELEASE() __atomic_thread_fence(__ATOMIC_RELEASE)
+#define FH_FENCE_ACQUIRE() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 
 /* One lane's (writer thread's) view of a mapped segment. */
 typedef struct fh_shm {
@@ -99,10 +99,7 @@ FH_INLINE void fh_shm_write_begin(fh_shm_slot_t *sl)
     FH_FENCE_RELEASE();
 }
 
-FH_INLINE void fh_shm_write_end(fh_shm_slot_t *sl)
-{
-    FH_STORE_RELEASE(&sl->seq, sl->seq + 1);
-}
+FH_INLINE void fh_shm_write_end(fh_shm_slot_t *sl) { FH_STORE_RELEASE(&sl->seq, sl->seq + 1); }
 
 /* Claim the next ring entry; fill it, then fh_shm_event_commit(). */
 FH_INLINE fh_shm_event_t *fh_shm_event_begin(fh_shm_t *s)
@@ -136,7 +133,6 @@ uint32_t fh_shm_read_slots(const uint8_t *base, uint32_t first, uint32_t n, uint
 uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor, fh_shm_event_t *out, uint32_t max,
                             uint64_t *lapped);
 
-
 /* The consolidated BBO entry of `sym` (a space-padded symbol word): found, or
  * claimed when `claim` (compare-and-swap: lanes publishing the same symbol from
  * two venues race for a free entry and agree on the winner).  NULL when the
@@ -168,10 +164,14 @@ FH_INLINE void fh_cbbo_best(fh_cbbo_t *c)
         if (!(c->venues >> v & 1)) continue;
         const uint32_t bp = c->v_bid_price[v], ap = c->v_ask_price[v];
         if (bp && (bp > c->bid_price || (bp == c->bid_price && c->v_bid_shares[v] > c->bid_shares))) {
-            c->bid_price = bp; c->bid_shares = c->v_bid_shares[v]; c->bid_venue = v;
+            c->bid_price = bp;
+            c->bid_shares = c->v_bid_shares[v];
+            c->bid_venue = v;
         }
         if (ap && (!c->ask_price || ap < c->ask_price || (ap == c->ask_price && c->v_ask_shares[v] > c->ask_shares))) {
-            c->ask_price = ap; c->ask_shares = c->v_ask_shares[v]; c->ask_venue = v;
+            c->ask_price = ap;
+            c->ask_shares = c->v_ask_shares[v];
+            c->ask_venue = v;
         }
     }
 }

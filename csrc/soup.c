@@ -12,18 +12,32 @@ static int fixed_len(uint8_t type, int from_server)
 {
     if (from_server) {
         switch (type) {
-        case '+': case 'S': case 'U': return -1;
-        case 'A': return FH_SOUP_ACCEPT_LEN;
-        case 'J': return 1;
-        case 'H': case 'Z': return 0;
-        default: return -2;
+        case '+':
+        case 'S':
+        case 'U':
+            return -1;
+        case 'A':
+            return FH_SOUP_ACCEPT_LEN;
+        case 'J':
+            return 1;
+        case 'H':
+        case 'Z':
+            return 0;
+        default:
+            return -2;
         }
     }
     switch (type) {
-    case '+': case 'U': return -1;
-    case 'L': return FH_SOUP_LOGIN_LEN;
-    case 'R': case 'O': return 0;
-    default: return -2;
+    case '+':
+    case 'U':
+        return -1;
+    case 'L':
+        return FH_SOUP_LOGIN_LEN;
+    case 'R':
+    case 'O':
+        return 0;
+    default:
+        return -2;
     }
 }
 
@@ -62,8 +76,7 @@ static int pad_left(uint8_t *dst, size_t n, const char *s)
     return 0;
 }
 
-int fh_soup_login_request(uint8_t *out, const char *user, const char *password, const char *session,
-                          uint64_t sequence)
+int fh_soup_login_request(uint8_t *out, const char *user, const char *password, const char *session, uint64_t sequence)
 {
     char seq[21];
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)sequence);
@@ -106,10 +119,23 @@ long fh_glimpse_collect(const uint8_t *p, size_t n, uint8_t *out, size_t cap, fh
         fh_soup_pkt_t pkt;
         const long rc = fh_soup_frame(p + off, n - off, 1, &pkt);
         if (rc == FH_SOUP_NEED_MORE) break;
-        if (rc < 0) { acc->status = FH_GLIMPSE_CORRUPT; break; }
-        if (pkt.type == 'H' || pkt.type == '+') { off += (size_t)rc; continue; }
-        if (pkt.type == 'U') { acc->unsequenced++; off += (size_t)rc; continue; }
-        if (pkt.type != 'S') { acc->status = FH_GLIMPSE_OTHER; break; }      /* the caller's: at p + return */
+        if (rc < 0) {
+            acc->status = FH_GLIMPSE_CORRUPT;
+            break;
+        }
+        if (pkt.type == 'H' || pkt.type == '+') {
+            off += (size_t)rc;
+            continue;
+        }
+        if (pkt.type == 'U') {
+            acc->unsequenced++;
+            off += (size_t)rc;
+            continue;
+        }
+        if (pkt.type != 'S') {
+            acc->status = FH_GLIMPSE_OTHER;
+            break;
+        }      /* the caller's: at p + return */
         if (pkt.len && pkt.payload[0] == 'G') {
             if (fh_glimpse_end_of_snapshot(pkt.payload, pkt.len, &acc->sequence) != 0) {
                 acc->status = FH_GLIMPSE_BAD_MESSAGE;
@@ -119,8 +145,14 @@ long fh_glimpse_collect(const uint8_t *p, size_t n, uint8_t *out, size_t cap, fh
             acc->status = FH_GLIMPSE_END;
             break;
         }
-        if (!pkt.len || fh_itch_msg_len(pkt.payload[0]) != pkt.len) { acc->status = FH_GLIMPSE_BAD_MESSAGE; break; }
-        if (cap - acc->used < 2 + (size_t)pkt.len) { acc->status = FH_GLIMPSE_FULL; break; }
+        if (!pkt.len || fh_itch_msg_len(pkt.payload[0]) != pkt.len) {
+            acc->status = FH_GLIMPSE_BAD_MESSAGE;
+            break;
+        }
+        if (cap - acc->used < 2 + (size_t)pkt.len) {
+            acc->status = FH_GLIMPSE_FULL;
+            break;
+        }
         fh_put_be16(out + acc->used, (uint16_t)pkt.len);
         memcpy(out + acc->used + 2, pkt.payload, pkt.len);
         acc->used += 2 + (size_t)pkt.len;

@@ -22,7 +22,7 @@ typedef struct {
     uint64_t mul;          /* ns = units * mul / div, or units * 1e9 >> shift */
     uint64_t div;
     uint32_t shift;        /* non-zero for power-of-two resolutions */
-    int64_t  offset_s;     /* if_tsoffset */
+    int64_t offset_s;     /* if_tsoffset */
 } fh_pcapng_if_t;
 
 typedef struct fh_src {
@@ -46,12 +46,12 @@ typedef struct fh_src {
  * decoded and counted; err says where), -1 when nothing could be decoded (bad
  * header).  With eof == 0 a record running past len is left for the next
  * buffer, unless it could never fit one of `cap` bytes (corrupt). */
-int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
-                     size_t *used, char *err, size_t errlen);
-int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
-                       size_t *used, char *err, size_t errlen);
-int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
-                        size_t *used, char *err, size_t errlen);
+int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap, size_t *used,
+                     char *err, size_t errlen);
+int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap, size_t *used,
+                       char *err, size_t errlen);
+int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap, size_t *used,
+                        char *err, size_t errlen);
 /* Format detection for a file that is none of the capture formats: the first
  * record must be a whole, known ITCH message of exactly its type's length. */
 int fh_src_binfile_plausible(const uint8_t *buf, size_t len);

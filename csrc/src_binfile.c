@@ -12,8 +12,8 @@ int fh_src_binfile_plausible(const uint8_t *buf, size_t len)
     return l != 0 && (size_t)l + 2 <= len && fh_itch_len_table[buf[2]] == l;
 }
 
-int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
-                        size_t *used, char *err, size_t errlen)
+int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap, size_t *used,
+                        char *err, size_t errlen)
 {
     (void)cap;                      /* a record is at most 65 537 bytes: any buffer holds one */
     size_t off = 0;
@@ -26,7 +26,11 @@ int fh_src_binfile_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t 
         if (!eof && (len - off < 2 || (size_t)fh_be16(buf + off) > len - off - 2)) break;
         if (FH_UNLIKELY(++poll == FH_POLL_EVERY)) {
             poll = 0;
-            if (fh_pipe_poll(r, src->pos + off)) { src->poll = poll; *used = off; return 0; }
+            if (fh_pipe_poll(r, src->pos + off)) {
+                src->poll = poll;
+                *used = off;
+                return 0;
+            }
         }
         if (FH_UNLIKELY(len - off < 2)) {
             src->poll = poll;

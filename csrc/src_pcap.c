@@ -16,11 +16,19 @@
 /* No link layer carries frames larger than this (pcap's own MAXIMUM_SNAPLEN). */
 #define FH_MAX_FRAME 262144u
 
-FH_INLINE uint32_t rd32(const uint8_t *p, int swap) { uint32_t v = fh_le32(p); return swap ? __builtin_bswap32(v) : v; }
-FH_INLINE uint16_t rd16(const uint8_t *p, int swap) { uint16_t v = fh_le16(p); return swap ? __builtin_bswap16(v) : v; }
+FH_INLINE uint32_t rd32(const uint8_t *p, int swap)
+{
+    uint32_t v = fh_le32(p);
+    return swap ? __builtin_bswap32(v) : v;
+}
+FH_INLINE uint16_t rd16(const uint8_t *p, int swap)
+{
+    uint16_t v = fh_le16(p);
+    return swap ? __builtin_bswap16(v) : v;
+}
 
-int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
-                     size_t *used, char *err, size_t errlen)
+int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap, size_t *used,
+                     char *err, size_t errlen)
 {
     (void)cap;                      /* a record is at most FH_MAX_FRAME + 16 bytes: any buffer holds one */
     size_t off = 0;
@@ -33,13 +41,18 @@ int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len
         }
         const uint32_t magic = fh_le32(buf);
         if (magic == FH_PCAP_MAGIC_US || magic == FH_PCAP_MAGIC_NS) src->swap = 0;
-        else if (__builtin_bswap32(magic) == FH_PCAP_MAGIC_US || __builtin_bswap32(magic) == FH_PCAP_MAGIC_NS) src->swap = 1;
-        else { fh_errf(err, errlen, "not a pcap file (magic 0x%08x)", magic); return -1; }
+        else if (__builtin_bswap32(magic) == FH_PCAP_MAGIC_US || __builtin_bswap32(magic) == FH_PCAP_MAGIC_NS)
+            src->swap = 1;
+        else {
+            fh_errf(err, errlen, "not a pcap file (magic 0x%08x)", magic);
+            return -1;
+        }
         const int ns = (src->swap ? __builtin_bswap32(magic) : magic) == FH_PCAP_MAGIC_NS;
         const uint32_t linktype = rd32(buf + 20, src->swap) & 0x0FFFFFFu;   /* upper bits: FCS info */
         if (linktype != FH_LINKTYPE_ETHERNET) {
             fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE);
-            fh_errf(err, errlen, "pcap link type %u is not Ethernet (1); only Ethernet captures are supported", linktype);
+            fh_errf(err, errlen, "pcap link type %u is not Ethernet (1); only Ethernet captures are supported",
+                    linktype);
             return -1;
         }
         src->frac_mul = ns ? 1 : 1000;
@@ -50,16 +63,20 @@ int fh_src_pcap_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len
     const uint64_t frac_mul = src->frac_mul;
     while (off < len) {
         /* A record cut by the end of this buffer: the rest comes with the next. */
-        if (!eof && (len - off < FH_PCAP_RLEN ||
-                     (rd32(buf + off + 8, swap) <= FH_MAX_FRAME && rd32(buf + off + 8, swap) > len - off - FH_PCAP_RLEN)))
+        if (!eof && (len - off < FH_PCAP_RLEN || (rd32(buf + off + 8, swap) <= FH_MAX_FRAME &&
+                                                  rd32(buf + off + 8, swap) > len - off - FH_PCAP_RLEN)))
             break;
         if (FH_UNLIKELY(++src->poll == FH_POLL_EVERY)) {
             src->poll = 0;
-            if (fh_pipe_poll(r, src->pos + off)) { *used = off; return 0; }
+            if (fh_pipe_poll(r, src->pos + off)) {
+                *used = off;
+                return 0;
+            }
         }
         if (FH_UNLIKELY(len - off < FH_PCAP_RLEN)) {
             fh_pipe_src_error(r, FH_ERR_SRC_TRUNCATED);
-            fh_errf(err, errlen, "pcap truncated: partial record header at offset %llu", (unsigned long long)(src->pos + off));
+            fh_errf(err, errlen, "pcap truncated: partial record header at offset %llu",
+                    (unsigned long long)(src->pos + off));
             *used = len;
             return 1;
         }
@@ -117,7 +134,10 @@ static uint64_t ts_to_ns(const fh_pcapng_if_t *ifc, uint64_t units)
 /* Parse an IDB's options (if_tsresol, if_tsoffset); lengths checked. */
 static void idb_options(fh_pcapng_if_t *ifc, const uint8_t *o, size_t n, int swap)
 {
-    ifc->mul = 1000; ifc->div = 1; ifc->shift = 0; ifc->offset_s = 0;  /* default: microseconds */
+    ifc->mul = 1000;
+    ifc->div = 1;
+    ifc->shift = 0;
+    ifc->offset_s = 0;  /* default: microseconds */
     while (n >= 4) {
         const uint16_t code = rd16(o, swap), olen = rd16(o + 2, swap);
         const size_t padded = ((size_t)olen + 3u) & ~(size_t)3u;
@@ -126,26 +146,35 @@ static void idb_options(fh_pcapng_if_t *ifc, const uint8_t *o, size_t n, int swa
             const uint8_t v = o[4];
             if (v & 0x80) {
                 const uint32_t e = v & 0x7F;
-                if (e >= 1 && e <= 63) { ifc->shift = e; }
+                if (e >= 1 && e <= 63) {
+                    ifc->shift = e;
+                }
             } else if (v <= 18) {
                 uint64_t p10 = 1;
                 for (uint32_t i = 0; i < v; i++) p10 *= 10;
-                if (v <= 9) { ifc->mul = 1000000000ull / p10; ifc->div = 1; }
-                else { ifc->mul = 1; ifc->div = p10 / 1000000000ull; }
+                if (v <= 9) {
+                    ifc->mul = 1000000000ull / p10;
+                    ifc->div = 1;
+                } else {
+                    ifc->mul = 1;
+                    ifc->div = p10 / 1000000000ull;
+                }
             }
         } else if (code == 14 && olen == 8) {
-            uint64_t v; memcpy(&v, o + 4, 8);
+            uint64_t v;
+            memcpy(&v, o + 4, 8);
             const int64_t sec = (int64_t)(swap ? __builtin_bswap64(v) : v);
             /* Hostile offsets must not overflow the ns conversion: beyond
              * +-100 years it is corrupt, ignore it. */
             if (sec > -3155760000ll && sec < 3155760000ll) ifc->offset_s = sec;
         }
-        o += 4 + padded; n -= 4 + padded;
+        o += 4 + padded;
+        n -= 4 + padded;
     }
 }
 
-int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap,
-                       size_t *used, char *err, size_t errlen)
+int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t len, int eof, size_t cap, size_t *used,
+                       char *err, size_t errlen)
 {
     fh_pcapng_if_t *ifs = src->ifs;
     uint32_t n_if = src->n_if;
@@ -170,7 +199,8 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
         }
         if (FH_UNLIKELY(len - off < 12)) {
             fh_pipe_src_error(r, FH_ERR_SRC_TRUNCATED);
-            fh_errf(err, errlen, "pcapng truncated: partial block header at offset %llu", (unsigned long long)(src->pos + off));
+            fh_errf(err, errlen, "pcapng truncated: partial block header at offset %llu",
+                    (unsigned long long)(src->pos + off));
             rc = have_shb ? 1 : -1;
             off = len;
             goto out;
@@ -184,7 +214,8 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
             else if (__builtin_bswap32(bom) == FH_PCAPNG_BOM) swap = 1;
             else {
                 fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD);
-                fh_errf(err, errlen, "pcapng corrupt: bad byte-order magic at offset %llu", (unsigned long long)(src->pos + off));
+                fh_errf(err, errlen, "pcapng corrupt: bad byte-order magic at offset %llu",
+                        (unsigned long long)(src->pos + off));
                 rc = have_shb ? 1 : -1;
                 off = len;
                 goto out;
@@ -200,7 +231,8 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
         const uint32_t blen = rd32(b + 4, swap);
         if (FH_UNLIKELY(blen < 12 || (blen & 3u))) {
             fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD);
-            fh_errf(err, errlen, "pcapng corrupt: block at offset %llu has length %u", (unsigned long long)(src->pos + off), blen);
+            fh_errf(err, errlen, "pcapng corrupt: block at offset %llu has length %u",
+                    (unsigned long long)(src->pos + off), blen);
             rc = 1;
             off = len;
             goto out;
@@ -209,8 +241,10 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
             if (!eof) {
                 /* Longer than a whole buffer of a streamed input: no capture has such blocks. */
                 fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD);
-                fh_errf(err, errlen, "pcapng corrupt: block at offset %llu claims %u bytes, more than a %zu-byte "
-                        "streaming buffer", (unsigned long long)(src->pos + off), blen, cap);
+                fh_errf(err, errlen,
+                        "pcapng corrupt: block at offset %llu claims %u bytes, more than a %zu-byte "
+                        "streaming buffer",
+                        (unsigned long long)(src->pos + off), blen, cap);
             } else {
                 fh_pipe_src_error(r, FH_ERR_SRC_TRUNCATED);
                 fh_errf(err, errlen, "pcapng truncated: block at offset %llu needs %u bytes, %zu left",
@@ -222,7 +256,8 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
         }
         if (FH_UNLIKELY(rd32(b + blen - 4, swap) != blen)) {
             fh_pipe_src_error(r, FH_ERR_SRC_BAD_RECORD);
-            fh_errf(err, errlen, "pcapng corrupt: block at offset %llu: trailing length differs", (unsigned long long)(src->pos + off));
+            fh_errf(err, errlen, "pcapng corrupt: block at offset %llu: trailing length differs",
+                    (unsigned long long)(src->pos + off));
             rc = 1;
             off = len;
             goto out;
@@ -235,24 +270,36 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
             const uint32_t ifid = rd32(body, swap);
             const uint32_t caplen = rd32(body + 12, swap), wirelen = rd32(body + 16, swap);
             if (FH_UNLIKELY(ifid >= n_if || caplen > body_len - 20)) goto bad;
-            if (FH_UNLIKELY(ifs[ifid].linktype != FH_LINKTYPE_ETHERNET)) { fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE); goto next; }
+            if (FH_UNLIKELY(ifs[ifid].linktype != FH_LINKTYPE_ETHERNET)) {
+                fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE);
+                goto next;
+            }
             if (FH_UNLIKELY(caplen < wirelen)) fh_pipe_src_error(r, FH_ERR_SRC_SNAPPED);
             const uint64_t units = ((uint64_t)rd32(body + 4, swap) << 32) | rd32(body + 8, swap);
             const uint64_t ts = ts_to_ns(&ifs[ifid], units);
             fh_pipe_pace(r, ts);
-            if (FH_UNLIKELY(fh_pipe_next(r))) { (void)fh_pipe_poll(r, src->pos + off); goto out; }
+            if (FH_UNLIKELY(fh_pipe_next(r))) {
+                (void)fh_pipe_poll(r, src->pos + off);
+                goto out;
+            }
             last_ts = ts;
             fh_pipe_capture_ts(r, last_ts);
             fh_pipe_frame(r, body + 20, caplen, last_ts);
         } else if (bt == FH_PCAPNG_SPB) {
             /* Simple packets: interface 0, no timestamp, captured = min(wire, snaplen, room). */
             if (FH_UNLIKELY(body_len < 4 || n_if == 0)) goto bad;
-            if (FH_UNLIKELY(ifs[0].linktype != FH_LINKTYPE_ETHERNET)) { fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE); goto next; }
+            if (FH_UNLIKELY(ifs[0].linktype != FH_LINKTYPE_ETHERNET)) {
+                fh_pipe_src_error(r, FH_ERR_SRC_LINKTYPE);
+                goto next;
+            }
             const uint32_t wirelen = rd32(body, swap);
             size_t caplen = body_len - 4;
             if (wirelen < caplen) caplen = wirelen;
             if (ifs[0].snaplen && ifs[0].snaplen < caplen) caplen = ifs[0].snaplen;
-            if (FH_UNLIKELY(fh_pipe_next(r))) { (void)fh_pipe_poll(r, src->pos + off); goto out; }
+            if (FH_UNLIKELY(fh_pipe_next(r))) {
+                (void)fh_pipe_poll(r, src->pos + off);
+                goto out;
+            }
             if (caplen < wirelen) fh_pipe_src_error(r, FH_ERR_SRC_SNAPPED);
             fh_pipe_capture_ts(r, last_ts);
             fh_pipe_frame(r, body + 4, caplen, last_ts);
@@ -278,8 +325,10 @@ int fh_src_pcapng_walk(fh_src_t *src, fh_lane_t *r, const uint8_t *buf, size_t l
     if (eof) {
         fh_pipe_input_end(r, src->pos + off);
         if (src->bad_blocks && rc == 0) {
-            fh_errf(err, errlen, "pcapng corrupt: %llu inconsistent block(s) skipped, the first at offset %llu "
-                    "(the rest was decoded)", (unsigned long long)src->bad_blocks, (unsigned long long)src->first_bad);
+            fh_errf(err, errlen,
+                    "pcapng corrupt: %llu inconsistent block(s) skipped, the first at offset %llu "
+                    "(the rest was decoded)",
+                    (unsigned long long)src->bad_blocks, (unsigned long long)src->first_bad);
             rc = 1;
         }
     }

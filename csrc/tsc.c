@@ -12,7 +12,10 @@ void fh_tsc_calibrate(fh_tsc_t *t)
     if (!(d & (1u << 8))) return;
     const uint64_t m0 = fh_clock_ns(CLOCK_MONOTONIC), t0 = __rdtsc();
     uint64_t m1, t1;
-    do { m1 = fh_clock_ns(CLOCK_MONOTONIC); t1 = __rdtsc(); } while (m1 - m0 < 5000000);
+    do {
+        m1 = fh_clock_ns(CLOCK_MONOTONIC);
+        t1 = __rdtsc();
+    } while (m1 - m0 < 5000000);
     if (t1 <= t0) return;
     t->hz = (uint64_t)((double)(t1 - t0) * 1e9 / (double)(m1 - m0));
     t->mult = (uint64_t)((double)(m1 - m0) / (double)(t1 - t0) * 4294967296.0);

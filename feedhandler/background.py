@@ -1,5 +1,6 @@
 """Running a server (rewind-server, glimpse-server) from a thread for the
 duration of a ``with`` block: tests and embedding."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 
 @contextlib.contextmanager
-def in_background(server: Any, name: str, join_s: float = 10.0,
-                  workers: Callable[[], Sequence[threading.Thread]] = lambda: ()) -> Iterator[Any]:
+def in_background(
+    server: Any, name: str, join_s: float = 10.0, workers: Callable[[], Sequence[threading.Thread]] = lambda: ()
+) -> Iterator[Any]:
     """Serve ``server.serve_forever()`` from a daemon thread; on the way out
     ``server.stop()``, then join it and the threads ``workers()`` lists (one per
     client, say) within join_s in all; RuntimeError if any is still running."""

@@ -17,6 +17,7 @@ field) and the key.  This module imports neither numpy nor the C core: a
 config can be loaded and checked on a machine where the core is not built
 (tests/test_package_layout.py holds it to that).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,14 +31,23 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from .endpoints import Endpoint, EndpointError, parse_endpoint as _parse_endpoint
 from .errors import ConfigError, ReplayConfigError
 
-__all__ = ["Channel", "ConfigError", "EndpointError", "ReplayConfig", "ReplayConfigError", "MODE_NAMES",
-           "cores_of", "load", "parse_endpoint"]
+__all__ = [
+    "Channel",
+    "ConfigError",
+    "EndpointError",
+    "ReplayConfig",
+    "ReplayConfigError",
+    "MODE_NAMES",
+    "cores_of",
+    "load",
+    "parse_endpoint",
+]
 
-try:                                    # Python 3.11+
+try:  # Python 3.11+
     import tomllib as _toml
-except ImportError:                     # pragma: no cover - older Pythons
+except ImportError:  # pragma: no cover - older Pythons
     try:
-        import tomli as _toml           # type: ignore
+        import tomli as _toml  # type: ignore
     except ImportError:
         _toml = None
 
@@ -46,6 +56,7 @@ except ImportError:                     # pragma: no cover - older Pythons
 class Channel:
     """One channel of a config: its lines (multicast group, UDP port), optional
     re-request server, and the core whose thread (lane) handles it."""
+
     name: str
     line_a: Endpoint
     line_b: Optional[Endpoint]
@@ -109,8 +120,9 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
         raise ConfigError("config %s nests arrays or tables too deeply to read" % path)
     unknown = set(doc) - {"channel"}
     if unknown:
-        raise ConfigError("config %s: unknown top-level key(s) %s (expected [[channel]] tables)"
-                          % (path, ", ".join(sorted(unknown))))
+        raise ConfigError(
+            "config %s: unknown top-level key(s) %s (expected [[channel]] tables)" % (path, ", ".join(sorted(unknown)))
+        )
     raw = doc.get("channel")
     if not isinstance(raw, list) or not raw:
         raise ConfigError("config %s: no [[channel]] tables" % path)
@@ -138,15 +150,18 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
         snap = parse_endpoint(ch["snapshot"], where + ", snapshot") if "snapshot" in ch else None
         protocol = ch.get("protocol", "itch")
         if protocol not in PROTOCOLS:
-            raise ConfigError("%s: protocol must be \"itch\" or \"pitch\", not %r" % (where, protocol))
+            raise ConfigError('%s: protocol must be "itch" or "pitch", not %r' % (where, protocol))
         venue = ch.get("venue", "")
         if not isinstance(venue, str) or (venue and not (venue.isascii() and venue.isalnum() and len(venue) <= 7)):
-            raise ConfigError("%s: venue must be 1 to 7 letters or digits (a MIC such as \"XNAS\"), not %r"
-                              % (where, venue))
+            raise ConfigError(
+                '%s: venue must be 1 to 7 letters or digits (a MIC such as "XNAS"), not %r' % (where, venue)
+            )
         venue = venue.upper()
         if protocol == "pitch" and (rr or snap):
-            raise ConfigError("%s: %s is a MoldUDP64/GLIMPSE server; a PITCH channel recovers from its A/B lines "
-                              "(Cboe's GRP and Spin are not supported)" % (where, "rerequest" if rr else "snapshot"))
+            raise ConfigError(
+                "%s: %s is a MoldUDP64/GLIMPSE server; a PITCH channel recovers from its A/B lines "
+                "(Cboe's GRP and Spin are not supported)" % (where, "rerequest" if rr else "snapshot")
+            )
         core = ch.get("core", 0)
         if isinstance(core, bool) or not isinstance(core, int):
             raise ConfigError("%s: core must be an integer" % where)
@@ -158,11 +173,15 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
             if line is None:
                 continue
             if line in seen_lines:
-                raise ConfigError("%s: line %s:%d is already channel %r's" % (where, line[0], line[1],
-                                                                              seen_lines[line]))
+                raise ConfigError(
+                    "%s: line %s:%d is already channel %r's" % (where, line[0], line[1], seen_lines[line])
+                )
             seen_lines[line] = name
-        channels.append(Channel(name=name, line_a=a, line_b=b, rerequest=rr, core=core, snapshot=snap,
-                                protocol=protocol, venue=venue))
+        channels.append(
+            Channel(
+                name=name, line_a=a, line_b=b, rerequest=rr, core=core, snapshot=snap, protocol=protocol, venue=venue
+            )
+        )
     if len(seen_lines) > 64:
         raise ConfigError("config %s: %d lines; at most 64 are supported" % (path, len(seen_lines)))
     check_venues(channels, "config %s" % path)
@@ -195,7 +214,7 @@ def cores_of(channels: Sequence[Channel], cores: Optional[Sequence[int]] = None)
 #: :data:`feedhandler.replay.MODES`.
 MODE_NAMES = ("publish", "book", "decode")
 
-_U32 = 2 ** 32
+_U32 = 2**32
 _MAX_DEPTH = 64
 _MAX_LANES = 32
 _MAX_LINES = 64
@@ -299,23 +318,35 @@ class ReplayConfig:
             if not isinstance(shm, str):
                 raise _bad("shm", "a segment name (str) or None", shm)
             if not _SHM_NAME.match(shm):
-                raise ReplayConfigError("bad shared-memory name %r: use letters, digits, '_', '-', '.' (no '/')"
-                                        % shm)
+                raise ReplayConfigError("bad shared-memory name %r: use letters, digits, '_', '-', '.' (no '/')" % shm)
             if shm.startswith(".") or len(shm) >= 200:
-                raise ReplayConfigError("bad shared-memory name %r: it must not start with '.' and has at "
-                                        "most 199 characters" % (shm if len(shm) < 60 else shm[:57] + "..."))
+                raise ReplayConfigError(
+                    "bad shared-memory name %r: it must not start with '.' and has at "
+                    "most 199 characters" % (shm if len(shm) < 60 else shm[:57] + "...")
+                )
         set_("shm", shm)
-        depth = _uint("depth", self.depth, "1..%d (price levels per side; 0: default 10)" % _MAX_DEPTH,
-                      hi=_MAX_DEPTH)
+        depth = _uint("depth", self.depth, "1..%d (price levels per side; 0: default 10)" % _MAX_DEPTH, hi=_MAX_DEPTH)
         set_("depth", depth or 10)
-        for name, default in (("max_orders", "2097152"), ("max_levels", "4194304"), ("gap_window_us", "1000"),
-                              ("gap_buffer", "4096"), ("rerequest_timeout_ms", "20"), ("silence_ms", "3000")):
+        for name, default in (
+            ("max_orders", "2097152"),
+            ("max_levels", "4194304"),
+            ("gap_window_us", "1000"),
+            ("gap_buffer", "4096"),
+            ("rerequest_timeout_ms", "20"),
+            ("silence_ms", "3000"),
+        ):
             set_(name, _uint(name, getattr(self, name), "an integer 0..%d (0: default %s)" % (_U32 - 1, default)))
-        set_("max_instruments", _uint("max_instruments", self.max_instruments,
-                                      "0 (default: 65535) or 1..65535 (stock locates are 16-bit)", hi=65535))
+        set_(
+            "max_instruments",
+            _uint(
+                "max_instruments",
+                self.max_instruments,
+                "0 (default: 65535) or 1..65535 (stock locates are 16-bit)",
+                hi=65535,
+            ),
+        )
         set_("max_streams", _uint("max_streams", self.max_streams, "0 (default 256) or 1..65536", hi=65536))
-        set_("shm_mode", _uint("shm_mode", self.shm_mode, "permission bits 0..0o7777 (0: default 0o600)",
-                               hi=0o7777))
+        set_("shm_mode", _uint("shm_mode", self.shm_mode, "permission bits 0..0o7777 (0: default 0o600)", hi=0o7777))
         ring = _uint("ring_events", self.ring_events, "0 (default 1048576) or a power of two >= 2")
         if ring and (ring < 2 or ring & (ring - 1)):
             raise _bad("ring_events", "0 (default 1048576) or a power of two >= 2", self.ring_events)
@@ -344,8 +375,10 @@ class ReplayConfig:
             v = getattr(self, name)
             if not isinstance(v, str) or len(v) > most or not v.isascii() or not v.isprintable():
                 raise _bad(name, "printable ASCII, at most %d characters (SoupBinTCP login)" % most, v)
-        set_("snapshot_timeout_ms", _uint("snapshot_timeout_ms", self.snapshot_timeout_ms,
-                                          "an integer 0..%d (0: default 5000)" % (_U32 - 1)))
+        set_(
+            "snapshot_timeout_ms",
+            _uint("snapshot_timeout_ms", self.snapshot_timeout_ms, "an integer 0..%d (0: default 5000)" % (_U32 - 1)),
+        )
         if (self.snapshot or any(ch.snapshot for ch in self.channels)) and self.mode == "decode":
             raise ReplayConfigError("snapshot recovery rebuilds books: not with mode 'decode'")
 
@@ -365,7 +398,7 @@ class ReplayConfig:
             raise ReplayConfigError("channels have %d lines; at most %d are supported" % (n_lines, _MAX_LINES))
         for ch in chans:
             if ch.protocol not in PROTOCOLS:
-                raise _bad("channels", "channels whose protocol is \"itch\" or \"pitch\"", ch.protocol)
+                raise _bad("channels", 'channels whose protocol is "itch" or "pitch"', ch.protocol)
         try:
             check_venues(chans, "channels")
         except Exception as exc:
@@ -386,16 +419,19 @@ class ReplayConfig:
             ncpu = os.cpu_count() or 1
             bad = [c for c in lanes if c >= ncpu]
             if bad:
-                raise ReplayConfigError("cores %s do not exist (this machine has CPUs 0..%d)"
-                                        % (",".join(map(str, bad)), ncpu - 1))
+                raise ReplayConfigError(
+                    "cores %s do not exist (this machine has CPUs 0..%d)" % (",".join(map(str, bad)), ncpu - 1)
+                )
             if len(set(lanes)) != len(lanes):
                 raise ReplayConfigError("a core is listed twice in %s" % list(lanes))
             if len(lanes) > _MAX_LANES:
                 raise ReplayConfigError("%d cores: at most %d" % (len(lanes), _MAX_LANES))
             for ch in self.channels:
                 if ch.core not in lanes:
-                    raise ReplayConfigError("channel %r is on core %d, which is not in cores %s"
-                                            % (ch.name, ch.core, ",".join(map(str, lanes))))
+                    raise ReplayConfigError(
+                        "channel %r is on core %d, which is not in cores %s"
+                        % (ch.name, ch.core, ",".join(map(str, lanes)))
+                    )
         return given
 
     @property
@@ -432,6 +468,7 @@ class ReplayConfig:
     def _check_names(cls, kwargs: Dict[str, Any]) -> None:
         unknown = sorted(set(kwargs) - set(cls.field_names()))
         if unknown:
-            hint = ("; the DPDK build of the pipeline is feedhandler.dpdk.DpdkRun" if "backend" in unknown else "")
-            raise TypeError("unknown Replay option(s) %s; valid: %s%s"
-                            % (", ".join(unknown), ", ".join(cls.field_names()), hint))
+            hint = "; the DPDK build of the pipeline is feedhandler.dpdk.DpdkRun" if "backend" in unknown else ""
+            raise TypeError(
+                "unknown Replay option(s) %s; valid: %s%s" % (", ".join(unknown), ", ".join(cls.field_names()), hint)
+            )

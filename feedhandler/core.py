@@ -1,4 +1,5 @@
 """Loads the CFFI-built C core and checks it matches this Python package."""
+
 from __future__ import annotations
 
 from . import __version__
@@ -57,7 +58,8 @@ def build_features() -> dict:
             out[key] = int(value)
         else:
             out[key] = value
-    from .dpdk import available         # imports replay, which imports this module
+    from .dpdk import available  # imports replay, which imports this module
+
     out["dpdk"] = available()
     return out
 
@@ -108,8 +110,7 @@ def msg_to_dict(m) -> dict:
     """A decoded ``fh_book_op_t`` as a dict named like the C struct fields."""
     t = chr(m.type)
     body = getattr(m.u, _BODY_MEMBER[t])
-    d = {"type": t, "stock_locate": m.stock_locate, "tracking_number": m.tracking_number,
-         "timestamp": m.timestamp}
+    d = {"type": t, "stock_locate": m.stock_locate, "tracking_number": m.tracking_number, "timestamp": m.timestamp}
     for name, kind, n in _FIELDS[t]:
         v = getattr(body, name)
         if kind == "bytes":
@@ -128,8 +129,9 @@ def decode_message(data: bytes) -> dict:
     if rc == lib.FH_DECODE_UNKNOWN_TYPE:
         raise ValueError("unknown ITCH message type %r" % data[:1])
     if rc == lib.FH_DECODE_BAD_LENGTH:
-        raise ValueError("ITCH %r message of %d bytes, expected %d"
-                         % (chr(data[0]), len(data), lib.fh_itch_msg_len(data[0])))
+        raise ValueError(
+            "ITCH %r message of %d bytes, expected %d" % (chr(data[0]), len(data), lib.fh_itch_msg_len(data[0]))
+        )
     if rc != lib.FH_DECODE_OK:
         raise ValueError("empty ITCH message")
     return msg_to_dict(m)
@@ -193,8 +195,7 @@ def stats_to_dict(st) -> dict:
     }
 
 
-LEDGER_PARTS = ("pkt_rejected", "heartbeats", "end_of_session", "pkt_applied", "pkt_duplicate", "pkt_held",
-                "pkt_late")
+LEDGER_PARTS = ("pkt_rejected", "heartbeats", "end_of_session", "pkt_applied", "pkt_duplicate", "pkt_held", "pkt_late")
 
 
 def ledger(stats: dict) -> dict:
@@ -202,8 +203,7 @@ def ledger(stats: dict) -> dict:
     BinaryFILE record) went.  ``unaccounted`` is packets minus the parts: 0
     always (a test checks it after every chaos and mutation run)."""
     parts = {k: int(stats.get(k, 0)) for k in LEDGER_PARTS}
-    return dict(packets=int(stats["packets"]), **parts,
-                unaccounted=int(stats["packets"]) - sum(parts.values()))
+    return dict(packets=int(stats["packets"]), **parts, unaccounted=int(stats["packets"]) - sum(parts.values()))
 
 
 def decode_frame(frame: bytes, cap: int = 1024):
@@ -242,7 +242,7 @@ def merge_stats(parts) -> dict:
         elif k in ("last_ts_ns", "counters_updated_ns", "snapshot_recover_ns"):
             out[k] = max(vals)
         elif k == "checksum":
-            out[k] = "%016x" % (sum(int(v, 16) for v in vals) & (2 ** 64 - 1))
+            out[k] = "%016x" % (sum(int(v, 16) for v in vals) & (2**64 - 1))
         elif isinstance(vals[0], (int, float)):
             out[k] = sum(vals)
         else:

@@ -11,16 +11,17 @@ re-pins the calling thread: this module restores the thread's CPU affinity.
         run.run()
         print(run.stats())
 """
+
 from __future__ import annotations
 
 import os
 import threading
 from typing import Any, List, Optional, Sequence
 
+from .config import ReplayConfig
 from .endpoints import ipv4_to_int
 from .errors import ERR_LEN, DpdkError, c_error
 from .progress import wait_uninterrupted
-from .config import ReplayConfig
 from .replay import Replay
 
 __all__ = ["DpdkError", "DpdkRun", "available", "backend"]
@@ -31,9 +32,11 @@ def backend() -> Any:
     try:
         from . import _dpdk  # type: ignore[attr-defined]
     except ImportError as exc:
-        raise DpdkError("this install has no DPDK support: feedhandler._dpdk was not built (install "
-                        "libdpdk-dev so that `pkg-config libdpdk` works, then reinstall the package)"
-                        " [%s]" % exc)
+        raise DpdkError(
+            "this install has no DPDK support: feedhandler._dpdk was not built (install "
+            "libdpdk-dev so that `pkg-config libdpdk` works, then reinstall the package)"
+            " [%s]" % exc
+        )
     return _dpdk
 
 
@@ -57,8 +60,15 @@ class DpdkRun:
     (replay finished and freed, port stopped, EAL cleaned up); so does a failure
     while it is being set up."""
 
-    def __init__(self, eal_args: str, port: int = 0, cores: Optional[Sequence[int]] = None, mbufs: int = 8191,
-                 config: Optional[ReplayConfig] = None, **replay_options: Any) -> None:
+    def __init__(
+        self,
+        eal_args: str,
+        port: int = 0,
+        cores: Optional[Sequence[int]] = None,
+        mbufs: int = 8191,
+        config: Optional[ReplayConfig] = None,
+        **replay_options: Any,
+    ) -> None:
         if cores is not None:
             replay_options["cores"] = cores
         config = config.replace(**replay_options) if config else ReplayConfig.from_kwargs(**replay_options)
@@ -67,14 +77,14 @@ class DpdkRun:
         self.replay: Optional[Replay] = None
         self._closed = False
         self._eal_up = False
-        self._final_port: Optional[dict] = None      # port_stats() as it was at close
+        self._final_port: Optional[dict] = None  # port_stats() as it was at close
         self.queues = 1
         self.ours: List[Any] = []
         ffi, lib = self.m.ffi, self.m.lib
         err = ffi.new("char[]", ERR_LEN)
         affinity = os.sched_getaffinity(0)
         rc = lib.fh_dpdk_eal_init(eal_args.encode(), err, len(err))
-        os.sched_setaffinity(0, affinity)      # rte_eal_init pinned this thread: give it back
+        os.sched_setaffinity(0, affinity)  # rte_eal_init pinned this thread: give it back
         if rc != 0:
             raise c_error(DpdkError, ffi, err)
         self._eal_up = True
@@ -109,9 +119,11 @@ class DpdkRun:
                         raise c_error(DpdkError, ffi, err)
                     flows += rc == 0
                     unsupported += rc == 1
-            self.chosen += ("; rte_flow: %d rule(s) steer each channel's groups to its core's queue" % flows
-                            if not unsupported else
-                            "; rte_flow not supported by this device: channels follow RSS")
+            self.chosen += (
+                "; rte_flow: %d rule(s) steer each channel's groups to its core's queue" % flows
+                if not unsupported
+                else "; rte_flow not supported by this device: channels follow RSS"
+            )
         # One lane (pinned thread) per RX queue; the NIC (or the PMD) has steered
         # each queue's frames already, so every lane keeps all it receives.
         self.replay = Replay.on_backend(self.m, config, live=True)
@@ -140,13 +152,23 @@ class DpdkRun:
         def work(q: int) -> None:
             try:
                 replay.pin_lane(q)
-                self._rc[q] = lib.fh_dpdk_rx_loop(handles[q], self.port, q, int(duration_s * 1e9),
-                                                  int(stop_on_eos), self.ours[q], errs[q], len(errs[q]))
+                self._rc[q] = lib.fh_dpdk_rx_loop(
+                    handles[q],
+                    self.port,
+                    q,
+                    int(duration_s * 1e9),
+                    int(stop_on_eos),
+                    self.ours[q],
+                    errs[q],
+                    len(errs[q]),
+                )
             finally:
                 finished[q].set()
 
-        threads = [threading.Thread(target=work, args=(q,), name="feedhandler-dpdk-q%d" % q, daemon=True)
-                   for q in range(self.queues)]
+        threads = [
+            threading.Thread(target=work, args=(q,), name="feedhandler-dpdk-q%d" % q, daemon=True)
+            for q in range(self.queues)
+        ]
         for t in threads:
             t.start()
         # Events, not Thread.join(): see feedhandler.progress (a Ctrl-C inside join()
@@ -173,10 +195,17 @@ class DpdkRun:
         ffi, lib = self.m.ffi, self.m.lib
         s = ffi.new("fh_dpdk_stats_t *")
         lib.fh_dpdk_port_stats(self.port, s)
-        return {"ipackets": int(s.ipackets), "ibytes": int(s.ibytes), "imissed": int(s.imissed),
-                "ierrors": int(s.ierrors), "rx_nombuf": int(s.rx_nombuf), "queues": self.queues,
-                "polls": sum(int(o.polls) for o in self.ours), "bursts": sum(int(o.bursts) for o in self.ours),
-                "multiseg_skipped": sum(int(o.multiseg) for o in self.ours)}
+        return {
+            "ipackets": int(s.ipackets),
+            "ibytes": int(s.ibytes),
+            "imissed": int(s.imissed),
+            "ierrors": int(s.ierrors),
+            "rx_nombuf": int(s.rx_nombuf),
+            "queues": self.queues,
+            "polls": sum(int(o.polls) for o in self.ours),
+            "bursts": sum(int(o.bursts) for o in self.ours),
+            "multiseg_skipped": sum(int(o.multiseg) for o in self.ours),
+        }
 
     def stats(self) -> dict:
         """The replay's counters with the port's under ``dpdk``."""

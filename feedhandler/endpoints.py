@@ -14,6 +14,7 @@ A ``(host, port)`` tuple is accepted too and checked the same way.  Errors are
 :class:`~feedhandler.errors.EndpointError` (a ``ConfigError``) whose message
 names the setting, the value and what would be valid.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -38,8 +39,14 @@ def _port(text: str, what: str, value: object, allow_zero: bool) -> int:
     return port
 
 
-def parse_endpoint(value: Union[str, Tuple[str, int]], what: str = "endpoint", *, ipv4: bool = True,
-                   multicast: bool = False, allow_port_zero: bool = False) -> Endpoint:
+def parse_endpoint(
+    value: Union[str, Tuple[str, int]],
+    what: str = "endpoint",
+    *,
+    ipv4: bool = True,
+    multicast: bool = False,
+    allow_port_zero: bool = False,
+) -> Endpoint:
     """Parse ``"HOST:PORT"`` (or check a ``(host, port)`` tuple) into ``(host, port)``.
 
     ``what`` names the setting in error messages (``--rerequest``, ``config c.toml,
@@ -57,7 +64,7 @@ def parse_endpoint(value: Union[str, Tuple[str, int]], what: str = "endpoint", *
         return parse_endpoint(text, what, ipv4=ipv4, multicast=multicast, allow_port_zero=allow_port_zero)
     if ipv4:
         if not isinstance(value, str) or value.count(":") != 1:
-            raise EndpointError(what, value, "expected \"IPv4:PORT\", got %r" % (value,))
+            raise EndpointError(what, value, 'expected "IPv4:PORT", got %r' % (value,))
         host, port_s = value.split(":")
         try:
             ip = ipaddress.IPv4Address(host)
@@ -67,17 +74,17 @@ def parse_endpoint(value: Union[str, Tuple[str, int]], what: str = "endpoint", *
             raise EndpointError(what, value, "%s is not a multicast group (224.0.0.0/4)" % host)
         return str(ip), _port(port_s, what, value, allow_port_zero)
     if not isinstance(value, str) or ":" not in value:
-        raise EndpointError(what, value, "expected \"HOST:PORT\", got %r" % (value,))
+        raise EndpointError(what, value, 'expected "HOST:PORT", got %r' % (value,))
     if value.startswith("["):
         host, sep, port_s = value[1:].partition("]:")
         if not sep:
-            raise EndpointError(what, value, "expected \"[IPv6]:PORT\", got %r" % value)
+            raise EndpointError(what, value, 'expected "[IPv6]:PORT", got %r' % value)
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise EndpointError(what, value, "%r is not an IPv6 address" % host) from None
     else:
-        host, _, port_s = value.rpartition(":")     # an unbracketed IPv6 host keeps its colons
+        host, _, port_s = value.rpartition(":")  # an unbracketed IPv6 host keeps its colons
     if not host:
         raise EndpointError(what, value, "no host before the port in %r (e.g. 127.0.0.1:%s)" % (value, port_s))
     if multicast:

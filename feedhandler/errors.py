@@ -27,14 +27,27 @@ a ``ValueError``, what the generator raised before.
 This module imports neither numpy nor the C core: the CLI and ``import feedhandler``
 can use it before either is loaded.
 """
+
 from __future__ import annotations
 
 from typing import Any, Type, TypeVar
 
 __all__ = [
-    "FeedhandlerError", "ConfigError", "EndpointError", "ReplayError", "ReplayConfigError", "ShmNameError",
+    "FeedhandlerError",
+    "ConfigError",
+    "EndpointError",
+    "ReplayError",
+    "ReplayConfigError",
+    "ShmNameError",
     "ShmError",
-    "WriterDied", "DpdkError", "RewindError", "SnapshotError", "SoupError", "GenError", "c_message", "c_error",
+    "WriterDied",
+    "DpdkError",
+    "RewindError",
+    "SnapshotError",
+    "SoupError",
+    "GenError",
+    "c_message",
+    "c_error",
     "ERR_LEN",
 ]
 

@@ -52,6 +52,7 @@ because an instrument's preallocated book was full; 0 on ordinary days), ``book_
 ``old_cancel_share``, ``top300_message_share``: what the day's books did, see
 docs/generator.md); ``generate`` adds ``elapsed_s``, ``files``.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,10 +79,23 @@ PITCH_UNITS_MAX = 32
 PITCH_SYMBOLS_PER_UNIT = 384
 
 
-def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, channels: int = 1,
-             seed: int = 1, lines: str = "a", loss_a: float = 0.0, loss_b: float = 0.0,
-             batch_ns: int = 0, max_payload: int = 0, heartbeat_ms: int = 0, rate: int = 0,
-             progress: Optional[bool] = None, protocol: str = "itch", units: int = 0) -> dict:
+def generate(
+    out_prefix: str,
+    messages: int = 1_000_000,
+    symbols: int = 100,
+    channels: int = 1,
+    seed: int = 1,
+    lines: str = "a",
+    loss_a: float = 0.0,
+    loss_b: float = 0.0,
+    batch_ns: int = 0,
+    max_payload: int = 0,
+    heartbeat_ms: int = 0,
+    rate: int = 0,
+    progress: Optional[bool] = None,
+    protocol: str = "itch",
+    units: int = 0,
+) -> dict:
     """Generate a trading day; return the parsed ``PREFIX.json`` summary.
 
     ``progress`` draws a bar on stderr after the first second (default: when stderr
@@ -94,15 +108,31 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
         raise GenError("protocol must be 'itch' or 'pitch', got %r" % (protocol,))
     if units and protocol != "pitch":
         raise GenError("units is for protocol 'pitch' only")
-    ints = dict(messages=messages, symbols=symbols, channels=channels, seed=seed,
-                batch_ns=batch_ns, max_payload=max_payload, heartbeat_ms=heartbeat_ms, rate=rate,
-                units=units)
+    ints = dict(
+        messages=messages,
+        symbols=symbols,
+        channels=channels,
+        seed=seed,
+        batch_ns=batch_ns,
+        max_payload=max_payload,
+        heartbeat_ms=heartbeat_ms,
+        rate=rate,
+        units=units,
+    )
     for name, v in ints.items():
         if isinstance(v, bool) or not isinstance(v, int):
             raise GenError("%s must be an integer, got %r" % (name, v))
-    limits = dict(messages=2**64 - 1, seed=2**64 - 1, symbols=2**32 - 1, channels=2**32 - 1,
-                  batch_ns=2**32 - 1, max_payload=2**32 - 1, heartbeat_ms=2**32 - 1, rate=2**64 - 1,
-                  units=2**32 - 1)
+    limits = dict(
+        messages=2**64 - 1,
+        seed=2**64 - 1,
+        symbols=2**32 - 1,
+        channels=2**32 - 1,
+        batch_ns=2**32 - 1,
+        max_payload=2**32 - 1,
+        heartbeat_ms=2**32 - 1,
+        rate=2**64 - 1,
+        units=2**32 - 1,
+    )
     for name, v in ints.items():
         if not 0 <= v <= limits[name]:
             raise GenError("%s out of range: %r" % (name, v))
@@ -136,13 +166,12 @@ def generate(out_prefix: str, messages: int = 1_000_000, symbols: int = 100, cha
         return lib.fh_gen_run(cfg, done, err, len(err))
 
     start = time.monotonic()
-    rc = run_with_progress(work, lambda: (int(done[0]), messages), "gen", enabled=progress,
-                           unit="msg")
+    rc = run_with_progress(work, lambda: (int(done[0]), messages), "gen", enabled=progress, unit="msg")
     elapsed = time.monotonic() - start
     if rc != 0:
         msg = ffi.string(err).decode(errors="replace")
         if msg.startswith("invalid gen config: "):
-            raise GenError(msg[len("invalid gen config: "):])
+            raise GenError(msg[len("invalid gen config: ") :])
         if msg.startswith("out of memory"):
             raise MemoryError(msg)
         raise OSError(msg)

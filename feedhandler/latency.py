@@ -18,6 +18,7 @@ paced replay, every gap over 1 us between two TSC reads of the thread waiting
 for the next packet's time: what the machine took from the core (interrupts,
 preemption, a hypervisor), measured during the run itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,22 +28,32 @@ from typing import TYPE_CHECKING, Dict, List
 from .core import lib
 from .errors import ReplayError
 
-if TYPE_CHECKING:                       # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover
     from .replay import Replay
 
 # Histogram index in C (enum fh_lat_stage) -> name, in the order reports show them.
 STAGES = ["rx_to_start", "decode", "book", "publish", "processing", "rx_to_published"]
-_INDEX = {"rx_to_start": lib.FH_LAT_RX_TO_START, "processing": lib.FH_LAT_PROCESSING,
-          "rx_to_published": lib.FH_LAT_RX_TO_PUBLISHED, "decode": lib.FH_LAT_DECODE, "book": lib.FH_LAT_BOOK,
-          "publish": lib.FH_LAT_PUBLISH, "messages_per_packet": lib.FH_LAT_MSGS_PER_PACKET,
-          "idle_gaps": lib.FH_LAT_IDLE_GAPS}
+_INDEX = {
+    "rx_to_start": lib.FH_LAT_RX_TO_START,
+    "processing": lib.FH_LAT_PROCESSING,
+    "rx_to_published": lib.FH_LAT_RX_TO_PUBLISHED,
+    "decode": lib.FH_LAT_DECODE,
+    "book": lib.FH_LAT_BOOK,
+    "publish": lib.FH_LAT_PUBLISH,
+    "messages_per_packet": lib.FH_LAT_MSGS_PER_PACKET,
+    "idle_gaps": lib.FH_LAT_IDLE_GAPS,
+}
 PERCENTILES = [50, 90, 99, 99.9, 99.99]
 
 
 def summary(ffi_, lib_, h) -> dict:
-    out = {"count": int(h.count), "overflow": int(h.overflow),
-           "min": int(h.min) if h.count else 0, "max": int(h.max),
-           "mean": (h.sum / h.count) if h.count else 0.0}
+    out = {
+        "count": int(h.count),
+        "overflow": int(h.overflow),
+        "min": int(h.min) if h.count else 0,
+        "max": int(h.max),
+        "mean": (h.sum / h.count) if h.count else 0.0,
+    }
     for p in PERCENTILES:
         out["p%s" % (("%g" % p).replace(".", "_"))] = int(lib_.fh_hist_value_at(h, p))
     return out
@@ -108,12 +119,21 @@ def collect(replay: "Replay", stats: dict) -> dict:
         # Paced replay: gaps > 1 us the waiting thread saw between two TSC reads
         # (the machine, not the pipeline, took the core), with the time they cover.
         "idle_gaps": gaps,
-        "rate": {"messages": stats["messages"], "packets": stats["packets"], "elapsed_s": stats["elapsed_s"],
-                 "msgs_per_s": stats["msgs_per_s"],
-                 "packets_per_s": stats["packets"] / stats["elapsed_s"] if stats["elapsed_s"] else 0.0},
-        "machine": {"cpu": cpu_model(), "cores_used": replay.cores or [None], "online_cpus": os.cpu_count(),
-                    "tsc_hz": tsc_hz,
-                    # Stamps come from an invariant TSC (calibrated at start-up) or, where
-                    # the CPU has none, from clock_gettime (slower, ~20 ns a stamp).
-                    "tsc_invariant": tsc_hz > 0, "clock": "tsc" if tsc_hz else "clock_gettime"},
+        "rate": {
+            "messages": stats["messages"],
+            "packets": stats["packets"],
+            "elapsed_s": stats["elapsed_s"],
+            "msgs_per_s": stats["msgs_per_s"],
+            "packets_per_s": stats["packets"] / stats["elapsed_s"] if stats["elapsed_s"] else 0.0,
+        },
+        "machine": {
+            "cpu": cpu_model(),
+            "cores_used": replay.cores or [None],
+            "online_cpus": os.cpu_count(),
+            "tsc_hz": tsc_hz,
+            # Stamps come from an invariant TSC (calibrated at start-up) or, where
+            # the CPU has none, from clock_gettime (slower, ~20 ns a stamp).
+            "tsc_invariant": tsc_hz > 0,
+            "clock": "tsc" if tsc_hz else "clock_gettime",
+        },
     }

@@ -5,6 +5,7 @@ The C call runs in a thread (CFFI releases the GIL); the calling thread polls a
 than a second, and only when stderr is a terminal.  Ctrl-C in the calling
 thread is passed to the worker through `on_interrupt`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,9 +14,14 @@ import time
 from typing import Callable, Optional, Tuple
 
 
-def run_with_progress(work: Callable[[], object], poll: Callable[[], Tuple[int, int]], label: str,
-                      enabled: Optional[bool] = None, on_interrupt: Optional[Callable[[], None]] = None,
-                      unit: str = "B"):
+def run_with_progress(
+    work: Callable[[], object],
+    poll: Callable[[], Tuple[int, int]],
+    label: str,
+    enabled: Optional[bool] = None,
+    on_interrupt: Optional[Callable[[], None]] = None,
+    unit: str = "B",
+):
     """Run ``work()`` in a thread; return its result (or re-raise its exception)."""
     if enabled is None:
         enabled = sys.stderr.isatty()
@@ -92,6 +98,7 @@ def _draw(label: str, done: int, total: int, elapsed: float, unit: str) -> None:
     rate = done / elapsed if elapsed > 0 else 0.0
     eta = (total - done) / rate if rate > 0 and total else 0.0
     scale = 1e6 if unit == "B" else 1e6
-    sys.stderr.write("\r%-8s [%s] %5.1f%%  %8.1f M%s/s  eta %5.1fs " % (
-        label, bar, 100 * frac, rate / scale, unit, eta))
+    sys.stderr.write(
+        "\r%-8s [%s] %5.1f%%  %8.1f M%s/s  eta %5.1fs " % (label, bar, 100 * frac, rate / scale, unit, eta)
+    )
     sys.stderr.flush()

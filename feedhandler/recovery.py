@@ -19,6 +19,7 @@ Words: *recovery* is fetching exchange snapshots to repair a lane; a
 *snapshot* is the exchange's (GLIMPSE).  ``SnapshotService``, the old name of
 :class:`RecoveryService`, still works, with a ``DeprecationWarning``, for one
 release."""
+
 from __future__ import annotations
 
 import threading
@@ -47,9 +48,20 @@ class RecoveryService:
     deadline passes.  ``timeout`` bounds a try's wait for snapshot data.
     ``fetch`` is :func:`feedhandler.glimpse.fetch_snapshot` (tests pass their own)."""
 
-    def __init__(self, ffi: Any, lib: Any, lanes: List[Any], endpoint_for: Callable[[int, int], Optional[Endpoint]],
-                 user: str = "", password: str = "", tries: Optional[int] = 3, timeout: float = 5.0,
-                 deadline: float = 5.0, fetch: Optional[Callable[..., Any]] = None, poll_s: float = 0.001):
+    def __init__(
+        self,
+        ffi: Any,
+        lib: Any,
+        lanes: List[Any],
+        endpoint_for: Callable[[int, int], Optional[Endpoint]],
+        user: str = "",
+        password: str = "",
+        tries: Optional[int] = 3,
+        timeout: float = 5.0,
+        deadline: float = 5.0,
+        fetch: Optional[Callable[..., Any]] = None,
+        poll_s: float = 0.001,
+    ):
         self._ffi, self._lib, self._lanes = ffi, lib, list(lanes)
         self.endpoint_for = endpoint_for
         self.user, self.password = user, password
@@ -65,6 +77,7 @@ class RecoveryService:
     def _fetcher(self) -> Callable[..., Any]:
         if self._fetch is None:
             from .glimpse import fetch_snapshot
+
             self._fetch = fetch_snapshot
         return self._fetch
 
@@ -80,16 +93,23 @@ class RecoveryService:
                 ticket = lib.fh_lane_snapshot_request(lane, group, port, session, seq)
                 if ticket:
                     busy = True
-                    self._answer(lane, ticket, int(group[0]), int(port[0]), bytes(ffi.buffer(session, 10)),
-                                 int(seq[0]))
+                    self._answer(lane, ticket, int(group[0]), int(port[0]), bytes(ffi.buffer(session, 10)), int(seq[0]))
             if not busy:
                 self._stop.wait(self._poll_s)
 
     def _answer(self, lane: Any, ticket: int, group: int, port: int, session: bytes, next_seq: int) -> None:
         endpoint = self.endpoint_for(group, port)
-        entry: Dict[str, Any] = {"port": port, "session": session.decode("ascii", "replace").strip(),
-                                 "next_seq": next_seq, "server": "%s:%d" % endpoint if endpoint else None,
-                                 "attempts": 0, "ok": False, "reason": None, "sequence": None, "messages": 0}
+        entry: Dict[str, Any] = {
+            "port": port,
+            "session": session.decode("ascii", "replace").strip(),
+            "next_seq": next_seq,
+            "server": "%s:%d" % endpoint if endpoint else None,
+            "attempts": 0,
+            "ok": False,
+            "reason": None,
+            "sequence": None,
+            "messages": 0,
+        }
         t0 = time.monotonic()
         # One deadline for the whole recovery, the lane's own (CLOCK_MONOTONIC,
         # as time.monotonic): it gives up on its own only a grace after it.
@@ -112,15 +132,22 @@ class RecoveryService:
             attempt += 1
             entry["attempts"] = attempt
             try:
-                snap = self._fetcher()(endpoint[0], endpoint[1], user=self.user, password=self.password,
-                                       timeout=min(self.timeout, left), deadline=left, max_bytes=limit)
+                snap = self._fetcher()(
+                    endpoint[0],
+                    endpoint[1],
+                    user=self.user,
+                    password=self.password,
+                    timeout=min(self.timeout, left),
+                    deadline=left,
+                    max_bytes=limit,
+                )
                 break
             except SnapshotError as exc:
                 entry["reason"] = exc.reason
                 entry["error"] = str(exc)
                 if exc.reason not in RETRY_REASONS:
                     break
-            except OSError as exc:               # a socket error the client did not classify
+            except OSError as exc:  # a socket error the client did not classify
                 entry["reason"] = "connect"
                 entry["error"] = str(exc)
             # A pause before the next try (0.1 s, doubling to 1 s), never past the deadline.
@@ -152,6 +179,10 @@ def __getattr__(name: str) -> Any:
     new = DEPRECATED.get(name)
     if new is None:
         raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    warnings.warn("feedhandler.recovery.%s is deprecated: it is feedhandler.recovery.%s now (the old name goes "
-                  "in the next release)" % (name, new), DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "feedhandler.recovery.%s is deprecated: it is feedhandler.recovery.%s now (the old name goes "
+        "in the next release)" % (name, new),
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return globals()[new]

@@ -16,6 +16,7 @@ frees its memory.
 :class:`ReplayConfig` (every setting, checked) lives in :mod:`feedhandler.config`,
 which needs no C core; it is re-exported here.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,11 +32,21 @@ from .endpoints import Endpoint, EndpointError, ipv4_to_int
 from .errors import ERR_LEN, ReplayConfigError, ReplayError, ShmNameError, c_error, c_message
 from .progress import run_with_progress
 
-if TYPE_CHECKING:                       # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover
     from .shm import Segment
 
-__all__ = ["Replay", "ReplayConfig", "ReplayConfigError", "ReplayError", "ReplayResult", "InputResult",
-           "replay", "STDIN", "MODES", "FORMAT_NAMES"]
+__all__ = [
+    "Replay",
+    "ReplayConfig",
+    "ReplayConfigError",
+    "ReplayError",
+    "ReplayResult",
+    "InputResult",
+    "replay",
+    "STDIN",
+    "MODES",
+    "FORMAT_NAMES",
+]
 
 FORMAT_NAMES = {
     lib.FH_FMT_UNKNOWN: "unknown",
@@ -55,18 +66,20 @@ STDIN = "-"
 @dataclass
 class InputResult:
     """What became of one input: its detected format, and whether it decoded to its end."""
+
     path: str
     format: str
     gzip: bool
-    ok: bool                 # decoded to its end
-    error: Optional[str]     # why not, or where it was found corrupt
-    partial: bool = False    # decoded up to a corrupt/truncated point
-    compression: Optional[str] = None   # "gzip" or "zstd" when the input was compressed (streamed)
+    ok: bool  # decoded to its end
+    error: Optional[str]  # why not, or where it was found corrupt
+    partial: bool = False  # decoded up to a corrupt/truncated point
+    compression: Optional[str] = None  # "gzip" or "zstd" when the input was compressed (streamed)
 
 
 @dataclass
 class ReplayResult:
     """The counters of a whole :func:`replay`, and each input's :class:`InputResult`."""
+
     stats: dict
     inputs: List[InputResult] = field(default_factory=list)
 
@@ -100,6 +113,7 @@ class Replay:
 
     def __init__(self, config: Optional[ReplayConfig] = None, **options: Any) -> None:
         from . import _core  # type: ignore[attr-defined]
+
         self._setup(self._config_of(config, options), _core)
 
     @classmethod
@@ -119,8 +133,10 @@ class Replay:
         if config is None:
             return ReplayConfig.from_kwargs(**options)
         if not isinstance(config, ReplayConfig):
-            raise TypeError("Replay() takes a ReplayConfig or keyword arguments (e.g. mode=%r), not %r"
-                            % (config if isinstance(config, str) else "publish", type(config).__name__))
+            raise TypeError(
+                "Replay() takes a ReplayConfig or keyword arguments (e.g. mode=%r), not %r"
+                % (config if isinstance(config, str) else "publish", type(config).__name__)
+            )
         return config.replace(**options) if options else config
 
     def _setup(self, config: ReplayConfig, backend: Any) -> None:
@@ -142,19 +158,32 @@ class Replay:
         try:
             self._create()
         except BaseException:
-            self._release()       # a half-made replay frees its memory (and segment name) now
+            self._release()  # a half-made replay frees its memory (and segment name) now
             raise
 
     def _create(self) -> None:
         ffi, lib_, config = self._ffi, self._lib, self.config
         n_lanes = config.lanes
         self._name = ffi.new("char[]", config.shm.encode()) if config.shm else ffi.NULL
-        cfg = ffi.new("fh_lane_cfg_t *", {
-            "max_streams": config.max_streams, "mode": MODES[config.mode], "max_orders": config.max_orders,
-            "max_instruments": config.max_instruments, "max_levels": config.max_levels, "depth": config.depth,
-            "ring_events": config.ring_events, "shm_mode": config.shm_mode, "gap_window_us": config.gap_window_us,
-            "gap_buffer": config.gap_buffer, "lanes": n_lanes, "silence_ms": config.silence_ms,
-            "speed": config.speed, "shm_name": self._name})
+        cfg = ffi.new(
+            "fh_lane_cfg_t *",
+            {
+                "max_streams": config.max_streams,
+                "mode": MODES[config.mode],
+                "max_orders": config.max_orders,
+                "max_instruments": config.max_instruments,
+                "max_levels": config.max_levels,
+                "depth": config.depth,
+                "ring_events": config.ring_events,
+                "shm_mode": config.shm_mode,
+                "gap_window_us": config.gap_window_us,
+                "gap_buffer": config.gap_buffer,
+                "lanes": n_lanes,
+                "silence_ms": config.silence_ms,
+                "speed": config.speed,
+                "shm_name": self._name,
+            },
+        )
         err = ffi.new("char[]", ERR_LEN)
         ptr = lib_.fh_lane_new(cfg, err, len(err))
         if ptr == ffi.NULL:
@@ -209,21 +238,37 @@ class Replay:
         self._recovery = None
         if config.snapshot or any(ch.snapshot for ch in self.channels):
             for r in self._lanes:
-                if lib_.fh_lane_set_snapshot(r, int(config.snapshot is not None), int(self._snapshot_blocking),
-                                               config.snapshot_timeout_ms, err, len(err)) != 0:
+                if (
+                    lib_.fh_lane_set_snapshot(
+                        r,
+                        int(config.snapshot is not None),
+                        int(self._snapshot_blocking),
+                        config.snapshot_timeout_ms,
+                        err,
+                        len(err),
+                    )
+                    != 0
+                ):
                     raise c_error(ReplayError, ffi, err)
             by_line = {}
             for ch in self.channels:
                 for host, port in ch.lines():
                     by_line[(self._ip(host, "channel %r line" % ch.name), port)] = ch.snapshot or config.snapshot
             from .recovery import RecoveryService
+
             # One deadline per recovery (the lane's, fh_lane_snapshot_deadline_ns): the
             # service retries within it; the size bound is the lane's (its capacities).
             total = (config.snapshot_timeout_ms or 5000) / 1000.0
-            self._recovery = RecoveryService(ffi, lib_, self._lanes,
-                                             lambda group, port: by_line.get((group, port), config.snapshot),
-                                             user=config.snapshot_user, password=config.snapshot_password,
-                                             timeout=min(5.0, total), deadline=total)
+            self._recovery = RecoveryService(
+                ffi,
+                lib_,
+                self._lanes,
+                lambda group, port: by_line.get((group, port), config.snapshot),
+                user=config.snapshot_user,
+                password=config.snapshot_password,
+                timeout=min(5.0, total),
+                deadline=total,
+            )
 
     @staticmethod
     def _ip(host: str, what: str) -> int:
@@ -325,8 +370,7 @@ class Replay:
             if n == 1:
                 lane_work(0)
                 return
-            threads = [threading.Thread(target=lane_work, args=(i,), name="feedhandler-lane%d" % i)
-                       for i in range(n)]
+            threads = [threading.Thread(target=lane_work, args=(i,), name="feedhandler-lane%d" % i) for i in range(n)]
             for t in threads:
                 t.start()
             for t in threads:
@@ -337,9 +381,15 @@ class Replay:
         rc = next((x for x in rcs if x), 0) if None not in rcs else -1
         # The C side saw the first bytes (also of standard input, which Python must not read).
         comp = _COMPRESSION.get(int(self._lib.fh_lane_input_compression(self._live()[0])))
-        return InputResult(path=path, format=FORMAT_NAMES.get(fmts[0][0], "unknown"), gzip=comp == "gzip",
-                           ok=rc == 0, error=c_message(self._ffi, errs[0]) if rc != 0 else None,
-                           partial=rc == 1, compression=comp)
+        return InputResult(
+            path=path,
+            format=FORMAT_NAMES.get(fmts[0][0], "unknown"),
+            gzip=comp == "gzip",
+            ok=rc == 0,
+            error=c_message(self._ffi, errs[0]) if rc != 0 else None,
+            partial=rc == 1,
+            compression=comp,
+        )
 
     def run_buffer(self, data: bytes) -> InputResult:
         """Decode an in-memory input (lanes one after the other, on this thread)."""
@@ -348,9 +398,14 @@ class Replay:
         rc = 0
         for lane in self._live():
             rc = self._lib.fh_lane_buffer(lane, data, len(data), fmt, err, len(err))
-        return InputResult(path="<buffer>", format=FORMAT_NAMES.get(fmt[0], "unknown"), gzip=False,
-                           ok=rc == 0, error=c_message(self._ffi, err) if rc != 0 else None,
-                           partial=rc == 1)
+        return InputResult(
+            path="<buffer>",
+            format=FORMAT_NAMES.get(fmt[0], "unknown"),
+            gzip=False,
+            ok=rc == 0,
+            error=c_message(self._ffi, err) if rc != 0 else None,
+            partial=rc == 1,
+        )
 
     def stop(self) -> None:
         """Ask every lane to stop before its next frame or record (a paced lane
@@ -430,8 +485,9 @@ class Replay:
     def venues(self) -> List[str]:
         """The run's venue names by index (0: the ITCH venue, then PITCH venues)."""
         r = self._live()[0]
-        return [self._ffi.string(self._lib.fh_lane_venue_name(r, i)).decode()
-                for i in range(self._lib.fh_lane_n_venues(r))]
+        return [
+            self._ffi.string(self._lib.fh_lane_venue_name(r, i)).decode() for i in range(self._lib.fh_lane_n_venues(r))
+        ]
 
     def venues_held(self) -> List[str]:
         """The venues whose instruments the books hold (received any message)."""
@@ -453,8 +509,8 @@ class Replay:
         with_venue = int(len(self.venues_held()) > 1)
         fd: Optional[int] = None
         if hasattr(path, "fileno"):
-            path.flush()                                 # type: ignore[union-attr]
-            fd = path.fileno()                           # type: ignore[union-attr]
+            path.flush()  # type: ignore[union-attr]
+            fd = path.fileno()  # type: ignore[union-attr]
         if len(lanes) == 1:
             if fd is not None:
                 rc = self._lib.fh_lane_dump_books_fd(lanes[0], fd, depth, with_venue, err, len(err))
@@ -474,9 +530,9 @@ class Replay:
                 with open(part) as f:
                     header = f.readline()
                     rows.extend(f.readlines())
-        rows.sort(key=lambda line: int(line.split(",", 1)[0]))     # stable: lane order kept within a locate
+        rows.sort(key=lambda line: int(line.split(",", 1)[0]))  # stable: lane order kept within a locate
         try:
-            with (open(fd, "w", closefd=False) if fd is not None else open(path, "w")) as f:   # type: ignore[arg-type]
+            with open(fd, "w", closefd=False) if fd is not None else open(path, "w") as f:  # type: ignore[arg-type]
                 f.write(header)
                 f.writelines(rows)
         except OSError as exc:
@@ -486,6 +542,7 @@ class Replay:
         """This replay's shared memory, read in-process like any other reader.  The
         segment keeps the replay alive; closing the replay closes it."""
         from .shm import Segment
+
         lanes = self._live()
         if self.mode != "publish":
             raise ReplayError("mode %r publishes nothing" % self.mode)
@@ -496,12 +553,17 @@ class Replay:
         return seg
 
     def __repr__(self) -> str:
-        return "<Replay mode=%s shm=%r lanes=%d%s>" % (self.mode, self.shm_name, self.config.lanes,
-                                                       " closed" if self._closed else "")
+        return "<Replay mode=%s shm=%r lanes=%d%s>" % (
+            self.mode,
+            self.shm_name,
+            self.config.lanes,
+            " closed" if self._closed else "",
+        )
 
 
-def replay(paths: Sequence[str], progress: Optional[bool] = None, config: Optional[ReplayConfig] = None,
-           **options: Any) -> ReplayResult:
+def replay(
+    paths: Sequence[str], progress: Optional[bool] = None, config: Optional[ReplayConfig] = None, **options: Any
+) -> ReplayResult:
     """Decode every input in order into one set of books and counters; the replay is
     finished and closed before this returns.  ``config`` / ``options`` as for
     :class:`Replay`."""

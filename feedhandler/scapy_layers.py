@@ -46,6 +46,7 @@ Example::
 MoldUDP64 is bound to UDP destination port 26477; ``bind_port(port)`` binds
 another one.
 """
+
 from __future__ import annotations
 
 import struct
@@ -57,7 +58,9 @@ except ImportError as exc:
     raise ImportError(
         "feedhandler.scapy_layers needs scapy, an optional dependency: pip install feedhandler[scapy] "
         "(or pip install 'scapy>=2.5'). The feed handler itself and every command run without it. "
-        "[%s]" % exc, name="scapy") from exc
+        "[%s]" % exc,
+        name="scapy",
+    ) from exc
 
 from scapy.compat import bytes_encode
 from scapy.config import conf
@@ -74,17 +77,47 @@ from scapy.layers.inet import UDP
 from scapy.packet import Packet, Raw, bind_bottom_up, bind_top_down
 
 __all__ = [
-    "MOLD_PORT", "MOLD_END_OF_SESSION", "ITCH_CLASSES", "ITCH_LENGTHS", "bind_port",
-    "AlphaField", "CharField", "UInt48Field",
-    "MoldUDP64", "MoldBlock", "ItchMessage",
-    "SystemEvent", "StockDirectory", "StockTradingAction", "RegSHORestriction",
-    "MarketParticipantPosition", "MWCBDeclineLevel", "MWCBStatus",
-    "IPOQuotingPeriodUpdate", "LULDAuctionCollar", "OperationalHalt", "AddOrder",
-    "AddOrderMPID", "OrderExecuted", "OrderExecutedWithPrice", "OrderCancel",
-    "OrderDelete", "OrderReplace", "Trade", "CrossTrade", "BrokenTrade", "NOII",
-    "RPII", "DLCRPriceDiscovery",
-    "SoupBinTCP", "SoupLoginRequest", "SoupLoginAccepted", "SoupLoginRejected", "NumericField",
-    "SoupAlphaLeftField", "EndOfSnapshot",
+    "MOLD_PORT",
+    "MOLD_END_OF_SESSION",
+    "ITCH_CLASSES",
+    "ITCH_LENGTHS",
+    "bind_port",
+    "AlphaField",
+    "CharField",
+    "UInt48Field",
+    "MoldUDP64",
+    "MoldBlock",
+    "ItchMessage",
+    "SystemEvent",
+    "StockDirectory",
+    "StockTradingAction",
+    "RegSHORestriction",
+    "MarketParticipantPosition",
+    "MWCBDeclineLevel",
+    "MWCBStatus",
+    "IPOQuotingPeriodUpdate",
+    "LULDAuctionCollar",
+    "OperationalHalt",
+    "AddOrder",
+    "AddOrderMPID",
+    "OrderExecuted",
+    "OrderExecutedWithPrice",
+    "OrderCancel",
+    "OrderDelete",
+    "OrderReplace",
+    "Trade",
+    "CrossTrade",
+    "BrokenTrade",
+    "NOII",
+    "RPII",
+    "DLCRPriceDiscovery",
+    "SoupBinTCP",
+    "SoupLoginRequest",
+    "SoupLoginAccepted",
+    "SoupLoginRejected",
+    "NumericField",
+    "SoupAlphaLeftField",
+    "EndOfSnapshot",
 ]
 
 MOLD_PORT = 26477
@@ -92,6 +125,7 @@ MOLD_END_OF_SESSION = 0xFFFF
 
 
 # ------------------------------------------------------------------ fields
+
 
 class AlphaField(StrFixedLenField):
     """ITCH Alpha: fixed length, left-justified, space padded (never NUL padded)."""
@@ -182,6 +216,7 @@ ITCH_CLASSES: Dict[str, Type["ItchMessage"]] = {}
 # The one ITCH 5.0 length table (csrc/itch_spec.h), read from the C core: the
 # layers' own sizes are checked against it by tests/test_scapy_roundtrip.py.
 from .core import lib as _lib  # noqa: E402
+
 ITCH_LENGTHS = {chr(t): int(_lib.fh_itch_msg_len(t)) for t in range(256) if _lib.fh_itch_msg_len(t)}
 
 
@@ -213,13 +248,17 @@ class ItchMessage(Packet):
 
 
 def _itch(letter, clsname, title, body):
-    cls = type(clsname, (ItchMessage,), {
-        "name": "ITCH %s %s" % (letter, title),
-        "fields_desc": _header(letter) + body,
-        "letter": letter,
-        "__doc__": "ITCH 5.0 '%s' %s, %d bytes." % (letter, title, ITCH_LENGTHS[letter]),
-        "__module__": __name__,
-    })
+    cls = type(
+        clsname,
+        (ItchMessage,),
+        {
+            "name": "ITCH %s %s" % (letter, title),
+            "fields_desc": _header(letter) + body,
+            "letter": letter,
+            "__doc__": "ITCH 5.0 '%s' %s, %d bytes." % (letter, title, ITCH_LENGTHS[letter]),
+            "__module__": __name__,
+        },
+    )
     ITCH_CLASSES[letter] = cls
     return cls
 
@@ -233,92 +272,240 @@ def _stock():
 
 
 SystemEvent = _itch("S", "SystemEvent", "System Event", [_c("event_code")])
-StockDirectory = _itch("R", "StockDirectory", "Stock Directory", [
-    _stock(), _c("market_category"), _c("financial_status_indicator"),
-    IntField("round_lot_size", 0), _c("round_lots_only"), _c("issue_classification"),
-    AlphaField("issue_sub_type", b"", 2), _c("authenticity"),
-    _c("short_sale_threshold_indicator"), _c("ipo_flag"), _c("luld_reference_price_tier"),
-    _c("etp_flag"), IntField("etp_leverage_factor", 0), _c("inverse_indicator"),
-])
-StockTradingAction = _itch("H", "StockTradingAction", "Stock Trading Action", [
-    _stock(), _c("trading_state"), _c("reserved"), AlphaField("reason", b"", 4),
-])
-RegSHORestriction = _itch("Y", "RegSHORestriction", "Reg SHO Short Sale Price Test Restricted Indicator", [
-    _stock(), _c("reg_sho_action"),
-])
-MarketParticipantPosition = _itch("L", "MarketParticipantPosition", "Market Participant Position", [
-    AlphaField("mpid", b"", 4), _stock(), _c("primary_market_maker"),
-    _c("market_maker_mode"), _c("market_participant_state"),
-])
-MWCBDeclineLevel = _itch("V", "MWCBDeclineLevel", "MWCB Decline Level", [
-    LongField("level_1", 0), LongField("level_2", 0), LongField("level_3", 0),
-])
+StockDirectory = _itch(
+    "R",
+    "StockDirectory",
+    "Stock Directory",
+    [
+        _stock(),
+        _c("market_category"),
+        _c("financial_status_indicator"),
+        IntField("round_lot_size", 0),
+        _c("round_lots_only"),
+        _c("issue_classification"),
+        AlphaField("issue_sub_type", b"", 2),
+        _c("authenticity"),
+        _c("short_sale_threshold_indicator"),
+        _c("ipo_flag"),
+        _c("luld_reference_price_tier"),
+        _c("etp_flag"),
+        IntField("etp_leverage_factor", 0),
+        _c("inverse_indicator"),
+    ],
+)
+StockTradingAction = _itch(
+    "H",
+    "StockTradingAction",
+    "Stock Trading Action",
+    [
+        _stock(),
+        _c("trading_state"),
+        _c("reserved"),
+        AlphaField("reason", b"", 4),
+    ],
+)
+RegSHORestriction = _itch(
+    "Y",
+    "RegSHORestriction",
+    "Reg SHO Short Sale Price Test Restricted Indicator",
+    [
+        _stock(),
+        _c("reg_sho_action"),
+    ],
+)
+MarketParticipantPosition = _itch(
+    "L",
+    "MarketParticipantPosition",
+    "Market Participant Position",
+    [
+        AlphaField("mpid", b"", 4),
+        _stock(),
+        _c("primary_market_maker"),
+        _c("market_maker_mode"),
+        _c("market_participant_state"),
+    ],
+)
+MWCBDeclineLevel = _itch(
+    "V",
+    "MWCBDeclineLevel",
+    "MWCB Decline Level",
+    [
+        LongField("level_1", 0),
+        LongField("level_2", 0),
+        LongField("level_3", 0),
+    ],
+)
 MWCBStatus = _itch("W", "MWCBStatus", "MWCB Status", [_c("breached_level")])
-IPOQuotingPeriodUpdate = _itch("K", "IPOQuotingPeriodUpdate", "IPO Quoting Period Update", [
-    _stock(), IntField("ipo_quotation_release_time", 0),
-    _c("ipo_quotation_release_qualifier"), IntField("ipo_price", 0),
-])
-LULDAuctionCollar = _itch("J", "LULDAuctionCollar", "LULD Auction Collar", [
-    _stock(), IntField("auction_collar_reference_price", 0),
-    IntField("upper_auction_collar_price", 0), IntField("lower_auction_collar_price", 0),
-    IntField("auction_collar_extension", 0),
-])
-OperationalHalt = _itch("h", "OperationalHalt", "Operational Halt", [
-    _stock(), _c("market_code"), _c("operational_halt_action"),
-])
+IPOQuotingPeriodUpdate = _itch(
+    "K",
+    "IPOQuotingPeriodUpdate",
+    "IPO Quoting Period Update",
+    [
+        _stock(),
+        IntField("ipo_quotation_release_time", 0),
+        _c("ipo_quotation_release_qualifier"),
+        IntField("ipo_price", 0),
+    ],
+)
+LULDAuctionCollar = _itch(
+    "J",
+    "LULDAuctionCollar",
+    "LULD Auction Collar",
+    [
+        _stock(),
+        IntField("auction_collar_reference_price", 0),
+        IntField("upper_auction_collar_price", 0),
+        IntField("lower_auction_collar_price", 0),
+        IntField("auction_collar_extension", 0),
+    ],
+)
+OperationalHalt = _itch(
+    "h",
+    "OperationalHalt",
+    "Operational Halt",
+    [
+        _stock(),
+        _c("market_code"),
+        _c("operational_halt_action"),
+    ],
+)
 _add_body = [
-    LongField("order_reference_number", 0), _c("buy_sell_indicator"),
-    IntField("shares", 0), _stock(), IntField("price", 0),
+    LongField("order_reference_number", 0),
+    _c("buy_sell_indicator"),
+    IntField("shares", 0),
+    _stock(),
+    IntField("price", 0),
 ]
 AddOrder = _itch("A", "AddOrder", "Add Order", list(_add_body))
-AddOrderMPID = _itch("F", "AddOrderMPID", "Add Order with MPID Attribution", list(_add_body) + [
-    AlphaField("attribution", b"", 4),
-])
-OrderExecuted = _itch("E", "OrderExecuted", "Order Executed", [
-    LongField("order_reference_number", 0), IntField("executed_shares", 0),
-    LongField("match_number", 0),
-])
-OrderExecutedWithPrice = _itch("C", "OrderExecutedWithPrice", "Order Executed With Price", [
-    LongField("order_reference_number", 0), IntField("executed_shares", 0),
-    LongField("match_number", 0), _c("printable"), IntField("execution_price", 0),
-])
-OrderCancel = _itch("X", "OrderCancel", "Order Cancel", [
-    LongField("order_reference_number", 0), IntField("cancelled_shares", 0),
-])
-OrderDelete = _itch("D", "OrderDelete", "Order Delete", [
-    LongField("order_reference_number", 0),
-])
-OrderReplace = _itch("U", "OrderReplace", "Order Replace", [
-    LongField("original_order_reference_number", 0),
-    LongField("new_order_reference_number", 0), IntField("shares", 0), IntField("price", 0),
-])
-Trade = _itch("P", "Trade", "Trade (Non-Cross)", [
-    LongField("order_reference_number", 0), _c("buy_sell_indicator"),
-    IntField("shares", 0), _stock(), IntField("price", 0), LongField("match_number", 0),
-])
-CrossTrade = _itch("Q", "CrossTrade", "Cross Trade", [
-    LongField("shares", 0), _stock(), IntField("cross_price", 0),
-    LongField("match_number", 0), _c("cross_type"),
-])
+AddOrderMPID = _itch(
+    "F",
+    "AddOrderMPID",
+    "Add Order with MPID Attribution",
+    list(_add_body)
+    + [
+        AlphaField("attribution", b"", 4),
+    ],
+)
+OrderExecuted = _itch(
+    "E",
+    "OrderExecuted",
+    "Order Executed",
+    [
+        LongField("order_reference_number", 0),
+        IntField("executed_shares", 0),
+        LongField("match_number", 0),
+    ],
+)
+OrderExecutedWithPrice = _itch(
+    "C",
+    "OrderExecutedWithPrice",
+    "Order Executed With Price",
+    [
+        LongField("order_reference_number", 0),
+        IntField("executed_shares", 0),
+        LongField("match_number", 0),
+        _c("printable"),
+        IntField("execution_price", 0),
+    ],
+)
+OrderCancel = _itch(
+    "X",
+    "OrderCancel",
+    "Order Cancel",
+    [
+        LongField("order_reference_number", 0),
+        IntField("cancelled_shares", 0),
+    ],
+)
+OrderDelete = _itch(
+    "D",
+    "OrderDelete",
+    "Order Delete",
+    [
+        LongField("order_reference_number", 0),
+    ],
+)
+OrderReplace = _itch(
+    "U",
+    "OrderReplace",
+    "Order Replace",
+    [
+        LongField("original_order_reference_number", 0),
+        LongField("new_order_reference_number", 0),
+        IntField("shares", 0),
+        IntField("price", 0),
+    ],
+)
+Trade = _itch(
+    "P",
+    "Trade",
+    "Trade (Non-Cross)",
+    [
+        LongField("order_reference_number", 0),
+        _c("buy_sell_indicator"),
+        IntField("shares", 0),
+        _stock(),
+        IntField("price", 0),
+        LongField("match_number", 0),
+    ],
+)
+CrossTrade = _itch(
+    "Q",
+    "CrossTrade",
+    "Cross Trade",
+    [
+        LongField("shares", 0),
+        _stock(),
+        IntField("cross_price", 0),
+        LongField("match_number", 0),
+        _c("cross_type"),
+    ],
+)
 BrokenTrade = _itch("B", "BrokenTrade", "Broken Trade", [LongField("match_number", 0)])
-NOII = _itch("I", "NOII", "Net Order Imbalance Indicator", [
-    LongField("paired_shares", 0), LongField("imbalance_shares", 0),
-    _c("imbalance_direction"), _stock(), IntField("far_price", 0),
-    IntField("near_price", 0), IntField("current_reference_price", 0),
-    _c("cross_type"), _c("price_variation_indicator"),
-])
-RPII = _itch("N", "RPII", "Retail Price Improvement Indicator", [
-    _stock(), _c("interest_flag"),
-])
-DLCRPriceDiscovery = _itch("O", "DLCRPriceDiscovery", "DLCR Price Discovery", [
-    _stock(), _c("open_eligibility_status"), IntField("minimum_allowable_price", 0),
-    IntField("maximum_allowable_price", 0), IntField("near_execution_price", 0),
-    LongField("near_execution_time", 0), IntField("lower_price_range_collar", 0),
-    IntField("upper_price_range_collar", 0),
-])
+NOII = _itch(
+    "I",
+    "NOII",
+    "Net Order Imbalance Indicator",
+    [
+        LongField("paired_shares", 0),
+        LongField("imbalance_shares", 0),
+        _c("imbalance_direction"),
+        _stock(),
+        IntField("far_price", 0),
+        IntField("near_price", 0),
+        IntField("current_reference_price", 0),
+        _c("cross_type"),
+        _c("price_variation_indicator"),
+    ],
+)
+RPII = _itch(
+    "N",
+    "RPII",
+    "Retail Price Improvement Indicator",
+    [
+        _stock(),
+        _c("interest_flag"),
+    ],
+)
+DLCRPriceDiscovery = _itch(
+    "O",
+    "DLCRPriceDiscovery",
+    "DLCR Price Discovery",
+    [
+        _stock(),
+        _c("open_eligibility_status"),
+        IntField("minimum_allowable_price", 0),
+        IntField("maximum_allowable_price", 0),
+        IntField("near_execution_price", 0),
+        LongField("near_execution_time", 0),
+        IntField("lower_price_range_collar", 0),
+        IntField("upper_price_range_collar", 0),
+    ],
+)
 
 
 # ------------------------------------------------------------------ MoldUDP64
+
 
 class MoldBlock(Packet):
     """One MoldUDP64 message block: u16 length, then the message as payload.
@@ -399,6 +586,7 @@ bind_port(MOLD_PORT)
 
 # ------------------------------------------------------- SoupBinTCP 4.0
 
+
 class NumericField(StrFixedLenField):
     """SoupBinTCP Numeric: an unsigned integer as ASCII digits, left-padded with spaces."""
 
@@ -454,8 +642,12 @@ class SoupBinTCP(Packet):
 
 class SoupLoginRequest(Packet):
     name = "SoupBinTCP Login Request"
-    fields_desc = [AlphaField("username", b"", 6), AlphaField("password", b"", 10),
-                   SoupAlphaLeftField("requested_session", b"", 10), NumericField("requested_sequence", 0, 20)]
+    fields_desc = [
+        AlphaField("username", b"", 6),
+        AlphaField("password", b"", 10),
+        SoupAlphaLeftField("requested_session", b"", 10),
+        NumericField("requested_sequence", 0, 20),
+    ]
 
 
 class SoupLoginAccepted(Packet):
@@ -465,12 +657,13 @@ class SoupLoginAccepted(Packet):
 
 class SoupLoginRejected(Packet):
     name = "SoupBinTCP Login Rejected"
-    fields_desc = [CharField("reason", "A")]      # 'A' not authorized, 'S' session not available
+    fields_desc = [CharField("reason", "A")]  # 'A' not authorized, 'S' session not available
 
 
 class EndOfSnapshot(Packet):
     """GLIMPSE 5.0 End of Snapshot: the MoldUDP64 sequence at which the live feed
     continues the snapshot."""
+
     name = "GLIMPSE End of Snapshot"
     fields_desc = [CharField("message_type", "G"), NumericField("sequence", 0, 20)]
 
@@ -484,6 +677,7 @@ def _soup_data(payload):
 
 class _SoupData(Packet):
     """Sequenced data: dispatches to the GLIMPSE/ITCH message it carries."""
+
     name = "SoupBinTCP data"
 
     @classmethod
@@ -491,30 +685,52 @@ class _SoupData(Packet):
         return _soup_data(_pkt or b"")
 
 
-_SOUP_PAYLOADS = {"L": SoupLoginRequest, "A": SoupLoginAccepted, "J": SoupLoginRejected, "S": _SoupData,
-                  "U": _SoupData}
+_SOUP_PAYLOADS = {"L": SoupLoginRequest, "A": SoupLoginAccepted, "J": SoupLoginRejected, "S": _SoupData, "U": _SoupData}
 
 
 # ------------------------------------------------------- Cboe PITCH (feedhandler.scapy_pitch)
 # Re-exported lazily: scapy_pitch builds on the fields above, so importing it
 # from here at import time would be circular.  ``scapy_layers.PitchTime`` (or
 # ``from feedhandler.scapy_layers import *``) loads it on first use.
-_PITCH_NAMES = frozenset((
-    "PITCH_LENGTHS", "PITCH_CLASSES", "PITCH_HEADER_LEN", "pitch_price", "pitch_datagram",
-    "bind_pitch_port",
-    "PitchUnitHeader", "PitchMessage", "PitchUnknown",
-    "PitchTime", "PitchUnitClear", "PitchAddOrderLong", "PitchAddOrderShort",
-    "PitchAddOrderExpanded", "PitchOrderExecuted", "PitchOrderExecutedAtPriceSize",
-    "PitchReduceSizeLong", "PitchReduceSizeShort", "PitchModifyOrderLong",
-    "PitchModifyOrderShort", "PitchDeleteOrder", "PitchTradeLong", "PitchTradeShort",
-    "PitchTradeExpanded", "PitchTradeBreak", "PitchEndOfSession", "PitchTradingStatus",
-    "PitchAuctionUpdate", "PitchAuctionSummary",
-))
+_PITCH_NAMES = frozenset(
+    (
+        "PITCH_LENGTHS",
+        "PITCH_CLASSES",
+        "PITCH_HEADER_LEN",
+        "pitch_price",
+        "pitch_datagram",
+        "bind_pitch_port",
+        "PitchUnitHeader",
+        "PitchMessage",
+        "PitchUnknown",
+        "PitchTime",
+        "PitchUnitClear",
+        "PitchAddOrderLong",
+        "PitchAddOrderShort",
+        "PitchAddOrderExpanded",
+        "PitchOrderExecuted",
+        "PitchOrderExecutedAtPriceSize",
+        "PitchReduceSizeLong",
+        "PitchReduceSizeShort",
+        "PitchModifyOrderLong",
+        "PitchModifyOrderShort",
+        "PitchDeleteOrder",
+        "PitchTradeLong",
+        "PitchTradeShort",
+        "PitchTradeExpanded",
+        "PitchTradeBreak",
+        "PitchEndOfSession",
+        "PitchTradingStatus",
+        "PitchAuctionUpdate",
+        "PitchAuctionSummary",
+    )
+)
 __all__ += sorted(_PITCH_NAMES)
 
 
 def __getattr__(name):
     if name in _PITCH_NAMES:
         from . import scapy_pitch
+
         return getattr(scapy_pitch, name)
     raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -43,6 +43,7 @@ Example::
     pkt = Ether() / IP(dst="224.0.62.2") / UDP(dport=30001) / payload
     Ether(bytes(pkt))[PitchUnitHeader].messages[1].price   # 1500000
 """
+
 from __future__ import annotations
 
 import struct
@@ -66,15 +67,35 @@ from scapy.layers.inet import UDP
 from scapy.packet import Packet, bind_bottom_up, bind_top_down
 
 __all__ = [
-    "PITCH_LENGTHS", "PITCH_CLASSES", "PITCH_HEADER_LEN", "pitch_price", "pitch_datagram",
+    "PITCH_LENGTHS",
+    "PITCH_CLASSES",
+    "PITCH_HEADER_LEN",
+    "pitch_price",
+    "pitch_datagram",
     "bind_pitch_port",
-    "PitchUnitHeader", "PitchMessage", "PitchUnknown",
-    "PitchTime", "PitchUnitClear", "PitchAddOrderLong", "PitchAddOrderShort",
-    "PitchAddOrderExpanded", "PitchOrderExecuted", "PitchOrderExecutedAtPriceSize",
-    "PitchReduceSizeLong", "PitchReduceSizeShort", "PitchModifyOrderLong",
-    "PitchModifyOrderShort", "PitchDeleteOrder", "PitchTradeLong", "PitchTradeShort",
-    "PitchTradeExpanded", "PitchTradeBreak", "PitchEndOfSession", "PitchTradingStatus",
-    "PitchAuctionUpdate", "PitchAuctionSummary",
+    "PitchUnitHeader",
+    "PitchMessage",
+    "PitchUnknown",
+    "PitchTime",
+    "PitchUnitClear",
+    "PitchAddOrderLong",
+    "PitchAddOrderShort",
+    "PitchAddOrderExpanded",
+    "PitchOrderExecuted",
+    "PitchOrderExecutedAtPriceSize",
+    "PitchReduceSizeLong",
+    "PitchReduceSizeShort",
+    "PitchModifyOrderLong",
+    "PitchModifyOrderShort",
+    "PitchDeleteOrder",
+    "PitchTradeLong",
+    "PitchTradeShort",
+    "PitchTradeExpanded",
+    "PitchTradeBreak",
+    "PitchEndOfSession",
+    "PitchTradingStatus",
+    "PitchAuctionUpdate",
+    "PitchAuctionSummary",
 ]
 
 PITCH_HEADER_LEN = 8
@@ -82,29 +103,29 @@ PITCH_HEADER_LEN = 8
 # Total message length (the value of the Length byte, which counts the Length
 # and Type bytes) per type: docs/pitch-spec-notes.md section 4.
 PITCH_LENGTHS: Dict[int, int] = {
-    0x20: 6,    # Time
-    0x97: 6,    # Unit Clear
-    0x21: 34,   # Add Order Long
-    0x22: 26,   # Add Order Short
+    0x20: 6,  # Time
+    0x97: 6,  # Unit Clear
+    0x21: 34,  # Add Order Long
+    0x22: 26,  # Add Order Short
     # Add Order Expanded: 41 in the current spec (v2.41.64 / v2.41.82, with the
     # Customer Indicator byte); 40 in the older BATS-era spec, without it.  The
     # layer dissects both (customer_indicator is only present when length >= 41).
     0x2F: 41,
-    0x23: 26,   # Order Executed
-    0x24: 38,   # Order Executed at Price/Size
-    0x25: 18,   # Reduce Size Long
-    0x26: 16,   # Reduce Size Short
-    0x27: 27,   # Modify Order Long
-    0x28: 19,   # Modify Order Short
-    0x29: 14,   # Delete Order
-    0x2A: 41,   # Trade Long
-    0x2B: 33,   # Trade Short
-    0x30: 43,   # Trade Expanded
-    0x2C: 14,   # Trade Break
-    0x2D: 6,    # End of Session
-    0x31: 18,   # Trading Status
-    0x95: 47,   # Auction Update
-    0x96: 27,   # Auction Summary
+    0x23: 26,  # Order Executed
+    0x24: 38,  # Order Executed at Price/Size
+    0x25: 18,  # Reduce Size Long
+    0x26: 16,  # Reduce Size Short
+    0x27: 27,  # Modify Order Long
+    0x28: 19,  # Modify Order Short
+    0x29: 14,  # Delete Order
+    0x2A: 41,  # Trade Long
+    0x2B: 33,  # Trade Short
+    0x30: 43,  # Trade Expanded
+    0x2C: 14,  # Trade Break
+    0x2D: 6,  # End of Session
+    0x31: 18,  # Trading Status
+    0x95: 47,  # Auction Update
+    0x96: 27,  # Auction Summary
 }
 
 PITCH_CLASSES: Dict[int, Type["PitchMessage"]] = {}
@@ -118,6 +139,7 @@ def pitch_price(pkt_field_value: int, short: bool = False) -> int:
 
 
 # ------------------------------------------------------------------ messages
+
 
 class PitchMessage(Packet):
     """Base of the PITCH message classes.  ``PitchMessage(raw)`` returns the class
@@ -164,13 +186,17 @@ class PitchUnknown(PitchMessage):
 
 
 def _pitch(code, clsname, title, body):
-    cls = type(clsname, (PitchMessage,), {
-        "name": "PITCH %s" % title,
-        "fields_desc": [ByteField("length", None), XByteField("message_type", code)] + body,
-        "type_code": code,
-        "__doc__": "Cboe PITCH 0x%02X %s, %d bytes." % (code, title, PITCH_LENGTHS[code]),
-        "__module__": __name__,
-    })
+    cls = type(
+        clsname,
+        (PitchMessage,),
+        {
+            "name": "PITCH %s" % title,
+            "fields_desc": [ByteField("length", None), XByteField("message_type", code)] + body,
+            "type_code": code,
+            "__doc__": "Cboe PITCH 0x%02X %s, %d bytes." % (code, title, PITCH_LENGTHS[code]),
+            "__module__": __name__,
+        },
+    )
     PITCH_CLASSES[code] = cls
     return cls
 
@@ -202,70 +228,212 @@ def _short_price(name="price"):
 # The notes' "Time" field is ``time_seconds``: scapy's Packet.time (capture timestamp) owns ``time``.
 PitchTime = _pitch(0x20, "PitchTime", "Time", [LEIntField("time_seconds", 0)])
 PitchUnitClear = _pitch(0x97, "PitchUnitClear", "Unit Clear", [_to()])
-PitchAddOrderLong = _pitch(0x21, "PitchAddOrderLong", "Add Order Long", [
-    _to(), _oid(), _side(), LEIntField("quantity", 0), _sym(6), _long_price(),
-    XByteField("add_flags", 1),
-])
-PitchAddOrderShort = _pitch(0x22, "PitchAddOrderShort", "Add Order Short", [
-    _to(), _oid(), _side(), LEShortField("quantity", 0), _sym(6), _short_price(),
-    XByteField("add_flags", 1),
-])
-PitchAddOrderExpanded = _pitch(0x2F, "PitchAddOrderExpanded", "Add Order Expanded", [
-    _to(), _oid(), _side(), LEIntField("quantity", 0), _sym(8), _long_price(),
-    XByteField("add_flags", 1), AlphaField("participant_id", b"", 4),
-    # absent in the older 40-byte layout: build with length=40 to leave it out
-    ConditionalField(CharField("customer_indicator", " "),
-                     lambda p: p.length is None or p.length >= 41),
-])
-PitchOrderExecuted = _pitch(0x23, "PitchOrderExecuted", "Order Executed", [
-    _to(), _oid(), LEIntField("executed_quantity", 0), LELongField("execution_id", 0),
-])
-PitchOrderExecutedAtPriceSize = _pitch(0x24, "PitchOrderExecutedAtPriceSize",
-                                       "Order Executed at Price/Size", [
-    _to(), _oid(), LEIntField("executed_quantity", 0), LEIntField("remaining_quantity", 0),
-    LELongField("execution_id", 0), _long_price(),
-])
-PitchReduceSizeLong = _pitch(0x25, "PitchReduceSizeLong", "Reduce Size Long", [
-    _to(), _oid(), LEIntField("canceled_quantity", 0),
-])
-PitchReduceSizeShort = _pitch(0x26, "PitchReduceSizeShort", "Reduce Size Short", [
-    _to(), _oid(), LEShortField("canceled_quantity", 0),
-])
-PitchModifyOrderLong = _pitch(0x27, "PitchModifyOrderLong", "Modify Order Long", [
-    _to(), _oid(), LEIntField("quantity", 0), _long_price(), XByteField("modify_flags", 1),
-])
-PitchModifyOrderShort = _pitch(0x28, "PitchModifyOrderShort", "Modify Order Short", [
-    _to(), _oid(), LEShortField("quantity", 0), _short_price(), XByteField("modify_flags", 1),
-])
+PitchAddOrderLong = _pitch(
+    0x21,
+    "PitchAddOrderLong",
+    "Add Order Long",
+    [
+        _to(),
+        _oid(),
+        _side(),
+        LEIntField("quantity", 0),
+        _sym(6),
+        _long_price(),
+        XByteField("add_flags", 1),
+    ],
+)
+PitchAddOrderShort = _pitch(
+    0x22,
+    "PitchAddOrderShort",
+    "Add Order Short",
+    [
+        _to(),
+        _oid(),
+        _side(),
+        LEShortField("quantity", 0),
+        _sym(6),
+        _short_price(),
+        XByteField("add_flags", 1),
+    ],
+)
+PitchAddOrderExpanded = _pitch(
+    0x2F,
+    "PitchAddOrderExpanded",
+    "Add Order Expanded",
+    [
+        _to(),
+        _oid(),
+        _side(),
+        LEIntField("quantity", 0),
+        _sym(8),
+        _long_price(),
+        XByteField("add_flags", 1),
+        AlphaField("participant_id", b"", 4),
+        # absent in the older 40-byte layout: build with length=40 to leave it out
+        ConditionalField(CharField("customer_indicator", " "), lambda p: p.length is None or p.length >= 41),
+    ],
+)
+PitchOrderExecuted = _pitch(
+    0x23,
+    "PitchOrderExecuted",
+    "Order Executed",
+    [
+        _to(),
+        _oid(),
+        LEIntField("executed_quantity", 0),
+        LELongField("execution_id", 0),
+    ],
+)
+PitchOrderExecutedAtPriceSize = _pitch(
+    0x24,
+    "PitchOrderExecutedAtPriceSize",
+    "Order Executed at Price/Size",
+    [
+        _to(),
+        _oid(),
+        LEIntField("executed_quantity", 0),
+        LEIntField("remaining_quantity", 0),
+        LELongField("execution_id", 0),
+        _long_price(),
+    ],
+)
+PitchReduceSizeLong = _pitch(
+    0x25,
+    "PitchReduceSizeLong",
+    "Reduce Size Long",
+    [
+        _to(),
+        _oid(),
+        LEIntField("canceled_quantity", 0),
+    ],
+)
+PitchReduceSizeShort = _pitch(
+    0x26,
+    "PitchReduceSizeShort",
+    "Reduce Size Short",
+    [
+        _to(),
+        _oid(),
+        LEShortField("canceled_quantity", 0),
+    ],
+)
+PitchModifyOrderLong = _pitch(
+    0x27,
+    "PitchModifyOrderLong",
+    "Modify Order Long",
+    [
+        _to(),
+        _oid(),
+        LEIntField("quantity", 0),
+        _long_price(),
+        XByteField("modify_flags", 1),
+    ],
+)
+PitchModifyOrderShort = _pitch(
+    0x28,
+    "PitchModifyOrderShort",
+    "Modify Order Short",
+    [
+        _to(),
+        _oid(),
+        LEShortField("quantity", 0),
+        _short_price(),
+        XByteField("modify_flags", 1),
+    ],
+)
 PitchDeleteOrder = _pitch(0x29, "PitchDeleteOrder", "Delete Order", [_to(), _oid()])
-PitchTradeLong = _pitch(0x2A, "PitchTradeLong", "Trade Long", [
-    _to(), _oid(), _side(), LEIntField("quantity", 0), _sym(6), _long_price(),
-    LELongField("execution_id", 0),
-])
-PitchTradeShort = _pitch(0x2B, "PitchTradeShort", "Trade Short", [
-    _to(), _oid(), _side(), LEShortField("quantity", 0), _sym(6), _short_price(),
-    LELongField("execution_id", 0),
-])
-PitchTradeExpanded = _pitch(0x30, "PitchTradeExpanded", "Trade Expanded", [
-    _to(), _oid(), _side(), LEIntField("quantity", 0), _sym(8), _long_price(),
-    LELongField("execution_id", 0),
-])
-PitchTradeBreak = _pitch(0x2C, "PitchTradeBreak", "Trade Break", [
-    _to(), LELongField("execution_id", 0),
-])
+PitchTradeLong = _pitch(
+    0x2A,
+    "PitchTradeLong",
+    "Trade Long",
+    [
+        _to(),
+        _oid(),
+        _side(),
+        LEIntField("quantity", 0),
+        _sym(6),
+        _long_price(),
+        LELongField("execution_id", 0),
+    ],
+)
+PitchTradeShort = _pitch(
+    0x2B,
+    "PitchTradeShort",
+    "Trade Short",
+    [
+        _to(),
+        _oid(),
+        _side(),
+        LEShortField("quantity", 0),
+        _sym(6),
+        _short_price(),
+        LELongField("execution_id", 0),
+    ],
+)
+PitchTradeExpanded = _pitch(
+    0x30,
+    "PitchTradeExpanded",
+    "Trade Expanded",
+    [
+        _to(),
+        _oid(),
+        _side(),
+        LEIntField("quantity", 0),
+        _sym(8),
+        _long_price(),
+        LELongField("execution_id", 0),
+    ],
+)
+PitchTradeBreak = _pitch(
+    0x2C,
+    "PitchTradeBreak",
+    "Trade Break",
+    [
+        _to(),
+        LELongField("execution_id", 0),
+    ],
+)
 PitchEndOfSession = _pitch(0x2D, "PitchEndOfSession", "End of Session", [_to()])
-PitchTradingStatus = _pitch(0x31, "PitchTradingStatus", "Trading Status", [
-    _to(), _sym(8), CharField("trading_status", "T"), CharField("reg_sho_action", "0"),
-    CharField("reserved1", " "), CharField("reserved2", " "),
-])
-PitchAuctionUpdate = _pitch(0x95, "PitchAuctionUpdate", "Auction Update", [
-    _to(), _sym(8), CharField("auction_type", "O"), _long_price("reference_price"),
-    LEIntField("buy_shares", 0), LEIntField("sell_shares", 0),
-    _long_price("indicative_price"), _long_price("auction_only_price"),
-])
-PitchAuctionSummary = _pitch(0x96, "PitchAuctionSummary", "Auction Summary", [
-    _to(), _sym(8), CharField("auction_type", "O"), _long_price(), LEIntField("shares", 0),
-])
+PitchTradingStatus = _pitch(
+    0x31,
+    "PitchTradingStatus",
+    "Trading Status",
+    [
+        _to(),
+        _sym(8),
+        CharField("trading_status", "T"),
+        CharField("reg_sho_action", "0"),
+        CharField("reserved1", " "),
+        CharField("reserved2", " "),
+    ],
+)
+PitchAuctionUpdate = _pitch(
+    0x95,
+    "PitchAuctionUpdate",
+    "Auction Update",
+    [
+        _to(),
+        _sym(8),
+        CharField("auction_type", "O"),
+        _long_price("reference_price"),
+        LEIntField("buy_shares", 0),
+        LEIntField("sell_shares", 0),
+        _long_price("indicative_price"),
+        _long_price("auction_only_price"),
+    ],
+)
+PitchAuctionSummary = _pitch(
+    0x96,
+    "PitchAuctionSummary",
+    "Auction Summary",
+    [
+        _to(),
+        _sym(8),
+        CharField("auction_type", "O"),
+        _long_price(),
+        LEIntField("shares", 0),
+    ],
+)
 
 
 def _min_length(code):
@@ -278,8 +446,12 @@ def _dissect_message(chunk: bytes) -> PitchMessage:
     A lone byte (not even a type) is kept as ``Raw``."""
     if len(chunk) < 2:
         return conf.raw_layer(load=chunk)
-    if len(chunk) >= 2 and chunk[1] in PITCH_CLASSES and len(chunk) >= _min_length(chunk[1]) \
-            and chunk[0] >= _min_length(chunk[1]):
+    if (
+        len(chunk) >= 2
+        and chunk[1] in PITCH_CLASSES
+        and len(chunk) >= _min_length(chunk[1])
+        and chunk[0] >= _min_length(chunk[1])
+    ):
         try:
             return PITCH_CLASSES[chunk[1]](chunk)
         except Exception:
@@ -289,6 +461,7 @@ def _dissect_message(chunk: bytes) -> PitchMessage:
 
 
 # ------------------------------------------------------------------ unit header
+
 
 class _MessageListField(PacketListField):
     """The messages after a Sequenced Unit Header: up to ``count`` of them, each
@@ -338,8 +511,7 @@ class PitchUnitHeader(Packet):
         return self.sprintf("PITCH unit=%unit% seq=%sequence% count=%count%")
 
 
-def pitch_datagram(unit: int, sequence: int,
-                   messages: Iterable[Union[PitchMessage, bytes]]) -> bytes:
+def pitch_datagram(unit: int, sequence: int, messages: Iterable[Union[PitchMessage, bytes]]) -> bytes:
     """The UDP payload: a Sequenced Unit Header (length and count computed) and
     ``messages`` (layers or raw message bytes).  No messages: a heartbeat."""
     return bytes(PitchUnitHeader(unit=unit, sequence=sequence, messages=list(messages)))

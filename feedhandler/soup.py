@@ -2,6 +2,7 @@
 5.0 snapshots): framing a TCP byte stream into logical packets, the login
 request, the fixed fields, GLIMPSE's End of Snapshot.  The parsing is the C
 core's (csrc/soup.c): Python keeps the bytes and asks C for whole packets."""
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -34,16 +35,16 @@ class Framer:
         out = []
         off = 0
         view = bytes(self._buf)
-        base = ffi.from_buffer(view)          # C frames in place: no copy per packet
+        base = ffi.from_buffer(view)  # C frames in place: no copy per packet
         side = 1 if self.from_server else 0
         while True:
             rc = lib.fh_soup_frame(base + off, len(view) - off, side, self._pkt)
             if rc == lib.FH_SOUP_NEED_MORE:
                 break
             if rc < 0:
-                what = "length" if rc == lib.FH_SOUP_BAD_LENGTH else "packet type %r" % view[off + 2:off + 3]
+                what = "length" if rc == lib.FH_SOUP_BAD_LENGTH else "packet type %r" % view[off + 2 : off + 3]
                 raise SoupError("corrupt SoupBinTCP stream after %d packets: bad %s" % (self.packets, what))
-            out.append((bytes([self._pkt.type]), view[off + 3:off + rc]))
+            out.append((bytes([self._pkt.type]), view[off + 3 : off + rc]))
             self.packets += 1
             off += rc
         del self._buf[:off]
@@ -72,10 +73,13 @@ def login_request(user: str = "", password: str = "", session: str = "", sequenc
     """The 49-byte login request (username <= 6, password <= 10, session <= 10
     characters; sequence 0 = from the newest message)."""
     out = ffi.new("uint8_t[49]")
-    if not 0 <= sequence < 1 << 64 or lib.fh_soup_login_request(
-            out, user.encode(), password.encode(), session.encode(), sequence) != 49:
-        raise SoupError("login request fields too long: username <= 6, password <= 10, session <= 10 "
-                        "characters, sequence < 2^64")
+    if (
+        not 0 <= sequence < 1 << 64
+        or lib.fh_soup_login_request(out, user.encode(), password.encode(), session.encode(), sequence) != 49
+    ):
+        raise SoupError(
+            "login request fields too long: username <= 6, password <= 10, session <= 10 characters, sequence < 2^64"
+        )
     return bytes(ffi.buffer(out, 49))
 
 

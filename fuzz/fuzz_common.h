@@ -36,33 +36,55 @@ void fh_tsc_calibrate(fh_tsc_t *t)
 
 /* An invariant broken is a bug like a crash: say which and abort, so that
  * libFuzzer keeps the input as a crash artifact. */
-#define FUZZ_CHECK(cond, ...)                                                          \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
+#define FUZZ_CHECK(cond, ...)                                                                   \
+    do {                                                                                        \
+        if (!(cond)) {                                                                          \
             fprintf(stderr, "fuzz invariant broken at %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                              \
-            fputc('\n', stderr);                                                       \
-            abort();                                                                   \
-        }                                                                              \
+            fprintf(stderr, __VA_ARGS__);                                                       \
+            fputc('\n', stderr);                                                                \
+            abort();                                                                            \
+        }                                                                                       \
     } while (0)
 
 /* Counters are totals since the start: none may ever go down.  (checksum is
  * a sum modulo 2^64, first/last_ts and orders_live are not totals.) */
 static void fuzz_check_monotonic(const fh_stats_t *a, const fh_stats_t *b)
 {
-#define MONO(f) FUZZ_CHECK(b->f >= a->f, "%s went from %llu to %llu", #f, (unsigned long long)a->f, \
-                           (unsigned long long)b->f)
-    MONO(packets); MONO(bytes); MONO(mold_packets); MONO(heartbeats); MONO(end_of_session);
-    MONO(messages); MONO(gaps); MONO(recovered); MONO(duplicates); MONO(streams);
-    MONO(session_changes); MONO(silences);
-    MONO(book.orders_peak); MONO(book.adds); MONO(book.executes); MONO(book.cancels); MONO(book.deletes);
-    MONO(book.replaces); MONO(book.trades); MONO(book.breaks); MONO(book.unknown_ref);
-    MONO(book.add_replaced); MONO(book.exec_clamped); MONO(book.cancel_clamped); MONO(book.zero_rejected);
-    MONO(book.bad_side); MONO(book.locate_range); MONO(book.order_full); MONO(book.level_full);
-    MONO(book.publishes); MONO(book.events);
+#define MONO(f) \
+    FUZZ_CHECK(b->f >= a->f, "%s went from %llu to %llu", #f, (unsigned long long)a->f, (unsigned long long)b->f)
+    MONO(packets);
+    MONO(bytes);
+    MONO(mold_packets);
+    MONO(heartbeats);
+    MONO(end_of_session);
+    MONO(messages);
+    MONO(gaps);
+    MONO(recovered);
+    MONO(duplicates);
+    MONO(streams);
+    MONO(session_changes);
+    MONO(silences);
+    MONO(book.orders_peak);
+    MONO(book.adds);
+    MONO(book.executes);
+    MONO(book.cancels);
+    MONO(book.deletes);
+    MONO(book.replaces);
+    MONO(book.trades);
+    MONO(book.breaks);
+    MONO(book.unknown_ref);
+    MONO(book.add_replaced);
+    MONO(book.exec_clamped);
+    MONO(book.cancel_clamped);
+    MONO(book.zero_rejected);
+    MONO(book.bad_side);
+    MONO(book.locate_range);
+    MONO(book.order_full);
+    MONO(book.level_full);
+    MONO(book.publishes);
+    MONO(book.events);
 #undef MONO
-    for (int i = 0; i < 32; i++)
-        FUZZ_CHECK(b->errors[i] >= a->errors[i], "errors[%s] went down", fh_err_name(i));
+    for (int i = 0; i < 32; i++) FUZZ_CHECK(b->errors[i] >= a->errors[i], "errors[%s] went down", fh_err_name(i));
     for (int i = 0; i < 256; i++) FUZZ_CHECK(b->by_type[i] >= a->by_type[i], "by_type[%d] went down", i);
     FUZZ_CHECK(b->book.orders_live <= b->book.orders_peak, "orders_live %llu above orders_peak %llu",
                (unsigned long long)b->book.orders_live, (unsigned long long)b->book.orders_peak);
@@ -116,8 +138,10 @@ static void fuzz_check_at_rest(fh_lane_t *r)
         FUZZ_CHECK(!r->session.streams.v[i].held_head, "stream %u still holds packets", i);
     }
     uint32_t free_n = 0;
-    for (uint32_t k = r->session.held_free; k && free_n <= r->session.held_cap; k = r->session.held[k - 1].next) free_n++;
-    FUZZ_CHECK(free_n == r->session.held_cap, "gap buffer: %u of %u packets back in the pool", free_n, r->session.held_cap);
+    for (uint32_t k = r->session.held_free; k && free_n <= r->session.held_cap; k = r->session.held[k - 1].next)
+        free_n++;
+    FUZZ_CHECK(free_n == r->session.held_cap, "gap buffer: %u of %u packets back in the pool", free_n,
+               r->session.held_cap);
     FUZZ_CHECK(r->decoded.n == 0, "%u decoded messages left unapplied", r->decoded.n);
     fuzz_check_totals(&r->st);
 }
@@ -144,8 +168,8 @@ static void fuzz_check_segment(fh_lane_t *r, uint32_t lanes)
         const fh_shm_slot_t *s = (const fh_shm_slot_t *)(slots + (size_t)i * h->slot_size);
         const fh_read_slot_t *w = (const fh_read_slot_t *)(wide + (size_t)i * wsz);
         FUZZ_CHECK(w->seq == s->seq && w->n_bid == s->n_bid && w->n_ask == s->n_ask && w->locate == s->locate &&
-                   w->flags == s->flags && w->last_trade_price == s->last_trade_price &&
-                   w->last_trade_shares >= 0 && w->noii_paired_shares >= 0 && w->updates >= 0,
+                       w->flags == s->flags && w->last_trade_price == s->last_trade_price &&
+                       w->last_trade_shares >= 0 && w->noii_paired_shares >= 0 && w->updates >= 0,
                    "slot %u widened differently", i);
         const uint8_t *lv = (const uint8_t *)(s + 1);
         const int64_t *wl = (const int64_t *)(w + 1);
@@ -157,7 +181,7 @@ static void fuzz_check_segment(fh_lane_t *r, uint32_t lanes)
             memcpy(&od, lv + side * 16u * h->depth + 4u * h->depth + 4u * j, 4);
             memcpy(&sh, lv + side * 16u * h->depth + 8u * h->depth + 8u * j, 8);
             FUZZ_CHECK(wl[side * 3u * h->depth + j] == px && wl[side * 3u * h->depth + h->depth + j] == od &&
-                       wl[side * 3u * h->depth + 2u * h->depth + j] == (sh > INT64_MAX ? INT64_MAX : (int64_t)sh),
+                           wl[side * 3u * h->depth + 2u * h->depth + j] == (sh > INT64_MAX ? INT64_MAX : (int64_t)sh),
                        "slot %u level %u widened differently", i, k);
         }
     }
@@ -171,13 +195,15 @@ static void fuzz_check_segment(fh_lane_t *r, uint32_t lanes)
         while ((got = fh_shm_poll_events(base, lane, &cursor, ev, 64, &lapped)) != 0) {
             total += got;
             FUZZ_CHECK(fh_shm_read_events(base, lane, &wcursor, wev, got, &wlapped) == got && wcursor == cursor &&
-                       wlapped == lapped, "lane %u: the widened reader read differently", lane);
+                           wlapped == lapped,
+                       "lane %u: the widened reader read differently", lane);
             for (uint32_t k = 0; k < got; k++)
                 FUZZ_CHECK(wev[k].seq == ev[k].seq && wev[k].price1 == ev[k].price1 && wev[k].price2 == ev[k].price2 &&
-                           wev[k].qty1 == (ev[k].qty1 > INT64_MAX ? INT64_MAX : (int64_t)ev[k].qty1) &&
-                           wev[k].qty2 == (ev[k].qty2 > INT64_MAX ? INT64_MAX : (int64_t)ev[k].qty2) &&
-                           wev[k].locate == ev[k].locate && wev[k].type == ev[k].type && wev[k].aux == ev[k].aux &&
-                           wev[k].lane == ev[k].lane, "lane %u event %u widened differently", lane, k);
+                               wev[k].qty1 == (ev[k].qty1 > INT64_MAX ? INT64_MAX : (int64_t)ev[k].qty1) &&
+                               wev[k].qty2 == (ev[k].qty2 > INT64_MAX ? INT64_MAX : (int64_t)ev[k].qty2) &&
+                               wev[k].locate == ev[k].locate && wev[k].type == ev[k].type && wev[k].aux == ev[k].aux &&
+                               wev[k].lane == ev[k].lane,
+                           "lane %u event %u widened differently", lane, k);
         }
         FUZZ_CHECK(total <= h->ring_capacity, "%u events from a %llu-event ring", total,
                    (unsigned long long)h->ring_capacity);

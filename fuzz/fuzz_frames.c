@@ -105,7 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         (unsigned long long)s->next_seq, (unsigned long long)s->hole_since,
                         (unsigned long long)s->hole_end);
                 for (uint32_t k = s->held_head; k; k = r[l]->session.held[k - 1].next)
-                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->session.held[k - 1].seq, r[l]->session.held[k - 1].count);
+                    fprintf(stderr, " %llu+%u", (unsigned long long)r[l]->session.held[k - 1].seq,
+                            r[l]->session.held[k - 1].count);
                 fputc('\n', stderr);
             }
         fh_pipe_poll_slow(r[l], size);

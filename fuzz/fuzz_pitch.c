@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(got == 0 && errors[FH_PITCH_ERR_TRUNCATED] == 1, "a %zu-byte payload walked", n);
     } else {
         FUZZ_CHECK(got <= hdr.count, "%zu messages stored, the header counts %u", got, hdr.count);
-        FUZZ_CHECK((hdr.length != n) == (errors[FH_PITCH_ERR_HDR_LENGTH] != 0), "header length %u vs %zu",
-                   hdr.length, n);
+        FUZZ_CHECK((hdr.length != n) == (errors[FH_PITCH_ERR_HDR_LENGTH] != 0), "header length %u vs %zu", hdr.length,
+                   n);
         /* Walk again by hand: every message the walker stored is a whole,
          * known, exact-length message inside the payload, in order. */
         size_t off = 8, k = 0;

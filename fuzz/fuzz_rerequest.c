@@ -19,7 +19,6 @@
  * everything is closed and adds up. */
 #include "fuzz_common.h"
 
-
 static void server_side(const uint8_t *data, size_t size)
 {
     uint8_t *req = fuzz_exact(data, size);
@@ -42,7 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     const uint8_t opt = data[0];
-    if (opt & 1u) { server_side(data + 1, size - 1); return 0; }
+    if (opt & 1u) {
+        server_side(data + 1, size - 1);
+        return 0;
+    }
     uint32_t mode = (opt >> 4) & 3u;
     if (mode == 3) mode = FH_MODE_PUBLISH;
     fh_lane_cfg_t cfg;

@@ -13,7 +13,6 @@
  * rest; the counters add up. */
 #include "fuzz_common.h"
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
@@ -59,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         next = 3;
     }
     const uint32_t live = 1 + ((opt >> 2) & 3u);
-    for (uint32_t k = 0; k < live; k++) fh_pipe_frame(r, f, fuzz_mold_adds(f, 6 + 2 * k, 1, 100 + k), rx + 10000000ull * k);
+    for (uint32_t k = 0; k < live; k++)
+        fh_pipe_frame(r, f, fuzz_mold_adds(f, 6 + 2 * k, 1, 100 + k), rx + 10000000ull * k);
     (void)next;
     fh_stats_t before;
     fh_lane_stats(r, &before);
@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t seq;
     const uint32_t ticket = fh_lane_snapshot_request(r, &group, &port, session, &seq);
     if (ticket) {
-        FUZZ_CHECK(port == FUZZ_PORT && group == FUZZ_GROUP_A && memcmp(session, FUZZ_SESSION, 10) == 0, "request for another stream");
+        FUZZ_CHECK(port == FUZZ_PORT && group == FUZZ_GROUP_A && memcmp(session, FUZZ_SESSION, 10) == 0,
+                   "request for another stream");
         FUZZ_CHECK(fh_lane_snapshot_post(r, ticket, exact, blen, eos_seq, !have_eos) == 0, "post refused");
         FUZZ_CHECK(fh_lane_snapshot_post(r, ticket, exact, blen, eos_seq, 0) == -1, "a second answer taken");
     }

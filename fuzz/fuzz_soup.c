@@ -9,7 +9,11 @@
  * parsers never read past their field. */
 #include "fuzz_common.h"
 
-typedef struct { uint8_t type; uint32_t len; size_t off; } seen_t;
+typedef struct {
+    uint8_t type;
+    uint32_t len;
+    size_t off;
+} seen_t;
 
 static size_t frame_all(const uint8_t *p, size_t n, int server, seen_t *out, size_t cap, long *end)
 {

@@ -24,6 +24,7 @@ but a "needs 2 CPUs" skip on a machine that has them fails the run as well.
 PASS is a floor's name in tests/expected_skips.toml: optimised, sanitized or
 quick; `--no-floor` skips the count check (a run given a subset of tests).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,29 +38,36 @@ ALLOWED = os.path.join(ROOT, "tests", "expected_skips.toml")
 
 try:
     import tomllib as _toml
-except ImportError:                      # Python < 3.11
-    import tomli as _toml                # type: ignore[no-redef]
+except ImportError:  # Python < 3.11
+    import tomli as _toml  # type: ignore[no-redef]
 
 
 def _zstd() -> bool:
     """The core reads zstd, and the zstd program (which the tests compress with) is here."""
     from feedhandler.core import build_features
+
     return bool(build_features()["zstd"]) and shutil.which("zstd") is not None
 
 
 def _dpdk() -> bool:
     from feedhandler.dpdk import available
+
     return bool(available())
 
 
 def _fuzz() -> bool:
-    return subprocess.run(["bash", os.path.join(ROOT, "scripts", "fuzz.sh"), "--check"],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "fuzz.sh"), "--check"], capture_output=True).returncode
+        == 0
+    )
 
 
 def _netns() -> bool:
-    return (os.geteuid() == 0 and shutil.which("ip") is not None
-            and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0)
+    return (
+        os.geteuid() == 0
+        and shutil.which("ip") is not None
+        and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
+    )
 
 
 def _cpus2() -> bool:
@@ -68,15 +76,23 @@ def _cpus2() -> bool:
 
 # name -> (what it is and how to get it, check, promised on Debian 12 as root)
 COMPONENTS = {
-    "zstd": ("zstd input support in the C core and the zstd program (apt install libzstd-dev zstd, then "
-             "scripts/setup.sh rebuilds)",
-             _zstd, True),
-    "dpdk": ("the DPDK extension feedhandler._dpdk (apt install libdpdk-dev, then scripts/setup.sh rebuilds)",
-             _dpdk, True),
-    "fuzz": ("clang-14 with libFuzzer for scripts/fuzz.sh (apt install clang-14 libclang-rt-14-dev)",
-             _fuzz, True),
-    "tshark": ("tshark, to check generated captures (apt install tshark)",
-               lambda: shutil.which("tshark") is not None, True),
+    "zstd": (
+        "zstd input support in the C core and the zstd program (apt install libzstd-dev zstd, then "
+        "scripts/setup.sh rebuilds)",
+        _zstd,
+        True,
+    ),
+    "dpdk": (
+        "the DPDK extension feedhandler._dpdk (apt install libdpdk-dev, then scripts/setup.sh rebuilds)",
+        _dpdk,
+        True,
+    ),
+    "fuzz": ("clang-14 with libFuzzer for scripts/fuzz.sh (apt install clang-14 libclang-rt-14-dev)", _fuzz, True),
+    "tshark": (
+        "tshark, to check generated captures (apt install tshark)",
+        lambda: shutil.which("tshark") is not None,
+        True,
+    ),
     "netns": ("root with iproute2 network namespaces (veth pairs)", _netns, True),
     "root": ("running as root (tests that give a file to another user)", lambda: os.geteuid() == 0, True),
     "cpus2": ("two CPUs (two pinned lanes)", _cpus2, False),
@@ -110,8 +126,7 @@ def cmd_expect() -> int:
     absent = [k for k, (have, must) in comps.items() if not must and not have]
     print("check: %s; has %s" % (where, ", ".join(k for k, (h, _) in comps.items() if h) or "none"))
     for k in absent:
-        print("check: without %s here: the tests that need it skip (allowed off Debian 12/root)"
-              % COMPONENTS[k][0])
+        print("check: without %s here: the tests that need it skip (allowed off Debian 12/root)" % COMPONENTS[k][0])
     if missing:
         for k in missing:
             print("check: MISSING %s: %s" % (k, COMPONENTS[k][0]), file=sys.stderr)
@@ -125,8 +140,8 @@ def _test_id(case: ET.Element) -> str:
     parts = case.get("classname", "").split(".")
     mod = [p for p in parts if p.startswith("test_")]
     i = parts.index(mod[0]) if mod else len(parts) - 1
-    path = "/".join(parts[:i + 1]) + ".py"
-    return "::".join([path] + parts[i + 1:] + [case.get("name", "")])
+    path = "/".join(parts[: i + 1]) + ".py"
+    return "::".join([path] + parts[i + 1 :] + [case.get("name", "")])
 
 
 def _allowed(rule: dict, test: str, message: str, comps: dict) -> bool:
@@ -170,8 +185,10 @@ def cmd_junit(pass_name: str, files: list, floor: bool) -> int:
         print("check: %s pass: %d tests failed" % (pass_name, failed), file=sys.stderr)
         rc = 1
     if bad:
-        print("check: %s pass: %d skips not allowed here (tests/expected_skips.toml):" % (pass_name, len(bad)),
-              file=sys.stderr)
+        print(
+            "check: %s pass: %d skips not allowed here (tests/expected_skips.toml):" % (pass_name, len(bad)),
+            file=sys.stderr,
+        )
         for b in bad:
             print("    " + b, file=sys.stderr)
         rc = 1
@@ -179,9 +196,11 @@ def cmd_junit(pass_name: str, files: list, floor: bool) -> int:
     # counts towards the floor: the floor catches tests that vanished, and
     # the allowlist already judged these.
     if floor and ran + allowed < want:
-        print("check: %s pass: only %d tests ran (and %d allowed skips), below the floor of %d "
-              "(tests/expected_skips.toml): a whole file or area went missing"
-              % (pass_name, ran, allowed, want), file=sys.stderr)
+        print(
+            "check: %s pass: only %d tests ran (and %d allowed skips), below the floor of %d "
+            "(tests/expected_skips.toml): a whole file or area went missing" % (pass_name, ran, allowed, want),
+            file=sys.stderr,
+        )
         rc = 1
     return rc
 

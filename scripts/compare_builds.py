@@ -28,7 +28,7 @@ callgrind
     Instructions inside the replay walk, deterministic where seconds are not:
       valgrind --tool=callgrind --toggle-collect=fh_lane_replay_file
                --toggle-collect=fh_replay_file python -P -m feedhandler replay -q DAY --mode M
-    (fh_lane_replay_file is called fh_replay_file in builds before issue 23: the
+    (fh_lane_replay_file is called fh_replay_file in builds before the lane was renamed: the
     counts are the walk's, whichever name the build has), one lane, once per
     build, DAY and mode; the change against --base.  Needs valgrind; a
     sanitized (ASan) build cannot run under it.
@@ -74,7 +74,7 @@ from benchlib import BenchError, Build  # noqa: E402
 COMMANDS = ("identity", "speed", "callgrind", "flags")
 UNFIXED = {"elapsed_s", "msgs_per_s", "memory", "inputs"}
 CONFLATED = ("publishes", "events")
-ENTRY_POINTS = ("fh_lane_replay_file", "fh_replay_file")  # the walk, after and before issue 23's rename
+ENTRY_POINTS = ("fh_lane_replay_file", "fh_replay_file")  # the walk, after and before the lane was renamed
 VARIANT = re.compile(r"^([A-Za-z0-9_.+-]+)=(.*)$", re.S)
 
 

@@ -11,6 +11,7 @@ BinaryFILE / gzip files, and valid and edge re-requests and replies.  Input
 formats are those the harnesses read (fuzz/fuzz_*.c).  Deterministic: the
 same tree writes the same bytes.  The whole corpus stays well under 2 MB.
 """
+
 import argparse
 import os
 import shutil
@@ -29,6 +30,7 @@ GROUP_B = F.GROUP_B
 
 
 # ------------------------------------------------------------ input formats
+
 
 def frames_input(records, opt=0):
     """fuzz_frames: option byte, then (u16 LE length, u8 receive step x 10 us, frame) per frame."""
@@ -63,11 +65,12 @@ def binfile_head(data, n):
     for _ in range(n):
         if off + 2 > len(data):
             break
-        off += 2 + struct.unpack(">H", data[off:off + 2])[0]
+        off += 2 + struct.unpack(">H", data[off : off + 2])[0]
     return data[:off]
 
 
 # ------------------------------------------------------------------- seeds
+
 
 def pitch_frame_seeds(pday, sample):
     """Cboe PITCH through the same harness: a small generated day (2 units, A/B
@@ -78,8 +81,7 @@ def pitch_frame_seeds(pday, sample):
     s["pitch_ab_loss_config"] = frames_input(pday[:40], opt=32)
     s["pitch_ab_loss_lanes"] = frames_input(pday[:40], opt=8)
     s["pitch_end"] = frames_input(pday[:8] + pday[-8:], opt=1)
-    mixed = sorted(sample[:16] + [(sample[0][0] + (ts - pday[0][0]), f) for ts, f in pday[:16]],
-                   key=lambda r: r[0])
+    mixed = sorted(sample[:16] + [(sample[0][0] + (ts - pday[0][0]), f) for ts, f in pday[:16]], key=lambda r: r[0])
     s["pitch_itch_mixed"] = frames_input(mixed)
     s["pitch_itch_mixed_config"] = frames_input(mixed, opt=4 | 32 | 8)
     return s
@@ -87,13 +89,13 @@ def pitch_frame_seeds(pday, sample):
 
 def frame_seeds(sample, day_ab, day_hb):
     t0 = 34200 * 10**9
-    A = [F.msg_A(ref=i + 1, price=1500000 + i * 100, side=b"BS"[i & 1:(i & 1) + 1], ts=t0 + i) for i in range(6)]
+    A = [F.msg_A(ref=i + 1, price=1500000 + i * 100, side=b"BS"[i & 1 : (i & 1) + 1], ts=t0 + i) for i in range(6)]
     D = [F.msg_D(ref=i + 1, ts=t0 + 100 + i) for i in range(6)]
 
     def pkt(seq, msgs, dst=F.GROUP_A, session=F.SESSION, **kw):
         return F.frame(F.mold(msgs, seq=seq, session=session), dst=dst, **kw)
 
-    ts = lambda k: 1700000000 * 10**9 + k * 20000   # 20 us apart  # noqa: E731
+    ts = lambda k: 1700000000 * 10**9 + k * 20000  # 20 us apart  # noqa: E731
     s = {}
     s["sample_head"] = frames_input(sample[:48])
     s["sample_mid"] = frames_input(sample[4000:4032])
@@ -105,36 +107,51 @@ def frame_seeds(sample, day_ab, day_hb):
     s["gen_heartbeats_end"] = frames_input(day_hb[:12] + day_hb[-12:])
     s["gen_latency"] = frames_input(day_ab[:16], opt=16)
     # A/B: the B copy is a duplicate; a hole filled by B; a hole never filled.
-    s["ab_duplicate"] = frames_input([(ts(0), pkt(1, A[:2])), (ts(1), pkt(1, A[:2], dst=GROUP_B)),
-                                      (ts(2), pkt(3, D[:2])), (ts(3), pkt(3, D[:2], dst=GROUP_B))])
-    s["hole_filled_by_b"] = frames_input([(ts(0), pkt(1, A[:2])), (ts(1), pkt(5, A[4:6])),
-                                          (ts(2), pkt(3, A[2:4], dst=GROUP_B)), (ts(3), pkt(5, A[4:6], dst=GROUP_B))])
-    s["hole_expires"] = frames_input([(ts(0), pkt(1, A[:1])), (ts(1), pkt(4, A[3:4])),
-                                      (ts(100), pkt(5, A[4:5]))])
-    s["hole_heartbeat"] = frames_input([(ts(0), pkt(1, A[:1])),
-                                        (ts(1), F.frame(F.mold([], seq=9))), (ts(2), pkt(2, A[1:3]))])
-    s["gap_buffer_full"] = frames_input([(ts(0), pkt(1, A[:1]))] +
-                                        [(ts(1 + k), pkt(3 + k, [F.msg_S(ts=k)])) for k in range(12)])
+    s["ab_duplicate"] = frames_input(
+        [
+            (ts(0), pkt(1, A[:2])),
+            (ts(1), pkt(1, A[:2], dst=GROUP_B)),
+            (ts(2), pkt(3, D[:2])),
+            (ts(3), pkt(3, D[:2], dst=GROUP_B)),
+        ]
+    )
+    s["hole_filled_by_b"] = frames_input(
+        [
+            (ts(0), pkt(1, A[:2])),
+            (ts(1), pkt(5, A[4:6])),
+            (ts(2), pkt(3, A[2:4], dst=GROUP_B)),
+            (ts(3), pkt(5, A[4:6], dst=GROUP_B)),
+        ]
+    )
+    s["hole_expires"] = frames_input([(ts(0), pkt(1, A[:1])), (ts(1), pkt(4, A[3:4])), (ts(100), pkt(5, A[4:5]))])
+    s["hole_heartbeat"] = frames_input(
+        [(ts(0), pkt(1, A[:1])), (ts(1), F.frame(F.mold([], seq=9))), (ts(2), pkt(2, A[1:3]))]
+    )
+    s["gap_buffer_full"] = frames_input(
+        [(ts(0), pkt(1, A[:1]))] + [(ts(1 + k), pkt(3 + k, [F.msg_S(ts=k)])) for k in range(12)]
+    )
     s["end_of_session"] = frames_input([(ts(0), pkt(1, A[:2])), (ts(1), F.frame(F.mold([], seq=3, count=0xFFFF)))])
     s["silence_then_alive"] = frames_input([(ts(0), pkt(1, A[:2])), (ts(400), pkt(3, D[:2]))])
     s["session_change"] = frames_input([(ts(0), pkt(1, A[:2])), (ts(1), pkt(1, D[:2], session=b"TESTSESS02"))])
-    s["stream_table_full"] = frames_input([(ts(k), pkt(1, A[k:k + 1], session=b"SESSION%03d" % k)) for k in range(6)])
+    s["stream_table_full"] = frames_input([(ts(k), pkt(1, A[k : k + 1], session=b"SESSION%03d" % k)) for k in range(6)])
     s["overlap_retransmit"] = frames_input([(ts(0), pkt(1, A[:3])), (ts(1), pkt(2, A[1:5]))])
     s["vlan_qinq"] = frames_input([(ts(0), pkt(1, A[:1], vlans=[100])), (ts(1), pkt(2, A[1:2], vlans=[10, 20]))])
-    s["malformed_mix"] = frames_input([
-        (ts(0), pkt(1, A[:1])[:10]),                                       # Ethernet cut short
-        (ts(1), F.frame(b"", ethertype=0x0806)),                           # ARP
-        (ts(2), F.frame(b"", ethertype=0x86DD)),                           # IPv6
-        (ts(3), F.frame(F.mold(A[:1], seq=1), flags_frag=0x2000)),         # fragment
-        (ts(4), F.frame(F.mold(A[:1], seq=1), proto=6)),                   # TCP
-        (ts(5), F.frame(F.mold(A[:1], seq=1), udp_len=4)),                 # bad UDP length
-        (ts(6), F.frame(F.mold(A[:1], seq=1), ip_options=b"\x01\x01\x01\x00")),
-        (ts(7), F.frame(F.SESSION + b"\0" * 5)),                           # MoldUDP64 cut short
-        (ts(8), F.frame(F.mold(A[:1], seq=1, count=3))),                   # count overrun
-        (ts(9), F.frame(F.mold([], seq=2, count=1, raw_blocks=F.block(A[1], length=200)))),  # block overrun
-        (ts(10), F.frame(F.mold([b"Z" * 9, A[2][:20], b""], seq=2))),      # unknown type, bad length, empty
-        (ts(11), F.frame(F.mold([], seq=5) + b"xx")),                      # heartbeat with trailing bytes
-    ])
+    s["malformed_mix"] = frames_input(
+        [
+            (ts(0), pkt(1, A[:1])[:10]),  # Ethernet cut short
+            (ts(1), F.frame(b"", ethertype=0x0806)),  # ARP
+            (ts(2), F.frame(b"", ethertype=0x86DD)),  # IPv6
+            (ts(3), F.frame(F.mold(A[:1], seq=1), flags_frag=0x2000)),  # fragment
+            (ts(4), F.frame(F.mold(A[:1], seq=1), proto=6)),  # TCP
+            (ts(5), F.frame(F.mold(A[:1], seq=1), udp_len=4)),  # bad UDP length
+            (ts(6), F.frame(F.mold(A[:1], seq=1), ip_options=b"\x01\x01\x01\x00")),
+            (ts(7), F.frame(F.SESSION + b"\0" * 5)),  # MoldUDP64 cut short
+            (ts(8), F.frame(F.mold(A[:1], seq=1, count=3))),  # count overrun
+            (ts(9), F.frame(F.mold([], seq=2, count=1, raw_blocks=F.block(A[1], length=200)))),  # block overrun
+            (ts(10), F.frame(F.mold([b"Z" * 9, A[2][:20], b""], seq=2))),  # unknown type, bad length, empty
+            (ts(11), F.frame(F.mold([], seq=5) + b"xx")),  # heartbeat with trailing bytes
+        ]
+    )
     s["empty"] = b"\0"
     return s
 
@@ -149,7 +166,8 @@ def source_seeds(sample_pcap_bytes, sample, day_ab, binfile):
     s["pcap_gen_ab"] = F.pcap_bytes(day_ab[:40], ns=True)
     s["pcap_truncated"] = F.pcap_bytes(recs[:6])[:-7]
     s["pcap_snapped"] = F.pcap_bytes(recs[:4], snaplen=64)[:24] + b"".join(
-        struct.pack("<IIII", t // 10**9, t % 10**9, 60, len(f)) + f[:60] for t, f in recs[:4])
+        struct.pack("<IIII", t // 10**9, t % 10**9, 60, len(f)) + f[:60] for t, f in recs[:4]
+    )
     s["pcap_linktype"] = F.pcap_bytes(recs[:2], linktype=101)
     s["pcap_header_only"] = F.pcap_bytes([])
     s["pcapng_ns"] = F.pcapng_bytes(recs, tsresol=9)
@@ -170,7 +188,7 @@ def source_seeds(sample_pcap_bytes, sample, day_ab, binfile):
 
 def rerequest_seeds():
     t0 = 34200 * 10**9
-    A = [F.msg_A(ref=200 + i, price=1500000 + i * 100, side=b"BS"[i & 1:(i & 1) + 1], ts=t0 + i) for i in range(8)]
+    A = [F.msg_A(ref=200 + i, price=1500000 + i * 100, side=b"BS"[i & 1 : (i & 1) + 1], ts=t0 + i) for i in range(8)]
     s = {}
     # Server side (option bit 0): the request datagram itself.
     req = F.SESSION + struct.pack(">QH", 3, 3)
@@ -187,19 +205,27 @@ def rerequest_seeds():
     s["reply_fills_decode"] = rerequest_input(0x22, [fill])
     s["reply_in_parts"] = rerequest_input(0x02, [F.mold(A[:1], seq=3), F.mold(A[1:2], seq=4), F.mold(A[2:4], seq=5)])
     s["reply_overlap"] = rerequest_input(0x04, [F.mold(A[:5], seq=1)])
-    s["reply_foreign"] = rerequest_input(0x02, [
-        F.mold(A[:3], seq=3, session=b"OTHERSESS1"),                 # other session
-        F.mold([], seq=3),                                            # heartbeat
-        F.mold([], seq=3, count=0xFFFF),                              # end of session
-        F.mold(A[:1], seq=4),                                         # past the hole
-        fill[:19],                                                    # shorter than a header
-        b"",                                                          # empty datagram
-        fill])
-    s["reply_malformed_blocks"] = rerequest_input(0x02, [
-        F.mold(A[:1], seq=3, count=3),                                # count overrun
-        F.mold([], seq=3, count=1, raw_blocks=F.block(A[0], length=300)),   # block overrun
-        F.mold([b"Z" * 7, b""], seq=3),                               # unknown type, empty block
-        fill + b"trailing"])
+    s["reply_foreign"] = rerequest_input(
+        0x02,
+        [
+            F.mold(A[:3], seq=3, session=b"OTHERSESS1"),  # other session
+            F.mold([], seq=3),  # heartbeat
+            F.mold([], seq=3, count=0xFFFF),  # end of session
+            F.mold(A[:1], seq=4),  # past the hole
+            fill[:19],  # shorter than a header
+            b"",  # empty datagram
+            fill,
+        ],
+    )
+    s["reply_malformed_blocks"] = rerequest_input(
+        0x02,
+        [
+            F.mold(A[:1], seq=3, count=3),  # count overrun
+            F.mold([], seq=3, count=1, raw_blocks=F.block(A[0], length=300)),  # block overrun
+            F.mold([b"Z" * 7, b""], seq=3),  # unknown type, empty block
+            fill + b"trailing",
+        ],
+    )
     s["reply_nothing_new"] = rerequest_input(0x02, [F.mold(A[:2], seq=1)])
     return s
 
@@ -213,16 +239,39 @@ def main():
     sample = F.parse_pcap(sample_bytes)
     tmp = tempfile.mkdtemp(prefix="fuzz-corpus-")
     try:
-        day_ab, binfile = gen_day(tmp, "ab", messages=1100, symbols=3, channels=1, seed=7, lines="ab",
-                                  loss_a=0.1, loss_b=0.1, heartbeat_ms=60000)
+        day_ab, binfile = gen_day(
+            tmp,
+            "ab",
+            messages=1100,
+            symbols=3,
+            channels=1,
+            seed=7,
+            lines="ab",
+            loss_a=0.1,
+            loss_b=0.1,
+            heartbeat_ms=60000,
+        )
         day_hb, _ = gen_day(tmp, "hb", messages=1100, symbols=2, channels=2, seed=8, heartbeat_ms=1000)
-        pday, _ = gen_day(tmp, "pitch", messages=1100, symbols=6, units=2, seed=9, lines="ab",
-                          loss_a=0.1, loss_b=0.1, heartbeat_ms=60000, protocol="pitch")
+        pday, _ = gen_day(
+            tmp,
+            "pitch",
+            messages=1100,
+            symbols=6,
+            units=2,
+            seed=9,
+            lines="ab",
+            loss_a=0.1,
+            loss_b=0.1,
+            heartbeat_ms=60000,
+            protocol="pitch",
+        )
     finally:
         shutil.rmtree(tmp)
-    corpora = {"fuzz_frames": {**frame_seeds(sample, day_ab, day_hb), **pitch_frame_seeds(pday, sample)},
-               "fuzz_sources": source_seeds(sample_bytes, sample, day_ab, binfile),
-               "fuzz_rerequest": rerequest_seeds()}
+    corpora = {
+        "fuzz_frames": {**frame_seeds(sample, day_ab, day_hb), **pitch_frame_seeds(pday, sample)},
+        "fuzz_sources": source_seeds(sample_bytes, sample, day_ab, binfile),
+        "fuzz_rerequest": rerequest_seeds(),
+    }
     total = 0
     for harness, seeds in corpora.items():
         d = os.path.join(args.out, harness)

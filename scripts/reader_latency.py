@@ -15,6 +15,7 @@ drifts by tens of microseconds within seconds).  Stops when the writer has finis
 drained (or after --duration).  Prints percentiles; --json writes them in the
 --latency-json stage format (stage "publish_to_reader").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import numpy as np
 
 import feedhandler._probe as probe  # test/measurement hooks: fh_hist_record_n
 from feedhandler.core import ffi, lib
-from feedhandler.latency import summary, distribution
+from feedhandler.latency import distribution, summary
 from feedhandler.shm import ShmError, attach
 
 
@@ -51,7 +52,7 @@ def main(argv=None):
     t0 = time.monotonic()
     n = lapped = 0
     while True:
-        finished = seg.state in ("finished", "stopped")   # before the poll: an empty poll after it means all read
+        finished = seg.state in ("finished", "stopped")  # before the poll: an empty poll after it means all read
         ev = seg.events(4096)
         if len(ev):
             now = seg.clock_ns()
@@ -65,13 +66,27 @@ def main(argv=None):
     s = summary(ffi, lib, h)
     s["distribution"] = distribution(lib, h)
     s["lapped"] = lapped
-    print("publish -> Python reader: %d events, p50 %d ns, p90 %d ns, p99 %d ns, p99.9 %d ns, max %d ns, lapped %d"
-          % (s["count"], s["p50"], s["p90"], s["p99"], s["p99_9"], s["max"], lapped))
+    print(
+        "publish -> Python reader: %d events, p50 %d ns, p90 %d ns, p99 %d ns, p99.9 %d ns, max %d ns, lapped %d"
+        % (s["count"], s["p50"], s["p90"], s["p99"], s["p99_9"], s["max"], lapped)
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"unit": "ns", "stages": {"publish_to_reader": s},
-                       "rate": {"messages": n, "packets": n, "elapsed_s": time.monotonic() - t0,
-                                "msgs_per_s": 0.0, "packets_per_s": 0.0}}, f, indent=2)
+            json.dump(
+                {
+                    "unit": "ns",
+                    "stages": {"publish_to_reader": s},
+                    "rate": {
+                        "messages": n,
+                        "packets": n,
+                        "elapsed_s": time.monotonic() - t0,
+                        "msgs_per_s": 0.0,
+                        "packets_per_s": 0.0,
+                    },
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 #     kernel-bypass source), tshark (capture checks), clang-14 +
 #     libclang-rt-14-dev (libFuzzer) where the machine's apt sources have them
 #   - a virtual environment in .venv with the package built (CFFI compiles csrc/)
-#     and its Python dependencies (cffi, numpy, scapy, pytest).
+#     and its Python dependencies (cffi, numpy, scapy, pytest; ruff and clang-format
+#     at the versions pyproject.toml pins, for scripts/lint.sh).
 # Idempotent and quiet when everything is already there.
 #
 # apt: a package the machine's apt sources do not have ("no such package") is
@@ -133,6 +134,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ] || ! "$VENV/bin/python" 
     rm -f "$stamp"
     "$VENV/bin/python" -m pip install -q -e ".[test]"
     echo "$sig" > "$stamp"
+fi
+# The linter and formatters scripts/lint.sh runs, at the exact versions pyproject.toml's
+# test extra pins (installed with it above): put back when missing or at another version.
+lint_pins=$(grep -oE '"(ruff|clang-format)==[^"]+"' pyproject.toml | tr -d '"' | sort | xargs)
+lint_have=$("$VENV/bin/python" -c 'import sys, importlib.metadata as m
+for p in sys.argv[1:]:
+    n = p.split("==")[0]
+    try: print("%s==%s" % (n, m.version(n)))
+    except m.PackageNotFoundError: pass' $lint_pins | xargs)
+if [ "$lint_have" != "$lint_pins" ]; then
+    echo "setup: installing $lint_pins" >&2
+    "$VENV/bin/python" -m pip install -q $lint_pins
 fi
 # What the installed build has, read back from the build itself (not assumed
 # from what was offered): scripts/test.sh compares it with what it expects.

@@ -8,6 +8,7 @@ Weights are each file's test time in JUNIT.xml (the optimised run just before,
 pytest --junitxml); a file missing from it weighs the median.  The heaviest
 files go first, each to the lighter half (longest processing time first).
 Prints the two halves, one per line, files separated by spaces."""
+
 import statistics
 import sys
 import xml.etree.ElementTree as ET

@@ -21,6 +21,7 @@ final book.
     feedhandler replay pcaps/sample.pcap --shm demo &
     python scripts/strategy_example.py --shm demo --from-start
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,7 @@ def opinion_changes(loc: np.ndarray, sig: np.ndarray, side: np.ndarray) -> np.nd
     """Which events change their instrument's opinion, taking the events of a
     batch in order per instrument (an instrument may have several in one
     batch); updates `side` (last opinion per instrument) to the batch's end."""
-    order = np.argsort(loc, kind="stable")          # per instrument, in event order
+    order = np.argsort(loc, kind="stable")  # per instrument, in event order
     l, s = loc[order], sig[order]
     first = np.ones(len(l), dtype=bool)
     first[1:] = l[1:] != l[:-1]
@@ -71,8 +72,12 @@ def main(argv=None) -> int:
     ap.add_argument("--shm", required=True, help="segment name (replay --shm NAME)")
     ap.add_argument("--threshold", type=float, default=0.6, help="|imbalance| that makes a signal (default 0.6)")
     ap.add_argument("--from-start", action="store_true", help="process the events already in the ring too")
-    ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: when the "
-                                                             "writer finishes and every event is read)")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="stop after this many seconds (default: when the writer finishes and every event is read)",
+    )
     ap.add_argument("--wait", type=float, default=30, help="seconds to wait for the segment to appear")
     ap.add_argument("--max-signals", type=int, default=20, help="signal lines to print (all are counted)")
     args = ap.parse_args(argv)
@@ -80,13 +85,13 @@ def main(argv=None) -> int:
         ap.error("--threshold must be between 0 and 1")
 
     try:
-        seg = attach(args.shm, wait=args.wait)          # started before the replay: wait for it
+        seg = attach(args.shm, wait=args.wait)  # started before the replay: wait for it
     except ShmError as exc:
         print("strategy: %s" % exc, file=sys.stderr)
         return 1
     seg.seek("oldest" if args.from_start else "now")
-    side = np.zeros(seg.n_slots, dtype=np.int8)          # last opinion per instrument: -1, 0, +1
-    stale = np.zeros(seg.n_slots, dtype=bool)            # per instrument, as of the events read
+    side = np.zeros(seg.n_slots, dtype=np.int8)  # last opinion per instrument: -1, 0, +1
+    stale = np.zeros(seg.n_slots, dtype=bool)  # per instrument, as of the events read
     n_events = n_signals = n_trades = 0
     t0 = time.monotonic()
     try:
@@ -113,29 +118,41 @@ def main(argv=None) -> int:
             for i in cand:
                 while k < len(stale_at) and stale_at[k] < bbo_at[i]:
                     e = batch[stale_at[k]]
-                    stale[e["locate"]] = e["aux"] != 0         # 1 stale, 0 recovered (a snapshot rebuilt it)
+                    stale[e["locate"]] = e["aux"] != 0  # 1 stale, 0 recovered (a snapshot rebuilt it)
                     k += 1
                 loc = int(bbo["locate"][i])
                 if stale[loc]:
                     continue
-                book = seg.book(loc)                             # a consistent copy of its top-N, seqlock in C
+                book = seg.book(loc)  # a consistent copy of its top-N, seqlock in C
                 deep = depth_imbalance(book)
                 if np.sign(deep) != sig[i]:
                     continue
                 n_signals += 1
                 if n_signals <= args.max_signals:
-                    print("%s %-6s %s  tob %+.2f  depth5 %+.2f  bid %s x %d  ask %s x %d" % (
-                        _hms(int(bbo["exch_ts"][i])), book.symbol or loc, "BUY " if sig[i] > 0 else "SELL",
-                        imb[i], deep, format_price(bbo["price1"][i]), bbo["qty1"][i],
-                        format_price(bbo["price2"][i]), bbo["qty2"][i]))
+                    print(
+                        "%s %-6s %s  tob %+.2f  depth5 %+.2f  bid %s x %d  ask %s x %d"
+                        % (
+                            _hms(int(bbo["exch_ts"][i])),
+                            book.symbol or loc,
+                            "BUY " if sig[i] > 0 else "SELL",
+                            imb[i],
+                            deep,
+                            format_price(bbo["price1"][i]),
+                            bbo["qty1"][i],
+                            format_price(bbo["price2"][i]),
+                            bbo["qty2"][i],
+                        )
+                    )
             for j in stale_at[k:]:
                 stale[batch["locate"][j]] = batch["aux"][j] != 0
-    except ShmError as exc:            # WriterDied: the replay was killed; its books are frozen
+    except ShmError as exc:  # WriterDied: the replay was killed; its books are frozen
         print("strategy: %s" % exc, file=sys.stderr)
         return 1
     dt = time.monotonic() - t0
-    print("strategy: %d events (%d trades) in %.2f s, %d signals, %d stale instruments" % (
-        n_events, n_trades, dt, n_signals, int(stale.sum())))
+    print(
+        "strategy: %d events (%d trades) in %.2f s, %d signals, %d stale instruments"
+        % (n_events, n_trades, dt, n_signals, int(stale.sum()))
+    )
     return 0
 
 

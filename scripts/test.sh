@@ -15,7 +15,8 @@
 # (scripts/check_run.py expect names what is missing); after each pytest pass,
 # its junit XML may hold only the skips tests/expected_skips.toml allows on
 # this machine, and at least the number of tests it keeps as a floor; every
-# fuzz harness must run.
+# fuzz harness must run.  Before the tests, scripts/lint.sh: ruff and
+# clang-format find nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,6 +32,9 @@ bash scripts/setup.sh
 PY=$ROOT/.venv/bin/python
 "$PY" scripts/check_run.py expect
 mkdir -p build
+# Lint and formatting (seconds), before any test: a finding fails the run, --quick too.
+echo "== lint and format (scripts/lint.sh; scripts/lint.sh --fix applies the formatting)"
+bash scripts/lint.sh
 
 if [ "$QUICK" = 1 ]; then
     echo "== tests (optimised build, quick: not marked slow)"

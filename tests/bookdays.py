@@ -8,6 +8,7 @@ reference, zero and bad side together, a U whose new half is zero and whose new
 reference is live, an unknown reference carried under locate 0), so that a
 mismatch with the C book is a bug of one side, never a matter of taste.
 """
+
 from __future__ import annotations
 
 import random
@@ -16,7 +17,7 @@ from typing import List, Sequence
 
 import frames
 
-T0 = 34_200_000_000_000          # 09:30:00 in ns since midnight
+T0 = 34_200_000_000_000  # 09:30:00 in ns since midnight
 
 
 def _h(t: bytes, locate: int, ts: int, tracking: int = 0) -> bytes:
@@ -57,8 +58,23 @@ def msg_U(old, new, shares, price, locate=1, ts=T0):
 
 
 def msg_R(locate, stock, ts=T0 - 30_000_000_000_000, round_lot=100):
-    return _h(b"R", locate, ts) + struct.pack(">8sccIcc2scccccIc", stock8(stock), b"Q", b"N", round_lot, b"N",
-                                              b"C", b"Z ", b"P", b" ", b"N", b"1", b"N", 0, b"N")
+    return _h(b"R", locate, ts) + struct.pack(
+        ">8sccIcc2scccccIc",
+        stock8(stock),
+        b"Q",
+        b"N",
+        round_lot,
+        b"N",
+        b"C",
+        b"Z ",
+        b"P",
+        b" ",
+        b"N",
+        b"1",
+        b"N",
+        0,
+        b"N",
+    )
 
 
 def msg_H(locate, stock, state=b"H", reason=b"T1  ", ts=T0):
@@ -81,17 +97,31 @@ def msg_S(code, ts=T0):
     return _h(b"S", 0, ts) + code
 
 
-LENGTHS = {"A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "R": 39, "H": 25, "P": 44,
-           "Q": 40, "B": 19, "S": 12}
+LENGTHS = {
+    "A": 36,
+    "F": 40,
+    "E": 31,
+    "C": 36,
+    "X": 23,
+    "D": 19,
+    "U": 35,
+    "R": 39,
+    "H": 25,
+    "P": 44,
+    "Q": 40,
+    "B": 19,
+    "S": 12,
+}
 
 
 # ------------------------------------------------------------------ writers
+
 
 def pcap_of(msgs: Sequence[bytes], per_packet: int = 20, session: bytes = b"BOOKTEST01") -> bytes:
     """One MoldUDP64 channel, sequence from 1, `per_packet` messages a datagram."""
     recs, seq, t = [], 1, 1_795_600_000_000_000_000
     for i in range(0, len(msgs), per_packet):
-        chunk = list(msgs[i:i + per_packet])
+        chunk = list(msgs[i : i + per_packet])
         recs.append((t, frames.frame(frames.mold(chunk, seq=seq, session=session))))
         seq += len(chunk)
         t += 1000
@@ -111,7 +141,7 @@ def write_day(prefix, msgs: Sequence[bytes]):
 # ------------------------------------------------------------------ the edge day
 
 SYMBOLS = {1: "AAPL", 2: "MSFT", 3: "NVDA", 4: "TSLA", 5: "QQQ"}
-NO_R_LOCATE = 6                      # orders, but never named by an R message: empty symbol
+NO_R_LOCATE = 6  # orders, but never named by an R message: empty symbol
 
 
 def edge_day(seed: int = 7) -> List[bytes]:
@@ -135,7 +165,7 @@ def edge_day(seed: int = 7) -> List[bytes]:
         ref[0] += 1
         return ref[0]
 
-    live = {}                            # ref -> (locate, side, shares, price), our own shadow
+    live = {}  # ref -> (locate, side, shares, price), our own shadow
 
     def add(loc, side, shares, price, kind="A"):
         r = nref()
@@ -291,6 +321,7 @@ def edge_day(seed: int = 7) -> List[bytes]:
 
 # ------------------------------------------------------------------ a random day
 
+
 def fuzz_day(seed: int, n: int = 20_000, locates: int = 8, refs: int = 400) -> List[bytes]:
     """Random A/F/E/C/X/D/U traffic over a small reference space, so that unknown
     references, duplicate adds, clamps, zeros, bad sides and bad locates all
@@ -300,9 +331,9 @@ def fuzz_day(seed: int, n: int = 20_000, locates: int = 8, refs: int = 400) -> L
     rnd = random.Random(seed)
     out: List[bytes] = [msg_S(b"O", T0 - 1)]
     for loc in range(1, locates + 1):
-        if loc != locates:                              # the last locate has no R: empty symbol
+        if loc != locates:  # the last locate has no R: empty symbol
             out.append(msg_R(loc, "S%03d" % loc))
-    live = {}                                           # ref -> [locate, shares]
+    live = {}  # ref -> [locate, shares]
     ts = T0
     prices = [1_000_000 + 100 * k for k in range(-30, 31)]
     match = 0
@@ -310,7 +341,7 @@ def fuzz_day(seed: int, n: int = 20_000, locates: int = 8, refs: int = 400) -> L
         ts += 997
         op = rnd.random()
         r = rnd.randint(1, refs)
-        if op < 0.40:                                   # add
+        if op < 0.40:  # add
             loc = rnd.randint(1, locates)
             side = rnd.choice((b"B", b"S"))
             shares = rnd.choice((100, 200, 1, 37, 500))
@@ -385,16 +416,34 @@ def capacity_day(orders: int = 300, locates: int = 4, seed: int = 3) -> List[byt
     for r in range(1, orders + 1):
         ts += 10
         loc = (r * 7) % locates + 1
-        out.append(msg_A(r, side=rnd.choice((b"B", b"S")), shares=100, price=1_000_000 + 100 * rnd.randint(-40, 40),
-                         locate=loc, stock="C%03d" % loc, ts=ts))
-    for r in range(1, orders + 1, 3):                  # some of these were dropped: unknown_ref then
+        out.append(
+            msg_A(
+                r,
+                side=rnd.choice((b"B", b"S")),
+                shares=100,
+                price=1_000_000 + 100 * rnd.randint(-40, 40),
+                locate=loc,
+                stock="C%03d" % loc,
+                ts=ts,
+            )
+        )
+    for r in range(1, orders + 1, 3):  # some of these were dropped: unknown_ref then
         ts += 10
         out.append(msg_D(r, locate=(r * 7) % locates + 1, ts=ts))
     for r in range(orders + 1, orders + 101):
         ts += 10
         loc = (r * 7) % locates + 1
-        out.append(msg_A(r, side=rnd.choice((b"B", b"S")), shares=100, price=1_000_000 + 100 * rnd.randint(-40, 40),
-                         locate=loc, stock="C%03d" % loc, ts=ts))
+        out.append(
+            msg_A(
+                r,
+                side=rnd.choice((b"B", b"S")),
+                shares=100,
+                price=1_000_000 + 100 * rnd.randint(-40, 40),
+                locate=loc,
+                stock="C%03d" % loc,
+                ts=ts,
+            )
+        )
     return out
 
 
@@ -404,13 +453,20 @@ def extremes_day() -> List[bytes]:
     highest stock locate, executes and cancels of 2^32-1 shares."""
     U32, U64 = 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
     out: List[bytes] = [msg_R(1, "EXTREME"), msg_R(10_000, "LAST1234")]
-    out += [msg_A(0, b"B", U32, U32, locate=1), msg_A(U64, b"B", U32, U32, locate=1),
-            msg_A(U64 - 1, b"B", 1, 1, locate=1),
-            msg_A(1 << 63, b"S", U32, 1, locate=1), msg_A((1 << 63) + 1, b"S", 5, U32, locate=1),
-            msg_A(7, b"S", U32, U32 - 1, locate=10_000), msg_A(8, b"B", U32, 1, locate=10_000)]
-    out += [msg_E(0, 1, 1, locate=1),                      # ref 0 is a reference like any other
-            msg_X(U64 - 1, U32, locate=1),                 # clamps, removes price 1 on the bid
-            msg_C((1 << 63) + 1, U32, U32, b"Y", 2, locate=1),
-            msg_U(7, U64 - 2, U32, U32, locate=10_000),
-            msg_E(8, U32 - 1, 3, locate=10_000)]
+    out += [
+        msg_A(0, b"B", U32, U32, locate=1),
+        msg_A(U64, b"B", U32, U32, locate=1),
+        msg_A(U64 - 1, b"B", 1, 1, locate=1),
+        msg_A(1 << 63, b"S", U32, 1, locate=1),
+        msg_A((1 << 63) + 1, b"S", 5, U32, locate=1),
+        msg_A(7, b"S", U32, U32 - 1, locate=10_000),
+        msg_A(8, b"B", U32, 1, locate=10_000),
+    ]
+    out += [
+        msg_E(0, 1, 1, locate=1),  # ref 0 is a reference like any other
+        msg_X(U64 - 1, U32, locate=1),  # clamps, removes price 1 on the bid
+        msg_C((1 << 63) + 1, U32, U32, b"Y", 2, locate=1),
+        msg_U(7, U64 - 2, U32, U32, locate=10_000),
+        msg_E(8, U32 - 1, 3, locate=10_000),
+    ]
     return out

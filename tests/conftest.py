@@ -1,4 +1,5 @@
 """Fixtures the test files share."""
+
 import os
 import re
 

@@ -1,6 +1,7 @@
 """Byte-level builders for tests: ITCH messages, MoldUDP64 packets, frames and
 capture files, written with struct independently of the C core and of the
 generator, so that malformed variants can be made precisely."""
+
 from __future__ import annotations
 
 import gzip as _gzip
@@ -33,8 +34,13 @@ def block(m: bytes, length: Optional[int] = None) -> bytes:
     return struct.pack(">H", len(m) if length is None else length) + m
 
 
-def mold(msgs: Sequence[bytes] = (), seq: int = 1, count: Optional[int] = None, session: bytes = SESSION,
-         raw_blocks: Optional[bytes] = None) -> bytes:
+def mold(
+    msgs: Sequence[bytes] = (),
+    seq: int = 1,
+    count: Optional[int] = None,
+    session: bytes = SESSION,
+    raw_blocks: Optional[bytes] = None,
+) -> bytes:
     body = raw_blocks if raw_blocks is not None else b"".join(block(m) for m in msgs)
     return session + struct.pack(">QH", seq, len(msgs) if count is None else count) + body
 
@@ -50,11 +56,23 @@ def ip_aton(a: str) -> bytes:
     return bytes(int(x) for x in a.split("."))
 
 
-def frame(payload: bytes, dst: str = GROUP_A, dport: int = PORT, vlans: Sequence[int] = (),
-          vlan_tpid: Sequence[int] = (), ip_options: bytes = b"", proto: int = 17, flags_frag: int = 0,
-          version: int = 4, ihl: Optional[int] = None, ip_total: Optional[int] = None,
-          udp_len: Optional[int] = None, ethertype: int = 0x0800, src: str = "10.0.0.1",
-          sport: int = 40000) -> bytes:
+def frame(
+    payload: bytes,
+    dst: str = GROUP_A,
+    dport: int = PORT,
+    vlans: Sequence[int] = (),
+    vlan_tpid: Sequence[int] = (),
+    ip_options: bytes = b"",
+    proto: int = 17,
+    flags_frag: int = 0,
+    version: int = 4,
+    ihl: Optional[int] = None,
+    ip_total: Optional[int] = None,
+    udp_len: Optional[int] = None,
+    ethertype: int = 0x0800,
+    src: str = "10.0.0.1",
+    sport: int = 40000,
+) -> bytes:
     mac = bytes([0x01, 0x00, 0x5E]) + ip_aton(dst)[1:]
     mac = bytes([mac[0], mac[1], mac[2], mac[3] & 0x7F, mac[4], mac[5]])
     eth = mac + b"\x02\x00\x00\x00\x00\x01"
@@ -66,17 +84,32 @@ def frame(payload: bytes, dst: str = GROUP_A, dport: int = PORT, vlans: Sequence
     hl = 20 + len(ip_options)
     assert hl % 4 == 0
     total = hl + len(udp) if ip_total is None else ip_total
-    hdr = struct.pack(">BBHHHBBH4s4s", (version << 4) | ((hl // 4) if ihl is None else ihl), 0, total, 7,
-                      flags_frag, 32, proto, 0, ip_aton(src), ip_aton(dst)) + ip_options
+    hdr = (
+        struct.pack(
+            ">BBHHHBBH4s4s",
+            (version << 4) | ((hl // 4) if ihl is None else ihl),
+            0,
+            total,
+            7,
+            flags_frag,
+            32,
+            proto,
+            0,
+            ip_aton(src),
+            ip_aton(dst),
+        )
+        + ip_options
+    )
     hdr = hdr[:10] + struct.pack(">H", _ip_checksum(hdr)) + hdr[12:]
     return eth + hdr + udp
 
 
-Record = Tuple[int, bytes]   # (capture time ns since epoch, frame)
+Record = Tuple[int, bytes]  # (capture time ns since epoch, frame)
 
 
-def pcap_bytes(records: Iterable[Record], ns: bool = True, swap: bool = False, linktype: int = 1,
-               snaplen: int = 65535) -> bytes:
+def pcap_bytes(
+    records: Iterable[Record], ns: bool = True, swap: bool = False, linktype: int = 1, snaplen: int = 65535
+) -> bytes:
     e = ">" if swap else "<"
     magic = 0xA1B23C4D if ns else 0xA1B2C3D4
     out = [struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
@@ -99,8 +132,9 @@ def _block(e: str, btype: int, body: bytes) -> bytes:
     return struct.pack(e + "II", btype, n) + body + struct.pack(e + "I", n)
 
 
-def pcapng_bytes(records: Sequence[Record], interfaces: int = 2, tsresol: int = 9, swap: bool = False,
-                 simple: bool = False) -> bytes:
+def pcapng_bytes(
+    records: Sequence[Record], interfaces: int = 2, tsresol: int = 9, swap: bool = False, simple: bool = False
+) -> bytes:
     """pcapng with `interfaces` IDBs; packets spread over them round-robin (EPB),
     or all as Simple Packet Blocks on interface 0 when `simple`."""
     e = ">" if swap else "<"
@@ -109,7 +143,7 @@ def pcapng_bytes(records: Sequence[Record], interfaces: int = 2, tsresol: int = 
         res = tsresol if i % 2 == 0 else 6
         opts = struct.pack(e + "HH", 9, 1) + _pad4(bytes([res])) + struct.pack(e + "HH", 0, 0)
         out.append(_block(e, 1, struct.pack(e + "HHI", 1, 0, 0) + opts))
-    out.append(_block(e, 4, struct.pack(e + "HH", 0, 0)))     # name resolution block: no frames
+    out.append(_block(e, 4, struct.pack(e + "HH", 0, 0)))  # name resolution block: no frames
     for k, (ts, f) in enumerate(records):
         if simple:
             out.append(_block(e, 3, struct.pack(e + "I", len(f)) + f))
@@ -127,8 +161,8 @@ def parse_pcap(data: bytes) -> List[Record]:
     ns = struct.unpack(e + "I", data[:4])[0] == 0xA1B23C4D
     off, out = 24, []
     while off + 16 <= len(data):
-        sec, frac, cap, _ = struct.unpack(e + "IIII", data[off:off + 16])
-        out.append((sec * 1_000_000_000 + (frac if ns else frac * 1000), data[off + 16:off + 16 + cap]))
+        sec, frac, cap, _ = struct.unpack(e + "IIII", data[off : off + 16])
+        out.append((sec * 1_000_000_000 + (frac if ns else frac * 1000), data[off + 16 : off + 16 + cap]))
         off += 16 + cap
     return out
 
@@ -136,14 +170,14 @@ def parse_pcap(data: bytes) -> List[Record]:
 def mold_messages(f: bytes) -> List[bytes]:
     """The ITCH messages of one well-formed generated frame (plain Ethernet/IPv4/UDP)."""
     ihl = (f[14] & 15) * 4
-    p = f[14 + ihl + 8:]
+    p = f[14 + ihl + 8 :]
     count = struct.unpack(">H", p[18:20])[0]
     if count in (0, 0xFFFF):
         return []
     off, out = 20, []
     for _ in range(count):
-        n = struct.unpack(">H", p[off:off + 2])[0]
-        out.append(p[off + 2:off + 2 + n])
+        n = struct.unpack(">H", p[off : off + 2])[0]
+        out.append(p[off + 2 : off + 2 + n])
         off += 2 + n
     return out
 

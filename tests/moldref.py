@@ -34,11 +34,12 @@ Not modelled (a capture that needs them raises NotImplementedError, so a
 comparison never passes by accident): re-requests, snapshots, a full gap
 buffer, session changes, non-MoldUDP64 datagrams, frames that are not UDP.
 """
+
 from __future__ import annotations
 
 import struct
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Set, Tuple
 
 from pitchref import read_pcap, udp_of
 from refbook import ITCH_LEN, RefBook
@@ -52,10 +53,10 @@ NO_INSTRUMENT = frozenset("SVW")
 class _Stream:
     def __init__(self, first_seq: int):
         self.next = 1 if first_seq > 1 else first_seq
-        self.start_end = first_seq if first_seq > 1 else 0     # below it: before the capture, never a gap
-        self.held: Dict[int, List[Tuple[int, List[bytes], int]]] = {}   # seq -> [(count, messages, rx time)]
-        self.announced: List[Tuple[int, int]] = []   # (rx time, "next sequence") of heartbeats / End of Session
-        self.lost: List[Tuple[int, int]] = []        # [lo, hi) given up as gaps
+        self.start_end = first_seq if first_seq > 1 else 0  # below it: before the capture, never a gap
+        self.held: Dict[int, List[Tuple[int, List[bytes], int]]] = {}  # seq -> [(count, messages, rx time)]
+        self.announced: List[Tuple[int, int]] = []  # (rx time, "next sequence") of heartbeats / End of Session
+        self.lost: List[Tuple[int, int]] = []  # [lo, hi) given up as gaps
         self.gapped = False
         self.locates: Set[int] = set()
 
@@ -114,7 +115,7 @@ class MoldRef:
         """[s.next, end) will not come."""
         if end <= s.next:
             return
-        if s.next < s.start_end:                        # sent before the capture began
+        if s.next < s.start_end:  # sent before the capture began
             end = min(end, s.start_end)
         else:
             self.gaps += end - s.next
@@ -181,12 +182,12 @@ class MoldRef:
                 n = struct.unpack_from(">H", p, off)[0]
                 if off + 2 + n > len(p):
                     raise NotImplementedError("a MoldUDP64 packet whose blocks overrun it")
-                msgs.append(p[off + 2:off + 2 + n])
+                msgs.append(p[off + 2 : off + 2 + n])
                 off += 2 + n
             if off != len(p):
                 raise NotImplementedError("a MoldUDP64 packet with trailing bytes")
             if seq <= s.next:
-                self._apply(s, seq, msgs)               # in sequence, a copy, or what fills the hole
+                self._apply(s, seq, msgs)  # in sequence, a copy, or what fills the hole
             else:
                 s.held.setdefault(seq, []).append((count, msgs, self.now))
             self._drain(s)
@@ -215,9 +216,23 @@ class MoldRef:
 
     def stats(self) -> dict:
         """The counters as feedhandler's stats dict names them."""
-        return dict(packets=self.packets, mold_packets=self.mold_packets, heartbeats=self.heartbeats,
-                    end_of_session=self.end_of_session, streams=len(self.streams), messages=self.messages,
-                    by_type=dict(self.by_type), duplicates=self.duplicates, gaps=self.gaps,
-                    pkt_applied=self.pkt_applied, pkt_duplicate=self.pkt_duplicate, pkt_held=0, pkt_rejected=0,
-                    pkt_late=self.pkt_late, late=self.late,
-                    recovered=0, first_ts_ns=self.first_ts, last_ts_ns=self.last_ts)
+        return dict(
+            packets=self.packets,
+            mold_packets=self.mold_packets,
+            heartbeats=self.heartbeats,
+            end_of_session=self.end_of_session,
+            streams=len(self.streams),
+            messages=self.messages,
+            by_type=dict(self.by_type),
+            duplicates=self.duplicates,
+            gaps=self.gaps,
+            pkt_applied=self.pkt_applied,
+            pkt_duplicate=self.pkt_duplicate,
+            pkt_held=0,
+            pkt_rejected=0,
+            pkt_late=self.pkt_late,
+            late=self.late,
+            recovered=0,
+            first_ts_ns=self.first_ts,
+            last_ts_ns=self.last_ts,
+        )

@@ -41,6 +41,7 @@ pipeline (csrc/pipeline.h "Cboe PITCH" describes the same contract):
   pitch_price_range, the order deleted); Delete -> delete; Unit Clear ->
   every order of the unit's instruments removed; the rest changes no level.
 """
+
 from __future__ import annotations
 
 import struct
@@ -50,9 +51,26 @@ from refbook import RefBook
 
 # Wire lengths (Length byte, which counts Length and Type), spec notes section 4.
 PITCH_LEN = {
-    0x20: 6, 0x97: 6, 0x21: 34, 0x22: 26, 0x2F: 41, 0x23: 26, 0x24: 38, 0x25: 18, 0x26: 16,
-    0x27: 27, 0x28: 19, 0x29: 14, 0x2A: 41, 0x2B: 33, 0x30: 43, 0x2C: 14, 0x2D: 6, 0x31: 18,
-    0x95: 47, 0x96: 27,
+    0x20: 6,
+    0x97: 6,
+    0x21: 34,
+    0x22: 26,
+    0x2F: 41,
+    0x23: 26,
+    0x24: 38,
+    0x25: 18,
+    0x26: 16,
+    0x27: 27,
+    0x28: 19,
+    0x29: 14,
+    0x2A: 41,
+    0x2B: 33,
+    0x30: 43,
+    0x2C: 14,
+    0x2D: 6,
+    0x31: 18,
+    0x95: 47,
+    0x96: 27,
 }
 BOOK_TYPES = (0x21, 0x22, 0x2F, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x97)
 
@@ -62,12 +80,23 @@ UNIT_IDS = 384
 U32 = 0xFFFFFFFF
 MAX_INSTRUMENTS = 65535
 
-ERRORS = ("pitch_truncated", "pitch_hdr_length", "pitch_count_overrun", "pitch_msg_overrun",
-          "pitch_trailing_bytes", "pitch_unknown_type", "pitch_bad_length", "pitch_unsequenced",
-          "pitch_seq_wrap", "pitch_price_range", "pitch_id_range")
+ERRORS = (
+    "pitch_truncated",
+    "pitch_hdr_length",
+    "pitch_count_overrun",
+    "pitch_msg_overrun",
+    "pitch_trailing_bytes",
+    "pitch_unknown_type",
+    "pitch_bad_length",
+    "pitch_unsequenced",
+    "pitch_seq_wrap",
+    "pitch_price_range",
+    "pitch_id_range",
+)
 
 
 # ------------------------------------------------------------------ capture
+
 
 def read_pcap(data: bytes) -> List[Tuple[int, bytes]]:
     """[(capture ns, frame)] of a classic pcap (either byte order, us or ns)."""
@@ -80,8 +109,8 @@ def read_pcap(data: bytes) -> List[Tuple[int, bytes]]:
     ns = magic == 0xA1B23C4D
     off, out = 24, []
     while off + 16 <= len(data):
-        sec, frac, cap, _orig = struct.unpack(e + "IIII", data[off:off + 16])
-        out.append((sec * 1_000_000_000 + (frac if ns else frac * 1000), data[off + 16:off + 16 + cap]))
+        sec, frac, cap, _orig = struct.unpack(e + "IIII", data[off : off + 16])
+        out.append((sec * 1_000_000_000 + (frac if ns else frac * 1000), data[off + 16 : off + 16 + cap]))
         off += 16 + cap
     return out
 
@@ -104,7 +133,7 @@ def udp_of(frame: bytes) -> Optional[Tuple[int, int, bytes]]:
     dst = struct.unpack_from(">I", frame, off + 16)[0]
     u = off + ihl
     _sp, dport, ulen, _ck = struct.unpack_from(">HHHH", frame, u)
-    payload = frame[u + 8:u + ulen]
+    payload = frame[u + 8 : u + ulen]
     return dst, dport, payload
 
 
@@ -153,15 +182,15 @@ class PitchRef:
     def __init__(self, venue_rank: int = 0, venue_name: str = "BATS", ports: Optional[Iterable[int]] = None):
         """ports: only these UDP ports' datagrams (one venue's channels), else all."""
         self.ports = set(ports) if ports is not None else None
-        self.hb_next: Dict[Tuple[int, int], int] = {}        # stream -> highest heartbeat sequence
+        self.hb_next: Dict[Tuple[int, int], int] = {}  # stream -> highest heartbeat sequence
         self.venue_rank = venue_rank
         self.venue_name = venue_name
         self.book = RefBook(max_instruments=MAX_INSTRUMENTS)
-        self.protos: Dict[Tuple[int, int], str] = {}        # (ip, port) -> "pitch" / "mold"
-        self.next_seq: Dict[Tuple[int, int], int] = {}       # stream -> next sequence to apply
-        self.held: Dict[Tuple[int, int], Dict[int, bytes]] = {}   # stream -> seq -> payload
+        self.protos: Dict[Tuple[int, int], str] = {}  # (ip, port) -> "pitch" / "mold"
+        self.next_seq: Dict[Tuple[int, int], int] = {}  # stream -> next sequence to apply
+        self.held: Dict[Tuple[int, int], Dict[int, bytes]] = {}  # stream -> seq -> payload
         self.stream_units: Dict[Tuple[int, int], int] = {}
-        self.ranks: Dict[int, Dict[bytes, int]] = {}         # unit -> symbol (8 bytes) -> id
+        self.ranks: Dict[int, Dict[bytes, int]] = {}  # unit -> symbol (8 bytes) -> id
         self.errors = {k: 0 for k in ERRORS}
         self.by_type: Dict[str, int] = {}
         self.messages = 0
@@ -172,7 +201,7 @@ class PitchRef:
         self.packets = 0
         self.pkt_rejected = 0
         self.unit_clears = 0
-        self.gapped_units = set()                             # streams that lost messages for good
+        self.gapped_units = set()  # streams that lost messages for good
         self.ids_of_stream: Dict[Tuple[int, int], set] = {}
 
     # ------------------------------------------------------------ ids
@@ -187,7 +216,7 @@ class PitchRef:
             return 0
         i = ID_BASE + self.venue_rank * VENUE_IDS + (unit - 1) * UNIT_IDS + len(m)
         m[sym] = i
-        self.book.apply(_itch("R", i, sym.ljust(8, b" ") + b" " * 20))     # 39 bytes: the symbol is what counts
+        self.book.apply(_itch("R", i, sym.ljust(8, b" ") + b" " * 20))  # 39 bytes: the symbol is what counts
         return i
 
     def _price_ok(self, price: int) -> bool:
@@ -286,7 +315,7 @@ class PitchRef:
             if loc:
                 seen.add(loc)
         elif t == 0x95:
-            ref, = struct.unpack_from("<Q", m, 15)
+            (ref,) = struct.unpack_from("<Q", m, 15)
             ind, only = struct.unpack_from("<QQ", m, 31)
             trade(max(ref, ind, only), m[6:14])
         elif t == 0x96:
@@ -313,7 +342,7 @@ class PitchRef:
             if i < skip:
                 self.duplicates += 1
             else:
-                self.message(stream, p[off:off + ml])
+                self.message(stream, p[off : off + ml])
             off += ml
             i += 1
         if off != len(p):
@@ -375,7 +404,7 @@ class PitchRef:
             self.heartbeats += 1
             if len(p) != 8:
                 self.errors["pitch_trailing_bytes"] += 1
-            if seq:                                # the next sequence: what is before it and unseen is missing
+            if seq:  # the next sequence: what is before it and unseen is missing
                 self.hb_next[stream] = max(seq, self.hb_next.get(stream, 0))
             return
         if seq == 0:
@@ -389,7 +418,7 @@ class PitchRef:
         if seq > self.next_seq[stream]:
             held = self.held.setdefault(stream, {})
             if seq in held and held[seq][2] >= count:
-                self.duplicates += count           # the other line's copy of a packet already waiting
+                self.duplicates += count  # the other line's copy of a packet already waiting
             else:
                 held[seq] = p
             return
@@ -443,7 +472,12 @@ class PitchRef:
         return out
 
     def stats(self) -> dict:
-        return dict(messages=self.messages, by_type=dict(self.by_type), duplicates=self.duplicates,
-                    heartbeats=self.heartbeats, gaps=self.gaps, pitch_packets=self.pitch_packets,
-                    errors={k: v for k, v in self.errors.items()})
-
+        return dict(
+            messages=self.messages,
+            by_type=dict(self.by_type),
+            duplicates=self.duplicates,
+            heartbeats=self.heartbeats,
+            gaps=self.gaps,
+            pitch_packets=self.pitch_packets,
+            errors={k: v for k, v in self.errors.items()},
+        )

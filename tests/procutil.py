@@ -1,5 +1,6 @@
 """Helpers for tests that run a server (a command in a subprocess, or a server
 object in a thread) and wait on it."""
+
 import contextlib
 import queue
 import socket
@@ -16,6 +17,7 @@ def read_line_until(proc, needle, deadline_s=30.0):
         for line in proc.stdout:
             q.put(line)
         q.put(None)
+
     threading.Thread(target=pump, daemon=True).start()
     seen = []
     end = time.monotonic() + deadline_s
@@ -46,6 +48,7 @@ def wait_for(pred, what, limit=60.0):
 def glimpse_serving(snapshot, **kw):
     """A GlimpseServer for `snapshot` on a free loopback port, in a thread."""
     from feedhandler.glimpse import GlimpseServer
+
     kw.setdefault("poll_s", 0.05)
     srv = GlimpseServer(snapshot, **kw)
     try:
@@ -60,6 +63,7 @@ def rewind_serving(path, join_s=10, **kw):
     """A RewindServer for the capture at `path` on a free loopback port, in a
     thread, and a UDP client socket bound to loopback: (server, client)."""
     from feedhandler.rewind import RewindServer
+
     srv = RewindServer(path, "127.0.0.1", 0, poll_s=0.05, **kw)
     cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     cli.bind(("127.0.0.1", 0))

@@ -34,38 +34,89 @@ Order of checks for an add (A/F, and the new half of U): locate, side, zero,
 live reference (replace), capacity.  So a replace never fails for capacity,
 because the old order is removed first.
 """
+
 from __future__ import annotations
 
 import struct
 from typing import Dict, Iterable, Iterator, List, Tuple
 
 ITCH_LEN = {
-    "S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35, "h": 21,
-    "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44, "Q": 40, "B": 19,
-    "I": 50, "N": 20, "O": 48,
+    "S": 12,
+    "R": 39,
+    "H": 25,
+    "Y": 20,
+    "L": 26,
+    "V": 35,
+    "W": 12,
+    "K": 28,
+    "J": 35,
+    "h": 21,
+    "A": 36,
+    "F": 40,
+    "E": 31,
+    "C": 36,
+    "X": 23,
+    "D": 19,
+    "U": 35,
+    "P": 44,
+    "Q": 40,
+    "B": 19,
+    "I": 50,
+    "N": 20,
+    "O": 48,
 }
 
 DEFAULT_MAX_ORDERS = 2097152
-DEFAULT_MAX_INSTRUMENTS = 65535   # ITCH locates and PITCH instrument ids share the 16-bit space
+DEFAULT_MAX_INSTRUMENTS = 65535  # ITCH locates and PITCH instrument ids share the 16-bit space
 
 # Per-instrument messages checked against the instrument capacity.
 LOCATE_TYPES = frozenset("AFPQHhYRJI")
 
 # The fields of fh_book_counters_t this book computes (publishes/events are
 # shared-memory matters, not book matters).
-COUNTER_KEYS = ("orders_live", "orders_peak", "adds", "executes", "cancels", "deletes", "replaces",
-                "trades", "breaks", "unknown_ref", "add_replaced", "exec_clamped", "cancel_clamped",
-                "zero_rejected", "bad_side", "locate_range", "order_full", "level_full")   # level_full stays 0
+COUNTER_KEYS = (
+    "orders_live",
+    "orders_peak",
+    "adds",
+    "executes",
+    "cancels",
+    "deletes",
+    "replaces",
+    "trades",
+    "breaks",
+    "unknown_ref",
+    "add_replaced",
+    "exec_clamped",
+    "cancel_clamped",
+    "zero_rejected",
+    "bad_side",
+    "locate_range",
+    "order_full",
+    "level_full",
+)  # level_full stays 0
 
 # The counters whose meaning the brief pins down exactly (compared strictly).
-STRICT_KEYS = ("adds", "executes", "cancels", "deletes", "replaces", "unknown_ref", "add_replaced",
-               "exec_clamped", "cancel_clamped", "zero_rejected", "bad_side", "locate_range",
-               "order_full", "orders_live")
+STRICT_KEYS = (
+    "adds",
+    "executes",
+    "cancels",
+    "deletes",
+    "replaces",
+    "unknown_ref",
+    "add_replaced",
+    "exec_clamped",
+    "cancel_clamped",
+    "zero_rejected",
+    "bad_side",
+    "locate_range",
+    "order_full",
+    "orders_live",
+)
 
 CSV_HEADER = "locate,symbol,side,level,price,shares,orders"
 
 _HDR = struct.Struct(">cHH6s")
-_A = struct.Struct(">QcI8sI")          # after the 11-byte header
+_A = struct.Struct(">QcI8sI")  # after the 11-byte header
 _E = struct.Struct(">QIQ")
 _C = struct.Struct(">QIQcI")
 _X = struct.Struct(">QI")
@@ -77,12 +128,12 @@ class RefBook:
     def __init__(self, max_orders: int = DEFAULT_MAX_ORDERS, max_instruments: int = DEFAULT_MAX_INSTRUMENTS):
         self.max_orders = max_orders
         self.max_instruments = max_instruments
-        self.orders: Dict[int, list] = {}                 # ref -> [locate, side, shares, price]
-        self.levels: Dict[Tuple[int, str], Dict[int, list]] = {}   # (locate, side) -> price -> [shares, orders]
+        self.orders: Dict[int, list] = {}  # ref -> [locate, side, shares, price]
+        self.levels: Dict[Tuple[int, str], Dict[int, list]] = {}  # (locate, side) -> price -> [shares, orders]
         self.n_levels = 0
         self.symbols: Dict[int, str] = {}
-        self.dropped = set()                              # locates flagged: a capacity was exhausted
-        self.halted: Dict[int, str] = {}                  # locate -> last H trading state (informational)
+        self.dropped = set()  # locates flagged: a capacity was exhausted
+        self.halted: Dict[int, str] = {}  # locate -> last H trading state (informational)
         self.counters = {k: 0 for k in COUNTER_KEYS}
 
     # ------------------------------------------------------------ order store
@@ -156,7 +207,7 @@ class RefBook:
         t = chr(m[0])
         n = ITCH_LEN.get(t)
         if n is None or n != len(m):
-            return                                         # the decoder skips these; so does the book
+            return  # the decoder skips these; so does the book
         locate = (m[1] << 8) | m[2]
         c = self.counters
         if t in LOCATE_TYPES and not self._locate_ok(locate):
@@ -266,7 +317,7 @@ def iter_binfile(data: bytes) -> Iterator[bytes]:
     pos, end = 0, len(data)
     while pos + 2 <= end:
         n = (data[pos] << 8) | data[pos + 1]
-        yield data[pos + 2:pos + 2 + n]
+        yield data[pos + 2 : pos + 2 + n]
         pos += 2 + n
 
 

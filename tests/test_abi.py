@@ -6,6 +6,7 @@ feedhandler._probe (csrc/probe/probe_api.h, implemented in csrc/probe/), so
 that a function added to fh_api.h for a test fails here.  Also: what
 fh_build_info / feedhandler.core.build_features() and `feedhandler --version`
 say about the build."""
+
 import ast
 import os
 import re
@@ -23,9 +24,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Taken out of fh_api.h (issue 21, item 8): called only by tests, scripts or
 # fuzzing, now test hooks in feedhandler._probe.
 MOVED_TO_PROBE = {
-    "fh_hist_max_ns", "fh_hist_record_n", "fh_hist_bucket_low", "fh_hist_bucket_high",   # histogram helpers
-    "fh_shm_read_slot", "fh_shm_read_slots", "fh_shm_poll_events",   # raw (unwidened) shared-memory readers
-    "fh_pitch_decode", "fh_pitch_walk_unit", "fh_pitch_msg_len", "fh_pitch_err_name",  # PITCH reference decoder
+    "fh_hist_max_ns",
+    "fh_hist_record_n",
+    "fh_hist_bucket_low",
+    "fh_hist_bucket_high",  # histogram helpers
+    "fh_shm_read_slot",
+    "fh_shm_read_slots",
+    "fh_shm_poll_events",  # raw (unwidened) shared-memory readers
+    "fh_pitch_decode",
+    "fh_pitch_walk_unit",
+    "fh_pitch_msg_len",
+    "fh_pitch_err_name",  # PITCH reference decoder
 }
 # Deleted: fh_hist_reset was never called; fh_input_have_zstd became fh_build_info
 # (feedhandler.core.build_features()["zstd"]).
@@ -36,11 +45,13 @@ DELETED = {"fh_hist_reset", "fh_input_have_zstd"}
 # in the core and really unused (test_allowlist_is_current).
 ALLOWED_UNUSED = {}
 
-MOVE_HINT = ("a function only tests, scripts, benchmarks or fuzz harnesses call belongs in feedhandler._probe: "
-             "declare it in csrc/probe/probe_api.h and implement it in csrc/probe/ (calling the core's internal "
-             "functions through csrc/ headers, the core file added to CORE_SOURCES in cffi_build/build_probe.py), "
-             "not in csrc/fh_api.h.  If it is public API for users, add it to ALLOWED_UNUSED in tests/test_abi.py "
-             "with the reason")
+MOVE_HINT = (
+    "a function only tests, scripts, benchmarks or fuzz harnesses call belongs in feedhandler._probe: "
+    "declare it in csrc/probe/probe_api.h and implement it in csrc/probe/ (calling the core's internal "
+    "functions through csrc/ headers, the core file added to CORE_SOURCES in cffi_build/build_probe.py), "
+    "not in csrc/fh_api.h.  If it is public API for users, add it to ALLOWED_UNUSED in tests/test_abi.py "
+    "with the reason"
+)
 
 
 def functions(lib):
@@ -68,8 +79,9 @@ def package_uses():
     for path in _python_sources():
         with open(path) as f:
             tree = ast.parse(f.read(), path)
-        used |= {node.attr for node in ast.walk(tree)
-                 if isinstance(node, ast.Attribute) and node.attr.startswith("fh_")}
+        used |= {
+            node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("fh_")
+        }
     dpdk = os.path.join(ROOT, "csrc", "dpdk")
     for n in sorted(os.listdir(dpdk)):
         if n.endswith(".c"):
@@ -96,10 +108,12 @@ def test_moved_functions_are_probe_hooks():
 
 def test_every_core_function_is_used_by_the_package():
     used = package_uses()
-    assert "fh_lane_new" in used and "fh_build_info" in used     # the scan itself works
+    assert "fh_lane_new" in used and "fh_build_info" in used  # the scan itself works
     unused = sorted(functions(core.lib) - used - set(ALLOWED_UNUSED))
-    assert not unused, ("csrc/fh_api.h declares functions the package itself (feedhandler/*.py, "
-                        "feedhandler/cli/*.py, csrc/dpdk/*.c) never calls: %s; %s" % (", ".join(unused), MOVE_HINT))
+    assert not unused, (
+        "csrc/fh_api.h declares functions the package itself (feedhandler/*.py, "
+        "feedhandler/cli/*.py, csrc/dpdk/*.c) never calls: %s; %s" % (", ".join(unused), MOVE_HINT)
+    )
 
 
 def test_allowlist_is_current():
@@ -134,9 +148,10 @@ def test_build_features():
         asan_loaded = "libasan" in maps.read()
     assert f["sanitize"] == asan_loaded, f
     if f["sanitize"]:
-        assert f["exact_buffers"], f                  # build_core._flags(): -DFH_EXACT_BUFFERS=1 with ASan
+        assert f["exact_buffers"], f  # build_core._flags(): -DFH_EXACT_BUFFERS=1 with ASan
     try:
         import feedhandler._dpdk  # noqa: F401
+
         have_dpdk = True
     except ImportError:
         have_dpdk = False
@@ -158,8 +173,10 @@ def test_build_info_truncates_as_snprintf():
 
 def test_version_says_what_the_install_was_built_with():
     from feedhandler import __version__
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "--version"], capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
+
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "--version"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0] == "feedhandler " + __version__

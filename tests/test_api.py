@@ -1,6 +1,7 @@
 """The Python API around the pipeline: ReplayConfig validation, context managers
 (resources released on exit), the endpoint parser, the error hierarchy, scapy as
 an optional extra, and "-" (standard input) passed through untouched."""
+
 import dataclasses
 import os
 import subprocess
@@ -46,35 +47,38 @@ def test_config_defaults_and_normalisation():
     assert cfg.replace(depth=5).depth == 5 and cfg.depth == 10
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("mode", "fast", "mode must be one of publish, book, decode"),
-    ("depth", 65, "depth must be 1..64"),
-    ("depth", -1, "depth must be 1..64"),
-    ("depth", "10", "depth must be"),
-    ("ring_events", 1000, "power of two"),
-    ("max_orders", -5, "max_orders must be an integer 0..4294967295"),
-    ("max_orders", 2 ** 32, "max_orders must be"),
-    ("max_levels", 1.5, "max_levels must be"),
-    ("max_instruments", 70000, "stock locates are 16-bit"),
-    ("max_streams", 70000, "max_streams"),
-    ("gap_buffer", True, "gap_buffer must be"),
-    ("shm_mode", 0o10000, "permission bits"),
-    ("speed", -1, "speed must be 0"),
-    ("speed", float("nan"), "speed must be 0"),
-    ("speed", "max", "speed must be 0"),
-    ("latency", -1, "latency must be 0 (off)"),
-    ("shm", "a/b", "bad shared-memory name 'a/b'"),
-    ("shm", ".hidden", "must not start with '.'"),
-    ("shm", "x" * 300, "at most 199 characters"),
-    ("shm", 5, "shm must be a segment name"),
-    ("cores", [0, NCPU + 5], "do not exist"),
-    ("cores", [0, 0], "twice"),
-    ("cores", [-1], "cores must be CPU numbers"),
-    ("cores", 3, "a sequence of CPU numbers"),
-    ("channels", ["233.54.12.1:1"], "feedhandler.config.Channel"),
-    ("rerequest", "127.0.0.1", "HOST:PORT"),
-    ("rerequest", "127.0.0.1:0", "port 0 out of range 1..65535"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("mode", "fast", "mode must be one of publish, book, decode"),
+        ("depth", 65, "depth must be 1..64"),
+        ("depth", -1, "depth must be 1..64"),
+        ("depth", "10", "depth must be"),
+        ("ring_events", 1000, "power of two"),
+        ("max_orders", -5, "max_orders must be an integer 0..4294967295"),
+        ("max_orders", 2**32, "max_orders must be"),
+        ("max_levels", 1.5, "max_levels must be"),
+        ("max_instruments", 70000, "stock locates are 16-bit"),
+        ("max_streams", 70000, "max_streams"),
+        ("gap_buffer", True, "gap_buffer must be"),
+        ("shm_mode", 0o10000, "permission bits"),
+        ("speed", -1, "speed must be 0"),
+        ("speed", float("nan"), "speed must be 0"),
+        ("speed", "max", "speed must be 0"),
+        ("latency", -1, "latency must be 0 (off)"),
+        ("shm", "a/b", "bad shared-memory name 'a/b'"),
+        ("shm", ".hidden", "must not start with '.'"),
+        ("shm", "x" * 300, "at most 199 characters"),
+        ("shm", 5, "shm must be a segment name"),
+        ("cores", [0, NCPU + 5], "do not exist"),
+        ("cores", [0, 0], "twice"),
+        ("cores", [-1], "cores must be CPU numbers"),
+        ("cores", 3, "a sequence of CPU numbers"),
+        ("channels", ["233.54.12.1:1"], "feedhandler.config.Channel"),
+        ("rerequest", "127.0.0.1", "HOST:PORT"),
+        ("rerequest", "127.0.0.1:0", "port 0 out of range 1..65535"),
+    ],
+)
 def test_config_rejects_with_clear_errors(field, value, needle):
     with pytest.raises(errors.ReplayConfigError) as info:
         ReplayConfig(**{field: value})
@@ -95,6 +99,7 @@ def test_config_error_is_both_replay_and_config_error():
 
 def test_channel_core_outside_cores():
     from feedhandler.config import Channel
+
     ch = Channel(name="c", line_a=("233.54.12.1", 1), line_b=None, rerequest=None, core=0)
     assert ReplayConfig(channels=[ch]).lane_cores == [0]
     if NCPU > 1:
@@ -106,6 +111,7 @@ def test_unknown_keyword_and_no_public_backend():
     with pytest.raises(TypeError, match="unknown Replay option.*depht.*valid: mode"):
         Replay(depht=5)
     from feedhandler import _core
+
     with pytest.raises(TypeError, match="backend.*DpdkRun"):
         Replay(backend=_core, **SMALL)
     with pytest.raises(TypeError, match="ReplayConfig or keyword arguments"):
@@ -120,7 +126,7 @@ def test_replay_takes_config_or_kwargs_alike():
     with Replay(mode="book", **SMALL) as b:
         assert b.config == cfg
         b.run_file(SAMPLE, progress=False)
-    with Replay(cfg, depth=5) as c:                     # a config with changes
+    with Replay(cfg, depth=5) as c:  # a config with changes
         assert c.depth == 5 and c.config.mode == "book"
     with Replay(config=cfg) as d:
         assert d.config is cfg
@@ -157,7 +163,7 @@ def test_replay_context_finishes_releases_and_keeps_counters(segment_name):
         seg.book(1)
     with pytest.raises(ShmError, match="closed"):
         seg.state
-    r.close()                                   # idempotent
+    r.close()  # idempotent
     r.finish()
     r.stop()
     # the name is free again: a new writer may take it
@@ -179,7 +185,7 @@ def test_failed_replay_frees_its_segment_at_once(segment_name):
     with pytest.raises(ReplayError, match="cannot resolve"):
         Replay(shm=segment_name, rerequest=("no-such-host.invalid", 9), **SMALL)
     with attach(segment_name) as seg:
-        assert seg.state == "finished"          # not "running" until garbage collection
+        assert seg.state == "finished"  # not "running" until garbage collection
     Replay(shm=segment_name, **SMALL).close()
 
 
@@ -190,8 +196,7 @@ def test_segment_context_and_idempotent_close(segment_name):
         assert seg.book("AAPL").symbol == "AAPL"
         assert seg.state in STATES.values()
     assert seg.closed
-    for read in (lambda: seg.book(1), seg.counters, seg.copy_books, seg.events, lambda: seg.writer_pid,
-                 seg.clock_ns):
+    for read in (lambda: seg.book(1), seg.counters, seg.copy_books, seg.events, lambda: seg.writer_pid, seg.clock_ns):
         with pytest.raises(ShmError, match="closed"):
             read()
     seg.close()
@@ -210,7 +215,7 @@ def test_endpoint_parser():
     assert endpoints.ipv4_to_int("1.2.3.4") == 0x01020304
     assert endpoints.ipv4_to_int("localhost", resolve=True) == 0x7F000001
     cases = [
-        (lambda: P("1.2.3.4", "--x"), '--x: expected "IPv4:PORT", got \'1.2.3.4\''),
+        (lambda: P("1.2.3.4", "--x"), "--x: expected \"IPv4:PORT\", got '1.2.3.4'"),
         (lambda: P("1.2.3.400:5", "--x"), "--x: '1.2.3.400' is not an IPv4 address"),
         (lambda: P("10.0.0.1:5", "--x", multicast=True), "--x: 10.0.0.1 is not a multicast group"),
         (lambda: P("1.2.3.4:http", "--x"), "--x: port 'http' is not a number"),
@@ -235,16 +240,26 @@ def test_endpoint_parser():
 
 
 def test_listen_error_says_why():
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "rewind-server", SAMPLE, "--listen", "127.0.0.1:70000"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "rewind-server", SAMPLE, "--listen", "127.0.0.1:70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "--listen needs HOST:PORT, got '127.0.0.1:70000' (port 70000 out of range" in p.stderr
 
 
 # ------------------------------------------------------------------ errors
 def test_error_hierarchy():
     base = errors.FeedhandlerError
-    for cls in (errors.ConfigError, errors.EndpointError, errors.ReplayError, errors.ReplayConfigError,
-                errors.ShmError, errors.DpdkError):
+    for cls in (
+        errors.ConfigError,
+        errors.EndpointError,
+        errors.ReplayError,
+        errors.ReplayConfigError,
+        errors.ShmError,
+        errors.DpdkError,
+    ):
         assert issubclass(cls, base)
     assert issubclass(errors.EndpointError, errors.ConfigError)
     assert issubclass(errors.ReplayConfigError, errors.ReplayError)
@@ -255,6 +270,7 @@ def test_error_hierarchy():
     import feedhandler.dpdk
     import feedhandler.replay
     import feedhandler.shm
+
     assert feedhandler.replay.ReplayError is errors.ReplayError is feedhandler.ReplayError
     assert feedhandler.shm.ShmError is errors.ShmError
     assert feedhandler.dpdk.DpdkError is errors.DpdkError is DpdkError
@@ -265,6 +281,7 @@ def test_error_hierarchy():
 
 def test_c_error_carries_the_c_message():
     from feedhandler.core import ffi
+
     err = ffi.new("char[]", errors.ERR_LEN)
     assert str(errors.c_error(errors.ReplayError, ffi, err)) == "the C core reported an error"
     err[0:5] = b"oops!"
@@ -277,13 +294,16 @@ def test_inputs_are_opened_by_the_c_core_only(monkeypatch):
     """Python never opens an input (standard input's bytes belong to the C core);
     the compression it reports comes from the C side's look at the first bytes."""
     import builtins
+
     from feedhandler import replay as R
+
     real_open = builtins.open
     path = os.path.join(ROOT, "pcaps", "sample.bin.gz")
 
     def no_input_open(p, *a, **k):
         assert p not in ("-", path), "Python opened an input: %r" % (p,)
         return real_open(p, *a, **k)
+
     monkeypatch.setattr(builtins, "open", no_input_open)
     assert R.STDIN == "-"
     with R.Replay(mode="book", max_instruments=1024) as r:
@@ -323,12 +343,27 @@ def test_everything_but_scapy_layers_works_without_scapy():
 def test_commands_run_without_scapy(tmp_path):
     # sys.modules["scapy"] = None makes every `import scapy...` fail, as when it is not installed
     prelude = "import sys; sys.modules['scapy'] = None; from feedhandler.cli import main; sys.exit(main(sys.argv[1:]))"
-    p = subprocess.run([sys.executable, "-c", prelude, "replay", "-q", SAMPLE, "--mode", "decode"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-c", prelude, "replay", "-q", SAMPLE, "--mode", "decode"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert p.returncode == 0 and "messages              40,000" in p.stdout, p.stderr
-    p = subprocess.run([sys.executable, "-c", prelude.replace("from feedhandler.cli import main; sys.exit(main(sys.argv[1:]))",
-                                                              "import feedhandler.scapy_layers")],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            prelude.replace(
+                "from feedhandler.cli import main; sys.exit(main(sys.argv[1:]))", "import feedhandler.scapy_layers"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert p.returncode == 1 and "pip install feedhandler[scapy]" in p.stderr
 
 
@@ -369,11 +404,14 @@ print("ok")
 @pytest.mark.skipif(not __import__("feedhandler.dpdk").dpdk.available(), reason="no DPDK support in this install")
 def test_dpdk_run_context_manager():
     name = shm_name("dpdk")
-    eal = ("-l 0 --no-huge --no-pci -m 512 --file-prefix fhtest-api-%d --log-level=error --vdev=net_pcap0,rx_pcap=%s"
-           % (os.getpid(), SAMPLE))
+    eal = "-l 0 --no-huge --no-pci -m 512 --file-prefix fhtest-api-%d --log-level=error --vdev=net_pcap0,rx_pcap=%s" % (
+        os.getpid(),
+        SAMPLE,
+    )
     try:
-        p = subprocess.run([sys.executable, "-c", DPDK_CONTEXT, eal, name], capture_output=True, text=True,
-                           timeout=120, cwd=ROOT)
+        p = subprocess.run(
+            [sys.executable, "-c", DPDK_CONTEXT, eal, name], capture_output=True, text=True, timeout=120, cwd=ROOT
+        )
         assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr
     finally:
         if os.path.exists("/dev/shm/" + name):
@@ -387,7 +425,7 @@ def test_every_exception_is_in_the_one_tree():
     import ast
     import pathlib
 
-    from feedhandler import errors, glimpse, gen, rewind, soup
+    from feedhandler import errors, gen, glimpse, rewind, soup
 
     pkg = pathlib.Path(errors.__file__).parent
     elsewhere = []
@@ -395,14 +433,20 @@ def test_every_exception_is_in_the_one_tree():
         if path.name == "errors.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and any(
-                    getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Exception")) for b in node.bases):
+            if (
+                isinstance(node, ast.ClassDef)
+                and not node.name.startswith("_")
+                and any(getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Exception")) for b in node.bases)
+            ):
                 elsewhere.append("%s: %s" % (path.relative_to(pkg), node.name))
     assert elsewhere == []
     tree = [getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)]
     assert all(issubclass(c, errors.FeedhandlerError) for c in tree), tree
     assert (rewind.RewindError, glimpse.SnapshotError, soup.SoupError) == (
-        errors.RewindError, errors.SnapshotError, errors.SoupError)
+        errors.RewindError,
+        errors.SnapshotError,
+        errors.SoupError,
+    )
     with pytest.raises(errors.GenError) as e:
         gen.generate("/tmp/never", lines="abc")
     assert isinstance(e.value, ValueError) and isinstance(e.value, errors.FeedhandlerError)

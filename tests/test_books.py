@@ -5,6 +5,7 @@ tests/refbook.py, on generated days and on hand-made edge-case days.
 Every comparison is exact: the CSV text byte for byte (universal newlines) and
 the book counters of fh_book_counters_t.  A failure prints the first differing
 CSV lines and the differing counters."""
+
 from __future__ import annotations
 
 import difflib
@@ -24,15 +25,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Counters with a meaning the book rules pin down exactly, beyond STRICT_KEYS.
 EXTRA_KEYS = ("orders_peak", "trades", "breaks", "level_full")
-CLEAN_ZERO = ("unknown_ref", "add_replaced", "exec_clamped", "cancel_clamped", "zero_rejected", "bad_side",
-              "locate_range", "order_full", "level_full")
+CLEAN_ZERO = (
+    "unknown_ref",
+    "add_replaced",
+    "exec_clamped",
+    "cancel_clamped",
+    "zero_rejected",
+    "bad_side",
+    "locate_range",
+    "order_full",
+    "level_full",
+)
 
 
 # ------------------------------------------------------------------ helpers
 
+
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler", *map(str, args)], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
 
 
 def replay_books(tmp_path, inputs, depth=10, extra=(), tag="r"):
@@ -44,7 +56,7 @@ def replay_books(tmp_path, inputs, depth=10, extra=(), tag="r"):
     p = cli("replay", *inputs, "--dump-books", out_csv, "--depth", depth, "--stats-json", out_json, "-q", *extra)
     assert p.returncode == 0, "replay failed (rc %d):\n%s\n%s" % (p.returncode, p.stdout[-2000:], p.stderr[-4000:])
     assert "Traceback" not in p.stderr, p.stderr
-    with open(out_csv) as f:            # as text: universal newlines
+    with open(out_csv) as f:  # as text: universal newlines
         text = f.read()
     with open(out_json) as f:
         stats = json.load(f)
@@ -55,8 +67,10 @@ def assert_csv_equal(got: str, want: str, what: str = ""):
     if got == want:
         return
     diff = list(difflib.unified_diff(want.splitlines(), got.splitlines(), "reference", "C book", lineterm="", n=1))
-    pytest.fail("%s: --dump-books differs from the reference book (%d vs %d lines):\n%s" % (
-        what, got.count("\n"), want.count("\n"), "\n".join(diff[:60])))
+    pytest.fail(
+        "%s: --dump-books differs from the reference book (%d vs %d lines):\n%s"
+        % (what, got.count("\n"), want.count("\n"), "\n".join(diff[:60]))
+    )
 
 
 def assert_counters(stats: dict, ref: RefBook, keys=STRICT_KEYS, what: str = ""):
@@ -95,6 +109,7 @@ def gen_day(tmp_path_factory):
             ref = book_from_binfile(str(prefix) + ".bin")
             cache[name] = (str(prefix), ref, summary, d)
         return cache[name]
+
     return get
 
 
@@ -141,8 +156,26 @@ def test_generated_day_two_lines_arbitrated(tmp_path, loss):
     applied twice, nothing missing).  Line A losing packet N while its N+1
     arrives before B's copy of N is the case the gap window exists for."""
     prefix = str(tmp_path / "ab")
-    p = cli("gen", "--out", prefix, "--messages", 60_000, "--symbols", 40, "--channels", 2, "--seed", 21,
-            "--lines", "ab", "--loss-a", loss[0], "--loss-b", loss[1], "-q")
+    p = cli(
+        "gen",
+        "--out",
+        prefix,
+        "--messages",
+        60_000,
+        "--symbols",
+        40,
+        "--channels",
+        2,
+        "--seed",
+        21,
+        "--lines",
+        "ab",
+        "--loss-a",
+        loss[0],
+        "--loss-b",
+        loss[1],
+        "-q",
+    )
     assert p.returncode == 0, p.stderr
     ref = book_from_binfile(prefix + ".bin")
     text, stats = replay_books(tmp_path, prefix + ".pcap", 10)
@@ -156,13 +189,34 @@ def test_books_wrong_after_a_gap_are_flagged_stale(tmp_path):
     instrument whose published levels differ from the complete day's is flagged
     stale in shared memory."""
     prefix = str(tmp_path / "lossy")
-    p = cli("gen", "--out", prefix, "--messages", 60_000, "--symbols", 40, "--channels", 2, "--seed", 22,
-            "--lines", "ab", "--loss-a", "0.2", "--loss-b", "0.2", "-q")
+    p = cli(
+        "gen",
+        "--out",
+        prefix,
+        "--messages",
+        60_000,
+        "--symbols",
+        40,
+        "--channels",
+        2,
+        "--seed",
+        22,
+        "--lines",
+        "ab",
+        "--loss-a",
+        "0.2",
+        "--loss-b",
+        "0.2",
+        "-q",
+    )
     assert p.returncode == 0, p.stderr
     ref = book_from_binfile(prefix + ".bin")
     books, shm = shm_books(prefix + ".pcap", (), depth=10)
-    wrong = {loc for loc, (_f, bids, asks, _s) in books.items()
-             if bids != ref.depth(loc, "B", 10) or asks != ref.depth(loc, "S", 10)}
+    wrong = {
+        loc
+        for loc, (_f, bids, asks, _s) in books.items()
+        if bids != ref.depth(loc, "B", 10) or asks != ref.depth(loc, "S", 10)
+    }
     wrong |= {loc for (loc, _s), lv in ref.levels.items() if lv and loc not in books}
     assert wrong, "expected some books to differ after the losses"
     unflagged = sorted(loc for loc in wrong if not (loc in books and books[loc][0] & shm.FLAG_STALE))
@@ -187,8 +241,20 @@ def test_generated_day_modes_agree(gen_day, tmp_path):
 
 # ------------------------------------------------------------------ edge-case days
 
-EDGE_COUNTERS = ("unknown_ref", "add_replaced", "exec_clamped", "cancel_clamped", "zero_rejected", "bad_side",
-                 "locate_range", "adds", "executes", "cancels", "deletes", "replaces")
+EDGE_COUNTERS = (
+    "unknown_ref",
+    "add_replaced",
+    "exec_clamped",
+    "cancel_clamped",
+    "zero_rejected",
+    "bad_side",
+    "locate_range",
+    "adds",
+    "executes",
+    "cancels",
+    "deletes",
+    "replaces",
+)
 
 
 @pytest.fixture(scope="module")
@@ -248,15 +314,29 @@ def test_stored_locate_used_for_order_messages(tmp_path):
     """E/X/C/D/U act on the instrument the order was added on, whatever locate
     their own header carries (even 0 or past the capacity)."""
     m = bookdays
-    msgs = [m.msg_R(1, "AAPL"), m.msg_R(2, "MSFT"),
-            m.msg_A(1, b"B", 100, 1000, locate=1), m.msg_A(2, b"S", 100, 1100, locate=1),
-            m.msg_A(3, b"B", 100, 2000, locate=2), m.msg_A(4, b"S", 100, 2100, locate=2),
-            m.msg_E(1, 10, 1, locate=2), m.msg_X(2, 20, locate=0), m.msg_C(3, 30, 2000, b"Y", 2, locate=65_535),
-            m.msg_U(4, 5, 50, 2200, locate=1), m.msg_A(6, b"B", 7, 999, locate=1), m.msg_D(6, locate=0)]
+    msgs = [
+        m.msg_R(1, "AAPL"),
+        m.msg_R(2, "MSFT"),
+        m.msg_A(1, b"B", 100, 1000, locate=1),
+        m.msg_A(2, b"S", 100, 1100, locate=1),
+        m.msg_A(3, b"B", 100, 2000, locate=2),
+        m.msg_A(4, b"S", 100, 2100, locate=2),
+        m.msg_E(1, 10, 1, locate=2),
+        m.msg_X(2, 20, locate=0),
+        m.msg_C(3, 30, 2000, b"Y", 2, locate=65_535),
+        m.msg_U(4, 5, 50, 2200, locate=1),
+        m.msg_A(6, b"B", 7, 999, locate=1),
+        m.msg_D(6, locate=0),
+    ]
     b, _ = m.write_day(tmp_path / "loc", msgs)
     ref = RefBook().feed(msgs)
-    assert ref.dump_csv(5) == CSV_HEADER + "\n" + "\n".join([
-        "1,AAPL,B,1,1000,90,1", "1,AAPL,S,1,1100,80,1", "2,MSFT,B,1,2000,70,1", "2,MSFT,S,1,2200,50,1"]) + "\n"
+    assert (
+        ref.dump_csv(5)
+        == CSV_HEADER
+        + "\n"
+        + "\n".join(["1,AAPL,B,1,1000,90,1", "1,AAPL,S,1,1100,80,1", "2,MSFT,B,1,2000,70,1", "2,MSFT,S,1,2200,50,1"])
+        + "\n"
+    )
     text, stats = replay_books(tmp_path, b, 5)
     assert_csv_equal(text, ref.dump_csv(5), "header locate != order locate")
     assert_counters(stats, ref, what="header locate != order locate")
@@ -272,6 +352,7 @@ def test_no_orders_gives_header_only(tmp_path):
 
 
 # ------------------------------------------------------------------ capacities
+
 
 def test_order_capacity_exhausted(tmp_path):
     msgs = bookdays.capacity_day()
@@ -388,12 +469,13 @@ def assert_flags_dropped(path, extra, ref):
     books, shm = shm_books(path, extra, depth=10)
     flagged = {loc for loc, v in books.items() if v[0] & shm.FLAG_DROPPED}
     assert flagged == ref.dropped, "dropped flags: reference %s, shared memory %s" % (
-        sorted(ref.dropped), sorted(flagged))
+        sorted(ref.dropped),
+        sorted(flagged),
+    )
     for loc, (_f, bids, asks, _sym) in books.items():
         assert bids == ref.depth(loc, "B", 10), "locate %d bids" % loc
         assert asks == ref.depth(loc, "S", 10), "locate %d asks" % loc
-    assert {loc for loc, v in books.items() if v[1] or v[2]} == {
-        loc for (loc, _s), lv in ref.levels.items() if lv}
+    assert {loc for loc, v in books.items() if v[1] or v[2]} == {loc for (loc, _s), lv in ref.levels.items() if lv}
 
 
 def test_shared_memory_books_equal_reference(gen_day):
@@ -410,6 +492,7 @@ def test_shared_memory_books_equal_reference(gen_day):
 
 
 # ------------------------------------------------------------------ determinism
+
 
 def test_determinism_and_formats_agree(edge, gen_day, tmp_path):
     b, p, _ = edge

@@ -2,6 +2,7 @@
 Cboe venues), maintained by the writer threads in the segment's table: checked
 against a reference computed from the per-venue books of the --dump-books CSV,
 at one core and two, and against the EV_CBBO events a single lane reported."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,27 @@ core = 0
 
 
 def msg_R(locate, stock):
-    return struct.pack(">cHH6s8sccIcc2scccccIc", b"R", locate, 0, b"\0" * 6, stock.ljust(8).encode(), b"Q", b"N",
-                       100, b"N", b"C", b"  ", b"P", b"N", b"N", b"1", b"N", 0, b"N")
+    return struct.pack(
+        ">cHH6s8sccIcc2scccccIc",
+        b"R",
+        locate,
+        0,
+        b"\0" * 6,
+        stock.ljust(8).encode(),
+        b"Q",
+        b"N",
+        100,
+        b"N",
+        b"C",
+        b"  ",
+        b"P",
+        b"N",
+        b"N",
+        b"1",
+        b"N",
+        0,
+        b"N",
+    )
 
 
 def capture(seed=5, n=400):
@@ -81,18 +101,22 @@ def capture(seed=5, n=400):
         ref += 1
         i = rnd.randrange(len(SYMS))
         side = rnd.choice("BS")
-        price = (100_0000 + rnd.randrange(-5, 6) * 100 + (300 if side == "S" else 0))
+        price = 100_0000 + rnd.randrange(-5, 6) * 100 + (300 if side == "S" else 0)
         qty = rnd.choice([100, 200, 300])
         live[venue].append((ref, SYMS[i]))
         if venue == "XNAS":
-            m = F.msg_A(ref=ref, side=side.encode(), shares=qty, stock=SYMS[i].ljust(8).encode(), price=price,
-                        locate=i + 1)
+            m = F.msg_A(
+                ref=ref, side=side.encode(), shares=qty, stock=SYMS[i].ljust(8).encode(), price=price, locate=i + 1
+            )
             recs.append((t, F.frame(F.mold([m], seq=seq), dport=F.PORT)))
             seq += 1
         else:
             g, port = PITCH_GROUPS[venue]
-            body = bytes(S.PitchAddOrderLong(time_offset=k, order_id=ref, side_indicator=side, quantity=qty,
-                                             symbol=SYMS[i], price=price))
+            body = bytes(
+                S.PitchAddOrderLong(
+                    time_offset=k, order_id=ref, side_indicator=side, quantity=qty, symbol=SYMS[i], price=price
+                )
+            )
             recs.append((t, F.frame(S.pitch_datagram(1, pseq[venue], [body]), dst=g, dport=port)))
             pseq[venue] += 1
     return recs
@@ -132,8 +156,22 @@ def run(tmp_path, recs, cores):
     cfg.write_text(CONFIG % (F.GROUP_A, F.PORT, 1 if cores == "0,1" else 0))
     dump = tmp_path / ("books-%s.csv" % cores)
     name = "fhcbbo-" + uuid.uuid4().hex[:8]
-    cmd = [sys.executable, "-m", "feedhandler", "replay", str(pcap), "--config", str(cfg), "--shm", name,
-           "--dump-books", str(dump), "-q", "--silence-ms", "600000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "feedhandler",
+        "replay",
+        str(pcap),
+        "--config",
+        str(cfg),
+        "--shm",
+        name,
+        "--dump-books",
+        str(dump),
+        "-q",
+        "--silence-ms",
+        "600000",
+    ]
     if cores == "0,1":
         cmd += ["--cores", cores]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -177,8 +215,14 @@ def test_consolidated_bbo_equals_the_venues_tops(tmp_path, cores):
             for sym in SYMS:
                 e = last[sym]
                 bv, av = int(e["aux"]) & 0xF, int(e["aux"]) >> 4
-                got = (int(e["price1"]), int(e["qty1"]), venues[bv] if bv != 0xF else "",
-                       int(e["price2"]), int(e["qty2"]), venues[av] if av != 0xF else "")
+                got = (
+                    int(e["price1"]),
+                    int(e["qty1"]),
+                    venues[bv] if bv != 0xF else "",
+                    int(e["price2"]),
+                    int(e["qty2"]),
+                    venues[av] if av != 0xF else "",
+                )
                 assert got == want[sym], sym
     finally:
         seg.close()
@@ -191,14 +235,26 @@ def test_consolidated_bbo_equals_the_venues_tops(tmp_path, cores):
 def test_book_cli_venue_and_bbo(tmp_path):
     text, name = run(tmp_path, capture(seed=6, n=120), "0")
     try:
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAA", "--shm", name, "--once"],
-                           cwd=ROOT, capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "book", "AAA", "--shm", name, "--once"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode != 0 and "several venues" in p.stderr and "venue" in p.stderr
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAA", "--shm", name, "--venue", "EDGX",
-                            "--once"], cwd=ROOT, capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "book", "AAA", "--shm", name, "--venue", "EDGX", "--once"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0 and "AAA" in p.stdout, p.stderr
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAA", "--shm", name, "--bbo"],
-                           cwd=ROOT, capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "book", "AAA", "--shm", name, "--bbo"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0 and "consolidated" in p.stdout and "EDGX" in p.stdout, p.stderr
     finally:
         try:
@@ -215,13 +271,30 @@ def test_without_a_config_consolidation_starts_when_a_second_venue_appears(tmp_p
     run never turns it on."""
     from feedhandler.shm import attach
 
-    recs = [r for r in capture(seed=7) if b"\xe0\x00\x3f\x02" not in r[1][30:34]]      # EDGX's group left out
+    recs = [r for r in capture(seed=7) if b"\xe0\x00\x3f\x02" not in r[1][30:34]]  # EDGX's group left out
     pcap = tmp_path / "nocfg.pcap"
     pcap.write_bytes(F.pcap_bytes(sorted(recs, key=lambda r: r[0])))
     dump = tmp_path / "nocfg.csv"
     name = "fhcbbo-" + uuid.uuid4().hex[:8]
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", str(pcap), "--shm", name, "--dump-books",
-                        str(dump), "-q", "--silence-ms", "600000"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            str(pcap),
+            "--shm",
+            name,
+            "--dump-books",
+            str(dump),
+            "-q",
+            "--silence-ms",
+            "600000",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     seg = attach(name)
     try:
@@ -230,19 +303,38 @@ def test_without_a_config_consolidation_starts_when_a_second_venue_appears(tmp_p
         want = reference(dump.read_text(), venues)
         for sym in SYMS:
             b = seg.bbo(sym)
-            assert (b["bid_price"], b["bid_shares"], b["bid_venue"], b["ask_price"], b["ask_shares"],
-                    b["ask_venue"]) == want[sym], sym
+            assert (
+                b["bid_price"],
+                b["bid_shares"],
+                b["bid_venue"],
+                b["ask_price"],
+                b["ask_shares"],
+                b["ask_venue"],
+            ) == want[sym], sym
     finally:
         seg.close()
         os.unlink("/dev/shm/" + name)
     name2 = "fhcbbo-" + uuid.uuid4().hex[:8]
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                        "--shm", name2, "-q"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--shm",
+            name2,
+            "-q",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     seg = attach(name2)
     try:
         assert int(seg._header().cbbo_on) == 0 and int(seg._header().venues_seen) == 0b1
-        b = seg.bbo("AAPL")                  # one venue: its own top of book
+        b = seg.bbo("AAPL")  # one venue: its own top of book
         snap = seg.book("AAPL")
         assert b["bid_price"] == int(snap.bids[0][0]) and b["bid_venue"] == "XNAS"
     finally:
@@ -268,14 +360,28 @@ def test_mixed_run_per_venue_books_equal_separate_runs_at_one_and_two_cores(tmp_
     blocks = CONFIG.strip().split("\n\n")
     for venue, block in zip(["XNAS", "BZX", "EDGX"], blocks):
         cfg = tmp_path / ("only-%s.toml" % venue)
-        cfg.write_text((block % ((F.GROUP_A, F.PORT) if venue == "XNAS" else (0,) if venue == "BZX" else ()))
-                       + "\n")
+        cfg.write_text((block % ((F.GROUP_A, F.PORT) if venue == "XNAS" else (0,) if venue == "BZX" else ())) + "\n")
         out = tmp_path / ("only-%s.csv" % venue)
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", str(pcap), "--config", str(cfg),
-                            "--dump-books", str(out), "-q"], cwd=ROOT, capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "replay",
+                str(pcap),
+                "--config",
+                str(cfg),
+                "--dump-books",
+                str(out),
+                "-q",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0, p.stderr
         rows = out.read_text().splitlines()
-        assert not rows[0].endswith(",venue")                  # one venue: no venue column
+        assert not rows[0].endswith(",venue")  # one venue: no venue column
         if venue != "XNAS":
             # PITCH ids depend on the venue's rank among the run's PITCH venues.
             shift = 12288 if venue == "EDGX" else 0

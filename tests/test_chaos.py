@@ -14,6 +14,7 @@ ledger of every replay it ran (``core.ledger(stats)["unaccounted"] == 0`` and
 ``--dump-books`` CSV.  Every loop is bounded, every subprocess has a timeout,
 every /dev/shm segment created here is removed in a finally.
 """
+
 import errno
 import functools
 import json
@@ -30,15 +31,14 @@ import time
 import numpy as np
 import pytest
 
+import frames as F
 from feedhandler import shm
 from feedhandler.core import ledger
 from feedhandler.replay import Replay
 from feedhandler.rewind import RewindServer
 from feedhandler.shm import ShmError, attach
 
-import frames as F
-
-pytestmark = pytest.mark.slow           # killed and stalled processes, seconds each: not in --quick
+pytestmark = pytest.mark.slow  # killed and stalled processes, seconds each: not in --quick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 17, max_instruments=64, ring_events=1 << 14)
@@ -50,16 +50,53 @@ DEPTH = 10
 PACED_SPEED = "1.2"
 PACED_RING = 256
 # Counters that must not depend on readers, pacing or timing.
-SAME = ("packets", "messages", "by_type", "gaps", "recovered", "duplicates", "errors", "checksum", "heartbeats",
-        "end_of_session", "mold_packets", "streams", "bytes", "first_ts_ns", "last_ts_ns", "silences",
-        "pkt_rejected", "pkt_applied", "pkt_duplicate", "pkt_held")
+SAME = (
+    "packets",
+    "messages",
+    "by_type",
+    "gaps",
+    "recovered",
+    "duplicates",
+    "errors",
+    "checksum",
+    "heartbeats",
+    "end_of_session",
+    "mold_packets",
+    "streams",
+    "bytes",
+    "first_ts_ns",
+    "last_ts_ns",
+    "silences",
+    "pkt_rejected",
+    "pkt_applied",
+    "pkt_duplicate",
+    "pkt_held",
+)
 # Slot fields that describe the book (not when it was published).
-BOOK_FIELDS = ("updates", "last_trade_shares", "last_trade_match", "last_trade_ts", "last_trade_price", "n_bid",
-               "n_ask", "locate", "symbol", "trading_state", "flags", "exch_ts", "bid_price", "bid_shares",
-               "bid_orders", "ask_price", "ask_shares", "ask_orders")
+BOOK_FIELDS = (
+    "updates",
+    "last_trade_shares",
+    "last_trade_match",
+    "last_trade_ts",
+    "last_trade_price",
+    "n_bid",
+    "n_ask",
+    "locate",
+    "symbol",
+    "trading_state",
+    "flags",
+    "exch_ts",
+    "bid_price",
+    "bid_shares",
+    "bid_orders",
+    "ask_price",
+    "ask_shares",
+    "ask_orders",
+)
 
 
 # ------------------------------------------------------------------ helpers
+
 
 def balanced(st, finished=True):
     """The packet ledger: every packet ends in exactly one place (and, once
@@ -81,7 +118,7 @@ def check_ledgers(ran):
 def info(fr):
     """(session, sequence, count, line 'a'/'b', channel) of a generated frame."""
     ihl = (fr[14] & 15) * 4
-    p = fr[14 + ihl + 8:]
+    p = fr[14 + ihl + 8 :]
     seq, count = struct.unpack(">QH", p[10:20])
     line = "b" if fr[30:32] == bytes([233, 49]) else "a"
     return p[:10], seq, count, line, fr[33] - 111
@@ -185,12 +222,17 @@ def shm_name(request):
 
 
 def gen(prefix, *extra):
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix] + list(extra),
-                   check=True, timeout=120, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix] + list(extra),
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
     return prefix
 
 
 # ------------------------------------------------------------------ the days
+
 
 @pytest.fixture(scope="module")
 def abday(tmp_path_factory):
@@ -198,8 +240,21 @@ def abday(tmp_path_factory):
     per idle 2 s: under the 3 s silence timeout, half the records), its records
     and its books: the reference every lossy variant must reproduce."""
     d = tmp_path_factory.mktemp("chaos")
-    prefix = gen(str(d / "ab"), "--messages", "40000", "--symbols", "20", "--channels", "2", "--seed", "21",
-                 "--lines", "ab", "--heartbeat-ms", "2000")
+    prefix = gen(
+        str(d / "ab"),
+        "--messages",
+        "40000",
+        "--symbols",
+        "20",
+        "--channels",
+        "2",
+        "--seed",
+        "21",
+        "--lines",
+        "ab",
+        "--heartbeat-ms",
+        "2000",
+    )
     recs = F.parse_pcap(open(prefix + ".pcap", "rb").read())
     ran = []
     r, st, csv = run([recs], d, "lossless", ran)
@@ -214,8 +269,9 @@ def paced(tmp_path_factory):
     """A --rate day (3 s of capture) and its paced replay through the CLI with no
     reader: the baseline counters, books and elapsed time of the shm tests."""
     d = tmp_path_factory.mktemp("paced")
-    prefix = gen(str(d / "rate"), "--messages", "30000", "--symbols", "20", "--channels", "2", "--seed", "5",
-                 "--rate", "10000")
+    prefix = gen(
+        str(d / "rate"), "--messages", "30000", "--symbols", "20", "--channels", "2", "--seed", "5", "--rate", "10000"
+    )
     name = "fhchaos-%d-baseline" % os.getpid()
     try:
         p, st, csv = cli_replay(prefix + ".pcap", name, d, "baseline")
@@ -235,15 +291,45 @@ def paced(tmp_path_factory):
     recs = F.parse_pcap(open(prefix + ".pcap", "rb").read())
     k = len(recs) * 3 // 10
     (d / "part1.pcap").write_bytes(F.pcap_bytes(recs[:k]))
-    return dict(pcap=prefix + ".pcap", stats=st, csv=csv, snap=snap, dir=d, part1=str(d / "part1.pcap"),
-                part2=F.pcap_bytes(recs[k:]))
+    return dict(
+        pcap=prefix + ".pcap",
+        stats=st,
+        csv=csv,
+        snap=snap,
+        dir=d,
+        part1=str(d / "part1.pcap"),
+        part2=F.pcap_bytes(recs[k:]),
+    )
 
 
 def cli_args(pcap, name, d, tag, extra=(), inputs=()):
-    return [sys.executable, "-m", "feedhandler", "replay", "-q", pcap, *inputs, "--shm", name, "--speed",
-            PACED_SPEED, "--ring-events", str(PACED_RING), "--max-orders", "65536", "--max-levels", "131072",
-            "--max-instruments", "64", "--depth", str(DEPTH), "--stats-json", str(d / (tag + ".json")),
-            "--dump-books", str(d / (tag + ".csv"))] + list(extra)
+    return [
+        sys.executable,
+        "-m",
+        "feedhandler",
+        "replay",
+        "-q",
+        pcap,
+        *inputs,
+        "--shm",
+        name,
+        "--speed",
+        PACED_SPEED,
+        "--ring-events",
+        str(PACED_RING),
+        "--max-orders",
+        "65536",
+        "--max-levels",
+        "131072",
+        "--max-instruments",
+        "64",
+        "--depth",
+        str(DEPTH),
+        "--stats-json",
+        str(d / (tag + ".json")),
+        "--dump-books",
+        str(d / (tag + ".csv")),
+    ] + list(extra)
 
 
 def cli_replay(pcap, name, d, tag, timeout=120):
@@ -265,14 +351,19 @@ class held_writer:
         self.part2 = paced["part2"]
         self.fifo = str(d / (tag + ".fifo"))
         os.mkfifo(self.fifo)
-        self.proc = subprocess.Popen(cli_args(paced["part1"], name, d, tag, inputs=(self.fifo,)),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            cli_args(paced["part1"], name, d, tag, inputs=(self.fifo,)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
 
     def feed(self, deadline_s=60.0):
         """The rest of the capture, then its end: the writer goes on and finishes."""
         end = time.monotonic() + deadline_s
         while True:
-            try:                    # ENXIO until the writer, done with the first part, opens it
+            try:  # ENXIO until the writer, done with the first part, opens it
                 fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
                 break
             except OSError as exc:
@@ -285,7 +376,7 @@ class held_writer:
             os.set_blocking(fd, True)
             mv = memoryview(self.part2)
             while mv:
-                mv = mv[os.write(fd, mv):]
+                mv = mv[os.write(fd, mv) :]
         finally:
             os.close(fd)
 
@@ -302,9 +393,14 @@ def same_slots(a, b):
 
 
 def popen_py(code, *args):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)] + [str(a) for a in args],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)] + [str(a) for a in args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def read_line(p, want, timeout):
@@ -322,7 +418,10 @@ def read_line(p, want, timeout):
     t.start()
     t.join(timeout)
     assert box and box[0], "no %r line from the reader in %ss (stderr: %s)" % (
-        want, timeout, p.stderr.read()[-2000:] if p.poll() is not None else "still running")
+        want,
+        timeout,
+        p.stderr.read()[-2000:] if p.poll() is not None else "still running",
+    )
     return box[0].strip()
 
 
@@ -401,7 +500,9 @@ print("started", flush=True)     # imports done: the test may start the writer n
 
 # Scenario 3's reader: loops book / copy_books / events until the segment is
 # finished; reports what it saw and the longest single call.
-SNAP_READER = READER_COMMON + r"""
+SNAP_READER = (
+    READER_COMMON
+    + r"""
 name, limit = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + limit
 seg = attach_when(name, deadline)
@@ -463,9 +564,11 @@ while time.monotonic() < deadline:
 out["lapped"] = seg.lapped
 print(json.dumps(out), flush=True)
 """
+)
 
 
 # ---------------------------------------------- 1. loss, reordering, copies
+
 
 @pytest.mark.parametrize("mode", ["a-only", "b-only", "never-both"])
 def test_loss_on_one_line_at_a_time(abday, tmp_path, mode):
@@ -517,23 +620,23 @@ def test_reordering_and_duplicates_on_either_line(abday, tmp_path):
     while i < len(frs) - 4:
         w = rnd.randint(2, 4)
         if rnd.random() < 0.3 and ts[i + w - 1] - ts[i] < 300_000:
-            win = frs[i:i + w]
+            win = frs[i : i + w]
             perm = win[:]
             rnd.shuffle(perm)
             moved += sum(1 for a, b in zip(win, perm) if a is not b)
-            frs[i:i + w] = perm
+            frs[i : i + w] = perm
             i += w
         else:
             i += 1
     out = []
     extra = 0
-    pending = []                                  # (records left before re-sending, frame)
+    pending = []  # (records left before re-sending, frame)
     for t, fr in zip(ts, frs):
         out.append((t, fr))
         still = []
         for left, f in pending:
             if left == 0:
-                out.append((t, f))                # same capture time as the record before: non-decreasing
+                out.append((t, f))  # same capture time as the record before: non-decreasing
                 extra += 1
             else:
                 still.append((left - 1, f))
@@ -590,8 +693,7 @@ def test_loss_on_both_lines_stale_then_recovered(abday, tmp_path, rewind):
 
     # The server is a Python thread (slow under sanitizers on a loaded machine) and
     # answers every request: the client waits for as long as only a lost reply would.
-    r2, st2, csv2 = run([lossy], tmp_path, "rewind", ran, rerequest=rewind.address,
-                         rerequest_timeout_ms=30000)
+    r2, st2, csv2 = run([lossy], tmp_path, "rewind", ran, rerequest=rewind.address, rerequest_timeout_ms=30000)
     assert st2["gaps"] == 0 and st2["recovered"] == missing
     assert csv2 == abday["csv"] and st2["checksum"] == abday["stats"]["checksum"]
     assert not stale_locates(r2)
@@ -626,12 +728,14 @@ def test_gap_before_an_instruments_first_message_still_flags_it(abday, tmp_path)
 
 # ----------------------------------------------------- 2. lines that die
 
+
 def busiest_window(recs, chan, width):
     """Start of the `width`-ns window holding the most data packets of `chan`
     on line A, after the first tenth of the day (the directory is not in it)."""
-    t = np.array([ts for ts, fr in recs if info(fr)[4] == chan and info(fr)[3] == "a" and is_data(info(fr)[2])],
-                 dtype=np.int64)
-    t = t[len(t) // 10:]
+    t = np.array(
+        [ts for ts, fr in recs if info(fr)[4] == chan and info(fr)[3] == "a" and is_data(info(fr)[2])], dtype=np.int64
+    )
+    t = t[len(t) // 10 :]
     ends = np.searchsorted(t, t + width)
     i = int(np.argmax(ends - np.arange(len(t))))
     return int(t[i])
@@ -676,8 +780,8 @@ def test_both_lines_dead_past_the_silence_timeout(abday, tmp_path):
     mid = t1 + 7 * SEC
     part1 = [(ts, fr) for ts, fr in kept if ts < mid]
     part2 = [(ts, fr) for ts, fr in kept if ts >= mid]
-    back = next(ts for ts, fr in part2 if info(fr)[4] == 0)   # channel 0 speaks again
-    last0 = max(ts for ts, fr in part1 if info(fr)[4] == 0)    # and last spoke
+    back = next(ts for ts, fr in part2 if info(fr)[4] == 0)  # channel 0 speaks again
+    last0 = max(ts for ts, fr in part1 if info(fr)[4] == 0)  # and last spoke
     assert back >= t2
 
     r = Replay(**SMALL, silence_ms=3000)
@@ -717,13 +821,14 @@ def test_both_lines_dead_past_the_silence_timeout(abday, tmp_path):
     wrong = differing(csv, abday["csv"])
     stale = stale_locates(r)
     assert wrong <= stale, "books wrong but not flagged STALE: %s" % sorted(wrong - stale)
-    assert not wrong - ch0 and not stale - ch0           # channel 1 never lost anything
+    assert not wrong - ch0 and not stale - ch0  # channel 1 never lost anything
     a, b = parse_books(csv), parse_books(abday["csv"])
     assert all(a.get(loc) == b.get(loc) for loc in range(1, 21) if loc not in ch0)
     check_ledgers(ran)
 
 
 # ------------------------------------------- 3. a reader killed mid-snapshot
+
 
 def test_reader_killed_mid_snapshot(paced, tmp_path, shm_name):
     """A paced writer publishes while two reader processes loop book() /
@@ -749,7 +854,7 @@ def test_reader_killed_mid_snapshot(paced, tmp_path, shm_name):
         w = hw.proc
         procs.append(w)
         read_line(victim, "reading", 30)
-        read_line(survivor, "reading", 30)            # its rounds while the writer runs, before the kill
+        read_line(survivor, "reading", 30)  # its rounds while the writer runs, before the kill
         assert w.poll() is None, "the writer ended before the reader could be killed"
         victim.send_signal(signal.SIGKILL)
         finish_proc(victim, 10)
@@ -777,7 +882,9 @@ def test_reader_killed_mid_snapshot(paced, tmp_path, shm_name):
 
 # ------------------------------------- 4. the handler killed and restarted
 
-OLD_READER = READER_COMMON + r"""
+OLD_READER = (
+    READER_COMMON
+    + r"""
 name, limit = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + limit
 seg = attach_when(name, deadline)
@@ -836,6 +943,7 @@ after["new_pid"] = new.writer_pid
 after["new_created_ns"] = new.created_ns
 print("after " + json.dumps(after), flush=True)
 """
+)
 
 
 def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
@@ -865,14 +973,19 @@ def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
         read_line(old, "reading", 30)
         assert w1.poll() is None, "the writer ended before it could be killed"
         w1.send_signal(signal.SIGKILL)
-        finish_proc(w1, 10)               # reaped: a zombie would still answer kill(pid, 0)
+        finish_proc(w1, 10)  # reaped: a zombie would still answer kill(pid, 0)
         assert w1.returncode == -signal.SIGKILL
-        with attach(name) as now:         # dead as soon as the writer is gone, for any reader
+        with attach(name) as now:  # dead as soon as the writer is gone, for any reader
             assert now.writer_pid == w1.pid and now.state == "dead" and now.writer_alive is False
         dead = json.loads(read_line(old, "dead", 30)[5:])
 
-        w2 = subprocess.Popen(cli_args(paced["pcap"], name, tmp_path, "w2"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        w2 = subprocess.Popen(
+            cli_args(paced["pcap"], name, tmp_path, "w2"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         procs.append(w2)
         seg, t_end = None, time.monotonic() + 30
         while time.monotonic() < t_end:
@@ -888,7 +1001,8 @@ def test_handler_killed_and_restarted_same_name(paced, tmp_path, shm_name):
                 break
             time.sleep(0.005)
         assert seg is not None, "the restarted handler never replaced the segment: %s" % (
-            w2.communicate(timeout=30)[1][-3000:] if w2.poll() is not None else "")
+            w2.communicate(timeout=30)[1][-3000:] if w2.poll() is not None else ""
+        )
         state_live = seg.state
         _, err2 = finish_proc(w2, 120)
         assert w2.returncode == 0, err2[-3000:]
@@ -942,15 +1056,14 @@ def test_reader_api_says_the_writer_is_dead(shm_name):
     must be told so by the reader API itself: Segment.state must not claim the
     segment is starting or running when its writer no longer exists."""
     name = shm_name()
-    p = subprocess.run([sys.executable, "-c", DEAD_WRITER, name], capture_output=True, text=True, timeout=60,
-                       cwd=ROOT)
+    p = subprocess.run([sys.executable, "-c", DEAD_WRITER, name], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert p.returncode == -signal.SIGKILL, p.stderr
     lg = json.loads(p.stdout)
     seg = attach(name)
     try:
         with pytest.raises(ProcessLookupError):
             os.kill(seg.writer_pid, 0)
-        assert ledger(seg.counters())["unaccounted"] == 0      # whatever it last published balances
+        assert ledger(seg.counters())["unaccounted"] == 0  # whatever it last published balances
         assert (lg["packets"], lg["pkt_applied"], lg["pkt_held"], lg["unaccounted"]) == (1, 1, 0, 0)
         assert seg.state not in ("starting", "running"), seg.state
     finally:
@@ -959,7 +1072,9 @@ def test_reader_api_says_the_writer_is_dead(shm_name):
 
 # ------------------------------------------- 5. a stalled reader is lapped
 
-LAPPED_READER = READER_COMMON + r"""
+LAPPED_READER = (
+    READER_COMMON
+    + r"""
 name, limit = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + limit
 seg = attach_when(name, deadline)
@@ -1016,6 +1131,7 @@ out["head"] = seg.ring_head
 out["lapped"] = seg.lapped
 print(json.dumps(out), flush=True)
 """
+)
 
 
 def test_stalled_reader_is_lapped_and_resynchronises(paced, tmp_path, shm_name):
@@ -1072,17 +1188,27 @@ def test_killed_writer_not_yet_reaped_does_not_hold_the_name(shm_name):
     still succeeds) is dead all the same: readers are told so and a new writer
     takes the name at once, instead of "in use by a running writer"."""
     from feedhandler.replay import Replay
+
     name = shm_name()
-    w = subprocess.Popen([sys.executable, "-c", DEAD_WRITER.replace("os.kill(os.getpid(), signal.SIGKILL)",
-                                                                      "import time; time.sleep(60)"), name],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    w = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            DEAD_WRITER.replace("os.kill(os.getpid(), signal.SIGKILL)", "import time; time.sleep(60)"),
+            name,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 30
         seg = None
         while seg is None and time.monotonic() < deadline:
             try:
                 seg = attach(name)
-            except ShmError:                  # not there yet, or still being created
+            except ShmError:  # not there yet, or still being created
                 time.sleep(0.02)
         while seg.state != "running" and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -1093,7 +1219,7 @@ def test_killed_writer_not_yet_reaped_does_not_hold_the_name(shm_name):
             time.sleep(0.02)
         assert seg.state == "dead" and seg.writer_alive is False
         with open("/proc/%d/stat" % w.pid) as f:
-            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"     # not reaped: a zombie
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"  # not reaped: a zombie
         r = Replay(shm=name, max_orders=1024, max_levels=4096, max_instruments=16, ring_events=1 << 10)
         fresh = attach(name)
         assert fresh.writer_pid == os.getpid() and fresh.state == "running" and fresh.writer_alive is True

@@ -2,6 +2,7 @@
 an area untested: a missing promised component names itself; a skip is allowed
 only where tests/expected_skips.toml ties it to a component missing here; a
 pass below its floor fails; every rule in the allowlist is well formed."""
+
 import os
 import shutil
 import subprocess
@@ -21,11 +22,14 @@ def junit(tmp_path, cases, name="j.xml"):
         elif sk == "FAIL":
             rows.append('<testcase classname="%s" name="%s"><failure message="x"/></testcase>' % (cls, nm))
         else:
-            rows.append('<testcase classname="%s" name="%s"><skipped type="pytest.skip" message="%s">'
-                        'x</skipped></testcase>' % (cls, nm, sk))
+            rows.append(
+                '<testcase classname="%s" name="%s"><skipped type="pytest.skip" message="%s">'
+                "x</skipped></testcase>" % (cls, nm, sk)
+            )
     p = tmp_path / name
-    p.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest">%s</testsuite></testsuites>'
-                 % "".join(rows))
+    p.write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest">%s</testsuite></testsuites>' % "".join(rows)
+    )
     return str(p)
 
 
@@ -49,6 +53,7 @@ DPDK_SKIP = ("tests.test_dpdk", "test_pcap_pmd", "no DPDK support in this instal
 
 def test_test_ids_from_junit_names():
     import xml.etree.ElementTree as ET
+
     case = ET.fromstring('<testcase classname="tests.test_input" name="test_x[zst]"/>')
     assert check_run._test_id(case) == "tests/test_input.py::test_x[zst]"
     case = ET.fromstring('<testcase classname="tests.test_api.TestThing" name="test_y"/>')
@@ -56,8 +61,11 @@ def test_test_ids_from_junit_names():
 
 
 def test_a_skip_nobody_listed_fails(monkeypatch, tmp_path, capsys):
-    rc = run_junit(monkeypatch, tmp_path, [("tests.test_books", "test_a", None),
-                                           ("tests.test_books", "test_b", "could not import 'pandas'")])
+    rc = run_junit(
+        monkeypatch,
+        tmp_path,
+        [("tests.test_books", "test_a", None), ("tests.test_books", "test_b", "could not import 'pandas'")],
+    )
     assert rc == 1
     assert "tests/test_books.py::test_b" in capsys.readouterr().err
 
@@ -111,9 +119,14 @@ def test_every_rule_is_well_formed():
 
 
 def expect(env):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "check_run.py"), "expect"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env=dict(os.environ, FEEDHANDLER_PROMISED="1", **env))
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "check_run.py"), "expect"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ, FEEDHANDLER_PROMISED="1", **env),
+    )
 
 
 def test_a_build_without_dpdk_fails_naming_it(tmp_path):
@@ -145,6 +158,12 @@ def test_clang_hidden_from_path_fails_naming_it(tmp_path):
 
 def test_this_machine_has_what_its_platform_promises():
     env = {k: v for k, v in os.environ.items() if k != "FEEDHANDLER_PROMISED"}
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "check_run.py"), "expect"],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    p = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "check_run.py"), "expect"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr

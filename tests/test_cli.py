@@ -1,4 +1,5 @@
 """CLI behaviour beyond decoding: progress bar, stopping, argument errors."""
+
 import os
 import signal
 import subprocess
@@ -11,15 +12,15 @@ import pytest
 from feedhandler import progress
 from feedhandler.progress import run_with_progress
 from feedhandler.replay import Replay
-
 from procutil import reap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
-                          timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True, timeout=120, **kw
+    )
 
 
 class FakeClock:
@@ -56,10 +57,10 @@ def test_progress_bar_after_one_second(capsys, monkeypatch):
         return 5, 10
 
     def work():
-        clock.now = 0.9                      # under a second: polled twice, no bar yet
+        clock.now = 0.9  # under a second: polled twice, no bar yet
         clock.wait_reads(2)
         early.append(polled.is_set())
-        clock.now = 1.5                      # past it: the next poll draws the bar
+        clock.now = 1.5  # past it: the next poll draws the bar
         assert polled.wait(60), "no bar after a second"
         return 7
 
@@ -76,8 +77,9 @@ def test_no_progress_bar_when_quick_or_disabled(capsys, monkeypatch):
     run_with_progress(lambda: None, lambda: (1, 1), "quick", enabled=True)
 
     def slow():
-        clock.now = 5.0                      # well past a second, but the bar is off
-        time.sleep(0.3)                      # a few polls of 100 ms (no bar however many)
+        clock.now = 5.0  # well past a second, but the bar is off
+        time.sleep(0.3)  # a few polls of 100 ms (no bar however many)
+
     run_with_progress(slow, lambda: (1, 2), "off", enabled=False)
     assert capsys.readouterr().err == ""
 
@@ -85,6 +87,7 @@ def test_no_progress_bar_when_quick_or_disabled(capsys, monkeypatch):
 def test_worker_exception_reaches_caller():
     def boom():
         raise OSError("disk on fire")
+
     with pytest.raises(OSError, match="disk on fire"):
         run_with_progress(boom, lambda: (0, 0), "x", enabled=False)
 
@@ -94,7 +97,7 @@ def test_stop_ends_walk_before_next_frame():
     r.stop()
     res = r.run_file(os.path.join(ROOT, "pcaps", "sample.bin.gz"), progress=False)
     st = r.stats()
-    assert res.ok and st["packets"] == 0             # stopped before the first record (tests/test_signals.py)
+    assert res.ok and st["packets"] == 0  # stopped before the first record (tests/test_signals.py)
 
 
 def sigint_default():
@@ -143,8 +146,9 @@ def reading_a_pipe(pid, shown):
     """A thread of pid sleeps in a pipe read.  Where /proc shows no wait
     channels, true at once: the test holds either way, this only makes the
     signal land mid-read."""
-    return not shown or any("pipe" in _wchan("/proc/%d/task/%s/wchan" % (pid, t))
-                            for t in os.listdir("/proc/%d/task" % pid))
+    return not shown or any(
+        "pipe" in _wchan("/proc/%d/task/%s/wchan" % (pid, t)) for t in os.listdir("/proc/%d/task" % pid)
+    )
 
 
 def sigint_taken(pid):
@@ -158,15 +162,20 @@ def sigint_taken(pid):
 def test_sigint_prints_counters_and_exits_130(tmp_path):
     fifo = tmp_path / "feed"
     os.mkfifo(fifo)
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", str(fifo)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "feedhandler", "replay", str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_default,
+    )
     shown = wchan_shown()
     try:
-        w = open(fifo, "wb")                 # returns once the replay has opened the pipe
+        w = open(fifo, "wb")  # returns once the replay has opened the pipe
         wait_proc(p.pid, "blocked reading the pipe", lambda: reading_a_pipe(p.pid, shown))
         p.send_signal(signal.SIGINT)
         wait_proc(p.pid, "took the SIGINT", lambda: sigint_taken(p.pid))
-        w.close()                            # the reader sees EOF and returns
+        w.close()  # the reader sees EOF and returns
         out, err = p.communicate(timeout=30)
     finally:
         reap(p)
@@ -175,12 +184,15 @@ def test_sigint_prints_counters_and_exits_130(tmp_path):
     assert "messages" in out
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--messages", "0"], "must be positive"),
-    (["--loss-a", "1.5"], "probability"),
-    (["--channels", "5", "--symbols", "2"], "channels"),
-    (["--symbols", "70000"], "symbols"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--messages", "0"], "must be positive"),
+        (["--loss-a", "1.5"], "probability"),
+        (["--channels", "5", "--symbols", "2"], "channels"),
+        (["--symbols", "70000"], "symbols"),
+    ],
+)
 def test_gen_bad_arguments(tmp_path, args, needle):
     p = cli("gen", "--out", str(tmp_path / "x"), *args)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
@@ -199,6 +211,7 @@ def test_gen_then_replay_agree(tmp_path):
         q = cli("replay", prefix + ext, "--stats-json", str(tmp_path / "s.json"))
         assert q.returncode == 0, q.stderr
         import json
+
         st = json.loads((tmp_path / "s.json").read_text())
         day = json.loads(open(prefix + ".json").read())
         assert st["by_type"] == day["by_type"] and st["gaps"] == 0 and st["errors"] == {}

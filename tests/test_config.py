@@ -1,5 +1,6 @@
 """Channel config (TOML): steering by group to the channel's core, and clear
 errors for every kind of bad config."""
+
 import json
 import os
 import subprocess
@@ -32,9 +33,33 @@ core = %d
 def day(tmp_path_factory):
     d = tmp_path_factory.mktemp("cfg")
     prefix = str(d / "day")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "120000",
-                    "--symbols", "45", "--channels", "3", "--seed", "8", "--lines", "ab", "--loss-a", "0.03",
-                    "--loss-b", "0.03"], check=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "-q",
+            "--out",
+            prefix,
+            "--messages",
+            "120000",
+            "--symbols",
+            "45",
+            "--channels",
+            "3",
+            "--seed",
+            "8",
+            "--lines",
+            "ab",
+            "--loss-a",
+            "0.03",
+            "--loss-b",
+            "0.03",
+        ],
+        check=True,
+        timeout=120,
+    )
     return prefix
 
 
@@ -52,7 +77,7 @@ def test_configured_channels_steer_and_filter(day, tmp_path):
     assert r.run_file(day + ".pcap", progress=False).ok
     r.finish()
     st = r.stats()
-    assert st["errors"]["unconfigured_group"] > 0          # the third channel's frames
+    assert st["errors"]["unconfigured_group"] > 0  # the third channel's frames
     r.dump_books(str(tmp_path / "cfg.csv"), 10)
     full = Replay(**small)
     assert full.run_file(day + ".pcap", progress=False).ok
@@ -72,8 +97,23 @@ def test_configured_channels_steer_and_filter(day, tmp_path):
 
 
 def test_cli_config(day, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", day + ".pcap", "--config",
-                        write(tmp_path, TWO), "--mode", "decode"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            day + ".pcap",
+            "--config",
+            write(tmp_path, TWO),
+            "--mode",
+            "decode",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert "itch-2" in p.stderr and "re-request server 127.0.0.1:26500" in p.stderr and "unconfigured_group" in p.stdout
 
@@ -88,8 +128,10 @@ BAD = {
     "bad_port": ('[[channel]]\nline_a="233.54.12.1:70000"\n', "out of range"),
     "no_port": ('[[channel]]\nline_a="233.54.12.1"\n', "IPv4:PORT"),
     "unknown_key": ('[[channel]]\nline_a="233.54.12.1:1"\nspeed=3\n', "unknown key"),
-    "dup_name": ('[[channel]]\nname="a"\nline_a="233.54.12.1:1"\n[[channel]]\nname="a"\nline_a="233.54.12.2:1"\n',
-                 "duplicate channel name"),
+    "dup_name": (
+        '[[channel]]\nname="a"\nline_a="233.54.12.1:1"\n[[channel]]\nname="a"\nline_a="233.54.12.2:1"\n',
+        "duplicate channel name",
+    ),
     "dup_line": ('[[channel]]\nline_a="233.54.12.1:1"\n[[channel]]\nline_a="233.54.12.1:1"\n', "already channel"),
     "core_missing": ('[[channel]]\nline_a="233.54.12.1:1"\ncore=%d\n' % (NCPU + 3), "does not exist"),
     "core_type": ('[[channel]]\nline_a="233.54.12.1:1"\ncore="0"\n', "core must be an integer"),
@@ -102,8 +144,12 @@ def test_bad_configs(tmp_path, case):
     text, needle = BAD[case]
     with pytest.raises(ConfigError, match=needle):
         load(write(tmp_path, text))
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--config",
-                        write(tmp_path, text, "cli.toml")], capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--config", write(tmp_path, text, "cli.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.strip()
 
 
@@ -114,19 +160,27 @@ def test_missing_config_and_core_outside_cores(tmp_path):
         load(write(tmp_path, '[[channel]]\nline_a="233.54.12.1:1"\ncore=0\n'), cores=[5])
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--max-orders", "1000000000"], "the books"),
-    (["--ring-events", str(1 << 30)], "shared-memory segment"),
-    (["--gap-buffer", "100000000"], "gap buffer"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--max-orders", "1000000000"], "the books"),
+        (["--ring-events", str(1 << 30)], "shared-memory segment"),
+        (["--gap-buffer", "100000000"], "gap buffer"),
+    ],
+)
 def test_capacities_that_do_not_fit_in_memory(args, needle):
     """A capacity too large for this machine is a clear error at start-up,
     not an OOM kill or minutes of paging while it is faulted in."""
     import os
     import subprocess
     import sys
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(root, "pcaps", "sample.pcap")]
-                       + args, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(root, "pcaps", "sample.pcap")] + args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert needle in p.stderr and "GiB" in p.stderr and "reduce the capacities" in p.stderr

@@ -4,6 +4,7 @@ their printed results checked), ```sh blocks in bash from the repository root.
 A block right after an <!-- not run --> line is skipped (it needs DPDK and a
 NIC); there must be exactly as many of those as the page says.  The segment
 name the page uses (demo) is made unique to this test run."""
+
 import doctest
 import os
 import re
@@ -12,7 +13,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow           # every docs block, a replay and a reader each: not in --quick
+pytestmark = pytest.mark.slow  # every docs block, a replay and a reader each: not in --quick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "python.md")
@@ -23,7 +24,7 @@ def blocks():
     text = open(DOC).read()
     out = []
     for m in FENCE.finditer(text):
-        before = text[:m.start()].rstrip().splitlines()
+        before = text[: m.start()].rstrip().splitlines()
         skip = bool(before) and before[-1].strip() == "<!-- not run -->"
         line = text.count("\n", 0, m.start()) + 2
         out.append((m.group(1), m.group(2), line, skip))
@@ -34,7 +35,7 @@ def test_blocks_are_found():
     kinds = [(k, skip) for k, _, _, skip in blocks()]
     assert kinds.count(("python", False)) >= 10
     assert kinds.count(("sh", False)) == 2
-    assert [k for k, skip in kinds if skip] == ["sh"]          # only the DPDK example is not run
+    assert [k for k, skip in kinds if skip] == ["sh"]  # only the DPDK example is not run
     assert all(k in ("python", "sh") for k, _ in kinds)
 
 
@@ -58,10 +59,15 @@ def test_every_block_runs(tmp_path):
             elif kind == "python":
                 exec(compile(code, where, "exec"), ns)
             else:
-                script = ('set -e\nfeedhandler() { "$FH_PY" -m feedhandler "$@"; }\n'
-                          'python() { "$FH_PY" "$@"; }\n' + code)
-                p = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                                   env=dict(os.environ, FH_PY=sys.executable))
+                script = 'set -e\nfeedhandler() { "$FH_PY" -m feedhandler "$@"; }\npython() { "$FH_PY" "$@"; }\n' + code
+                p = subprocess.run(
+                    ["bash", "-c", script],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    env=dict(os.environ, FH_PY=sys.executable),
+                )
                 assert p.returncode == 0, (where, p.stdout[-2000:], p.stderr[-3000:])
                 assert "Traceback" not in p.stderr, (where, p.stderr[-3000:])
                 # The strategy ran to its summary line; over the whole day with --from-start (following

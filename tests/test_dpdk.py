@@ -1,6 +1,7 @@
 """DPDK receive, tested without a NIC: the pcap PMD replays a capture into the
 same pipeline, which must give the books and counters of replay mode.  Every
 DPDK run is its own process (the EAL initialises once per process)."""
+
 import json
 import os
 import subprocess
@@ -10,33 +11,60 @@ import pytest
 
 from feedhandler.dpdk import available
 
-pytestmark = pytest.mark.slow           # an EAL per test, in its own process: not in --quick
+pytestmark = pytest.mark.slow  # an EAL per test, in its own process: not in --quick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
-NO_DPDK = pytest.mark.skipif(not available(), reason="no DPDK support in this install (feedhandler._dpdk not "
-                                "built: libdpdk-dev / pkg-config libdpdk missing at build time)")
+NO_DPDK = pytest.mark.skipif(
+    not available(),
+    reason="no DPDK support in this install (feedhandler._dpdk not "
+    "built: libdpdk-dev / pkg-config libdpdk missing at build time)",
+)
 CAPS = ["--max-orders", "65536", "--max-levels", "131072", "--max-instruments", "128", "--ring-events", "65536"]
 
 
 def eal(tag, vdev):
-    return ("-l 0 --no-huge --no-pci -m 512 --file-prefix fhtest-%s-%d --log-level=error --vdev=%s"
-            % (tag, os.getpid(), vdev))
+    return "-l 0 --no-huge --no-pci -m 512 --file-prefix fhtest-%s-%d --log-level=error --vdev=%s" % (
+        tag,
+        os.getpid(),
+        vdev,
+    )
 
 
 def fh(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def both(tmp_path, pcap, tag, extra=()):
-    a = fh("replay", "-q", pcap, "--mode", "book", "--dump-books", str(tmp_path / "r.csv"),
-           "--stats-json", str(tmp_path / "r.json"), *CAPS, *extra)
+    a = fh(
+        "replay",
+        "-q",
+        pcap,
+        "--mode",
+        "book",
+        "--dump-books",
+        str(tmp_path / "r.csv"),
+        "--stats-json",
+        str(tmp_path / "r.json"),
+        *CAPS,
+        *extra,
+    )
     assert a.returncode == 0, a.stderr
-    b = fh("run", "--dpdk", eal(tag, "net_pcap0,rx_pcap=" + pcap), "--mode", "book",
-           "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"), *CAPS, *extra)
+    b = fh(
+        "run",
+        "--dpdk",
+        eal(tag, "net_pcap0,rx_pcap=" + pcap),
+        "--mode",
+        "book",
+        "--dump-books",
+        str(tmp_path / "d.csv"),
+        "--stats-json",
+        str(tmp_path / "d.json"),
+        *CAPS,
+        *extra,
+    )
     assert b.returncode == 0, b.stderr
-    assert "net_pcap" in b.stderr           # what was set up is printed
+    assert "net_pcap" in b.stderr  # what was set up is printed
     ra, rb = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "d.json"))
     return ra, rb, (tmp_path / "r.csv").read_text(), (tmp_path / "d.csv").read_text()
 
@@ -45,8 +73,18 @@ def both(tmp_path, pcap, tag, extra=()):
 def test_pcap_pmd_same_books_and_counters_as_replay(tmp_path):
     ra, rb, ca, cb = both(tmp_path, SAMPLE, "sample")
     assert ca == cb and ca.count("\n") > 20
-    for k in ("messages", "by_type", "gaps", "duplicates", "errors", "checksum", "packets", "heartbeats",
-              "end_of_session", "book"):
+    for k in (
+        "messages",
+        "by_type",
+        "gaps",
+        "duplicates",
+        "errors",
+        "checksum",
+        "packets",
+        "heartbeats",
+        "end_of_session",
+        "book",
+    ):
         assert ra[k] == rb[k], k
     assert rb["dpdk"]["ipackets"] == ra["packets"] and rb["dpdk"]["imissed"] == 0
 
@@ -54,8 +92,26 @@ def test_pcap_pmd_same_books_and_counters_as_replay(tmp_path):
 @NO_DPDK
 def test_pcap_pmd_lossy_ab_day(tmp_path):
     prefix = str(tmp_path / "ab")
-    g = fh("gen", "-q", "--out", prefix, "--messages", "60000", "--symbols", "30", "--channels", "2",
-           "--seed", "3", "--lines", "ab", "--loss-a", "0.05", "--loss-b", "0.05")
+    g = fh(
+        "gen",
+        "-q",
+        "--out",
+        prefix,
+        "--messages",
+        "60000",
+        "--symbols",
+        "30",
+        "--channels",
+        "2",
+        "--seed",
+        "3",
+        "--lines",
+        "ab",
+        "--loss-a",
+        "0.05",
+        "--loss-b",
+        "0.05",
+    )
     assert g.returncode == 0, g.stderr
     ra, rb, ca, cb = both(tmp_path, prefix + ".pcap", "ab")
     assert ca == cb
@@ -71,8 +127,21 @@ def test_pcap_pmd_lossy_ab_day(tmp_path):
 @NO_DPDK
 def test_duration_stops_an_endless_source(tmp_path):
     # infinite_rx keeps the whole capture in mbufs: the pool must hold it (8324 frames).
-    p = fh("run", "--dpdk", eal("dur", "net_pcap0,rx_pcap=%s,infinite_rx=1" % SAMPLE), "--mode", "decode",
-           "--duration", "1", "--no-eos-stop", "--mbufs", "16383", "--stats-json", str(tmp_path / "s.json"), timeout=60)
+    p = fh(
+        "run",
+        "--dpdk",
+        eal("dur", "net_pcap0,rx_pcap=%s,infinite_rx=1" % SAMPLE),
+        "--mode",
+        "decode",
+        "--duration",
+        "1",
+        "--no-eos-stop",
+        "--mbufs",
+        "16383",
+        "--stats-json",
+        str(tmp_path / "s.json"),
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     st = json.loads((tmp_path / "s.json").read_text())
     # Looped over the capture more than once; the repeats are duplicates, not messages.
@@ -114,8 +183,12 @@ print("ok")
 """
     name = "fhtest-dpdk-%d" % os.getpid()
     try:
-        p = subprocess.run([sys.executable, "-c", code, eal("aff", "net_pcap0,rx_pcap=" + SAMPLE), name],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-c", code, eal("aff", "net_pcap0,rx_pcap=" + SAMPLE), name],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr
     finally:
         if os.path.exists("/dev/shm/" + name):
@@ -123,14 +196,17 @@ print("ok")
 
 
 def test_run_without_dpdk_says_so(monkeypatch):
-    from feedhandler import dpdk
     import builtins
+
+    from feedhandler import dpdk
+
     real = builtins.__import__
 
     def no_dpdk(name, *a, **k):
         if name.endswith("_dpdk") or (a and a[2] and "_dpdk" in a[2]):
             raise ImportError("simulated")
         return real(name, *a, **k)
+
     monkeypatch.setattr(builtins, "__import__", no_dpdk)
     with pytest.raises(dpdk.DpdkError, match="no DPDK support"):
         dpdk.backend()
@@ -168,8 +244,24 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
     tag = "%d" % (os.getpid() % 100000)
     ns, v0, v1 = "fhns" + tag, "fhv0" + tag, "fhv1" + tag
     prefix = str(tmp_path / "ab")
-    g = fh("gen", "-q", "--out", prefix, "--messages", "30000", "--symbols", "20", "--channels", "2", "--seed", "4",
-           "--lines", "ab", "--heartbeat-ms", "60000")
+    g = fh(
+        "gen",
+        "-q",
+        "--out",
+        prefix,
+        "--messages",
+        "30000",
+        "--symbols",
+        "20",
+        "--channels",
+        "2",
+        "--seed",
+        "4",
+        "--lines",
+        "ab",
+        "--heartbeat-ms",
+        "60000",
+    )
     assert g.returncode == 0, g.stderr
     sh = lambda *a: subprocess.run(list(a), check=True, capture_output=True, timeout=30)  # noqa: E731
     try:
@@ -180,18 +272,41 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
         sh("ip", "netns", "exec", ns, "ip", "link", "set", v1, "up")
         # A deep af_packet ring and a paced sender: a busy CI box must not drop frames;
         # --duration is only a safety net (it stops by itself at end of session).
-        rx = subprocess.Popen([sys.executable, "-m", "feedhandler", "run", "--dpdk",
-                               eal("af", "net_af_packet0,iface=%s,framecnt=4096" % v0), "--mode", "book",
-                               "--silence-ms", "120000", "--duration", "90",
-                               "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"),
-                               *CAPS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        rx = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "run",
+                "--dpdk",
+                eal("af", "net_af_packet0,iface=%s,framecnt=4096" % v0),
+                "--mode",
+                "book",
+                "--silence-ms",
+                "120000",
+                "--duration",
+                "90",
+                "--dump-books",
+                str(tmp_path / "d.csv"),
+                "--stats-json",
+                str(tmp_path / "d.json"),
+                *CAPS,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            line = rx.stderr.readline()              # "dpdk: port 0 (net_af_packet ...)": receiving
+            line = rx.stderr.readline()  # "dpdk: port 0 (net_af_packet ...)": receiving
             assert "net_af_packet" in line, line + rx.stderr.read()
-            sent = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, prefix + ".pcap"],
-                                  capture_output=True, text=True, timeout=120)
+            sent = subprocess.run(
+                ["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, prefix + ".pcap"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert sent.returncode == 0, sent.stderr
-            out, err = rx.communicate(timeout=120)   # stops by itself: every stream ended its session
+            out, err = rx.communicate(timeout=120)  # stops by itself: every stream ended its session
         finally:
             if rx.poll() is None:
                 rx.kill()
@@ -199,8 +314,20 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["ip", "link", "del", v0], capture_output=True)
-    r = fh("replay", "-q", prefix + ".pcap", "--mode", "book", "--silence-ms", "120000",
-           "--dump-books", str(tmp_path / "r.csv"), "--stats-json", str(tmp_path / "r.json"), *CAPS)
+    r = fh(
+        "replay",
+        "-q",
+        prefix + ".pcap",
+        "--mode",
+        "book",
+        "--silence-ms",
+        "120000",
+        "--dump-books",
+        str(tmp_path / "r.csv"),
+        "--stats-json",
+        str(tmp_path / "r.json"),
+        *CAPS,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "d.csv").read_text() == (tmp_path / "r.csv").read_text()
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "d.json"))
@@ -215,10 +342,11 @@ def test_pcap_pmd_two_queues_two_cores(tmp_path):
     channel, as NIC steering would split them), one pinned polling thread each:
     the same books and counters as replaying the whole capture on one core."""
     import frames as F
+
     recs = F.parse_pcap(open(SAMPLE, "rb").read())
     per = {}
     for ts, fr in recs:
-        per.setdefault(fr[14 + 19], []).append((ts, fr))      # last byte of the destination group
+        per.setdefault(fr[14 + 19], []).append((ts, fr))  # last byte of the destination group
     assert len(per) == 2
     files = []
     for i, (_, rs) in enumerate(sorted(per.items())):
@@ -226,12 +354,35 @@ def test_pcap_pmd_two_queues_two_cores(tmp_path):
         p.write_bytes(F.pcap_bytes(rs))
         files.append(str(p))
     vdev = "net_pcap0," + ",".join("rx_pcap=" + f for f in files)
-    b = fh("run", "--dpdk", eal("2q", vdev).replace("-l 0 ", "-l 0,1 "), "--cores", "0,1", "--mode", "book",
-           "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"), *CAPS)
+    b = fh(
+        "run",
+        "--dpdk",
+        eal("2q", vdev).replace("-l 0 ", "-l 0,1 "),
+        "--cores",
+        "0,1",
+        "--mode",
+        "book",
+        "--dump-books",
+        str(tmp_path / "d.csv"),
+        "--stats-json",
+        str(tmp_path / "d.json"),
+        *CAPS,
+    )
     assert b.returncode == 0, b.stderr
     assert "2 RX queue(s)" in b.stderr
-    a = fh("replay", "-q", SAMPLE, "--mode", "book", "--dump-books", str(tmp_path / "r.csv"),
-           "--stats-json", str(tmp_path / "r.json"), *CAPS)
+    a = fh(
+        "replay",
+        "-q",
+        SAMPLE,
+        "--mode",
+        "book",
+        "--dump-books",
+        str(tmp_path / "r.csv"),
+        "--stats-json",
+        str(tmp_path / "r.json"),
+        *CAPS,
+    )
+    assert a.returncode == 0, a.stderr
     assert (tmp_path / "d.csv").read_text() == (tmp_path / "r.csv").read_text()
     ra, rb = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "d.json"))
     for k in ("messages", "by_type", "gaps", "duplicates", "checksum", "packets"):
@@ -239,30 +390,41 @@ def test_pcap_pmd_two_queues_two_cores(tmp_path):
     assert rb["lanes"] == 2 and rb["dpdk"]["queues"] == 2
 
 
-@pytest.mark.parametrize("script,args", [("hugepages.sh", ["512", "--dry-run"]),
-                                         ("bind_nic.sh", ["0000:3b:00.0", "--dry-run"])])
+@pytest.mark.parametrize(
+    "script,args", [("hugepages.sh", ["512", "--dry-run"]), ("bind_nic.sh", ["0000:3b:00.0", "--dry-run"])]
+)
 def test_host_scripts_dry_run(script, args):
-    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "dpdk", script)] + args, capture_output=True,
-                       text=True, timeout=30)
+    p = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", "dpdk", script)] + args, capture_output=True, text=True, timeout=30
+    )
     assert p.returncode == 0 and p.stdout.startswith("+ "), p.stderr
 
 
 def test_host_script_rejects_bad_input():
-    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "dpdk", "bind_nic.sh"), "eth0"], capture_output=True,
-                       text=True, timeout=30)
+    p = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", "dpdk", "bind_nic.sh"), "eth0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 2 and "PCI address" in p.stderr
-    p = subprocess.run(["bash", os.path.join(ROOT, "scripts", "dpdk", "hugepages.sh"), "lots", "--dry-run"],
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", "dpdk", "hugepages.sh"), "lots", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert p.returncode == 2
 
 
 def test_sample_config_parses():
     from feedhandler.config import ConfigError, load
+
     path = os.path.join(ROOT, "scripts", "dpdk", "channels.toml")
     try:
         chans = load(path)
         assert [c.core for c in chans] == [2, 3]
-    except ConfigError as exc:            # a machine with fewer than 4 CPUs
+    except ConfigError as exc:  # a machine with fewer than 4 CPUs
         assert "core 2 does not exist" in str(exc)
 
 
@@ -272,6 +434,7 @@ def test_config_names_the_queues_and_cores(tmp_path):
     """With a channel config the queues are the cores it names; rte_flow rules
     are tried per group (the pcap PMD has none: the fallback is printed)."""
     import frames as F
+
     per = {}
     for ts, fr in F.parse_pcap(open(SAMPLE, "rb").read()):
         per.setdefault(fr[14 + 19], []).append((ts, fr))
@@ -281,11 +444,25 @@ def test_config_names_the_queues_and_cores(tmp_path):
         p.write_bytes(F.pcap_bytes(rs))
         files.append(str(p))
     cfg = tmp_path / "c.toml"
-    cfg.write_text("".join('[[channel]]\nname = "c%d"\nline_a = "233.54.12.%d:26477"\ncore = %d\n\n'
-                           % (i, 111 + i, i) for i in range(2)))
+    cfg.write_text(
+        "".join(
+            '[[channel]]\nname = "c%d"\nline_a = "233.54.12.%d:26477"\ncore = %d\n\n' % (i, 111 + i, i)
+            for i in range(2)
+        )
+    )
     vdev = "net_pcap0," + ",".join("rx_pcap=" + f for f in files)
-    b = fh("run", "--dpdk", eal("cfgq", vdev).replace("-l 0 ", "-l 0,1 "), "--config", str(cfg), "--mode", "book",
-           "--dump-books", str(tmp_path / "d.csv"), *CAPS)
+    b = fh(
+        "run",
+        "--dpdk",
+        eal("cfgq", vdev).replace("-l 0 ", "-l 0,1 "),
+        "--config",
+        str(cfg),
+        "--mode",
+        "book",
+        "--dump-books",
+        str(tmp_path / "d.csv"),
+        *CAPS,
+    )
     assert b.returncode == 0, b.stderr
     assert "2 RX queue(s)" in b.stderr and "rte_flow" in b.stderr
     a = fh("replay", "-q", SAMPLE, "--mode", "book", "--dump-books", str(tmp_path / "r.csv"), *CAPS)

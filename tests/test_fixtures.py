@@ -1,5 +1,6 @@
 """The committed fixtures in pcaps/ decode to what pcaps/expected.json says
 (the generator's own accounting), and regenerate byte-identically."""
+
 import hashlib
 import json
 import os
@@ -10,9 +11,8 @@ import sys
 
 import pytest
 
-from feedhandler.replay import Replay
-
 import frames as F
+from feedhandler.replay import Replay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PCAPS = os.path.join(ROOT, "pcaps")
@@ -54,8 +54,8 @@ def _seq_ranges(path):
     with open(path, "rb") as f:
         for _, fr in F.parse_pcap(f.read()):
             ihl = (fr[14] & 15) * 4
-            dst = ".".join(str(b) for b in fr[14 + 16:14 + 20])
-            p = fr[14 + ihl + 8:]
+            dst = ".".join(str(b) for b in fr[14 + 16 : 14 + 20])
+            p = fr[14 + ihl + 8 :]
             seq, count = struct.unpack(">QH", p[10:20])
             if count not in (0, 0xFFFF):
                 lines.setdefault(dst, []).append((p[:10], seq, count))
@@ -85,7 +85,9 @@ def test_sample_pitch_counts_and_books():
     message the generator wrote arrives once, per type as it counted, and the
     books equal the independent reference's (tests/pitchref.py)."""
     import tempfile
+
     from pitchref import PitchRef
+
     exp = EXPECTED["sample_pitch"]
     st = replay("sample_pitch.pcap")
     assert st["messages"] == exp["messages"] and st["by_type"] == exp["by_type"]
@@ -109,11 +111,16 @@ def test_sample_pitch_counts_and_books():
 def test_fixture_regenerates_identically(tmp_path, name):
     exp = EXPECTED[name]
     prefix = str(tmp_path / name)
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix] + exp["gen_args"],
-                   check=True, stdout=subprocess.DEVNULL, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix] + exp["gen_args"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )
     with open(prefix + ".pcap", "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == exp["pcap_sha256"], \
+        assert hashlib.sha256(f.read()).hexdigest() == exp["pcap_sha256"], (
             "generator output changed: run scripts/make_fixtures.py and commit pcaps/"
+        )
 
 
 MOLD_FIXTURES = sorted(n for n in EXPECTED if "pitch" not in EXPECTED[n]["gen_args"])
@@ -126,11 +133,13 @@ def test_tshark_moldudp64_dissector_agrees(name):
     number of message blocks (its ITCH dissector is 2/3, not 5.0)."""
     path = os.path.join(PCAPS, name + ".pcap")
     args = ["tshark", "-n", "-r", path, "-d", "udp.port==26477,moldudp64"]
-    bad = subprocess.run(args + ["-Y", "_ws.malformed || _ws.expert.severity >= warning"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        args + ["-Y", "_ws.malformed || _ws.expert.severity >= warning"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 0 and bad.stdout.strip() == "", bad.stdout[:2000]
-    counts = subprocess.run(args + ["-T", "fields", "-e", "moldudp64.count"], capture_output=True, text=True,
-                            timeout=120).stdout.split()
+    counts = subprocess.run(
+        args + ["-T", "fields", "-e", "moldudp64.count"], capture_output=True, text=True, timeout=120
+    ).stdout.split()
     blocks = sum(int(c) for c in counts if int(c) != 0xFFFF)
     st = replay(name + ".pcap")
     assert blocks == st["messages"] + st["duplicates"]

@@ -27,6 +27,7 @@ fuzz/ has a replay here, and every corpus directory belongs to one
                   clean unit also replayed as a datagram through a PITCH
                   channel against the pure-Python reference (tests/pitchref.py)
 """
+
 import glob
 import importlib
 import os
@@ -37,13 +38,12 @@ from collections import Counter
 
 import pytest
 
+import frames as F
 from feedhandler import soup
 from feedhandler.config import Channel
 from feedhandler.core import decode_frame, ffi, ledger, lib, type_key
 from feedhandler.replay import Replay
 from feedhandler.rewind import parse_request
-
-import frames as F
 from pitchref import PitchRef
 from refbook import STRICT_KEYS
 
@@ -51,8 +51,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DIRS = [os.path.join(HERE, "fuzz", kind) for kind in ("corpus", "regressions")]
 MODES = {0: "publish", 1: "book", 2: "decode", 3: "publish"}
-SMALL = dict(max_orders=1024, max_levels=4096, max_instruments=64, depth=5, ring_events=1024,
-             gap_window_us=200, gap_buffer=8, silence_ms=5, max_streams=4)
+SMALL = dict(
+    max_orders=1024,
+    max_levels=4096,
+    max_instruments=64,
+    depth=5,
+    ring_events=1024,
+    gap_window_us=200,
+    gap_buffer=8,
+    silence_ms=5,
+    max_streams=4,
+)
 
 
 def inputs(harness):
@@ -80,6 +89,7 @@ def check_counters(st):
 
 # ------------------------------------------------------------------ frames
 
+
 def split_frames(data):
     """(options, [(receive time ns, frame)]) as fuzz_frames.c reads its input."""
     opt, off, rx, out = data[0], 1, 1700000000 * 10**9, []
@@ -88,7 +98,7 @@ def split_frames(data):
             break
         n, step = struct.unpack_from("<HB", data, off)
         off += 3
-        f = data[off:off + n]
+        f = data[off : off + n]
         rx += step * 10000
         out.append((rx, f))
         off += len(f)
@@ -138,14 +148,14 @@ def test_sources(path, tmp_path):
 
 # --------------------------------------------------------------- rerequest
 
+
 def hole_capture(held):
     """The stream fuzz_rerequest.c sets up: seq 1-2 applied, a hole at 3 up
     to seq 6 (held packets at 6, 8, ... or a heartbeat at 6)."""
     t0 = 34200 * 10**9
 
     def add(ref, i):
-        return F.msg_A(ref=ref, side=b"BS"[i & 1:(i & 1) + 1], price=1000000 + (i & 1) * 100, stock=b"FUZZ    ",
-                       ts=0)
+        return F.msg_A(ref=ref, side=b"BS"[i & 1 : (i & 1) + 1], price=1000000 + (i & 1) * 100, stock=b"FUZZ    ", ts=0)
 
     recs = [(t0, F.frame(F.mold([add(1, 0), add(2, 1)], seq=1)))]
     for k in range(held):
@@ -162,7 +172,7 @@ def split_replies(data):
             break
         n = struct.unpack_from("<H", data, off)[0]
         off += 2
-        out.append(data[off:off + n])
+        out.append(data[off : off + n])
         off += len(out[-1])
     return out
 
@@ -229,6 +239,7 @@ def test_rerequest(path):
 
 # -------------------------------------------------------------------- soup
 
+
 def soup_frame_all(p, server):
     """[(type, payload, offset)] and the last return code, framing one
     exact-size buffer with fh_soup_frame as fuzz_soup.c's frame_all does."""
@@ -241,7 +252,7 @@ def soup_frame_all(p, server):
             return out, rc
         assert rc <= len(p) - off, "a packet of %d bytes past the %d given" % (rc, len(p) - off)
         assert pkt.payload == buf + off + 3 and pkt.len + 3 == rc, "payload misplaced"
-        out.append((bytes([pkt.type]), p[off + 3:off + rc], off))
+        out.append((bytes([pkt.type]), p[off + 3 : off + rc], off))
         off += rc
 
 
@@ -251,7 +262,7 @@ def soup_pieces(p, seed):
     while arrived < len(p):
         seed = (seed * 1103515245 + 12345) & 0xFFFFFFFF
         piece = min(1 + (seed >> 16) % 7, len(p) - arrived)
-        out.append(p[arrived:arrived + piece])
+        out.append(p[arrived : arrived + piece])
         arrived += piece
     return out
 
@@ -300,7 +311,7 @@ def test_soup(path):
             err = exc
             break
     assert fr.packets == len(whole), "%d packets in one buffer, %d in pieces" % (len(whole), fr.packets)
-    assert got == [(t, pl) for t, pl, _ in whole][:len(got)]
+    assert got == [(t, pl) for t, pl, _ in whole][: len(got)]
     assert (err is not None) == (end < 0), "one buffer ended %d, pieces %r" % (end, err)
     if err is None:
         assert len(got) == len(whole) and fr.pending == len(p) - consumed
@@ -317,7 +328,7 @@ FUZZ_SESSION = b"TESTSESS01"
 
 def fuzz_add(ref, i):
     """The Add Order of fuzz_common.h's fuzz_mold_adds (locate 1, FUZZ)."""
-    return F.msg_A(ref=ref, side=b"BS"[i & 1:(i & 1) + 1], price=1000000 + (i & 1) * 100, stock=b"FUZZ    ", ts=0)
+    return F.msg_A(ref=ref, side=b"BS"[i & 1 : (i & 1) + 1], price=1000000 + (i & 1) * 100, stock=b"FUZZ    ", ts=0)
 
 
 def snapshot_capture(had_book, live):
@@ -338,9 +349,9 @@ def snapshot_of_stream(p):
     fr = soup.Framer(from_server=True)
     blocks = 0
     pkts = []
-    for i in range(len(p)):                   # byte by byte: the packets before an error count
+    for i in range(len(p)):  # byte by byte: the packets before an error count
         try:
-            pkts += fr.feed(p[i:i + 1])
+            pkts += fr.feed(p[i : i + 1])
         except soup.SoupError:
             break
     for typ, pl in pkts:
@@ -390,7 +401,7 @@ class SoupServer:
 
     def close(self):
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)     # wakes the accept()
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
         except OSError:
             pass
         self.sock.close()
@@ -404,9 +415,16 @@ class SoupServer:
 # request is pending when it looks, so it posts nothing).  gap_repaired is
 # gap_ok with two live packets: the second, 10 ms on, ends the hole's window
 # and the gap is repaired from the snapshot.
-SNAPSHOT_SEEDS = {"late_ok": "applied", "late_ok_publish": "applied", "heartbeats": "applied",
-                  "gap_repaired": "applied", "bad_msg": "refused", "no_end": "refused", "past": "refused",
-                  "gap_ok": "none"}
+SNAPSHOT_SEEDS = {
+    "late_ok": "applied",
+    "late_ok_publish": "applied",
+    "heartbeats": "applied",
+    "gap_repaired": "applied",
+    "bad_msg": "refused",
+    "no_end": "refused",
+    "past": "refused",
+    "gap_ok": "none",
+}
 SNAP = inputs("fuzz_snapshot")
 
 
@@ -423,8 +441,9 @@ def test_snapshot(path):
         # The lane waits as long as only a hung fetch would take (each try then has
         # 30 s, its reads 5 s): a snapshot the server sends whole is applied
         # however slow the machine, and one it does not ends with the connection.
-        r = Replay(mode="book" if opt & 1 else "publish", snapshot="%s:%d" % srv.address,
-                   snapshot_timeout_ms=120_000, **SMALL)
+        r = Replay(
+            mode="book" if opt & 1 else "publish", snapshot="%s:%d" % srv.address, snapshot_timeout_ms=120_000, **SMALL
+        )
         try:
             res = r.run_buffer(snapshot_capture(had_book, live))
             assert res.ok, res.error
@@ -439,7 +458,7 @@ def test_snapshot(path):
         srv.close()
     check_counters(st)
     assert st["pkt_held"] == 0 and ledger(st)["unaccounted"] == 0
-    for e in log:                              # requests for the harness's stream only
+    for e in log:  # requests for the harness's stream only
         assert e["port"] == 26477 and e["session"] == FUZZ_SESSION.decode() and e["next_seq"] >= 3
         if e["ok"]:
             assert have_eos and e["sequence"] == eos_seq and e["messages"] == nblocks
@@ -452,8 +471,8 @@ def test_snapshot(path):
     want = SNAPSHOT_SEEDS.get(os.path.basename(path)) if "/corpus/" in path else None
     if want == "applied":
         assert log and log[0]["ok"] and st["snapshots"] >= 1 and nblocks > 0
-        assert log[0]["next_seq"] == (3 if had_book else 6)       # the hole, or the late join
-        assert st["book"]["adds"] >= nblocks - 1            # its adds reached the book (one message is R)
+        assert log[0]["next_seq"] == (3 if had_book else 6)  # the hole, or the late join
+        assert st["book"]["adds"] >= nblocks - 1  # its adds reached the book (one message is R)
     elif want == "refused":
         assert log and st["snapshots"] == 0 and st["snapshot_failures"] >= 1
     elif want == "none":
@@ -473,8 +492,17 @@ def check_segment(r, st):
 
 # ------------------------------------------------------------------- pitch
 
-PITCH_ERRS = ("TRUNCATED", "HDR_LENGTH", "COUNT_OVERRUN", "ZERO_LENGTH", "MSG_OVERRUN", "UNKNOWN_TYPE", "BAD_LENGTH",
-              "TRAILING", "OUT_FULL")
+PITCH_ERRS = (
+    "TRUNCATED",
+    "HDR_LENGTH",
+    "COUNT_OVERRUN",
+    "ZERO_LENGTH",
+    "MSG_OVERRUN",
+    "UNKNOWN_TYPE",
+    "BAD_LENGTH",
+    "TRAILING",
+    "OUT_FULL",
+)
 PITCH_GROUP, PITCH_PORT = "224.0.62.2", 30001
 
 
@@ -530,7 +558,7 @@ def test_pitch(path, tmp_path):
         ln = p[off]
         if ln < 2 or ln > n - off:
             break
-        if lib.fh_pitch_decode(ffi.new("uint8_t[]", p[off:off + ln]), ln, m) == lib.FH_DECODE_OK:
+        if lib.fh_pitch_decode(ffi.new("uint8_t[]", p[off : off + ln]), ln, m) == lib.FH_DECODE_OK:
             assert bytes(ffi.buffer(m)) == got[k], "message %d differs from its own decode" % k
             k += 1
         off += ln
@@ -544,11 +572,11 @@ def test_pitch(path, tmp_path):
         assert clean and len(full) == hdr.count, "a seed that does not walk whole"
     if not clean:
         return
-    ch = Channel(name="pitch", line_a=(PITCH_GROUP, PITCH_PORT), line_b=None, rerequest=None, core=0,
-                 protocol="pitch")
+    ch = Channel(name="pitch", line_a=(PITCH_GROUP, PITCH_PORT), line_b=None, rerequest=None, core=0, protocol="pitch")
     rec = [(1700000000 * 10**9, F.frame(p, dst=PITCH_GROUP, dport=PITCH_PORT))]
-    with Replay(mode="book", channels=[ch], max_instruments=65535, **{k: v for k, v in SMALL.items()
-                                                                      if k != "max_instruments"}) as r:
+    with Replay(
+        mode="book", channels=[ch], max_instruments=65535, **{k: v for k, v in SMALL.items() if k != "max_instruments"}
+    ) as r:
         res = r.run_buffer(F.pcap_bytes(rec))
         assert res.ok, res.error
         r.finish()
@@ -556,17 +584,20 @@ def test_pitch(path, tmp_path):
         r.dump_books(str(tmp_path / "books.csv"), depth=64)
     books = (tmp_path / "books.csv").read_text()
     check_counters(st)
-    types = Counter(type_key(b[0]) for b in full)            # type: the first field
+    types = Counter(type_key(b[0]) for b in full)  # type: the first field
     assert (st["pitch_packets"], st["messages"], st["by_type"]) == (1, len(full), dict(types))
     assert st["heartbeats"] == (0 if hdr.count else 1)
     ref = PitchRef(ports=[PITCH_PORT]).feed_records(rec).finish()
     # --dump-books writes a symbol's bytes that would break the CSV as '?'.
-    ref.book.symbols = {loc: "".join(c if 32 < ord(c) < 127 and c not in ',"' else "?" for c in sym.rstrip(" \0"))
-                        for loc, sym in ref.book.symbols.items()}
+    ref.book.symbols = {
+        loc: "".join(c if 32 < ord(c) < 127 and c not in ',"' else "?" for c in sym.rstrip(" \0"))
+        for loc, sym in ref.book.symbols.items()
+    }
     assert books == ref.dump_csv(64)
     want = ref.stats()
-    assert {k: st[k] for k in ("messages", "by_type", "duplicates", "heartbeats", "gaps", "pitch_packets")} == \
-        {k: want[k] for k in ("messages", "by_type", "duplicates", "heartbeats", "gaps", "pitch_packets")}
+    assert {k: st[k] for k in ("messages", "by_type", "duplicates", "heartbeats", "gaps", "pitch_packets")} == {
+        k: want[k] for k in ("messages", "by_type", "duplicates", "heartbeats", "gaps", "pitch_packets")
+    }
     assert st["errors"] == {k: v for k, v in want["errors"].items() if v}
     # An add with both a bad side and zero shares or price counts as
     # zero_rejected in the C book and as bad_side in RefBook (its documented
@@ -575,14 +606,22 @@ def test_pitch(path, tmp_path):
     keys = [k for k in STRICT_KEYS if k not in ("bad_side", "zero_rejected")]
     want_book = ref.book.book_counters(keys)
     assert {k: st["book"][k] for k in keys} == want_book
-    assert st["book"]["bad_side"] + st["book"]["zero_rejected"] == \
-        ref.book.counters["bad_side"] + ref.book.counters["zero_rejected"]
+    assert (
+        st["book"]["bad_side"] + st["book"]["zero_rejected"]
+        == ref.book.counters["bad_side"] + ref.book.counters["zero_rejected"]
+    )
 
 
 # ---------------------------------------------------------------- coverage
 
-REPLAYS = {"fuzz_frames": test_frames, "fuzz_sources": test_sources, "fuzz_rerequest": test_rerequest,
-           "fuzz_soup": test_soup, "fuzz_snapshot": test_snapshot, "fuzz_pitch": test_pitch}
+REPLAYS = {
+    "fuzz_frames": test_frames,
+    "fuzz_sources": test_sources,
+    "fuzz_rerequest": test_rerequest,
+    "fuzz_soup": test_soup,
+    "fuzz_snapshot": test_snapshot,
+    "fuzz_pitch": test_pitch,
+}
 
 
 def test_every_harness_and_corpus_is_replayed():
@@ -590,8 +629,7 @@ def test_every_harness_and_corpus_is_replayed():
     tests/fuzz/, without a replay here fails this (a seventh harness cannot be
     added silently); so does a harness whose seeds went missing."""
     harnesses = {os.path.basename(c)[:-2] for c in glob.glob(os.path.join(ROOT, "fuzz", "*.c"))}
-    assert harnesses == set(REPLAYS), "harnesses in fuzz/ %s, replayed here %s" % (sorted(harnesses),
-                                                                                     sorted(REPLAYS))
+    assert harnesses == set(REPLAYS), "harnesses in fuzz/ %s, replayed here %s" % (sorted(harnesses), sorted(REPLAYS))
     for d in DIRS:
         if not os.path.isdir(d):
             continue

@@ -5,6 +5,7 @@ BinaryFILE walk re-plays the order book references, the pcap walk re-checks
 every header and checksum.  Days are small (tens of thousands of messages; the
 flat-rate day 200 000, 0.2 s at 1 M msgs/s).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -19,15 +20,36 @@ import pytest
 from feedhandler.gen import generate
 
 ITCH_LEN = {
-    "S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35, "h": 21,
-    "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44, "Q": 40, "B": 19,
-    "I": 50, "N": 20, "O": 48,
+    "S": 12,
+    "R": 39,
+    "H": 25,
+    "Y": 20,
+    "L": 26,
+    "V": 35,
+    "W": 12,
+    "K": 28,
+    "J": 35,
+    "h": 21,
+    "A": 36,
+    "F": 40,
+    "E": 31,
+    "C": 36,
+    "X": 23,
+    "D": 19,
+    "U": 35,
+    "P": 44,
+    "Q": 40,
+    "B": 19,
+    "I": 50,
+    "N": 20,
+    "O": 48,
 }
 ADMIN = "SRHYLVWKJhNO"
-MIDNIGHT_NS = 1795582800000000000     # 2026-11-25 00:00 America/New_York
+MIDNIGHT_NS = 1795582800000000000  # 2026-11-25 00:00 America/New_York
 
 
 # ------------------------------------------------------------------ parsers
+
 
 def read_bin(path):
     """[(type, locate, tracking, ts, message bytes)] from a BinaryFILE."""
@@ -35,7 +57,7 @@ def read_bin(path):
     out, pos = [], 0
     while pos < len(data):
         (n,) = struct.unpack_from(">H", data, pos)
-        m = data[pos + 2:pos + 2 + n]
+        m = data[pos + 2 : pos + 2 + n]
         assert len(m) == n, "truncated record"
         t = chr(m[0])
         assert ITCH_LEN[t] == n, "type %s has length %d" % (t, n)
@@ -64,7 +86,7 @@ def read_pcap(path, max_payload=1358):
     while pos < len(data):
         sec, nsec, incl, orig = struct.unpack_from("<IIII", data, pos)
         assert incl == orig and nsec < 10**9
-        f = data[pos + 16:pos + 16 + incl]
+        f = data[pos + 16 : pos + 16 + incl]
         assert len(f) == incl
         pos += 16 + incl
         ts = sec * 10**9 + nsec
@@ -92,7 +114,7 @@ def read_pcap(path, max_payload=1358):
         if count != 0xFFFF:
             for _ in range(count):
                 (n,) = struct.unpack_from("!H", payload, p)
-                msgs.append(payload[p + 2:p + 2 + n])
+                msgs.append(payload[p + 2 : p + 2 + n])
                 assert len(msgs[-1]) == n and ITCH_LEN[chr(payload[p + 2])] == n
                 p += 2 + n
         assert p == len(payload), "Mold count does not match the blocks"
@@ -121,6 +143,7 @@ def lossy(tmp_path_factory):
 
 
 # -------------------------------------------------------------------- tests
+
 
 @pytest.mark.slow
 def test_deterministic(day, tmp_path):
@@ -155,8 +178,14 @@ def test_message_mix(day):
     _, s, msgs, _ = day
     n = len(msgs)
     pct = {t: 100.0 * c / n for t, c in collections.Counter(m[0] for m in msgs).items()}
-    for t, want, tol in (("A", 44, 2.5), ("D", 43, 2.5), ("U", 7.4, 1.0), ("E", 2.2, 0.6),
-                         ("X", 1.3, 0.4), ("I", 1.0, 0.3)):
+    for t, want, tol in (
+        ("A", 44, 2.5),
+        ("D", 43, 2.5),
+        ("U", 7.4, 1.0),
+        ("E", 2.2, 0.6),
+        ("X", 1.3, 0.4),
+        ("I", 1.0, 0.3),
+    ):
         assert abs(pct[t] - want) <= tol, (t, pct[t])
     for t in "CFPQB" + ADMIN:
         assert pct.get(t, 0) > 0, "type %s missing" % t
@@ -201,7 +230,7 @@ def test_references_live_and_consistent(day):
 
 
 def _check_references(s, msgs):
-    live = {}                 # ref -> [locate, shares]
+    live = {}  # ref -> [locate, shares]
     last_ref = 0
     last_match = 0
     matches = set()
@@ -357,8 +386,9 @@ def _check_bin_equals_pcap(s, msgs, pkts):
 
 def test_small_payload_and_batch(tmp_path):
     prefix = str(tmp_path / "small")
-    s = generate(prefix, messages=20_000, symbols=10, channels=1, seed=3, max_payload=200,
-                 batch_ns=5_000_000, progress=False)
+    s = generate(
+        prefix, messages=20_000, symbols=10, channels=1, seed=3, max_payload=200, batch_ns=5_000_000, progress=False
+    )
     pkts = read_pcap(prefix + ".pcap", max_payload=200)
     assert s["max_payload"] == 200 and s["batch_ns"] == 5_000_000
     assert sum(p[4] for p in pkts if p[4] != 0xFFFF) == 20_000
@@ -391,14 +421,31 @@ def test_lines_ab_with_loss(day, lossy):
     assert len(set(pa) | set(pb)) > max(len(pa), len(pb))
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(symbols=0), dict(symbols=65536), dict(channels=0), dict(channels=65, symbols=100),
-    dict(channels=5, symbols=4), dict(lines="c"), dict(loss_a=1.0), dict(loss_b=-0.1),
-    dict(loss_a=float("nan")), dict(messages=10), dict(max_payload=10), dict(max_payload=100000),
-    dict(messages=-1), dict(seed=1.5),
-    dict(rate=999), dict(rate=100_000_001), dict(rate=-1), dict(rate=1.5), dict(rate=True),
-    dict(messages=60_000_000, rate=1000),       # 60 000 s: longer than the day it compresses
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(symbols=0),
+        dict(symbols=65536),
+        dict(channels=0),
+        dict(channels=65, symbols=100),
+        dict(channels=5, symbols=4),
+        dict(lines="c"),
+        dict(loss_a=1.0),
+        dict(loss_b=-0.1),
+        dict(loss_a=float("nan")),
+        dict(messages=10),
+        dict(max_payload=10),
+        dict(max_payload=100000),
+        dict(messages=-1),
+        dict(seed=1.5),
+        dict(rate=999),
+        dict(rate=100_000_001),
+        dict(rate=-1),
+        dict(rate=1.5),
+        dict(rate=True),
+        dict(messages=60_000_000, rate=1000),  # 60 000 s: longer than the day it compresses
+    ],
+)
 def test_bad_arguments(tmp_path, kwargs):
     args = dict(messages=20_000, symbols=10, channels=1, progress=False)
     args.update(kwargs)
@@ -427,14 +474,15 @@ def test_decoder_agrees(day, lossy):
 
 # ------------------------------------------------------------- book never crossed
 
+
 def _check_uncrossed(path):
     """Replay a BinaryFILE through a minimal book of our own (price -> order count
     per instrument and side) and assert, after every message, that no book is
     crossed or locked (best bid < best ask whenever both sides hold orders), and
     that every execution (E, C) takes the best price of its side, oldest first."""
     data = open(path, "rb").read()
-    orders = {}                                   # ref -> [locate, side (0 bid, 1 ask), price, shares]
-    levels = collections.defaultdict(dict)        # (locate, side) -> {price: [refs, oldest first]}
+    orders = {}  # ref -> [locate, side (0 bid, 1 ask), price, shares]
+    levels = collections.defaultdict(dict)  # (locate, side) -> {price: [refs, oldest first]}
     checked = 0
 
     def remove(ref):
@@ -447,7 +495,7 @@ def _check_uncrossed(path):
     pos = 0
     while pos < len(data):
         (n,) = struct.unpack_from(">H", data, pos)
-        m = data[pos + 2:pos + 2 + n]
+        m = data[pos + 2 : pos + 2 + n]
         pos += 2 + n
         t = chr(m[0])
         if t in "AF":
@@ -486,7 +534,12 @@ def _check_uncrossed(path):
         if bids and asks:
             bb, ba = max(bids), min(asks)
             assert bb < ba, "locate %d crossed or locked after message %d (%s): bid %d >= ask %d" % (
-                loc, checked, t, bb, ba)
+                loc,
+                checked,
+                t,
+                bb,
+                ba,
+            )
         checked += 1
     return checked
 
@@ -518,8 +571,8 @@ def test_rate_day_is_paced(rate_day):
     lasts messages / rate, no 20 ms window runs far above or below the rate, no
     packet waits long for the one before, and packets carry a few messages each."""
     _, s, msgs, pkts = rate_day
-    want = RATE_DAY["messages"] / RATE * 1e9              # 0.2 s
-    assert s["rate"] == RATE and s["batch_ns"] == 2000   # the rate mode's own window
+    want = RATE_DAY["messages"] / RATE * 1e9  # 0.2 s
+    assert s["rate"] == RATE and s["batch_ns"] == 2000  # the rate mode's own window
     ts = [p[0] for p in pkts]
     assert abs((ts[-1] - ts[0]) - want) <= 0.15 * want, (ts[-1] - ts[0]) / 1e9
     assert abs((msgs[-1][3] - msgs[0][3]) - want) <= 0.15 * want
@@ -527,7 +580,7 @@ def test_rate_day_is_paced(rate_day):
     assert s["first_capture_ns"] == ts[0] and s["last_capture_ns"] == ts[-1]
     gap = max(b - a for a, b in zip(ts, ts[1:]))
     assert gap <= 5_000_000, "a %.1f ms wait in the capture" % (gap / 1e6)
-    assert s["heartbeats"] == 0                           # never a second idle
+    assert s["heartbeats"] == 0  # never a second idle
     # messages per sliding 20 ms window of capture time: flat, neither bursts of
     # several times the rate nor lulls (the normal day's U shape, compressed,
     # peaks near 3x and sinks to ~1% of the rate before the open)
@@ -611,32 +664,69 @@ def test_rate_explicit_batch_wins(tmp_path):
     prefix = str(tmp_path / "batch")
     s = generate(prefix, messages=50_000, symbols=20, seed=5, rate=RATE, batch_ns=20_000, progress=False)
     assert s["rate"] == RATE and s["batch_ns"] == 20_000
-    small = generate(str(tmp_path / "small"), messages=50_000, symbols=20, seed=5, rate=RATE,
-                     progress=False)
+    small = generate(str(tmp_path / "small"), messages=50_000, symbols=20, seed=5, rate=RATE, progress=False)
     assert small["batch_ns"] == 2000
     assert s["messages_per_packet"]["mean"] > 2 * small["messages_per_packet"]["mean"]
     # the packetiser window changes packets only, never the messages
     assert open(prefix + ".bin", "rb").read() == open(str(tmp_path / "small.bin"), "rb").read()
 
 
-@pytest.mark.parametrize("rate,needle", [
-    ("999", "rate must be 0 (the normal day) or 1000..100000000"),
-    ("100000001", "rate must be 0 (the normal day) or 1000..100000000"),
-    ("-5", "must not be negative"),
-    ("fast", "not an integer"),
-])
+@pytest.mark.parametrize(
+    "rate,needle",
+    [
+        ("999", "rate must be 0 (the normal day) or 1000..100000000"),
+        ("100000001", "rate must be 0 (the normal day) or 1000..100000000"),
+        ("-5", "must not be negative"),
+        ("fast", "not an integer"),
+    ],
+)
 def test_cli_rate_errors(tmp_path, rate, needle):
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", str(tmp_path / "x"),
-                        "--messages", "20000", "--symbols", "10", "--rate", rate],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "-q",
+            "--out",
+            str(tmp_path / "x"),
+            "--messages",
+            "20000",
+            "--symbols",
+            "10",
+            "--rate",
+            rate,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert not (tmp_path / "x.json").exists()
 
 
 def test_cli_rate_day(tmp_path):
     prefix = str(tmp_path / "r")
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "20000",
-                        "--symbols", "10", "--rate", "500000"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "-q",
+            "--out",
+            prefix,
+            "--messages",
+            "20000",
+            "--symbols",
+            "10",
+            "--rate",
+            "500000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     s = json.load(open(prefix + ".json"))
     assert s["rate"] == 500_000 and s["batch_ns"] == 2000
@@ -646,8 +736,14 @@ def test_cli_rate_day(tmp_path):
 # ------------------------------------------------------ what a book has to do
 
 HOUR = 3600 * 10**9
-BOOK_STATS = {"peak_live_orders", "levels_per_side_mean", "levels_per_side_p99", "top5_share",
-              "old_cancel_share", "top300_message_share"}
+BOOK_STATS = {
+    "peak_live_orders",
+    "levels_per_side_mean",
+    "levels_per_side_p99",
+    "top5_share",
+    "old_cancel_share",
+    "top300_message_share",
+}
 
 
 def _tick(price):
@@ -662,13 +758,13 @@ def _book_walk(msgs, sample_every):
     non-empty side after every `sample_every` flow messages, flow per
     instrument.  Also every order's life (add to removal) and how far from its
     side's best it was placed."""
-    orders = {}                                   # ref -> [locate, side, price, shares, index in lives]
-    prices = collections.defaultdict(list)        # (locate, side) -> sorted distinct prices
-    count = collections.Counter()                 # (locate, side, price) -> orders
-    lives = []                                    # [added ts, ticks worse than its side's best or None, removed ts]
+    orders = {}  # ref -> [locate, side, price, shares, index in lives]
+    prices = collections.defaultdict(list)  # (locate, side) -> sorted distinct prices
+    count = collections.Counter()  # (locate, side, price) -> orders
+    lives = []  # [added ts, ticks worse than its side's best or None, removed ts]
     live = peak = touched = top5 = cancels = old = old_before_close = nflow = 0
     samples = []
-    old_deep = [0, 0]                             # old deep orders cancelled from 15:45 on, before
+    old_deep = [0, 0]  # old deep orders cancelled from 15:45 on, before
     flow = collections.Counter()
     max_levels = 0
     ts = 0
@@ -736,10 +832,23 @@ def _book_walk(msgs, sample_every):
             samples += [len(p) for p in prices.values() if p]
     samples.sort()
     counts = sorted(flow.values(), reverse=True)
-    return dict(peak=peak, live_end=live, top5=top5 / touched, old=old / cancels, old_n=old,
-                old_before_close=old_before_close, old_deep=old_deep, cancels=cancels,
-                levels_mean=sum(samples) / len(samples), levels_p99=samples[len(samples) - len(samples) // 100 - 1],
-                top300=sum(counts[:300]) / sum(counts), flow=flow, lives=lives, end=ts, max_levels=max_levels)
+    return dict(
+        peak=peak,
+        live_end=live,
+        top5=top5 / touched,
+        old=old / cancels,
+        old_n=old,
+        old_before_close=old_before_close,
+        old_deep=old_deep,
+        cancels=cancels,
+        levels_mean=sum(samples) / len(samples),
+        levels_p99=samples[len(samples) - len(samples) // 100 - 1],
+        top300=sum(counts[:300]) / sum(counts),
+        flow=flow,
+        lives=lives,
+        end=ts,
+        max_levels=max_levels,
+    )
 
 
 def _level_every(s):
@@ -764,7 +873,7 @@ def test_book_stats_match_the_file(day, walked):
     assert abs(bs["levels_per_side_mean"] - w["levels_mean"]) < 1e-4
     assert abs(bs["top5_share"] - w["top5"]) < 1e-6
     assert abs(bs["old_cancel_share"] - w["old"]) < 1e-6
-    assert bs["top300_message_share"] == 1.0 == w["top300"]     # 60 instruments: all of them
+    assert bs["top300_message_share"] == 1.0 == w["top300"]  # 60 instruments: all of them
     # plausible: books several levels deep, most of the flow at the touch
     assert 1 <= bs["levels_per_side_mean"] <= bs["levels_per_side_p99"] <= w["max_levels"]
     assert 0.8 < bs["top5_share"] < 0.99

@@ -4,6 +4,7 @@ Every datagram of the small days is dissected with feedhandler.scapy_pitch (the
 layers written from docs/pitch-spec-notes.md, independent of the C code); the
 larger all-types day is walked with struct (scapy would take minutes on it).
 """
+
 from __future__ import annotations
 
 import collections
@@ -30,6 +31,7 @@ ADD_TYPES = {0x21, 0x22, 0x2F}
 
 # ------------------------------------------------------------------ parsers
 
+
 def read_frames(path):
     """[(capture ns, dst group, udp dport, ip id, udp payload)], checking the frame basics."""
     data = open(path, "rb").read()
@@ -38,7 +40,7 @@ def read_frames(path):
     pos, out, last = 24, [], 0
     while pos < len(data):
         sec, nsec, incl, orig = struct.unpack_from("<IIII", data, pos)
-        f = data[pos + 16:pos + 16 + incl]
+        f = data[pos + 16 : pos + 16 + incl]
         pos += 16 + incl
         assert incl == orig == len(f) and incl <= 1400
         ts = sec * NS + nsec
@@ -60,7 +62,7 @@ def walk(payload):
     msgs, p = [], 8
     while p < len(payload):
         n = payload[p]
-        msgs.append((payload[p + 1], payload[p:p + n]))
+        msgs.append((payload[p + 1], payload[p : p + n]))
         p += n
     return length, count, unit, seq, msgs
 
@@ -97,12 +99,14 @@ def small(tmp_path_factory):
 def big(tmp_path_factory):
     # ~200k messages, the default 32 units; long heartbeats keep the file small
     prefix = str(tmp_path_factory.mktemp("pitch") / "big")
-    summary = generate(prefix, protocol="pitch", messages=200_000, symbols=100, seed=1,
-                       heartbeat_ms=600_000, progress=False)
+    summary = generate(
+        prefix, protocol="pitch", messages=200_000, symbols=100, seed=1, heartbeat_ms=600_000, progress=False
+    )
     return prefix, summary, read_frames(prefix + ".pcap")
 
 
 # -------------------------------------------------------------------- tests
+
 
 def test_summary(small):
     prefix, s, frames = small
@@ -112,6 +116,7 @@ def test_summary(small):
     assert s["udp_port"] == PORT and s["seed"] == 7 and s["elapsed_s"] > 0
     assert set(s["files"]) == {"pcap", "json"}
     import os
+
     assert not os.path.exists(prefix + ".bin")
     assert all(k == "0x%02x" % int(k, 16) for k in s["by_type"])
     assert s["end_of_session"] == 4 and s["by_type"]["0x2d"] == 4
@@ -171,7 +176,7 @@ def test_sequences_heartbeats_and_time(small):
 def _replay(frames_a, units_of=None):
     """Play the order messages of line A through a book keyed by order id and
     check every reference; returns the counters of what was seen."""
-    live = {}                      # id -> [unit, qty, price]
+    live = {}  # id -> [unit, qty, price]
     seen_ids, execs = set(), set()
     adds = []
     stats = collections.Counter()
@@ -186,7 +191,11 @@ def _replay(frames_a, units_of=None):
             if t in ADD_TYPES:
                 oid = struct.unpack_from("<Q", m, 6)[0]
                 if t == 0x22:
-                    qty, symb, px = struct.unpack_from("<H", m, 15)[0], m[17:23], struct.unpack_from("<H", m, 23)[0] * 100
+                    qty, symb, px = (
+                        struct.unpack_from("<H", m, 15)[0],
+                        m[17:23],
+                        struct.unpack_from("<H", m, 23)[0] * 100,
+                    )
                 elif t == 0x21:
                     qty, symb, px = struct.unpack_from("<I", m, 15)[0], m[19:25], struct.unpack_from("<Q", m, 25)[0]
                 else:
@@ -287,8 +296,10 @@ def test_deterministic(small, tmp_path):
     again = str(tmp_path / "again")
     generate(again, protocol="pitch", lines="ab", progress=False, **SMALL)
     for ext in (".pcap", ".json"):
-        assert hashlib.sha256(open(prefix + ext, "rb").read()).hexdigest() == \
-            hashlib.sha256(open(again + ext, "rb").read()).hexdigest()
+        assert (
+            hashlib.sha256(open(prefix + ext, "rb").read()).hexdigest()
+            == hashlib.sha256(open(again + ext, "rb").read()).hexdigest()
+        )
     other = str(tmp_path / "other")
     generate(other, protocol="pitch", lines="ab", progress=False, **dict(SMALL, seed=8))
     assert open(prefix + ".pcap", "rb").read() != open(other + ".pcap", "rb").read()
@@ -296,13 +307,12 @@ def test_deterministic(small, tmp_path):
 
 def test_loss_counts_match_the_pcap(small, tmp_path):
     prefix = str(tmp_path / "lossy")
-    s = generate(prefix, protocol="pitch", lines="ab", loss_a=0.05, loss_b=0.10, progress=False,
-                 **SMALL)
+    s = generate(prefix, protocol="pitch", lines="ab", loss_a=0.05, loss_b=0.10, progress=False, **SMALL)
     frames = read_frames(prefix + ".pcap")
     a, b = _line(frames, "224."), _line(frames, "233.")
     assert len(a) == s["packets"]["a"] and len(b) == s["packets"]["b"]
     sent = s["packets_sent"]["a"]
-    assert sent == s["packets_sent"]["b"] < 65536          # IP ids do not wrap
+    assert sent == s["packets_sent"]["b"] < 65536  # IP ids do not wrap
     assert s["packets_lost"]["a"] == sent - len(a) > 0
     assert s["packets_lost"]["b"] == sent - len(b) > 0
     ids_a, ids_b = {f[3] for f in a}, {f[3] for f in b}
@@ -362,12 +372,15 @@ def test_itch_unchanged(tmp_path):
         assert sha(".json") == "d56a35b061c21601154051fda7a7c779d5b3f24bf65f6de3619b00c71b31ba49"
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(units=33), "units must be 1..32"),
-    (dict(units=1, symbols=385), "raise --units"),
-    (dict(units=2, channels=3), "channels"),
-    (dict(units=4, protocol="itch"), "units is for protocol 'pitch' only"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(units=33), "units must be 1..32"),
+        (dict(units=1, symbols=385), "raise --units"),
+        (dict(units=2, channels=3), "channels"),
+        (dict(units=4, protocol="itch"), "units is for protocol 'pitch' only"),
+    ],
+)
 def test_bad_pitch_arguments(tmp_path, kwargs, needle):
     args = dict(messages=20_000, symbols=10, protocol="pitch", progress=False)
     args.update(kwargs)
@@ -377,16 +390,20 @@ def test_bad_pitch_arguments(tmp_path, kwargs, needle):
 
 
 def _cli(*argv):
-    return subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", *argv],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler", "gen", "-q", *argv], capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--protocol", "pitch", "--units", "0"], "must be positive"),
-    (["--protocol", "pitch", "--units", "33"], "units must be 1..32"),
-    (["--protocol", "pitch", "--units", "1", "--symbols", "400"], "raise --units"),
-    (["--units", "4"], "--units is for --protocol pitch only"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--protocol", "pitch", "--units", "0"], "must be positive"),
+        (["--protocol", "pitch", "--units", "33"], "units must be 1..32"),
+        (["--protocol", "pitch", "--units", "1", "--symbols", "400"], "raise --units"),
+        (["--units", "4"], "--units is for --protocol pitch only"),
+    ],
+)
 def test_cli_errors(tmp_path, extra, needle):
     p = _cli("--out", str(tmp_path / "x"), "--messages", "20000", "--symbols", "10", *extra)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
@@ -395,8 +412,22 @@ def test_cli_errors(tmp_path, extra, needle):
 
 def test_cli_pitch_day(tmp_path):
     prefix = str(tmp_path / "c")
-    p = _cli("--protocol", "pitch", "--out", prefix, "--messages", "20000", "--symbols", "40",
-             "--units", "8", "--channels", "4", "--heartbeat-ms", "60000")
+    p = _cli(
+        "--protocol",
+        "pitch",
+        "--out",
+        prefix,
+        "--messages",
+        "20000",
+        "--symbols",
+        "40",
+        "--units",
+        "8",
+        "--channels",
+        "4",
+        "--heartbeat-ms",
+        "60000",
+    )
     assert p.returncode == 0, p.stderr
     assert ".pcap" in p.stdout and ".bin" not in p.stdout and "unit" in p.stdout
     s = json.load(open(prefix + ".json"))
@@ -410,7 +441,7 @@ def _payloads(path):
     data, pos, out = open(path, "rb").read(), 24, []
     while pos < len(data):
         incl = struct.unpack_from("<I", data, pos + 8)[0]
-        out.append(data[pos + 16 + 42:pos + 16 + incl])
+        out.append(data[pos + 16 + 42 : pos + 16 + incl])
         pos += 16 + incl
     return out
 
@@ -419,9 +450,18 @@ def _payloads(path):
 def test_payload_limits_and_count_byte(tmp_path, max_payload, rate, batch_ns):
     """Datagrams never exceed --max-payload nor 255 messages (Hdr Count is one byte)."""
     prefix = str(tmp_path / "p")
-    s = generate(prefix, protocol="pitch", messages=100_000 if rate else 20_000, symbols=8, units=1,
-                 max_payload=max_payload, batch_ns=batch_ns, rate=rate, heartbeat_ms=600_000,
-                 progress=False)
+    s = generate(
+        prefix,
+        protocol="pitch",
+        messages=100_000 if rate else 20_000,
+        symbols=8,
+        units=1,
+        max_payload=max_payload,
+        batch_ns=batch_ns,
+        rate=rate,
+        heartbeat_ms=600_000,
+        progress=False,
+    )
     nxt, counts = 1, collections.Counter()
     for p in _payloads(prefix + ".pcap"):
         length, count, unit, seq, msgs = walk(p)
@@ -436,8 +476,7 @@ def test_payload_limits_and_count_byte(tmp_path, max_payload, rate, batch_ns):
 
 def test_rate_day(tmp_path):
     prefix = str(tmp_path / "r")
-    s = generate(prefix, protocol="pitch", messages=50_000, symbols=40, units=8, rate=500_000,
-                 progress=False)
+    s = generate(prefix, protocol="pitch", messages=50_000, symbols=40, units=8, rate=500_000, progress=False)
     assert s["rate"] == 500_000 and s["batch_ns"] == 2000
     assert abs((s["last_ts"] - s["first_ts"]) - 100_000_000) < 0.15 * 100_000_000
     _replay([(0, "", 0, 0, p) for p in _payloads(prefix + ".pcap")])

@@ -5,10 +5,9 @@ Books are compared through --dump-books CSVs: a snapshot is right when the books
 it rebuilds from empty are the books of the messages it stands for, and when
 books rebuilt from it and then fed the live feed from its End of Snapshot
 sequence on end where the whole day ends."""
+
 import contextlib
 import json
-import os
-import queue
 import select
 import signal
 import socket
@@ -32,9 +31,28 @@ from procutil import glimpse_serving, read_line_until, wait_for
 def day(tmp_path_factory):
     d = tmp_path_factory.mktemp("glimpse")
     prefix = str(d / "day")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "--out", prefix, "--messages", "30000",
-                    "--symbols", "12", "--channels", "1", "--seed", "5", "-q"], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "--out",
+            prefix,
+            "--messages",
+            "30000",
+            "--symbols",
+            "12",
+            "--channels",
+            "1",
+            "--seed",
+            "5",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return prefix + ".pcap"
 
 
@@ -42,9 +60,28 @@ def day(tmp_path_factory):
 def small_day(tmp_path_factory):
     d = tmp_path_factory.mktemp("glimpse_small")
     prefix = str(d / "day")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "--out", prefix, "--messages", "3000",
-                    "--symbols", "4", "--channels", "1", "--seed", "9", "-q"], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "--out",
+            prefix,
+            "--messages",
+            "3000",
+            "--symbols",
+            "4",
+            "--channels",
+            "1",
+            "--seed",
+            "9",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return prefix + ".pcap"
 
 
@@ -57,7 +94,7 @@ def books(tmp_path, name, data=None, path=None, **kw):
     out = str(tmp_path / (name + ".csv"))
     with Replay(mode="book", **kw) as r:
         if data is not None:
-            if data:                      # an empty snapshot (nothing before it) is empty books
+            if data:  # an empty snapshot (nothing before it) is empty books
                 res = r.run_buffer(data)
                 assert res.ok, res.error
         else:
@@ -73,6 +110,7 @@ def session_blocks(path, lo=None, hi=None):
     idx = index_capture(path)
     (s,) = idx.sessions.values()
     import numpy as np
+
     i = 0 if lo is None else int(np.searchsorted(s.seqs, np.uint64(lo)))
     j = len(s.seqs) if hi is None else int(np.searchsorted(s.seqs, np.uint64(hi)))
     return s.blocks(i, j - i) if j > i else b""
@@ -81,14 +119,15 @@ def session_blocks(path, lo=None, hi=None):
 def walk(blocks):
     off, out = 0, []
     while off < len(blocks):
-        n = int.from_bytes(blocks[off:off + 2], "big")
-        out.append(blocks[off + 2:off + 2 + n])
+        n = int.from_bytes(blocks[off : off + 2], "big")
+        out.append(blocks[off + 2 : off + 2 + n])
         off += 2 + n
     assert off == len(blocks)
     return out
 
 
 # ------------------------------------------------------------ C builder
+
 
 @pytest.mark.parametrize("at", [None, 2, 9000, 20001])
 def test_snapshot_rebuilds_the_books(day, tmp_path, at):
@@ -127,7 +166,7 @@ def test_window_and_hash_give_the_same_snapshot(day):
     """A small order capacity (small window) sends old orders to the hash:
     the snapshot, its order included, must not change."""
     small, big = build_snapshot(day, at_seq=20001, max_orders=1000), build_snapshot(day, at_seq=20001)
-    assert small.orders == big.orders       # no order dropped for capacity
+    assert small.orders == big.orders  # no order dropped for capacity
     assert small.blocks == big.blocks
 
 
@@ -144,7 +183,7 @@ def test_c_builder_buffer_and_mode(day):
         buf[need - 1] = 0xAB
         buf[need - 2] = 0xCD
         assert lib.fh_glimpse_build(lane, 7, buf, need - 1, n, msgs) == -1 and n[0] == need
-        assert buf[need - 1] == 0xAB        # nothing written past cap
+        assert buf[need - 1] == 0xAB  # nothing written past cap
         for i in range(need, need + 16):
             buf[i] = 0x5A
         assert lib.fh_glimpse_build(lane, 7, buf, need + 16, n, msgs) == 0 and n[0] == need
@@ -218,7 +257,7 @@ def hostile(script, accept=1):
 
     def run():
         try:
-            ls.settimeout(0.05)               # a closed listening socket does not wake accept()
+            ls.settimeout(0.05)  # a closed listening socket does not wake accept()
             for _ in range(accept):
                 end = time.monotonic() + 60
                 while True:
@@ -240,9 +279,10 @@ def hostile(script, accept=1):
                         script(c, stop)
                     except OSError:
                         pass
-        except Exception as exc:      # noqa: BLE001  (reported by the test)
+        except Exception as exc:  # noqa: BLE001  (reported by the test)
             if not stop.is_set():
                 errors.append(exc)
+
     t = threading.Thread(target=run, daemon=True)
     t.start()
     try:
@@ -273,14 +313,18 @@ def seqd(msg):
 
 def test_server_sending_one_byte_per_send(small_day):
     s = build_snapshot(small_day)
-    wire = accepted(s.session.encode()) + b"".join(seqd(m) for m in walk(s.blocks)) + \
-        seqd(b"G" + str(s.sequence).encode().rjust(20))
+    wire = (
+        accepted(s.session.encode())
+        + b"".join(seqd(m) for m in walk(s.blocks))
+        + seqd(b"G" + str(s.sequence).encode().rjust(20))
+    )
 
     def trickle(c, stop):
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(len(wire)):
-            c.sendall(wire[i:i + 1])
+            c.sendall(wire[i : i + 1])
         until_closed(c, stop)
+
     with hostile(trickle) as addr:
         assert fetch_snapshot(*addr) == s
 
@@ -291,6 +335,7 @@ def test_wrong_credentials_rejected_while_good_client_served(snap):
 
         def good():
             results["good"] = fetch_snapshot(*srv.address, user="me", password="secret")
+
         t = threading.Thread(target=good)
         t.start()
         with pytest.raises(SnapshotError) as e:
@@ -309,20 +354,23 @@ def test_wrong_credentials_rejected_while_good_client_served(snap):
     assert st["logins_accepted"] == 2 and st["snapshots_served"] == 2
 
 
-@pytest.mark.parametrize("first", [
-    b"\x00\x01O",                                 # logout as the first packet
-    b"\x00\x05L1234",                             # a login request of the wrong size
-    b"\x00\x01Z",                                 # a server's packet type
-    b"\x00\x00",                                  # length 0
-    soup.packet(b"L", b"me    " + b"pw".ljust(10) + b" " * 10 + b"12x".rjust(20)),   # sequence not numeric
-])
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"\x00\x01O",  # logout as the first packet
+        b"\x00\x05L1234",  # a login request of the wrong size
+        b"\x00\x01Z",  # a server's packet type
+        b"\x00\x00",  # length 0
+        soup.packet(b"L", b"me    " + b"pw".ljust(10) + b" " * 10 + b"12x".rjust(20)),  # sequence not numeric
+    ],
+)
 def test_malformed_login_dropped_and_counted(snap, first):
     with serving(snap) as srv:
         c = socket.create_connection(srv.address, timeout=60)
         with c:
             c.sendall(first)
             c.settimeout(60)
-            assert c.recv(100) == b""              # dropped, nothing sent
+            assert c.recv(100) == b""  # dropped, nothing sent
         wait_for(lambda: srv.stats()["malformed_logins"] == 1, "malformed login counted")
         assert fetch_snapshot(*srv.address) == snap
         st = srv.stats()
@@ -335,8 +383,13 @@ def add_order(ref, locate=1):
 
 def test_slow_reader_dropped_without_blocking_others():
     # Far more than the small socket buffers below hold.
-    big = Snapshot(blocks=b"".join(b"\x00\x24" + add_order(r) for r in range(1, 30001)), sequence=99,
-                   messages=30000, session="BIG", orders=30000)
+    big = Snapshot(
+        blocks=b"".join(b"\x00\x24" + add_order(r) for r in range(1, 30001)),
+        sequence=99,
+        messages=30000,
+        session="BIG",
+        orders=30000,
+    )
     with serving(big, send_timeout_s=0.5, send_buffer=4096) as srv:
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -387,6 +440,7 @@ def test_server_heartbeats_then_drops_an_idle_client(small_day):
 
 
 # ---------------------------------------------------------- hostile servers
+
 
 def _reject(c, stop):
     c.sendall(soup.packet(b"J", b"A"))
@@ -450,29 +504,32 @@ def _data_before_login(c, stop):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script,reason,kw", [
-    (_reject, "rejected", {}),
-    (_truncated, "closed", {}),
-    (_zero_length, "corrupt", {}),
-    (_heartbeats_forever, "too_long", {"deadline": 1.0}),
-    (_heartbeats_forever, "timeout", {"timeout": 0.5}),      # heartbeats are not snapshot data: no progress
-    (_data_forever, "too_long", {"deadline": 1.0}),
-    (_data_forever, "too_long", {"max_bytes": 10_000}),
-    (_not_itch, "bad_message", {}),
-    (_wrong_itch_length, "bad_message", {}),
-    (_dropped_mid_snapshot, "closed", {}),
-    (_end_of_session, "no_end", {}),
-    (_silent, "timeout", {"timeout": 0.5}),
-    (_bad_eos, "bad_message", {}),
-    (_data_before_login, "corrupt", {}),
-])
+@pytest.mark.parametrize(
+    "script,reason,kw",
+    [
+        (_reject, "rejected", {}),
+        (_truncated, "closed", {}),
+        (_zero_length, "corrupt", {}),
+        (_heartbeats_forever, "too_long", {"deadline": 1.0}),
+        (_heartbeats_forever, "timeout", {"timeout": 0.5}),  # heartbeats are not snapshot data: no progress
+        (_data_forever, "too_long", {"deadline": 1.0}),
+        (_data_forever, "too_long", {"max_bytes": 10_000}),
+        (_not_itch, "bad_message", {}),
+        (_wrong_itch_length, "bad_message", {}),
+        (_dropped_mid_snapshot, "closed", {}),
+        (_end_of_session, "no_end", {}),
+        (_silent, "timeout", {"timeout": 0.5}),
+        (_bad_eos, "bad_message", {}),
+        (_data_before_login, "corrupt", {}),
+    ],
+)
 def test_hostile_servers(script, reason, kw):
     with hostile(script) as addr:
         t0 = time.monotonic()
         with pytest.raises(SnapshotError) as e:
             fetch_snapshot(*addr, **{"timeout": 5.0, "deadline": 20.0, **kw})
         assert e.value.reason == reason, str(e.value)
-        assert time.monotonic() - t0 < 60      # a guard against hangs, not a timing claim
+        assert time.monotonic() - t0 < 60  # a guard against hangs, not a timing claim
 
 
 def test_client_heartbeats_while_waiting():
@@ -485,7 +542,7 @@ def test_client_heartbeats_while_waiting():
     def slow(c, stop):
         c.sendall(accepted())
         got = b""
-        end = time.monotonic() + 60            # only a client that never heartbeats gets here
+        end = time.monotonic() + 60  # only a client that never heartbeats gets here
         while soup.packet(b"R") not in got and time.monotonic() < end and not stop.is_set():
             if select.select([c], [], [], 0.05)[0]:
                 d = c.recv(100)
@@ -495,6 +552,7 @@ def test_client_heartbeats_while_waiting():
         seen.append(got)
         c.sendall(seqd(b"G" + b"7".rjust(20)))
         until_closed(c, stop)
+
     with hostile(slow) as addr:
         s = fetch_snapshot(*addr, timeout=30)
     assert s == Snapshot(blocks=b"", sequence=7, messages=0, session="SESS")
@@ -513,9 +571,11 @@ def test_no_server():
 
 # -------------------------------------------------------------------- scapy
 
+
 def test_fetched_packets_dissect_with_scapy(small_day):
     pytest.importorskip("scapy")
     from feedhandler.scapy_layers import EndOfSnapshot, SoupBinTCP, SoupLoginAccepted
+
     s = build_snapshot(small_day, at_seq=1000)
     with serving(s) as srv:
         c = socket.create_connection(srv.address, timeout=60)
@@ -530,22 +590,40 @@ def test_fetched_packets_dissect_with_scapy(small_day):
             c.sendall(soup.packet(b"O"))
     first = SoupBinTCP(wire[:33])
     assert first[SoupLoginAccepted].sequence == 1
-    eos = wire[wire.rindex(b"\x00\x16SG"):][:24]
+    eos = wire[wire.rindex(b"\x00\x16SG") :][:24]
     p = SoupBinTCP(eos)
     assert p[EndOfSnapshot].sequence == 1000
-    msg = SoupBinTCP(wire[33:33 + 3 + len(walk(s.blocks)[0])])
+    msg = SoupBinTCP(wire[33 : 33 + 3 + len(walk(s.blocks)[0])])
     assert bytes(msg)[3:] == walk(s.blocks)[0]
 
 
 # ---------------------------------------------------------------------- CLI
 
 
-
 def test_cli_serves_and_stops(day, tmp_path):
     stats = tmp_path / "stats.json"
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "glimpse-server", day, "--listen", "127.0.0.1:0",
-                          "--at", "12345", "--user", "u", "--password", "p", "--stats-json", str(stats)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "glimpse-server",
+            day,
+            "--listen",
+            "127.0.0.1:0",
+            "--at",
+            "12345",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--stats-json",
+            str(stats),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line, seen, rest = read_line_until(p, "listening on")
         assert any("12 instruments" in s for s in seen)
@@ -574,14 +652,31 @@ def test_cli_serves_and_stops(day, tmp_path):
 
 
 def test_cli_help_and_usage(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "feedhandler", "glimpse-server", "--help"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "glimpse-server", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and "GLIMPSE" in r.stdout and "--at-time" in r.stdout and "Exit status" in r.stdout
     top = subprocess.run([sys.executable, "-m", "feedhandler", "--help"], capture_output=True, text=True, timeout=60)
     assert "glimpse-server" in top.stdout
-    r = subprocess.run([sys.executable, "-m", "feedhandler", "glimpse-server", "x.pcap", "--listen", "nope"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "glimpse-server", "x.pcap", "--listen", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
-    r = subprocess.run([sys.executable, "-m", "feedhandler", "glimpse-server", str(tmp_path / "missing.pcap"),
-                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "glimpse-server",
+            str(tmp_path / "missing.pcap"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr

@@ -19,6 +19,7 @@ it was published as at the end is.
 Re-record (only when a change is meant to change books or counters, and say
 so in the commit):  python tests/test_golden.py --record
 """
+
 import hashlib
 import json
 import os
@@ -66,8 +67,11 @@ def digest(name, cores, mode, tmpdir):
     stats = {k: v for k, v in r.stats().items() if k not in UNFIXED}
     if name.endswith(".bin.gz") and mode == "publish":
         stats["book"] = {k: v for k, v in stats["book"].items() if k not in ("publishes", "events")}
-    out = {"dump_sha256": hashlib.sha256(csv).hexdigest(), "dump_rows": csv.count(b"\n") - 1,
-           "stats": json.loads(json.dumps(stats))}
+    out = {
+        "dump_sha256": hashlib.sha256(csv).hexdigest(),
+        "dump_rows": csv.count(b"\n") - 1,
+        "stats": json.loads(json.dumps(stats)),
+    }
     if mode == "publish":
         a = r.segment().copy_books()
         # Hashed at the segment's own widths (the reader widens prices and
@@ -111,6 +115,7 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--record"]:
         raise SystemExit(__doc__)
     import tempfile
+
     rec = {}
     with tempfile.TemporaryDirectory() as d:
         for c in _cases():

@@ -20,6 +20,7 @@ all of these days' levels), the book counters, and the counters of the stream
 one lane and with two, in book and publish mode.  Each case takes well under a
 second on the optimised build (the reference about 0.25 s a day).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -33,18 +34,17 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from moldref import MoldRef  # noqa: E402
-from refbook import ITCH_LEN, STRICT_KEYS, RefBook, iter_binfile  # noqa: E402
-
 from feedhandler import shm  # noqa: E402
 from feedhandler.replay import Replay  # noqa: E402
+from moldref import MoldRef  # noqa: E402
+from refbook import ITCH_LEN, STRICT_KEYS, RefBook, iter_binfile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 DAY = os.path.join(DATA, "golden_day.bin.gz")
 AB = os.path.join(DATA, "golden_ab.pcap.gz")
-ALL_LEVELS = 1 << 20                 # a --dump-books depth no book reaches
-SLOT_DEPTH = 64                      # the deepest a segment publishes
+ALL_LEVELS = 1 << 20  # a --dump-books depth no book reaches
+SLOT_DEPTH = 64  # the deepest a segment publishes
 BOOK_KEYS = STRICT_KEYS + ("trades", "breaks", "level_full")
 LANES = [[0], [0, 1]]
 MODES = ["book", "publish"]
@@ -63,16 +63,19 @@ def day_reference():
         ok = [m for m in msgs if m and ITCH_LEN.get(chr(m[0])) == len(m)]
         book = RefBook().feed(msgs)
         book.check_invariants()
-        _REF["day"] = dict(book=book, stats=dict(packets=len(msgs), messages=len(ok),
-                                                 by_type=dict(Counter(chr(m[0]) for m in ok))),
-                           stale=set(), bad=len(msgs) - len(ok))
+        _REF["day"] = dict(
+            book=book,
+            stats=dict(packets=len(msgs), messages=len(ok), by_type=dict(Counter(chr(m[0]) for m in ok))),
+            stale=set(),
+            bad=len(msgs) - len(ok),
+        )
     return _REF["day"]
 
 
 def ab_reference():
     if "ab" not in _REF:
         with gzip.open(AB, "rb") as f:
-            ref = MoldRef(window_ns=1_000_000).feed_pcap(f.read())     # the replay's default --gap-window-us
+            ref = MoldRef(window_ns=1_000_000).feed_pcap(f.read())  # the replay's default --gap-window-us
         ref.book.check_invariants()
         _REF["ab"] = dict(book=ref.book, stats=ref.stats(), stale=ref.stale_locates(), bad=ref.bad_messages)
     return _REF["ab"]
@@ -83,12 +86,15 @@ REFS = {"golden_day.bin.gz": (DAY, day_reference), "golden_ab.pcap.gz": (AB, ab_
 
 # ------------------------------------------------------------------ comparing
 
+
 def assert_csv_equal(got: str, want: str, what: str):
     if got == want:
         return
     diff = difflib.unified_diff(want.splitlines(), got.splitlines(), "reference", "C book", lineterm="", n=1)
-    pytest.fail("%s: --dump-books differs from the reference (%d vs %d lines):\n%s"
-                % (what, got.count("\n"), want.count("\n"), "\n".join(list(diff)[:60])))
+    pytest.fail(
+        "%s: --dump-books differs from the reference (%d vs %d lines):\n%s"
+        % (what, got.count("\n"), want.count("\n"), "\n".join(list(diff)[:60]))
+    )
 
 
 def check_slots(seg, book: RefBook, stale: set, what: str):
@@ -98,8 +104,10 @@ def check_slots(seg, book: RefBook, stale: set, what: str):
     a = seg.copy_books()
     assert seg.depth == SLOT_DEPTH
     n = len(a)
-    want = {k: np.zeros((n, SLOT_DEPTH), np.int64) for k in
-            ("bid_price", "bid_orders", "bid_shares", "ask_price", "ask_orders", "ask_shares")}
+    want = {
+        k: np.zeros((n, SLOT_DEPTH), np.int64)
+        for k in ("bid_price", "bid_orders", "bid_shares", "ask_price", "ask_orders", "ask_shares")
+    }
     want_n = {"n_bid": np.zeros(n, np.int64), "n_ask": np.zeros(n, np.int64)}
     for loc, side in book.levels:
         name = "bid" if side == "B" else "ask"
@@ -126,9 +134,20 @@ def check_slots(seg, book: RefBook, stale: set, what: str):
         def levels(side):
             k = int(s["n_" + side])
             return list(zip(*(s["%s_%s" % (side, f)][:k].tolist() for f in ("price", "shares", "orders"))))
-        shown.append("%d %r flags %d (reference %d): bids %s asks %s; reference bids %s asks %s" % (
-            loc, bytes(s["symbol"]), s["flags"], flags[loc], levels("bid"), levels("ask"),
-            book.depth(loc, "B"), book.depth(loc, "S")))
+
+        shown.append(
+            "%d %r flags %d (reference %d): bids %s asks %s; reference bids %s asks %s"
+            % (
+                loc,
+                bytes(s["symbol"]),
+                s["flags"],
+                flags[loc],
+                levels("bid"),
+                levels("ask"),
+                book.depth(loc, "B"),
+                book.depth(loc, "S"),
+            )
+        )
     assert not bad, "%s: %d slots differ from the reference:\n%s" % (what, len(bad), "\n".join(shown))
 
 
@@ -161,12 +180,16 @@ def test_golden_input_against_reference(name, cores, mode, tmp_path):
         st = r.stats()
         got = {k: st[k] for k in want_st}
         assert got == want_st, "%s: counters differ, {key: (reference, C)}: %s" % (
-            what, {k: (want_st[k], got[k]) for k in want_st if got[k] != want_st[k]})
+            what,
+            {k: (want_st[k], got[k]) for k in want_st if got[k] != want_st[k]},
+        )
         assert st["errors"] == {} and ref["bad"] == 0
         gb = {k: st["book"][k] for k in BOOK_KEYS}
         wb = book.book_counters(BOOK_KEYS)
         assert gb == wb, "%s: book counters differ, {key: (reference, C)}: %s" % (
-            what, {k: (wb[k], gb[k]) for k in BOOK_KEYS if gb[k] != wb[k]})
+            what,
+            {k: (wb[k], gb[k]) for k in BOOK_KEYS if gb[k] != wb[k]},
+        )
         # Lanes' peaks add up (an upper bound of the run's peak).
         if len(cores) == 1:
             assert st["book"]["orders_peak"] == book.counters["orders_peak"]
@@ -199,10 +222,12 @@ def test_references_are_not_trivial():
 
 # ------------------------------------------------------------------ the reference itself
 
+
 def _frames(spec, t0=34_200 * 10**9):
     """[(rx ns, frame)] from (us after t0, line 'a'/'b', seq, [messages] or
     'hb')."""
     import frames as F
+
     out = []
     for us, line, seq, msgs in spec:
         dst = F.GROUP_A if line == "a" else F.GROUP_B
@@ -214,16 +239,19 @@ def _frames(spec, t0=34_200 * 10**9):
 def test_moldref_arbitrates_by_hand():
     """MoldRef on a hand-made capture whose counts are worked out here."""
     import frames as F
+
     a = [F.msg_A(ref=i, price=1_000_000 + i) for i in range(1, 9)]
-    spec = [(0, "a", 1, a[0:2]),        # 1-2 applied
-            (1, "b", 1, a[0:2]),        # duplicate packet (2 messages)
-            (2, "a", 4, a[3:4]),        # hole at 3: held
-            (3, "b", 2, a[1:3]),        # overlaps: 2 duplicate, 3 new; then 4 from the held packet
-            (4, "b", 4, a[3:4]),        # duplicate packet
-            (10, "a", 7, a[6:7]),       # hole at 5-6: held; never filled
-            (2000, "a", 8, "hb"),       # window over (> 1000 us): 5-6 are gaps, 7 applied; heartbeat says 8 next
-            (2001, "b", 5, a[4:5]),     # too late: given up already, never applied (late, not duplicate)
-            (3000, "a", 10, "hb")]      # hole at 8-9, given up at the end
+    spec = [
+        (0, "a", 1, a[0:2]),  # 1-2 applied
+        (1, "b", 1, a[0:2]),  # duplicate packet (2 messages)
+        (2, "a", 4, a[3:4]),  # hole at 3: held
+        (3, "b", 2, a[1:3]),  # overlaps: 2 duplicate, 3 new; then 4 from the held packet
+        (4, "b", 4, a[3:4]),  # duplicate packet
+        (10, "a", 7, a[6:7]),  # hole at 5-6: held; never filled
+        (2000, "a", 8, "hb"),  # window over (> 1000 us): 5-6 are gaps, 7 applied; heartbeat says 8 next
+        (2001, "b", 5, a[4:5]),  # too late: given up already, never applied (late, not duplicate)
+        (3000, "a", 10, "hb"),
+    ]  # hole at 8-9, given up at the end
     ref = MoldRef(window_ns=1_000_000).feed_records(_frames(spec)).finish()
     st = ref.stats()
     assert st["gaps"] == 2 + 2

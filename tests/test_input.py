@@ -3,10 +3,10 @@ standard input streamed through a bounded buffer.  Whatever the container,
 the same input gives the same books and counters; damage in a compressed
 stream is a clear error after everything before it was applied; memory does
 not grow with the input's size."""
+
 import gzip
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,7 +47,7 @@ def gz(src, dst, members=1):
     step = (len(data) + members - 1) // members
     with open(dst, "wb") as f:
         for i in range(members):
-            f.write(gzip.compress(data[i * step:(i + 1) * step], compresslevel=1))
+            f.write(gzip.compress(data[i * step : (i + 1) * step], compresslevel=1))
     return dst
 
 
@@ -105,8 +105,9 @@ def test_publish_mode_counters_identical_streamed_and_mapped(day, tmp_path):
 
 
 def cli(args, stdin=None, **kw):
-    return subprocess.run([sys.executable, "-m", "feedhandler"] + args, input=stdin, capture_output=True,
-                          cwd=ROOT, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler"] + args, input=stdin, capture_output=True, cwd=ROOT, timeout=300, **kw
+    )
 
 
 @pytest.mark.parametrize("compress", [None, "gz"])
@@ -159,7 +160,7 @@ def test_corrupt_gzip_is_a_clear_error_after_what_came_before(day, tmp_path):
     plain = day["golden_day.bin"]
     data = bytearray(open(gz(plain, str(tmp_path / "f.gz")), "rb").read())
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(64)          # a run of zeros inside the deflate stream
+    data[mid : mid + 64] = bytes(64)  # a run of zeros inside the deflate stream
     bad = tmp_path / "bad.gz"
     bad.write_bytes(bytes(data))
     r, res = replay(str(bad))
@@ -211,16 +212,17 @@ def test_memory_does_not_grow_with_a_streamed_input(tmp_path):
     raw = binfile_of(150_000_000 // 14)
     p = tmp_path / "big.bin.gz"
     p.write_bytes(gzip.compress(raw, compresslevel=1))
-    code = ("import resource, sys\n"
-            "from feedhandler.replay import Replay\n"
-            "r = Replay(mode='decode', max_instruments=16)\n"
-            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "res = r.run_file(sys.argv[1], progress=False)\n"
-            "assert res.ok, res.error\n"
-            "print(r.stats()['messages'], base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    code = (
+        "import resource, sys\n"
+        "from feedhandler.replay import Replay\n"
+        "r = Replay(mode='decode', max_instruments=16)\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "res = r.run_file(sys.argv[1], progress=False)\n"
+        "assert res.ok, res.error\n"
+        "print(r.stats()['messages'], base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
     for arg, stdin in ((str(p), None), ("-", raw)):
-        out = subprocess.run([sys.executable, "-c", code, arg], input=stdin, capture_output=True, cwd=ROOT,
-                             timeout=300)
+        out = subprocess.run([sys.executable, "-c", code, arg], input=stdin, capture_output=True, cwd=ROOT, timeout=300)
         assert out.returncode == 0, out.stderr.decode()[-2000:]
         n, base_kb, peak_kb = map(int, out.stdout.split())
         assert n == len(raw) // 14

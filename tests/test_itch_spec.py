@@ -5,40 +5,40 @@ copies built from it), what the decoder accepts, and what the generator writes.
 The oracle is SPEC below, typed in from NASDAQ TotalView-ITCH 5.0 (section 1.x
 message formats, "Total" length of each message, type byte included), not read
 from any of the code under test."""
+
 import struct
 
 import pytest
 
 from feedhandler import core, rewind
 from feedhandler.core import ERR_NAMES, decode_frame, ffi, lib
-
 from frames import frame, mold
 
 # NASDAQ TotalView-ITCH 5.0 specification, message lengths in bytes.
 SPEC = {
-    "S": 12,   # 1.1   System Event
-    "R": 39,   # 1.2.1 Stock Directory
-    "H": 25,   # 1.2.2 Stock Trading Action
-    "Y": 20,   # 1.2.3 Reg SHO Short Sale Price Test Restricted Indicator
-    "L": 26,   # 1.2.4 Market Participant Position
-    "V": 35,   # 1.2.5.1 MWCB Decline Level
-    "W": 12,   # 1.2.5.2 MWCB Status
-    "K": 28,   # 1.2.6 IPO Quoting Period Update
-    "J": 35,   # 1.2.7 LULD Auction Collar
-    "h": 21,   # 1.2.8 Operational Halt
-    "A": 36,   # 1.3.1 Add Order - No MPID Attribution
-    "F": 40,   # 1.3.2 Add Order with MPID Attribution
-    "E": 31,   # 1.4.1 Order Executed
-    "C": 36,   # 1.4.2 Order Executed With Price
-    "X": 23,   # 1.4.3 Order Cancel
-    "D": 19,   # 1.4.4 Order Delete
-    "U": 35,   # 1.4.5 Order Replace
-    "P": 44,   # 1.5.1 Trade (Non-Cross)
-    "Q": 40,   # 1.5.2 Cross Trade
-    "B": 19,   # 1.5.3 Broken Trade
-    "I": 50,   # 1.6 Net Order Imbalance Indicator (NOII)
-    "N": 20,   # 1.7 Retail Price Improvement Indicator (RPII)
-    "O": 48,   # 1.8 Direct Listing with Capital Raise Price Discovery
+    "S": 12,  # 1.1   System Event
+    "R": 39,  # 1.2.1 Stock Directory
+    "H": 25,  # 1.2.2 Stock Trading Action
+    "Y": 20,  # 1.2.3 Reg SHO Short Sale Price Test Restricted Indicator
+    "L": 26,  # 1.2.4 Market Participant Position
+    "V": 35,  # 1.2.5.1 MWCB Decline Level
+    "W": 12,  # 1.2.5.2 MWCB Status
+    "K": 28,  # 1.2.6 IPO Quoting Period Update
+    "J": 35,  # 1.2.7 LULD Auction Collar
+    "h": 21,  # 1.2.8 Operational Halt
+    "A": 36,  # 1.3.1 Add Order - No MPID Attribution
+    "F": 40,  # 1.3.2 Add Order with MPID Attribution
+    "E": 31,  # 1.4.1 Order Executed
+    "C": 36,  # 1.4.2 Order Executed With Price
+    "X": 23,  # 1.4.3 Order Cancel
+    "D": 19,  # 1.4.4 Order Delete
+    "U": 35,  # 1.4.5 Order Replace
+    "P": 44,  # 1.5.1 Trade (Non-Cross)
+    "Q": 40,  # 1.5.2 Cross Trade
+    "B": 19,  # 1.5.3 Broken Trade
+    "I": 50,  # 1.6 Net Order Imbalance Indicator (NOII)
+    "N": 20,  # 1.7 Retail Price Improvement Indicator (RPII)
+    "O": 48,  # 1.8 Direct Listing with Capital Raise Price Discovery
 }
 TYPES = sorted(SPEC)
 
@@ -98,6 +98,7 @@ def test_other_type_bytes_are_unknown():
 def test_generator_writes_the_spec_lengths(tmp_path):
     """The generator (its own extension) writes every record at the spec length."""
     from feedhandler.gen import generate
+
     s = generate(str(tmp_path / "d"), messages=20_000, symbols=20, seed=11, progress=False)
     data = (tmp_path / "d.bin").read_bytes()
     seen, off = {}, 0
@@ -108,4 +109,4 @@ def test_generator_writes_the_spec_lengths(tmp_path):
         seen[t] = seen.get(t, 0) + 1
         off += 2 + n
     assert off == len(data) and sum(seen.values()) == s["messages"] == 20_000
-    assert set(seen) == set(SPEC)        # a full day has every type
+    assert set(seen) == set(SPEC)  # a full day has every type

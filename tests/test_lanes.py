@@ -1,5 +1,6 @@
 """Several pinned threads (lanes) share one input as NIC steering shares a feed
 between cores: books and counters must not depend on how many."""
+
 import json
 import os
 import subprocess
@@ -7,10 +8,9 @@ import sys
 
 import pytest
 
-from feedhandler.replay import Replay, ReplayError
-from feedhandler import shm
-
 import frames as F
+from feedhandler import shm
+from feedhandler.replay import Replay, ReplayError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NCPU = os.cpu_count() or 1
@@ -18,17 +18,55 @@ CORES = [0, 1] if NCPU >= 2 else None
 pytestmark = pytest.mark.skipif(NCPU < 2, reason="needs 2 CPUs to pin 2 lanes")
 SMALL = dict(max_orders=1 << 17, max_levels=1 << 18, max_instruments=512, ring_events=1 << 16)
 # orders_peak is per lane (the sum of the lanes' peaks): not comparable.
-SAME = ("packets", "messages", "by_type", "gaps", "duplicates", "errors", "checksum", "heartbeats",
-        "end_of_session", "mold_packets", "streams", "bytes", "first_ts_ns", "last_ts_ns")
+SAME = (
+    "packets",
+    "messages",
+    "by_type",
+    "gaps",
+    "duplicates",
+    "errors",
+    "checksum",
+    "heartbeats",
+    "end_of_session",
+    "mold_packets",
+    "streams",
+    "bytes",
+    "first_ts_ns",
+    "last_ts_ns",
+)
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
     d = tmp_path_factory.mktemp("lanes")
     prefix = str(d / "day")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "150000",
-                    "--symbols", "60", "--channels", "3", "--seed", "11", "--lines", "ab", "--loss-a", "0.05",
-                    "--loss-b", "0.05"], check=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "-q",
+            "--out",
+            prefix,
+            "--messages",
+            "150000",
+            "--symbols",
+            "60",
+            "--channels",
+            "3",
+            "--seed",
+            "11",
+            "--lines",
+            "ab",
+            "--loss-a",
+            "0.05",
+            "--loss-b",
+            "0.05",
+        ],
+        check=True,
+        timeout=120,
+    )
     return prefix
 
 
@@ -61,7 +99,7 @@ def test_two_lanes_same_books_and_counters(day, tmp_path, ext):
     per = r2.lane_stats()
     assert all(p["messages"] > 0 for p in per)
     if ext == ".pcap":
-        assert one["gaps"] > 0 and one["duplicates"] > 0      # lossy A/B day: arbitration ran on both lanes
+        assert one["gaps"] > 0 and one["duplicates"] > 0  # lossy A/B day: arbitration ran on both lanes
 
 
 def test_two_lanes_gzip_and_pcapng(day, tmp_path):
@@ -110,11 +148,19 @@ def test_bad_cores():
         Replay(cores=[0, NCPU + 5], **SMALL)
     with pytest.raises(ReplayError, match="twice"):
         Replay(cores=[0, 0], **SMALL)
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--cores", "0,%d" % (NCPU + 1)],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--cores", "0,%d" % (NCPU + 1)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--cores", "zero"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--cores", "zero"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and "CPU list" in p.stderr
 
 
@@ -123,9 +169,27 @@ def test_cli_two_cores(day, tmp_path):
     for cores in ("0", "0,1"):
         j = tmp_path / ("s%s.json" % cores.replace(",", ""))
         c = tmp_path / ("b%s.csv" % cores.replace(",", ""))
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", day + ".pcap", "--cores", cores,
-                            "--dump-books", str(c), "--stats-json", str(j), "--max-orders", "131072"],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "replay",
+                "-q",
+                day + ".pcap",
+                "--cores",
+                cores,
+                "--dump-books",
+                str(c),
+                "--stats-json",
+                str(j),
+                "--max-orders",
+                "131072",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 0, p.stderr
         outs.append((json.loads(j.read_text()), c.read_text()))
     assert outs[0][1] == outs[1][1]
@@ -134,6 +198,7 @@ def test_cli_two_cores(day, tmp_path):
 
 # ------------------------------------------------------------------- pacing
 
+
 def test_speed_paces_to_the_capture_clock(tmp_path):
     """--speed F: the replay takes (capture span)/F at least, and decodes the same."""
     path = os.path.join(ROOT, "pcaps", "sample.pcap")
@@ -141,7 +206,7 @@ def test_speed_paces_to_the_capture_clock(tmp_path):
     r.run_file(path, progress=False)
     fast = r.stats()
     span_s = (fast["last_ts_ns"] - fast["first_ts_ns"]) / 1e9
-    speed = span_s / 0.4                                   # paced to ~0.4 s
+    speed = span_s / 0.4  # paced to ~0.4 s
     r = Replay(mode="book", speed=speed, **SMALL)
     r.run_file(path, progress=False)
     paced = r.stats()
@@ -151,24 +216,43 @@ def test_speed_paces_to_the_capture_clock(tmp_path):
 
 
 def test_speed_on_binfile_uses_itch_timestamps(day):
-    r = Replay(mode="decode", speed=1e6)                    # ~16 h of ITCH time in ~0.06 s
+    r = Replay(mode="decode", speed=1e6)  # ~16 h of ITCH time in ~0.06 s
     r.run_file(day + ".bin", progress=False)
     assert r.stats()["elapsed_s"] >= 0.03
 
 
 def test_speed_cli_values():
     for bad in ("fast", "0", "-2", "nan"):
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--speed", bad],
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "replay", "x.pcap", "--speed", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 2 and "speed" in p.stderr, bad
     # realtime on a 17-hour capture: still running once it replays, and Ctrl-C stops it cleanly.
     import signal
     import time
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", "-q", "--mode", "decode", "--speed",
-                          "realtime", os.path.join(ROOT, "pcaps", "sample.pcap")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         # SIGINT may be inherited ignored (a suite started in the background)
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            "--mode",
+            "decode",
+            "--speed",
+            "realtime",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # SIGINT may be inherited ignored (a suite started in the background)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         # Interrupted once it is replaying (the capture mapped: past start-up, which
         # can take seconds on a busy machine), not after a fixed time.
@@ -182,11 +266,11 @@ def test_speed_cli_values():
             except OSError:
                 pass
             time.sleep(0.02)
-        assert p.poll() is None              # paced: 17 hours of capture cannot be over
+        assert p.poll() is None  # paced: 17 hours of capture cannot be over
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
     finally:
-        if p.poll() is None:                 # never leave a 17-hour paced replay behind
+        if p.poll() is None:  # never leave a 17-hour paced replay behind
             p.kill()
             p.wait(10)
     assert p.returncode == 130 and "interrupted" in err and "messages" in out

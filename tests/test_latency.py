@@ -1,4 +1,5 @@
 """Latency histograms (csrc/hist.*) against numpy, and the --latency-json output."""
+
 import json
 import os
 import subprocess
@@ -8,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from feedhandler.core import ffi, lib
 from feedhandler._probe import lib as probe  # test hooks: fh_hiccups, the fh_hist_* helpers
+from feedhandler.core import ffi, lib
 from feedhandler.latency import STAGES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +27,9 @@ def hist_of(values):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_percentiles_match_numpy_to_3_significant_digits(seed):
     rnd = np.random.default_rng(seed)
-    values = np.concatenate([rnd.lognormal(6, 1.5, 200_000), rnd.integers(0, 3000, 5000),
-                             [0, 1, 2047, 2048, 2049, 10_000_000_000]]).astype(np.uint64)
+    values = np.concatenate(
+        [rnd.lognormal(6, 1.5, 200_000), rnd.integers(0, 3000, 5000), [0, 1, 2047, 2048, 2049, 10_000_000_000]]
+    ).astype(np.uint64)
     h = hist_of(values)
     assert h.count == len(values) and h.min == values.min() and h.max == values.max()
     assert h.sum == int(values.sum())
@@ -47,13 +49,13 @@ def test_small_values_exact_and_buckets_contiguous():
     for i in range(lib.FH_HIST_COUNTS):
         lo, hi = probe.fh_hist_bucket_low(i), probe.fh_hist_bucket_high(i)
         assert lo == prev_high + 1 and hi >= lo
-        assert hi - lo <= max(0, lo // 1024)          # 3 significant digits
+        assert hi - lo <= max(0, lo // 1024)  # 3 significant digits
         prev_high = hi
     assert prev_high == MAX
 
 
 def test_overflow_counted_and_clamped():
-    h = hist_of([5, MAX, MAX + 1, 2 ** 63])
+    h = hist_of([5, MAX, MAX + 1, 2**63])
     assert h.overflow == 2 and h.max == MAX and h.count == 4
 
 
@@ -66,6 +68,7 @@ def test_merge():
 def _msgs_per_packet(path):
     """Messages of every packet that carries some, counted from the capture in Python."""
     from frames import mold_messages, parse_pcap
+
     with open(path, "rb") as f:
         return np.array([n for n in (len(mold_messages(fr)) for _, fr in parse_pcap(f.read())) if n], dtype=np.int64)
 
@@ -73,9 +76,25 @@ def _msgs_per_packet(path):
 def test_latency_json_schema(tmp_path):
     sample = os.path.join(ROOT, "pcaps", "sample.pcap")
     out = tmp_path / "lat.json"
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", sample,
-                        "--latency-json", str(out), "--speed", "200000", "--max-orders", "65536"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            sample,
+            "--latency-json",
+            str(out),
+            "--speed",
+            "200000",
+            "--max-orders",
+            "65536",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert "latency rx->published" in p.stdout and "messages/packet" in p.stdout
     d = json.loads(out.read_text())
@@ -86,8 +105,20 @@ def test_latency_json_schema(tmp_path):
     mpp = _msgs_per_packet(sample)
     assert len(mpp) == 7079 and mpp.sum() == 40000
     for name, st in d["stages"].items():
-        for k in ("count", "min", "p50", "p90", "p99", "p99_9", "p99_99", "max", "overflow", "mean", "per_core",
-                  "distribution"):
+        for k in (
+            "count",
+            "min",
+            "p50",
+            "p90",
+            "p99",
+            "p99_9",
+            "p99_99",
+            "max",
+            "overflow",
+            "mean",
+            "per_core",
+            "distribution",
+        ):
             assert k in st, (name, k)
         assert st["count"] == len(mpp) and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
         assert len(st["per_core"]) == 1 and st["per_core"][0]["count"] == len(mpp)
@@ -115,28 +146,59 @@ def test_latency_json_schema(tmp_path):
 
 def test_latency_sampling_stamps_every_nth_packet(tmp_path):
     out = tmp_path / "lat.json"
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                        "--latency-json", str(out), "--latency-sample", "8", "--speed", "200000"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--latency-json",
+            str(out),
+            "--latency-sample",
+            "8",
+            "--speed",
+            "200000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     d = json.loads(out.read_text())
     assert d["sample_every"] == 8
     # Every 8th frame is stamped (8324 frames); those without messages
     # (heartbeats, end of session) record nothing.
     from frames import mold_messages, parse_pcap
+
     with open(os.path.join(ROOT, "pcaps", "sample.pcap"), "rb") as f:
         frames = parse_pcap(f.read())
     want = sum(1 for i, (_, fr) in enumerate(frames) if (i + 1) % 8 == 0 and mold_messages(fr))
     for name, st in d["stages"].items():
         assert st["count"] == want, name
-    bad = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                          "--latency-json", str(out), "--latency-sample", "0"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--latency-json",
+            str(out),
+            "--latency-sample",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--latency-sample" in bad.stderr
 
 
 def test_hiccups_probe_records_only_gaps_over_the_threshold():
     h = ffi.new("fh_hist_t *")
-    lost = probe.fh_hiccups(20_000_000, 0, 0, h)         # every gap: one per TSC read
+    lost = probe.fh_hiccups(20_000_000, 0, 0, h)  # every gap: one per TSC read
     assert h.count > 1000 and lost == h.sum and h.min <= 1000
     h2 = ffi.new("fh_hist_t *")
     t0 = time.monotonic_ns()
@@ -146,7 +208,7 @@ def test_hiccups_probe_records_only_gaps_over_the_threshold():
     # What it lost lies within the call (10 % for the TSC calibration's error); not
     # within its 20 ms: descheduled across the end, one gap alone can be longer.
     assert lost2 <= 1.1 * (t1 - t0), (lost2, t1 - t0)
-    h3 = ffi.new("fh_hist_t *")                       # reading through 4 MB while timing
+    h3 = ffi.new("fh_hist_t *")  # reading through 4 MB while timing
     lost3 = probe.fh_hiccups(20_000_000, 0, 4 << 20, h3)
     assert lost3 == h3.sum and h3.count > 1000
 
@@ -155,21 +217,50 @@ def test_full_speed_rx_stages_are_processing(tmp_path):
     """Without receive/due times rx is when the walk reached the packet:
     rx->start is 0 and rx->published is the processing time."""
     out = tmp_path / "lat.json"
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                        "--latency-json", str(out)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--latency-json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     s = doc["stages"]
-    assert doc["idle_gaps"]["count"] == 0                 # nothing waited
+    assert doc["idle_gaps"]["count"] == 0  # nothing waited
     assert s["rx_to_start"]["count"] == 7079 and s["rx_to_start"]["max"] == 0
-    assert {k: v for k, v in s["rx_to_published"].items() if k != "per_core"} == \
-        {k: v for k, v in s["processing"].items() if k != "per_core"}
+    assert {k: v for k, v in s["rx_to_published"].items() if k != "per_core"} == {
+        k: v for k, v in s["processing"].items() if k != "per_core"
+    }
 
 
 def test_latency_decode_mode_has_no_book_stages(tmp_path):
     out = tmp_path / "lat.json"
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                        "--mode", "decode", "--latency-json", str(out)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--mode",
+            "decode",
+            "--latency-json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     s = json.loads(out.read_text())["stages"]
     assert s["decode"]["count"] == 7079 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
@@ -179,22 +270,51 @@ def test_latency_decode_mode_has_no_book_stages(tmp_path):
 def test_report_script_table_plot_and_hgrm(tmp_path):
     pytest.importorskip("matplotlib")
     lat = tmp_path / "a.json"
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                        "--latency-json", str(lat), "--max-orders", "65536"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--latency-json",
+            str(lat),
+            "--max-orders",
+            "65536",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     b = tmp_path / "b.json"
     doc = json.loads(lat.read_text())
     base_p50 = doc["stages"]["rx_to_published"]["p50"]
-    doc["stages"]["rx_to_published"]["p50"] = base_p50 * 2        # a run twice as slow at the median
+    doc["stages"]["rx_to_published"]["p50"] = base_p50 * 2  # a run twice as slow at the median
     b.write_text(json.dumps(doc))
     png, prefix = tmp_path / "p.png", str(tmp_path / "h")
     # The report is plain Python + matplotlib (no feedhandler C): under the
     # sanitizer run, keep ASan's preload away from matplotlib's C++.
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONMALLOC")}
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "latency_report.py"), str(lat), str(b),
-                        "--png", str(png), "--hgrm", prefix], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "latency_report.py"),
+            str(lat),
+            str(b),
+            "--png",
+            str(png),
+            "--hgrm",
+            prefix,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
-    assert "rx_to_published" in r.stdout and r.stdout.count("p99.9") >= 6      # a table per stage, both runs
+    assert "rx_to_published" in r.stdout and r.stdout.count("p99.9") >= 6  # a table per stage, both runs
     assert "messages per packet: mean 5.65" in r.stdout
     # The second run gets a row of changes against the first (the baseline).
     lines = r.stdout.splitlines()
@@ -215,12 +335,35 @@ def test_reader_latency_script_follows_a_replay(tmp_path):
     name = "fhtest-rlat-%d" % os.getpid()
     out = tmp_path / "r.json"
     try:
-        rd = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "reader_latency.py"), "--shm", name,
-                               "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q",
-                            os.path.join(ROOT, "pcaps", "sample.pcap"), "--shm", name, "--speed", "50000",
-                            "--silence-ms", "1000000", "--max-orders", "65536", "--stats-json", str(tmp_path / "s.json")],
-                           capture_output=True, text=True, timeout=120)
+        rd = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "scripts", "reader_latency.py"), "--shm", name, "--json", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "replay",
+                "-q",
+                os.path.join(ROOT, "pcaps", "sample.pcap"),
+                "--shm",
+                name,
+                "--speed",
+                "50000",
+                "--silence-ms",
+                "1000000",
+                "--max-orders",
+                "65536",
+                "--stats-json",
+                str(tmp_path / "s.json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 0, p.stderr
         o, e = rd.communicate(timeout=60)
         assert rd.returncode == 0, e

@@ -1,6 +1,7 @@
 """The C core is layered as its data flow: each file includes only the layers
 below it (docs/architecture.md, "Source layout").  A file added to csrc/ must be
 given its layer here; an include of a layer above (or beside) fails."""
+
 import os
 import re
 
@@ -20,8 +21,7 @@ LAYERS = [
     ("latency and pacing", ["latency.h", "pace.h"]),
     # The message tables (plain X-macro data): ITCH 5.0, and Cboe PITCH beside it.
     ("message tables", ["itch_spec.h", "pitch_spec.h"]),
-    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c",
-                      "pitch.h", "pitch.c"]),
+    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c", "pitch.h", "pitch.c"]),
     ("shared memory", ["shm.h", "shm.c"]),
     # The books and the events they write as they apply messages; publishing
     # (slots, BBO) is the stage above, reached from the book only through the
@@ -105,8 +105,10 @@ def violations(ranks):
             elif inc not in ranks:
                 bad.append(f"{rel} includes {inc}, which has no layer")
             elif inc != own and (ranks[inc] > ranks[rel] or (ranks[inc] == ranks[rel] and not inc.endswith(".h"))):
-                bad.append(f"{rel} ({LAYERS[ranks[rel]][0]}) includes {inc} ({LAYERS[ranks[inc]][0]}): "
-                           "not its own layer's header nor a lower layer's")
+                bad.append(
+                    f"{rel} ({LAYERS[ranks[rel]][0]}) includes {inc} ({LAYERS[ranks[inc]][0]}): "
+                    "not its own layer's header nor a lower layer's"
+                )
     return bad
 
 
@@ -129,20 +131,22 @@ def test_the_check_catches_an_upward_include(tmp_path, monkeypatch):
 
 
 def test_every_listed_file_exists():
-    missing = [f for _, files in LAYERS for f in files
-               if not os.path.exists(os.path.join(CSRC, f))]
+    missing = [f for _, files in LAYERS for f in files if not os.path.exists(os.path.join(CSRC, f))]
     assert missing == []
 
 
-@pytest.mark.parametrize("stage,files", [
-    ("session", ["session.h", "session.c"]),
-    # The lane's parts the pipeline holds but does not run: routing (lines,
-    # protocols, venues, PITCH units) and the mailbox to the snapshot fetcher.
-    ("lane parts", ["route.h", "route.c", "recovery_mailbox.h"]),
-    ("input", ["input.c"]),
-    ("publish", ["publish.c"]),
-    ("rerequest", ["rerequest.c"]),
-])
+@pytest.mark.parametrize(
+    "stage,files",
+    [
+        ("session", ["session.h", "session.c"]),
+        # The lane's parts the pipeline holds but does not run: routing (lines,
+        # protocols, venues, PITCH units) and the mailbox to the snapshot fetcher.
+        ("lane parts", ["route.h", "route.c", "recovery_mailbox.h"]),
+        ("input", ["input.c"]),
+        ("publish", ["publish.c"]),
+        ("rerequest", ["rerequest.c"]),
+    ],
+)
 def test_stages_have_their_files(stage, files):
     for f in files:
         assert os.path.exists(os.path.join(CSRC, f)), f"{stage}: {f}"
@@ -159,9 +163,10 @@ def test_stages_have_their_files(stage, files):
 COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.S)
 # A file-scope function definition or declaration: at the start of a line, a
 # return type, the name, the parameters, then `{` (definition) or `;` (declaration).
-FUNCTION = re.compile(r"^(?P<head>[A-Za-z_][\w \t\*]*?)\b(?P<name>fh_\w+)\s*\((?P<params>[^;{}]*?)\)\s*(?P<end>[{;])",
-                      re.M)
-USE = re.compile(r"(?<!struct )(?<!union )(?<!enum )\b(fh_\w+)\b")     # a struct tag is not a function
+FUNCTION = re.compile(
+    r"^(?P<head>[A-Za-z_][\w \t\*]*?)\b(?P<name>fh_\w+)\s*\((?P<params>[^;{}]*?)\)\s*(?P<end>[{;])", re.M
+)
+USE = re.compile(r"(?<!struct )(?<!union )(?<!enum )\b(fh_\w+)\b")  # a struct tag is not a function
 
 
 def source(rel):
@@ -205,8 +210,10 @@ def call_violations(ranks):
             if home is None or home not in ranks or home == rel:
                 continue
             if ranks[home] > ranks[rel]:
-                bad.append(f"{rel} ({LAYERS[ranks[rel]][0]}) uses {name}() of {home} "
-                           f"({LAYERS[ranks[home]][0]}): a layer above it")
+                bad.append(
+                    f"{rel} ({LAYERS[ranks[rel]][0]}) uses {name}() of {home} "
+                    f"({LAYERS[ranks[home]][0]}): a layer above it"
+                )
     return bad
 
 
@@ -232,7 +239,7 @@ def test_the_call_check_parses_what_the_core_defines():
     pass by seeing nothing)."""
     defined, declared = functions_of("session.c")
     assert {"fh_session_init", "fh_session_packet", "fh_session_expire"} <= defined and not declared
-    assert "fh_pipe_sequenced" in functions_of("pipeline.h")[0]           # FH_INLINE in a header
+    assert "fh_pipe_sequenced" in functions_of("pipeline.h")[0]  # FH_INLINE in a header
     assert "fh_pipe_create" in functions_of("pipeline.h")[1]
     assert "fh_lane_new" in functions_of("lane.c")[0]
 
@@ -257,19 +264,18 @@ def test_the_call_check_catches_a_prototype_in_a_c_file(monkeypatch):
 def test_the_call_check_catches_a_call_up_a_layer(monkeypatch):
     """The session layer calling the pipeline, and the pipeline calling PITCH
     decode by name (what the hooks replaced), are both reported."""
-    bad = _mutant(monkeypatch, "session.c",
-                  "static void up(fh_lane_t *r) { fh_pipe_poll_slow(r, 0); }\n")
+    bad = _mutant(monkeypatch, "session.c", "static void up(fh_lane_t *r) { fh_pipe_poll_slow(r, 0); }\n")
     assert any(b.startswith("session.c (session) uses fh_pipe_poll_slow() of pipeline.c") for b in bad), bad
-    bad = _mutant(monkeypatch, "pipeline.c",
-                  "static uint32_t up(fh_lane_t *r) { return fh_pipe_walk_pitch(r, 0, 0, 0, 0, 0); }\n")
+    bad = _mutant(
+        monkeypatch, "pipeline.c", "static uint32_t up(fh_lane_t *r) { return fh_pipe_walk_pitch(r, 0, 0, 0, 0, 0); }\n"
+    )
     assert any(b.startswith("pipeline.c (pipeline) uses fh_pipe_walk_pitch() of pitch_pipe.c") for b in bad), bad
 
 
 def test_the_call_check_catches_the_book_calling_publish(monkeypatch):
     """The book/publish cycle this layering broke: the books reach publishing
     only through the hooks fh_publish_hooks sets, never by name."""
-    bad = _mutant(monkeypatch, "book.c",
-                  "static void up(fh_book_t *b) { fh_publish_slot(b, 1); }\n")
+    bad = _mutant(monkeypatch, "book.c", "static void up(fh_book_t *b) { fh_publish_slot(b, 1); }\n")
     assert any(b.startswith("book.c (books) uses fh_publish_slot() of publish.c") for b in bad), bad
 
 

@@ -1,13 +1,13 @@
 """C layouts seen from Python: the same sizes and offsets csrc/tools/layout.c asserts
 with _Static_assert, and every numpy dtype in feedhandler.shm checked field by
 field against the C structs through CFFI, so a change on one side fails here."""
+
 import numpy as np
 import pytest
 
-from feedhandler.core import ffi, lib
-from feedhandler import shm
-from feedhandler import _gen
 import feedhandler._probe as probe
+from feedhandler import _gen, shm
+from feedhandler.core import ffi, lib
 
 
 def test_msg_layout():
@@ -28,12 +28,28 @@ def test_pitch_layout():
     csrc/probe/pitch_decode.c asserts the same numbers)."""
     ffi, lib = probe.ffi, probe.lib
     assert ffi.sizeof("fh_pitch_msg_t") == 88
-    assert [ffi.offsetof("fh_pitch_msg_t", f) for f in (
-        "type", "side", "flags", "status", "reg_sho_action", "auction_type", "customer_indicator")] == list(range(7))
-    assert [ffi.offsetof("fh_pitch_msg_t", f) for f in (
-        "time_offset_ns", "seconds", "order_id", "exec_id", "qty", "remaining", "price", "indicative_price",
-        "auction_only_price", "sell_qty", "participant_id", "symbol", "reserved")] == [
-        8, 12, 16, 24, 32, 36, 40, 48, 56, 64, 68, 72, 80]
+    assert [
+        ffi.offsetof("fh_pitch_msg_t", f)
+        for f in ("type", "side", "flags", "status", "reg_sho_action", "auction_type", "customer_indicator")
+    ] == list(range(7))
+    assert [
+        ffi.offsetof("fh_pitch_msg_t", f)
+        for f in (
+            "time_offset_ns",
+            "seconds",
+            "order_id",
+            "exec_id",
+            "qty",
+            "remaining",
+            "price",
+            "indicative_price",
+            "auction_only_price",
+            "sell_qty",
+            "participant_id",
+            "symbol",
+            "reserved",
+        )
+    ] == [8, 12, 16, 24, 32, 36, 40, 48, 56, 64, 68, 72, 80]
     assert ffi.sizeof("fh_pitch_unit_t") == 8
     assert [ffi.offsetof("fh_pitch_unit_t", f) for f in ("length", "count", "unit", "sequence")] == [0, 2, 3, 4]
     names = [ffi.string(lib.fh_pitch_err_name(i)).decode() for i in range(lib.FH_PITCH_ERR__COUNT)]
@@ -44,20 +60,30 @@ def test_pitch_layout():
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
     assert ffi.sizeof("fh_stats_t") == 8 * (14 + 48 + 256 + 20 + 21)
-    assert [ffi.offsetof("fh_stats_t", f) for f in ("snapshots", "snapshot_messages", "snapshot_failures",
-                                                  "snapshot_buffered", "snapshot_contained",
-                                                  "snapshot_recover_ns")] == [8 * (14 + 48 + 256 + 30 + i)
-                                                                              for i in range(6)]
-    assert [ffi.offsetof("fh_stats_t", f) for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held",
-                                                  "rx_time_back")] == [8 * (14 + 48 + 256 + 20 + 5 + i) for i in range(5)]
-    assert [ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears", "cbbo_full", "pkt_late",
-                                                  "late")] == [8 * (14 + 48 + 256 + 36 + i) for i in range(5)]
+    assert [
+        ffi.offsetof("fh_stats_t", f)
+        for f in (
+            "snapshots",
+            "snapshot_messages",
+            "snapshot_failures",
+            "snapshot_buffered",
+            "snapshot_contained",
+            "snapshot_recover_ns",
+        )
+    ] == [8 * (14 + 48 + 256 + 30 + i) for i in range(6)]
+    assert [
+        ffi.offsetof("fh_stats_t", f)
+        for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held", "rx_time_back")
+    ] == [8 * (14 + 48 + 256 + 20 + 5 + i) for i in range(5)]
+    assert [
+        ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears", "cbbo_full", "pkt_late", "late")
+    ] == [8 * (14 + 48 + 256 + 36 + i) for i in range(5)]
     assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 48 + 256 + 20 + 2)
     assert ffi.offsetof("fh_stats_t", "session_changes") == 8 * (14 + 48 + 256 + 20)
     assert ffi.offsetof("fh_stats_t", "errors") == 8 * 14
     assert ffi.offsetof("fh_stats_t", "by_type") == 8 * (14 + 48)
     assert ffi.offsetof("fh_stats_t", "book") == 8 * (14 + 48 + 256)
-    assert lib.FH_ERR__COUNT <= 48   # errors[48]
+    assert lib.FH_ERR__COUNT <= 48  # errors[48]
 
 
 def test_cfg_layouts():
@@ -73,11 +99,12 @@ def test_cfg_layouts():
 
 def test_shm_header_layout():
     assert ffi.sizeof("fh_shm_header_t") == lib.FH_SHM_HEADER_SIZE == 4096
-    assert ffi.offsetof("fh_shm_header_t", "ring_head") == 256      # each lane's head on its own cache line
+    assert ffi.offsetof("fh_shm_header_t", "ring_head") == 256  # each lane's head on its own cache line
     assert ffi.sizeof("fh_shm_lane_head_t") == 64
     assert ffi.offsetof("fh_shm_header_t", "n_lanes") == 104
-    assert [ffi.offsetof("fh_shm_header_t", f) for f in ("tsc_base", "tsc_base_ns", "tsc_mult", "tsc_hz",
-                                                       "writer_start")] == [112, 120, 128, 136, 144]
+    assert [
+        ffi.offsetof("fh_shm_header_t", f) for f in ("tsc_base", "tsc_base_ns", "tsc_mult", "tsc_hz", "writer_start")
+    ] == [112, 120, 128, 136, 144]
     assert ffi.offsetof("fh_shm_header_t", "magic") == 0
     assert ffi.offsetof("fh_shm_header_t", "state") == 88
 
@@ -85,8 +112,13 @@ def test_shm_header_layout():
 def test_shm_states_match_c():
     # csrc/tools/layout.c asserts the same values; a reader decodes the header's state with shm.STATES.
     from feedhandler import shm
-    assert shm.STATES == {lib.FH_SHM_STARTING: "starting", lib.FH_SHM_RUNNING: "running",
-                          lib.FH_SHM_FINISHED: "finished", lib.FH_SHM_STOPPED: "stopped"}
+
+    assert shm.STATES == {
+        lib.FH_SHM_STARTING: "starting",
+        lib.FH_SHM_RUNNING: "running",
+        lib.FH_SHM_FINISHED: "finished",
+        lib.FH_SHM_STOPPED: "stopped",
+    }
     assert (lib.FH_SHM_STARTING, lib.FH_SHM_RUNNING, lib.FH_SHM_FINISHED, lib.FH_SHM_STOPPED) == (0, 1, 2, 3)
 
 
@@ -137,8 +169,9 @@ def test_reader_slot_dtype_matches_c(depth):
     for name in dt.names:
         base = dt.fields[name][0].base
         if base.kind in "iu" and base.itemsize == 8:
-            assert (base.kind == "u") == (name in ("seq", "exch_ts", "rx_ts", "publish_ts", "last_trade_match",
-                                                    "last_trade_ts")), name
+            assert (base.kind == "u") == (
+                name in ("seq", "exch_ts", "rx_ts", "publish_ts", "last_trade_match", "last_trade_ts")
+            ), name
 
 
 def test_reader_event_dtype_matches_c():

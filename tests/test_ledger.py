@@ -5,6 +5,7 @@ ends in exactly one place,
                + pkt_applied + pkt_duplicate + pkt_held
 
 and each part is checked here against what the test itself put in the input."""
+
 import os
 import random
 import subprocess
@@ -12,10 +13,9 @@ import sys
 
 import pytest
 
+import frames as F
 from feedhandler.core import ledger
 from feedhandler.replay import Replay
-
-import frames as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(max_orders=1 << 14, max_levels=1 << 16, max_instruments=64, ring_events=1 << 12)
@@ -51,14 +51,14 @@ def test_every_kind_of_frame_lands_once():
         want[part] += 1
 
     add(pkt(1, 3), "pkt_applied")
-    add(pkt(1, 3, dst=F.GROUP_B), "pkt_duplicate")                 # the B line's copy
+    add(pkt(1, 3, dst=F.GROUP_B), "pkt_duplicate")  # the B line's copy
     add(F.frame(F.mold([], seq=4, count=0)), "heartbeats")
     add(pkt(4, 2), "pkt_applied")
-    add(F.frame(b"\x00" * 5), "pkt_rejected")                      # UDP payload too short for MoldUDP64
-    add(F.frame(F.mold([F.msg_A()], seq=6), proto=6), "pkt_rejected")   # TCP
-    add(b"\x01\x02\x03", "pkt_rejected")                           # shorter than Ethernet
-    add(F.frame(F.mold([F.msg_A()], seq=6), ethertype=0x86DD), "pkt_rejected")   # IPv6
-    add(F.frame(F.mold([F.msg_A(ref=600)], seq=6, count=3)), "pkt_applied")      # count overrun: applied in part
+    add(F.frame(b"\x00" * 5), "pkt_rejected")  # UDP payload too short for MoldUDP64
+    add(F.frame(F.mold([F.msg_A()], seq=6), proto=6), "pkt_rejected")  # TCP
+    add(b"\x01\x02\x03", "pkt_rejected")  # shorter than Ethernet
+    add(F.frame(F.mold([F.msg_A()], seq=6), ethertype=0x86DD), "pkt_rejected")  # IPv6
+    add(F.frame(F.mold([F.msg_A(ref=600)], seq=6, count=3)), "pkt_applied")  # count overrun: applied in part
     add(F.frame(F.mold([], seq=9, count=0xFFFF)), "end_of_session")
     res, st = run(recs)
     assert res.ok
@@ -73,15 +73,20 @@ def test_held_packets_are_counted_until_the_hole_fills():
     r.run_buffer(F.pcap_bytes(recs))
     st = r.stats()
     lg = balanced(st)
-    assert lg["pkt_held"] == 2 and lg["pkt_applied"] == 1            # 5 and 7 wait behind the hole at 3
-    r.finish()                                                       # the hole is given up: they are applied
+    assert lg["pkt_held"] == 2 and lg["pkt_applied"] == 1  # 5 and 7 wait behind the hole at 3
+    r.finish()  # the hole is given up: they are applied
     lg = balanced(r.stats())
     assert lg["pkt_held"] == 0 and lg["pkt_applied"] == 3 and r.stats()["gaps"] == 2
 
 
 def test_hole_filled_by_the_other_line():
-    recs = [(T0 + 1000, pkt(1, 2)), (T0 + 2000, pkt(5, 1)), (T0 + 3000, pkt(3, 2, dst=F.GROUP_B)),
-            (T0 + 4000, pkt(5, 1, dst=F.GROUP_B)), (T0 + 5000, pkt(3, 2))]
+    recs = [
+        (T0 + 1000, pkt(1, 2)),
+        (T0 + 2000, pkt(5, 1)),
+        (T0 + 3000, pkt(3, 2, dst=F.GROUP_B)),
+        (T0 + 4000, pkt(5, 1, dst=F.GROUP_B)),
+        (T0 + 5000, pkt(3, 2)),
+    ]
     res, st = run(recs)
     lg = balanced(st)
     assert (lg["pkt_applied"], lg["pkt_duplicate"], lg["pkt_held"]) == (3, 2, 0) and st["gaps"] == 0
@@ -98,6 +103,7 @@ def test_unconfigured_groups_are_rejected(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[[channel]]\nname = "one"\nline_a = "%s:%d"\ncore = 0\n' % (F.GROUP_A, F.PORT))
     from feedhandler.config import load
+
     recs = [(T0 + 1000, pkt(1, 2)), (T0 + 2000, pkt(1, 2, dst="233.1.1.1")), (T0 + 3000, pkt(3, 1))]
     res, st = run(recs, channels=load(str(cfg)))
     lg = balanced(st)
@@ -136,10 +142,10 @@ def test_random_mix_of_loss_reorder_and_copies():
     for s, n in seqs:
         for dst in (F.GROUP_A, F.GROUP_B):
             if rnd.random() < 0.15:
-                continue                                           # lost on this line
+                continue  # lost on this line
             t += rnd.randint(100, 3000)
             recs.append((t, pkt(s, n, dst=dst)))
-    rnd.shuffle(recs[50:90])                                       # a stretch out of order
+    rnd.shuffle(recs[50:90])  # a stretch out of order
     recs = [(T0 + i * 1000, fr) for i, (_, fr) in enumerate(recs)]
     res, st = run(recs)
     lg = balanced(st)
@@ -147,8 +153,21 @@ def test_random_mix_of_loss_reorder_and_copies():
 
 
 def test_cli_prints_where_packets_went():
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample_ab.pcap"),
-                        "--silence-ms", "120000"], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample_ab.pcap"),
+            "--silence-ms",
+            "120000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     line = next(l for l in p.stdout.splitlines() if "where they went" in l)
     assert "UNACCOUNTED" not in line and "duplicate" in line
@@ -172,7 +191,7 @@ def test_corrupt_far_ahead_sequence_does_not_poison_the_stream():
     move the stream to 2^40 and make the rest 'duplicates')."""
     recs, t, seq = [], T0, 1
     for i in range(40):
-        t += 1_000_000                                    # 1 ms apart: the gap window passes
+        t += 1_000_000  # 1 ms apart: the gap window passes
         recs.append((t, pkt(seq, 2)))
         seq += 2
         if i == 5:

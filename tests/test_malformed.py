@@ -1,14 +1,13 @@
 """Hostile input: every malformed frame, datagram, block and message is skipped
 and counted by reason; nothing crashes (these also run under ASan + UBSan)."""
+
 import random
-import struct
 
 import pytest
 
 from feedhandler.core import decode_frame
 from feedhandler.replay import Replay
-
-from frames import (frame, mold, msg_A, msg_D, msg_S, block, pcap_bytes, SESSION)
+from frames import block, frame, mold, msg_A, msg_D, msg_S, pcap_bytes
 
 GOOD = [msg_A(ref=1), msg_D(ref=1), msg_S()]
 
@@ -41,16 +40,16 @@ CASES = {
     "arp": frame(b"\0" * 28, ethertype=0x0806),
     "ipv6": frame(b"\0" * 40, ethertype=0x86DD),
     "ethertype_other": frame(b"\0" * 40, ethertype=0x88CC),
-    "ip_truncated": frame(mold(GOOD))[:14 + 19],
+    "ip_truncated": frame(mold(GOOD))[: 14 + 19],
     "ip_bad_version": frame(mold(GOOD), version=6),
     "ip_bad_header_length_small": frame(mold(GOOD), ihl=4),
-    "ip_bad_header_length_past": frame(b"", ihl=15)[:14 + 40],
+    "ip_bad_header_length_past": frame(b"", ihl=15)[: 14 + 40],
     "ip_bad_total_length_past": frame(mold(GOOD), ip_total=3000),
     "ip_bad_total_length_small": frame(mold(GOOD), ip_total=12),
     "ip_fragment_mf": frame(mold(GOOD), flags_frag=0x2000),
     "ip_fragment_offset": frame(mold(GOOD), flags_frag=0x0010),
     "ip_not_udp": frame(mold(GOOD), proto=6),
-    "udp_truncated": frame(b"", ip_total=20 + 7)[:14 + 27],
+    "udp_truncated": frame(b"", ip_total=20 + 7)[: 14 + 27],
     "udp_bad_length_small": frame(mold(GOOD), udp_len=7),
     "udp_bad_length_past": frame(mold(GOOD), udp_len=2000),
     "mold_truncated": frame(mold(GOOD)[:19]),
@@ -151,16 +150,17 @@ def test_mutated_frames_never_crash():
             if op == 0 and f:
                 f[rnd.randrange(len(f))] ^= 1 << rnd.randrange(8)
             elif op == 1:
-                f = f[:rnd.randrange(len(f) + 1)]
+                f = f[: rnd.randrange(len(f) + 1)]
             else:
                 i = rnd.randrange(len(f) + 1)
-                f = f[:i] + f[i:i + rnd.randrange(40)] * 2 + f[i:]
+                f = f[:i] + f[i : i + rnd.randrange(40)] * 2 + f[i:]
         msgs, st = decode_frame(bytes(f))
         decoded += len(msgs)
     assert decoded > 0
 
 
 # ---------------------------------------------------------------- sequencing
+
 
 def replay_frames(frames):
     r = Replay(mode="decode")
@@ -183,8 +183,12 @@ def test_ab_copies_are_duplicates():
 
 
 def test_partial_overlap_applies_only_new():
-    st = replay_frames([frame(mold([msg_A(ref=1), msg_A(ref=2)], seq=1)),
-                        frame(mold([msg_A(ref=2), msg_A(ref=3), msg_A(ref=4)], seq=2))])
+    st = replay_frames(
+        [
+            frame(mold([msg_A(ref=1), msg_A(ref=2)], seq=1)),
+            frame(mold([msg_A(ref=2), msg_A(ref=3), msg_A(ref=4)], seq=2)),
+        ]
+    )
     assert st["messages"] == 4 and st["duplicates"] == 1 and st["by_type"] == {"A": 4}
 
 
@@ -195,18 +199,22 @@ def test_heartbeat_reveals_gap():
 
 def test_short_packet_does_not_hide_retransmit():
     # count says 3 but only 1 block present: the two missing are not "received".
-    st = replay_frames([frame(mold([msg_A(ref=1)], seq=1, count=3)),
-                        frame(mold([msg_A(ref=2), msg_A(ref=3)], seq=2))])
+    st = replay_frames([frame(mold([msg_A(ref=1)], seq=1, count=3)), frame(mold([msg_A(ref=2), msg_A(ref=3)], seq=2))])
     assert st["messages"] == 3 and st["duplicates"] == 0 and st["errors"] == {"mold_count_overrun": 1}
 
 
 def test_sessions_are_separate_streams():
-    st = replay_frames([frame(mold([msg_A(ref=1)], seq=1, session=b"SESSIONAAA")),
-                        frame(mold([msg_A(ref=1)], seq=1, session=b"SESSIONBBB"))])
+    st = replay_frames(
+        [
+            frame(mold([msg_A(ref=1)], seq=1, session=b"SESSIONAAA")),
+            frame(mold([msg_A(ref=1)], seq=1, session=b"SESSIONBBB")),
+        ]
+    )
     assert st["messages"] == 2 and st["duplicates"] == 0 and st["streams"] == 2
 
 
 # ------------------------------------------------------ A/B arbitration window
+
 
 def replay_timed(frames, finish=True, **kw):
     """frames: list of (capture ns offset, frame)."""
@@ -226,25 +234,34 @@ def test_line_a_loss_filled_by_late_b_copy_is_not_a_gap():
     p2 = mold([msg_A(ref=2)], seq=2)
     p3 = mold([msg_A(ref=3)], seq=3)
     # A loses p2 and its p3 arrives before B's p2.
-    st = replay_timed([(0, frame(p1)), (100, frame(p1, dst=B)), (1000, frame(p3)), (2000, frame(p2, dst=B)),
-                       (3000, frame(p3, dst=B))], finish=False)
+    st = replay_timed(
+        [
+            (0, frame(p1)),
+            (100, frame(p1, dst=B)),
+            (1000, frame(p3)),
+            (2000, frame(p2, dst=B)),
+            (3000, frame(p3, dst=B)),
+        ],
+        finish=False,
+    )
     assert st["gaps"] == 0 and st["messages"] == 3 and st["duplicates"] == 2
 
 
 def test_hole_not_filled_within_window_is_a_gap():
     p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 6)]
     # seq 2 never comes; 3 and 4 are held, then the window (1 ms) passes at seq 5.
-    st = replay_timed([(0, frame(p[0])), (10_000, frame(p[2])), (20_000, frame(p[3])),
-                       (2_000_000, frame(p[4]))], finish=False)
+    st = replay_timed(
+        [(0, frame(p[0])), (10_000, frame(p[2])), (20_000, frame(p[3])), (2_000_000, frame(p[4]))], finish=False
+    )
     assert st["gaps"] == 1 and st["messages"] == 4
 
 
 def test_held_packets_wait_for_the_window_then_apply_in_order():
     p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 5)]
     st = replay_timed([(0, frame(p[0])), (10, frame(p[3])), (20, frame(p[2]))], finish=False)
-    assert st["messages"] == 1 and st["gaps"] == 0          # 3 and 4 held behind the hole at 2
+    assert st["messages"] == 1 and st["gaps"] == 0  # 3 and 4 held behind the hole at 2
     st = replay_timed([(0, frame(p[0])), (10, frame(p[3])), (20, frame(p[2]))], finish=True)
-    assert st["messages"] == 3 and st["gaps"] == 1           # end of input: the hole is given up
+    assert st["messages"] == 3 and st["gaps"] == 1  # end of input: the hole is given up
 
 
 def test_heartbeat_hole_filled_by_other_line():
@@ -257,8 +274,8 @@ def test_heartbeat_hole_filled_by_other_line():
 def test_gap_window_is_configurable():
     p = [mold([msg_A(ref=i)], seq=i) for i in range(1, 4)]
     frames = [(0, frame(p[0])), (10_000, frame(p[2])), (60_000, frame(p[1], dst=B))]
-    assert replay_timed(frames)["gaps"] == 0                              # 50 us late: within 1 ms
-    st = replay_timed(frames, gap_window_us=20)                            # 20 us window: too late
+    assert replay_timed(frames)["gaps"] == 0  # 50 us late: within 1 ms
+    st = replay_timed(frames, gap_window_us=20)  # 20 us window: too late
     # Declared lost when seq 2 came 50 us late: not applied out of order, and
     # counted late (it was never applied), not as a copy.
     assert st["gaps"] == 1 and st["late"] == 1 and st["pkt_late"] == 1 and st["duplicates"] == 0
@@ -285,18 +302,23 @@ def test_silent_stream_hole_expires_on_other_traffic():
 
 
 def test_session_change_on_a_line_is_counted():
-    st = replay_timed([(0, frame(mold([msg_A(ref=1)], seq=1, session=b"SESSION001"))),
-                       (10, frame(mold(count=0xFFFF, seq=2, session=b"SESSION001"))),
-                       (20, frame(mold([msg_A(ref=2)], seq=1, session=b"SESSION002"))),
-                       (30, frame(mold([msg_A(ref=3)], seq=2, session=b"SESSION002")))])
+    st = replay_timed(
+        [
+            (0, frame(mold([msg_A(ref=1)], seq=1, session=b"SESSION001"))),
+            (10, frame(mold(count=0xFFFF, seq=2, session=b"SESSION001"))),
+            (20, frame(mold([msg_A(ref=2)], seq=1, session=b"SESSION002"))),
+            (30, frame(mold([msg_A(ref=3)], seq=2, session=b"SESSION002"))),
+        ]
+    )
     assert st["session_changes"] == 1 and st["streams"] == 2 and st["end_of_session"] == 1
     assert st["messages"] == 3 and st["gaps"] == 0 and st["duplicates"] == 0
 
 
 def test_silence_counted_once_per_quiet_spell():
     f = [(0, frame(mold([msg_A(ref=1)], seq=1)))]
-    f += [(5_000_000_000, frame(mold(count=0, seq=2)))]                    # 5 s quiet, then a heartbeat
-    f += [(5_000_000_000 + i * 1_000_000, frame(mold([msg_A(ref=i)], seq=i, session=b"OTHERSESS1")))
-          for i in range(1, 3)]
+    f += [(5_000_000_000, frame(mold(count=0, seq=2)))]  # 5 s quiet, then a heartbeat
+    f += [
+        (5_000_000_000 + i * 1_000_000, frame(mold([msg_A(ref=i)], seq=i, session=b"OTHERSESS1"))) for i in range(1, 3)
+    ]
     st = replay_timed(f, silence_ms=1000)
     assert st["silences"] == 1

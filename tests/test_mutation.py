@@ -7,20 +7,20 @@ balanced and the counters consistent.  A crash here (or an ASan/UBSan report
 in the sanitizer pass of scripts/test.sh) is a bug.
 
 Seeds are fixed: the same mutants every run."""
+
 import gzip
 import os
 import random
 
 import pytest
 
+import frames as F
 from feedhandler.core import ledger
 from feedhandler.replay import Replay
 
-import frames as F
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = dict(max_orders=1 << 14, max_levels=1 << 16, max_instruments=64, ring_events=1 << 12, gap_buffer=64)
-MUTANTS = 12          # per (input, kind)
+MUTANTS = 12  # per (input, kind)
 
 
 def _read(name):
@@ -45,7 +45,7 @@ def _records_prefix(data, limit):
     """The BinaryFILE's whole records within its first `limit` bytes."""
     off = 0
     while off + 2 <= len(data):
-        n = 2 + int.from_bytes(data[off:off + 2], "big")
+        n = 2 + int.from_bytes(data[off : off + 2], "big")
         if off + n > limit:
             break
         off += n
@@ -74,7 +74,7 @@ def flip_bits(rnd, data):
 
 
 def truncate(rnd, data):
-    return data[:rnd.randrange(len(data))]
+    return data[: rnd.randrange(len(data))]
 
 
 def duplicate_ranges(rnd, data):
@@ -83,7 +83,7 @@ def duplicate_ranges(rnd, data):
         i = rnd.randrange(len(b))
         n = rnd.randint(1, 4096)
         j = rnd.randrange(len(b))
-        b = b[:j] + b[i:i + n] + b[j:]
+        b = b[:j] + b[i : i + n] + b[j:]
     return b
 
 
@@ -96,7 +96,7 @@ def frame_level(rnd, data, how):
         if how == "frame_flips" and x < 0.05:
             fr = flip_bits(rnd, fr)
         elif how == "frame_cuts" and x < 0.05:
-            fr = fr[:rnd.randrange(len(fr) + 1)]
+            fr = fr[: rnd.randrange(len(fr) + 1)]
         elif how == "frame_copies" and x < 0.05:
             out.append((t, fr))
         elif how == "garbage" and x < 0.02:
@@ -107,9 +107,9 @@ def frame_level(rnd, data, how):
         times = [t for t, _ in out]
         for _ in range(40):
             i = rnd.randrange(len(out) - 8)
-            seg = out[i:i + 8]
+            seg = out[i : i + 8]
             rnd.shuffle(seg)
-            out[i:i + 8] = seg
+            out[i : i + 8] = seg
         out = [(t, fr) for t, (_, fr) in zip(times, out)]
     return F.pcap_bytes(out)
 
@@ -127,7 +127,7 @@ def test_file_mutants_complete_with_counters(inputs, name, kind):
     for _ in range(MUTANTS):
         res, st = replay(FILE_KINDS[kind](rnd, inputs[name]))
         if not res.ok:
-            assert res.error                   # a clear message, counters up to the damage
+            assert res.error  # a clear message, counters up to the damage
         if kind == "truncate" and res.ok and name != "bin":
             assert st["messages"] <= base["messages"]
 
@@ -142,7 +142,7 @@ def test_frame_mutants_complete_with_counters(inputs, name, how):
     _, base = replay(inputs[name], **kw)
     for _ in range(MUTANTS // 2):
         res, st = replay(frame_level(rnd, inputs[name], how), **kw)
-        assert res.ok, res.error               # the file structure is intact: only frames are damaged
+        assert res.ok, res.error  # the file structure is intact: only frames are damaged
         if how in ("frame_copies", "reorder"):
             # Copies are duplicates and reordering is undone by sequencing
             # (held packets), so nothing is lost and the books match.

@@ -11,6 +11,7 @@ compared exactly (dump and counters) with the Python reference book:
   - references below the window (old numbers reused after their order died);
   - the window sized from --max-orders: small capacities slide it every few adds.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,20 @@ from bookdays import T0, msg_A, msg_D, msg_E, msg_R, msg_U, msg_X  # noqa: E402
 from refbook import RefBook  # noqa: E402
 from test_books import assert_counters, assert_csv_equal, replay_books  # noqa: E402
 
-KEYS = ("orders_live", "orders_peak", "adds", "executes", "cancels", "deletes", "replaces", "unknown_ref",
-        "add_replaced", "exec_clamped", "cancel_clamped", "order_full")
+KEYS = (
+    "orders_live",
+    "orders_peak",
+    "adds",
+    "executes",
+    "cancels",
+    "deletes",
+    "replaces",
+    "unknown_ref",
+    "add_replaced",
+    "exec_clamped",
+    "cancel_clamped",
+    "order_full",
+)
 
 
 def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7, far: bool = True):
@@ -38,12 +51,20 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
     rnd = random.Random(seed)
     out = [msg_R(loc, "W%03d" % loc) for loc in range(1, 5)]
     ts = T0
-    rest = list(range(9_000, 9_000 + resting))         # just below the flow: the window starts here
+    rest = list(range(9_000, 9_000 + resting))  # just below the flow: the window starts here
     for r in rest:
         ts += 5
-        out.append(msg_A(r, side=rnd.choice((b"B", b"S")), shares=100 * rnd.randint(1, 9),
-                         price=1_000_000 + 100 * rnd.randint(-300, 300), locate=(r % 4) + 1,
-                         stock="W%03d" % ((r % 4) + 1), ts=ts))
+        out.append(
+            msg_A(
+                r,
+                side=rnd.choice((b"B", b"S")),
+                shares=100 * rnd.randint(1, 9),
+                price=1_000_000 + 100 * rnd.randint(-300, 300),
+                locate=(r % 4) + 1,
+                stock="W%03d" % ((r % 4) + 1),
+                ts=ts,
+            )
+        )
     ref = 10_000
     young = []
     far_refs = []
@@ -52,8 +73,17 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
         ts += 5
         ref += stride
         loc = rnd.randint(1, 4)
-        out.append(msg_A(ref, side=rnd.choice((b"B", b"S")), shares=100, price=1_000_000 + 100 * rnd.randint(-5, 5),
-                         locate=loc, stock="W%03d" % loc, ts=ts))
+        out.append(
+            msg_A(
+                ref,
+                side=rnd.choice((b"B", b"S")),
+                shares=100,
+                price=1_000_000 + 100 * rnd.randint(-5, 5),
+                locate=loc,
+                stock="W%03d" % loc,
+                ts=ts,
+            )
+        )
         young.append((ref, loc))
         if len(young) > 6:
             r0, l0 = young.pop(0)
@@ -77,8 +107,7 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
                 out.append(msg_X(nf, 1, locate=3, ts=ts))
         if i % 997 == 0:
             # an old number reused: its order died long ago (below the window)
-            out.append(msg_A(5_000 + i, side=b"B", shares=50, price=990_000,
-                             locate=2, stock="W002", ts=ts))
+            out.append(msg_A(5_000 + i, side=b"B", shares=50, price=990_000, locate=2, stock="W002", ts=ts))
     for k, r in enumerate(rest):
         ts += 5
         loc = (r % 4) + 1
@@ -86,7 +115,7 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
         if op == 0:
             out.append(msg_E(r, 50, match=k + 1, locate=loc, ts=ts))
         elif op == 1:
-            out.append(msg_X(r, 1000, locate=loc, ts=ts))              # clamped: the whole order
+            out.append(msg_X(r, 1000, locate=loc, ts=ts))  # clamped: the whole order
         elif op == 2:
             out.append(msg_U(r, ref + 100 + k, 200, 1_000_500, locate=loc, ts=ts))
         elif op == 3:
@@ -94,7 +123,7 @@ def sliding_day(seed: int, resting: int = 40, steps: int = 6000, stride: int = 7
         # op 4: stays resting to the end
     for fr in far_refs:
         out.append(msg_D(fr, locate=1, ts=ts + 1))
-    out.append(msg_D(123_456_789_012, locate=1, ts=ts + 2))              # never added: unknown
+    out.append(msg_D(123_456_789_012, locate=1, ts=ts + 2))  # never added: unknown
     return out
 
 
@@ -136,8 +165,17 @@ def test_random_references_small_window(tmp_path, seed):
         kind = rnd.random()
         if kind < 0.5 or not live:
             loc = rnd.randint(1, 3)
-            msgs.append(msg_A(r, side=rnd.choice((b"B", b"S")), shares=rnd.randint(1, 5) * 100,
-                              price=500_000 + rnd.randint(0, 40) * 100, locate=loc, stock="Q%03d" % loc, ts=ts))
+            msgs.append(
+                msg_A(
+                    r,
+                    side=rnd.choice((b"B", b"S")),
+                    shares=rnd.randint(1, 5) * 100,
+                    price=500_000 + rnd.randint(0, 40) * 100,
+                    locate=loc,
+                    stock="Q%03d" % loc,
+                    ts=ts,
+                )
+            )
             live[r] = loc
         else:
             r = rnd.choice(list(live)) if rnd.random() < 0.9 else r

@@ -3,6 +3,7 @@
 on hand-built captures (scapy layers for the messages, tests/frames.py for the
 frames).  Every comparison is of the whole CSV text and of the counters; every
 replay's packet ledger is checked."""
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import frames as F  # noqa: E402
 import pitchref  # noqa: E402
+from feedhandler import scapy_pitch as S  # noqa: E402
+from feedhandler.core import ledger  # noqa: E402
 from pitchref import PitchRef  # noqa: E402
 from refbook import STRICT_KEYS  # noqa: E402
 from test_books import assert_csv_equal, replay_books  # noqa: E402
-
-from feedhandler import scapy_pitch as S  # noqa: E402
-from feedhandler.core import ledger  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 30001
@@ -30,11 +30,12 @@ PORT_BAD = 30002
 GROUP_A = F.GROUP_A
 GROUP_B = F.GROUP_B
 T0 = 1_700_000_000 * 1_000_000_000
-STEP = 100_000                       # 100 us between packets: 1 ms gap window = 10 packets
+STEP = 100_000  # 100 us between packets: 1 ms gap window = 10 packets
 DEPTH = 10
 
 
 # ------------------------------------------------------------------ capture builders
+
 
 def unit_packets(u: int):
     """The packets (lists of scapy messages) of unit u, in sequence order: every
@@ -42,81 +43,165 @@ def unit_packets(u: int):
     status / auction messages; unit 3 ends with a Unit Clear and adds after it."""
     o = u * 1000
     s0, s1, s2, s3, s4, s5 = ("U%dAA" % u, "U%dBB" % u, "U%dCC" % u, "U%dDD" % u, "U%dEE" % u, "U%dFF" % u)
-    lng = "U%dLONGX" % u                                  # 7 characters: expanded messages only
-    px = 1_000_000 * u                                    # $100 * u
+    lng = "U%dLONGX" % u  # 7 characters: expanded messages only
+    px = 1_000_000 * u  # $100 * u
     P = []
-    P.append([S.PitchTime(time_seconds=34200 + u),
-              S.PitchAddOrderLong(time_offset=1, order_id=o + 1, side_indicator="B", quantity=100, symbol=s0,
-                                  price=px),
-              S.PitchAddOrderShort(time_offset=2, order_id=o + 2, side_indicator="S", quantity=200, symbol=s0,
-                                   price=px // 100 + 1),
-              S.PitchAddOrderExpanded(time_offset=3, order_id=o + 3, side_indicator="B", quantity=300, symbol=lng,
-                                      price=px + 2500, participant_id="RTAL", customer_indicator="N")])
-    P.append([S.PitchAddOrderLong(time_offset=4, order_id=o + 4, side_indicator="B", quantity=50, symbol=s1,
-                                  price=px - 100),
-              S.PitchAddOrderLong(time_offset=5, order_id=o + 5, side_indicator="B", quantity=70, symbol=s1,
-                                  price=px - 100),
-              S.PitchAddOrderShort(time_offset=6, order_id=o + 6, side_indicator="S", quantity=10, symbol=s2,
-                                   price=100 + u),
-              S.PitchAddOrderLong(time_offset=7, order_id=o + 14, side_indicator="S", quantity=40, symbol=s1,
-                                  price=px + 100),
-              S.PitchAddOrderLong(time_offset=7, order_id=o + 15, side_indicator="S", quantity=45, symbol=s1,
-                                  price=px + 200)])
-    P.append([S.PitchOrderExecuted(time_offset=8, order_id=o + 1, executed_quantity=30, execution_id=o + 900),
-              S.PitchOrderExecutedAtPriceSize(time_offset=9, order_id=o + 4, executed_quantity=20,
-                                              remaining_quantity=30, execution_id=o + 901, price=px - 99),
-              S.PitchReduceSizeLong(time_offset=10, order_id=o + 2, canceled_quantity=50),
-              S.PitchReduceSizeShort(time_offset=11, order_id=o + 5, canceled_quantity=5)])
-    P.append([S.PitchModifyOrderLong(time_offset=12, order_id=o + 3, quantity=400, price=px + 2500,
-                                     modify_flags=1),                           # qty up, same price
-              S.PitchModifyOrderShort(time_offset=13, order_id=o + 2, quantity=100, price=px // 100 + 2,
-                                      modify_flags=1),                          # qty down, new price
-              S.PitchModifyOrderLong(time_offset=14, order_id=o + 6, quantity=10, price=1_010_000 + u,
-                                     modify_flags=1),                           # long modify of a short add
-              S.PitchModifyOrderLong(time_offset=14, order_id=o + 14, quantity=30, price=px + 100,
-                                     modify_flags=3)])                          # qty down, priority kept
-    P.append([S.PitchTradeLong(time_offset=15, order_id=0, side_indicator="B", quantity=5, symbol=s3, price=px,
-                               execution_id=o + 902),
-              S.PitchTradeShort(time_offset=16, order_id=0, side_indicator="B", quantity=6, symbol=s0,
-                                price=px // 100, execution_id=o + 903),
-              S.PitchTradeExpanded(time_offset=17, order_id=0, side_indicator="B", quantity=7, symbol=lng,
-                                   price=px, execution_id=o + 904),
-              S.PitchTradingStatus(time_offset=18, symbol=s4, trading_status="T"),
-              S.PitchAuctionUpdate(time_offset=19, symbol=s0, auction_type="O", reference_price=px,
-                                   buy_shares=10, sell_shares=20, indicative_price=px, auction_only_price=px),
-              S.PitchAuctionSummary(time_offset=20, symbol=s5, auction_type="O", price=px, shares=100)])
-    P.append([S.PitchDeleteOrder(time_offset=21, order_id=o + 5),
-              S.PitchAddOrderLong(time_offset=22, order_id=o + 7, side_indicator="S", quantity=500, symbol=s3,
-                                  price=px * 2),
-              S.PitchOrderExecuted(time_offset=23, order_id=o + 7, executed_quantity=600,
-                                   execution_id=o + 905),                       # clamped: the order leaves
-              S.PitchAddOrderLong(time_offset=24, order_id=o + 8, side_indicator="S", quantity=25, symbol=s4,
-                                  price=px * 3),
-              S.PitchTradeBreak(time_offset=25, execution_id=o + 902)])
-    P.append([S.PitchTime(time_seconds=34300 + u),
-              S.PitchModifyOrderShort(time_offset=1, order_id=o + 8, quantity=0, price=px // 100,
-                                      modify_flags=1),                          # qty 0: removed
-              S.PitchAddOrderShort(time_offset=2, order_id=o + 9, side_indicator="B", quantity=33, symbol=s5,
-                                   price=77 + u),
-              S.PitchAddOrderShort(time_offset=3, order_id=o + 10, side_indicator="B", quantity=34, symbol=s5,
-                                   price=78 + u),
-              S.PitchReduceSizeLong(time_offset=4, order_id=o + 15, canceled_quantity=1000)])  # clamped
-    P.append([S.PitchModifyOrderLong(time_offset=5, order_id=o + 9, quantity=66, price=(79 + u) * 100,
-                                     modify_flags=1),                           # qty up, new price
-              S.PitchDeleteOrder(time_offset=6, order_id=o + 999),              # unknown order
-              S.PitchAddOrderLong(time_offset=7, order_id=o + 11, side_indicator="B", quantity=12, symbol=s2,
-                                  price=101 * 100 + u)])
+    P.append(
+        [
+            S.PitchTime(time_seconds=34200 + u),
+            S.PitchAddOrderLong(time_offset=1, order_id=o + 1, side_indicator="B", quantity=100, symbol=s0, price=px),
+            S.PitchAddOrderShort(
+                time_offset=2, order_id=o + 2, side_indicator="S", quantity=200, symbol=s0, price=px // 100 + 1
+            ),
+            S.PitchAddOrderExpanded(
+                time_offset=3,
+                order_id=o + 3,
+                side_indicator="B",
+                quantity=300,
+                symbol=lng,
+                price=px + 2500,
+                participant_id="RTAL",
+                customer_indicator="N",
+            ),
+        ]
+    )
+    P.append(
+        [
+            S.PitchAddOrderLong(
+                time_offset=4, order_id=o + 4, side_indicator="B", quantity=50, symbol=s1, price=px - 100
+            ),
+            S.PitchAddOrderLong(
+                time_offset=5, order_id=o + 5, side_indicator="B", quantity=70, symbol=s1, price=px - 100
+            ),
+            S.PitchAddOrderShort(
+                time_offset=6, order_id=o + 6, side_indicator="S", quantity=10, symbol=s2, price=100 + u
+            ),
+            S.PitchAddOrderLong(
+                time_offset=7, order_id=o + 14, side_indicator="S", quantity=40, symbol=s1, price=px + 100
+            ),
+            S.PitchAddOrderLong(
+                time_offset=7, order_id=o + 15, side_indicator="S", quantity=45, symbol=s1, price=px + 200
+            ),
+        ]
+    )
+    P.append(
+        [
+            S.PitchOrderExecuted(time_offset=8, order_id=o + 1, executed_quantity=30, execution_id=o + 900),
+            S.PitchOrderExecutedAtPriceSize(
+                time_offset=9,
+                order_id=o + 4,
+                executed_quantity=20,
+                remaining_quantity=30,
+                execution_id=o + 901,
+                price=px - 99,
+            ),
+            S.PitchReduceSizeLong(time_offset=10, order_id=o + 2, canceled_quantity=50),
+            S.PitchReduceSizeShort(time_offset=11, order_id=o + 5, canceled_quantity=5),
+        ]
+    )
+    P.append(
+        [
+            S.PitchModifyOrderLong(
+                time_offset=12, order_id=o + 3, quantity=400, price=px + 2500, modify_flags=1
+            ),  # qty up, same price
+            S.PitchModifyOrderShort(
+                time_offset=13, order_id=o + 2, quantity=100, price=px // 100 + 2, modify_flags=1
+            ),  # qty down, new price
+            S.PitchModifyOrderLong(
+                time_offset=14, order_id=o + 6, quantity=10, price=1_010_000 + u, modify_flags=1
+            ),  # long modify of a short add
+            S.PitchModifyOrderLong(time_offset=14, order_id=o + 14, quantity=30, price=px + 100, modify_flags=3),
+        ]
+    )  # qty down, priority kept
+    P.append(
+        [
+            S.PitchTradeLong(
+                time_offset=15, order_id=0, side_indicator="B", quantity=5, symbol=s3, price=px, execution_id=o + 902
+            ),
+            S.PitchTradeShort(
+                time_offset=16,
+                order_id=0,
+                side_indicator="B",
+                quantity=6,
+                symbol=s0,
+                price=px // 100,
+                execution_id=o + 903,
+            ),
+            S.PitchTradeExpanded(
+                time_offset=17, order_id=0, side_indicator="B", quantity=7, symbol=lng, price=px, execution_id=o + 904
+            ),
+            S.PitchTradingStatus(time_offset=18, symbol=s4, trading_status="T"),
+            S.PitchAuctionUpdate(
+                time_offset=19,
+                symbol=s0,
+                auction_type="O",
+                reference_price=px,
+                buy_shares=10,
+                sell_shares=20,
+                indicative_price=px,
+                auction_only_price=px,
+            ),
+            S.PitchAuctionSummary(time_offset=20, symbol=s5, auction_type="O", price=px, shares=100),
+        ]
+    )
+    P.append(
+        [
+            S.PitchDeleteOrder(time_offset=21, order_id=o + 5),
+            S.PitchAddOrderLong(
+                time_offset=22, order_id=o + 7, side_indicator="S", quantity=500, symbol=s3, price=px * 2
+            ),
+            S.PitchOrderExecuted(
+                time_offset=23, order_id=o + 7, executed_quantity=600, execution_id=o + 905
+            ),  # clamped: the order leaves
+            S.PitchAddOrderLong(
+                time_offset=24, order_id=o + 8, side_indicator="S", quantity=25, symbol=s4, price=px * 3
+            ),
+            S.PitchTradeBreak(time_offset=25, execution_id=o + 902),
+        ]
+    )
+    P.append(
+        [
+            S.PitchTime(time_seconds=34300 + u),
+            S.PitchModifyOrderShort(
+                time_offset=1, order_id=o + 8, quantity=0, price=px // 100, modify_flags=1
+            ),  # qty 0: removed
+            S.PitchAddOrderShort(
+                time_offset=2, order_id=o + 9, side_indicator="B", quantity=33, symbol=s5, price=77 + u
+            ),
+            S.PitchAddOrderShort(
+                time_offset=3, order_id=o + 10, side_indicator="B", quantity=34, symbol=s5, price=78 + u
+            ),
+            S.PitchReduceSizeLong(time_offset=4, order_id=o + 15, canceled_quantity=1000),
+        ]
+    )  # clamped
+    P.append(
+        [
+            S.PitchModifyOrderLong(
+                time_offset=5, order_id=o + 9, quantity=66, price=(79 + u) * 100, modify_flags=1
+            ),  # qty up, new price
+            S.PitchDeleteOrder(time_offset=6, order_id=o + 999),  # unknown order
+            S.PitchAddOrderLong(
+                time_offset=7, order_id=o + 11, side_indicator="B", quantity=12, symbol=s2, price=101 * 100 + u
+            ),
+        ]
+    )
     if u == 3:
-        P.append([S.PitchAddOrderLong(time_offset=8, order_id=o + 13, side_indicator="S", quantity=99, symbol=s0,
-                                      price=px + 5000),                        # cleared by the next message
-                  S.PitchUnitClear(time_offset=8),
-                  S.PitchAddOrderLong(time_offset=9, order_id=o + 12, side_indicator="B", quantity=11, symbol=s1,
-                                      price=px - 300),
-                  S.PitchDeleteOrder(time_offset=10, order_id=o + 1)])          # cleared already
+        P.append(
+            [
+                S.PitchAddOrderLong(
+                    time_offset=8, order_id=o + 13, side_indicator="S", quantity=99, symbol=s0, price=px + 5000
+                ),  # cleared by the next message
+                S.PitchUnitClear(time_offset=8),
+                S.PitchAddOrderLong(
+                    time_offset=9, order_id=o + 12, side_indicator="B", quantity=11, symbol=s1, price=px - 300
+                ),
+                S.PitchDeleteOrder(time_offset=10, order_id=o + 1),
+            ]
+        )  # cleared already
     if u == 2:
         P.append([S.PitchEndOfSession(time_offset=11)])
     if u == 1:
-        P.append([])                                                            # a heartbeat
+        P.append([])  # a heartbeat
     return P
 
 
@@ -176,6 +261,7 @@ def type_counts(dgrams):
 
 # ------------------------------------------------------------------ checks
 
+
 def check_ledger(stats, what=""):
     lg = ledger(stats)
     assert lg["unaccounted"] == 0, "%s: packet ledger does not balance: %s" % (what, lg)
@@ -214,6 +300,7 @@ def reference(recs):
 
 # ------------------------------------------------------------------ tests
 
+
 def test_reference_sanity():
     """The reference on the multi-unit capture: books on every unit, the
     cleared unit holds only what came after its Unit Clear."""
@@ -242,8 +329,16 @@ def test_multi_unit_books_equal_reference(tmp_path):
     assert pitch_by_type(stats) == counts
     assert stats["messages"] == sum(counts.values())
     assert stats.get("unit_clears", 1) == 1
-    assert set(counts) >= {"0x%02x" % t for t in pitchref.BOOK_TYPES} | {"0x2a", "0x2b", "0x30", "0x31", "0x95",
-                                                                          "0x96", "0x2c", "0x20"}
+    assert set(counts) >= {"0x%02x" % t for t in pitchref.BOOK_TYPES} | {
+        "0x2a",
+        "0x2b",
+        "0x30",
+        "0x31",
+        "0x95",
+        "0x96",
+        "0x2c",
+        "0x20",
+    }
     assert stats["gaps"] == 0 and stats["duplicates"] == 0
     assert stats["pitch_packets"] == len(dg) == stats["pkt_applied"] + 1 and stats["heartbeats"] == 1
     assert "venue" not in text.splitlines()[0]
@@ -262,7 +357,7 @@ def test_two_lines_arbitrated(tmp_path):
     ref = reference(recs)
     text, stats = check_against_ref(tmp_path, path, ref, "lines a+b")
     assert text == one
-    both = [i for i in range(n) if i not in drop["A"] and i not in drop["B"] and dg[i][3]]   # heartbeats aside
+    both = [i for i in range(n) if i not in drop["A"] and i not in drop["B"] and dg[i][3]]  # heartbeats aside
     assert stats["duplicates"] == sum(len(dg[i][3]) for i in both) > 0
     assert stats["gaps"] == 0
     assert stats["pkt_duplicate"] == len(both)
@@ -313,6 +408,7 @@ def stale_set(recs):
     shm = pytest.importorskip("feedhandler.shm")
     np = pytest.importorskip("numpy")
     from feedhandler.replay import Replay
+
     r = Replay()
     res = r.run_buffer(F.pcap_bytes(recs))
     assert res.ok, res.error
@@ -333,7 +429,7 @@ def test_heartbeat_reveals_a_lost_last_packet(tmp_path):
     dg = multi_unit()
     u1 = [i for i, d in enumerate(dg) if d[0] == 1]
     lost = u1[-2]
-    assert dg[lost][3] and not dg[u1[-1]][3]               # the last data packet, then the heartbeat
+    assert dg[lost][3] and not dg[u1[-1]][3]  # the last data packet, then the heartbeat
     drop = {"A": {lost}, "B": {lost}}
     recs = pcap_of(dg, lines=("A", "B"), drop=drop)
     ref = reference(recs)
@@ -360,7 +456,7 @@ def test_ids_do_not_depend_on_arrival_order(tmp_path, order):
     one, _ = replay_books(tmp_path, write(tmp_path, "base.pcap", pcap_of(base)), DEPTH, tag="base")
     dg = multi_unit(order=order)
     assert sorted((d[0], d[1]) for d in dg) == sorted((d[0], d[1]) for d in base)
-    for u in (1, 2, 3):                                    # each unit's order is kept
+    for u in (1, 2, 3):  # each unit's order is kept
         seqs = [d[1] for d in dg if d[0] == u]
         assert seqs == sorted(seqs)
     recs = pcap_of(dg)
@@ -369,6 +465,7 @@ def test_ids_do_not_depend_on_arrival_order(tmp_path, order):
 
 
 # ------------------------------------------------------------------ malformed units
+
 
 def raw(m) -> bytes:
     return bytes(m)
@@ -381,58 +478,107 @@ def add(oid, sym="MAL", qty=100, price=1_000_000, side="B"):
 def unit_payload(unit, seq, msgs, count=None, hdr_len=None, extra=b""):
     body = b"".join(msgs) + extra
     n = 8 + len(body)
-    return struct.pack("<HBBI", n if hdr_len is None else hdr_len, len(msgs) if count is None else count,
-                       unit, seq) + body
+    return (
+        struct.pack("<HBBI", n if hdr_len is None else hdr_len, len(msgs) if count is None else count, unit, seq) + body
+    )
 
 
 def malformed_capture():
     """(payloads, expected errors): each case followed by good data, whose
     application the dump shows."""
     P, E = [], {k: 0 for k in pitchref.ERRORS}
-    P.append(unit_payload(1, 1, [raw(S.PitchTime(time_seconds=34200)), add(101)]))              # next 3
-    P.append(unit_payload(1, 3, [add(190)], hdr_len=99)); E["pitch_hdr_length"] += 1
-    P.append(unit_payload(1, 3, [add(191)], hdr_len=40)); E["pitch_hdr_length"] += 1   # payload 42 != 40
-    P.append(b"\x05\x00\x01"); E["pitch_truncated"] += 1
-    P.append(b"\x07\x00\x01\x01\x03\x00\x00"); E["pitch_truncated"] += 1
-    P.append(unit_payload(1, 3, [add(102), add(103)], count=3)); E["pitch_count_overrun"] += 1  # 2 whole: next 5
-    P.append(unit_payload(1, 5, [add(104), b"\x00\x21" + b"\x00" * 8], count=2)); E["pitch_msg_overrun"] += 1
-    P.append(unit_payload(1, 6, [b"\x01\x29\0\0"], count=1)); E["pitch_msg_overrun"] += 1    # length 1
-    P.append(unit_payload(1, 6, [b"\x01"], count=1)); E["pitch_count_overrun"] += 1           # 1 byte left
-    P.append(unit_payload(1, 6, [add(180)[:20]], count=1)); E["pitch_msg_overrun"] += 1        # past the end
-    P.append(unit_payload(1, 6, [add(105)], extra=b"\0\0\0")); E["pitch_trailing_bytes"] += 1  # next 7
+    P.append(unit_payload(1, 1, [raw(S.PitchTime(time_seconds=34200)), add(101)]))  # next 3
+    P.append(unit_payload(1, 3, [add(190)], hdr_len=99))
+    E["pitch_hdr_length"] += 1
+    P.append(unit_payload(1, 3, [add(191)], hdr_len=40))
+    E["pitch_hdr_length"] += 1  # payload 42 != 40
+    P.append(b"\x05\x00\x01")
+    E["pitch_truncated"] += 1
+    P.append(b"\x07\x00\x01\x01\x03\x00\x00")
+    E["pitch_truncated"] += 1
+    P.append(unit_payload(1, 3, [add(102), add(103)], count=3))
+    E["pitch_count_overrun"] += 1  # 2 whole: next 5
+    P.append(unit_payload(1, 5, [add(104), b"\x00\x21" + b"\x00" * 8], count=2))
+    E["pitch_msg_overrun"] += 1
+    P.append(unit_payload(1, 6, [b"\x01\x29\0\0"], count=1))
+    E["pitch_msg_overrun"] += 1  # length 1
+    P.append(unit_payload(1, 6, [b"\x01"], count=1))
+    E["pitch_count_overrun"] += 1  # 1 byte left
+    P.append(unit_payload(1, 6, [add(180)[:20]], count=1))
+    E["pitch_msg_overrun"] += 1  # past the end
+    P.append(unit_payload(1, 6, [add(105)], extra=b"\0\0\0"))
+    E["pitch_trailing_bytes"] += 1  # next 7
     P.append(unit_payload(1, 7, [add(106), b"\x0a\x7e" + b"\x11" * 8, add(107, side="S", price=1_000_100)]))
-    E["pitch_unknown_type"] += 1                                                               # next 10
-    P.append(unit_payload(1, 10, [bytes([35]) + add(181)[1:] + b"\0", add(108)]))       # 35 bytes: not 34
-    E["pitch_bad_length"] += 1                                                                 # next 12
-    P.append(unit_payload(1, 12, [bytes([25]) + raw(S.PitchAddOrderShort(order_id=182, quantity=5, symbol="MAL",
-                                                                          price=50))[1:25]]))
-    E["pitch_bad_length"] += 1                                                                 # next 13
-    P.append(unit_payload(1, 0, [add(183)])); E["pitch_unsequenced"] += 1
+    E["pitch_unknown_type"] += 1  # next 10
+    P.append(unit_payload(1, 10, [bytes([35]) + add(181)[1:] + b"\0", add(108)]))  # 35 bytes: not 34
+    E["pitch_bad_length"] += 1  # next 12
+    P.append(
+        unit_payload(
+            1, 12, [bytes([25]) + raw(S.PitchAddOrderShort(order_id=182, quantity=5, symbol="MAL", price=50))[1:25]]
+        )
+    )
+    E["pitch_bad_length"] += 1  # next 13
+    P.append(unit_payload(1, 0, [add(183)]))
+    E["pitch_unsequenced"] += 1
     # a long price past 2^32-1: not applied, its new symbol gets no rank (BIGP's later add does)
-    P.append(unit_payload(1, 13, [add(184, sym="BIGP", price=1 << 32), add(109, sym="NEXT", price=(1 << 32) - 1),
-                                  add(110, sym="BIGP", price=4_000_000)]))
-    E["pitch_price_range"] += 1                                                                # next 16
-    P.append(unit_payload(1, 16, [raw(S.PitchModifyOrderLong(order_id=101, quantity=50, price=1 << 33)),
-                                  raw(S.PitchOrderExecutedAtPriceSize(order_id=102, executed_quantity=10,
-                                                                      remaining_quantity=90, price=1 << 40))]))
-    E["pitch_price_range"] += 2                                                                # next 18
+    P.append(
+        unit_payload(
+            1,
+            13,
+            [
+                add(184, sym="BIGP", price=1 << 32),
+                add(109, sym="NEXT", price=(1 << 32) - 1),
+                add(110, sym="BIGP", price=4_000_000),
+            ],
+        )
+    )
+    E["pitch_price_range"] += 1  # next 16
+    P.append(
+        unit_payload(
+            1,
+            16,
+            [
+                raw(S.PitchModifyOrderLong(order_id=101, quantity=50, price=1 << 33)),
+                raw(
+                    S.PitchOrderExecutedAtPriceSize(
+                        order_id=102, executed_quantity=10, remaining_quantity=90, price=1 << 40
+                    )
+                ),
+            ],
+        )
+    )
+    E["pitch_price_range"] += 2  # next 18
     # a heartbeat with bytes after the header
-    P.append(unit_payload(1, 18, [], extra=b"\0\0")); E["pitch_trailing_bytes"] += 1
-    P.append(unit_payload(1, 18, [raw(S.PitchAddOrderShort(order_id=111, side_indicator="S", quantity=10,
-                                                           symbol="MAL", price=200))]))       # next 19
-    P.append(unit_payload(1, 19, []))                                                          # heartbeat
+    P.append(unit_payload(1, 18, [], extra=b"\0\0"))
+    E["pitch_trailing_bytes"] += 1
+    P.append(
+        unit_payload(
+            1, 18, [raw(S.PitchAddOrderShort(order_id=111, side_indicator="S", quantity=10, symbol="MAL", price=200))]
+        )
+    )  # next 19
+    P.append(unit_payload(1, 19, []))  # heartbeat
     # sequence wrap on unit 2, which starts near 2^32
     top = (1 << 32) - 3
-    P.append(unit_payload(2, top, [add(201, sym="WRP")]))                                      # next 2^32-2
+    P.append(unit_payload(2, top, [add(201, sym="WRP")]))  # next 2^32-2
     P.append(unit_payload(2, top + 1, [add(290, sym="WRP"), add(291, sym="WRP"), add(292, sym="WRP")]))
     E["pitch_seq_wrap"] += 1
-    P.append(unit_payload(2, top + 1, [add(202, sym="WRP", qty=7), raw(S.PitchReduceSizeShort(order_id=201,
-                                                                                              canceled_quantity=1))]))
+    P.append(
+        unit_payload(
+            2, top + 1, [add(202, sym="WRP", qty=7), raw(S.PitchReduceSizeShort(order_id=201, canceled_quantity=1))]
+        )
+    )
     # units outside 1..32: counted, messages counted, books untouched
-    P.append(unit_payload(0, 1, [add(301, sym="UZERO")])); E["pitch_id_range"] += 1
-    P.append(unit_payload(40, 1, [add(401, sym="UFORTY"), raw(S.PitchTradingStatus(symbol="UFORTY")),
-                                  raw(S.PitchDeleteOrder(order_id=401))])); E["pitch_id_range"] += 2
-    P.append(unit_payload(1, 19, [add(112, side="S", price=1_000_200)]))                       # still applied
+    P.append(unit_payload(0, 1, [add(301, sym="UZERO")]))
+    E["pitch_id_range"] += 1
+    P.append(
+        unit_payload(
+            40,
+            1,
+            [add(401, sym="UFORTY"), raw(S.PitchTradingStatus(symbol="UFORTY")), raw(S.PitchDeleteOrder(order_id=401))],
+        )
+    )
+    E["pitch_id_range"] += 2
+    P.append(unit_payload(1, 19, [add(112, side="S", price=1_000_200)]))  # still applied
     return P, E
 
 
@@ -453,17 +599,40 @@ def test_malformed_units_counted_rest_applied(tmp_path):
     assert ids == {"MAL": 16384, "NEXT": 16385, "BIGP": 16386, "WRP": 16384 + 384}
     # by hand: MAL bids 102 (100 - 10 cancelled by the out-of-range execution), 103-106, 108; 101 deleted by
     # its out-of-range modify; 190, 191, 180-184, 290-292, 301, 401 never reach a book
-    assert rows == ["16384,MAL,B,1,1000000,590,6", "16384,MAL,S,1,20000,10,1", "16384,MAL,S,2,1000100,100,1",
-                    "16384,MAL,S,3,1000200,100,1", "16385,NEXT,B,1,4294967295,100,1",
-                    "16386,BIGP,B,1,4000000,100,1", "16768,WRP,B,1,1000000,106,2"]
-    assert stats["book"]["unknown_ref"] == 1                 # unit 40's delete: its add had no id
-    rejected = 2 + 2 + 1 + 1                    # hdr length x2, truncated x2, unsequenced, wrap
+    assert rows == [
+        "16384,MAL,B,1,1000000,590,6",
+        "16384,MAL,S,1,20000,10,1",
+        "16384,MAL,S,2,1000100,100,1",
+        "16384,MAL,S,3,1000200,100,1",
+        "16385,NEXT,B,1,4294967295,100,1",
+        "16386,BIGP,B,1,4000000,100,1",
+        "16768,WRP,B,1,1000000,106,2",
+    ]
+    assert stats["book"]["unknown_ref"] == 1  # unit 40's delete: its add had no id
+    rejected = 2 + 2 + 1 + 1  # hdr length x2, truncated x2, unsequenced, wrap
     assert stats["pkt_rejected"] == rejected
 
 
-@pytest.mark.parametrize("case", ["hdr_length", "truncated", "count_overrun", "msg_len0", "msg_len1", "one_byte_left",
-                                  "msg_past_end", "trailing", "unknown_type", "bad_length", "unsequenced",
-                                  "seq_wrap", "unit0", "unit40", "price_range"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "hdr_length",
+        "truncated",
+        "count_overrun",
+        "msg_len0",
+        "msg_len1",
+        "one_byte_left",
+        "msg_past_end",
+        "trailing",
+        "unknown_type",
+        "bad_length",
+        "unsequenced",
+        "seq_wrap",
+        "unit0",
+        "unit40",
+        "price_range",
+    ],
+)
 def test_each_malformed_case_alone(tmp_path, case):
     """One malformed unit between two good ones: its error alone is counted and
     the good units around it are applied (never a crash)."""
@@ -496,7 +665,7 @@ def test_each_malformed_case_alone(tmp_path, case):
     assert stats["gaps"] == 0
     good_rows = [r for r in text.splitlines()[1:] if r.split(",")[1] == "GOOD"]
     assert any(r.startswith("%d,GOOD,B,1,1000000," % (16384 + 4 * 384)) for r in good_rows), text
-    assert not any(",S," in r and r.split(",")[4] == "1000100" for r in good_rows), text   # good2's delete
+    assert not any(",S," in r and r.split(",")[4] == "1000100" for r in good_rows), text  # good2's delete
 
 
 def test_malformed_first_datagram_does_not_decide(tmp_path):
@@ -510,14 +679,17 @@ def test_malformed_first_datagram_does_not_decide(tmp_path):
     text, stats = replay_books(tmp_path, write(tmp_path, "first.pcap", recs), DEPTH, tag="first")
     check_ledger(stats, "first bad")
     assert_csv_equal(text, ref.dump_csv(DEPTH), "first bad")
-    assert text.splitlines()[1:] == ["%d,FIRST,B,1,1000000,100,1" % (16384 + 6 * 384),
-                                     "%d,FIRST,S,1,1000100,100,1" % (16384 + 6 * 384)]
+    assert text.splitlines()[1:] == [
+        "%d,FIRST,B,1,1000000,100,1" % (16384 + 6 * 384),
+        "%d,FIRST,S,1,1000100,100,1" % (16384 + 6 * 384),
+    ]
     # the undecided datagram goes the MoldUDP64 way (pipeline.c fh_pipe_proto_slow): no PITCH counter sees it
     assert stats["pitch_packets"] == 1 and stats["packets"] == 2
     assert not any(v for k, v in pitch_errors(stats).items())
 
 
 # ------------------------------------------------------------------ ITCH + PITCH
+
 
 def test_mixed_itch_and_pitch_capture(tmp_path):
     """pcaps/sample.pcap (ITCH) merged by time with the multi-unit PITCH capture:
@@ -603,8 +775,10 @@ def test_two_venues_from_a_config(tmp_path, cores):
     rows = bzx.dump_csv(DEPTH, venue=True).splitlines()[1:] + edgx.dump_csv(DEPTH, venue=True).splitlines()[1:]
     want = "\n".join(["locate,symbol,side,level,price,shares,orders,venue"] + rows) + "\n"
     assert_csv_equal(text, want, "two venues")
-    shifted = [",".join([str(int(r.split(",")[0]) + 12288)] + r.split(",")[1:-1] + ["EDGX"])
-               for r in bzx.dump_csv(DEPTH, venue=True).splitlines()[1:]]
+    shifted = [
+        ",".join([str(int(r.split(",")[0]) + 12288)] + r.split(",")[1:-1] + ["EDGX"])
+        for r in bzx.dump_csv(DEPTH, venue=True).splitlines()[1:]
+    ]
     assert edgx.dump_csv(DEPTH, venue=True).splitlines()[1:] == shifted
     assert pitch_by_type(stats) == {k: 2 * v for k, v in type_counts(dg).items()}
     assert stats["gaps"] == 0
@@ -612,13 +786,20 @@ def test_two_venues_from_a_config(tmp_path, cores):
 
 # ------------------------------------------------------------------ order ids are unique per venue only
 
+
 def test_pitch_order_id_with_top_bits_does_not_meet_an_itch_ref(tmp_path):
     """ITCH adds ref 5 and later deletes it; between the two a PITCH unit adds
     order id 2^60 | 5.  The PITCH order must survive the ITCH delete."""
-    itch = [(T0, F.frame(F.mold([F.msg_A(ref=5, shares=100, price=1_500_000, locate=1)], seq=1), dport=F.PORT)),
-            (T0 + 2000, F.frame(F.mold([F.msg_D(ref=5, locate=1)], seq=2), dport=F.PORT))]
-    pitch = [(T0 + 1000, F.frame(unit_payload(1, 1, [add((1 << 60) | 5, sym="ZZZ", side="S", qty=7,
-                                                         price=2_000_000)]), dport=PORT))]
+    itch = [
+        (T0, F.frame(F.mold([F.msg_A(ref=5, shares=100, price=1_500_000, locate=1)], seq=1), dport=F.PORT)),
+        (T0 + 2000, F.frame(F.mold([F.msg_D(ref=5, locate=1)], seq=2), dport=F.PORT)),
+    ]
+    pitch = [
+        (
+            T0 + 1000,
+            F.frame(unit_payload(1, 1, [add((1 << 60) | 5, sym="ZZZ", side="S", qty=7, price=2_000_000)]), dport=PORT),
+        )
+    ]
     text, stats = replay_books(tmp_path, write(tmp_path, "bit60.pcap", sorted(itch + pitch)), DEPTH, tag="bit60")
     check_ledger(stats, "bit60")
     assert stats["book"]["add_replaced"] == 0
@@ -628,10 +809,13 @@ def test_pitch_order_id_with_top_bits_does_not_meet_an_itch_ref(tmp_path):
 def test_pitch_order_id_equal_to_an_itch_ref_is_another_order(tmp_path):
     """The same number as an ITCH reference and a PITCH order id: two orders
     (the books key orders by reference and venue); deleting one leaves the other."""
-    itch = [(T0, F.frame(F.mold([F.msg_A(ref=5, shares=100, price=1_500_000, locate=1)], seq=1), dport=F.PORT)),
-            (T0 + 2000, F.frame(F.mold([F.msg_D(ref=5, locate=1)], seq=2), dport=F.PORT))]
-    pitch = [(T0 + 1000, F.frame(unit_payload(1, 1, [add(5, sym="ZZZ", side="S", qty=7, price=2_000_000)]),
-                                 dport=PORT))]
+    itch = [
+        (T0, F.frame(F.mold([F.msg_A(ref=5, shares=100, price=1_500_000, locate=1)], seq=1), dport=F.PORT)),
+        (T0 + 2000, F.frame(F.mold([F.msg_D(ref=5, locate=1)], seq=2), dport=F.PORT)),
+    ]
+    pitch = [
+        (T0 + 1000, F.frame(unit_payload(1, 1, [add(5, sym="ZZZ", side="S", qty=7, price=2_000_000)]), dport=PORT))
+    ]
     text, stats = replay_books(tmp_path, write(tmp_path, "same5.pcap", sorted(itch + pitch)), DEPTH, tag="same5")
     check_ledger(stats, "same5")
     assert stats["book"]["add_replaced"] == 0 and stats["book"]["unknown_ref"] == 0

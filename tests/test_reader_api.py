@@ -1,10 +1,10 @@
 """The Python reader as a strategy uses it: int64 prices and quantities (the
 subtraction that wrapped), follow() / follow_async() (lapping, heartbeat, end,
 dead writer, no busy spinning), DataFrames, the price helpers."""
+
 import asyncio
-import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,11 +15,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bookdays as B  # noqa: E402
-import frames as F  # noqa: E402
-
-from feedhandler import shm  # noqa: E402
-from feedhandler.core import ffi, lib  # noqa: E402
 import feedhandler._probe as probe  # noqa: E402  (test hooks: the raw ring reader)
+import frames as F  # noqa: E402
+from feedhandler import shm  # noqa: E402
+from feedhandler.core import ffi  # noqa: E402
 from feedhandler.errors import ShmError, WriterDied  # noqa: E402
 from feedhandler.replay import Replay  # noqa: E402
 from feedhandler.shm import EV_BBO, EV_TRADE, Lapped, attach, format_price, price_float, to_pandas  # noqa: E402
@@ -28,7 +27,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=64)
 I64_MAX = np.iinfo(np.int64).max
-
 
 
 def sample_segment(name, **kw):
@@ -54,6 +52,7 @@ def day_segment(name, tmp_path, msgs, **kw):
 
 # ------------------------------------------------------------- int64 numbers
 
+
 def test_quantities_and_prices_are_int64_everywhere(name):
     sample_segment(name)
     with attach(name) as seg:
@@ -61,8 +60,19 @@ def test_quantities_and_prices_are_int64_everywhere(name):
         for arr in snap.bids + snap.asks:
             assert arr.dtype == np.int64
         a = seg.copy_books()
-        for f in ("bid_price", "bid_shares", "bid_orders", "ask_price", "ask_shares", "ask_orders", "n_bid",
-                  "last_trade_price", "last_trade_shares", "updates", "noii_paired_shares"):
+        for f in (
+            "bid_price",
+            "bid_shares",
+            "bid_orders",
+            "ask_price",
+            "ask_shares",
+            "ask_orders",
+            "n_bid",
+            "last_trade_price",
+            "last_trade_shares",
+            "updates",
+            "noii_paired_shares",
+        ):
             assert a.dtype.fields[f][0].base == np.int64, f
         seg.seek("oldest")
         ev = seg.events()
@@ -83,7 +93,7 @@ def test_the_subtraction_that_wrapped(name):
             b = named["bid_shares"][:, :5].sum(axis=1)
             s = named["ask_shares"][:, :5].sum(axis=1)
             diff = b - s
-            assert (diff < 0).any() and (diff > 0).any()          # both signs occur on the sample
+            assert (diff < 0).any() and (diff > 0).any()  # both signs occur on the sample
             assert np.array_equal(diff, [int(x) - int(y) for x, y in zip(b, s)])
             imb = diff / np.where(b + s > 0, b + s, 1)
             assert (np.abs(imb) <= 1).all()
@@ -103,8 +113,11 @@ def test_wire_values_above_int64_read_as_int64_max(name, tmp_path):
     feed could send: the ring and the slot keep them (unsigned layout), the
     reader gets int64 quantities saturated at 2^63-1, never a negative number;
     the match number, an identifier, stays unsigned in the slot."""
-    msgs = [B.msg_R(1, "AAPL"), B.msg_Q(2 ** 64 - 1, "AAPL", 1_234_500, 2 ** 64 - 2),
-            B.msg_P(7, b"B", 300, "AAPL", 4_294_967_295, 5)]
+    msgs = [
+        B.msg_R(1, "AAPL"),
+        B.msg_Q(2**64 - 1, "AAPL", 1_234_500, 2**64 - 2),
+        B.msg_P(7, b"B", 300, "AAPL", 4_294_967_295, 5),
+    ]
     r = day_segment(name, tmp_path, msgs)
     with attach(name) as seg:
         seg.seek("oldest")
@@ -122,7 +135,7 @@ def test_wire_values_above_int64_read_as_int64_max(name, tmp_path):
         cur, lost = ffi.new("uint64_t *", 0), ffi.new("uint64_t *", 0)
         n = probe.lib.fh_shm_poll_events(seg._base, 0, cur, ffi.from_buffer("fh_shm_event_t[]", raw), 16, lost)
         rt = raw[:n][raw[:n]["type"] == EV_TRADE]
-        assert int(rt["qty1"][0]) == 2 ** 64 - 1 and int(rt["qty2"][0]) == 2 ** 64 - 2
+        assert int(rt["qty1"][0]) == 2**64 - 1 and int(rt["qty2"][0]) == 2**64 - 2
     del r
 
 
@@ -138,6 +151,7 @@ def test_price_helpers():
 
 # ------------------------------------------------------------------ follow
 
+
 def count_polls(seg):
     """Count the follow loop's polls of the rings (a one-element list)."""
     polls = [0]
@@ -146,6 +160,7 @@ def count_polls(seg):
     def counting():
         polls[0] += 1
         return real()
+
     seg._available = counting
     return polls
 
@@ -190,7 +205,7 @@ def test_follow_heartbeat_and_backoff_on_a_quiet_live_segment(name):
     heartbeat, and the poll backs off to `idle` instead of spinning."""
     r = Replay(shm=name, **SMALL)
     rec = [(1_700_000_000_000_000_000, F.frame(F.mold([F.msg_A(ref=1)], seq=1)))]
-    assert r.run_buffer(F.pcap_bytes(rec)).ok           # not finished: the segment stays running
+    assert r.run_buffer(F.pcap_bytes(rec)).ok  # not finished: the segment stays running
     with attach(name) as seg:
         assert seg.state == "running"
         seg.seek("oldest")
@@ -225,8 +240,7 @@ os.kill(os.getpid(), signal.SIGKILL)       # no finish(): the segment stays 'run
 
 
 def test_follow_hands_out_what_is_left_then_raises_writer_died(name):
-    p = subprocess.run([sys.executable, "-c", DEAD_WRITER, name], capture_output=True, text=True, timeout=60,
-                       cwd=ROOT)
+    p = subprocess.run([sys.executable, "-c", DEAD_WRITER, name], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert p.returncode == -signal.SIGKILL, p.stderr
     with attach(name) as seg:
         seg.seek("oldest")
@@ -256,9 +270,19 @@ def test_follow_async_shares_the_loop(name):
     every event arrives, another task keeps running meanwhile (no thread per
     reader, no blocking), and idle waits are sleeps, not spins."""
     r = Replay(shm=name, **SMALL)
-    packets = [F.pcap_bytes([(1_700_000_000_000_000_000 + i, F.frame(F.mold(
-        [F.msg_A(ref=i * 10 + j + 1, price=1_000_000 + j) for j in range(10)], seq=i * 10 + 1)))])
-        for i in range(20)]
+    packets = [
+        F.pcap_bytes(
+            [
+                (
+                    1_700_000_000_000_000_000 + i,
+                    F.frame(
+                        F.mold([F.msg_A(ref=i * 10 + j + 1, price=1_000_000 + j) for j in range(10)], seq=i * 10 + 1)
+                    ),
+                )
+            ]
+        )
+        for i in range(20)
+    ]
 
     async def main():
         seg = r.segment()
@@ -276,7 +300,7 @@ def test_follow_async_shares_the_loop(name):
             for pkt in packets:
                 await asyncio.sleep(0.02)
                 assert r.run_buffer(pkt).ok
-            await asyncio.sleep(0.2)          # quiet for a while, then the end
+            await asyncio.sleep(0.2)  # quiet for a while, then the end
             r.finish()
 
         tick = asyncio.ensure_future(ticker())
@@ -293,12 +317,13 @@ def test_follow_async_shares_the_loop(name):
         return n_adds, ticks[0], polls[0], dt
 
     n_adds, ticks, polls, dt = asyncio.run(main())
-    assert n_adds >= 20              # every packet moved some top of book
-    assert ticks >= 20               # the other task ran all along
+    assert n_adds >= 20  # every packet moved some top of book
+    assert ticks >= 20  # the other task ran all along
     assert polls < 40 * dt / 0.01 + 400, (polls, dt)
 
 
 # ------------------------------------------------------------------ pandas
+
 
 @pytest.fixture
 def pd():
@@ -347,9 +372,11 @@ def test_copy_books_as_dataframe(name, pd):
             assert row["venue"] == "XNAS"
             (bp, bs, bo), (ap, as_, ao) = snap.bids, snap.asks
             assert (row["bid_price"], row["bid_shares"], row["bid_orders"]) == (
-                (bp[0], bs[0], bo[0]) if len(bp) else (0, 0, 0))
+                (bp[0], bs[0], bo[0]) if len(bp) else (0, 0, 0)
+            )
             assert (row["ask_price"], row["ask_shares"], row["ask_orders"]) == (
-                (ap[0], as_[0], ao[0]) if len(ap) else (0, 0, 0))
+                (ap[0], as_[0], ao[0]) if len(ap) else (0, 0, 0)
+            )
             assert row["updates"] == a["updates"][loc]
         assert df["exch_time"].dtype == np.dtype("datetime64[ns]")
         assert df["bid_price"].dtype == np.int64
@@ -359,26 +386,29 @@ def test_copy_books_as_dataframe(name, pd):
 
 def test_a_clear_message_without_pandas(name, monkeypatch):
     sample_segment(name)
-    monkeypatch.setitem(sys.modules, "pandas", None)        # import pandas -> ImportError
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas -> ImportError
     with attach(name) as seg:
         with pytest.raises(ImportError, match=r"pip install 'feedhandler\[pandas\]'"):
             seg.copy_books(df=True)
         seg.seek("oldest")
         with pytest.raises(ImportError, match="numpy alone"):
             to_pandas(seg.events(10))
-        assert len(seg.copy_books()) == seg.n_slots          # numpy needs nothing more
+        assert len(seg.copy_books()) == seg.n_slots  # numpy needs nothing more
 
 
 def test_results_a_caller_keeps_are_never_reused(name):
     """copy_books() and events() read into warm buffers they reuse, but only
     buffers nothing outside refers to any more."""
-    sample_segment(name, silence_ms=3000)          # its silences make 117 K events
+    sample_segment(name, silence_ms=3000)  # its silences make 117 K events
     with attach(name) as seg:
-        addr = lambda a: a.__array_interface__["data"][0]
-        first = addr(seg.copy_books())                   # dropped at once ...
-        assert addr(seg.copy_books()) == first           # ... so its memory is read into again
+
+        def addr(a):
+            return a.__array_interface__["data"][0]
+
+        first = addr(seg.copy_books())  # dropped at once ...
+        assert addr(seg.copy_books()) == first  # ... so its memory is read into again
         kept = seg.copy_books()
-        flags = kept["flags"]                            # a view of it
+        flags = kept["flags"]  # a view of it
         want = kept.copy()
         del kept
         for _ in range(4):
@@ -390,8 +420,7 @@ def test_results_a_caller_keeps_are_never_reused(name):
         seg.seek("oldest")
         kept_batches = [seg.events(5000) for _ in range(6)]
         copies = [x.copy() for x in kept_batches]
-        overlap = sum(np.shares_memory(kept_batches[i], kept_batches[j])
-                      for i in range(6) for j in range(i + 1, 6))
+        overlap = sum(np.shares_memory(kept_batches[i], kept_batches[j]) for i in range(6) for j in range(i + 1, 6))
         seg.seek("oldest")
         for _ in range(8):
             seg.events(5000)
@@ -407,6 +436,7 @@ def test_results_a_caller_keeps_are_never_reused(name):
 
 def test_attach_waits_for_the_segment(name):
     import threading
+
     made = []
     missed = threading.Event()
 
@@ -417,11 +447,12 @@ def test_attach_waits_for_the_segment(name):
         missed.wait(60)
         time.sleep(0.3)
         made.append(Replay(shm=name, **SMALL))
+
     t = threading.Thread(target=later)
     t.start()
     try:
         with pytest.raises(ShmError, match="no shared-memory segment"):
-            attach(name)                                 # not there yet, no wait
+            attach(name)  # not there yet, no wait
     finally:
         missed.set()
     seg = attach(name, wait=30)
@@ -441,8 +472,13 @@ def test_cli_book_shows_decimal_prices(name):
     sample_segment(name)
     with attach(name) as seg:
         snap = seg.book("AAPL")
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--once"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr
     rows = [l for l in p.stdout.splitlines()[2:] if "|" in l]
     (bp, bs, bo), (ap, as_, ao) = snap.bids, snap.asks
@@ -454,8 +490,13 @@ def test_cli_book_shows_decimal_prices(name):
         if i < len(ap):
             assert right.split() == [format_price(ap[i]), str(as_[i]), str(ao[i])]
     assert re.search(r"\d+\.\d{4}", rows[0])
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--bbo"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--bbo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr
     assert "bid %s x %d (XNAS)" % (format_price(bp[0]), bs[0]) in p.stdout
     assert "ask %s x %d (XNAS)" % (format_price(ap[0]), as_[0]) in p.stdout

@@ -1,6 +1,7 @@
 """Gap recovery by MoldUDP64 re-request: messages lost on both lines come back
 from a re-request server (feedhandler's rewind server), books end identical to
 a lossless day; without an answer the gap is counted and flagged."""
+
 import os
 import socket
 import struct
@@ -11,10 +12,9 @@ import time
 
 import pytest
 
+import frames as F
 from feedhandler.replay import Replay
 from feedhandler.rewind import RewindServer
-
-import frames as F
 
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 17, max_instruments=64, ring_events=1 << 14)
 
@@ -25,8 +25,11 @@ def days(tmp_path_factory):
     full, lossy = str(d / "full"), str(d / "lossy")
     common = ["--messages", "60000", "--symbols", "20", "--channels", "2", "--seed", "13"]
     for prefix, extra in ((full, []), (lossy, ["--lines", "ab", "--loss-a", "0.1", "--loss-b", "0.1"])):
-        subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix] + common + extra,
-                       check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix] + common + extra,
+            check=True,
+            timeout=120,
+        )
     return full, lossy
 
 
@@ -35,7 +38,7 @@ def lost_on_both(path):
     seen, total = {}, {}
     for _, fr in F.parse_pcap(open(path, "rb").read()):
         ihl = (fr[14] & 15) * 4
-        p = fr[14 + ihl + 8:]
+        p = fr[14 + ihl + 8 :]
         sess, (seq, count) = p[:10], struct.unpack(">QH", p[10:20])
         if count == 0xFFFF or count == 0:
             total[sess] = max(total.get(sess, 0), seq - 1)
@@ -97,7 +100,7 @@ def test_without_server_gaps_are_counted(days, tmp_path):
 
 def test_dead_server_times_out_and_counts(days, tmp_path):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))                     # a port nobody answers on
+    s.bind(("127.0.0.1", 0))  # a port nobody answers on
     port = s.getsockname()[1]
     try:
         t0 = time.monotonic()
@@ -140,11 +143,15 @@ def test_replies_for_another_session_are_ignored(days, tmp_path):
 
 def test_config_channel_rerequest(days, server, tmp_path):
     from feedhandler.config import load
+
     cfg = tmp_path / "c.toml"
-    cfg.write_text("".join(
-        '[[channel]]\nname = "c%d"\nline_a = "233.54.12.%d:26477"\nline_b = "233.49.196.%d:26477"\n'
-        'rerequest = "%s:%d"\ncore = 0\n\n' % (c, 111 + c, 111 + c, server.address[0], server.address[1])
-        for c in range(2)))
+    cfg.write_text(
+        "".join(
+            '[[channel]]\nname = "c%d"\nline_a = "233.54.12.%d:26477"\nline_b = "233.49.196.%d:26477"\n'
+            'rerequest = "%s:%d"\ncore = 0\n\n' % (c, 111 + c, 111 + c, server.address[0], server.address[1])
+            for c in range(2)
+        )
+    )
     _, csv_full = books(days[0] + ".pcap", tmp_path, "full")
     st, csv = books(days[1] + ".pcap", tmp_path, "cfg", channels=load(str(cfg)), **SERVER_WAIT)
     assert st["gaps"] == 0 and st["recovered"] > 0 and csv == csv_full
@@ -154,9 +161,31 @@ def test_independent_loss_never_both_needs_no_recovery(tmp_path):
     """Seeded independent loss on each line, never the same packet on both:
     arbitration alone gives the lossless books, zero gaps, copies counted."""
     import random
+
     prefix = str(tmp_path / "ab")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "60000",
-                    "--symbols", "20", "--channels", "2", "--seed", "17", "--lines", "ab"], check=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "-q",
+            "--out",
+            prefix,
+            "--messages",
+            "60000",
+            "--symbols",
+            "20",
+            "--channels",
+            "2",
+            "--seed",
+            "17",
+            "--lines",
+            "ab",
+        ],
+        check=True,
+        timeout=120,
+    )
     recs = F.parse_pcap(open(prefix + ".pcap", "rb").read())
     rnd = random.Random(5)
     kept, dropped = [], 0
@@ -164,10 +193,10 @@ def test_independent_loss_never_both_needs_no_recovery(tmp_path):
     fate = {}
     for ts, fr in recs:
         ihl = (fr[14] & 15) * 4
-        key = fr[14 + ihl + 8:14 + ihl + 8 + 20]
+        key = fr[14 + ihl + 8 : 14 + ihl + 8 + 20]
         group_b = fr[14 + 16] == 233 and fr[14 + 17] == 49
         if key not in fate:
-            fate[key] = rnd.choice(["none", "none", "a", "b"])   # ~25% each line, never both
+            fate[key] = rnd.choice(["none", "none", "a", "b"])  # ~25% each line, never both
         if (fate[key] == "a" and not group_b) or (fate[key] == "b" and group_b):
             dropped += 1
             continue

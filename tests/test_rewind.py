@@ -1,24 +1,21 @@
 """The MoldUDP64 re-request ("rewind") server: its index against an independent
 parse of the capture (tests/frames.py), its replies over loopback UDP, the
 requests it must ignore, and the CLI."""
+
 import gzip
 import json
 import os
-import queue
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
+import frames as F
 from feedhandler.core import decode_message
 from feedhandler.rewind import RewindError, index_capture
-
-import frames as F
 from procutil import read_line_until, reap, rewind_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +27,7 @@ NO_REPLY_S = 0.15
 
 # ------------------------------------------------------------ reference parse
 
+
 def reference(data: bytes, keep_lines=None):
     """{session: {seq: message}} from every UDP datagram of a pcap, parsed with
     struct (plain Ethernet/IPv4/UDP frames, as the generator writes)."""
@@ -38,7 +36,7 @@ def reference(data: bytes, keep_lines=None):
         if keep_lines is not None and f[30:34] not in keep_lines:
             continue
         ihl = (f[14] & 15) * 4
-        p = f[14 + ihl + 8:]
+        p = f[14 + ihl + 8 :]
         session, seq, count = struct.unpack(">10sQH", p[:20])
         if count in (0, 0xFFFF):
             continue
@@ -52,8 +50,8 @@ def parse_reply(d: bytes):
     session, seq, count = struct.unpack(">10sQH", d[:20])
     off, msgs = 20, []
     for _ in range(count):
-        n = struct.unpack(">H", d[off:off + 2])[0]
-        msgs.append(d[off + 2:off + 2 + n])
+        n = struct.unpack(">H", d[off : off + 2])[0]
+        msgs.append(d[off + 2 : off + 2 + n])
         assert len(msgs[-1]) == n
         off += 2 + n
     assert off == len(d), "trailing bytes in reply"
@@ -64,9 +62,28 @@ def parse_reply(d: bytes):
 def gen_capture(tmp_path_factory):
     d = tmp_path_factory.mktemp("rewind")
     prefix = str(d / "day")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "--out", prefix, "--messages", "20000",
-                    "--symbols", "10", "--channels", "2", "--seed", "3", "-q"], check=True, capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "--out",
+            prefix,
+            "--messages",
+            "20000",
+            "--symbols",
+            "10",
+            "--channels",
+            "2",
+            "--seed",
+            "3",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     with open(prefix + ".pcap", "rb") as f:
         data = f.read()
     return prefix, data, reference(data)
@@ -113,12 +130,13 @@ def check_reply(d, ref, session, seq, count, max_datagram=1400):
         assert m == ref[session][seq + i], "seq %d differs" % (seq + i)
     k = len(msgs)
     nxt = seq + k
-    if k < count and nxt in ref[session]:          # stopped early: the next one must not have fitted
+    if k < count and nxt in ref[session]:  # stopped early: the next one must not have fitted
         assert len(d) + 2 + len(ref[session][nxt]) > max_datagram
     return msgs
 
 
 # --------------------------------------------------------------------- index
+
 
 def test_index_matches_independent_parse(sample_ref):
     idx = index_capture(SAMPLE)
@@ -157,17 +175,17 @@ def test_malformed_frames_skipped_and_counted(tmp_path):
     good = [F.msg_A(ref=i) for i in range(1, 4)]
     recs = [
         (1, F.frame(F.mold(good[:2], seq=1))),
-        (2, F.frame(b"\x00" * 5)[:10]),                                     # eth_truncated
-        (3, F.frame(F.mold(good[2:], seq=3), vlans=[100])),                 # fine, VLAN-tagged
-        (4, F.frame(F.mold([F.msg_D()], seq=9), proto=6)),                  # ip_not_udp
-        (5, F.frame(F.mold([F.msg_D()], seq=9), flags_frag=0x2000)),        # ip_fragment
-        (6, F.frame(b"short")),                                             # mold_truncated
-        (7, F.frame(F.mold([F.msg_D(ref=7)], seq=4, count=3))),            # count overrun: first block kept
-        (8, F.frame(F.mold(seq=5, count=1, raw_blocks=b"\x00\x30abc"))),   # block overrun
-        (9, F.frame(F.mold([], seq=5, count=0))),                           # heartbeat
-        (10, F.frame(F.mold([F.msg_D(ref=10)], seq=0))),                    # sequence 0: a message, as in replay
+        (2, F.frame(b"\x00" * 5)[:10]),  # eth_truncated
+        (3, F.frame(F.mold(good[2:], seq=3), vlans=[100])),  # fine, VLAN-tagged
+        (4, F.frame(F.mold([F.msg_D()], seq=9), proto=6)),  # ip_not_udp
+        (5, F.frame(F.mold([F.msg_D()], seq=9), flags_frag=0x2000)),  # ip_fragment
+        (6, F.frame(b"short")),  # mold_truncated
+        (7, F.frame(F.mold([F.msg_D(ref=7)], seq=4, count=3))),  # count overrun: first block kept
+        (8, F.frame(F.mold(seq=5, count=1, raw_blocks=b"\x00\x30abc"))),  # block overrun
+        (9, F.frame(F.mold([], seq=5, count=0))),  # heartbeat
+        (10, F.frame(F.mold([F.msg_D(ref=10)], seq=0))),  # sequence 0: a message, as in replay
         (11, F.frame(F.mold([F.msg_D(ref=11)], seq=1, session=b"OTHERSESS1"), ethertype=0x86DD)),
-        (12, F.frame(F.mold([F.msg_D(ref=12)], seq=2 ** 64 - 1))),          # its last number would wrap 2^64
+        (12, F.frame(F.mold([F.msg_D(ref=12)], seq=2**64 - 1))),  # its last number would wrap 2^64
     ]
     p = tmp_path / "bad.pcap"
     p.write_bytes(F.pcap_bytes(recs))
@@ -177,17 +195,46 @@ def test_malformed_frames_skipped_and_counted(tmp_path):
     # refused (mold_seq_implausible); sequence 0 is a number like any other.
     assert s.seqs.tolist() == [0, 1, 2, 3, 4]
     assert [s.get(q) for q in (0, 1, 2, 3, 4)] == [F.msg_D(ref=10)] + good + [F.msg_D(ref=7)]
-    for reason in ("eth_truncated", "ip_not_udp", "ip_fragment", "mold_truncated", "mold_count_overrun",
-                   "mold_block_overrun", "mold_seq_implausible", "ipv6"):
+    for reason in (
+        "eth_truncated",
+        "ip_not_udp",
+        "ip_fragment",
+        "mold_truncated",
+        "mold_count_overrun",
+        "mold_block_overrun",
+        "mold_seq_implausible",
+        "ipv6",
+    ):
         assert idx.skipped.get(reason) == 1, (reason, idx.skipped)
     assert idx.heartbeats == 1 and set(idx.sessions) == {F.SESSION}
 
 
 def test_ab_duplicates_indexed_once(tmp_path, gen_capture):
     prefix = str(tmp_path / "ab")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "--out", prefix, "--messages", "20000",
-                    "--symbols", "10", "--channels", "2", "--seed", "3", "--lines", "ab", "-q"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "--out",
+            prefix,
+            "--messages",
+            "20000",
+            "--symbols",
+            "10",
+            "--channels",
+            "2",
+            "--seed",
+            "3",
+            "--lines",
+            "ab",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     ab = index_capture(prefix + ".pcap")
     a = index_capture(gen_capture[0] + ".pcap")
     assert ab.duplicates == ab.messages == a.messages == 20000 and ab.duplicate_mismatch == 0
@@ -201,8 +248,8 @@ def test_lossy_ab_serves_every_message_on_either_line():
         data = f.read()
     both = reference(data)
     line_a = reference(data, keep_lines={F.ip_aton(F.GROUP_A)})
-    (session, ref), = both.items()
-    assert len(ref) == 11959 and len(line_a[session]) < len(ref)       # B filled what A lost
+    ((session, ref),) = both.items()
+    assert len(ref) == 11959 and len(line_a[session]) < len(ref)  # B filled what A lost
     holes = sorted(set(range(1, 12001)) - set(ref))
     assert len(holes) == 41
     got = {}
@@ -218,12 +265,13 @@ def test_lossy_ab_serves_every_message_on_either_line():
             got.update((seq + i, m) for i, m in enumerate(msgs))
             seq += len(msgs)
         assert got == ref
-        for h in holes[:3]:                                  # a hole itself cannot be served
+        for h in holes[:3]:  # a hole itself cannot be served
             assert ask(cli, srv, session, h, 5, NO_REPLY_S) is None
         assert srv.stats["ignored"]["missing"] == 3
 
 
 # --------------------------------------------------------------------- server
+
 
 def test_replies_are_the_capture_messages(gen_capture):
     prefix, _, ref = gen_capture
@@ -236,7 +284,7 @@ def test_replies_are_the_capture_messages(gen_capture):
             for seq, count in ((1, 1), (1, 65535), (2, 3), (last // 2, 40), (last // 3, 7), (last, 1)):
                 msgs = check_reply(ask(cli, srv, session, seq, count), ref, session, seq, count)
                 sent += len(msgs)
-                for m in msgs:                            # real ITCH 5.0, whole and exact
+                for m in msgs:  # real ITCH 5.0, whole and exact
                     assert decode_message(m)["type"] == chr(m[0])
         st = srv.stats
         assert st["requests"] == st["replies"] == 12 and st["messages_sent"] == sent
@@ -263,7 +311,7 @@ def test_too_large_message_ignored():
     with open(SAMPLE, "rb") as f:
         ref = reference(f.read())
     session = sorted(ref)[0]
-    big = next(q for q, m in sorted(ref[session].items()) if len(m) > 28)      # 2 + len > 50 - 20
+    big = next(q for q, m in sorted(ref[session].items()) if len(m) > 28)  # 2 + len > 50 - 20
     small = next(q for q, m in sorted(ref[session].items()) if len(m) <= 28)
     with serving(SAMPLE, max_datagram=50) as (srv, cli):
         assert ask(cli, srv, session, big, 3, NO_REPLY_S) is None
@@ -288,8 +336,11 @@ def test_bad_requests_ignored_and_counted(sample_ref):
         "malformed": [b"", good[:19], good + b"\0", b"x" * 1000],
         "unknown_session": [struct.pack(">10sQH", b"NOSUCHSESS", 5, 2)],
         "zero_count": [struct.pack(">10sQH", session, 5, 0)],
-        "out_of_range": [struct.pack(">10sQH", session, 0, 5), struct.pack(">10sQH", session, last + 1, 5),
-                         struct.pack(">10sQH", session, 2 ** 64 - 1, 5)],
+        "out_of_range": [
+            struct.pack(">10sQH", session, 0, 5),
+            struct.pack(">10sQH", session, last + 1, 5),
+            struct.pack(">10sQH", session, 2**64 - 1, 5),
+        ],
     }
     with serving(SAMPLE) as (srv, cli):
         for reqs in bad.values():
@@ -320,18 +371,32 @@ def test_reply_goes_to_requester_only(sample_ref):
 
 # ------------------------------------------------------------------------ CLI
 
+
 def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
-                          timeout=60, **kw)
-
-
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True, timeout=60, **kw
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_serves_and_stops_cleanly(sig, tmp_path, sample_ref):
     stats = tmp_path / "stats.json"
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "rewind-server", SAMPLE, "--listen", "127.0.0.1:0",
-                          "--stats-json", str(stats)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "rewind-server",
+            SAMPLE,
+            "--listen",
+            "127.0.0.1:0",
+            "--stats-json",
+            str(stats),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line, seen, rest = read_line_until(p, "listening on")
         assert any("40,000 messages" in s for s in seen)
@@ -342,7 +407,7 @@ def test_cli_serves_and_stops_cleanly(sig, tmp_path, sample_ref):
             c.sendto(struct.pack(">10sQH", session, 10, 4), ("127.0.0.1", port))
             check_reply(recv(c, REPLY_S), sample_ref, session, 10, 4)
             c.sendto(b"junk", ("127.0.0.1", port))
-            c.sendto(struct.pack(">10sQH", session, 14, 4), ("127.0.0.1", port))   # served after the junk
+            c.sendto(struct.pack(">10sQH", session, 14, 4), ("127.0.0.1", port))  # served after the junk
             check_reply(recv(c, REPLY_S), sample_ref, session, 14, 4)
         finally:
             c.close()
@@ -374,8 +439,13 @@ def test_cli_rejects_binaryfile_and_garbage(tmp_path):
     garbage.write_bytes(os.urandom(4096))
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
-    for path, words in ((binf, "BinaryFILE"), (os.path.join(PCAPS, "sample.bin.gz"), "BinaryFILE"),
-                        (garbage, "unknown format"), (empty, "empty"), (tmp_path / "nope", "cannot open")):
+    for path, words in (
+        (binf, "BinaryFILE"),
+        (os.path.join(PCAPS, "sample.bin.gz"), "BinaryFILE"),
+        (garbage, "unknown format"),
+        (empty, "empty"),
+        (tmp_path / "nope", "cannot open"),
+    ):
         r = cli("rewind-server", str(path), "--listen", "127.0.0.1:0")
         assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr, (path, r.stderr)
         with pytest.raises(RewindError):

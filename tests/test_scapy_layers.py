@@ -3,6 +3,7 @@
 The wire layouts below are written out from the NASDAQ specifications, independent
 of feedhandler/scapy_layers.py, so a wrong field order or width there fails here.
 """
+
 import random
 import struct
 
@@ -16,59 +17,136 @@ from scapy.packet import Raw  # noqa: E402
 
 from feedhandler import scapy_layers as sl  # noqa: E402
 from feedhandler.scapy_layers import (  # noqa: E402
-    AddOrder, ItchMessage, MoldBlock, MoldUDP64, OrderDelete, SystemEvent, bind_port,
+    AddOrder,
+    ItchMessage,
+    MoldBlock,
+    MoldUDP64,
+    OrderDelete,
+    SystemEvent,
+    bind_port,
 )
 
 # Body fields in wire order: 'c' Alpha(1) code, 'I' u32, 'Q' u64, 'sN' Alpha(N).
-_ADD = [("order_reference_number", "Q"), ("buy_sell_indicator", "c"), ("shares", "I"),
-        ("stock", "s8"), ("price", "I")]
+_ADD = [("order_reference_number", "Q"), ("buy_sell_indicator", "c"), ("shares", "I"), ("stock", "s8"), ("price", "I")]
 WIRE = {
     "S": [("event_code", "c")],
-    "R": [("stock", "s8"), ("market_category", "c"), ("financial_status_indicator", "c"),
-          ("round_lot_size", "I"), ("round_lots_only", "c"), ("issue_classification", "c"),
-          ("issue_sub_type", "s2"), ("authenticity", "c"),
-          ("short_sale_threshold_indicator", "c"), ("ipo_flag", "c"),
-          ("luld_reference_price_tier", "c"), ("etp_flag", "c"),
-          ("etp_leverage_factor", "I"), ("inverse_indicator", "c")],
+    "R": [
+        ("stock", "s8"),
+        ("market_category", "c"),
+        ("financial_status_indicator", "c"),
+        ("round_lot_size", "I"),
+        ("round_lots_only", "c"),
+        ("issue_classification", "c"),
+        ("issue_sub_type", "s2"),
+        ("authenticity", "c"),
+        ("short_sale_threshold_indicator", "c"),
+        ("ipo_flag", "c"),
+        ("luld_reference_price_tier", "c"),
+        ("etp_flag", "c"),
+        ("etp_leverage_factor", "I"),
+        ("inverse_indicator", "c"),
+    ],
     "H": [("stock", "s8"), ("trading_state", "c"), ("reserved", "c"), ("reason", "s4")],
     "Y": [("stock", "s8"), ("reg_sho_action", "c")],
-    "L": [("mpid", "s4"), ("stock", "s8"), ("primary_market_maker", "c"),
-          ("market_maker_mode", "c"), ("market_participant_state", "c")],
+    "L": [
+        ("mpid", "s4"),
+        ("stock", "s8"),
+        ("primary_market_maker", "c"),
+        ("market_maker_mode", "c"),
+        ("market_participant_state", "c"),
+    ],
     "V": [("level_1", "Q"), ("level_2", "Q"), ("level_3", "Q")],
     "W": [("breached_level", "c")],
-    "K": [("stock", "s8"), ("ipo_quotation_release_time", "I"),
-          ("ipo_quotation_release_qualifier", "c"), ("ipo_price", "I")],
-    "J": [("stock", "s8"), ("auction_collar_reference_price", "I"),
-          ("upper_auction_collar_price", "I"), ("lower_auction_collar_price", "I"),
-          ("auction_collar_extension", "I")],
+    "K": [
+        ("stock", "s8"),
+        ("ipo_quotation_release_time", "I"),
+        ("ipo_quotation_release_qualifier", "c"),
+        ("ipo_price", "I"),
+    ],
+    "J": [
+        ("stock", "s8"),
+        ("auction_collar_reference_price", "I"),
+        ("upper_auction_collar_price", "I"),
+        ("lower_auction_collar_price", "I"),
+        ("auction_collar_extension", "I"),
+    ],
     "h": [("stock", "s8"), ("market_code", "c"), ("operational_halt_action", "c")],
     "A": _ADD,
     "F": _ADD + [("attribution", "s4")],
     "E": [("order_reference_number", "Q"), ("executed_shares", "I"), ("match_number", "Q")],
-    "C": [("order_reference_number", "Q"), ("executed_shares", "I"), ("match_number", "Q"),
-          ("printable", "c"), ("execution_price", "I")],
+    "C": [
+        ("order_reference_number", "Q"),
+        ("executed_shares", "I"),
+        ("match_number", "Q"),
+        ("printable", "c"),
+        ("execution_price", "I"),
+    ],
     "X": [("order_reference_number", "Q"), ("cancelled_shares", "I")],
     "D": [("order_reference_number", "Q")],
-    "U": [("original_order_reference_number", "Q"), ("new_order_reference_number", "Q"),
-          ("shares", "I"), ("price", "I")],
-    "P": [("order_reference_number", "Q"), ("buy_sell_indicator", "c"), ("shares", "I"),
-          ("stock", "s8"), ("price", "I"), ("match_number", "Q")],
-    "Q": [("shares", "Q"), ("stock", "s8"), ("cross_price", "I"), ("match_number", "Q"),
-          ("cross_type", "c")],
+    "U": [
+        ("original_order_reference_number", "Q"),
+        ("new_order_reference_number", "Q"),
+        ("shares", "I"),
+        ("price", "I"),
+    ],
+    "P": [
+        ("order_reference_number", "Q"),
+        ("buy_sell_indicator", "c"),
+        ("shares", "I"),
+        ("stock", "s8"),
+        ("price", "I"),
+        ("match_number", "Q"),
+    ],
+    "Q": [("shares", "Q"), ("stock", "s8"), ("cross_price", "I"), ("match_number", "Q"), ("cross_type", "c")],
     "B": [("match_number", "Q")],
-    "I": [("paired_shares", "Q"), ("imbalance_shares", "Q"), ("imbalance_direction", "c"),
-          ("stock", "s8"), ("far_price", "I"), ("near_price", "I"),
-          ("current_reference_price", "I"), ("cross_type", "c"),
-          ("price_variation_indicator", "c")],
+    "I": [
+        ("paired_shares", "Q"),
+        ("imbalance_shares", "Q"),
+        ("imbalance_direction", "c"),
+        ("stock", "s8"),
+        ("far_price", "I"),
+        ("near_price", "I"),
+        ("current_reference_price", "I"),
+        ("cross_type", "c"),
+        ("price_variation_indicator", "c"),
+    ],
     "N": [("stock", "s8"), ("interest_flag", "c")],
-    "O": [("stock", "s8"), ("open_eligibility_status", "c"), ("minimum_allowable_price", "I"),
-          ("maximum_allowable_price", "I"), ("near_execution_price", "I"),
-          ("near_execution_time", "Q"), ("lower_price_range_collar", "I"),
-          ("upper_price_range_collar", "I")],
+    "O": [
+        ("stock", "s8"),
+        ("open_eligibility_status", "c"),
+        ("minimum_allowable_price", "I"),
+        ("maximum_allowable_price", "I"),
+        ("near_execution_price", "I"),
+        ("near_execution_time", "Q"),
+        ("lower_price_range_collar", "I"),
+        ("upper_price_range_collar", "I"),
+    ],
 }
-SPEC_LEN = {"S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K": 28, "J": 35,
-            "h": 21, "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44,
-            "Q": 40, "B": 19, "I": 50, "N": 20, "O": 48}
+SPEC_LEN = {
+    "S": 12,
+    "R": 39,
+    "H": 25,
+    "Y": 20,
+    "L": 26,
+    "V": 35,
+    "W": 12,
+    "K": 28,
+    "J": 35,
+    "h": 21,
+    "A": 36,
+    "F": 40,
+    "E": 31,
+    "C": 36,
+    "X": 23,
+    "D": 19,
+    "U": 35,
+    "P": 44,
+    "Q": 40,
+    "B": 19,
+    "I": 50,
+    "N": 20,
+    "O": 48,
+}
 TYPES = list(SPEC_LEN)
 
 
@@ -98,8 +176,11 @@ def _hand_pack(letter, hdr, body):
 
 
 def _random_msg(rng, letter):
-    hdr = {"stock_locate": rng.getrandbits(16), "tracking_number": rng.getrandbits(16),
-           "timestamp": rng.getrandbits(48)}
+    hdr = {
+        "stock_locate": rng.getrandbits(16),
+        "tracking_number": rng.getrandbits(16),
+        "timestamp": rng.getrandbits(48),
+    }
     body = {name: _rand_value(rng, code) for name, code in WIRE[letter]}
     return hdr, body
 
@@ -144,8 +225,14 @@ def test_bytes_match_hand_packed_wire_format(letter):
 
 
 def test_extreme_header_values():
-    msg = AddOrder(stock_locate=0xFFFF, tracking_number=0xFFFF, timestamp=(1 << 48) - 1,
-                   order_reference_number=(1 << 64) - 1, shares=0xFFFFFFFF, price=0xFFFFFFFF)
+    msg = AddOrder(
+        stock_locate=0xFFFF,
+        tracking_number=0xFFFF,
+        timestamp=(1 << 48) - 1,
+        order_reference_number=(1 << 64) - 1,
+        shares=0xFFFFFFFF,
+        price=0xFFFFFFFF,
+    )
     raw = bytes(msg)
     assert raw[1:11] == b"\xff" * 10
     assert raw[11:19] == b"\xff" * 8
@@ -184,8 +271,11 @@ def _frame(mold, vlan=False):
 
 
 def test_mold_header_layout():
-    mold = MoldUDP64(session="SESSION001", sequence=0x0102030405060708,
-                     blocks=[SystemEvent(event_code="O"), OrderDelete(order_reference_number=9)])
+    mold = MoldUDP64(
+        session="SESSION001",
+        sequence=0x0102030405060708,
+        blocks=[SystemEvent(event_code="O"), OrderDelete(order_reference_number=9)],
+    )
     raw = bytes(mold)
     assert raw[:10] == b"SESSION001"
     assert raw[10:18] == bytes(range(1, 9))
@@ -202,8 +292,7 @@ def test_dissect_frame_into_blocks():
     for letter in TYPES:
         hdr, body = _random_msg(rng, letter)
         msgs.append((letter, {**hdr, **body}))
-    pkt = _frame(MoldUDP64(session="S1", sequence=42,
-                           blocks=[sl.ITCH_CLASSES[t](**v) for t, v in msgs]), vlan=True)
+    pkt = _frame(MoldUDP64(session="S1", sequence=42, blocks=[sl.ITCH_CLASSES[t](**v) for t, v in msgs]), vlan=True)
     back = Ether(bytes(pkt))
     mold = back[MoldUDP64]
     assert mold.session == b"S1        "
@@ -276,8 +365,7 @@ def test_malformed_blocks():
 
 
 def test_unknown_type_and_short_block_dissect_as_raw():
-    raw = bytes(MoldUDP64(blocks=[MoldBlock() / Raw(b"Zhello"), MoldBlock() / Raw(b"A\x00\x01"),
-                                  SystemEvent()]))
+    raw = bytes(MoldUDP64(blocks=[MoldBlock() / Raw(b"Zhello"), MoldBlock() / Raw(b"A\x00\x01"), SystemEvent()]))
     back = MoldUDP64(raw)
     assert len(back.blocks) == 3
     assert isinstance(back.blocks[0].payload, Raw) and back.blocks[0].length == 6

@@ -4,6 +4,7 @@ The layouts below are written out from docs/pitch-spec-notes.md, independent of
 the layers, and packed with struct: a wrong field order, width or byte order in
 the layers fails here.  No C core involved (there is no PITCH decoder yet).
 """
+
 import random
 import re
 import struct
@@ -19,12 +20,26 @@ from scapy.layers.inet import IP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.packet import Padding, Raw  # noqa: E402
 
-from feedhandler import scapy_layers as sl  # noqa: E402
-from feedhandler import scapy_pitch as sp  # noqa: E402
+from feedhandler import (
+    scapy_layers as sl,  # noqa: E402
+    scapy_pitch as sp,  # noqa: E402
+)
 from feedhandler.scapy_pitch import (  # noqa: E402
-    PITCH_CLASSES, PITCH_LENGTHS, PitchAddOrderExpanded, PitchAddOrderLong, PitchAddOrderShort,
-    PitchDeleteOrder, PitchMessage, PitchModifyOrderShort, PitchOrderExecutedAtPriceSize,
-    PitchTime, PitchTradeLong, PitchUnitHeader, PitchUnknown, bind_pitch_port, pitch_datagram,
+    PITCH_CLASSES,
+    PITCH_LENGTHS,
+    PitchAddOrderExpanded,
+    PitchAddOrderLong,
+    PitchAddOrderShort,
+    PitchDeleteOrder,
+    PitchMessage,
+    PitchModifyOrderShort,
+    PitchOrderExecutedAtPriceSize,
+    PitchTime,
+    PitchTradeLong,
+    PitchUnitHeader,
+    PitchUnknown,
+    bind_pitch_port,
+    pitch_datagram,
     pitch_price,
 )
 
@@ -38,33 +53,49 @@ _O = ("order_id", "Q")
 WIRE = {
     0x20: [("time_seconds", "I")],
     0x97: [_T],
-    0x21: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s6"), ("price", "Q"),
-           ("add_flags", "B")],
-    0x22: [_T, _O, ("side_indicator", "c"), ("quantity", "H"), ("symbol", "s6"), ("price", "H"),
-           ("add_flags", "B")],
-    0x2F: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s8"), ("price", "Q"),
-           ("add_flags", "B"), ("participant_id", "s4"), ("customer_indicator", "c")],
+    0x21: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s6"), ("price", "Q"), ("add_flags", "B")],
+    0x22: [_T, _O, ("side_indicator", "c"), ("quantity", "H"), ("symbol", "s6"), ("price", "H"), ("add_flags", "B")],
+    0x2F: [
+        _T,
+        _O,
+        ("side_indicator", "c"),
+        ("quantity", "I"),
+        ("symbol", "s8"),
+        ("price", "Q"),
+        ("add_flags", "B"),
+        ("participant_id", "s4"),
+        ("customer_indicator", "c"),
+    ],
     0x23: [_T, _O, ("executed_quantity", "I"), ("execution_id", "Q")],
-    0x24: [_T, _O, ("executed_quantity", "I"), ("remaining_quantity", "I"), ("execution_id", "Q"),
-           ("price", "Q")],
+    0x24: [_T, _O, ("executed_quantity", "I"), ("remaining_quantity", "I"), ("execution_id", "Q"), ("price", "Q")],
     0x25: [_T, _O, ("canceled_quantity", "I")],
     0x26: [_T, _O, ("canceled_quantity", "H")],
     0x27: [_T, _O, ("quantity", "I"), ("price", "Q"), ("modify_flags", "B")],
     0x28: [_T, _O, ("quantity", "H"), ("price", "H"), ("modify_flags", "B")],
     0x29: [_T, _O],
-    0x2A: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s6"), ("price", "Q"),
-           ("execution_id", "Q")],
-    0x2B: [_T, _O, ("side_indicator", "c"), ("quantity", "H"), ("symbol", "s6"), ("price", "H"),
-           ("execution_id", "Q")],
-    0x30: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s8"), ("price", "Q"),
-           ("execution_id", "Q")],
+    0x2A: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s6"), ("price", "Q"), ("execution_id", "Q")],
+    0x2B: [_T, _O, ("side_indicator", "c"), ("quantity", "H"), ("symbol", "s6"), ("price", "H"), ("execution_id", "Q")],
+    0x30: [_T, _O, ("side_indicator", "c"), ("quantity", "I"), ("symbol", "s8"), ("price", "Q"), ("execution_id", "Q")],
     0x2C: [_T, ("execution_id", "Q")],
     0x2D: [_T],
-    0x31: [_T, ("symbol", "s8"), ("trading_status", "c"), ("reg_sho_action", "c"),
-           ("reserved1", "c"), ("reserved2", "c")],
-    0x95: [_T, ("symbol", "s8"), ("auction_type", "c"), ("reference_price", "Q"),
-           ("buy_shares", "I"), ("sell_shares", "I"), ("indicative_price", "Q"),
-           ("auction_only_price", "Q")],
+    0x31: [
+        _T,
+        ("symbol", "s8"),
+        ("trading_status", "c"),
+        ("reg_sho_action", "c"),
+        ("reserved1", "c"),
+        ("reserved2", "c"),
+    ],
+    0x95: [
+        _T,
+        ("symbol", "s8"),
+        ("auction_type", "c"),
+        ("reference_price", "Q"),
+        ("buy_shares", "I"),
+        ("sell_shares", "I"),
+        ("indicative_price", "Q"),
+        ("auction_only_price", "Q"),
+    ],
     0x96: [_T, ("symbol", "s8"), ("auction_type", "c"), ("price", "Q"), ("shares", "I")],
 }
 TYPES = sorted(WIRE)
@@ -81,7 +112,10 @@ def _notes_lengths():
 def _notes_section_lengths():
     """{type: total} from the '### 3.x Name — 0xNN — total **N**' headings."""
     text = NOTES.read_text(encoding="utf-8")
-    return {int(t, 16): int(n) for t, n in re.findall(r"^### 3\.\d+ .*?0x([0-9A-Fa-f]{2}) — total \*\*(\d+)\*\*", text, re.M)}
+    return {
+        int(t, 16): int(n)
+        for t, n in re.findall(r"^### 3\.\d+ .*?0x([0-9A-Fa-f]{2}) — total \*\*(\d+)\*\*", text, re.M)
+    }
 
 
 def _fmt(code):
@@ -127,6 +161,7 @@ def _expected(code, v):
 
 # ------------------------------------------------------------------ tables
 
+
 def test_lengths_match_the_notes():
     assert PITCH_LENGTHS == _notes_lengths()
     assert PITCH_LENGTHS == _notes_section_lengths()
@@ -151,6 +186,7 @@ def test_reexported_from_scapy_layers():
 
 # ------------------------------------------------------------------ messages
 
+
 @pytest.mark.parametrize("t", TYPES, ids=lambda t: "0x%02X" % t)
 def test_every_type_builds_to_its_length_and_dissects_back(t):
     rng = random.Random(t)
@@ -170,23 +206,33 @@ def test_every_type_builds_to_its_length_and_dissects_back(t):
 
 
 def test_add_order_long_hand_packed():
-    raw = struct.pack("<BBIQcI6sQB", 34, 0x21, 123456789, 0x1122334455667788, b"S", 250000,
-                      b"AAPL  ", 1_234_500, 0x01)
-    pkt = PitchAddOrderLong(time_offset=123456789, order_id=0x1122334455667788, side_indicator="S",
-                            quantity=250000, symbol="AAPL", price=1_234_500, add_flags=1)
+    raw = struct.pack("<BBIQcI6sQB", 34, 0x21, 123456789, 0x1122334455667788, b"S", 250000, b"AAPL  ", 1_234_500, 0x01)
+    pkt = PitchAddOrderLong(
+        time_offset=123456789,
+        order_id=0x1122334455667788,
+        side_indicator="S",
+        quantity=250000,
+        symbol="AAPL",
+        price=1_234_500,
+        add_flags=1,
+    )
     assert bytes(pkt) == raw
     back = PitchMessage(raw)
     assert isinstance(back, PitchAddOrderLong)
-    assert (back.order_id, back.side_indicator, back.quantity, back.symbol, back.price) == \
-        (0x1122334455667788, "S", 250000, b"AAPL  ", 1_234_500)
+    assert (back.order_id, back.side_indicator, back.quantity, back.symbol, back.price) == (
+        0x1122334455667788,
+        "S",
+        250000,
+        b"AAPL  ",
+        1_234_500,
+    )
     assert raw[6:14] == bytes.fromhex("8877665544332211")  # little-endian order id at offset 6
     assert raw[25:33] == (1_234_500).to_bytes(8, "little")
 
 
 def test_modify_order_short_hand_packed():
     raw = struct.pack("<BBIQHHB", 19, 0x28, 999, 42, 65535, 10250, 0x03)
-    pkt = PitchModifyOrderShort(time_offset=999, order_id=42, quantity=65535, price=10250,
-                                modify_flags=0x03)
+    pkt = PitchModifyOrderShort(time_offset=999, order_id=42, quantity=65535, price=10250, modify_flags=0x03)
     assert bytes(pkt) == raw
     back = PitchMessage(raw)
     assert isinstance(back, PitchModifyOrderShort)
@@ -197,14 +243,23 @@ def test_modify_order_short_hand_packed():
 
 def test_order_executed_at_price_size_hand_packed():
     raw = struct.pack("<BBIQIIQQ", 38, 0x24, 7, 0xDEADBEEF01, 40, 60, 0x0102030405060708, 1_500_100)
-    pkt = PitchOrderExecutedAtPriceSize(time_offset=7, order_id=0xDEADBEEF01, executed_quantity=40,
-                                        remaining_quantity=60, execution_id=0x0102030405060708,
-                                        price=1_500_100)
+    pkt = PitchOrderExecutedAtPriceSize(
+        time_offset=7,
+        order_id=0xDEADBEEF01,
+        executed_quantity=40,
+        remaining_quantity=60,
+        execution_id=0x0102030405060708,
+        price=1_500_100,
+    )
     assert bytes(pkt) == raw
     back = PitchMessage(raw)
     assert isinstance(back, PitchOrderExecutedAtPriceSize)
-    assert (back.executed_quantity, back.remaining_quantity, back.execution_id, back.price) == \
-        (40, 60, 0x0102030405060708, 1_500_100)
+    assert (back.executed_quantity, back.remaining_quantity, back.execution_id, back.price) == (
+        40,
+        60,
+        0x0102030405060708,
+        1_500_100,
+    )
     assert raw[18:22] == (60).to_bytes(4, "little")  # remaining quantity before execution id
 
 
@@ -222,8 +277,7 @@ def test_pitch_price():
 
 
 def test_add_order_expanded_old_40_byte_layout():
-    new = bytes(PitchAddOrderExpanded(order_id=9, symbol="GOOGL", participant_id="RTAL",
-                                      customer_indicator="R"))
+    new = bytes(PitchAddOrderExpanded(order_id=9, symbol="GOOGL", participant_id="RTAL", customer_indicator="R"))
     assert len(new) == 41 and new[40:41] == b"R"
     old = bytes(PitchAddOrderExpanded(length=40, order_id=9, symbol="GOOGL", participant_id="RTAL"))
     assert len(old) == 40 and old[0] == 40 and old == new[:40].replace(b"\x29", b"\x28", 1)
@@ -244,6 +298,7 @@ def test_longer_message_keeps_its_extra_bytes():
 
 
 # ------------------------------------------------------------------ unit header
+
 
 def test_header_is_little_endian():
     d = pitch_datagram(unit=0xAB, sequence=0x01020304, messages=[PitchTime(time_seconds=0x0A0B0C0D)])
@@ -288,8 +343,11 @@ def test_unknown_type_is_skipped_by_its_length():
     hdr = PitchUnitHeader(d)
     assert hdr.count == 3
     m = hdr.messages
-    assert isinstance(m[1], PitchUnknown) and (m[1].length, m[1].message_type, m[1].load) == \
-        (7, 0xEE, b"\x01\x02\x03\x04\x05")
+    assert isinstance(m[1], PitchUnknown) and (m[1].length, m[1].message_type, m[1].load) == (
+        7,
+        0xEE,
+        b"\x01\x02\x03\x04\x05",
+    )
     assert isinstance(m[2], PitchDeleteOrder) and m[2].order_id == 77
     assert isinstance(PitchMessage(unknown), PitchUnknown)
     assert bytes(PitchUnknown(message_type=0x98, load=b"x" * 13)) == bytes([15, 0x98]) + b"x" * 13
@@ -346,11 +404,14 @@ def test_short_datagram_under_udp_becomes_raw():
 
 # ------------------------------------------------------------------ UDP binding
 
+
 def test_bind_pitch_port_dissects_udp():
     bind_pitch_port(30001)
-    payload = pitch_datagram(3, 1000, [PitchTime(time_seconds=34200),
-                                       PitchAddOrderLong(order_id=1, quantity=100, symbol="AAPL",
-                                                         price=1_500_000)])
+    payload = pitch_datagram(
+        3,
+        1000,
+        [PitchTime(time_seconds=34200), PitchAddOrderLong(order_id=1, quantity=100, symbol="AAPL", price=1_500_000)],
+    )
     pkt = Ether() / IP(dst="224.0.62.2") / UDP(sport=53, dport=30001) / payload
     back = Ether(bytes(pkt))
     assert PitchUnitHeader in back
@@ -362,8 +423,10 @@ def test_bind_pitch_port_dissects_udp():
 
 
 def test_needs_scapy_like_scapy_layers():
-    code = ("import sys; sys.modules['scapy'] = None\n"
-            "try:\n    import feedhandler.scapy_pitch\nexcept ImportError as e:\n    print('ERR', e)\n")
+    code = (
+        "import sys; sys.modules['scapy'] = None\n"
+        "try:\n    import feedhandler.scapy_pitch\nexcept ImportError as e:\n    print('ERR', e)\n"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert p.returncode == 0, p.stderr
     assert "ERR" in p.stdout and "pip install feedhandler[scapy]" in p.stdout, p.stdout

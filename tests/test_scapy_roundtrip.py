@@ -5,6 +5,7 @@ Every ITCH 5.0 type goes through Ether/IP/UDP/MoldUDP64 -> bytes -> fh_decode_fr
 field values that went in.  The layers' field names and widths are also checked
 against the C structs in csrc/fh_api.h, so the two sides cannot drift apart.
 """
+
 import random
 import re
 import textwrap
@@ -14,18 +15,29 @@ import pytest
 
 pytest.importorskip("scapy")
 
+from scapy.fields import IntField, LongField  # noqa: E402
 from scapy.layers.inet import IP, UDP, IPOption_EOL, IPOption_NOP, IPOption_Router_Alert  # noqa: E402
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
 
 from feedhandler import scapy_layers as sl  # noqa: E402
 from feedhandler.core import (  # noqa: E402
-    ERR_NAMES, decode_frame, decode_message, errbuf, errstr, ffi, lib, stats_to_dict,
+    ERR_NAMES,
+    decode_frame,
+    decode_message,
+    errbuf,
+    errstr,
+    ffi,
+    lib,
+    stats_to_dict,
 )
 from feedhandler.scapy_layers import (  # noqa: E402
-    AlphaField, CharField, MoldBlock, MoldUDP64, SystemEvent,
+    AlphaField,
+    CharField,
+    MoldBlock,
+    MoldUDP64,
+    SystemEvent,
 )
-from scapy.fields import IntField, LongField  # noqa: E402
 
 HEADER = Path(__file__).resolve().parents[1] / "csrc" / "fh_api.h"
 TYPES = list(sl.ITCH_LENGTHS)
@@ -51,7 +63,7 @@ C_STRUCTS = _c_structs()
 
 
 def _body_fields(letter):
-    return sl.ITCH_CLASSES[letter].fields_desc[len(HDR_NAMES):]
+    return sl.ITCH_CLASSES[letter].fields_desc[len(HDR_NAMES) :]
 
 
 def _c_body_names(letter):
@@ -62,6 +74,7 @@ def _c_body_names(letter):
 
 
 # ---------------------------------------------------------------- values
+
 
 def _value(rng, fld, mode):
     if isinstance(fld, CharField):
@@ -74,8 +87,7 @@ def _value(rng, fld, mode):
             return b"Z" * n
         if mode == "binary":  # anything on the wire comes back as is
             return bytes(rng.randrange(256) for _ in range(n))
-        word = bytes(rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.")
-                     for _ in range(rng.randint(1, n)))
+        word = bytes(rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.") for _ in range(rng.randint(1, n)))
         return word.ljust(n, b" ")
     bits = 64 if isinstance(fld, LongField) else 32
     assert isinstance(fld, (IntField, LongField)), fld
@@ -93,8 +105,11 @@ def _values(rng, letter, mode="random"):
     elif mode == "max":
         hdr = {"stock_locate": 0xFFFF, "tracking_number": 0xFFFF, "timestamp": (1 << 48) - 1}
     else:
-        hdr = {"stock_locate": rng.getrandbits(16), "tracking_number": rng.getrandbits(16),
-               "timestamp": rng.getrandbits(48)}
+        hdr = {
+            "stock_locate": rng.getrandbits(16),
+            "tracking_number": rng.getrandbits(16),
+            "timestamp": rng.getrandbits(48),
+        }
     body = {f.name: _value(rng, f, mode) for f in _body_fields(letter)}
     kwargs = {**hdr, **body}
     return kwargs, {"type": letter, **kwargs}
@@ -125,6 +140,7 @@ def _err(enum_value):
 
 # ---------------------------------------------------------------- layer vs C header
 
+
 @pytest.mark.parametrize("letter", TYPES)
 def test_layer_fields_match_c_struct(letter):
     c_fields = {n: (t, a) for t, n, a in C_STRUCTS[letter] if not n.startswith("_")}
@@ -150,6 +166,7 @@ def test_message_length_matches_spec_and_core(letter):
 
 
 # ---------------------------------------------------------------- one type at a time
+
 
 @pytest.mark.parametrize("letter", TYPES)
 def test_roundtrip_each_type(letter):
@@ -185,14 +202,22 @@ def test_decode_message_rejects_unknown_type():
 def test_code_fields_any_byte():
     """A one-byte code field is the character of the byte on the wire (latin-1)."""
     for b in (0x00, 0x01, 0x7F, 0x80, 0xFF):
-        kwargs = {"order_reference_number": 1, "buy_sell_indicator": chr(b), "shares": 1,
-                  "stock": b"X       ", "price": 1, "stock_locate": 1, "tracking_number": 2,
-                  "timestamp": 3}
+        kwargs = {
+            "order_reference_number": 1,
+            "buy_sell_indicator": chr(b),
+            "shares": 1,
+            "stock": b"X       ",
+            "price": 1,
+            "stock_locate": 1,
+            "tracking_number": 2,
+            "timestamp": 3,
+        }
         msgs, _ = _decode(_frame([sl.AddOrder(**kwargs)]))
         assert msgs == [{"type": "A", **kwargs}]
 
 
 # ---------------------------------------------------------------- whole datagrams
+
 
 def _all_types(seed):
     rng = random.Random(seed)
@@ -217,12 +242,16 @@ def test_all_types_in_one_datagram():
     _check_all(_frame(blocks[::-1]), want[::-1])
 
 
-@pytest.mark.parametrize("tags", [
-    [Dot1Q(vlan=100)],
-    [Dot1Q(vlan=4095, prio=7)],
-    [Dot1AD(vlan=200), Dot1Q(vlan=300)],   # 802.1ad QinQ: 0x88A8 then 0x8100
-    [Dot1Q(vlan=10), Dot1Q(vlan=20)],      # double 0x8100 tagging
-], ids=["vlan", "vlan-max", "qinq-88a8", "qinq-8100"])
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [Dot1Q(vlan=100)],
+        [Dot1Q(vlan=4095, prio=7)],
+        [Dot1AD(vlan=200), Dot1Q(vlan=300)],  # 802.1ad QinQ: 0x88A8 then 0x8100
+        [Dot1Q(vlan=10), Dot1Q(vlan=20)],  # double 0x8100 tagging
+    ],
+    ids=["vlan", "vlan-max", "qinq-88a8", "qinq-8100"],
+)
 def test_vlan_frames(tags):
     blocks, want = _all_types(2)
     _check_all(_frame(blocks, l2=tags), want)
@@ -235,10 +264,14 @@ def test_three_vlan_tags_rejected():
     assert stats["errors"] == {_err(lib.FH_ERR_VLAN_TRUNCATED): 1}
 
 
-@pytest.mark.parametrize("options", [
-    [IPOption_Router_Alert()],                      # ihl 6
-    [IPOption_NOP()] * 39 + [IPOption_EOL()],       # ihl 15, the maximum
-], ids=["ihl6", "ihl15"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        [IPOption_Router_Alert()],  # ihl 6
+        [IPOption_NOP()] * 39 + [IPOption_EOL()],  # ihl 15, the maximum
+    ],
+    ids=["ihl6", "ihl15"],
+)
 def test_ipv4_options(options):
     blocks, want = _all_types(3)
     pkt = _frame(blocks, ip_options=options)
@@ -249,8 +282,7 @@ def test_ipv4_options(options):
 
 def test_vlan_and_ip_options():
     blocks, want = _all_types(4)
-    _check_all(_frame(blocks, l2=[Dot1AD(vlan=1), Dot1Q(vlan=2)],
-                      ip_options=[IPOption_Router_Alert()]), want)
+    _check_all(_frame(blocks, l2=[Dot1AD(vlan=1), Dot1Q(vlan=2)], ip_options=[IPOption_Router_Alert()]), want)
 
 
 def test_ethernet_trailer_ignored():
@@ -261,6 +293,7 @@ def test_ethernet_trailer_ignored():
 
 
 # ---------------------------------------------------------------- mold edge cases
+
 
 def test_heartbeat_and_end_of_session():
     for count in (None, sl.MOLD_END_OF_SESSION):
@@ -279,7 +312,7 @@ def test_count_overrun():
     blocks, want = _three(11)
     msgs, stats = _decode(_frame(blocks, count=5))
     assert stats["errors"] == {_err(lib.FH_ERR_MOLD_COUNT_OVERRUN): 1}
-    assert msgs == want[:len(msgs)]
+    assert msgs == want[: len(msgs)]
 
 
 def test_block_overrun():
@@ -287,7 +320,7 @@ def test_block_overrun():
     blocks[2] = MoldBlock(length=200) / blocks[2]
     msgs, stats = _decode(_frame(blocks))
     assert stats["errors"] == {_err(lib.FH_ERR_MOLD_BLOCK_OVERRUN): 1}
-    assert msgs == want[:len(msgs)] and len(msgs) <= 2
+    assert msgs == want[: len(msgs)] and len(msgs) <= 2
 
 
 def test_trailing_bytes():
@@ -300,10 +333,9 @@ def test_trailing_bytes():
 def test_truncated_block_header():
     blocks, want = _three(14)
     msgs, stats = _decode(_frame(blocks + [Raw(b"\x00")], count=4))
-    assert set(stats["errors"]) <= {_err(lib.FH_ERR_MOLD_BLOCK_OVERRUN),
-                                    _err(lib.FH_ERR_MOLD_COUNT_OVERRUN)}
+    assert set(stats["errors"]) <= {_err(lib.FH_ERR_MOLD_BLOCK_OVERRUN), _err(lib.FH_ERR_MOLD_COUNT_OVERRUN)}
     assert stats["errors"]
-    assert msgs == want[:len(msgs)]
+    assert msgs == want[: len(msgs)]
 
 
 def test_zero_length_block_skipped():
@@ -315,8 +347,7 @@ def test_zero_length_block_skipped():
 
 def test_unknown_type_skipped_by_length():
     blocks, want = _three(16)
-    msgs, stats = _decode(_frame([blocks[0], MoldBlock() / Raw(b"Z" + bytes(30)), blocks[1],
-                                  blocks[2]]))
+    msgs, stats = _decode(_frame([blocks[0], MoldBlock() / Raw(b"Z" + bytes(30)), blocks[1], blocks[2]]))
     assert stats["errors"] == {_err(lib.FH_ERR_ITCH_UNKNOWN_TYPE): 1}
     assert msgs == want
     assert stats["by_type"] == {"A": 1, "D": 1, "E": 1}
@@ -333,6 +364,7 @@ def test_bad_length_skipped():
 
 # ---------------------------------------------------------------- through a pcap file
 
+
 @pytest.mark.slow
 def test_docstring_example_pcap_replays(tmp_path):
     """The module docstring's example, written with wrpcap and replayed by the C core."""
@@ -343,10 +375,11 @@ def test_docstring_example_pcap_replays(tmp_path):
     assert "wrpcap(" in example
     exec(example.replace('"two.pcap"', repr(str(tmp_path / "two.pcap"))), ns)
     blocks, _ = _all_types(6)
-    wrpcap(str(tmp_path / "all.pcap"), [_frame(blocks, sequence=3), _frame([], sequence=26),
-                                       _frame([], sequence=26, count=0xFFFF)])
-    for name, messages, by_type in (("two.pcap", 2, {"A": 1, "E": 1}),
-                                    ("all.pcap", 23, {t: 1 for t in TYPES})):
+    wrpcap(
+        str(tmp_path / "all.pcap"),
+        [_frame(blocks, sequence=3), _frame([], sequence=26), _frame([], sequence=26, count=0xFFFF)],
+    )
+    for name, messages, by_type in (("two.pcap", 2, {"A": 1, "E": 1}), ("all.pcap", 23, {t: 1 for t in TYPES})):
         err = errbuf()
         r = ffi.gc(lib.fh_lane_new(ffi.new("fh_lane_cfg_t *"), err, len(err)), lib.fh_lane_free)
         assert r != ffi.NULL, errstr(err)

@@ -3,6 +3,7 @@ servers"): glimpse-server's connection cap, login deadline, accept back-off,
 credentials (environment, file, constant-time comparison) and wildcard warning;
 rewind-server's allow-list and per-client rate limit.  Each test fails on a
 server without the limit it checks."""
+
 import contextlib
 import os
 import resource
@@ -16,25 +17,43 @@ import time
 
 import pytest
 
+import procutil
 from feedhandler import glimpse, soup
 from feedhandler.cli.glimpse_server import ENV_PASSWORD, ENV_USER
 from feedhandler.glimpse import build_snapshot
 from feedhandler.rewind import AllowList, RateLimiter, index_capture
-
-import procutil
 from procutil import glimpse_serving, read_line_until, reap, rewind_serving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
-HANG_S = 30.0          # only a hung server takes this long
+HANG_S = 30.0  # only a hung server takes this long
 
 
 @pytest.fixture(scope="module")
 def small_day(tmp_path_factory):
     prefix = str(tmp_path_factory.mktemp("limits") / "day")
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "--out", prefix, "--messages", "3000",
-                    "--symbols", "4", "--channels", "1", "--seed", "9", "-q"], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "gen",
+            "--out",
+            prefix,
+            "--messages",
+            "3000",
+            "--symbols",
+            "4",
+            "--channels",
+            "1",
+            "--seed",
+            "9",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return prefix + ".pcap"
 
 
@@ -91,8 +110,14 @@ def stop(p, rest):
 
 @contextlib.contextmanager
 def server_process(args, env=None, preexec_fn=None):
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec_fn)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "feedhandler", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=preexec_fn,
+    )
     try:
         yield p
     finally:
@@ -108,17 +133,31 @@ def cpu_s(pid):
 
 # ----------------------------------------------------------- glimpse-server
 
+
 @pytest.mark.slow
 def test_glimpse_accept_emfile_backs_off_and_recovers(small_day):
     """Out of descriptors (RLIMIT_NOFILE 64, 100 connections), accept() fails
     with EMFILE while the connections stay queued: the server must pause, not
     spin a core, count the errors, and serve a legitimate client once the flood
     has gone."""
+
     def low_fds():
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    with server_process(["glimpse-server", small_day, "--listen", "127.0.0.1:0", "--max-clients", "1000",
-                         "--login-timeout", "120", "-q"], preexec_fn=low_fds) as p:
+    with server_process(
+        [
+            "glimpse-server",
+            small_day,
+            "--listen",
+            "127.0.0.1:0",
+            "--max-clients",
+            "1000",
+            "--login-timeout",
+            "120",
+            "-q",
+        ],
+        preexec_fn=low_fds,
+    ) as p:
         line, _, rest = read_line_until(p, "listening on")
         port = int(line.split()[3].rsplit(":", 1)[1])
         flood = []
@@ -127,7 +166,7 @@ def test_glimpse_accept_emfile_backs_off_and_recovers(small_day):
                 flood.append(socket.create_connection(("127.0.0.1", port), timeout=HANG_S))
             fd_dir = "/proc/%d/fd" % p.pid
             wait_for(lambda: len(os.listdir(fd_dir)) >= 62, "the server out of descriptors")
-            time.sleep(0.3)                          # well into the failing accepts
+            time.sleep(0.3)  # well into the failing accepts
             t0, c0 = time.monotonic(), cpu_s(p.pid)
             time.sleep(2.0)
             used = (cpu_s(p.pid) - c0) / (time.monotonic() - t0)
@@ -142,7 +181,7 @@ def test_glimpse_accept_emfile_backs_off_and_recovers(small_day):
     assert p.returncode == 0 and "Traceback" not in err, err
     limits = [x for x in out.splitlines() if x.startswith("limits:")]
     assert limits and "accept errors 0," not in limits[0], out
-    assert "no credentials" in err                 # and warned about it
+    assert "no credentials" in err  # and warned about it
 
 
 def test_glimpse_connection_cap_refuses_and_counts(snap):
@@ -173,7 +212,7 @@ def test_glimpse_login_deadline_is_not_extended_by_bytes(snap):
             closed = False
             for i in range(len(req)):
                 try:
-                    c.sendall(req[i:i + 1])
+                    c.sendall(req[i : i + 1])
                 except (BrokenPipeError, ConnectionResetError):
                     closed = True
                     break
@@ -194,12 +233,12 @@ def test_glimpse_stray_bytes_after_snapshot_do_not_keep_a_client(snap):
         with socket.create_connection(srv.address, timeout=HANG_S) as c:
             c.sendall(soup.login_request())
             wait_for(lambda: srv.stats()["snapshots_served"] == 1, "snapshot served")
-            c.sendall(b"\x10\x00U")                 # a 4 KiB unsequenced packet announced...
+            c.sendall(b"\x10\x00U")  # a 4 KiB unsequenced packet announced...
             for _ in range(int(HANG_S / 0.1)):
                 if srv.stats()["client_timeouts"]:
                     break
                 try:
-                    c.sendall(b"x")                 # ...and trickled
+                    c.sendall(b"x")  # ...and trickled
                 except OSError:
                     break
                 time.sleep(0.1)
@@ -216,6 +255,7 @@ def test_glimpse_credentials_compared_in_constant_time(snap, monkeypatch):
     def spy(a, b):
         calls.append((bytes(a), bytes(b)))
         return real(a, b)
+
     monkeypatch.setattr(glimpse.server.hmac, "compare_digest", spy)
     with serving(snap, user="alice", password="s3cret") as srv:
         types, payload = login(srv.address[1], "bob", "s3cret")
@@ -237,8 +277,10 @@ def test_glimpse_cli_credentials_from_env_and_file_not_in_ps(small_day, tmp_path
     cred = tmp_path / "cred"
     cred.write_text("filusr:File-Secr\n")
     cred.chmod(0o600)
-    cases = [(["--listen", "127.0.0.1:0"], env, ("envusr", "Env-Secret")),
-             (["--listen", "0.0.0.0:0", "--credentials-file", str(cred)], None, ("filusr", "File-Secr"))]
+    cases = [
+        (["--listen", "127.0.0.1:0"], env, ("envusr", "Env-Secret")),
+        (["--listen", "0.0.0.0:0", "--credentials-file", str(cred)], None, ("filusr", "File-Secr")),
+    ]
     for args, env_, (user, password) in cases:
         with server_process(["glimpse-server", small_day, "-q", *args], env=env_) as p:
             line, _, rest = read_line_until(p, "listening on")
@@ -249,8 +291,13 @@ def test_glimpse_cli_credentials_from_env_and_file_not_in_ps(small_day, tmp_path
             # ps without the sanitizer runtime the ASan pass preloads (procps
             # under a preloaded libasan can deadlock at start-up), and bounded.
             ps_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
-            ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(p.pid)], capture_output=True, text=True,
-                                env=ps_env, timeout=HANG_S)
+            ps = subprocess.run(
+                ["ps", "-ww", "-o", "args=", "-p", str(p.pid)],
+                capture_output=True,
+                text=True,
+                env=ps_env,
+                timeout=HANG_S,
+            )
             assert ps.returncode != 0 or (small_day in ps.stdout and password not in ps.stdout)
             assert login(port, user, password)[0][0] == soup.LOGIN_ACCEPTED
             assert login(port, user, password[:-1])[0] == [soup.LOGIN_REJECTED]
@@ -266,22 +313,29 @@ def test_glimpse_cli_credential_usage_errors(small_day, tmp_path):
     """A file with no USER:PASSWORD line, or a file and --password at once: usage errors."""
     bad = tmp_path / "bad"
     bad.write_text("justapassword\n")
-    for extra in (["--credentials-file", str(bad)],
-                  ["--credentials-file", str(bad), "--password", "p"],
-                  ["--credentials-file", str(tmp_path / "missing")]):
-        r = subprocess.run([sys.executable, "-m", "feedhandler", "glimpse-server", small_day, "--listen",
-                            "127.0.0.1:0", *extra], capture_output=True, text=True, timeout=60)
+    for extra in (
+        ["--credentials-file", str(bad)],
+        ["--credentials-file", str(bad), "--password", "p"],
+        ["--credentials-file", str(tmp_path / "missing")],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "glimpse-server", small_day, "--listen", "127.0.0.1:0", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 2 and "credentials" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 # ------------------------------------------------------------ rewind-server
+
 
 def test_allow_list_filter():
     default = AllowList()
     assert default.allows("127.0.0.1") and default.allows("127.9.9.9") and default.allows("::1")
     assert not default.allows("10.1.2.3") and not default.allows("192.168.1.1") and not default.allows("fe80::1")
     ten = AllowList(["10.0.0.0/8"])
-    assert ten.allows("10.1.2.3") and ten.allows("::ffff:10.1.2.3")        # dual-stack socket
+    assert ten.allows("10.1.2.3") and ten.allows("::ffff:10.1.2.3")  # dual-stack socket
     assert not ten.allows("127.0.0.1") and not ten.allows("::ffff:127.0.0.1") and not ten.allows("garbage")
     assert AllowList(["0.0.0.0/0"]).allows("203.0.113.7")
     for bad in (["nonsense"], ["10.0.0.0/33"], []):
@@ -293,13 +347,13 @@ def test_rate_limiter_token_bucket():
     now = [0.0]
     lim = RateLimiter(rate=1000, burst=3000, max_clients=2, clock=lambda: now[0])
     assert [lim.take("a", 1000) for _ in range(4)] == [True, True, True, False]
-    assert lim.take("b", 3000) and not lim.take("b", 1)            # per address
-    assert not lim.take("c", 1)                                    # no room for a third address
-    now[0] = 1.0                                                   # 1000 bytes back each
+    assert lim.take("b", 3000) and not lim.take("b", 1)  # per address
+    assert not lim.take("c", 1)  # no room for a third address
+    now[0] = 1.0  # 1000 bytes back each
     assert lim.take("a", 1000) and not lim.take("a", 1)
-    assert not lim.take("c", 1)                                    # a and b not refilled yet
+    assert not lim.take("c", 1)  # a and b not refilled yet
     now[0] = 10.0
-    assert lim.take("c", 3000)                                     # refilled buckets made room
+    assert lim.take("c", 3000)  # refilled buckets made room
     with pytest.raises(ValueError):
         RateLimiter(rate=0, burst=10)
 
@@ -361,8 +415,9 @@ def test_rewind_rate_limit_bounds_the_amplification():
 
 
 def test_rewind_cli_allow_list_wildcard_warning_and_counters(tmp_path):
-    with server_process(["rewind-server", SAMPLE, "--listen", "0.0.0.0:0", "--allow", "10.0.0.0/8",
-                         "--rate-limit", "50000", "-q"]) as p:
+    with server_process(
+        ["rewind-server", SAMPLE, "--listen", "0.0.0.0:0", "--allow", "10.0.0.0/8", "--rate-limit", "50000", "-q"]
+    ) as p:
         line, seen, rest = read_line_until(p, "listening on")
         assert any("answering 10.0.0.0/8; rate limit 50,000 bytes/s" in s for s in seen), seen
         port = int(line.split()[3].rsplit(":", 1)[1])
@@ -378,6 +433,10 @@ def test_rewind_cli_allow_list_wildcard_warning_and_counters(tmp_path):
     assert "every interface" in err
     assert "requests 1, replies 0" in out and "not_allowed 1" in out and "rate_limited 0" in out, out
     for bad in (["--allow", "10.0.0.0/40"], ["--burst", "100"], ["--rate-limit", "0", "--burst", "5000"]):
-        r = subprocess.run([sys.executable, "-m", "feedhandler", "rewind-server", SAMPLE, "--listen",
-                            "127.0.0.1:0", *bad], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "feedhandler", "rewind-server", SAMPLE, "--listen", "127.0.0.1:0", *bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 2 and "Traceback" not in r.stderr, (bad, r.stderr)

@@ -2,6 +2,7 @@
 the sources lack is reported and skipped, any other apt failure stops set-up
 with apt's own error; the build's stamp changes with what the machine offers
 (so a build made before libdpdk-dev or libzstd-dev was installed is rebuilt)."""
+
 import os
 import subprocess
 
@@ -43,8 +44,10 @@ def stub_path(tmp_path, hide=(), pkgconfig_missing=()):
         (bin_ / name).chmod(0o755)
     if pkgconfig_missing:
         real = subprocess.run(["bash", "-c", "command -v pkg-config"], capture_output=True, text=True).stdout.strip()
-        (bin_ / "pkg-config").write_text("#!/bin/bash\nfor a; do case \" %s \" in *\" $a \"*) exit 1;; esac; done\n"
-                                         "exec %s \"$@\"\n" % (" ".join(pkgconfig_missing), real))
+        (bin_ / "pkg-config").write_text(
+            '#!/bin/bash\nfor a; do case " %s " in *" $a "*) exit 1;; esac; done\n'
+            'exec %s "$@"\n' % (" ".join(pkgconfig_missing), real)
+        )
         (bin_ / "pkg-config").chmod(0o755)
     for d in os.environ["PATH"].split(os.pathsep):
         if not os.path.isdir(d):
@@ -60,8 +63,14 @@ def setup(tmp_path, only, env=(), **kw):
     """setup.sh with FEEDHANDLER_SETUP_ONLY=only, on stub_path(tmp_path, **kw)."""
     stub = tmp_path / "stub"
     stub.mkdir(exist_ok=True)
-    e = dict(os.environ, PATH=stub_path(tmp_path, **kw), STUB=str(stub), FEEDHANDLER_SETUP_ONLY=only,
-             FEEDHANDLER_APT_RETRY_S="0.05", FEEDHANDLER_VENV=str(tmp_path / "venv"))
+    e = dict(
+        os.environ,
+        PATH=stub_path(tmp_path, **kw),
+        STUB=str(stub),
+        FEEDHANDLER_SETUP_ONLY=only,
+        FEEDHANDLER_APT_RETRY_S="0.05",
+        FEEDHANDLER_VENV=str(tmp_path / "venv"),
+    )
     e.update(env)
     return subprocess.run(["bash", SETUP], capture_output=True, text=True, timeout=120, env=e), stub
 
@@ -96,8 +105,11 @@ def test_stamp_follows_what_the_machine_offers(tmp_path):
     that lost (or, read the other way, gained) libzstd and libdpdk stamp
     differently, so setup.sh rebuilds."""
     runs = {}
-    for tag, kw in (("real", {}), ("none", {"pkgconfig_missing": ("libzstd", "libdpdk")}),
-                    ("nozstd", {"env": {"FEEDHANDLER_NO_ZSTD": "1"}})):
+    for tag, kw in (
+        ("real", {}),
+        ("none", {"pkgconfig_missing": ("libzstd", "libdpdk")}),
+        ("nozstd", {"env": {"FEEDHANDLER_NO_ZSTD": "1"}}),
+    ):
         (tmp_path / tag).mkdir()
         p, _ = setup(tmp_path / tag, "stamp", **kw)
         assert p.returncode == 0, p.stderr
@@ -105,9 +117,11 @@ def test_stamp_follows_what_the_machine_offers(tmp_path):
     assert runs["none"][1:] == ["zstd=no", "dpdk=no"], runs
     assert runs["nozstd"][1] == "zstd=no", runs
     real = runs["real"]
-    assert real[1] == ("zstd=yes" if subprocess.run(["pkg-config", "--exists", "libzstd"]).returncode == 0
-                       else "zstd=no")
-    assert real[2] == ("dpdk=yes" if subprocess.run(["pkg-config", "--exists", "libdpdk"]).returncode == 0
-                       else "dpdk=no")
+    assert real[1] == (
+        "zstd=yes" if subprocess.run(["pkg-config", "--exists", "libzstd"]).returncode == 0 else "zstd=no"
+    )
+    assert real[2] == (
+        "dpdk=yes" if subprocess.run(["pkg-config", "--exists", "libdpdk"]).returncode == 0 else "dpdk=no"
+    )
     for tag in ("none", "nozstd"):
         assert (runs[tag][0] == real[0]) == (runs[tag][1:] == real[1:]), (tag, runs)

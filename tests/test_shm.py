@@ -1,6 +1,7 @@
 """Shared memory: consistent snapshots under a full-speed writer (torn-read
 test across processes), the event ring (lapping, many readers), attaching,
 layout/version checks, staleness on gaps, capacity flags."""
+
 import json
 import os
 import select
@@ -14,10 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from feedhandler.core import ffi, lib
-from feedhandler._probe import lib as probe  # test hooks: fh_shm_torture
-from feedhandler.replay import Replay, ReplayError
 from feedhandler import shm
+from feedhandler._probe import lib as probe  # test hooks: fh_shm_torture
+from feedhandler.core import ffi, lib
+from feedhandler.replay import Replay, ReplayError
 from feedhandler.shm import ShmError, attach
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,18 +29,23 @@ SMALL = dict(max_orders=1 << 16, max_levels=1 << 18, max_instruments=64)
 QUIET = 120_000
 
 
-
 def run_reader(code, timeout=120):
     """Run reader code in another process; it prints one JSON line."""
-    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def start_reader(code):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 TORN_READER = """
@@ -203,8 +209,8 @@ def test_slow_reader_is_told_it_was_lapped(name, tmp_path):
     finally:
         del r_big
         os.unlink("/dev/shm/" + name + "-big")
-    r = replay_sample(name, ring_events=1024)
-    small = run_reader(ALL_EVENTS % (name, ""))          # a reader still at event 0
+    _writer = replay_sample(name, ring_events=1024)
+    small = run_reader(ALL_EVENTS % (name, ""))  # a reader still at event 0
     # The reader starting at 0 lost everything but the last ring-full, was told
     # how many, and the events it got are exactly the newest ones.
     assert small["lapped"] == big["n"] - 1024 and small["n"] == 1024
@@ -219,7 +225,7 @@ def test_reader_lapped_mid_stream_resynchronises(name):
     probe.fh_shm_torture(base, 3, 1, 10)
     ev = seg.events(5)
     assert ev["price1"].tolist() == [1, 2, 3, 4, 5] and seg.lapped == 0
-    probe.fh_shm_torture(base, 3, 11, 490)      # 490 more events through a ring of 64
+    probe.fh_shm_torture(base, 3, 11, 490)  # 490 more events through a ring of 64
     ev = seg.events(1000)
     assert seg.lapped > 0
     assert len(ev) <= 64 and ev["price1"][-1] == 500
@@ -301,8 +307,10 @@ def test_live_writer_not_replaced_dead_writer_replaced(name):
     # The file stays after the writer is gone (readers may still want it) ...
     assert os.path.exists("/dev/shm/" + name)
     # ... and a segment whose writer has died is replaced safely.
-    code = ("from feedhandler.replay import Replay; r = Replay(shm=%r, max_orders=1024, max_levels=4096, "
-            "max_instruments=8); import os; os._exit(0)" % name)
+    code = (
+        "from feedhandler.replay import Replay; r = Replay(shm=%r, max_orders=1024, max_levels=4096, "
+        "max_instruments=8); import os; os._exit(0)" % name
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
     r2 = Replay(shm=name, **SMALL)
     assert attach(name).writer_pid == os.getpid()
@@ -380,24 +388,40 @@ def test_in_process_reader_while_replay_runs(name):
 
 
 def test_cli_book_and_stats(name):
-    r = replay_sample(name)
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--once"],
-                       capture_output=True, text=True, timeout=60)
+    _writer = replay_sample(name)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "book", "AAPL", "--shm", name, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     assert "AAPL" in p.stdout and "bid" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "stats", "--shm", name, "--json"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "stats", "--shm", name, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0 and json.loads(p.stdout)["messages"] == 40000
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "book", "NOPE", "--shm", name, "--once"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "book", "NOPE", "--shm", name, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1 and "NOPE" in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "stats", "--shm", name + "-missing"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "stats", "--shm", name + "-missing"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1 and "no shared-memory segment" in p.stderr
 
 
 def test_book_into_reused_buffer(name):
-    r = replay_sample(name)
+    _writer = replay_sample(name)
     seg = attach(name)
     buf = seg.new_buffer()
     a = seg.book(1, out=buf)
@@ -408,17 +432,47 @@ def test_book_into_reused_buffer(name):
 
 def test_strategy_example_follows_a_replay(name):
     """The example strategy, in its own process, follows a replay running in another."""
-    strat = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "strategy_example.py"), "--shm", name,
-                              "--from-start", "--threshold", "0.5"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(PCAPS, "sample.pcap"),
-                        "--shm", name, "--stats-json", "/dev/stdout", "--max-orders", "65536",
-                        "--ring-events", "65536", "--silence-ms", str(QUIET)], capture_output=True, text=True,
-                       timeout=120)
+    strat = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "strategy_example.py"),
+            "--shm",
+            name,
+            "--from-start",
+            "--threshold",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(PCAPS, "sample.pcap"),
+            "--shm",
+            name,
+            "--stats-json",
+            "/dev/stdout",
+            "--max-orders",
+            "65536",
+            "--ring-events",
+            "65536",
+            "--silence-ms",
+            str(QUIET),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     out, err = strat.communicate(timeout=120)
     assert strat.returncode == 0, err
-    st = json.loads(p.stdout[p.stdout.index("{"):])
+    st = json.loads(p.stdout[p.stdout.index("{") :])
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("strategy: %d events" % st["book"]["events"]), (summary, st["book"])
     assert " BUY " in out or " SELL" in out
@@ -447,7 +501,7 @@ def test_writer_dead_mid_update_is_reported_not_hung(name):
     base = lib.fh_lane_shm(r._r, ffi.NULL)
     hdr = ffi.cast("fh_shm_header_t *", base)
     slot = ffi.cast("fh_shm_slot_t *", base + hdr.slots_offset + 5 * hdr.slot_size)
-    slot.seq += 1                                   # odd: "being written", forever
+    slot.seq += 1  # odd: "being written", forever
     t0 = time.monotonic()
     with pytest.raises(ShmError, match="mid-update"):
         seg.book(5)
@@ -467,9 +521,13 @@ def test_a_packet_is_published_once_per_instrument_it_touched(name):
     instrument once per window it appears in."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from frames import binfile_bytes, frame, mold, msg_A, pcap_bytes
-    msgs = [msg_A(ref=1, price=1000000, shares=100), msg_A(ref=2, price=1000100, shares=200),
-            msg_A(ref=3, side=b"S", price=1000300, shares=300),
-            msg_A(ref=4, price=900000, shares=50, locate=2, stock=b"MSFT    ")]
+
+    msgs = [
+        msg_A(ref=1, price=1000000, shares=100),
+        msg_A(ref=2, price=1000100, shares=200),
+        msg_A(ref=3, side=b"S", price=1000300, shares=300),
+        msg_A(ref=4, price=900000, shares=50, locate=2, stock=b"MSFT    "),
+    ]
     data = pcap_bytes([(1, frame(mold(msgs, seq=1)))])
     r = Replay(shm=name, **SMALL)
     r.run_buffer(data)

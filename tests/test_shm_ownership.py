@@ -15,6 +15,7 @@ writers can be started with the same --shm at the same moment:
   the kernel) is reused, also when the killed writer had forked a child;
 - readers test the lock without taking it: however hard they poll, they never
   stand in a writer's way."""
+
 import fcntl
 import os
 import select
@@ -34,8 +35,8 @@ from feedhandler.shm import ShmError, attach
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
 SMALL = dict(max_orders=1024, max_levels=4096, max_instruments=8, ring_events=1024)
-HANG = 60            # seconds: only a hang takes this long; no timing claim
-CREATING = b"FHBUILD\0"          # FH_SHM_MAGIC_CREATING (csrc/shm.h)
+HANG = 60  # seconds: only a hang takes this long; no timing claim
+CREATING = b"FHBUILD\0"  # FH_SHM_MAGIC_CREATING (csrc/shm.h)
 NOBODY = 65534
 
 
@@ -44,8 +45,14 @@ def shm_path(name):
 
 
 def cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
-                          timeout=HANG, cwd=ROOT, stdin=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler", *args],
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+        cwd=ROOT,
+        stdin=stdin,
+    )
 
 
 def replay_cli(name, *extra):
@@ -55,12 +62,15 @@ def replay_cli(name, *extra):
 def attach_in_child(name, wait):
     """attach(name, wait=) in another process (a hang there cannot hang the
     suite): (its message or "attached", seconds it took)."""
-    code = ("import sys, time\nfrom feedhandler.shm import attach, ShmError\nt = time.monotonic()\n"
-            "try:\n    attach(sys.argv[1], wait=float(sys.argv[2])).close(); msg = 'attached'\n"
-            "except ShmError as exc:\n    msg = 'ShmError: %s' % exc\n"
-            "print('%.3f %s' % (time.monotonic() - t, msg))\n")
-    p = subprocess.run([sys.executable, "-c", code, name, str(wait)], capture_output=True, text=True,
-                       timeout=HANG, cwd=ROOT)
+    code = (
+        "import sys, time\nfrom feedhandler.shm import attach, ShmError\nt = time.monotonic()\n"
+        "try:\n    attach(sys.argv[1], wait=float(sys.argv[2])).close(); msg = 'attached'\n"
+        "except ShmError as exc:\n    msg = 'ShmError: %s' % exc\n"
+        "print('%.3f %s' % (time.monotonic() - t, msg))\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, name, str(wait)], capture_output=True, text=True, timeout=HANG, cwd=ROOT
+    )
     assert p.returncode == 0, p.stderr
     took, msg = p.stdout.strip().split(" ", 1)
     return msg, float(took)
@@ -82,13 +92,21 @@ def read_line(proc, prefix, timeout=HANG):
             break
         if line.startswith(prefix):
             return line.strip()
-    raise AssertionError("no %r line from pid %d (exit %s): %s" % (
-        prefix, proc.pid, proc.poll(), proc.stderr.read() if proc.poll() is not None else ""))
+    raise AssertionError(
+        "no %r line from pid %d (exit %s): %s"
+        % (prefix, proc.pid, proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+    )
 
 
 def popen_py(code, *args):
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def stop(procs):
@@ -99,6 +117,7 @@ def stop(procs):
 
 
 # ---------------------------------------------------------- what is at the name
+
 
 @pytest.mark.slow
 def test_fifo_at_the_name_hangs_nothing(name):
@@ -201,7 +220,7 @@ def test_foreign_regular_file_refused_not_unlinked(name, kind):
     if kind == "random":
         assert open(path, "rb").read() == data
     if kind == "sparse":
-        assert os.stat(path).st_blocks == 0          # never written, nor reserved
+        assert os.stat(path).st_blocks == 0  # never written, nor reserved
 
 
 # ------------------------------------------------------------ racing writers
@@ -275,20 +294,22 @@ def test_racing_cli_replays(name):
     data = open(SAMPLE, "rb").read()
     args = [sys.executable, "-m", "feedhandler", "replay", "-q", "-", "--shm", name, "--max-orders", "65536"]
     for attempt in range(6):
-        procs = [subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  cwd=ROOT) for _ in range(2)]
+        procs = [
+            subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+            for _ in range(2)
+        ]
         try:
             deadline = time.monotonic() + HANG
             while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
                 time.sleep(0.01)
             done = [p for p in procs if p.poll() is not None]
             assert len(done) == 1, (attempt, [p.poll() for p in procs])
-            loser, = done
-            runner, = [p for p in procs if p is not loser]
+            (loser,) = done
+            (runner,) = [p for p in procs if p is not loser]
             err = loser.stderr.read().decode()
             assert loser.returncode == 1, err
             assert "/dev/shm/%s is in use by a running writer (pid %d)" % (name, runner.pid) in err, err
-            with attach(name, wait=HANG) as seg:         # (the runner may still be creating it)
+            with attach(name, wait=HANG) as seg:  # (the runner may still be creating it)
                 assert seg.writer_pid == runner.pid and seg.state in ("starting", "running")
                 assert seg.writer_alive is True
             out, err = runner.communicate(data, timeout=HANG)
@@ -337,13 +358,14 @@ def test_segment_being_created_is_not_taken_for_dead(name, mode):
             attach(name)
         assert identity(shm_path(name)) == before
         assert os.pread(os.open(shm_path(name), os.O_RDONLY | os.O_CLOEXEC), 8, 0) == (
-            b"" if mode == "empty" else CREATING)
+            b"" if mode == "empty" else CREATING
+        )
     finally:
         stop([h])
     with Replay(shm=name, **SMALL) as r:
         with attach(name) as seg:
             assert seg.writer_pid == os.getpid() and seg.state == "running" and seg.writer_alive is True
-        assert os.stat(shm_path(name)).st_ino == before[0]         # the half-made file, reused in place
+        assert os.stat(shm_path(name)).st_ino == before[0]  # the half-made file, reused in place
         r.run_file(SAMPLE, progress=False)
 
 
@@ -380,7 +402,7 @@ def test_writer_stopped_mid_creation(name):
                 seg = attach(name)
             except ShmError as exc:
                 assert "empty" in str(exc) or "still being created" in str(exc), exc
-            else:                                   # it had finished creating before it stopped
+            else:  # it had finished creating before it stopped
                 assert seg.writer_pid == a.pid and seg.state in ("starting", "running")
                 seg.close()
             try:
@@ -432,13 +454,13 @@ def test_killed_writer_segment_is_reused(name, fork):
         w.send_signal(signal.SIGKILL)
         w.wait(HANG)
         if fork:
-            os.kill(child, 0)                        # the child is alive, holding the file open
+            os.kill(child, 0)  # the child is alive, holding the file open
         assert seg.state == "dead" and seg.writer_alive is False
         with Replay(shm=name, **SMALL) as r:
             with attach(name) as fresh:
                 assert fresh.writer_pid == os.getpid() and fresh.state == "running"
             r.run_file(SAMPLE, progress=False)
-        assert seg.state == "dead"                   # the old mapping: still valid, still the dead one's
+        assert seg.state == "dead"  # the old mapping: still valid, still the dead one's
         seg.close()
     finally:
         stop([w])
@@ -452,9 +474,11 @@ def test_polling_readers_never_block_a_writer(name):
     again: never refused, since a reader never takes the lock."""
     with Replay(shm=name, **SMALL):
         pass
-    code = ("import sys, time\nfrom feedhandler.shm import attach\nseg = attach(sys.argv[1])\n"
-            "print('polling', flush=True)\nt = time.monotonic() + 30\n"
-            "while time.monotonic() < t:\n    seg.writer_alive; seg.state\n")
+    code = (
+        "import sys, time\nfrom feedhandler.shm import attach\nseg = attach(sys.argv[1])\n"
+        "print('polling', flush=True)\nt = time.monotonic() + 30\n"
+        "while time.monotonic() < t:\n    seg.writer_alive; seg.state\n"
+    )
     readers = [popen_py(code, name) for _ in range(2)]
     try:
         for p in readers:

@@ -12,6 +12,7 @@ The captures are built so that nothing depends on how fast this machine is:
 ``FIRST`` packets a millisecond apart, then the rest an hour of capture time
 later, so a realtime replay handles exactly ``FIRST`` packets and then waits.
 """
+
 import json
 import os
 import signal
@@ -21,23 +22,22 @@ import time
 
 import pytest
 
-from frames import frame, mold, msg_A, pcap_bytes
-from procutil import reap
-
 from feedhandler.cli.base import exit_for_signal
 from feedhandler.replay import Replay
 from feedhandler.shm import ShmError, attach
+from frames import frame, mold, msg_A, pcap_bytes
+from procutil import reap
 
-FIRST = 3          # packets replayed before the hour-long wait
-LATER = 1000       # packets after it (an unpaced run-out would replay them all)
-T0 = 1_700_000_000 * 10 ** 9
-DEADLINE = 60.0    # only a hang reaches it
+FIRST = 3  # packets replayed before the hour-long wait
+LATER = 1000  # packets after it (an unpaced run-out would replay them all)
+T0 = 1_700_000_000 * 10**9
+DEADLINE = 60.0  # only a hang reaches it
 
 
 def paced_capture(path, first=FIRST, later=LATER):
     recs = []
     for i in range(first + later):
-        ts = T0 + i * 1_000_000 if i < first else T0 + 3600 * 10 ** 9 + i * 1000
+        ts = T0 + i * 1_000_000 if i < first else T0 + 3600 * 10**9 + i * 1000
         add = msg_A(ref=i + 1, locate=1, price=1_500_000 - i * 100, ts=34_200_000_000_000 + i)
         recs.append((ts, frame(mold([add], seq=i + 1))))
     path.write_bytes(pcap_bytes(recs))
@@ -89,9 +89,28 @@ def test_stop_signal_writes_outputs_and_marks_segment_stopped(tmp_path, sig):
     name = "fh-test-sig-%d-%s" % (os.getpid(), sig.name)
     stats_path, books_path = tmp_path / "stats.json", tmp_path / "books.csv"
     unlink_segment(name)
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "replay", "-q", str(cap), "--speed", "realtime",
-                          "--shm", name, "--stats-json", str(stats_path), "--dump-books", str(books_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            str(cap),
+            "--speed",
+            "realtime",
+            "--shm",
+            name,
+            "--stats-json",
+            str(stats_path),
+            "--dump-books",
+            str(books_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
     try:
         # The segment's counters move while the replay waits for packet FIRST + 1
         # (an hour away): before, they were copied every 4,096 frames only.
@@ -133,6 +152,7 @@ def test_stop_before_the_first_frame():
     """Replay.stop() before the walk: not one frame is handled (before: the
     walk went on to its first poll, 4,096 frames in)."""
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         cap = paced_capture(__import__("pathlib").Path(tmp) / "c.pcap", first=50, later=0)
         with Replay(max_orders=1 << 12, max_levels=1 << 12, ring_events=1 << 8) as r:
@@ -164,15 +184,23 @@ def test_stopped_replay_marks_its_segment_stopped_and_a_complete_one_finished(tm
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_unopenable_dump_books_fails_first_and_still_writes_the_others(tmp_path):
     cap = paced_capture(tmp_path / "c.pcap", first=20, later=0)
     stats_path, lat_path = tmp_path / "stats.json", tmp_path / "lat.json"
-    p = cli("replay", "-q", str(cap), "--dump-books", str(tmp_path / "no-such-dir" / "books.csv"),
-            "--stats-json", str(stats_path), "--latency-json", str(lat_path))
+    p = cli(
+        "replay",
+        "-q",
+        str(cap),
+        "--dump-books",
+        str(tmp_path / "no-such-dir" / "books.csv"),
+        "--stats-json",
+        str(stats_path),
+        "--latency-json",
+        str(lat_path),
+    )
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert "Traceback" not in p.stderr and "--dump-books" in p.stderr and "nothing replayed" in p.stderr
     st = json.loads(stats_path.read_text())
@@ -183,8 +211,15 @@ def test_unopenable_dump_books_fails_first_and_still_writes_the_others(tmp_path)
 
 def test_unopenable_latency_json_is_a_message_not_a_traceback(tmp_path):
     cap = paced_capture(tmp_path / "c.pcap", first=20, later=0)
-    p = cli("replay", "-q", str(cap), "--latency-json", str(tmp_path / "no-such-dir" / "lat.json"),
-            "--stats-json", str(tmp_path / "stats.json"))
+    p = cli(
+        "replay",
+        "-q",
+        str(cap),
+        "--latency-json",
+        str(tmp_path / "no-such-dir" / "lat.json"),
+        "--stats-json",
+        str(tmp_path / "stats.json"),
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr and "--latency-json" in p.stderr, p.stderr
     assert json.loads((tmp_path / "stats.json").read_text())["exit_status"] == 2
 
@@ -193,8 +228,17 @@ def test_unopenable_latency_json_is_a_message_not_a_traceback(tmp_path):
 def test_dump_books_failing_at_the_end_leaves_the_other_outputs_written(tmp_path):
     cap = paced_capture(tmp_path / "c.pcap", first=20, later=0)
     stats_path, lat_path = tmp_path / "stats.json", tmp_path / "lat.json"
-    p = cli("replay", "-q", str(cap), "--dump-books", "/dev/full", "--stats-json", str(stats_path),
-            "--latency-json", str(lat_path))
+    p = cli(
+        "replay",
+        "-q",
+        str(cap),
+        "--dump-books",
+        "/dev/full",
+        "--stats-json",
+        str(stats_path),
+        "--latency-json",
+        str(lat_path),
+    )
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert "Traceback" not in p.stderr and "--dump-books" in p.stderr
     st = json.loads(stats_path.read_text())
@@ -203,22 +247,48 @@ def test_dump_books_failing_at_the_end_leaves_the_other_outputs_written(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("feedhandler.dpdk", fromlist=["available"]).available(),
-                    reason="no DPDK support in this install")
+@pytest.mark.skipif(
+    not __import__("feedhandler.dpdk", fromlist=["available"]).available(), reason="no DPDK support in this install"
+)
 def test_dpdk_run_stops_on_sigterm(tmp_path):
     """`feedhandler run` on an endless source (the pcap PMD looping a capture):
     SIGTERM stops it after the burst in hand, with its outputs written and its
     segment stopped, exit 143."""
     sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pcaps", "sample.pcap")
     name = "fh-test-sig-dpdk-%d" % os.getpid()
-    eal = ("-l 0 --no-huge --no-pci -m 512 --file-prefix fhsig-%d --log-level=error "
-           "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % (os.getpid(), sample))
+    eal = (
+        "-l 0 --no-huge --no-pci -m 512 --file-prefix fhsig-%d --log-level=error "
+        "--vdev=net_pcap0,rx_pcap=%s,infinite_rx=1" % (os.getpid(), sample)
+    )
     stats_path = tmp_path / "s.json"
     unlink_segment(name)
-    p = subprocess.Popen([sys.executable, "-m", "feedhandler", "run", "--dpdk", eal, "--no-eos-stop",
-                          "--mbufs", "16383", "--max-orders", "65536", "--max-levels", "131072",
-                          "--max-instruments", "128", "--shm", name, "--stats-json", str(stats_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "run",
+            "--dpdk",
+            eal,
+            "--no-eos-stop",
+            "--mbufs",
+            "16383",
+            "--max-orders",
+            "65536",
+            "--max-levels",
+            "131072",
+            "--max-instruments",
+            "128",
+            "--shm",
+            name,
+            "--stats-json",
+            str(stats_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
     try:
         wait_for(lambda: (segment_packets(name) or 0) > 0, "showed packets in the segment", p)
         p.send_signal(signal.SIGTERM)
@@ -244,10 +314,16 @@ def test_paced_binfile_stops_within_one_record(tmp_path):
     waits for record FIRST + 1 (an hour away) ends it with exactly FIRST
     records replayed."""
     import threading
+
     from frames import binfile_bytes
+
     t = 34_200_000_000_000
-    msgs = [msg_A(ref=i + 1, locate=1, price=1_500_000 - i * 100,
-                  ts=t + i * 1_000_000 if i < FIRST else t + 3600 * 10 ** 9 + i) for i in range(FIRST + LATER)]
+    msgs = [
+        msg_A(
+            ref=i + 1, locate=1, price=1_500_000 - i * 100, ts=t + i * 1_000_000 if i < FIRST else t + 3600 * 10**9 + i
+        )
+        for i in range(FIRST + LATER)
+    ]
     path = tmp_path / "paced.bin"
     path.write_bytes(binfile_bytes(msgs))
     with Replay(speed=1.0, max_orders=1 << 12, max_levels=1 << 12, ring_events=1 << 8) as r:

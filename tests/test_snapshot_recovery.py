@@ -8,6 +8,7 @@ in order).  Restart: a handler killed mid-replay and restarted on the same
 --shm ends with the books of an uninterrupted replay.  Hostile or absent
 servers: counted, bounded, nothing applied from a bad snapshot.  Every check
 compares whole book dumps and counters."""
+
 import json
 import os
 import signal
@@ -21,20 +22,23 @@ import time
 import numpy as np
 import pytest
 
+import frames as F
+from feedhandler import soup
 from feedhandler.core import ledger
 from feedhandler.glimpse import GlimpseServer, Snapshot, build_snapshot
 from feedhandler.replay import Replay
 from feedhandler.shm import EV_SNAPSHOT, EV_STALE, attach
-from feedhandler import soup
-
-import frames as F
 
 SMALL = dict(max_orders=1 << 16, max_levels=1 << 17, max_instruments=64, ring_events=1 << 16)
 
 
 def gen(prefix, *extra):
-    subprocess.run([sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "40000",
-                    "--symbols", "20"] + list(extra), check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "feedhandler", "gen", "-q", "--out", prefix, "--messages", "40000", "--symbols", "20"]
+        + list(extra),
+        check=True,
+        timeout=120,
+    )
     with open(prefix + ".json") as f:
         return json.load(f)
 
@@ -51,7 +55,7 @@ def days(tmp_path_factory):
 
 def mold_of(fr):
     ihl = (fr[14] & 15) * 4
-    p = fr[14 + ihl + 8:]
+    p = fr[14 + ihl + 8 :]
     seq, count = struct.unpack(">QH", p[10:20])
     return p[:10], seq, count
 
@@ -60,7 +64,7 @@ def cut(path, out, frac=1 / 3):
     """The capture without its first `frac` of frames; per session the lowest
     sequence of a data packet kept (where each stream's snapshot must end)."""
     recs = F.parse_pcap(open(path, "rb").read())
-    kept = recs[int(len(recs) * frac):]
+    kept = recs[int(len(recs) * frac) :]
     first = {}
     for _, fr in kept:
         sess, seq, count = mold_of(fr)
@@ -90,15 +94,16 @@ def endpoint(srv):
 
 # ------------------------------------------------------------- late join
 
+
 @pytest.mark.parametrize("kind", ["a", "ab"])
 def test_late_join_cut_capture_plus_snapshot_equals_whole_day(days, tmp_path, kind):
     path, meta = days[kind]
     cutp = str(tmp_path / "cut.pcap")
     first = cut(path, cutp)
-    (sess, at), = first.items()
+    ((sess, at),) = first.items()
     whole, _, _ = run(path, tmp_path, "whole")
     alone, st0, _ = run(cutp, tmp_path, "alone")
-    assert alone != whole                      # the cut really loses the morning
+    assert alone != whole  # the cut really loses the morning
     snap = build_snapshot(path, at_seq=at)
     assert snap.sequence == at and snap.orders > 0
     with GlimpseServer(snap).in_background() as srv:
@@ -129,13 +134,18 @@ def test_late_join_two_cores_channel_config(days, tmp_path):
             servers[ch["name"]] = GlimpseServer(snap)
             threading.Thread(target=servers[ch["name"]].serve_forever, daemon=True).start()
         from feedhandler.config import load
+
         for cores in ([0], [0, 1]):
             if len(cores) > (os.cpu_count() or 1):
                 continue
             cfg = tmp_path / ("ch%d.toml" % len(cores))
-            cfg.write_text("".join('[[channel]]\nname = "%s"\nline_a = "%s"\nsnapshot = "%s"\ncore = %d\n\n' % (
-                ch["name"], ch["line_a"], endpoint(servers[ch["name"]]), cores[i % len(cores)])
-                for i, ch in enumerate(meta["channels"])))
+            cfg.write_text(
+                "".join(
+                    '[[channel]]\nname = "%s"\nline_a = "%s"\nsnapshot = "%s"\ncore = %d\n\n'
+                    % (ch["name"], ch["line_a"], endpoint(servers[ch["name"]]), cores[i % len(cores)])
+                    for i, ch in enumerate(meta["channels"])
+                )
+            )
             channels = load(str(cfg), cores)
             assert all(c.snapshot for c in channels)
             got, st, log = run(cutp, tmp_path, "snap%d" % len(cores), channels=channels, cores=cores)
@@ -157,6 +167,7 @@ def test_stream_from_sequence_1_takes_no_snapshot(days, tmp_path):
 
 
 # ------------------------------------------------------------ gap repair
+
 
 def drop_both(path, out, lo, hi):
     """The A/B capture without any copy of the data packets starting in [lo, hi)."""
@@ -196,10 +207,10 @@ def test_loss_on_both_lines_repaired_from_snapshot(days, tmp_path):
         st = r.stats()
     assert (tmp_path / "fixed.csv").read_text() == whole
     assert st["snapshots"] == 1 and st["gaps"] == 0 and st["snapshot_failures"] == 0
-    assert not (flags & 1).any()                                   # no instrument left STALE
+    assert not (flags & 1).any()  # no instrument left STALE
     stale = ev[ev["type"] == EV_STALE]
     snapev = ev[ev["type"] == EV_SNAPSHOT]
-    assert list(snapev["aux"]) == [0, 1]                           # start, done
+    assert list(snapev["aux"]) == [0, 1]  # start, done
     assert int(snapev["qty1"][1]) == at and int(snapev["qty2"][1]) == snap.messages
     pos = {i: k for k, i in enumerate(np.flatnonzero(ev["type"] == EV_SNAPSHOT))}
     stale_pos = np.flatnonzero(ev["type"] == EV_STALE)
@@ -207,7 +218,7 @@ def test_loss_on_both_lines_repaired_from_snapshot(days, tmp_path):
     set_ = stale_pos[stale["aux"] == 1]
     cleared = stale_pos[stale["aux"] == 0]
     assert len(set_) > 0 and len(cleared) >= len(np.unique(stale["locate"][stale["aux"] == 1]))
-    assert (set_ < start).all() and (cleared > done).all()         # flagged, then asked, applied, cleared
+    assert (set_ < start).all() and (cleared > done).all()  # flagged, then asked, applied, cleared
     assert ledger(st)["unaccounted"] == 0
 
 
@@ -218,13 +229,13 @@ def test_loss_with_snapshot_server_down_is_a_counted_gap(days, tmp_path):
     drop_both(path, lossy, 15000, 15012)
     plain, st0, _ = run(lossy, tmp_path, "plain")
     assert st0["gaps"] > 0
-    with socket.socket() as s:                 # a port nobody listens on
+    with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.monotonic()
     got, st, log = run(lossy, tmp_path, "down", snapshot="127.0.0.1:%d" % port)
     assert time.monotonic() - t0 < 60
-    assert got == plain                        # as without snapshot recovery: books flagged, gap counted
+    assert got == plain  # as without snapshot recovery: books flagged, gap counted
     # Each hole (heartbeats show the loss in steps) asked once, 3 tries each, all counted.
     n = len(log)
     assert st["gaps"] == st0["gaps"] and st["snapshots"] == 0 and st["snapshot_failures"] == n >= 1
@@ -233,6 +244,7 @@ def test_loss_with_snapshot_server_down_is_a_counted_gap(days, tmp_path):
 
 
 # --------------------------------------------------------------- hostile
+
 
 class Hostile:
     """A SoupBinTCP server that accepts the login and then misbehaves:
@@ -252,7 +264,7 @@ class Hostile:
         self._t.start()
 
     def _serve(self):
-        self.sock.settimeout(0.05)             # a closed listening socket does not wake accept()
+        self.sock.settimeout(0.05)  # a closed listening socket does not wake accept()
         while not self.stop.is_set():
             try:
                 c, _ = self.sock.accept()
@@ -270,7 +282,7 @@ class Hostile:
         try:
             c.settimeout(60)
             got = b""
-            while len(got) < 49:              # the whole login request, however it arrives
+            while len(got) < 49:  # the whole login request, however it arrives
                 d = c.recv(49 - len(got))
                 if not d:
                     return
@@ -306,7 +318,7 @@ def eos(seq):
 def late(days, tmp_path):
     path, _ = days["a"]
     cutp = str(tmp_path / "cut.pcap")
-    (sess, at), = cut(path, cutp).items()
+    ((sess, at),) = cut(path, cutp).items()
     alone, _, _ = run(cutp, tmp_path, "alone")
     return path, cutp, at, alone
 
@@ -315,8 +327,8 @@ def snapshot_bytes(path, at):
     snap = build_snapshot(path, at_seq=at)
     msgs, off = [], 0
     while off < len(snap.blocks):
-        n = struct.unpack(">H", snap.blocks[off:off + 2])[0]
-        msgs.append(snap.blocks[off + 2:off + 2 + n])
+        n = struct.unpack(">H", snap.blocks[off : off + 2])[0]
+        msgs.append(snap.blocks[off + 2 : off + 2 + n])
         off += 2 + n
     return msgs
 
@@ -332,10 +344,10 @@ def hostile_cases(msgs, at):
 
     return {
         "rejected": (lambda c, stop: c.sendall(soup.packet(b"J", b"A")), "rejected"),
-        "truncated": (lambda c, stop: c.sendall(accepted() + body[:len(body) // 2] + b"\x00\x30S"), "closed"),
+        "truncated": (lambda c, stop: c.sendall(accepted() + body[: len(body) // 2] + b"\x00\x30S"), "closed"),
         "zero_length": (lambda c, stop: c.sendall(accepted() + b"\x00\x00"), "corrupt"),
         "never_ends": (never_ends, "too_long"),
-        "dropped_mid_snapshot": (lambda c, stop: c.sendall(accepted() + body[:len(body) // 3]), "closed"),
+        "dropped_mid_snapshot": (lambda c, stop: c.sendall(accepted() + body[: len(body) // 3]), "closed"),
         "session_ends_first": (lambda c, stop: c.sendall(accepted() + body + soup.packet(b"Z")), "no_end"),
         "in_the_past": (lambda c, stop: c.sendall(accepted() + body + eos(at - 50)), None),
         "far_ahead": (lambda c, stop: c.sendall(accepted() + body + eos(at + (1 << 30))), None),
@@ -343,8 +355,19 @@ def hostile_cases(msgs, at):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["rejected", "truncated", "zero_length", "never_ends", "dropped_mid_snapshot",
-                                  "session_ends_first", "in_the_past", "far_ahead"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "rejected",
+        "truncated",
+        "zero_length",
+        "never_ends",
+        "dropped_mid_snapshot",
+        "session_ends_first",
+        "in_the_past",
+        "far_ahead",
+    ],
+)
 def test_hostile_snapshot_server(late, tmp_path, case):
     path, cutp, at, alone = late
     behave, reason = hostile_cases(snapshot_bytes(path, at), at)[case]
@@ -360,14 +383,14 @@ def test_hostile_snapshot_server(late, tmp_path, case):
     assert got == alone
     assert st["snapshots"] == 0 and st["snapshot_failures"] == 1 and st["snapshot_messages"] == 0
     assert st["book"]["adds"] == run(cutp, tmp_path, "again")[1]["book"]["adds"]
-    if reason is None:                        # fetched whole, refused by the lane: the sequence
+    if reason is None:  # fetched whole, refused by the lane: the sequence
         assert st["errors"] == {"snapshot_rejected": 1}
         assert log[0]["ok"]
     else:
         assert st["snapshot_fetch_errors"] == {reason: 1}
         assert not log[0]["ok"] and log[0]["reason"] == reason
         if reason in ("closed", "timeout"):
-            assert srv.connections == 3 and log[0]["attempts"] == 3     # bounded retry
+            assert srv.connections == 3 and log[0]["attempts"] == 3  # bounded retry
         else:
             assert log[0]["attempts"] == 1
 
@@ -385,13 +408,14 @@ def test_fetch_is_logged_before_the_lane_gets_it(late, tmp_path):
         svc._fetch = lambda *a, **k: snap
         real, at_post = svc._lib, []
 
-        class Lib:                        # the C library, noting the log as each post goes out
+        class Lib:  # the C library, noting the log as each post goes out
             def __getattr__(self, name):
                 return getattr(real, name)
 
             def fh_lane_snapshot_post(self, *args):
                 at_post.append([dict(e) for e in svc.log])
                 return real.fh_lane_snapshot_post(*args)
+
         svc._lib = Lib()
         assert r.run_file(cutp, progress=False).ok
         r.finish()
@@ -407,8 +431,7 @@ def test_bad_message_refused_by_the_lane(late, tmp_path):
     checks too; this bypasses it)."""
     path, cutp, at, alone = late
     good = build_snapshot(path, at_seq=at)
-    bad = Snapshot(blocks=good.blocks + b"\x00\x05Zxxxx", sequence=at, messages=good.messages + 1,
-                   session=good.session)
+    bad = Snapshot(blocks=good.blocks + b"\x00\x05Zxxxx", sequence=at, messages=good.messages + 1, session=good.session)
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
         r._recovery._fetch = lambda *a, **k: bad
         assert r.run_file(cutp, progress=False).ok
@@ -424,23 +447,51 @@ def test_bad_message_refused_by_the_lane(late, tmp_path):
 from feedhandler.dpdk import available as dpdk_available  # noqa: E402
 
 
-@pytest.mark.skipif(not dpdk_available(), reason="no DPDK support in this install (feedhandler._dpdk not built: "
-                    "libdpdk-dev / pkg-config libdpdk missing at build time)")
+@pytest.mark.skipif(
+    not dpdk_available(),
+    reason="no DPDK support in this install (feedhandler._dpdk not built: "
+    "libdpdk-dev / pkg-config libdpdk missing at build time)",
+)
 def test_late_join_through_dpdk_pcap_pmd(days, tmp_path):
     """A live source does not wait: the lane keeps receiving, holds the stream's
     packets while the snapshot is fetched, then applies it and them."""
     path, meta = days["a"]
     cutp = str(tmp_path / "cut.pcap")
-    (_, at), = cut(path, cutp).items()
+    ((_, at),) = cut(path, cutp).items()
     whole, _, _ = run(path, tmp_path, "whole")
     snap = build_snapshot(path, at_seq=at)
-    eal = ("-l 0 --no-huge --no-pci -m 512 --file-prefix fhsnap-%d --log-level=error --vdev=net_pcap0,rx_pcap=%s"
-           % (os.getpid(), cutp))
+    eal = "-l 0 --no-huge --no-pci -m 512 --file-prefix fhsnap-%d --log-level=error --vdev=net_pcap0,rx_pcap=%s" % (
+        os.getpid(),
+        cutp,
+    )
     with GlimpseServer(snap).in_background() as srv:
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "run", "--dpdk", eal, "--mode", "book",
-                            "--max-instruments", "64", "--gap-buffer", "65536", "--snapshot", endpoint(srv),
-                            "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"),
-                            "--duration", "60"], capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "run",
+                "--dpdk",
+                eal,
+                "--mode",
+                "book",
+                "--max-instruments",
+                "64",
+                "--gap-buffer",
+                "65536",
+                "--snapshot",
+                endpoint(srv),
+                "--dump-books",
+                str(tmp_path / "d.csv"),
+                "--stats-json",
+                str(tmp_path / "d.json"),
+                "--duration",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert p.returncode == 0, p.stderr
     st = json.loads((tmp_path / "d.json").read_text())
     assert (tmp_path / "d.csv").read_text() == whole
@@ -450,11 +501,12 @@ def test_late_join_through_dpdk_pcap_pmd(days, tmp_path):
 
 # --------------------------------------------------------------- restart
 
+
 def test_killed_and_restarted_on_same_shm(days, tmp_path):
     path, _ = days["a"]
     name = "fhsnaprestart%d" % os.getpid()
     cutp = str(tmp_path / "cut.pcap")
-    (_, at), = cut(path, cutp, frac=0.5).items()
+    ((_, at),) = cut(path, cutp, frac=0.5).items()
     whole, _, _ = run(path, tmp_path, "whole")
     cmd = [sys.executable, "-m", "feedhandler", "replay", "-q", "--shm", name, "--max-instruments", "64"]
     # The first handler is given the capture's first half as a file, then a FIFO
@@ -463,7 +515,7 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
     recs = F.parse_pcap(open(path, "rb").read())
     half = str(tmp_path / "half.pcap")
     with open(half, "wb") as f:
-        f.write(F.pcap_bytes(recs[:len(recs) // 2]))
+        f.write(F.pcap_bytes(recs[: len(recs) // 2]))
     fifo = str(tmp_path / "rest.fifo")
     os.mkfifo(fifo)
     first = subprocess.Popen(cmd + [half, fifo], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -484,14 +536,19 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
         pid1 = seg.writer_pid
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert seg.state == "dead" and seg.writer_alive is False     # readers see the writer gone
+        assert seg.state == "dead" and seg.writer_alive is False  # readers see the writer gone
         seg.close()
         snap = build_snapshot(path, at_seq=at)
         with GlimpseServer(snap).in_background() as srv:
             dump = str(tmp_path / "restart.csv")
-            subprocess.run(cmd + ["--snapshot", endpoint(srv), "--dump-books", dump, cutp], check=True,
-                           timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with attach(name) as seg2:                                   # the segment restarted
+            subprocess.run(
+                cmd + ["--snapshot", endpoint(srv), "--dump-books", dump, cutp],
+                check=True,
+                timeout=120,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        with attach(name) as seg2:  # the segment restarted
             assert seg2.writer_pid != pid1 and seg2.state == "finished"
             assert seg2.counters()["snapshots"] == 1
             assert not (seg2.copy_books()["flags"] & 1).any()
@@ -506,19 +563,27 @@ def test_killed_and_restarted_on_same_shm(days, tmp_path):
             pass
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--snapshot", "nonsense"], "HOST:PORT"),
-    (["--snapshot", "127.0.0.1:1", "--snapshot-user", "toolongname"], "at most 6"),
-    (["--snapshot", "127.0.0.1:1", "--snapshot-password", "elevenchars"], "at most 10"),
-    (["--snapshot", "127.0.0.1:1", "--mode", "decode"], "not with mode 'decode'"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--snapshot", "nonsense"], "HOST:PORT"),
+        (["--snapshot", "127.0.0.1:1", "--snapshot-user", "toolongname"], "at most 6"),
+        (["--snapshot", "127.0.0.1:1", "--snapshot-password", "elevenchars"], "at most 10"),
+        (["--snapshot", "127.0.0.1:1", "--mode", "decode"], "not with mode 'decode'"),
+    ],
+)
 def test_snapshot_options_checked(days, args, needle):
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", days["a"][0]] + args,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "feedhandler", "replay", "-q", days["a"][0]] + args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2 and needle in p.stderr, p.stderr
 
 
 # ------------------------------------------------------- recovery bounds
+
 
 @pytest.mark.slow
 def test_heartbeats_after_the_snapshot_do_not_hold_the_replay(late, tmp_path):
@@ -534,14 +599,41 @@ def test_heartbeats_after_the_snapshot_do_not_hold_the_replay(late, tmp_path):
         c.sendall(accepted() + body)
         while not stop.wait(0.1):
             c.sendall(soup.packet(b"H"))
+
     srv = Hostile(behave)
     name = "fhsnapbound%d" % os.getpid()
     try:
-        p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", "--max-orders", str(1 << 16),
-                            "--max-levels", str(1 << 17), "--max-instruments", "64", "--ring-events", str(1 << 16),
-                            "--silence-ms", "120000", "--shm", name, "--snapshot", endpoint(srv),
-                            "--stats-json", str(tmp_path / "s.json"), "--dump-books", str(tmp_path / "d.csv"), cutp],
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "replay",
+                "-q",
+                "--max-orders",
+                str(1 << 16),
+                "--max-levels",
+                str(1 << 17),
+                "--max-instruments",
+                "64",
+                "--ring-events",
+                str(1 << 16),
+                "--silence-ms",
+                "120000",
+                "--shm",
+                name,
+                "--snapshot",
+                endpoint(srv),
+                "--stats-json",
+                str(tmp_path / "s.json"),
+                "--dump-books",
+                str(tmp_path / "d.csv"),
+                cutp,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0, p.stderr
         with attach(name) as seg:
             flags = seg.copy_books()["flags"]
@@ -555,7 +647,7 @@ def test_heartbeats_after_the_snapshot_do_not_hold_the_replay(late, tmp_path):
     assert (tmp_path / "d.csv").read_text() == alone
     assert st["snapshots"] == 0 and st["snapshot_failures"] == 1 and st["snapshot_messages"] == 0
     assert st["snapshot_fetch_errors"] == {"too_long": 1}
-    assert (flags & 1).sum() == 20                 # every instrument of the stream STALE
+    assert (flags & 1).sum() == 20  # every instrument of the stream STALE
 
 
 def test_server_that_closes_at_once_is_retried_then_given_up(days, tmp_path):
@@ -568,8 +660,9 @@ def test_server_that_closes_at_once_is_retried_then_given_up(days, tmp_path):
     plain, st0, _ = run(lossy, tmp_path, "plain")
     srv = Hostile(lambda c, stop: None)
     try:
-        with Replay(**dict(SMALL, mode="book", silence_ms=120000, snapshot=endpoint(srv),
-                           snapshot_timeout_ms=20000)) as r:
+        with Replay(
+            **dict(SMALL, mode="book", silence_ms=120000, snapshot=endpoint(srv), snapshot_timeout_ms=20000)
+        ) as r:
             assert r.run_file(lossy, progress=False).ok
             r.finish()
             r.dump_books(str(tmp_path / "closes.csv"))
@@ -585,7 +678,7 @@ def test_server_that_closes_at_once_is_retried_then_given_up(days, tmp_path):
     assert st["snapshot_fetch_errors"] == {"closed": n}
     assert all(e["attempts"] == 3 and e["reason"] == "closed" for e in log)
     assert srv.connections == 3 * n
-    assert stale                                   # the gap's instruments stay flagged
+    assert stale  # the gap's instruments stay flagged
 
 
 def test_tries_share_one_deadline(late, tmp_path):
@@ -594,12 +687,14 @@ def test_tries_share_one_deadline(late, tmp_path):
     time for another (the old per-try deadlines made 3 tries of it)."""
     path, cutp, at, alone = late
     from feedhandler.glimpse import SnapshotError
+
     calls = []
 
     def slow(host, port, **kw):
         calls.append(kw)
-        time.sleep(kw["deadline"])               # all the time it was given, and then some
+        time.sleep(kw["deadline"])  # all the time it was given, and then some
         raise SnapshotError("nothing useful within %.1f s" % kw["deadline"], "timeout")
+
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9", snapshot_timeout_ms=1000)) as r:
         r._recovery._fetch = slow
         limit = r._lib.fh_lane_snapshot_limit(r._r)
@@ -644,7 +739,8 @@ def test_snapshot_that_never_ends_is_refused_at_the_capacity_limit(late, tmp_pat
     def behave(c, stop):
         c.sendall(accepted())
         while not stop.is_set():
-            c.sendall(chunk)                      # until the client gives up: then the send fails
+            c.sendall(chunk)  # until the client gives up: then the send fails
+
     srv = Hostile(behave)
     out_p, err_p = tmp_path / "child.out", tmp_path / "child.err"
     try:
@@ -653,12 +749,12 @@ def test_snapshot_that_never_ends_is_refused_at_the_capacity_limit(late, tmp_pat
         # The child's own peak RSS: VmHWM of its image after exec, sampled
         # while it runs (wait4's ru_maxrss would also count the pytest process
         # it was forked from, which may itself be past 1 GB late in a run).
-        end = time.monotonic() + 120               # a hang guard
+        end = time.monotonic() + 120  # a hang guard
         status, peak_kib = None, 0
         while status is None and time.monotonic() < end:
             try:
                 with open("/proc/%d/cmdline" % p.pid, "rb") as f:
-                    exec_done = b"\0-c\0" in f.read()        # not pytest's image before exec
+                    exec_done = b"\0-c\0" in f.read()  # not pytest's image before exec
                 with open("/proc/%d/status" % p.pid) as f:
                     for line in f:
                         if exec_done and line.startswith("VmHWM:"):
@@ -692,9 +788,8 @@ def test_snapshot_past_the_limit_is_refused_by_the_lane(late, tmp_path):
     path, cutp, at, alone = late
     with Replay(**dict(SMALL, mode="book", snapshot="127.0.0.1:9")) as r:
         limit = r._lib.fh_lane_snapshot_limit(r._r)
-        msg = b"\x00\x0c" + b"S" + bytes(10) + b"O"              # System Event 'O', 12 bytes: valid ITCH
-        big = Snapshot(blocks=msg * (limit // len(msg) + 1), sequence=at, messages=limit // len(msg) + 1,
-                       session="x")
+        msg = b"\x00\x0c" + b"S" + bytes(10) + b"O"  # System Event 'O', 12 bytes: valid ITCH
+        big = Snapshot(blocks=msg * (limit // len(msg) + 1), sequence=at, messages=limit // len(msg) + 1, session="x")
         r._recovery._fetch = lambda *a, **k: big
         assert r.run_file(cutp, progress=False).ok
         r.finish()
@@ -732,8 +827,28 @@ def test_snapshot_limit_checked_against_memory_at_start_up(days, tmp_path):
     while 198 * n + (256 << 20) <= total * 1.05:
         n *= 2
     assert 72 * n + (300 << 20) < total and n < 1 << 32
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", "--mode", "book",
-                        "--max-orders", str(n), "--max-levels", "1024", "--max-instruments", "64",
-                        "--snapshot", "127.0.0.1:9", days["a"][0]], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            "--mode",
+            "book",
+            "--max-orders",
+            str(n),
+            "--max-levels",
+            "1024",
+            "--max-instruments",
+            "64",
+            "--snapshot",
+            "127.0.0.1:9",
+            days["a"][0],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2, p.stderr
     assert "a snapshot" in p.stderr and "more than this machine has" in p.stderr, p.stderr

@@ -1,5 +1,6 @@
 """Sources: every capture format of the same messages decodes to identical
 counters; unreadable, empty, corrupt and truncated files give clear errors."""
+
 import gzip
 import os
 import subprocess
@@ -7,9 +8,8 @@ import sys
 
 import pytest
 
-from feedhandler.replay import Replay
-
 import frames as F
+from feedhandler.replay import Replay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
@@ -88,6 +88,7 @@ def test_multi_member_gzip(tmp_path, records):
 
 # ------------------------------------------------------------------ bad files
 
+
 def test_missing_file(tmp_path):
     res, _ = run_path(tmp_path / "nope.pcap")
     assert not res.ok and "No such file" in res.error
@@ -103,14 +104,17 @@ def test_directory(tmp_path):
     assert not res.ok and "directory" in res.error
 
 
-@pytest.mark.parametrize("name,data,needle", [
-    ("empty.pcap", b"", "empty"),
-    ("garbage.bin", b"hello, this is not market data\n" * 10, "unrecognised format"),
-    ("short.pcap", b"\xd4\xc3\xb2\xa1\x02\x00", "truncated"),
-    ("badgz.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 40, "gzip"),
-    ("linktype.pcap", None, "link type"),
-    ("nosh.pcapng", b"\x0a\x0d\x0d\x0a" + b"\x00" * 20, "byte-order"),
-])
+@pytest.mark.parametrize(
+    "name,data,needle",
+    [
+        ("empty.pcap", b"", "empty"),
+        ("garbage.bin", b"hello, this is not market data\n" * 10, "unrecognised format"),
+        ("short.pcap", b"\xd4\xc3\xb2\xa1\x02\x00", "truncated"),
+        ("badgz.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 40, "gzip"),
+        ("linktype.pcap", None, "link type"),
+        ("nosh.pcapng", b"\x0a\x0d\x0d\x0a" + b"\x00" * 20, "byte-order"),
+    ],
+)
 def test_unreadable_inputs_fail_cleanly(tmp_path, records, name, data, needle):
     if name == "linktype.pcap":
         data = F.pcap_bytes(records[:3], linktype=113)
@@ -131,15 +135,15 @@ def test_truncated_gzip_keeps_prefix(tmp_path, records):
 
 def test_truncated_pcap_keeps_prefix(tmp_path, records):
     data = F.pcap_bytes(records)
-    res, st = run(tmp_path, "cut.pcap", data[:len(data) // 2])
+    res, st = run(tmp_path, "cut.pcap", data[: len(data) // 2])
     assert not res.ok and res.partial and "truncated" in res.error
     assert st["errors"]["capture_truncated"] == 1 and st["messages"] > 0
 
 
 def test_corrupt_record_length(tmp_path, records):
     data = bytearray(F.pcap_bytes(records[:5]))
-    off = 24 + 16 + len(records[0][1])          # second record header
-    data[off + 8:off + 12] = (10**9).to_bytes(4, "little")
+    off = 24 + 16 + len(records[0][1])  # second record header
+    data[off + 8 : off + 12] = (10**9).to_bytes(4, "little")
     res, st = run(tmp_path, "bad.pcap", bytes(data))
     assert res.partial and "corrupt" in res.error and st["errors"]["capture_bad_record"] == 1
     assert st["packets"] == 1
@@ -147,7 +151,7 @@ def test_corrupt_record_length(tmp_path, records):
 
 def test_corrupt_pcapng_block(tmp_path, records):
     data = bytearray(F.pcapng_bytes(records[:5], interfaces=1))
-    data[-4:] = b"\x99\x99\x99\x99"              # trailing length of the last block
+    data[-4:] = b"\x99\x99\x99\x99"  # trailing length of the last block
     res, st = run(tmp_path, "bad.pcapng", bytes(data))
     assert res.partial and st["errors"]["capture_bad_record"] == 1 and st["packets"] == 4
 
@@ -161,14 +165,15 @@ def test_binfile_truncated_and_zero_length(tmp_path):
 
 def test_snapped_frames_counted(tmp_path, records):
     data = bytearray(F.pcap_bytes(records[:1]))
-    data[24 + 12:24 + 16] = (len(records[0][1]) + 100).to_bytes(4, "little")   # wire len > captured
+    data[24 + 12 : 24 + 16] = (len(records[0][1]) + 100).to_bytes(4, "little")  # wire len > captured
     res, st = run(tmp_path, "snap.pcap", bytes(data))
     assert res.ok and st["errors"].get("capture_snapped") == 1
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "feedhandler", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path):
@@ -181,12 +186,12 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
 
 def test_cli_replay_stats_json(tmp_path, records):
     import json
+
     (tmp_path / "a.pcap").write_bytes(F.pcap_bytes(records))
     p = cli("replay", str(tmp_path / "a.pcap"), "--stats-json", str(tmp_path / "s.json"))
     assert p.returncode == 0, p.stderr
     st = json.loads((tmp_path / "s.json").read_text())
-    for k in ("packets", "messages", "by_type", "gaps", "recovered", "duplicates", "errors", "elapsed_s",
-              "msgs_per_s"):
+    for k in ("packets", "messages", "by_type", "gaps", "recovered", "duplicates", "errors", "elapsed_s", "msgs_per_s"):
         assert k in st
     assert st["messages"] == sum(st["by_type"].values()) > 0
     assert "messages" in p.stdout and "msgs/s" in p.stdout
@@ -203,6 +208,7 @@ def test_mutated_files_never_crash(tmp_path, records, kind):
     """Bit flips, truncations and splices anywhere in a capture (record headers
     included): the walk reports corruption or counts skips, never crashes."""
     import random
+
     recs = records[:150]
     if kind == "pcap":
         base = F.pcap_bytes(recs)
@@ -219,13 +225,13 @@ def test_mutated_files_never_crash(tmp_path, records, kind):
             if op == 0:
                 d[rnd.randrange(len(d))] ^= 1 << rnd.randrange(8)
             elif op == 1:
-                d = d[:rnd.randrange(len(d) + 1)]
+                d = d[: rnd.randrange(len(d) + 1)]
             elif op == 2 and len(d) > 64:
                 j = rnd.randrange(len(d) - 32)
-                d[j:j + 4] = rnd.getrandbits(32).to_bytes(4, "little")
+                d[j : j + 4] = rnd.getrandbits(32).to_bytes(4, "little")
             else:
                 j = rnd.randrange(len(d) + 1)
-                d = d[:j] + d[j:j + rnd.randrange(64)] * 2 + d[j:]
+                d = d[:j] + d[j : j + rnd.randrange(64)] * 2 + d[j:]
         r = Replay(mode="decode")
         res = r.run_buffer(bytes(d)) if i % 2 else run(tmp_path, "m." + kind, bytes(d))[0]
         outcomes.add("ok" if res.ok else "partial" if res.partial else "error")

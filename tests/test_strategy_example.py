@@ -2,6 +2,7 @@
 bundled samples with every numpy/Python warning an error, every imbalance it
 prints lies in [-1, 1], and its signal count equals a count this test computes
 itself, event by event in plain Python, from the same segment."""
+
 import os
 import re
 import subprocess
@@ -11,14 +12,15 @@ import pytest
 
 from feedhandler.shm import EV_BBO, EV_STALE, attach
 
-pytestmark = pytest.mark.slow           # the example strategy beside three replays: not in --quick
+pytestmark = pytest.mark.slow  # the example strategy beside three replays: not in --quick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "strategy_example.py")
-LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{6} (\S+)\s+(BUY|SELL)\s+tob ([+-]\d+\.\d+)  depth5 ([+-]\d+\.\d+)  "
-                  r"bid (\d+\.\d{4}) x (\d+)  ask (\d+\.\d{4}) x (\d+)$")
+LINE = re.compile(
+    r"^\d\d:\d\d:\d\d\.\d{6} (\S+)\s+(BUY|SELL)\s+tob ([+-]\d+\.\d+)  depth5 ([+-]\d+\.\d+)  "
+    r"bid (\d+\.\d{4}) x (\d+)  ask (\d+\.\d{4}) x (\d+)$"
+)
 SUMMARY = re.compile(r"^strategy: (\d+) events \((\d+) trades\) in [\d.]+ s, (\d+) signals, (\d+) stale instruments$")
-
 
 
 def expected_signals(name, threshold):
@@ -44,8 +46,8 @@ def expected_signals(name, threshold):
 
     def depth(loc):
         nb, na = int(books["n_bid"][loc]), int(books["n_ask"][loc])
-        b = sum(int(x) for x in books["bid_shares"][loc][:min(nb, 5)])
-        a = sum(int(x) for x in books["ask_shares"][loc][:min(na, 5)])
+        b = sum(int(x) for x in books["bid_shares"][loc][: min(nb, 5)])
+        a = sum(int(x) for x in books["ask_shares"][loc][: min(na, 5)])
         return (b - a) / (b + a) if b > 0 and a > 0 else 0.0
 
     side, stale, n = {}, set(), 0
@@ -66,19 +68,38 @@ def expected_signals(name, threshold):
     return n, len(events)
 
 
-@pytest.mark.parametrize("sample,cores,threshold", [("sample.pcap", None, 0.6), ("sample.bin.gz", "0,1", 0.6),
-                                                    ("sample_ab.pcap", None, 0.3)])
+@pytest.mark.parametrize(
+    "sample,cores,threshold", [("sample.pcap", None, 0.6), ("sample.bin.gz", "0,1", 0.6), ("sample_ab.pcap", None, 0.3)]
+)
 def test_example_strategy_is_right(name, sample, cores, threshold):
     cmd = [sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", sample), "--shm", name]
     if cores:
         cmd += ["--cores", cores]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([sys.executable, "-W", "error", SCRIPT, "--shm", name, "--from-start", "--threshold",
-                        str(threshold), "--max-signals", "100000", "--wait", "5"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            SCRIPT,
+            "--shm",
+            name,
+            "--from-start",
+            "--threshold",
+            str(threshold),
+            "--max-signals",
+            "100000",
+            "--wait",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr
-    assert p.stderr == "", p.stderr                  # no warning, no lapping
+    assert p.stderr == "", p.stderr  # no warning, no lapping
     lines = p.stdout.splitlines()
     summary = SUMMARY.match(lines[-1])
     assert summary, lines[-1]
@@ -90,24 +111,48 @@ def test_example_strategy_is_right(name, sample, cores, threshold):
     for m in signals:
         tob, deep = float(m.group(3)), float(m.group(4))
         assert -1 <= tob <= 1 and -1 <= deep <= 1, m.group(0)
-        assert abs(tob) > threshold - 0.005              # printed to 2 decimals
+        assert abs(tob) > threshold - 0.005  # printed to 2 decimals
         assert (tob > 0) == (deep > 0) == (m.group(2) == "BUY")
     want, total = expected_signals(name, threshold)
     assert (n_signals, n_events) == (want, total)
 
 
 def test_example_strategy_prints_at_most_max_signals(name):
-    p = subprocess.run([sys.executable, "-m", "feedhandler", "replay", "-q", os.path.join(ROOT, "pcaps", "sample.pcap"),
-                        "--shm", name], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "replay",
+            "-q",
+            os.path.join(ROOT, "pcaps", "sample.pcap"),
+            "--shm",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([sys.executable, "-W", "error", SCRIPT, "--shm", name, "--from-start", "--max-signals", "3"],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-W", "error", SCRIPT, "--shm", name, "--from-start", "--max-signals", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert len(lines) == 4 and int(SUMMARY.match(lines[-1]).group(3)) == expected_signals(name, 0.6)[0]
 
 
 def test_example_strategy_without_a_segment():
-    p = subprocess.run([sys.executable, SCRIPT, "--shm", "fh-no-such-segment-%d" % os.getpid(), "--wait", "0.1"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, SCRIPT, "--shm", "fh-no-such-segment-%d" % os.getpid(), "--wait", "0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert p.returncode == 1 and "no shared-memory segment" in p.stderr, p.stderr

@@ -3,6 +3,7 @@ counts what the books dropped, hostile symbol bytes never reach the terminal
 raw, unknown words and out-of-range values are refused with one short message
 instead of a traceback or a silent default, and damaged or foreign inputs are
 reported as such."""
+
 import os
 import struct
 import subprocess
@@ -11,8 +12,7 @@ import sys
 import pytest
 
 import frames as F
-from feedhandler.cli import main
-from feedhandler.cli import argtypes
+from feedhandler.cli import argtypes, main
 from feedhandler.config import ConfigError, load
 from feedhandler.replay import Replay, ReplayError
 from feedhandler.shm import attach, text_of
@@ -22,30 +22,51 @@ PITCH_SAMPLE = os.path.join(ROOT, "pcaps", "sample_pitch.pcap")
 SMALL = dict(max_orders=1 << 12, max_levels=1 << 14, max_instruments=64)
 SMALL_ARGS = ["--max-orders", "4096", "--max-levels", "16384", "--max-instruments", "64", "-q"]
 T0 = 1_764_000_000_000_000_000
-HOSTILE = b"\x1b]0;X\x07"          # an xterm "set title" sequence as a symbol
+HOSTILE = b"\x1b]0;X\x07"  # an xterm "set title" sequence as a symbol
 
 
 def msg_R(locate, stock: bytes):
-    return struct.pack(">cHH6s8sccIcc2scccccIc", b"R", locate, 0, b"\0" * 6, stock.ljust(8), b"Q", b"N",
-                       100, b"N", b"C", b"  ", b"P", b"N", b"N", b"1", b"N", 0, b"N")
+    return struct.pack(
+        ">cHH6s8sccIcc2scccccIc",
+        b"R",
+        locate,
+        0,
+        b"\0" * 6,
+        stock.ljust(8),
+        b"Q",
+        b"N",
+        100,
+        b"N",
+        b"C",
+        b"  ",
+        b"P",
+        b"N",
+        b"N",
+        b"1",
+        b"N",
+        0,
+        b"N",
+    )
 
 
 def capture(msgs, per_packet=10):
     recs = []
     for k in range(0, len(msgs), per_packet):
-        recs.append((T0 + k, F.frame(F.mold(msgs[k:k + per_packet], seq=1 + k))))
+        recs.append((T0 + k, F.frame(F.mold(msgs[k : k + per_packet], seq=1 + k))))
     return F.pcap_bytes(recs)
 
 
 # ------------------------------------------------------- the replay summary
+
 
 def test_summary_shows_book_drops_and_says_none_only_when_nothing_dropped(tmp_path, capsys):
     """All 75 adds on stock locate 0 are dropped by the books (locate_range)
     and the 68 deletes then name unknown references: the summary used to say
     "errors none"."""
     bad = tmp_path / "locate0.pcap"
-    bad.write_bytes(capture([F.msg_A(ref=i + 1, locate=0) for i in range(75)]
-                            + [F.msg_D(ref=i + 1, locate=0) for i in range(68)]))
+    bad.write_bytes(
+        capture([F.msg_A(ref=i + 1, locate=0) for i in range(75)] + [F.msg_D(ref=i + 1, locate=0) for i in range(68)])
+    )
     assert main(["replay", str(bad), "--mode", "book"] + SMALL_ARGS) == 0
     out = capsys.readouterr().out
     assert "errors        none" not in out
@@ -57,8 +78,9 @@ def test_summary_shows_book_drops_and_says_none_only_when_nothing_dropped(tmp_pa
         assert any(l.startswith(head) for l in out.splitlines()), head
 
     good = tmp_path / "clean.pcap"
-    good.write_bytes(capture([F.msg_A(ref=i + 1, locate=1) for i in range(5)]
-                             + [F.msg_D(ref=i + 1, locate=1) for i in range(5)]))
+    good.write_bytes(
+        capture([F.msg_A(ref=i + 1, locate=1) for i in range(5)] + [F.msg_D(ref=i + 1, locate=1) for i in range(5)])
+    )
     assert main(["replay", str(good), "--mode", "book"] + SMALL_ARGS) == 0
     out = capsys.readouterr().out
     assert "errors        none" in out and "book." not in out
@@ -66,15 +88,18 @@ def test_summary_shows_book_drops_and_says_none_only_when_nothing_dropped(tmp_pa
 
 # ------------------------------------------------ segments: symbols, dead
 
+
 @pytest.fixture
 def dead_segment(name, tmp_path):
     """A segment whose writer published a book for locate 5, named by an ESC
     sequence in its stock directory, then died (no finish)."""
     cap = tmp_path / "hostile.pcap"
     cap.write_bytes(capture([msg_R(5, HOSTILE), F.msg_A(ref=1, locate=5, stock=HOSTILE.ljust(8))]))
-    code = ("import os; from feedhandler.replay import Replay; r = Replay(shm=%r, max_orders=4096, "
-            "max_levels=16384, max_instruments=64); res = r.run_file(%r, progress=False); "
-            "assert res.ok, res.error; os._exit(0)" % (name, str(cap)))
+    code = (
+        "import os; from feedhandler.replay import Replay; r = Replay(shm=%r, max_orders=4096, "
+        "max_levels=16384, max_instruments=64); res = r.run_file(%r, progress=False); "
+        "assert res.ok, res.error; os._exit(0)" % (name, str(cap))
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
     return name
 
@@ -138,11 +163,15 @@ def test_shm_directory_is_a_message_not_a_traceback(name, capsys):
 
 # ------------------------------------------------------------ configs
 
-@pytest.mark.parametrize("body,needle", [
-    (b"\xff\xfe[[channel]]\n", "not UTF-8"),
-    (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "too deeply"),
-    (b"x = {" * 3000 + b"}" * 3000 + b"\n", "too deeply"),
-])
+
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        (b"\xff\xfe[[channel]]\n", "not UTF-8"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "too deeply"),
+        (b"x = {" * 3000 + b"}" * 3000 + b"\n", "too deeply"),
+    ],
+)
 def test_unreadable_config_is_a_message_naming_the_file(tmp_path, body, needle):
     p = tmp_path / "bad.toml"
     p.write_bytes(body)
@@ -152,6 +181,7 @@ def test_unreadable_config_is_a_message_naming_the_file(tmp_path, body, needle):
 
 
 # ------------------------------------------------------ option values
+
 
 @pytest.mark.parametrize("value", ["1e-20", "1e-7", "2e6", "nan", "inf", "-1", "0"])
 def test_speed_out_of_range_refused(value):
@@ -177,13 +207,14 @@ def test_cores_error_is_short():
 
 # --------------------------------------------------------------- inputs
 
+
 def test_pcapng_inconsistent_caplen_is_partial_like_pcap(tmp_path):
     """An EPB whose captured length runs past its block: skipped, the rest
     decoded, and the input reported damaged (a pcap with the same fault is)."""
     recs = [(T0 + k, F.frame(F.mold([F.msg_A(ref=k + 1)], seq=k + 1))) for k in range(4)]
     data = bytearray(F.pcapng_bytes(recs, interfaces=1))
-    epb = data.index(struct.pack("<I", 6))               # the first Enhanced Packet Block
-    data[epb + 8 + 12:epb + 8 + 16] = struct.pack("<I", 5000)    # caplen > its body
+    epb = data.index(struct.pack("<I", 6))  # the first Enhanced Packet Block
+    data[epb + 8 + 12 : epb + 8 + 16] = struct.pack("<I", 5000)  # caplen > its body
     r = Replay(mode="decode")
     res = r.run_buffer(bytes(data))
     st = r.stats()
@@ -207,6 +238,7 @@ def test_servers_refuse_a_pitch_capture():
     as thousands of garbage MoldUDP64 sessions and served."""
     from feedhandler.glimpse import SnapshotError, build_snapshot
     from feedhandler.rewind import RewindError, index_capture
+
     with pytest.raises(RewindError, match="is a Cboe PITCH capture"):
         index_capture(PITCH_SAMPLE)
     with pytest.raises(SnapshotError, match="is a Cboe PITCH capture"):
@@ -217,6 +249,7 @@ def test_index_skips_pitch_units_beside_mold(tmp_path):
     """A capture with both protocols: the MoldUDP64 session is indexed, the
     PITCH units are counted as not served (not turned into sessions)."""
     from feedhandler.rewind import index_capture
+
     with open(PITCH_SAMPLE, "rb") as f:
         pitch = F.parse_pcap(f.read())[:50]
     mold = [(T0 + k, F.frame(F.mold([F.msg_A(ref=k + 1)], seq=k + 1))) for k in range(5)]

@@ -2,8 +2,8 @@
  * the second CFFI extension (feedhandler._dpdk).  No preprocessor lines. */
 
 typedef struct fh_dpdk_port_info {
-    char     name[64];
-    char     driver[64];
+    char name[64];
+    char driver[64];
     uint16_t port;
     uint16_t max_rx_queues;
     uint32_t _pad;
@@ -28,8 +28,8 @@ int fh_dpdk_port_info(uint16_t port, fh_dpdk_port_info_t *out);
 /* Configure and start a port: n_queues RX queues, a pool of n_mbufs, promiscuous
  * and all-multicast where the device allows.  `chosen` receives a line saying
  * what was set up (for the start-up print). */
-int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char *chosen, size_t chosen_len,
-                       char *err, size_t errlen);
+int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char *chosen, size_t chosen_len, char *err,
+                       size_t errlen);
 /* Busy-poll one RX queue into the replay pipeline of `r` until stopped
  * (fh_lane_stop), `duration_ns` passes (0: no limit) or, when stop_on_eos,
  * every stream seen has ended its session.  RX time = the TSC at burst. */

@@ -32,14 +32,24 @@ static struct rte_mempool *pools[FH_MAX_PORTS];
 
 int fh_dpdk_eal_init(const char *args, char *err, size_t errlen)
 {
-    if (eal_ready) { fh_errf(err, errlen, "the DPDK EAL is already initialised in this process"); return -1; }
+    if (eal_ready) {
+        fh_errf(err, errlen, "the DPDK EAL is already initialised in this process");
+        return -1;
+    }
     char *copy = strdup(args ? args : "");
-    if (!copy) { fh_errf(err, errlen, "out of memory"); return -1; }
+    if (!copy) {
+        fh_errf(err, errlen, "out of memory");
+        return -1;
+    }
     char *argv[FH_MAX_ARGS + 2];
     int argc = 0;
     argv[argc++] = (char *)"feedhandler";
     for (char *save = NULL, *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        if (argc == FH_MAX_ARGS) { free(copy); fh_errf(err, errlen, "more than %d EAL arguments", FH_MAX_ARGS - 1); return -1; }
+        if (argc == FH_MAX_ARGS) {
+            free(copy);
+            fh_errf(err, errlen, "more than %d EAL arguments", FH_MAX_ARGS - 1);
+            return -1;
+        }
         argv[argc++] = tok;
     }
     argv[argc] = NULL;
@@ -69,10 +79,13 @@ int fh_dpdk_port_info(uint16_t port, fh_dpdk_port_info_t *out)
     return 0;
 }
 
-int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char *chosen, size_t chosen_len,
-                       char *err, size_t errlen)
+int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char *chosen, size_t chosen_len, char *err,
+                       size_t errlen)
 {
-    if (!eal_ready) { fh_errf(err, errlen, "the DPDK EAL is not initialised"); return -1; }
+    if (!eal_ready) {
+        fh_errf(err, errlen, "the DPDK EAL is not initialised");
+        return -1;
+    }
     if (port >= FH_MAX_PORTS || !rte_eth_dev_is_valid_port(port)) {
         fh_errf(err, errlen, "no DPDK port %u (%u available: check the --vdev / -a arguments)", port,
                 rte_eth_dev_count_avail());
@@ -80,7 +93,10 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
     }
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(port, &info);
-    if (rc != 0) { fh_errf(err, errlen, "port %u: cannot read device info: %s", port, rte_strerror(-rc)); return -1; }
+    if (rc != 0) {
+        fh_errf(err, errlen, "port %u: cannot read device info: %s", port, rte_strerror(-rc));
+        return -1;
+    }
     if (n_queues < 1 || n_queues > info.max_rx_queues) {
         fh_errf(err, errlen, "port %u (%s) offers %u RX queues, %u asked", port, info.driver_name, info.max_rx_queues,
                 n_queues);
@@ -93,8 +109,10 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
                                               (int)rte_eth_dev_socket_id(port) < 0 ? (int)rte_socket_id()
                                                                                    : rte_eth_dev_socket_id(port));
         if (!pools[port]) {
-            fh_errf(err, errlen, "port %u: cannot create a pool of %u mbufs: %s (give the EAL more memory, -m, or "
-                    "ask for fewer mbufs)", port, n_mbufs, rte_strerror(rte_errno));
+            fh_errf(err, errlen,
+                    "port %u: cannot create a pool of %u mbufs: %s (give the EAL more memory, -m, or "
+                    "ask for fewer mbufs)",
+                    port, n_mbufs, rte_strerror(rte_errno));
             return -1;
         }
     }
@@ -110,17 +128,29 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
         steer = "no RSS on this device: queues beyond the first stay empty";
     }
     rc = rte_eth_dev_configure(port, n_queues, 1, &conf);
-    if (rc != 0) { fh_errf(err, errlen, "port %u: configure failed: %s", port, rte_strerror(-rc)); return -1; }
+    if (rc != 0) {
+        fh_errf(err, errlen, "port %u: configure failed: %s", port, rte_strerror(-rc));
+        return -1;
+    }
     uint16_t nb_rxd = FH_RX_RING, nb_txd = 256;
     rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rxd, &nb_txd);
     for (uint16_t q = 0; q < n_queues; q++) {
         rc = rte_eth_rx_queue_setup(port, q, nb_rxd, rte_eth_dev_socket_id(port), NULL, pools[port]);
-        if (rc != 0) { fh_errf(err, errlen, "port %u: RX queue %u setup failed: %s", port, q, rte_strerror(-rc)); return -1; }
+        if (rc != 0) {
+            fh_errf(err, errlen, "port %u: RX queue %u setup failed: %s", port, q, rte_strerror(-rc));
+            return -1;
+        }
     }
     rc = rte_eth_tx_queue_setup(port, 0, nb_txd, rte_eth_dev_socket_id(port), NULL);
-    if (rc != 0) { fh_errf(err, errlen, "port %u: TX queue setup failed: %s", port, rte_strerror(-rc)); return -1; }
+    if (rc != 0) {
+        fh_errf(err, errlen, "port %u: TX queue setup failed: %s", port, rte_strerror(-rc));
+        return -1;
+    }
     rc = rte_eth_dev_start(port);
-    if (rc != 0) { fh_errf(err, errlen, "port %u: start failed: %s", port, rte_strerror(-rc)); return -1; }
+    if (rc != 0) {
+        fh_errf(err, errlen, "port %u: start failed: %s", port, rte_strerror(-rc));
+        return -1;
+    }
     /* Multicast reception: promiscuous where the device allows, else all-multicast. */
     const char *mc = "promiscuous";
     if (rte_eth_promiscuous_enable(port) != 0) {
@@ -128,8 +158,8 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
     }
     if (chosen)
         snprintf(chosen, chosen_len, "port %u (%s, %s): %u RX queue(s) of %u descriptors, %u mbufs, %s, steering: %s",
-                 port, info.driver_name, info.device ? rte_dev_name(info.device) : "?", n_queues, nb_rxd, n_mbufs,
-                 mc, steer);
+                 port, info.driver_name, info.device ? rte_dev_name(info.device) : "?", n_queues, nb_rxd, n_mbufs, mc,
+                 steer);
     return 0;
 }
 
@@ -143,7 +173,10 @@ static void nic_counters(fh_lane_t *r, uint16_t port)
 int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
                     fh_dpdk_stats_t *ours, char *err, size_t errlen)
 {
-    if (!eal_ready || port >= FH_MAX_PORTS || !pools[port]) { fh_errf(err, errlen, "port %u is not started", port); return -1; }
+    if (!eal_ready || port >= FH_MAX_PORTS || !pools[port]) {
+        fh_errf(err, errlen, "port %u is not started", port);
+        return -1;
+    }
     /* A thread of ours polling a queue: give it an lcore id, so the mbuf
      * pool's per-lcore cache serves it like an EAL lcore. */
     if (rte_lcore_id() == LCORE_ID_ANY && rte_thread_register() != 0) {
@@ -194,7 +227,10 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
 
 int fh_dpdk_flow_steer(uint16_t port, uint32_t group, uint16_t udp_port, uint16_t queue, char *err, size_t errlen)
 {
-    if (!eal_ready || !rte_eth_dev_is_valid_port(port)) { fh_errf(err, errlen, "no DPDK port %u", port); return -1; }
+    if (!eal_ready || !rte_eth_dev_is_valid_port(port)) {
+        fh_errf(err, errlen, "no DPDK port %u", port);
+        return -1;
+    }
     struct rte_flow_attr attr;
     memset(&attr, 0, sizeof attr);
     attr.ingress = 1;

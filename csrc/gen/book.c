@@ -61,7 +61,8 @@ static uint32_t fh_gen_lv_find(const fh_gen_level_t *lv, uint32_t n, uint32_t ke
     uint32_t lo = 0;
     while (lo < hi) {
         uint32_t m = (lo + hi) >> 1;
-        if (lv[m].key < key) lo = m + 1; else hi = m;
+        if (lv[m].key < key) lo = m + 1;
+        else hi = m;
     }
     return lo;
 }
@@ -101,8 +102,10 @@ void fh_gen_book_unlink(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot, uint32_t i)
         s->nlv[side] = n - 1;
         return;
     }
-    if (o->prev != FH_GEN_NIL) g->slots[o->prev].next = o->next; else lv[i].head = o->next;
-    if (o->next != FH_GEN_NIL) g->slots[o->next].prev = o->prev; else lv[i].tail = o->prev;
+    if (o->prev != FH_GEN_NIL) g->slots[o->prev].next = o->next;
+    else lv[i].head = o->next;
+    if (o->next != FH_GEN_NIL) g->slots[o->next].prev = o->prev;
+    else lv[i].tail = o->prev;
 }
 
 /* An old-order pick: a live order of s drawn uniformly over its live orders
@@ -116,8 +119,14 @@ uint32_t fh_gen_pick_old(fh_gen_t *g, const fh_gen_sym_t *s, uint32_t *side, uin
         uint64_t x = fh_gen_next(&g->rng);
         uint32_t c0 = s->base + (uint32_t)(((x >> 32) * hw) >> 32);
         uint32_t c1 = s->base + (uint32_t)(((x & 0xffffffffu) * hw) >> 32);
-        if (g->slots[c0].shares) { slot = c0; break; }
-        if (g->slots[c1].shares) { slot = c1; break; }
+        if (g->slots[c0].shares) {
+            slot = c0;
+            break;
+        }
+        if (g->slots[c1].shares) {
+            slot = c1;
+            break;
+        }
     }
     if (slot != FH_GEN_NIL) {
         const fh_gen_order_t *o = &g->slots[slot];

@@ -12,7 +12,7 @@
 
 /* Size every instrument's slot range from its expected share of the day's
  * flow and allocate the slots and levels; -1 when out of memory. */
-int  fh_gen_books_alloc(fh_gen_t *g);
+int fh_gen_books_alloc(fh_gen_t *g);
 /* Queue slot (its side, price set) at the back of its price level. */
 void fh_gen_book_add(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot);
 /* Take slot out of level i of its side (the level goes when it empties). */
@@ -72,10 +72,7 @@ FH_INLINE void fh_gen_set_born(fh_gen_order_t *o, uint64_t t)
     o->born_lo = (uint16_t)t;
 }
 
-FH_INLINE uint64_t fh_gen_born(const fh_gen_order_t *o)
-{
-    return (uint64_t)o->born_hi << 16 | o->born_lo;
-}
+FH_INLINE uint64_t fh_gen_born(const fh_gen_order_t *o) { return (uint64_t)o->born_hi << 16 | o->born_lo; }
 
 /* Warm the cache for a burst on s: its levels near the touch and the slot the
  * next add takes.  The instrument itself was fetched a burst earlier. */

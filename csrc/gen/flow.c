@@ -37,7 +37,7 @@
  * A 44%, D 43%, U 7.4%, E 2.2%, X 1.3%, I 1%.  D X U E C on an instrument
  * without orders (on that side) become adds, which is why D weighs more than
  * the mix it gives. */
-static const uint32_t fh_gen_ft_weight[FT__N] = { 43500, 45050, 7500, 2220, 1310, 450, 350, 80 };
+static const uint32_t fh_gen_ft_weight[FT__N] = {43500, 45050, 7500, 2220, 1310, 450, 350, 80};
 
 void fh_gen_flow_init(fh_gen_t *g)
 {
@@ -91,7 +91,8 @@ FH_INLINE uint32_t fh_gen_quote(fh_gen_t *g, const fh_gen_sym_t *s, uint8_t side
 /* Shares: mostly round lots, some odd lots, a few blocks; 10x below $1. */
 FH_INLINE uint32_t fh_gen_shares(const fh_gen_sym_t *s, uint32_t r)
 {
-    static const uint16_t lots[16] = { 100, 100, 100, 100, 100, 100, 200, 200, 300, 400, 500, 500, 1000, 1000, 2000, 5000 };
+    static const uint16_t lots[16] = {100, 100, 100, 100, 100,  100,  200,  200,
+                                      300, 400, 500, 500, 1000, 1000, 2000, 5000};
     uint32_t b = r & 255, v;
     if (b < 31) v = 1 + ((r >> 8) % 99);
     else if (b < 250) v = lots[(r >> 8) & 15];
@@ -173,23 +174,21 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     uint32_t slot = 0, side = 0, li = 0;
     uint8_t aside = 0;                 /* side of an add, 0: drawn */
     fh_gen_order_t *o = NULL;
-    if ((t == FT_A || t == FT_F) && g->q_drain && !force && s->nord[0] + s->nord[1]
-        && (uint32_t)fh_gen_next(&g->rng) < g->q_drain) {
+    if ((t == FT_A || t == FT_F) && g->q_drain && !force && s->nord[0] + s->nord[1] &&
+        (uint32_t)fh_gen_next(&g->rng) < g->q_drain) {
         /* into the close and after it, day orders are pulled: some adds are
          * cancels of an old order instead, so the books thin out */
         t = FT_D;
         slot = fh_gen_pick_old(g, s, &side, &li);
         o = &g->slots[slot];
-    }
-    else if (t != FT_A && t != FT_F && t != FT_P) {
+    } else if (t != FT_A && t != FT_F && t != FT_P) {
         /* D X U: mostly an order near the touch, its level's newest more often
          * than its oldest; a share (g->q_old, rising into the close) any live
          * order of the instrument, uniformly, so old deep orders get cancelled.
          * E C: an aggressor takes the oldest order at the best price of one
          * side, mostly the side the walk last leaned towards (up: lifts asks). */
         int exec = t == FT_E || t == FT_C;
-        if (!exec && s->nord[0] + s->nord[1]
-            && (uint32_t)fh_gen_next(&g->rng) < g->q_old) {
+        if (!exec && s->nord[0] + s->nord[1] && (uint32_t)fh_gen_next(&g->rng) < g->q_old) {
             slot = fh_gen_pick_old(g, s, &side, &li);
             o = &g->slots[slot];
             if (t == FT_X && o->shares < 2) t = FT_D;
@@ -255,7 +254,10 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         else fh_gen_itch_add(g, ch, s, focus, ts, g->ref, bs, sh, px, mpid);
         slot = fh_gen_slot_new(g, s);
         o = &g->slots[slot];
-        o->ref = g->ref; o->shares = sh; o->price = px; o->side = bs == 'S';
+        o->ref = g->ref;
+        o->shares = sh;
+        o->price = px;
+        o->side = bs == 'S';
         o->deep = deep;
         fh_gen_set_born(o, g->dnow);
         s->nord[o->side]++;
@@ -290,11 +292,13 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
             if (o->side == 0 && px > 2 * tk) px -= tk * (1 + (b & 1));
             else if (o->side == 1) px += tk * (1 + (b & 1));
             if (g->pitch) fh_pg_exec_price(g, ch, ts, o->ref, x, o->shares - x, match, fh_gen_grid(px));
-            else fh_gen_itch_exec_price(g, ch, focus, ts, o->ref, x, match, (b >> 8) % 10 ? 'Y' : 'N',
-                                        fh_gen_grid(px));
+            else fh_gen_itch_exec_price(g, ch, focus, ts, o->ref, x, match, (b >> 8) % 10 ? 'Y' : 'N', fh_gen_grid(px));
         }
         s->last_match = ch->last_match = match;
-        if (x < o->shares) { o->shares -= x; break; }
+        if (x < o->shares) {
+            o->shares -= x;
+            break;
+        }
         fh_gen_slot_free(g, s, slot, li);
         fh_gen_follow(g, s, side, was);
         break;
@@ -312,9 +316,13 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
             fh_pg_modify(g, ch, s, ts, o->ref, sh, px, keep);
             sx->ndeep[o->side] += (uint32_t)deep - o->deep;
             o->deep = deep;
-            if (keep) { o->shares = sh; break; }
+            if (keep) {
+                o->shares = sh;
+                break;
+            }
             fh_gen_book_unlink(g, s, slot, li);
-            o->shares = sh; o->price = px;
+            o->shares = sh;
+            o->price = px;
             fh_gen_set_born(o, g->dnow);
             fh_gen_book_add(g, s, slot);
             fh_gen_follow(g, s, side, was);
@@ -324,7 +332,10 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         fh_gen_itch_replace(g, ch, focus, ts, o->ref, g->ref, sh, px);
         fh_gen_book_unlink(g, s, slot, li);
         sx->ndeep[o->side] += (uint32_t)deep - o->deep;
-        o->ref = g->ref; o->shares = sh; o->price = px; o->deep = deep;
+        o->ref = g->ref;
+        o->shares = sh;
+        o->price = px;
+        o->deep = deep;
         fh_gen_set_born(o, g->dnow);
         fh_gen_book_add(g, s, slot);
         fh_gen_follow(g, s, side, was);

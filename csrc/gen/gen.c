@@ -74,11 +74,19 @@ static void fh_gen_free(fh_gen_t *g)
     if (!g) return;
     if (g->pcap.f) fclose(g->pcap.f);
     if (g->bin.f) fclose(g->bin.f);
-    free(g->pcap.buf); free(g->bin.buf);
-    free(g->sym); free(g->symx); free(g->ch); free(g->lv_hist);
-    free(g->slots); free(g->levels);
-    free(g->alias_p); free(g->alias_i);
-    free(g->sched); free(g->cdf); free(g->bring);
+    free(g->pcap.buf);
+    free(g->bin.buf);
+    free(g->sym);
+    free(g->symx);
+    free(g->ch);
+    free(g->lv_hist);
+    free(g->slots);
+    free(g->levels);
+    free(g->alias_p);
+    free(g->alias_i);
+    free(g->sched);
+    free(g->cdf);
+    free(g->bring);
     free(g);
 }
 
@@ -92,34 +100,42 @@ static char *fh_gen_path(const char *prefix, const char *ext)
 
 static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
 {
-    if (!cfg) { fh_errf(err, errlen, "invalid gen config: cfg is NULL"); return -1; }
+    if (!cfg) {
+        fh_errf(err, errlen, "invalid gen config: cfg is NULL");
+        return -1;
+    }
     if (!cfg->out_prefix || !cfg->out_prefix[0]) {
-        fh_errf(err, errlen, "invalid gen config: empty output prefix"); return -1;
+        fh_errf(err, errlen, "invalid gen config: empty output prefix");
+        return -1;
     }
     if (cfg->symbols < 1 || cfg->symbols > 65535) {
-        fh_errf(err, errlen, "invalid gen config: symbols must be 1..65535, got %u", cfg->symbols); return -1;
+        fh_errf(err, errlen, "invalid gen config: symbols must be 1..65535, got %u", cfg->symbols);
+        return -1;
     }
     if (cfg->protocol > FH_GEN_PROTO_PITCH) {
-        fh_errf(err, errlen, "invalid gen config: protocol must be 0 (itch) or 1 (pitch), got %u",
-                cfg->protocol);
+        fh_errf(err, errlen, "invalid gen config: protocol must be 0 (itch) or 1 (pitch), got %u", cfg->protocol);
         return -1;
     }
     if (cfg->protocol == FH_GEN_PROTO_PITCH) {
         uint32_t units = cfg->units ? cfg->units : FH_GEN_PITCH_UNITS;
         if (units > FH_GEN_PITCH_UNITS) {
-            fh_errf(err, errlen, "invalid gen config: units must be 1..%u (0 = %u), got %u",
-                    FH_GEN_PITCH_UNITS, FH_GEN_PITCH_UNITS, cfg->units);
+            fh_errf(err, errlen, "invalid gen config: units must be 1..%u (0 = %u), got %u", FH_GEN_PITCH_UNITS,
+                    FH_GEN_PITCH_UNITS, cfg->units);
             return -1;
         }
         if (cfg->symbols > units * FH_GEN_PITCH_SYMS_PER_UNIT) {
-            fh_errf(err, errlen, "invalid gen config: %u symbols do not fit %u PITCH unit(s): at most "
-                    "%u symbols per unit (%u in all); raise --units (at most %u)", cfg->symbols, units,
-                    FH_GEN_PITCH_SYMS_PER_UNIT, units * FH_GEN_PITCH_SYMS_PER_UNIT, FH_GEN_PITCH_UNITS);
+            fh_errf(err, errlen,
+                    "invalid gen config: %u symbols do not fit %u PITCH unit(s): at most "
+                    "%u symbols per unit (%u in all); raise --units (at most %u)",
+                    cfg->symbols, units, FH_GEN_PITCH_SYMS_PER_UNIT, units * FH_GEN_PITCH_SYMS_PER_UNIT,
+                    FH_GEN_PITCH_UNITS);
             return -1;
         }
         if (cfg->channels < 1 || cfg->channels > units) {
-            fh_errf(err, errlen, "invalid gen config: channels (multicast groups per line) must be "
-                    "1..units (%u), got %u", units, cfg->channels);
+            fh_errf(err, errlen,
+                    "invalid gen config: channels (multicast groups per line) must be "
+                    "1..units (%u), got %u",
+                    units, cfg->channels);
             return -1;
         }
     } else if (cfg->channels < 1 || cfg->channels > FH_GEN_MAX_CHANNELS || cfg->channels > cfg->symbols) {
@@ -128,11 +144,12 @@ static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
         return -1;
     }
     if (cfg->lines != 1 && cfg->lines != 2) {
-        fh_errf(err, errlen, "invalid gen config: lines must be 1 (A) or 2 (A and B), got %u", cfg->lines); return -1;
+        fh_errf(err, errlen, "invalid gen config: lines must be 1 (A) or 2 (A and B), got %u", cfg->lines);
+        return -1;
     }
     if (!(cfg->loss_a >= 0.0 && cfg->loss_a < 1.0) || !(cfg->loss_b >= 0.0 && cfg->loss_b < 1.0)) {
-        fh_errf(err, errlen, "invalid gen config: loss probabilities must be in [0, 1), got %g and %g",
-                cfg->loss_a, cfg->loss_b);
+        fh_errf(err, errlen, "invalid gen config: loss probabilities must be in [0, 1), got %g and %g", cfg->loss_a,
+                cfg->loss_b);
         return -1;
     }
     if (cfg->max_payload && (cfg->max_payload < FH_GEN_PAYLOAD_MIN || cfg->max_payload > FH_GEN_PAYLOAD_MAX)) {
@@ -146,14 +163,17 @@ static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
         return -1;
     }
     if (cfg->rate && (cfg->rate < FH_GEN_RATE_MIN || cfg->rate > FH_GEN_RATE_MAX)) {
-        fh_errf(err, errlen, "invalid gen config: rate must be 0 (the normal day) or %llu..%llu "
-                "messages per second, got %llu", (unsigned long long)FH_GEN_RATE_MIN,
-                (unsigned long long)FH_GEN_RATE_MAX, (unsigned long long)cfg->rate);
+        fh_errf(err, errlen,
+                "invalid gen config: rate must be 0 (the normal day) or %llu..%llu "
+                "messages per second, got %llu",
+                (unsigned long long)FH_GEN_RATE_MIN, (unsigned long long)FH_GEN_RATE_MAX,
+                (unsigned long long)cfg->rate);
         return -1;
     }
     /* a flat-rate day compresses the normal one: it cannot be longer */
     if (cfg->rate && cfg->messages * FH_GEN_NS_PER_S / cfg->rate > FH_GEN_FLOW_END - FH_GEN_FLOW_START) {
-        fh_errf(err, errlen, "invalid gen config: %llu messages at rate %llu per second would last "
+        fh_errf(err, errlen,
+                "invalid gen config: %llu messages at rate %llu per second would last "
                 "%llu s, longer than the normal day's 16 hours of order flow; raise the rate",
                 (unsigned long long)cfg->messages, (unsigned long long)cfg->rate,
                 (unsigned long long)(cfg->messages / cfg->rate));
@@ -171,8 +191,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     g->nch = g->pitch ? (cfg->units ? cfg->units : FH_GEN_PITCH_UNITS) : cfg->channels;
     g->lines = cfg->lines;
     g->max_payload = cfg->max_payload ? cfg->max_payload : FH_GEN_PAYLOAD_DEFAULT;
-    g->batch_ns = cfg->batch_ns ? cfg->batch_ns
-                : cfg->rate ? FH_GEN_BATCH_NS_RATE : FH_GEN_BATCH_NS_DEFAULT;
+    g->batch_ns = cfg->batch_ns ? cfg->batch_ns : cfg->rate ? FH_GEN_BATCH_NS_RATE : FH_GEN_BATCH_NS_DEFAULT;
     g->rate = cfg->rate;
     g->flow_t0 = FH_GEN_FLOW_START;
     g->flow_t1 = FH_GEN_FLOW_END;
@@ -181,8 +200,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
         /* validated: the window fits the normal one, so times stay below 20:00 */
         g->flow_t1 = g->flow_t0 + cfg->messages * FH_GEN_NS_PER_S / g->rate;
         g->rate_k = (double)(g->flow_t1 - g->flow_t0) / (double)(FH_GEN_FLOW_END - FH_GEN_FLOW_START);
-        if (g->rate > FH_GEN_RATE_FULL_SPACING)
-            g->spacing = (FH_GEN_RATE_FULL_SPACING << 16) / g->rate;
+        if (g->rate > FH_GEN_RATE_FULL_SPACING) g->spacing = (FH_GEN_RATE_FULL_SPACING << 16) / g->rate;
     }
     g->heartbeat_ns = cfg->heartbeat_ms ? (uint64_t)cfg->heartbeat_ms * 1000000ull : FH_GEN_HEARTBEAT_NS;
     g->frame_limit = FH_GEN_OFF_UDP + 8 + g->max_payload;
@@ -210,10 +228,10 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
          * (1% of the day), plus the minimum order flow */
         uint64_t fixed = n - fh_gen_noii_count(cfg->messages), least = fixed + FH_GEN_MIN_FLOW;
         while (least < fixed + fh_gen_noii_count(least) + FH_GEN_MIN_FLOW) least++;
-        fh_errf(err, errlen, "invalid gen config: %u symbol(s) on %u channel(s) need at least %llu "
+        fh_errf(err, errlen,
+                "invalid gen config: %u symbol(s) on %u channel(s) need at least %llu "
                 "messages (start-of-day, crosses, imbalances and %u order flow), got %llu",
-                g->nsym, g->nch, (unsigned long long)least, FH_GEN_MIN_FLOW,
-                (unsigned long long)cfg->messages);
+                g->nsym, g->nch, (unsigned long long)least, FH_GEN_MIN_FLOW, (unsigned long long)cfg->messages);
         return -1;
     }
     g->sched = malloc((n ? n : 1) * sizeof *g->sched);
@@ -229,8 +247,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     fh_gen_flow_init(g);
     return 0;
 oom:
-    fh_errf(err, errlen, "out of memory setting up a %llu-message day",
-            (unsigned long long)cfg->messages);
+    fh_errf(err, errlen, "out of memory setting up a %llu-message day", (unsigned long long)cfg->messages);
     return -1;
 }
 
@@ -294,7 +311,8 @@ static void fh_gen_day(fh_gen_t *g)
 
     /* flush every open packet, then one end-of-session per channel */
     uint64_t tend = 0;
-    for (uint32_t c = 0; c < g->nch; c++) if (g->ch[c].last_ts > tend) tend = g->ch[c].last_ts;
+    for (uint32_t c = 0; c < g->nch; c++)
+        if (g->ch[c].last_ts > tend) tend = g->ch[c].last_ts;
     g->last_ts = tend;
     tend += (uint64_t)g->batch_ns + 1000000;
     for (uint32_t c = 0; c < g->nch; c++) {
@@ -324,24 +342,28 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
     char *pbin = fh_gen_path(cfg->out_prefix, ".bin");
     char *pjson = fh_gen_path(cfg->out_prefix, ".json");
     int rc = -1;
-    if (!g || !ppcap || !pbin || !pjson) { fh_errf(err, errlen, "out of memory"); goto out; }
+    if (!g || !ppcap || !pbin || !pjson) {
+        fh_errf(err, errlen, "out of memory");
+        goto out;
+    }
     g->cfg = cfg;
     if (fh_gen_setup(g, err, errlen)) goto out;
-    if (fh_gen_out_open(&g->pcap, ppcap, err, errlen)
-        || (!g->pitch && fh_gen_out_open(&g->bin, pbin, err, errlen))) goto out;
+    if (fh_gen_out_open(&g->pcap, ppcap, err, errlen) || (!g->pitch && fh_gen_out_open(&g->bin, pbin, err, errlen)))
+        goto out;
     g->progress = progress;
     if (progress) *progress = 0;
 
     fh_gen_pcap_header(g);
     fh_gen_day(g);
 
-    if (fh_gen_out_close(&g->pcap, err, errlen)
-        || (!g->pitch && fh_gen_out_close(&g->bin, err, errlen))) goto out;
+    if (fh_gen_out_close(&g->pcap, err, errlen) || (!g->pitch && fh_gen_out_close(&g->bin, err, errlen))) goto out;
     if (progress) *progress = g->emitted;
     if (fh_gen_json(g, pjson, err, errlen)) goto out;
     rc = 0;
 out:
     fh_gen_free(g);
-    free(ppcap); free(pbin); free(pjson);
+    free(ppcap);
+    free(pbin);
+    free(pjson);
     return rc;
 }

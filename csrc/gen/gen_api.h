@@ -16,8 +16,8 @@ typedef struct fh_gen_cfg {
     uint32_t channels;         /* ITCH: channels; PITCH: multicast groups per line */
     uint32_t lines;            /* 1 = line A only, 2 = lines A and B */
     uint32_t max_payload;      /* max UDP payload bytes per datagram; default 1358 */
-    double   loss_a;           /* probability a packet is dropped on line A */
-    double   loss_b;
+    double loss_a;           /* probability a packet is dropped on line A */
+    double loss_b;
     uint32_t batch_ns;         /* packetiser flush window; 0 = default */
     uint32_t heartbeat_ms;     /* heartbeat after this much idle time; 0 = 1000 (MoldUDP64 norm) */
     uint64_t rate;             /* messages per second: 0 = the normal day (04:00-20:00, U-shaped

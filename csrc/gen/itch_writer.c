@@ -11,10 +11,13 @@
 /* ITCH 5.0 wire length (type byte included): the one table, itch_spec.h. */
 static uint32_t fh_gen_len(uint8_t type)
 {
-#define FH_GEN_LEN_CASE(c, tag, len, name) case c: return (len);
+#define FH_GEN_LEN_CASE(c, tag, len, name) \
+    case c:                                \
+        return (len);
     switch (type) {
-    FH_ITCH_MESSAGES(FH_GEN_LEN_CASE)
-    default: return 0;
+        FH_ITCH_MESSAGES(FH_GEN_LEN_CASE)
+    default:
+        return 0;
     }
 #undef FH_GEN_LEN_CASE
 }

@@ -18,8 +18,8 @@ void fh_gen_itch_scheduled(fh_gen_t *g, const fh_gen_sched_t *e);
 
 /* Start a message: flush what must go first, then write the BinaryFILE record
  * header and the ITCH common header; returns the record (length prefix first). */
-FH_INLINE uint8_t *fh_gen_itch_begin(fh_gen_t *g, fh_gen_chan_t *ch, uint8_t type, uint32_t len,
-                                    uint32_t locate, uint64_t ts)
+FH_INLINE uint8_t *fh_gen_itch_begin(fh_gen_t *g, fh_gen_chan_t *ch, uint8_t type, uint32_t len, uint32_t locate,
+                                     uint64_t ts)
 {
     fh_gen_advance(g, ts);
     if (ch->count && ch->len + 2 + len > g->frame_limit)
@@ -49,8 +49,7 @@ FH_INLINE void fh_gen_itch_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *re
     g->bin.pos += 2 + (size_t)len;
     g->by_type[rec[2]]++;
     if (FH_UNLIKELY(g->emitted == 0)) g->first_ts = ts;   /* messages go out in time order */
-    if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress)
-        *g->progress = g->emitted;
+    if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress) *g->progress = g->emitted;
 }
 
 FH_INLINE void fh_gen_stock(uint8_t *dst, const fh_gen_sym_t *s) { memcpy(dst, s->stock, 8); }
@@ -58,9 +57,8 @@ FH_INLINE void fh_gen_stock(uint8_t *dst, const fh_gen_sym_t *s) { memcpy(dst, s
 /* ------------------------------------------------------------ order flow */
 
 /* Add Order (A), or with an MPID Add Order with attribution (F). */
-FH_INLINE void fh_gen_itch_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint32_t locate,
-                               uint64_t ts, uint64_t ref, uint8_t side, uint32_t shares, uint32_t px,
-                               const char *mpid)
+FH_INLINE void fh_gen_itch_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint32_t locate, uint64_t ts,
+                               uint64_t ref, uint8_t side, uint32_t shares, uint32_t px, const char *mpid)
 {
     uint32_t len = mpid ? FH_ITCH_LEN_F : FH_ITCH_LEN_A;
     uint8_t *m = fh_gen_itch_begin(g, ch, mpid ? 'F' : 'A', len, locate, ts) + 2;
@@ -103,9 +101,8 @@ FH_INLINE void fh_gen_itch_exec(fh_gen_t *g, fh_gen_chan_t *ch, uint32_t locate,
 }
 
 /* Order Executed With Price (C): printable 'Y' or 'N', the execution price. */
-FH_INLINE void fh_gen_itch_exec_price(fh_gen_t *g, fh_gen_chan_t *ch, uint32_t locate, uint64_t ts,
-                                      uint64_t ref, uint32_t shares, uint64_t match, uint8_t printable,
-                                      uint32_t px)
+FH_INLINE void fh_gen_itch_exec_price(fh_gen_t *g, fh_gen_chan_t *ch, uint32_t locate, uint64_t ts, uint64_t ref,
+                                      uint32_t shares, uint64_t match, uint8_t printable, uint32_t px)
 {
     uint8_t *m = fh_gen_itch_begin(g, ch, 'C', FH_ITCH_LEN_C, locate, ts) + 2;
     fh_put_be64(m + 11, ref);
@@ -129,8 +126,8 @@ FH_INLINE void fh_gen_itch_replace(fh_gen_t *g, fh_gen_chan_t *ch, uint32_t loca
 }
 
 /* Trade (P), non-displayed: NASDAQ zeroes the order reference. */
-FH_INLINE void fh_gen_itch_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint32_t locate,
-                                 uint64_t ts, uint8_t side, uint32_t shares, uint32_t px, uint64_t match)
+FH_INLINE void fh_gen_itch_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint32_t locate, uint64_t ts,
+                                 uint8_t side, uint32_t shares, uint32_t px, uint64_t match)
 {
     uint8_t *m = fh_gen_itch_begin(g, ch, 'P', FH_ITCH_LEN_P, locate, ts) + 2;
     fh_put_be64(m + 11, 0);

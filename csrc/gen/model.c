@@ -21,19 +21,17 @@
 #include "model.h"
 
 const fh_gen_famous_t fh_gen_famous[] = {
-    { "AAPL", 2345600, 0, 0, 0 }, { "NVDA", 1382500, 0, 0, 0 }, { "TSLA", 3421700, 0, 0, 0 },
-    { "MSFT", 4187300, 0, 0, 0 }, { "AMZN", 2014500, 0, 0, 0 }, { "QQQ", 5073200, 1, 1, 0 },
-    { "META", 5789000, 0, 0, 0 }, { "AMD", 1419300, 0, 0, 0 }, { "GOOGL", 1712400, 0, 0, 0 },
-    { "TQQQ", 781500, 1, 3, 0 }, { "SQQQ", 74200, 1, 3, 1 }, { "AVGO", 1689000, 0, 0, 0 },
-    { "INTC", 219800, 0, 0, 0 }, { "NFLX", 7055000, 0, 0, 0 }, { "COST", 8912300, 0, 0, 0 },
-    { "PLTR", 412500, 0, 0, 0 }, { "CSCO", 572100, 0, 0, 0 }, { "PEP", 1654000, 0, 0, 0 },
-    { "SIRI", 23100, 0, 0, 0 }, { "MARA", 188400, 0, 0, 0 }, { "SOFI", 124300, 0, 0, 0 },
-    { "ADBE", 5121000, 0, 0, 0 }, { "SNDL", 19700, 0, 0, 0 }, { "MULN", 4300, 0, 0, 0 },
+    {"AAPL", 2345600, 0, 0, 0},  {"NVDA", 1382500, 0, 0, 0}, {"TSLA", 3421700, 0, 0, 0}, {"MSFT", 4187300, 0, 0, 0},
+    {"AMZN", 2014500, 0, 0, 0},  {"QQQ", 5073200, 1, 1, 0},  {"META", 5789000, 0, 0, 0}, {"AMD", 1419300, 0, 0, 0},
+    {"GOOGL", 1712400, 0, 0, 0}, {"TQQQ", 781500, 1, 3, 0},  {"SQQQ", 74200, 1, 3, 1},   {"AVGO", 1689000, 0, 0, 0},
+    {"INTC", 219800, 0, 0, 0},   {"NFLX", 7055000, 0, 0, 0}, {"COST", 8912300, 0, 0, 0}, {"PLTR", 412500, 0, 0, 0},
+    {"CSCO", 572100, 0, 0, 0},   {"PEP", 1654000, 0, 0, 0},  {"SIRI", 23100, 0, 0, 0},   {"MARA", 188400, 0, 0, 0},
+    {"SOFI", 124300, 0, 0, 0},   {"ADBE", 5121000, 0, 0, 0}, {"SNDL", 19700, 0, 0, 0},   {"MULN", 4300, 0, 0, 0},
 };
 
 const char fh_gen_mpids[][5] = {
-    "GSCO", "MSCO", "JPMS", "CDRG", "VIRT", "UBSS", "CITD", "NITE", "SUSQ", "JANE",
-    "HRTF", "TMBR", "BOFA", "DBAB", "BARD", "XTXM",
+    "GSCO", "MSCO", "JPMS", "CDRG", "VIRT", "UBSS", "CITD", "NITE",
+    "SUSQ", "JANE", "HRTF", "TMBR", "BOFA", "DBAB", "BARD", "XTXM",
 };
 _Static_assert(sizeof fh_gen_famous / sizeof fh_gen_famous[0] == FH_GEN_NFAMOUS, "update FH_GEN_NFAMOUS (model.h)");
 _Static_assert(sizeof fh_gen_mpids / sizeof fh_gen_mpids[0] == FH_GEN_NMPID, "update FH_GEN_NMPID (model.h)");
@@ -68,12 +66,20 @@ int fh_gen_symbols(fh_gen_t *g)
     while (hcap < 2 * n + 64) hcap <<= 1;
     uint64_t *hash = calloc(hcap, sizeof *hash);      /* 0 = empty slot */
     double *ptab = malloc(1200 * sizeof *ptab);
-    if (!s || !hash || !ptab) { free(s); free(hash); free(ptab); return -1; }
+    if (!s || !hash || !ptab) {
+        free(s);
+        free(hash);
+        free(ptab);
+        return -1;
+    }
     g->sym = s;
 
     /* Starting prices: log-spaced $0.20 .. ~$1000, picked triangular (median ~$14). */
     double p = 2000.0;
-    for (int k = 0; k < 1200; k++) { ptab[k] = p; p *= 1.00712; }
+    for (int k = 0; k < 1200; k++) {
+        ptab[k] = p;
+        p *= 1.00712;
+    }
 
     fh_gen_sym_t *v = s + 1;           /* fill v[0..n-1], sort, locate = index + 1 */
     uint32_t i = 0;
@@ -107,7 +113,10 @@ int fh_gen_symbols(fh_gen_t *g)
         uint32_t h = (uint32_t)((key * 0x9e3779b97f4a7c15ULL) >> 40) & (hcap - 1);
         int dup = 0;
         while (hash[h]) {
-            if (hash[h] == key) { dup = 1; break; }
+            if (hash[h] == key) {
+                dup = 1;
+                break;
+            }
             h = (h + 1) & (hcap - 1);
         }
         if (dup) continue;             /* famous names are distinct, so only randoms retry */
@@ -141,25 +150,40 @@ int fh_gen_alias(fh_gen_t *g)
     uint32_t *small = malloc(n * sizeof *small), *large = malloc(n * sizeof *large);
     double *q = malloc(n * sizeof *q);
     if (!g->alias_p || !g->alias_i || !small || !large || !q) {
-        free(small); free(large); free(q); return -1;
+        free(small);
+        free(large);
+        free(q);
+        return -1;
     }
     double total = 0;
     for (uint32_t i = 0; i < n; i++) total += fh_gen_weight(&g->sym[i + 1]);
     uint32_t ns = 0, nl = 0;
     for (uint32_t i = 0; i < n; i++) {
         q[i] = fh_gen_weight(&g->sym[i + 1]) * n / total;
-        if (q[i] < 1.0) small[ns++] = i; else large[nl++] = i;
+        if (q[i] < 1.0) small[ns++] = i;
+        else large[nl++] = i;
     }
     while (ns && nl) {
         uint32_t a = small[--ns], b = large[--nl];
         g->alias_p[a] = q[a];
         g->alias_i[a] = b;
         q[b] -= 1.0 - q[a];
-        if (q[b] < 1.0) small[ns++] = b; else large[nl++] = b;
+        if (q[b] < 1.0) small[ns++] = b;
+        else large[nl++] = b;
     }
-    while (nl) { uint32_t b = large[--nl]; g->alias_p[b] = 1.0; g->alias_i[b] = b; }
-    while (ns) { uint32_t a = small[--ns]; g->alias_p[a] = 1.0; g->alias_i[a] = a; }
-    free(small); free(large); free(q);
+    while (nl) {
+        uint32_t b = large[--nl];
+        g->alias_p[b] = 1.0;
+        g->alias_i[b] = b;
+    }
+    while (ns) {
+        uint32_t a = small[--ns];
+        g->alias_p[a] = 1.0;
+        g->alias_i[a] = a;
+    }
+    free(small);
+    free(large);
+    free(q);
     return 0;
 }
 
@@ -175,8 +199,12 @@ static void fh_gen_at(fh_gen_t *g, uint64_t ts, uint32_t ch, uint8_t type, uint3
     if (g->sched) {
         fh_gen_sched_t *e = &g->sched[g->nsched];
         memset(e, 0, sizeof *e);
-        e->ts = ts; e->idx = (uint32_t)g->nsched; e->ch = (uint16_t)ch;
-        e->type = type; e->locate = (uint16_t)locate; e->arg = arg;
+        e->ts = ts;
+        e->idx = (uint32_t)g->nsched;
+        e->ch = (uint16_t)ch;
+        e->type = type;
+        e->locate = (uint16_t)locate;
+        e->arg = arg;
     }
     g->nsched++;
 }
@@ -201,7 +229,8 @@ void fh_gen_build_schedule(fh_gen_t *g, uint64_t messages)
         t += 1000000;
         for (uint32_t j = 0; j < n; j++, t += 2500) fh_gen_at(g, t, c, 'R', ch->lo + j, 0);
         for (uint32_t j = 0; j < n; j++, t += 2500) fh_gen_at(g, t, c, 'H', ch->lo + j, 'T');
-        fh_gen_at(g, t, c, 'V', 0, 0); t += 2500;
+        fh_gen_at(g, t, c, 'V', 0, 0);
+        t += 2500;
         for (uint32_t j = 0; j < n; j += 8, t += 2500) fh_gen_at(g, t, c, 'Y', ch->lo + j, 0);
         for (uint32_t j = 0; j < n; j += 4, t += 2500) fh_gen_at(g, t, c, 'L', ch->lo + j, 0);
 
@@ -225,8 +254,8 @@ void fh_gen_build_schedule(fh_gen_t *g, uint64_t messages)
         uint32_t nh = 1 + n / 200;
         for (uint32_t k = 0; k < nh; k++) {
             uint32_t loc = ch->lo + (uint32_t)(((uint64_t)k * n) / nh + (n / nh) / 2);
-            uint64_t th = FH_GEN_HMS(10, 0, 0) + (uint64_t)k * (FH_GEN_HMS(5, 0, 0) / nh)
-                          + tc * 1000 + fh_gen_below(&r, 1000000000u);
+            uint64_t th = FH_GEN_HMS(10, 0, 0) + (uint64_t)k * (FH_GEN_HMS(5, 0, 0) / nh) + tc * 1000 +
+                          fh_gen_below(&r, 1000000000u);
             fh_gen_at(g, th, c, 'H', loc, 'H');
             fh_gen_at(g, th + FH_GEN_HMS(0, 5, 0), c, 'H', loc, 'Q');
             fh_gen_at(g, th + FH_GEN_HMS(0, 5, 0) + 1000000, c, 'J', loc, 0);
@@ -239,7 +268,8 @@ void fh_gen_build_schedule(fh_gen_t *g, uint64_t messages)
         fh_gen_at(g, FH_GEN_HMS(11, 2, 0) + tc * 1000, c, 'h', hloc, 'T');
         /* a broken trade on the channel's busiest instrument */
         uint32_t best = ch->lo;
-        for (uint32_t l = ch->lo; l <= ch->hi; l++) if (g->sym[l].rank < g->sym[best].rank) best = l;
+        for (uint32_t l = ch->lo; l <= ch->hi; l++)
+            if (g->sym[l].rank < g->sym[best].rank) best = l;
         fh_gen_at(g, FH_GEN_HMS(13, 0, 0) + tc * 1000, c, 'B', best, 0);
     }
     /* market-wide circuit breaker status once, an IPO on channel 0's last

@@ -9,7 +9,13 @@
 #include "gen.h"
 
 /* Names everyone recognises lead the activity ranking (prices in Price(4)). */
-typedef struct { const char *name; uint32_t price; uint8_t etp; uint8_t lev; uint8_t inv; } fh_gen_famous_t;
+typedef struct {
+    const char *name;
+    uint32_t price;
+    uint8_t etp;
+    uint8_t lev;
+    uint8_t inv;
+} fh_gen_famous_t;
 #define FH_GEN_NFAMOUS 24u
 extern const fh_gen_famous_t fh_gen_famous[];
 /* Market participant ids (attributed adds, market-maker positions). */

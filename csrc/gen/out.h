@@ -21,19 +21,19 @@
 #define FH_GEN_SLACK 64u
 
 typedef struct {
-    FILE    *f;
+    FILE *f;
     uint8_t *buf;
-    size_t   pos, cap;
-    int      err_no;                   /* first write error, 0 if none */
+    size_t pos, cap;
+    int err_no;                   /* first write error, 0 if none */
     const char *path;
 } fh_gen_out_t;
 
 /* Create path and its buffer; -1 with a message in err. */
-int  fh_gen_out_open(fh_gen_out_t *o, const char *path, char *err, size_t errlen);
+int fh_gen_out_open(fh_gen_out_t *o, const char *path, char *err, size_t errlen);
 /* Write out what is buffered (errors are kept in o->err_no). */
 void fh_gen_out_flush(fh_gen_out_t *o);
 /* Flush and close; -1 with a message naming the file on any write error. */
-int  fh_gen_out_close(fh_gen_out_t *o, char *err, size_t errlen);
+int fh_gen_out_close(fh_gen_out_t *o, char *err, size_t errlen);
 
 /* Room for n more bytes at buf + pos (n is far below the buffer size). */
 FH_INLINE uint8_t *fh_gen_out_reserve(fh_gen_out_t *o, size_t n)
@@ -44,10 +44,17 @@ FH_INLINE uint8_t *fh_gen_out_reserve(fh_gen_out_t *o, size_t n)
 
 FH_INLINE void fh_gen_put_le32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
 }
 
-FH_INLINE void fh_gen_put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+FH_INLINE void fh_gen_put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
 
 FH_INLINE void fh_gen_put_le64(uint8_t *p, uint64_t v)
 {

@@ -29,13 +29,33 @@ FH_INLINE uint64_t fh_gen_sum(const uint8_t *p, size_t n, uint64_t acc)
 {
     while (n >= 8) {
         uint32_t a, b;
-        memcpy(&a, p, 4); memcpy(&b, p + 4, 4);
-        acc += a; acc += b;
-        p += 8; n -= 8;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + 4, 4);
+        acc += a;
+        acc += b;
+        p += 8;
+        n -= 8;
     }
-    if (n >= 4) { uint32_t a; memcpy(&a, p, 4); acc += a; p += 4; n -= 4; }
-    if (n >= 2) { uint16_t a; memcpy(&a, p, 2); acc += a; p += 2; n -= 2; }
-    if (n) { uint8_t t[2] = { p[0], 0 }; uint16_t a; memcpy(&a, t, 2); acc += a; }
+    if (n >= 4) {
+        uint32_t a;
+        memcpy(&a, p, 4);
+        acc += a;
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        uint16_t a;
+        memcpy(&a, p, 2);
+        acc += a;
+        p += 2;
+        n -= 2;
+    }
+    if (n) {
+        uint8_t t[2] = {p[0], 0};
+        uint16_t a;
+        memcpy(&a, t, 2);
+        acc += a;
+    }
     return acc;
 }
 
@@ -77,27 +97,35 @@ void fh_gen_bring_drain(fh_gen_t *g, uint64_t upto)
 
 /* Stamp line `line`'s Ethernet/IPv4/UDP headers onto a frame whose Mold
  * payload is final; psum is the payload's ones' complement sum. */
-static void fh_gen_headers(fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *f, uint32_t flen,
-                           int line, uint64_t psum)
+static void fh_gen_headers(fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *f, uint32_t flen, int line, uint64_t psum)
 {
-    static const uint8_t src_mac[2][6] = { { 0x00, 0x1b, 0x21, 0x4e, 0x51, 0x0a },
-                                           { 0x00, 0x1b, 0x21, 0x4e, 0x51, 0x0b } };
-    static const uint32_t src_ip[2] = { 0xCEC82B48u, 0xCEC88F48u };   /* 206.200.43.72 / 206.200.143.72 */
+    static const uint8_t src_mac[2][6] = {{0x00, 0x1b, 0x21, 0x4e, 0x51, 0x0a}, {0x00, 0x1b, 0x21, 0x4e, 0x51, 0x0b}};
+    static const uint32_t src_ip[2] = {0xCEC82B48u, 0xCEC88F48u};   /* 206.200.43.72 / 206.200.143.72 */
     uint32_t grp = ch->group[line];
     uint32_t c = ch->tracking - 1u;
     uint16_t udp_len = (uint16_t)(flen - FH_GEN_OFF_UDP);
     /* Ethernet: IPv4 multicast MAC = 01:00:5e + low 23 bits of the group */
-    f[0] = 0x01; f[1] = 0x00; f[2] = 0x5e;
-    f[3] = (uint8_t)((grp >> 16) & 0x7f); f[4] = (uint8_t)(grp >> 8); f[5] = (uint8_t)grp;
+    f[0] = 0x01;
+    f[1] = 0x00;
+    f[2] = 0x5e;
+    f[3] = (uint8_t)((grp >> 16) & 0x7f);
+    f[4] = (uint8_t)(grp >> 8);
+    f[5] = (uint8_t)grp;
     memcpy(f + 6, src_mac[line], 6);
-    f[12] = 0x08; f[13] = 0x00;
+    f[12] = 0x08;
+    f[13] = 0x00;
     /* IPv4: no options, DF clear, TTL 32 */
     uint8_t *ip = f + FH_GEN_OFF_IP;
-    ip[0] = 0x45; ip[1] = 0;
+    ip[0] = 0x45;
+    ip[1] = 0;
     fh_put_be16(ip + 2, (uint16_t)(flen - FH_GEN_OFF_IP));
     fh_put_be16(ip + 4, g->ip_id[line]);
-    ip[6] = 0; ip[7] = 0; ip[8] = 32; ip[9] = 17;
-    ip[10] = 0; ip[11] = 0;
+    ip[6] = 0;
+    ip[7] = 0;
+    ip[8] = 32;
+    ip[9] = 17;
+    ip[10] = 0;
+    ip[11] = 0;
     fh_put_be32(ip + 12, src_ip[line]);
     fh_put_be32(ip + 16, grp);
     uint16_t ipc = fh_gen_fold(fh_gen_sum(ip, 20, 0));
@@ -107,10 +135,12 @@ static void fh_gen_headers(fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *f, uin
     fh_put_be16(udp, (uint16_t)(50000u + c));
     fh_put_be16(udp + 2, g->udp_port);
     fh_put_be16(udp + 4, udp_len);
-    udp[6] = 0; udp[7] = 0;
+    udp[6] = 0;
+    udp[7] = 0;
     uint8_t pseudo[12];
     memcpy(pseudo, ip + 12, 8);
-    pseudo[8] = 0; pseudo[9] = 17;
+    pseudo[8] = 0;
+    pseudo[9] = 17;
     fh_put_be16(pseudo + 10, udp_len);
     uint16_t uc = fh_gen_fold(fh_gen_sum(udp, 8, fh_gen_sum(pseudo, 12, psum)));
     if (uc == 0) uc = 0xffff;          /* 0 means "no checksum" in UDP over IPv4 */
@@ -144,7 +174,11 @@ void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t its)
         int lost = fh_gen_unit(&g->rng_loss[line]) < g->loss[line];
         g->ip_id[line]++;
         g->sent[line]++;
-        if (lost) { g->lost[line]++; nlost++; continue; }
+        if (lost) {
+            g->lost[line]++;
+            nlost++;
+            continue;
+        }
         g->written[line]++;
         if (line == FH_GEN_LINE_A) {
             fh_gen_headers(g, ch, f, flen, FH_GEN_LINE_A, psum);
@@ -166,10 +200,15 @@ void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t its)
         }
     }
     if (nlost == 2) g->lost_both++;
-    if (mold_count == 0) { ch->heartbeats++; g->heartbeats++; }
-    else if (mold_count == 0xFFFF) { ch->eos++; g->eos++; }
-    else {
-        ch->data_packets++; g->data_packets++;
+    if (mold_count == 0) {
+        ch->heartbeats++;
+        g->heartbeats++;
+    } else if (mold_count == 0xFFFF) {
+        ch->eos++;
+        g->eos++;
+    } else {
+        ch->data_packets++;
+        g->data_packets++;
         if (mold_count > g->mpp_max) g->mpp_max = mold_count;
         ch->next_seq += mold_count;
     }
@@ -185,14 +224,15 @@ int fh_gen_channels(fh_gen_t *g)
     g->ch = calloc(g->nch, sizeof *g->ch);
     if (!g->ch) return -1;
     /* contiguous locate ranges: NASDAQ partitions channels alphabetically too */
-    uint64_t sid = fh_gen_splitmix(&(uint64_t){ cfg->seed ^ 0x5e5510aULL }) % 10000000u;
+    uint64_t sid = fh_gen_splitmix(&(uint64_t){cfg->seed ^ 0x5e5510aULL}) % 10000000u;
     if (g->pitch) {
         /* symbol i (alphabetical, 0-based) is on unit 1 + i * units / symbols;
          * unit u on group (u - 1) % channels of each line */
         for (uint32_t c = 0; c < g->nch; c++) {
             fh_gen_chan_t *ch = &g->ch[c];
             uint32_t k = c % cfg->channels;
-            ch->lo = 1; ch->hi = 0;            /* none yet */
+            ch->lo = 1;
+            ch->hi = 0;            /* none yet */
             ch->tracking = (uint16_t)(c + 1);
             ch->group[0] = (224u << 24) | (0u << 16) | (62u << 8) | (2u + k);
             ch->group[1] = (233u << 24) | (19u << 16) | (3u << 8) | (2u + k);
@@ -235,7 +275,10 @@ void fh_gen_pcap_header(fh_gen_t *g)
 {
     uint8_t *h = fh_gen_out_reserve(&g->pcap, 24);
     fh_gen_put_le32(h, 0xa1b23c4du);
-    h[4] = 2; h[5] = 0; h[6] = 4; h[7] = 0;
+    h[4] = 2;
+    h[5] = 0;
+    h[6] = 4;
+    h[7] = 0;
     memset(h + 8, 0, 8);
     fh_gen_put_le32(h + 16, 65535);
     fh_gen_put_le32(h + 20, 1);

@@ -13,7 +13,7 @@
 
 /* Channels (PITCH: units) with their groups, sessions and locate ranges, each
  * instrument's channel, the event queue, line B's ring; -1 when out of memory. */
-int  fh_gen_channels(fh_gen_t *g);
+int fh_gen_channels(fh_gen_t *g);
 /* The pcap file's global header (nanosecond timestamps, Ethernet). */
 void fh_gen_pcap_header(fh_gen_t *g);
 /* Send channel c's packet (data: mold_count messages; 0: a heartbeat; ITCH
@@ -29,12 +29,19 @@ void fh_gen_bring_drain(fh_gen_t *g, uint64_t upto);
 FH_INLINE void fh_gen_set_ev(fh_gen_t *g, uint32_t c, uint64_t ev)
 {
     g->ch[c].ev = ev;
-    if (ev < g->gmin) { g->gmin = ev; g->garg = c; return; }
+    if (ev < g->gmin) {
+        g->gmin = ev;
+        g->garg = c;
+        return;
+    }
     if (c != g->garg) return;
     uint64_t m = FH_GEN_INF;
     uint32_t a = 0;
     for (uint32_t k = 0; k < g->nch; k++)
-        if (g->ch[k].ev < m) { m = g->ch[k].ev; a = k; }
+        if (g->ch[k].ev < m) {
+            m = g->ch[k].ev;
+            a = k;
+        }
     g->gmin = m;
     g->garg = a;
 }

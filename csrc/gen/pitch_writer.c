@@ -10,8 +10,8 @@
 
 /* An add (A) or attributed add (F, mpid: it goes out as Add Order Expanded
  * with its Participant ID). */
-void fh_pg_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
-               uint64_t id, uint8_t side, uint32_t qty, uint32_t px, const char *mpid)
+void fh_pg_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts, uint64_t id, uint8_t side,
+               uint32_t qty, uint32_t px, const char *mpid)
 {
     uint8_t *m;
     if (s->xsym || mpid) {
@@ -45,8 +45,8 @@ void fh_pg_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t t
 }
 
 /* A trade against non-displayed interest (ITCH P): order id 0. */
-void fh_pg_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
-                 uint8_t side, uint32_t qty, uint32_t px, uint64_t exec)
+void fh_pg_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts, uint8_t side, uint32_t qty,
+                 uint32_t px, uint64_t exec)
 {
     uint8_t *m;
     if (s->xsym) {

@@ -13,11 +13,11 @@
 #include "packets.h"
 
 /* Add Order: Short, Long or (a long ticker, or an MPID) Expanded. */
-void fh_pg_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
-               uint64_t id, uint8_t side, uint32_t qty, uint32_t px, const char *mpid);
+void fh_pg_add(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts, uint64_t id, uint8_t side,
+               uint32_t qty, uint32_t px, const char *mpid);
 /* Trade against non-displayed interest (ITCH P). */
-void fh_pg_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
-                 uint8_t side, uint32_t qty, uint32_t px, uint64_t exec);
+void fh_pg_trade(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts, uint8_t side, uint32_t qty,
+                 uint32_t px, uint64_t exec);
 /* One scheduled message (the schedule holds only H h Q I B on a PITCH day). */
 void fh_pg_scheduled(fh_gen_t *g, const fh_gen_sched_t *e);
 /* End of Session on unit ch at ts. */
@@ -72,8 +72,7 @@ FH_INLINE uint8_t *fh_pg_begin(fh_gen_t *g, fh_gen_chan_t *ch, uint8_t type, uin
 FH_INLINE void fh_pg_end(fh_gen_t *g, fh_gen_chan_t *ch, const uint8_t *m, uint64_t ts)
 {
     fh_pg_count(g, ch, m[1], m[0], ts);
-    if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress)
-        *g->progress = g->emitted;
+    if (FH_UNLIKELY((++g->emitted & (FH_GEN_PROGRESS_EVERY - 1)) == 0) && g->progress) *g->progress = g->emitted;
 }
 
 /* The Short forms carry a 2-byte quantity and a 2-decimal 2-byte price, and
@@ -121,8 +120,8 @@ FH_INLINE void fh_pg_exec(fh_gen_t *g, fh_gen_chan_t *ch, uint64_t ts, uint64_t 
 }
 
 /* Order Executed at Price: away from the displayed price, `left` shares left. */
-FH_INLINE void fh_pg_exec_price(fh_gen_t *g, fh_gen_chan_t *ch, uint64_t ts, uint64_t id, uint32_t qty,
-                                uint32_t left, uint64_t exec, uint32_t px)
+FH_INLINE void fh_pg_exec_price(fh_gen_t *g, fh_gen_chan_t *ch, uint64_t ts, uint64_t id, uint32_t qty, uint32_t left,
+                                uint64_t exec, uint32_t px)
 {
     uint8_t *m = fh_pg_begin(g, ch, FH_PITCH_TYPE_EXECUTED_PRICE, FH_PITCH_LEN_EXECUTED_PRICE, ts);
     fh_gen_put_le64(m + 6, id);
@@ -135,8 +134,8 @@ FH_INLINE void fh_pg_exec_price(fh_gen_t *g, fh_gen_chan_t *ch, uint64_t ts, uin
 
 /* Modify Order: the same order id, its new size and price; bit 1 of the
  * flags says whether it kept its time priority. */
-FH_INLINE void fh_pg_modify(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts,
-                            uint64_t id, uint32_t qty, uint32_t px, int keep)
+FH_INLINE void fh_pg_modify(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_t *s, uint64_t ts, uint64_t id,
+                            uint32_t qty, uint32_t px, int keep)
 {
     uint8_t *m, flags = (uint8_t)(0x01 | (keep ? 0x02 : 0));
     if (fh_pg_short(s, qty, px)) {

@@ -12,7 +12,9 @@
 
 #include "fh_common.h"
 
-typedef struct { uint64_t s[4]; } fh_gen_rng_t;
+typedef struct {
+    uint64_t s[4];
+} fh_gen_rng_t;
 
 /* splitmix64: the next value of the sequence whose state is *x. */
 uint64_t fh_gen_splitmix(uint64_t *x);
@@ -26,7 +28,10 @@ FH_INLINE uint64_t fh_gen_next(fh_gen_rng_t *r)
     uint64_t *s = r->s;
     uint64_t out = fh_gen_rotl(s[1] * 5, 7) * 9;
     uint64_t t = s[1] << 17;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
     s[2] ^= t;
     s[3] = fh_gen_rotl(s[3], 45);
     return out;
@@ -38,9 +43,6 @@ FH_INLINE uint32_t fh_gen_below(fh_gen_rng_t *r, uint32_t n)
     return (uint32_t)(((fh_gen_next(r) >> 32) * (uint64_t)n) >> 32);
 }
 
-FH_INLINE double fh_gen_unit(fh_gen_rng_t *r)
-{
-    return (double)(fh_gen_next(r) >> 11) * 0x1.0p-53;
-}
+FH_INLINE double fh_gen_unit(fh_gen_rng_t *r) { return (double)(fh_gen_next(r) >> 11) * 0x1.0p-53; }
 
 #endif

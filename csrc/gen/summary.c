@@ -46,25 +46,31 @@ static void fh_gen_json_book_stats(fh_gen_t *g, FILE *f)
         uint64_t acc = 0, want = g->lv_n - g->lv_n / 100;   /* the 99th percentile: ceil(0.99 n) */
         for (uint32_t v = 0; v < FH_GEN_LEVEL_HIST; v++) {
             acc += g->lv_hist[v];
-            if (acc >= want) { p99 = v; break; }
+            if (acc >= want) {
+                p99 = v;
+                break;
+            }
         }
     }
     /* flow messages of the 300 most active instruments */
     uint64_t flow = 0, top = 0;
     uint32_t *c = malloc((size_t)g->nsym * sizeof *c);
     if (c) {
-        for (uint32_t l = 1; l <= g->nsym; l++) { c[l - 1] = g->symx[l].flow; flow += c[l - 1]; }
+        for (uint32_t l = 1; l <= g->nsym; l++) {
+            c[l - 1] = g->symx[l].flow;
+            flow += c[l - 1];
+        }
         qsort(c, g->nsym, sizeof *c, fh_gen_cmp_desc_u32);
         for (uint32_t k = 0; k < g->nsym && k < 300; k++) top += c[k];
         free(c);
     }
-    fprintf(f, "  \"book_stats\": {\"peak_live_orders\": %llu, \"levels_per_side_mean\": %.4f, "
-               "\"levels_per_side_p99\": %u, \"top5_share\": %.6f, \"old_cancel_share\": %.6f, "
-               "\"top300_message_share\": %.6f},\n",
+    fprintf(f,
+            "  \"book_stats\": {\"peak_live_orders\": %llu, \"levels_per_side_mean\": %.4f, "
+            "\"levels_per_side_p99\": %u, \"top5_share\": %.6f, \"old_cancel_share\": %.6f, "
+            "\"top300_message_share\": %.6f},\n",
             (unsigned long long)g->peak_live, g->lv_n ? (double)g->lv_sum / (double)g->lv_n : 0.0, p99,
             g->touched ? (double)g->top5 / (double)g->touched : 0.0,
-            g->cancels ? (double)g->old_cancels / (double)g->cancels : 0.0,
-            flow ? (double)top / (double)flow : 0.0);
+            g->cancels ? (double)g->old_cancels / (double)g->cancels : 0.0, flow ? (double)top / (double)flow : 0.0);
 }
 
 /* PREFIX.json (docs/generator.md).  ITCH and PITCH days share most keys; a
@@ -73,7 +79,10 @@ static void fh_gen_json_book_stats(fh_gen_t *g, FILE *f)
 int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
-    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    if (!f) {
+        fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
     const fh_gen_cfg_t *cfg = g->cfg;
     const int pitch = g->pitch;
     const uint64_t total = g->emitted + (pitch ? g->time_msgs : 0);
@@ -82,14 +91,16 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     if (pitch)
         fprintf(f, "  \"messages_without_time\": %llu,\n  \"time_messages\": %llu,\n", (unsigned long long)g->emitted,
                 (unsigned long long)g->time_msgs);
-    fprintf(f, "  \"scheduled_messages\": %llu,\n  \"flow_messages\": %llu,\n",
-            (unsigned long long)g->nsched, (unsigned long long)g->nflow);
+    fprintf(f, "  \"scheduled_messages\": %llu,\n  \"flow_messages\": %llu,\n", (unsigned long long)g->nsched,
+            (unsigned long long)g->nflow);
     if (pitch)
-        fprintf(f, "  \"symbol_count\": %u,\n  \"unit_count\": %u,\n  \"channel_count\": %u,\n"
-                   "  \"lines\": \"%s\",\n", g->nsym, g->nch, cfg->channels, g->lines == 2 ? "ab" : "a");
+        fprintf(f,
+                "  \"symbol_count\": %u,\n  \"unit_count\": %u,\n  \"channel_count\": %u,\n"
+                "  \"lines\": \"%s\",\n",
+                g->nsym, g->nch, cfg->channels, g->lines == 2 ? "ab" : "a");
     else
-        fprintf(f, "  \"symbol_count\": %u,\n  \"channel_count\": %u,\n  \"lines\": \"%s\",\n",
-                g->nsym, g->nch, g->lines == 2 ? "ab" : "a");
+        fprintf(f, "  \"symbol_count\": %u,\n  \"channel_count\": %u,\n  \"lines\": \"%s\",\n", g->nsym, g->nch,
+                g->lines == 2 ? "ab" : "a");
     fprintf(f, "  \"loss_a\": %.17g,\n  \"loss_b\": %.17g,\n", g->loss[0], g->loss[1]);
     fprintf(f, "  \"batch_ns\": %u,\n  \"max_payload\": %u,\n", g->batch_ns, g->max_payload);
     fprintf(f, "  \"heartbeat_ns\": %llu,\n", (unsigned long long)g->heartbeat_ns);
@@ -107,39 +118,36 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
         first = 0;
     }
     fprintf(f, "},\n");
-    fprintf(f, "  \"packets\": {\"a\": %llu, \"b\": %llu},\n",
-            (unsigned long long)g->written[0], (unsigned long long)g->written[1]);
-    fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n",
-            (unsigned long long)g->sent[0], (unsigned long long)g->sent[1]);
+    fprintf(f, "  \"packets\": {\"a\": %llu, \"b\": %llu},\n", (unsigned long long)g->written[0],
+            (unsigned long long)g->written[1]);
+    fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n", (unsigned long long)g->sent[0],
+            (unsigned long long)g->sent[1]);
     if (pitch)
-        fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu, \"both\": %llu},\n",
-                (unsigned long long)g->lost[0], (unsigned long long)g->lost[1], (unsigned long long)g->lost_both);
+        fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu, \"both\": %llu},\n", (unsigned long long)g->lost[0],
+                (unsigned long long)g->lost[1], (unsigned long long)g->lost_both);
     else
-        fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu},\n",
-                (unsigned long long)g->lost[0], (unsigned long long)g->lost[1]);
+        fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu},\n", (unsigned long long)g->lost[0],
+                (unsigned long long)g->lost[1]);
     fprintf(f, "  \"data_packets\": %llu,\n  \"heartbeats\": %llu,\n  \"end_of_session\": %llu,\n",
-            (unsigned long long)g->data_packets, (unsigned long long)g->heartbeats,
-            (unsigned long long)g->eos);
+            (unsigned long long)g->data_packets, (unsigned long long)g->heartbeats, (unsigned long long)g->eos);
     fprintf(f, "  \"messages_per_packet\": {\"mean\": %.4f, \"max\": %llu},\n",
-            g->data_packets ? (double)total / (double)g->data_packets : 0.0,
-            (unsigned long long)g->mpp_max);
+            g->data_packets ? (double)total / (double)g->data_packets : 0.0, (unsigned long long)g->mpp_max);
     fprintf(f, "  \"pcap_records\": %llu,\n  \"first_capture_ns\": %llu,\n  \"last_capture_ns\": %llu,\n",
-            (unsigned long long)(g->written[0] + g->written[1]),
-            (unsigned long long)g->first_cap, (unsigned long long)g->last_cap);
-    fprintf(f, "  \"first_ts\": %llu,\n  \"last_ts\": %llu,\n",
-            (unsigned long long)g->first_ts, (unsigned long long)g->last_ts);
+            (unsigned long long)(g->written[0] + g->written[1]), (unsigned long long)g->first_cap,
+            (unsigned long long)g->last_cap);
+    fprintf(f, "  \"first_ts\": %llu,\n  \"last_ts\": %llu,\n", (unsigned long long)g->first_ts,
+            (unsigned long long)g->last_ts);
     uint64_t live = 0, full = 0;
     for (uint32_t l = 1; l <= g->nsym; l++) live += g->sym[l].nord[0] + g->sym[l].nord[1];
     for (uint32_t c = 0; c < g->nch; c++) full += g->ch[c].pool_full;
     if (pitch)
         fprintf(f, "  \"first_order_id\": %llu,\n  \"last_order_id\": %llu,\n  \"last_execution_id\": %llu,\n",
-                (unsigned long long)FH_GEN_PITCH_ORDER_ID0, (unsigned long long)g->ref,
-                (unsigned long long)g->match);
+                (unsigned long long)FH_GEN_PITCH_ORDER_ID0, (unsigned long long)g->ref, (unsigned long long)g->match);
     else
-        fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n",
-                (unsigned long long)g->ref, (unsigned long long)g->match);
-    fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n",
-            (unsigned long long)live, (unsigned long long)full);
+        fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n", (unsigned long long)g->ref,
+                (unsigned long long)g->match);
+    fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n", (unsigned long long)live,
+            (unsigned long long)full);
     fh_gen_json_book_stats(g, f);
     fprintf(f, "  \"%s\": [\n", pitch ? "units" : "channels");
     for (uint32_t c = 0; c < g->nch; c++) {
@@ -150,22 +158,22 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
         if (pitch) {
             char range[24] = "";           /* a unit without symbols: [] */
             if (ch->hi >= ch->lo) snprintf(range, sizeof range, "%u, %u", ch->lo, ch->hi);
-            fprintf(f, "    {\"unit\": %u, \"group\": %u, \"line_a\": \"%s:%u\", \"line_b\": \"%s:%u\", "
-                       "\"symbols\": [%s], \"messages\": %llu, \"data_packets\": %llu, "
-                       "\"heartbeats\": %llu, \"next_sequence\": %llu}%s\n",
-                    c + 1, c % cfg->channels, a, FH_GEN_PITCH_PORT, b, FH_GEN_PITCH_PORT,
-                    range, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
-                    (unsigned long long)ch->heartbeats, (unsigned long long)ch->next_seq,
-                    c + 1 < g->nch ? "," : "");
-        } else {
-            fprintf(f, "    {\"name\": \"itch-%u\", \"session\": \"%s\", \"line_a\": \"%s:26477\", "
-                       "\"line_b\": \"%s:26477\", \"locates\": [%u, %u], \"tracking_number\": %u, "
-                       "\"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
-                       "\"end_of_session\": %llu, \"next_sequence\": %llu}%s\n",
-                    c + 1, ch->session, a, b, ch->lo, ch->hi, ch->tracking,
+            fprintf(f,
+                    "    {\"unit\": %u, \"group\": %u, \"line_a\": \"%s:%u\", \"line_b\": \"%s:%u\", "
+                    "\"symbols\": [%s], \"messages\": %llu, \"data_packets\": %llu, "
+                    "\"heartbeats\": %llu, \"next_sequence\": %llu}%s\n",
+                    c + 1, c % cfg->channels, a, FH_GEN_PITCH_PORT, b, FH_GEN_PITCH_PORT, range,
                     (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
-                    (unsigned long long)ch->heartbeats, (unsigned long long)ch->eos,
-                    (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
+                    (unsigned long long)ch->heartbeats, (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
+        } else {
+            fprintf(f,
+                    "    {\"name\": \"itch-%u\", \"session\": \"%s\", \"line_a\": \"%s:26477\", "
+                    "\"line_b\": \"%s:26477\", \"locates\": [%u, %u], \"tracking_number\": %u, "
+                    "\"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
+                    "\"end_of_session\": %llu, \"next_sequence\": %llu}%s\n",
+                    c + 1, ch->session, a, b, ch->lo, ch->hi, ch->tracking, (unsigned long long)ch->messages,
+                    (unsigned long long)ch->data_packets, (unsigned long long)ch->heartbeats,
+                    (unsigned long long)ch->eos, (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
         }
     }
     fprintf(f, "  ],\n  \"symbols\": {");
@@ -178,6 +186,9 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     fprintf(f, "}\n}\n");
     int bad = ferror(f);
     if (fclose(f) != 0) bad = 1;
-    if (bad) { fh_errf(err, errlen, "write error on %s", path); return -1; }
+    if (bad) {
+        fh_errf(err, errlen, "write error on %s", path);
+        return -1;
+    }
     return 0;
 }

@@ -10,6 +10,6 @@
 /* Levels per non-empty book side, every instrument, into the histogram. */
 void fh_gen_sample_levels(fh_gen_t *g);
 /* Write PREFIX.json; -1 with a message in err. */
-int  fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen);
+int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen);
 
 #endif

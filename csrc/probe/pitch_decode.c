@@ -186,14 +186,10 @@ static inline int pitch_decode(const uint8_t *p, size_t len, fh_pitch_msg_t *m)
 }
 
 static const char *const pitch_err_names[FH_PITCH_ERR__COUNT] = {
-    [FH_PITCH_ERR_TRUNCATED] = "pitch_truncated",
-    [FH_PITCH_ERR_HDR_LENGTH] = "pitch_hdr_length",
-    [FH_PITCH_ERR_COUNT_OVERRUN] = "pitch_count_overrun",
-    [FH_PITCH_ERR_ZERO_LENGTH] = "pitch_zero_length",
-    [FH_PITCH_ERR_MSG_OVERRUN] = "pitch_msg_overrun",
-    [FH_PITCH_ERR_UNKNOWN_TYPE] = "pitch_unknown_type",
-    [FH_PITCH_ERR_BAD_LENGTH] = "pitch_bad_length",
-    [FH_PITCH_ERR_TRAILING] = "pitch_trailing",
+    [FH_PITCH_ERR_TRUNCATED] = "pitch_truncated",         [FH_PITCH_ERR_HDR_LENGTH] = "pitch_hdr_length",
+    [FH_PITCH_ERR_COUNT_OVERRUN] = "pitch_count_overrun", [FH_PITCH_ERR_ZERO_LENGTH] = "pitch_zero_length",
+    [FH_PITCH_ERR_MSG_OVERRUN] = "pitch_msg_overrun",     [FH_PITCH_ERR_UNKNOWN_TYPE] = "pitch_unknown_type",
+    [FH_PITCH_ERR_BAD_LENGTH] = "pitch_bad_length",       [FH_PITCH_ERR_TRAILING] = "pitch_trailing",
     [FH_PITCH_ERR_OUT_FULL] = "pitch_out_full",
 };
 
@@ -211,15 +207,18 @@ int fh_pitch_decode(const uint8_t *p, size_t len, fh_pitch_msg_t *out)
     return pitch_decode(p, len, out);
 }
 
-size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out,
-                          size_t cap, uint64_t *errors)
+size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out, size_t cap,
+                          uint64_t *errors)
 {
     uint64_t scratch[FH_PITCH_ERR__COUNT] = {0};
     fh_pitch_unit_t h;
     if (!errors) errors = scratch;
     memset(&h, 0, sizeof h);
     if (hdr) *hdr = h;
-    if (!payload || len < FH_PITCH_UNIT_HLEN) { errors[FH_PITCH_ERR_TRUNCATED]++; return 0; }
+    if (!payload || len < FH_PITCH_UNIT_HLEN) {
+        errors[FH_PITCH_ERR_TRUNCATED]++;
+        return 0;
+    }
     if (!out) cap = 0;
 
     h.length = fh_le16(payload);
@@ -232,18 +231,31 @@ size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *h
 
     size_t off = FH_PITCH_UNIT_HLEN, n = 0;
     for (uint32_t i = 0; i < h.count; i++) {
-        if (FH_UNLIKELY(off >= len)) { errors[FH_PITCH_ERR_COUNT_OVERRUN]++; return n; }
+        if (FH_UNLIKELY(off >= len)) {
+            errors[FH_PITCH_ERR_COUNT_OVERRUN]++;
+            return n;
+        }
         const size_t mlen = payload[off];
-        if (FH_UNLIKELY(mlen < 2)) { errors[FH_PITCH_ERR_ZERO_LENGTH]++; return n; }
-        if (FH_UNLIKELY(mlen > len - off)) { errors[FH_PITCH_ERR_MSG_OVERRUN]++; return n; }
+        if (FH_UNLIKELY(mlen < 2)) {
+            errors[FH_PITCH_ERR_ZERO_LENGTH]++;
+            return n;
+        }
+        if (FH_UNLIKELY(mlen > len - off)) {
+            errors[FH_PITCH_ERR_MSG_OVERRUN]++;
+            return n;
+        }
         fh_pitch_msg_t m;
         switch (pitch_decode(payload + off, mlen, &m)) {
         case FH_DECODE_OK:
             if (n < cap) out[n++] = m;
             else errors[FH_PITCH_ERR_OUT_FULL]++;
             break;
-        case FH_DECODE_UNKNOWN_TYPE: errors[FH_PITCH_ERR_UNKNOWN_TYPE]++; break;
-        default: errors[FH_PITCH_ERR_BAD_LENGTH]++; break;
+        case FH_DECODE_UNKNOWN_TYPE:
+            errors[FH_PITCH_ERR_UNKNOWN_TYPE]++;
+            break;
+        default:
+            errors[FH_PITCH_ERR_BAD_LENGTH]++;
+            break;
         }
         off += mlen;
     }

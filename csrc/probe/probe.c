@@ -19,12 +19,15 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
     fh_shm_header_t *h = (fh_shm_header_t *)base;
     fh_shm_t s;
     memset(&s, 0, sizeof s);
-    s.base = base; s.hdr = h; s.slots = base + h->slots_offset;
+    s.base = base;
+    s.hdr = h;
+    s.slots = base + h->slots_offset;
     s.ring = (fh_shm_event_t *)(base + h->ring_offset);
     s.ring_mask = h->ring_capacity - 1;
     s.ring_head = &h->ring_head[0].head;
     s.head = *s.ring_head;
-    s.slot_size = h->slot_size; s.depth = h->depth;
+    s.slot_size = h->slot_size;
+    s.depth = h->depth;
     if (locate >= h->n_slots) return;
     fh_shm_slot_t *sl = fh_shm_slot(&s, locate);
     const uint32_t d = h->depth;
@@ -35,13 +38,25 @@ void fh_shm_torture(uint8_t *base, uint32_t locate, uint64_t first_k, uint64_t i
         uint32_t *ap = (uint32_t *)(bs + d), *ao = ap + d;
         uint64_t *as = (uint64_t *)(ao + d);
         for (uint32_t i = 0; i < d; i++) {
-            bp[i] = (uint32_t)k + i; bo[i] = (uint32_t)k ^ i; bs[i] = k * (i + 1);
-            ap[i] = (uint32_t)k + 1000 + i; ao[i] = (uint32_t)k ^ i; as[i] = k * (i + 1);
+            bp[i] = (uint32_t)k + i;
+            bo[i] = (uint32_t)k ^ i;
+            bs[i] = k * (i + 1);
+            ap[i] = (uint32_t)k + 1000 + i;
+            ao[i] = (uint32_t)k ^ i;
+            as[i] = k * (i + 1);
         }
-        sl->updates = k; sl->exch_ts = k; sl->last_trade_price = (uint32_t)k; sl->n_bid = d; sl->n_ask = d;
+        sl->updates = k;
+        sl->exch_ts = k;
+        sl->last_trade_price = (uint32_t)k;
+        sl->n_bid = d;
+        sl->n_ask = d;
         fh_shm_write_end(sl);
         fh_shm_event_t *e = fh_shm_event_begin(&s);
-        e->locate = (uint16_t)locate; e->type = FH_EV_TRADE; e->price1 = (uint32_t)k; e->qty1 = k * 3; e->qty2 = ~k & INT64_MAX;
+        e->locate = (uint16_t)locate;
+        e->type = FH_EV_TRADE;
+        e->price1 = (uint32_t)k;
+        e->qty1 = k * 3;
+        e->qty2 = ~k & INT64_MAX;
         e->exch_ts = k;
         fh_shm_event_commit(&s, e);
     }

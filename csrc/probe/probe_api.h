@@ -98,14 +98,14 @@ uint32_t fh_shm_poll_events(const uint8_t *base, uint32_t lane, uint64_t *cursor
  * 64 bits: long prices as sent (never truncated), short prices (2 implied
  * decimals) multiplied by 100. */
 typedef struct fh_pitch_msg {
-    uint8_t  type;                 /* message type byte (0x20 ...) */
-    uint8_t  side;
-    uint8_t  flags;
-    uint8_t  status;
-    uint8_t  reg_sho_action;
-    uint8_t  auction_type;
-    uint8_t  customer_indicator;
-    uint8_t  _pad0;
+    uint8_t type;                 /* message type byte (0x20 ...) */
+    uint8_t side;
+    uint8_t flags;
+    uint8_t status;
+    uint8_t reg_sho_action;
+    uint8_t auction_type;
+    uint8_t customer_indicator;
+    uint8_t _pad0;
     uint32_t time_offset_ns;
     uint32_t seconds;
     uint64_t order_id;
@@ -116,17 +116,17 @@ typedef struct fh_pitch_msg {
     uint64_t indicative_price;
     uint64_t auction_only_price;
     uint32_t sell_qty;
-    char     participant_id[4];
-    char     symbol[8];
-    uint8_t  reserved[2];
-    uint8_t  _pad1[6];
+    char participant_id[4];
+    char symbol[8];
+    uint8_t reserved[2];
+    uint8_t _pad1[6];
 } fh_pitch_msg_t;
 
 /* The 8-byte Sequenced Unit Header in front of every PITCH datagram. */
 typedef struct fh_pitch_unit {
     uint16_t length;               /* Hdr Length: whole payload, this header included */
-    uint8_t  count;                /* Hdr Count: messages that follow; 0 = heartbeat */
-    uint8_t  unit;                 /* Hdr Unit */
+    uint8_t count;                /* Hdr Count: messages that follow; 0 = heartbeat */
+    uint8_t unit;                 /* Hdr Unit */
     uint32_t sequence;             /* Hdr Sequence: of the first message; 0 = unsequenced */
 } fh_pitch_unit_t;
 
@@ -159,5 +159,5 @@ int fh_pitch_decode(const uint8_t *p, size_t len, fh_pitch_msg_t *out);
  * then up to Hdr Count messages, each decoded into out[0..cap).  Returns how
  * many were stored; every skip is counted in errors[FH_PITCH_ERR__COUNT]
  * (may be NULL).  Never reads past payload + len. */
-size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out,
-                          size_t cap, uint64_t *errors);
+size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out, size_t cap,
+                          uint64_t *errors);

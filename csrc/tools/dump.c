@@ -26,7 +26,8 @@ static int dump_to(fh_lane_t *r, FILE *f, const char *what, uint32_t depth, int 
 {
     const fh_book_t *b = &r->book;
     fputs(with_venue ? "locate,symbol,side,level,price,shares,orders,venue\n"
-                     : "locate,symbol,side,level,price,shares,orders\n", f);
+                     : "locate,symbol,side,level,price,shares,orders\n",
+          f);
     for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
         const fh_instr_t *in = &b->instr[loc];
         if (!in->side[0].n && !in->side[1].n) continue;
@@ -62,15 +63,24 @@ static int dump_to(fh_lane_t *r, FILE *f, const char *what, uint32_t depth, int 
 
 int fh_lane_dump_books(fh_lane_t *r, const char *path, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
-    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
+    if (r->mode == FH_MODE_DECODE) {
+        fh_errf(err, errlen, "no books in decode-only mode");
+        return -1;
+    }
     FILE *f = fopen(path, "w");
-    if (!f) { fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno)); return -1; }
+    if (!f) {
+        fh_errf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
     return dump_to(r, f, path, depth, with_venue, err, errlen);
 }
 
 int fh_lane_dump_books_fd(fh_lane_t *r, int fd, uint32_t depth, int with_venue, char *err, size_t errlen)
 {
-    if (r->mode == FH_MODE_DECODE) { fh_errf(err, errlen, "no books in decode-only mode"); return -1; }
+    if (r->mode == FH_MODE_DECODE) {
+        fh_errf(err, errlen, "no books in decode-only mode");
+        return -1;
+    }
     /* A duplicate: closing the stream leaves the caller's descriptor open. */
     const int dup_fd = fd >= 0 ? dup(fd) : -1;
     FILE *f = dup_fd >= 0 ? fdopen(dup_fd, "w") : NULL;
@@ -81,4 +91,3 @@ int fh_lane_dump_books_fd(fh_lane_t *r, int fd, uint32_t depth, int with_venue, 
     }
     return dump_to(r, f, "the books file", depth, with_venue, err, errlen);
 }
-

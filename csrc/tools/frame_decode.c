@@ -33,7 +33,10 @@ size_t fh_decode_frame(const uint8_t *frame, size_t len, fh_book_op_t *out, size
     st->packets++;
     st->bytes += len;
     if (!frame || !fh_net_parse(frame, len, &u, st->errors)) return 0;
-    if (u.len < FH_MOLD_HLEN) { st->errors[FH_ERR_MOLD_TRUNCATED]++; return 0; }
+    if (u.len < FH_MOLD_HLEN) {
+        st->errors[FH_ERR_MOLD_TRUNCATED]++;
+        return 0;
+    }
     st->mold_packets++;
     const uint32_t count = fh_be16(u.payload + 18);
     if (count == FH_MOLD_HEARTBEAT || count == FH_MOLD_END) {

@@ -75,7 +75,8 @@ static void gl_instrument(gl_out_t *o, const fh_instr_t *in, uint16_t loc)
         fh_put_be32(m + 21, in->round_lot);
         m[25] = 'N';                         /* round lots only */
         m[26] = ' ';                         /* issue classification */
-        m[27] = ' '; m[28] = ' ';            /* issue sub-type */
+        m[27] = ' ';
+        m[28] = ' ';            /* issue sub-type */
         m[29] = 'P';                         /* authenticity: live/production */
         m[30] = ' ';                         /* short sale threshold */
         m[31] = ' ';                         /* IPO flag */
@@ -139,8 +140,7 @@ static int gl_cmp_ref(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len,
-                     uint64_t *messages)
+int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t cap, size_t *len, uint64_t *messages)
 {
     if (len) *len = 0;
     if (messages) *messages = 0;
@@ -148,7 +148,7 @@ int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t ca
     /* Only a book (or publish) replay has books; an index-mode context has none either. */
     if (r->mode == FH_MODE_DECODE || r->index.frame != NULL) return -2;
     const fh_book_t *b = &r->book;
-    gl_out_t o = { .p = out, .cap = out ? cap : 0, .len = 0, .msgs = 0, .ts = ts_ns & 0xFFFFFFFFFFFFull };
+    gl_out_t o = {.p = out, .cap = out ? cap : 0, .len = 0, .msgs = 0, .ts = ts_ns & 0xFFFFFFFFFFFFull};
 
     for (uint32_t loc = 1; loc <= b->n_instr && loc <= 0xFFFF; loc++) {
         const fh_instr_t *in = &b->instr[loc];
@@ -173,7 +173,10 @@ int fh_glimpse_build(const fh_lane_t *r, uint64_t ts_ns, uint8_t *out, size_t ca
         const uint64_t ref = b->window_base + i;
         const fh_order_t *w = &b->window[ref & b->window_mask];
         if (!w->shares) continue;
-        while (k < nh && h[k].ref < ref) { gl_order(&o, b, h[k].ref, &h[k].o); k++; }
+        while (k < nh && h[k].ref < ref) {
+            gl_order(&o, b, h[k].ref, &h[k].o);
+            k++;
+        }
         gl_order(&o, b, ref, w);
     }
     for (; k < nh; k++) gl_order(&o, b, h[k].ref, &h[k].o);

@@ -192,7 +192,10 @@ static void ix_frame(fh_lane_t *r, const fh_udp_view_t *u, size_t frame_len)
     }
     if (ix->oom) return;
     const int32_t sid = session_of(ix, p);
-    if (sid < 0) { oom(ix); return; }
+    if (sid < 0) {
+        oom(ix);
+        return;
+    }
     st->pkt_applied++;
     ix->sid = (uint32_t)sid;
     ix->seq0 = seq;
@@ -229,7 +232,12 @@ static int merge_late(fh_index_t *ix, ix_session_t *s, const ix_late_t *late, ui
     uint64_t *seqs = malloc((size_t)(n ? n : 1) * sizeof *seqs);
     int64_t *offs = malloc((size_t)(n + 1) * sizeof *offs);
     uint8_t *blob = malloc((size_t)(total ? total : 1));
-    if (!seqs || !offs || !blob) { free(seqs); free(offs); free(blob); return -1; }
+    if (!seqs || !offs || !blob) {
+        free(seqs);
+        free(offs);
+        free(blob);
+        return -1;
+    }
     uint64_t a = 0, j = 0, k = 0, at = 0;
     const ix_late_t *kept = NULL;
     while (a < s->n || j < m) {
@@ -290,7 +298,12 @@ static int finish(fh_index_t *ix)
     uint32_t w = 0;
     for (uint32_t i = 0; i < ix->n_s; i++) {
         ix_session_t *s = &ix->s[i];
-        if (!s->n) { free(s->seqs); free(s->offs); free(s->blob); continue; }
+        if (!s->n) {
+            free(s->seqs);
+            free(s->offs);
+            free(s->blob);
+            continue;
+        }
         /* Shrinking: a failure keeps the larger block, which is fine. */
         void *q;
         if ((q = realloc(s->seqs, s->n * sizeof *s->seqs))) s->seqs = q;
@@ -306,14 +319,20 @@ static int finish(fh_index_t *ix)
 fh_index_t *fh_index_new(char *err, size_t errlen)
 {
     fh_index_t *ix = calloc(1, sizeof *ix);
-    if (!ix) { fh_errf(err, errlen, "out of memory"); return NULL; }
+    if (!ix) {
+        fh_errf(err, errlen, "out of memory");
+        return NULL;
+    }
     fh_lane_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.mode = FH_MODE_DECODE;              /* no books: frames never get past the index branch */
     cfg.max_streams = 1;
     cfg.gap_buffer = 1;
     ix->r = fh_lane_new(&cfg, err, errlen);
-    if (!ix->r) { free(ix); return NULL; }
+    if (!ix->r) {
+        free(ix);
+        return NULL;
+    }
     ix->r->index.ctx = ix;
     ix->r->index.frame = ix_frame;
     return ix;
@@ -324,18 +343,26 @@ int fh_index_file(fh_index_t *ix, const char *path, int *format_out, char *err, 
     int fmt = FH_FMT_UNKNOWN;
     int rc = fh_lane_replay_file(ix->r, path, &fmt, err, errlen);
     if (format_out) *format_out = fmt;
-    if (ix->oom) { fh_errf(err, errlen, "%s: out of memory indexing the capture", path); return -1; }
+    if (ix->oom) {
+        fh_errf(err, errlen, "%s: out of memory indexing the capture", path);
+        return -1;
+    }
     if (rc >= 0 && fmt == FH_FMT_BINFILE) {
         fh_errf(err, errlen, "%s is a NASDAQ BinaryFILE: it has no MoldUDP64 sessions or sequence numbers", path);
         return -1;
     }
     if (rc >= 0 && ix->pitch_units && ix->n_s == 0) {
-        fh_errf(err, errlen, "%s is a Cboe PITCH capture (%llu sequenced units, no MoldUDP64 session): only "
-                "MoldUDP64 (NASDAQ ITCH) captures can be served", path, (unsigned long long)ix->pitch_units);
+        fh_errf(err, errlen,
+                "%s is a Cboe PITCH capture (%llu sequenced units, no MoldUDP64 session): only "
+                "MoldUDP64 (NASDAQ ITCH) captures can be served",
+                path, (unsigned long long)ix->pitch_units);
         return -1;
     }
     if (__atomic_load_n(&ix->stopped, __ATOMIC_RELAXED)) rc = -2;
-    if (finish(ix) != 0) { fh_errf(err, errlen, "%s: out of memory indexing the capture", path); return -1; }
+    if (finish(ix) != 0) {
+        fh_errf(err, errlen, "%s: out of memory indexing the capture", path);
+        return -1;
+    }
     return rc;
 }
 

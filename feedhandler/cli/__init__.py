@@ -9,6 +9,7 @@ One module per command (:mod:`.replay`, :mod:`.run`, :mod:`.book`, :mod:`.stats`
 
 Nothing here imports numpy or the C core until a command needs it.
 """
+
 from __future__ import annotations
 
 from .base import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE

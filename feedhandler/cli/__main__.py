@@ -1,4 +1,5 @@
 """`python -m feedhandler.cli` (same as `python -m feedhandler`)."""
+
 import sys
 
 from . import main

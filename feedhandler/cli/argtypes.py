@@ -3,6 +3,7 @@
 Each raises ``argparse.ArgumentTypeError`` with a message naming the value and
 what would be valid; argparse prints it as ``argument --OPTION: MESSAGE`` (exit 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,9 @@ def speed(s: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError("speed is max, realtime or a positive factor, not %r" % s)
     if not SPEED_MIN <= v <= SPEED_MAX:
-        raise argparse.ArgumentTypeError("speed factor must be between %g and %g (or max, realtime), got %s"
-                                         % (SPEED_MIN, SPEED_MAX, s))
+        raise argparse.ArgumentTypeError(
+            "speed factor must be between %g and %g (or max, realtime), got %s" % (SPEED_MIN, SPEED_MAX, s)
+        )
     return v
 
 
@@ -81,8 +83,9 @@ def cpulist(s: str) -> List[int]:
             # Checked per part, before expanding it: `0-100000` is one short
             # message, not a list of every CPU it names.
             if lo < 0 or hi >= ncpu:
-                raise argparse.ArgumentTypeError("CPU %s does not exist: this machine has CPUs 0-%d"
-                                                 % (_short(str(hi)).strip("'"), ncpu - 1))
+                raise argparse.ArgumentTypeError(
+                    "CPU %s does not exist: this machine has CPUs 0-%d" % (_short(str(hi)).strip("'"), ncpu - 1)
+                )
             cpus.extend(range(lo, hi + 1))
     except ValueError:
         raise argparse.ArgumentTypeError("not a CPU list (e.g. 0,1 or 2-5): %s" % _short(s))

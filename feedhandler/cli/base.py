@@ -1,5 +1,6 @@
 """What every command shares: exit statuses, how an error is reported, and how
 the stop signals (SIGINT, SIGTERM, SIGHUP) end a command's work."""
+
 from __future__ import annotations
 
 import signal
@@ -10,9 +11,9 @@ from typing import Any, Callable, Dict, Optional
 __all__ = ["EXIT_OK", "EXIT_INPUT", "EXIT_USAGE", "EXIT_INTERRUPTED", "exit_for_signal", "fail", "StopSignals"]
 
 EXIT_OK = 0
-EXIT_INPUT = 1      # an input was unreadable, corrupt or truncated (or an output failed to write at the end)
-EXIT_USAGE = 2      # a bad argument, or an output that cannot be opened (found before any work)
-EXIT_INTERRUPTED = 130      # SIGINT; every stop signal exits 128 + its number (exit_for_signal)
+EXIT_INPUT = 1  # an input was unreadable, corrupt or truncated (or an output failed to write at the end)
+EXIT_USAGE = 2  # a bad argument, or an output that cannot be opened (found before any work)
+EXIT_INTERRUPTED = 130  # SIGINT; every stop signal exits 128 + its number (exit_for_signal)
 
 
 def exit_for_signal(signum: int) -> int:
@@ -71,7 +72,7 @@ class StopSignals:
     def _handle(self, signum: int, frame: Any) -> None:
         # Python runs this in the main thread between bytecodes: the C work
         # (in another thread, GIL released) is told to stop and ends on its own.
-        if self._done:                  # outputs being written: they are finished, the status stays
+        if self._done:  # outputs being written: they are finished, the status stays
             return
         if self.signum is None:
             self.signum = signum

@@ -1,4 +1,5 @@
 """The `feedhandler` argument parser, assembled from one module per command."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ def version_text() -> str:
 
     def word(v):
         return ("yes" if v else "no") if isinstance(v, bool) else str(v)
+
     built = " ".join("%s=%s" % (k, word(v)) for k, v in build_features().items())
     return "feedhandler %s\nbuilt with: %s" % (__version__, built)
 
@@ -44,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="feedhandler",
         description="Low-latency NASDAQ TotalView-ITCH 5.0 / MoldUDP64 feed handler with a C core.",
-        epilog="Run `feedhandler COMMAND --help` for each command's options.")
-    p.add_argument("--version", action=_VersionAction,
-                   help="show the version and what this install was built with (zstd, DPDK, sanitizers), and exit")
+        epilog="Run `feedhandler COMMAND --help` for each command's options.",
+    )
+    p.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="show the version and what this install was built with (zstd, DPDK, sanitizers), and exit",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:

@@ -1,4 +1,5 @@
 """`feedhandler run`: receive a feed through DPDK (kernel bypass) into the replay pipeline."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,20 +17,24 @@ NAME = "run"
 
 def register(sub: Any) -> argparse.ArgumentParser:
     d = sub.add_parser(
-        NAME, help="receive a feed through DPDK (kernel bypass) into the same pipeline",
+        NAME,
+        help="receive a feed through DPDK (kernel bypass) into the same pipeline",
         description="Receive exchange multicast in user space through DPDK: the EAL arguments are passed "
-                    "through (e.g. \"-l 0 --no-huge --no-pci -m 512 --file-prefix fh "
-                    "--vdev=net_pcap0,rx_pcap=day.pcap\" on a laptop, or \"-l 2 -a 0000:3b:00.0\" with a NIC "
-                    "bound to vfio-pci, see scripts/dpdk/README.md). The burst loop is C and feeds the "
-                    "replay pipeline (sessions, books, shared memory). Stops on Ctrl-C, SIGTERM or SIGHUP (after "
-                    "the burst in hand; outputs written, a --shm segment marked stopped, exit 128 + the "
-                    "signal's number: 130, 143, 129), after --duration, or when every stream has ended its "
-                    "session. Every output file is opened before the port starts (exit 2 when one cannot "
-                    "be), and each is written whatever becomes of the others.")
+        'through (e.g. "-l 0 --no-huge --no-pci -m 512 --file-prefix fh '
+        '--vdev=net_pcap0,rx_pcap=day.pcap" on a laptop, or "-l 2 -a 0000:3b:00.0" with a NIC '
+        "bound to vfio-pci, see scripts/dpdk/README.md). The burst loop is C and feeds the "
+        "replay pipeline (sessions, books, shared memory). Stops on Ctrl-C, SIGTERM or SIGHUP (after "
+        "the burst in hand; outputs written, a --shm segment marked stopped, exit 128 + the "
+        "signal's number: 130, 143, 129), after --duration, or when every stream has ended its "
+        "session. Every output file is opened before the port starts (exit 2 when one cannot "
+        "be), and each is written whatever becomes of the others.",
+    )
     d.add_argument("--dpdk", required=True, metavar="EAL_ARGS", help="DPDK EAL arguments, as one string")
     d.add_argument("--port", type=argtypes.nonneg, default=0, help="DPDK port id (default 0)")
     d.add_argument("--mbufs", type=argtypes.positive, default=8191, help="mbuf pool size (default 8191; fits -m 512)")
-    d.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long (default: no limit)")
+    d.add_argument(
+        "--duration", type=float, default=0.0, metavar="SECONDS", help="stop after this long (default: no limit)"
+    )
     d.add_argument("--no-eos-stop", action="store_true", help="keep running after every stream's end of session")
     add_pipeline_options(d)
     d.set_defaults(func=command)
@@ -67,7 +72,7 @@ def command(args: argparse.Namespace) -> int:
         else:
             try:
                 run.run(duration_s=args.duration, stop_on_eos=not args.no_eos_stop)
-            except KeyboardInterrupt:            # no handler installed (not the main thread)
+            except KeyboardInterrupt:  # no handler installed (not the main thread)
                 sig.signum = sig.signum or signal.SIGINT
             except DpdkError as exc:
                 rc = fail(NAME, exc, EXIT_INPUT)
@@ -79,8 +84,10 @@ def command(args: argparse.Namespace) -> int:
         if not problems:
             print_stats(stats)
             d = stats["dpdk"]
-            print("dpdk port: ipackets %s, imissed %s, ierrors %s, rx_nombuf %s; %s bursts in %s polls" % tuple(
-                format(d[k], ",") for k in ("ipackets", "imissed", "ierrors", "rx_nombuf", "bursts", "polls")))
+            print(
+                "dpdk port: ipackets %s, imissed %s, ierrors %s, rx_nombuf %s; %s bursts in %s polls"
+                % tuple(format(d[k], ",") for k in ("ipackets", "imissed", "ierrors", "rx_nombuf", "bursts", "polls"))
+            )
         stats_doc = dict(stats)
         stats_doc["stopped_by"] = sig.name or None
         return finish_outputs(NAME, files, problems, run.replay, stats, stats_doc, rc, args.depth)

@@ -1,5 +1,6 @@
 """What the two server commands (rewind-server, glimpse-server) share: the
 --listen address, the warning for a wildcard one, and serving until SIGINT/SIGTERM."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -16,6 +17,7 @@ def listen_address(command: str, value: str) -> Tuple[Optional[Tuple[str, int]],
     """(host, port) of a --listen value (port 0: any free port), or (None, exit
     status) after saying why on stderr."""
     from ..endpoints import EndpointError, parse_endpoint
+
     try:
         return parse_endpoint(value, "--listen", ipv4=False, allow_port_zero=True), 0
     except EndpointError as exc:
@@ -39,15 +41,20 @@ def warn_if_wildcard(command: str, address: Tuple[str, int], what: str) -> None:
     """Say on stderr when the bound address is every interface: a test server
     usually belongs on loopback, and `what` says what anyone who can reach it gets."""
     if is_wildcard(address[0]):
-        warn(command, "listening on every interface (%s): %s; bind a loopback or private "
-                      "address unless that is meant" % (address[0] or "*", what))
+        warn(
+            command,
+            "listening on every interface (%s): %s; bind a loopback or private "
+            "address unless that is meant" % (address[0] or "*", what),
+        )
 
 
 def serve_until_signal(server: Any, banner: str) -> None:
     """Print `banner`, serve until SIGINT/SIGTERM stops the server, close it and
     put the previous signal handlers back."""
+
     def on_signal(signum: int, frame: Any) -> None:
         server.stop()
+
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     print(banner, flush=True)
     try:

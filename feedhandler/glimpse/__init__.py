@@ -28,14 +28,31 @@ The package, by concern (every name is importable from ``feedhandler.glimpse``):
 * :mod:`.client`: :func:`fetch_snapshot` (what recovery, :mod:`feedhandler.recovery`, calls);
 * :mod:`.server`: :class:`GlimpseServer`, :func:`stats_json`, :func:`write_stats_json`.
 """
+
 from __future__ import annotations
 
 from ..errors import SnapshotError  # re-exported: feedhandler.glimpse.SnapshotError
 from .builder import build_snapshot, describe_snapshot
 from .client import DEFAULT_MAX_INSTRUMENTS, DEFAULT_MAX_ORDERS, fetch_snapshot  # noqa: F401
-from .server import (ACCEPT_BACKOFF_S, IDLE_TIMEOUT_S, LOGIN_TIMEOUT_S, MAX_CLIENTS,  # noqa: F401
-                     REJECT_KEYS, GlimpseServer, stats_json, write_stats_json)
+from .server import (  # noqa: F401
+    ACCEPT_BACKOFF_S,
+    IDLE_TIMEOUT_S,
+    LOGIN_TIMEOUT_S,
+    MAX_CLIENTS,
+    REJECT_KEYS,
+    GlimpseServer,
+    stats_json,
+    write_stats_json,
+)
 from .snapshot import END_OF_SNAPSHOT, EOS_LEN, HEARTBEAT_S, REASONS, Snapshot  # noqa: F401
 
-__all__ = ["Snapshot", "SnapshotError", "build_snapshot", "fetch_snapshot", "GlimpseServer", "describe_snapshot",
-           "END_OF_SNAPSHOT", "REASONS"]
+__all__ = [
+    "Snapshot",
+    "SnapshotError",
+    "build_snapshot",
+    "fetch_snapshot",
+    "GlimpseServer",
+    "describe_snapshot",
+    "END_OF_SNAPSHOT",
+    "REASONS",
+]

@@ -2,6 +2,7 @@
 capture (:func:`feedhandler.rewind.index_capture`), replays the session's
 messages before the wanted sequence into books, and has the C core write those
 books back out as ITCH 5.0 messages (csrc/tools/glimpse.c, ``fh_glimpse_build``)."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ def _pick_session(idx, session: Optional[str]):
                 return idx.sessions[n]
         raise SnapshotError("%s holds no session %r (it holds %s)" % (idx.path, session, shown), "input")
     if len(names) != 1:
-        raise SnapshotError("%s holds %d sessions (%s): pick one with session=" % (idx.path, len(names), shown),
-                            "input")
+        raise SnapshotError(
+            "%s holds %d sessions (%s): pick one with session=" % (idx.path, len(names), shown), "input"
+        )
     return idx.sessions[names[0]]
 
 
@@ -67,9 +69,15 @@ def _build_c(rp, ts_ns: int, hint: int) -> Tuple[bytes, int]:
     raise SnapshotError("snapshot size kept changing", "input")
 
 
-def build_snapshot(path: str, at_seq: Optional[int] = None, at_time_ns: Optional[int] = None,
-                   session: Optional[str] = None, max_orders: int = 0, max_instruments: int = 65535,
-                   progress: bool = False) -> Snapshot:
+def build_snapshot(
+    path: str,
+    at_seq: Optional[int] = None,
+    at_time_ns: Optional[int] = None,
+    session: Optional[str] = None,
+    max_orders: int = 0,
+    max_instruments: int = 65535,
+    progress: bool = False,
+) -> Snapshot:
     """The GLIMPSE snapshot of a capture's session just before sequence ``at_seq``.
 
     The capture (pcap / pcapng, plain, gzip or zstd) is indexed; ``session``
@@ -84,6 +92,7 @@ def build_snapshot(path: str, at_seq: Optional[int] = None, at_time_ns: Optional
     (reason "input") when the input cannot be used."""
     from ..replay import Replay
     from ..rewind import index_capture
+
     if at_seq is not None and at_time_ns is not None:
         raise ValueError("give at_seq or at_time_ns, not both")
     if at_seq is not None and not 1 <= at_seq < 1 << 64:
@@ -105,7 +114,7 @@ def build_snapshot(path: str, at_seq: Optional[int] = None, at_time_ns: Optional
         at = int(seqs[later[0]]) if len(later) else s.last + 1
     else:
         at = s.last + 1
-    i = int(np.searchsorted(seqs, np.uint64(at), side="left"))     # messages with seq < at
+    i = int(np.searchsorted(seqs, np.uint64(at), side="left"))  # messages with seq < at
     # seq 0 never starts a MoldUDP64 session; messages there are not "missing" ones.
     held = i - int(np.searchsorted(seqs, np.uint64(1), side="left"))
     missing = max(0, at - 1 - held)
@@ -124,12 +133,26 @@ def build_snapshot(path: str, at_seq: Optional[int] = None, at_time_ns: Optional
         out, n = _build_c(lane, last_ts, 64 * (int(st["book"]["orders_live"]) + 1) + 128 * 1024)
         instruments = sum(1 for loc in range(1, max_instruments + 1) if rp.flags(loc) & 8)
         orders = int(st["book"]["orders_live"])
-    return Snapshot(blocks=out, sequence=at, messages=n, session=s.session.decode("latin-1").strip(),
-                    instruments=instruments, orders=orders, missing=missing, timestamp_ns=last_ts)
+    return Snapshot(
+        blocks=out,
+        sequence=at,
+        messages=n,
+        session=s.session.decode("latin-1").strip(),
+        instruments=instruments,
+        orders=orders,
+        missing=missing,
+        timestamp_ns=last_ts,
+    )
 
 
 def describe_snapshot(snap: Snapshot) -> str:
     miss = ", %s missing from the capture (incomplete)" % format(snap.missing, ",") if snap.missing else ""
-    return ("snapshot of session %r before sequence %d: %s instruments, %s live orders, %s messages (%s bytes)%s"
-            % (snap.session, snap.sequence, format(snap.instruments, ","), format(snap.orders, ","),
-               format(snap.messages, ","), format(len(snap.blocks), ","), miss))
+    return "snapshot of session %r before sequence %d: %s instruments, %s live orders, %s messages (%s bytes)%s" % (
+        snap.session,
+        snap.sequence,
+        format(snap.instruments, ","),
+        format(snap.orders, ","),
+        format(snap.messages, ","),
+        format(len(snap.blocks), ","),
+        miss,
+    )

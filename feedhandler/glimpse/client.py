@@ -4,6 +4,7 @@ hostile: every packet is framed and length-checked by the C core (csrc/soup.c,
 ``fh_glimpse_collect``) before it is read, every message is checked against
 the ITCH 5.0 length table, and a snapshot that is wrong in any way is refused
 whole (:class:`~feedhandler.errors.SnapshotError`, with a short ``reason``)."""
+
 from __future__ import annotations
 
 import select
@@ -24,9 +25,17 @@ DEFAULT_MAX_ORDERS = 2 << 20
 DEFAULT_MAX_INSTRUMENTS = 65535
 
 
-def fetch_snapshot(host: str, port: int, user: str = "", password: str = "", session: str = "",
-                   timeout: float = 5.0, deadline: float = 60.0, max_bytes: Optional[int] = None,
-                   recv_size: int = 1 << 20) -> Snapshot:
+def fetch_snapshot(
+    host: str,
+    port: int,
+    user: str = "",
+    password: str = "",
+    session: str = "",
+    timeout: float = 5.0,
+    deadline: float = 60.0,
+    max_bytes: Optional[int] = None,
+    recv_size: int = 1 << 20,
+) -> Snapshot:
     """Log in to a GLIMPSE server and receive one snapshot.
 
     Sends a SoupBinTCP login request (requested sequence 1), expects Login
@@ -94,11 +103,17 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
         now = time.monotonic()
         msgs = int(acc.messages)
         if now >= end:
-            raise SnapshotError("a snapshot that never ends: no End of Snapshot from %s within %.1f s "
-                                "(%d messages so far)" % (where, deadline, msgs), "too_long")
+            raise SnapshotError(
+                "a snapshot that never ends: no End of Snapshot from %s within %.1f s "
+                "(%d messages so far)" % (where, deadline, msgs),
+                "too_long",
+            )
         if now - last_rx >= timeout:
-            raise SnapshotError("%s sent no snapshot data for %.1f s (heartbeats do not count; %d messages so far)"
-                                % (where, timeout, msgs), "timeout")
+            raise SnapshotError(
+                "%s sent no snapshot data for %.1f s (heartbeats do not count; %d messages so far)"
+                % (where, timeout, msgs),
+                "timeout",
+            )
         if sess_name is not None and now - last_sent >= HEARTBEAT_S:
             send(soup.packet(soup.CLIENT_HEARTBEAT))
             last_sent = now
@@ -116,14 +131,16 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
         except socket.timeout:
             continue
         except OSError as exc:
-            raise SnapshotError("%s: connection lost after %d messages: %s" % (where, msgs, exc.strerror or exc),
-                                "closed") from None
+            raise SnapshotError(
+                "%s: connection lost after %d messages: %s" % (where, msgs, exc.strerror or exc), "closed"
+            ) from None
         if not data:
             what = "before End of Snapshot" if sess_name is not None else "before accepting the login"
             left = len(pending) if sess_name is not None else framer.pending
             part = " (%d bytes of a packet pending)" % left if left else ""
-            raise SnapshotError("%s closed the connection %s, after %d messages%s" % (where, what, msgs, part),
-                                "closed")
+            raise SnapshotError(
+                "%s closed the connection %s, after %d messages%s" % (where, what, msgs, part), "closed"
+            )
         if sess_name is None:
             try:
                 pkts = framer.feed(data)
@@ -145,7 +162,7 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
                     raise SnapshotError("%s: %s" % (where, exc), "corrupt") from None
                 last_rx = time.monotonic()
                 # What came after the login in this read goes to the data phase.
-                pending += b"".join(soup.packet(t, p) for t, p in pkts[i + 1:])
+                pending += b"".join(soup.packet(t, p) for t, p in pkts[i + 1 :])
                 pending += framer.take_pending()
                 break
             if sess_name is None:
@@ -156,14 +173,20 @@ def _fetch(sock, login, host, port, timeout, end, deadline, max_bytes, recv_size
         if int(acc.messages) != msgs:
             last_rx = time.monotonic()
         if done:
-            del out[int(acc.used):]
+            del out[int(acc.used) :]
             try:
                 sock.sendall(soup.packet(soup.LOGOUT))
             except OSError:
-                pass            # the snapshot is whole; a server gone by now changes nothing
-            return Snapshot(blocks=bytes(out), sequence=int(acc.sequence), messages=int(acc.messages),
-                            session=sess_name, instruments=int(acc.instruments), orders=int(acc.orders),
-                            timestamp_ns=int(acc.last_ts))
+                pass  # the snapshot is whole; a server gone by now changes nothing
+            return Snapshot(
+                blocks=bytes(out),
+                sequence=int(acc.sequence),
+                messages=int(acc.messages),
+                session=sess_name,
+                instruments=int(acc.instruments),
+                orders=int(acc.orders),
+                timestamp_ns=int(acc.last_ts),
+            )
 
 
 def _collect(pending: bytearray, out: bytearray, acc: Any, max_bytes: int, where: str) -> bool:
@@ -180,24 +203,30 @@ def _collect(pending: bytearray, out: bytearray, acc: Any, max_bytes: int, where
             return True
         if st == lib.FH_GLIMPSE_FULL:
             if len(out) >= max_bytes:
-                raise SnapshotError("a snapshot that never ends: more than %d bytes from %s" % (max_bytes, where),
-                                    "too_long")
+                raise SnapshotError(
+                    "a snapshot that never ends: more than %d bytes from %s" % (max_bytes, where), "too_long"
+                )
             out.extend(bytes(min(len(out), max_bytes - len(out))))
             continue
         if st == lib.FH_GLIMPSE_OTHER:
             typ = bytes(pending[2:3])
             if typ == soup.END_OF_SESSION:
-                raise SnapshotError("%s ended the session before End of Snapshot (%d messages)"
-                                    % (where, int(acc.messages)), "no_end")
+                raise SnapshotError(
+                    "%s ended the session before End of Snapshot (%d messages)" % (where, int(acc.messages)), "no_end"
+                )
             raise SnapshotError("%s sent %r after the login" % (where, typ), "corrupt")
         if st == lib.FH_GLIMPSE_BAD_MESSAGE:
             n = int.from_bytes(pending[:2], "big") - 1 if len(pending) >= 2 else 0
             typ = bytes(pending[3:4])
             if typ == END_OF_SNAPSHOT:
-                raise SnapshotError("%s: not a GLIMPSE End of Snapshot message: %r" % (where, bytes(pending[3:27])),
-                                    "bad_message")
-            raise SnapshotError("%s sent a message that is not ITCH 5.0 (type %r, %d bytes) as message %d of "
-                                "the snapshot" % (where, typ, n, int(acc.messages) + 1), "bad_message")
+                raise SnapshotError(
+                    "%s: not a GLIMPSE End of Snapshot message: %r" % (where, bytes(pending[3:27])), "bad_message"
+                )
+            raise SnapshotError(
+                "%s sent a message that is not ITCH 5.0 (type %r, %d bytes) as message %d of "
+                "the snapshot" % (where, typ, n, int(acc.messages) + 1),
+                "bad_message",
+            )
         try:
             framer = soup.Framer(from_server=True)
             framer.feed(bytes(pending))

@@ -1,6 +1,7 @@
 """The GLIMPSE server: :class:`GlimpseServer` serves one :class:`Snapshot` over
 SoupBinTCP 4.0 to any number of clients, as NASDAQ's GLIMPSE does, and
 :func:`stats_json` / :func:`write_stats_json` report its counters."""
+
 from __future__ import annotations
 
 import errno
@@ -17,13 +18,21 @@ from ..background import in_background
 from ..errors import SnapshotError
 from .snapshot import END_OF_SNAPSHOT, HEARTBEAT_S, Snapshot
 
-__all__ = ["GlimpseServer", "stats_json", "write_stats_json", "REJECT_KEYS", "IDLE_TIMEOUT_S", "LOGIN_TIMEOUT_S",
-           "MAX_CLIENTS", "ACCEPT_BACKOFF_S"]
+__all__ = [
+    "GlimpseServer",
+    "stats_json",
+    "write_stats_json",
+    "REJECT_KEYS",
+    "IDLE_TIMEOUT_S",
+    "LOGIN_TIMEOUT_S",
+    "MAX_CLIENTS",
+    "ACCEPT_BACKOFF_S",
+]
 
-IDLE_TIMEOUT_S = 15.0              # SoupBinTCP: a side drops a peer it has not heard for 15 s
-LOGIN_TIMEOUT_S = 5.0              # server: a connection must have logged in by then (bytes do not extend it)
-MAX_CLIENTS = 64                   # server: connections at once; the next ones are accepted, closed and counted
-ACCEPT_BACKOFF_S = (0.01, 0.5)     # server: first and longest pause after accept() fails for lack of fds/memory
+IDLE_TIMEOUT_S = 15.0  # SoupBinTCP: a side drops a peer it has not heard for 15 s
+LOGIN_TIMEOUT_S = 5.0  # server: a connection must have logged in by then (bytes do not extend it)
+MAX_CLIENTS = 64  # server: connections at once; the next ones are accepted, closed and counted
+ACCEPT_BACKOFF_S = (0.01, 0.5)  # server: first and longest pause after accept() fails for lack of fds/memory
 _SEND_CHUNK = 1 << 16
 
 REJECT_KEYS = {b"A": "not_authorized", b"S": "session_not_available"}
@@ -41,7 +50,7 @@ def _soup_wire(blocks: bytes) -> bytes:
             raise ValueError("snapshot blocks run past their end at byte %d" % off)
         out += (n + 1).to_bytes(2, "big")
         out += b"S"
-        out += mv[off + 2:off + 2 + n]
+        out += mv[off + 2 : off + 2 + n]
         off += 2 + n
     if off != total:
         raise ValueError("snapshot blocks: %d trailing bytes" % (total - off))
@@ -88,18 +97,28 @@ class GlimpseServer:
     loop pauses, doubling from 10 ms to 0.5 s, instead of spinning; credentials
     are compared in constant time."""
 
-    def __init__(self, snapshot: Snapshot, host: str = "127.0.0.1", port: int = 0, user: str = "",
-                 password: str = "", heartbeat_s: float = HEARTBEAT_S, idle_timeout_s: float = IDLE_TIMEOUT_S,
-                 send_timeout_s: float = 5.0, send_buffer: int = 0, poll_s: float = 0.1,
-                 log: Optional[Callable[[str], None]] = None, max_clients: int = MAX_CLIENTS,
-                 login_timeout_s: float = LOGIN_TIMEOUT_S):
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        user: str = "",
+        password: str = "",
+        heartbeat_s: float = HEARTBEAT_S,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        send_timeout_s: float = 5.0,
+        send_buffer: int = 0,
+        poll_s: float = 0.1,
+        log: Optional[Callable[[str], None]] = None,
+        max_clients: int = MAX_CLIENTS,
+        login_timeout_s: float = LOGIN_TIMEOUT_S,
+    ):
         if len(user) > 6 or len(password) > 10 or len(snapshot.session) > 10:
             raise ValueError("username <= 6, password <= 10, session <= 10 characters")
         if not (user + password).isascii():
             raise ValueError("username and password must be ASCII")
         if max_clients < 1 or not login_timeout_s > 0:
-            raise ValueError("max_clients >= 1 and login_timeout_s > 0, got %r and %r" % (max_clients,
-                                                                                      login_timeout_s))
+            raise ValueError("max_clients >= 1 and login_timeout_s > 0, got %r and %r" % (max_clients, login_timeout_s))
         self.snapshot = snapshot
         self.user = user
         self.password = password
@@ -115,18 +134,30 @@ class GlimpseServer:
         self.poll_s = poll_s
         self.log = log
         self._wire = _soup_wire(snapshot.blocks)
-        self._accept = soup.packet(soup.LOGIN_ACCEPTED, snapshot.session.encode("latin-1").rjust(10)
-                                   + b"1".rjust(20))
+        self._accept = soup.packet(soup.LOGIN_ACCEPTED, snapshot.session.encode("latin-1").rjust(10) + b"1".rjust(20))
         self._eos = soup.packet(soup.SEQUENCED, END_OF_SNAPSHOT + str(snapshot.sequence).encode().rjust(20))
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: List[threading.Thread] = []
         self._clients: Dict[int, socket.socket] = {}
-        self._stats = {"connections": 0, "active": 0, "logins_accepted": 0,
-                       "logins_rejected": {k: 0 for k in REJECT_KEYS.values()}, "malformed_logins": 0,
-                       "snapshots_served": 0, "messages_sent": 0, "bytes_sent": 0, "slow_clients_dropped": 0,
-                       "client_timeouts": 0, "logouts": 0, "disconnects": 0, "client_protocol_errors": 0,
-                       "refused_connections": 0, "accept_errors": 0, "login_timeouts": 0}
+        self._stats = {
+            "connections": 0,
+            "active": 0,
+            "logins_accepted": 0,
+            "logins_rejected": {k: 0 for k in REJECT_KEYS.values()},
+            "malformed_logins": 0,
+            "snapshots_served": 0,
+            "messages_sent": 0,
+            "bytes_sent": 0,
+            "slow_clients_dropped": 0,
+            "client_timeouts": 0,
+            "logouts": 0,
+            "disconnects": 0,
+            "client_protocol_errors": 0,
+            "refused_connections": 0,
+            "accept_errors": 0,
+            "login_timeouts": 0,
+        }
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError) as exc:
@@ -176,8 +207,7 @@ class GlimpseServer:
                     # retrying at once would spin a core and starve the clients
                     # whose threads are about to free descriptors.
                     backoff = min(ACCEPT_BACKOFF_S[1], backoff * 2) if backoff else ACCEPT_BACKOFF_S[0]
-                    self._say_sometimes(n, "accept failed (%s): pausing %.2f s" % (
-                        exc.strerror or exc, backoff))
+                    self._say_sometimes(n, "accept failed (%s): pausing %.2f s" % (exc.strerror or exc, backoff))
                     self._stop.wait(backoff)
                 continue
             backoff = 0.0
@@ -188,12 +218,11 @@ class GlimpseServer:
                     self._stats["refused_connections"] += 1
                     n = self._stats["refused_connections"]
                 else:
-                    self._stats["active"] += 1       # here, not in the thread: the cap holds at once
+                    self._stats["active"] += 1  # here, not in the thread: the cap holds at once
                     self._clients[id(conn)] = conn
             if full:
                 _close_quietly(conn)
-                self._say_sometimes(n, "refused %s:%d: %d connections already" % (
-                    peer[0], peer[1], self.max_clients))
+                self._say_sometimes(n, "refused %s:%d: %d connections already" % (peer[0], peer[1], self.max_clients))
                 continue
             t = threading.Thread(target=self._client, args=(conn, peer), name="glimpse-client", daemon=True)
             with self._lock:
@@ -201,7 +230,7 @@ class GlimpseServer:
                 self._threads.append(t)
             try:
                 t.start()
-            except RuntimeError:                      # no thread to be had: as good as refused
+            except RuntimeError:  # no thread to be had: as good as refused
                 with self._lock:
                     self._threads.remove(t)
                     self._stats["active"] -= 1
@@ -228,7 +257,7 @@ class GlimpseServer:
             if self._stop.is_set():
                 raise _Drop("server stopping")
             try:
-                n = conn.send(mv[off:off + _SEND_CHUNK])
+                n = conn.send(mv[off : off + _SEND_CHUNK])
             except socket.timeout:
                 self._count("slow_clients_dropped")
                 raise _Drop("stopped reading: a send blocked %.1f s" % self.send_timeout_s) from None
@@ -279,7 +308,7 @@ class GlimpseServer:
 
     def _check_login(self, payload: bytes) -> Optional[bytes]:
         """None: accepted; else the reject reason byte.  Raises ValueError when malformed."""
-        soup.numeric(payload[26:46])          # requested sequence: must be a Numeric, value unused
+        soup.numeric(payload[26:46])  # requested sequence: must be a Numeric, value unused
         # Fixed-width fields compared whole with compare_digest, both always:
         # how long a reject takes says nothing about how much of either matched.
         user_ok = hmac.compare_digest(payload[0:6], self._user_field)
@@ -336,8 +365,7 @@ class GlimpseServer:
         with self._lock:
             self._stats["snapshots_served"] += 1
             self._stats["messages_sent"] += self.snapshot.messages
-        self._say(peer, "snapshot served: %d messages, sequence %d" % (self.snapshot.messages,
-                                                                        self.snapshot.sequence))
+        self._say(peer, "snapshot served: %d messages, sequence %d" % (self.snapshot.messages, self.snapshot.sequence))
         self._after_snapshot(conn, peer)
 
     def _after_snapshot(self, conn: socket.socket, peer) -> None:
@@ -374,7 +402,7 @@ class GlimpseServer:
                 self._count("client_protocol_errors")
                 self._say(peer, "dropped: %s" % exc)
                 return
-            if pkts:                 # whole packets, not stray bytes, show the client is alive
+            if pkts:  # whole packets, not stray bytes, show the client is alive
                 last_rx = time.monotonic()
             for typ, _ in pkts:
                 if typ == soup.LOGOUT:
@@ -413,9 +441,11 @@ class GlimpseServer:
         """Serve from a daemon thread for the duration of a ``with`` block:
         stopped and joined on the way out, its client threads too;
         RuntimeError if it has not stopped within join_s."""
+
         def clients():
             with self._lock:
                 return list(self._threads)
+
         return in_background(self, "glimpse-server", join_s, clients)
 
 
@@ -423,9 +453,15 @@ def stats_json(server: GlimpseServer) -> dict:
     d = server.stats()
     d["listen"] = "%s:%d" % server.address
     s = server.snapshot
-    d["snapshot"] = {"session": s.session, "sequence": s.sequence, "messages": s.messages,
-                     "instruments": s.instruments, "orders": s.orders, "bytes": len(s.blocks),
-                     "missing": s.missing}
+    d["snapshot"] = {
+        "session": s.session,
+        "sequence": s.sequence,
+        "messages": s.messages,
+        "instruments": s.instruments,
+        "orders": s.orders,
+        "bytes": len(s.blocks),
+        "missing": s.missing,
+    }
     return d
 
 

@@ -30,15 +30,44 @@ The package, by concern (every name is importable from ``feedhandler.rewind``):
 * :mod:`.server`: :class:`RewindServer`, :class:`AllowList`, :class:`RateLimiter`,
   :func:`parse_request`, :func:`stats_json`, :func:`write_stats_json`.
 """
+
 from __future__ import annotations
 
 from ..errors import RewindError  # re-exported: feedhandler.rewind.RewindError
 from .index import CaptureIndex, SessionIndex, describe_index, index_capture
-from .server import (DEFAULT_ALLOW, DEFAULT_MAX_DATAGRAM, IGNORE_REASONS, MAX_TRACKED_CLIENTS, MAX_UDP_PAYLOAD,
-                     MOLD_HEADER, REQUEST_LEN, AllowList, RateLimiter, RewindServer, parse_request, stats_json,
-                     write_stats_json)
+from .server import (
+    DEFAULT_ALLOW,
+    DEFAULT_MAX_DATAGRAM,
+    IGNORE_REASONS,
+    MAX_TRACKED_CLIENTS,
+    MAX_UDP_PAYLOAD,
+    MOLD_HEADER,
+    REQUEST_LEN,
+    AllowList,
+    RateLimiter,
+    RewindServer,
+    parse_request,
+    stats_json,
+    write_stats_json,
+)
 
-__all__ = ["RewindError", "index_capture", "CaptureIndex", "SessionIndex", "describe_index", "RewindServer",
-           "AllowList", "RateLimiter", "parse_request", "stats_json", "write_stats_json", "MOLD_HEADER",
-           "REQUEST_LEN", "DEFAULT_MAX_DATAGRAM", "MAX_UDP_PAYLOAD", "IGNORE_REASONS", "DEFAULT_ALLOW",
-           "MAX_TRACKED_CLIENTS"]
+__all__ = [
+    "RewindError",
+    "index_capture",
+    "CaptureIndex",
+    "SessionIndex",
+    "describe_index",
+    "RewindServer",
+    "AllowList",
+    "RateLimiter",
+    "parse_request",
+    "stats_json",
+    "write_stats_json",
+    "MOLD_HEADER",
+    "REQUEST_LEN",
+    "DEFAULT_MAX_DATAGRAM",
+    "MAX_UDP_PAYLOAD",
+    "IGNORE_REASONS",
+    "DEFAULT_ALLOW",
+    "MAX_TRACKED_CLIENTS",
+]

@@ -2,6 +2,7 @@
 sequence number), read by the C core (csrc/tools/index.c) with the replay's own
 input layer, parsing rules and counters.  The rewind server answers from it;
 the GLIMPSE builder (:func:`feedhandler.glimpse.build_snapshot`) replays from it."""
+
 from __future__ import annotations
 
 import os
@@ -60,7 +61,7 @@ class SessionIndex:
         return i if i < len(self.seqs) and int(self.seqs[i]) == seq else -1
 
     def message(self, i: int) -> bytes:
-        return self._blob[int(self.offsets[i]) + 2:int(self.offsets[i + 1])].tobytes()
+        return self._blob[int(self.offsets[i]) + 2 : int(self.offsets[i + 1])].tobytes()
 
     def get(self, seq: int) -> Optional[bytes]:
         i = self.find(seq)
@@ -68,11 +69,16 @@ class SessionIndex:
 
     def blocks(self, i: int, k: int) -> bytes:
         """Messages ``i .. i+k-1`` as MoldUDP64 blocks (length-prefixed)."""
-        return self._blob[int(self.offsets[i]):int(self.offsets[i + k])].tobytes()
+        return self._blob[int(self.offsets[i]) : int(self.offsets[i + k])].tobytes()
 
     def summary(self) -> dict:
-        return {"session": self.session.decode("latin-1"), "first": self.first, "last": self.last,
-                "messages": self.count, "missing": self.missing}
+        return {
+            "session": self.session.decode("latin-1"),
+            "first": self.first,
+            "last": self.last,
+            "messages": self.count,
+            "missing": self.missing,
+        }
 
 
 class CaptureIndex:
@@ -82,21 +88,21 @@ class CaptureIndex:
         self.path = path
         self.format = fmt
         self.gzip = gzipped
-        self.compression: Optional[str] = "gzip" if gzipped else None   # "gzip", "zstd" or None
+        self.compression: Optional[str] = "gzip" if gzipped else None  # "gzip", "zstd" or None
         self.sessions: Dict[bytes, SessionIndex] = {}
-        self.message_bytes = 0        # bytes of the kept messages' blocks
-        self.frames = 0               # capture records that held a frame
-        self.datagrams = 0            # UDP datagrams carrying a MoldUDP64 header
-        self.mold_packets = 0         # ... of which data packets (count 1..0xFFFE)
+        self.message_bytes = 0  # bytes of the kept messages' blocks
+        self.frames = 0  # capture records that held a frame
+        self.datagrams = 0  # UDP datagrams carrying a MoldUDP64 header
+        self.mold_packets = 0  # ... of which data packets (count 1..0xFFFE)
         self.heartbeats = 0
         self.end_of_session = 0
-        self.blocks = 0               # message blocks read, every line (duplicates included)
-        self.duplicates = 0           # the same (session, sequence) again: the B copy, a retransmission
-        self.duplicate_mismatch = 0   # ... whose length differs from the copy kept (first seen is kept)
-        self.skipped: Dict[str, int] = {}      # the replay's nonzero error counters (fh_err_name)
-        self.truncated: Optional[str] = None   # where the capture was found cut short / corrupt
+        self.blocks = 0  # message blocks read, every line (duplicates included)
+        self.duplicates = 0  # the same (session, sequence) again: the B copy, a retransmission
+        self.duplicate_mismatch = 0  # ... whose length differs from the copy kept (first seen is kept)
+        self.skipped: Dict[str, int] = {}  # the replay's nonzero error counters (fh_err_name)
+        self.truncated: Optional[str] = None  # where the capture was found cut short / corrupt
         self.elapsed_s = 0.0
-        self.counters: dict = {}      # the walk's counters, as Replay.stats() has them (core.stats_to_dict)
+        self.counters: dict = {}  # the walk's counters, as Replay.stats() has them (core.stats_to_dict)
 
     @property
     def messages(self) -> int:
@@ -108,18 +114,33 @@ class CaptureIndex:
         return self.sessions[name]
 
     def summary(self) -> dict:
-        return {"path": self.path, "format": self.format, "gzip": self.gzip, "frames": self.frames,
-                "datagrams": self.datagrams, "mold_packets": self.mold_packets,
-                "heartbeats": self.heartbeats, "end_of_session": self.end_of_session,
-                "blocks": self.blocks, "duplicates": self.duplicates,
-                "duplicate_mismatch": self.duplicate_mismatch, "messages": self.messages,
-                "message_bytes": self.message_bytes, "skipped": dict(sorted(self.skipped.items())),
-                "truncated": self.truncated, "elapsed_s": self.elapsed_s,
-                "sessions": [s.summary() for s in self.sessions.values()]}
+        return {
+            "path": self.path,
+            "format": self.format,
+            "gzip": self.gzip,
+            "frames": self.frames,
+            "datagrams": self.datagrams,
+            "mold_packets": self.mold_packets,
+            "heartbeats": self.heartbeats,
+            "end_of_session": self.end_of_session,
+            "blocks": self.blocks,
+            "duplicates": self.duplicates,
+            "duplicate_mismatch": self.duplicate_mismatch,
+            "messages": self.messages,
+            "message_bytes": self.message_bytes,
+            "skipped": dict(sorted(self.skipped.items())),
+            "truncated": self.truncated,
+            "elapsed_s": self.elapsed_s,
+            "sessions": [s.summary() for s in self.sessions.values()],
+        }
 
 
-_FORMATS = {int(lib.FH_FMT_PCAP_US): "pcap (us)", int(lib.FH_FMT_PCAP_NS): "pcap (ns)",
-            int(lib.FH_FMT_PCAPNG): "pcapng", int(lib.FH_FMT_BINFILE): "NASDAQ BinaryFILE"}
+_FORMATS = {
+    int(lib.FH_FMT_PCAP_US): "pcap (us)",
+    int(lib.FH_FMT_PCAP_NS): "pcap (ns)",
+    int(lib.FH_FMT_PCAPNG): "pcapng",
+    int(lib.FH_FMT_BINFILE): "NASDAQ BinaryFILE",
+}
 
 
 def _compression(path: str) -> int:
@@ -152,8 +173,11 @@ def _run_index(cix, path: str, fmt, err):
     """fh_index_file on a thread (the GIL is released), so Ctrl-C stops the
     walk instead of waiting for it."""
     out = []
-    t = threading.Thread(target=lambda: out.append(lib.fh_index_file(cix, path.encode(), fmt, err, len(err))),
-                         name="rewind-index", daemon=True)
+    t = threading.Thread(
+        target=lambda: out.append(lib.fh_index_file(cix, path.encode(), fmt, err, len(err))),
+        name="rewind-index",
+        daemon=True,
+    )
     t.start()
     try:
         while t.is_alive():
@@ -170,6 +194,7 @@ def _trim_heap() -> None:
     # so a long-running server holds about the index, not the peak (glibc only).
     try:
         import ctypes
+
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
@@ -202,8 +227,10 @@ def index_capture(path: str) -> CaptureIndex:
         raise KeyboardInterrupt
     if rc < 0:
         if fmt[0] == lib.FH_FMT_BINFILE:
-            raise RewindError("%s is a NASDAQ BinaryFILE: it has no MoldUDP64 sessions or sequence numbers "
-                              "to serve; give the rewind server a pcap or pcapng capture of the feed" % path)
+            raise RewindError(
+                "%s is a NASDAQ BinaryFILE: it has no MoldUDP64 sessions or sequence numbers "
+                "to serve; give the rewind server a pcap or pcapng capture of the feed" % path
+            )
         if "out of memory" in msg:
             raise MemoryError(msg)
         if "unrecognised format" in msg:
@@ -227,7 +254,7 @@ def index_capture(path: str) -> CaptureIndex:
             idx.skipped[ffi.string(lib.fh_err_name(e)).decode()] = int(st.errors[e])
     if rc == 1:
         prefix = path + ": "
-        idx.truncated = msg[len(prefix):] if msg.startswith(prefix) else msg
+        idx.truncated = msg[len(prefix) :] if msg.startswith(prefix) else msg
     name = ffi.new("uint8_t[10]")
     n = ffi.new("uint64_t *")
     seqs = ffi.new("uint64_t **")
@@ -238,8 +265,9 @@ def index_capture(path: str) -> CaptureIndex:
         count = int(n[0])
         o = _view(cix, offs[0], count + 1, np.int64)
         sname = ffi.buffer(name)[:]
-        idx.sessions[sname] = SessionIndex(sname, _view(cix, seqs[0], count, np.uint64), o,
-                                           _view(cix, blob[0], int(o[-1]), np.uint8))
+        idx.sessions[sname] = SessionIndex(
+            sname, _view(cix, seqs[0], count, np.uint64), o, _view(cix, blob[0], int(o[-1]), np.uint8)
+        )
     idx.message_bytes = sum(int(s.offsets[-1]) for s in idx.sessions.values())
     del cix
     _trim_heap()
@@ -253,18 +281,41 @@ def index_capture(path: str) -> CaptureIndex:
 def describe_index(idx: CaptureIndex) -> List[str]:
     """Human-readable lines of what an index holds."""
     mps = idx.blocks / idx.elapsed_s if idx.elapsed_s > 0 else 0.0
-    lines = ["indexed %s [%s%s]: %s messages (%s bytes) in %d session(s) from %s frames, %.3f s (%s blocks/s)" % (
-        idx.path, idx.format, ", " + idx.compression if idx.compression else "", format(idx.messages, ","),
-        format(idx.message_bytes, ","), len(idx.sessions), format(idx.frames, ","), idx.elapsed_s,
-        format(int(mps), ","))]
+    lines = [
+        "indexed %s [%s%s]: %s messages (%s bytes) in %d session(s) from %s frames, %.3f s (%s blocks/s)"
+        % (
+            idx.path,
+            idx.format,
+            ", " + idx.compression if idx.compression else "",
+            format(idx.messages, ","),
+            format(idx.message_bytes, ","),
+            len(idx.sessions),
+            format(idx.frames, ","),
+            idx.elapsed_s,
+            format(int(mps), ","),
+        )
+    ]
     for s in idx.sessions.values():
-        lines.append("  session %-12r seq %d..%d  %s messages%s" % (
-            s.session.decode("latin-1"), s.first, s.last, format(s.count, ","),
-            ", %s missing (lost on every line)" % format(s.missing, ",") if s.missing else ""))
-    lines.append("  mold packets %s, heartbeats %s, end of session %s, duplicate copies %s%s" % (
-        format(idx.mold_packets, ","), format(idx.heartbeats, ","), format(idx.end_of_session, ","),
-        format(idx.duplicates, ","),
-        " (%d differing in length; first kept)" % idx.duplicate_mismatch if idx.duplicate_mismatch else ""))
+        lines.append(
+            "  session %-12r seq %d..%d  %s messages%s"
+            % (
+                s.session.decode("latin-1"),
+                s.first,
+                s.last,
+                format(s.count, ","),
+                ", %s missing (lost on every line)" % format(s.missing, ",") if s.missing else "",
+            )
+        )
+    lines.append(
+        "  mold packets %s, heartbeats %s, end of session %s, duplicate copies %s%s"
+        % (
+            format(idx.mold_packets, ","),
+            format(idx.heartbeats, ","),
+            format(idx.end_of_session, ","),
+            format(idx.duplicates, ","),
+            " (%d differing in length; first kept)" % idx.duplicate_mismatch if idx.duplicate_mismatch else "",
+        )
+    )
     if idx.skipped:
         lines.append("  skipped: " + ", ".join("%s %s" % (k, format(v, ",")) for k, v in sorted(idx.skipped.items())))
     if idx.truncated:

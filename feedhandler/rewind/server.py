@@ -2,6 +2,7 @@
 from a :class:`~feedhandler.rewind.index.CaptureIndex`, only for the networks
 an :class:`AllowList` lets in and within a :class:`RateLimiter`'s budget;
 :func:`stats_json` / :func:`write_stats_json` report its counters."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -19,18 +20,38 @@ from ..core import ffi, lib
 from ..errors import RewindError
 from .index import CaptureIndex, index_capture
 
-__all__ = ["RewindServer", "AllowList", "RateLimiter", "parse_request", "stats_json", "write_stats_json",
-           "MOLD_HEADER", "REQUEST_LEN", "DEFAULT_MAX_DATAGRAM", "MAX_UDP_PAYLOAD", "IGNORE_REASONS",
-           "DEFAULT_ALLOW", "MAX_TRACKED_CLIENTS"]
+__all__ = [
+    "RewindServer",
+    "AllowList",
+    "RateLimiter",
+    "parse_request",
+    "stats_json",
+    "write_stats_json",
+    "MOLD_HEADER",
+    "REQUEST_LEN",
+    "DEFAULT_MAX_DATAGRAM",
+    "MAX_UDP_PAYLOAD",
+    "IGNORE_REASONS",
+    "DEFAULT_ALLOW",
+    "MAX_TRACKED_CLIENTS",
+]
 
-MOLD_HEADER = 20                  # session (10) + sequence number (8) + message count (2)
-REQUEST_LEN = 20                  # session (10) + sequence number (8) + requested count (2)
+MOLD_HEADER = 20  # session (10) + sequence number (8) + message count (2)
+REQUEST_LEN = 20  # session (10) + sequence number (8) + requested count (2)
 DEFAULT_MAX_DATAGRAM = 1400
-MAX_UDP_PAYLOAD = 65507           # IPv4: 65535 - 20 (IP) - 8 (UDP)
-IGNORE_REASONS = ("malformed", "unknown_session", "zero_count", "out_of_range", "missing", "too_large",
-                  "not_allowed", "rate_limited")
-DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")     # loopback: a test server answers this machine only
-MAX_TRACKED_CLIENTS = 4096        # rate-limit buckets kept at once (each an allowed address)
+MAX_UDP_PAYLOAD = 65507  # IPv4: 65535 - 20 (IP) - 8 (UDP)
+IGNORE_REASONS = (
+    "malformed",
+    "unknown_session",
+    "zero_count",
+    "out_of_range",
+    "missing",
+    "too_large",
+    "not_allowed",
+    "rate_limited",
+)
+DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")  # loopback: a test server answers this machine only
+MAX_TRACKED_CLIENTS = 4096  # rate-limit buckets kept at once (each an allowed address)
 
 _HDR = struct.Struct(">QH")
 
@@ -85,16 +106,20 @@ class RateLimiter:
     buckets are kept (a bucket that has refilled is the same as none and is
     dropped when room is needed); a new address that finds no room is refused."""
 
-    def __init__(self, rate: float, burst: float, max_clients: int = MAX_TRACKED_CLIENTS,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if not rate > 0 or not burst > 0 or max_clients < 1:
-            raise ValueError("rate > 0, burst > 0 and max_clients >= 1, got %r, %r, %r" % (rate, burst,
-                                                                                       max_clients))
+            raise ValueError("rate > 0, burst > 0 and max_clients >= 1, got %r, %r, %r" % (rate, burst, max_clients))
         self.rate = float(rate)
         self.burst = float(burst)
         self.max_clients = max_clients
         self._clock = clock
-        self._buckets: Dict[str, List[float]] = {}     # host -> [tokens, time of last update]
+        self._buckets: Dict[str, List[float]] = {}  # host -> [tokens, time of last update]
         self._no_purge_until = float("-inf")
 
     def take(self, host: str, n: int) -> bool:
@@ -143,22 +168,32 @@ class RewindServer:
     address, ``burst`` bytes at once, one second's worth by default; None: no
     limit) drops and counts (``rate_limited``) what would exceed it."""
 
-    def __init__(self, path: Optional[str], host: str = "127.0.0.1", port: int = 0,
-                 max_datagram: int = DEFAULT_MAX_DATAGRAM, index: Optional[CaptureIndex] = None,
-                 poll_s: float = 0.1, log: Optional[Callable[[str], None]] = None,
-                 allow: Iterable[str] = DEFAULT_ALLOW, rate_limit: Optional[float] = None,
-                 burst: Optional[float] = None):
+    def __init__(
+        self,
+        path: Optional[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_datagram: int = DEFAULT_MAX_DATAGRAM,
+        index: Optional[CaptureIndex] = None,
+        poll_s: float = 0.1,
+        log: Optional[Callable[[str], None]] = None,
+        allow: Iterable[str] = DEFAULT_ALLOW,
+        rate_limit: Optional[float] = None,
+        burst: Optional[float] = None,
+    ):
         if not isinstance(max_datagram, int) or not MOLD_HEADER + 3 <= max_datagram <= MAX_UDP_PAYLOAD:
-            raise ValueError("max_datagram must be %d..%d bytes, got %r" % (MOLD_HEADER + 3, MAX_UDP_PAYLOAD,
-                                                                           max_datagram))
+            raise ValueError(
+                "max_datagram must be %d..%d bytes, got %r" % (MOLD_HEADER + 3, MAX_UDP_PAYLOAD, max_datagram)
+            )
         self.allow = allow if isinstance(allow, AllowList) else AllowList(allow)
         if burst is not None and rate_limit is None:
             raise ValueError("burst without rate_limit")
         if rate_limit is not None:
             burst = float(max(rate_limit, max_datagram) if burst is None else burst)
             if burst < max_datagram:
-                raise ValueError("burst (%r bytes) below max_datagram (%d): a full reply could never go" % (
-                    burst, max_datagram))
+                raise ValueError(
+                    "burst (%r bytes) below max_datagram (%d): a full reply could never go" % (burst, max_datagram)
+                )
         self.limiter = RateLimiter(rate_limit, burst) if rate_limit is not None else None
         self.index = index if index is not None else index_capture(path)
         self.max_datagram = max_datagram
@@ -166,8 +201,14 @@ class RewindServer:
         self.log = log
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._stats = {"requests": 0, "replies": 0, "messages_sent": 0, "bytes_sent": 0, "send_errors": 0,
-                       "ignored": {r: 0 for r in IGNORE_REASONS}}
+        self._stats = {
+            "requests": 0,
+            "replies": 0,
+            "messages_sent": 0,
+            "bytes_sent": 0,
+            "send_errors": 0,
+            "ignored": {r: 0 for r in IGNORE_REASONS},
+        }
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
         except (socket.gaierror, UnicodeError) as exc:
@@ -196,8 +237,15 @@ class RewindServer:
             n = self._stats["ignored"][reason]
         # What a flood can cause is logged at its 1st, 2nd, 4th, 8th... time only.
         if self.log and (reason not in ("not_allowed", "rate_limited") or n & (n - 1) == 0):
-            self.log("%s:%d ignored (%s)%s" % (addr[0], addr[1], reason, detail or (
-                " (%d so far)" % n if reason in ("not_allowed", "rate_limited") else "")))
+            self.log(
+                "%s:%d ignored (%s)%s"
+                % (
+                    addr[0],
+                    addr[1],
+                    reason,
+                    detail or (" (%d so far)" % n if reason in ("not_allowed", "rate_limited") else ""),
+                )
+            )
 
     def reply_for(self, request: bytes) -> Tuple[Optional[bytes], str, int]:
         """(reply datagram or None, ignore reason or "", messages in it): no I/O, no counting."""
@@ -214,16 +262,16 @@ class RewindServer:
             return None, "out_of_range", 0
         i = s.find(seq)
         if i < 0:
-            return None, "missing", 0      # lost on every line of the capture
+            return None, "missing", 0  # lost on every line of the capture
         offs = s.offsets
         w = min(count, len(s.seqs) - i)
         # Stop before the first hole: seqs are unique and sorted, so the run
         # i..i+w-1 is contiguous exactly when its ends are w-1 apart.
         if int(s.seqs[i + w - 1]) - seq != w - 1:
-            gaps = np.flatnonzero(s.seqs[i:i + w] != np.uint64(seq) + np.arange(w, dtype=np.uint64))
+            gaps = np.flatnonzero(s.seqs[i : i + w] != np.uint64(seq) + np.arange(w, dtype=np.uint64))
             w = int(gaps[0])
         room = self.max_datagram - MOLD_HEADER
-        k = int(np.searchsorted(offs[i:i + w + 1] - offs[i], room, side="right")) - 1
+        k = int(np.searchsorted(offs[i : i + w + 1] - offs[i], room, side="right")) - 1
         if k < 1:
             return None, "too_large", 0
         return session + _HDR.pack(seq, k) + s.blocks(i, k), "", k
@@ -248,7 +296,7 @@ class RewindServer:
             self._stats["messages_sent"] += k
             self._stats["bytes_sent"] += len(reply)
         try:
-            self._sock.sendto(reply, addr)     # only ever to the requester
+            self._sock.sendto(reply, addr)  # only ever to the requester
         except OSError as exc:
             with self._lock:
                 self._stats["replies"] -= 1
@@ -260,8 +308,10 @@ class RewindServer:
             return None
         if self.log:
             session, seq, count = parse_request(request)
-            self.log("%s:%d %s seq %d count %d -> %d message(s), %d bytes" % (
-                addr[0], addr[1], session.decode("latin-1"), seq, count, k, len(reply)))
+            self.log(
+                "%s:%d %s seq %d count %d -> %d message(s), %d bytes"
+                % (addr[0], addr[1], session.decode("latin-1"), seq, count, k, len(reply))
+            )
         return reply
 
     def serve_forever(self) -> None:
@@ -275,7 +325,7 @@ class RewindServer:
             except OSError:
                 if self._stop.is_set() or sock.fileno() < 0:
                     break
-                continue        # e.g. ICMP port unreachable from an earlier reply (ECONNREFUSED)
+                continue  # e.g. ICMP port unreachable from an earlier reply (ECONNREFUSED)
             self.handle(request, addr)
 
     def stop(self) -> None:

@@ -36,6 +36,7 @@ and ``SNAPSHOT_*`` phases are its recovery's).  The old names ``Snapshot`` and
 ``Segment.snapshot_all()`` still work, with a ``DeprecationWarning``, for one
 release.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -44,21 +45,74 @@ from typing import Any
 from ..errors import ShmError, WriterDied
 from .access import attach
 from .frames import to_pandas
-from .layout import (EV_BBO, EV_CBBO, EV_SILENT, EV_SNAPSHOT, EV_STALE, EV_STATE, EV_SYSTEM, EV_TRADE, EVENT_DTYPE,
-                     EVENT_NAMES, FLAG_DIRECTORY, FLAG_DROPPED, FLAG_OP_HALT, FLAG_SILENT, FLAG_STALE,
-                     SHM_EVENT_DTYPE, SNAPSHOT_DONE, SNAPSHOT_FAILED, SNAPSHOT_PHASES, SNAPSHOT_START, STATES,
-                     book_dtype, slot_dtype)
-from .layout import BOOK_FIELDS, SLOT_FIELDS, SLOT_FIXED  # noqa: F401  (public before the split, not in __all__)
+from .layout import (  # noqa: F401  (public before the split, not in __all__)
+    BOOK_FIELDS,
+    EV_BBO,
+    EV_CBBO,
+    EV_SILENT,
+    EV_SNAPSHOT,
+    EV_STALE,
+    EV_STATE,
+    EV_SYSTEM,
+    EV_TRADE,
+    EVENT_DTYPE,
+    EVENT_NAMES,
+    FLAG_DIRECTORY,
+    FLAG_DROPPED,
+    FLAG_OP_HALT,
+    FLAG_SILENT,
+    FLAG_STALE,
+    SHM_EVENT_DTYPE,
+    SLOT_FIELDS,
+    SLOT_FIXED,
+    SNAPSHOT_DONE,
+    SNAPSHOT_FAILED,
+    SNAPSHOT_PHASES,
+    SNAPSHOT_START,
+    STATES,
+    book_dtype,
+    slot_dtype,
+)
 from .records import BookCopy, Lapped
 from .segment import MAX_SPINS, Segment  # noqa: F401  (MAX_SPINS: as above)
 from .units import PRICE_SCALE, format_price, price_float, text_of
 
-__all__ = ["attach", "Segment", "BookCopy", "ShmError", "WriterDied", "Lapped", "slot_dtype", "book_dtype",
-           "EVENT_DTYPE", "SHM_EVENT_DTYPE", "EVENT_NAMES", "STATES", "PRICE_SCALE", "price_float", "format_price",
-           "text_of", "to_pandas",
-           "FLAG_STALE", "FLAG_DROPPED", "FLAG_OP_HALT", "FLAG_DIRECTORY", "FLAG_SILENT",
-           "EV_BBO", "EV_TRADE", "EV_STATE", "EV_STALE", "EV_SYSTEM", "EV_SILENT", "EV_SNAPSHOT", "EV_CBBO",
-           "SNAPSHOT_START", "SNAPSHOT_DONE", "SNAPSHOT_FAILED", "SNAPSHOT_PHASES"]
+__all__ = [
+    "attach",
+    "Segment",
+    "BookCopy",
+    "ShmError",
+    "WriterDied",
+    "Lapped",
+    "slot_dtype",
+    "book_dtype",
+    "EVENT_DTYPE",
+    "SHM_EVENT_DTYPE",
+    "EVENT_NAMES",
+    "STATES",
+    "PRICE_SCALE",
+    "price_float",
+    "format_price",
+    "text_of",
+    "to_pandas",
+    "FLAG_STALE",
+    "FLAG_DROPPED",
+    "FLAG_OP_HALT",
+    "FLAG_DIRECTORY",
+    "FLAG_SILENT",
+    "EV_BBO",
+    "EV_TRADE",
+    "EV_STATE",
+    "EV_STALE",
+    "EV_SYSTEM",
+    "EV_SILENT",
+    "EV_SNAPSHOT",
+    "EV_CBBO",
+    "SNAPSHOT_START",
+    "SNAPSHOT_DONE",
+    "SNAPSHOT_FAILED",
+    "SNAPSHOT_PHASES",
+]
 
 #: Old name -> new name: the old one works for one release, with a DeprecationWarning.
 DEPRECATED = {"Snapshot": "BookCopy"}
@@ -68,6 +122,10 @@ def __getattr__(name: str) -> Any:
     new = DEPRECATED.get(name)
     if new is None:
         raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    warnings.warn("feedhandler.shm.%s is deprecated: it is feedhandler.shm.%s now (the old name goes in the next "
-                  "release)" % (name, new), DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "feedhandler.shm.%s is deprecated: it is feedhandler.shm.%s now (the old name goes in the next "
+        "release)" % (name, new),
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return globals()[new]

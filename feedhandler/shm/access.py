@@ -1,6 +1,7 @@
 """Attaching to a segment by name: what is at /dev/shm/NAME is checked --
 its kind, its owner, its header -- before a byte of it is trusted, and only
 then mapped read-only as a :class:`Segment`."""
+
 from __future__ import annotations
 
 import mmap
@@ -52,6 +53,7 @@ def _owner_uid(owner: Union[int, str, None]) -> int:
         return owner
     if isinstance(owner, str):
         import pwd
+
         try:
             return pwd.getpwnam(owner).pw_uid
         except KeyError:
@@ -61,6 +63,7 @@ def _owner_uid(owner: Union[int, str, None]) -> int:
 
 def _user(uid: int) -> str:
     import pwd
+
     try:
         return "uid %d (%s)" % (uid, pwd.getpwuid(uid).pw_name)
     except KeyError:
@@ -69,9 +72,14 @@ def _user(uid: int) -> str:
 
 def _kind(mode: int) -> str:
     """What a non-regular file at a segment's name is, for a message."""
-    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISLNK, "a symbolic link"),
-                       (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+    for test, what in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return what
     return "not a regular file"
@@ -99,10 +107,11 @@ def _attach(name: str, uid: int) -> Segment:
         if not stat.S_ISREG(st.st_mode):
             raise ShmError("%s is %s, not a feedhandler segment: not attached" % (path, _kind(st.st_mode)))
         if st.st_uid != uid:
-            raise ShmError("%s is owned by %s, not by %s: not attached (anyone can put a file in /dev/shm; "
-                           "attach(name, owner=...) trusts another user's segments)"
-                           % (path, _user(st.st_uid), "this user, " + _user(uid) if uid == os.geteuid()
-                              else _user(uid)))
+            raise ShmError(
+                "%s is owned by %s, not by %s: not attached (anyone can put a file in /dev/shm; "
+                "attach(name, owner=...) trusts another user's segments)"
+                % (path, _user(st.st_uid), "this user, " + _user(uid) if uid == os.geteuid() else _user(uid))
+            )
         size = st.st_size
         if size == 0:
             raise ShmError("segment %r is empty (still being created?)" % name)
@@ -120,7 +129,7 @@ def _attach(name: str, uid: int) -> Segment:
         if mm is not None:
             try:
                 mm.close()
-            except BufferError:       # the failed Segment's buffer export: the OS unmaps at exit
+            except BufferError:  # the failed Segment's buffer export: the OS unmaps at exit
                 pass
         raise
     seg._hold_fd(fd)

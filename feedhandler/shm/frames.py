@@ -2,6 +2,7 @@
 the book frame of ``Segment.copy_books(df=True)``.  DataFrames are for looking,
 not for the hot loop; pandas is an optional extra, imported on first use
 (``pip install 'feedhandler[pandas]'``), and everything else works without it."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
@@ -11,7 +12,7 @@ import numpy as np
 from .layout import EVENT_DTYPE, EVENT_NAMES, FLAG_DIRECTORY, FLAG_STALE
 from .units import price_float, text_of
 
-if TYPE_CHECKING:                       # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover
     from .segment import Segment
 
 __all__ = ["to_pandas"]
@@ -21,9 +22,11 @@ def _pandas() -> Any:
     try:
         import pandas
     except ImportError:
-        raise ImportError("DataFrames need pandas, which is not installed: pip install 'feedhandler[pandas]' "
-                          "(or pip install pandas).  Everything else (book(), copy_books(), events(), "
-                          "follow()) works on numpy alone.") from None
+        raise ImportError(
+            "DataFrames need pandas, which is not installed: pip install 'feedhandler[pandas]' "
+            "(or pip install pandas).  Everything else (book(), copy_books(), events(), "
+            "follow()) works on numpy alone."
+        ) from None
     return pandas
 
 
@@ -45,7 +48,7 @@ def _trade_date_ns(exch_ts: np.ndarray, rx_ts: np.ndarray) -> int:
     ok = (exch_ts > 0) & (rx_ts > exch_ts)
     if not ok.any():
         return 0
-    day = 86_400 * 10 ** 9
+    day = 86_400 * 10**9
     mid = np.median((rx_ts[ok] - exch_ts[ok]).astype(np.int64) // day)
     return int(mid) * day
 
@@ -79,8 +82,10 @@ def _slots_frame(a: np.ndarray, venues: List[str], prices: str) -> Any:
         "ask_price": px(np.where(has_ask, r["ask_price"][:, 0], 0)),
         "ask_shares": np.where(has_ask, r["ask_shares"][:, 0], 0),
         "ask_orders": np.where(has_ask, r["ask_orders"][:, 0], 0),
-        "n_bid": r["n_bid"], "n_ask": r["n_ask"],
-        "last_trade_price": px(r["last_trade_price"]), "last_trade_shares": r["last_trade_shares"],
+        "n_bid": r["n_bid"],
+        "n_ask": r["n_ask"],
+        "last_trade_price": px(r["last_trade_price"]),
+        "last_trade_shares": r["last_trade_shares"],
         "trading_state": [chr(c) if c else "" for c in r["trading_state"].tolist()],
         "stale": (r["flags"] & FLAG_STALE).astype(bool),
         "updates": r["updates"],
@@ -90,8 +95,9 @@ def _slots_frame(a: np.ndarray, venues: List[str], prices: str) -> Any:
     return pd.DataFrame(cols, index=pd.Index(keep, name="locate"))
 
 
-def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: str = "int",
-              date: Optional[str] = None) -> Any:
+def to_pandas(
+    events: np.ndarray, segment: Optional["Segment"] = None, prices: str = "int", date: Optional[str] = None
+) -> Any:
     """Events (from :meth:`Segment.events` / :meth:`Segment.follow`) as a pandas
     DataFrame, one row per event, in the array's order:
 
@@ -128,11 +134,19 @@ def to_pandas(events: np.ndarray, segment: Optional["Segment"] = None, prices: s
         loc = np.where(loc < len(slots), loc, 0)
         cols["symbol"] = sym[loc]
         vn = np.array(_venue_names(venues, slots["venue"]), dtype=object)
-        cols["venue"] = pd.Categorical(np.where(loc > 0, vn[loc], ""),
-                                       categories=list(dict.fromkeys(venues + [""])))
+        cols["venue"] = pd.Categorical(np.where(loc > 0, vn[loc], ""), categories=list(dict.fromkeys(venues + [""])))
     else:
         cols["symbol"] = np.full(len(ev), "", dtype=object)
         cols["venue"] = np.full(len(ev), "", dtype=object)
-    cols.update({"aux": ev["aux"], "price1": px(ev["price1"]), "price2": px(ev["price2"]), "qty1": ev["qty1"],
-                 "qty2": ev["qty2"], "lane": ev["lane"], "seq": ev["seq"]})
+    cols.update(
+        {
+            "aux": ev["aux"],
+            "price1": px(ev["price1"]),
+            "price2": px(ev["price2"]),
+            "qty1": ev["qty1"],
+            "qty2": ev["qty2"],
+            "lane": ev["lane"],
+            "seq": ev["seq"],
+        }
+    )
     return pd.DataFrame(cols)

@@ -1,6 +1,7 @@
 """What a reader hands out besides arrays: :class:`BookCopy`, one consistent
 copy of an instrument's book (:meth:`Segment.book`), and :class:`Lapped`, the
 marker :meth:`Segment.follow` yields when the writer lapped the reader."""
+
 from __future__ import annotations
 
 from typing import Any, Tuple
@@ -53,9 +54,17 @@ class BookCopy:
 
     def __repr__(self) -> str:
         b, a = self.bids, self.asks
-        side = lambda s: "%s x %d" % (format_price(s[0][0]), s[1][0]) if len(s[0]) else "-"
+
+        def side(s):
+            return "%s x %d" % (format_price(s[0][0]), s[1][0]) if len(s[0]) else "-"
+
         return "<BookCopy %s locate=%d bid %s ask %s%s>" % (
-            self.symbol, self.rec["locate"], side(b), side(a), " STALE" if self.stale else "")
+            self.symbol,
+            self.rec["locate"],
+            side(b),
+            side(a),
+            " STALE" if self.stale else "",
+        )
 
 
 class Lapped:

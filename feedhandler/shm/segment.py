@@ -4,6 +4,7 @@ Every consistent copy (a slot under its sequence lock, the event rings, the
 counters) is made in C; a reader never takes a lock the writer waits on.
 :func:`feedhandler.shm.attach` maps one by name; ``Replay.segment()`` hands out
 a replay's own."""
+
 from __future__ import annotations
 
 import asyncio
@@ -64,16 +65,16 @@ class Segment:
     After close every read raises :class:`ShmError`."""
 
     def __init__(self, buf: Any, size: int, owner: Any = None, name: Optional[str] = None) -> None:
-        self._fd: Optional[int] = None      # attach()'s descriptor: asks the writer's lock (writer_alive)
+        self._fd: Optional[int] = None  # attach()'s descriptor: asks the writer's lock (writer_alive)
         self._fd_close: Any = None
-        self._buf = buf                     # keeps the mapping alive
-        self._owner = owner                 # keeps an in-process replay alive
+        self._buf = buf  # keeps the mapping alive
+        self._owner = owner  # keeps an in-process replay alive
         self.name = name
         self._base = ffi.from_buffer("uint8_t[]", buf) if not isinstance(buf, ffi.CData) else buf
         err = errbuf()
         if lib.fh_shm_check(self._base, size, err, len(err)) != 0:
             if not isinstance(buf, ffi.CData):
-                ffi.release(self._base)     # so that attach() can unmap it
+                ffi.release(self._base)  # so that attach() can unmap it
             raise c_error(ShmError, ffi, err)
         self._hdr = ffi.cast("fh_shm_header_t *", self._base)
         self.depth = int(self._hdr.depth)
@@ -86,15 +87,17 @@ class Segment:
         #: What book() and copy_books() return (book_dtype(depth)).
         self.dtype = book_dtype(self.depth)
         if self.dtype.itemsize != lib.fh_read_slot_size(self.depth):
-            raise ShmError("reader record size %d does not match the C core's (%d)" % (
-                self.dtype.itemsize, lib.fh_read_slot_size(self.depth)))
+            raise ShmError(
+                "reader record size %d does not match the C core's (%d)"
+                % (self.dtype.itemsize, lib.fh_read_slot_size(self.depth))
+            )
         self.n_lanes = int(self._hdr.n_lanes)
         self._cursors = [ffi.new("uint64_t *", 0) for _ in range(self.n_lanes)]
         self._lost = ffi.new("uint64_t *", 0)
         self.lapped = 0
         self._by_symbol: Dict[str, List[Tuple[int, int]]] = {}
-        self._pool: List[np.ndarray] = []     # event buffers events() may reuse (_reusable)
-        self._slots_pool: List[np.ndarray] = []   # copy_books()'s
+        self._pool: List[np.ndarray] = []  # event buffers events() may reuse (_reusable)
+        self._slots_pool: List[np.ndarray] = []  # copy_books()'s
 
     # -------------------------------------------------------------- header
     @property
@@ -176,13 +179,17 @@ class Segment:
                 names = self.venues()
                 picked = [l for v, l in cands if v < len(names) and names[v] == venue]
                 if not picked:
-                    raise KeyError("no instrument %r on venue %r (it is on %s)" % (
-                        key, venue, ", ".join(names[v] if v < len(names) else str(v) for v, _ in cands)))
+                    raise KeyError(
+                        "no instrument %r on venue %r (it is on %s)"
+                        % (key, venue, ", ".join(names[v] if v < len(names) else str(v) for v, _ in cands))
+                    )
                 loc = picked[0]
             elif len(cands) > 1:
                 names = self.venues()
-                raise KeyError("%r is on several venues (%s): pass venue=" % (
-                    key, ", ".join(names[v] if v < len(names) else str(v) for v, _ in cands)))
+                raise KeyError(
+                    "%r is on several venues (%s): pass venue="
+                    % (key, ", ".join(names[v] if v < len(names) else str(v) for v, _ in cands))
+                )
             else:
                 loc = cands[0][1]
         if not 0 < loc < self.n_slots:
@@ -251,21 +258,46 @@ class Segment:
                 raise ShmError(_busy(rc, "consolidated BBO of %r" % symbol))
             if rc == 1:
                 raise KeyError("no consolidated BBO for %r in this segment" % (symbol,))
-            name = lambda v: names[v] if 0 <= v < len(names) else ("" if v < 0 else str(v))
-            per = {name(v): (int(out.v_bid_price[v]), int(out.v_bid_shares[v]), int(out.v_ask_price[v]),
-                             int(out.v_ask_shares[v])) for v in range(5) if out.venues >> v & 1}
-            return {"symbol": symbol, "bid_price": int(out.bid_price), "bid_shares": int(out.bid_shares),
-                    "bid_venue": name(out.bid_venue), "ask_price": int(out.ask_price),
-                    "ask_shares": int(out.ask_shares), "ask_venue": name(out.ask_venue), "venues": per}
+
+            def name(v):
+                return names[v] if 0 <= v < len(names) else ("" if v < 0 else str(v))
+
+            per = {
+                name(v): (
+                    int(out.v_bid_price[v]),
+                    int(out.v_bid_shares[v]),
+                    int(out.v_ask_price[v]),
+                    int(out.v_ask_shares[v]),
+                )
+                for v in range(5)
+                if out.venues >> v & 1
+            }
+            return {
+                "symbol": symbol,
+                "bid_price": int(out.bid_price),
+                "bid_shares": int(out.bid_shares),
+                "bid_venue": name(out.bid_venue),
+                "ask_price": int(out.ask_price),
+                "ask_shares": int(out.ask_shares),
+                "ask_venue": name(out.ask_venue),
+                "venues": per,
+            }
         snap = self.book(symbol)
         v = int(snap.rec["venue"])
         vname = names[v] if v < len(names) else str(v)
         (bp, bs, _), (ap, as_, _) = snap.bids, snap.asks
         b = (int(bp[0]), int(bs[0])) if len(bp) else (0, 0)
         a = (int(ap[0]), int(as_[0])) if len(ap) else (0, 0)
-        return {"symbol": symbol, "bid_price": b[0], "bid_shares": b[1], "bid_venue": vname if b[0] else "",
-                "ask_price": a[0], "ask_shares": a[1], "ask_venue": vname if a[0] else "",
-                "venues": {vname: (b[0], b[1], a[0], a[1])}}
+        return {
+            "symbol": symbol,
+            "bid_price": b[0],
+            "bid_shares": b[1],
+            "bid_venue": vname if b[0] else "",
+            "ask_price": a[0],
+            "ask_shares": a[1],
+            "ask_venue": vname if a[0] else "",
+            "venues": {vname: (b[0], b[1], a[0], a[1])},
+        }
 
     def new_buffer(self) -> np.ndarray:
         """A reusable output buffer for :meth:`book`."""
@@ -290,7 +322,7 @@ class Segment:
         out = _reusable(self._slots_pool, self.n_slots, self.dtype, 2)
         n = lib.fh_shm_read_books(base, 0, self.n_slots, ffi.from_buffer("uint8_t[]", out), MAX_SPINS)
         if n != self.n_slots:
-            rc = lib.fh_shm_read_book(base, n, ffi.from_buffer("uint8_t[]", out[n:n + 1]), MAX_SPINS)
+            rc = lib.fh_shm_read_book(base, n, ffi.from_buffer("uint8_t[]", out[n : n + 1]), MAX_SPINS)
             raise ShmError(_busy(rc, "slot %d" % n))
         if df:
             return _slots_frame(out, self.venues(), prices)
@@ -298,8 +330,12 @@ class Segment:
 
     def snapshot_all(self, df: bool = False, prices: str = "int") -> Any:
         """Deprecated name of :meth:`copy_books` (kept for one release)."""
-        warnings.warn("Segment.snapshot_all() is deprecated: it is Segment.copy_books() now (the old name goes "
-                      "in the next release)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "Segment.snapshot_all() is deprecated: it is Segment.copy_books() now (the old name goes "
+            "in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.copy_books(df=df, prices=prices)
 
     def symbols(self, reverse: bool = False) -> dict:
@@ -336,8 +372,9 @@ class Segment:
         for lane, cur in enumerate(self._cursors):
             if n == want:
                 break
-            got = lib.fh_shm_read_events(base, lane, cur, ffi.from_buffer("fh_read_event_t[]", out[n:]),
-                                         want - n, self._lost)
+            got = lib.fh_shm_read_events(
+                base, lane, cur, ffi.from_buffer("fh_read_event_t[]", out[n:]), want - n, self._lost
+            )
             self.lapped += int(self._lost[0])
             n += got
         return out[:n]
@@ -361,8 +398,9 @@ class Segment:
         return n
 
     # ------------------------------------------------------------- follow
-    def follow(self, batch: int = 65536, idle: float = 0.001,
-               heartbeat: Optional[float] = None) -> Iterator[Union[np.ndarray, "Lapped"]]:
+    def follow(
+        self, batch: int = 65536, idle: float = 0.001, heartbeat: Optional[float] = None
+    ) -> Iterator[Union[np.ndarray, "Lapped"]]:
         """Iterate over event batches as the writer publishes them, from this
         reader's cursor (:meth:`seek` first: ``"now"`` or ``"oldest"``).
 
@@ -389,8 +427,9 @@ class Segment:
             else:
                 yield value
 
-    async def follow_async(self, batch: int = 65536, idle: float = 0.001,
-                           heartbeat: Optional[float] = None) -> AsyncIterator[Union[np.ndarray, "Lapped"]]:
+    async def follow_async(
+        self, batch: int = 65536, idle: float = 0.001, heartbeat: Optional[float] = None
+    ) -> AsyncIterator[Union[np.ndarray, "Lapped"]]:
         """:meth:`follow` for asyncio: ``async for batch in seg.follow_async():``.
 
         No thread: each poll is a short non-blocking call, and when nothing is
@@ -423,19 +462,21 @@ class Segment:
                 delay = min(50e-6, idle)
                 last_event = time.monotonic()
                 continue
-            if self.lapped > before:            # lost events and nothing left after them
+            if self.lapped > before:  # lost events and nothing left after them
                 yield "batch", Lapped(self.lapped - before, self.lapped)
             now = time.monotonic()
             st = STATES.get(int(self._header().state), "unknown")
-            if st in ("finished", "stopped"):   # over: no event will come after those left
+            if st in ("finished", "stopped"):  # over: no event will come after those left
                 if not self._available():
                     return
                 continue
-            if now >= next_check:               # the liveness check reads /proc: a few times a second
+            if now >= next_check:  # the liveness check reads /proc: a few times a second
                 next_check = now + 0.25
                 if self.writer_alive is False and not self._available():
-                    raise WriterDied("the writer of segment %r (pid %d) died while %s: its books are frozen "
-                                     "where it stopped" % (self.name or "(in-process)", self.writer_pid, st))
+                    raise WriterDied(
+                        "the writer of segment %r (pid %d) died while %s: its books are frozen "
+                        "where it stopped" % (self.name or "(in-process)", self.writer_pid, st)
+                    )
             if heartbeat is not None and now - last_event >= heartbeat:
                 last_event = now
                 yield "batch", np.empty(0, dtype=EVENT_DTYPE)
@@ -477,10 +518,10 @@ class Segment:
             self._fd, fin, self._fd_close = None, self._fd_close, None
             fin()
         if isinstance(self._buf, mmap.mmap):
-            ffi.release(base)            # the buffer export, so that the mapping can go
+            ffi.release(base)  # the buffer export, so that the mapping can go
             try:
                 self._buf.close()
-            except BufferError:   # numpy views still alive: the OS unmaps at exit
+            except BufferError:  # numpy views still alive: the OS unmaps at exit
                 pass
         self._owner = None
 
@@ -512,5 +553,10 @@ class Segment:
     def __repr__(self) -> str:
         if self._base is None:
             return "<Segment %r closed>" % (self.name,)
-        return "<Segment %r %s depth=%d slots=%d lanes=%d>" % (self.name, self.state, self.depth, self.n_slots - 1,
-                                                               self.n_lanes)
+        return "<Segment %r %s depth=%d slots=%d lanes=%d>" % (
+            self.name,
+            self.state,
+            self.depth,
+            self.n_slots - 1,
+            self.n_lanes,
+        )

@@ -1,6 +1,7 @@
 """What the integers and bytes a reader gets mean, for display: Price(4)
 prices (:func:`format_price`, :func:`price_float`) and symbol or venue bytes as
 safe text (:func:`text_of`).  numpy only: no C core."""
+
 from __future__ import annotations
 
 from typing import Any
