@@ -11,7 +11,11 @@ identity (the default: `compare_builds.py --base DIR DAY...` is this)
     in publish and book mode, and compares byte for byte:
       - the --dump-books CSV (every level of every book, --depth 10),
       - every counter of --stats-json except timings and reserved memory (the
-        book's publishes and events among them).
+        book's publishes and events among them),
+      - in publish mode, every event left in the segment's rings (read back
+        with feedhandler.shm, lane by lane, oldest first), with the writer's
+        clock fields zeroed (publish_ts; rx_ts too for a BinaryFILE, which has
+        no capture clock).
     BinaryFILE inputs in publish mode: a build that publishes once per window of
     records (conflated) and one that published after every record differ in how
     many times they published (book.publishes, book.events) by design; those two
@@ -85,10 +89,50 @@ def is_binfile(path):
 # ----------------------------------------------------------------- identity
 
 
+#: Event fields a replay does not fix: when the writer published (its clock).
+#: A BinaryFILE has no capture clock, so its events' rx_ts is the writer's too.
+EVENT_CLOCKS = ("publish_ts",)
+EVENT_CLOCKS_BINFILE = ("publish_ts", "rx_ts")
+
+
+def events_digest(name, binfile):
+    """(sha256, count, lapped) of every event left in segment `name`'s rings,
+    lane by lane, oldest first, with the writer's clock fields zeroed; the
+    segment is removed after."""
+    from feedhandler.shm import attach
+
+    h = hashlib.sha256()
+    n = lapped = 0
+    try:
+        with attach(name) as seg:
+            seg.seek("oldest")
+            while True:
+                ev = seg.events()
+                if not len(ev):
+                    break
+                ev = ev.copy()
+                for f in EVENT_CLOCKS_BINFILE if binfile else EVENT_CLOCKS:
+                    ev[f] = 0
+                h.update(ev.tobytes())
+                n += len(ev)
+            lapped = seg.lapped
+    finally:
+        try:
+            os.unlink("/dev/shm/" + name)
+        except FileNotFoundError:
+            pass
+    return h.hexdigest(), n, lapped
+
+
 def identity_run(build, path, cores, mode, tmp):
-    """(sha256 of the dump, its rows, the fixed counters) of one replay."""
+    """(sha256 of the dump, its rows, the fixed counters, the events' digest)
+    of one replay; the events' digest is None outside publish mode."""
     dump = os.path.join(tmp, "d.csv")
     extra = ["--cores", cores] if cores else []
+    shm = None
+    if mode == "publish":
+        shm = "fh-compare-%d-%s" % (os.getpid(), os.path.basename(tmp))
+        extra += ["--shm", shm]
     st = benchlib.replay(
         os.path.abspath(path),
         "--mode",
@@ -106,7 +150,13 @@ def identity_run(build, path, cores, mode, tmp):
     )
     with open(dump, "rb") as f:
         csv = f.read()
-    return hashlib.sha256(csv).hexdigest(), csv.count(b"\n") - 1, {k: v for k, v in st.items() if k not in UNFIXED}
+    events = events_digest(shm, is_binfile(path)) if shm else None
+    return (
+        hashlib.sha256(csv).hexdigest(),
+        csv.count(b"\n") - 1,
+        {k: v for k, v in st.items() if k not in UNFIXED},
+        events,
+    )
 
 
 def identity(builds, a):
@@ -142,10 +192,13 @@ def identity_compare(path, cores, mode, build, new, ref, old, allow_conflation):
         for k in CONFLATED:
             bn.pop(k), bo.pop(k)
         sn["book"], so["book"] = bn, bo
-    same = new[0] == old[0] and new[1] == old[1] and sn == so
+    # A conflating build writes fewer events by design: their ring is not compared either.
+    events_compared = new[3] is not None and not note
+    events_same = not events_compared or new[3] == old[3]
+    same = new[0] == old[0] and new[1] == old[1] and sn == so and events_same
     pair = "" if build.label == "new" and ref.label == "base" else " %s/%s" % (build.label, ref.label)
     print(
-        "%-9s %-40s lanes=%-4s %-8s dump %s (%d rows) counters %s%s%s"
+        "%-9s %-40s lanes=%-4s %-8s dump %s (%d rows) counters %s%s%s%s"
         % (
             "SAME" if same else "DIFFERENT",
             os.path.basename(path),
@@ -154,6 +207,9 @@ def identity_compare(path, cores, mode, build, new, ref, old, allow_conflation):
             "=" if new[0] == old[0] else "!=",
             new[1],
             "=" if sn == so else "!=",
+            (" events %s (%d, lapped %d)" % ("=" if events_same else "!=", new[3][1], new[3][2]))
+            if events_compared
+            else "",
             note,
             pair,
         ),
@@ -176,6 +232,8 @@ def identity_compare(path, cores, mode, build, new, ref, old, allow_conflation):
         "rows": new[1],
         "reference_rows": old[1],
         "counters_same": sn == so,
+        "events_same": events_same if events_compared else None,
+        "events": new[3][1] if events_compared else None,
         "differences": diffs,
         "note": note.strip() or None,
     }

@@ -220,6 +220,21 @@ def test_compare_builds_identity_against_itself(tiny_day, tmp_path):
         ("1", "publish"),
     ]
     assert all(c["same"] and c["rows"] > 0 and c["rows"] == c["reference_rows"] for c in cmp)
+    # Publish mode compares the events left in the segment too; book mode has none.
+    assert all(c["events_same"] and c["events"] > 0 for c in cmp if c["mode"] == "publish")
+    assert all(c["events_same"] is None for c in cmp if c["mode"] == "book")
+
+
+def test_compare_builds_identity_tells_an_event_difference(tiny_day, tmp_path):
+    """Events are compared, not only books and counters: a build whose rings
+    keep fewer events (a wrapper with a 1 024-event ring, which this day laps)
+    is reported DIFFERENT on its events."""
+    wrapper = tmp_path / "small-ring"
+    wrapper.write_text('#!/bin/sh\nexec "%s" "$@" --ring-events 1024\n' % _feedhandler_exe())
+    wrapper.chmod(0o755)
+    p = _compare(["identity", "--base", wrapper, tiny_day + ".pcap", "--lanes", "1", "--modes", "publish"])
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stdout.startswith("DIFFERENT ") and "events !=" in p.stdout, p.stdout
 
 
 def test_compare_builds_identity_tells_a_difference(tiny_day, tmp_path):
