@@ -169,7 +169,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
     st->by_type[t]++;
     st->checksum += fh_pitch_fold(p, len);
     fh_stream_t *s = r->decoded.stream;
-    const uint64_t ts = (uint64_t)s->pitch_secs * 1000000000ull + fh_le32(p + 2);
+    const uint64_t ts = (uint64_t)s->pitch_seconds * 1000000000ull + fh_le32(p + 2);
     switch (t) {
     case FH_PITCH_TYPE_ADD_LONG:
         fh_pitch_add(r, s, ts, p, fh_le32(p + 15), p + 19, 6, fh_pitch_le64(p + 25));
@@ -217,7 +217,7 @@ static inline __attribute__((always_inline)) void pitch_decode(void *ctx, const 
         fh_pitch_op(r, s, 'D', ts, p);
         return;
     case FH_PITCH_TYPE_TIME:
-        s->pitch_secs = fh_le32(p + 2);
+        s->pitch_seconds = fh_le32(p + 2);
         return;
     case FH_PITCH_TYPE_TRADE_LONG:
         fh_pitch_trade(r, s, ts, p, fh_le32(p + 15), p + 19, 6, fh_pitch_le64(p + 25), fh_pitch_le64(p + 33));
@@ -300,7 +300,7 @@ static inline __attribute__((always_inline)) void pitch_count(void *ctx, const u
     r->st.messages++;
     r->st.by_type[t]++;
     r->st.checksum += fh_pitch_fold(p, len);
-    if (t == FH_PITCH_TYPE_TIME) r->decoded.stream->pitch_secs = fh_le32(p + 2);
+    if (t == FH_PITCH_TYPE_TIME) r->decoded.stream->pitch_seconds = fh_le32(p + 2);
     else if (FH_UNLIKELY(t == FH_PITCH_TYPE_END_OF_SESSION)) r->decoded.stream->ended = 1;
 }
 

@@ -50,7 +50,7 @@ typedef struct fh_stream {
     uint8_t unit;                          /* PITCH: Hdr Unit */
     uint8_t venue;                         /* index in the run's venue table (fh_lane_set_venue) */
     uint8_t _pad1;
-    uint32_t pitch_secs;                    /* PITCH: seconds of the unit's last Time message */
+    uint32_t pitch_seconds;                    /* PITCH: seconds of the unit's last Time message */
     /* Per-hole windows (session.c).  A held packet's receive time is when the
      * ranges before it were first missed; a heartbeat's is kept here: at
      * heartbeat_since it said the stream had reached heartbeat_end0. */
