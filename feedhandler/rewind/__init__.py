@@ -34,40 +34,8 @@ The package, by concern (every name is importable from ``feedhandler.rewind``):
 from __future__ import annotations
 
 from ..errors import RewindError  # re-exported: feedhandler.rewind.RewindError
-from .index import CaptureIndex, SessionIndex, describe_index, index_capture
-from .server import (
-    DEFAULT_ALLOW,
-    DEFAULT_MAX_DATAGRAM,
-    IGNORE_REASONS,
-    MAX_TRACKED_CLIENTS,
-    MAX_UDP_PAYLOAD,
-    MOLD_HEADER,
-    REQUEST_LEN,
-    AllowList,
-    RateLimiter,
-    RewindServer,
-    parse_request,
-    stats_json,
-    write_stats_json,
-)
+from . import index, server
+from .index import *  # noqa: F403  (the index's names: __all__ below)
+from .server import *  # noqa: F403  (the server's names)
 
-__all__ = [
-    "RewindError",
-    "index_capture",
-    "CaptureIndex",
-    "SessionIndex",
-    "describe_index",
-    "RewindServer",
-    "AllowList",
-    "RateLimiter",
-    "parse_request",
-    "stats_json",
-    "write_stats_json",
-    "MOLD_HEADER",
-    "REQUEST_LEN",
-    "DEFAULT_MAX_DATAGRAM",
-    "MAX_UDP_PAYLOAD",
-    "IGNORE_REASONS",
-    "DEFAULT_ALLOW",
-    "MAX_TRACKED_CLIENTS",
-]
+__all__ = ["RewindError", *index.__all__, *server.__all__]
