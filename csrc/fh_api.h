@@ -844,7 +844,7 @@ uint64_t fh_shm_clock_ns(const uint8_t *base);
 
 enum fh_hist_consts {
     FH_HIST_COUNTS = 26624,        /* (34 - 10 + 2) x 1024 buckets: 1 ns .. 2^35 ns at 3 significant digits */
-    FH_HIST_STAGES = 8             /* histograms per lane: enum fh_lat_stage */
+    FH_HIST_STAGES = 10            /* histograms per lane: enum fh_lat_stage */
 };
 
 /* Per packet that applied messages, TSC-stamped: rx (DPDK: burst return;
@@ -860,8 +860,29 @@ enum fh_lat_stage {
     FH_LAT_BOOK = 4,               /* decoded -> applied to the books */
     FH_LAT_PUBLISH = 5,            /* applied -> published to shared memory */
     FH_LAT_MSGS_PER_PACKET = 6,    /* not a time: messages applied per packet */
-    FH_LAT_IDLE_GAPS = 7           /* paced replay: gaps > 1 us between two TSC reads of the thread
+    FH_LAT_IDLE_GAPS = 7,          /* paced replay: gaps > 1 us between two TSC reads of the thread
                                     * waiting for the next packet (the machine took the core away) */
+    FH_LAT_WIRE_TO_RX = 8,         /* a sender's transmit stamp (frame trailer) -> rx: the wire, the driver */
+    FH_LAT_WIRE_TO_PUBLISHED = 9   /* a sender's transmit stamp -> last book update published */
+};
+
+/* The transmit stamp `feedhandler send` appends to a frame, right after its IP
+ * datagram (where Ethernet padding goes, so parsers that follow the IPv4 total
+ * length never see it): u32 LE magic, u32 LE frame counter, u64 LE raw TSC
+ * ticks read before the frame's burst was handed to the port.  Sender and
+ * handler on one host share the invariant TSC, so the handler converts the
+ * ticks with its own calibration. */
+enum fh_wire_stamp {
+    FH_WIRE_STAMP_MAGIC = 0x53544846,   /* "FHTS" */
+    FH_WIRE_STAMP_LEN = 16
+};
+
+/* Which clock a lane's receive times came from (its latency report says). */
+enum fh_rx_clock {
+    FH_RX_CLOCK_NONE = 0,          /* full-speed replay: no receive time, rx is when the walk got there */
+    FH_RX_CLOCK_CAPTURE = 1,       /* paced replay: when the capture's clock said the packet was due */
+    FH_RX_CLOCK_TSC_BURST = 2,     /* live: the TSC when the poll-mode driver's burst returned */
+    FH_RX_CLOCK_NIC = 3            /* live: the port's hardware receive timestamp, converted to the TSC clock */
 };
 
 typedef struct fh_hist {
@@ -887,6 +908,9 @@ int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errle
 /* Copy histogram `stage` (enum fh_lat_stage) out; -1 if latency is not
  * enabled. */
 int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out);
+/* The clock the lane's receive times came from (enum fh_rx_clock; a live
+ * source sets it per burst, pacing per packet: the last one used). */
+uint32_t fh_lane_rx_clock(const fh_lane_t *r);
 uint64_t fh_lane_tsc_hz(const fh_lane_t *r);
 
 /* ------------------------------------------------- capture index (rewind)

@@ -75,6 +75,12 @@ FH_INLINE uint32_t fh_le32(const uint8_t *p)
     memcpy(&v, p, 4);
     return v;
 }
+FH_INLINE uint64_t fh_le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 FH_INLINE void fh_put_be16(uint8_t *p, uint16_t v)
 {

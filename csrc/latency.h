@@ -16,6 +16,7 @@ typedef struct fh_latency {
     uint32_t due_seen;              /* some packet had a receive/due time (paced, DPDK) */
     uint32_t every, left;           /* stamp every `every`-th frame; frames until the next */
     uint32_t on;                    /* the frame being handled is stamped */
+    uint32_t rx_clock;              /* enum fh_rx_clock of `due` */
 } fh_latency_t;
 
 /* A stamped packet into the histograms: it started at c0 and was published
@@ -42,6 +43,18 @@ FH_INLINE void fh_latency_record(fh_latency_t *l, const fh_tsc_t *tc, uint64_t c
         fh_hist_record(&h[FH_LAT_RX_TO_PUBLISHED], late + proc);
         l->due_seen = 1;
     }
+}
+
+/* A stamped frame that carried a sender's transmit stamp (wire_ticks, raw
+ * TSC; see FH_WIRE_STAMP_MAGIC) and was published at c1 (TSC ticks): wire ->
+ * rx (when the lane has a receive time) and wire -> published.  A stamp from
+ * the future (another host's TSC, a corrupt trailer) counts as 0. */
+FH_INLINE void fh_latency_wire(fh_latency_t *l, const fh_tsc_t *tc, uint64_t wire_ticks, uint64_t c1)
+{
+    const uint64_t wire = fh_tsc_ticks_ns(tc, wire_ticks);
+    const uint64_t done = fh_tsc_ticks_ns(tc, c1);
+    if (l->due) fh_hist_record(&l->hist[FH_LAT_WIRE_TO_RX], l->due > wire ? l->due - wire : 0);
+    fh_hist_record(&l->hist[FH_LAT_WIRE_TO_PUBLISHED], done > wire ? done - wire : 0);
 }
 
 #endif

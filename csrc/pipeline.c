@@ -281,6 +281,8 @@ int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out)
     return 0;
 }
 
+uint32_t fh_lane_rx_clock(const fh_lane_t *r) { return r->latency.rx_clock; }
+
 uint64_t fh_lane_tsc_hz(const fh_lane_t *r) { return r->tsc.hz; }
 
 void fh_lane_own_all(fh_lane_t *r)

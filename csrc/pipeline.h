@@ -471,7 +471,13 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     fh_pipe_datagram(r, &u, s, proto);
     r->latency.on = 0;
     if (!r->decoded.applied) return;
-    fh_latency_record(&r->latency, tc, c0, fh_tsc_ticks(tc), r->decoded.applied, r->mode == FH_MODE_DECODE);
+    const uint64_t c1 = fh_tsc_ticks(tc);
+    fh_latency_record(&r->latency, tc, c0, c1, r->decoded.applied, r->mode == FH_MODE_DECODE);
+    /* A sender's transmit stamp right after the datagram (feedhandler send):
+     * the wire stages too.  Looked for only on stamped frames. */
+    const uint8_t *end = u.payload + u.len;
+    if ((size_t)(f + len - end) >= FH_WIRE_STAMP_LEN && fh_le32(end) == FH_WIRE_STAMP_MAGIC)
+        fh_latency_wire(&r->latency, tc, fh_le64(end + 8), c1);
 }
 
 /* Pacing (--speed): hold the walk until wall time catches up with the
@@ -484,12 +490,14 @@ FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
     if (FH_UNLIKELY(p->capture0 == 0) || ts <= p->capture0) {
         /* The first timestamp paced, or one as early: due at once. */
         r->latency.due = fh_pace_due(p, ts, fh_tsc_ns(&r->tsc));
+        r->latency.rx_clock = FH_RX_CLOCK_CAPTURE;
         return;
     }
     const uint64_t target = fh_pace_due(p, ts, 0);
     /* Latency counts from when the packet was due, not from when a late
      * replay got to it: falling behind shows up (coordinated omission). */
     r->latency.due = target;
+    r->latency.rx_clock = FH_RX_CLOCK_CAPTURE;
     uint64_t prev = fh_tsc_ns(&r->tsc), now;
     /* Waiting is when a reader sees the counters move: refreshed on the
      * clock this loop reads anyway, however far apart the packets are. */
@@ -618,7 +626,19 @@ FH_INLINE void fh_pipe_capture_ts(fh_lane_t *r, uint64_t ts)
 }
 
 /* Live sources (DPDK): a burst received at rx (TSC ns): latency counts from it. */
-FH_INLINE void fh_pipe_burst(fh_lane_t *r, uint64_t rx) { r->latency.due = rx; }
+FH_INLINE void fh_pipe_burst(fh_lane_t *r, uint64_t rx)
+{
+    r->latency.due = rx;
+    r->latency.rx_clock = FH_RX_CLOCK_TSC_BURST;
+}
+
+/* Live sources whose port stamps each packet itself (a NIC's hardware receive
+ * timestamp, converted to the TSC clock): latency counts from that. */
+FH_INLINE void fh_pipe_rx_stamp(fh_lane_t *r, uint64_t rx)
+{
+    r->latency.due = rx;
+    r->latency.rx_clock = FH_RX_CLOCK_NIC;
+}
 
 /* Live sources, when nothing arrives: receive time moves on, so gap windows
  * and silence expire on the clock, not only on the next packet. */

@@ -12,6 +12,11 @@ each instrument it touched is published once):
   publish          applied -> slots written and events out in shared memory;
   processing       start -> published (decode + book + publish);
   rx_to_published  receive/due time to its last book update published.
+With frames that carry a sender's transmit stamp (``feedhandler send``: a
+trailer after the IP datagram, raw TSC ticks on the same host), two more,
+present only when some frame had one:
+  wire_to_rx        transmit stamp -> received (the wire, the driver, the ring);
+  wire_to_published transmit stamp -> last book update published.
 Beside them, ``messages_per_packet``: how many messages each of those packets
 applied (the same histogram type, values are counts), and ``idle_gaps``: in a
 paced replay, every gap over 1 us between two TSC reads of the thread waiting
@@ -42,6 +47,17 @@ _INDEX = {
     "publish": lib.FH_LAT_PUBLISH,
     "messages_per_packet": lib.FH_LAT_MSGS_PER_PACKET,
     "idle_gaps": lib.FH_LAT_IDLE_GAPS,
+    "wire_to_rx": lib.FH_LAT_WIRE_TO_RX,
+    "wire_to_published": lib.FH_LAT_WIRE_TO_PUBLISHED,
+}
+#: Stages reported only when some frame carried a transmit stamp.
+WIRE_STAGES = ["wire_to_rx", "wire_to_published"]
+#: enum fh_rx_clock -> what the report calls it.
+RX_CLOCKS = {
+    lib.FH_RX_CLOCK_NONE: "none",
+    lib.FH_RX_CLOCK_CAPTURE: "capture",
+    lib.FH_RX_CLOCK_TSC_BURST: "tsc_at_burst",
+    lib.FH_RX_CLOCK_NIC: "nic_hardware",
 }
 PERCENTILES = [50, 90, 99, 99.9, 99.99]
 
@@ -107,6 +123,10 @@ def _histogram(replay: "Replay", name: str) -> dict:
 def collect(replay: "Replay", stats: dict) -> dict:
     """The --latency-json document for a finished (not yet closed) Replay (or DpdkRun.replay)."""
     stages: Dict[str, dict] = {name: _histogram(replay, name) for name in STAGES}
+    for name in WIRE_STAGES:
+        wire = _histogram(replay, name)
+        if wire["count"]:
+            stages[name] = wire
     mpp = _histogram(replay, "messages_per_packet")
     mpp.pop("overflow", None)
     gaps = _histogram(replay, "idle_gaps")
@@ -116,6 +136,11 @@ def collect(replay: "Replay", stats: dict) -> dict:
         "stages": stages,
         "messages_per_packet": mpp,
         "sample_every": int(getattr(replay, "latency_every", 1) or 1),
+        # Where each packet's receive time came from: none (a full-speed replay:
+        # rx is when the walk got there), capture (paced: when it was due),
+        # tsc_at_burst (live: the TSC when the driver's burst returned) or
+        # nic_hardware (the port's own receive timestamp, on the TSC clock).
+        "rx_clock": RX_CLOCKS.get(max(int(replay.lib.fh_lane_rx_clock(h)) for h in replay.handles), "none"),
         # Paced replay: gaps > 1 us the waiting thread saw between two TSC reads
         # (the machine, not the pipeline, took the core), with the time they cover.
         "idle_gaps": gaps,

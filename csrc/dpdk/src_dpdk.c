@@ -6,6 +6,8 @@
  * accessors are static inline, so they are called from here, never through
  * the FFI; Python is never called per packet. */
 #define _GNU_SOURCE
+/* rte_eth_read_clock (the device clock behind hardware receive timestamps). */
+#define ALLOW_EXPERIMENTAL_API
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <rte_flow.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
 
 #include "../pipeline.h"
@@ -29,6 +32,61 @@
 
 static int eal_ready;
 static struct rte_mempool *pools[FH_MAX_PORTS];
+
+/* Hardware receive timestamps: on for a port that offers the offload and can
+ * read its own clock (rte_eth_read_clock), so that a stamp in device ticks
+ * converts to the TSC clock: ns = ns0 + (stamp - dev0) * ns_per_tick, the
+ * reference (dev0, ns0) taken again every 1024 polls against drift.  Elsewhere
+ * (virtual devices, most NICs without PTP set-up) the TSC at each burst. */
+typedef struct hw_clock {
+    int on;
+    int offset;                     /* of the timestamp dynfield in an mbuf */
+    uint64_t flag;                  /* ol_flags bit: this mbuf's stamp is valid */
+    double ns_per_tick;             /* measured at port start */
+    uint64_t dev0, ns0;             /* the latest reference: device clock, TSC ns */
+} hw_clock_t;
+static hw_clock_t hw[FH_MAX_PORTS];
+
+/* Device ticks per ns, measured over 20 ms of CLOCK_MONOTONIC; 0 when the
+ * device cannot read its clock. */
+static double device_ns_per_tick(uint16_t port)
+{
+    uint64_t d0, d1;
+    if (rte_eth_read_clock(port, &d0) != 0) return 0;
+    const uint64_t m0 = fh_clock_ns(CLOCK_MONOTONIC);
+    rte_delay_ms(20);
+    if (rte_eth_read_clock(port, &d1) != 0 || d1 <= d0) return 0;
+    return (double)(fh_clock_ns(CLOCK_MONOTONIC) - m0) / (double)(d1 - d0);
+}
+
+/* Turn hardware stamps on for a started port whose device offered them
+ * (asked in its configuration); 1 when on. */
+static int hw_clock_start(uint16_t port)
+{
+    hw_clock_t *h = &hw[port];
+    memset(h, 0, sizeof *h);
+    if (rte_mbuf_dyn_rx_timestamp_register(&h->offset, &h->flag) != 0) return 0;
+    h->ns_per_tick = device_ns_per_tick(port);
+    h->on = h->ns_per_tick > 0;
+    return h->on;
+}
+
+/* A fresh (device clock, TSC ns) reference in a queue's own copy of its
+ * port's clock; off if the clock stopped answering. */
+static void hw_clock_anchor(hw_clock_t *h, fh_lane_t *r, uint16_t port)
+{
+    if (rte_eth_read_clock(port, &h->dev0) != 0) {
+        h->on = 0;
+        return;
+    }
+    h->ns0 = fh_pipe_clock_ns(r);
+}
+
+FH_INLINE uint64_t hw_clock_ns(const hw_clock_t *h, uint64_t stamp)
+{
+    const double d = (double)(int64_t)(stamp - h->dev0) * h->ns_per_tick;
+    return (uint64_t)((double)h->ns0 + d);
+}
 
 int fh_dpdk_eal_init(const char *args, char *err, size_t errlen)
 {
@@ -118,6 +176,8 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
     }
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof conf);
+    const int want_stamps = (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP) != 0;
+    if (want_stamps) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TIMESTAMP;
     const char *steer = "one queue";
     if (n_queues > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_IP)) {
         /* RSS on the IP addresses: each multicast group lands on one queue. */
@@ -156,10 +216,15 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
     if (rte_eth_promiscuous_enable(port) != 0) {
         mc = rte_eth_allmulticast_enable(port) == 0 ? "all-multicast" : "neither promiscuous nor all-multicast";
     }
+    const char *stamps = "TSC at each burst (the port has no hardware receive timestamps)";
+    if (want_stamps)
+        stamps = hw_clock_start(port) ? "the port's hardware receive timestamps, on the TSC clock"
+                                      : "TSC at each burst (the port stamps packets but cannot read its clock)";
     if (chosen)
-        snprintf(chosen, chosen_len, "port %u (%s, %s): %u RX queue(s) of %u descriptors, %u mbufs, %s, steering: %s",
-                 port, info.driver_name, info.device ? rte_dev_name(info.device) : "?", n_queues, nb_rxd, n_mbufs, mc,
-                 steer);
+        snprintf(chosen, chosen_len,
+                 "port %u (%s, %s): %u RX queue(s) of %u descriptors, %u mbufs, %s, steering: %s, rx time: %s", port,
+                 info.driver_name, info.device ? rte_dev_name(info.device) : "?", n_queues, nb_rxd, n_mbufs, mc, steer,
+                 stamps);
     return 0;
 }
 
@@ -188,6 +253,10 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
     memset(&st, 0, sizeof st);
     const uint64_t t0 = fh_pipe_clock_ns(r);
     const uint64_t start = fh_clock_ns(CLOCK_MONOTONIC);
+    /* This queue's copy of the port's clock (queues poll on their own threads). */
+    hw_clock_t clock = hw[port];
+    hw_clock_t *const h = &clock;
+    if (h->on) hw_clock_anchor(h, r, port);
     for (uint32_t tick = 1;; tick++) {
         const uint16_t n = rte_eth_rx_burst(port, queue, burst, FH_BURST);
         st.polls++;
@@ -199,8 +268,13 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
             for (uint16_t i = 0; i < n; i++) {
                 struct rte_mbuf *m = burst[i];
                 if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void *));
+                uint64_t when = rx;
+                if (h->on && (m->ol_flags & h->flag)) {
+                    when = hw_clock_ns(h, *RTE_MBUF_DYNFIELD(m, h->offset, const uint64_t *));
+                    fh_pipe_rx_stamp(r, when);
+                }
                 if (FH_UNLIKELY(m->nb_segs != 1)) st.multiseg++;
-                else fh_pipe_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), rx);
+                else fh_pipe_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), when);
                 rte_pktmbuf_free(m);
             }
             /* After every burst (its mbufs freed): the counters when due, on
@@ -211,6 +285,7 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
          * own drop counters join ours (and the published counters) here. */
         if (FH_UNLIKELY((tick & 1023) == 0)) {
             if (queue == 0) nic_counters(r, port);
+            if (h->on) hw_clock_anchor(h, r, port);
             /* Live receive time moves on when nothing arrives: gap windows and
              * silence expire on the clock, not only on the next packet. */
             fh_pipe_idle(r, fh_pipe_clock_ns(r));
