@@ -1,9 +1,9 @@
 """CFFI build script for the DPDK extension, feedhandler._dpdk (API mode, out-of-line).
 
 Built only where `pkg-config libdpdk` answers (setup.py checks): the whole C core
-plus csrc/dpdk/src_dpdk.c, linked against DPDK, so the burst loop feeds the same
-pipeline as replay mode without a call through Python.  The cdef is
-csrc/fh_api.h followed by csrc/dpdk/fh_dpdk.h.  DPDK's own headers are included
+plus every csrc/dpdk/*.c (src_dpdk.c: receive, tx_dpdk.c: `feedhandler send`),
+linked against DPDK, so the burst loops run without a call through Python.  The
+cdef is csrc/fh_api.h followed by csrc/dpdk/fh_dpdk.h.  DPDK's own headers are included
 as system headers, so -Werror applies to our code only.
 """
 
@@ -59,10 +59,11 @@ if have_dpdk():
     _cflags, _ldflags = _flags()
     _zflags, _zlibs = _zstd()
     _rel = os.path.relpath(os.path.join(CSRC, "dpdk"), os.getcwd())
+    _DPDK_C = sorted(n for n in os.listdir(os.path.join(CSRC, "dpdk")) if n.endswith(".c"))
     ffibuilder.set_source(
         "feedhandler._dpdk",
         '#include <stdint.h>\n#include <stddef.h>\n#include "fh_api.h"\n#include "dpdk/fh_dpdk.h"\n',
-        sources=_sources() + [os.path.join(_rel, "src_dpdk.c")],
+        sources=_sources() + [os.path.join(_rel, n) for n in _DPDK_C],
         include_dirs=[CSRC],
         libraries=["z", "pthread"] + _zlibs,
         extra_compile_args=_dpdk_cflags() + _cflags + _zflags,

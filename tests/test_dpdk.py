@@ -4,6 +4,7 @@ DPDK run is its own process (the EAL initialises once per process)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -391,7 +392,12 @@ def test_pcap_pmd_two_queues_two_cores(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "script,args", [("hugepages.sh", ["512", "--dry-run"]), ("bind_nic.sh", ["0000:3b:00.0", "--dry-run"])]
+    "script,args",
+    [
+        ("hugepages.sh", ["512", "--dry-run"]),
+        ("bind_nic.sh", ["0000:3b:00.0", "--dry-run"]),
+        ("live_setup.sh", ["--hugepages", "512", "--veth", "fhdry0", "--netns", "fhdryns", "--dry-run"]),
+    ],
 )
 def test_host_scripts_dry_run(script, args):
     p = subprocess.run(
@@ -485,3 +491,230 @@ def test_run_latency_json_stamps_every_packet_from_its_burst(tmp_path):
         assert s[name]["count"] == 7079, name
     assert s["rx_to_start"]["max"] > 0 and s["rx_to_published"]["p50"] >= s["processing"]["p50"]
     assert d["messages_per_packet"]["count"] == 7079 and round(d["messages_per_packet"]["mean"] * 7079) == 40000
+
+
+@NO_DPDK
+def test_run_reports_wire_stages_and_its_rx_clock(tmp_path):
+    """Frames carrying a sender's transmit stamp (feedhandler send's trailer),
+    received through a poll-mode driver: the report has wire -> rx and wire ->
+    published for every packet that applied messages, and says the receive
+    times are the TSC at each burst."""
+    from test_wire_stamp import APPLYING, stamped
+
+    out = tmp_path / "lat.json"
+    p = fh("run", "--dpdk", eal("wire", "net_pcap0,rx_pcap=" + stamped(tmp_path)), "--latency-json", str(out), *CAPS)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(out.read_text())
+    assert d["rx_clock"] == "tsc_at_burst"
+    assert d["stages"]["wire_to_rx"]["count"] == d["stages"]["wire_to_published"]["count"] == APPLYING
+
+
+# ----------------------------------------------------------- AF_XDP and memif
+
+
+def _port_line(proc):
+    """The handler's stderr up to its start-up line: libbpf and libxdp print
+    their own lines before it (they ignore --log-level)."""
+    seen = []
+    for _ in range(100):  # bounded: a handler that never starts ends in EOF
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("dpdk: port"):
+            return line, "".join(seen)
+    return "", "".join(seen)
+
+
+@NO_DPDK
+@pytest.mark.skipif(not _can_netns(), reason="needs root and iproute2 (ip netns) for a veth pair")
+def test_af_xdp_veth_from_another_namespace(tmp_path):
+    """AF_XDP on a veth (native XDP, copy mode: veth has no zero-copy): a capture
+    sent from another network namespace gives the books of replaying it, nothing
+    lost; the PMD's XDP program is attached while it runs and gone after."""
+    tag = "%d" % (os.getpid() % 100000)
+    ns, v0, v1 = "fhxns" + tag, "fhxv0" + tag, "fhxv1" + tag
+    prefix = str(tmp_path / "ab")
+    g = fh(
+        "gen",
+        "-q",
+        "--out",
+        prefix,
+        "--messages",
+        "30000",
+        "--symbols",
+        "20",
+        "--channels",
+        "2",
+        "--seed",
+        "4",
+        "--lines",
+        "ab",
+        "--heartbeat-ms",
+        "60000",
+    )
+    assert g.returncode == 0, g.stderr
+    sh = lambda *a: subprocess.run(list(a), check=True, capture_output=True, text=True, timeout=30)  # noqa: E731
+    try:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "add", v0, "type", "veth", "peer", "name", v1)
+        sh("ip", "link", "set", v1, "netns", ns)
+        sh("ip", "link", "set", v0, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", v1, "up")
+        rx = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "feedhandler",
+                "run",
+                "--dpdk",
+                eal("xdp", "net_af_xdp0,iface=%s,start_queue=0,queue_count=1" % v0),
+                "--mode",
+                "book",
+                "--silence-ms",
+                "120000",
+                "--duration",
+                "90",
+                "--dump-books",
+                str(tmp_path / "d.csv"),
+                "--stats-json",
+                str(tmp_path / "d.json"),
+                *CAPS,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line, before = _port_line(rx)
+            assert "net_af_xdp" in line, before + rx.stderr.read()
+            # The PMD attached its XDP program to the interface (native or generic).
+            assert "xdp" in sh("ip", "link", "show", "dev", v0).stdout
+            sent = subprocess.run(
+                ["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, prefix + ".pcap"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert sent.returncode == 0, sent.stderr
+            out, err = rx.communicate(timeout=120)  # stops by itself: every stream ended its session
+        finally:
+            if rx.poll() is None:
+                rx.kill()
+                rx.communicate()
+        assert rx.returncode == 0, err
+        # Closing the port took the XDP program off: the kernel has the interface back.
+        assert " xdp" not in sh("ip", "link", "show", "dev", v0).stdout.split("link/")[0]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", v0], capture_output=True)
+    r = fh(
+        "replay",
+        "-q",
+        prefix + ".pcap",
+        "--mode",
+        "book",
+        "--silence-ms",
+        "120000",
+        "--dump-books",
+        str(tmp_path / "r.csv"),
+        "--stats-json",
+        str(tmp_path / "r.json"),
+        *CAPS,
+    )
+    assert r.returncode == 0, r.stderr
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "d.json"))
+    # AF_XDP's ring-full drops reach neither imissed nor ierrors (the PMD reads only
+    # the socket's rx_dropped): a lost frame shows as a gap or a missing duplicate.
+    lost = "gaps %d, duplicates %d of %d, ipackets %d" % (
+        b["gaps"],
+        b["duplicates"],
+        a["duplicates"],
+        b["dpdk"]["ipackets"],
+    )
+    assert (tmp_path / "d.csv").read_text() == (tmp_path / "r.csv").read_text(), lost
+    assert a["messages"] == b["messages"] and a["duplicates"] == b["duplicates"] and b["gaps"] == 0, lost
+    assert b["dpdk"]["imissed"] == 0 and b["dpdk"]["ipackets"] >= a["packets"]
+
+
+@NO_DPDK
+def test_memif_server_waits_and_a_client_connects(tmp_path):
+    """The handler as memif server needs no hugepages (copy mode shares memfd
+    regions): its socket is there while it runs, a second DPDK process as memif
+    client connects to it, and the socket is gone when the server stops."""
+    sock = str(tmp_path / "memif.sock")
+    vdev = "net_memif0,role=%s,socket=" + sock + ",socket-abstract=no"
+
+    # The PMD says "Connected." at debug level, once the two ends have agreed on
+    # their regions and rings; a global --log-level=error would filter it out.
+    def memif_eal(tag, role, lcore):
+        args = eal(tag, vdev % role).replace("--log-level=error", "--log-level=pmd.net.memif:debug")
+        return args.replace("-l 0 ", "-l %d " % lcore)
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "feedhandler",
+            "run",
+            "--dpdk",
+            memif_eal("mifs", "server", 0),
+            "--mode",
+            "decode",
+            "--duration",
+            "6",
+            "--no-eos-stop",
+            "--stats-json",
+            str(tmp_path / "s.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line, before = _port_line(server)
+        assert "net_memif" in line, before + server.stderr.read()
+        assert os.path.exists(sock), before  # listening, waiting for a client
+        client = fh(
+            "run",
+            "--dpdk",
+            memif_eal("mifc", "client", 1 if (os.cpu_count() or 1) > 1 else 0),
+            "--mode",
+            "decode",
+            "--duration",
+            "1",
+            "--no-eos-stop",
+            timeout=60,
+        )
+        assert client.returncode == 0, client.stderr
+        assert "memif_connect(): Connected." in client.stderr, client.stderr
+        out, err = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert "memif_connect(): Connected." in err and "Disconnected" in err, err
+    assert not os.path.exists(sock)
+    st = json.loads((tmp_path / "s.json").read_text())
+    assert st["dpdk"]["ipackets"] == 0 and st["dpdk"]["ierrors"] == 0
+
+
+def test_live_setup_refuses_bad_input():
+    script = os.path.join(ROOT, "scripts", "dpdk", "live_setup.sh")
+    for args, says in (
+        (["--hugepages", "lots"], "must be a number"),
+        (["--veth", "name;rm"], "not an interface name"),
+        (["--veth", "averyveryverylongname"], "not an interface name"),
+        (["--netns", "tx"], "go with --veth"),
+        (["--memif-dir", "relative"], "absolute path"),
+        (["--frobnicate"], "unknown argument"),
+    ):
+        p = subprocess.run(["bash", script, *args, "--dry-run"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and says in p.stderr, (args, p.stderr)
+    # Never an interface that is not a veth: the loopback is refused.
+    if shutil.which("ip"):
+        p = subprocess.run(["bash", script, "--veth", "lo", "--dry-run"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "not a veth" in p.stderr, p.stderr
+    p = subprocess.run(["bash", script, "--dry-run"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "net_af_xdp0,iface=IFACE" in p.stdout and "role=server" in p.stdout, p.stderr

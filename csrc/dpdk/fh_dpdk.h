@@ -42,3 +42,58 @@ int fh_dpdk_flow_steer(uint16_t port, uint32_t group, uint16_t udp_port, uint16_
 int fh_dpdk_port_stats(uint16_t port, fh_dpdk_stats_t *out);
 void fh_dpdk_port_close(uint16_t port);
 int fh_dpdk_cleanup(void);
+
+/* ------------------------------------------------------------ transmit
+ * `feedhandler send` (tx_dpdk.c): frames of a capture, loaded and scheduled
+ * by Python before the send, go out on a port at their due times. */
+
+/* What to send.  Frame f is blob[off[f], off[f] + len[f]); it carries msgs[f]
+ * messages; stamp_at[f] is where its 16-byte TX stamp trailer goes (the end
+ * of its IP datagram, == len[f]), or UINT32_MAX for a frame sent unstamped.
+ * The schedule is n entries, in send order: frame order[i] is due at due_ns[i]
+ * (ns from the start of the send, non-decreasing); paced == 0 sends as fast
+ * as the port takes the frames (due times ignored, nothing counts as late). */
+typedef struct fh_tx_plan {
+    const uint8_t *blob;
+    const uint64_t *off;
+    const uint32_t *len;
+    const uint32_t *stamp_at;
+    const uint32_t *msgs;
+    const uint32_t *order;
+    const uint64_t *due_ns;
+    uint64_t n;
+    int32_t paced;
+    int32_t stamp;
+} fh_tx_plan_t;
+
+typedef struct fh_tx_stats {
+    uint64_t frames;           /* taken by the port */
+    uint64_t messages;         /* ... their messages */
+    uint64_t bytes;            /* ... their bytes on the wire (trailer and padding included) */
+    uint64_t tx_dropped;       /* not taken by the port after the retries (TX ring full) */
+    uint64_t nombuf;           /* not sent: no mbuf free after the retries */
+    uint64_t late;             /* stamped more than 10 us after their due time (paced only) */
+    uint64_t max_late_ns;      /* the latest of them */
+    uint64_t bursts;           /* tx bursts */
+    uint64_t done;             /* schedule entries handled so far (progress) */
+    uint64_t elapsed_ns;       /* start of the send to the last burst */
+    uint64_t tsc_hz;
+    int32_t stopped;           /* 1: stopped by fh_dpdk_tx_stop before the end */
+    int32_t _pad;
+} fh_tx_stats_t;
+
+/* Configure and start a port for sending: one TX queue of tx_desc descriptors
+ * (adjusted to what the device allows), one small RX queue the sender never
+ * polls, a pool of n_mbufs of data_room bytes each.  The EAL comes first
+ * (fh_dpdk_eal_init).  `chosen` receives a line saying what was set up. */
+int fh_dpdk_tx_port_start(uint16_t port, uint32_t n_mbufs, uint32_t data_room, uint16_t tx_desc, char *chosen,
+                          size_t chosen_len, char *err, size_t errlen);
+/* The port's MTU (0 when the device does not say). */
+uint16_t fh_dpdk_port_mtu(uint16_t port);
+/* Send the plan on the port started by fh_dpdk_tx_port_start, busy-waiting on
+ * the TSC for each burst's due time, until the end of the schedule or
+ * fh_dpdk_tx_stop.  `st` is updated as the send goes (done, frames: progress).
+ * 0, or -1 with a message. */
+int fh_dpdk_tx_loop(uint16_t port, const fh_tx_plan_t *plan, fh_tx_stats_t *st, char *err, size_t errlen);
+/* Ask a running fh_dpdk_tx_loop to stop after the burst in hand (any thread). */
+void fh_dpdk_tx_stop(void);

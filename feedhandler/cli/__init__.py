@@ -1,6 +1,6 @@
 """The `feedhandler` command line (docs/architecture.md gives the contract).
 
-One module per command (:mod:`.replay`, :mod:`.run`, :mod:`.book`, :mod:`.stats`,
+One module per command (:mod:`.replay`, :mod:`.run`, :mod:`.send`, :mod:`.book`, :mod:`.stats`,
 :mod:`.gen`, :mod:`.rewind_server`, :mod:`.glimpse_server`), each with ``register(subparsers)`` and
 ``command(args)``; shared: :mod:`.argtypes` (argument types), :mod:`.options`
 (the pipeline option group and the one ReplayConfig built from it),

@@ -7,14 +7,14 @@ import os
 import sys
 from typing import List, Optional
 
-from . import book, gen, glimpse_server, replay, rewind_server, run, stats
+from . import book, gen, glimpse_server, replay, rewind_server, run, send, stats
 from .base import EXIT_OK
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The command modules, in the order `feedhandler --help` lists them.  Each has
 #: NAME, register(subparsers) (adds its parser, with func=command) and command(args).
-COMMANDS = (replay, run, book, stats, gen, rewind_server, glimpse_server)
+COMMANDS = (replay, run, send, book, stats, gen, rewind_server, glimpse_server)
 
 
 def version_text() -> str:
