@@ -5,14 +5,21 @@ event a busy-polling Python reader in another process has it in hand.
     feedhandler replay day.pcap --shm books --speed 100 &
     python scripts/reader_latency.py --shm books [--json OUT]
 
-Polls the event ring in batches (numpy), stamps each batch as it arrives on
-the writer's own clock (the TSC read through the calibration the writer
+Follows the event ring as a strategy would (Segment.follow: numpy batches,
+polling without sleeping while events keep coming), stamps each batch as it
+arrives on the writer's own clock (the TSC read through the calibration the writer
 published in the segment header: Segment.clock_ns), and records
 now - publish_ts for every event into the same C histogram as the pipeline's
 stages.  Both stamps come from one TSC and one calibration, so there is no
 error between two clocks (CLOCK_REALTIME against a TSC calibrated over 5 ms
-drifts by tens of microseconds within seconds).  Stops when the writer has finished and the ring is
-drained (or after --duration).  Prints percentiles; --json writes them in the
+drifts by tens of microseconds within seconds).  Stops when the writer has
+finished (or stopped) and the ring is drained, when it died, or after
+--duration.
+
+Between two polls the loop does nothing but take the batch: the state of the
+writer is read only after an empty poll and whether it lives a few times a
+second (both inside follow()); asking Segment.state before every poll costs a
+system call (the writer's lock) that delays whatever arrives meanwhile.  Prints percentiles; --json writes them in the
 --latency-json stage format (stage "publish_to_reader").
 """
 
@@ -23,12 +30,11 @@ import json
 import sys
 import time
 
-import numpy as np
-
 import feedhandler._probe as probe  # test/measurement hooks: fh_hist_record_n
 from feedhandler.core import ffi, lib
+from feedhandler.errors import WriterDied
 from feedhandler.latency import distribution, summary
-from feedhandler.shm import ShmError, attach
+from feedhandler.shm import Lapped, ShmError, attach
 
 
 def main(argv=None):
@@ -50,18 +56,25 @@ def main(argv=None):
     seg.seek("now")
     h = ffi.new("fh_hist_t *")
     t0 = time.monotonic()
-    n = lapped = 0
-    while True:
-        finished = seg.state in ("finished", "stopped")  # before the poll: an empty poll after it means all read
-        ev = seg.events(4096)
-        if len(ev):
-            now = seg.clock_ns()
-            lat = np.maximum(now - ev["publish_ts"].astype(np.int64), 0).astype(np.uint64)
-            probe.lib.fh_hist_record_n(h, ffi.cast("uint64_t *", ffi.from_buffer(lat)), len(lat))
-            n += len(ev)
-            continue
-        if finished or (args.duration and time.monotonic() - t0 > args.duration):
-            break
+    n = 0
+    clock = seg.clock_ns
+    record = probe.lib.fh_hist_record_n
+    try:
+        # A heartbeat only with --duration: an empty batch lets a quiet stream stop.
+        for ev in seg.follow(batch=4096, heartbeat=0.1 if args.duration else None):
+            if not isinstance(ev, Lapped) and len(ev):  # a Lapped marker: counted in seg.lapped
+                now = clock()  # stamped first: what follows is not part of the latency
+                # One numpy operation, so that the next poll comes soon.  Every event
+                # was published before it was read, on the same TSC: now is the later
+                # by at least the poll itself, so the difference does not wrap (were it
+                # to, the histogram would count it as overflow, not as a small value).
+                lat = now - ev["publish_ts"]
+                record(h, ffi.from_buffer("uint64_t[]", lat), len(lat))
+                n += len(ev)
+            if args.duration and time.monotonic() - t0 > args.duration:
+                break
+    except WriterDied as e:
+        print("reader_latency: %s (the events read so far are counted)" % e, file=sys.stderr)
     lapped = seg.lapped
     s = summary(ffi, lib, h)
     s["distribution"] = distribution(lib, h)

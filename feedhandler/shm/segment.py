@@ -29,6 +29,16 @@ __all__ = ["Segment", "MAX_SPINS"]
 
 MAX_SPINS = 100_000
 
+# follow() treats the stream as busy, and polls again at once instead of
+# sleeping, until it has seen both this long and this many polls in a row
+# without an event.  A sleep costs far more than its argument (time.sleep(50e-6)
+# returns after ~60-110 us on Linux: the timer slack), so sleeping through the
+# few-microsecond gaps of a busy feed would add that to the latency of the next
+# event.  Counting polls as well keeps a reader the OS took off its core for a
+# while from calling the stream idle: it has not looked.
+_SPIN_S = 250e-6
+_SPIN_POLLS = 100
+
 
 def _busy(rc: int, what: str) -> str:
     if rc == -1:
@@ -93,6 +103,10 @@ class Segment:
             )
         self.n_lanes = int(self._hdr.n_lanes)
         self._cursors = [ffi.new("uint64_t *", 0) for _ in range(self.n_lanes)]
+        # Each lane's ring head, read on every poll (_available): one pointer per
+        # lane instead of walking the header struct each time.
+        self._heads = [ffi.addressof(self._hdr.ring_head[i], "head") for i in range(self.n_lanes)]
+        self._no_events = np.empty(0, dtype=EVENT_DTYPE)  # events() hands out views of it
         self._lost = ffi.new("uint64_t *", 0)
         self.lapped = 0
         self._by_symbol: Dict[str, List[Tuple[int, int]]] = {}
@@ -366,18 +380,20 @@ class Segment:
         base = self._mapped()
         want = min(int(max), self._available())
         if want <= 0:
-            return np.empty(0, dtype=EVENT_DTYPE)
+            # A view of one empty array: a busy poller's empty polls are most of
+            # its calls, and a new structured array costs ~0.6 us.
+            return self._no_events[:0]
         out = self._event_buffer(want)
         n = 0
         for lane, cur in enumerate(self._cursors):
             if n == want:
                 break
             got = lib.fh_shm_read_events(
-                base, lane, cur, ffi.from_buffer("fh_read_event_t[]", out[n:]), want - n, self._lost
+                base, lane, cur, ffi.from_buffer("fh_read_event_t[]", out[n:] if n else out), want - n, self._lost
             )
             self.lapped += int(self._lost[0])
             n += got
-        return out[:n]
+        return out if n == want else out[:n]
 
     def _event_buffer(self, want: int) -> np.ndarray:
         """An array of at least `want` events to read into (see _reusable):
@@ -389,12 +405,13 @@ class Segment:
 
     def _available(self) -> int:
         """Events readable now, all lanes (at most a ring's worth per lane)."""
-        h = self._header()
+        self._mapped()  # the head pointers point into the mapping
+        cap = self.ring_capacity
         n = 0
-        for i, cur in enumerate(self._cursors):
-            ahead = int(h.ring_head[i].head) - int(cur[0])
+        for head, cur in zip(self._heads, self._cursors):
+            ahead = head[0] - cur[0]
             if ahead > 0:
-                n += ahead if ahead < self.ring_capacity else self.ring_capacity
+                n += ahead if ahead < cap else cap
         return n
 
     # ------------------------------------------------------------- follow
@@ -414,43 +431,51 @@ class Segment:
         * an empty array when `heartbeat` seconds pass without events (only
           with `heartbeat` set), so that a loop can check a clock or stop.
 
-        When nothing is new it sleeps, backing off from 50 us to `idle` seconds.
-        It ends once the writer has finished or stopped (asked to stop
+        While events keep coming it polls again at once, never sleeping: only
+        once the stream has gone quiet (no event for 250 us and 100 polls in a
+        row) does it sleep, backing off from 50 us to `idle` seconds.  It ends once the writer has finished or stopped (asked to stop
         part-way: :attr:`state` then says ``"stopped"``, so a caller can tell
         an interrupted run from a complete one) and every event is read; it raises
         :class:`WriterDied` once the events left are read if the writer process
         died mid-run (a replay killed: its books are frozen, do not trade on
         them).  Breaking out of the loop is always fine."""
         for kind, value in self._follow_steps(batch, idle, heartbeat):
-            if kind == "sleep":
-                time.sleep(value)
-            else:
+            if kind == "batch":
                 yield value
+            elif kind == "sleep":
+                time.sleep(value)
 
     async def follow_async(
         self, batch: int = 65536, idle: float = 0.001, heartbeat: Optional[float] = None
     ) -> AsyncIterator[Union[np.ndarray, "Lapped"]]:
         """:meth:`follow` for asyncio: ``async for batch in seg.follow_async():``.
 
-        No thread: each poll is a short non-blocking call, and when nothing is
-        new it awaits ``asyncio.sleep`` (backing off to `idle`), so the event
-        loop runs other tasks meanwhile; after every batch it yields to the
-        loop once, so a busy feed does not starve them either."""
+        No thread: each poll is a short non-blocking call.  While the stream is
+        busy it yields to the event loop between polls (``asyncio.sleep(0)``)
+        instead of sleeping; once it has gone quiet it awaits ``asyncio.sleep``
+        (backing off to `idle`), so the event loop runs other tasks meanwhile;
+        after every batch it yields to the loop once, so a busy feed does not
+        starve them either."""
         for kind, value in self._follow_steps(batch, idle, heartbeat):
-            if kind == "sleep":
-                await asyncio.sleep(value)
-            else:
+            if kind == "batch":
                 yield value
+                await asyncio.sleep(0)
+            elif kind == "sleep":
+                await asyncio.sleep(value)
+            else:  # "poll": busy, poll again as soon as the other tasks had their turn
                 await asyncio.sleep(0)
 
     def _follow_steps(self, batch: int, idle: float, heartbeat: Optional[float]) -> Iterator[Tuple[str, Any]]:
-        """The follow loop as steps: ("batch", array), ("sleep", seconds)."""
+        """The follow loop as steps: ("batch", array), ("sleep", seconds), or
+        ("poll", None): nothing new yet but the stream is busy, poll again
+        without sleeping (follow_async lets other tasks run first)."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if not idle > 0:
             raise ValueError("idle must be a positive number of seconds")
         delay = min(50e-6, idle)
-        last_event = time.monotonic()
+        last_event = last_seen = time.monotonic()  # last batch or heartbeat; last event
+        empty_polls = 0  # in a row, since the last event
         next_check = 0.0
         while True:
             before = self.lapped
@@ -460,8 +485,10 @@ class Segment:
                     yield "batch", Lapped(self.lapped - before, self.lapped)
                 yield "batch", ev
                 delay = min(50e-6, idle)
-                last_event = time.monotonic()
+                last_event = last_seen = time.monotonic()
+                empty_polls = 0
                 continue
+            empty_polls += 1
             if self.lapped > before:  # lost events and nothing left after them
                 yield "batch", Lapped(self.lapped - before, self.lapped)
             now = time.monotonic()
@@ -480,6 +507,9 @@ class Segment:
             if heartbeat is not None and now - last_event >= heartbeat:
                 last_event = now
                 yield "batch", np.empty(0, dtype=EVENT_DTYPE)
+                continue
+            if empty_polls < _SPIN_POLLS or now - last_seen < _SPIN_S:
+                yield "poll", None  # busy: the next event is likely microseconds away
                 continue
             yield "sleep", delay
             delay = min(delay * 2, idle)
