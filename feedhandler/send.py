@@ -487,8 +487,11 @@ class Sender:
             out = np.where(more, out + 4, out)
         return out
 
-    def send(self, cap: Capture, plan: Plan, stamp: bool = True, progress: Optional[bool] = None) -> Dict[str, Any]:
-        """Send ``plan`` and return its counters.  The loop runs in a thread with
+    def send(
+        self, cap: Capture, plan: Plan, stamp: bool = True, progress: Optional[bool] = None, wait_us: float = 200.0
+    ) -> Dict[str, Any]:
+        """Send ``plan`` and return its counters.  A burst the port does not take
+        is offered again for ``wait_us`` before its frames count as dropped.  The loop runs in a thread with
         the GIL released while this one waits (a progress line on a terminal
         when ``progress`` is None; stop() from a signal handler ends it)."""
         if self._closed:
@@ -507,6 +510,7 @@ class Sender:
         c.n = len(plan.order)
         c.paced = int(plan.paced)
         c.stamp = int(stamp)
+        c.wait_ns = max(1, int(wait_us * 1000))
         err = ffi.new("char[]", ERR_LEN)
         box: Dict[str, int] = {}
 

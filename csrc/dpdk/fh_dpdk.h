@@ -64,6 +64,8 @@ typedef struct fh_tx_plan {
     uint64_t n;
     int32_t paced;
     int32_t stamp;
+    uint64_t wait_ns;          /* how long a burst the port does not take (or no free mbuf) is offered
+                                * again before its frames count as dropped; 0: 200 us */
 } fh_tx_plan_t;
 
 typedef struct fh_tx_stats {

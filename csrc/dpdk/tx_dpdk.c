@@ -144,7 +144,8 @@ int fh_dpdk_tx_loop(uint16_t port, const fh_tx_plan_t *plan, fh_tx_stats_t *st, 
     struct rte_mempool *pool = tx_pools[port];
     const uint64_t hz = rte_get_tsc_hz();
     const double tpn = (double)hz / 1e9; /* TSC ticks per ns */
-    const uint64_t late_ticks = (uint64_t)(TX_LATE_NS * tpn), retry_ticks = (uint64_t)(TX_RETRY_NS * tpn);
+    const uint64_t late_ticks = (uint64_t)(TX_LATE_NS * tpn),
+                   retry_ticks = (uint64_t)((plan->wait_ns ? (double)plan->wait_ns : TX_RETRY_NS) * tpn);
     const uint64_t n = plan->n;
     const int paced = plan->paced != 0, stamp = plan->stamp != 0;
     fh_tx_stats_t s;
@@ -179,7 +180,7 @@ int fh_dpdk_tx_loop(uint16_t port, const fh_tx_plan_t *plan, fh_tx_stats_t *st, 
             k++;
         } while (k < TX_BURST && i + k < n);
         int got = rte_pktmbuf_alloc_bulk(pool, m, k);
-        for (uint64_t t = rte_rdtsc(); got != 0 && rte_rdtsc() - t < retry_ticks;) {
+        for (uint64_t t = rte_rdtsc(); got != 0 && rte_rdtsc() - t < retry_ticks && !tx_stopping();) {
             rte_pause();
             got = rte_pktmbuf_alloc_bulk(pool, m, k);
         }
@@ -220,7 +221,7 @@ int fh_dpdk_tx_loop(uint16_t port, const fh_tx_plan_t *plan, fh_tx_stats_t *st, 
                 if (at != UINT32_MAX) put_le64(rte_pktmbuf_mtod(m[j], uint8_t *) + at + 8, ts);
             }
         uint16_t sent = rte_eth_tx_burst(port, 0, m, (uint16_t)k);
-        for (uint64_t t = ts; sent < k && rte_rdtsc() - t < retry_ticks;)
+        for (uint64_t t = ts; sent < k && rte_rdtsc() - t < retry_ticks && !tx_stopping();)
             sent += rte_eth_tx_burst(port, 0, m + sent, (uint16_t)(k - sent));
         if (FH_UNLIKELY(sent < k)) {
             rte_pktmbuf_free_bulk(m + sent, k - sent);

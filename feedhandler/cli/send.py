@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any, Optional, Tuple
 
 from . import argtypes
@@ -35,6 +36,26 @@ def _burst(s: str) -> Tuple[float, float, float]:
         return parse_burst(s)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc))
+
+
+def _wait(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of microseconds: %r" % s)
+    if not 1 <= v <= 60e6:
+        raise argparse.ArgumentTypeError("the wait must be 1..60,000,000 us, got %s" % s)
+    return v
+
+
+def _linger(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds: %r" % s)
+    if not 0 <= v <= 86400:
+        raise argparse.ArgumentTypeError("the linger must be 0..86400 s, got %s" % s)
+    return v
 
 
 def _lag(s: str) -> float:
@@ -115,6 +136,24 @@ arguments or a port that cannot be started (nothing sent).""",
     d.add_argument("--loss-b", type=argtypes.probability, default=0.0, metavar="P", help="drop line B frames at P")
     d.add_argument("--lag-b", type=_lag, default=0.0, metavar="US", help="send line B frames US microseconds later")
     d.add_argument("--seed", type=argtypes.nonneg, default=1, metavar="S", help="seed of the loss draws (default 1)")
+    d.add_argument(
+        "--linger",
+        type=_linger,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the last frame, keep the port up this long (a stop signal ends it early, exit 0) before "
+        "closing it: stop the receiver first. DPDK 22.11's memif driver can crash a peer that is polling "
+        "while the other side disconnects",
+    )
+    d.add_argument(
+        "--tx-wait-us",
+        type=_wait,
+        default=200.0,
+        metavar="US",
+        help="how long a burst the port does not take (its ring full) is offered again before its frames count "
+        "as TX drops (default 200); a long wait makes the sender wait for a slow receiver instead (back-pressure, "
+        "e.g. over memif), so that nothing is lost on the way",
+    )
     d.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON")
     d.add_argument("--no-stamp", action="store_true", help="send the frames as captured, without the TX trailer")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -190,6 +229,7 @@ def command(args: argparse.Namespace) -> int:
         return fail(NAME, exc, EXIT_USAGE)
     rc = EXIT_OK
     st: Optional[dict] = None
+    printed = False
     with tx, StopSignals(on_stop=tx.stop) as sig:
         print(
             "send: %s (%s%s): %s frames, %s messages; dpdk %s"
@@ -204,15 +244,27 @@ def command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         try:
-            st = tx.send(cap, plan, stamp=not args.no_stamp, progress=False if args.quiet else None)
+            st = tx.send(
+                cap, plan, stamp=not args.no_stamp, progress=False if args.quiet else None, wait_us=args.tx_wait_us
+            )
         except DpdkError as exc:
             rc = fail(NAME, exc, EXIT_INPUT)
+        if args.linger and st is not None and sig.signum is None:
+            # Sent: the port stays up (its peer is not disconnected) until the
+            # linger ends or a stop signal comes, which ends it as planned.
+            print(_summary(st), flush=True)
+            printed = True
+            end = time.monotonic() + args.linger
+            while time.monotonic() < end and sig.signum is None:
+                time.sleep(0.02)
+            sig.signum = None
         sig.work_done()
         if sig.signum is not None:
             rc = sig.status
             fail(NAME, "interrupted (%s); counters so far:" % sig.name, rc)
     if st is not None:
-        print(_summary(st))
+        if not printed:
+            print(_summary(st))
         st["capture"] = {
             "path": args.capture,
             "format": cap.format,
