@@ -629,3 +629,28 @@ def test_loss_the_handler_cannot_recover_is_counted_and_flagged_never_a_good_wro
     from feedhandler.shm import FLAG_STALE
 
     assert [k for k in sorted(differ) if not flags.get(k, 0) & FLAG_STALE] == []
+
+
+@NO_DPDK
+@pytest.mark.slow
+@TWO_CPUS
+def test_bench_live_smoke_over_memif(tmp_path):
+    """scripts/bench_live.py end to end on a small day over memif: a sustained
+    rate with nothing lost, and latency with the wire stages from the stamps."""
+    out = tmp_path / "live.json"
+    p = subprocess.run(
+        [
+            sys.executable, os.path.join(ROOT, "scripts", "bench_live.py"), "--quick", "--drivers", "memif",
+            "--jitter-s", "0", "--dir", str(tmp_path), "--json", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    d = json.loads(out.read_text())
+    m = d["drivers"]["memif"]
+    assert m["skipped"] is None and m["sustained"] and m["sustained"][0]["lossless"], p.stdout
+    assert m["highest_lossless_msgs_per_s"] and d["replay_msgs_per_s"] > 0 and d["pcap_pmd_msgs_per_s"] > 0
+    lat = m["latency"][0]
+    assert lat["rx_clock"] == "tsc_at_burst" and lat["latency"]["wire_to_published"]["p50"] > 0
