@@ -45,6 +45,7 @@ __all__ = [
     "RewindError",
     "SnapshotError",
     "SoupError",
+    "CaptureError",
     "GenError",
     "c_message",
     "c_error",
@@ -126,6 +127,11 @@ class SnapshotError(FeedhandlerError):
 
 class SoupError(FeedhandlerError):
     """A SoupBinTCP stream that cannot be right: the connection must be dropped."""
+
+
+class CaptureError(FeedhandlerError):
+    """A capture that cannot be sent (``feedhandler send``): unreadable, not
+    pcap/pcapng, not Ethernet, corrupt."""
 
 
 class GenError(FeedhandlerError, ValueError):

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+import live
 from feedhandler.dpdk import available
 
 pytestmark = pytest.mark.slow  # an EAL per test, in its own process: not in --quick
@@ -233,75 +234,31 @@ print(n)
 """
 
 
-def _can_netns():
-    return os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0
-
-
-@NO_DPDK
-@pytest.mark.skipif(not _can_netns(), reason="needs root and iproute2 (ip netns) for a veth pair")
-def test_af_packet_veth_from_another_namespace(tmp_path):
-    """Real packets: a sender in another network namespace writes a generated
-    A/B capture onto a veth; DPDK's af_packet PMD receives it on the peer."""
-    tag = "%d" % (os.getpid() % 100000)
-    ns, v0, v1 = "fhns" + tag, "fhv0" + tag, "fhv1" + tag
-    prefix = str(tmp_path / "ab")
-    g = fh(
-        "gen",
-        "-q",
-        "--out",
-        prefix,
-        "--messages",
-        "30000",
-        "--symbols",
-        "20",
-        "--channels",
-        "2",
-        "--seed",
-        "4",
-        "--lines",
-        "ab",
-        "--heartbeat-ms",
-        "60000",
-    )
-    assert g.returncode == 0, g.stderr
-    sh = lambda *a: subprocess.run(list(a), check=True, capture_output=True, timeout=30)  # noqa: E731
-    try:
-        sh("ip", "netns", "add", ns)
-        sh("ip", "link", "add", v0, "type", "veth", "peer", "name", v1)
-        sh("ip", "link", "set", v1, "netns", ns)
-        sh("ip", "link", "set", v0, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", v1, "up")
-        # A deep af_packet ring and a paced sender: a busy CI box must not drop frames;
-        # --duration is only a safety net (it stops by itself at end of session).
+def _veth_receive(tmp_path, name, vdev, driver, while_running=None):
+    """A generated A/B day sent (paced, tests/test_dpdk.py's SENDER) from another
+    network namespace onto a veth, received by `feedhandler run` through the
+    DPDK driver `vdev` (IFACE: the host end) until every stream ended its
+    session: (the day, the handler's stats and books, a replay's stats and books)."""
+    day = live.ab_day(str(tmp_path / "ab"))
+    with live.veth_pair(name) as (ns, v0, v1):
         rx = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "feedhandler",
-                "run",
-                "--dpdk",
-                eal("af", "net_af_packet0,iface=%s,framecnt=4096" % v0),
-                "--mode",
-                "book",
-                "--silence-ms",
-                "120000",
-                "--duration",
-                "90",
-                "--dump-books",
-                str(tmp_path / "d.csv"),
-                "--stats-json",
-                str(tmp_path / "d.json"),
-                *CAPS,
+                sys.executable, "-m", "feedhandler", "run", "--dpdk", eal(name, vdev.replace("IFACE", v0)),
+                "--mode", "book", "--silence-ms", "120000",
+                "--duration", "90",  # a safety net: it stops by itself at end of session
+                "--dump-books", str(tmp_path / "d.csv"), "--stats-json", str(tmp_path / "d.json"), *CAPS,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )
+        )  # fmt: skip
         try:
-            line = rx.stderr.readline()  # "dpdk: port 0 (net_af_packet ...)": receiving
-            assert "net_af_packet" in line, line + rx.stderr.read()
+            line, before = _port_line(rx)
+            assert driver in line, before + rx.stderr.read()
+            if while_running:
+                while_running(v0)
             sent = subprocess.run(
-                ["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, prefix + ".pcap"],
+                ["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, day],
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -311,27 +268,26 @@ def test_af_packet_veth_from_another_namespace(tmp_path):
         finally:
             if rx.poll() is None:
                 rx.kill()
+                rx.communicate()
         assert rx.returncode == 0, err
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", v0], capture_output=True)
+        after = live.sh("ip", "link", "show", "dev", v0).stdout
     r = fh(
-        "replay",
-        "-q",
-        prefix + ".pcap",
-        "--mode",
-        "book",
-        "--silence-ms",
-        "120000",
-        "--dump-books",
-        str(tmp_path / "r.csv"),
-        "--stats-json",
-        str(tmp_path / "r.json"),
-        *CAPS,
-    )
+        "replay", "-q", day, "--mode", "book", "--silence-ms", "120000",
+        "--dump-books", str(tmp_path / "r.csv"), "--stats-json", str(tmp_path / "r.json"), *CAPS,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "d.csv").read_text() == (tmp_path / "r.csv").read_text()
-    a, b = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "d.json"))
+    got, want = (json.loads((tmp_path / n).read_text()) for n in ("d.json", "r.json"))
+    return got, (tmp_path / "d.csv").read_text(), want, (tmp_path / "r.csv").read_text(), after
+
+
+@NO_DPDK
+@pytest.mark.skipif(not live.can_netns(), reason="needs root and iproute2 (ip netns) for a veth pair")
+def test_af_packet_veth_from_another_namespace(tmp_path):
+    """Real packets: a sender in another network namespace writes a generated
+    A/B capture onto a veth; DPDK's af_packet PMD receives it on the peer (a
+    deep ring and a paced sender: a busy CI box must not drop frames)."""
+    b, books, a, ref, _ = _veth_receive(tmp_path, "fhv", "net_af_packet0,iface=IFACE,framecnt=4096", "net_af_packet")
+    assert books == ref
     assert a["messages"] == b["messages"] and a["duplicates"] == b["duplicates"] and b["gaps"] == 0
     assert b["dpdk"]["imissed"] == 0
 
@@ -527,103 +483,20 @@ def _port_line(proc):
 
 
 @NO_DPDK
-@pytest.mark.skipif(not _can_netns(), reason="needs root and iproute2 (ip netns) for a veth pair")
+@pytest.mark.skipif(not live.can_netns(), reason="needs root and iproute2 (ip netns) for a veth pair")
 def test_af_xdp_veth_from_another_namespace(tmp_path):
     """AF_XDP on a veth (native XDP, copy mode: veth has no zero-copy): a capture
     sent from another network namespace gives the books of replaying it, nothing
     lost; the PMD's XDP program is attached while it runs and gone after."""
-    tag = "%d" % (os.getpid() % 100000)
-    ns, v0, v1 = "fhxns" + tag, "fhxv0" + tag, "fhxv1" + tag
-    prefix = str(tmp_path / "ab")
-    g = fh(
-        "gen",
-        "-q",
-        "--out",
-        prefix,
-        "--messages",
-        "30000",
-        "--symbols",
-        "20",
-        "--channels",
-        "2",
-        "--seed",
-        "4",
-        "--lines",
-        "ab",
-        "--heartbeat-ms",
-        "60000",
+
+    def attached(iface):  # the PMD attached its XDP program to the interface (native or generic)
+        assert "xdp" in live.sh("ip", "link", "show", "dev", iface).stdout
+
+    b, books, a, ref, after = _veth_receive(
+        tmp_path, "fhx", "net_af_xdp0,iface=IFACE,start_queue=0,queue_count=1", "net_af_xdp", attached
     )
-    assert g.returncode == 0, g.stderr
-    sh = lambda *a: subprocess.run(list(a), check=True, capture_output=True, text=True, timeout=30)  # noqa: E731
-    try:
-        sh("ip", "netns", "add", ns)
-        sh("ip", "link", "add", v0, "type", "veth", "peer", "name", v1)
-        sh("ip", "link", "set", v1, "netns", ns)
-        sh("ip", "link", "set", v0, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", v1, "up")
-        rx = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "feedhandler",
-                "run",
-                "--dpdk",
-                eal("xdp", "net_af_xdp0,iface=%s,start_queue=0,queue_count=1" % v0),
-                "--mode",
-                "book",
-                "--silence-ms",
-                "120000",
-                "--duration",
-                "90",
-                "--dump-books",
-                str(tmp_path / "d.csv"),
-                "--stats-json",
-                str(tmp_path / "d.json"),
-                *CAPS,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            line, before = _port_line(rx)
-            assert "net_af_xdp" in line, before + rx.stderr.read()
-            # The PMD attached its XDP program to the interface (native or generic).
-            assert "xdp" in sh("ip", "link", "show", "dev", v0).stdout
-            sent = subprocess.run(
-                ["ip", "netns", "exec", ns, sys.executable, "-c", SENDER, v1, prefix + ".pcap"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert sent.returncode == 0, sent.stderr
-            out, err = rx.communicate(timeout=120)  # stops by itself: every stream ended its session
-        finally:
-            if rx.poll() is None:
-                rx.kill()
-                rx.communicate()
-        assert rx.returncode == 0, err
-        # Closing the port took the XDP program off: the kernel has the interface back.
-        assert " xdp" not in sh("ip", "link", "show", "dev", v0).stdout.split("link/")[0]
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", v0], capture_output=True)
-    r = fh(
-        "replay",
-        "-q",
-        prefix + ".pcap",
-        "--mode",
-        "book",
-        "--silence-ms",
-        "120000",
-        "--dump-books",
-        str(tmp_path / "r.csv"),
-        "--stats-json",
-        str(tmp_path / "r.json"),
-        *CAPS,
-    )
-    assert r.returncode == 0, r.stderr
-    a, b = (json.loads((tmp_path / n).read_text()) for n in ("r.json", "d.json"))
+    # Closing the port took the XDP program off: the kernel has the interface back.
+    assert " xdp" not in after.split("link/")[0]
     # AF_XDP's ring-full drops reach neither imissed nor ierrors (the PMD reads only
     # the socket's rx_dropped): a lost frame shows as a gap or a missing duplicate.
     lost = "gaps %d, duplicates %d of %d, ipackets %d" % (
@@ -632,7 +505,7 @@ def test_af_xdp_veth_from_another_namespace(tmp_path):
         a["duplicates"],
         b["dpdk"]["ipackets"],
     )
-    assert (tmp_path / "d.csv").read_text() == (tmp_path / "r.csv").read_text(), lost
+    assert books == ref, lost
     assert a["messages"] == b["messages"] and a["duplicates"] == b["duplicates"] and b["gaps"] == 0, lost
     assert b["dpdk"]["imissed"] == 0 and b["dpdk"]["ipackets"] >= a["packets"]
 

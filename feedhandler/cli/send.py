@@ -38,34 +38,28 @@ def _burst(s: str) -> Tuple[float, float, float]:
         raise argparse.ArgumentTypeError(str(exc))
 
 
-def _wait(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number of microseconds: %r" % s)
-    if not 1 <= v <= 60e6:
-        raise argparse.ArgumentTypeError("the wait must be 1..60,000,000 us, got %s" % s)
-    return v
+def _between(what: str, unit: str, lo: float, hi: float) -> Any:
+    """An argparse type: a number of `unit` in lo..hi, else a message naming `what`."""
+
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                "not a number of %s: %r" % ({"us": "microseconds", "s": "seconds"}[unit], s)
+            )
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(
+                "the %s must be %s..%s %s, got %s" % (what, format(lo, ",g"), format(hi, ",.0f"), unit, s)
+            )
+        return v
+
+    return parse
 
 
-def _linger(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number of seconds: %r" % s)
-    if not 0 <= v <= 86400:
-        raise argparse.ArgumentTypeError("the linger must be 0..86400 s, got %s" % s)
-    return v
-
-
-def _lag(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number of microseconds: %r" % s)
-    if not 0 <= v <= 60e6:
-        raise argparse.ArgumentTypeError("the lag must be 0..60,000,000 us, got %s" % s)
-    return v
+_wait = _between("wait", "us", 1, 60e6)
+_linger = _between("linger", "s", 0, 86400)
+_lag = _between("lag", "us", 0, 60e6)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
