@@ -7,6 +7,19 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from feedhandler.dpdk import available
+
+#: A DPDK test skips only where this install has no DPDK (tests/expected_skips.toml).
+NO_DPDK = pytest.mark.skipif(
+    not available(),
+    reason="no DPDK support in this install (feedhandler._dpdk not "
+    "built: libdpdk-dev / pkg-config libdpdk missing at build time)",
+)
+#: Capacities that fit a small day in `-m 512`.
+CAPS = ["--max-orders", "65536", "--max-levels", "131072", "--max-instruments", "128", "--ring-events", "65536"]
+
 
 def can_netns():
     return os.geteuid() == 0 and subprocess.run(["ip", "netns", "list"], capture_output=True).returncode == 0

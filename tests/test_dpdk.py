@@ -11,18 +11,12 @@ import sys
 import pytest
 
 import live
-from feedhandler.dpdk import available
 
 pytestmark = pytest.mark.slow  # an EAL per test, in its own process: not in --quick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
-NO_DPDK = pytest.mark.skipif(
-    not available(),
-    reason="no DPDK support in this install (feedhandler._dpdk not "
-    "built: libdpdk-dev / pkg-config libdpdk missing at build time)",
-)
-CAPS = ["--max-orders", "65536", "--max-levels", "131072", "--max-instruments", "128", "--ring-events", "65536"]
+NO_DPDK, CAPS = live.NO_DPDK, live.CAPS
 
 
 def eal(tag, vdev):

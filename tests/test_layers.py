@@ -40,7 +40,7 @@ LAYERS = [
     ("snapshot recovery", ["recovery.h", "recovery.c"]),
     # The lane put together: the pipeline handed the stages above it as hooks.
     ("lane assembly", ["lane.c"]),
-    ("source interface", ["src.h", "dpdk/fh_dpdk.h"]),
+    ("source interface", ["src.h", "dpdk/fh_dpdk.h", "dpdk/dpdk_port.h"]),
     ("sources", ["src_pcap.c", "src_binfile.c", "dpdk/src_dpdk.c", "dpdk/tx_dpdk.c"]),
     ("input", ["input.c"]),
     # The rewind server's capture index: the input layer and walkers in index mode.

@@ -17,17 +17,11 @@ import pytest
 
 import frames as F
 import live
-from feedhandler.dpdk import available
 from feedhandler.send import build_schedule, load_capture, parse_burst
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "pcaps", "sample.pcap")
-NO_DPDK = pytest.mark.skipif(
-    not available(),
-    reason="no DPDK support in this install (feedhandler._dpdk not "
-    "built: libdpdk-dev / pkg-config libdpdk missing at build time)",
-)
-CAPS = ["--max-orders", "65536", "--max-levels", "131072", "--max-instruments", "128", "--ring-events", "65536"]
+NO_DPDK, CAPS = live.NO_DPDK, live.CAPS
 # A generated A/B day (tests/test_dpdk.py's veth day): line A 233.54.12.111/112, line B 233.49.196.111/112.
 A_GROUPS = "233.54.12.111,233.54.12.112"
 B_GROUPS = "233.49.196.111,233.49.196.112"

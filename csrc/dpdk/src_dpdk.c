@@ -23,6 +23,7 @@
 #include <rte_mempool.h>
 
 #include "../pipeline.h"
+#include "dpdk_port.h"
 #include "fh_dpdk.h"
 
 #define FH_BURST 32
@@ -144,17 +145,9 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
         fh_errf(err, errlen, "the DPDK EAL is not initialised");
         return -1;
     }
-    if (port >= FH_MAX_PORTS || !rte_eth_dev_is_valid_port(port)) {
-        fh_errf(err, errlen, "no DPDK port %u (%u available: check the --vdev / -a arguments)", port,
-                rte_eth_dev_count_avail());
-        return -1;
-    }
     struct rte_eth_dev_info info;
-    int rc = rte_eth_dev_info_get(port, &info);
-    if (rc != 0) {
-        fh_errf(err, errlen, "port %u: cannot read device info: %s", port, rte_strerror(-rc));
-        return -1;
-    }
+    if (fh_dpdk_port_checked(port, FH_MAX_PORTS, &info, err, errlen) != 0) return -1;
+    int rc;
     if (n_queues < 1 || n_queues > info.max_rx_queues) {
         fh_errf(err, errlen, "port %u (%s) offers %u RX queues, %u asked", port, info.driver_name, info.max_rx_queues,
                 n_queues);

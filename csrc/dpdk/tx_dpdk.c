@@ -22,6 +22,7 @@
 #include <rte_pause.h>
 
 #include "../fh_common.h"
+#include "dpdk_port.h"
 #include "fh_dpdk.h"
 
 #define TX_BURST 32
@@ -50,17 +51,9 @@ uint16_t fh_dpdk_port_mtu(uint16_t port)
 int fh_dpdk_tx_port_start(uint16_t port, uint32_t n_mbufs, uint32_t data_room, uint16_t tx_desc, char *chosen,
                           size_t chosen_len, char *err, size_t errlen)
 {
-    if (port >= TX_MAX_PORTS || !rte_eth_dev_is_valid_port(port)) {
-        fh_errf(err, errlen, "no DPDK port %u (%u available: check the --vdev / -a arguments)", port,
-                rte_eth_dev_count_avail());
-        return -1;
-    }
     struct rte_eth_dev_info info;
-    int rc = rte_eth_dev_info_get(port, &info);
-    if (rc != 0) {
-        fh_errf(err, errlen, "port %u: cannot read device info: %s", port, rte_strerror(-rc));
-        return -1;
-    }
+    if (fh_dpdk_port_checked(port, TX_MAX_PORTS, &info, err, errlen) != 0) return -1;
+    int rc;
     if (info.max_tx_queues < 1) {
         fh_errf(err, errlen, "port %u (%s) has no TX queue", port, info.driver_name);
         return -1;
