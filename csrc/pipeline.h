@@ -488,8 +488,8 @@ FH_INLINE void fh_pipe_pace(fh_lane_t *r, uint64_t ts)
     fh_pace_t *p = &r->pace;
     if (FH_LIKELY(p->scale == 0.0) || ts == 0) return;
     if (FH_UNLIKELY(p->capture0 == 0) || ts <= p->capture0) {
-        /* The first timestamp paced, or one as early: due at once. */
-        r->latency.due = fh_pace_due(p, ts, fh_tsc_ns(&r->tsc));
+        /* The first timestamp paced (its wall time read now), or one as early: due at once. */
+        r->latency.due = fh_pace_due(p, ts, p->capture0 ? 0 : fh_tsc_ns(&r->tsc));
         r->latency.rx_clock = FH_RX_CLOCK_CAPTURE;
         return;
     }
