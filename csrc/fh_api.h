@@ -902,9 +902,12 @@ uint64_t fh_hist_value_at(const fh_hist_t *h, double pct);
  * allocation).  rx is the receive stamp (DPDK: the burst; paced replay: the
  * time the packet was due, so falling behind shows as latency rather than
  * hiding it; full-speed replay: when the walk reached it).  every: stamp
- * every frame (1) or every Nth (each stamped packet costs 4 TSC reads and
- * 5-7 histogram updates, ~60 ns here). */
-int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errlen);
+ * every frame (1) or every Nth.  A stamped frame costs one TSC read (its
+ * start is the end of the frame before, when that one was stamped too) and
+ * 5-7 histogram updates; stages_every: split the processing into decode,
+ * book and publish on every stamped packet (1) or every Nth (the split costs
+ * two more TSC reads). */
+int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, uint32_t stages_every, char *err, size_t errlen);
 /* Copy histogram `stage` (enum fh_lat_stage) out; -1 if latency is not
  * enabled. */
 int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out);

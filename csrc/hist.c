@@ -34,3 +34,18 @@ uint64_t fh_hist_value_at(const fh_hist_t *h, double pct)
     }
     return h->max;
 }
+
+void fh_hist_settle(fh_hist_t *h)
+{
+    uint64_t n = 0;
+    uint32_t lo = FH_HIST_COUNTS, hi = 0;
+    for (uint32_t i = 0; i < FH_HIST_COUNTS; i++)
+        if (h->counts[i]) {
+            n += h->counts[i];
+            if (lo == FH_HIST_COUNTS) lo = i;
+            hi = i;
+        }
+    h->count = n;
+    h->min = n ? fh_hist_lowest(lo) : 0;
+    h->max = n ? fh_hist_highest(hi) : 0;
+}

@@ -243,13 +243,18 @@ int fh_lane_set_rerequest(fh_lane_t *r, uint32_t ip, uint16_t port, uint32_t tim
     return 0;
 }
 
-int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, char *err, size_t errlen)
+int fh_lane_enable_latency(fh_lane_t *r, uint32_t every, uint32_t stages_every, char *err, size_t errlen)
 {
     if (every == 0) {
         fh_errf(err, errlen, "latency sampling interval must be >= 1 packet");
         return -1;
     }
+    if (stages_every == 0) {
+        fh_errf(err, errlen, "latency stage-split interval must be >= 1 stamped packet");
+        return -1;
+    }
     r->latency.every = r->latency.left = every;
+    r->latency.stages_every = r->latency.stages_left = stages_every;
     if (r->latency.hist) return 0;
     r->latency.hist = calloc(FH_HIST_STAGES, sizeof *r->latency.hist);
     if (!r->latency.hist) {
@@ -268,16 +273,18 @@ int fh_lane_latency(const fh_lane_t *r, uint32_t stage, fh_hist_t *out)
     if (!r->latency.due_seen && (stage == FH_LAT_RX_TO_START || stage == FH_LAT_RX_TO_PUBLISHED)) {
         /* No receive/due times (full-speed replay): rx is when the walk
          * reached the packet, so these were not recorded on the hot path. */
-        const fh_hist_t *p = &r->latency.hist[FH_LAT_PROCESSING];
-        if (stage == FH_LAT_RX_TO_PUBLISHED) {
-            memcpy(out, p, sizeof *out);
-            return 0;
+        memcpy(out, &r->latency.hist[FH_LAT_PROCESSING], sizeof *out);
+        fh_hist_settle(out);
+        if (stage == FH_LAT_RX_TO_START) {
+            const uint64_t n = out->count;
+            memset(out, 0, sizeof *out);
+            out->count = out->counts[0] = n;
         }
-        memset(out, 0, sizeof *out);
-        out->count = out->counts[0] = p->count;
         return 0;
     }
     memcpy(out, &r->latency.hist[stage], sizeof *out);
+    /* Every stage but the pacing wait's gaps is tallied on the hot path. */
+    if (stage != FH_LAT_IDLE_GAPS) fh_hist_settle(out);
     return 0;
 }
 

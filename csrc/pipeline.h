@@ -321,6 +321,45 @@ FH_INLINE void fh_pipe_datagram(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_
  * capture's clock, pacing, polling, its own errors.  Nothing else of the
  * context is a source's business. */
 
+/* Latency on, a stamped frame: the start (fh_latency_start: usually the end
+ * of the frame before, no clock read), the stages (fh_pipe_apply, on a
+ * sample of packets) and the end of this packet's work, as raw TSC ticks (a
+ * stamp is one rdtsc, ~10 ns on an AMD EPYC; each interval is converted
+ * once).  The end is read for every stamped frame, so that the next one
+ * starts there.  Only packets that applied messages count: a copy already
+ * applied from the other line, a heartbeat or a packet held behind a hole
+ * updates no book, so it has no "rx to published".  Without a receive/due
+ * time (full-speed replay: rx is when the walk reached the packet) rx->start
+ * is 0 and rx->published is the processing time: those two are filled in
+ * when read, not recorded.  With --latency-sample N only every Nth frame is
+ * stamped. */
+FH_INLINE uint64_t fh_pipe_measure_start(fh_lane_t *r)
+{
+    fh_latency_t *lat = &r->latency;
+    lat->left = lat->every;
+    r->decoded.applied = 0;
+    lat->on = fh_latency_stages_due(lat);
+    return fh_latency_start(lat, &r->tsc);
+}
+
+/* The stamped frame's datagram u is handled; the frame ends at frame_end. */
+FH_INLINE void fh_pipe_measure_end(fh_lane_t *r, const fh_udp_view_t *u, const uint8_t *frame_end, uint64_t c0)
+{
+    fh_latency_t *lat = &r->latency;
+    const fh_tsc_t *tc = &r->tsc;
+    const uint64_t c1 = fh_tsc_ticks(tc);
+    fh_latency_end(lat, c1);
+    if (r->decoded.applied) {
+        fh_latency_record(lat, tc, c0, c1, r->decoded.applied, r->mode == FH_MODE_DECODE);
+        /* A sender's transmit stamp right after the datagram (feedhandler
+         * send): the wire stages too.  Looked for only on stamped frames. */
+        const uint8_t *end = u->payload + u->len;
+        if ((size_t)(frame_end - end) >= FH_WIRE_STAMP_LEN && fh_le32(end) == FH_WIRE_STAMP_MAGIC)
+            fh_latency_wire(lat, tc, fh_le64(end + 8), c1);
+    }
+    lat->on = 0;
+}
+
 /* One captured frame.  With several lanes every lane sees every frame and
  * keeps the same stream table (streams are numbered in order of first
  * appearance), and a frame is processed by the lane its stream belongs to;
@@ -330,6 +369,7 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     fh_udp_view_t u;
     fh_stats_t *st = &r->st;
     const int lane0 = r->route.lane == 0 || r->route.own_all;
+    if (FH_UNLIKELY(r->latency.hist != NULL)) fh_latency_frame(&r->latency);
     if (FH_UNLIKELY(!fh_net_parse(f, len, &u, lane0 ? st->errors : r->input.discard))) {
         if (lane0) {
             st->packets++;
@@ -450,34 +490,12 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     r->book.rx_ts = rx_ts;
     r->book.now = 0;
     fh_session_supervise(&r->session, &u, line_key, s, rx_ts);
-    if (FH_LIKELY(!r->latency.hist) || FH_LIKELY(--r->latency.left != 0)) {
-        fh_pipe_datagram(r, &u, s, proto);
-        return;
-    }
-    r->latency.left = r->latency.every;
-    /* Latency on: stamp the start, the stages (fh_pipe_apply) and the end
-     * of this packet's work, as raw TSC ticks (a stamp is one rdtsc, ~8 ns
-     * here; each interval is converted once).  Only packets that applied
-     * messages count: a copy already applied from the other line, a heartbeat
-     * or a packet held behind a hole updates no book, so it has no "rx to
-     * published".  Without a receive/due time (full-speed replay: rx is when
-     * the walk reached the packet) rx->start is 0 and rx->published is the
-     * processing time: those two are filled in when read, not recorded.
-     * With --latency-sample N only every Nth frame is stamped. */
-    const fh_tsc_t *tc = &r->tsc;
-    const uint64_t c0 = fh_tsc_ticks(tc);
-    r->decoded.applied = 0;
-    r->latency.on = 1;
+    fh_latency_t *lat = &r->latency;
+    const int measured = FH_UNLIKELY(lat->hist != NULL) && --lat->left == 0;
+    uint64_t c0 = 0;
+    if (FH_UNLIKELY(measured)) c0 = fh_pipe_measure_start(r);
     fh_pipe_datagram(r, &u, s, proto);
-    r->latency.on = 0;
-    if (!r->decoded.applied) return;
-    const uint64_t c1 = fh_tsc_ticks(tc);
-    fh_latency_record(&r->latency, tc, c0, c1, r->decoded.applied, r->mode == FH_MODE_DECODE);
-    /* A sender's transmit stamp right after the datagram (feedhandler send):
-     * the wire stages too.  Looked for only on stamped frames. */
-    const uint8_t *end = u.payload + u.len;
-    if ((size_t)(f + len - end) >= FH_WIRE_STAMP_LEN && fh_le32(end) == FH_WIRE_STAMP_MAGIC)
-        fh_latency_wire(&r->latency, tc, fh_le64(end + 8), c1);
+    if (FH_UNLIKELY(measured)) fh_pipe_measure_end(r, &u, f + len, c0);
 }
 
 /* Pacing (--speed): hold the walk until wall time catches up with the

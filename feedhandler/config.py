@@ -294,6 +294,9 @@ class ReplayConfig:
     silence_ms: int = 0
     #: Latency stamping: 0 off; 1 every packet; N every Nth packet (True = 1).
     latency: int = 0
+    #: With latency on, split the processing into decode, book and publish on every
+    #: Nth stamped packet (1: every one; the split costs two more TSC reads a packet).
+    latency_stages: int = 8
     #: GLIMPSE 5.0 snapshot server (SoupBinTCP 4.0), (host, port) or "HOST:PORT", for
     #: streams whose channel names none: each stream starts from a snapshot (late
     #: join) and a gap the lines and the re-request server cannot fill is repaired
@@ -359,6 +362,10 @@ class ReplayConfig:
         if isinstance(latency, bool):
             latency = int(latency)
         set_("latency", _uint("latency", latency, "0 (off), 1 (every packet) or N (every Nth packet)"))
+        set_(
+            "latency_stages",
+            _uint("latency_stages", self.latency_stages, "1 (every stamped packet) or N (every Nth)", lo=1),
+        )
         set_("channels", self._check_channels(self.channels))
         set_("cores", self._check_cores(self.cores))
         if self.rerequest is not None:

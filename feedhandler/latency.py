@@ -6,12 +6,17 @@ each instrument it touched is published once):
   rx_to_start      from when the packet was received (DPDK: its burst) or due
                    (paced replay: the capture's clock, so a replay that falls
                    behind shows it: no coordinated omission) to the start of its
-                   processing;
+                   processing: when the lane was done with the packet before it;
   decode           start -> every block decoded;
   book             decoded -> every message applied to the books;
   publish          applied -> slots written and events out in shared memory;
   processing       start -> published (decode + book + publish);
   rx_to_published  receive/due time to its last book update published.
+A stamped packet costs one TSC read: its start is the end of the packet before
+(the receive time where it came later).  decode, book and publish, which need
+two more reads, split the processing of every Nth stamped packet only
+(``stages_every``, ReplayConfig.latency_stages, default 8); their counts are
+1/N of the others'.
 With frames that carry a sender's transmit stamp (``feedhandler send``: a
 trailer after the IP datagram, raw TSC ticks on the same host), two more,
 present only when some frame had one:
@@ -136,6 +141,10 @@ def collect(replay: "Replay", stats: dict) -> dict:
         "stages": stages,
         "messages_per_packet": mpp,
         "sample_every": int(getattr(replay, "latency_every", 1) or 1),
+        # decode, book and publish split the processing of every Nth stamped
+        # packet (their counts are 1/N of the others'); the other stages cover
+        # every stamped packet.
+        "stages_every": int(getattr(replay, "latency_stages_every", 1) or 1),
         # Where each packet's receive time came from: none (a full-speed replay:
         # rx is when the walk got there), capture (paced: when it was due),
         # tsc_at_burst (live: the TSC when the driver's burst returned) or

@@ -155,6 +155,7 @@ class Replay:
         self.channels: List[Channel] = list(config.channels)
         self.latency_on = bool(config.latency)
         self.latency_every = config.latency
+        self.latency_stages_every = config.latency_stages
         try:
             self._create()
         except BaseException:
@@ -200,7 +201,7 @@ class Replay:
             self._lanes.append(ffi.gc(p, lib_.fh_lane_free))
         if config.latency:
             for r in self._lanes:
-                if lib_.fh_lane_enable_latency(r, config.latency, err, len(err)) != 0:
+                if lib_.fh_lane_enable_latency(r, config.latency, config.latency_stages, err, len(err)) != 0:
                     raise c_error(ReplayError, ffi, err)
         rr_ip, rr_port = self._server(config.rerequest)
         for r in self._lanes:

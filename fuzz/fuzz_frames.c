@@ -12,7 +12,9 @@
  *                26477, so that other groups are unconfigured), bit 3 two lanes
  *                (each frame goes to both, as in a two-core replay), bit 4
  *                latency stamps on every packet, bit 5 channel config of Cboe
- *                PITCH lines (the generator's groups, port 30001; venue BATS)
+ *                PITCH lines (the generator's groups, port 30001; venue BATS),
+ *                bits 6-7 with latency on, the stage split on every (1 + N)th
+ *                stamped packet
  *   then frames: u16 little-endian length, u8 receive-time step (x 10 us),
  *                that many bytes (the last frame may be cut short: it is what
  *                is left)
@@ -63,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (mode == FH_MODE_PUBLISH)
             FUZZ_CHECK(fh_lane_set_consolidate(r[l], 1, err, sizeof err) == 0, "consolidate: %s", err);
-        if (opt & 16u) FUZZ_CHECK(fh_lane_enable_latency(r[l], 1, err, sizeof err) == 0, "latency: %s", err);
+        if (opt & 16u)
+            FUZZ_CHECK(fh_lane_enable_latency(r[l], 1, 1 + (opt >> 6 & 3u), err, sizeof err) == 0, "latency: %s", err);
     }
 
     fh_stats_t prev[2];

@@ -120,14 +120,13 @@ def test_latency_json_schema(tmp_path):
             "distribution",
         ):
             assert k in st, (name, k)
-        assert st["count"] == len(mpp) and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
-        assert len(st["per_core"]) == 1 and st["per_core"][0]["count"] == len(mpp)
-    # The three stages split each packet's processing (same stamps; each
-    # interval is converted from TSC ticks on its own, so up to 2 ns apart).
+        # decode, book and publish split every 8th stamped packet (the default).
+        want = len(mpp) // 8 if name in SPLIT else len(mpp)
+        assert st["count"] == want and st["min"] <= st["p50"] <= st["p90"] <= st["p99"] <= st["p99_9"] <= st["max"]
+        assert len(st["per_core"]) == 1 and st["per_core"][0]["count"] == want
+        assert st["distribution"][-1][2] == want
+    assert d["sample_every"] == 1 and d["stages_every"] == 8
     s = d["stages"]
-    split = sum(s[k]["mean"] for k in ("decode", "book", "publish"))
-    assert abs(split - s["processing"]["mean"]) <= 2.0
-    assert d["sample_every"] == 1
     assert s["rx_to_published"]["max"] >= s["processing"]["max"]
     # Messages per packet: exact below 2048, so it equals the capture's own count.
     m = d["messages_per_packet"]
@@ -142,6 +141,42 @@ def test_latency_json_schema(tmp_path):
     mach = d["machine"]
     assert mach["tsc_hz"] >= 0 and mach["cpu"] and d["speed"] == 200000
     assert mach["tsc_invariant"] == (mach["tsc_hz"] > 0) and mach["clock"] in ("tsc", "clock_gettime")
+
+
+SPLIT = ("decode", "book", "publish")
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_latency_stage_split_every_nth_stamped_packet(tmp_path, every):
+    """--latency-stages N: decode, book and publish split the processing of
+    every Nth packet that applied messages; with N = 1 they add up to it."""
+    sample = os.path.join(ROOT, "pcaps", "sample.pcap")
+    out = tmp_path / "lat.json"
+    cmd = [sys.executable, "-m", "feedhandler", "replay", "-q", sample, "--latency-json", str(out)]
+    p = subprocess.run(cmd + ["--latency-stages", str(every)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(out.read_text())
+    s = d["stages"]
+    assert d["stages_every"] == every
+    assert s["processing"]["count"] == 7079 and s["rx_to_published"]["count"] == 7079
+    for name in SPLIT:
+        assert s[name]["count"] == 7079 // every, name
+    if every == 1:
+        # The same stamps (each interval converted from TSC ticks on its own,
+        # so up to 2 ns apart).
+        split = sum(s[k]["mean"] for k in SPLIT)
+        assert abs(split - s["processing"]["mean"]) <= 2.0
+    bad = subprocess.run(cmd + ["--latency-stages", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--latency-stages" in bad.stderr
+
+
+def test_latency_stages_config_is_checked():
+    from feedhandler.config import ReplayConfig
+    from feedhandler.errors import ReplayConfigError
+
+    assert ReplayConfig(latency=1).latency_stages == 8
+    with pytest.raises(ReplayConfigError, match="latency_stages"):
+        ReplayConfig(latency=1, latency_stages=0)
 
 
 def test_latency_sampling_stamps_every_nth_packet(tmp_path):
@@ -176,7 +211,7 @@ def test_latency_sampling_stamps_every_nth_packet(tmp_path):
         frames = parse_pcap(f.read())
     want = sum(1 for i, (_, fr) in enumerate(frames) if (i + 1) % 8 == 0 and mold_messages(fr))
     for name, st in d["stages"].items():
-        assert st["count"] == want, name
+        assert st["count"] == (want // 8 if name in SPLIT else want), name
     bad = subprocess.run(
         [
             sys.executable,
@@ -263,7 +298,7 @@ def test_latency_decode_mode_has_no_book_stages(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     s = json.loads(out.read_text())["stages"]
-    assert s["decode"]["count"] == 7079 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
+    assert s["decode"]["count"] == 7079 // 8 and s["book"]["count"] == 0 and s["publish"]["count"] == 0
 
 
 @pytest.mark.slow

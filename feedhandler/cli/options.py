@@ -42,10 +42,18 @@ def add_pipeline_options(p: argparse.ArgumentParser) -> None:
         type=argtypes.positive,
         default=1,
         metavar="N",
-        help="with --latency-json, stamp every Nth packet only (default 1: every packet). Each "
-        "stamped packet costs 4 TSC reads and a few histogram updates (~60 ns): 11.6%% of "
-        "full-speed throughput at ~5 messages per packet, 3.1%% with N=8 (measured by "
-        "scripts/bench_latency.py on a 2-vCPU VM, 2026-11-26; docs/latency.md)",
+        help="with --latency-json, stamp every Nth packet only (default 1: every packet). A "
+        "stamped packet costs one TSC read (its start is the end of the packet before) and a "
+        "few histogram updates; docs/latency.md has the measured cost",
+    )
+    p.add_argument(
+        "--latency-stages",
+        type=argtypes.positive,
+        default=8,
+        metavar="N",
+        help="with --latency-json, split the processing into decode, book and publish on every "
+        "Nth stamped packet (default 8; 1: every one, at two more TSC reads a packet); the "
+        "other stages cover every stamped packet",
     )
     p.add_argument(
         "--latency-json",
@@ -209,6 +217,7 @@ def replay_config(args: argparse.Namespace, **fields: Any) -> "ReplayConfig":
 
     options = {name: getattr(args, name) for name in PIPELINE_FIELDS}
     options["latency"] = args.latency_sample if args.latency_json else 0
+    options["latency_stages"] = args.latency_stages
     options.update(fields)
     return ReplayConfig(**options)
 
