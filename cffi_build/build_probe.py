@@ -3,8 +3,9 @@
 What only tests, scripts, benchmarks and fuzzing call -- the shared-memory
 torture writer (tests/test_shm.py), the machine-jitter probe
 (tests/test_latency.py, scripts/bench_latency.py), histogram helpers, the raw
-(unwidened) shared-memory readers and the Cboe PITCH reference decoder --
-lives here, not in the production core feedhandler._core or its ABI
+(unwidened) shared-memory readers, the Cboe PITCH reference decoder and the
+DPDK source's hardware-timestamp arithmetic (csrc/dpdk/hw_clock.h, header
+only: tests/test_hw_clock.py) -- lives here, not in the production core feedhandler._core or its ABI
 (tests/test_abi.py).  The cdef is csrc/probe/probe_api.h read verbatim; its FFI
 includes the core's (ffi.include), so the types (fh_hist_t, ...) are the
 core's own and importing feedhandler._probe imports feedhandler._core.

@@ -21,8 +21,9 @@ C input layer hands frames only to the pipeline's parse).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -221,6 +222,23 @@ class Sender:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+    def wait_link(self, timeout_s: float, stopped: Optional[Callable[[], bool]] = None) -> bool:
+        """Wait up to ``timeout_s`` for the port's link to come up (a memif
+        server's comes up when its client connects; frames sent before would
+        all be TX drops); True once up.  ``stopped``: checked every 10 ms, an
+        early False when it says so."""
+        lib = self.m.lib
+        end = time.monotonic() + timeout_s
+        while True:
+            up = lib.fh_dpdk_link_up(self.port)
+            if up < 0:
+                raise DpdkError("no DPDK port %d" % self.port)
+            if up:
+                return True
+            if time.monotonic() >= end or (stopped is not None and stopped()):
+                return False
+            time.sleep(0.01)
 
     def stop(self) -> None:
         """Ask the send in progress to stop after its burst in hand (any thread, signal handlers)."""

@@ -16,7 +16,8 @@ LAYERS = [
     ("the ABI", ["fh_api.h"]),
     ("common helpers", ["fh_common.h"]),
     ("histograms", ["hist.h", "hist.c"]),
-    ("clock", ["tsc.h", "tsc.c"]),
+    # The TSC clock, and a NIC's receive timestamps converted to it (arithmetic only).
+    ("clock", ["tsc.h", "tsc.c", "dpdk/hw_clock.h"]),
     # A lane's latency measurement and pacing: histograms and the clock only.
     ("latency and pacing", ["latency.h", "pace.h"]),
     # The message tables (plain X-macro data): ITCH 5.0, and Cboe PITCH beside it.

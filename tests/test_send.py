@@ -207,6 +207,20 @@ def test_bad_eal_arguments_exit_2():
     assert p.returncode == 2 and "EAL init failed" in p.stderr and "Traceback" not in p.stderr
 
 
+@NO_DPDK
+@pytest.mark.slow
+def test_a_link_that_stays_down_sends_nothing_and_exits_1(tmp_path):
+    """A memif server's link comes up only when a client connects: with none,
+    the sender waits --link-wait and sends nothing, rather than counting every
+    frame as a TX drop (what it did before waiting for the link)."""
+    memif = "net_memif0,role=server,socket=%s,socket-abstract=no" % (tmp_path / "lonely.sock")
+    stats = tmp_path / "s.json"
+    p = fh("send", SAMPLE, "--dpdk", eal("down", memif), "--link-wait", "1", "--stats-json", str(stats), timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "link is still down after 1 s" in p.stderr and "nothing sent" in p.stderr
+    assert "Traceback" not in p.stderr and json.loads(stats.read_text()) == {"exit_status": 1}
+
+
 # ------------------------------------------------------------ through the pcap PMD
 
 

@@ -92,6 +92,9 @@ int fh_dpdk_tx_port_start(uint16_t port, uint32_t n_mbufs, uint32_t data_room, u
                           size_t chosen_len, char *err, size_t errlen);
 /* The port's MTU (0 when the device does not say). */
 uint16_t fh_dpdk_port_mtu(uint16_t port);
+/* Whether the port's link is up now: 1 up, 0 down (a memif server before its
+ * client connected, a cable out), -1 no such port.  Does not wait. */
+int fh_dpdk_link_up(uint16_t port);
 /* Send the plan on the port started by fh_dpdk_tx_port_start, busy-waiting on
  * the TSC for each burst's due time, until the end of the schedule or
  * fh_dpdk_tx_stop.  `st` is updated as the send goes (done, frames: progress).

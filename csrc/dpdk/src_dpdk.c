@@ -25,6 +25,7 @@
 #include "../pipeline.h"
 #include "dpdk_port.h"
 #include "fh_dpdk.h"
+#include "hw_clock.h"
 
 #define FH_BURST 32
 #define FH_RX_RING 1024
@@ -36,28 +37,29 @@ static struct rte_mempool *pools[FH_MAX_PORTS];
 
 /* Hardware receive timestamps: on for a port that offers the offload and can
  * read its own clock (rte_eth_read_clock), so that a stamp in device ticks
- * converts to the TSC clock: ns = ns0 + (stamp - dev0) * ns_per_tick, the
- * reference (dev0, ns0) taken again every 1024 polls against drift.  Elsewhere
- * (virtual devices, most NICs without PTP set-up) the TSC at each burst. */
+ * converts to the TSC clock (hw_clock.h: exact integer arithmetic from an
+ * anchor and a scale), the anchor taken again every 1024 polls against drift.
+ * Elsewhere (virtual devices, most NICs without PTP set-up) the TSC at each
+ * burst. */
 typedef struct hw_clock {
     int on;
     int offset;                     /* of the timestamp dynfield in an mbuf */
     uint64_t flag;                  /* ol_flags bit: this mbuf's stamp is valid */
-    double ns_per_tick;             /* measured at port start */
-    uint64_t dev0, ns0;             /* the latest reference: device clock, TSC ns */
+    fh_hw_clock_t conv;             /* scale measured at port start; anchor per queue */
 } hw_clock_t;
 static hw_clock_t hw[FH_MAX_PORTS];
 
-/* Device ticks per ns, measured over 20 ms of CLOCK_MONOTONIC; 0 when the
- * device cannot read its clock. */
-static double device_ns_per_tick(uint16_t port)
+/* Measure the device's ns per tick into c over 20 ms of CLOCK_MONOTONIC; 1
+ * when measured, 0 when the device cannot read its clock or the interval gives
+ * no scale (a clock that stood still or went backwards). */
+static int device_scale(uint16_t port, fh_hw_clock_t *c)
 {
     uint64_t d0, d1;
     if (rte_eth_read_clock(port, &d0) != 0) return 0;
     const uint64_t m0 = fh_clock_ns(CLOCK_MONOTONIC);
     rte_delay_ms(20);
-    if (rte_eth_read_clock(port, &d1) != 0 || d1 <= d0) return 0;
-    return (double)(fh_clock_ns(CLOCK_MONOTONIC) - m0) / (double)(d1 - d0);
+    if (rte_eth_read_clock(port, &d1) != 0) return 0;
+    return fh_hw_clock_scale(c, d1 - d0, fh_clock_ns(CLOCK_MONOTONIC) - m0);
 }
 
 /* Turn hardware stamps on for a started port whose device offered them
@@ -67,26 +69,20 @@ static int hw_clock_start(uint16_t port)
     hw_clock_t *h = &hw[port];
     memset(h, 0, sizeof *h);
     if (rte_mbuf_dyn_rx_timestamp_register(&h->offset, &h->flag) != 0) return 0;
-    h->ns_per_tick = device_ns_per_tick(port);
-    h->on = h->ns_per_tick > 0;
+    h->on = device_scale(port, &h->conv);
     return h->on;
 }
 
-/* A fresh (device clock, TSC ns) reference in a queue's own copy of its
- * port's clock; off if the clock stopped answering. */
+/* A fresh (device clock, TSC ns) anchor in a queue's own copy of its port's
+ * clock; off if the clock stopped answering. */
 static void hw_clock_anchor(hw_clock_t *h, fh_lane_t *r, uint16_t port)
 {
-    if (rte_eth_read_clock(port, &h->dev0) != 0) {
+    uint64_t dev;
+    if (rte_eth_read_clock(port, &dev) != 0) {
         h->on = 0;
         return;
     }
-    h->ns0 = fh_pipe_clock_ns(r);
-}
-
-FH_INLINE uint64_t hw_clock_ns(const hw_clock_t *h, uint64_t stamp)
-{
-    const double d = (double)(int64_t)(stamp - h->dev0) * h->ns_per_tick;
-    return (uint64_t)((double)h->ns0 + d);
+    fh_hw_clock_anchor(&h->conv, dev, fh_pipe_clock_ns(r));
 }
 
 int fh_dpdk_eal_init(const char *args, char *err, size_t errlen)
@@ -263,7 +259,7 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
                 if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void *));
                 uint64_t when = rx;
                 if (h->on && (m->ol_flags & h->flag)) {
-                    when = hw_clock_ns(h, *RTE_MBUF_DYNFIELD(m, h->offset, const uint64_t *));
+                    when = fh_hw_clock_ns(&h->conv, *RTE_MBUF_DYNFIELD(m, h->offset, const uint64_t *));
                     fh_pipe_rx_stamp(r, when);
                 }
                 if (FH_UNLIKELY(m->nb_segs != 1)) st.multiseg++;

@@ -112,6 +112,13 @@ int fh_dpdk_tx_port_start(uint16_t port, uint32_t n_mbufs, uint32_t data_room, u
     return 0;
 }
 
+int fh_dpdk_link_up(uint16_t port)
+{
+    struct rte_eth_link link;
+    if (!rte_eth_dev_is_valid_port(port) || rte_eth_link_get_nowait(port, &link) != 0) return -1;
+    return link.link_status == RTE_ETH_LINK_UP;
+}
+
 static inline void put_le32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));

@@ -161,3 +161,16 @@ int fh_pitch_decode(const uint8_t *p, size_t len, fh_pitch_msg_t *out);
  * (may be NULL).  Never reads past payload + len. */
 size_t fh_pitch_walk_unit(const uint8_t *payload, size_t len, fh_pitch_unit_t *hdr, fh_pitch_msg_t *out, size_t cap,
                           uint64_t *errors);
+
+/* ------------------------------------ hardware receive timestamps
+ *
+ * The DPDK source's conversion of a port's receive timestamps (device ticks)
+ * to the TSC clock (csrc/dpdk/hw_clock.h), testable without a NIC
+ * (tests/test_hw_clock.py). */
+
+/* The scale fh_hw_clock_scale sets from `ticks` device ticks measured over
+ * `ns` ns: ns per tick, 32.32 fixed point; 0 when the interval gives none. */
+uint64_t fh_hw_clock_probe_scale(uint64_t ticks, uint64_t ns);
+/* A device stamp in TSC ns since the epoch (fh_hw_clock_ns) for the scale
+ * `mult` and the anchor (dev0 device ticks, ns0 TSC ns). */
+uint64_t fh_hw_clock_probe_ns(uint64_t mult, uint64_t dev0, uint64_t ns0, uint64_t stamp);

@@ -92,8 +92,10 @@ with --no-stamp): "FHTS", a u32 frame counter and the u64 TSC read just before
 its burst was handed to the port, all little-endian, then zero padding to 60
 bytes; receivers read the IP total length and ignore it. Stops on Ctrl-C,
 SIGTERM or SIGHUP after the burst in hand (exit 128 + the signal's number).
-Exit status: 0 sent, 1 the send loop failed or --stats-json could not be
-written, 2 usage: a bad option, a capture that cannot be read, bad EAL
+Before the first frame it waits for the port's link (--link-wait: a memif
+server's link comes up when its client connects).
+Exit status: 0 sent, 1 the send loop failed, the link stayed down or
+--stats-json could not be written, 2 usage: a bad option, a capture that cannot be read, bad EAL
 arguments or a port that cannot be started (nothing sent).""",
     )
     d.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng capture (plain, gzip or zstd)")
@@ -147,6 +149,14 @@ arguments or a port that cannot be started (nothing sent).""",
         help="how long a burst the port does not take (its ring full) is offered again before its frames count "
         "as TX drops (default 200); a long wait makes the sender wait for a slow receiver instead (back-pressure, "
         "e.g. over memif), so that nothing is lost on the way",
+    )
+    d.add_argument(
+        "--link-wait",
+        type=_linger,
+        default=10.0,
+        metavar="SECONDS",
+        help="before sending, wait up to this long for the port's link to come up (a memif server's comes up "
+        "when its client connects); still down then: nothing is sent, exit 1 (default 10; 0: send at once)",
     )
     d.add_argument("--stats-json", metavar="FILE", help="write the counters as JSON")
     d.add_argument("--no-stamp", action="store_true", help="send the frames as captured, without the TX trailer")
@@ -237,12 +247,21 @@ def command(args: argparse.Namespace) -> int:
             ),
             file=sys.stderr,
         )
-        try:
-            st = tx.send(
-                cap, plan, stamp=not args.no_stamp, progress=False if args.quiet else None, wait_us=args.tx_wait_us
+        up = not args.link_wait or tx.wait_link(args.link_wait, stopped=lambda: sig.signum is not None)
+        if not up and sig.signum is None:
+            rc = fail(
+                NAME,
+                "port %d: the link is still down after %g s (a memif server: has its client started?); "
+                "nothing sent" % (args.port, args.link_wait),
+                EXIT_INPUT,
             )
-        except DpdkError as exc:
-            rc = fail(NAME, exc, EXIT_INPUT)
+        elif up:
+            try:
+                st = tx.send(
+                    cap, plan, stamp=not args.no_stamp, progress=False if args.quiet else None, wait_us=args.tx_wait_us
+                )
+            except DpdkError as exc:
+                rc = fail(NAME, exc, EXIT_INPUT)
         if args.linger and st is not None and sig.signum is None:
             # Sent: the port stays up (its peer is not disconnected) until the
             # linger ends or a stop signal comes, which ends it as planned.
