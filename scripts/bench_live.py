@@ -4,7 +4,11 @@
 Sender and handler are separate processes pinned to separate cores (--cpu-send,
 --cpu-run), in the same run, on one generated day:
 
-  1. the day through `replay` at full speed (the reference rate);
+  1. throughput, in --runs alternating rounds: the day through `replay` at
+     full speed (the reference rate), and once through each driver as fast as
+     the handler takes it (the sender at --speed 0 with back-pressure,
+     --tx-wait-us, so a full ring holds it back instead of dropping; books
+     only, no latency stamps, one pass of the day);
   2. per driver, the highest rate sustained for --seconds with nothing lost:
      the sender's frames all received (the handler's packets), and imissed,
      rx_nombuf, gaps and the sender's TX drops all 0; rates tried from
@@ -15,8 +19,8 @@ Sender and handler are separate processes pinned to separate cores (--cpu-send,
   4. the pcap PMD's own full-speed rate on the same day (no sender);
   5. a PNG of the wire -> published distributions (--png).
 
-Drivers: af_packet (a veth pair, the sender's end in a network namespace;
-needs root), memif (two DPDK processes over shared memory; needs hugepages:
+Drivers: af_packet and af_xdp (a veth pair, the sender's end in a network
+namespace, the same driver on both ends; needs root), memif (two DPDK processes over shared memory; needs hugepages:
 scripts/dpdk/live_setup.sh --hugepages 512); a driver that cannot run here is
 reported with the reason, never left out silently.  The day is sent with
 --loop so a run lasts --seconds; sequence numbers are not rewritten, so after
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +84,9 @@ class Veth:
         sh("ip", "netns", "del", self.ns, check=False)
 
 
+#: Drivers measured over a veth pair, the sender's end in a network namespace.
+VETH_DRIVERS = ("af_packet", "af_xdp")
+
 #: memif ring size, log2 descriptors (the PMD's rsize; its default is 10): set by --memif-ring.
 MEMIF_RING = 10
 
@@ -95,6 +103,14 @@ def driver_args(driver, side, tag, veth=None):
                 iface,
             )
         )
+    if driver == "af_xdp":
+        # AF_XDP on both ends of the veth (native XDP on a veth, copy mode); the
+        # sender's end is in the namespace.
+        iface = veth.host if side == "run" else veth.peer
+        return (
+            "--no-huge --no-pci -m 512 --file-prefix %s --log-level=error "
+            "--vdev=net_af_xdp0,iface=%s,start_queue=0,queue_count=1" % (prefix, iface)
+        )
     if driver == "memif":
         # Copy mode over memfd-backed memory: no hugepages needed.
         sock = os.path.join(tempfile.gettempdir(), "fh-live-memif-%d-%s.sock" % (os.getpid(), tag))
@@ -110,23 +126,27 @@ def driver_missing(driver):
     """Why a driver cannot run here, or None."""
     if os.geteuid() != 0:
         return "needs root"
-    if driver == "af_packet" and sh("ip", "netns", "list", check=False).returncode != 0:
+    if driver in VETH_DRIVERS and sh("ip", "netns", "list", check=False).returncode != 0:
         return "no ip netns (iproute2)"
     return None
 
 
-def live_run(a, day, driver, rate, seconds, mode, burst=None, tag="x"):
-    """One send -> run pair; the handler's stats and latency, the sender's stats."""
+def live_run(a, day, driver, rate, seconds, mode, burst=None, tag="x", latency=True, tx_wait_us=0, loop=None):
+    """One send -> run pair; the handler's stats and latency, the sender's stats.
+    rate 0: as fast as the sender goes (with tx_wait_us, as fast as the handler
+    takes the frames: a full ring holds the sender back); loop: passes over the
+    day (default: enough for `seconds` at `rate`)."""
     msgs = day["messages"]
-    loop = max(1, int(rate * seconds // msgs) + 1) if seconds else 1
+    if loop is None:
+        loop = max(1, int(rate * seconds // msgs) + 1) if seconds and rate else 1
     tmp = tempfile.mkdtemp(prefix="fh-live-")
     st_run, lat_run, st_send = (os.path.join(tmp, n) for n in ("run.json", "lat.json", "send.json"))
-    veth = Veth(tag) if driver == "af_packet" else None
+    veth = Veth(tag) if driver in VETH_DRIVERS else None
     ctx = veth if veth else open(os.devnull)
     with ctx:
         run_eal = "-l %d %s" % (a.cpu_run, driver_args(driver, "run", tag, veth))
         send_eal = "-l %d %s" % (a.cpu_send, driver_args(driver, "send", tag, veth))
-        budget = (loop * msgs / rate if rate else seconds) + 5
+        budget = (loop * msgs / rate if rate else max(seconds, 10) * 3) + 5
         run = subprocess.Popen(
             benchlib.fh(
                 "run",
@@ -139,17 +159,23 @@ def live_run(a, day, driver, rate, seconds, mode, burst=None, tag="x"):
                 "--no-eos-stop",
                 "--stats-json",
                 st_run,
-                "--latency-json",
-                st_run.replace("run.json", "lat.json"),
+                *(["--latency-json", lat_run] if latency else []),
             ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         try:
-            line = run.stderr.readline()  # "dpdk: port 0 (...)": receiving
-            if "dpdk: port" not in line:
-                raise benchlib.BenchError("the handler did not start: %s%s" % (line, run.stderr.read()))
+            # "dpdk: port (...)": receiving (AF_XDP's libbpf and libxdp print
+            # their own lines first, whatever --log-level says).
+            seen = []
+            for _ in range(100):  # bounded: a handler that never starts ends in EOF
+                line = run.stderr.readline()
+                seen.append(line)
+                if not line or line.startswith("dpdk: port"):
+                    break
+            if not line.startswith("dpdk: port"):
+                raise benchlib.BenchError("the handler did not start: %s%s" % ("".join(seen), run.stderr.read()))
             send = benchlib.fh(
                 "send", day["pcap"], "--dpdk", send_eal, "--loop", loop, "--stats-json", st_send, "-q",
                 # The port stays up until the handler has stopped (memif's driver
@@ -157,6 +183,8 @@ def live_run(a, day, driver, rate, seconds, mode, burst=None, tag="x"):
                 "--linger", 120,
             )  # fmt: skip
             send += ["--rate", "%g" % rate] if rate else ["--speed", "0"]
+            if tx_wait_us:
+                send += ["--tx-wait-us", str(tx_wait_us)]
             if burst:
                 send += ["--burst", burst]
             if veth:
@@ -180,11 +208,17 @@ def live_run(a, day, driver, rate, seconds, mode, burst=None, tag="x"):
             if run.poll() is None:
                 run.kill()
                 run.wait()
-    with open(st_run) as f:
-        rs = json.load(f)
-    with open(st_send) as f:
-        ss = json.load(f)
-    lat = json.load(open(lat_run)) if os.path.exists(lat_run) else None
+    try:
+        with open(st_run) as f:
+            rs = json.load(f)
+        with open(st_send) as f:
+            ss = json.load(f)
+        lat = None
+        if os.path.exists(lat_run):
+            with open(lat_run) as f:
+                lat = json.load(f)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     # The sender's frames against the handler's MoldUDP64 packets (a veth also
     # carries the kernel's own frames, which the handler counts as packets).
     lost = ss["frames"] - rs["mold_packets"]
@@ -223,11 +257,20 @@ def fmt_ns(v):
 
 def main():
     ap = benchlib.arguments(
-        __doc__, epilog=True, messages=2_000_000, symbols=500, seed=7, dir="fh-live", json="write everything here"
+        __doc__,
+        epilog=True,
+        messages=2_000_000,
+        symbols=500,
+        seed=7,
+        runs=(3, "rounds of the throughput comparison (replay, then each driver with back-pressure); medians"),
+        dir="fh-live",
+        json="write everything here",
     )
     ap.add_argument("--cpu-send", type=int, default=0, help="core of the sender (default 0)")
     ap.add_argument("--cpu-run", type=int, default=1, help="core of the handler (default 1)")
-    ap.add_argument("--drivers", default="af_packet,memif", help="drivers to measure (default af_packet,memif)")
+    ap.add_argument(
+        "--drivers", default="af_packet,af_xdp,memif", help="drivers to measure (default af_packet,af_xdp,memif)"
+    )
     ap.add_argument("--rates", default="250e3,500e3,1e6,2e6,5e6,10e6", help="sustained-rate ladder, msgs/s")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each sustained run (default 10)")
     ap.add_argument("--latency-rates", default="1e6,5e6,10e6", help="steady rates for latency, msgs/s")
@@ -251,6 +294,7 @@ def main():
     out_ring = {"memif_ring_descriptors": 1 << a.memif_ring}
     if a.quick:
         a.messages, a.seconds, a.rates, a.latency_rates, a.modes = 200_000, 2.0, "100e3,200e3", "100e3", "book"
+        a.runs = 1
     prefix = os.path.join(a.dir, "live-%d-%d-%d" % (a.messages, a.symbols, a.seed))
     summary = benchlib.day(
         prefix, ["--messages", a.messages, "--symbols", a.symbols, "--seed", a.seed, "--channels", 2], need=[".pcap"]
@@ -258,16 +302,56 @@ def main():
     day = {"pcap": prefix + ".pcap", "messages": summary["messages"]}
     out = {"machine": benchlib.machine(), "commit": benchlib.git_commit(), "day": day, "drivers": {}, **out_ring}
 
-    ref = benchlib.replay(day["pcap"], "--mode", "book", timeout=900)
-    out["replay_msgs_per_s"] = ref["msgs_per_s"]
-    print("replay, full speed, books: %.2f M msgs/s" % (ref["msgs_per_s"] / 1e6))
-
-    for driver in a.drivers.split(","):
-        why = driver_missing(driver)
-        res = out["drivers"][driver] = {"skipped": why, "sustained": [], "latency": []}
+    drivers = a.drivers.split(",")
+    missing = {d: driver_missing(d) for d in drivers}
+    for d, why in missing.items():
+        out["drivers"][d] = {"skipped": why, "sustained": [], "latency": []}
         if why:
-            print("%s: not measured: %s" % (driver, why))
+            print("%s: not measured: %s" % (d, why))
+    live = [d for d in drivers if not missing[d]]
+
+    # Throughput: the day once through `replay` at full speed, and once through
+    # each driver as fast as the handler takes it (the sender at --speed 0 with
+    # back-pressure: a full ring holds it back instead of dropping), books only,
+    # no latency stamps, handler pinned to the same core; rounds alternate.  One
+    # pass only: a repeated pass is all duplicates, cheaper than new messages.
+    ref_runs = []
+    sat = {d: [] for d in live}
+    for k in range(a.runs):
+        ref_runs.append(benchlib.replay(day["pcap"], "--mode", "book", cpu=a.cpu_run, timeout=900)["msgs_per_s"])
+        for d in live:
+            try:
+                sat[d].append(
+                    live_run(a, day, d, 0, 0, "book", tag="t%d" % k, latency=False, tx_wait_us=1_000_000, loop=1)
+                )
+            except benchlib.BenchError as exc:
+                print("%s throughput: %s" % (d, exc))
+    ref = {"msgs_per_s": benchlib.median(ref_runs)}
+    out["replay_msgs_per_s"] = ref["msgs_per_s"]
+    out["replay_runs"] = ref_runs
+    print("replay, full speed, books: %.2f M msgs/s (median of %d)" % (ref["msgs_per_s"] / 1e6, len(ref_runs)))
+    for d in live:
+        runs = sat[d]
+        if not runs:
             continue
+        rate = benchlib.median([r["sent_msgs_per_s"] for r in runs])
+        res = out["drivers"][d]
+        res["throughput"] = runs
+        res["throughput_msgs_per_s"] = rate
+        res["throughput_vs_replay"] = rate / ref["msgs_per_s"]
+        res["throughput_lossless"] = all(r["lossless"] for r in runs)
+        print(
+            "%s as fast as the handler takes it (back-pressure), books: %.2f M msgs/s = %.2fx replay; %s"
+            % (
+                d,
+                rate / 1e6,
+                rate / ref["msgs_per_s"],
+                "nothing lost" if res["throughput_lossless"] else "LOST frames %s" % [r["frames_lost"] for r in runs],
+            )
+        )
+
+    for driver in live:
+        res = out["drivers"][driver]
         best = None
         for i, rate in enumerate(float(r) for r in a.rates.split(",")):
             try:

@@ -224,6 +224,11 @@ static void nic_counters(fh_lane_t *r, uint16_t port)
     fh_pipe_nic_counters(r, s.imissed, s.ierrors, s.rx_nombuf);
 }
 
+/* Frames of a burst prefetched ahead of the one being decoded. */
+#ifndef FH_RX_PREFETCH
+#define FH_RX_PREFETCH 4
+#endif
+
 int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t duration_ns, int stop_on_eos,
                     fh_dpdk_stats_t *ours, char *err, size_t errlen)
 {
@@ -254,9 +259,17 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
             /* One RX stamp per burst: the TSC, converted to ns since the epoch. */
             const uint64_t rx = fh_pipe_clock_ns(r);
             fh_pipe_burst(r, rx);                /* latency counts from the burst */
+            /* The burst's frames are in memory another core (the driver, the
+             * peer process) just wrote: ask for the first lines of the next
+             * few ahead of decoding them. */
+            for (uint16_t i = 0; i < n && i < FH_RX_PREFETCH; i++) rte_prefetch0(rte_pktmbuf_mtod(burst[i], void *));
             for (uint16_t i = 0; i < n; i++) {
                 struct rte_mbuf *m = burst[i];
-                if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void *));
+                if (i + FH_RX_PREFETCH < n) {
+                    const uint8_t *ahead = rte_pktmbuf_mtod(burst[i + FH_RX_PREFETCH], const uint8_t *);
+                    rte_prefetch0(ahead);
+                    rte_prefetch0(ahead + RTE_CACHE_LINE_SIZE);
+                }
                 uint64_t when = rx;
                 if (h->on && (m->ol_flags & h->flag)) {
                     when = fh_hw_clock_ns(&h->conv, *RTE_MBUF_DYNFIELD(m, h->offset, const uint64_t *));
@@ -264,8 +277,9 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
                 }
                 if (FH_UNLIKELY(m->nb_segs != 1)) st.multiseg++;
                 else fh_pipe_frame(r, rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), when);
-                rte_pktmbuf_free(m);
             }
+            /* Back to the pool in one go: one mempool put for the burst. */
+            rte_pktmbuf_free_bulk(burst, n);
             /* After every burst (its mbufs freed): the counters when due, on
              * the publish time the burst read, and the stop flag. */
             if (FH_UNLIKELY(fh_pipe_next(r))) break;
