@@ -633,6 +633,7 @@ def test_bench_live_smoke_over_memif(tmp_path):
     # memif every frame of the one pass arrives, whatever the machine's load.
     (t,) = m["throughput"]
     assert t["loop"] == 1 and t["sent_frames"] == t["received_packets"] > 0 and t["tx_dropped"] == 0
+    assert t["messages_lost"] == 0
     assert m["throughput_lossless"] and m["throughput_msgs_per_s"] > 0 and "processing" not in t["latency"]
     lat = m["latency"][0]
     assert lat["rx_clock"] == "tsc_at_burst" and lat["latency"]["wire_to_published"]["p50"] > 0
