@@ -206,6 +206,7 @@ def binfile_of(n_records):
     return np.tile(rec, n_records).tobytes()
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_a_streamed_input(tmp_path):
     """A 150 MB input streamed from gzip and from a pipe: the process's peak
     memory stays far below the input's size (it used to be inflated whole)."""
@@ -229,6 +230,7 @@ def test_memory_does_not_grow_with_a_streamed_input(tmp_path):
         assert (peak_kb - base_kb) * 1024 < 40 << 20, (arg, base_kb, peak_kb)
 
 
+@pytest.mark.slow
 def test_the_input_line_and_json_name_the_compression(day, tmp_path):
     plain = day["golden_ab.pcap"]
     g = gz(plain, str(tmp_path / "c.gz"))

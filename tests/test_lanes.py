@@ -102,6 +102,7 @@ def test_two_lanes_same_books_and_counters(day, tmp_path, ext):
         assert one["gaps"] > 0 and one["duplicates"] > 0  # lossy A/B day: arbitration ran on both lanes
 
 
+@pytest.mark.slow
 def test_two_lanes_gzip_and_pcapng(day, tmp_path):
     recs = F.parse_pcap(open(day + ".pcap", "rb").read())
     p = tmp_path / "d.pcapng.gz"

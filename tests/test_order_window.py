@@ -138,6 +138,7 @@ def _check(tmp_path, msgs, max_orders, tag):
 
 
 @pytest.mark.parametrize("max_orders", [16, 64, 1024, 2_097_152])
+@pytest.mark.slow
 def test_resting_orders_found_after_the_window_slides(tmp_path, max_orders):
     """--max-orders 16 or 64: a window of 128 or 512 references, passed by the
     flow (7 references an add) every 18 or 73 adds: the resting orders live in

@@ -414,6 +414,7 @@ def test_rewind_rate_limit_bounds_the_amplification():
         assert len(replies(cli, n)) == n
 
 
+@pytest.mark.slow
 def test_rewind_cli_allow_list_wildcard_warning_and_counters(tmp_path):
     with server_process(
         ["rewind-server", SAMPLE, "--listen", "0.0.0.0:0", "--allow", "10.0.0.0/8", "--rate-limit", "50000", "-q"]

@@ -6,6 +6,8 @@ with apt's own error; the build's stamp changes with what the machine offers
 import os
 import subprocess
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETUP = os.path.join(ROOT, "scripts", "setup.sh")
 
@@ -94,12 +96,14 @@ def test_a_failed_install_stops_with_apts_error(tmp_path):
     assert "not available" not in p.stderr
 
 
+@pytest.mark.slow
 def test_a_lock_never_released_stops_after_the_wait(tmp_path):
     p, stub = setup(tmp_path, "apt", {"LOCKED": "1000000", "FEEDHANDLER_APT_LOCK_S": "1"}, hide=("tshark",))
     assert p.returncode != 0
     assert "Could not get lock" in p.stderr and "stopping" in p.stderr
 
 
+@pytest.mark.slow
 def test_stamp_follows_what_the_machine_offers(tmp_path):
     """The stamp holds what pkg-config finds: the same sources on a machine
     that lost (or, read the other way, gained) libzstd and libdpdk stamp

@@ -493,6 +493,7 @@ def test_silent_line_flagged_and_cleared(name):
     assert not (seg.copy_books()["flags"] & shm.FLAG_SILENT).any()
 
 
+@pytest.mark.slow
 def test_writer_dead_mid_update_is_reported_not_hung(name):
     """A slot left odd (the writer died inside an update): the reader gives up
     after about a second with a clear error, it never hangs or returns garbage."""
