@@ -27,7 +27,9 @@
 #include "fh_dpdk.h"
 #include "hw_clock.h"
 
+#ifndef FH_BURST
 #define FH_BURST 32
+#endif
 #define FH_RX_RING 1024
 #define FH_MAX_PORTS 32
 #define FH_MAX_ARGS 64
