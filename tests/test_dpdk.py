@@ -462,6 +462,26 @@ def test_run_reports_wire_stages_and_its_rx_clock(tmp_path):
     assert d["stages"]["wire_to_rx"]["count"] == d["stages"]["wire_to_published"]["count"] == APPLYING
 
 
+def _runtime_dir(prefix):
+    """Where the EAL keeps a file prefix's runtime files (its eal_filesystem rule)."""
+    base = "/var/run" if os.geteuid() == 0 else os.environ.get("XDG_RUNTIME_DIR", "/tmp")
+    return os.path.join(base, "dpdk", prefix)
+
+
+@NO_DPDK
+def test_run_and_send_remove_their_eal_runtime_files():
+    """The EAL leaves its runtime directory (config and memory-map files, ~6.5 MB a
+    process with --no-huge) behind; where /run is a tmpfs each run would keep that
+    much RAM.  run and send remove their own once the EAL is down."""
+    tag = "rtdir-%d" % os.getpid()
+    p = fh("run", "--dpdk", eal(tag, "net_pcap0,rx_pcap=" + SAMPLE))
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists(_runtime_dir("fhtest-%s-%d" % (tag, os.getpid())))
+    s = fh("send", SAMPLE, "--speed", "0", "-q", "--dpdk", eal(tag + "s", "net_null0"))
+    assert s.returncode == 0, s.stderr
+    assert not os.path.exists(_runtime_dir("fhtest-%ss-%d" % (tag, os.getpid())))
+
+
 # ----------------------------------------------------------- AF_XDP and memif
 
 

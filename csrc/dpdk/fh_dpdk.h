@@ -41,6 +41,8 @@ int fh_dpdk_rx_loop(fh_lane_t *r, uint16_t port, uint16_t queue, uint64_t durati
 int fh_dpdk_flow_steer(uint16_t port, uint32_t group, uint16_t udp_port, uint16_t queue, char *err, size_t errlen);
 int fh_dpdk_port_stats(uint16_t port, fh_dpdk_stats_t *out);
 void fh_dpdk_port_close(uint16_t port);
+/* Shut the EAL down and remove its runtime directory (this process's file
+ * prefix under /var/run/dpdk or $XDG_RUNTIME_DIR/dpdk). */
 int fh_dpdk_cleanup(void);
 
 /* ------------------------------------------------------------ transmit
