@@ -37,32 +37,30 @@ FH_INLINE uint64_t fh_hist_highest(uint32_t i)
     return (((uint64_t)sub + 1) << b) - 1;
 }
 
-FH_INLINE void fh_hist_record(fh_hist_t *h, uint64_t v)
+/* The hot path's record: the bucket and the sum only (the value above the
+ * range clamped and counted as overflow); the value recorded is returned.
+ * count, min and max are made from the buckets by fh_hist_settle when the
+ * histogram is read (exact below 2048, the highest/lowest value of their
+ * bucket above: 3 significant digits, as every percentile).  About half of
+ * fh_hist_record's instructions, on every stamped packet. */
+FH_INLINE uint64_t fh_hist_tally(fh_hist_t *h, uint64_t v)
 {
     if (FH_UNLIKELY(v > FH_HIST_MAX_NS)) {
         h->overflow++;
         v = FH_HIST_MAX_NS;
     }
     h->counts[fh_hist_index(v)]++;
-    h->count++;
     h->sum += v;
-    if (v < h->min || h->count == 1) h->min = v;
-    if (v > h->max) h->max = v;
+    return v;
 }
 
-/* The hot path's record: the bucket and the sum only.  count, min and max
- * are made from the buckets by fh_hist_settle when the histogram is read
- * (exact below 2048, the highest/lowest value of their bucket above: 3
- * significant digits, as every percentile).  About half of fh_hist_record's
- * instructions, on every stamped packet. */
-FH_INLINE void fh_hist_tally(fh_hist_t *h, uint64_t v)
+/* A value, with count, min and max kept exact as it goes. */
+FH_INLINE void fh_hist_record(fh_hist_t *h, uint64_t v)
 {
-    if (FH_UNLIKELY(v > FH_HIST_MAX_NS)) {
-        h->overflow++;
-        v = FH_HIST_MAX_NS;
-    }
-    h->counts[fh_hist_index(v)]++;
-    h->sum += v;
+    v = fh_hist_tally(h, v);
+    h->count++;
+    if (v < h->min || h->count == 1) h->min = v;
+    if (v > h->max) h->max = v;
 }
 
 /* count, min and max of a histogram recorded with fh_hist_tally, from its

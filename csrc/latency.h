@@ -57,6 +57,8 @@ FH_INLINE void fh_latency_end(fh_latency_t *l, uint64_t c1)
  * are recorded for every stamped packet. */
 FH_INLINE uint32_t fh_latency_stages_due(const fh_latency_t *l) { return l->stages_left <= 1; }
 
+/* v - d, or 0 where d is later: an interval whose end was stamped before
+ * its start (another clock, a stamp from the future) counts as 0. */
 FH_INLINE uint64_t fh_latency_less(uint64_t v, uint64_t d) { return v > d ? v - d : 0; }
 
 /* A stamped packet into the histograms: its work started at c0 (TSC ticks,
@@ -73,8 +75,8 @@ FH_INLINE void fh_latency_record(fh_latency_t *l, const fh_tsc_t *tc, uint64_t c
     uint64_t idle = 0;                  /* from c0 until the packet was received */
     if (l->due) {
         const uint64_t t0 = fh_tsc_ticks_ns(tc, c0);
-        const uint64_t late = t0 > l->due ? t0 - l->due : 0;
-        idle = t0 < l->due ? l->due - t0 : 0;
+        const uint64_t late = fh_latency_less(t0, l->due);
+        idle = fh_latency_less(l->due, t0);
         fh_hist_tally(&h[FH_LAT_RX_TO_START], late);
         const uint64_t proc = fh_latency_less(fh_tsc_delta_ns(tc, c1 - c0), idle);
         fh_hist_tally(&h[FH_LAT_PROCESSING], proc);
@@ -104,8 +106,8 @@ FH_INLINE void fh_latency_wire(fh_latency_t *l, const fh_tsc_t *tc, uint64_t wir
 {
     const uint64_t wire = fh_tsc_ticks_ns(tc, wire_ticks);
     const uint64_t done = fh_tsc_ticks_ns(tc, c1);
-    if (l->due) fh_hist_tally(&l->hist[FH_LAT_WIRE_TO_RX], l->due > wire ? l->due - wire : 0);
-    fh_hist_tally(&l->hist[FH_LAT_WIRE_TO_PUBLISHED], done > wire ? done - wire : 0);
+    if (l->due) fh_hist_tally(&l->hist[FH_LAT_WIRE_TO_RX], fh_latency_less(l->due, wire));
+    fh_hist_tally(&l->hist[FH_LAT_WIRE_TO_PUBLISHED], fh_latency_less(done, wire));
 }
 
 #endif

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .capture import _VLAN, NO_STAMP, Capture, load_capture
+from .core import lib as _core
 from .dpdk import backend
 from .endpoints import ipv4_to_int
 from .errors import ERR_LEN, CaptureError, DpdkError, c_error
@@ -35,10 +36,8 @@ from .progress import run_with_progress
 
 __all__ = ["Capture", "CaptureError", "Plan", "Sender", "build_schedule", "load_capture", "parse_burst"]
 
-#: The TX stamp trailer (csrc/dpdk/tx_dpdk.c): "FHTS", u32 frame counter, u64 TSC.
-STAMP_MAGIC = 0x53544846
-STAMP_LEN = 16
-MIN_FRAME = 60
+#: The TX stamp trailer's length (fh_api.h: "FHTS", u32 frame counter, u64 TSC).
+STAMP_LEN = int(_core.FH_WIRE_STAMP_LEN)
 
 
 def parse_burst(text: str) -> Tuple[float, float, float]:

@@ -47,23 +47,17 @@ def day(tmp_path_factory):
     return live.ab_day(str(tmp_path_factory.mktemp("sendday") / "ab"))
 
 
-def replay(tmp_path, pcap, tag):
-    r = fh(
-        "replay",
-        "-q",
-        pcap,
-        "--mode",
-        "book",
-        "--silence-ms",
-        "120000",
-        "--dump-books",
-        str(tmp_path / ("%s.csv" % tag)),
-        "--stats-json",
-        str(tmp_path / ("%s.json" % tag)),
-        *CAPS,
-    )
+def books(tmp_path, tag, *cmd):
+    """`feedhandler CMD... --mode book` with its books dumped and its counters
+    written: (the books CSV, the counters)."""
+    csv, st = tmp_path / ("%s.csv" % tag), tmp_path / ("%s.json" % tag)
+    r = fh(*cmd, "--mode", "book", "--silence-ms", "120000", "--dump-books", str(csv), "--stats-json", str(st), *CAPS)
     assert r.returncode == 0, r.stderr
-    return (tmp_path / ("%s.csv" % tag)).read_text(), json.loads((tmp_path / ("%s.json" % tag)).read_text())
+    return csv.read_text(), json.loads(st.read_text())
+
+
+def replay(tmp_path, pcap, tag):
+    return books(tmp_path, tag, "replay", "-q", pcap)
 
 
 def send_to_pcap(tmp_path, pcap, tag, *extra):
@@ -259,23 +253,8 @@ def test_trailer_does_not_change_books_or_counters(tmp_path, day):
     _, stamped = send_to_pcap(tmp_path, day, "st", "--speed", "0")
     _, bare = send_to_pcap(tmp_path, day, "ns", "--speed", "0", "--no-stamp")
     for tag, pcap in (("st", stamped), ("ns", bare)):
-        r = fh(
-            "run",
-            "--dpdk",
-            eal("rx" + tag, "net_pcap0,rx_pcap=" + pcap),
-            "--mode",
-            "book",
-            "--silence-ms",
-            "120000",
-            "--dump-books",
-            str(tmp_path / ("rx%s.csv" % tag)),
-            "--stats-json",
-            str(tmp_path / ("rx%s.json" % tag)),
-            *CAPS,
-        )
-        assert r.returncode == 0, r.stderr
-        got = json.loads((tmp_path / ("rx%s.json" % tag)).read_text())
-        assert (tmp_path / ("rx%s.csv" % tag)).read_text() == ref_csv, tag
+        got_csv, got = books(tmp_path, "rx" + tag, "run", "--dpdk", eal("rx" + tag, "net_pcap0,rx_pcap=" + pcap))
+        assert got_csv == ref_csv, tag
         for k in ("messages", "by_type", "gaps", "duplicates", "errors", "packets", "heartbeats", "end_of_session"):
             assert got[k] == ref[k], (tag, k)
 

@@ -195,16 +195,7 @@ int fh_dpdk_port_start(uint16_t port, uint16_t n_queues, uint32_t n_mbufs, char 
             return -1;
         }
     }
-    rc = rte_eth_tx_queue_setup(port, 0, nb_txd, rte_eth_dev_socket_id(port), NULL);
-    if (rc != 0) {
-        fh_errf(err, errlen, "port %u: TX queue setup failed: %s", port, rte_strerror(-rc));
-        return -1;
-    }
-    rc = rte_eth_dev_start(port);
-    if (rc != 0) {
-        fh_errf(err, errlen, "port %u: start failed: %s", port, rte_strerror(-rc));
-        return -1;
-    }
+    if (fh_dpdk_port_tx_and_start(port, nb_txd, rte_eth_dev_socket_id(port), err, errlen) != 0) return -1;
     /* Multicast reception: promiscuous where the device allows, else all-multicast. */
     const char *mc = "promiscuous";
     if (rte_eth_promiscuous_enable(port) != 0) {

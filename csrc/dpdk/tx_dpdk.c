@@ -30,8 +30,6 @@
 #define TX_RX_DESC 64           /* the RX queue every port needs; the sender never polls it */
 #define TX_RETRY_NS 200000      /* how long a burst's remainder is offered again before it counts as dropped */
 #define TX_LATE_NS 10000        /* a frame stamped later than this after its due time is late */
-#define TX_STAMP_LEN 16
-#define TX_STAMP_MAGIC 0x53544846u /* "FHTS" as a little-endian u32 */
 #define TX_MIN_FRAME 60         /* the Ethernet minimum, FCS excluded */
 
 static struct rte_mempool *tx_pools[TX_MAX_PORTS];
@@ -95,16 +93,7 @@ int fh_dpdk_tx_port_start(uint16_t port, uint32_t n_mbufs, uint32_t data_room, u
         fh_errf(err, errlen, "port %u: RX queue setup failed: %s", port, rte_strerror(-rc));
         return -1;
     }
-    rc = rte_eth_tx_queue_setup(port, 0, nb_txd, socket, NULL);
-    if (rc != 0) {
-        fh_errf(err, errlen, "port %u: TX queue setup failed: %s", port, rte_strerror(-rc));
-        return -1;
-    }
-    rc = rte_eth_dev_start(port);
-    if (rc != 0) {
-        fh_errf(err, errlen, "port %u: start failed: %s", port, rte_strerror(-rc));
-        return -1;
-    }
+    if (fh_dpdk_port_tx_and_start(port, nb_txd, socket, err, errlen) != 0) return -1;
     __atomic_store_n(&tx_stop_flag, 0, __ATOMIC_RELAXED);
     if (chosen)
         snprintf(chosen, chosen_len, "port %u (%s, %s): 1 TX queue of %u descriptors, %u mbufs of %u bytes", port,
@@ -199,9 +188,9 @@ int fh_dpdk_tx_loop(uint16_t port, const fh_tx_plan_t *plan, fh_tx_stats_t *st, 
             uint32_t len = plan->len[f];
             if (stamp && at != UINT32_MAX) {
                 memcpy(p, src, at);
-                put_le32(p + at, TX_STAMP_MAGIC);
+                put_le32(p + at, FH_WIRE_STAMP_MAGIC);
                 put_le32(p + at + 4, counter);
-                len = at + TX_STAMP_LEN;
+                len = at + FH_WIRE_STAMP_LEN;
                 if (len < TX_MIN_FRAME) {
                     memset(p + len, 0, TX_MIN_FRAME - len);
                     len = TX_MIN_FRAME;
