@@ -48,6 +48,7 @@ static void big_free(void *p, size_t n)
 static size_t table_bytes(const fh_book_t *b) { return ((size_t)1 << b->table_max_bits) * sizeof *b->table; }
 static size_t scratch_bytes(const fh_book_t *b) { return (size_t)b->max_orders * sizeof *b->scratch; }
 static size_t win_bytes(const fh_book_t *b) { return (size_t)b->window_size * sizeof *b->window; }
+static size_t clear_bytes(const fh_book_t *b) { return ((size_t)b->n_instr + 8) / 8; }
 
 /* The window spans 8x the order capacity (a power of two, at most
  * 2^FH_WIN_MAX_BITS references): references are handed out a few apart
@@ -115,7 +116,8 @@ int fh_book_init(fh_book_t *b, uint32_t max_orders, uint32_t max_instruments, ui
     b->levels = big_alloc(lvl * sizeof *b->levels, lvl * sizeof *b->levels, &b->bytes);
     b->instr = big_alloc(((size_t)max_instruments + 1) * sizeof *b->instr, SIZE_MAX, &b->bytes);
     b->touched = big_alloc(((size_t)max_instruments + 1) * sizeof *b->touched, SIZE_MAX, &b->bytes);
-    if (!b->window || !b->table || !b->scratch || !b->levels || !b->instr || !b->touched) {
+    b->clear_bits = big_alloc(clear_bytes(b), SIZE_MAX, &b->bytes);
+    if (!b->window || !b->table || !b->scratch || !b->levels || !b->instr || !b->touched || !b->clear_bits) {
         fh_errf(err, errlen,
                 "cannot allocate book memory (%u orders, %u levels, %u instruments): reduce the capacities", max_orders,
                 max_levels, max_instruments);
@@ -133,6 +135,7 @@ void fh_book_free(fh_book_t *b)
     if (b->levels) big_free(b->levels, (size_t)b->max_levels * sizeof *b->levels);
     if (b->instr) big_free(b->instr, ((size_t)b->n_instr + 1) * sizeof *b->instr);
     if (b->touched) big_free(b->touched, ((size_t)b->n_instr + 1) * sizeof *b->touched);
+    if (b->clear_bits) big_free(b->clear_bits, clear_bytes(b));
     memset(b, 0, sizeof *b);
 }
 
@@ -489,6 +492,59 @@ FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, 
     return vis;
 }
 
+/* Set the level at `price` to `shares` (0 removes it): a book of levels with
+ * no orders behind them (IEX DEEP).  Returns 2/1/0 as lvl_add, -1 when the
+ * arena is full, -2 when a level to remove was not there. */
+FH_INLINE int lvl_set(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares)
+{
+    const uint32_t key = lvl_key(price, side);
+    fh_level_t *L = &b->levels[s->off];
+    const uint32_t pos = lvl_lower_bound(L, s->n, key, UINT32_MAX);
+    if (pos < s->n && L[pos].key == key) {
+        const int vis = lvl_touch(b, s, s->n - 1 - pos);
+        if (shares) {
+            L[pos].shares = shares;
+            return vis;
+        }
+        for (uint32_t i = pos; i + 1 < s->n; i++) L[i] = L[i + 1];
+        s->n--;
+        return vis;
+    }
+    if (!shares) return -2;
+    if (FH_UNLIKELY(s->n == s->cap)) {
+        if (lvl_grow(b, s) != 0) return -1;
+        L = &b->levels[s->off];
+    }
+    for (uint32_t i = s->n; i > pos; i--) L[i] = L[i - 1];
+    L[pos].key = key;
+    L[pos].orders = 0;
+    L[pos].shares = shares;
+    s->n++;
+    return lvl_touch(b, s, s->n - 1 - pos);
+}
+
+/* A side of a top-of-book instrument (IEX TOPS) becomes exactly one level,
+ * or none (shares or price 0).  Returns 2 when it changed, 0 when it did
+ * not, -1 when the arena is full. */
+static int tob_set(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t shares)
+{
+    const int empty = shares == 0 || price == 0;
+    if (empty) {
+        if (s->n == 0) return 0;
+        s->n = 0;
+        return lvl_touch(b, s, 0);
+    }
+    const uint32_t key = lvl_key(price, side);
+    if (s->n == 1 && b->levels[s->off].key == key && b->levels[s->off].shares == shares) return 0;
+    if (s->cap == 0 && lvl_grow(b, s) != 0) return -1;
+    fh_level_t *L = &b->levels[s->off];
+    L[0].key = key;
+    L[0].orders = 0;
+    L[0].shares = shares;
+    s->n = 1;
+    return lvl_touch(b, s, 0);
+}
+
 /* ------------------------------------------------------------- order ops */
 
 FH_INLINE int locate_ok(const fh_book_t *b, uint32_t locate) { return locate >= 1 && locate <= b->n_instr; }
@@ -585,11 +641,87 @@ FH_INLINE void touched(fh_book_t *b, uint32_t locate, int visible, uint64_t ts)
     }
 }
 
-static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
-
 /* Buy/sell indicator -> side + 1; 0 = neither (rejected).  A table, not two
  * compares: the side of the next add is a coin toss for a branch predictor. */
 static const uint8_t side_of[256] = {['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_ASK + 1};
+
+static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
+
+/* Empty one instrument's book (its orders and levels): fh_book_clear with
+ * its bit alone.  Cold: a pass over the orders. */
+static __attribute__((noinline, cold)) void clear_one(fh_book_t *b, uint32_t locate)
+{
+    b->clear_bits[locate >> 3] = (uint8_t)(1u << (locate & 7));
+    fh_book_clear(b, b->clear_bits);
+    b->clear_bits[locate >> 3] = 0;
+}
+
+/* The operations with no ITCH message behind them (fh_api.h FH_OP_*), for an
+ * instrument in range. */
+FH_INLINE void book_apply_iex(fh_book_t *b, const fh_book_op_t *m, uint32_t locate)
+{
+    fh_book_counters_t *c = b->counters;
+    fh_instr_t *in = &b->instr[locate];
+    const uint64_t ts = m->timestamp;
+    int vis = 0;
+    switch (m->type) {
+    case FH_OP_LEVEL: {
+        /* The instrument is published only once its event is complete. */
+        in->held = (uint8_t)!m->u.level.event_done;
+        if (m->u.level.price == 0) break;          /* the decoder's: an update it could not book, closing its event */
+        const int side = side_of[m->u.level.side] - 1;
+        if (FH_UNLIKELY(side < 0)) {
+            c->bad_side++;
+            break;
+        }
+        vis = lvl_set(b, &in->side[side], side, m->u.level.price, m->u.level.shares);
+        if (FH_UNLIKELY(vis < 0)) {
+            if (vis == -1) {
+                c->level_full++;
+                in->flags |= FH_SLOT_DROPPED;
+                in->dirty = 1;
+            } else {
+                c->unknown_ref++;                   /* a level removed that was not there */
+            }
+            vis = 0;
+        }
+        break;
+    }
+    case FH_OP_QUOTE: {
+        const fh_op_quote_t *q = &m->u.quote;
+        const int vb = tob_set(b, &in->side[FH_SIDE_BID], FH_SIDE_BID, q->bid_price, q->bid_shares);
+        const int va = tob_set(b, &in->side[FH_SIDE_ASK], FH_SIDE_ASK, q->ask_price, q->ask_shares);
+        if (FH_UNLIKELY(vb < 0 || va < 0)) {
+            c->level_full++;
+            in->flags |= FH_SLOT_DROPPED;
+            in->dirty = 1;
+        }
+        vis = vb > va ? vb : va;
+        break;
+    }
+    case FH_OP_OFFICIAL:
+        in->dirty = 1;
+        if (b->publish) {
+            fh_shm_event_t *e = fh_book_event_begin(b, locate, FH_EV_STATE, 'X', ts);
+            e->price1 = m->u.mark.price;
+            e->qty1 = m->u.mark.kind;
+            fh_book_event_commit(b, e);
+        }
+        break;
+    case FH_OP_SEC_EVENT:
+        fh_book_state_event(b, locate, 'E', m->u.mark.kind, ts);
+        break;
+    case FH_OP_CLEAR:
+        clear_one(b, locate);
+        in->held = 0;
+        vis = 2;
+        break;
+    default:
+        break;
+    }
+    touched(b, locate, vis, ts);
+}
+
 
 FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
 {
@@ -773,6 +905,17 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
         touched(b, locate, 0, ts);
         return;
     }
+    case FH_OP_LEVEL:
+    case FH_OP_QUOTE:
+    case FH_OP_OFFICIAL:
+    case FH_OP_SEC_EVENT:
+    case FH_OP_CLEAR:
+        if (FH_UNLIKELY(!locate_ok(b, locate))) {
+            c->locate_range++;
+            return;
+        }
+        book_apply_iex(b, m, locate);
+        return;
     case 'S':
         if (b->publish) {
             FH_STORE_RELAXED(&b->shm->hdr->system_event, m->u.S.event_code);

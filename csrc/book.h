@@ -36,7 +36,10 @@
  *
  * Rules: unknown reference -> counted, ignored; add on a live reference ->
  * replaces it; execute/cancel larger than the order -> clamped; zero shares or
- * zero price -> rejected; books keep applying during halts. */
+ * zero price -> rejected; books keep applying during halts.
+ *
+ * Books with no orders (IEX DEEP price levels, the TOPS top of book) are set
+ * level by level (FH_OP_LEVEL, FH_OP_QUOTE): their levels count no orders. */
 #ifndef FH_BOOK_H
 #define FH_BOOK_H
 
@@ -94,7 +97,7 @@ typedef struct fh_instr {
     uint8_t flags;            /* enum fh_slot_flags */
     uint8_t trading_state, reg_sho, market_category, noii_dir;
     uint8_t queued;           /* in the packet's publish list: 1, | 2 when its top changed (BBO check) */
-    uint8_t _pad0;
+    uint8_t held;             /* IEX DEEP: an event is open, so publishing waits for its last update */
     /* --- second line on: cold */
     uint64_t last_trade_shares, last_trade_match, last_trade_ts;
     uint64_t noii_paired, noii_imbalance;
@@ -152,6 +155,7 @@ typedef struct fh_book {
     int stream_gapped;    /* the current stream lost messages for good: a locate it shows for the
                            * first time may have lost its first messages (directory, adds) */
     uint32_t *touched;         /* instruments touched since the last flush, each once (n_instr + 1 entries) */
+    uint8_t *clear_bits;       /* one instrument's bit, for clearing its book alone (FH_OP_CLEAR) */
     uint32_t n_touched;
     uint64_t bytes;            /* memory reserved for the structures above */
     /* Publishing (publish.c, the layer above) for the two cold paths that

@@ -67,7 +67,20 @@ enum fh_err {
     FH_ERR_PITCH_PRICE_RANGE = 41, /* a price above the book's Price(4) range (u32, $429496.7295): the
                                     * message is not applied (a modify to it deletes the order) */
     FH_ERR_PITCH_ID_RANGE = 42,    /* unit outside 1..32, or a unit's 385th symbol: no instrument id */
-    FH_ERR__COUNT = 43
+    /* IEX-TP segments and the TOPS, DEEP and DEEP+ messages in them: */
+    FH_ERR_IEX_TRUNCATED = 43,     /* UDP payload shorter than the 40-byte IEX-TP segment header */
+    FH_ERR_IEX_HEADER = 44,        /* version not 1, Payload Length != datagram - 40, channel or session 0, a
+                                    * negative offset, sequence or send time, or a heartbeat with a payload */
+    FH_ERR_IEX_PROTOCOL = 45,      /* Message Protocol ID not TOPS (0x8003), DEEP (0x8004) or DEEP+ (0x8005) */
+    FH_ERR_IEX_COUNT_OVERRUN = 46, /* Message Count says more messages than the payload holds: walk stopped */
+    FH_ERR_IEX_MSG_OVERRUN = 47,   /* a Message Length of 0 or past the payload: walk stopped */
+    FH_ERR_IEX_TRAILING = 48,      /* bytes left after the last counted message */
+    FH_ERR_IEX_UNKNOWN_TYPE = 49,  /* type not of the segment's feed (skipped by its length) */
+    FH_ERR_IEX_BAD_LENGTH = 50,    /* known type shorter than its length (a longer one is read, the rest ignored) */
+    FH_ERR_IEX_PRICE_RANGE = 51,   /* a price below 0 or above the book's Price(4) range (u32): not applied (a
+                                    * modify to it deletes the order, an execution at it takes the shares off) */
+    FH_ERR_IEX_ID_RANGE = 52,      /* a venue's 12289th symbol: no instrument id */
+    FH_ERR__COUNT = 53
 };
 
 /* What the order books did.  Every message a book could not apply is counted
@@ -112,7 +125,7 @@ typedef struct fh_stats {
     uint64_t last_ts_ns;       /* capture time of the last frame */
     uint64_t elapsed_ns;       /* wall time inside the decode loops, monotonic clock */
     uint64_t streams;          /* distinct (UDP port, MoldUDP64 session) streams seen */
-    uint64_t errors[48];       /* indexed by enum fh_err */
+    uint64_t errors[64];       /* indexed by enum fh_err */
     uint64_t by_type[256];     /* ITCH messages delivered, indexed by type byte */
     fh_book_counters_t book;   /* what the books did with those messages */
     uint64_t session_changes;  /* a line (group:port) started carrying another MoldUDP64 session */
@@ -148,6 +161,8 @@ typedef struct fh_stats {
     uint64_t pkt_late;         /* datagrams (in the ledger) that came after their sequence range was given up
                                 * (counted in gaps): never applied -- a copy of what was applied is a duplicate */
     uint64_t late;             /* messages in those datagrams */
+    uint64_t iex_packets;      /* UDP datagrams parsed as IEX-TP segments (heartbeats included) */
+    uint64_t iex_clears;       /* IEX DEEP+ Clear Book messages applied (the symbol's orders removed) */
 } fh_stats_t;
 
 const char *fh_err_name(int err);
@@ -295,6 +310,38 @@ typedef struct {                                                        /* DLCR 
     uint8_t  _pad[3];
 } fh_itch_O_t;
 
+/* Book operations with no ITCH message behind them (IEX): their type bytes
+ * are not ITCH letters.  FH_OP_LEVEL: a DEEP Price Level Update sets a level
+ * to a size; FH_OP_QUOTE: a TOPS Quote Update is the whole top of book;
+ * FH_OP_OFFICIAL: an official opening or closing price; FH_OP_SEC_EVENT: a
+ * security event (opening or closing process complete); FH_OP_CLEAR: a
+ * symbol's orders all removed (DEEP+ Clear Book). */
+enum fh_op_type {
+    FH_OP_LEVEL = 1,
+    FH_OP_QUOTE = 2,
+    FH_OP_OFFICIAL = 3,
+    FH_OP_SEC_EVENT = 4,
+    FH_OP_CLEAR = 5
+};
+typedef struct {                                                        /* FH_OP_LEVEL */
+    uint32_t shares;                       /* the level's new size; 0 removes it */
+    uint32_t price;                        /* Price(4) */
+    uint8_t  side;                         /* 'B' or 'S' */
+    uint8_t  event_done;                   /* 1: the last update of its event (publish now), 0: more follow */
+    uint8_t  _pad[6];
+} fh_op_level_t;
+typedef struct {                                                        /* FH_OP_QUOTE */
+    uint32_t bid_shares;                   /* 0 (or bid_price 0): no bid */
+    uint32_t bid_price;
+    uint32_t ask_shares;                   /* 0 (or ask_price 0): no ask */
+    uint32_t ask_price;
+} fh_op_quote_t;
+typedef struct {                                                        /* FH_OP_OFFICIAL, FH_OP_SEC_EVENT */
+    uint32_t price;                        /* FH_OP_OFFICIAL: Price(4) */
+    uint8_t  kind;                         /* the price type ('Q' opening, 'M' closing) or the event ('O', 'C') */
+    uint8_t  _pad[3];
+} fh_op_mark_t;
+
 /* A decoded ITCH 5.0 message: the common header and one body per type.
  * The body member to read is the one named by `type` (A and F share `A`). */
 typedef struct fh_book_op {
@@ -304,13 +351,14 @@ typedef struct fh_book_op {
     uint16_t stock_locate;
     uint16_t tracking_number;
     uint16_t _pad1;
-    uint64_t timestamp;                    /* ns since midnight (6 bytes on the wire) */
+    uint64_t timestamp;                    /* ITCH, PITCH: ns since midnight; IEX: ns since the Unix epoch */
     union {
         fh_itch_S_t S; fh_itch_R_t R; fh_itch_H_t H; fh_itch_Y_t Y; fh_itch_L_t L;
         fh_itch_V_t V; fh_itch_W_t W; fh_itch_K_t K; fh_itch_J_t J; fh_itch_h_t h;
         fh_itch_A_t A; fh_itch_E_t E; fh_itch_C_t C; fh_itch_X_t X; fh_itch_D_t D;
         fh_itch_U_t U; fh_itch_P_t P; fh_itch_Q_t Q; fh_itch_B_t B; fh_itch_I_t I;
         fh_itch_N_t N; fh_itch_O_t O;
+        fh_op_level_t level; fh_op_quote_t quote; fh_op_mark_t mark;  /* the FH_OP_* operations */
     } u;
 } fh_book_op_t;
 
@@ -401,9 +449,10 @@ int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane,
                        uint16_t rr_port);
 
 /* Venues (index 0..7): a name (at most 7 characters) and the protocol its
- * channels speak (0 MoldUDP64/ITCH 5.0, 1 Cboe PITCH).  Without a config
- * venue 0 is "XNAS" (ITCH) and 1 "BATS" (PITCH, told from the data); at most
- * 4 PITCH venues.  Set them on every lane, then each line's protocol and
+ * channels speak (0 MoldUDP64/ITCH 5.0, 1 Cboe PITCH, 2 IEX-TP: TOPS, DEEP,
+ * DEEP+).  Without a config venue 0 is "XNAS" (ITCH) and 1 "BATS" (PITCH,
+ * told from the data), and "IEXG" joins when IEX-TP is first seen; at most 4
+ * PITCH and IEX venues together.  Set them on every lane, then each line's protocol and
  * venue (line: its index in the order added).  0, or -1 when invalid. */
 int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto);
 int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue);
@@ -554,7 +603,7 @@ int fh_lane_snapshot_post(fh_lane_t *r, uint32_t ticket, const uint8_t *blocks, 
  * from the segment start.  The layout version changes whenever any of this does. */
 
 enum fh_shm_consts {
-    FH_SHM_LAYOUT_VERSION = 5,
+    FH_SHM_LAYOUT_VERSION = 6,
     FH_SHM_HEADER_SIZE = 4096,
     FH_SHM_SLOT_FIXED = 192,       /* fixed part of a slot; level arrays follow */
     FH_SHM_EVENT_SIZE = 64,
@@ -671,7 +720,9 @@ typedef struct fh_shm_slot {
 enum fh_event_type {
     FH_EV_BBO = 1,                 /* price1/qty1: best bid, price2/qty2: best ask (0 = empty side) */
     FH_EV_TRADE = 2,               /* price1 Price(4), qty1 shares, qty2 match number, aux = 'E','C','P','Q', or 'B' (break: qty2 only) */
-    FH_EV_STATE = 3,               /* aux = 'H' (price1 = trading state), 'h' (price1 = halt action) or 'Y' (price1 = Reg SHO action) */
+    FH_EV_STATE = 3,               /* aux = 'H' (price1 = trading state), 'h' (price1 = halt action), 'Y' (price1 = Reg SHO
+                                    * action), 'E' (IEX security event: price1 = 'O' opening or 'C' closing process
+                                    * complete) or 'X' (IEX official price: price1 Price(4), qty1 = 'Q' open or 'M' close) */
     FH_EV_STALE = 4,               /* aux = 1 stale, 0 recovered; qty1 = messages missing */
     FH_EV_SYSTEM = 5,              /* aux = S event code; locate 0 */
     FH_EV_SILENT = 6,              /* aux = 1 the instrument's stream went silent, 0 it is back */

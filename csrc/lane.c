@@ -1,14 +1,16 @@
 /* lane.c -- a lane put together: the pipeline and the stages above it.
  *
  * The pipeline (pipeline.c) never calls up into the stages that sit above it
- * (PITCH decode, snapshot recovery); it is handed them here, as hooks, by the
+ * (PITCH and IEX decode, snapshot recovery); it is handed them here, as hooks, by the
  * one file that sees them all.  fh_lane_new and fh_lane_new_peer are the
  * public constructors (fh_api.h). */
+#include "iex_pipe.h"
 #include "pitch_pipe.h"
 #include "recovery.h"
 
 static const fh_pipe_upper_t UPPER = {
     .walk_pitch = fh_pipe_walk_pitch,
+    .walk_iex = fh_pipe_walk_iex,
     .recovery_ask = fh_recovery_ask,
     .recovery_poll = fh_recovery_poll,
     .recovery_finish = fh_recovery_finish,

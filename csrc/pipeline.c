@@ -68,6 +68,16 @@ static const char *const err_names[FH_ERR__COUNT] = {
     [FH_ERR_PITCH_SEQ_WRAP] = "pitch_seq_wrap",
     [FH_ERR_PITCH_PRICE_RANGE] = "pitch_price_range",
     [FH_ERR_PITCH_ID_RANGE] = "pitch_id_range",
+    [FH_ERR_IEX_TRUNCATED] = "iex_truncated",
+    [FH_ERR_IEX_HEADER] = "iex_header",
+    [FH_ERR_IEX_PROTOCOL] = "iex_protocol",
+    [FH_ERR_IEX_COUNT_OVERRUN] = "iex_count_overrun",
+    [FH_ERR_IEX_MSG_OVERRUN] = "iex_msg_overrun",
+    [FH_ERR_IEX_TRAILING] = "iex_trailing_bytes",
+    [FH_ERR_IEX_UNKNOWN_TYPE] = "iex_unknown_type",
+    [FH_ERR_IEX_BAD_LENGTH] = "iex_bad_length",
+    [FH_ERR_IEX_PRICE_RANGE] = "iex_price_range",
+    [FH_ERR_IEX_ID_RANGE] = "iex_id_range",
 };
 _Static_assert(sizeof(((fh_stats_t *)0)->errors) / sizeof(uint64_t) >= FH_ERR__COUNT, "errors[] too small");
 
@@ -120,7 +130,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
         return NULL;
     }
     memset(r, 0, sizeof *r);
-    if (!up || !up->walk_pitch || !up->recovery_ask || !up->recovery_poll || !up->recovery_finish) {
+    if (!up || !up->walk_pitch || !up->walk_iex || !up->recovery_ask || !up->recovery_poll || !up->recovery_finish) {
         free(r);
         fh_errf(err, errlen, "a lane needs its upper stages");
         return NULL;
@@ -150,6 +160,7 @@ fh_lane_t *fh_pipe_create(const fh_lane_cfg_t *cfg, fh_lane_t *first, uint32_t l
     r->route.venue_protocol[1] = FH_PROTO_PITCH;
     r->route.n_venues = 2;
     r->route.pitch_default_venue = 1;
+    r->route.iex_default_venue = FH_ROUTE_VENUE_NONE;
     r->decoded.ops = calloc(FH_PKT_MSGS, sizeof *r->decoded.ops);
     if (!r->decoded.ops) {
         fh_errf(err, errlen, "out of memory for the packet's decoded messages");
@@ -326,24 +337,27 @@ static void shm_venues(fh_lane_t *r)
 
 int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto)
 {
-    if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_PITCH) return -1;
+    if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_IEX) return -1;
+    /* PITCH and IEX venues rank in venue order (their instrument id ranges):
+     * at most FH_PITCH_MAX_VENUES of them, checked before anything changes. */
+    const uint32_t n = venue >= r->route.n_venues ? venue + 1 : r->route.n_venues;
+    uint32_t ranked = 0;
+    for (uint32_t v = 0; v < n; v++)
+        ranked += (v == venue ? proto : r->route.venue_protocol[v]) != FH_PROTO_MOLD;
+    if (ranked > FH_PITCH_MAX_VENUES) return -1;
     snprintf(r->route.venue_names[venue], sizeof r->route.venue_names[venue], "%s", name);
     r->route.venue_protocol[venue] = (uint8_t)proto;
-    if (venue >= r->route.n_venues) r->route.n_venues = venue + 1;
+    r->route.n_venues = n;
     shm_venues(r);
-    /* PITCH venues rank in venue order (their instrument id ranges). */
     uint32_t j = 0;
-    for (uint32_t v = 0; v < r->route.n_venues; v++) {
-        if (r->route.venue_protocol[v] != FH_PROTO_PITCH) continue;
-        if (j == FH_PITCH_MAX_VENUES) return -1;
-        r->route.pitch_rank[v] = (uint8_t)j++;
-    }
+    for (uint32_t v = 0; v < n; v++)
+        if (r->route.venue_protocol[v] != FH_PROTO_MOLD) r->route.pitch_rank[v] = (uint8_t)j++;
     return 0;
 }
 
 int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue)
 {
-    if (line >= r->route.n_lines || proto > FH_PROTO_PITCH || venue >= r->route.n_venues ||
+    if (line >= r->route.n_lines || proto > FH_PROTO_IEX || venue >= r->route.n_venues ||
         r->route.venue_protocol[venue] != proto)
         return -1;
     r->route.lines[line].protocol = (uint8_t)proto;
@@ -386,6 +400,18 @@ void fh_pipe_venue_seen(fh_lane_t *r, uint32_t v)
 {
     r->route.venues_seen |= 1u << (v & 31);
     if (r->shm.base) __atomic_fetch_or(&r->shm.hdr->venues_seen, 1u << (v & 31), __ATOMIC_RELAXED);
+}
+
+/* IEX-TP seen without a config: its venue, IEXG, joins the table (once; every
+ * lane sees the same frames, so every lane adds it at the same index).  With
+ * no room left its streams count as the ITCH venue's (0). */
+uint32_t fh_pipe_iex_venue(fh_lane_t *r)
+{
+    if (r->route.iex_default_venue == FH_ROUTE_VENUE_NONE) {
+        const uint32_t v = r->route.n_venues;
+        r->route.iex_default_venue = fh_lane_set_venue(r, v, "IEXG", FH_PROTO_IEX) == 0 ? (uint8_t)v : 0;
+    }
+    return r->route.iex_default_venue;
 }
 
 uint32_t fh_lane_n_venues(const fh_lane_t *r) { return r->route.n_venues; }
@@ -605,6 +631,33 @@ void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
     }
     if (FH_UNLIKELY(!s)) {
         /* No stream, no unit clock: its messages cannot be timed or sequenced. */
+        st->errors[FH_ERR_STREAM_TABLE_FULL]++;
+        st->pkt_rejected++;
+        return;
+    }
+    fh_pipe_sequenced(r, s, p, u->len, seq, count);
+}
+
+/* ------------------------------------------------------------ IEX-TP segments
+ *
+ * Sequencing of IEX-TP segments, beside MoldUDP64's and PITCH's; the messages
+ * are iex_pipe.c's, above. */
+
+void fh_pipe_iex(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s)
+{
+    fh_stats_t *st = &r->st;
+    const uint8_t *p = u->payload;
+    st->iex_packets++;
+    const uint32_t count = fh_iex_count(p);
+    const uint64_t seq = fh_iex_first_seq(p) + 1;   /* as the stream's numbers: see fh_pipe_frame */
+    if (FH_UNLIKELY(count == 0)) {
+        /* A heartbeat carries the next message's sequence number: what is
+         * before it and not seen is missing.  (No payload: the header check.) */
+        st->heartbeats++;
+        if (s && (seq > s->next_seq || s->hole_since)) fh_session_heartbeat(&r->session, s, seq);
+        return;
+    }
+    if (FH_UNLIKELY(!s)) {
         st->errors[FH_ERR_STREAM_TABLE_FULL]++;
         st->pkt_rejected++;
         return;

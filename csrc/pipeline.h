@@ -10,6 +10,7 @@
 #ifndef FH_PIPELINE_H
 #define FH_PIPELINE_H
 
+#include "iex.h"
 #include "itch.h"
 #include "latency.h"
 #include "net.h"
@@ -83,6 +84,8 @@ typedef struct fh_pipe_upper {
      * on, into the books (or counted, decode-only mode); one call per
      * datagram.  Returns how many messages were whole (pitch_pipe.h). */
     uint32_t (*walk_pitch)(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count, uint32_t skip);
+    /* The same for the messages of an IEX-TP segment (iex_pipe.h). */
+    uint32_t (*walk_iex)(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count, uint32_t skip);
     /* Snapshot recovery (recovery.h): the session layer's snapshot hook (ctx
      * is the lane), the poll of a posted answer, the last word at the end. */
     void (*recovery_ask)(void *ctx, fh_stream_t *s);
@@ -196,6 +199,15 @@ FH_INLINE void fh_pipe_decode(void *ctx, const uint8_t *p, size_t len)
     r->decoded.n += (uint32_t)fh_pipe_decode_one(r, p, len, &r->decoded.ops[r->decoded.n]);
 }
 
+/* The messages of a PITCH unit or an IEX-TP segment (the stages above,
+ * one call per datagram). */
+FH_INLINE uint32_t fh_pipe_walk_units(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
+                                      uint32_t skip)
+{
+    return s->protocol == FH_PROTO_PITCH ? r->up.walk_pitch(r, s, p, len, count, skip)
+                                         : r->up.walk_iex(r, s, p, len, count, skip);
+}
+
 /* Apply a datagram's blocks in sequence: what is already applied is counted
  * as duplicates (the other line's copy, a retransmission, an overlap).
  * Returns 1 if the whole datagram was a duplicate, 2 if it was wholly behind
@@ -223,18 +235,18 @@ FH_INLINE int fh_pipe_apply(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint
     }
     if (r->carried.bits) r->book.stream_seen = r->carried.bits + (size_t)(s - r->session.streams.v) * r->carried.bytes;
     r->book.stream_gapped = s->gapped;
-    const int pitch = s->protocol == FH_PROTO_PITCH;
+    const uint32_t proto = s->protocol;
     uint32_t whole;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) {
-        whole = pitch ? r->up.walk_pitch(r, s, p, len, count, skip)
-                      : fh_mold_walk(p, len, count, skip, fh_pipe_msg, r, &r->st);
+        whole = proto != FH_PROTO_MOLD ? fh_pipe_walk_units(r, s, p, len, count, skip)
+                                       : fh_mold_walk(p, len, count, skip, fh_pipe_msg, r, &r->st);
         r->decoded.applied += whole > skip ? whole - skip : 0;
         if (r->latency.on) r->latency.t_decoded = r->latency.t_booked = fh_tsc_ticks(&r->tsc);
     } else {
         /* Three stages per packet: decode every block, apply them all to the
          * books, publish each instrument touched once. */
-        whole = pitch ? r->up.walk_pitch(r, s, p, len, count, skip)
-                      : fh_mold_walk(p, len, count, skip, fh_pipe_decode, r, &r->st);
+        whole = proto != FH_PROTO_MOLD ? fh_pipe_walk_units(r, s, p, len, count, skip)
+                                       : fh_mold_walk(p, len, count, skip, fh_pipe_decode, r, &r->st);
         if (r->latency.on) r->latency.t_decoded = fh_tsc_ticks(&r->tsc);
         fh_pipe_apply_decoded(r);
         if (r->latency.on) r->latency.t_booked = fh_tsc_ticks(&r->tsc);
@@ -307,12 +319,30 @@ FH_INLINE void fh_pipe_mold(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s
  * length was checked by the caller. */
 void fh_pipe_pitch(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s);
 
+/* One IEX-TP segment of stream s (NULL: the stream table is full), its header
+ * checked by the caller (fh_iex_header_ok, a known feed): sequencing by
+ * message as a MoldUDP64 datagram's, then its messages (iex_pipe.c). */
+void fh_pipe_iex(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s);
+
 void fh_pipe_venue_seen(fh_lane_t *r, uint32_t v);
+/* The venue of IEX streams without a config (IEXG, added the first time). */
+uint32_t fh_pipe_iex_venue(fh_lane_t *r);
 
 FH_INLINE void fh_pipe_datagram(fh_lane_t *r, const fh_udp_view_t *u, fh_stream_t *s, uint32_t proto)
 {
-    if (proto == FH_PROTO_PITCH) fh_pipe_pitch(r, u, s);
-    else fh_pipe_mold(r, u, s);
+    if (FH_LIKELY(proto == FH_PROTO_MOLD)) fh_pipe_mold(r, u, s);
+    else if (proto == FH_PROTO_PITCH) fh_pipe_pitch(r, u, s);
+    else fh_pipe_iex(r, u, s);
+}
+
+/* A frame rejected before any stream: counted by lane 0 only. */
+FH_INLINE void fh_pipe_reject(fh_lane_t *r, size_t len, int lane0, int err)
+{
+    if (!lane0) return;
+    r->st.packets++;
+    r->st.bytes += len;
+    r->st.pkt_rejected++;
+    r->st.errors[err]++;
 }
 
 /* ------------------------------------------------------------ the sink API
@@ -401,7 +431,10 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
         venue = r->route.lines[i].venue;
     } else if (FH_LIKELY(!r->index.frame)) {
         proto = fh_route_protocol(&r->route, &u);
-        venue = proto == FH_PROTO_PITCH ? r->route.pitch_default_venue : 0;
+        venue = proto == FH_PROTO_MOLD    ? 0
+                : proto == FH_PROTO_PITCH ? r->route.pitch_default_venue
+                : FH_LIKELY(r->route.iex_default_venue != FH_ROUTE_VENUE_NONE) ? r->route.iex_default_venue
+                                                                                : fh_pipe_iex_venue(r);
     }
     /* The stream: a MoldUDP64 session, or a PITCH unit, on this UDP port. */
     uint8_t pkey[FH_MOLD_SESSION_LEN];
@@ -422,6 +455,23 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
             return;
         }
         seq0 = fh_be64(u.payload + 10);
+    } else if (proto == FH_PROTO_IEX) {
+        if (FH_UNLIKELY(u.len < FH_IEX_HLEN)) {
+            fh_pipe_reject(r, len, lane0, FH_ERR_IEX_TRUNCATED);
+            return;
+        }
+        if (FH_UNLIKELY(!fh_iex_header_ok(u.payload, u.len))) {
+            fh_pipe_reject(r, len, lane0, FH_ERR_IEX_HEADER);
+            return;
+        }
+        if (FH_UNLIKELY(fh_iex_feed_of(fh_iex_proto(u.payload)) == FH_IEX_FEED_NONE)) {
+            fh_pipe_reject(r, len, lane0, FH_ERR_IEX_PROTOCOL);
+            return;
+        }
+        /* The line's session is the stream key: a new session id is a session change. */
+        fh_iex_stream_key(pkey, u.payload);
+        key = line_key = pkey;
+        seq0 = fh_iex_first_seq(u.payload) + 1;    /* IEX may number from 0; 0 means "none" here */
     } else {
         if (FH_UNLIKELY(u.len < FH_PITCH_UNIT_HLEN || fh_le16(u.payload) != u.len)) {
             if (lane0) {
@@ -454,7 +504,9 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     if (FH_UNLIKELY(r->session.streams.n != before) && s) {
         s->protocol = (uint8_t)proto;
         s->venue = (uint8_t)venue;
-        s->unit = proto == FH_PROTO_PITCH ? u.payload[3] : 0;
+        s->unit = proto == FH_PROTO_PITCH ? u.payload[3]
+                  : proto == FH_PROTO_IEX ? (uint8_t)fh_iex_feed_of(fh_iex_proto(u.payload))
+                                          : 0;
         /* A new stream: its re-request server is its line's, else the default. */
         s->rerequest_ip = r->route.rerequest_ip;
         s->rerequest_port = r->route.rerequest_port;
@@ -466,15 +518,20 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
         s->snapshot_on = (uint8_t)(r->route.recover_all ||
                                    (r->route.n_lines && (r->route.recovery_lines >> r->route.line_last & 1u)));
         if (FH_UNLIKELY(!(r->route.venues_seen >> venue & 1))) fh_pipe_venue_seen(r, venue);
-        if (proto == FH_PROTO_PITCH) {
-            /* MoldUDP64 re-request and GLIMPSE do not speak PITCH (Cboe's GRP and
-             * Spin are other protocols): a PITCH unit relies on its A/B lines. */
+        if (proto != FH_PROTO_MOLD) {
+            /* MoldUDP64 re-request and GLIMPSE do not speak PITCH or IEX-TP (Cboe's
+             * GRP and Spin, IEX's gap fill and SNAP are other protocols): their
+             * streams rely on their A/B lines. */
             s->rerequest_ip = 0;
             s->snapshot_on = 0;
         }
     }
     if (FH_UNLIKELY(r->route.n_lanes > 1) && !r->route.n_lines && !r->route.own_all) {
-        const uint32_t owner = s ? (uint32_t)(s - r->session.streams.v) % r->route.n_lanes : 0;
+        /* An IEX venue's streams (its sessions) share one lane: their symbols
+         * rank into one id range, in sequence order. */
+        const uint32_t owner = !s                         ? 0
+                               : s->protocol == FH_PROTO_IEX ? s->venue % r->route.n_lanes
+                                                             : (uint32_t)(s - r->session.streams.v) % r->route.n_lanes;
         if (owner != r->route.lane) return;
     }
     if (FH_UNLIKELY(r->session.streams.n != before)) {

@@ -58,12 +58,14 @@ typedef struct fh_pitch_ident {
 #define FH_PITCH_IDS_BITS 17u
 typedef struct fh_pitch_ids {
     fh_pitch_ident_t *v;           /* 1 << FH_PITCH_IDS_BITS entries */
-    uint16_t next[FH_PITCH_MAX_VENUES][FH_PITCH_MAX_UNITS + 1];   /* symbols ranked so far per unit */
+    uint16_t next[FH_PITCH_MAX_VENUES][FH_PITCH_MAX_UNITS + 1];   /* symbols ranked so far per unit (IEX: unit 0) */
 } fh_pitch_ids_t;
 
-/* The id of (venue, unit, symbol): an existing one, or the next of its unit
- * (*fresh set); 0 when it cannot have one. */
-FH_INLINE uint32_t fh_pitch_id(fh_pitch_ids_t *m, uint32_t venue, uint32_t unit, uint64_t sym, int *fresh)
+/* The id of (venue, unit, symbol): an existing one, or the next of its block
+ * [first, first + span) (*fresh set); 0 when it cannot have one.  PITCH
+ * ranks symbols per unit, IEX per venue (unit 0, iex_pipe.c). */
+FH_INLINE uint32_t fh_sym_id(fh_pitch_ids_t *m, uint32_t venue, uint32_t unit, uint64_t sym, uint32_t first,
+                             uint32_t span, int *fresh)
 {
     const uint16_t key = (uint16_t)(venue << 8 | unit);
     uint64_t h = (sym ^ ((uint64_t)key << 48)) * 0x9E3779B97F4A7C15ull;
@@ -75,16 +77,23 @@ FH_INLINE uint32_t fh_pitch_id(fh_pitch_ids_t *m, uint32_t venue, uint32_t unit,
             if (e->sym == sym && e->key == key) return e->id;
             continue;
         }
-        if (FH_UNLIKELY(venue >= FH_PITCH_MAX_VENUES || unit < 1 || unit > FH_PITCH_MAX_UNITS)) return 0;
+        if (FH_UNLIKELY(venue >= FH_PITCH_MAX_VENUES || unit > FH_PITCH_MAX_UNITS)) return 0;
         const uint32_t rank = m->next[venue][unit];
-        if (FH_UNLIKELY(rank >= FH_PITCH_UNIT_IDS)) return 0;
+        if (FH_UNLIKELY(rank >= span)) return 0;
         m->next[venue][unit] = (uint16_t)(rank + 1);
         e->sym = sym;
         e->key = key;
-        e->id = (uint16_t)(FH_PITCH_ID_BASE + venue * FH_PITCH_VENUE_IDS + (unit - 1) * FH_PITCH_UNIT_IDS + rank);
+        e->id = (uint16_t)(first + rank);
         *fresh = 1;
         return e->id;
     }
+}
+
+/* The id of a PITCH (venue, unit, symbol); units are 1..FH_PITCH_MAX_UNITS. */
+FH_INLINE uint32_t fh_pitch_id(fh_pitch_ids_t *m, uint32_t venue, uint32_t unit, uint64_t sym, int *fresh)
+{
+    return fh_sym_id(m, venue, unit, sym, FH_PITCH_ID_BASE + venue * FH_PITCH_VENUE_IDS + (unit - 1) * FH_PITCH_UNIT_IDS,
+                     unit >= 1 ? FH_PITCH_UNIT_IDS : 0, fresh);
 }
 
 /* A symbol field (6 or 8 bytes) as the map's word: space padded to 8. */

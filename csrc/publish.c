@@ -172,6 +172,7 @@ void fh_book_flush(fh_book_t *b)
 {
     const uint32_t n = b->n_touched;
     const uint32_t lines = (b->shm->slot_size + 63) / 64;
+    uint32_t kept = 0;
     for (uint32_t i = 0; i < n; i++) {
         /* The slot two instruments on is written next but one: claim its lines
          * now, and the instrument's second line (the last BBO reported). */
@@ -182,12 +183,18 @@ void fh_book_flush(fh_book_t *b)
         }
         const uint32_t locate = b->touched[i];
         fh_instr_t *in = &b->instr[locate];
+        if (FH_UNLIKELY(in->held)) {
+            /* An IEX DEEP event still open: published with the update that
+             * completes it, never half-way. */
+            b->touched[kept++] = locate;
+            continue;
+        }
         const uint8_t q = in->queued;
         in->queued = 0;
         fh_publish_slot(b, locate);
         if (q & 2) fh_publish_check_bbo(b, locate);
     }
-    b->n_touched = 0;
+    b->n_touched = kept;
 }
 
 void fh_book_mark_stale(fh_book_t *b, uint32_t locate, uint64_t missing)

@@ -30,11 +30,13 @@ uint32_t fh_route_protocol_slow(fh_route_t *rt, const fh_udp_view_t *u)
             return rt->detected[i].protocol;
         }
     }
-    /* Undecided: PITCH if it frames as a sequenced unit, else MoldUDP64 --
+    /* Undecided: IEX-TP if it frames as a segment, PITCH if it frames as a
+     * sequenced unit, else MoldUDP64 --
      * remembered only once a datagram frames cleanly as one of them, so a
      * malformed first datagram does not decide for the stream. */
     uint32_t proto;
-    if (fh_pitch_looks_like(u->payload, u->len)) proto = FH_PROTO_PITCH;
+    if (fh_iex_looks_like(u->payload, u->len)) proto = FH_PROTO_IEX;
+    else if (fh_pitch_looks_like(u->payload, u->len)) proto = FH_PROTO_PITCH;
     else if (mold_looks_like(u->payload, u->len)) proto = FH_PROTO_MOLD;
     else return FH_PROTO_MOLD;
     if (rt->n_detected < FH_ROUTE_MAX_DETECTED) {

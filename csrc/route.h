@@ -12,6 +12,7 @@
 #ifndef FH_ROUTE_H
 #define FH_ROUTE_H
 
+#include "iex.h"
 #include "mold.h"
 #include "net.h"
 #include "pitch.h"
@@ -20,6 +21,7 @@
 #define FH_ROUTE_MAX_VENUES 8u
 #define FH_ROUTE_PITCH_PORTS 4u
 #define FH_ROUTE_MAX_DETECTED 64u
+#define FH_ROUTE_VENUE_NONE 0xFFu
 
 /* A configured channel line: datagrams to group:port belong to `lane`. */
 typedef struct fh_route_line {
@@ -28,7 +30,7 @@ typedef struct fh_route_line {
     uint16_t lane;
     uint32_t rerequest_ip;          /* its re-request server (host order), 0 = the lane's default */
     uint16_t rerequest_port;
-    uint8_t protocol;              /* FH_PROTO_MOLD or FH_PROTO_PITCH */
+    uint8_t protocol;              /* FH_PROTO_MOLD, FH_PROTO_PITCH or FH_PROTO_IEX */
     uint8_t venue;                 /* index in venue_names */
 } fh_route_line_t;
 
@@ -61,11 +63,14 @@ typedef struct fh_route {
     fh_route_detected_t detected[FH_ROUTE_MAX_DETECTED];
     uint32_t n_detected, detected_last;
     /* Venues: index 0 the ITCH venue (XNAS unless configured), then the PITCH
-     * venues; pitch_rank: a venue's rank among the PITCH venues (instrument ids). */
+     * and IEX venues; pitch_rank: a venue's rank among the PITCH and IEX venues
+     * (their instrument id ranges, pitch.h). */
     uint32_t n_venues;
     char venue_names[FH_ROUTE_MAX_VENUES][8];
     uint8_t venue_protocol[FH_ROUTE_MAX_VENUES], pitch_rank[FH_ROUTE_MAX_VENUES];
     uint8_t pitch_default_venue;   /* venue of PITCH streams without a config */
+    uint8_t iex_default_venue;     /* venue of IEX streams without a config (IEXG, added when IEX-TP is first
+                                    * seen): FH_ROUTE_VENUE_NONE before */
     fh_route_pitch_port_t pitch_units[FH_ROUTE_PITCH_PORTS];
     uint32_t n_pitch_units;
     uint32_t venues_seen;           /* venues of this lane's streams (bit i: venue i) */

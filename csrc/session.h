@@ -32,7 +32,8 @@ typedef struct fh_stream {
     uint64_t hole_end;                      /* a heartbeat said the stream reached this sequence */
     uint32_t held_head;                     /* packets held behind the hole (pool index + 1), by sequence */
     uint16_t port;
-    uint8_t key[FH_STREAM_KEY_LEN];        /* MoldUDP64: the session; PITCH: fh_pitch_stream_key(unit) */
+    uint8_t key[FH_STREAM_KEY_LEN];        /* MoldUDP64: the session; PITCH: fh_pitch_stream_key(unit); IEX-TP:
+                                            * channel, session and protocol id (iex.h) */
     uint32_t rerequest_ip;                  /* re-request server (host order), 0 = none */
     uint16_t rerequest_port;
     uint8_t ended;                         /* end of session seen */
@@ -46,8 +47,8 @@ typedef struct fh_stream {
     uint8_t snapshot_tried;                   /* the open hole had its snapshot: no second one */
     uint32_t group;                         /* multicast group (host order) it was first seen on */
     uint64_t snapshot_after;                   /* no snapshot asked before this receive time (after a failure) */
-    uint8_t protocol;                      /* FH_PROTO_MOLD or FH_PROTO_PITCH */
-    uint8_t unit;                          /* PITCH: Hdr Unit */
+    uint8_t protocol;                      /* FH_PROTO_MOLD, FH_PROTO_PITCH or FH_PROTO_IEX */
+    uint8_t unit;                          /* PITCH: Hdr Unit; IEX: the feed (enum fh_iex_feed) */
     uint8_t venue;                         /* index in the run's venue table (fh_lane_set_venue) */
     uint8_t _pad1;
     uint32_t pitch_seconds;                    /* PITCH: seconds of the unit's last Time message */
@@ -88,6 +89,7 @@ FH_INLINE int fh_session_was_lost(const fh_stream_t *s, uint64_t seq, uint32_t c
  * fh_pitch_stream_key(unit), 10 bytes no MoldUDP64 session of ASCII carries. */
 #define FH_PROTO_MOLD 0u
 #define FH_PROTO_PITCH 1u
+#define FH_PROTO_IEX 2u
 #define FH_PROTO_UNDECIDED 0xFFu
 
 FH_INLINE void fh_pitch_stream_key(uint8_t key[FH_MOLD_SESSION_LEN], uint8_t unit)

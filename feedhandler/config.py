@@ -64,10 +64,11 @@ class Channel:
     core: int
     #: GLIMPSE snapshot server (SoupBinTCP) for late join and unrecoverable gaps.
     snapshot: Optional[Endpoint] = None
-    #: "itch" (MoldUDP64 / ITCH 5.0) or "pitch" (Cboe Multicast PITCH).
+    #: "itch" (MoldUDP64 / ITCH 5.0), "pitch" (Cboe Multicast PITCH) or "iex"
+    #: (IEX-TP: IEX TOPS, DEEP or DEEP+, told from each segment's protocol id).
     protocol: str = "itch"
     #: Venue whose books the channel feeds (books are per venue): at most 7
-    #: letters or digits; default XNAS for itch, BATS for pitch.
+    #: letters or digits; default XNAS for itch, BATS for pitch, IEXG for iex.
     venue: str = ""
 
     def venue_name(self) -> str:
@@ -79,20 +80,22 @@ class Channel:
         return [l for l in (self.line_a, self.line_b) if l]
 
 
-PROTOCOLS = ("itch", "pitch")
-DEFAULT_VENUE = {"itch": "XNAS", "pitch": "BATS"}
-#: PITCH venues one run may hold (each has its own range of instrument ids).
+PROTOCOLS = ("itch", "pitch", "iex")
+DEFAULT_VENUE = {"itch": "XNAS", "pitch": "BATS", "iex": "IEXG"}
+#: The C core's number for each protocol (fh_lane_set_venue).
+PROTOCOL_IDS = {"itch": 0, "pitch": 1, "iex": 2}
+#: PITCH and IEX venues one run may hold (each has its own range of instrument ids).
 MAX_PITCH_VENUES = 4
 
 
 def venues_of(channels: Sequence["Channel"]) -> List[Tuple[str, str]]:
     """The run's venues as (name, protocol), by index: the ITCH venue first
-    (XNAS when no channel is ITCH), then PITCH venues in config order."""
+    (XNAS when no channel is ITCH), then PITCH and IEX venues in config order."""
     itch = [ch.venue_name() for ch in channels if ch.protocol == "itch"]
     out = [(itch[0] if itch else "XNAS", "itch")]
     for ch in channels:
-        if ch.protocol == "pitch" and (ch.venue_name(), "pitch") not in out:
-            out.append((ch.venue_name(), "pitch"))
+        if ch.protocol != "itch" and (ch.venue_name(), ch.protocol) not in out:
+            out.append((ch.venue_name(), ch.protocol))
     return out
 
 
@@ -150,17 +153,23 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
         snap = parse_endpoint(ch["snapshot"], where + ", snapshot") if "snapshot" in ch else None
         protocol = ch.get("protocol", "itch")
         if protocol not in PROTOCOLS:
-            raise ConfigError('%s: protocol must be "itch" or "pitch", not %r' % (where, protocol))
+            raise ConfigError('%s: protocol must be "itch", "pitch" or "iex", not %r' % (where, protocol))
         venue = ch.get("venue", "")
         if not isinstance(venue, str) or (venue and not (venue.isascii() and venue.isalnum() and len(venue) <= 7)):
             raise ConfigError(
                 '%s: venue must be 1 to 7 letters or digits (a MIC such as "XNAS"), not %r' % (where, venue)
             )
         venue = venue.upper()
-        if protocol == "pitch" and (rr or snap):
+        if protocol != "itch" and (rr or snap):
             raise ConfigError(
-                "%s: %s is a MoldUDP64/GLIMPSE server; a PITCH channel recovers from its A/B lines "
-                "(Cboe's GRP and Spin are not supported)" % (where, "rerequest" if rr else "snapshot")
+                "%s: %s is a MoldUDP64/GLIMPSE server; a %s channel recovers from its A/B lines "
+                "(%s not supported)"
+                % (
+                    where,
+                    "rerequest" if rr else "snapshot",
+                    protocol.upper(),
+                    "Cboe's GRP and Spin are" if protocol == "pitch" else "IEX's gap fill and SNAP are",
+                )
             )
         core = ch.get("core", 0)
         if isinstance(core, bool) or not isinstance(core, int):
@@ -195,13 +204,13 @@ def check_venues(channels: Sequence["Channel"], where: str) -> None:
     for ch in channels:
         v = ch.venue_name()
         if proto.setdefault(v, ch.protocol) != ch.protocol:
-            raise ConfigError("%s: venue %s has both itch and pitch channels" % (where, v))
+            raise ConfigError("%s: venue %s has both %s and %s channels" % (where, v, proto[v], ch.protocol))
     itch = sorted(v for v, p in proto.items() if p == "itch")
     if len(itch) > 1:
         raise ConfigError("%s: %d ITCH venues (%s); one run holds one ITCH venue" % (where, len(itch), ", ".join(itch)))
-    pitch = [v for v, p in proto.items() if p == "pitch"]
+    pitch = [v for v, p in proto.items() if p != "itch"]
     if len(pitch) > MAX_PITCH_VENUES:
-        raise ConfigError("%s: %d PITCH venues; at most %d per run" % (where, len(pitch), MAX_PITCH_VENUES))
+        raise ConfigError("%s: %d PITCH and IEX venues; at most %d per run" % (where, len(pitch), MAX_PITCH_VENUES))
 
 
 def cores_of(channels: Sequence[Channel], cores: Optional[Sequence[int]] = None) -> List[int]:

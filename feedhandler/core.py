@@ -142,9 +142,18 @@ BOOK_COUNTERS = [name for name, _ in ffi.typeof("fh_book_counters_t").fields]
 
 def type_key(t: int) -> str:
     """A message type as stats-json's ``by_type`` keys it: the ITCH type letter
-    ("A"), or a Cboe PITCH type as "0x" and two lowercase hex digits ("0x21").
-    The two never share a byte: every ITCH type is a letter, no PITCH type is."""
+    ("A"), a Cboe PITCH type as "0x" and two lowercase hex digits ("0x21"), an
+    IEX type (counted at 0x80 | its type byte) as "iex_" and its character
+    ("iex_Q", "iex_8", "iex_a").  They never share a counter: every ITCH type
+    is a letter below 0x80, every PITCH type is below 0xA0 and no letter, and
+    every IEX type byte is a letter or digit, so 0x80 | it is 0xB0 or above."""
+    if t >= IEX_BY_TYPE_MIN:
+        return "iex_" + chr(t & 0x7F)
     return chr(t) if chr(t).isascii() and chr(t).isalpha() else "0x%02x" % t
+
+
+#: The lowest ``by_type`` index an IEX type is counted at (0x80 | '0').
+IEX_BY_TYPE_MIN = 0xB0
 
 
 def stats_to_dict(st) -> dict:
@@ -166,6 +175,8 @@ def stats_to_dict(st) -> dict:
         "mold_packets": int(st.mold_packets),
         "pitch_packets": int(st.pitch_packets),
         "unit_clears": int(st.unit_clears),
+        "iex_packets": int(st.iex_packets),
+        "iex_clears": int(st.iex_clears),
         "cbbo_full": int(st.cbbo_full),
         "heartbeats": int(st.heartbeats),
         "end_of_session": int(st.end_of_session),

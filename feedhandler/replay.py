@@ -26,7 +26,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from .config import MODE_NAMES, Channel, ReplayConfig, venues_of
+from .config import MODE_NAMES, PROTOCOL_IDS, Channel, ReplayConfig, venues_of
 from .core import lib, merge_stats, stats_to_dict
 from .endpoints import Endpoint, EndpointError, ipv4_to_int
 from .errors import ERR_LEN, ReplayConfigError, ReplayError, ShmNameError, c_error, c_message
@@ -211,8 +211,8 @@ class Replay:
             venues = venues_of(self.channels)
             for r in self._lanes:
                 for i, (vname, vproto) in enumerate(venues):
-                    if lib_.fh_lane_set_venue(r, i, vname.encode(), int(vproto == "pitch")) != 0:
-                        raise ReplayError("venue %r: at most 8 venues, 4 of them PITCH" % vname)
+                    if lib_.fh_lane_set_venue(r, i, vname.encode(), PROTOCOL_IDS[vproto]) != 0:
+                        raise ReplayError("venue %r: at most 8 venues, 4 of them PITCH or IEX" % vname)
             venue_index = {v: i for i, v in enumerate(venues)}
         # A run holding several venues keeps their consolidated BBO: from the
         # start when the config names several (2); without a config once
@@ -231,7 +231,7 @@ class Replay:
                 for r in self._lanes:
                     if lib_.fh_lane_add_line(r, group, port, lane, ch_ip, ch_port) != 0:
                         raise ReplayError("too many channel lines (at most 64), or no socket for re-requests")
-                    if lib_.fh_lane_set_line_proto(r, n_added, int(ch.protocol == "pitch"), vi) != 0:
+                    if lib_.fh_lane_set_line_proto(r, n_added, PROTOCOL_IDS[ch.protocol], vi) != 0:
                         raise ReplayError("channel %r: bad protocol/venue" % ch.name)
                     if ch.snapshot and lib_.fh_lane_line_snapshot(r, group, port) != 0:
                         raise ReplayError("channel %r: no line %s:%d for its snapshot server" % (ch.name, host, port))

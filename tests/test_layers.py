@@ -20,9 +20,10 @@ LAYERS = [
     ("clock", ["tsc.h", "tsc.c", "dpdk/hw_clock.h"]),
     # A lane's latency measurement and pacing: histograms and the clock only.
     ("latency and pacing", ["latency.h", "pace.h"]),
-    # The message tables (plain X-macro data): ITCH 5.0, and Cboe PITCH beside it.
-    ("message tables", ["itch_spec.h", "pitch_spec.h"]),
-    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c", "pitch.h", "pitch.c"]),
+    # The message tables (plain X-macro data): ITCH 5.0, and Cboe PITCH and IEX beside it.
+    ("message tables", ["itch_spec.h", "pitch_spec.h", "iex_spec.h"]),
+    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c", "pitch.h", "pitch.c",
+      "iex.h", "iex.c"]),
     ("shared memory", ["shm.h", "shm.c"]),
     # The books and the events they write as they apply messages; publishing
     # (slots, BBO) is the stage above, reached from the book only through the
@@ -37,6 +38,8 @@ LAYERS = [
     ("pipeline", ["pipeline.h", "pipeline.c"]),
     # Cboe PITCH past the session layer: units into book operations.
     ("PITCH decode", ["pitch_pipe.h", "pitch_pipe.c"]),
+    # IEX TOPS, DEEP and DEEP+ past the session layer: segments into book operations.
+    ("IEX decode", ["iex_pipe.h", "iex_pipe.c"]),
     ("book dump", ["tools/dump.c"]),
     ("snapshot recovery", ["recovery.h", "recovery.c"]),
     # The lane put together: the pipeline handed the stages above it as hooks.

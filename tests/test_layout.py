@@ -59,7 +59,7 @@ def test_pitch_layout():
 
 def test_stats_layout():
     assert ffi.sizeof("fh_book_counters_t") == 8 * 20
-    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 48 + 256 + 20 + 21)
+    assert ffi.sizeof("fh_stats_t") == 8 * (14 + 64 + 256 + 20 + 23)
     assert [
         ffi.offsetof("fh_stats_t", f)
         for f in (
@@ -70,20 +70,23 @@ def test_stats_layout():
             "snapshot_contained",
             "snapshot_recover_ns",
         )
-    ] == [8 * (14 + 48 + 256 + 30 + i) for i in range(6)]
+    ] == [8 * (14 + 64 + 256 + 30 + i) for i in range(6)]
     assert [
         ffi.offsetof("fh_stats_t", f)
         for f in ("pkt_applied", "pkt_duplicate", "pkt_rejected", "pkt_held", "rx_time_back")
-    ] == [8 * (14 + 48 + 256 + 20 + 5 + i) for i in range(5)]
+    ] == [8 * (14 + 64 + 256 + 20 + 5 + i) for i in range(5)]
     assert [
         ffi.offsetof("fh_stats_t", f) for f in ("pitch_packets", "unit_clears", "cbbo_full", "pkt_late", "late")
-    ] == [8 * (14 + 48 + 256 + 36 + i) for i in range(5)]
-    assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 48 + 256 + 20 + 2)
-    assert ffi.offsetof("fh_stats_t", "session_changes") == 8 * (14 + 48 + 256 + 20)
+    ] == [8 * (14 + 64 + 256 + 36 + i) for i in range(5)]
+    assert ffi.offsetof("fh_stats_t", "nic_imissed") == 8 * (14 + 64 + 256 + 20 + 2)
+    assert ffi.offsetof("fh_stats_t", "session_changes") == 8 * (14 + 64 + 256 + 20)
     assert ffi.offsetof("fh_stats_t", "errors") == 8 * 14
-    assert ffi.offsetof("fh_stats_t", "by_type") == 8 * (14 + 48)
-    assert ffi.offsetof("fh_stats_t", "book") == 8 * (14 + 48 + 256)
-    assert lib.FH_ERR__COUNT <= 48  # errors[48]
+    assert ffi.offsetof("fh_stats_t", "by_type") == 8 * (14 + 64)
+    assert ffi.offsetof("fh_stats_t", "book") == 8 * (14 + 64 + 256)
+    assert [ffi.offsetof("fh_stats_t", f) for f in ("iex_packets", "iex_clears")] == [
+        8 * (14 + 64 + 256 + 41 + i) for i in range(2)
+    ]
+    assert lib.FH_ERR__COUNT <= 64  # errors[64]
 
 
 def test_cfg_layouts():

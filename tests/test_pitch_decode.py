@@ -418,7 +418,7 @@ def walk(data, cap=16):
 
 def test_error_enum_is_its_own():
     assert sorted(ERR.values()) == list(range(lib.FH_PITCH_ERR__COUNT))
-    assert lib.FH_ERR__COUNT == 43  # the pipeline counts PITCH errors in its own enum (fh_err)
+    assert lib.FH_ERR__COUNT == 53  # the pipeline counts PITCH (and IEX) errors in its own enum (fh_err)
 
 
 def test_walk_a_unit_with_an_unknown_type_and_a_truncated_last_message():

@@ -70,6 +70,11 @@ def print_stats(stats: dict, out: Optional[TextIO] = None, inputs: Optional[Iter
             "pitch units   %14s   (Cboe PITCH sequenced units; unit clears %s)\n"
             % (format(stats["pitch_packets"], ","), format(stats.get("unit_clears", 0), ","))
         )
+    if stats.get("iex_packets"):
+        w(
+            "iex segments  %14s   (IEX-TP segments, heartbeats included; clear book %s)\n"
+            % (format(stats["iex_packets"], ","), format(stats.get("iex_clears", 0), ","))
+        )
     if "pkt_applied" in stats:
         from ..core import ledger
 
