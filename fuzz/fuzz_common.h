@@ -156,13 +156,13 @@ static void fuzz_check_segment(fh_lane_t *r, uint32_t lanes)
     char err[256];
     FUZZ_CHECK(fh_shm_check(base, size, err, sizeof err) == 0, "segment check: %s", err);
     const fh_shm_header_t *h = (const fh_shm_header_t *)base;
-    static uint8_t slots[65 * 8192];
-    FUZZ_CHECK((uint64_t)h->slot_size * h->n_slots <= sizeof slots, "slots larger than expected");
+    FUZZ_CHECK((uint64_t)h->slot_size * h->n_slots <= (64u << 20), "slots larger than expected");
+    uint8_t *slots = malloc((size_t)h->slot_size * h->n_slots);
     FUZZ_CHECK(fh_shm_read_slots(base, 0, h->n_slots, slots, 16) == h->n_slots, "a slot stays busy at rest");
     /* What Python gets: the same slots widened to int64, value for value. */
-    static uint8_t wide[65 * 8192 * 2];
     const uint32_t wsz = fh_read_slot_size(h->depth);
-    FUZZ_CHECK((uint64_t)wsz * h->n_slots <= sizeof wide, "widened slots larger than expected");
+    uint8_t *wide = malloc((size_t)wsz * h->n_slots);
+    FUZZ_CHECK(slots && wide, "out of memory for %u slots", h->n_slots);
     FUZZ_CHECK(fh_shm_read_books(base, 0, h->n_slots, wide, 16) == h->n_slots, "a slot stays busy at rest (wide)");
     for (uint32_t i = 0; i < h->n_slots; i++) {
         const fh_shm_slot_t *s = (const fh_shm_slot_t *)(slots + (size_t)i * h->slot_size);
@@ -185,6 +185,8 @@ static void fuzz_check_segment(fh_lane_t *r, uint32_t lanes)
                        "slot %u level %u widened differently", i, k);
         }
     }
+    free(slots);
+    free(wide);
     for (uint32_t lane = 0; lane < lanes; lane++) {
         fh_stats_t c;
         FUZZ_CHECK(fh_shm_read_counters(base, lane, &c, 16) == 0, "lane %u counters busy at rest", lane);

@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CHECK_ONLY=0
 if [ "${1:-}" = --check ]; then CHECK_ONLY=1; shift; fi
-ALL=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_soup fuzz_snapshot fuzz_pitch)
+ALL=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_soup fuzz_snapshot fuzz_pitch fuzz_iex)
 # A harness added to fuzz/ without being listed here would never run.
 mapfile -t present < <(cd fuzz && ls fuzz_*.c | sed 's/\.c$//' | sort)
 if [ "$CHECK_ONLY" = 0 ] && [ "${present[*]}" != "$(printf '%s\n' "${ALL[@]}" | sort | xargs)" ]; then

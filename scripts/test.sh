@@ -130,7 +130,7 @@ fi
 # the platform promises clang-14/libFuzzer, `check_run.py expect` has already
 # failed the run without them; so fuzz.sh's "cannot fuzz" (exit 3) here means
 # a machine that is allowed to lack them.
-LONG=(fuzz_frames fuzz_sources fuzz_rerequest)
+LONG=(fuzz_frames fuzz_sources fuzz_rerequest fuzz_iex)
 SHORT=(fuzz_soup fuzz_snapshot fuzz_pitch)
 if [ "$(bash scripts/fuzz.sh --list | sort | xargs)" != "$(printf '%s\n' "${LONG[@]}" "${SHORT[@]}" | sort | xargs)" ]; then
     echo "test.sh: fuzz.sh has harnesses this script does not fuzz: add them to LONG or SHORT" >&2

@@ -26,6 +26,9 @@ fuzz/ has a replay here, and every corpus directory belongs to one
                   input's capacity, every stored message re-decoded alone; a
                   clean unit also replayed as a datagram through a PITCH
                   channel against the pure-Python reference (tests/pitchref.py)
+  fuzz_iex        the IEX-TP datagrams in frames to line A or B -> an
+                  in-memory pcap -> Replay.run_buffer (+ finish), with the
+                  harness's channel config when its option bit says so
 """
 
 import glob
@@ -612,6 +615,64 @@ def test_pitch(path, tmp_path):
     )
 
 
+# --------------------------------------------------------------------- IEX
+
+IEX_A, IEX_B, IEX_PORT = "233.215.21.4", "233.215.21.132", 10378
+
+
+def split_iex(data):
+    """(options, [(receive time ns, frame)]) as fuzz_iex.c reads its input: each
+    UDP payload in a frame to line A or B (the control byte's bit 0)."""
+    opt, off, rx, out = data[0], 1, 1700000000 * 10**9, []
+    while off < len(data):
+        if len(data) - off < 3:
+            break
+        n, ctl = struct.unpack_from("<HB", data, off)
+        off += 3
+        p = data[off : off + min(n, 65535 - 28)]
+        rx += (ctl >> 1) * 10000
+        out.append((rx, F.frame(p, dst=IEX_B if ctl & 1 else IEX_A, dport=IEX_PORT, src="23.226.155.128", sport=10000)))
+        off += len(p)
+    return opt, out
+
+
+IEX = inputs("fuzz_iex")
+
+
+@pytest.mark.parametrize("path", IEX, ids=ids(IEX))
+def test_iex(path):
+    data = read(path)
+    if not data:
+        return
+    opt, recs = split_iex(data)
+    kw = {k: v for k, v in SMALL.items() if k != "max_instruments"}
+    channels = []
+    if opt & 4:
+        channels = [
+            Channel(
+                name="iex",
+                line_a=(IEX_A, IEX_PORT),
+                line_b=(IEX_B, IEX_PORT),
+                rerequest=None,
+                core=0,
+                protocol="iex",
+            )
+        ]
+    with Replay(mode=MODES[opt & 3], channels=channels, max_instruments=65535, **kw) as r:
+        res = r.run_buffer(F.pcap_bytes(recs, ns=True))
+        assert res.ok, res.error
+        r.finish()
+        st = r.stats()
+    check_counters(st)
+    assert st["packets"] == len(recs)
+    assert ledger(st)["unaccounted"] == 0
+    assert st["iex_packets"] <= st["packets"]
+    assert all(k.startswith("iex_") for k in st["by_type"]), st["by_type"]
+    if "/corpus/" in path:
+        # The seeds are clean segments: every one is IEX-TP, none rejected.
+        assert st["iex_packets"] == len(recs) and not st["errors"].keys() - {"iex_price_range"}, st
+
+
 # ---------------------------------------------------------------- coverage
 
 REPLAYS = {
@@ -621,6 +682,7 @@ REPLAYS = {
     "fuzz_soup": test_soup,
     "fuzz_snapshot": test_snapshot,
     "fuzz_pitch": test_pitch,
+    "fuzz_iex": test_iex,
 }
 
 
