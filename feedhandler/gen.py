@@ -1,5 +1,6 @@
-"""Synthetic NASDAQ TotalView-ITCH 5.0 and Cboe Multicast PITCH trading days (the C
-generator in csrc/gen/: gen.c runs the day, flow.c the order flow).
+"""Synthetic NASDAQ TotalView-ITCH 5.0, Cboe Multicast PITCH and IEX (TOPS, DEEP,
+DEEP+) trading days (the C generator in csrc/gen/: gen.c runs the day, flow.c the
+order flow).
 
 ``protocol="pitch"`` writes a Cboe US Equities Multicast PITCH (depth of book) day of
 the same order flow instead: ``PREFIX.pcap`` and ``PREFIX.json`` only (there is no
@@ -10,6 +11,24 @@ on UDP port 30001; each datagram is one Sequenced Unit Header and messages of on
 unit.  See docs/generator.md ("PITCH") for the mapping and its JSON keys
 (``by_type`` keyed "0x21", ``messages`` counting the Time messages too,
 ``messages_without_time`` = the requested count, ``units``, ``packets_lost.both``).
+
+``protocol="iex-tops"``, ``"iex-deep"`` or ``"iex-deepplus"`` writes the same order
+flow as an IEX feed over IEX-TP v1: ``PREFIX.pcap`` and ``PREFIX.json`` only.  One
+segment per datagram (40-byte header, little-endian, channel 1), one channel, one
+multicast group per line (DEEP 233.215.21.4 / .132 port 10378, DEEP+ .8 / .138 port
+10378, TOPS .3 / .131 port 10377).  The three feeds of one seed are the same market:
+DEEP+ writes every order (Add Order, Order Modify, Order Delete, Order Executed,
+Trade, Clear Book), DEEP the new total size of each price level an event changed
+(Event Flags 0x01 on an event's last update), TOPS a Quote Update whenever the top
+of book changes; all three the administrative messages, trades and breaks.  Line B
+cuts every other segment of two or more messages in two (A and B segments differ;
+the messages and their sequence numbers do not).  ``sessions`` (1..16) splits the
+day into that many IEX-TP sessions: each ends with its books cleared and System
+Event 'C' (End of Messages), the next starts with a new session id at sequence 1.
+For IEX, ``messages`` is the model's count; the summary's ``messages`` is what the
+feed wrote (``model_messages`` the count asked for), ``by_type`` is keyed "iex_" +
+the type character ("iex_Q", "iex_8", "iex_a"), and ``iex``/``sessions`` describe
+the feed and its sessions (docs/generator.md "IEX").
 
 ``generate(prefix, ...)`` writes ``PREFIX.pcap`` (nanosecond pcap of MoldUDP64 over
 UDP/IPv4 multicast, line A and optionally line B), ``PREFIX.bin`` (NASDAQ BinaryFILE
@@ -74,7 +93,9 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 LINES = {"a": 1, "ab": 2}
-PROTOCOLS = {"itch": 0, "pitch": 1}
+PROTOCOLS = {"itch": 0, "pitch": 1, "iex-tops": 2, "iex-deep": 3, "iex-deepplus": 4}
+IEX_PROTOCOLS = ("iex-tops", "iex-deep", "iex-deepplus")
+IEX_SESSIONS_MAX = 16
 PITCH_UNITS_MAX = 32
 PITCH_SYMBOLS_PER_UNIT = 384
 
@@ -95,6 +116,7 @@ def generate(
     progress: Optional[bool] = None,
     protocol: str = "itch",
     units: int = 0,
+    sessions: int = 0,
 ) -> dict:
     """Generate a trading day; return the parsed ``PREFIX.json`` summary.
 
@@ -105,9 +127,11 @@ def generate(
     if lines not in LINES:
         raise GenError("lines must be 'a' or 'ab', got %r" % (lines,))
     if protocol not in PROTOCOLS:
-        raise GenError("protocol must be 'itch' or 'pitch', got %r" % (protocol,))
+        raise GenError("protocol must be one of %s, got %r" % (", ".join(map(repr, PROTOCOLS)), protocol))
     if units and protocol != "pitch":
         raise GenError("units is for protocol 'pitch' only")
+    if sessions and protocol not in IEX_PROTOCOLS:
+        raise GenError("sessions is for the IEX protocols only (%s)" % ", ".join(IEX_PROTOCOLS))
     ints = dict(
         messages=messages,
         symbols=symbols,
@@ -118,6 +142,7 @@ def generate(
         heartbeat_ms=heartbeat_ms,
         rate=rate,
         units=units,
+        sessions=sessions,
     )
     for name, v in ints.items():
         if isinstance(v, bool) or not isinstance(v, int):
@@ -132,6 +157,7 @@ def generate(
         heartbeat_ms=2**32 - 1,
         rate=2**64 - 1,
         units=2**32 - 1,
+        sessions=2**32 - 1,
     )
     for name, v in ints.items():
         if not 0 <= v <= limits[name]:
@@ -158,7 +184,8 @@ def generate(
     cfg.heartbeat_ms = heartbeat_ms
     cfg.rate = rate
     cfg.protocol = PROTOCOLS[protocol]
-    cfg.units = units
+    # IEX days carry their session count where PITCH days carry their units
+    cfg.units = sessions if protocol in IEX_PROTOCOLS else units
     done = ffi.new("uint64_t *")
     err = ffi.new("char[512]")
 
@@ -179,7 +206,7 @@ def generate(
         summary = json.load(f)
     summary["elapsed_s"] = elapsed
     summary.setdefault("protocol", protocol)
-    if protocol == "pitch":
+    if protocol == "pitch" or protocol in IEX_PROTOCOLS:
         summary["files"] = {"pcap": prefix + ".pcap", "json": prefix + ".json"}
     else:
         summary["files"] = {"pcap": prefix + ".pcap", "bin": prefix + ".bin", "json": prefix + ".json"}

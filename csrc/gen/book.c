@@ -181,3 +181,43 @@ int fh_gen_books_alloc(fh_gen_t *g)
     }
     return 0;
 }
+
+/* Level of `price` on one side of s: its index, or s->nlv[side] if none. */
+uint32_t fh_gen_level_of(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side, uint32_t price)
+{
+    uint32_t n = s->nlv[side], key = fh_gen_key(side, price);
+    const fh_gen_level_t *lv = fh_gen_lv(g, s, side);
+    uint32_t i = fh_gen_lv_find(lv, n, key);
+    return i < n && lv[i].key == key ? i : n;
+}
+
+/* Shares resting at level i of one side (the sum over its orders). */
+uint32_t fh_gen_level_shares(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side, uint32_t i)
+{
+    uint32_t sum = 0;
+    for (uint32_t k = fh_gen_lv(g, s, side)[i].head; k != FH_GEN_NIL; k = g->slots[k].next) sum += g->slots[k].shares;
+    return sum;
+}
+
+/* Remove every order of s (IEX Clear Book, the end of an IEX session). */
+void fh_gen_book_clear(fh_gen_t *g, fh_gen_sym_t *s)
+{
+    for (uint32_t side = 0; side < 2; side++) {
+        const fh_gen_level_t *lv = fh_gen_lv(g, s, side);
+        for (uint32_t i = 0; i < s->nlv[side]; i++) {
+            uint32_t k = lv[i].head;
+            while (k != FH_GEN_NIL) {
+                fh_gen_order_t *o = &g->slots[k];
+                uint32_t next = o->next;
+                o->shares = 0;
+                o->next = s->free_head;
+                s->free_head = k;
+                g->live--;
+                k = next;
+            }
+        }
+        s->nlv[side] = 0;
+        s->nord[side] = 0;
+        g->symx[s - g->sym].ndeep[side] = 0;
+    }
+}

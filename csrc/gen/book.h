@@ -21,6 +21,13 @@ void fh_gen_book_unlink(fh_gen_t *g, fh_gen_sym_t *s, uint32_t slot, uint32_t i)
  * *side and *li (its level).  s has at least one live order. */
 uint32_t fh_gen_pick_old(fh_gen_t *g, const fh_gen_sym_t *s, uint32_t *side, uint32_t *li);
 
+/* Level of `price` on one side of s: its index, or s->nlv[side] if none. */
+uint32_t fh_gen_level_of(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side, uint32_t price);
+/* Shares resting at level i of one side (the sum over its orders). */
+uint32_t fh_gen_level_shares(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side, uint32_t i);
+/* Remove every order of s (IEX Clear Book, the end of an IEX session). */
+void fh_gen_book_clear(fh_gen_t *g, fh_gen_sym_t *s);
+
 /* The levels of one side of s, worst first, best last (nlv[side] of them). */
 FH_INLINE fh_gen_level_t *fh_gen_lv(const fh_gen_t *g, const fh_gen_sym_t *s, uint32_t side)
 {

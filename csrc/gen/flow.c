@@ -22,6 +22,13 @@
  * live orders, mostly old deep ones, and from 15:45 some adds (g->q_drain)
  * are such cancels instead: day orders are pulled into the close
  * (fh_gen_phase sets both shares by the day clock).
+ *
+ * IEX days (iex_writer.h) take the same flow with three differences, all
+ * drawn identically for TOPS, DEEP and DEEP+: a partial cancel is an Order
+ * Modify to the smaller size (priority kept), a replace keeps the order id
+ * as on PITCH, and a quarter of the executions that take a whole order sweep
+ * on, taking further orders of that side up to three price levels deep
+ * (fh_gen_sweep), so DEEP has events of several Price Level Updates.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +38,7 @@
 #include "model.h"
 #include "itch_writer.h"
 #include "pitch_writer.h"
+#include "iex_writer.h"
 
 /* Relative weight of each flow type (per 100k flow messages).  With ~1% NOII and
  * the administrative messages on top, the day comes out near NASDAQ's mix:
@@ -157,6 +165,31 @@ FH_INLINE void fh_gen_walk(const fh_gen_t *g, fh_gen_sym_t *s, uint32_t r)
     }
 }
 
+/* IEX: after a whole order of `side` was executed at px, the aggressor
+ * sweeps on: up to 1-8 more whole orders, oldest first from the best level,
+ * over at most three price levels in all, each printed (ISO) at its own
+ * level's price; it stops while the side keeps two orders. */
+static void fh_gen_sweep(fh_gen_t *g, fh_gen_sym_t *s, fh_gen_chan_t *ch, uint64_t ts, uint32_t side, uint32_t px,
+                         uint64_t r)
+{
+    uint32_t more = 1 + (uint32_t)(r >> 8) % 8, levels = 1;
+    g->iex->sweeps++;
+    while (more-- && s->nord[side] > 2) {
+        uint32_t n = s->nlv[side], slot = fh_gen_lv(g, s, side)[n - 1].head;
+        fh_gen_order_t *o = &g->slots[slot];
+        if (o->price != px) {
+            if (++levels > 3) break;
+            px = o->price;
+        }
+        uint32_t was = fh_gen_best(g, s, side);
+        uint64_t match = ++g->match;
+        fh_iex_exec(g, ch, s, ts, o->ref, side, o->price, o->shares, o->price, match, FH_IEX_SALE_ISO);
+        s->last_match = ch->last_match = match;
+        fh_gen_slot_free(g, s, slot, n - 1);
+        fh_gen_follow(g, s, side, was);
+    }
+}
+
 /* ------------------------------------------------------------ one message */
 
 /* One order-flow message on instrument `focus` at ts. */
@@ -242,6 +275,7 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     uint64_t r2 = fh_gen_next(&g->rng);
     uint32_t a = (uint32_t)r2, b = (uint32_t)(r2 >> 32);
     uint32_t was = o ? fh_gen_best(g, s, side) : 0;   /* best price before a removal */
+    if (g->iex) fh_iex_event_begin(g, s);
     switch (t) {
     case FT_A:
     case FT_F: {
@@ -251,6 +285,7 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         const char *mpid = t == FT_F ? fh_gen_mpids[(a >> 20) % FH_GEN_NMPID] : NULL;
         g->ref += 1 + (a & 3);
         if (g->pitch) fh_pg_add(g, ch, s, ts, g->ref, bs, sh, px, mpid);
+        else if (g->iex) fh_iex_add(g, ch, s, ts, g->ref, bs, sh, px);
         else fh_gen_itch_add(g, ch, s, focus, ts, g->ref, bs, sh, px, mpid);
         slot = fh_gen_slot_new(g, s);
         o = &g->slots[slot];
@@ -268,6 +303,7 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     }
     case FT_D:
         if (g->pitch) fh_pg_delete(g, ch, ts, o->ref);
+        else if (g->iex) fh_iex_delete(g, ch, s, ts, o->ref, o->side, o->price);
         else fh_gen_itch_delete(g, ch, focus, ts, o->ref);
         fh_gen_slot_free(g, s, slot, li);
         fh_gen_follow(g, s, side, was);
@@ -275,6 +311,7 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_X: {
         uint32_t x = fh_gen_part(o->shares, a);
         if (g->pitch) fh_pg_reduce(g, ch, s, ts, o->ref, x, o->price);
+        else if (g->iex) fh_iex_modify(g, ch, s, ts, o->ref, o->side, o->price, o->shares - x, o->price, 1);
         else fh_gen_itch_cancel(g, ch, focus, ts, o->ref, x);
         o->shares -= x;
         break;
@@ -283,8 +320,13 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
     case FT_C: {
         uint32_t x = (o->shares < 2 || (a & 255) < 140) ? o->shares : fh_gen_part(o->shares, a >> 8);
         uint64_t match = ++g->match;
+        /* IEX: a quarter of the whole-order executions sweep on */
+        uint64_t rs = g->iex && t == FT_E && x == o->shares ? fh_gen_next(&g->rng) : 1;
+        int sweep = (rs & 3) == 0;
         if (t == FT_E) {
             if (g->pitch) fh_pg_exec(g, ch, ts, o->ref, x, match);
+            else if (g->iex)
+                fh_iex_exec(g, ch, s, ts, o->ref, o->side, o->price, x, o->price, match, sweep ? FH_IEX_SALE_ISO : 0);
             else fh_gen_itch_exec(g, ch, focus, ts, o->ref, x, match);
         } else {
             /* executed away from the displayed price: price improvement */
@@ -292,6 +334,7 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
             if (o->side == 0 && px > 2 * tk) px -= tk * (1 + (b & 1));
             else if (o->side == 1) px += tk * (1 + (b & 1));
             if (g->pitch) fh_pg_exec_price(g, ch, ts, o->ref, x, o->shares - x, match, fh_gen_grid(px));
+            else if (g->iex) fh_iex_exec(g, ch, s, ts, o->ref, o->side, o->price, x, fh_gen_grid(px), match, 0);
             else fh_gen_itch_exec_price(g, ch, focus, ts, o->ref, x, match, (b >> 8) % 10 ? 'Y' : 'N', fh_gen_grid(px));
         }
         s->last_match = ch->last_match = match;
@@ -299,8 +342,10 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
             o->shares -= x;
             break;
         }
+        uint32_t opx = o->price;
         fh_gen_slot_free(g, s, slot, li);
         fh_gen_follow(g, s, side, was);
+        if (sweep) fh_gen_sweep(g, s, ch, ts, side, opx, rs);
         break;
     }
     case FT_U: {
@@ -309,11 +354,12 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         uint8_t deep;
         uint32_t sh = (a & 3) ? o->shares : fh_gen_shares(s, a >> 2);
         uint32_t px = fh_gen_quote(g, s, o->side ? 'S' : 'B', b, &deep);
-        if (g->pitch) {
+        if (g->pitch || g->iex) {
             /* Modify Order keeps the order id; it keeps its place in the
              * queue only at the same price with no more shares */
             int keep = px == o->price && sh <= o->shares;
-            fh_pg_modify(g, ch, s, ts, o->ref, sh, px, keep);
+            if (g->pitch) fh_pg_modify(g, ch, s, ts, o->ref, sh, px, keep);
+            else fh_iex_modify(g, ch, s, ts, o->ref, o->side, o->price, sh, px, keep);
             sx->ndeep[o->side] += (uint32_t)deep - o->deep;
             o->deep = deep;
             if (keep) {
@@ -347,9 +393,11 @@ void fh_gen_flow(fh_gen_t *g, uint32_t focus, uint64_t ts, int force)
         uint32_t sh = fh_gen_shares(s, a), px = fh_gen_quote(g, s, bs, b, NULL);
         uint64_t match = ++g->match;
         if (g->pitch) fh_pg_trade(g, ch, s, ts, bs, sh, px, match);
+        else if (g->iex) fh_iex_trade(g, ch, s, ts, sh, px, match, 0);
         else fh_gen_itch_trade(g, ch, s, focus, ts, bs, sh, px, match);
         s->last_match = ch->last_match = match;
         break;
     }
     }
+    if (g->iex) fh_iex_event_end(g, ch, s, ts);
 }

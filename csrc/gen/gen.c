@@ -42,6 +42,13 @@
  * the schedule keeps only what PITCH has (trading status, auctions, trade
  * breaks).  The ITCH day is unchanged, byte for byte.
  *
+ * IEX (cfg->protocol 2 TOPS, 3 DEEP, 4 DEEP+, iex_writer.h): the same model
+ * over IEX-TP v1, PREFIX.pcap and PREFIX.json only, one channel; the three
+ * feeds of one seed share the flow and differ only in what they write.
+ * cfg->units sessions (0 = 1) split the flow evenly: at each cut the session
+ * ends (books cleared, End of Messages) and the next one starts with a new
+ * session id at sequence 1 (fh_iex_new_session).
+ *
  * No allocation, no syscall per message: all memory is taken before the loop,
  * output goes through large buffers (out.c).  Randomness is xoshiro256**
  * seeded by splitmix64 from cfg->seed (rng.c), in separate streams for the
@@ -61,6 +68,7 @@
 #include "packets.h"
 #include "itch_writer.h"
 #include "pitch_writer.h"
+#include "iex_writer.h"
 #include "summary.h"
 
 /* The layout Python sees (tests/test_layout.py asserts the same numbers). */
@@ -87,6 +95,7 @@ static void fh_gen_free(fh_gen_t *g)
     free(g->sched);
     free(g->cdf);
     free(g->bring);
+    fh_iex_free(g);
     free(g);
 }
 
@@ -112,11 +121,31 @@ static int fh_gen_validate(const fh_gen_cfg_t *cfg, char *err, size_t errlen)
         fh_errf(err, errlen, "invalid gen config: symbols must be 1..65535, got %u", cfg->symbols);
         return -1;
     }
-    if (cfg->protocol > FH_GEN_PROTO_PITCH) {
-        fh_errf(err, errlen, "invalid gen config: protocol must be 0 (itch) or 1 (pitch), got %u", cfg->protocol);
+    if (cfg->protocol > FH_GEN_PROTO_IEX_DEEPPLUS) {
+        fh_errf(err, errlen,
+                "invalid gen config: protocol must be 0 (itch), 1 (pitch), 2 (iex-tops), 3 (iex-deep) or "
+                "4 (iex-deepplus), got %u",
+                cfg->protocol);
         return -1;
     }
-    if (cfg->protocol == FH_GEN_PROTO_PITCH) {
+    if (cfg->protocol >= FH_GEN_PROTO_IEX_TOPS) {
+        if (cfg->units > FH_GEN_IEX_SESSIONS_MAX) {
+            fh_errf(err, errlen, "invalid gen config: IEX sessions must be 1..%u (0 = 1), got %u",
+                    FH_GEN_IEX_SESSIONS_MAX, cfg->units);
+            return -1;
+        }
+        if (cfg->channels != 1) {
+            fh_errf(err, errlen, "invalid gen config: an IEX feed has one channel, got channels %u", cfg->channels);
+            return -1;
+        }
+        if (cfg->max_payload && cfg->max_payload < FH_GEN_IEX_PAYLOAD_MIN) {
+            fh_errf(err, errlen,
+                    "invalid gen config: max_payload must be at least %u for IEX (the segment header and "
+                    "the longest message), got %u",
+                    FH_GEN_IEX_PAYLOAD_MIN, cfg->max_payload);
+            return -1;
+        }
+    } else if (cfg->protocol == FH_GEN_PROTO_PITCH) {
         uint32_t units = cfg->units ? cfg->units : FH_GEN_PITCH_UNITS;
         if (units > FH_GEN_PITCH_UNITS) {
             fh_errf(err, errlen, "invalid gen config: units must be 1..%u (0 = %u), got %u", FH_GEN_PITCH_UNITS,
@@ -189,6 +218,14 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     g->udp_port = g->pitch ? FH_GEN_PITCH_PORT : 26477;
     g->nsym = cfg->symbols;
     g->nch = g->pitch ? (cfg->units ? cfg->units : FH_GEN_PITCH_UNITS) : cfg->channels;
+    g->cut = UINT64_MAX;
+    if (cfg->protocol >= FH_GEN_PROTO_IEX_TOPS) {
+        if (fh_iex_init(g)) goto oom;
+        g->nch = 1;
+        g->udp_port = cfg->protocol == FH_GEN_PROTO_IEX_TOPS   ? FH_GEN_IEX_PORT_TOPS
+                      : cfg->protocol == FH_GEN_PROTO_IEX_DEEP ? FH_GEN_IEX_PORT_DEEP
+                                                               : FH_GEN_IEX_PORT_DEEPPLUS;
+    }
     g->lines = cfg->lines;
     g->max_payload = cfg->max_payload ? cfg->max_payload : FH_GEN_PAYLOAD_DEFAULT;
     g->batch_ns = cfg->batch_ns ? cfg->batch_ns : cfg->rate ? FH_GEN_BATCH_NS_RATE : FH_GEN_BATCH_NS_DEFAULT;
@@ -218,6 +255,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     if (!g->symx || !g->lv_hist) goto oom;
     if (fh_gen_channels(g)) goto oom;
     if (g->pitch) g->ref = FH_GEN_PITCH_ORDER_ID0;
+    if (g->iex) g->ref = FH_GEN_IEX_ORDER_ID0;
 
     /* schedule: count, check the day is big enough, fill, sort */
     g->sched = NULL;
@@ -239,6 +277,7 @@ static int fh_gen_setup(fh_gen_t *g, char *err, size_t errlen)
     fh_gen_build_schedule(g, cfg->messages);
     fh_gen_sort_schedule(g);
     g->nflow = cfg->messages - n;
+    if (g->iex && g->iex->sessions > 1) g->cut = g->nflow / g->iex->sessions;
     g->lv_every = FH_GEN_LEVEL_SAMPLE;
     if (g->nflow / 256 < g->lv_every)
         g->lv_every = g->nflow / 256 > FH_GEN_LEVEL_SAMPLE_MIN ? (uint32_t)(g->nflow / 256) : FH_GEN_LEVEL_SAMPLE_MIN;
@@ -255,6 +294,7 @@ oom:
 FH_INLINE void fh_gen_scheduled(fh_gen_t *g, const fh_gen_sched_t *e)
 {
     if (g->pitch) fh_pg_scheduled(g, e);
+    else if (g->iex) fh_iex_scheduled(g, e);
     else fh_gen_itch_scheduled(g, e);
 }
 
@@ -299,6 +339,7 @@ static void fh_gen_day(fh_gen_t *g)
         if (g->tcur > g->flow_t1) g->tcur = g->flow_t1;
         if (!g->rate) g->dnow = g->tcur;
         while (si < g->nsched && g->sched[si].ts <= g->tcur) fh_gen_scheduled(g, &g->sched[si++]);
+        if (FH_UNLIKELY(fi == g->cut)) fh_iex_new_session(g, g->tcur);
         fh_gen_flow(g, focus, g->tcur, fi >= half && g->need);
         fi++;
         left--;
@@ -317,6 +358,11 @@ static void fh_gen_day(fh_gen_t *g)
     tend += (uint64_t)g->batch_ns + 1000000;
     for (uint32_t c = 0; c < g->nch; c++) {
         uint64_t t = tend + (uint64_t)c * 1000;
+        if (g->iex) {
+            /* End of Messages was the schedule's last message: flush it */
+            fh_iex_end_of_day(g, t);
+            continue;
+        }
         fh_gen_advance(g, t + 1);
         if (g->pitch) {
             /* End of Session: a sequenced message, the unit's last packet */
@@ -348,7 +394,9 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
     }
     g->cfg = cfg;
     if (fh_gen_setup(g, err, errlen)) goto out;
-    if (fh_gen_out_open(&g->pcap, ppcap, err, errlen) || (!g->pitch && fh_gen_out_open(&g->bin, pbin, err, errlen)))
+    /* only ITCH writes a BinaryFILE */
+    if (fh_gen_out_open(&g->pcap, ppcap, err, errlen) ||
+        (!g->pitch && !g->iex && fh_gen_out_open(&g->bin, pbin, err, errlen)))
         goto out;
     g->progress = progress;
     if (progress) *progress = 0;
@@ -356,8 +404,9 @@ int fh_gen_run(const fh_gen_cfg_t *cfg, volatile uint64_t *progress, char *err, 
     fh_gen_pcap_header(g);
     fh_gen_day(g);
 
-    if (fh_gen_out_close(&g->pcap, err, errlen) || (!g->pitch && fh_gen_out_close(&g->bin, err, errlen))) goto out;
-    if (progress) *progress = g->emitted;
+    if (fh_gen_out_close(&g->pcap, err, errlen) || (!g->pitch && !g->iex && fh_gen_out_close(&g->bin, err, errlen)))
+        goto out;
+    if (progress) *progress = g->iex ? g->iex->model : g->emitted;
     if (fh_gen_json(g, pjson, err, errlen)) goto out;
     rc = 0;
 out:

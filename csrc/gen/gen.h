@@ -24,6 +24,9 @@
  *                   line B, pcap records in capture-time order
  *   itch_writer.c/.h    ITCH 5.0 messages (BinaryFILE record + packet)
  *   pitch_writer.c/.h   Cboe PITCH messages (in place in the unit's packet)
+ *   iex_writer.c/.h     IEX TOPS 1.6, DEEP 1.0 and DEEP+ 1.0 messages over
+ *                       IEX-TP v1: the same order flow seen through each feed
+ *                       (orders, price levels or top of book), sessions
  *   summary.c/.h    PREFIX.json, and the book statistics sampled for it
  */
 #ifndef FH_GEN_H
@@ -125,6 +128,21 @@ _Static_assert(FH_GEN_PAYLOAD_MIN == FH_GEN_MOLD_HDR + 2 + FH_ITCH_MAX_LEN, "pay
 /* One in this many random tickers gets a preferred-share suffix (".PRA"),
  * 7-8 characters long: only Add Order / Trade Expanded can carry those. */
 #define FH_GEN_PITCH_LONG_SYM_EVERY 32u
+
+/* IEX (cfg->protocol 2 TOPS, 3 DEEP, 4 DEEP+; iex_writer.h has the message
+ * table).  A datagram is one IEX-TP segment: a 40-byte header right after the
+ * UDP header, then blocks of (u16 LE length, message).  One channel (id 1),
+ * one multicast group per line; cfg->units is the number of sessions in the
+ * day (0 = 1, at most FH_GEN_IEX_SESSIONS_MAX). */
+#define FH_GEN_PROTO_IEX_TOPS 2u
+#define FH_GEN_PROTO_IEX_DEEP 3u
+#define FH_GEN_PROTO_IEX_DEEPPLUS 4u
+#define FH_GEN_IEX_HDR 40u
+#define FH_GEN_OFF_IEX_MSGS (FH_GEN_OFF_MOLD + FH_GEN_IEX_HDR)
+/* the header plus the longest message (Auction Information, 2 + 80) */
+#define FH_GEN_IEX_PAYLOAD_MIN 122u
+#define FH_GEN_IEX_SESSIONS_MAX 16u
+#define FH_GEN_IEX_ORDER_ID0 (1ULL << 40)
 
 /* Order slots of all instruments' books together (one order is 32 bytes, its
  * share of price levels 32): 16 M slots, ~1.1 GB at most, reached only by days
@@ -261,6 +279,8 @@ typedef struct {
     uint8_t ended;                    /* PITCH: End of Session sent, no more heartbeats */
     uint8_t timed;                    /* PITCH: a Time message was sent on the unit */
     uint64_t tbase;                    /* PITCH: ns since midnight of the unit's last Time */
+    uint64_t stream_off;               /* IEX: stream offset of the open segment's payload */
+    uint32_t session_id;               /* IEX: the session's id (never 0) */
     /* stats */
     uint64_t messages, data_packets, heartbeats, eos;
     uint64_t pool_full;
@@ -292,10 +312,14 @@ enum { FT_A, FT_D, FT_U, FT_E, FT_X, FT_F, FT_P, FT_C, FT__N };
 
 /* ------------------------------------------------------------ the day */
 
+struct fh_gen_iex;                     /* iex_writer.h */
+
 /* Everything one run works on (gen.c allocates it, fh_gen_free frees it). */
 typedef struct {
     const fh_gen_cfg_t *cfg;
     int pitch;                    /* cfg->protocol == FH_GEN_PROTO_PITCH; ch[] are its units */
+    struct fh_gen_iex *iex;            /* an IEX day (iex_writer.h), else NULL */
+    uint64_t cut;                      /* IEX: flow index of the next session change (UINT64_MAX: none) */
     uint16_t udp_port;
     uint64_t time_msgs;                /* PITCH Time messages (not in emitted) */
     uint64_t lost_both;                /* packets lost on lines A and B */

@@ -10,10 +10,11 @@
 typedef struct fh_gen_cfg {
     const char *out_prefix;    /* writes PREFIX.pcap, PREFIX.bin (ITCH only), PREFIX.json */
     uint64_t messages;         /* messages in the day, all channels together (PITCH: not
-                                  counting the Time messages the units add) */
+                                  counting the Time messages the units add; IEX: the
+                                  model's messages, which each feed writes as it does) */
     uint64_t seed;
     uint32_t symbols;
-    uint32_t channels;         /* ITCH: channels; PITCH: multicast groups per line */
+    uint32_t channels;         /* ITCH: channels; PITCH: multicast groups per line; IEX: 1 */
     uint32_t lines;            /* 1 = line A only, 2 = lines A and B */
     uint32_t max_payload;      /* max UDP payload bytes per datagram; default 1358 */
     double loss_a;           /* probability a packet is dropped on line A */
@@ -24,8 +25,10 @@ typedef struct fh_gen_cfg {
                                   rate); 1000..100000000 = the whole day compressed into
                                   messages / rate seconds at that flat rate, for benchmarks
                                   replayed at the capture's pace */
-    uint32_t protocol;         /* 0 = NASDAQ ITCH 5.0 (MoldUDP64), 1 = Cboe Multicast PITCH */
-    uint32_t units;            /* PITCH units (1..32); 0 = 32.  Ignored for ITCH */
+    uint32_t protocol;         /* 0 = NASDAQ ITCH 5.0 (MoldUDP64), 1 = Cboe Multicast PITCH,
+                                  2 = IEX TOPS 1.6, 3 = IEX DEEP 1.0, 4 = IEX DEEP+ 1.0 (IEX-TP v1) */
+    uint32_t units;            /* PITCH units (1..32); 0 = 32.  IEX: sessions in the day
+                                  (1..16); 0 = 1.  Ignored for ITCH */
 } fh_gen_cfg_t;
 
 /* Generate a synthetic trading day.  Returns 0, or -1 with a message in err.

@@ -196,6 +196,9 @@ static void fh_gen_at(fh_gen_t *g, uint64_t ts, uint32_t ch, uint8_t type, uint3
      * no system events, directory, Reg SHO, market makers, MWCB, IPO, LULD
      * collars or RPII messages */
     if (g->pitch && type != 'H' && type != 'h' && type != 'Q' && type != 'I' && type != 'B') return;
+    /* IEX has no MWCB, IPO quoting or market-wide status messages; Clear Book
+     * ('c') is IEX's own */
+    if (g->iex ? type == 'V' || type == 'K' || type == 'O' || type == 'W' : type == 'c') return;
     if (g->sched) {
         fh_gen_sched_t *e = &g->sched[g->nsched];
         memset(e, 0, sizeof *e);
@@ -271,6 +274,10 @@ void fh_gen_build_schedule(fh_gen_t *g, uint64_t messages)
         for (uint32_t l = ch->lo; l <= ch->hi; l++)
             if (g->sym[l].rank < g->sym[best].rank) best = l;
         fh_gen_at(g, FH_GEN_HMS(13, 0, 0) + tc * 1000, c, 'B', best, 0);
+        /* IEX: the book of the busiest instrument and of one in the middle
+         * cleared (Clear Book) */
+        fh_gen_at(g, FH_GEN_HMS(12, 30, 0) + tc * 1000, c, 'c', best, 0);
+        fh_gen_at(g, FH_GEN_HMS(14, 15, 0) + tc * 1000, c, 'c', ch->lo + n / 2, 0);
     }
     /* market-wide circuit breaker status once, an IPO on channel 0's last
      * instrument: quoting period update before the open, price discovery */

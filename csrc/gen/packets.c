@@ -13,7 +13,10 @@
  * capture time.  A last clamp keeps capture timestamps non-decreasing.
  *
  * ITCH datagrams carry a MoldUDP64 header (session, sequence, count); PITCH
- * ones a Sequenced Unit Header (length, count, unit, sequence).
+ * ones a Sequenced Unit Header (length, count, unit, sequence); IEX ones an
+ * IEX-TP segment header (fh_gen_send_iex: sequence and stream offset, the
+ * session's id; line B cuts every other segment of 2+ messages in two, as
+ * IEX's A and B lines may aggregate messages differently).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 
 #include "packets.h"
+#include "iex_writer.h"
 
 /* Ones' complement sum of native 16-bit words (RFC 1071): byte order only
  * matters when storing, and the folded native sum stores correctly with memcpy.
@@ -147,12 +151,126 @@ static void fh_gen_headers(fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *f, uin
     memcpy(udp + 6, &uc, 2);
 }
 
+/* IEX-TP segment header at h: plen payload bytes in count messages, the
+ * first numbered seq, at byte off of the session's stream, sent at its. */
+static void fh_gen_iex_header(const fh_gen_t *g, const fh_gen_chan_t *ch, uint8_t *h, uint32_t plen, uint32_t count,
+                              uint64_t off, uint64_t seq, uint64_t its)
+{
+    h[0] = 1;                                  /* IEX-TP version */
+    h[1] = 0;
+    fh_gen_put_le16(h + 2, g->iex->proto_id);
+    fh_gen_put_le32(h + 4, 1);                 /* channel */
+    fh_gen_put_le32(h + 8, ch->session_id);
+    fh_gen_put_le16(h + 12, (uint16_t)plen);
+    fh_gen_put_le16(h + 14, (uint16_t)count);
+    fh_gen_put_le64(h + 16, off);
+    fh_gen_put_le64(h + 24, seq);
+    fh_gen_put_le64(h + 32, FH_GEN_MIDNIGHT_NS + its);
+}
+
+/* A free line B ring slot (the oldest frame goes out if the ring is full). */
+static fh_gen_bslot_t *fh_gen_bring_slot(fh_gen_t *g)
+{
+    if (g->bcount == FH_GEN_BRING) {
+        fh_gen_bslot_t *o = &g->bring[g->bhead];
+        fh_gen_pcap_record(g, o->data, o->len, o->ts);
+        g->bhead = (g->bhead + 1) & (FH_GEN_BRING - 1);
+        g->bcount--;
+    }
+    g->bcount++;
+    return &g->bring[(g->bhead + g->bcount - 1) & (FH_GEN_BRING - 1)];
+}
+
+/* IEX: send channel c's segment (count messages; 0: a heartbeat, carrying
+ * the next sequence and stream offset) stamped its.  Line A sends it whole;
+ * line B the same, except that every other data segment of two or more
+ * messages goes out there as two segments (the first count / 2 messages,
+ * then the rest), so that a reader must arbitrate A and B by message
+ * sequence, not by datagram.  Every datagram has its own loss draw. */
+static void fh_gen_send_iex(fh_gen_t *g, uint32_t c, uint16_t count, uint64_t its)
+{
+    fh_gen_chan_t *ch = &g->ch[c];
+    uint8_t *f = ch->frame;
+    uint32_t flen = ch->len, plen = flen - FH_GEN_OFF_IEX_MSGS;
+    fh_gen_iex_header(g, ch, f + FH_GEN_OFF_MOLD, plen, count, ch->stream_off, ch->next_seq, its);
+    uint64_t psum = fh_gen_sum(f + FH_GEN_OFF_MOLD, flen - FH_GEN_OFF_MOLD, 0);
+    uint64_t cap = FH_GEN_MIDNIGHT_NS + its + FH_GEN_WIRE_NS + (uint64_t)flen * 4 / 5;
+    uint32_t cut = 0, cutb = 0;
+    if (g->lines == 2 && count >= 2 && (ch->data_packets & 1)) {
+        cut = count / 2u;
+        for (uint32_t k = 0; k < cut; k++) cutb += 2u + fh_le16(f + FH_GEN_OFF_IEX_MSGS + cutb);
+    }
+    int lost_a = 0, lost_b = 1;
+    for (uint32_t line = 0; line < g->lines; line++) {
+        uint32_t parts = line == FH_GEN_LINE_B && cut ? 2 : 1;
+        for (uint32_t part = 0; part < parts; part++) {
+            int lost = fh_gen_unit(&g->rng_loss[line]) < g->loss[line];
+            g->ip_id[line]++;
+            g->sent[line]++;
+            if (lost) {
+                g->lost[line]++;
+                if (line == FH_GEN_LINE_A) lost_a = 1;
+                continue;
+            }
+            g->written[line]++;
+            if (line == FH_GEN_LINE_A) {
+                fh_gen_headers(g, ch, f, flen, FH_GEN_LINE_A, psum);
+                fh_gen_bring_drain(g, cap);
+                fh_gen_pcap_record(g, f, flen, cap);
+                continue;
+            }
+            lost_b = 0;
+            fh_gen_bslot_t *s = fh_gen_bring_slot(g);
+            if (!cut) {
+                memcpy(s->data, f, flen);
+                s->len = flen;
+                s->ts = cap + FH_GEN_LINE_B_NS + (ch->next_seq * 37) % 400;
+                fh_gen_headers(g, ch, s->data, flen, FH_GEN_LINE_B, psum);
+                continue;
+            }
+            /* one half of the segment: its blocks, its own header */
+            uint32_t from = part ? cutb : 0, to = part ? plen : cutb, n = part ? count - cut : cut;
+            uint32_t blen = FH_GEN_OFF_IEX_MSGS + (to - from);
+            memcpy(s->data, f, FH_GEN_OFF_IEX_MSGS);
+            memcpy(s->data + FH_GEN_OFF_IEX_MSGS, f + FH_GEN_OFF_IEX_MSGS + from, to - from);
+            fh_gen_iex_header(g, ch, s->data + FH_GEN_OFF_MOLD, to - from, n, ch->stream_off + from,
+                              ch->next_seq + (part ? cut : 0), its);
+            s->len = blen;
+            s->ts = cap + FH_GEN_LINE_B_NS + (ch->next_seq * 37) % 400 + part * 200u;
+            fh_gen_headers(g, ch, s->data, blen, FH_GEN_LINE_B,
+                           fh_gen_sum(s->data + FH_GEN_OFF_MOLD, blen - FH_GEN_OFF_MOLD, 0));
+        }
+    }
+    if (lost_a && g->lines == 2 && lost_b) g->lost_both++;
+    fh_gen_iex_session_t *ss = &g->iex->sess[g->iex->session];
+    if (count == 0) {
+        ch->heartbeats++;
+        g->heartbeats++;
+        ss->heartbeats++;
+    } else {
+        ch->data_packets++;
+        g->data_packets++;
+        ss->data_packets++;
+        if (count > g->mpp_max) g->mpp_max = count;
+        ch->next_seq += count;
+        ch->stream_off += plen;
+    }
+    ch->len = FH_GEN_OFF_IEX_MSGS;
+    ch->count = 0;
+    g->last_its = its;
+    fh_gen_set_ev(g, c, ch->ended ? FH_GEN_INF : its + g->heartbeat_ns);
+}
+
 /* Send channel c's packet (data, heartbeat or end of session) stamped `its`
  * (ITCH ns since midnight), on every line, each with its own loss draw.
  * PITCH: c is a unit, mold_count its message count (0: a heartbeat); its
  * End of Session is a message, sent once ch->ended is set. */
 void fh_gen_send(fh_gen_t *g, uint32_t c, uint16_t mold_count, uint64_t its)
 {
+    if (g->iex) {
+        fh_gen_send_iex(g, c, mold_count, its);
+        return;
+    }
     fh_gen_chan_t *ch = &g->ch[c];
     uint8_t *f = ch->frame;
     uint32_t flen = ch->len;
@@ -225,6 +343,26 @@ int fh_gen_channels(fh_gen_t *g)
     if (!g->ch) return -1;
     /* contiguous locate ranges: NASDAQ partitions channels alphabetically too */
     uint64_t sid = fh_gen_splitmix(&(uint64_t){cfg->seed ^ 0x5e5510aULL}) % 10000000u;
+    if (g->iex) {
+        /* one channel (IEX-TP channel id 1), every symbol; groups like IEX's
+         * (DEEP A 233.215.21.4, B 233.215.21.132; DEEP+ .8 / .138; TOPS .3 / .131) */
+        static const uint8_t grp[3][2] = {{3, 131}, {4, 132}, {8, 138}};
+        uint32_t k = g->iex->proto - FH_GEN_PROTO_IEX_TOPS;
+        fh_gen_chan_t *ch = &g->ch[0];
+        ch->lo = 1;
+        ch->hi = (uint16_t)g->nsym;
+        for (uint32_t l = 1; l <= g->nsym; l++) g->sym[l].ch = 0;
+        ch->tracking = 1;
+        ch->group[0] = (233u << 24) | (215u << 16) | (21u << 8) | grp[k][0];
+        ch->group[1] = (233u << 24) | (215u << 16) | (21u << 8) | grp[k][1];
+        ch->len = FH_GEN_OFF_IEX_MSGS;
+        ch->next_seq = 1;
+        ch->stream_off = 0;
+        /* a nonzero id from the seed, the next sessions' ids following it */
+        ch->session_id = 0x42000000u + (uint32_t)(sid % 0x100000u) * 16u;
+        g->iex->sess[0].id = ch->session_id;
+        ch->ev = FH_GEN_INF;
+    }
     if (g->pitch) {
         /* symbol i (alphabetical, 0-based) is on unit 1 + i * units / symbols;
          * unit u on group (u - 1) % channels of each line */
@@ -248,7 +386,7 @@ int fh_gen_channels(fh_gen_t *g)
             g->sym[l].ch = (uint16_t)c;
         }
     }
-    for (uint32_t c = 0; c < g->nch && !g->pitch; c++) {
+    for (uint32_t c = 0; c < g->nch && !g->pitch && !g->iex; c++) {
         fh_gen_chan_t *ch = &g->ch[c];
         ch->lo = (uint16_t)((uint64_t)c * g->nsym / g->nch + 1);
         ch->hi = (uint16_t)((uint64_t)(c + 1) * g->nsym / g->nch);

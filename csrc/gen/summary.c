@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "summary.h"
+#include "iex_writer.h"
 
 /* Levels per non-empty book side, every instrument, into the histogram. */
 void fh_gen_sample_levels(fh_gen_t *g)
@@ -73,9 +74,53 @@ static void fh_gen_json_book_stats(fh_gen_t *g, FILE *f)
             g->cancels ? (double)g->old_cancels / (double)g->cancels : 0.0, flow ? (double)top / (double)flow : 0.0);
 }
 
+/* An IEX day's own keys: its feed, line and sessions. */
+static void fh_gen_json_iex(fh_gen_t *g, FILE *f)
+{
+    const fh_gen_iex_t *x = g->iex;
+    const fh_gen_chan_t *ch = &g->ch[0];
+    char a[20], b[20];
+    fh_gen_ip(a, sizeof a, ch->group[0]);
+    fh_gen_ip(b, sizeof b, ch->group[1]);
+    fprintf(f,
+            "  \"iex\": {\"protocol_id\": %u, \"channel_id\": 1, \"sessions\": %u, "
+            "\"multi_level_events\": %llu, \"straddling_events\": %llu, \"sweeps\": %llu, "
+            "\"clear_books\": %llu},\n",
+            x->proto_id, x->session + 1, (unsigned long long)x->events_multi, (unsigned long long)x->straddles,
+            (unsigned long long)x->sweeps, (unsigned long long)x->clears);
+    fprintf(f,
+            "  \"channels\": [\n    {\"name\": \"iex-1\", \"channel_id\": 1, \"line_a\": \"%s:%u\", "
+            "\"line_b\": \"%s:%u\", \"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
+            "\"end_of_session\": %llu}\n  ],\n",
+            a, g->udp_port, b, g->udp_port, (unsigned long long)ch->messages, (unsigned long long)ch->data_packets,
+            (unsigned long long)ch->heartbeats, (unsigned long long)ch->eos);
+    fprintf(f, "  \"sessions\": [\n");
+    for (uint32_t k = 0; k <= x->session; k++) {
+        const fh_gen_iex_session_t *ss = &x->sess[k];
+        fprintf(f,
+                "    {\"session_id\": %u, \"messages\": %llu, \"data_packets\": %llu, \"heartbeats\": %llu, "
+                "\"next_sequence\": %llu, \"stream_bytes\": %llu, \"first_ts\": %llu, \"last_ts\": %llu}%s\n",
+                ss->id, (unsigned long long)ss->messages, (unsigned long long)ss->data_packets,
+                (unsigned long long)ss->heartbeats, (unsigned long long)ss->next_seq,
+                (unsigned long long)ss->stream_bytes, (unsigned long long)ss->first_ts, (unsigned long long)ss->last_ts,
+                k < x->session ? "," : "");
+    }
+    fprintf(f, "  ],\n");
+}
+
+static const char *fh_gen_iex_name(const fh_gen_t *g)
+{
+    return g->iex->proto == FH_GEN_PROTO_IEX_TOPS   ? "iex-tops"
+           : g->iex->proto == FH_GEN_PROTO_IEX_DEEP ? "iex-deep"
+                                                    : "iex-deepplus";
+}
+
 /* PREFIX.json (docs/generator.md).  ITCH and PITCH days share most keys; a
  * PITCH day adds its protocol, its Time messages, loss on both lines and its
- * units, and names order ids as PITCH does. */
+ * units, and names order ids as PITCH does.  An IEX day has its protocol,
+ * the messages it wrote ("messages") beside the model's ("model_messages"),
+ * by_type keyed "iex_" + the type character, and its feed and sessions
+ * (fh_gen_json_iex) in place of the channels. */
 int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "w");
@@ -87,7 +132,9 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     const int pitch = g->pitch;
     const uint64_t total = g->emitted + (pitch ? g->time_msgs : 0);
     fprintf(f, "{\n  \"format\": \"feedhandler-gen/1\",\n%s", pitch ? "  \"protocol\": \"pitch\",\n" : "");
+    if (g->iex) fprintf(f, "  \"protocol\": \"%s\",\n", fh_gen_iex_name(g));
     fprintf(f, "  \"seed\": %llu,\n  \"messages\": %llu,\n", (unsigned long long)cfg->seed, (unsigned long long)total);
+    if (g->iex) fprintf(f, "  \"model_messages\": %llu,\n", (unsigned long long)cfg->messages);
     if (pitch)
         fprintf(f, "  \"messages_without_time\": %llu,\n  \"time_messages\": %llu,\n", (unsigned long long)g->emitted,
                 (unsigned long long)g->time_msgs);
@@ -107,13 +154,14 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     fprintf(f, "  \"rate\": %llu,\n", (unsigned long long)g->rate);
     fprintf(f, "  \"trading_date\": \"%s\",\n  \"timezone\": \"America/New_York\",\n  \"midnight_ns\": %llu,\n",
             FH_GEN_DATE, (unsigned long long)FH_GEN_MIDNIGHT_NS);
-    fprintf(f, "  \"udp_port\": %u,\n  \"partition\": \"contiguous\",\n", pitch ? FH_GEN_PITCH_PORT : 26477u);
+    fprintf(f, "  \"udp_port\": %u,\n  \"partition\": \"contiguous\",\n", g->udp_port);
     fprintf(f, "  \"by_type\": {");
     int first = 1;
     for (int t = 0; t < 256; t++) {
         if (!g->by_type[t]) continue;
         /* PITCH types as "0x21" (stats-json's keys), ITCH types by their letter. */
         if (pitch) fprintf(f, "%s\"0x%02x\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
+        else if (g->iex) fprintf(f, "%s\"iex_%c\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
         else fprintf(f, "%s\"%c\": %llu", first ? "" : ", ", t, (unsigned long long)g->by_type[t]);
         first = 0;
     }
@@ -122,7 +170,7 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
             (unsigned long long)g->written[1]);
     fprintf(f, "  \"packets_sent\": {\"a\": %llu, \"b\": %llu},\n", (unsigned long long)g->sent[0],
             (unsigned long long)g->sent[1]);
-    if (pitch)
+    if (pitch || g->iex)
         fprintf(f, "  \"packets_lost\": {\"a\": %llu, \"b\": %llu, \"both\": %llu},\n", (unsigned long long)g->lost[0],
                 (unsigned long long)g->lost[1], (unsigned long long)g->lost_both);
     else
@@ -143,14 +191,18 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
     if (pitch)
         fprintf(f, "  \"first_order_id\": %llu,\n  \"last_order_id\": %llu,\n  \"last_execution_id\": %llu,\n",
                 (unsigned long long)FH_GEN_PITCH_ORDER_ID0, (unsigned long long)g->ref, (unsigned long long)g->match);
+    else if (g->iex)
+        fprintf(f, "  \"first_order_id\": %llu,\n  \"last_order_id\": %llu,\n  \"last_trade_id\": %llu,\n",
+                (unsigned long long)FH_GEN_IEX_ORDER_ID0, (unsigned long long)g->ref, (unsigned long long)g->match);
     else
         fprintf(f, "  \"last_order_reference\": %llu,\n  \"last_match_number\": %llu,\n", (unsigned long long)g->ref,
                 (unsigned long long)g->match);
     fprintf(f, "  \"live_orders_at_end\": %llu,\n  \"pool_full_events\": %llu,\n", (unsigned long long)live,
             (unsigned long long)full);
     fh_gen_json_book_stats(g, f);
-    fprintf(f, "  \"%s\": [\n", pitch ? "units" : "channels");
-    for (uint32_t c = 0; c < g->nch; c++) {
+    if (g->iex) fh_gen_json_iex(g, f);
+    else fprintf(f, "  \"%s\": [\n", pitch ? "units" : "channels");
+    for (uint32_t c = 0; c < g->nch && !g->iex; c++) {
         const fh_gen_chan_t *ch = &g->ch[c];
         char a[20], b[20];
         fh_gen_ip(a, sizeof a, ch->group[0]);
@@ -176,7 +228,7 @@ int fh_gen_json(fh_gen_t *g, const char *path, char *err, size_t errlen)
                     (unsigned long long)ch->eos, (unsigned long long)ch->next_seq, c + 1 < g->nch ? "," : "");
         }
     }
-    fprintf(f, "  ],\n  \"symbols\": {");
+    fprintf(f, "%s  \"symbols\": {", g->iex ? "" : "  ],\n");
     for (uint32_t l = 1; l <= g->nsym; l++) {
         const fh_gen_sym_t *s = &g->sym[l];
         int n = 8;

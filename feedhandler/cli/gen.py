@@ -1,4 +1,5 @@
-"""`feedhandler gen`: generate a synthetic ITCH 5.0 (pcap + BinaryFILE) or Cboe PITCH (pcap) trading day."""
+"""`feedhandler gen`: generate a synthetic ITCH 5.0 (pcap + BinaryFILE), Cboe PITCH (pcap) or IEX TOPS / DEEP /
+DEEP+ (pcap) trading day."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ NAME = "gen"
 def register(sub: Any) -> argparse.ArgumentParser:
     g = sub.add_parser(
         NAME,
-        help="generate a synthetic ITCH 5.0 (pcap + BinaryFILE) or Cboe PITCH (pcap) trading day",
+        help="generate a synthetic ITCH 5.0 (pcap + BinaryFILE), Cboe PITCH or IEX (pcap) trading day",
         description="Write a synthetic but realistic NASDAQ TotalView-ITCH 5.0 trading day: "
         "PREFIX.pcap (nanosecond pcap, MoldUDP64 over UDP/IPv4 multicast, one group per "
         "channel and line), PREFIX.bin (NASDAQ BinaryFILE of the same messages) and "
@@ -26,15 +27,33 @@ def register(sub: Any) -> argparse.ArgumentParser:
         "multicast, port 30001; symbols split into --units contiguous alphabetical units "
         "of at most 384 symbols, unit u on group (u-1) mod --channels of each line: "
         "A 224.0.62.(2+group), B 233.19.3.(2+group)) and PREFIX.json; no BinaryFILE. "
+        "With --protocol iex-tops, iex-deep or iex-deepplus, the same order flow as an IEX "
+        "TOPS 1.6, DEEP 1.0 or DEEP+ 1.0 feed over IEX-TP v1: PREFIX.pcap (one segment per "
+        "datagram, one channel; DEEP 233.215.21.4 / 233.215.21.132 port 10378, DEEP+ "
+        "233.215.21.8 / .138 port 10378, TOPS 233.215.21.3 / .131 port 10377; line B cuts "
+        "segments differently) and PREFIX.json; the three feeds of one seed are the same "
+        "market. --sessions splits the day into several IEX-TP sessions. "
         "Deterministic for a seed.",
     )
     g.add_argument(
         "--protocol",
-        choices=["itch", "pitch"],
+        choices=["itch", "pitch", "iex-tops", "iex-deep", "iex-deepplus"],
         default="itch",
         help="itch: NASDAQ ITCH 5.0 over MoldUDP64 (default); pitch: Cboe Multicast PITCH "
         "(Time messages per unit and second, Short/Long/Expanded message forms, "
-        "Modify keeps the order id)",
+        "Modify keeps the order id); iex-tops: IEX TOPS 1.6 (Quote Update on every change "
+        "of the top of book, trades); iex-deep: IEX DEEP 1.0 (Price Level Updates with "
+        "event flags, trades); iex-deepplus: IEX DEEP+ 1.0 (order by order); all three "
+        "over IEX-TP v1, with the administrative messages",
+    )
+    g.add_argument(
+        "--sessions",
+        type=argtypes.positive,
+        default=None,
+        metavar="N",
+        help="IEX only: IEX-TP sessions in the day, 1..16 (default 1); each ends with its "
+        "books cleared and End of Messages, the next starts with a new session id at "
+        "sequence 1",
     )
     g.add_argument(
         "--units",
@@ -50,7 +69,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
         default=1_000_000,
         metavar="N",
         help="messages in the day, all channels (default 1000000; PITCH: not counting the "
-        "Time messages each unit adds)",
+        "Time messages each unit adds; IEX: the model's messages, which each feed writes "
+        "as it does: DEEP+ about one each, TOPS fewer)",
     )
     g.add_argument("--symbols", type=argtypes.positive, default=100, metavar="N", help="instruments (default 100)")
     g.add_argument(
@@ -59,7 +79,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="channels (multicast groups); ITCH: instruments are partitioned across them; "
-        "PITCH: groups per line, units are spread over them, at most --units (default 1)",
+        "PITCH: groups per line, units are spread over them, at most --units; IEX: 1 "
+        "(default 1)",
     )
     g.add_argument("--seed", type=argtypes.nonneg, default=1, metavar="N", help="random seed (default 1)")
     g.add_argument(
@@ -125,6 +146,9 @@ def command(args: argparse.Namespace) -> int:
 
     if args.units is not None and args.protocol != "pitch":
         return fail(NAME, "--units is for --protocol pitch only", EXIT_USAGE)
+    iex = args.protocol.startswith("iex-")
+    if args.sessions is not None and not iex:
+        return fail(NAME, "--sessions is for --protocol iex-tops, iex-deep or iex-deepplus only", EXIT_USAGE)
     if os.path.basename(args.out) in ("", ".", ".."):
         # PREFIX + ".pcap" would be a hidden file (".pcap") in that directory.
         return fail(
@@ -150,6 +174,7 @@ def command(args: argparse.Namespace) -> int:
             progress=None if not args.quiet else False,
             protocol=args.protocol,
             units=args.units or 0,
+            sessions=args.sessions or 0,
         )
     except (ValueError, OSError) as exc:
         return fail(NAME, exc, EXIT_USAGE)
@@ -166,6 +191,23 @@ def command(args: argparse.Namespace) -> int:
                 format(summary.get("packets", {}).get("a", 0), ","),
                 summary.get("unit_count", 0),
                 args.channels,
+                args.symbols,
+                args.seed,
+            )
+        )
+        if "elapsed_s" in summary and summary["elapsed_s"]:
+            print("generated at %s msgs/s" % human(summary["messages"] / summary["elapsed_s"]))
+        return EXIT_OK
+    if iex:
+        print("wrote %s.pcap, %s.json" % (args.out, args.out))
+        print(
+            "%s messages %s (model %s) in %s packets (line A), %d session(s), %d symbols, seed %d"
+            % (
+                args.protocol.upper().replace("IEX-DEEPPLUS", "IEX-DEEP+"),
+                format(summary.get("messages", 0), ","),
+                format(summary.get("model_messages", 0), ","),
+                format(summary.get("packets", {}).get("a", 0), ","),
+                summary.get("iex", {}).get("sessions", 1),
                 args.symbols,
                 args.seed,
             )
