@@ -722,7 +722,6 @@ FH_INLINE void book_apply_iex(fh_book_t *b, const fh_book_op_t *m, uint32_t loca
     touched(b, locate, vis, ts);
 }
 
-
 FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
 {
     fh_book_counters_t *c = b->counters;

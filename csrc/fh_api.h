@@ -451,8 +451,9 @@ int fh_lane_add_line(fh_lane_t *r, uint32_t group, uint16_t port, uint32_t lane,
 /* Venues (index 0..7): a name (at most 7 characters) and the protocol its
  * channels speak (0 MoldUDP64/ITCH 5.0, 1 Cboe PITCH, 2 IEX-TP: TOPS, DEEP,
  * DEEP+).  Without a config venue 0 is "XNAS" (ITCH) and 1 "BATS" (PITCH,
- * told from the data), and "IEXG" joins when IEX-TP is first seen; at most 4
- * PITCH and IEX venues together.  Set them on every lane, then each line's protocol and
+ * told from the data), and "IEXG" joins when IEX-TP is first seen.  Instrument
+ * id blocks: one per PITCH venue, three per IEX venue (one per feed), at most
+ * 4 in all.  Set them on every lane, then each line's protocol and
  * venue (line: its index in the order added).  0, or -1 when invalid. */
 int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto);
 int fh_lane_set_line_proto(fh_lane_t *r, uint32_t line, uint32_t proto, uint32_t venue);

@@ -9,9 +9,9 @@ const uint16_t fh_iex_type_table[256] = {FH_IEX_MESSAGES(FH_IEX_TABLE_ENTRY)};
 /* Every length holds the type, a byte of flags and the 8-byte timestamp the
  * fold reads, and fits a byte; no type listed twice (a duplicate case label
  * does not compile). */
-#define FH_IEX_CHECK(type, tag, len, feeds, name)                                                        \
-    _Static_assert((len) >= 10 && (len) <= 255 && (type) < FH_IEX_BY_TYPE && (feeds) != 0 &&            \
-                       ((feeds) & ~FH_IEX_IN_ALL) == 0,                                                 \
+#define FH_IEX_CHECK(type, tag, len, feeds, name)                                            \
+    _Static_assert((len) >= 10 && (len) <= 255 && (type) < FH_IEX_BY_TYPE && (feeds) != 0 && \
+                       ((feeds) & ~FH_IEX_IN_ALL) == 0,                                      \
                    "IEX " #tag " out of range");
 FH_IEX_MESSAGES(FH_IEX_CHECK)
 #undef FH_IEX_CHECK

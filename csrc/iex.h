@@ -18,6 +18,15 @@
 /* The feeds, as a stream's `unit` (session.h). */
 enum fh_iex_feed { FH_IEX_FEED_NONE = 0, FH_IEX_FEED_TOPS = 1, FH_IEX_FEED_DEEP = 2, FH_IEX_FEED_DEEPPLUS = 3 };
 
+/* Instrument ids: an IEX venue takes one block of PITCH-venue size (pitch.h)
+ * per feed, in a fixed order -- DEEP+ first, then DEEP, then TOPS -- so each
+ * feed has its own instruments (a DEEP level book and a DEEP+ order book of
+ * one symbol never mix), and a feed's ids never depend on when another
+ * feed's packets arrive.  Within a feed, symbols rank in order of first
+ * appearance in sequence order. */
+#define FH_IEX_BLOCKS 3u
+FH_INLINE uint32_t fh_iex_block(uint32_t venue_rank, uint32_t feed) { return venue_rank + FH_IEX_FEED_DEEPPLUS - feed; }
+
 /* Per type byte: the feeds carrying it (FH_IEX_IN_*) << 8 | its length; 0 =
  * no IEX type.  Built in iex.c from FH_IEX_MESSAGES (iex_spec.h). */
 extern const uint16_t fh_iex_type_table[256];
@@ -26,7 +35,7 @@ extern const uint16_t fh_iex_type_table[256];
 FH_INLINE uint32_t fh_iex_feed_of(uint32_t proto)
 {
     return proto - FH_IEX_PROTO_TOPS <= FH_IEX_PROTO_DEEPPLUS - FH_IEX_PROTO_TOPS ? proto - FH_IEX_PROTO_TOPS + 1
-                                                                                   : FH_IEX_FEED_NONE;
+                                                                                  : FH_IEX_FEED_NONE;
 }
 
 /* The header fields, at their offsets from the start of the UDP payload. */
@@ -90,8 +99,7 @@ FH_INLINE uint32_t fh_iex_walk(const uint8_t *p, size_t len, uint32_t count, uin
  * Length is the datagram's, 40 bytes here would be a 1-byte length). */
 FH_INLINE int fh_iex_looks_like(const uint8_t *p, size_t len)
 {
-    if (len < FH_IEX_HLEN || !fh_iex_header_ok(p, len) || fh_iex_feed_of(fh_iex_proto(p)) == FH_IEX_FEED_NONE)
-        return 0;
+    if (len < FH_IEX_HLEN || !fh_iex_header_ok(p, len) || fh_iex_feed_of(fh_iex_proto(p)) == FH_IEX_FEED_NONE) return 0;
     size_t off = FH_IEX_HLEN;
     for (uint32_t i = 0, n = fh_iex_count(p); i < n; i++) {
         if (off + 2 > len) return 0;

@@ -17,9 +17,9 @@
  *          Operational Halt 'O' -> 'h'   Short Sale Price Test 'P' -> 'Y'
  *          Security Event 'E' -> FH_OP_SEC_EVENT   Official Price 'X' -> FH_OP_OFFICIAL
  *          Auction Information 'A' -> 'I' (as ITCH NOII)   Retail Liquidity 'I': counted
- * A symbol's first appearance gives it its id (16384 + the venue's rank *
- * 12288 + the symbol's rank in the venue, in sequence order) and a directory
- * entry ('R') before its first operation.  Prices are signed 8-byte integers
+ * A symbol's first appearance gives it its id (16384 + its feed's id block *
+ * 12288 + the symbol's rank in the feed, in sequence order; iex.h) and a
+ * directory entry ('R') before its first operation.  Prices are signed 8-byte integers
  * with 4 decimals: outside the books' u32 they are counted
  * (FH_ERR_IEX_PRICE_RANGE), never truncated.  Timestamps stay ns since the
  * Unix epoch. */
@@ -30,9 +30,9 @@
 FH_INLINE uint32_t iex_instr(fh_lane_t *r, const fh_stream_t *s, const uint8_t *sym, uint64_t ts)
 {
     int fresh = 0;
-    const uint32_t venue = r->route.pitch_rank[s->venue];
-    const uint32_t id = fh_sym_id(&r->route.pitch_ids, venue, 0, fh_iex_sym(sym),
-                                  FH_PITCH_ID_BASE + venue * FH_PITCH_VENUE_IDS, FH_PITCH_VENUE_IDS, &fresh);
+    const uint32_t block = fh_iex_block(r->route.pitch_rank[s->venue], s->unit);
+    const uint32_t id = fh_sym_id(&r->route.pitch_ids, block, 0, fh_iex_sym(sym),
+                                  FH_PITCH_ID_BASE + block * FH_PITCH_VENUE_IDS, FH_PITCH_VENUE_IDS, &fresh);
     if (FH_UNLIKELY(id == 0 || id > r->book.n_instr)) {
         r->st.errors[FH_ERR_IEX_ID_RANGE]++;
         return 0;

@@ -11,7 +11,6 @@
  * header checked), from message `skip` on, into the books (or counted,
  * decode-only mode).  Out of line: one call per datagram, the walk and
  * decoder inlined inside it.  Returns how many messages were whole. */
-uint32_t fh_pipe_walk_iex(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count,
-                          uint32_t skip);
+uint32_t fh_pipe_walk_iex(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32_t len, uint32_t count, uint32_t skip);
 
 #endif

@@ -29,26 +29,26 @@
 #define FH_IEX_IN_DEEPPLUS 4u
 #define FH_IEX_IN_ALL 7u
 
-#define FH_IEX_MESSAGES(FH_X)                                                                      \
-    FH_X('S', SYSTEM_EVENT,    10, FH_IEX_IN_ALL, "System Event")                                \
-    FH_X('D', DIRECTORY,       31, FH_IEX_IN_ALL, "Security Directory")                          \
-    FH_X('H', TRADING_STATUS,  22, FH_IEX_IN_ALL, "Trading Status")                              \
-    FH_X('I', RETAIL,          18, FH_IEX_IN_ALL, "Retail Liquidity Indicator")                  \
-    FH_X('O', OP_HALT,         18, FH_IEX_IN_ALL, "Operational Halt Status")                     \
-    FH_X('P', SHORT_SALE,      19, FH_IEX_IN_ALL, "Short Sale Price Test Status")                \
-    FH_X('E', SECURITY_EVENT,  18, FH_IEX_IN_ALL, "Security Event")                              \
-    FH_X('Q', QUOTE,           42, FH_IEX_IN_TOPS, "Quote Update")                               \
-    FH_X('8', PLU_BUY,         30, FH_IEX_IN_DEEP, "Price Level Update, Buy Side")               \
-    FH_X('5', PLU_SELL,        30, FH_IEX_IN_DEEP, "Price Level Update, Sell Side")              \
-    FH_X('T', TRADE,           38, FH_IEX_IN_ALL, "Trade Report")                                \
-    FH_X('X', OFFICIAL_PRICE,  26, FH_IEX_IN_TOPS | FH_IEX_IN_DEEP, "Official Price")            \
-    FH_X('B', TRADE_BREAK,     38, FH_IEX_IN_ALL, "Trade Break")                                 \
-    FH_X('A', AUCTION,         80, FH_IEX_IN_TOPS | FH_IEX_IN_DEEP, "Auction Information")       \
-    FH_X('a', ADD,             38, FH_IEX_IN_DEEPPLUS, "Add Order")                              \
-    FH_X('M', MODIFY,          38, FH_IEX_IN_DEEPPLUS, "Order Modify")                           \
-    FH_X('R', DELETE,          26, FH_IEX_IN_DEEPPLUS, "Order Delete")                           \
-    FH_X('L', EXECUTED,        46, FH_IEX_IN_DEEPPLUS, "Order Executed")                         \
-    FH_X('C', CLEAR_BOOK,      18, FH_IEX_IN_DEEPPLUS, "Clear Book")
+#define FH_IEX_MESSAGES(FH_X)                                                        \
+    FH_X('S', SYSTEM_EVENT, 10, FH_IEX_IN_ALL, "System Event")                       \
+    FH_X('D', DIRECTORY, 31, FH_IEX_IN_ALL, "Security Directory")                    \
+    FH_X('H', TRADING_STATUS, 22, FH_IEX_IN_ALL, "Trading Status")                   \
+    FH_X('I', RETAIL, 18, FH_IEX_IN_ALL, "Retail Liquidity Indicator")               \
+    FH_X('O', OP_HALT, 18, FH_IEX_IN_ALL, "Operational Halt Status")                 \
+    FH_X('P', SHORT_SALE, 19, FH_IEX_IN_ALL, "Short Sale Price Test Status")         \
+    FH_X('E', SECURITY_EVENT, 18, FH_IEX_IN_ALL, "Security Event")                   \
+    FH_X('Q', QUOTE, 42, FH_IEX_IN_TOPS, "Quote Update")                             \
+    FH_X('8', PLU_BUY, 30, FH_IEX_IN_DEEP, "Price Level Update, Buy Side")           \
+    FH_X('5', PLU_SELL, 30, FH_IEX_IN_DEEP, "Price Level Update, Sell Side")         \
+    FH_X('T', TRADE, 38, FH_IEX_IN_ALL, "Trade Report")                              \
+    FH_X('X', OFFICIAL_PRICE, 26, FH_IEX_IN_TOPS | FH_IEX_IN_DEEP, "Official Price") \
+    FH_X('B', TRADE_BREAK, 38, FH_IEX_IN_ALL, "Trade Break")                         \
+    FH_X('A', AUCTION, 80, FH_IEX_IN_TOPS | FH_IEX_IN_DEEP, "Auction Information")   \
+    FH_X('a', ADD, 38, FH_IEX_IN_DEEPPLUS, "Add Order")                              \
+    FH_X('M', MODIFY, 38, FH_IEX_IN_DEEPPLUS, "Order Modify")                        \
+    FH_X('R', DELETE, 26, FH_IEX_IN_DEEPPLUS, "Order Delete")                        \
+    FH_X('L', EXECUTED, 46, FH_IEX_IN_DEEPPLUS, "Order Executed")                    \
+    FH_X('C', CLEAR_BOOK, 18, FH_IEX_IN_DEEPPLUS, "Clear Book")
 
 /* FH_IEX_LEN_QUOTE == 42, ... ; FH_IEX_TYPE_QUOTE == 'Q', ... */
 #define FH_IEX_SPEC_LEN_ENUM(type, tag, len, feeds, name) FH_IEX_LEN_##tag = (len),

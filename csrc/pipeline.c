@@ -335,23 +335,31 @@ static void shm_venues(fh_lane_t *r)
     FH_STORE_RELEASE(&h->n_venues, r->route.n_venues);
 }
 
+/* Instrument id blocks (pitch.h) a venue of protocol `proto` takes. */
+static uint32_t id_blocks(uint32_t proto)
+{
+    return proto == FH_PROTO_PITCH ? 1u : proto == FH_PROTO_IEX ? FH_IEX_BLOCKS : 0u;
+}
+
 int fh_lane_set_venue(fh_lane_t *r, uint32_t venue, const char *name, uint32_t proto)
 {
     if (venue >= 8 || !name || !name[0] || strlen(name) > 7 || proto > FH_PROTO_IEX) return -1;
-    /* PITCH and IEX venues rank in venue order (their instrument id ranges):
-     * at most FH_PITCH_MAX_VENUES of them, checked before anything changes. */
+    /* PITCH and IEX venues take instrument id blocks in venue order: one per
+     * PITCH venue, one per feed of an IEX venue (FH_IEX_BLOCKS); at most
+     * FH_PITCH_MAX_VENUES blocks, checked before anything changes. */
     const uint32_t n = venue >= r->route.n_venues ? venue + 1 : r->route.n_venues;
     uint32_t ranked = 0;
-    for (uint32_t v = 0; v < n; v++)
-        ranked += (v == venue ? proto : r->route.venue_protocol[v]) != FH_PROTO_MOLD;
+    for (uint32_t v = 0; v < n; v++) ranked += id_blocks(v == venue ? proto : r->route.venue_protocol[v]);
     if (ranked > FH_PITCH_MAX_VENUES) return -1;
     snprintf(r->route.venue_names[venue], sizeof r->route.venue_names[venue], "%s", name);
     r->route.venue_protocol[venue] = (uint8_t)proto;
     r->route.n_venues = n;
     shm_venues(r);
     uint32_t j = 0;
-    for (uint32_t v = 0; v < n; v++)
-        if (r->route.venue_protocol[v] != FH_PROTO_MOLD) r->route.pitch_rank[v] = (uint8_t)j++;
+    for (uint32_t v = 0; v < n; v++) {
+        r->route.pitch_rank[v] = (uint8_t)j;
+        j += id_blocks(r->route.venue_protocol[v]);
+    }
     return 0;
 }
 

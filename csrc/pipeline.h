@@ -431,10 +431,10 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
         venue = r->route.lines[i].venue;
     } else if (FH_LIKELY(!r->index.frame)) {
         proto = fh_route_protocol(&r->route, &u);
-        venue = proto == FH_PROTO_MOLD    ? 0
-                : proto == FH_PROTO_PITCH ? r->route.pitch_default_venue
+        venue = proto == FH_PROTO_MOLD                                         ? 0
+                : proto == FH_PROTO_PITCH                                      ? r->route.pitch_default_venue
                 : FH_LIKELY(r->route.iex_default_venue != FH_ROUTE_VENUE_NONE) ? r->route.iex_default_venue
-                                                                                : fh_pipe_iex_venue(r);
+                                                                               : fh_pipe_iex_venue(r);
     }
     /* The stream: a MoldUDP64 session, or a PITCH unit, on this UDP port. */
     uint8_t pkey[FH_MOLD_SESSION_LEN];
@@ -529,7 +529,7 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     if (FH_UNLIKELY(r->route.n_lanes > 1) && !r->route.n_lines && !r->route.own_all) {
         /* An IEX venue's streams (its sessions) share one lane: their symbols
          * rank into one id range, in sequence order. */
-        const uint32_t owner = !s                         ? 0
+        const uint32_t owner = !s                            ? 0
                                : s->protocol == FH_PROTO_IEX ? s->venue % r->route.n_lanes
                                                              : (uint32_t)(s - r->session.streams.v) % r->route.n_lanes;
         if (owner != r->route.lane) return;

@@ -92,7 +92,8 @@ FH_INLINE uint32_t fh_sym_id(fh_pitch_ids_t *m, uint32_t venue, uint32_t unit, u
 /* The id of a PITCH (venue, unit, symbol); units are 1..FH_PITCH_MAX_UNITS. */
 FH_INLINE uint32_t fh_pitch_id(fh_pitch_ids_t *m, uint32_t venue, uint32_t unit, uint64_t sym, int *fresh)
 {
-    return fh_sym_id(m, venue, unit, sym, FH_PITCH_ID_BASE + venue * FH_PITCH_VENUE_IDS + (unit - 1) * FH_PITCH_UNIT_IDS,
+    return fh_sym_id(m, venue, unit, sym,
+                     FH_PITCH_ID_BASE + venue * FH_PITCH_VENUE_IDS + (unit - 1) * FH_PITCH_UNIT_IDS,
                      unit >= 1 ? FH_PITCH_UNIT_IDS : 0, fresh);
 }
 

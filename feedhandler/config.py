@@ -84,8 +84,11 @@ PROTOCOLS = ("itch", "pitch", "iex")
 DEFAULT_VENUE = {"itch": "XNAS", "pitch": "BATS", "iex": "IEXG"}
 #: The C core's number for each protocol (fh_lane_set_venue).
 PROTOCOL_IDS = {"itch": 0, "pitch": 1, "iex": 2}
-#: PITCH and IEX venues one run may hold (each has its own range of instrument ids).
+#: Instrument id blocks one run may hold (16384 + 12288 * block + rank): a
+#: PITCH venue takes one, an IEX venue three (TOPS, DEEP and DEEP+ each have
+#: their own instruments).
 MAX_PITCH_VENUES = 4
+ID_BLOCKS = {"itch": 0, "pitch": 1, "iex": 3}
 
 
 def venues_of(channels: Sequence["Channel"]) -> List[Tuple[str, str]]:
@@ -199,7 +202,8 @@ def load(path: str, cores: Optional[Sequence[int]] = None) -> List[Channel]:
 
 def check_venues(channels: Sequence["Channel"], where: str) -> None:
     """One protocol per venue, one ITCH venue (its stock locates are the
-    instrument ids), at most MAX_PITCH_VENUES PITCH venues."""
+    instrument ids), at most MAX_PITCH_VENUES instrument id blocks (PITCH and
+    IEX venues)."""
     proto = {}
     for ch in channels:
         v = ch.venue_name()
@@ -208,9 +212,13 @@ def check_venues(channels: Sequence["Channel"], where: str) -> None:
     itch = sorted(v for v, p in proto.items() if p == "itch")
     if len(itch) > 1:
         raise ConfigError("%s: %d ITCH venues (%s); one run holds one ITCH venue" % (where, len(itch), ", ".join(itch)))
-    pitch = [v for v, p in proto.items() if p != "itch"]
-    if len(pitch) > MAX_PITCH_VENUES:
-        raise ConfigError("%s: %d PITCH and IEX venues; at most %d per run" % (where, len(pitch), MAX_PITCH_VENUES))
+    blocks = sum(ID_BLOCKS[p] for p in proto.values())
+    if blocks > MAX_PITCH_VENUES:
+        raise ConfigError(
+            "%s: %s need %d instrument id blocks (1 per PITCH venue, 3 per IEX venue: one per feed); "
+            "at most %d per run"
+            % (where, ", ".join(v for v, p in proto.items() if p != "itch"), blocks, MAX_PITCH_VENUES)
+        )
 
 
 def cores_of(channels: Sequence[Channel], cores: Optional[Sequence[int]] = None) -> List[int]:

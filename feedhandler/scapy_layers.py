@@ -727,10 +727,53 @@ _PITCH_NAMES = frozenset(
 )
 __all__ += sorted(_PITCH_NAMES)
 
+# IEX-TP and TOPS / DEEP / DEEP+ (feedhandler.scapy_iex), re-exported lazily
+# for the same reason.
+_IEX_NAMES = frozenset(
+    (
+        "IEX_HEADER_LEN",
+        "IEX_TOPS",
+        "IEX_DEEP",
+        "IEX_DEEP_PLUS",
+        "IEX_LENGTHS",
+        "IEX_CLASSES",
+        "IEX_FEED_TYPES",
+        "iex_segment",
+        "bind_iex_port",
+        "IexSegmentHeader",
+        "IexMessage",
+        "IexUnknown",
+        "IexSystemEvent",
+        "IexSecurityDirectory",
+        "IexTradingStatus",
+        "IexRetailLiquidityIndicator",
+        "IexOperationalHaltStatus",
+        "IexShortSalePriceTestStatus",
+        "IexSecurityEvent",
+        "IexQuoteUpdate",
+        "IexTradeReport",
+        "IexOfficialPrice",
+        "IexTradeBreak",
+        "IexAuctionInformation",
+        "IexPriceLevelUpdateBuy",
+        "IexPriceLevelUpdateSell",
+        "IexAddOrder",
+        "IexOrderModify",
+        "IexOrderDelete",
+        "IexOrderExecuted",
+        "IexClearBook",
+    )
+)
+__all__ += sorted(_IEX_NAMES)
+
 
 def __getattr__(name):
     if name in _PITCH_NAMES:
         from . import scapy_pitch
 
         return getattr(scapy_pitch, name)
+    if name in _IEX_NAMES:
+        from . import scapy_iex
+
+        return getattr(scapy_iex, name)
     raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -77,61 +77,39 @@ def iex_input(datagrams, opt=0):
 # ------------------------------------------------------------------- seeds
 
 
-IEX_T0 = 1_700_000_000 * 10**9
-
-
-def iex_segment(proto, session, seq, msgs, offset=0):
-    """An IEX-TP segment: the 40-byte header, then each message after its u16 LE length."""
-    body = b"".join(struct.pack("<H", len(m)) + m for m in msgs)
-    return struct.pack("<BBHIIHHqqq", 1, 0, proto, 1, session, len(body), len(msgs), offset, seq, IEX_T0) + body
-
-
 def iex_seeds():
     """Hand-made IEX-TP segments of the three feeds (layouts: docs/iex.md)."""
-    sym = lambda s: s.encode().ljust(8)  # noqa: E731
-    t = IEX_T0
-
-    def add(ref, side, sh, px, s="ZIEXT"):
-        return struct.pack("<cBq8sqIq", b"a", ord(side), t, sym(s), ref, sh, px)
-
-    def mod(ref, sh, px, s="ZIEXT"):
-        return struct.pack("<cBq8sqIq", b"M", 1, t, sym(s), ref, sh, px)
-
-    def dele(ref, s="ZIEXT"):
-        return struct.pack("<cBq8sq", b"R", 0, t, sym(s), ref)
-
-    def exe(ref, sh, px, tid, s="ZIEXT"):
-        return struct.pack("<cBq8sqIqq", b"L", 0, t, sym(s), ref, sh, px, tid)
-
-    def sysev(code):
-        return struct.pack("<cBq", b"S", ord(code), t)
-
-    def plu(side, flags, sh, px, s="MSFT"):
-        return struct.pack("<cBq8sIq", side, flags, t, sym(s), sh, px)
-
-    def quote(bs, bp, ap, asz, s="SPY"):
-        return struct.pack("<cBq8sIqqI", b"Q", 0, t, sym(s), bs, bp, ap, asz)
-
-    def trade(code, sh, px, tid, s="SPY"):
-        return struct.pack("<cBq8sIqq", code, 0x80, t, sym(s), sh, px, tid)
-
-    def clear(s="ZIEXT"):
-        return struct.pack("<cBq8s", b"C", 0, t, sym(s))
-
-    def status(code, s="ZIEXT"):
-        return struct.pack("<cBq8s4s", b"H", ord(code), t, sym(s), b"    ")
-
+    seg, add, sysev, plu, trade = F.iex_segment, F.iex_add, F.iex_system, F.iex_plu, F.iex_trade
+    mod, exe, dele, clear, status, quote = (
+        F.iex_modify,
+        F.iex_executed,
+        F.iex_delete,
+        F.iex_clear,
+        F.iex_status,
+        F.iex_quote,
+    )
     dp = [
-        iex_segment(0x8005, 7, 0, [sysev("O"), status("T"), add(1, "8", 100, 990500), add(2, "5", 200, 991000)]),
-        iex_segment(0x8005, 7, 4, [], offset=200),
-        iex_segment(0x8005, 7, 4, [mod(1, 150, 990600), exe(2, 50, 991000, 77), add(3, "8", 10, 990000, "AAPL")]),
-        iex_segment(0x8005, 7, 7, [dele(3, "AAPL"), clear(), add(4, "5", 5, -1), sysev("C")]),
+        seg(0x8005, 7, 0, [sysev("O"), status("T"), add(1, "8", 100, 990500), add(2, "5", 200, 991000)]),
+        seg(0x8005, 7, 4, [], offset=200),
+        seg(0x8005, 7, 4, [mod(1, 150, 990600), exe(2, 50, 991000, 77), add(3, "8", 10, 990000, "AAPL")]),
+        seg(0x8005, 7, 7, [dele(3, "AAPL"), clear(), add(4, "5", 5, -1), sysev("C")]),
     ]
     deep = [
-        iex_segment(0x8004, 9, 0, [plu(b"8", 1, 100, 500000), plu(b"5", 0, 300, 500100), plu(b"8", 0, 50, 500200)]),
-        iex_segment(0x8004, 9, 3, [plu(b"8", 1, 0, 500200), trade(b"T", 10, 500100, 5, "MSFT")]),
+        seg(0x8004, 9, 0, [plu(b"8", 1, 100, 500000), plu(b"5", 0, 300, 500100), plu(b"8", 0, 50, 500200)]),
+        seg(0x8004, 9, 3, [plu(b"8", 1, 0, 500200), trade(10, 500100, 5, "MSFT", flags=0x80)]),
     ]
-    tops = [iex_segment(0x8003, 11, 0, [quote(100, 1500000, 1500100, 200), trade(b"T", 100, 1500000, 9), trade(b"B", 100, 1500000, 9)])]
+    tops = [
+        seg(
+            0x8003,
+            11,
+            0,
+            [
+                quote(100, 1500000, 1500100, 200),
+                trade(100, 1500000, 9, flags=0x80),
+                trade(100, 1500000, 9, kind=b"B", flags=0x80),
+            ],
+        )
+    ]
     return {
         "iex_deepplus": iex_input([(2, p) for p in dp]),
         "iex_deepplus_ab": iex_input([(2 | i % 2, p) for i, p in enumerate(dp + dp[1:3])], opt=4),
@@ -139,10 +117,9 @@ def iex_seeds():
         "iex_deep": iex_input([(2, p) for p in deep]),
         "iex_deep_lanes": iex_input([(2, p) for p in deep + dp], opt=8),
         "iex_tops": iex_input([(2, p) for p in tops], opt=16),
-        "iex_sessions": iex_input([(2, p) for p in dp[:2]] + [(2, iex_segment(0x8005, 8, 0, [add(9, "8", 1, 1)]))]),
+        "iex_sessions": iex_input([(2, p) for p in dp[:2]] + [(2, seg(0x8005, 8, 0, [add(9, "8", 1, 1)]))]),
         "iex_decode": iex_input([(2, p) for p in dp + deep + tops], opt=2),
     }
-
 
 
 def pitch_frame_seeds(pday, sample):

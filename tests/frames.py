@@ -188,3 +188,87 @@ def binfile_bytes(msgs: Iterable[bytes]) -> bytes:
 
 def gz(data: bytes) -> bytes:
     return _gzip.compress(data, compresslevel=1, mtime=0)
+
+
+# ---------------------------------------------------------------- IEX-TP (struct, no scapy)
+# Layouts: docs/iex.md (IEX-TP v1, TOPS 1.6, DEEP 1.0, DEEP+ 1.0); every field little-endian.
+
+IEX_T0 = 1_700_000_000 * 10**9
+IEX_TOPS, IEX_DEEP, IEX_DEEPPLUS = 0x8003, 0x8004, 0x8005
+
+
+def iex_segment(proto, session, seq, msgs, offset=0, send_time=IEX_T0, channel=1, version=1, count=None, paylen=None):
+    """An IEX-TP segment (a UDP payload): the 40-byte header, then each message
+    after its u16 LE length.  ``seq`` is the wire's First Message Sequence Number."""
+    body = b"".join(struct.pack("<H", len(m)) + m for m in msgs)
+    return (
+        struct.pack(
+            "<BBHIIHHqqq",
+            version,
+            0,
+            proto,
+            channel,
+            session,
+            len(body) if paylen is None else paylen,
+            len(msgs) if count is None else count,
+            offset,
+            seq,
+            send_time,
+        )
+        + body
+    )
+
+
+def iex_sym(s: str) -> bytes:
+    return s.encode().ljust(8)
+
+
+def iex_system(code, ts=IEX_T0):
+    return struct.pack("<cBq", b"S", ord(code), ts)
+
+
+def iex_add(ref, side, shares, price, sym="ZIEXT", ts=IEX_T0):
+    """DEEP+ Add Order; side '8' buy, '5' sell."""
+    return struct.pack("<cBq8sqIq", b"a", ord(side), ts, iex_sym(sym), ref, shares, price)
+
+
+def iex_modify(ref, shares, price, sym="ZIEXT", ts=IEX_T0, flags=1):
+    return struct.pack("<cBq8sqIq", b"M", flags, ts, iex_sym(sym), ref, shares, price)
+
+
+def iex_delete(ref, sym="ZIEXT", ts=IEX_T0):
+    return struct.pack("<cBq8sq", b"R", 0, ts, iex_sym(sym), ref)
+
+
+def iex_executed(ref, shares, price, trade_id, sym="ZIEXT", ts=IEX_T0):
+    return struct.pack("<cBq8sqIqq", b"L", 0, ts, iex_sym(sym), ref, shares, price, trade_id)
+
+
+def iex_clear(sym="ZIEXT", ts=IEX_T0):
+    return struct.pack("<cBq8s", b"C", 0, ts, iex_sym(sym))
+
+
+def iex_plu(side, flags, shares, price, sym="MSFT", ts=IEX_T0):
+    """DEEP Price Level Update: side b'8' buy, b'5' sell; flags 1 = event complete."""
+    return struct.pack("<cBq8sIq", side, flags, ts, iex_sym(sym), shares, price)
+
+
+def iex_quote(bid_size, bid, ask, ask_size, sym="SPY", ts=IEX_T0, flags=0):
+    return struct.pack("<cBq8sIqqI", b"Q", flags, ts, iex_sym(sym), bid_size, bid, ask, ask_size)
+
+
+def iex_trade(shares, price, trade_id, sym="SPY", ts=IEX_T0, kind=b"T", flags=0):
+    """Trade Report 'T' (or Trade Break, kind b'B')."""
+    return struct.pack("<cBq8sIqq", kind, flags, ts, iex_sym(sym), shares, price, trade_id)
+
+
+def iex_status(code, sym="ZIEXT", ts=IEX_T0, reason=b"    "):
+    return struct.pack("<cBq8s4s", b"H", ord(code), ts, iex_sym(sym), reason)
+
+
+def iex_official(kind, price, sym="ZIEXT", ts=IEX_T0):
+    return struct.pack("<cBq8sq", b"X", ord(kind), ts, iex_sym(sym), price)
+
+
+def iex_security_event(code, sym="ZIEXT", ts=IEX_T0):
+    return struct.pack("<cBq8s", b"E", ord(code), ts, iex_sym(sym))

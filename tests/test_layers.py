@@ -22,8 +22,10 @@ LAYERS = [
     ("latency and pacing", ["latency.h", "pace.h"]),
     # The message tables (plain X-macro data): ITCH 5.0, and Cboe PITCH and IEX beside it.
     ("message tables", ["itch_spec.h", "pitch_spec.h", "iex_spec.h"]),
-    ("wire formats", ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c", "pitch.h", "pitch.c",
-      "iex.h", "iex.c"]),
+    (
+        "wire formats",
+        ["net.h", "mold.h", "mold.c", "itch.h", "itch.c", "soup.h", "soup.c", "pitch.h", "pitch.c", "iex.h", "iex.c"],
+    ),
     ("shared memory", ["shm.h", "shm.c"]),
     # The books and the events they write as they apply messages; publishing
     # (slots, BBO) is the stage above, reached from the book only through the
