@@ -55,8 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint32_t lanes = (opt & 8u) ? 2 : 1;
     fh_lane_cfg_t cfg;
     fuzz_small_cfg(&cfg, mode);
-    /* IEX ids start past the ITCH locates: room for the first venue's first 64. */
-    cfg.max_instruments = FH_PITCH_ID_BASE + 64;
+    /* IEX ids start past the ITCH locates, a block per feed (iex.h): room for
+     * the first 64 symbols of each of the three feeds. */
+    cfg.max_instruments = FH_PITCH_ID_BASE + 2 * FH_PITCH_VENUE_IDS + 64;
     cfg.lanes = lanes;
     char err[256];
     fh_lane_t *r[2] = {NULL, NULL};
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r[1] != NULL, "fh_lane_new_peer: %s", err);
     }
     for (uint32_t l = 0; l < lanes; l++) {
-        /* IEXG as the first PITCH/IEX venue (rank 0: ids from FH_PITCH_ID_BASE). */
+        /* IEXG as the first PITCH/IEX venue (its feeds' ids from FH_PITCH_ID_BASE). */
         FUZZ_CHECK(fh_lane_set_venue(r[l], 1, "IEXG", 2) == 0, "venue");
         if (opt & 4u) {
             FUZZ_CHECK(fh_lane_add_line(r[l], IEX_A, IEX_PORT, lanes - 1, 0, 0) == 0, "add_line A");
@@ -123,8 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (uint32_t t = FH_IEX_BY_TYPE; t < 256; t++)
             FUZZ_CHECK(!now.by_type[t] || (fh_iex_type_table[t & 0x7F] != 0), "by_type[0x%x] counted", t);
         if (mode != FH_MODE_DECODE)
-            for (uint32_t loc = FH_PITCH_ID_BASE; loc <= FH_PITCH_ID_BASE + 64; loc++)
-                (void)fh_lane_instrument_flags(r[l], loc);
+            for (uint32_t b = 0; b < FH_IEX_BLOCKS; b++)
+                for (uint32_t k = 0; k <= 64; k++)
+                    (void)fh_lane_instrument_flags(r[l], FH_PITCH_ID_BASE + b * FH_PITCH_VENUE_IDS + k);
     }
     if (mode == FH_MODE_PUBLISH) fuzz_check_segment(r[0], lanes);
     if (mode != FH_MODE_DECODE)
