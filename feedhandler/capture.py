@@ -38,7 +38,8 @@ class Capture:
     plus the IP total length; NO_STAMP when it is not a whole IPv4 datagram),
     ``dst[i]`` its destination address (0 when not IPv4) and ``msgs[i]`` its
     messages (a MoldUDP64 datagram's message count, heartbeats and end of
-    session 0; a PITCH unit's count; 1 for any other frame)."""
+    session 0; a PITCH unit's count; an IEX-TP segment's count; 1 for any
+    other frame)."""
 
     path: str
     format: str
@@ -237,7 +238,14 @@ def _classify(data: bytes, offs: Sequence[int], lens: Sequence[int]) -> Tuple[li
                         u = o + l2 + ihl
                         plen = min(be16(data, u + 4)[0], tot - ihl) - 8
                         p = u + 8
-                        if plen >= 8 and data[p] | data[p + 1] << 8 == plen:
+                        if (
+                            plen >= 40
+                            and data[p] == 1
+                            and 0x8003 <= (data[p + 2] | data[p + 3] << 8) <= 0x8005
+                            and data[p + 12] | data[p + 13] << 8 == plen - 40
+                        ):
+                            m = data[p + 14] | data[p + 15] << 8  # an IEX-TP segment: its count (0 heartbeat)
+                        elif plen >= 8 and data[p] | data[p + 1] << 8 == plen:
                             m = data[p + 2]  # a PITCH sequenced unit: its count
                         elif plen >= 20:
                             c = be16(data, p + 18)[0]  # MoldUDP64: 0 heartbeat, 0xFFFF end of session

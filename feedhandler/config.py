@@ -422,7 +422,7 @@ class ReplayConfig:
             raise ReplayConfigError("channels have %d lines; at most %d are supported" % (n_lines, _MAX_LINES))
         for ch in chans:
             if ch.protocol not in PROTOCOLS:
-                raise _bad("channels", 'channels whose protocol is "itch" or "pitch"', ch.protocol)
+                raise _bad("channels", 'channels whose protocol is "itch", "pitch" or "iex"', ch.protocol)
         try:
             check_venues(chans, "channels")
         except Exception as exc:

@@ -1,6 +1,7 @@
 """The committed fixtures in pcaps/ decode to what pcaps/expected.json says
 (the generator's own accounting), and regenerate byte-identically."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -123,7 +124,142 @@ def test_fixture_regenerates_identically(tmp_path, name):
         )
 
 
-MOLD_FIXTURES = sorted(n for n in EXPECTED if "pitch" not in EXPECTED[n]["gen_args"])
+def _protocol(name):
+    args = EXPECTED[name]["gen_args"]
+    return args[args.index("--protocol") + 1] if "--protocol" in args else "itch"
+
+
+IEX_FIXTURES = sorted(n for n in EXPECTED if _protocol(n).startswith("iex"))
+# (fixture, file): every IEX capture, and the gzip copy of the one that has one.
+IEX_FILES = [(n, n + ".pcap") for n in IEX_FIXTURES] + [
+    (n, n + ".pcap.gz") for n in IEX_FIXTURES if os.path.exists(os.path.join(PCAPS, n + ".pcap.gz"))
+]
+
+
+def _read_capture(file):
+    with open(os.path.join(PCAPS, file), "rb") as f:
+        data = f.read()
+    return gzip.decompress(data) if file.endswith(".gz") else data
+
+
+def _replay_books(data, depth):
+    """(stats, --dump-books CSV, Replay) of a Python API replay of capture bytes."""
+    import tempfile
+
+    r = Replay(max_orders=1 << 16, max_levels=1 << 18, ring_events=1 << 16)
+    res = r.run_buffer(data)
+    assert res.ok, res.error
+    r.finish()
+    with tempfile.TemporaryDirectory() as tmp:
+        r.dump_books(os.path.join(tmp, "b.csv"), depth)
+        with open(os.path.join(tmp, "b.csv")) as f:
+            return r.stats(), f.read(), r
+
+
+def _iex_lines(data):
+    """Per line (destination group): [(session id, first internal sequence, message count)]
+    of every IEX-TP data segment, parsed in Python."""
+    lines = {}
+    for _, fr in F.parse_pcap(data):
+        ihl = (fr[14] & 15) * 4
+        dst = ".".join(str(b) for b in fr[14 + 16 : 14 + 20])
+        p = fr[14 + ihl + 8 :]
+        session, _, count = struct.unpack_from("<IHH", p, 8)
+        seq = struct.unpack_from("<q", p, 24)[0] + 1
+        lines.setdefault(dst, [])
+        if count:
+            lines[dst].append((session, seq, count))
+    return lines
+
+
+@pytest.mark.parametrize("name,file", IEX_FILES)
+def test_iex_fixture_counts_books_and_reference(name, file):
+    """An IEX fixture (or its gzip copy) replays to the recorded counters and
+    books digest, and to what the independent Python reference (tests/iexref.py)
+    makes of the same bytes: messages, per-type counts, gaps, duplicates and the
+    --dump-books CSV."""
+    from iexref import IexRef
+
+    exp = EXPECTED[name]
+    rep = exp["replay"]
+    st = replay(file)
+    assert {k: st[k] for k in rep} == rep
+    assert st["iex_packets"] == st["packets"] == exp["packets_line_a"] + exp["packets_line_b"]
+    assert st["mold_packets"] == 0 and st["pitch_packets"] == 0 and st["pkt_rejected"] == 0
+    # Every message the generator wrote is applied once, or lost on both lines.
+    assert st["messages"] + st["gaps"] == exp["messages"]
+    if st["gaps"] == 0:
+        assert st["by_type"] == exp["by_type"]
+
+    data = _read_capture(file)
+    assert hashlib.sha256(data).hexdigest() == exp["pcap_sha256"]
+    st2, got, r = _replay_books(data, exp["books_depth"])
+    assert st2["checksum"] == rep["checksum"]
+    assert got.count("\n") - 1 == exp["books_rows"] > 20
+    assert hashlib.sha256(got.encode()).hexdigest() == exp["books_sha256"]
+
+    ref = IexRef().feed_pcap(data).finish()
+    rs = ref.stats()
+    for key in ("messages", "by_type", "gaps", "duplicates", "heartbeats", "iex_packets", "iex_clears"):
+        assert st[key] == rs[key], key
+    assert not any(rs["errors"].values())
+    # The books as applied agree in full, stale instruments included (both apply
+    # every message that arrived, in sequence order); and the instruments flagged
+    # stale are exactly the reference's.
+    assert got == ref.dump_csv(exp["books_depth"])
+    shm = pytest.importorskip("feedhandler.shm")
+    ids = {i for ranks in ref.ranks.values() for i in ranks.values()}
+    assert {i for i in ids if r.flags(i) & shm.FLAG_STALE} == ref.stale_ids()
+    assert bool(ref.stale_ids()) == (rep["gaps"] > 0)
+
+
+def test_iex_deepplus_needs_both_lines():
+    """The DEEP+ fixture (2 sessions, loss on each line): either line alone
+    has gaps, the two together none, and every copy beyond the first is a
+    duplicate even though line B cuts the segments differently."""
+    exp = EXPECTED["sample_iex_deepplus"]
+    assert exp["iex"]["sessions"] == 2 and exp["replay"]["session_changes"] > 0
+    data = _read_capture("sample_iex_deepplus.pcap")
+    lines = _iex_lines(data)
+    assert len(lines) == 2
+    seen, copies = set(), 0
+    for segs in lines.values():
+        for session, seq, count in segs:
+            for s in range(seq, seq + count):
+                copies += (session, s) in seen
+                seen.add((session, s))
+    assert len(seen) == exp["messages"]
+    st = replay("sample_iex_deepplus.pcap")
+    assert st["gaps"] == 0 and st["messages"] == exp["messages"] and st["duplicates"] == copies > 0
+    recs = F.parse_pcap(data)
+    for dst in lines:
+        one = [(ts, fr) for ts, fr in recs if ".".join(str(b) for b in fr[30:34]) == dst]
+        alone, _, _ = _replay_books(F.pcap_bytes(one), 1)
+        assert alone["gaps"] > 0, dst
+
+
+def test_iex_deep_gaps_and_multi_update_events():
+    """The DEEP fixture: its gaps are exactly the messages no line carried, and
+    it has events of several Price Level Updates (one split over two segments)."""
+    exp = EXPECTED["sample_iex_deep"]
+    assert exp["iex"]["multi_level_events"] > 0 and exp["iex"]["straddling_events"] > 0
+    lines = _iex_lines(_read_capture("sample_iex_deep.pcap"))
+    assert len(lines) == 2
+    seen = {(session, s) for segs in lines.values() for session, seq, n in segs for s in range(seq, seq + n)}
+    st = replay("sample_iex_deep.pcap")
+    assert st["gaps"] == exp["messages"] - len(seen) > 0
+    assert st["messages"] == len(seen)
+
+
+def test_iex_tops_one_line():
+    """The TOPS fixture: line A only, no loss: every message once, no gaps."""
+    exp = EXPECTED["sample_iex_tops"]
+    st = replay("sample_iex_tops.pcap")
+    assert exp["packets_line_b"] == 0 and st["duplicates"] == 0 and st["gaps"] == 0
+    assert st["messages"] == exp["messages"] and st["by_type"] == exp["by_type"] and "iex_Q" in st["by_type"]
+
+
+MOLD_FIXTURES = sorted(n for n in EXPECTED if _protocol(n) == "itch")
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed (apt install tshark)")

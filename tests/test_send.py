@@ -96,6 +96,18 @@ def test_rate_spaces_messages_evenly(day):
     assert abs(int(plan.due_ns[-1]) / 1e9 - cap.messages / 100_000) < 0.01
 
 
+def test_messages_per_frame_of_each_protocol(tmp_path):
+    """--rate paces messages: a frame counts its MoldUDP64 datagram's, PITCH
+    unit's or IEX-TP segment's messages (heartbeats 0), any other frame 1."""
+    iex = F.iex_segment(F.IEX_DEEPPLUS, 7, 0, [F.iex_add(i, "8", 1, 100) for i in range(3)])
+    iex_hb = F.iex_segment(F.IEX_DEEPPLUS, 7, 3, [])
+    mold = F.mold([F.msg_A(ref=1), F.msg_A(ref=2)], seq=1)
+    pitch = struct.pack("<HBBI", 8 + 6 + 6, 2, 1, 1) + bytes([6, 0x20, 0, 0, 0, 0]) * 2
+    p = tmp_path / "mixed.pcap"
+    p.write_bytes(F.pcap_bytes([(i, F.frame(x)) for i, x in enumerate([iex, iex_hb, mold, pitch, b"xyz"])]))
+    assert list(load_capture(str(p)).msgs) == [3, 0, 2, 2, 1]
+
+
 def test_speed_keeps_the_captures_clock_and_zero_does_not_pace(day):
     cap = load_capture(day)
     plan = build_schedule(cap, speed=2.0)

@@ -75,8 +75,8 @@ into memory before the send starts.
 
 Pacing: --speed scales the capture's own clock (1, the default: as captured;
 0 or max: as fast as the port takes the frames); --rate re-times the frames so
-that their messages (a MoldUDP64 datagram's message count, a PITCH unit's; 1 for
-any other frame; heartbeats 0) go out evenly at that many per second. --burst
+that their messages (a MoldUDP64 datagram's message count, a PITCH unit's, an
+IEX-TP segment's; 1 for any other frame; heartbeats 0) go out evenly at that many per second. --burst
 FACTOR:MS:EVERY_S multiplies the rate by FACTOR for the first MS milliseconds
 of every EVERY_S seconds (a microburst). --loop N sends the capture N times
 back to back: sequence numbers are NOT rewritten, so a receiver counts every
