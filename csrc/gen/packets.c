@@ -200,7 +200,9 @@ static void fh_gen_send_iex(fh_gen_t *g, uint32_t c, uint16_t count, uint64_t it
         cut = count / 2u;
         for (uint32_t k = 0; k < cut; k++) cutb += 2u + fh_le16(f + FH_GEN_OFF_IEX_MSGS + cutb);
     }
-    int lost_a = 0, lost_b = 1;
+    /* Lost on both lines: line A's copy and at least one of line B's parts
+     * (messages no line carried). */
+    int lost_a = 0, lost_b = 0;
     for (uint32_t line = 0; line < g->lines; line++) {
         uint32_t parts = line == FH_GEN_LINE_B && cut ? 2 : 1;
         for (uint32_t part = 0; part < parts; part++) {
@@ -210,6 +212,7 @@ static void fh_gen_send_iex(fh_gen_t *g, uint32_t c, uint16_t count, uint64_t it
             if (lost) {
                 g->lost[line]++;
                 if (line == FH_GEN_LINE_A) lost_a = 1;
+                else lost_b = 1;
                 continue;
             }
             g->written[line]++;
@@ -219,7 +222,6 @@ static void fh_gen_send_iex(fh_gen_t *g, uint32_t c, uint16_t count, uint64_t it
                 fh_gen_pcap_record(g, f, flen, cap);
                 continue;
             }
-            lost_b = 0;
             fh_gen_bslot_t *s = fh_gen_bring_slot(g);
             if (!cut) {
                 memcpy(s->data, f, flen);
