@@ -647,13 +647,11 @@ static const uint8_t side_of[256] = {['B'] = FH_SIDE_BID + 1, ['S'] = FH_SIDE_AS
 
 static void copy_stock(char *dst, const char *src) { memcpy(dst, src, 8); }
 
-/* Empty one instrument's book (its orders and levels): fh_book_clear with
- * its bit alone.  Cold: a pass over the orders. */
-static __attribute__((noinline, cold)) void clear_one(fh_book_t *b, uint32_t locate)
+void fh_book_clear_marked(fh_book_t *b)
 {
-    b->clear_bits[locate >> 3] = (uint8_t)(1u << (locate & 7));
     fh_book_clear(b, b->clear_bits);
-    b->clear_bits[locate >> 3] = 0;
+    memset(b->clear_bits, 0, clear_bytes(b));
+    b->clears_marked = 0;
 }
 
 /* The operations with no ITCH message behind them (fh_api.h FH_OP_*), for an
@@ -710,11 +708,6 @@ FH_INLINE void book_apply_iex(fh_book_t *b, const fh_book_op_t *m, uint32_t loca
         break;
     case FH_OP_SEC_EVENT:
         fh_book_state_event(b, locate, 'E', m->u.mark.kind, ts);
-        break;
-    case FH_OP_CLEAR:
-        clear_one(b, locate);
-        in->held = 0;
-        vis = 2;
         break;
     default:
         break;
@@ -908,7 +901,6 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
     case FH_OP_QUOTE:
     case FH_OP_OFFICIAL:
     case FH_OP_SEC_EVENT:
-    case FH_OP_CLEAR:
         if (FH_UNLIKELY(!locate_ok(b, locate))) {
             c->locate_range++;
             return;
@@ -1022,8 +1014,19 @@ _Static_assert(sizeof(fh_order_t) == 16 && sizeof(fh_level_t) == 16, "four order
 void fh_book_clear(fh_book_t *b, const uint8_t *locates)
 {
 #define FH_BIT(loc) (locates[(loc) >> 3] & (1u << ((loc) & 7)))
+    /* The orders to find: every live order sits on one of its instrument's
+     * levels, which count them, so the pass over the store stops once all
+     * are found (a book of levels with no orders, IEX DEEP's, needs none). */
+    uint64_t want = 0;
+    for (uint32_t loc = 1; loc <= b->n_instr; loc++) {
+        if (!FH_BIT(loc)) continue;
+        for (int sd = 0; sd < 2; sd++) {
+            const fh_bside_t *s = &b->instr[loc].side[sd];
+            for (uint32_t k = 0; k < s->n; k++) want += b->levels[s->off + k].orders;
+        }
+    }
     uint64_t gone = 0;
-    for (uint64_t j = 0; j < b->window_size; j++) {
+    for (uint64_t j = 0; j < b->window_size && gone < want; j++) {
         fh_order_t *o = &b->window[j];
         if (o->shares && FH_BIT(o->locate)) {
             o->shares = 0;
@@ -1032,7 +1035,7 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
         }
     }
     /* The hash: survivors aside, cleared, reinserted (as when it grows). */
-    const uint64_t size = b->table_mask + 1;
+    const uint64_t size = gone < want ? b->table_mask + 1 : 0;
     uint32_t n = 0;
     for (uint64_t i = 0; i < size; i++) {
         const fh_horder_t *h = &b->table[i];
@@ -1040,7 +1043,7 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
         if (FH_BIT(h->o.locate)) gone++;
         else b->scratch[n++] = *h;
     }
-    if (n != b->hash_live) {
+    if (size && n != b->hash_live) {
         memset(b->table, 0, (size_t)size * sizeof *b->table);
         for (uint32_t k = 0; k < n; k++) {
             int found;
@@ -1057,6 +1060,7 @@ void fh_book_clear(fh_book_t *b, const uint8_t *locates)
             in->side[sd].dirty_from = 0;
         }
         in->flags = (uint8_t)(in->flags & ~FH_SLOT_DROPPED);
+        in->held = 0;
         in->dirty = 1;
         if (b->publish) {
             if (!in->queued) b->touched[b->n_touched++] = loc;

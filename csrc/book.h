@@ -155,7 +155,8 @@ typedef struct fh_book {
     int stream_gapped;    /* the current stream lost messages for good: a locate it shows for the
                            * first time may have lost its first messages (directory, adds) */
     uint32_t *touched;         /* instruments touched since the last flush, each once (n_instr + 1 entries) */
-    uint8_t *clear_bits;       /* one instrument's bit, for clearing its book alone (FH_OP_CLEAR) */
+    uint8_t *clear_bits;       /* instruments whose books are to be emptied (fh_book_clear_mark) */
+    uint32_t clears_marked;    /* bits set in clear_bits */
     uint32_t n_touched;
     uint64_t bytes;            /* memory reserved for the structures above */
     /* Publishing (publish.c, the layer above) for the two cold paths that
@@ -202,6 +203,15 @@ void fh_book_apply_batch(fh_book_t *b, const fh_book_op_t *m, uint32_t n);
  * stream's bitmap): their live orders and levels go, the rest of their state
  * stays (a snapshot overwrites it).  Cold path: one pass over the orders. */
 void fh_book_clear(fh_book_t *b, const uint8_t *locates);
+/* Several instruments' books to empty (IEX Clear Book), in one pass over the
+ * orders however many: mark each (its earlier operations applied first), then
+ * clear them all before anything else touches them. */
+FH_INLINE void fh_book_clear_mark(fh_book_t *b, uint32_t locate)
+{
+    b->clear_bits[locate >> 3] |= (uint8_t)(1u << (locate & 7));
+    b->clears_marked++;
+}
+void fh_book_clear_marked(fh_book_t *b);
 /* Level `rank` (0 = best, < side's n) of an instrument's side (cold path). */
 void fh_book_level(const fh_book_t *b, uint32_t locate, int side, uint32_t rank, uint32_t *price, uint64_t *shares,
                    uint32_t *orders);

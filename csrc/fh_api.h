@@ -314,14 +314,12 @@ typedef struct {                                                        /* DLCR 
  * are not ITCH letters.  FH_OP_LEVEL: a DEEP Price Level Update sets a level
  * to a size; FH_OP_QUOTE: a TOPS Quote Update is the whole top of book;
  * FH_OP_OFFICIAL: an official opening or closing price; FH_OP_SEC_EVENT: a
- * security event (opening or closing process complete); FH_OP_CLEAR: a
- * symbol's orders all removed (DEEP+ Clear Book). */
+ * security event (opening or closing process complete). */
 enum fh_op_type {
     FH_OP_LEVEL = 1,
     FH_OP_QUOTE = 2,
     FH_OP_OFFICIAL = 3,
-    FH_OP_SEC_EVENT = 4,
-    FH_OP_CLEAR = 5
+    FH_OP_SEC_EVENT = 4
 };
 typedef struct {                                                        /* FH_OP_LEVEL */
     uint32_t shares;                       /* the level's new size; 0 removes it */

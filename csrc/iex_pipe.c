@@ -8,7 +8,8 @@
  * Each message becomes the book operations it means (fh_book_op_t):
  *   DEEP+  Add Order 'a' -> 'A' (side '8' buy, '5' sell)   Order Modify 'M' -> 'U', same id
  *          Order Delete 'R' -> 'D'   Order Executed 'L' -> 'C' (trade at its price)
- *          Trade 'T' -> 'P'   Trade Break 'B' -> 'B'   Clear Book 'C' -> FH_OP_CLEAR
+ *          Trade 'T' -> 'P'   Trade Break 'B' -> 'B'   Clear Book 'C': the symbol's
+ *          book emptied (consecutive ones together, in one pass over the orders)
  *   DEEP   Price Level Update '8'/'5' -> FH_OP_LEVEL (the level set to its size; the
  *          event's last update publishes)   'T' -> 'P'   'B' -> 'B'
  *   TOPS   Quote Update 'Q' -> FH_OP_QUOTE (the top of book as sent)   'T', 'B'
@@ -115,6 +116,7 @@ static inline __attribute__((always_inline)) void iex_decode(void *ctx, const ui
     fh_lane_t *r = ctx;
     fh_stream_t *s = r->decoded.stream;
     if (!iex_accept(r, s, p, len)) return;
+    if (FH_UNLIKELY(r->book.clears_marked) && p[0] != FH_IEX_TYPE_CLEAR_BOOK) fh_book_clear_marked(&r->book);
     if (FH_UNLIKELY(r->decoded.n + 2 > FH_PKT_MSGS)) fh_pipe_apply_decoded(r);
     const uint8_t t = p[0];
     const uint64_t ts = fh_le64(p + 2);
@@ -124,20 +126,9 @@ static inline __attribute__((always_inline)) void iex_decode(void *ctx, const ui
         if (p[1] == 'C') s->ended = 1;
         return;
     }
-    /* Every other message names its symbol at offset 10. */
-    const uint32_t id = iex_instr(r, s, p + 10, ts);
-    if (FH_UNLIKELY(!id)) return;
+    /* Order operations find their order (and its instrument) by its id: the
+     * symbol they repeat is not looked up. */
     switch (t) {
-    case FH_IEX_TYPE_ADD: {
-        const uint64_t price = fh_le64(p + 30);
-        if (!iex_price_ok(r, price)) return;
-        fh_book_op_t *m = iex_op(r, s, 'A', id, ts);
-        m->u.A.order_reference_number = fh_le64(p + 18);
-        m->u.A.shares = fh_le32(p + 26);
-        m->u.A.price = (uint32_t)price;
-        m->u.A.buy_sell_indicator = p[1] == '8' ? 'B' : p[1] == '5' ? 'S' : p[1];
-        return;
-    }
     case FH_IEX_TYPE_MODIFY: {
         const uint64_t price = fh_le64(p + 30), ref = fh_le64(p + 18);
         if (!iex_price_ok(r, price)) {
@@ -165,6 +156,23 @@ static inline __attribute__((always_inline)) void iex_decode(void *ctx, const ui
         m->u.C.match_number = fh_le64(p + 38);
         m->u.C.execution_price = (uint32_t)price;
         m->u.C.printable = 'Y';
+        return;
+    }
+    default:
+        break;
+    }
+    /* Every other message names its instrument by the symbol at offset 10. */
+    const uint32_t id = iex_instr(r, s, p + 10, ts);
+    if (FH_UNLIKELY(!id)) return;
+    switch (t) {
+    case FH_IEX_TYPE_ADD: {
+        const uint64_t price = fh_le64(p + 30);
+        if (!iex_price_ok(r, price)) return;
+        fh_book_op_t *m = iex_op(r, s, 'A', id, ts);
+        m->u.A.order_reference_number = fh_le64(p + 18);
+        m->u.A.shares = fh_le32(p + 26);
+        m->u.A.price = (uint32_t)price;
+        m->u.A.buy_sell_indicator = p[1] == '8' ? 'B' : p[1] == '5' ? 'S' : p[1];
         return;
     }
     case FH_IEX_TYPE_PLU_BUY:
@@ -207,8 +215,12 @@ static inline __attribute__((always_inline)) void iex_decode(void *ctx, const ui
         iex_op(r, s, 'B', id, ts)->u.B.match_number = fh_le64(p + 30);
         return;
     case FH_IEX_TYPE_CLEAR_BOOK:
+        /* After what came before it; cleared with any Clear Books that follow
+         * it at once (a sweep costs one pass over the orders), before the
+         * next other message or at the segment's end. */
         r->st.iex_clears++;
-        iex_op(r, s, FH_OP_CLEAR, id, ts);
+        fh_pipe_apply_decoded(r);
+        fh_book_clear_mark(&r->book, id);
         return;
     case FH_IEX_TYPE_DIRECTORY: {
         fh_book_op_t *m = iex_op(r, s, 'R', id, ts);
@@ -283,5 +295,7 @@ uint32_t fh_pipe_walk_iex(fh_lane_t *r, fh_stream_t *s, const uint8_t *p, uint32
 {
     r->decoded.stream = s;
     if (FH_UNLIKELY(r->mode == FH_MODE_DECODE)) return fh_iex_walk(p, len, count, skip, iex_count, r, &r->st);
-    return fh_iex_walk(p, len, count, skip, iex_decode, r, &r->st);
+    const uint32_t whole = fh_iex_walk(p, len, count, skip, iex_decode, r, &r->st);
+    if (FH_UNLIKELY(r->book.clears_marked)) fh_book_clear_marked(&r->book);
+    return whole;
 }

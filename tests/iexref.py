@@ -61,10 +61,11 @@ contract of the pipeline (what the C core does with them):
   venue_rank: the venue's first id block, 1 without a config, where BATS is
   0 and IEXG joins after it), rank = 0.. per feed in order of
   a symbol's first appearance (8 bytes as on the wire) in an accepted message
-  of any type but 'S' (System Event), in the order the messages are applied
-  (sequence order on one stream), before any other check of the message;
-  rank >= 12288 -> iex_id_range and the message is not applied (whatever its
-  type: a Delete of a live order included).  A new id gets its directory
+  of any type but 'S' (System Event) and the order operations 'M', 'R', 'L'
+  (they find their order, and its instrument, by the order id: their symbol
+  is not looked up), in the order the messages are applied (sequence order
+  on one stream), before any other check of the message; rank >= 12288 ->
+  iex_id_range and the message is not applied.  A new id gets its directory
   entry (RefBook 'R', the symbol) before the message's operation;
 - DEEP+ ('a' side '8' buy / '5' sell, anything else is the book's bad_side):
   Add -> add; Order Modify -> replace keeping the order id (ITCH U with old =
@@ -301,11 +302,14 @@ class IexRef:
             if o in b.orders:
                 seen.add(b.orders[o][0])
 
-        # Every accepted message but 'S' gives its symbol an id, whatever follows.
-        loc = self.instrument(sym, proto)
-        if not loc:
-            return  # iex_id_range: not applied
-        seen.add(loc)
+        # Every accepted message but 'S' and the order operations gives its
+        # symbol an id, whatever follows.
+        loc = 0
+        if t not in "MRL":
+            loc = self.instrument(sym, proto)
+            if not loc:
+                return  # iex_id_range: not applied
+            seen.add(loc)
         oid = struct.unpack_from("<Q", m, 18)[0] if t in "aMRL" else 0  # the raw 8 bytes: the book's key
 
         if t == "a":

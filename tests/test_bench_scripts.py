@@ -32,6 +32,7 @@ SCRIPTS = [
     "bench_snapshot.py",
     "bench_reader.py",
     "bench_pitch.py",
+    "bench_iex.py",
     "bench_summary.py",
 ]
 COMPARE = os.path.join(SCRIPTS_DIR, "compare_builds.py")
@@ -524,3 +525,61 @@ def test_bench_summary_quick_dry_run(tmp_path):
     assert "differences under 5% mean nothing" in md
     if "not installed" in md:
         assert "itch-book skipped" in p.stderr  # bench_scale.py's own note, passed on
+
+
+@pytest.mark.slow
+def test_bench_iex_on_tiny_days(tmp_path):
+    """bench_iex.py end to end on tiny days (20 000 model messages, one run):
+    ITCH, DEEP+, DEEP and TOPS each decoded whole in every mode, the DEEP PLU
+    rates beside ITCH's, and the DEEP+ day replayed from its .pcap.gz and its
+    .pcap with peak RSS.  Tiny days measure start-up, not decoding, so the
+    exit status (a target missed) and the figures are not asserted."""
+    out = tmp_path / "iex.json"
+    p = subprocess.run(
+        [
+            sys.executable,
+            script("bench_iex.py"),
+            "--messages",
+            "20000",
+            "--symbols",
+            "20",
+            "--runs",
+            "1",
+            "--mem-messages",
+            "20000",
+            "--cpu",
+            "-1",
+            "--dir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    res = json.loads(out.read_text())
+    assert (res["messages"], res["symbols"], res["runs"]) == (20000, 20, 1)
+    days = res["days"]
+    assert sorted(days) == ["iex-deep", "iex-deepplus", "iex-tops", "itch"]
+    assert days["itch"]["messages"] == 20000
+    assert all(d["model_messages"] == 20000 and d["messages"] > 0 for d in days.values())
+    assert days["iex-deep"]["by_type"]["iex_8"] > 0 and "iex_a" in days["iex-deepplus"]["by_type"]
+    assert sorted(res["results"]) == ["book", "decode", "publish"]
+    for mode, r in res["results"].items():
+        for k in ("itch", "deepplus", "deepplus_model", "deep_plu_share", "deep_plu_all_time", "tops"):
+            assert len(r["runs"][k]) == 1 and r["median"][k] > 0, (mode, k)
+        # Every other message's time charged to the PLUs can only lower their rate.
+        assert r["median"]["deep_plu_all_time"] < r["median"]["deep_plu_share"]
+        assert r["ratio"]["deepplus_per_message"] == r["median"]["deepplus"] / r["median"]["itch"]
+        assert r["ratio_paired"]["deep_plu_share"] == r["median"]["deep_plu_share"] / r["median"]["itch"]  # one run
+    mem = res["memory"]
+    assert mem["model_messages"] == 20000 and 0 < mem["gz_bytes"] < mem["uncompressed_bytes"]
+    for k in ("pcap.gz", "pcap"):
+        row = mem["rows"][k]
+        assert row["maxrss"] > 0 and row["peak_anon"] > 0 and row["msgs_per_s"] > 0, k
+    assert mem["rows"]["pcap.gz"]["path"].endswith(".pcap.gz")
+    assert len(res["targets"]) == 5 and all(isinstance(t["met"], bool) for t in res["targets"])
+    assert p.returncode == (0 if all(t["met"] for t in res["targets"]) else 1)
+    assert "DEEP+ / ITCH" in p.stdout and "peak RSS" in p.stdout

@@ -273,3 +273,47 @@ def test_two_lanes_give_the_same_books(tmp_path):
     two, st2 = replay_books(tmp_path, p, extra=("--cores", "0,1"), tag="two")
     assert two == one
     assert (st2["messages"], st2["checksum"]) == (st1["messages"], st1["checksum"])
+
+
+def test_order_operations_do_not_give_ids(tmp_path):
+    """An Order Modify, Delete or Executed finds its order by its id; the symbol
+    it repeats is not looked up, so it gives no instrument id (a symbol seen
+    first in one, as when a replay starts mid-day, takes its id at its first
+    add or state message)."""
+    segs = [
+        F.iex_segment(
+            DEEPPLUS,
+            7,
+            0,
+            [
+                F.iex_delete(99, "LATE"),
+                F.iex_modify(98, 5, 1000, "LATE"),
+                F.iex_executed(97, 1, 1000, 5, "LATE"),
+                F.iex_add(1, "8", 10, 990000, "FIRST"),
+                F.iex_add(2, "5", 20, 991000, "LATE"),
+            ],
+        )
+    ]
+    p = tmp_path / "ids.pcap"
+    p.write_bytes(pcap(segs))
+    csv, st = replay_books(tmp_path, p)
+    assert csv.splitlines()[1:] == [
+        "%d,FIRST,B,1,990000,10,1" % ID_DEEPPLUS,
+        "%d,LATE,S,1,991000,20,1" % (ID_DEEPPLUS + 1),
+    ]
+    assert st["book"]["unknown_ref"] == 3 and not st["errors"]
+
+
+def test_a_sweep_of_clear_books(tmp_path):
+    """Clear Books one after another (a sweep at a session's end) empty every
+    symbol they name, together; orders of other symbols stay, and what comes
+    after them in the same segment is applied to the emptied books."""
+    adds = [F.iex_add(i + 1, "8" if i % 2 else "5", 10 + i, 990000 + 100 * i, "S%d" % (i % 4)) for i in range(12)]
+    sweep = [F.iex_clear("S0"), F.iex_clear("S1"), F.iex_clear("S2"), F.iex_add(50, "8", 7, 980000, "S1")]
+    p = tmp_path / "sweep.pcap"
+    p.write_bytes(pcap([F.iex_segment(DEEPPLUS, 7, 0, adds), F.iex_segment(DEEPPLUS, 7, 12, sweep)]))
+    csv, st = replay_books(tmp_path, p)
+    rows = csv.splitlines()[1:]
+    assert {r.split(",")[1] for r in rows} == {"S1", "S3"}
+    assert [r for r in rows if ",S1," in r] == ["%d,S1,B,1,980000,7,1" % (ID_DEEPPLUS + 1)]
+    assert st["iex_clears"] == 3 and st["book"]["orders_live"] == 1 + 3

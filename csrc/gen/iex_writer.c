@@ -285,8 +285,7 @@ static void fh_iex_event_write(fh_gen_t *g, fh_gen_chan_t *ch, const fh_gen_sym_
         uint32_t l = fh_iex_loc(g, s);
         int ext = g->dnow < FH_GEN_HMS(9, 30, 0) || g->dnow >= FH_GEN_HMS(16, 0, 0);
         int off = x->status[l] != 'T' || x->ophalt[l] == 'O';
-        uint8_t *m = fh_iex_simple(g, ch, s, ts, 'Q', FH_IEX_LEN_QUOTE,
-                                   (uint8_t)((off ? 0x80 : 0) | (ext ? 0x40 : 0)));
+        uint8_t *m = fh_iex_simple(g, ch, s, ts, 'Q', FH_IEX_LEN_QUOTE, (uint8_t)((off ? 0x80 : 0) | (ext ? 0x40 : 0)));
         fh_gen_put_le32(m + 18, t[0]);
         fh_gen_put_le64(m + 22, t[1]);
         fh_gen_put_le64(m + 30, t[2]);
