@@ -762,6 +762,26 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
         locate = o->locate;
         const int side = o->side;
         c->replaces++;
+        if (u->new_order_reference_number == u->original_order_reference_number && u->price == o->price &&
+            u->shares != 0) {
+            /* The same order at the same price (a PITCH or IEX modify of its
+             * size, the usual case): its level's shares move by the
+             * difference, in place -- what removing it and adding it again
+             * leaves, and counted as that (an add). */
+            c->adds++;
+            fh_bside_t *bs = &b->instr[locate].side[side];
+            fh_level_t *L = &b->levels[bs->off];
+            const uint32_t pos = lvl_lower_bound(L, bs->n, lvl_key(o->price, side), o->level);
+            int vis = 0;
+            if (FH_LIKELY(pos < bs->n && L[pos].key == lvl_key(o->price, side))) {   /* orders own their level */
+                L[pos].shares = L[pos].shares - o->shares + u->shares;
+                vis = lvl_touch(b, bs, bs->n - 1 - pos);
+            }
+            o->level = pos;
+            o->shares = u->shares;
+            touched(b, locate, vis, ts);
+            return;
+        }
         int vis = order_reduce(b, o, UINT32_MAX);
         if (FH_UNLIKELY(u->shares == 0 || u->price == 0)) c->zero_rejected++;
         else {
