@@ -317,3 +317,80 @@ def test_a_sweep_of_clear_books(tmp_path):
     assert {r.split(",")[1] for r in rows} == {"S1", "S3"}
     assert [r for r in rows if ",S1," in r] == ["%d,S1,B,1,980000,7,1" % (ID_DEEPPLUS + 1)]
     assert st["iex_clears"] == 3 and st["book"]["orders_live"] == 1 + 3
+
+
+def auction(sym, paired, ref, indicative, imbalance, side, book_price, kind=b"C"):
+    """DEEP/TOPS Auction Information (80 bytes)."""
+    return struct.pack(
+        "<cBq8sIqqIcBIqqqq",
+        b"A",
+        kind[0],
+        F.IEX_T0,
+        F.iex_sym(sym),
+        paired,
+        ref,
+        indicative,
+        imbalance,
+        side,
+        0,
+        1_700_000_000,
+        book_price,
+        ref,
+        ref - 100,
+        ref + 100,
+    )
+
+
+def test_state_messages_reach_the_slot_and_the_events(shm_name):
+    """Trading status, operational halt, short-sale test, security event,
+    official price, auction information, trades and breaks update the
+    instrument's slot and write the events their ITCH counterparts do."""
+    msgs = [
+        F.iex_status("O", "MSFT", reason=b"IPO2"),
+        struct.pack("<cBq8s", b"O", ord("O"), F.IEX_T0, F.iex_sym("MSFT")),
+        struct.pack("<cBq8sc", b"P", 1, F.IEX_T0, F.iex_sym("MSFT"), b"A"),
+        F.iex_security_event("O", "MSFT"),
+        F.iex_official("Q", 4_000_000, "MSFT"),
+        auction("MSFT", 500, 4_000_100, 4_000_200, 70, b"B", 4_000_300),
+        F.iex_trade(25, 4_000_500, 77, "MSFT"),
+        F.iex_trade(25, 4_000_500, 77, "MSFT", kind=b"B"),
+    ]
+    with Replay(shm=shm_name, **SMALL) as r:
+        assert r.run_buffer(pcap([F.iex_segment(DEEP, 5, 0, msgs)])).ok
+        r.finish()
+        st = r.stats()
+        seg = r.segment()
+        rec = seg.book(ID_DEEP).rec
+        seg.seek("oldest")
+        ev = [e for e in seg.events(1 << 10) if e["locate"] == ID_DEEP]
+    assert st["messages"] == 8 and not st["errors"]
+    assert (chr(rec["trading_state"]), chr(rec["reg_sho_action"])) == ("Q", "1")
+    assert (
+        int(rec["noii_paired_shares"]),
+        int(rec["noii_imbalance_shares"]),
+        chr(rec["noii_imbalance_direction"]),
+    ) == (
+        500,
+        70,
+        "B",
+    )
+    assert (int(rec["noii_reference_price"]), int(rec["noii_near_price"]), int(rec["noii_far_price"])) == (
+        4_000_100,
+        4_000_200,
+        4_000_300,
+    )
+    assert (int(rec["last_trade_price"]), int(rec["last_trade_shares"]), int(rec["last_trade_match"])) == (
+        4_000_500,
+        25,
+        77,
+    )
+    got = [(int(e["type"]), chr(e["aux"]), int(e["price1"]), int(e["qty1"]), int(e["qty2"])) for e in ev]
+    assert got == [
+        (3, "H", ord("Q"), 0, 0),  # trading state: order acceptance period, ITCH's quotation only
+        (3, "h", ord("H"), 0, 0),  # operational halt
+        (3, "Y", ord("1"), 0, 0),  # short-sale price test in effect
+        (3, "E", ord("O"), 0, 0),  # opening process complete
+        (3, "X", 4_000_000, ord("Q"), 0),  # official opening price
+        (2, "P", 4_000_500, 25, 77),  # trade
+        (2, "B", 0, 0, 77),  # break of trade 77
+    ]
