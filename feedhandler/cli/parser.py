@@ -45,7 +45,8 @@ class _VersionAction(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="feedhandler",
-        description="Low-latency NASDAQ TotalView-ITCH 5.0 / MoldUDP64 feed handler with a C core.",
+        description="Low-latency feed handler with a C core: NASDAQ TotalView-ITCH 5.0 over MoldUDP64, "
+        "Cboe US Equities Multicast PITCH, and IEX TOPS, DEEP and DEEP+ over IEX-TP.",
         epilog="Run `feedhandler COMMAND --help` for each command's options.",
     )
     p.add_argument(

@@ -19,8 +19,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
     r = sub.add_parser(
         NAME,
         help="decode captures or BinaryFILEs through the C pipeline",
-        description="Decode every ITCH 5.0 message of one or more inputs through the C pipeline "
-        "(Ethernet/VLAN/IPv4/UDP -> MoldUDP64 -> ITCH 5.0) and print packets, messages "
+        description="Decode every message of one or more inputs through the C pipeline "
+        "(Ethernet/VLAN/IPv4/UDP -> MoldUDP64 -> ITCH 5.0, Cboe PITCH units, or IEX-TP -> "
+        "IEX TOPS, DEEP or DEEP+: each UDP destination's protocol told from its first clean "
+        "datagram, or named by --config) and print packets, messages "
         "per type, errors by reason, elapsed decode time and messages/s. The format of "
         "each INPUT is detected from its first bytes: pcap (us or ns, either byte order), "
         "pcapng, gzip or zstd (of any of these: streamed with bounded memory), else NASDAQ "
