@@ -38,17 +38,7 @@ FH_INLINE uint32_t iex_instr(fh_lane_t *r, const fh_stream_t *s, const uint8_t *
         r->st.errors[FH_ERR_IEX_ID_RANGE]++;
         return 0;
     }
-    if (FH_UNLIKELY(fresh)) {
-        fh_book_op_t *d = &r->decoded.ops[r->decoded.n++];
-        memset(d, 0, sizeof *d);
-        d->type = 'R';
-        d->stock_locate = (uint16_t)id;
-        d->timestamp = ts;
-        memcpy(d->u.R.stock, sym, 8);
-        d->u.R.round_lot_size = 100;
-        d->u.R.market_category = ' ';
-        r->book.instr[id].venue = s->venue;
-    }
+    if (FH_UNLIKELY(fresh)) fh_pipe_directory(r, id, ts, sym, s->venue);
     return id;
 }
 

@@ -181,6 +181,22 @@ FH_INLINE void fh_pipe_msg(void *ctx, const uint8_t *p, size_t len)
     if (fh_pipe_decode_one(r, p, len, &m) && r->mode != FH_MODE_DECODE) fh_book_apply_batch(&r->book, &m, 1);
 }
 
+/* A symbol seen for the first time (PITCH, IEX: instruments named by symbol,
+ * ids given by the decoder): its directory entry ('R': the symbol, a round
+ * lot of 100) queued before its first operation, and its venue noted. */
+FH_INLINE void fh_pipe_directory(fh_lane_t *r, uint32_t id, uint64_t ts, const void *sym8, uint32_t venue)
+{
+    fh_book_op_t *d = &r->decoded.ops[r->decoded.n++];
+    memset(d, 0, sizeof *d);
+    d->type = 'R';
+    d->stock_locate = (uint16_t)id;
+    d->timestamp = ts;
+    memcpy(d->u.R.stock, sym8, 8);
+    d->u.R.round_lot_size = 100;
+    d->u.R.market_category = ' ';
+    r->book.instr[id].venue = (uint8_t)venue;
+}
+
 /* Apply the decoded messages waiting in r->decoded.ops to the books. */
 FH_INLINE void fh_pipe_apply_decoded(fh_lane_t *r)
 {
