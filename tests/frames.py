@@ -30,6 +30,31 @@ def msg_S(code=b"O", ts=1000):
     return struct.pack(">cHH6sc", b"S", 0, 0, ts6(ts), code)
 
 
+def msg_R(locate=1, stock=b"AAPL    ", round_lot=100, ts=1000):
+    """ITCH Stock Directory (39 bytes): names the instrument of a locate."""
+    return struct.pack(
+        ">cHH6s8sccIcc2scccccIc",
+        b"R",
+        locate,
+        0,
+        ts6(ts),
+        stock,
+        b"Q",
+        b"N",
+        round_lot,
+        b"N",
+        b"C",
+        b"  ",
+        b"P",
+        b"N",
+        b"N",
+        b"1",
+        b"N",
+        0,
+        b"N",
+    )
+
+
 def block(m: bytes, length: Optional[int] = None) -> bytes:
     return struct.pack(">H", len(m) if length is None else length) + m
 

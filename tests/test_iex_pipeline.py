@@ -92,29 +92,9 @@ def test_an_open_event_does_not_hold_other_instruments(shm_name):
 def test_the_consolidated_bbo_takes_iex_top_of_book(shm_name):
     """An ITCH venue and IEX TOPS quoting one symbol: the consolidated BBO
     names IEXG where IEX is best."""
-    # ITCH Stock Directory (39 bytes): the ITCH instrument's symbol.
-    directory = struct.pack(
-        ">cHH6s8sccIcc2scccccIc",
-        b"R",
-        1,
-        0,
-        b"\0" * 6,
-        b"SPY     ",
-        b"P",
-        b"N",
-        100,
-        b"N",
-        b"Z",
-        b"E ",
-        b"P",
-        b"N",
-        b"N",
-        b"1",
-        b"N",
-        0,
-        b"N",
+    itch = F.frame(
+        F.mold([F.msg_R(stock=b"SPY     "), F.msg_A(ref=1, price=1500000, shares=100, stock=b"SPY     ")], seq=1)
     )
-    itch = F.frame(F.mold([directory, F.msg_A(ref=1, price=1500000, shares=100, stock=b"SPY     ")], seq=1))
     quote = F.iex_segment(TOPS, 3, 0, [F.iex_quote(300, 1500100, 1500500, 400, "SPY")])
     data = F.pcap_bytes([(F.IEX_T0, itch), (F.IEX_T0 + 1000, F.frame(quote, dst=F.GROUP_B, dport=10377))])
     with Replay(shm=shm_name, **SMALL) as r:
