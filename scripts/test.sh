@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything, then run the whole test suite twice: against the optimised
 # C core (-O3 -Werror), and against a copy built with AddressSanitizer + UBSan;
-# then fuzz each libFuzzer harness for 5-30 s (scripts/fuzz.sh; the harnesses
+# then fuzz each libFuzzer harness for 5-20 s (scripts/fuzz.sh; the harnesses
 # build beside the optimised run).
 #
 #   scripts/test.sh              the full suite (CI, the README's command)
@@ -108,10 +108,15 @@ else
     # one per core, each with its own temporary directory.  tests/test_dpdk.py
     # and tests/test_send.py are left out here: the DPDK build (feedhandler._dpdk)
     # is not sanitized, so they would run the optimised run's tests again.
-    # The halves are balanced by the optimised run's time per file (the ASan
-    # cost differs per file, but far less than alternating files did).
+    # The halves are balanced by each file's time in an earlier sanitized run
+    # (tests/data/sanitized_weights.json; ASan slows some files 25 times more
+    # than others, so the optimised run's times split them badly), a file not
+    # recorded there by its optimised time (scripts/split_suite.py).  Each run
+    # writes its own times to build/sanitized_weights.json: copy that file to
+    # tests/data/ when the halves drift apart.
     mapfile -t files < <(cd "$ASAN_TREE" && ls tests/test_*.py | grep -v -e '^tests/test_dpdk.py$' -e '^tests/test_send.py$')
-    mapfile -t split < <("$PY" scripts/split_suite.py "$ROOT/build/junit-optimised.xml" "${files[@]}")
+    mapfile -t split < <("$PY" scripts/split_suite.py --recorded tests/data/sanitized_weights.json \
+        "$ROOT/build/junit-optimised.xml" "${files[@]}")
     read -r -a half <<<"${split[0]}"
     read -r -a other <<<"${split[1]}"
     asan "$PY" -m pytest -q -p no:cacheprovider --basetemp="$ASAN_TREE/.tmp-a" --junitxml="$ROOT/build/junit-sanitized-a.xml" "${half[@]}" >"$ASAN_TREE/a.log" 2>&1 &
@@ -124,6 +129,7 @@ else
     cat "$ASAN_TREE/a.log" "$ASAN_TREE/b.log"
     if [ "$ra" != 0 ] || [ "$rb" != 0 ]; then echo "sanitized tests failed (halves: $ra, $rb)"; exit 1; fi
     "$PY" scripts/check_run.py junit sanitized build/junit-sanitized-a.xml build/junit-sanitized-b.xml
+    "$PY" scripts/split_suite.py --record build/sanitized_weights.json build/junit-sanitized-a.xml build/junit-sanitized-b.xml
 fi
 # Coverage-guided fuzzing of the C core, 5-10 s per harness (built above).
 # Every harness fuzz.sh knows (and it knows every file in fuzz/) runs. Where
@@ -134,7 +140,7 @@ LONG=(fuzz_frames fuzz_sources fuzz_rerequest)
 SHORT=(fuzz_soup fuzz_snapshot fuzz_pitch)
 # IEX instrument ids start at 16384 (three blocks of 12288, one per feed), so
 # each run of this harness sets up and reads back some 41 000 instrument
-# slots: ~15 runs a second under the sanitizers, hence 30 s.
+# slots: ~15 runs a second under the sanitizers, hence 20 s.
 SLOW=(fuzz_iex)
 if [ "$(bash scripts/fuzz.sh --list | sort | xargs)" != "$(printf '%s\n' "${LONG[@]}" "${SHORT[@]}" "${SLOW[@]}" | sort | xargs)" ]; then
     echo "test.sh: fuzz.sh has harnesses this script does not fuzz: add them to LONG, SHORT or SLOW" >&2
@@ -146,9 +152,9 @@ if [ "$frc" = 3 ]; then
     echo "== fuzzing NOT RUN: no clang-14/libFuzzer on this machine (allowed off Debian 12/root; apt-get install clang-14 libclang-rt-14-dev)"
 else
     [ "$frc" = 0 ] || { cat build/fuzz-build.log; exit 1; }
-    echo "== fuzzing (libFuzzer, 10 s per harness; 5 s for the SoupBinTCP framer, the snapshot path and the PITCH walker; 30 s for IEX)"
+    echo "== fuzzing (libFuzzer, 10 s per harness; 5 s for the SoupBinTCP framer, the snapshot path and the PITCH walker; 20 s for IEX)"
     bash scripts/fuzz.sh 10 "${LONG[@]}"
     bash scripts/fuzz.sh 5 "${SHORT[@]}"
-    bash scripts/fuzz.sh 30 "${SLOW[@]}"
+    bash scripts/fuzz.sh 20 "${SLOW[@]}"
 fi
 echo "== all tests passed in $((SECONDS - start)) s"

@@ -3,6 +3,7 @@ an area untested: a missing promised component names itself; a skip is allowed
 only where tests/expected_skips.toml ties it to a component missing here; a
 pass below its floor fails; every rule in the allowlist is well formed."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -167,3 +168,44 @@ def test_this_machine_has_what_its_platform_promises():
         env=env,
     )
     assert p.returncode == 0, p.stderr
+
+
+def _junit(path, times):
+    """A junit file with one test per (file, seconds)."""
+    cases = "".join(
+        '<testcase classname="tests.%s" name="t%d" time="%s"/>' % (f[len("tests/") : -3], i, t)
+        for i, (f, t) in enumerate(times.items())
+    )
+    path.write_text('<testsuites><testsuite name="pytest">%s</testsuite></testsuites>' % cases)
+    return str(path)
+
+
+def test_split_suite_balances_by_recorded_sanitized_times(tmp_path):
+    """The sanitized halves: a file the optimised run found quick but an
+    earlier sanitized run found slow (ASan slows it 25x) is weighed by the
+    recorded time, so it gets a half to itself; --record writes those times."""
+    opt = {"tests/test_a.py": 3.0, "tests/test_b.py": 20.0, "tests/test_c.py": 20.0, "tests/test_d.py": 1.0}
+    san = {"tests/test_a.py": 78.0, "tests/test_b.py": 40.0, "tests/test_c.py": 38.0}
+    weights = tmp_path / "w.json"
+    script = os.path.join(ROOT, "scripts", "split_suite.py")
+    p = subprocess.run(
+        [sys.executable, script, "--record", str(weights), _junit(tmp_path / "s.xml", san)], capture_output=True
+    )
+    assert p.returncode == 0 and json.loads(weights.read_text())["tests/test_a.py"] == 78.0
+    files = sorted(opt)
+
+    def halves(*extra):
+        out = subprocess.run(
+            [sys.executable, script, *extra, _junit(tmp_path / "o.xml", opt), *files], capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return sorted(line.split() for line in out.stdout.splitlines())
+
+    # By optimised time alone the slow file shares a half with one of the 20 s files.
+    assert ["tests/test_a.py", "tests/test_b.py"] in halves() or ["tests/test_a.py", "tests/test_c.py"] in halves()
+    # By the recorded times it runs beside the quick file only (test_d: 1 s x the
+    # median slowdown, 2x).
+    assert halves("--recorded", str(weights)) == [
+        ["tests/test_a.py", "tests/test_d.py"],
+        ["tests/test_b.py", "tests/test_c.py"],
+    ]
