@@ -445,6 +445,28 @@ FH_INLINE int lvl_touch(const fh_book_t *b, fh_bside_t *s, uint32_t rank)
     return (int)(shown + (shown & (rank == 0)));
 }
 
+/* A new level at index pos of a side's array (the levels above it move up
+ * one: ~2 on average), growing the array first when it is full.  0, or -1
+ * when the arena is full. */
+FH_INLINE int lvl_insert(fh_book_t *b, fh_bside_t *s, uint32_t pos, uint32_t key, uint32_t orders, uint64_t shares)
+{
+    if (FH_UNLIKELY(s->n == s->cap) && lvl_grow(b, s) != 0) return -1;
+    fh_level_t *L = &b->levels[s->off];
+    for (uint32_t i = s->n; i > pos; i--) L[i] = L[i - 1];
+    L[pos].key = key;
+    L[pos].orders = orders;
+    L[pos].shares = shares;
+    s->n++;
+    return 0;
+}
+
+/* The level at index pos leaves its side's array. */
+FH_INLINE void lvl_erase(fh_level_t *L, fh_bside_t *s, uint32_t pos)
+{
+    for (uint32_t i = pos; i + 1 < s->n; i++) L[i] = L[i + 1];
+    s->n--;
+}
+
 /* Add shares (and one order) at a price.  Returns 2 if the best level
  * changed, 1 if another of the top `depth` levels did, 0 if none did, -1 if
  * the arena is full. */
@@ -459,15 +481,7 @@ FH_INLINE int lvl_add(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uin
         L[pos].orders++;
         return lvl_touch(b, s, s->n - 1 - pos);
     }
-    if (FH_UNLIKELY(s->n == s->cap)) {
-        if (lvl_grow(b, s) != 0) return -1;
-        L = &b->levels[s->off];
-    }
-    for (uint32_t i = s->n; i > pos; i--) L[i] = L[i - 1];      /* the levels above: ~2 on average */
-    L[pos].key = key;
-    L[pos].orders = 1;
-    L[pos].shares = shares;
-    s->n++;
+    if (lvl_insert(b, s, pos, key, 1, shares) != 0) return -1;
     return lvl_touch(b, s, s->n - 1 - pos);
 }
 
@@ -485,11 +499,23 @@ FH_INLINE int lvl_remove(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, 
     const int vis = lvl_touch(b, s, n - 1 - pos);
     L[pos].shares -= shares;
     L[pos].orders -= (uint32_t)order_gone;
-    if (L[pos].orders == 0) {
-        for (uint32_t i = pos; i + 1 < n; i++) L[i] = L[i + 1];
-        s->n--;
-    }
+    if (L[pos].orders == 0) lvl_erase(L, s, pos);
     return vis;
+}
+
+/* One order on the level at `price`, last seen at index *hint (updated),
+ * goes from `was` shares to `now` (> 0): the level's shares move by the
+ * difference.  Returns 2/1/0 as lvl_add. */
+FH_INLINE int lvl_resize(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32_t was, uint32_t now,
+                         uint32_t *hint)
+{
+    const uint32_t key = lvl_key(price, side);
+    fh_level_t *L = &b->levels[s->off];
+    const uint32_t pos = lvl_lower_bound(L, s->n, key, *hint);
+    *hint = pos;
+    if (FH_UNLIKELY(pos >= s->n || L[pos].key != key)) return 0;   /* cannot happen: orders own their level */
+    L[pos].shares = L[pos].shares - was + now;
+    return lvl_touch(b, s, s->n - 1 - pos);
 }
 
 /* Set the level at `price` to `shares` (0 removes it): a book of levels with
@@ -502,24 +528,12 @@ FH_INLINE int lvl_set(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uin
     const uint32_t pos = lvl_lower_bound(L, s->n, key, UINT32_MAX);
     if (pos < s->n && L[pos].key == key) {
         const int vis = lvl_touch(b, s, s->n - 1 - pos);
-        if (shares) {
-            L[pos].shares = shares;
-            return vis;
-        }
-        for (uint32_t i = pos; i + 1 < s->n; i++) L[i] = L[i + 1];
-        s->n--;
+        if (shares) L[pos].shares = shares;
+        else lvl_erase(L, s, pos);
         return vis;
     }
     if (!shares) return -2;
-    if (FH_UNLIKELY(s->n == s->cap)) {
-        if (lvl_grow(b, s) != 0) return -1;
-        L = &b->levels[s->off];
-    }
-    for (uint32_t i = s->n; i > pos; i--) L[i] = L[i - 1];
-    L[pos].key = key;
-    L[pos].orders = 0;
-    L[pos].shares = shares;
-    s->n++;
+    if (lvl_insert(b, s, pos, key, 0, shares) != 0) return -1;
     return lvl_touch(b, s, s->n - 1 - pos);
 }
 
@@ -536,12 +550,9 @@ static int tob_set(fh_book_t *b, fh_bside_t *s, int side, uint32_t price, uint32
     }
     const uint32_t key = lvl_key(price, side);
     if (s->n == 1 && b->levels[s->off].key == key && b->levels[s->off].shares == shares) return 0;
-    if (s->cap == 0 && lvl_grow(b, s) != 0) return -1;
-    fh_level_t *L = &b->levels[s->off];
-    L[0].key = key;
-    L[0].orders = 0;
-    L[0].shares = shares;
-    s->n = 1;
+    if (s->cap == 0 && lvl_grow(b, s) != 0) return -1;        /* the old quote stays, flagged */
+    s->n = 0;
+    (void)lvl_insert(b, s, 0, key, 0, shares);                  /* room for one: cannot fail */
     return lvl_touch(b, s, 0);
 }
 
@@ -769,15 +780,8 @@ FH_INLINE void book_apply(fh_book_t *b, const fh_book_op_t *m)
              * difference, in place -- what removing it and adding it again
              * leaves, and counted as that (an add). */
             c->adds++;
-            fh_bside_t *bs = &b->instr[locate].side[side];
-            fh_level_t *L = &b->levels[bs->off];
-            const uint32_t pos = lvl_lower_bound(L, bs->n, lvl_key(o->price, side), o->level);
-            int vis = 0;
-            if (FH_LIKELY(pos < bs->n && L[pos].key == lvl_key(o->price, side))) {   /* orders own their level */
-                L[pos].shares = L[pos].shares - o->shares + u->shares;
-                vis = lvl_touch(b, bs, bs->n - 1 - pos);
-            }
-            o->level = pos;
+            const int vis = lvl_resize(b, &b->instr[locate].side[side], side, o->price, o->shares, u->shares,
+                                       &o->level);
             o->shares = u->shares;
             touched(b, locate, vis, ts);
             return;

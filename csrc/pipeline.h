@@ -432,12 +432,7 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
             for (i = 0; i < r->route.n_lines; i++)
                 if (r->route.lines[i].group == u.dst_ip && r->route.lines[i].port == u.dst_port) break;
             if (i == r->route.n_lines) {
-                if (lane0) {
-                    st->packets++;
-                    st->bytes += len;
-                    st->pkt_rejected++;
-                    st->errors[u.len < FH_MOLD_HLEN ? FH_ERR_MOLD_TRUNCATED : FH_ERR_UNCONFIGURED]++;
-                }
+                fh_pipe_reject(r, len, lane0, u.len < FH_MOLD_HLEN ? FH_ERR_MOLD_TRUNCATED : FH_ERR_UNCONFIGURED);
                 return;
             }
             r->route.line_last = i;
@@ -458,12 +453,7 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
     uint64_t seq0;
     if (FH_LIKELY(proto == FH_PROTO_MOLD)) {
         if (FH_UNLIKELY(u.len < FH_MOLD_HLEN)) {
-            if (lane0) {
-                st->packets++;
-                st->bytes += len;
-                st->errors[FH_ERR_MOLD_TRUNCATED]++;
-                st->pkt_rejected++;
-            }
+            fh_pipe_reject(r, len, lane0, FH_ERR_MOLD_TRUNCATED);
             return;
         }
         if (FH_UNLIKELY(r->index.frame != NULL)) {
@@ -490,12 +480,8 @@ FH_INLINE void fh_pipe_frame(fh_lane_t *r, const uint8_t *f, size_t len, uint64_
         seq0 = fh_iex_first_seq(u.payload) + 1;    /* IEX may number from 0; 0 means "none" here */
     } else {
         if (FH_UNLIKELY(u.len < FH_PITCH_UNIT_HLEN || fh_le16(u.payload) != u.len)) {
-            if (lane0) {
-                st->packets++;
-                st->bytes += len;
-                st->pkt_rejected++;
-                st->errors[u.len < FH_PITCH_UNIT_HLEN ? FH_ERR_PITCH_TRUNCATED : FH_ERR_PITCH_HDR_LENGTH]++;
-            }
+            fh_pipe_reject(r, len, lane0,
+                           u.len < FH_PITCH_UNIT_HLEN ? FH_ERR_PITCH_TRUNCATED : FH_ERR_PITCH_HDR_LENGTH);
             return;
         }
         static const uint8_t pitch_line_key[FH_MOLD_SESSION_LEN] = {0xFF, 'P', 'I', 'T', 'C', 'H', 0, 0, 0, 0};
