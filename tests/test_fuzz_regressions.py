@@ -93,18 +93,29 @@ def check_counters(st):
 # ------------------------------------------------------------------ frames
 
 
-def split_frames(data):
-    """(options, [(receive time ns, frame)]) as fuzz_frames.c reads its input."""
-    opt, off, rx, out = data[0], 1, 1700000000 * 10**9, []
-    while off < len(data):
-        if len(data) - off < 3:
-            break
-        n, step = struct.unpack_from("<HB", data, off)
+def split_records(data, limit=65535):
+    """(option byte, [(control byte, bytes)]) of a harness input laid out as
+    fuzz_frames.c and fuzz_iex.c read it: after the option byte, (u16 LE
+    length, a control byte, that many bytes) per record, the last one cut to
+    what is left, each at most `limit` bytes."""
+    opt, off, out = data[0], 1, []
+    while len(data) - off >= 3:
+        n, ctl = struct.unpack_from("<HB", data, off)
         off += 3
-        f = data[off : off + n]
+        rec = data[off : off + min(n, limit)]
+        out.append((ctl, rec))
+        off += len(rec)
+    return opt, out
+
+
+def split_frames(data):
+    """(options, [(receive time ns, frame)]) as fuzz_frames.c reads its input:
+    the control byte is the receive-time step (x 10 us)."""
+    opt, recs = split_records(data)
+    rx, out = 1700000000 * 10**9, []
+    for step, f in recs:
         rx += step * 10000
         out.append((rx, f))
-        off += len(f)
     return opt, out
 
 
@@ -622,17 +633,13 @@ IEX_A, IEX_B, IEX_PORT = "233.215.21.4", "233.215.21.132", 10378
 
 def split_iex(data):
     """(options, [(receive time ns, frame)]) as fuzz_iex.c reads its input: each
-    UDP payload in a frame to line A or B (the control byte's bit 0)."""
-    opt, off, rx, out = data[0], 1, 1700000000 * 10**9, []
-    while off < len(data):
-        if len(data) - off < 3:
-            break
-        n, ctl = struct.unpack_from("<HB", data, off)
-        off += 3
-        p = data[off : off + min(n, 65535 - 28)]
+    UDP payload in a frame to line A or B (the control byte's bit 0; its other
+    bits the receive-time step)."""
+    opt, recs = split_records(data, limit=65535 - 28)
+    rx, out = 1700000000 * 10**9, []
+    for ctl, p in recs:
         rx += (ctl >> 1) * 10000
         out.append((rx, F.frame(p, dst=IEX_B if ctl & 1 else IEX_A, dport=IEX_PORT, src="23.226.155.128", sport=10000)))
-        off += len(p)
     return opt, out
 
 
